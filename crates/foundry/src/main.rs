@@ -1,0 +1,174 @@
+//! `foundry`: the whole suite in one process.
+//!
+//! `foundry serve` (the default) starts an embedded PostgreSQL unless
+//! `DATABASE_URL` is set, migrates, creates a development organization on
+//! first start and prints a grpcurl command that works as pasted.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use foundry::{Suite, SuiteConfig};
+use foundry_identity::TokenConfig;
+use foundry_identity::domain::Role;
+use foundry_pgembed::{EmbeddedPg, PgOptions};
+use foundry_platform::config::ServerArgs;
+use foundry_platform::page::PageTokens;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "foundry",
+    version,
+    about = "Foundry: every service in one process"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve every service on one port (the default).
+    Serve,
+    /// Apply every service's migrations and exit.
+    Migrate,
+    /// Write the descriptor set (for gateways such as Envoy).
+    Descriptors {
+        /// Output file.
+        #[arg(short, long, default_value = "foundry.binpb")]
+        output: PathBuf,
+    },
+    /// Mint a development access token for the owner of the development organization.
+    Token {
+        /// Role to put in the token.
+        #[arg(long, default_value = "owner")]
+        role: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+}
+
+const DEV_SLUG: &str = "dev";
+const DEV_TOKEN_TTL: Duration = Duration::from_secs(8 * 3600);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let _telemetry = foundry_platform::telemetry::init("foundry", cli.server.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Descriptors { output } => {
+            std::fs::write(&output, foundry_proto::FILE_DESCRIPTOR_SET)
+                .with_context(|| format!("writing {}", output.display()))?;
+            println!("wrote {}", output.display());
+            Ok(())
+        }
+        Command::Migrate => {
+            let (url, pg) = database(&cli.server).await?;
+            foundry::migrate(&url).await?;
+            println!("migrated");
+            stop(pg).await;
+            Ok(())
+        }
+        Command::Serve => serve(&cli.server).await,
+        Command::Token { role, ttl } => {
+            let role = Role::parse(&role)
+                .context("role must be owner, admin, editor, viewer or billing")?;
+            let (url, pg) = database(&cli.server).await?;
+            let suite = Suite::start(config(&cli.server, url)).await?;
+            let (org_id, user_id) = suite
+                .identity
+                .find_org_by_slug(DEV_SLUG)
+                .await?
+                .context("no development organization yet: run `foundry serve` once")?;
+            let token = suite.identity.mint_member_token(
+                user_id,
+                Some(org_id),
+                Some(role),
+                Duration::from_secs(ttl),
+            )?;
+            println!("{token}");
+            stop(pg).await;
+            Ok(())
+        }
+    }
+}
+
+fn config(args: &ServerArgs, database_url: String) -> SuiteConfig {
+    SuiteConfig {
+        database_url,
+        page_tokens: args
+            .page_token_key
+            .as_deref()
+            .map(|k| PageTokens::new(k.as_bytes()))
+            .unwrap_or_else(PageTokens::random),
+        tokens: TokenConfig::default(),
+        max_connections: args.db_max_connections,
+    }
+}
+
+/// The database URL, starting the embedded cluster if none is configured.
+async fn database(args: &ServerArgs) -> anyhow::Result<(String, Option<EmbeddedPg>)> {
+    if let Some(url) = &args.database_url {
+        return Ok((url.clone(), None));
+    }
+    let dir = args.data_dir.join("pg");
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    tracing::info!(data_dir = %dir.display(), "starting embedded PostgreSQL");
+    let pg = EmbeddedPg::start(PgOptions::persistent(dir)).await?;
+    foundry::ensure_database(&pg.url("postgres"), "foundry").await?;
+    Ok((pg.url("foundry"), Some(pg)))
+}
+
+async fn stop(pg: Option<EmbeddedPg>) {
+    if let Some(pg) = pg
+        && let Err(e) = pg.stop().await
+    {
+        tracing::warn!(error = %e, "stopping embedded PostgreSQL");
+    }
+}
+
+async fn serve(args: &ServerArgs) -> anyhow::Result<()> {
+    let (url, pg) = database(args).await?;
+    let suite = Suite::start(config(args, url)).await?;
+
+    let (org_id, user_id) = match suite.identity.find_org_by_slug(DEV_SLUG).await? {
+        Some(found) => found,
+        None => {
+            let dev = suite
+                .identity
+                .create_user_with_org("dev@foundry.local", "Developer", DEV_SLUG)
+                .await?;
+            tracing::info!(org_id = %dev.org_id, user_id = %dev.user_id, "created development organization");
+            (dev.org_id, dev.user_id)
+        }
+    };
+    let token = suite.identity.mint_member_token(
+        user_id,
+        Some(org_id),
+        Some(Role::Owner),
+        DEV_TOKEN_TTL,
+    )?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("Foundry is serving on {addr} (development organization {org_id}).");
+    println!("Try it (token valid 8 h; `foundry token` mints another):\n");
+    println!("  export TOKEN={token}");
+    println!("  grpcurl -plaintext {addr} list");
+    println!(
+        "  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{\"id\":\"{org_id}\"}}' {addr} foundry.identity.v1.OrganizationService/GetOrganization\n"
+    );
+    let result = suite
+        .serve(listener, foundry_platform::server::shutdown_signal())
+        .await;
+    tracing::info!("drained; stopping");
+    stop(pg).await;
+    result
+}

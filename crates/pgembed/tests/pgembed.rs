@@ -1,0 +1,195 @@
+//! End-to-end tests against the machine's real PostgreSQL binaries.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use foundry_pgembed::{EmbeddedPg, PgError, PgOptions, find_bin_dir_with};
+use sqlx::{Connection, PgConnection, Row};
+
+async fn connect(pg: &EmbeddedPg) -> PgConnection {
+    PgConnection::connect(&pg.url("postgres"))
+        .await
+        .expect("connect to the embedded cluster")
+}
+
+fn accepts_tcp(port: u16) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
+}
+
+#[tokio::test]
+async fn an_ephemeral_cluster_answers_select_1_over_tcp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pg = EmbeddedPg::start(PgOptions::ephemeral(dir.path()))
+        .await
+        .expect("start");
+    assert_eq!(
+        pg.url("app"),
+        format!("postgres://foundry@127.0.0.1:{}/app", pg.port())
+    );
+
+    let mut conn = connect(&pg).await;
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&mut conn)
+        .await
+        .expect("select 1");
+    assert_eq!(one, 1);
+    let fsync: String = sqlx::query_scalar("SHOW fsync")
+        .fetch_one(&mut conn)
+        .await
+        .expect("show fsync");
+    assert_eq!(fsync, "off");
+    conn.close().await.expect("close");
+
+    let port = pg.port();
+    pg.stop().await.expect("stop");
+    assert!(!accepts_tcp(port), "port {port} still open after stop");
+}
+
+#[tokio::test]
+async fn a_stopped_cluster_restarts_on_the_same_data_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    let pg = EmbeddedPg::start(PgOptions::persistent(dir.path()))
+        .await
+        .expect("first start");
+    let mut conn = connect(&pg).await;
+    sqlx::query("CREATE TABLE kept (v text)")
+        .execute(&mut conn)
+        .await
+        .expect("create table");
+    sqlx::query("INSERT INTO kept VALUES ('still here')")
+        .execute(&mut conn)
+        .await
+        .expect("insert");
+    conn.close().await.expect("close");
+    pg.stop().await.expect("stop");
+
+    let pg = EmbeddedPg::start(PgOptions::persistent(dir.path()))
+        .await
+        .expect("second start");
+    let mut conn = connect(&pg).await;
+    let row = sqlx::query("SELECT v FROM kept")
+        .fetch_one(&mut conn)
+        .await
+        .expect("table survived the restart");
+    assert_eq!(row.get::<String, _>("v"), "still here");
+    conn.close().await.expect("close");
+    pg.stop().await.expect("stop again");
+
+    assert!(dir.path().join("postgres.log").exists());
+}
+
+#[tokio::test]
+async fn a_second_start_on_a_live_data_dir_reports_the_running_pid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pg = EmbeddedPg::start(PgOptions::ephemeral(dir.path()))
+        .await
+        .expect("start");
+
+    let err = EmbeddedPg::start(PgOptions::ephemeral(dir.path()))
+        .await
+        .expect_err("second start must fail");
+    match &err {
+        PgError::AlreadyRunning { pid } => assert_eq!(*pid, pg.pid()),
+        other => panic!("expected AlreadyRunning, got {other:?}"),
+    }
+    assert!(err.to_string().contains(&pg.pid().to_string()));
+
+    // The failed start must not have disturbed the running server.
+    let mut conn = connect(&pg).await;
+    sqlx::query("SELECT 1")
+        .execute(&mut conn)
+        .await
+        .expect("still serving");
+    conn.close().await.expect("close");
+    pg.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_stale_postmaster_pid_from_a_crash_is_cleared() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pg = EmbeddedPg::start(PgOptions::ephemeral(dir.path()))
+        .await
+        .expect("start");
+    let lock = std::fs::read_to_string(dir.path().join("postmaster.pid")).expect("pid file");
+    pg.stop().await.expect("stop");
+
+    // A pid that certainly belongs to no live process: a child we have already reaped.
+    let mut gone = std::process::Command::new("true").spawn().expect("spawn");
+    let gone_pid = gone.id();
+    gone.wait().expect("reap");
+    let mut lines: Vec<String> = lock.lines().map(str::to_owned).collect();
+    lines[0] = gone_pid.to_string();
+    std::fs::write(dir.path().join("postmaster.pid"), lines.join("\n") + "\n")
+        .expect("write stale pid file");
+
+    let pg = EmbeddedPg::start(PgOptions::ephemeral(dir.path()))
+        .await
+        .expect("start over a stale pid file");
+    assert_ne!(pg.pid(), gone_pid);
+    pg.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_non_cluster_directory_is_refused_rather_than_overwritten() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("precious.txt"), "data").expect("write");
+    let err = EmbeddedPg::start(PgOptions::ephemeral(dir.path()))
+        .await
+        .expect_err("must refuse");
+    assert!(matches!(err, PgError::NotACluster { .. }), "{err:?}");
+    assert!(dir.path().join("precious.txt").exists());
+}
+
+#[test]
+fn a_bogus_bin_dir_override_names_the_package_to_install() {
+    let err = find_bin_dir_with(Some(Path::new("/nonexistent/pg/bin")))
+        .expect_err("bogus dir must be rejected");
+    let msg = err.to_string();
+    assert!(msg.contains("/nonexistent/pg/bin"), "{msg}");
+    assert!(msg.contains("apt-get install postgresql"), "{msg}");
+    assert!(msg.contains("FOUNDRY_PG_BIN_DIR"), "{msg}");
+}
+
+#[test]
+fn the_server_binaries_of_this_machine_are_found() {
+    let dir = find_bin_dir_with(None).expect("PostgreSQL is installed on test machines");
+    assert!(dir.join("initdb").exists() && dir.join("postgres").exists());
+}
+
+#[tokio::test]
+async fn the_server_stops_when_the_process_that_started_it_dies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut owner = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("spawn stand-in owner");
+    let pg = EmbeddedPg::start_watching(PgOptions::ephemeral(dir.path()), owner.id())
+        .await
+        .expect("start");
+    let port = pg.port();
+    assert!(accepts_tcp(port));
+
+    // As with kill -9 of a test process: no Drop, no stop(), just gone.
+    owner.kill().expect("kill owner");
+    owner.wait().expect("reap owner");
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while accepts_tcp(port) {
+        assert!(
+            Instant::now() < deadline,
+            "postgres on port {port} outlived its owner by 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The postmaster itself must be gone, not merely the listener.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{}", pg.pid())).exists() {
+        assert!(Instant::now() < deadline, "postmaster {} lingers", pg.pid());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Stopping an already-stopped cluster is fine.
+    pg.stop().await.expect("stop after the watchdog");
+}

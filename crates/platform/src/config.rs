@@ -1,0 +1,37 @@
+//! Configuration shared by every server binary: flags, each with an
+//! environment variable and a default that works on a developer machine.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::telemetry::LogFormat;
+
+/// Flags every Foundry server takes.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServerArgs {
+    /// Address to serve gRPC on.
+    #[arg(long, env = "FOUNDRY_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// PostgreSQL URL. Unset: an embedded cluster is started from the
+    /// machine's PostgreSQL binaries in `<data-dir>/pg`.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Where the embedded cluster and local state live.
+    #[arg(long, env = "FOUNDRY_DATA_DIR", default_value = ".foundry")]
+    pub data_dir: PathBuf,
+
+    /// Log line format.
+    #[arg(long, env = "FOUNDRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Secret that MACs page tokens; replicas behind one load balancer must
+    /// share it. Unset: a random one per process.
+    #[arg(long, env = "FOUNDRY_PAGE_TOKEN_KEY", hide_env_values = true)]
+    pub page_token_key: Option<String>,
+
+    /// Connections per service pool.
+    #[arg(long, env = "FOUNDRY_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+}

@@ -1,0 +1,259 @@
+//! PostgreSQL: one schema and one database role per service, embedded
+//! forward-only migrations, and transactions that carry the tenant.
+//!
+//! Row-level security is the second wall behind every `WHERE org_id = $1`:
+//! each service's pool connects and then `SET ROLE foundry_<schema>`, a
+//! role that is neither superuser nor BYPASSRLS (superusers skip RLS even
+//! when it is forced), and every tenant transaction sets `app.org_id`. The
+//! policies in the migrations admit only rows of that org, so a query that
+//! forgets its filter still sees one tenant.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, Executor, PgConnection, PgPool, Postgres};
+use uuid::Uuid;
+
+use crate::error::Error;
+
+/// A transaction on a service's pool.
+pub type Tx = sqlx::Transaction<'static, Postgres>;
+
+/// A service's database: its pool (connected as its role, on its schema).
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: PgPool,
+    schema: &'static str,
+}
+
+/// The database role a service's pool acts as.
+pub fn app_role(schema: &str) -> String {
+    format!("foundry_{schema}")
+}
+
+impl Db {
+    /// Applies the service's migrations to its schema, then opens a pool
+    /// whose connections act as the service's role.
+    pub async fn open(
+        url: &str,
+        schema: &'static str,
+        migrator: &Migrator,
+        max_connections: u32,
+    ) -> anyhow::Result<Db> {
+        migrate(url, schema, migrator).await?;
+        Self::connect(url, schema, max_connections).await
+    }
+
+    /// Opens the pool without migrating.
+    pub async fn connect(
+        url: &str,
+        schema: &'static str,
+        max_connections: u32,
+    ) -> anyhow::Result<Db> {
+        let options = PgConnectOptions::from_str(url)
+            .context("DATABASE_URL is not a PostgreSQL URL")?
+            .application_name(&format!("foundry-{schema}"));
+        let setup = format!(
+            "SET search_path TO {schema}; SET ROLE {role}",
+            role = app_role(schema)
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(10))
+            .idle_timeout(Duration::from_secs(300))
+            .after_connect(move |conn, _| {
+                let setup = setup.clone();
+                Box::pin(async move {
+                    conn.execute(setup.as_str()).await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .with_context(|| format!("connecting to PostgreSQL for schema {schema}"))?;
+        Ok(Db { pool, schema })
+    }
+
+    /// The pool, for queries outside a transaction.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The service's schema.
+    pub fn schema(&self) -> &'static str {
+        self.schema
+    }
+
+    /// A transaction acting for one organization: row-level security admits
+    /// only that organization's rows. One round trip (`BEGIN` and the setting
+    /// travel as one simple query).
+    pub async fn tenant(&self, org_id: Uuid) -> Result<Tx, Error> {
+        // `org_id` is a Uuid, so its text form cannot inject anything.
+        let begin = format!("BEGIN; SET LOCAL app.org_id = '{org_id}'");
+        Ok(self.pool.begin_with(begin).await?)
+    }
+
+    /// A transaction acting for one user across organizations (their
+    /// memberships, sessions): row-level security admits rows of that user.
+    pub async fn user(&self, user_id: Uuid) -> Result<Tx, Error> {
+        let begin = format!("BEGIN; SET LOCAL app.user_id = '{user_id}'");
+        Ok(self.pool.begin_with(begin).await?)
+    }
+
+    /// A transaction that row-level security lets see every tenant: only for
+    /// work that cannot know the tenant before reading (resolving a
+    /// credential by its hash, the outbox relay). Call sites are few and
+    /// greppable by this name.
+    pub async fn system(&self) -> Result<Tx, Error> {
+        Ok(self
+            .pool
+            .begin_with("BEGIN; SET LOCAL app.system = 'on'")
+            .await?)
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Creates the service's schema and role if missing and applies its
+/// migrations (forward only; sqlx records them in `<schema>._sqlx_migrations`
+/// under an advisory lock, so replicas starting together migrate once).
+pub async fn migrate(url: &str, schema: &'static str, migrator: &Migrator) -> anyhow::Result<()> {
+    let mut conn = PgConnection::connect(url)
+        .await
+        .with_context(|| format!("connecting to PostgreSQL to migrate schema {schema}"))?;
+    let role = app_role(schema);
+    // Concurrent starts of two replicas may both try to create the role;
+    // the loser's duplicate_object is harmless.
+    let prepare = format!(
+        r#"
+        DO $$ BEGIN
+          IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
+            CREATE ROLE {role} NOLOGIN NOSUPERUSER NOBYPASSRLS;
+          END IF;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+        END $$;
+        CREATE SCHEMA IF NOT EXISTS {schema};
+        GRANT USAGE ON SCHEMA {schema} TO {role};
+        SET search_path TO {schema};
+        "#
+    );
+    conn.execute(prepare.as_str())
+        .await
+        .with_context(|| format!("preparing schema {schema} and role {role} (the database user needs CREATEROLE, or create the role beforehand)"))?;
+    let superuser: bool =
+        sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            .fetch_one(&mut conn)
+            .await?;
+    if !superuser {
+        // A non-superuser owner must be a member of the role to SET ROLE.
+        conn.execute(format!("GRANT {role} TO current_user").as_str())
+            .await
+            .with_context(|| format!("granting {role} to the connecting user"))?;
+    }
+    migrator
+        .run(&mut conn)
+        .await
+        .with_context(|| format!("applying migrations to schema {schema}"))?;
+    conn.close().await.ok();
+    Ok(())
+}
+
+/// The etag of a row version (AIP-154).
+pub fn etag(version: i64) -> String {
+    version.to_string()
+}
+
+/// Checks a caller's etag (empty: no check) against the current version.
+pub fn check_etag(given: &str, version: i64, what: &str) -> Result<(), Error> {
+    if given.is_empty() || given == etag(version) {
+        Ok(())
+    } else {
+        Err(Error::stale_etag(what))
+    }
+}
+
+/// Idempotent creates (AIP-155): the first request with a `request_id`
+/// claims it inside its transaction; a repeat waits on that claim (the
+/// unique index makes it) and replays the stored response.
+pub mod idempotency {
+    use super::*;
+
+    /// Whether a request is new or a repeat.
+    #[derive(Debug)]
+    pub enum Claim<M> {
+        /// First time: do the work, then [`complete`].
+        New,
+        /// A repeat: the first response.
+        Replay(M),
+    }
+
+    /// Claims `(scope, method, request_id)` in the transaction. `scope` is the
+    /// organization (or the user, for user-scoped creates). Every service
+    /// schema has a `request_ids` table.
+    pub async fn claim<M: prost::Message + Default>(
+        tx: &mut Tx,
+        scope: Uuid,
+        method: &str,
+        request_id: Uuid,
+    ) -> Result<Claim<M>, Error> {
+        let inserted = sqlx::query(
+            "INSERT INTO request_ids (scope_id, method, request_id) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(scope)
+        .bind(method)
+        .bind(request_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(Claim::New);
+        }
+        let response: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT response FROM request_ids WHERE scope_id = $1 AND method = $2 AND request_id = $3",
+        )
+        .bind(scope)
+        .bind(method)
+        .bind(request_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .flatten();
+        match response {
+            Some(bytes) => M::decode(bytes.as_slice())
+                .map(Claim::Replay)
+                .map_err(Error::internal),
+            None => Err(Error::aborted(
+                "REQUEST_IN_FLIGHT",
+                "a request with this request_id is still running; retry",
+            )),
+        }
+    }
+
+    /// Stores the response of a claimed request (strip secrets first: they
+    /// are shown once).
+    pub async fn complete<M: prost::Message>(
+        tx: &mut Tx,
+        scope: Uuid,
+        method: &str,
+        request_id: Uuid,
+        response: &M,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE request_ids SET response = $4 WHERE scope_id = $1 AND method = $2 AND request_id = $3",
+        )
+        .bind(scope)
+        .bind(method)
+        .bind(request_id)
+        .bind(response.encode_to_vec())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}

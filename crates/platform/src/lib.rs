@@ -1,0 +1,13 @@
+//! The platform kit: what every Foundry service stands on.
+
+pub mod config;
+pub mod convert;
+pub mod db;
+pub mod error;
+pub mod page;
+pub mod server;
+pub mod telemetry;
+pub mod trace;
+pub mod validate;
+
+pub use error::{Error, Result};

@@ -1,0 +1,271 @@
+//! Parse-once validation at the edge. A handler collects every problem of a
+//! request in one [`Violations`] and fails with all of them at once, each
+//! naming its field by proto path.
+
+use tonic_types::FieldViolation;
+use uuid::Uuid;
+
+use crate::error::Error;
+
+/// Collects field violations while a request is parsed.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    /// An empty collector.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a violation.
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok` when nothing was recorded, else `INVALID_ARGUMENT` with them all.
+    pub fn finish(self) -> Result<(), Error> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::invalid(self.0))
+        }
+    }
+
+    /// A required UUID.
+    pub fn id(&mut self, field: &str, value: &str) -> Option<Uuid> {
+        if value.is_empty() {
+            self.add(field, "is required");
+            return None;
+        }
+        self.parse_id(field, value)
+    }
+
+    /// An optional UUID: empty means `None`.
+    pub fn opt_id(&mut self, field: &str, value: &str) -> Option<Uuid> {
+        if value.is_empty() {
+            None
+        } else {
+            self.parse_id(field, value)
+        }
+    }
+
+    fn parse_id(&mut self, field: &str, value: &str) -> Option<Uuid> {
+        // Only the canonical hyphenated form: ids are compared as strings by
+        // gateways and clients, so one id must have one spelling.
+        match Uuid::try_parse(value) {
+            Ok(id) if value.len() == 36 => Some(id),
+            _ => {
+                self.add(field, "must be a UUID (8-4-4-4-12 hex digits)");
+                None
+            }
+        }
+    }
+
+    /// A required string of `min..=max` characters, trimmed of surrounding
+    /// white space, without control characters.
+    pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) -> Option<String> {
+        let trimmed = value.trim();
+        let len = trimmed.chars().count();
+        if len == 0 && min > 0 {
+            self.add(field, "is required");
+            None
+        } else if len < min {
+            self.add(field, format!("must be at least {min} characters"));
+            None
+        } else if len > max {
+            self.add(field, format!("must be at most {max} characters"));
+            None
+        } else if trimmed.chars().any(char::is_control) {
+            self.add(field, "must not contain control characters");
+            None
+        } else {
+            Some(trimmed.to_owned())
+        }
+    }
+
+    /// A slug: 3..=63 characters of `a-z`, `0-9` and `-`, starting with a
+    /// letter, not ending with a dash.
+    pub fn slug(&mut self, field: &str, value: &str) -> Option<String> {
+        let ok = (3..=63).contains(&value.len())
+            && value.starts_with(|c: char| c.is_ascii_lowercase())
+            && !value.ends_with('-')
+            && value
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if value.is_empty() {
+            self.add(field, "is required");
+            None
+        } else if !ok {
+            self.add(
+                field,
+                "must be 3-63 characters of a-z, 0-9 and '-', starting with a letter and not ending with '-'",
+            );
+            None
+        } else {
+            Some(value.to_owned())
+        }
+    }
+
+    /// An email address (shape only; normalized to lowercase).
+    pub fn email(&mut self, field: &str, value: &str) -> Option<String> {
+        let v = value.trim().to_lowercase();
+        let shape_ok = v.len() <= 254
+            && v.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !domain.contains('@')
+            })
+            && !v.chars().any(|c| c.is_whitespace() || c.is_control());
+        if v.is_empty() {
+            self.add(field, "is required");
+            None
+        } else if !shape_ok {
+            self.add(field, "must be an email address");
+            None
+        } else {
+            Some(v)
+        }
+    }
+
+    /// An optional `https://` URL of at most `max` bytes.
+    pub fn opt_https_url(&mut self, field: &str, value: &str, max: usize) -> Option<String> {
+        if value.is_empty() {
+            return Some(String::new());
+        }
+        if value.len() > max {
+            self.add(field, format!("must be at most {max} characters"));
+            None
+        } else if !value.starts_with("https://")
+            || value.len() <= "https://".len()
+            || value.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            self.add(field, "must be an https:// URL");
+            None
+        } else {
+            Some(value.to_owned())
+        }
+    }
+
+    /// A proto enum value that must be known and not `*_UNSPECIFIED`.
+    pub fn enum_value<E: TryFrom<i32>>(&mut self, field: &str, value: i32) -> Option<E> {
+        if value == 0 {
+            self.add(field, "is required");
+            return None;
+        }
+        match E::try_from(value) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                self.add(field, format!("unknown value {value}"));
+                None
+            }
+        }
+    }
+
+    /// A proto enum filter: unspecified means `None` (no filter).
+    pub fn opt_enum_value<E: TryFrom<i32>>(&mut self, field: &str, value: i32) -> Option<E> {
+        if value == 0 {
+            None
+        } else {
+            self.enum_value(field, value)
+        }
+    }
+
+    /// An optional idempotency key (AIP-155): empty, or a UUID.
+    pub fn request_id(&mut self, value: &str) -> Option<Uuid> {
+        self.opt_id("request_id", value)
+    }
+}
+
+/// The field paths of an update mask, checked against what may be updated.
+/// An empty or missing mask is `INVALID_ARGUMENT` (AIP-134 allows `*`, which
+/// means every updatable field).
+pub fn update_mask<'a>(
+    v: &mut Violations,
+    mask: Option<&'a prost_types::FieldMask>,
+    updatable: &[&'a str],
+    output_only: &[&str],
+) -> Vec<&'a str> {
+    let Some(mask) = mask.filter(|m| !m.paths.is_empty()) else {
+        v.add(
+            "update_mask",
+            "is required (name the fields to change, or `*`)",
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for path in &mask.paths {
+        if path == "*" {
+            return updatable.to_vec();
+        }
+        if let Some(p) = updatable.iter().find(|u| **u == path.as_str()) {
+            if !out.contains(p) {
+                out.push(*p);
+            }
+        } else if output_only.contains(&path.as_str()) {
+            v.add("update_mask", format!("`{path}` is output only"));
+        } else {
+            v.add("update_mask", format!("`{path}` is not an updatable field"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_of_a_request_is_reported_at_once() {
+        let mut v = Violations::new();
+        assert!(v.id("id", "nope").is_none());
+        assert!(v.text("name", &"x".repeat(300), 1, 200).is_none());
+        assert!(v.slug("slug", "Bad Slug").is_none());
+        let err = v.finish().expect_err("three violations");
+        assert_eq!(err.violations().len(), 3);
+    }
+
+    #[test]
+    fn ids_must_be_canonical_uuids() {
+        let mut v = Violations::new();
+        assert!(v.id("id", "0190b6a0-0000-7000-8000-000000000000").is_some());
+        assert!(v.id("id", "0190b6a000007000800000000000000").is_none());
+        assert!(v.id("id", "0190b6a0000070008000000000000000").is_none());
+        assert!(v.id("id", "").is_none());
+        assert_eq!(v.0.len(), 3);
+    }
+
+    #[test]
+    fn unknown_enum_values_are_rejected() {
+        #[derive(Debug)]
+        struct Two;
+        impl TryFrom<i32> for Two {
+            type Error = ();
+            fn try_from(v: i32) -> Result<Self, ()> {
+                if v == 2 { Ok(Two) } else { Err(()) }
+            }
+        }
+        let mut v = Violations::new();
+        assert!(v.enum_value::<Two>("role", 2).is_some());
+        assert!(v.enum_value::<Two>("role", 99).is_none());
+        assert!(v.enum_value::<Two>("role", 0).is_none());
+        assert_eq!(v.0.len(), 2);
+    }
+
+    #[test]
+    fn output_only_fields_in_an_update_mask_are_refused() {
+        let mut v = Violations::new();
+        let mask = prost_types::FieldMask {
+            paths: vec!["name".into(), "create_time".into()],
+        };
+        let paths = update_mask(&mut v, Some(&mask), &["name", "slug"], &["create_time"]);
+        assert_eq!(paths, vec!["name"]);
+        assert_eq!(v.0.len(), 1);
+    }
+}

@@ -1,0 +1,211 @@
+//! The tenancy layer every Foundry server runs behind: authenticate the
+//! bearer token locally, authorize the method from its declared access, put
+//! the [`Caller`] into request extensions. Health and reflection are the only
+//! methods served without a declaration; every other undeclared path is
+//! refused before routing (fail closed).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use foundry_platform::Error;
+use foundry_platform::trace::RequestId;
+use http::{Request, Response};
+use tower::{Layer, Service};
+use uuid::Uuid;
+
+use crate::access::{Access, MethodTable, Scope, granted};
+use crate::caller::Caller;
+use crate::jwt::PrincipalType;
+use crate::verifier::Verifier;
+
+/// Paths served to anyone, outside the declared table: health checks and
+/// reflection (so `grpcurl list` and load balancers need no token).
+const OPEN_PREFIXES: &[&str] = &[
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+];
+
+/// What the layer needs, shared by every connection.
+#[derive(Debug)]
+pub struct Tenancy {
+    /// Verifies tokens.
+    pub verifier: Arc<Verifier>,
+    /// Declared access per method.
+    pub methods: MethodTable,
+}
+
+/// Layer constructor.
+#[derive(Clone, Debug)]
+pub struct TenancyLayer {
+    tenancy: Arc<Tenancy>,
+}
+
+impl TenancyLayer {
+    /// A layer over the given verifier and method table.
+    pub fn new(tenancy: Arc<Tenancy>) -> Self {
+        Self { tenancy }
+    }
+}
+
+impl<S> Layer<S> for TenancyLayer {
+    type Service = TenancyService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        TenancyService {
+            inner,
+            tenancy: self.tenancy.clone(),
+        }
+    }
+}
+
+/// See the module doc.
+#[derive(Clone, Debug)]
+pub struct TenancyService<S> {
+    inner: S,
+    tenancy: Arc<Tenancy>,
+}
+
+// === impl TenancyService ===
+
+impl<S, B, RB> Service<Request<B>> for TenancyService<S>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    RB: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let tenancy = self.tenancy.clone();
+        Box::pin(async move {
+            let path = req.uri().path();
+            if OPEN_PREFIXES.iter().any(|p| path.starts_with(p)) {
+                return inner.call(req).await;
+            }
+            let request_id = req
+                .extensions()
+                .get::<RequestId>()
+                .map(|r| r.0)
+                .unwrap_or_else(Uuid::now_v7);
+            let path = path.to_owned();
+            let headers = req.headers().clone();
+            match tenancy.admit(&path, &headers, request_id).await {
+                Ok(caller) => {
+                    if let Some(caller) = caller {
+                        req.extensions_mut().insert(caller);
+                    }
+                    inner.call(req).await
+                }
+                Err(e) => Ok(tonic::Status::from(e).into_http()),
+            }
+        })
+    }
+}
+
+impl Tenancy {
+    /// Decides whether a request may reach its handler, and as whom.
+    pub async fn admit(
+        &self,
+        path: &str,
+        headers: &http::HeaderMap,
+        request_id: Uuid,
+    ) -> Result<Option<Caller>, Error> {
+        let Some(access) = self.methods.get(path) else {
+            return Err(Error::permission_denied(
+                "METHOD_NOT_DECLARED",
+                format!("{path} declares no access and is refused"),
+            ));
+        };
+        let token = bearer(headers);
+        if access.scope == Scope::Public {
+            // A token on a public method is optional; a bad one is ignored
+            // rather than refused, as the method does not need it.
+            let caller = match token {
+                Ok(t) => self.authenticate(t, request_id).await.ok(),
+                Err(_) => None,
+            };
+            return Ok(caller);
+        }
+        let token = token?;
+        let caller = self.authenticate(token, request_id).await?;
+        authorize(access, &caller)?;
+        Ok(Some(caller))
+    }
+
+    async fn authenticate(&self, token: &str, request_id: Uuid) -> Result<Caller, Error> {
+        let claims = self
+            .verifier
+            .verify(token)
+            .await
+            .map_err(|e| Error::unauthenticated(e.reason(), e.to_string()))?;
+        Ok(Caller {
+            claims,
+            token: Arc::from(token),
+            request_id,
+        })
+    }
+}
+
+fn authorize(access: &Access, caller: &Caller) -> Result<(), Error> {
+    let ptype = caller.claims.ptype;
+    match access.scope {
+        Scope::Public => Ok(()),
+        Scope::User if ptype == PrincipalType::User => Ok(()),
+        Scope::User => Err(Error::permission_denied(
+            "USER_REQUIRED",
+            "only a user's token may call this method",
+        )),
+        Scope::Internal if ptype == PrincipalType::Service => Ok(()),
+        Scope::Internal => Err(Error::permission_denied(
+            "INTERNAL_METHOD",
+            "only service accounts may call this method",
+        )),
+        Scope::Org => {
+            if ptype == PrincipalType::Service || caller.claims.org_id.is_none() {
+                return Err(Error::permission_denied(
+                    "NO_ACTIVE_ORGANIZATION",
+                    "this method needs a token acting in an organization",
+                ));
+            }
+            if granted(&caller.claims.perms, &access.permission) {
+                Ok(())
+            } else {
+                Err(Error::permission_denied(
+                    "MISSING_PERMISSION",
+                    format!("the token does not grant {}", access.permission),
+                )
+                .with_metadata("permission", access.permission.clone()))
+            }
+        }
+    }
+}
+
+fn bearer(headers: &http::HeaderMap) -> Result<&str, Error> {
+    let missing = || {
+        Error::unauthenticated(
+            "TOKEN_MISSING",
+            "send `authorization: Bearer <access token>`",
+        )
+    };
+    let value = headers
+        .get(http::header::AUTHORIZATION)
+        .ok_or_else(missing)?
+        .to_str()
+        .map_err(|_| missing())?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(missing());
+    }
+    Ok(token.trim())
+}

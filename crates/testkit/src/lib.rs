@@ -1,0 +1,260 @@
+//! The test kit: one embedded PostgreSQL cluster per test process, a fresh
+//! database per test (cloned from a template migrated once, so a test costs
+//! milliseconds), the real suite served in-process on `127.0.0.1:0`, and
+//! callers from two organizations.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use foundry::{Suite, SuiteConfig};
+use foundry_identity::TokenConfig;
+use foundry_identity::domain::Role;
+use foundry_pgembed::{EmbeddedPg, PgOptions};
+use foundry_platform::page::PageTokens;
+use sqlx::Connection;
+use tokio::sync::{Mutex, OnceCell};
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+pub use foundry_proto::foundry::identity::v1 as identity;
+pub use tonic::Code;
+
+struct Cluster {
+    pg: EmbeddedPg,
+    _dir: tempfile::TempDir,
+}
+
+static CLUSTER: OnceCell<Cluster> = OnceCell::const_new();
+static CREATE_LOCK: Mutex<()> = Mutex::const_new(());
+const TEMPLATE: &str = "foundry_template";
+
+async fn cluster() -> &'static Cluster {
+    CLUSTER
+        .get_or_init(|| async {
+            let dir = tempfile::Builder::new()
+                .prefix("foundry-test-pg")
+                .tempdir()
+                .expect("temp dir");
+            let pg = EmbeddedPg::start(PgOptions::ephemeral(dir.path()))
+                .await
+                .expect("start embedded PostgreSQL for tests");
+            foundry::ensure_database(&pg.url("postgres"), TEMPLATE)
+                .await
+                .expect("template db");
+            foundry::migrate(&pg.url(TEMPLATE))
+                .await
+                .expect("migrate template");
+            Cluster { pg, _dir: dir }
+        })
+        .await
+}
+
+/// A fresh, migrated database; returns its URL.
+pub async fn fresh_database() -> String {
+    let c = cluster().await;
+    let name = format!("t_{}", Uuid::now_v7().simple());
+    let _serial = CREATE_LOCK.lock().await;
+    let mut admin = sqlx::PgConnection::connect(&c.pg.url("postgres"))
+        .await
+        .expect("admin connection");
+    sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+        .execute(&mut admin)
+        .await
+        .expect("clone template");
+    admin.close().await.ok();
+    c.pg.url(&name)
+}
+
+/// A member of an organization, with a token acting there.
+#[derive(Clone, Debug)]
+pub struct Member {
+    /// The user.
+    pub user_id: Uuid,
+    /// The organization.
+    pub org_id: Uuid,
+    /// An owner access token for that organization.
+    pub token: String,
+}
+
+/// The suite served for one test.
+pub struct TestApp {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// A channel to it.
+    pub channel: Channel,
+    /// The suite (for minting tokens, seeding).
+    pub suite: Suite,
+    /// The database URL (superuser: bypasses RLS, for assertions).
+    pub database_url: String,
+    /// Owner of organization A.
+    pub alice: Member,
+    /// Owner of organization B.
+    pub bob: Member,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl TestApp {
+    /// Starts the suite on a fresh database with two organizations.
+    pub async fn start() -> TestApp {
+        let database_url = fresh_database().await;
+        let suite = Suite::connect(SuiteConfig {
+            database_url: database_url.clone(),
+            page_tokens: PageTokens::random(),
+            tokens: TokenConfig::default(),
+            max_connections: 4,
+        })
+        .await
+        .expect("suite");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let serving = suite.clone();
+        tokio::spawn(async move {
+            let _ = serving
+                .serve(listener, async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect");
+        let mut app = TestApp {
+            addr,
+            channel,
+            suite,
+            database_url,
+            alice: placeholder(),
+            bob: placeholder(),
+            _shutdown: tx,
+        };
+        app.alice = app.new_org("alice").await;
+        app.bob = app.new_org("bob").await;
+        app
+    }
+
+    /// A new user owning a new organization (slug from `name`).
+    pub async fn new_org(&self, name: &str) -> Member {
+        let slug = format!("{name}-{}", &Uuid::now_v7().simple().to_string()[20..]);
+        let dev = self
+            .suite
+            .identity
+            .create_user_with_org(&format!("{slug}@example.com"), name, &slug)
+            .await
+            .expect("seed org");
+        Member {
+            user_id: dev.user_id,
+            org_id: dev.org_id,
+            token: self.token(dev.user_id, Some(dev.org_id), Some(Role::Owner)),
+        }
+    }
+
+    /// A new user who is a member of `org` with `role`; returns a token.
+    pub async fn new_member(&self, org: &Member, role: Role) -> Member {
+        let email = format!("m-{}@example.com", Uuid::now_v7().simple());
+        let user_id = self
+            .suite
+            .identity
+            .create_user(&email, "Member")
+            .await
+            .expect("user");
+        self.suite
+            .identity
+            .add_member(org.org_id, user_id, role)
+            .await
+            .expect("member");
+        Member {
+            user_id,
+            org_id: org.org_id,
+            token: self.token(user_id, Some(org.org_id), Some(role)),
+        }
+    }
+
+    /// Mints an access token.
+    pub fn token(&self, user_id: Uuid, org_id: Option<Uuid>, role: Option<Role>) -> String {
+        self.suite
+            .identity
+            .mint_member_token(user_id, org_id, role, Duration::from_secs(300))
+            .expect("mint")
+    }
+
+    /// The superuser connection (bypasses RLS), for assertions on rows.
+    pub async fn admin_db(&self) -> sqlx::PgConnection {
+        sqlx::PgConnection::connect(&self.database_url)
+            .await
+            .expect("admin db")
+    }
+
+    /// Organization client.
+    pub fn orgs(
+        &self,
+    ) -> identity::organization_service_client::OrganizationServiceClient<Channel> {
+        identity::organization_service_client::OrganizationServiceClient::new(self.channel.clone())
+    }
+    /// Membership client.
+    pub fn members(&self) -> identity::membership_service_client::MembershipServiceClient<Channel> {
+        identity::membership_service_client::MembershipServiceClient::new(self.channel.clone())
+    }
+    /// Auth client.
+    pub fn auth(&self) -> identity::auth_service_client::AuthServiceClient<Channel> {
+        identity::auth_service_client::AuthServiceClient::new(self.channel.clone())
+    }
+    /// API key client.
+    pub fn api_keys(&self) -> identity::api_key_service_client::ApiKeyServiceClient<Channel> {
+        identity::api_key_service_client::ApiKeyServiceClient::new(self.channel.clone())
+    }
+}
+
+fn placeholder() -> Member {
+    Member {
+        user_id: Uuid::nil(),
+        org_id: Uuid::nil(),
+        token: String::new(),
+    }
+}
+
+/// A request carrying a bearer token.
+pub fn authed<T>(token: &str, msg: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    req
+}
+
+/// Asserts a status code and `ErrorInfo.reason`; returns the status.
+pub fn assert_status<T: std::fmt::Debug>(
+    r: Result<T, tonic::Status>,
+    code: Code,
+    reason: &str,
+) -> tonic::Status {
+    use tonic_types::StatusExt;
+    let status = r.expect_err("expected an error");
+    assert_eq!(status.code(), code, "status: {status:?}");
+    let details = status.get_error_details();
+    let info = details.error_info().expect("every error carries ErrorInfo");
+    assert_eq!(info.reason, reason, "status: {status:?}");
+    assert_eq!(info.domain, "foundry.dev");
+    status
+}
+
+/// The field names of a `BadRequest`.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Shared handle type, for helpers taking the app.
+pub type App = Arc<TestApp>;

@@ -1,0 +1,261 @@
+//! Token signing keys and minting. Keys live in `signing_keys`; each is
+//! published (JWKS) from creation, signs from `activates_at`, and is withdrawn
+//! at `retires_at`, after every token it signed has expired. So a rotation
+//! never produces a token a verifier cannot check: the new key is in the JWKS
+//! before it signs, and verifiers refetch on an unknown `kid` anyway.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use foundry_platform::Error;
+use foundry_platform::db::Db;
+use foundry_tenancy::jwt::{self, Claims, Expectations, PrincipalType};
+use foundry_tenancy::{KeySource, PublicKey};
+use uuid::Uuid;
+
+/// Token settings.
+#[derive(Clone, Debug)]
+pub struct TokenConfig {
+    /// `iss` of access tokens.
+    pub issuer: String,
+    /// `aud` of access tokens.
+    pub audience: String,
+    /// Access token lifetime.
+    pub access_ttl: Duration,
+    /// Refresh token (session) lifetime.
+    pub refresh_ttl: Duration,
+    /// How long a new key is published before it signs.
+    pub publish_ahead: Duration,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "https://identity.foundry.dev".into(),
+            audience: "foundry".into(),
+            access_ttl: Duration::from_secs(300),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            publish_ahead: Duration::from_secs(60),
+        }
+    }
+}
+
+impl TokenConfig {
+    /// What verifiers of these tokens expect.
+    pub fn expectations(&self) -> Expectations {
+        Expectations {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            leeway_secs: 30,
+        }
+    }
+}
+
+#[derive(Clone, sqlx::FromRow)]
+struct KeyRow {
+    kid: String,
+    private_key: Vec<u8>,
+    public_key: Vec<u8>,
+    activates_at: DateTime<Utc>,
+}
+
+#[derive(Clone)]
+struct Loaded {
+    kid: String,
+    signing: SigningKey,
+    public: VerifyingKey,
+    activates_at: DateTime<Utc>,
+}
+
+/// The signing keys, cached from the database.
+pub struct KeyRing {
+    db: Db,
+    config: TokenConfig,
+    keys: RwLock<Vec<Loaded>>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing").finish_non_exhaustive()
+    }
+}
+
+/// What a token is minted for.
+#[derive(Clone, Debug)]
+pub struct Grant {
+    /// Principal.
+    pub sub: Uuid,
+    /// Principal type.
+    pub ptype: PrincipalType,
+    /// Active organization.
+    pub org_id: Option<Uuid>,
+    /// Role there.
+    pub org_role: Option<String>,
+    /// Permission patterns.
+    pub perms: Vec<String>,
+    /// Project binding.
+    pub project_id: Option<Uuid>,
+    /// Session.
+    pub sid: Option<Uuid>,
+}
+
+impl KeyRing {
+    /// Loads the keys, creating the first one if there is none.
+    pub async fn load(db: Db, config: TokenConfig) -> anyhow::Result<Arc<KeyRing>> {
+        let ring = Arc::new(KeyRing {
+            db,
+            config,
+            keys: RwLock::new(Vec::new()),
+        });
+        ring.reload().await?;
+        if ring.keys.read().map(|k| k.is_empty()).unwrap_or(true) {
+            // First start: nothing can verify yet, so the key signs at once.
+            ring.insert_key(Utc::now()).await?;
+            ring.reload().await?;
+        }
+        Ok(ring)
+    }
+
+    /// The token settings.
+    pub fn config(&self) -> &TokenConfig {
+        &self.config
+    }
+
+    /// Re-reads the published keys (other replicas may have rotated).
+    pub async fn reload(&self) -> anyhow::Result<()> {
+        let rows: Vec<KeyRow> = sqlx::query_as(
+            "SELECT kid, private_key, public_key, activates_at FROM signing_keys \
+             WHERE retires_at IS NULL OR retires_at > now() ORDER BY activates_at",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut loaded = Vec::with_capacity(rows.len());
+        for r in rows {
+            let private: [u8; 32] = r
+                .private_key
+                .as_slice()
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("signing key {} is corrupt", r.kid))?;
+            let public: [u8; 32] = r
+                .public_key
+                .as_slice()
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("public key {} is corrupt", r.kid))?;
+            loaded.push(Loaded {
+                kid: r.kid,
+                signing: SigningKey::from_bytes(&private),
+                public: VerifyingKey::from_bytes(&public)?,
+                activates_at: r.activates_at,
+            });
+        }
+        if let Ok(mut keys) = self.keys.write() {
+            *keys = loaded;
+        }
+        Ok(())
+    }
+
+    async fn insert_key(&self, activates_at: DateTime<Utc>) -> anyhow::Result<String> {
+        let signing = SigningKey::from_bytes(&rand::random());
+        let kid = Uuid::now_v7().simple().to_string();
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, private_key, public_key, activates_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&kid)
+        .bind(signing.to_bytes().to_vec())
+        .bind(signing.verifying_key().to_bytes().to_vec())
+        .bind(activates_at)
+        .execute(self.db.pool())
+        .await?;
+        Ok(kid)
+    }
+
+    /// Starts a rotation: a new key is published now and signs after
+    /// `publish_ahead`; the keys it replaces retire once their last tokens
+    /// have expired.
+    pub async fn rotate(&self) -> Result<(), Error> {
+        let activates = Utc::now()
+            + chrono::Duration::from_std(self.config.publish_ahead).map_err(Error::internal)?;
+        let retire = activates
+            + chrono::Duration::from_std(self.config.access_ttl).map_err(Error::internal)?
+            + chrono::Duration::seconds(60);
+        let kid = self.insert_key(activates).await.map_err(Error::internal)?;
+        sqlx::query(
+            "UPDATE signing_keys SET retires_at = $2 WHERE kid <> $1 AND retires_at IS NULL",
+        )
+        .bind(&kid)
+        .bind(retire)
+        .execute(self.db.pool())
+        .await?;
+        self.reload().await.map_err(Error::internal)?;
+        Ok(())
+    }
+
+    /// The keys verifiers should know.
+    pub fn published(&self) -> Vec<PublicKey> {
+        self.keys
+            .read()
+            .map(|keys| {
+                keys.iter()
+                    .map(|k| PublicKey {
+                        kid: k.kid.clone(),
+                        key: k.public,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn signer(&self) -> Option<(String, SigningKey)> {
+        let now = Utc::now();
+        let keys = self.keys.read().ok()?;
+        keys.iter()
+            .filter(|k| k.activates_at <= now)
+            .max_by_key(|k| k.activates_at)
+            .map(|k| (k.kid.clone(), k.signing.clone()))
+    }
+
+    /// Mints an access token with the configured lifetime.
+    pub fn mint(&self, grant: Grant) -> Result<(String, Claims), Error> {
+        self.mint_for(grant, self.config.access_ttl)
+    }
+
+    /// Mints an access token with a chosen lifetime (development tokens).
+    pub fn mint_for(&self, grant: Grant, ttl: Duration) -> Result<(String, Claims), Error> {
+        let (kid, key) = self
+            .signer()
+            .ok_or_else(|| Error::unavailable("NO_SIGNING_KEY", "no signing key is active"))?;
+        let now = Utc::now().timestamp();
+        let claims = Claims {
+            iss: self.config.issuer.clone(),
+            aud: self.config.audience.clone(),
+            sub: grant.sub,
+            iat: now,
+            nbf: now,
+            exp: now + ttl.as_secs() as i64,
+            jti: Uuid::now_v7(),
+            ptype: grant.ptype,
+            org_id: grant.org_id,
+            org_role: grant.org_role,
+            perms: grant.perms,
+            project_id: grant.project_id,
+            sid: grant.sid,
+        };
+        Ok((jwt::sign(&claims, &kid, &key), claims))
+    }
+}
+
+/// The in-process key source for verifiers in the same process as identity:
+/// re-reads the table, so a rotation by another replica is seen.
+#[derive(Clone, Debug)]
+pub struct RingSource(pub Arc<KeyRing>);
+
+#[async_trait]
+impl KeySource for RingSource {
+    async fn fetch(&self) -> anyhow::Result<Vec<PublicKey>> {
+        self.0.reload().await?;
+        Ok(self.0.published())
+    }
+}

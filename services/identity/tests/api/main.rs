@@ -1,0 +1,11 @@
+//! Identity service integration tests: real gRPC clients against the real
+//! suite on a real PostgreSQL (one database per test). One binary, modules
+//! per proto service.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api_keys;
+mod auth;
+mod memberships;
+mod organizations;
+mod tenancy;
