@@ -4,10 +4,12 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use foundry_identity::{Identity, RingSource, TokenConfig};
+use foundry_audit::Audit;
+use foundry_identity::{Identity, OidcProvider, RingSource, TokenConfig};
+use foundry_outbox::{GrpcSink, Relay, RelayConfig};
 use foundry_platform::db::{self, Db};
 use foundry_platform::page::PageTokens;
-use foundry_tenancy::{MethodTable, Tenancy, Verifier};
+use foundry_tenancy::{Tenancy, Verifier};
 use sqlx::Connection;
 use tokio::net::TcpListener;
 
@@ -22,13 +24,36 @@ pub struct SuiteConfig {
     pub tokens: TokenConfig,
     /// Connections per service pool.
     pub max_connections: u32,
+    /// Trusted external OIDC issuers for sign-in.
+    pub oidc: Vec<OidcProvider>,
+    /// Where the outbox relays deliver audit events.
+    pub audit_delivery: AuditDelivery,
 }
+
+/// Where the services' outbox relays deliver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditDelivery {
+    /// No relay runs: events stay in the outboxes (tests that inspect them).
+    Off,
+    /// The suite's own audit service, over gRPC on its own listener: the
+    /// same path, token and ingest checks as a split deployment.
+    Local,
+    /// An audit service elsewhere (`http://host:port`).
+    Endpoint(String),
+}
+
+/// The service account the suite's relays authenticate as.
+pub const RELAY_SERVICE_ACCOUNT: &str = "outbox-relay";
 
 /// Every service, ready to serve.
 #[derive(Clone, Debug)]
 pub struct Suite {
+    /// Where relays deliver.
+    pub audit_delivery: AuditDelivery,
     /// Identity & tenancy.
     pub identity: Identity,
+    /// The audit log.
+    pub audit: Audit,
     /// The tenancy layer's state.
     pub tenancy: Arc<Tenancy>,
 }
@@ -39,6 +64,12 @@ pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
         database_url,
         foundry_identity::SCHEMA,
         &foundry_identity::MIGRATOR,
+    )
+    .await?;
+    db::migrate(
+        database_url,
+        foundry_audit::SCHEMA,
+        &foundry_audit::MIGRATOR,
     )
     .await
 }
@@ -74,40 +105,111 @@ impl Suite {
             cfg.max_connections,
         )
         .await?;
-        let identity =
-            Identity::new(identity_db, cfg.tokens.clone(), cfg.page_tokens.clone()).await?;
+        let identity = Identity::new(
+            identity_db,
+            cfg.tokens.clone(),
+            cfg.page_tokens.clone(),
+            cfg.oidc.clone(),
+        )
+        .await?;
         let verifier = Verifier::new(
             cfg.tokens.expectations(),
             Arc::new(RingSource(identity.keys())),
         );
-        verifier.refresh().await?;
-        let methods = MethodTable::from_descriptor_set(foundry_proto::FILE_DESCRIPTOR_SET)?;
-        if !methods.undeclared().is_empty() {
-            anyhow::bail!(
-                "methods without an access declaration: {:?}",
-                methods.undeclared()
-            );
-        }
-        let tenancy = Arc::new(Tenancy {
-            verifier: Arc::new(verifier),
-            methods,
-        });
-        Ok(Suite { identity, tenancy })
+        let tenancy = Arc::new(Tenancy::new(verifier).await?);
+        let audit_db = Db::connect(
+            &cfg.database_url,
+            foundry_audit::SCHEMA,
+            cfg.max_connections,
+        )
+        .await?;
+        let audit = Audit::new(audit_db, cfg.page_tokens.clone())?;
+        Ok(Suite {
+            audit_delivery: cfg.audit_delivery.clone(),
+            identity,
+            audit,
+            tenancy,
+        })
     }
 
-    /// Serves every service on `listener` until `shutdown` resolves.
+    /// Serves every service on `listener` until `shutdown` resolves. The
+    /// outbox relays run beside it; on shutdown they stop first and flush
+    /// to the still-serving audit service, then the server drains.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
-        let (mut routes, health) = foundry_platform::server::platform_routes()?;
-        self.identity.add_routes(&mut routes);
-        for name in foundry_identity::SERVICE_NAMES {
-            health
-                .set_service_status(*name, tonic_health::ServingStatus::Serving)
-                .await;
+        let addr = listener.local_addr()?;
+        let relays = self.start_relays(addr).await?;
+        let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+        let coordinator = async move {
+            shutdown.await;
+            for (stop, running) in relays {
+                let _ = stop.send(());
+                let _ = running.await;
+            }
+            let _ = stop_server.send(());
+        };
+        let (identity, audit) = (self.identity.clone(), self.audit.clone());
+        let names: Vec<&str> = foundry_identity::SERVICE_NAMES
+            .iter()
+            .chain(foundry_audit::SERVICE_NAMES)
+            .copied()
+            .collect();
+        let server = foundry_tenancy::server::serve_services(
+            listener,
+            |routes| {
+                identity.add_routes(routes);
+                audit.add_routes(routes);
+            },
+            &names,
+            self.tenancy,
+            async {
+                let _ = server_stopped.await;
+            },
+        );
+        tokio::pin!(server, coordinator);
+        tokio::select! {
+            r = &mut server => return r,
+            () = &mut coordinator => {}
         }
-        foundry_tenancy::server::serve(listener, routes.routes(), self.tenancy, shutdown).await
+        server.await
+    }
+
+    /// Starts each service's outbox relay; returns their stop handles.
+    async fn start_relays(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> anyhow::Result<
+        Vec<(
+            tokio::sync::oneshot::Sender<()>,
+            tokio::task::JoinHandle<()>,
+        )>,
+    > {
+        let endpoint = match &self.audit_delivery {
+            AuditDelivery::Off => return Ok(vec![]),
+            AuditDelivery::Local => format!("http://{addr}"),
+            AuditDelivery::Endpoint(e) => e.clone(),
+        };
+        let channel = tonic::transport::Channel::from_shared(endpoint)?.connect_lazy();
+        let sa = self
+            .identity
+            .ensure_service_account(
+                RELAY_SERVICE_ACCOUNT,
+                "ships outbox events to the audit service",
+            )
+            .await?;
+        let sink = Arc::new(GrpcSink::new(channel, self.identity.service_tokens(sa)));
+        let mut relays = vec![];
+        for db in std::iter::once(self.identity.db().clone()) {
+            let relay = Arc::new(Relay::new(db, sink.clone(), RelayConfig::default()));
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let running = tokio::spawn(relay.run(async {
+                let _ = stopped.await;
+            }));
+            relays.push((stop, running));
+        }
+        Ok(relays)
     }
 }

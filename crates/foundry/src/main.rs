@@ -10,11 +10,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use foundry::{Suite, SuiteConfig};
-use foundry_identity::TokenConfig;
 use foundry_identity::domain::Role;
+use foundry_identity::{OidcArgs, TokenConfig};
 use foundry_pgembed::{EmbeddedPg, PgOptions};
 use foundry_platform::config::ServerArgs;
-use foundry_platform::page::PageTokens;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -27,6 +26,8 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    oidc: OidcArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -73,12 +74,12 @@ async fn main() -> anyhow::Result<()> {
             stop(pg).await;
             Ok(())
         }
-        Command::Serve => serve(&cli.server).await,
+        Command::Serve => serve(&cli.server, &cli.oidc).await,
         Command::Token { role, ttl } => {
             let role = Role::parse(&role)
                 .context("role must be owner, admin, editor, viewer or billing")?;
             let (url, pg) = database(&cli.server).await?;
-            let suite = Suite::start(config(&cli.server, url)).await?;
+            let suite = Suite::start(config(&cli.server, &cli.oidc, url)).await?;
             let (org_id, user_id) = suite
                 .identity
                 .find_org_by_slug(DEV_SLUG)
@@ -97,16 +98,14 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-fn config(args: &ServerArgs, database_url: String) -> SuiteConfig {
+fn config(args: &ServerArgs, oidc: &OidcArgs, database_url: String) -> SuiteConfig {
     SuiteConfig {
         database_url,
-        page_tokens: args
-            .page_token_key
-            .as_deref()
-            .map(|k| PageTokens::new(k.as_bytes()))
-            .unwrap_or_else(PageTokens::random),
+        page_tokens: args.page_tokens(),
         tokens: TokenConfig::default(),
         max_connections: args.db_max_connections,
+        oidc: oidc.providers.clone(),
+        audit_delivery: foundry::AuditDelivery::Local,
     }
 }
 
@@ -132,9 +131,9 @@ async fn stop(pg: Option<EmbeddedPg>) {
     }
 }
 
-async fn serve(args: &ServerArgs) -> anyhow::Result<()> {
+async fn serve(args: &ServerArgs, oidc: &OidcArgs) -> anyhow::Result<()> {
     let (url, pg) = database(args).await?;
-    let suite = Suite::start(config(args, url)).await?;
+    let suite = Suite::start(config(args, oidc, url)).await?;
 
     let (org_id, user_id) = match suite.identity.find_org_by_slug(DEV_SLUG).await? {
         Some(found) => found,

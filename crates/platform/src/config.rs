@@ -10,28 +10,69 @@ use crate::telemetry::LogFormat;
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServerArgs {
     /// Address to serve gRPC on.
-    #[arg(long, env = "FOUNDRY_LISTEN", default_value = "127.0.0.1:50051")]
+    #[arg(
+        long,
+        global = true,
+        env = "FOUNDRY_LISTEN",
+        default_value = "127.0.0.1:50051"
+    )]
     pub listen: SocketAddr,
 
     /// PostgreSQL URL. Unset: an embedded cluster is started from the
     /// machine's PostgreSQL binaries in `<data-dir>/pg`.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, global = true, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 
     /// Where the embedded cluster and local state live.
-    #[arg(long, env = "FOUNDRY_DATA_DIR", default_value = ".foundry")]
+    #[arg(
+        long,
+        global = true,
+        env = "FOUNDRY_DATA_DIR",
+        default_value = ".foundry"
+    )]
     pub data_dir: PathBuf,
 
     /// Log line format.
-    #[arg(long, env = "FOUNDRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, env = "FOUNDRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     /// Secret that MACs page tokens; replicas behind one load balancer must
     /// share it. Unset: a random one per process.
-    #[arg(long, env = "FOUNDRY_PAGE_TOKEN_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "FOUNDRY_PAGE_TOKEN_KEY",
+        hide_env_values = true
+    )]
     pub page_token_key: Option<String>,
 
     /// Connections per service pool.
-    #[arg(long, env = "FOUNDRY_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    #[arg(
+        long,
+        global = true,
+        env = "FOUNDRY_DB_MAX_CONNECTIONS",
+        default_value_t = 16
+    )]
     pub db_max_connections: u32,
+}
+
+impl ServerArgs {
+    /// The page token signer these flags describe.
+    pub fn page_tokens(&self) -> crate::page::PageTokens {
+        self.page_token_key
+            .as_deref()
+            .map(|k| crate::page::PageTokens::new(k.as_bytes()))
+            .unwrap_or_else(crate::page::PageTokens::random)
+    }
+
+    /// The database URL a per-service binary needs (only the all-in-one
+    /// `foundry` starts an embedded cluster).
+    pub fn required_database_url(&self, binary: &str) -> anyhow::Result<&str> {
+        self.database_url.as_deref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "{binary} needs DATABASE_URL (or --database-url); \
+                 run `foundry` for the all-in-one server with an embedded PostgreSQL"
+            )
+        })
+    }
 }

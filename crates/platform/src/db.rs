@@ -157,6 +157,14 @@ pub async fn migrate(url: &str, schema: &'static str, migrator: &Migrator) -> an
             .await
             .with_context(|| format!("granting {role} to the connecting user"))?;
     }
+    let outbox = format!(
+        "BEGIN; SELECT pg_advisory_xact_lock(hashtext('foundry_outbox_{schema}')); \
+         SET LOCAL search_path TO {schema}; SET LOCAL client_min_messages = warning; {OUTBOX_DDL} \
+         GRANT SELECT, INSERT, UPDATE, DELETE ON outbox TO {role}; COMMIT;"
+    );
+    conn.execute(outbox.as_str())
+        .await
+        .with_context(|| format!("creating the outbox of schema {schema}"))?;
     migrator
         .run(&mut conn)
         .await
@@ -164,6 +172,42 @@ pub async fn migrate(url: &str, schema: &'static str, migrator: &Migrator) -> an
     conn.close().await.ok();
     Ok(())
 }
+
+/// Every service schema's outbox (see the `foundry-outbox` crate): audit
+/// events written in the mutation's transaction, read and deleted by the
+/// relay under system scope only. A statement trigger notifies
+/// `outbox_<schema>` so the relay wakes on commit instead of polling.
+/// Idempotent; applied by [`migrate`] before the service's own migrations.
+pub const OUTBOX_DDL: &str = r#"
+CREATE TABLE IF NOT EXISTS outbox (
+    id         uuid PRIMARY KEY,
+    org_id     uuid NOT NULL,
+    payload    jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+-- Events the audit service refused as invalid (a producer bug): set aside
+-- with the reason so they stop blocking the rest, and kept for repair.
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS parked_at timestamptz;
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS parked_reason text;
+CREATE INDEX IF NOT EXISTS outbox_live_idx ON outbox (id) WHERE parked_at IS NULL;
+ALTER TABLE outbox ENABLE ROW LEVEL SECURITY;
+ALTER TABLE outbox FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS producer ON outbox;
+DROP POLICY IF EXISTS relay ON outbox;
+CREATE POLICY producer ON outbox FOR INSERT WITH CHECK (
+    org_id = NULLIF(current_setting('app.org_id', true), '')::uuid
+    OR coalesce(current_setting('app.system', true), '') = 'on'
+    OR NULLIF(current_setting('app.user_id', true), '') IS NOT NULL);
+CREATE POLICY relay ON outbox USING (coalesce(current_setting('app.system', true), '') = 'on');
+CREATE OR REPLACE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('outbox_' || TG_TABLE_SCHEMA, '');
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS outbox_notify ON outbox;
+CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
+"#;
 
 /// The etag of a row version (AIP-154).
 pub fn etag(version: i64) -> String {

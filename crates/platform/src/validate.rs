@@ -45,6 +45,15 @@ impl Violations {
         self.parse_id(field, value)
     }
 
+    /// The one id a request names (Get, Delete, custom methods): a
+    /// field-level `INVALID_ARGUMENT` when missing or malformed.
+    pub fn require_id(field: &str, value: &str) -> Result<Uuid, Error> {
+        let mut v = Violations::new();
+        let id = v.id(field, value);
+        v.finish()?;
+        id.ok_or_else(|| Error::invalid_field(field, "is required"))
+    }
+
     /// An optional UUID: empty means `None`.
     pub fn opt_id(&mut self, field: &str, value: &str) -> Option<Uuid> {
         if value.is_empty() {

@@ -37,6 +37,25 @@ pub struct Tenancy {
     pub methods: MethodTable,
 }
 
+impl Tenancy {
+    /// Loads the verifier's keys and the method table of every Foundry
+    /// proto; refuses to start if any method lacks an access declaration.
+    pub async fn new(verifier: Verifier) -> anyhow::Result<Tenancy> {
+        verifier.refresh().await?;
+        let methods = MethodTable::from_descriptor_set(foundry_proto::FILE_DESCRIPTOR_SET)?;
+        if !methods.undeclared().is_empty() {
+            anyhow::bail!(
+                "methods without an access declaration: {:?}",
+                methods.undeclared()
+            );
+        }
+        Ok(Tenancy {
+            verifier: Arc::new(verifier),
+            methods,
+        })
+    }
+}
+
 /// Layer constructor.
 #[derive(Clone, Debug)]
 pub struct TenancyLayer {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use foundry_platform::trace::RequestTraceLayer;
 use tokio::net::TcpListener;
-use tonic::service::Routes;
+use tonic::service::{Routes, RoutesBuilder};
 use tonic::transport::Server;
 use tower::ServiceBuilder;
 
@@ -26,10 +26,52 @@ pub async fn serve(
         .layer(TenancyLayer::new(tenancy))
         .into_inner();
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    Server::builder()
+    // In-flight calls drain after the signal, but a client that never
+    // closes its connection must not hold the process forever.
+    let (signalled, drain_started) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight calls");
+        let _ = signalled.send(());
+    };
+    let server = Server::builder()
         .layer(layers)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .serve_with_incoming_shutdown(incoming, shutdown);
+    tokio::pin!(server);
+    tokio::select! {
+        r = &mut server => r?,
+        () = async {
+            if drain_started.await.is_ok() {
+                tokio::time::sleep(DRAIN_DEADLINE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => tracing::warn!(?DRAIN_DEADLINE, "drain deadline passed; closing the remaining connections"),
+    }
     Ok(())
+}
+
+/// How long in-flight calls may take to finish after a shutdown signal.
+pub const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves a set of services: platform routes (health, reflection) plus
+/// what `add` registers, every name in `names` reported `SERVING` on
+/// health, until `shutdown` resolves. Used by the all-in-one binary and by
+/// every per-service binary alike.
+pub async fn serve_services(
+    listener: TcpListener,
+    add: impl FnOnce(&mut RoutesBuilder),
+    names: &[&str],
+    tenancy: Arc<Tenancy>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let (mut routes, health) = foundry_platform::server::platform_routes()?;
+    add(&mut routes);
+    for name in names {
+        health
+            .set_service_status(*name, tonic_health::ServingStatus::Serving)
+            .await;
+    }
+    serve(listener, routes.routes(), tenancy, shutdown).await
 }

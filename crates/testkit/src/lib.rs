@@ -19,6 +19,7 @@ use tokio::sync::{Mutex, OnceCell};
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+pub use foundry_proto::foundry::audit::v1 as audit;
 pub use foundry_proto::foundry::identity::v1 as identity;
 pub use tonic::Code;
 
@@ -50,6 +51,16 @@ async fn cluster() -> &'static Cluster {
             Cluster { pg, _dir: dir }
         })
         .await
+}
+
+/// A new, empty database (no schemas migrated); returns its URL.
+pub async fn empty_database() -> String {
+    let c = cluster().await;
+    let name = format!("e_{}", Uuid::now_v7().simple());
+    foundry::ensure_database(&c.pg.url("postgres"), &name)
+        .await
+        .expect("create empty database");
+    c.pg.url(&name)
 }
 
 /// A fresh, migrated database; returns its URL.
@@ -99,15 +110,28 @@ pub struct TestApp {
 impl TestApp {
     /// Starts the suite on a fresh database with two organizations.
     pub async fn start() -> TestApp {
+        Self::start_with_oidc(vec![]).await
+    }
+
+    /// [`TestApp::start`], trusting external OIDC issuers for sign-in.
+    pub async fn start_with_oidc(oidc: Vec<foundry_identity::OidcProvider>) -> TestApp {
+        Self::start_configured(|c| c.oidc = oidc).await
+    }
+
+    /// [`TestApp::start`] with the configuration adjusted by `adjust`
+    /// (defaults: no OIDC issuers, outbox relays off).
+    pub async fn start_configured(adjust: impl FnOnce(&mut SuiteConfig)) -> TestApp {
         let database_url = fresh_database().await;
-        let suite = Suite::connect(SuiteConfig {
+        let mut config = SuiteConfig {
             database_url: database_url.clone(),
             page_tokens: PageTokens::random(),
             tokens: TokenConfig::default(),
             max_connections: 4,
-        })
-        .await
-        .expect("suite");
+            oidc: vec![],
+            audit_delivery: foundry::AuditDelivery::Off,
+        };
+        adjust(&mut config);
+        let suite = Suite::connect(config).await.expect("suite");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -185,6 +209,22 @@ impl TestApp {
             .expect("mint")
     }
 
+    /// A new service account and an access token for it: the caller of
+    /// internal methods (`SCOPE_INTERNAL`), such as an outbox relay.
+    pub async fn service_token(&self) -> String {
+        let name = format!("svc-{}", Uuid::now_v7().simple());
+        let (id, _key) = self
+            .suite
+            .identity
+            .create_service_account(&name, "tests")
+            .await
+            .expect("service account");
+        self.suite
+            .identity
+            .mint_service_token(id, Duration::from_secs(300))
+            .expect("mint")
+    }
+
     /// The superuser connection (bypasses RLS), for assertions on rows.
     pub async fn admin_db(&self) -> sqlx::PgConnection {
         sqlx::PgConnection::connect(&self.database_url)
@@ -209,6 +249,34 @@ impl TestApp {
     /// API key client.
     pub fn api_keys(&self) -> identity::api_key_service_client::ApiKeyServiceClient<Channel> {
         identity::api_key_service_client::ApiKeyServiceClient::new(self.channel.clone())
+    }
+    /// Invitation client.
+    pub fn invitations(
+        &self,
+    ) -> identity::invitation_service_client::InvitationServiceClient<Channel> {
+        identity::invitation_service_client::InvitationServiceClient::new(self.channel.clone())
+    }
+    /// User client.
+    pub fn users(&self) -> identity::user_service_client::UserServiceClient<Channel> {
+        identity::user_service_client::UserServiceClient::new(self.channel.clone())
+    }
+    /// Service account client (internal callers only).
+    pub fn service_accounts(
+        &self,
+    ) -> identity::service_account_service_client::ServiceAccountServiceClient<Channel> {
+        identity::service_account_service_client::ServiceAccountServiceClient::new(
+            self.channel.clone(),
+        )
+    }
+    /// Audit log client.
+    pub fn audit(&self) -> audit::audit_service_client::AuditServiceClient<Channel> {
+        audit::audit_service_client::AuditServiceClient::new(self.channel.clone())
+    }
+    /// Audit ingest client (internal callers only: see [`TestApp::service_token`]).
+    pub fn audit_ingest(
+        &self,
+    ) -> audit::audit_ingest_service_client::AuditIngestServiceClient<Channel> {
+        audit::audit_ingest_service_client::AuditIngestServiceClient::new(self.channel.clone())
     }
 }
 

@@ -113,7 +113,7 @@ impl KeyRing {
         ring.reload().await?;
         if ring.keys.read().map(|k| k.is_empty()).unwrap_or(true) {
             // First start: nothing can verify yet, so the key signs at once.
-            ring.insert_key(Utc::now()).await?;
+            Self::insert_key(ring.db.pool(), Utc::now()).await?;
             ring.reload().await?;
         }
         Ok(ring)
@@ -157,7 +157,10 @@ impl KeyRing {
         Ok(())
     }
 
-    async fn insert_key(&self, activates_at: DateTime<Utc>) -> anyhow::Result<String> {
+    async fn insert_key<'c, E: sqlx::PgExecutor<'c>>(
+        conn: E,
+        activates_at: DateTime<Utc>,
+    ) -> anyhow::Result<String> {
         let signing = SigningKey::from_bytes(&rand::random());
         let kid = Uuid::now_v7().simple().to_string();
         sqlx::query(
@@ -167,28 +170,40 @@ impl KeyRing {
         .bind(signing.to_bytes().to_vec())
         .bind(signing.verifying_key().to_bytes().to_vec())
         .bind(activates_at)
-        .execute(self.db.pool())
+        .execute(conn)
         .await?;
         Ok(kid)
     }
 
     /// Starts a rotation: a new key is published now and signs after
     /// `publish_ahead`; the keys it replaces retire once their last tokens
-    /// have expired.
-    pub async fn rotate(&self) -> Result<(), Error> {
+    /// have expired. One transaction with its audit event.
+    pub async fn rotate(&self, actor: &foundry_outbox::Actor) -> Result<(), Error> {
         let activates = Utc::now()
             + chrono::Duration::from_std(self.config.publish_ahead).map_err(Error::internal)?;
         let retire = activates
             + chrono::Duration::from_std(self.config.access_ttl).map_err(Error::internal)?
             + chrono::Duration::seconds(60);
-        let kid = self.insert_key(activates).await.map_err(Error::internal)?;
-        sqlx::query(
-            "UPDATE signing_keys SET retires_at = $2 WHERE kid <> $1 AND retires_at IS NULL",
+        let mut tx = self.db.system().await?;
+        let kid = Self::insert_key(&mut *tx, activates)
+            .await
+            .map_err(Error::internal)?;
+        let retired: Vec<String> = sqlx::query_scalar(
+            "UPDATE signing_keys SET retires_at = $2 WHERE kid <> $1 AND retires_at IS NULL RETURNING kid",
         )
         .bind(&kid)
         .bind(retire)
-        .execute(self.db.pool())
+        .fetch_all(&mut *tx)
         .await?;
+        actor
+            .event("identity.signing_key.rotate", "identity.signing_key", &kid)
+            .org(foundry_outbox::PLATFORM_ORG)
+            .set("activate_time", activates)
+            .set("retiring", &retired)
+            .set("retire_time", retire)
+            .record(&mut tx)
+            .await?;
+        tx.commit().await?;
         self.reload().await.map_err(Error::internal)?;
         Ok(())
     }

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod domain;
 pub mod keys;
+pub mod oidc;
 pub mod store;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tonic::service::RoutesBuilder;
 use uuid::Uuid;
 
 pub use keys::{Grant, KeyRing, RingSource, TokenConfig};
+pub use oidc::{OidcArgs, OidcProvider};
 
 /// The identity schema's migrations, embedded.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/identity");
@@ -36,6 +38,8 @@ pub struct State {
     pub keys: Arc<KeyRing>,
     /// Page token signer.
     pub pages: PageTokens,
+    /// Trusted external OIDC issuers.
+    pub oidc: oidc::Oidc,
 }
 
 /// The running service.
@@ -50,6 +54,9 @@ pub const SERVICE_NAMES: &[&str] = &[
     "foundry.identity.v1.MembershipService",
     "foundry.identity.v1.AuthService",
     "foundry.identity.v1.ApiKeyService",
+    "foundry.identity.v1.InvitationService",
+    "foundry.identity.v1.UserService",
+    "foundry.identity.v1.ServiceAccountService",
 ];
 
 /// A development principal created on first start.
@@ -65,10 +72,20 @@ pub struct DevBootstrap {
 
 impl Identity {
     /// Loads signing keys and returns the service.
-    pub async fn new(db: Db, tokens: TokenConfig, pages: PageTokens) -> anyhow::Result<Identity> {
+    pub async fn new(
+        db: Db,
+        tokens: TokenConfig,
+        pages: PageTokens,
+        oidc: Vec<OidcProvider>,
+    ) -> anyhow::Result<Identity> {
         let keys = KeyRing::load(db.clone(), tokens).await?;
         Ok(Identity {
-            state: Arc::new(State { db, keys, pages }),
+            state: Arc::new(State {
+                db,
+                keys,
+                pages,
+                oidc: oidc::Oidc::new(oidc),
+            }),
         })
     }
 
@@ -81,8 +98,11 @@ impl Identity {
     pub fn add_routes(&self, routes: &mut RoutesBuilder) {
         use pb::{
             api_key_service_server::ApiKeyServiceServer, auth_service_server::AuthServiceServer,
+            invitation_service_server::InvitationServiceServer,
             membership_service_server::MembershipServiceServer,
             organization_service_server::OrganizationServiceServer,
+            service_account_service_server::ServiceAccountServiceServer,
+            user_service_server::UserServiceServer,
         };
         let s = &self.state;
         routes
@@ -93,7 +113,14 @@ impl Identity {
                 s.clone(),
             )))
             .add_service(AuthServiceServer::new(api::auth::Auth(s.clone())))
-            .add_service(ApiKeyServiceServer::new(api::api_keys::ApiKeys(s.clone())));
+            .add_service(ApiKeyServiceServer::new(api::api_keys::ApiKeys(s.clone())))
+            .add_service(InvitationServiceServer::new(api::invitations::Invitations(
+                s.clone(),
+            )))
+            .add_service(UserServiceServer::new(api::users::Users(s.clone())))
+            .add_service(ServiceAccountServiceServer::new(
+                api::service_accounts::ServiceAccounts(s.clone()),
+            ));
     }
 
     /// Creates a user (no external login) with an organization they own.
@@ -115,7 +142,36 @@ impl Identity {
             &serde_json::json!({}),
         )
         .await?;
-        store::insert_membership(&mut tx, org_id, user.id, domain::Role::Owner.as_str(), None)
+        let membership =
+            store::insert_membership(&mut tx, org_id, user.id, domain::Role::Owner.as_str(), None)
+                .await?;
+        let system = foundry_outbox::Actor::system(api::SERVICE);
+        system
+            .event("identity.user.create", "identity.user", user.id)
+            .org(org_id)
+            .set("email", &user.email)
+            .record(&mut tx)
+            .await?;
+        system
+            .event(
+                "identity.organization.create",
+                "identity.organization",
+                org_id,
+            )
+            .org(org_id)
+            .set("slug", org_slug)
+            .record(&mut tx)
+            .await?;
+        system
+            .event(
+                "identity.membership.create",
+                "identity.membership",
+                membership,
+            )
+            .org(org_id)
+            .set("user_id", user.id)
+            .set("role", domain::Role::Owner.as_str())
+            .record(&mut tx)
             .await?;
         tx.commit().await?;
         Ok(DevBootstrap {
@@ -129,6 +185,11 @@ impl Identity {
     pub async fn create_user(&self, email: &str, name: &str) -> anyhow::Result<Uuid> {
         let mut tx = self.state.db.system().await?;
         let user = store::insert_user(&mut tx, email, name).await?;
+        foundry_outbox::Actor::system(api::SERVICE)
+            .event("identity.user.create", "identity.user", user.id)
+            .set("email", &user.email)
+            .record(&mut tx)
+            .await?;
         tx.commit().await?;
         Ok(user.id)
     }
@@ -142,6 +203,13 @@ impl Identity {
     ) -> anyhow::Result<Uuid> {
         let mut tx = self.state.db.tenant(org_id).await?;
         let id = store::insert_membership(&mut tx, org_id, user_id, role.as_str(), None).await?;
+        foundry_outbox::Actor::system(api::SERVICE)
+            .event("identity.membership.create", "identity.membership", id)
+            .org(org_id)
+            .set("user_id", user_id)
+            .set("role", role.as_str())
+            .record(&mut tx)
+            .await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -152,7 +220,14 @@ impl Identity {
         let expires =
             Utc::now() + chrono::Duration::from_std(self.state.keys.config().refresh_ttl)?;
         let mut tx = self.state.db.system().await?;
-        store::insert_session(&mut tx, user_id, &secret.hash, expires, "foundry", "").await?;
+        let session =
+            store::insert_session(&mut tx, user_id, &secret.hash, expires, "foundry", "").await?;
+        foundry_outbox::Actor::system(api::SERVICE)
+            .as_principal(foundry_outbox::ActorType::User, user_id)
+            .event("identity.session.create", "identity.session", session.id)
+            .set("expire_time", session.expires_at)
+            .record(&mut tx)
+            .await?;
         tx.commit().await?;
         Ok(secret.value)
     }
@@ -163,11 +238,11 @@ impl Identity {
         name: &str,
         description: &str,
     ) -> anyhow::Result<(Uuid, String)> {
-        let secret = domain::mint_secret(domain::SecretKind::Service);
         let mut tx = self.state.db.system().await?;
-        let id = store::insert_service_account(&mut tx, name, description, &secret.hash).await?;
+        let actor = foundry_outbox::Actor::system(api::SERVICE);
+        let created = api::service_accounts::create(&mut tx, &actor, name, description).await?;
         tx.commit().await?;
-        Ok((id, secret.value))
+        Ok(created)
     }
 
     /// Mints an access token for a member acting in an organization, with
@@ -189,6 +264,70 @@ impl Identity {
             sid: None,
         };
         Ok(self.state.keys.mint_for(grant, ttl)?.0)
+    }
+
+    /// Mints an access token for a service account (internal methods: what
+    /// `ExchangeToken` with its key grants), for in-process callers and
+    /// tests.
+    pub fn mint_service_token(
+        &self,
+        service_account_id: Uuid,
+        ttl: Duration,
+    ) -> anyhow::Result<String> {
+        let grant = Grant {
+            sub: service_account_id,
+            ptype: PrincipalType::Service,
+            org_id: None,
+            org_role: None,
+            perms: vec![],
+            project_id: None,
+            sid: None,
+        };
+        Ok(self.state.keys.mint_for(grant, ttl)?.0)
+    }
+
+    /// The service's database (its outbox relay runs over it).
+    pub fn db(&self) -> &Db {
+        &self.state.db
+    }
+
+    /// The id of the service account `name`, created (with a key nobody
+    /// holds) if missing. For the suite's own background work.
+    pub async fn ensure_service_account(
+        &self,
+        name: &str,
+        description: &str,
+    ) -> anyhow::Result<Uuid> {
+        let mut tx = self.state.db.system().await?;
+        let found: Option<Uuid> =
+            sqlx::query_scalar("SELECT id FROM service_accounts WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let id = match found {
+            Some(id) => id,
+            None => {
+                let actor = foundry_outbox::Actor::system(api::SERVICE);
+                api::service_accounts::create(&mut tx, &actor, name, description)
+                    .await?
+                    .0
+            }
+        };
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Access tokens of a service account, minted in process from the
+    /// signing keys and cached until shortly before they expire.
+    pub fn service_tokens(&self, service_account_id: Uuid) -> Arc<dyn foundry_outbox::TokenSource> {
+        let identity = self.clone();
+        foundry_outbox::CachedToken::new(move || {
+            let identity = identity.clone();
+            async move {
+                let ttl = identity.state.keys.config().access_ttl;
+                Ok((identity.mint_service_token(service_account_id, ttl)?, ttl))
+            }
+        })
     }
 
     /// Finds the development organization made by an earlier start.

@@ -13,6 +13,7 @@ use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
 
 use crate::State;
+use crate::api::actor;
 use crate::domain::{self, SecretKind};
 use crate::store::{self, ApiKeyRow, NewApiKey};
 
@@ -83,6 +84,7 @@ impl ApiKeyService for ApiKeys {
     ) -> Result<Response<pb::ApiKey>, Status> {
         let caller = caller(&req)?;
         let org_id = caller.org_id()?;
+        let actor = actor(&req);
         let req = req.into_inner();
         let k = req.api_key.unwrap_or_default();
         let mut v = Violations::new();
@@ -155,6 +157,17 @@ impl ApiKeyService for ApiKeys {
             },
         )
         .await?;
+        // Never the secret or its hash: the display prefix identifies it.
+        actor
+            .event("identity.api_key.create", "identity.api_key", row.id)
+            .project(row.project_id)
+            .set("display_name", &row.display_name)
+            .set("kind", &row.kind)
+            .set("scopes", &row.scopes)
+            .set("prefix", &row.prefix)
+            .set("expire_time", row.expires_at)
+            .record(&mut tx)
+            .await?;
         let stored = key_to_proto(row);
         if let Some(rid) = request_id {
             // The replay never carries the secret: it is shown once.
@@ -225,6 +238,7 @@ impl ApiKeyService for ApiKeys {
         req: Request<pb::RevokeApiKeyRequest>,
     ) -> Result<Response<pb::ApiKey>, Status> {
         let org_id = caller(&req)?.org_id()?;
+        let actor = actor(&req);
         let mut v = Violations::new();
         let id = v.id("id", &req.get_ref().id);
         v.finish()?;
@@ -236,7 +250,16 @@ impl ApiKeyService for ApiKeys {
             .await?
             .ok_or_else(not_found)?;
         check_etag(&req.get_ref().etag, row.version, "API key")?;
+        let before = row.revoked_at;
         let row = store::revoke_api_key(&mut tx, org_id, id).await?;
+        if before != row.revoked_at {
+            actor
+                .event("identity.api_key.revoke", "identity.api_key", id)
+                .project(row.project_id)
+                .change("revoke_time", before, row.revoked_at)
+                .record(&mut tx)
+                .await?;
+        }
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(key_to_proto(row)))
     }

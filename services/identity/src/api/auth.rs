@@ -12,9 +12,11 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
+use crate::api::actor;
 use crate::domain::{self, Role, SecretKind};
 use crate::keys::Grant;
 use crate::store::{self, SessionRow};
+use foundry_outbox::{Actor, ActorType, EventBuilder};
 
 /// Handlers of `AuthService`.
 #[derive(Clone, Debug)]
@@ -39,6 +41,22 @@ fn session_to_proto(r: SessionRow) -> pb::Session {
 }
 
 impl Auth {
+    /// Records a security event on its own (the call it belongs to fails,
+    /// so there is no transaction to join). A failure to record is logged;
+    /// the refusal stands either way.
+    async fn security_event(&self, event: EventBuilder) {
+        let result = async {
+            let mut tx = self.0.db.system().await?;
+            event.record(&mut tx).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "recording a security audit event failed");
+        }
+    }
+
     /// A user's grant for an organization, checked against the database:
     /// switching org always re-reads the membership.
     async fn user_grant(
@@ -48,42 +66,116 @@ impl Auth {
         org: Option<Uuid>,
     ) -> Result<(Grant, Option<Role>), Error> {
         let Some(org_id) = org else {
-            let grant = Grant {
-                sub: user_id,
-                ptype: PrincipalType::User,
-                org_id: None,
-                org_role: None,
-                perms: vec![],
-                project_id: None,
-                sid,
-            };
-            return Ok((grant, None));
+            return Ok((user_grant_none(user_id, sid), None));
         };
         let mut tx = self.0.db.tenant(org_id).await?;
-        let member = store::get_membership_of(&mut tx, org_id, user_id).await?;
-        let live = store::get_org(&mut tx, org_id, false)
-            .await?
-            .is_some_and(|o| o.deleted_at.is_none());
+        let grant = user_grant_in(&mut tx, user_id, sid, org).await?;
         tx.commit().await?;
-        let role = match member.and_then(|m| Role::parse(&m.role)) {
-            Some(role) if live => role,
-            _ => {
-                return Err(Error::permission_denied(
-                    "NOT_A_MEMBER",
-                    "the user is not a member of that organization",
-                ));
+        Ok(grant)
+    }
+
+    /// The `id_token` grant: verifies the external token, finds the user by
+    /// linked account (or by verified email, linking it), creates the user
+    /// on first sign-in, and starts a session. Nothing is written when the
+    /// requested organization is refused.
+    async fn id_token_grant(
+        &self,
+        token: &str,
+        org: Option<Uuid>,
+        actor: &Actor,
+    ) -> Result<(Grant, Option<Role>, String), Error> {
+        let (provider, claims) = self.0.oidc.verify(token).await?;
+        let email = claims.verified_email().unwrap_or_default().to_owned();
+        let mut tx = self.0.db.system().await?;
+        let linked = store::touch_linked_account(&mut tx, &claims.iss, &claims.sub, &email).await?;
+        let user_id = match linked {
+            Some(user_id) => user_id,
+            None => {
+                if email.is_empty() {
+                    return Err(Error::unauthenticated(
+                        "ID_TOKEN_EMAIL_UNVERIFIED",
+                        "a first sign-in needs an ID token with a verified email",
+                    ));
+                }
+                let user_id = match store::find_user_by_email(&mut tx, &email).await? {
+                    Some(id) => id,
+                    None => {
+                        let name = claims
+                            .name
+                            .clone()
+                            .filter(|n| !n.trim().is_empty())
+                            .unwrap_or_else(|| {
+                                email.split('@').next().unwrap_or(&email).to_owned()
+                            });
+                        let name: String = name.chars().take(200).collect();
+                        let user = store::insert_user(&mut tx, &email, &name).await?;
+                        actor
+                            .clone()
+                            .as_principal(ActorType::User, user.id)
+                            .event("identity.user.create", "identity.user", user.id)
+                            .set("email", &user.email)
+                            .set("display_name", &user.display_name)
+                            .record(&mut tx)
+                            .await?;
+                        user.id
+                    }
+                };
+                if let Some(picture) = claims
+                    .picture
+                    .as_deref()
+                    .filter(|p| p.starts_with("https://") && p.len() <= 2048)
+                {
+                    store::default_avatar(&mut tx, user_id, picture).await?;
+                }
+                let linked_id = store::insert_linked_account(
+                    &mut tx,
+                    user_id,
+                    &provider,
+                    &claims.iss,
+                    &claims.sub,
+                    &email,
+                )
+                .await?;
+                actor
+                    .clone()
+                    .as_principal(ActorType::User, user_id)
+                    .event(
+                        "identity.linked_account.create",
+                        "identity.linked_account",
+                        linked_id,
+                    )
+                    .set("provider", &provider)
+                    .set("issuer", &claims.iss)
+                    .set("subject", &claims.sub)
+                    .record(&mut tx)
+                    .await?;
+                user_id
             }
         };
-        let grant = Grant {
-            sub: user_id,
-            ptype: PrincipalType::User,
-            org_id: Some(org_id),
-            org_role: Some(role.as_str().to_owned()),
-            perms: role.permissions(),
-            project_id: None,
-            sid,
-        };
-        Ok((grant, Some(role)))
+        let secret = domain::mint_secret(SecretKind::Refresh);
+        let expires = Utc::now()
+            + chrono::Duration::from_std(self.0.keys.config().refresh_ttl)
+                .map_err(Error::internal)?;
+        let session = store::insert_session(
+            &mut tx,
+            user_id,
+            &secret.hash,
+            expires,
+            actor.user_agent(),
+            actor.client_ip(),
+        )
+        .await?;
+        actor
+            .clone()
+            .as_principal(ActorType::User, user_id)
+            .event("identity.session.create", "identity.session", session.id)
+            .set("provider", &provider)
+            .set("expire_time", session.expires_at)
+            .record(&mut tx)
+            .await?;
+        let (grant, role) = user_grant_in(&mut tx, user_id, Some(session.id), org).await?;
+        tx.commit().await?;
+        Ok((grant, role, secret.value))
     }
 
     async fn key_grant(
@@ -91,6 +183,7 @@ impl Auth {
         kind: SecretKind,
         secret: &str,
         org: Option<Uuid>,
+        actor: &Actor,
     ) -> Result<Grant, Error> {
         let hash = domain::parse_secret(kind, secret).ok_or_else(invalid_credential)?;
         let mut tx = self.0.db.system().await?;
@@ -108,13 +201,35 @@ impl Auth {
             "api_key"
         };
         let key = key
-            .filter(|k| {
-                k.kind == want_kind
-                    && k.revoked_at.is_none()
-                    && k.expires_at.is_none_or(|e| e > Utc::now())
-                    && live_org
-            })
+            .filter(|k| k.kind == want_kind)
             .ok_or_else(invalid_credential)?;
+        let refused = if key.revoked_at.is_some() {
+            Some("revoked")
+        } else if key.expires_at.is_some_and(|e| e <= Utc::now()) {
+            Some("expired")
+        } else if !live_org {
+            Some("organization_deleted")
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            // A real key that no longer works: worth a security event in
+            // its organization (unknown strings are not: they would let
+            // anyone flood the log).
+            let event = actor
+                .clone()
+                .as_principal(ActorType::ApiKey, key.id)
+                .event(
+                    "identity.api_key.exchange_refused",
+                    "identity.api_key",
+                    key.id,
+                )
+                .org(key.org_id)
+                .project(key.project_id)
+                .set("reason", why);
+            self.security_event(event).await;
+            return Err(invalid_credential());
+        }
         if org.is_some_and(|o| o != key.org_id) {
             return Err(Error::permission_denied(
                 "WRONG_ORGANIZATION",
@@ -145,13 +260,32 @@ impl AuthService for Auth {
         req: Request<pb::ExchangeTokenRequest>,
     ) -> Result<Response<pb::ExchangeTokenResponse>, Status> {
         use pb::exchange_token_request::Grant as G;
+        let actor = actor(&req);
         let req = req.into_inner();
         let mut v = Violations::new();
         let org = v.opt_id("org_id", &req.org_id);
-        if req.grant.is_none() {
-            v.add("grant", "one of refresh_token, api_key, agent_token, id_token, service_account_key is required");
+        match &req.grant {
+            None => v.add(
+                "grant",
+                "one of refresh_token, api_key, agent_token, id_token, service_account_key is required",
+            ),
+            Some(g) => {
+                let (field, value) = match g {
+                    G::RefreshToken(t) => ("refresh_token", t),
+                    G::ApiKey(t) => ("api_key", t),
+                    G::AgentToken(t) => ("agent_token", t),
+                    G::IdToken(t) => ("id_token", t),
+                    G::ServiceAccountKey(t) => ("service_account_key", t),
+                };
+                if value.is_empty() {
+                    v.add(field, "is required");
+                } else if value.len() > 16 * 1024 {
+                    v.add(field, "is longer than 16384 bytes");
+                }
+            }
         }
         v.finish()?;
+        let mut refresh_token = String::new();
         let (grant, role) = match req.grant {
             Some(G::RefreshToken(t)) => {
                 let hash =
@@ -161,11 +295,41 @@ impl AuthService for Auth {
                     .await?
                     .ok_or_else(invalid_credential)?;
                 tx.commit().await.map_err(Error::from)?;
-                self.user_grant(session.user_id, Some(session.id), org)
-                    .await?
+                match self
+                    .user_grant(session.user_id, Some(session.id), org)
+                    .await
+                {
+                    Ok(grant) => grant,
+                    Err(e) => {
+                        if e.reason() == "NOT_A_MEMBER" {
+                            // A real session reaching for an organization it
+                            // is not in. Recorded on the platform chain: the
+                            // id may name no organization at all.
+                            let event = actor
+                                .clone()
+                                .as_principal(ActorType::User, session.user_id)
+                                .event(
+                                    "identity.token.exchange_refused",
+                                    "identity.session",
+                                    session.id,
+                                )
+                                .org(foundry_outbox::PLATFORM_ORG)
+                                .set("reason", "not_a_member")
+                                .set("org_id", org);
+                            self.security_event(event).await;
+                        }
+                        return Err(e.into());
+                    }
+                }
             }
-            Some(G::ApiKey(k)) => (self.key_grant(SecretKind::ApiKey, &k, org).await?, None),
-            Some(G::AgentToken(k)) => (self.key_grant(SecretKind::Agent, &k, org).await?, None),
+            Some(G::ApiKey(k)) => (
+                self.key_grant(SecretKind::ApiKey, &k, org, &actor).await?,
+                None,
+            ),
+            Some(G::AgentToken(k)) => (
+                self.key_grant(SecretKind::Agent, &k, org, &actor).await?,
+                None,
+            ),
             Some(G::ServiceAccountKey(k)) => {
                 if org.is_some() {
                     return Err(Error::invalid_field(
@@ -179,9 +343,21 @@ impl AuthService for Auth {
                 let mut tx = self.0.db.system().await?;
                 let sa = store::find_service_account(&mut tx, &hash).await?;
                 tx.commit().await.map_err(Error::from)?;
-                let sa = sa
-                    .filter(|s| s.disabled_at.is_none())
-                    .ok_or_else(invalid_credential)?;
+                let sa = sa.ok_or_else(invalid_credential)?;
+                if sa.disabled_at.is_some() {
+                    let event = actor
+                        .clone()
+                        .as_principal(ActorType::Service, sa.id)
+                        .event(
+                            "identity.service_account.exchange_refused",
+                            "identity.service_account",
+                            sa.id,
+                        )
+                        .org(foundry_outbox::PLATFORM_ORG)
+                        .set("reason", "disabled");
+                    self.security_event(event).await;
+                    return Err(invalid_credential().into());
+                }
                 (
                     Grant {
                         sub: sa.id,
@@ -195,12 +371,10 @@ impl AuthService for Auth {
                     None,
                 )
             }
-            Some(G::IdToken(_)) => {
-                return Err(Error::failed_precondition(
-                    "OIDC_NOT_CONFIGURED",
-                    "no external OIDC issuer is configured on this server",
-                )
-                .into());
+            Some(G::IdToken(t)) => {
+                let (grant, role, refresh) = self.id_token_grant(&t, org, &actor).await?;
+                refresh_token = refresh;
+                (grant, role)
             }
             None => return Err(Error::invalid_field("grant", "is required").into()),
         };
@@ -212,7 +386,7 @@ impl AuthService for Auth {
                 seconds: claims.exp,
                 nanos: 0,
             }),
-            refresh_token: String::new(),
+            refresh_token,
             session_id: claims.sid.map(|s| s.to_string()).unwrap_or_default(),
             org_id: claims.org_id.map(|o| o.to_string()).unwrap_or_default(),
             org_role: role.map(|r| pb::Role::from(r) as i32).unwrap_or_default(),
@@ -252,6 +426,7 @@ impl AuthService for Auth {
         req: Request<pb::RevokeSessionRequest>,
     ) -> Result<Response<pb::Session>, Status> {
         let user_id = caller(&req)?.user_id()?;
+        let actor = actor(&req);
         let mut v = Violations::new();
         let id = v.id("id", &req.get_ref().id);
         v.finish()?;
@@ -263,6 +438,12 @@ impl AuthService for Auth {
         let row = store::revoke_session(&mut tx, user_id, id)
             .await?
             .ok_or_else(not_found)?;
+        actor
+            .event("identity.session.revoke", "identity.session", id)
+            .org(foundry_outbox::PLATFORM_ORG)
+            .change("revoke_time", None::<()>, row.revoked_at)
+            .record(&mut tx)
+            .await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(session_to_proto(row)))
     }
@@ -270,11 +451,59 @@ impl AuthService for Auth {
     #[tracing::instrument(skip_all)]
     async fn rotate_signing_key(
         &self,
-        _req: Request<pb::RotateSigningKeyRequest>,
+        req: Request<pb::RotateSigningKeyRequest>,
     ) -> Result<Response<pb::Jwks>, Status> {
-        self.0.keys.rotate().await?;
+        self.0.keys.rotate(&actor(&req)).await?;
         Ok(Response::new(jwks(&self.0)))
     }
+}
+
+/// A user's grant with no active organization (user-scoped methods).
+fn user_grant_none(user_id: Uuid, sid: Option<Uuid>) -> Grant {
+    Grant {
+        sub: user_id,
+        ptype: PrincipalType::User,
+        org_id: None,
+        org_role: None,
+        perms: vec![],
+        project_id: None,
+        sid,
+    }
+}
+
+/// A user's grant in `org` (none: user scope only), read in `tx`.
+async fn user_grant_in(
+    tx: &mut foundry_platform::db::Tx,
+    user_id: Uuid,
+    sid: Option<Uuid>,
+    org: Option<Uuid>,
+) -> Result<(Grant, Option<Role>), Error> {
+    let Some(org_id) = org else {
+        return Ok((user_grant_none(user_id, sid), None));
+    };
+    let member = store::get_membership_of(tx, org_id, user_id).await?;
+    let live = store::get_org(tx, org_id, false)
+        .await?
+        .is_some_and(|o| o.deleted_at.is_none());
+    let role = match member.and_then(|m| Role::parse(&m.role)) {
+        Some(role) if live => role,
+        _ => {
+            return Err(Error::permission_denied(
+                "NOT_A_MEMBER",
+                "the user is not a member of that organization",
+            ));
+        }
+    };
+    let grant = Grant {
+        sub: user_id,
+        ptype: PrincipalType::User,
+        org_id: Some(org_id),
+        org_role: Some(role.as_str().to_owned()),
+        perms: role.permissions(),
+        project_id: None,
+        sid,
+    };
+    Ok((grant, Some(role)))
 }
 
 fn jwks(state: &State) -> pb::Jwks {

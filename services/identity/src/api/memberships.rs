@@ -13,6 +13,7 @@ use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
 
 use crate::State;
+use crate::api::actor;
 use crate::domain::{self, Role};
 use crate::store::{self, MemberRow};
 
@@ -105,6 +106,7 @@ impl MembershipService for Memberships {
     ) -> Result<Response<pb::Membership>, Status> {
         let caller = caller(&req)?;
         let org_id = caller.org_id()?;
+        let actor = actor(&req);
         let req = req.into_inner();
         let m = req.membership.unwrap_or_default();
         let mut v = Violations::new();
@@ -146,6 +148,11 @@ impl MembershipService for Memberships {
             domain::keep_an_owner(owners, from == Role::Owner, to == Role::Owner)?;
             if from != to {
                 store::set_membership_role(&mut tx, org_id, id, to.as_str()).await?;
+                actor
+                    .event("identity.membership.update", "identity.membership", id)
+                    .change("role", from.as_str(), to.as_str())
+                    .record(&mut tx)
+                    .await?;
             }
         }
         let row = store::get_membership(&mut tx, org_id, id, false)
@@ -162,6 +169,7 @@ impl MembershipService for Memberships {
     ) -> Result<Response<()>, Status> {
         let caller = caller(&req)?;
         let org_id = caller.org_id()?;
+        let actor = actor(&req);
         let mut v = Violations::new();
         let id = v.id("id", &req.get_ref().id);
         v.finish()?;
@@ -184,6 +192,12 @@ impl MembershipService for Memberships {
         }
         domain::keep_an_owner(owners, role == Role::Owner, false)?;
         store::delete_membership(&mut tx, org_id, id).await?;
+        actor
+            .event("identity.membership.delete", "identity.membership", id)
+            .change("user_id", row.user_id, None::<()>)
+            .change("role", role.as_str(), None::<()>)
+            .record(&mut tx)
+            .await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(()))
     }
@@ -196,6 +210,7 @@ impl MembershipService for Memberships {
         let caller = caller(&req)?;
         let org_id = caller.require_org("org_id", &req.get_ref().org_id)?;
         let user_id = caller.user_id()?;
+        let actor = actor(&req);
         let mut tx = self.0.db.tenant(org_id).await?;
         let owners = store::lock_owner_count(&mut tx, org_id).await?;
         let row = store::get_membership_of(&mut tx, org_id, user_id)
@@ -203,6 +218,12 @@ impl MembershipService for Memberships {
             .ok_or_else(not_found)?;
         domain::keep_an_owner(owners, row.role == Role::Owner.as_str(), false)?;
         store::delete_membership(&mut tx, org_id, row.id).await?;
+        actor
+            .event("identity.membership.leave", "identity.membership", row.id)
+            .change("user_id", row.user_id, None::<()>)
+            .change("role", &row.role, None::<()>)
+            .record(&mut tx)
+            .await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(()))
     }

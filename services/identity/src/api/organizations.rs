@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
+use crate::api::actor;
 use crate::domain::Role;
 use crate::store::{self, OrgRow};
 
@@ -63,6 +64,7 @@ impl OrganizationService for Organizations {
     ) -> Result<Response<pb::Organization>, Status> {
         let caller = caller(&req)?;
         let user_id = caller.user_id()?;
+        let actor = actor(&req);
         let req = req.into_inner();
         let mut v = Violations::new();
         let org = req.organization.unwrap_or_default();
@@ -87,7 +89,27 @@ impl OrganizationService for Organizations {
             return Ok(Response::new(prev));
         }
         let row = store::insert_org(&mut tx, id, &name, &slug, &settings).await?;
-        store::insert_membership(&mut tx, id, user_id, Role::Owner.as_str(), None).await?;
+        let membership =
+            store::insert_membership(&mut tx, id, user_id, Role::Owner.as_str(), None).await?;
+        actor
+            .event("identity.organization.create", "identity.organization", id)
+            .org(id)
+            .set("name", &row.name)
+            .set("slug", &row.slug)
+            .set("settings", &row.settings)
+            .record(&mut tx)
+            .await?;
+        actor
+            .event(
+                "identity.membership.create",
+                "identity.membership",
+                membership,
+            )
+            .org(id)
+            .set("user_id", user_id)
+            .set("role", Role::Owner.as_str())
+            .record(&mut tx)
+            .await?;
         let out = org_to_proto(row);
         if let Some(rid) = request_id {
             idempotency::complete(&mut tx, user_id, "CreateOrganization", rid, &out).await?;
@@ -136,6 +158,7 @@ impl OrganizationService for Organizations {
         req: Request<pb::UpdateOrganizationRequest>,
     ) -> Result<Response<pb::Organization>, Status> {
         let caller = caller(&req)?;
+        let actor = actor(&req);
         let req = req.into_inner();
         let org = req.organization.unwrap_or_default();
         let org_id = caller.require_org("organization.id", &org.id)?;
@@ -175,6 +198,7 @@ impl OrganizationService for Organizations {
             )
             .into());
         }
+        let before = row.clone();
         if let Some(n) = name {
             row.name = n;
         }
@@ -185,6 +209,17 @@ impl OrganizationService for Organizations {
             row.settings = s;
         }
         let row = store::update_org(&mut tx, &row).await?;
+        actor
+            .event(
+                "identity.organization.update",
+                "identity.organization",
+                org_id,
+            )
+            .change("name", &before.name, &row.name)
+            .change("slug", &before.slug, &row.slug)
+            .change("settings", &before.settings, &row.settings)
+            .record(&mut tx)
+            .await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(org_to_proto(row)))
     }
@@ -195,6 +230,7 @@ impl OrganizationService for Organizations {
         req: Request<pb::DeleteOrganizationRequest>,
     ) -> Result<Response<pb::Organization>, Status> {
         let caller = caller(&req)?;
+        let actor = actor(&req);
         let req = req.into_inner();
         let org_id = caller.require_org("id", &req.id)?;
         let mut tx = self.0.db.tenant(org_id).await?;
@@ -210,6 +246,15 @@ impl OrganizationService for Organizations {
             .into());
         }
         let row = store::set_org_deleted(&mut tx, org_id, true).await?;
+        actor
+            .event(
+                "identity.organization.delete",
+                "identity.organization",
+                org_id,
+            )
+            .change("delete_time", None::<()>, row.deleted_at)
+            .record(&mut tx)
+            .await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(org_to_proto(row)))
     }
@@ -221,6 +266,7 @@ impl OrganizationService for Organizations {
     ) -> Result<Response<pb::Organization>, Status> {
         let caller = caller(&req)?;
         let user_id = caller.user_id()?;
+        let actor = actor(&req);
         let mut v = Violations::new();
         let id = v.id("id", &req.get_ref().id);
         v.finish()?;
@@ -244,7 +290,18 @@ impl OrganizationService for Organizations {
             )
             .into());
         }
+        let deleted_at = row.deleted_at;
         let row = store::set_org_deleted(&mut tx, org_id, false).await?;
+        actor
+            .event(
+                "identity.organization.undelete",
+                "identity.organization",
+                org_id,
+            )
+            .org(org_id)
+            .change("delete_time", deleted_at, None::<()>)
+            .record(&mut tx)
+            .await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(org_to_proto(row)))
     }

@@ -6,6 +6,11 @@
 
 mod api_keys;
 mod auth;
+mod invitations;
 mod memberships;
+mod oidc;
 mod organizations;
+mod outbox;
+mod service_accounts;
 mod tenancy;
+mod users;

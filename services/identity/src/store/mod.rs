@@ -509,3 +509,11 @@ pub async fn find_service_account(
             .await?,
     )
 }
+
+mod invitations;
+mod linked;
+mod users;
+
+pub use invitations::*;
+pub use linked::*;
+pub use users::*;

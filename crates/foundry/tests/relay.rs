@@ -1,0 +1,183 @@
+//! The outbox relay end to end, in the suite: identity's mutations reach
+//! the audit log over gRPC with the relay's service-account token; with
+//! the audit service away, mutations still succeed and every event arrives,
+//! once, when it is back.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use foundry::AuditDelivery;
+use foundry_testkit::{TestApp, audit, authed, identity as pb};
+
+fn rename(id: &str, name: &str) -> pb::UpdateOrganizationRequest {
+    pb::UpdateOrganizationRequest {
+        organization: Some(pb::Organization {
+            id: id.into(),
+            name: name.into(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["name".into()],
+        }),
+    }
+}
+
+async fn renames(app: &TestApp, n: usize) {
+    let org = app.alice.org_id.to_string();
+    for i in 0..n {
+        app.orgs()
+            .update_organization(authed(&app.alice.token, rename(&org, &format!("n{i}"))))
+            .await
+            .unwrap();
+    }
+}
+
+const RENAME: &str = "identity.organization.update";
+
+fn renamed(events: &[audit::AuditEvent]) -> usize {
+    events.iter().filter(|e| e.action == RENAME).count()
+}
+
+/// Alice's audit events (her organization's bootstrap and renames), all pages.
+async fn alice_events(app: &TestApp) -> Vec<audit::AuditEvent> {
+    let mut out = vec![];
+    let mut page_token = String::new();
+    loop {
+        let page = app
+            .audit()
+            .list_audit_events(authed(
+                &app.alice.token,
+                audit::ListAuditEventsRequest {
+                    page_size: 1000,
+                    page_token,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        out.extend(page.audit_events);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+async fn wait_for(app: &TestApp, n: usize) -> Vec<audit::AuditEvent> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = alice_events(app).await;
+        if renamed(&events) >= n {
+            // Settle: nothing more (no duplicates) arrives.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            return alice_events(app).await;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {n} events arrived",
+            renamed(&events)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn pending(app: &TestApp) -> i64 {
+    let mut db = app.admin_db().await;
+    sqlx::query_scalar("SELECT count(*) FROM identity.outbox")
+        .fetch_one(&mut db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn identity_mutations_reach_the_audit_log_through_the_relay() {
+    let app = TestApp::start_configured(|c| c.audit_delivery = AuditDelivery::Local).await;
+    renames(&app, 3).await;
+    let all = wait_for(&app, 3).await;
+    let events: Vec<_> = all.iter().filter(|e| e.action == RENAME).collect();
+    assert_eq!(events.len(), 3);
+    assert!(
+        all.iter()
+            .any(|e| e.action == "identity.organization.create"),
+        "bootstrap recorded too"
+    );
+    assert!(
+        events[0]
+            .changes
+            .as_ref()
+            .unwrap()
+            .fields
+            .contains_key("name")
+    );
+    assert_eq!(events[0].actor_id, app.alice.user_id.to_string());
+    let verified = app
+        .audit()
+        .verify_audit_chain(authed(
+            &app.alice.token,
+            audit::VerifyAuditChainRequest::default(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verified.valid, "{verified:?}");
+    assert_eq!(verified.events_checked, all.len() as i64);
+    assert_eq!(pending(&app).await, 0, "delivered events leave the outbox");
+}
+
+#[tokio::test]
+async fn with_the_audit_service_away_mutations_succeed_and_events_arrive_once_when_it_is_back() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = TestApp::start_configured(|c| {
+        c.audit_delivery = AuditDelivery::Endpoint(format!("http://127.0.0.1:{port}"));
+    })
+    .await;
+    renames(&app, 25).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        pending(&app).await >= 25,
+        "events wait in the outbox while audit is away"
+    );
+    assert_eq!(renamed(&alice_events(&app).await), 0);
+
+    // The audit service comes up where the relay points.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let audit_svc = app.suite.audit.clone();
+    let tenancy = app.suite.tenancy.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        foundry_tenancy::server::serve_services(
+            listener,
+            |routes| audit_svc.add_routes(routes),
+            foundry_audit::SERVICE_NAMES,
+            tenancy,
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .await
+    });
+    renames(&app, 5).await;
+    let events = wait_for(&app, 30).await;
+    assert_eq!(renamed(&events), 30, "none lost, none doubled");
+    let mut ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), events.len(), "each event once");
+    let mut seqs: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=events.len() as i64).collect::<Vec<_>>(),
+        "a gapless chain"
+    );
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}

@@ -1,0 +1,80 @@
+//! The transactional outbox.
+//!
+//! A mutation records its audit event with [`Actor::event`] … `.record(&mut
+//! tx)` inside the transaction that makes the change, so the two commit or
+//! roll back together. Each service's [`Relay`] ships its outbox to the
+//! audit service, at least once; the audit service keeps each event once.
+
+pub mod event;
+pub mod relay;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use foundry_proto::foundry::identity::v1::{
+    ExchangeTokenRequest, auth_service_client::AuthServiceClient, exchange_token_request::Grant,
+};
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+
+pub use event::{Actor, ActorType, AuditEvent, EventBuilder, PLATFORM_ORG, record};
+pub use relay::{DeliveryError, GrpcSink, Relay, RelayConfig, Sink, TokenSource};
+
+/// Access tokens minted by some function, cached until a minute before
+/// they expire.
+pub struct CachedToken<F> {
+    mint: F,
+    cached: Mutex<Option<(String, Instant)>>,
+}
+
+impl<F> CachedToken<F> {
+    /// Caches what `mint` returns: `(token, lifetime)`.
+    pub fn new(mint: F) -> Arc<Self> {
+        Arc::new(CachedToken {
+            mint,
+            cached: Mutex::new(None),
+        })
+    }
+}
+
+#[async_trait]
+impl<F, Fut> TokenSource for CachedToken<F>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<(String, Duration)>> + Send,
+{
+    async fn token(&self) -> anyhow::Result<String> {
+        let mut cached = self.cached.lock().await;
+        if let Some((token, renew_at)) = cached.as_ref()
+            && Instant::now() < *renew_at
+        {
+            return Ok(token.clone());
+        }
+        let (token, ttl) = (self.mint)().await?;
+        let margin = Duration::from_secs(60).min(ttl / 2);
+        *cached = Some((token.clone(), Instant::now() + ttl - margin));
+        Ok(token)
+    }
+}
+
+/// A service account's token, exchanged for its key at the identity
+/// service (split deployments).
+pub fn exchanged_token(identity: Channel, service_account_key: String) -> Arc<dyn TokenSource> {
+    CachedToken::new(move || {
+        let mut client = AuthServiceClient::new(identity.clone());
+        let key = service_account_key.clone();
+        async move {
+            let out = client
+                .exchange_token(ExchangeTokenRequest {
+                    grant: Some(Grant::ServiceAccountKey(key)),
+                    org_id: String::new(),
+                })
+                .await?
+                .into_inner();
+            let exp = out.expire_time.map(|t| t.seconds).unwrap_or_default();
+            let ttl = (exp - chrono::Utc::now().timestamp()).max(1) as u64;
+            Ok((out.access_token, Duration::from_secs(ttl)))
+        }
+    })
+}

@@ -1,0 +1,207 @@
+//! `UserService`.
+
+use std::sync::Arc;
+
+use foundry_platform::Error;
+use foundry_platform::convert::timestamp;
+use foundry_platform::db::{check_etag, etag};
+use foundry_platform::validate::{Violations, update_mask};
+use foundry_proto::foundry::identity::v1::{self as pb, user_service_server::UserService};
+use foundry_tenancy::{Caller, caller};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::State;
+use crate::api::actor;
+use crate::store::{self, UserFull};
+
+/// Handlers of `UserService`.
+#[derive(Clone, Debug)]
+pub struct Users(pub Arc<State>);
+
+fn user_to_proto(r: UserFull) -> pb::User {
+    pb::User {
+        id: r.id.to_string(),
+        email: r.email,
+        display_name: r.display_name,
+        avatar_url: r.avatar_url,
+        create_time: Some(timestamp(r.created_at)),
+        update_time: Some(timestamp(r.updated_at)),
+        etag: etag(r.version),
+    }
+}
+
+fn not_found() -> Error {
+    Error::not_found("USER_NOT_FOUND", "user")
+}
+
+/// `me` or an id; `None` when malformed (reported in `v`).
+fn user_ref(v: &mut Violations, field: &str, value: &str, caller: &Caller) -> Option<Uuid> {
+    if value == "me" {
+        Some(caller.principal_id())
+    } else {
+        v.id(field, value)
+    }
+}
+
+/// Resolves `me`/the caller's own id; anyone else is not found.
+fn own_id(field: &str, value: &str, caller: &Caller) -> Result<Uuid, Error> {
+    let me = caller.user_id()?;
+    let mut v = Violations::new();
+    let id = user_ref(&mut v, field, value, caller);
+    v.finish()?;
+    if id == Some(me) {
+        Ok(me)
+    } else {
+        Err(not_found())
+    }
+}
+
+#[tonic::async_trait]
+impl UserService for Users {
+    #[tracing::instrument(skip_all)]
+    async fn get_user(
+        &self,
+        req: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let caller = caller(&req)?;
+        let me = caller.user_id()?;
+        let mut v = Violations::new();
+        let id = user_ref(&mut v, "id", &req.get_ref().id, &caller);
+        v.finish()?;
+        let Some(id) = id else {
+            return Err(not_found().into());
+        };
+        let mut tx = self.0.db.system().await?;
+        // Visible: yourself, or a member of the organization you act in.
+        let visible = id == me
+            || match caller.claims.org_id {
+                Some(org) => store::get_membership_of(&mut tx, org, id).await?.is_some(),
+                None => false,
+            };
+        let row = if visible {
+            store::get_user(&mut tx, id, false).await?
+        } else {
+            None
+        };
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Response::new(user_to_proto(row.ok_or_else(not_found)?)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_user(
+        &self,
+        req: Request<pb::UpdateUserRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let caller = caller(&req)?;
+        let actor = actor(&req);
+        let req = req.into_inner();
+        let u = req.user.unwrap_or_default();
+        let id = own_id("user.id", &u.id, &caller)?;
+        let mut v = Violations::new();
+        let paths = update_mask(
+            &mut v,
+            req.update_mask.as_ref(),
+            &["display_name", "avatar_url"],
+            &["id", "email", "create_time", "update_time", "etag"],
+        );
+        let name = if paths.contains(&"display_name") {
+            v.text("user.display_name", &u.display_name, 1, 200)
+        } else {
+            None
+        };
+        let avatar = if paths.contains(&"avatar_url") {
+            v.opt_https_url("user.avatar_url", &u.avatar_url, 2048)
+        } else {
+            None
+        };
+        v.finish()?;
+        let mut tx = self.0.db.system().await?;
+        let row = store::get_user(&mut tx, id, true)
+            .await?
+            .ok_or_else(not_found)?;
+        check_etag(&u.etag, row.version, "user")?;
+        let before = row;
+        let row = store::update_user(
+            &mut tx,
+            id,
+            name.as_deref().unwrap_or(&before.display_name),
+            avatar.as_deref().unwrap_or(&before.avatar_url),
+        )
+        .await?;
+        // A user's own profile: the platform chain (no organization owns it).
+        actor
+            .event("identity.user.update", "identity.user", id)
+            .org(foundry_outbox::PLATFORM_ORG)
+            .change("display_name", &before.display_name, &row.display_name)
+            .change("avatar_url", &before.avatar_url, &row.avatar_url)
+            .record(&mut tx)
+            .await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Response::new(user_to_proto(row)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_linked_accounts(
+        &self,
+        req: Request<pb::ListLinkedAccountsRequest>,
+    ) -> Result<Response<pb::ListLinkedAccountsResponse>, Status> {
+        let caller = caller(&req)?;
+        let id = own_id("user_id", &req.get_ref().user_id, &caller)?;
+        let mut tx = self.0.db.system().await?;
+        let rows = store::list_linked_accounts(&mut tx, id).await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Response::new(pb::ListLinkedAccountsResponse {
+            linked_accounts: rows
+                .into_iter()
+                .map(|r| pb::LinkedAccount {
+                    id: r.id.to_string(),
+                    provider: r.provider,
+                    issuer: r.issuer,
+                    subject: r.subject,
+                    email: r.email,
+                    create_time: Some(timestamp(r.created_at)),
+                    last_login_time: Some(timestamp(r.last_login_at)),
+                })
+                .collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_linked_account(
+        &self,
+        req: Request<pb::DeleteLinkedAccountRequest>,
+    ) -> Result<Response<()>, Status> {
+        let caller = caller(&req)?;
+        let actor = actor(&req);
+        let user_id = own_id("user_id", &req.get_ref().user_id, &caller)?;
+        let id = Violations::require_id("id", &req.get_ref().id)?;
+        let missing = || Error::not_found("LINKED_ACCOUNT_NOT_FOUND", "linked account");
+        let mut tx = self.0.db.system().await?;
+        let accounts = store::list_linked_accounts(&mut tx, user_id).await?;
+        let Some(account) = accounts.iter().find(|a| a.id == id) else {
+            return Err(missing().into());
+        };
+        if accounts.len() == 1 {
+            return Err(Error::failed_precondition(
+                "LAST_LINKED_ACCOUNT",
+                "the last sign-in method cannot be removed",
+            )
+            .into());
+        }
+        store::delete_linked_account(&mut tx, user_id, id).await?;
+        actor
+            .event(
+                "identity.linked_account.delete",
+                "identity.linked_account",
+                id,
+            )
+            .org(foundry_outbox::PLATFORM_ORG)
+            .change("provider", &account.provider, None::<()>)
+            .change("subject", &account.subject, None::<()>)
+            .record(&mut tx)
+            .await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Response::new(()))
+    }
+}

@@ -1,0 +1,355 @@
+use foundry_identity::domain::Role as R;
+use foundry_testkit::identity::*;
+use foundry_testkit::{Code, TestApp, assert_status, authed, violated_fields};
+use uuid::Uuid;
+
+fn new_sa(name: &str, description: &str) -> CreateServiceAccountRequest {
+    CreateServiceAccountRequest {
+        service_account: Some(ServiceAccount {
+            name: name.into(),
+            description: description.into(),
+            ..Default::default()
+        }),
+    }
+}
+
+async fn exchange(app: &TestApp, key: &str) -> Result<ExchangeTokenResponse, tonic::Status> {
+    app.auth()
+        .exchange_token(ExchangeTokenRequest {
+            grant: Some(exchange_token_request::Grant::ServiceAccountKey(key.into())),
+            org_id: String::new(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// A service account seeded in process, its key exchanged for an access
+/// token: the way a relay authenticates.
+async fn service_caller(app: &TestApp) -> (Uuid, String) {
+    let (id, key) = app
+        .suite
+        .identity
+        .create_service_account("bootstrap", "tests")
+        .await
+        .expect("service account");
+    let resp = exchange(app, &key).await.expect("exchange");
+    assert_eq!(resp.subject, id.to_string());
+    assert!(resp.org_id.is_empty(), "service accounts act in no org");
+    (id, resp.access_token)
+}
+
+async fn create(app: &TestApp, token: &str, name: &str) -> ServiceAccount {
+    app.service_accounts()
+        .create_service_account(authed(token, new_sa(name, "relays the outbox")))
+        .await
+        .expect("create service account")
+        .into_inner()
+}
+
+#[tokio::test]
+async fn user_tokens_even_an_owners_are_refused() {
+    let app = TestApp::start().await;
+    let (sa, _) = service_caller(&app).await;
+    let admin = app.new_member(&app.alice, R::Admin).await;
+    let user_only = app.token(app.alice.user_id, None, None);
+    for token in [&app.alice.token, &app.bob.token, &admin.token, &user_only] {
+        let r = app
+            .service_accounts()
+            .create_service_account(authed(token, new_sa("sneaky", "")))
+            .await;
+        assert_status(r, Code::PermissionDenied, "INTERNAL_METHOD");
+        let r = app
+            .service_accounts()
+            .list_service_accounts(authed(token, ListServiceAccountsRequest::default()))
+            .await;
+        assert_status(r, Code::PermissionDenied, "INTERNAL_METHOD");
+        let r = app
+            .service_accounts()
+            .disable_service_account(authed(
+                token,
+                DisableServiceAccountRequest { id: sa.to_string() },
+            ))
+            .await;
+        assert_status(r, Code::PermissionDenied, "INTERNAL_METHOD");
+    }
+    let r = app
+        .service_accounts()
+        .list_service_accounts(ListServiceAccountsRequest::default())
+        .await;
+    assert_status(r, Code::Unauthenticated, "TOKEN_MISSING");
+
+    let rows: Vec<(String, Option<chrono::DateTime<chrono::Utc>>)> =
+        sqlx::query_as("SELECT name, disabled_at FROM identity.service_accounts")
+            .fetch_all(&mut app.admin_db().await)
+            .await
+            .expect("rows");
+    assert_eq!(rows, [("bootstrap".to_owned(), None)], "nothing changed");
+}
+
+#[tokio::test]
+async fn a_service_account_key_is_shown_once_and_only_its_hash_is_stored() {
+    let app = TestApp::start().await;
+    let (_, svc) = service_caller(&app).await;
+    let created = app
+        .service_accounts()
+        .create_service_account(authed(
+            &svc,
+            new_sa("outbox-relay", "  delivers outbox events  "),
+        ))
+        .await
+        .expect("create")
+        .into_inner();
+    assert!(created.key.starts_with("fnd_svc_"), "{}", created.key);
+    assert_eq!(created.name, "outbox-relay");
+    assert_eq!(created.description, "delivers outbox events", "trimmed");
+    assert!(created.create_time.is_some());
+    assert!(created.disable_time.is_none());
+    Uuid::try_parse(&created.id).expect("uuid id");
+
+    let listed = app
+        .service_accounts()
+        .list_service_accounts(authed(&svc, ListServiceAccountsRequest::default()))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(listed.service_accounts.len(), 2);
+    assert!(listed.service_accounts.iter().all(|s| s.key.is_empty()));
+    let mine = listed
+        .service_accounts
+        .iter()
+        .find(|s| s.id == created.id)
+        .expect("listed");
+    assert_eq!(mine.name, created.name);
+
+    // At rest: the SHA-256, nowhere the key.
+    let row: (Vec<u8>, String) = sqlx::query_as(
+        "SELECT key_hash, row_to_json(s)::text FROM identity.service_accounts s WHERE id = $1::uuid",
+    )
+    .bind(&created.id)
+    .fetch_one(&mut app.admin_db().await)
+    .await
+    .expect("row");
+    use sha2::Digest;
+    assert_eq!(row.0, sha2::Sha256::digest(created.key.as_bytes()).to_vec());
+    assert!(!row.1.contains(&created.key["fnd_svc_".len()..]));
+
+    // The new key authenticates as the new account, which may call
+    // internal methods itself.
+    let token = exchange(&app, &created.key).await.expect("exchange");
+    assert_eq!(token.subject, created.id);
+    app.service_accounts()
+        .list_service_accounts(authed(
+            &token.access_token,
+            ListServiceAccountsRequest::default(),
+        ))
+        .await
+        .expect("the new account lists");
+    // A service account acts in no organization.
+    let r = app
+        .members()
+        .list_memberships(authed(
+            &token.access_token,
+            ListMembershipsRequest::default(),
+        ))
+        .await;
+    assert_status(r, Code::PermissionDenied, "NO_ACTIVE_ORGANIZATION");
+    let r = app
+        .auth()
+        .exchange_token(ExchangeTokenRequest {
+            grant: Some(exchange_token_request::Grant::ServiceAccountKey(
+                created.key.clone(),
+            )),
+            org_id: app.alice.org_id.to_string(),
+        })
+        .await;
+    let s = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
+    assert_eq!(violated_fields(&s), ["org_id"]);
+}
+
+#[tokio::test]
+async fn service_account_creation_is_validated() {
+    let app = TestApp::start().await;
+    let svc = app.service_token().await;
+    let cases: Vec<(CreateServiceAccountRequest, &[&str])> = vec![
+        (
+            CreateServiceAccountRequest::default(),
+            &["service_account.name"],
+        ),
+        (
+            new_sa("", &"x".repeat(1001)),
+            &["service_account.name", "service_account.description"],
+        ),
+        (new_sa("Outbox Relay", ""), &["service_account.name"]),
+        (new_sa("ab", ""), &["service_account.name"]),
+        (new_sa("relay-", ""), &["service_account.name"]),
+        (new_sa("1relay", ""), &["service_account.name"]),
+        (new_sa(&"a".repeat(64), ""), &["service_account.name"]),
+        (
+            new_sa("relay", "line\u{7}bell"),
+            &["service_account.description"],
+        ),
+    ];
+    for (req, fields) in cases {
+        let r = app
+            .service_accounts()
+            .create_service_account(authed(&svc, req.clone()))
+            .await;
+        let s = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
+        assert_eq!(violated_fields(&s), fields, "{req:?}");
+    }
+    // Bounds are inclusive; a description is optional.
+    create(&app, &svc, &"a".repeat(63)).await;
+    let bare = app
+        .service_accounts()
+        .create_service_account(authed(&svc, new_sa("bare", "")))
+        .await
+        .expect("no description")
+        .into_inner();
+    assert_eq!(bare.description, "");
+
+    create(&app, &svc, "relay").await;
+    let r = app
+        .service_accounts()
+        .create_service_account(authed(&svc, new_sa("relay", "again")))
+        .await;
+    assert_status(r, Code::AlreadyExists, "NAME_TAKEN");
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM identity.service_accounts")
+        .fetch_one(&mut app.admin_db().await)
+        .await
+        .expect("count");
+    assert_eq!(n, 4, "the caller's, the 63-character one, bare and relay");
+}
+
+#[tokio::test]
+async fn service_accounts_are_listed_oldest_first_and_paged() {
+    let app = TestApp::start().await;
+    let (first, svc) = service_caller(&app).await;
+    let mut ids = vec![first.to_string()];
+    for i in 0..4 {
+        ids.push(create(&app, &svc, &format!("relay-{i}")).await.id);
+    }
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let resp = app
+            .service_accounts()
+            .list_service_accounts(authed(
+                &svc,
+                ListServiceAccountsRequest {
+                    page_size: 2,
+                    page_token: token,
+                },
+            ))
+            .await
+            .expect("page")
+            .into_inner();
+        pages += 1;
+        assert!(resp.service_accounts.len() <= 2);
+        seen.extend(resp.service_accounts.into_iter().map(|s| s.id));
+        token = resp.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, ids, "every account once, oldest first");
+
+    let r = app
+        .service_accounts()
+        .list_service_accounts(authed(
+            &svc,
+            ListServiceAccountsRequest {
+                page_size: -1,
+                page_token: String::new(),
+            },
+        ))
+        .await;
+    let s = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
+    assert_eq!(violated_fields(&s), ["page_size"]);
+    let r = app
+        .service_accounts()
+        .list_service_accounts(authed(
+            &svc,
+            ListServiceAccountsRequest {
+                page_size: 2,
+                page_token: "not-a-token".into(),
+            },
+        ))
+        .await;
+    let s = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
+    assert_eq!(violated_fields(&s), ["page_token"]);
+}
+
+#[tokio::test]
+async fn a_disabled_service_account_can_no_longer_exchange_its_key() {
+    let app = TestApp::start().await;
+    let (_, svc) = service_caller(&app).await;
+    let relay = create(&app, &svc, "relay").await;
+    exchange(&app, &relay.key)
+        .await
+        .expect("exchange while enabled");
+
+    let disabled = app
+        .service_accounts()
+        .disable_service_account(authed(
+            &svc,
+            DisableServiceAccountRequest {
+                id: relay.id.clone(),
+            },
+        ))
+        .await
+        .expect("disable")
+        .into_inner();
+    assert_eq!(disabled.id, relay.id);
+    assert!(disabled.key.is_empty());
+    let when = disabled.disable_time.expect("disable_time");
+
+    let r = exchange(&app, &relay.key).await;
+    assert_status(r, Code::Unauthenticated, "CREDENTIAL_INVALID");
+
+    // Disabling again is a no-op that keeps the first time.
+    let again = app
+        .service_accounts()
+        .disable_service_account(authed(
+            &svc,
+            DisableServiceAccountRequest {
+                id: relay.id.clone(),
+            },
+        ))
+        .await
+        .expect("disable again")
+        .into_inner();
+    assert_eq!(again.disable_time, Some(when));
+    let listed = app
+        .service_accounts()
+        .list_service_accounts(authed(&svc, ListServiceAccountsRequest::default()))
+        .await
+        .expect("list")
+        .into_inner();
+    let row = listed
+        .service_accounts
+        .iter()
+        .find(|s| s.id == relay.id)
+        .expect("still listed");
+    assert_eq!(row.disable_time, Some(when));
+
+    let r = app
+        .service_accounts()
+        .disable_service_account(authed(
+            &svc,
+            DisableServiceAccountRequest {
+                id: Uuid::now_v7().to_string(),
+            },
+        ))
+        .await;
+    assert_status(r, Code::NotFound, "SERVICE_ACCOUNT_NOT_FOUND");
+    for id in ["", "nope"] {
+        let r = app
+            .service_accounts()
+            .disable_service_account(authed(&svc, DisableServiceAccountRequest { id: id.into() }))
+            .await;
+        let s = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
+        assert_eq!(violated_fields(&s), ["id"]);
+    }
+}
