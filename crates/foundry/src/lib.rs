@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use foundry_audit::Audit;
 use foundry_identity::{Identity, OidcProvider, RingSource, TokenConfig};
-use foundry_outbox::{GrpcSink, Relay, RelayConfig};
+use foundry_outbox::{GrpcSink, RELAY_SERVICE_ACCOUNT, Relay, RelayConfig};
 use foundry_platform::db::{self, Db};
 use foundry_platform::page::PageTokens;
+use foundry_platform::server::Background;
 use foundry_tenancy::{Tenancy, Verifier};
 use sqlx::Connection;
 use tokio::net::TcpListener;
@@ -41,9 +42,6 @@ pub enum AuditDelivery {
     /// An audit service elsewhere (`http://host:port`).
     Endpoint(String),
 }
-
-/// The service account the suite's relays authenticate as.
-pub const RELAY_SERVICE_ACCOUNT: &str = "outbox-relay";
 
 /// Every service, ready to serve.
 #[derive(Clone, Debug)]
@@ -140,55 +138,39 @@ impl Suite {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
-        let addr = listener.local_addr()?;
-        let relays = self.start_relays(addr).await?;
-        let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-        let coordinator = async move {
-            shutdown.await;
-            for (stop, running) in relays {
-                let _ = stop.send(());
-                let _ = running.await;
-            }
-            let _ = stop_server.send(());
-        };
+        let mut background = Background::default();
+        self.start_relays(listener.local_addr()?, &mut background)
+            .await?;
         let (identity, audit) = (self.identity.clone(), self.audit.clone());
         let names: Vec<&str> = foundry_identity::SERVICE_NAMES
             .iter()
             .chain(foundry_audit::SERVICE_NAMES)
             .copied()
             .collect();
-        let server = foundry_tenancy::server::serve_services(
-            listener,
-            |routes| {
-                identity.add_routes(routes);
-                audit.add_routes(routes);
-            },
-            &names,
-            self.tenancy,
-            async {
-                let _ = server_stopped.await;
-            },
-        );
-        tokio::pin!(server, coordinator);
-        tokio::select! {
-            r = &mut server => return r,
-            () = &mut coordinator => {}
-        }
-        server.await
+        background
+            .serve(shutdown, |stop| {
+                foundry_tenancy::server::serve_services(
+                    listener,
+                    move |routes| {
+                        identity.add_routes(routes);
+                        audit.add_routes(routes);
+                    },
+                    &names,
+                    self.tenancy,
+                    stop,
+                )
+            })
+            .await
     }
 
-    /// Starts each service's outbox relay; returns their stop handles.
+    /// Starts each service's outbox relay.
     async fn start_relays(
         &self,
         addr: std::net::SocketAddr,
-    ) -> anyhow::Result<
-        Vec<(
-            tokio::sync::oneshot::Sender<()>,
-            tokio::task::JoinHandle<()>,
-        )>,
-    > {
+        background: &mut Background,
+    ) -> anyhow::Result<()> {
         let endpoint = match &self.audit_delivery {
-            AuditDelivery::Off => return Ok(vec![]),
+            AuditDelivery::Off => return Ok(()),
             AuditDelivery::Local => format!("http://{addr}"),
             AuditDelivery::Endpoint(e) => e.clone(),
         };
@@ -201,15 +183,10 @@ impl Suite {
             )
             .await?;
         let sink = Arc::new(GrpcSink::new(channel, self.identity.service_tokens(sa)));
-        let mut relays = vec![];
         for db in std::iter::once(self.identity.db().clone()) {
             let relay = Arc::new(Relay::new(db, sink.clone(), RelayConfig::default()));
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let running = tokio::spawn(relay.run(async {
-                let _ = stopped.await;
-            }));
-            relays.push((stop, running));
+            background.spawn(|stop| relay.run(stop));
         }
-        Ok(relays)
+        Ok(())
     }
 }

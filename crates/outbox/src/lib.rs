@@ -21,6 +21,22 @@ use tonic::transport::Channel;
 pub use event::{Actor, ActorType, AuditEvent, EventBuilder, PLATFORM_ORG, record};
 pub use relay::{DeliveryError, GrpcSink, Relay, RelayConfig, Sink, TokenSource};
 
+/// The service account relays authenticate as.
+pub const RELAY_SERVICE_ACCOUNT: &str = "outbox-relay";
+
+/// The relay flags of a per-service binary.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct RelayArgs {
+    /// The audit service the outbox relay delivers to (`http://host:port`).
+    /// Unset: no relay runs here and events wait in the outbox.
+    #[arg(long, env = "FOUNDRY_AUDIT_ENDPOINT")]
+    pub audit_endpoint: Option<String>,
+    /// The relay's service-account key, exchanged for access tokens at the
+    /// identity service (services other than identity).
+    #[arg(long, env = "FOUNDRY_SERVICE_ACCOUNT_KEY", hide_env_values = true)]
+    pub service_account_key: Option<String>,
+}
+
 /// Access tokens minted by some function, cached until a minute before
 /// they expire.
 pub struct CachedToken<F> {

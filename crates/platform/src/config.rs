@@ -76,3 +76,36 @@ impl ServerArgs {
         })
     }
 }
+
+/// The migration flags of a per-service binary.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct MigrateArgs {
+    /// Apply the service's schema migrations before serving.
+    #[arg(long, env = "FOUNDRY_MIGRATE")]
+    pub migrate: bool,
+    /// Apply the migrations and exit (a deploy step or init container).
+    #[arg(long, conflicts_with = "migrate")]
+    pub migrate_only: bool,
+}
+
+/// Opens a per-service binary's database: requires `DATABASE_URL`,
+/// migrates when asked; `None` when `--migrate-only` is done.
+pub async fn service_db(
+    server: &ServerArgs,
+    migrate: &MigrateArgs,
+    binary: &str,
+    schema: &'static str,
+    migrator: &sqlx::migrate::Migrator,
+) -> anyhow::Result<Option<crate::db::Db>> {
+    let url = server.required_database_url(binary)?;
+    if migrate.migrate || migrate.migrate_only {
+        crate::db::migrate(url, schema, migrator).await?;
+        tracing::info!(schema, "migrated");
+        if migrate.migrate_only {
+            return Ok(None);
+        }
+    }
+    Ok(Some(
+        crate::db::Db::connect(url, schema, server.db_max_connections).await?,
+    ))
+}

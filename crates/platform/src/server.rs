@@ -55,3 +55,69 @@ pub async fn shutdown_signal() {
         () = term => tracing::info!("SIGTERM: shutting down"),
     }
 }
+
+/// A boxed stop signal handed to a background task or a server.
+pub type StopSignal = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Background tasks of a server process (outbox relays, checkpointers)
+/// that must stop, and flush, while the server they talk to still serves.
+#[derive(Default)]
+pub struct Background {
+    tasks: Vec<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
+}
+
+impl Background {
+    /// Starts `task`, which returns once its stop signal resolves.
+    pub fn spawn<F, Fut>(&mut self, task: F)
+    where
+        F: FnOnce(StopSignal) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(task(Box::pin(async {
+            let _ = stopped.await;
+        })));
+        self.tasks.push((stop, handle));
+    }
+
+    /// Stops every task and waits for each to finish.
+    pub async fn stop(self) {
+        for (stop, handle) in self.tasks {
+            let _ = stop.send(());
+            if let Err(e) = handle.await {
+                tracing::error!(error = %e, "a background task failed");
+            }
+        }
+    }
+
+    /// Runs `server` until `shutdown`; then stops these tasks first (so a
+    /// relay can still deliver) and the server after. If the server ends by
+    /// itself, its result is returned and the tasks are stopped.
+    pub async fn serve<S>(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+        server: impl FnOnce(StopSignal) -> S,
+    ) -> anyhow::Result<()>
+    where
+        S: std::future::Future<Output = anyhow::Result<()>>,
+    {
+        let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = server(Box::pin(async {
+            let _ = server_stopped.await;
+        }));
+        tokio::pin!(server, shutdown);
+        tokio::select! {
+            r = &mut server => {
+                self.stop().await;
+                return r;
+            }
+            () = &mut shutdown => {}
+        }
+        self.stop().await;
+        let _ = stop_server.send(());
+        server.await
+    }
+}

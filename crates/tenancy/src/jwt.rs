@@ -185,6 +185,11 @@ pub fn decode_header(token: &str) -> Result<Unverified<'_>, TokenError> {
     })
 }
 
+/// The `iss` of Foundry access tokens unless configured otherwise.
+pub const DEFAULT_ISSUER: &str = "https://identity.foundry.dev";
+/// The `aud` of Foundry access tokens unless configured otherwise.
+pub const DEFAULT_AUDIENCE: &str = "foundry";
+
 /// What a verifier accepts.
 #[derive(Clone, Debug)]
 pub struct Expectations {
@@ -194,6 +199,16 @@ pub struct Expectations {
     pub audience: String,
     /// Clock skew tolerated on `exp`/`nbf`, seconds.
     pub leeway_secs: i64,
+}
+
+impl Default for Expectations {
+    fn default() -> Self {
+        Expectations {
+            issuer: DEFAULT_ISSUER.into(),
+            audience: DEFAULT_AUDIENCE.into(),
+            leeway_secs: 30,
+        }
+    }
 }
 
 impl<'a> Unverified<'a> {

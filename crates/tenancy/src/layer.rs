@@ -41,7 +41,11 @@ impl Tenancy {
     /// Loads the verifier's keys and the method table of every Foundry
     /// proto; refuses to start if any method lacks an access declaration.
     pub async fn new(verifier: Verifier) -> anyhow::Result<Tenancy> {
-        verifier.refresh().await?;
+        // A remote key source may not be up yet (split deployments start in
+        // any order): the verifier fetches again on the first unknown kid.
+        if let Err(e) = verifier.refresh().await {
+            tracing::warn!(error = %e, "token keys not loaded yet; will fetch on first use");
+        }
         let methods = MethodTable::from_descriptor_set(foundry_proto::FILE_DESCRIPTOR_SET)?;
         if !methods.undeclared().is_empty() {
             anyhow::bail!(
@@ -53,6 +57,32 @@ impl Tenancy {
             verifier: Arc::new(verifier),
             methods,
         })
+    }
+}
+
+/// Where a service deployed apart from identity finds it.
+#[derive(Clone, Debug, clap::Args)]
+pub struct IdentityArgs {
+    /// The identity service (`http://host:port`): its JWKS verifies tokens.
+    #[arg(
+        long,
+        env = "FOUNDRY_IDENTITY_ENDPOINT",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub identity_endpoint: String,
+}
+
+impl Tenancy {
+    /// The tenancy of a service deployed apart from identity: keys from
+    /// identity's `GetJwks` at `identity_endpoint`, default expectations.
+    pub async fn remote(identity_endpoint: &str) -> anyhow::Result<Tenancy> {
+        let channel =
+            tonic::transport::Channel::from_shared(identity_endpoint.to_owned())?.connect_lazy();
+        let verifier = Verifier::new(
+            crate::jwt::Expectations::default(),
+            Arc::new(crate::verifier::GrpcKeySource::new(channel)),
+        );
+        Tenancy::new(verifier).await
     }
 }
 

@@ -34,8 +34,8 @@ pub struct TokenConfig {
 impl Default for TokenConfig {
     fn default() -> Self {
         Self {
-            issuer: "https://identity.foundry.dev".into(),
-            audience: "foundry".into(),
+            issuer: foundry_tenancy::jwt::DEFAULT_ISSUER.into(),
+            audience: foundry_tenancy::jwt::DEFAULT_AUDIENCE.into(),
             access_ttl: Duration::from_secs(300),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             publish_ahead: Duration::from_secs(60),

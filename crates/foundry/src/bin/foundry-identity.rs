@@ -1,0 +1,90 @@
+//! `foundry-identity`: the identity & tenancy service alone, for split
+//! deployments. Needs `DATABASE_URL`; `--migrate` applies the schema first.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use foundry_identity::{Identity, OidcArgs, RingSource, TokenConfig};
+use foundry_outbox::{GrpcSink, RELAY_SERVICE_ACCOUNT, Relay, RelayArgs, RelayConfig};
+use foundry_platform::config::{MigrateArgs, ServerArgs, service_db};
+use foundry_platform::server::Background;
+use foundry_tenancy::{Tenancy, Verifier};
+
+/// The identity & tenancy service.
+#[derive(Parser, Debug)]
+#[command(name = "foundry-identity", version)]
+struct Cli {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    migrate: MigrateArgs,
+    #[command(flatten)]
+    oidc: OidcArgs,
+    #[command(flatten)]
+    relay: RelayArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let _telemetry = foundry_platform::telemetry::init("foundry-identity", cli.server.log_format);
+    let Some(db) = service_db(
+        &cli.server,
+        &cli.migrate,
+        "foundry-identity",
+        foundry_identity::SCHEMA,
+        &foundry_identity::MIGRATOR,
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    let tokens = TokenConfig::default();
+    let identity = Identity::new(
+        db,
+        tokens.clone(),
+        cli.server.page_tokens(),
+        cli.oidc.providers,
+    )
+    .await?;
+    let verifier = Verifier::new(tokens.expectations(), Arc::new(RingSource(identity.keys())));
+    let tenancy = Arc::new(Tenancy::new(verifier).await?);
+    let listener = tokio::net::TcpListener::bind(cli.server.listen)
+        .await
+        .with_context(|| format!("binding {}", cli.server.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "foundry-identity serving");
+    let mut background = Background::default();
+    if let Some(endpoint) = &cli.relay.audit_endpoint {
+        // Identity mints its own relay tokens: no key to configure.
+        let sa = identity
+            .ensure_service_account(
+                RELAY_SERVICE_ACCOUNT,
+                "ships outbox events to the audit service",
+            )
+            .await?;
+        let channel = tonic::transport::Channel::from_shared(endpoint.clone())?.connect_lazy();
+        let sink = Arc::new(GrpcSink::new(channel, identity.service_tokens(sa)));
+        let relay = Arc::new(Relay::new(
+            identity.db().clone(),
+            sink,
+            RelayConfig::default(),
+        ));
+        background.spawn(|stop| relay.run(stop));
+    } else {
+        tracing::warn!("FOUNDRY_AUDIT_ENDPOINT unset: audit events stay in the outbox");
+    }
+    background
+        .serve(foundry_platform::server::shutdown_signal(), |stop| {
+            foundry_tenancy::server::serve_services(
+                listener,
+                |routes| identity.add_routes(routes),
+                foundry_identity::SERVICE_NAMES,
+                tenancy,
+                stop,
+            )
+        })
+        .await?;
+    tracing::info!("foundry-identity stopped");
+    Ok(())
+}

@@ -1,0 +1,262 @@
+//! The per-service binaries as a split deployment runs them: separate
+//! processes configured by environment, each migrating its own schema of
+//! one database with `--migrate`, serving health and their API, talking to
+//! each other over gRPC (audit verifies tokens with identity's JWKS;
+//! identity's outbox relay delivers to audit), stopping cleanly on SIGTERM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use foundry_identity::{Identity, TokenConfig};
+use foundry_platform::db::Db;
+use foundry_platform::page::PageTokens;
+use foundry_proto::foundry::audit::v1 as audit;
+use foundry_proto::foundry::identity::v1 as pb;
+use foundry_testkit::authed;
+use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A service process, killed if the test fails before stopping it.
+struct Proc {
+    child: Child,
+    port: u16,
+    name: &'static str,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn spawn(exe: &str, name: &'static str, port: u16, env: &[(&str, String)]) -> Proc {
+    let mut cmd = Command::new(exe);
+    cmd.env("FOUNDRY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("FOUNDRY_LOG_FORMAT", "json")
+        .env("RUST_LOG", "warn")
+        .env_remove("FOUNDRY_AUDIT_ENDPOINT")
+        .arg("--migrate")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Proc {
+        child: cmd.spawn().unwrap(),
+        port,
+        name,
+    }
+}
+
+impl Proc {
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits until the process serves; returns a channel to it.
+    async fn ready(&mut self, service: &str) -> Channel {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(c) = Channel::from_shared(self.endpoint())
+                .unwrap()
+                .connect()
+                .await
+            {
+                let health = HealthClient::new(c.clone())
+                    .check(HealthCheckRequest {
+                        service: service.into(),
+                    })
+                    .await;
+                if health.is_ok_and(|h| h.into_inner().status == ServingStatus::Serving as i32) {
+                    return c;
+                }
+            }
+            assert!(
+                self.child.try_wait().unwrap().is_none(),
+                "{} exited early",
+                self.name
+            );
+            assert!(Instant::now() < deadline, "{} did not serve", self.name);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGTERM, then the exit status; asserts a clean exit.
+    async fn stop(mut self) {
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "{} ignored SIGTERM", self.name);
+            // An async sleep: our client connections must keep being driven
+            // to see the server's GOAWAY and close, as a real client would.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(status.success(), "{} exit status {status:?}", self.name);
+    }
+}
+
+#[test]
+fn service_binaries_refuse_to_start_without_a_database_url() {
+    for exe in [
+        env!("CARGO_BIN_EXE_foundry-identity"),
+        env!("CARGO_BIN_EXE_foundry-audit"),
+    ] {
+        let out = Command::new(exe)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("needs DATABASE_URL"), "{exe}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn migrate_only_applies_the_schema_and_exits() {
+    let url = foundry_testkit::empty_database().await;
+    let out = Command::new(env!("CARGO_BIN_EXE_foundry-audit"))
+        .env("DATABASE_URL", &url)
+        .arg("--migrate-only")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(url.as_str())
+        .await
+        .unwrap();
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'audit' AND table_name IN ('events', 'outbox')",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(tables, 2);
+}
+
+#[tokio::test]
+async fn identity_and_audit_as_separate_processes_carry_a_mutation_into_the_log() {
+    let url = foundry_testkit::empty_database().await;
+    let audit_port = free_port();
+    let mut identity = spawn(
+        env!("CARGO_BIN_EXE_foundry-identity"),
+        "foundry-identity",
+        free_port(),
+        &[
+            ("DATABASE_URL", url.clone()),
+            (
+                "FOUNDRY_AUDIT_ENDPOINT",
+                format!("http://127.0.0.1:{audit_port}"),
+            ),
+        ],
+    );
+    let identity_channel = identity.ready("foundry.identity.v1.AuthService").await;
+    let mut audit_proc = spawn(
+        env!("CARGO_BIN_EXE_foundry-audit"),
+        "foundry-audit",
+        audit_port,
+        &[
+            ("DATABASE_URL", url.clone()),
+            ("FOUNDRY_IDENTITY_ENDPOINT", identity.endpoint()),
+        ],
+    );
+    let audit_channel = audit_proc.ready("foundry.audit.v1.AuditService").await;
+
+    // A user and a token, from the keys identity keeps in the database.
+    let seed = Identity::new(
+        Db::connect(&url, foundry_identity::SCHEMA, 2)
+            .await
+            .unwrap(),
+        TokenConfig::default(),
+        PageTokens::random(),
+        vec![],
+    )
+    .await
+    .unwrap();
+    let user = seed
+        .create_user("split@example.com", "Split")
+        .await
+        .unwrap();
+    let token = seed
+        .mint_member_token(user, None, None, Duration::from_secs(300))
+        .unwrap();
+
+    // The mutation, in the identity process.
+    let org = pb::organization_service_client::OrganizationServiceClient::new(identity_channel)
+        .create_organization(authed(
+            &token,
+            pb::CreateOrganizationRequest {
+                organization: Some(pb::Organization {
+                    name: "Split".into(),
+                    slug: "split-deploy".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let owner = seed
+        .mint_member_token(
+            user,
+            Some(org.id.parse().unwrap()),
+            Some(foundry_identity::domain::Role::Owner),
+            Duration::from_secs(300),
+        )
+        .unwrap();
+
+    // Its event, in the audit process (which verified the token remotely).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let events = loop {
+        let events = audit::audit_service_client::AuditServiceClient::new(audit_channel.clone())
+            .list_audit_events(authed(&owner, audit::ListAuditEventsRequest::default()))
+            .await
+            .unwrap()
+            .into_inner()
+            .audit_events;
+        if events.len() >= 2 {
+            break events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the event did not arrive: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert!(
+        actions.contains(&"identity.organization.create"),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"identity.membership.create"),
+        "{actions:?}"
+    );
+    assert!(events.iter().all(|e| e.actor_id == user.to_string()));
+
+    audit_proc.stop().await;
+    identity.stop().await;
+}
