@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use foundry_audit::Audit;
 use foundry_identity::{Identity, OidcProvider, RingSource, TokenConfig};
@@ -29,6 +30,9 @@ pub struct SuiteConfig {
     pub oidc: Vec<OidcProvider>,
     /// Where the outbox relays deliver audit events.
     pub audit_delivery: AuditDelivery,
+    /// How often the audit checkpointer signs a checkpoint of every chain
+    /// that grew (and applies retention); `None` runs no checkpointer.
+    pub audit_checkpoint_interval: Option<Duration>,
 }
 
 /// Where the services' outbox relays deliver.
@@ -48,6 +52,8 @@ pub enum AuditDelivery {
 pub struct Suite {
     /// Where relays deliver.
     pub audit_delivery: AuditDelivery,
+    /// How often the audit checkpointer runs, if it does.
+    pub audit_checkpoint_interval: Option<Duration>,
     /// Identity & tenancy.
     pub identity: Identity,
     /// The audit log.
@@ -122,8 +128,10 @@ impl Suite {
         )
         .await?;
         let audit = Audit::new(audit_db, cfg.page_tokens.clone())?;
+        audit.load_keys().await?;
         Ok(Suite {
             audit_delivery: cfg.audit_delivery.clone(),
+            audit_checkpoint_interval: cfg.audit_checkpoint_interval,
             identity,
             audit,
             tenancy,
@@ -131,8 +139,9 @@ impl Suite {
     }
 
     /// Serves every service on `listener` until `shutdown` resolves. The
-    /// outbox relays run beside it; on shutdown they stop first and flush
-    /// to the still-serving audit service, then the server drains.
+    /// outbox relays and the audit checkpointer run beside it; on shutdown
+    /// they stop first (the relays flush to the still-serving audit
+    /// service), then the server drains.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -141,6 +150,10 @@ impl Suite {
         let mut background = Background::default();
         self.start_relays(listener.local_addr()?, &mut background)
             .await?;
+        if let Some(every) = self.audit_checkpoint_interval {
+            let audit = self.audit.clone();
+            background.spawn(move |stop| audit.run_checkpointer(every, stop));
+        }
         let (identity, audit) = (self.identity.clone(), self.audit.clone());
         let names: Vec<&str> = foundry_identity::SERVICE_NAMES
             .iter()

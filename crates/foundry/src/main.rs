@@ -55,6 +55,8 @@ enum Command {
 
 const DEV_SLUG: &str = "dev";
 const DEV_TOKEN_TTL: Duration = Duration::from_secs(8 * 3600);
+/// How often the audit service signs checkpoints of the chains that grew.
+const AUDIT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -106,6 +108,7 @@ fn config(args: &ServerArgs, oidc: &OidcArgs, database_url: String) -> SuiteConf
         max_connections: args.db_max_connections,
         oidc: oidc.providers.clone(),
         audit_delivery: foundry::AuditDelivery::Local,
+        audit_checkpoint_interval: Some(AUDIT_CHECKPOINT_INTERVAL),
     }
 }
 

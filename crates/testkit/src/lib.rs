@@ -119,7 +119,8 @@ impl TestApp {
     }
 
     /// [`TestApp::start`] with the configuration adjusted by `adjust`
-    /// (defaults: no OIDC issuers, outbox relays off).
+    /// (defaults: no OIDC issuers, outbox relays and audit checkpointer
+    /// off).
     pub async fn start_configured(adjust: impl FnOnce(&mut SuiteConfig)) -> TestApp {
         let database_url = fresh_database().await;
         let mut config = SuiteConfig {
@@ -129,6 +130,7 @@ impl TestApp {
             max_connections: 4,
             oidc: vec![],
             audit_delivery: foundry::AuditDelivery::Off,
+            audit_checkpoint_interval: None,
         };
         adjust(&mut config);
         let suite = Suite::connect(config).await.expect("suite");

@@ -28,6 +28,11 @@
 //! by a JSON library so that no library setting (key order, float format)
 //! can change a hash.
 
+pub mod activity;
+pub mod checkpoint;
+pub mod records;
+pub mod settings;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use foundry_proto::foundry::audit::v1 as pb;
 use serde_json::Value;
@@ -222,7 +227,7 @@ pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-fn write_str(out: &mut String, s: &str) {
+pub(crate) fn write_str(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -369,6 +374,11 @@ pub enum Problem {
     MissingEvents,
     /// The kept head differs from the last event.
     HeadMismatch,
+    /// The chain does not extend a checkpoint: the event at its position
+    /// has another hash, or is gone.
+    CheckpointMismatch,
+    /// A checkpoint's signature does not verify.
+    CheckpointSignatureInvalid,
 }
 
 impl From<Problem> for pb::ChainProblem {
@@ -378,6 +388,8 @@ impl From<Problem> for pb::ChainProblem {
             Problem::BrokenLink => pb::ChainProblem::BrokenLink,
             Problem::MissingEvents => pb::ChainProblem::MissingEvents,
             Problem::HeadMismatch => pb::ChainProblem::HeadMismatch,
+            Problem::CheckpointMismatch => pb::ChainProblem::CheckpointMismatch,
+            Problem::CheckpointSignatureInvalid => pb::ChainProblem::CheckpointSignatureInvalid,
         }
     }
 }
@@ -538,6 +550,44 @@ impl ChainWalk {
     pub fn next_sequence(&self) -> i64 {
         self.next_sequence
     }
+}
+
+/// Checks an event that verified in its chain against a checkpoint of its
+/// position (`sequence`, `expected` hash): another hash means the chain
+/// was rewritten since the checkpoint was signed.
+pub fn check_anchor(
+    event: &Event,
+    stored_hash: &[u8],
+    sequence: i64,
+    expected: &[u8],
+) -> Result<(), Finding> {
+    if event.sequence == sequence && stored_hash != expected {
+        return Err(Finding {
+            problem: Problem::CheckpointMismatch,
+            sequence,
+            event_id: Some(event.id),
+            detail: format!(
+                "event {sequence} does not have the hash the checkpoint signed: the chain was rewritten since"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// After a walk to the head that verified: a checkpoint of a position past
+/// the last event means events it covered were removed.
+pub fn check_anchor_reached(last_sequence: i64, sequence: i64) -> Result<(), Finding> {
+    if sequence > last_sequence {
+        return Err(Finding {
+            problem: Problem::CheckpointMismatch,
+            sequence: last_sequence + 1,
+            event_id: None,
+            detail: format!(
+                "the checkpoint covers events up to {sequence} but the log ends at event {last_sequence}: the newest events were removed"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Links new events onto a chain whose head is `(head_sequence,

@@ -1,19 +1,29 @@
 //! The audit service: every mutation of every service, delivered by the
 //! producers' outboxes at least once and appended exactly once, chained by
 //! hash per organization so that an edited, deleted or reordered event is
-//! found by `VerifyAuditChain`. The log is append only for the service's
-//! own database role.
+//! found by `VerifyAuditChain`; signed checkpoints of each chain, so that
+//! removing the newest events or rewriting a chain is found too; export,
+//! the activity feed, execution audit records and retention. The log is
+//! append only for the service's own database role.
 
 pub mod api;
+pub mod chain;
 pub mod domain;
+pub mod keys;
+pub mod maintenance;
 pub mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use foundry_platform::Error;
 use foundry_platform::db::Db;
 use foundry_platform::page::PageTokens;
 use sqlx::migrate::Migrator;
+use tokio::sync::OnceCell;
 use tonic::service::RoutesBuilder;
+
+use crate::keys::Signer;
 
 /// The audit schema's migrations, embedded.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/audit");
@@ -34,6 +44,19 @@ pub struct State {
     pub db: Db,
     /// Page token signer.
     pub pages: PageTokens,
+    /// The checkpoint signing key, loaded (or created) on first use or by
+    /// [`Audit::load_keys`].
+    signer: OnceCell<Signer>,
+}
+
+impl State {
+    /// The key that signs checkpoints.
+    pub async fn signer(&self) -> Result<&Signer, Error> {
+        self.signer
+            .get_or_try_init(|| Signer::load_or_create(&self.db))
+            .await
+            .map_err(Error::internal)
+    }
 }
 
 /// The running service.
@@ -43,11 +66,47 @@ pub struct Audit {
 }
 
 impl Audit {
-    /// The service over its database.
+    /// The service over its database. The checkpoint signing key is loaded
+    /// on first use; call [`Audit::load_keys`] to load (or, on the first
+    /// start, create) it now.
     pub fn new(db: Db, pages: PageTokens) -> anyhow::Result<Audit> {
         Ok(Audit {
-            state: Arc::new(State { db, pages }),
+            state: Arc::new(State {
+                db,
+                pages,
+                signer: OnceCell::new(),
+            }),
         })
+    }
+
+    /// Loads the checkpoint signing key, creating it on the first start.
+    pub async fn load_keys(&self) -> anyhow::Result<()> {
+        self.state.signer().await?;
+        Ok(())
+    }
+
+    /// The service's database.
+    pub fn db(&self) -> &Db {
+        &self.state.db
+    }
+
+    /// One round of the checkpointer now: retention for every organization
+    /// that has one, then a signed checkpoint of every chain whose head
+    /// moved since its newest checkpoint.
+    pub async fn checkpoint_round(&self) -> anyhow::Result<maintenance::Round> {
+        Ok(maintenance::round(&self.state).await?)
+    }
+
+    /// The periodic checkpointer: a [`Audit::checkpoint_round`] every
+    /// `every` until `shutdown` resolves. Replicas may all run it: each
+    /// chain's round holds a lock, and a chain already checkpointed at its
+    /// head is skipped.
+    pub async fn run_checkpointer(
+        self,
+        every: Duration,
+        shutdown: impl Future<Output = ()> + Send,
+    ) {
+        maintenance::run(&self.state, every, shutdown).await;
     }
 
     /// Adds the service's handlers.

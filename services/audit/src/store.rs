@@ -3,6 +3,10 @@
 //! may only read and insert events (see the migration): nothing here
 //! updates or deletes one.
 
+pub mod checkpoints;
+pub mod records;
+pub mod settings;
+
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -219,14 +223,29 @@ pub struct ListFilter {
     pub end: Option<DateTime<Utc>>,
 }
 
-/// A page of an organization's events, newest first: ids below `before`.
-/// The SQL names only the filters given, so the planner picks the index
-/// of each combination rather than a generic plan over `$n IS NULL OR …`.
+/// Which way a list of events runs, and from where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keyset {
+    /// Newest first, ids below `before` (lists, the activity feed).
+    NewestFirst {
+        /// The last id of the previous page.
+        before: Option<Uuid>,
+    },
+    /// Oldest first, ids above `after` (export).
+    OldestFirst {
+        /// The last id of the previous chunk.
+        after: Option<Uuid>,
+    },
+}
+
+/// A page of an organization's events in `keyset` order. The SQL names
+/// only the filters given, so the planner picks the index of each
+/// combination rather than a generic plan over `$n IS NULL OR …`.
 pub async fn list_events(
     tx: &mut Tx,
     org_id: Uuid,
     f: &ListFilter,
-    before: Option<Uuid>,
+    keyset: Keyset,
     limit: i64,
 ) -> Result<Vec<EventRow>> {
     let mut q: QueryBuilder<'_, Postgres> =
@@ -259,10 +278,20 @@ pub async fn list_events(
     if let Some(end) = f.end {
         q.push(" AND occurred_at < ").push_bind(end);
     }
-    if let Some(b) = before {
-        q.push(" AND id < ").push_bind(b);
+    match keyset {
+        Keyset::NewestFirst { before } => {
+            if let Some(b) = before {
+                q.push(" AND id < ").push_bind(b);
+            }
+            q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+        }
+        Keyset::OldestFirst { after } => {
+            if let Some(a) = after {
+                q.push(" AND id > ").push_bind(a);
+            }
+            q.push(" ORDER BY id LIMIT ").push_bind(limit);
+        }
     }
-    q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
     Ok(q.build_query_as().fetch_all(&mut **tx).await?)
 }
 
@@ -306,5 +335,20 @@ pub async fn chain_chunk(
     .bind(to)
     .bind(limit)
     .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// The id, hash and time of the event at a position, if it is in the log.
+pub async fn event_at(
+    tx: &mut Tx,
+    org_id: Uuid,
+    sequence: i64,
+) -> Result<Option<(Uuid, Vec<u8>, DateTime<Utc>)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, hash, occurred_at FROM events WHERE org_id = $1 AND sequence = $2",
+    )
+    .bind(org_id)
+    .bind(sequence)
+    .fetch_optional(&mut **tx)
     .await?)
 }

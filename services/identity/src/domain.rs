@@ -60,6 +60,8 @@ impl Role {
                 "knowledge.*.*",
                 "integrations.*.*",
                 "audit.*.read",
+                "audit.checkpoints.write",
+                "audit.settings.write",
                 "billing.*.read",
             ],
             Role::Editor => &[

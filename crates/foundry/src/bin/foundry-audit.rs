@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use foundry_audit::Audit;
 use foundry_platform::config::{MigrateArgs, ServerArgs, service_db};
+use foundry_platform::server::Background;
 use foundry_tenancy::{IdentityArgs, Tenancy};
 
 /// The audit service.
@@ -20,6 +21,10 @@ struct Cli {
     migrate: MigrateArgs,
     #[command(flatten)]
     identity: IdentityArgs,
+    /// Seconds between rounds that sign each organization's moved chain
+    /// head into a checkpoint (and apply retention).
+    #[arg(long, env = "FOUNDRY_AUDIT_CHECKPOINT_SECONDS", default_value_t = 300)]
+    checkpoint_seconds: u64,
 }
 
 #[tokio::main]
@@ -38,19 +43,28 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     };
     let audit = Audit::new(db, cli.server.page_tokens())?;
+    audit.load_keys().await?;
     let tenancy = Arc::new(Tenancy::remote(&cli.identity.identity_endpoint).await?);
     let listener = tokio::net::TcpListener::bind(cli.server.listen)
         .await
         .with_context(|| format!("binding {}", cli.server.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "foundry-audit serving");
-    foundry_tenancy::server::serve_services(
-        listener,
-        |routes| audit.add_routes(routes),
-        foundry_audit::SERVICE_NAMES,
-        tenancy,
-        foundry_platform::server::shutdown_signal(),
-    )
-    .await?;
+    let mut background = Background::default();
+    let checkpointer = audit.clone();
+    background.spawn(move |stop| {
+        checkpointer.run_checkpointer(std::time::Duration::from_secs(cli.checkpoint_seconds), stop)
+    });
+    background
+        .serve(foundry_platform::server::shutdown_signal(), |stop| {
+            foundry_tenancy::server::serve_services(
+                listener,
+                |routes| audit.add_routes(routes),
+                foundry_audit::SERVICE_NAMES,
+                tenancy,
+                stop,
+            )
+        })
+        .await?;
     tracing::info!("foundry-audit stopped");
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{Datelike, SubsecRound};
 use foundry_platform::Error;
 use foundry_platform::convert::{from_timestamp, struct_to_json};
+use foundry_platform::db::Tx;
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::audit::v1::{
     self as pb, audit_ingest_service_server::AuditIngestService,
@@ -14,7 +15,9 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
+use crate::api::{checkpoint_to_proto, records};
 use crate::domain::{self, ActorType, Event};
+use crate::maintenance;
 use crate::store::{self, Head};
 
 /// Handlers of `AuditIngestService`.
@@ -168,6 +171,39 @@ fn parse_event(v: &mut Violations, i: usize, e: pb::AuditEvent) -> Option<Event>
     })
 }
 
+/// Appends events to their organizations' chains in `tx`, in the order
+/// given per organization, skipping ids already in the log; returns how
+/// many were new. The caller commits (the appends of a service's own
+/// mutation commit with it).
+pub async fn append(tx: &mut Tx, mut events: Vec<Event>) -> Result<usize, Error> {
+    let orgs: Vec<Uuid> = events.iter().map(|e| e.org_id).collect();
+    // Lock every chain first; only then look for ids already appended. A
+    // concurrent append of the same ids either committed before we got the
+    // locks (and we see its rows now) or waits for ours (and sees ours):
+    // never both appending.
+    let heads = store::lock_heads(tx, &orgs).await?;
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    let existing = store::existing_ids(tx, &ids).await?;
+    events.retain(|e| !existing.contains(&e.id));
+
+    // Per organization, in the order they came (the sort is stable).
+    events.sort_by_key(|e| e.org_id);
+    let mut hashes = Vec::with_capacity(events.len());
+    let mut new_heads = Vec::new();
+    for chain in events.chunk_by_mut(|a, b| a.org_id == b.org_id) {
+        let org_id = chain[0].org_id;
+        let head = heads
+            .get(&org_id)
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("chain head of {org_id} not locked")))?;
+        let (h, sequence, hash) = domain::link(chain, head.sequence, &head.hash);
+        hashes.extend(h);
+        new_heads.push((org_id, Head { sequence, hash }));
+    }
+    store::insert_events(tx, &events, &hashes).await?;
+    store::update_heads(tx, &new_heads).await?;
+    Ok(events.len())
+}
+
 #[tonic::async_trait]
 impl AuditIngestService for Ingest {
     #[tracing::instrument(skip_all, fields(events))]
@@ -203,35 +239,10 @@ impl AuditIngestService for Ingest {
             }));
         }
 
-        let orgs: Vec<Uuid> = events.iter().map(|e| e.org_id).collect();
         let mut tx = self.0.db.system().await?;
-        // Lock every chain first; only then look for ids already appended.
-        // A concurrent append of the same ids either committed before we got
-        // the locks (and we see its rows now) or waits for ours (and sees
-        // ours): never both appending.
-        let heads = store::lock_heads(&mut tx, &orgs).await?;
-        let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-        let existing = store::existing_ids(&mut tx, &ids).await?;
-        events.retain(|e| !existing.contains(&e.id));
-
-        // Per organization, in the order they came (the sort is stable).
-        events.sort_by_key(|e| e.org_id);
-        let mut hashes = Vec::with_capacity(events.len());
-        let mut new_heads = Vec::new();
-        for chain in events.chunk_by_mut(|a, b| a.org_id == b.org_id) {
-            let org_id = chain[0].org_id;
-            let head = heads.get(&org_id).ok_or_else(|| {
-                Error::internal(anyhow::anyhow!("chain head of {org_id} not locked"))
-            })?;
-            let (h, sequence, hash) = domain::link(chain, head.sequence, &head.hash);
-            hashes.extend(h);
-            new_heads.push((org_id, Head { sequence, hash }));
-        }
-        store::insert_events(&mut tx, &events, &hashes).await?;
-        store::update_heads(&mut tx, &new_heads).await?;
+        let appended = append(&mut tx, events).await?;
         tx.commit().await.map_err(Error::from)?;
 
-        let appended = events.len();
         tracing::debug!(
             appended,
             duplicates = total - appended,
@@ -240,6 +251,29 @@ impl AuditIngestService for Ingest {
         Ok(Response::new(pb::AppendAuditEventsResponse {
             appended: appended as i32,
             duplicates: (total - appended) as i32,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_execution_audit_record(
+        &self,
+        req: Request<pb::CreateExecutionAuditRecordRequest>,
+    ) -> Result<Response<pb::ExecutionAuditRecord>, Status> {
+        records::create_execution_audit_record(&self.0, req).await
+    }
+
+    #[tracing::instrument(skip_all, fields(org_id))]
+    async fn apply_audit_retention(
+        &self,
+        req: Request<pb::ApplyAuditRetentionRequest>,
+    ) -> Result<Response<pb::ApplyAuditRetentionResponse>, Status> {
+        let org_id = Violations::require_id("org_id", &req.get_ref().org_id)?;
+        tracing::Span::current().record("org_id", tracing::field::display(org_id));
+        let r = maintenance::apply_retention(&self.0, org_id).await?;
+        Ok(Response::new(pb::ApplyAuditRetentionResponse {
+            removed_count: r.removed,
+            retained_after_sequence: r.retained_after,
+            checkpoint: r.checkpoint.as_ref().map(checkpoint_to_proto),
         }))
     }
 }

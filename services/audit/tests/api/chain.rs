@@ -80,6 +80,7 @@ async fn a_clean_chain_verifies_whole_and_in_ranges() {
                 VerifyAuditChainRequest {
                     start_sequence: start,
                     end_sequence: end,
+                    ..Default::default()
                 },
             ))
             .await;

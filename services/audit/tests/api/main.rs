@@ -8,9 +8,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod activity;
 mod chain;
+mod checkpoints;
 mod events;
+mod export;
 mod ingest;
+mod records;
+mod retention;
 
 use chrono::{DateTime, Utc};
 use foundry_identity::domain::Role;
@@ -142,9 +147,69 @@ pub async fn verify(app: &TestApp, token: &str, start: i64, end: i64) -> VerifyA
             VerifyAuditChainRequest {
                 start_sequence: start,
                 end_sequence: end,
+                ..Default::default()
             },
         ))
         .await
         .expect("verify")
         .into_inner()
+}
+
+/// Verifies an organization's whole chain against a checkpoint.
+pub async fn verify_against(
+    app: &TestApp,
+    token: &str,
+    checkpoint: &AuditCheckpoint,
+) -> VerifyAuditChainResponse {
+    app.audit()
+        .verify_audit_chain(authed(
+            token,
+            VerifyAuditChainRequest {
+                checkpoint: Some(checkpoint.clone()),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("verify")
+        .into_inner()
+}
+
+/// Signs a checkpoint of the caller's organization now.
+pub async fn checkpoint(app: &TestApp, token: &str) -> AuditCheckpoint {
+    app.audit()
+        .create_audit_checkpoint(authed(token, CreateAuditCheckpointRequest {}))
+        .await
+        .expect("checkpoint")
+        .into_inner()
+}
+
+/// An organization of the test's own with `n` events appended now; returns
+/// it and the events, by sequence.
+pub async fn org_with_events(app: &TestApp, n: usize) -> (Org, Vec<AuditEvent>) {
+    let svc = app.service_token().await;
+    let o = org(app);
+    let events: Vec<AuditEvent> = (0..n).map(|_| event(o.id)).collect();
+    for batch in events.chunks(1000) {
+        append(app, &svc, batch.to_vec()).await;
+    }
+    (o, events)
+}
+
+/// `(valid, problem, problem_sequence)` of a verification.
+pub fn outcome(v: &VerifyAuditChainResponse) -> (bool, ChainProblem, i64) {
+    (
+        v.valid,
+        ChainProblem::try_from(v.problem).expect("problem"),
+        v.problem_sequence,
+    )
+}
+
+/// Runs SQL as the superuser (bypassing row-level security and grants),
+/// with the organization bound to `$1`: tampering behind the service.
+pub async fn tamper(app: &TestApp, sql: &str, org: Uuid) {
+    sqlx::query(sql)
+        .bind(org)
+        .execute(&mut app.admin_db().await)
+        .await
+        .expect(sql);
 }

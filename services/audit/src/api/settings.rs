@@ -1,0 +1,141 @@
+//! `GetAuditSettings` / `UpdateAuditSettings`: the caller organization's
+//! retention. A change is recorded in the organization's own chain, in the
+//! transaction that makes it (the audit service is its own log).
+
+use foundry_outbox::Actor;
+use foundry_platform::Error;
+use foundry_platform::convert::timestamp;
+use foundry_platform::db::{Tx, check_etag, etag};
+use foundry_platform::validate::{Violations, update_mask};
+use foundry_proto::foundry::audit::v1 as pb;
+use foundry_tenancy::caller;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::State;
+use crate::api::ingest;
+use crate::domain::settings::retention_days;
+use crate::domain::{ActorType, Event};
+use crate::store::settings::{self as store, SettingsRow};
+
+/// The fields `update_mask` may name.
+const UPDATABLE: &[&str] = &["retention_days"];
+/// The output-only fields.
+const OUTPUT_ONLY: &[&str] = &["org_id", "etag", "update_time", "retained_after_sequence"];
+
+async fn settings_to_proto(
+    tx: &mut Tx,
+    org_id: Uuid,
+    row: Option<SettingsRow>,
+) -> Result<pb::AuditSettings, Error> {
+    let mark = store::get_watermark(tx, org_id).await?;
+    let version = row.as_ref().map_or(0, |r| r.version);
+    Ok(pb::AuditSettings {
+        org_id: org_id.to_string(),
+        retention_days: row.as_ref().and_then(|r| r.retention_days).unwrap_or(0),
+        etag: etag(version),
+        update_time: row
+            .filter(|r| r.version > 0)
+            .map(|r| timestamp(r.updated_at)),
+        retained_after_sequence: mark.map_or(0, |m| m.sequence),
+    })
+}
+
+/// The outbox's event (built from the call as every producer builds one)
+/// as an event of this log.
+fn to_event(e: foundry_outbox::AuditEvent) -> Result<Event, Error> {
+    let actor_type = ActorType::try_from(pb::ActorType::from(e.actor_type) as i32)
+        .map_err(|()| Error::internal(anyhow::anyhow!("actor type without a name")))?;
+    Ok(Event {
+        org_id: e.org_id,
+        sequence: 0,
+        id: e.id,
+        occurred_at: e.occurred_at,
+        service: e.service,
+        actor_type: actor_type.as_str().to_owned(),
+        actor_id: e.actor_id,
+        action: e.action,
+        resource_type: e.resource_type,
+        resource_id: e.resource_id,
+        project_id: e.project_id,
+        changes: serde_json::Value::Object(e.changes),
+        request_id: e.request_id,
+        trace_id: e.trace_id,
+        client_ip: e.client_ip,
+        user_agent: e.user_agent,
+        prev_hash: Vec::new(),
+    })
+}
+
+/// `GetAuditSettings`.
+pub async fn get_audit_settings(
+    state: &State,
+    req: Request<pb::GetAuditSettingsRequest>,
+) -> Result<Response<pb::AuditSettings>, Status> {
+    let org_id = caller(&req)?.org_id()?;
+    let mut tx = state.db.tenant(org_id).await?;
+    let row = store::get_settings(&mut tx, org_id, false).await?;
+    let out = settings_to_proto(&mut tx, org_id, row).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Response::new(out))
+}
+
+/// `UpdateAuditSettings`.
+pub async fn update_audit_settings(
+    state: &State,
+    req: Request<pb::UpdateAuditSettingsRequest>,
+) -> Result<Response<pb::AuditSettings>, Status> {
+    let org_id = caller(&req)?.org_id()?;
+    let actor = Actor::of("audit", &req);
+    let pb::UpdateAuditSettingsRequest {
+        audit_settings,
+        update_mask: mask,
+    } = req.into_inner();
+    let mut v = Violations::new();
+    let paths = update_mask(&mut v, mask.as_ref(), UPDATABLE, OUTPUT_ONLY);
+    if audit_settings.is_none() {
+        v.add("audit_settings", "is required");
+    }
+    let given = audit_settings.unwrap_or_default();
+    let days = if paths.contains(&"retention_days") {
+        match retention_days(given.retention_days) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                v.add("audit_settings.retention_days", e);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    v.finish()?;
+
+    let mut tx = state.db.tenant(org_id).await?;
+    // The row exists (version 0: the defaults) before it is locked, so two
+    // first updates take turns instead of both creating it.
+    store::ensure_settings(&mut tx, org_id).await?;
+    let current = store::get_settings(&mut tx, org_id, true).await?;
+    let version = current.as_ref().map_or(0, |r| r.version);
+    check_etag(&given.etag, version, "the audit settings")?;
+    let old_days = current.as_ref().and_then(|r| r.retention_days);
+    let new_days = days.unwrap_or(old_days);
+    let row = if new_days == old_days {
+        current
+    } else {
+        let row = store::put_settings(&mut tx, org_id, new_days, version + 1).await?;
+        let event = actor
+            .event("audit.settings.update", "audit.settings", org_id)
+            .org(org_id)
+            .change(
+                "retention_days",
+                old_days.unwrap_or(0),
+                new_days.unwrap_or(0),
+            )
+            .build();
+        ingest::append(&mut tx, vec![to_event(event)?]).await?;
+        Some(row)
+    };
+    let out = settings_to_proto(&mut tx, org_id, row).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Response::new(out))
+}
