@@ -186,12 +186,7 @@ impl ApiKeyService for ApiKeys {
         req: Request<pb::GetApiKeyRequest>,
     ) -> Result<Response<pb::ApiKey>, Status> {
         let org_id = caller(&req)?.org_id()?;
-        let mut v = Violations::new();
-        let id = v.id("id", &req.get_ref().id);
-        v.finish()?;
-        let Some(id) = id else {
-            return Err(not_found().into());
-        };
+        let id = Violations::require_id("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(org_id).await?;
         let row = store::get_api_key(&mut tx, org_id, id, false)
             .await?
@@ -239,12 +234,7 @@ impl ApiKeyService for ApiKeys {
     ) -> Result<Response<pb::ApiKey>, Status> {
         let org_id = caller(&req)?.org_id()?;
         let actor = actor(&req);
-        let mut v = Violations::new();
-        let id = v.id("id", &req.get_ref().id);
-        v.finish()?;
-        let Some(id) = id else {
-            return Err(not_found().into());
-        };
+        let id = Violations::require_id("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(org_id).await?;
         let row = store::get_api_key(&mut tx, org_id, id, true)
             .await?

@@ -427,13 +427,8 @@ impl AuthService for Auth {
     ) -> Result<Response<pb::Session>, Status> {
         let user_id = caller(&req)?.user_id()?;
         let actor = actor(&req);
-        let mut v = Violations::new();
-        let id = v.id("id", &req.get_ref().id);
-        v.finish()?;
+        let id = Violations::require_id("id", &req.get_ref().id)?;
         let not_found = || Error::not_found("SESSION_NOT_FOUND", "session");
-        let Some(id) = id else {
-            return Err(not_found().into());
-        };
         let mut tx = self.0.db.user(user_id).await?;
         let row = store::revoke_session(&mut tx, user_id, id)
             .await?

@@ -121,12 +121,7 @@ impl InvitationService for Invitations {
         req: Request<pb::GetInvitationRequest>,
     ) -> Result<Response<pb::Invitation>, Status> {
         let org_id = caller(&req)?.org_id()?;
-        let mut v = Violations::new();
-        let id = v.id("id", &req.get_ref().id);
-        v.finish()?;
-        let Some(id) = id else {
-            return Err(not_found().into());
-        };
+        let id = Violations::require_id("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(org_id).await?;
         let row = store::get_invitation(&mut tx, org_id, id, false)
             .await?

@@ -85,12 +85,7 @@ impl MembershipService for Memberships {
         req: Request<pb::GetMembershipRequest>,
     ) -> Result<Response<pb::Membership>, Status> {
         let org_id = caller(&req)?.org_id()?;
-        let mut v = Violations::new();
-        let id = v.id("id", &req.get_ref().id);
-        v.finish()?;
-        let Some(id) = id else {
-            return Err(not_found().into());
-        };
+        let id = Violations::require_id("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(org_id).await?;
         let row = store::get_membership(&mut tx, org_id, id, false)
             .await?
@@ -170,12 +165,7 @@ impl MembershipService for Memberships {
         let caller = caller(&req)?;
         let org_id = caller.org_id()?;
         let actor = actor(&req);
-        let mut v = Violations::new();
-        let id = v.id("id", &req.get_ref().id);
-        v.finish()?;
-        let Some(id) = id else {
-            return Err(not_found().into());
-        };
+        let id = Violations::require_id("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(org_id).await?;
         let owners = store::lock_owner_count(&mut tx, org_id).await?;
         let row = store::get_membership(&mut tx, org_id, id, true)

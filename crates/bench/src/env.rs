@@ -1,0 +1,112 @@
+//! The system under test: a private embedded PostgreSQL (or `DATABASE_URL`)
+//! and the suite served in process on loopback, exactly as `foundry` runs it.
+
+use std::time::Duration;
+
+use foundry::{AuditDelivery, Suite, SuiteConfig};
+use foundry_identity::TokenConfig;
+use foundry_identity::domain::Role;
+use foundry_pgembed::{EmbeddedPg, PgOptions};
+use foundry_platform::page::PageTokens;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+/// A running suite and its database.
+pub struct Env {
+    /// A channel to it.
+    pub channel: Channel,
+    /// The database URL (superuser).
+    pub database_url: String,
+    /// An organization and its owner's token.
+    pub org_id: Uuid,
+    /// Owner token of `org_id`.
+    pub token: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    serving: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pg: Option<EmbeddedPg>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Env {
+    /// Starts PostgreSQL (embedded unless `DATABASE_URL` is set) and the
+    /// suite with `delivery` for the outbox relays.
+    pub async fn start(delivery: AuditDelivery) -> anyhow::Result<Env> {
+        let (database_url, pg, dir) = match std::env::var("DATABASE_URL") {
+            Ok(url) => (url, None, None),
+            Err(_) => {
+                let dir = tempfile::Builder::new().prefix("foundry-bench").tempdir()?;
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+                }
+                let pg = EmbeddedPg::start(PgOptions::ephemeral(dir.path().join("pg"))).await?;
+                let name = format!("bench_{}", Uuid::now_v7().simple());
+                foundry::ensure_database(&pg.url("postgres"), &name).await?;
+                (pg.url(&name), Some(pg), Some(dir))
+            }
+        };
+        let suite = Suite::start(SuiteConfig {
+            database_url: database_url.clone(),
+            page_tokens: PageTokens::random(),
+            tokens: TokenConfig::default(),
+            max_connections: 16,
+            oidc: vec![],
+            audit_delivery: delivery,
+            audit_checkpoint_interval: None,
+        })
+        .await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(suite.clone().serve(listener, async {
+            let _ = stopped.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await?;
+        let slug = format!("bench-{}", &Uuid::now_v7().simple().to_string()[20..]);
+        let dev = suite
+            .identity
+            .create_user_with_org(&format!("{slug}@bench.local"), "Bench", &slug)
+            .await?;
+        let token = suite.identity.mint_member_token(
+            dev.user_id,
+            Some(dev.org_id),
+            Some(Role::Owner),
+            Duration::from_secs(3600),
+        )?;
+        Ok(Env {
+            channel,
+            database_url,
+            org_id: dev.org_id,
+            token,
+            stop: Some(stop),
+            serving: Some(serving),
+            pg,
+            _dir: dir,
+        })
+    }
+
+    /// Stops the suite (relays flush) and the embedded PostgreSQL.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(serving) = self.serving.take() {
+            serving.await??;
+        }
+        if let Some(pg) = self.pg.take() {
+            pg.stop().await?;
+        }
+        Ok(())
+    }
+}
+
+/// A request carrying a bearer token.
+pub fn authed<T>(token: &str, msg: T) -> anyhow::Result<tonic::Request<T>> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    Ok(req)
+}
