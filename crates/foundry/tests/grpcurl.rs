@@ -168,6 +168,11 @@ fn grpcurl_lists_describes_and_calls_the_suite_through_reflection_only() {
         "foundry.identity.v1.OrganizationService/GetOrganization",
     ]);
     assert!(!ok && bad.contains("InvalidArgument"), "{bad}");
+    // The error details decode by name through reflection: field and reason.
+    assert!(
+        bad.contains(r#""field":"id""#) && bad.contains(r#""reason":"INVALID_ARGUMENT""#),
+        "{bad}"
+    );
 
     let (ok, anon) = run(&[
         "-plaintext",
