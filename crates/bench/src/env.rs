@@ -13,14 +13,11 @@ use uuid::Uuid;
 
 /// A running suite and its database.
 pub struct Env {
+    suite: Suite,
     /// A channel to it.
     pub channel: Channel,
     /// The database URL (superuser).
     pub database_url: String,
-    /// An organization and its owner's token.
-    pub org_id: Uuid,
-    /// Owner token of `org_id`.
-    pub token: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     serving: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     pg: Option<EmbeddedPg>,
@@ -65,27 +62,37 @@ impl Env {
         let channel = Channel::from_shared(format!("http://{addr}"))?
             .connect()
             .await?;
-        let slug = format!("bench-{}", &Uuid::now_v7().simple().to_string()[20..]);
-        let dev = suite
-            .identity
-            .create_user_with_org(&format!("{slug}@bench.local"), "Bench", &slug)
-            .await?;
-        let token = suite.identity.mint_member_token(
-            dev.user_id,
-            Some(dev.org_id),
-            Some(Role::Owner),
-            Duration::from_secs(3600),
-        )?;
         Ok(Env {
+            suite,
             channel,
             database_url,
-            org_id: dev.org_id,
-            token,
             stop: Some(stop),
             serving: Some(serving),
             pg,
             _dir: dir,
         })
+    }
+
+    /// `n` more organizations, each with its owner's token: callers that
+    /// mutate different rows, as tenants do.
+    pub async fn orgs(&self, n: usize) -> anyhow::Result<Vec<(Uuid, String)>> {
+        let mut out = vec![];
+        for _ in 0..n {
+            let slug = format!("bench-{}", &Uuid::now_v7().simple().to_string()[16..]);
+            let dev = self
+                .suite
+                .identity
+                .create_user_with_org(&format!("{slug}@bench.local"), "Bench", &slug)
+                .await?;
+            let token = self.suite.identity.mint_member_token(
+                dev.user_id,
+                Some(dev.org_id),
+                Some(Role::Owner),
+                Duration::from_secs(3600),
+            )?;
+            out.push((dev.org_id, token));
+        }
+        Ok(out)
     }
 
     /// Stops the suite (relays flush) and the embedded PostgreSQL.

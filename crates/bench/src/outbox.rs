@@ -5,7 +5,9 @@
 //! and without the outbox write (`UPDATE organizations` then, with, the
 //! `INSERT INTO outbox` of a real event payload and its NOTIFY trigger),
 //! side by side at the same concurrency, plus the full `UpdateOrganization`
-//! RPC (which always writes its event) for scale.
+//! RPC (which always writes its event) for scale. Each caller renames its
+//! own organization, as tenants do (callers on one hot row would measure
+//! that row's lock instead).
 //!
 //! Lag: a fixed rate of `UpdateOrganization` calls with the relay on; for
 //! every event the audit log records both when it occurred (the mutation)
@@ -96,23 +98,24 @@ pub async fn run(p: &Params) -> anyhow::Result<Report> {
         p.concurrency as u32 + 2,
     )
     .await?;
-    let org = env.org_id;
+    let orgs = Arc::new(env.orgs(p.concurrency).await?);
     let mode = Mode::Closed(p.concurrency);
     let tx_without_outbox = {
-        let db = db.clone();
+        let (db, orgs) = (db.clone(), orgs.clone());
         load::run("tx without outbox", mode, p.warmup, p.duration, move |i| {
-            rename_tx(db.clone(), org, i, false)
+            rename_tx(db.clone(), orgs[i as usize % orgs.len()].0, i, false)
         })
         .await
     };
     let tx_with_outbox = {
-        let db = db.clone();
+        let (db, orgs) = (db.clone(), orgs.clone());
         load::run("tx with outbox", mode, p.warmup, p.duration, move |i| {
-            rename_tx(db.clone(), org, i, true)
+            rename_tx(db.clone(), orgs[i as usize % orgs.len()].0, i, true)
         })
         .await
     };
     let rpc_update_organization = update_org_load(
+        orgs,
         &env,
         mode,
         p.warmup,
@@ -124,7 +127,9 @@ pub async fn run(p: &Params) -> anyhow::Result<Report> {
 
     // Lag, with the relay delivering to the suite's own audit service.
     let env = Env::start(AuditDelivery::Local).await?;
+    let orgs = Arc::new(env.orgs(4).await?);
     let rpc = update_org_load(
+        orgs.clone(),
         &env,
         Mode::Open(p.rate),
         Duration::ZERO,
@@ -140,9 +145,9 @@ pub async fn run(p: &Params) -> anyhow::Result<Report> {
                 percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), \
                 percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms) \
          FROM (SELECT (extract(epoch FROM recorded_at - occurred_at) * 1000)::float8 AS ms \
-               FROM audit.events WHERE org_id = $1 AND action = 'identity.organization.update') l",
+               FROM audit.events WHERE org_id = ANY($1) AND action = 'identity.organization.update') l",
     )
-    .bind(env.org_id)
+    .bind(orgs.iter().map(|o| o.0).collect::<Vec<_>>())
     .fetch_one(&mut conn)
     .await?;
     let relay_lag = Lag {
@@ -189,6 +194,7 @@ async fn rename_tx(db: Db, org: Uuid, i: u64, with_outbox: bool) -> anyhow::Resu
 }
 
 async fn update_org_load(
+    orgs: Arc<Vec<(Uuid, String)>>,
     env: &Env,
     mode: Mode,
     warmup: Duration,
@@ -197,17 +203,15 @@ async fn update_org_load(
 ) -> Summary {
     let client =
         pb::organization_service_client::OrganizationServiceClient::new(env.channel.clone());
-    let token: Arc<str> = env.token.clone().into();
-    let org = env.org_id.to_string();
     load::run(name, mode, warmup, duration, move |i| {
         let mut client = client.clone();
-        let (token, org) = (token.clone(), org.clone());
+        let (org, token) = orgs[i as usize % orgs.len()].clone();
         async move {
             let req = authed(
                 &token,
                 pb::UpdateOrganizationRequest {
                     organization: Some(pb::Organization {
-                        id: org,
+                        id: org.to_string(),
                         name: format!("n{i}"),
                         ..Default::default()
                     }),
