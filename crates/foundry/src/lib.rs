@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use foundry_audit::Audit;
+use foundry_delivery::Delivery;
 use foundry_identity::{Identity, OidcProvider, RingSource, TokenConfig};
 use foundry_outbox::{GrpcSink, RELAY_SERVICE_ACCOUNT, Relay, RelayConfig};
 use foundry_platform::db::{self, Db};
@@ -58,6 +59,8 @@ pub struct Suite {
     pub identity: Identity,
     /// The audit log.
     pub audit: Audit,
+    /// Delivery: programs, workstreams, requirements, tasks.
+    pub delivery: Delivery,
     /// The tenancy layer's state.
     pub tenancy: Arc<Tenancy>,
 }
@@ -74,6 +77,12 @@ pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
         database_url,
         foundry_audit::SCHEMA,
         &foundry_audit::MIGRATOR,
+    )
+    .await?;
+    db::migrate(
+        database_url,
+        foundry_delivery::SCHEMA,
+        &foundry_delivery::MIGRATOR,
     )
     .await
 }
@@ -129,11 +138,19 @@ impl Suite {
         .await?;
         let audit = Audit::new(audit_db, cfg.page_tokens.clone())?;
         audit.load_keys().await?;
+        let delivery_db = Db::connect(
+            &cfg.database_url,
+            foundry_delivery::SCHEMA,
+            cfg.max_connections,
+        )
+        .await?;
+        let delivery = Delivery::new(delivery_db, cfg.page_tokens.clone());
         Ok(Suite {
             audit_delivery: cfg.audit_delivery.clone(),
             audit_checkpoint_interval: cfg.audit_checkpoint_interval,
             identity,
             audit,
+            delivery,
             tenancy,
         })
     }
@@ -154,10 +171,15 @@ impl Suite {
             let audit = self.audit.clone();
             background.spawn(move |stop| audit.run_checkpointer(every, stop));
         }
-        let (identity, audit) = (self.identity.clone(), self.audit.clone());
+        let (identity, audit, delivery) = (
+            self.identity.clone(),
+            self.audit.clone(),
+            self.delivery.clone(),
+        );
         let names: Vec<&str> = foundry_identity::SERVICE_NAMES
             .iter()
             .chain(foundry_audit::SERVICE_NAMES)
+            .chain(foundry_delivery::SERVICE_NAMES)
             .copied()
             .collect();
         background
@@ -167,6 +189,7 @@ impl Suite {
                     move |routes| {
                         identity.add_routes(routes);
                         audit.add_routes(routes);
+                        delivery.add_routes(routes);
                     },
                     &names,
                     self.tenancy,
@@ -196,7 +219,7 @@ impl Suite {
             )
             .await?;
         let sink = Arc::new(GrpcSink::new(channel, self.identity.service_tokens(sa)));
-        for db in std::iter::once(self.identity.db().clone()) {
+        for db in [self.identity.db().clone(), self.delivery.db().clone()] {
             let relay = Arc::new(Relay::new(db, sink.clone(), RelayConfig::default()));
             background.spawn(|stop| relay.run(stop));
         }

@@ -1,8 +1,10 @@
 //! The per-service binaries as a split deployment runs them: separate
 //! processes configured by environment, each migrating its own schema of
 //! one database with `--migrate`, serving health and their API, talking to
-//! each other over gRPC (audit verifies tokens with identity's JWKS;
-//! identity's outbox relay delivers to audit), stopping cleanly on SIGTERM.
+//! each other over gRPC (audit and delivery verify tokens with identity's
+//! JWKS; identity's outbox relay delivers to audit, and so does delivery's,
+//! with a service-account key exchanged at identity), stopping cleanly on
+//! SIGTERM.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -120,6 +122,7 @@ fn service_binaries_refuse_to_start_without_a_database_url() {
     for exe in [
         env!("CARGO_BIN_EXE_foundry-identity"),
         env!("CARGO_BIN_EXE_foundry-audit"),
+        env!("CARGO_BIN_EXE_foundry-delivery"),
     ] {
         let out = Command::new(exe)
             .env_remove("DATABASE_URL")
@@ -257,6 +260,123 @@ async fn identity_and_audit_as_separate_processes_carry_a_mutation_into_the_log(
     );
     assert!(events.iter().all(|e| e.actor_id == user.to_string()));
 
+    audit_proc.stop().await;
+    identity.stop().await;
+}
+
+#[tokio::test]
+async fn delivery_as_its_own_process_relays_its_events_with_an_exchanged_token() {
+    use foundry_proto::foundry::delivery::v1 as delivery;
+    let url = foundry_testkit::empty_database().await;
+    let audit_port = free_port();
+    let mut identity = spawn(
+        env!("CARGO_BIN_EXE_foundry-identity"),
+        "foundry-identity",
+        free_port(),
+        &[("DATABASE_URL", url.clone())],
+    );
+    identity.ready("foundry.identity.v1.AuthService").await;
+    let mut audit_proc = spawn(
+        env!("CARGO_BIN_EXE_foundry-audit"),
+        "foundry-audit",
+        audit_port,
+        &[
+            ("DATABASE_URL", url.clone()),
+            ("FOUNDRY_IDENTITY_ENDPOINT", identity.endpoint()),
+        ],
+    );
+    let audit_channel = audit_proc.ready("foundry.audit.v1.AuditService").await;
+
+    // An owner, and the relay's service account (its key is what an
+    // operator would put in FOUNDRY_SERVICE_ACCOUNT_KEY).
+    let seed = Identity::new(
+        Db::connect(&url, foundry_identity::SCHEMA, 2)
+            .await
+            .unwrap(),
+        TokenConfig::default(),
+        PageTokens::random(),
+        vec![],
+    )
+    .await
+    .unwrap();
+    let dev = seed
+        .create_user_with_org("delivery@example.com", "Delivery", "split-delivery")
+        .await
+        .unwrap();
+    let (_, key) = seed
+        .create_service_account("delivery-relay", "ships delivery's outbox")
+        .await
+        .unwrap();
+    let owner = seed
+        .mint_member_token(
+            dev.user_id,
+            Some(dev.org_id),
+            Some(foundry_identity::domain::Role::Owner),
+            Duration::from_secs(300),
+        )
+        .unwrap();
+
+    let mut delivery_proc = spawn(
+        env!("CARGO_BIN_EXE_foundry-delivery"),
+        "foundry-delivery",
+        free_port(),
+        &[
+            ("DATABASE_URL", url.clone()),
+            ("FOUNDRY_IDENTITY_ENDPOINT", identity.endpoint()),
+            (
+                "FOUNDRY_AUDIT_ENDPOINT",
+                format!("http://127.0.0.1:{audit_port}"),
+            ),
+            ("FOUNDRY_SERVICE_ACCOUNT_KEY", key),
+        ],
+    );
+    let delivery_channel = delivery_proc
+        .ready("foundry.delivery.v1.ProgramService")
+        .await;
+    let program = delivery::program_service_client::ProgramServiceClient::new(delivery_channel)
+        .create_program(authed(
+            &owner,
+            delivery::CreateProgramRequest {
+                program: Some(delivery::Program {
+                    name: "Split".into(),
+                    slug: "split".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Delivery verified the token with identity's keys, and its relay,
+    // authenticated by the exchanged key, carried the event to audit.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = audit::audit_service_client::AuditServiceClient::new(audit_channel.clone())
+            .list_audit_events(authed(&owner, audit::ListAuditEventsRequest::default()))
+            .await
+            .unwrap()
+            .into_inner()
+            .audit_events;
+        if let Some(e) = events
+            .iter()
+            .find(|e| e.action == "delivery.program.create")
+        {
+            assert_eq!(e.resource_id, program.id);
+            assert_eq!(e.project_id, program.id);
+            assert_eq!(e.service, "delivery");
+            assert_eq!(e.actor_id, dev.user_id.to_string());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the event did not arrive: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    delivery_proc.stop().await;
     audit_proc.stop().await;
     identity.stop().await;
 }

@@ -90,6 +90,15 @@ fn start(data_dir: &std::path::Path) -> Server {
     }
 }
 
+/// The first `"id"` of grpcurl's JSON output.
+fn id_of(json: &str) -> String {
+    json.split("\"id\": \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no id in {json}"))
+        .to_owned()
+}
+
 fn run(args: &[&str]) -> (bool, String) {
     let out = Command::new(grpcurl())
         .args(args)
@@ -125,6 +134,7 @@ fn grpcurl_lists_describes_and_calls_the_suite_through_reflection_only() {
     for svc in foundry_identity::SERVICE_NAMES
         .iter()
         .chain(foundry_audit::SERVICE_NAMES)
+        .chain(foundry_delivery::SERVICE_NAMES)
         .chain(&platform)
     {
         assert!(
@@ -182,6 +192,44 @@ fn grpcurl_lists_describes_and_calls_the_suite_through_reflection_only() {
         "foundry.identity.v1.OrganizationService/GetOrganization",
     ]);
     assert!(!ok && anon.contains("Unauthenticated"), "{anon}");
+
+    // The delivery hierarchy end to end: program → workstream →
+    // requirement → task → subtask, each call naming the previous id.
+    let call = |method: &str, body: String| {
+        let (ok, out) = run(&["-plaintext", "-H", &auth, "-d", &body, &addr, method]);
+        assert!(ok, "{method}: {out}");
+        out
+    };
+    let program = id_of(&call(
+        "foundry.delivery.v1.ProgramService/CreateProgram",
+        r#"{"program":{"name":"Apollo","slug":"apollo","targetPlatform":"commercetools"}}"#.into(),
+    ));
+    let workstream = id_of(&call(
+        "foundry.delivery.v1.WorkstreamService/CreateWorkstream",
+        format!(r#"{{"workstream":{{"programId":"{program}","name":"Checkout"}}}}"#),
+    ));
+    let requirement = id_of(&call(
+        "foundry.delivery.v1.RequirementService/CreateRequirement",
+        format!(r#"{{"requirement":{{"workstreamId":"{workstream}","title":"Pay by card"}}}}"#),
+    ));
+    let task = id_of(&call(
+        "foundry.delivery.v1.TaskService/CreateTask",
+        format!(
+            r#"{{"task":{{"programId":"{program}","requirementId":"{requirement}","title":"Stripe"}}}}"#
+        ),
+    ));
+    let subtask = id_of(&call(
+        "foundry.delivery.v1.SubtaskService/CreateSubtask",
+        format!(r#"{{"subtask":{{"taskId":"{task}","title":"API keys"}}}}"#),
+    ));
+    let listed = call(
+        "foundry.delivery.v1.SubtaskService/ListSubtasks",
+        format!(r#"{{"taskId":"{task}"}}"#),
+    );
+    assert!(
+        listed.contains(&subtask) && listed.contains("API keys"),
+        "{listed}"
+    );
 
     let (ok, health) = run(&["-plaintext", &addr, "grpc.health.v1.Health/Check"]);
     assert!(ok && health.contains("SERVING"), "{health}");

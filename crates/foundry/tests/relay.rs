@@ -1,5 +1,6 @@
-//! The outbox relay end to end, in the suite: identity's mutations reach
-//! the audit log over gRPC with the relay's service-account token; with
+//! The outbox relay end to end, in the suite: identity's and delivery's
+//! mutations reach the audit log over gRPC with the relay's service-account
+//! token; with
 //! the audit service away, mutations still succeed and every event arrives,
 //! once, when it is back.
 
@@ -180,4 +181,59 @@ async fn with_the_audit_service_away_mutations_succeed_and_events_arrive_once_wh
     );
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn delivery_mutations_reach_the_audit_log_through_its_own_relay() {
+    use foundry_testkit::delivery as d;
+    let app = TestApp::start_configured(|c| c.audit_delivery = AuditDelivery::Local).await;
+    let program = app
+        .programs()
+        .create_program(authed(
+            &app.alice.token,
+            d::CreateProgramRequest {
+                program: Some(d::Program {
+                    name: "Relayed".into(),
+                    slug: "relayed".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let event = loop {
+        let events = alice_events(&app).await;
+        if let Some(e) = events
+            .into_iter()
+            .find(|e| e.action == "delivery.program.create")
+        {
+            break e;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the event did not arrive"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(event.service, "delivery");
+    assert_eq!(event.project_id, program.id);
+    // The relay removes what audit acknowledged (just after the append).
+    let mut db = app.admin_db().await;
+    loop {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM delivery.outbox")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "delivered events leave delivery's outbox"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

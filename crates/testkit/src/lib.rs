@@ -20,6 +20,7 @@ use tonic::transport::Channel;
 use uuid::Uuid;
 
 pub use foundry_proto::foundry::audit::v1 as audit;
+pub use foundry_proto::foundry::delivery::v1 as delivery;
 pub use foundry_proto::foundry::identity::v1 as identity;
 pub use tonic::Code;
 
@@ -279,6 +280,30 @@ impl TestApp {
         &self,
     ) -> audit::audit_ingest_service_client::AuditIngestServiceClient<Channel> {
         audit::audit_ingest_service_client::AuditIngestServiceClient::new(self.channel.clone())
+    }
+    /// Program client.
+    pub fn programs(&self) -> delivery::program_service_client::ProgramServiceClient<Channel> {
+        delivery::program_service_client::ProgramServiceClient::new(self.channel.clone())
+    }
+    /// Workstream client.
+    pub fn workstreams(
+        &self,
+    ) -> delivery::workstream_service_client::WorkstreamServiceClient<Channel> {
+        delivery::workstream_service_client::WorkstreamServiceClient::new(self.channel.clone())
+    }
+    /// Requirement client (requirements, their dependency graph, the plan).
+    pub fn requirements(
+        &self,
+    ) -> delivery::requirement_service_client::RequirementServiceClient<Channel> {
+        delivery::requirement_service_client::RequirementServiceClient::new(self.channel.clone())
+    }
+    /// Task client.
+    pub fn tasks(&self) -> delivery::task_service_client::TaskServiceClient<Channel> {
+        delivery::task_service_client::TaskServiceClient::new(self.channel.clone())
+    }
+    /// Subtask client.
+    pub fn subtasks(&self) -> delivery::subtask_service_client::SubtaskServiceClient<Channel> {
+        delivery::subtask_service_client::SubtaskServiceClient::new(self.channel.clone())
     }
 }
 

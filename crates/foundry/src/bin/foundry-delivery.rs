@@ -1,0 +1,87 @@
+//! `foundry-delivery`: the delivery service alone, for split deployments.
+//! Needs `DATABASE_URL` and the identity endpoint (whose JWKS verifies
+//! tokens, and which exchanges the relay's service-account key for access
+//! tokens); `--migrate` applies the schema first.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use foundry_delivery::Delivery;
+use foundry_outbox::{GrpcSink, Relay, RelayArgs, RelayConfig};
+use foundry_platform::config::{MigrateArgs, ServerArgs, service_db};
+use foundry_platform::server::Background;
+use foundry_tenancy::{IdentityArgs, Tenancy};
+
+/// The delivery service.
+#[derive(Parser, Debug)]
+#[command(name = "foundry-delivery", version)]
+struct Cli {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    migrate: MigrateArgs,
+    #[command(flatten)]
+    identity: IdentityArgs,
+    #[command(flatten)]
+    relay: RelayArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let _telemetry = foundry_platform::telemetry::init("foundry-delivery", cli.server.log_format);
+    let Some(db) = service_db(
+        &cli.server,
+        &cli.migrate,
+        "foundry-delivery",
+        foundry_delivery::SCHEMA,
+        &foundry_delivery::MIGRATOR,
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    let delivery = Delivery::new(db, cli.server.page_tokens());
+    let tenancy = Arc::new(Tenancy::remote(&cli.identity.identity_endpoint).await?);
+    let listener = tokio::net::TcpListener::bind(cli.server.listen)
+        .await
+        .with_context(|| format!("binding {}", cli.server.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "foundry-delivery serving");
+    let mut background = Background::default();
+    if let Some(endpoint) = &cli.relay.audit_endpoint {
+        // The relay's token: its service-account key exchanged at identity.
+        let key = cli.relay.service_account_key.clone().context(
+            "FOUNDRY_AUDIT_ENDPOINT needs FOUNDRY_SERVICE_ACCOUNT_KEY (the relay's service-account key)",
+        )?;
+        let identity =
+            tonic::transport::Channel::from_shared(cli.identity.identity_endpoint.clone())?
+                .connect_lazy();
+        let channel = tonic::transport::Channel::from_shared(endpoint.clone())?.connect_lazy();
+        let sink = Arc::new(GrpcSink::new(
+            channel,
+            foundry_outbox::exchanged_token(identity, key),
+        ));
+        let relay = Arc::new(Relay::new(
+            delivery.db().clone(),
+            sink,
+            RelayConfig::default(),
+        ));
+        background.spawn(|stop| relay.run(stop));
+    } else {
+        tracing::warn!("FOUNDRY_AUDIT_ENDPOINT unset: audit events stay in the outbox");
+    }
+    background
+        .serve(foundry_platform::server::shutdown_signal(), |stop| {
+            foundry_tenancy::server::serve_services(
+                listener,
+                |routes| delivery.add_routes(routes),
+                foundry_delivery::SERVICE_NAMES,
+                tenancy,
+                stop,
+            )
+        })
+        .await?;
+    tracing::info!("foundry-delivery stopped");
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! The delivery service: programs and their delivery phases, workstreams,
+//! requirements and the dependency graph between them, tasks and subtasks.
+//! Every call acts in one organization (row-level security binds its
+//! transaction), and every mutation records its audit event in the same
+//! transaction (the program is the event's project).
+
+pub mod api;
+pub mod domain;
+pub mod store;
+
+use std::sync::Arc;
+
+use foundry_platform::db::Db;
+use foundry_platform::page::PageTokens;
+use sqlx::migrate::Migrator;
+use tonic::service::RoutesBuilder;
+
+/// The delivery schema's migrations, embedded.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/delivery");
+
+/// The Postgres schema of this service.
+pub const SCHEMA: &str = "delivery";
+
+/// gRPC service names this crate serves (for health).
+pub const SERVICE_NAMES: &[&str] = &[
+    "foundry.delivery.v1.ProgramService",
+    "foundry.delivery.v1.WorkstreamService",
+    "foundry.delivery.v1.RequirementService",
+    "foundry.delivery.v1.TaskService",
+    "foundry.delivery.v1.SubtaskService",
+];
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct State {
+    /// The service's database.
+    pub db: Db,
+    /// Page token signer.
+    pub pages: PageTokens,
+}
+
+/// The running service.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    state: Arc<State>,
+}
+
+impl Delivery {
+    /// The service over its (migrated) database.
+    pub fn new(db: Db, pages: PageTokens) -> Delivery {
+        Delivery {
+            state: Arc::new(State { db, pages }),
+        }
+    }
+
+    /// The service's database (its outbox relay runs over it).
+    pub fn db(&self) -> &Db {
+        &self.state.db
+    }
+
+    /// Adds the service's handlers.
+    pub fn add_routes(&self, routes: &mut RoutesBuilder) {
+        use foundry_proto::foundry::delivery::v1::{
+            program_service_server::ProgramServiceServer,
+            requirement_service_server::RequirementServiceServer,
+            subtask_service_server::SubtaskServiceServer, task_service_server::TaskServiceServer,
+            workstream_service_server::WorkstreamServiceServer,
+        };
+        let s = &self.state;
+        routes
+            .add_service(ProgramServiceServer::new(api::programs::Programs(
+                s.clone(),
+            )))
+            .add_service(WorkstreamServiceServer::new(api::workstreams::Workstreams(
+                s.clone(),
+            )))
+            .add_service(RequirementServiceServer::new(
+                api::requirements::Requirements(s.clone()),
+            ))
+            .add_service(TaskServiceServer::new(api::tasks::Tasks(s.clone())))
+            .add_service(SubtaskServiceServer::new(api::subtasks::Subtasks(
+                s.clone(),
+            )));
+    }
+}

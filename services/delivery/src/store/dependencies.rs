@@ -1,0 +1,148 @@
+//! The requirement dependency graph.
+
+use chrono::{DateTime, Utc};
+use foundry_platform::db::Tx;
+use foundry_platform::error::is_unique_violation;
+use foundry_platform::{Error, Result};
+use uuid::Uuid;
+
+use super::RequirementRow;
+use super::requirements::COLS as REQUIREMENT_COLS;
+
+/// An edge: `requirement_id` depends on `depends_on_id`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DependencyRow {
+    pub org_id: Uuid,
+    pub program_id: Uuid,
+    pub requirement_id: Uuid,
+    pub depends_on_id: Uuid,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLS: &str = "org_id, program_id, requirement_id, depends_on_id, created_by, created_at";
+
+/// Every edge of a program, `(requirement, depends_on)`, on
+/// `requirement_dependencies_program_idx` (index only).
+pub async fn program_edges(
+    tx: &mut Tx,
+    org_id: Uuid,
+    program_id: Uuid,
+) -> Result<Vec<(Uuid, Uuid)>> {
+    Ok(sqlx::query_as(
+        "SELECT requirement_id, depends_on_id FROM requirement_dependencies \
+         WHERE org_id = $1 AND program_id = $2",
+    )
+    .bind(org_id)
+    .bind(program_id)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+pub async fn insert_dependency(
+    tx: &mut Tx,
+    org_id: Uuid,
+    program_id: Uuid,
+    requirement_id: Uuid,
+    depends_on_id: Uuid,
+    created_by: Uuid,
+) -> Result<DependencyRow> {
+    sqlx::query_as(&format!(
+        "INSERT INTO requirement_dependencies (org_id, program_id, requirement_id, depends_on_id, created_by) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING {COLS}"
+    ))
+    .bind(org_id)
+    .bind(program_id)
+    .bind(requirement_id)
+    .bind(depends_on_id)
+    .bind(created_by)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e, "requirement_dependencies_pkey") {
+            dependency_exists()
+        } else {
+            e.into()
+        }
+    })
+}
+
+/// `ALREADY_EXISTS` for an edge that is there.
+pub fn dependency_exists() -> Error {
+    Error::already_exists(
+        "DEPENDENCY_EXISTS",
+        "depends_on_id",
+        "the requirement already depends on that requirement",
+    )
+}
+
+pub async fn delete_dependency(
+    tx: &mut Tx,
+    org_id: Uuid,
+    requirement_id: Uuid,
+    depends_on_id: Uuid,
+) -> Result<Option<DependencyRow>> {
+    Ok(sqlx::query_as(&format!(
+        "DELETE FROM requirement_dependencies \
+         WHERE org_id = $1 AND requirement_id = $2 AND depends_on_id = $3 RETURNING {COLS}"
+    ))
+    .bind(org_id)
+    .bind(requirement_id)
+    .bind(depends_on_id)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// Which way to walk the edges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// From a requirement to what it depends on (the primary key).
+    Upstream,
+    /// From a requirement to what depends on it
+    /// (`requirement_dependencies_depends_on_idx`).
+    Downstream,
+}
+
+/// The requirements one step (or, `transitive`, any number of steps) away
+/// from `requirement_id`, newest first after `before`. The walk is a
+/// recursive CTE whose every step is an index look-up; `UNION` keeps each
+/// requirement once (and would stop on a cycle, which is never stored).
+pub async fn list_dependencies(
+    tx: &mut Tx,
+    org_id: Uuid,
+    requirement_id: Uuid,
+    direction: Direction,
+    transitive: bool,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<RequirementRow>> {
+    let (from, to) = match direction {
+        Direction::Upstream => ("requirement_id", "depends_on_id"),
+        Direction::Downstream => ("depends_on_id", "requirement_id"),
+    };
+    let step = if transitive {
+        format!(
+            " UNION SELECT d.{to} FROM requirement_dependencies d JOIN walk w \
+             ON d.org_id = $1 AND d.{from} = w.id"
+        )
+    } else {
+        String::new()
+    };
+    let cols = REQUIREMENT_COLS
+        .split(", ")
+        .map(|c| format!("r.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(sqlx::query_as(&format!(
+        "WITH RECURSIVE walk(id) AS (\
+           SELECT {to} FROM requirement_dependencies WHERE org_id = $1 AND {from} = $2{step}) \
+         SELECT {cols} FROM requirements r JOIN walk w ON r.org_id = $1 AND r.id = w.id \
+         WHERE ($3::uuid IS NULL OR r.id < $3) ORDER BY r.id DESC LIMIT $4"
+    ))
+    .bind(org_id)
+    .bind(requirement_id)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?)
+}

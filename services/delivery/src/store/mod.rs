@@ -1,0 +1,54 @@
+//! SQL of the delivery service: runtime `query_as` into `FromRow` rows,
+//! columns listed, every query led by `org_id` and served by an index that
+//! starts with it. Lists with optional filters are assembled from fixed
+//! fragments ([`sqlx::QueryBuilder`]) so that each filter combination is its
+//! own statement whose plan uses the index for that filter. Constraint
+//! names map to errors in the file of their table and nowhere else.
+
+mod dependencies;
+mod programs;
+mod requirements;
+mod subtasks;
+mod tasks;
+mod workstreams;
+
+pub use dependencies::*;
+pub use programs::*;
+pub use requirements::*;
+pub use subtasks::*;
+pub use tasks::*;
+pub use workstreams::*;
+
+/// Row lock taken by a read (PostgreSQL's four row lock modes).
+///
+/// The order that keeps the delivery rules race free: writers of a row take
+/// `NoKeyUpdate` (as their `UPDATE` would); deleters take `Update`; a create
+/// takes `KeyShare` on its parent (the parent cannot vanish before commit,
+/// yet concurrent edits of the parent do not wait); whoever must see a
+/// stable set of a row's children takes `NoKeyUpdate` on the row, and
+/// children writers that could break the rule take `Share` on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lock {
+    /// A plain read.
+    None,
+    /// `FOR KEY SHARE`.
+    KeyShare,
+    /// `FOR SHARE`.
+    Share,
+    /// `FOR NO KEY UPDATE`.
+    NoKeyUpdate,
+    /// `FOR UPDATE`.
+    Update,
+}
+
+impl Lock {
+    fn sql(self) -> &'static str {
+        match self {
+            Lock::None => "",
+            Lock::KeyShare => " FOR KEY SHARE",
+            Lock::Share => " FOR SHARE",
+            Lock::NoKeyUpdate => " FOR NO KEY UPDATE",
+            Lock::Update => " FOR UPDATE",
+        }
+    }
+}

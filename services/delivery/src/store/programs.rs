@@ -1,0 +1,222 @@
+//! Programs, and the cascade that deletes one with everything in it.
+
+use chrono::{DateTime, Utc};
+use foundry_platform::db::Tx;
+use foundry_platform::error::is_unique_violation;
+use foundry_platform::{Error, Result};
+use sqlx::{Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::Lock;
+
+/// A program row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProgramRow {
+    pub org_id: Uuid,
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub description: String,
+    pub source_platform: String,
+    pub target_platform: String,
+    pub phase: String,
+    pub archived_at: Option<DateTime<Utc>>,
+    pub created_by: Uuid,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLS: &str = "org_id, id, name, slug, description, source_platform, target_platform, phase, \
+     archived_at, created_by, version, created_at, updated_at";
+
+fn slug_taken(e: sqlx::Error) -> Error {
+    if is_unique_violation(&e, "programs_slug_key") {
+        Error::already_exists(
+            "PROGRAM_SLUG_TAKEN",
+            "program.slug",
+            "a program with this slug exists in the organization",
+        )
+    } else {
+        e.into()
+    }
+}
+
+/// What a new program is.
+pub struct NewProgram<'a> {
+    pub org_id: Uuid,
+    pub name: &'a str,
+    pub slug: &'a str,
+    pub description: &'a str,
+    pub source_platform: &'a str,
+    pub target_platform: &'a str,
+    pub created_by: Uuid,
+}
+
+pub async fn insert_program(tx: &mut Tx, p: NewProgram<'_>) -> Result<ProgramRow> {
+    sqlx::query_as(&format!(
+        "INSERT INTO programs (org_id, id, name, slug, description, source_platform, target_platform, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLS}"
+    ))
+    .bind(p.org_id)
+    .bind(Uuid::now_v7())
+    .bind(p.name)
+    .bind(p.slug)
+    .bind(p.description)
+    .bind(p.source_platform)
+    .bind(p.target_platform)
+    .bind(p.created_by)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(slug_taken)
+}
+
+pub async fn get_program(
+    tx: &mut Tx,
+    org_id: Uuid,
+    id: Uuid,
+    lock: Lock,
+) -> Result<Option<ProgramRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLS} FROM programs WHERE org_id = $1 AND id = $2{}",
+        lock.sql()
+    ))
+    .bind(org_id)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// Filters of ListPrograms.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProgramFilter<'a> {
+    pub phase: Option<&'a str>,
+    pub archived: Option<bool>,
+    /// Only this program (a project-bound caller).
+    pub only: Option<Uuid>,
+}
+
+/// Newest first: on the primary key, or `programs_phase_idx` /
+/// `programs_archived_idx` when filtered.
+pub async fn list_programs(
+    tx: &mut Tx,
+    org_id: Uuid,
+    f: ProgramFilter<'_>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<ProgramRow>> {
+    let mut q =
+        QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM programs WHERE org_id = "));
+    q.push_bind(org_id);
+    if let Some(phase) = f.phase {
+        q.push(" AND phase = ").push_bind(phase);
+    }
+    if let Some(archived) = f.archived {
+        q.push(" AND archived = ").push_bind(archived);
+    }
+    if let Some(only) = f.only {
+        q.push(" AND id = ").push_bind(only);
+    }
+    if let Some(before) = before {
+        q.push(" AND id < ").push_bind(before);
+    }
+    q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+    Ok(q.build_query_as().fetch_all(&mut **tx).await?)
+}
+
+/// Writes the user-editable fields of `row`.
+pub async fn update_program(tx: &mut Tx, row: &ProgramRow) -> Result<ProgramRow> {
+    sqlx::query_as(&format!(
+        "UPDATE programs SET name = $3, slug = $4, description = $5, source_platform = $6, \
+         target_platform = $7, version = version + 1, updated_at = now() \
+         WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
+    ))
+    .bind(row.org_id)
+    .bind(row.id)
+    .bind(&row.name)
+    .bind(&row.slug)
+    .bind(&row.description)
+    .bind(&row.source_platform)
+    .bind(&row.target_platform)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(slug_taken)
+}
+
+pub async fn set_program_phase(
+    tx: &mut Tx,
+    org_id: Uuid,
+    id: Uuid,
+    phase: &str,
+) -> Result<ProgramRow> {
+    Ok(sqlx::query_as(&format!(
+        "UPDATE programs SET phase = $3, version = version + 1, updated_at = now() \
+         WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
+    ))
+    .bind(org_id)
+    .bind(id)
+    .bind(phase)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+pub async fn set_program_archived(
+    tx: &mut Tx,
+    org_id: Uuid,
+    id: Uuid,
+    archived: bool,
+) -> Result<ProgramRow> {
+    Ok(sqlx::query_as(&format!(
+        "UPDATE programs SET archived_at = CASE WHEN $3 THEN now() END, version = version + 1, \
+         updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
+    ))
+    .bind(org_id)
+    .bind(id)
+    .bind(archived)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// What a cascading delete removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub workstreams: u64,
+    pub requirements: u64,
+    pub dependencies: u64,
+    pub tasks: u64,
+    pub subtasks: u64,
+    /// Tasks kept but detached from a removed requirement.
+    pub tasks_detached: u64,
+}
+
+/// Deletes a program and everything in it, children first (each statement
+/// on an index led by `(org_id, program_id)`), counting what went. The
+/// caller holds the program's `FOR UPDATE` lock, so no child is added
+/// meanwhile (creates take `FOR KEY SHARE` on it).
+pub async fn delete_program(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Removed> {
+    let mut removed = Removed::default();
+    let mut assignees = 0; // index rows of the tasks: not reported
+    for (table, count) in [
+        ("subtasks", &mut removed.subtasks),
+        ("task_assignees", &mut assignees),
+        ("tasks", &mut removed.tasks),
+        ("requirement_dependencies", &mut removed.dependencies),
+        ("requirements", &mut removed.requirements),
+        ("workstreams", &mut removed.workstreams),
+    ] {
+        *count = sqlx::query(&format!(
+            "DELETE FROM {table} WHERE org_id = $1 AND program_id = $2"
+        ))
+        .bind(org_id)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    }
+    sqlx::query("DELETE FROM programs WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(removed)
+}

@@ -1,0 +1,222 @@
+//! Tasks and their assignees.
+
+use chrono::{DateTime, Utc};
+use foundry_platform::Result;
+use foundry_platform::db::Tx;
+use sqlx::{Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::Lock;
+
+/// A task row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TaskRow {
+    pub org_id: Uuid,
+    pub id: Uuid,
+    pub program_id: Uuid,
+    pub requirement_id: Option<Uuid>,
+    pub title: String,
+    pub description: String,
+    pub status: String,
+    pub assignee_ids: Vec<Uuid>,
+    pub estimate_hours: Option<f64>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub labels: Vec<String>,
+    pub sprint_id: Option<Uuid>,
+    pub created_by: Uuid,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLS: &str = "org_id, id, program_id, requirement_id, title, description, status, assignee_ids, \
+     estimate_hours, due_at, labels, sprint_id, created_by, version, created_at, updated_at";
+
+/// Inserts `t` under a new id (its id, version and times are ignored: the
+/// insert sets them), with its assignee index.
+pub async fn insert_task(tx: &mut Tx, t: &TaskRow) -> Result<TaskRow> {
+    let row: TaskRow = sqlx::query_as(&format!(
+        "INSERT INTO tasks (org_id, id, program_id, requirement_id, title, description, status, \
+         assignee_ids, estimate_hours, due_at, labels, sprint_id, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {COLS}"
+    ))
+    .bind(t.org_id)
+    .bind(Uuid::now_v7())
+    .bind(t.program_id)
+    .bind(t.requirement_id)
+    .bind(&t.title)
+    .bind(&t.description)
+    .bind(&t.status)
+    .bind(&t.assignee_ids)
+    .bind(t.estimate_hours)
+    .bind(t.due_at)
+    .bind(&t.labels)
+    .bind(t.sprint_id)
+    .bind(t.created_by)
+    .fetch_one(&mut **tx)
+    .await?;
+    set_assignees(tx, &row).await?;
+    Ok(row)
+}
+
+/// Makes `task_assignees` hold exactly the row's assignees.
+async fn set_assignees(tx: &mut Tx, t: &TaskRow) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM task_assignees WHERE org_id = $1 AND task_id = $2 AND NOT (user_id = ANY($3))",
+    )
+    .bind(t.org_id)
+    .bind(t.id)
+    .bind(&t.assignee_ids)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO task_assignees (org_id, task_id, user_id, program_id) \
+         SELECT $1, $2, u, $4 FROM unnest($3::uuid[]) AS u ON CONFLICT DO NOTHING",
+    )
+    .bind(t.org_id)
+    .bind(t.id)
+    .bind(&t.assignee_ids)
+    .bind(t.program_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_task(tx: &mut Tx, org_id: Uuid, id: Uuid, lock: Lock) -> Result<Option<TaskRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLS} FROM tasks WHERE org_id = $1 AND id = $2{}",
+        lock.sql()
+    ))
+    .bind(org_id)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// Filters of ListTasks; all that are set apply.
+#[derive(Clone, Copy, Debug)]
+pub struct TaskFilter<'a> {
+    pub program_id: Uuid,
+    pub status: Option<&'a str>,
+    pub assignee_id: Option<Uuid>,
+    pub requirement_id: Option<Uuid>,
+    pub sprint_id: Option<Uuid>,
+}
+
+/// Newest first. The leading index follows the most selective filter: an
+/// assignee walks `task_assignees_user_idx` and joins each task by key; a
+/// requirement `tasks_requirement_idx`; a sprint `tasks_sprint_idx`; a
+/// status `tasks_status_idx`; none `tasks_program_id_key`. The other
+/// filters are checked on the rows found.
+pub async fn list_tasks(
+    tx: &mut Tx,
+    org_id: Uuid,
+    f: TaskFilter<'_>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<TaskRow>> {
+    let cols = COLS
+        .split(", ")
+        .map(|c| format!("t.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {cols} FROM "));
+    // The keyset column of the walked index.
+    let key = if let Some(user) = f.assignee_id {
+        q.push("task_assignees a JOIN tasks t ON t.org_id = a.org_id AND t.id = a.task_id WHERE a.org_id = ")
+            .push_bind(org_id)
+            .push(" AND a.program_id = ")
+            .push_bind(f.program_id)
+            .push(" AND a.user_id = ")
+            .push_bind(user);
+        "a.task_id"
+    } else {
+        q.push("tasks t WHERE t.org_id = ")
+            .push_bind(org_id)
+            .push(" AND t.program_id = ")
+            .push_bind(f.program_id);
+        "t.id"
+    };
+    if let Some(r) = f.requirement_id {
+        q.push(" AND t.requirement_id = ").push_bind(r);
+    }
+    if let Some(s) = f.sprint_id {
+        q.push(" AND t.sprint_id = ").push_bind(s);
+    }
+    if let Some(s) = f.status {
+        q.push(" AND t.status = ").push_bind(s);
+    }
+    if let Some(before) = before {
+        q.push(format!(" AND {key} < ")).push_bind(before);
+    }
+    q.push(format!(" ORDER BY {key} DESC LIMIT "))
+        .push_bind(limit);
+    Ok(q.build_query_as().fetch_all(&mut **tx).await?)
+}
+
+/// Writes the user-editable fields of `row` (and its assignee index).
+pub async fn update_task(tx: &mut Tx, row: &TaskRow) -> Result<TaskRow> {
+    let out: TaskRow = sqlx::query_as(&format!(
+        "UPDATE tasks SET requirement_id = $3, title = $4, description = $5, assignee_ids = $6, \
+         estimate_hours = $7, due_at = $8, labels = $9, sprint_id = $10, version = version + 1, \
+         updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
+    ))
+    .bind(row.org_id)
+    .bind(row.id)
+    .bind(row.requirement_id)
+    .bind(&row.title)
+    .bind(&row.description)
+    .bind(&row.assignee_ids)
+    .bind(row.estimate_hours)
+    .bind(row.due_at)
+    .bind(&row.labels)
+    .bind(row.sprint_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    set_assignees(tx, &out).await?;
+    Ok(out)
+}
+
+pub async fn set_task_status(tx: &mut Tx, org_id: Uuid, id: Uuid, status: &str) -> Result<TaskRow> {
+    Ok(sqlx::query_as(&format!(
+        "UPDATE tasks SET status = $3, version = version + 1, updated_at = now() \
+         WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
+    ))
+    .bind(org_id)
+    .bind(id)
+    .bind(status)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// How many of a task's subtasks are open, on `subtasks_open_idx`.
+pub async fn count_open_subtasks(tx: &mut Tx, org_id: Uuid, task_id: Uuid) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM subtasks WHERE org_id = $1 AND task_id = $2 AND status <> 'done'",
+    )
+    .bind(org_id)
+    .bind(task_id)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Deletes a task with its subtasks; returns how many subtasks went.
+pub async fn delete_task(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<u64> {
+    let subtasks = sqlx::query("DELETE FROM subtasks WHERE org_id = $1 AND task_id = $2")
+        .bind(org_id)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    sqlx::query("DELETE FROM task_assignees WHERE org_id = $1 AND task_id = $2")
+        .bind(org_id)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM tasks WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(subtasks)
+}

@@ -1,0 +1,699 @@
+use foundry_testkit::delivery::*;
+use foundry_testkit::{Code, TestApp, assert_status, authed, violated_fields};
+
+use crate::{
+    actions, count, error_metadata, mask, new_task, outbox, program, requirement, rid, subtask,
+    task, workstream,
+};
+
+fn status(id: &str, to: TaskStatus, force: bool) -> ChangeTaskStatusRequest {
+    ChangeTaskStatusRequest {
+        id: id.into(),
+        status: to as i32,
+        force,
+        etag: String::new(),
+    }
+}
+
+fn user() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+#[tokio::test]
+async fn a_task_is_created_with_every_field_and_reads_back() {
+    let app = TestApp::start().await;
+    let t = &app.alice.token;
+    let p = program(&app, t, "tasks").await;
+    let w = workstream(&app, t, &p.id, "w").await;
+    let r = requirement(&app, t, &w.id, "r").await;
+    let (u1, u2, sprint) = (user(), user(), user());
+    let due = prost_types::Timestamp {
+        seconds: 1_900_000_000,
+        nanos: 0,
+    };
+    let created = app
+        .tasks()
+        .create_task(authed(
+            t,
+            CreateTaskRequest {
+                task: Some(Task {
+                    program_id: p.id.clone(),
+                    requirement_id: r.id.clone(),
+                    title: "  Wire Stripe  ".into(),
+                    description: "keys\nwebhooks".into(),
+                    status: TaskStatus::Todo as i32,
+                    assignee_ids: vec![u1.clone(), u2.clone(), u1.clone()],
+                    estimate_hours: Some(6.5),
+                    due_time: Some(due),
+                    labels: vec!["payments".into(), "backend".into(), "payments".into()],
+                    sprint_id: sprint.clone(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.title, "Wire Stripe");
+    assert_eq!(created.status, TaskStatus::Todo as i32);
+    assert_eq!(
+        created.assignee_ids,
+        [u1, u2],
+        "repeats dropped, order kept"
+    );
+    assert_eq!(created.labels, ["payments", "backend"]);
+    assert_eq!(created.estimate_hours, Some(6.5));
+    assert_eq!(created.due_time, Some(due));
+    assert_eq!(created.sprint_id, sprint);
+    assert_eq!(created.requirement_id, r.id);
+    assert_eq!(count(&app, "task_assignees").await, 2);
+    let got = app
+        .tasks()
+        .get_task(authed(
+            t,
+            GetTaskRequest {
+                id: created.id.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got, created);
+    let plain = task(&app, t, &p.id, "plain").await;
+    assert_eq!(plain.status, TaskStatus::Backlog as i32);
+    assert_eq!(plain.estimate_hours, None);
+}
+
+#[tokio::test]
+async fn every_bad_task_field_is_reported_by_name() {
+    let app = TestApp::start().await;
+    let r = app
+        .tasks()
+        .create_task(authed(
+            &app.alice.token,
+            CreateTaskRequest {
+                task: Some(Task {
+                    program_id: String::new(),
+                    requirement_id: "nope".into(),
+                    title: "t".repeat(501),
+                    status: TaskStatus::Done as i32,
+                    assignee_ids: vec![user(), "bob".into()],
+                    estimate_hours: Some(-1.0),
+                    due_time: Some(prost_types::Timestamp {
+                        seconds: 0,
+                        nanos: -5,
+                    }),
+                    labels: vec![String::new()],
+                    sprint_id: "sprint 4".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await;
+    let s = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
+    assert_eq!(
+        violated_fields(&s),
+        [
+            "task.program_id",
+            "task.requirement_id",
+            "task.title",
+            "task.status",
+            "task.assignee_ids[1]",
+            "task.estimate_hours",
+            "task.due_time",
+            "task.labels[0]",
+            "task.sprint_id"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn tasks_of_another_organization_or_program_are_refused() {
+    let app = TestApp::start().await;
+    let bt = &app.bob.token;
+    let bp = program(&app, bt, "bobs").await;
+    let bw = workstream(&app, bt, &bp.id, "w").await;
+    let br = requirement(&app, bt, &bw.id, "r").await;
+    let btask = task(&app, bt, &bp.id, "bob's").await;
+    let t = &app.alice.token;
+    let p = program(&app, t, "mine").await;
+    let q = program(&app, t, "mine-too").await;
+    let qw = workstream(&app, t, &q.id, "w").await;
+    let qr = requirement(&app, t, &qw.id, "other program").await;
+
+    let r = app
+        .tasks()
+        .create_task(authed(t, new_task(&bp.id, "x")))
+        .await;
+    assert_status(r, Code::NotFound, "PROGRAM_NOT_FOUND");
+    let mut req = new_task(&p.id, "x");
+    req.task.as_mut().unwrap().requirement_id = br.id.clone();
+    let r = app.tasks().create_task(authed(t, req)).await;
+    assert_status(r, Code::NotFound, "REQUIREMENT_NOT_FOUND");
+    let mut req = new_task(&p.id, "x");
+    req.task.as_mut().unwrap().requirement_id = qr.id.clone();
+    let r = app.tasks().create_task(authed(t, req)).await;
+    assert_status(r, Code::FailedPrecondition, "DIFFERENT_PROGRAM");
+
+    let id = btask.id.clone();
+    let r = app
+        .tasks()
+        .get_task(authed(t, GetTaskRequest { id: id.clone() }))
+        .await;
+    assert_status(r, Code::NotFound, "TASK_NOT_FOUND");
+    let r = app
+        .tasks()
+        .update_task(authed(
+            t,
+            UpdateTaskRequest {
+                task: Some(Task {
+                    id: id.clone(),
+                    title: "x".into(),
+                    ..Default::default()
+                }),
+                update_mask: mask(&["title"]),
+            },
+        ))
+        .await;
+    assert_status(r, Code::NotFound, "TASK_NOT_FOUND");
+    let r = app
+        .tasks()
+        .change_task_status(authed(t, status(&id, TaskStatus::Todo, false)))
+        .await;
+    assert_status(r, Code::NotFound, "TASK_NOT_FOUND");
+    let r = app
+        .tasks()
+        .delete_task(authed(
+            t,
+            DeleteTaskRequest {
+                id: id.clone(),
+                etag: String::new(),
+            },
+        ))
+        .await;
+    assert_status(r, Code::NotFound, "TASK_NOT_FOUND");
+    let r = app
+        .tasks()
+        .list_tasks(authed(
+            t,
+            ListTasksRequest {
+                program_id: bp.id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await;
+    assert_status(r, Code::NotFound, "PROGRAM_NOT_FOUND");
+}
+
+async fn list_ids(app: &TestApp, mut req: ListTasksRequest) -> (Vec<String>, usize) {
+    let (mut ids, mut pages) = (Vec::new(), 0);
+    loop {
+        let page = app
+            .tasks()
+            .list_tasks(authed(&app.alice.token, req.clone()))
+            .await
+            .unwrap()
+            .into_inner();
+        pages += 1;
+        ids.extend(page.tasks.into_iter().map(|t| t.id));
+        if page.next_page_token.is_empty() {
+            return (ids, pages);
+        }
+        req.page_token = page.next_page_token;
+    }
+}
+
+#[tokio::test]
+async fn tasks_list_newest_first_by_status_assignee_requirement_and_sprint() {
+    let app = TestApp::start().await;
+    let t = &app.alice.token;
+    let p = program(&app, t, "task-list").await;
+    let w = workstream(&app, t, &p.id, "w").await;
+    let r = requirement(&app, t, &w.id, "r").await;
+    let (ann, ben, sprint) = (user(), user(), user());
+    let mut made = Vec::new();
+    for i in 0..9 {
+        let mut req = new_task(&p.id, &format!("t{i}"));
+        let x = req.task.as_mut().unwrap();
+        x.assignee_ids = match i % 3 {
+            0 => vec![ann.clone()],
+            1 => vec![ann.clone(), ben.clone()],
+            _ => vec![],
+        };
+        if i % 2 == 0 {
+            x.requirement_id = r.id.clone();
+        }
+        if i >= 6 {
+            x.sprint_id = sprint.clone();
+        }
+        if i % 4 == 0 {
+            x.status = TaskStatus::Todo as i32;
+        }
+        made.push(
+            app.tasks()
+                .create_task(authed(t, req))
+                .await
+                .unwrap()
+                .into_inner(),
+        );
+    }
+    // Noise: another program of the org and another org.
+    let q = program(&app, t, "tl-noise").await;
+    let mut noise = new_task(&q.id, "noise");
+    noise.task.as_mut().unwrap().assignee_ids = vec![ann.clone()];
+    app.tasks().create_task(authed(t, noise)).await.unwrap();
+    let bp = program(&app, &app.bob.token, "tl-bob").await;
+    task(&app, &app.bob.token, &bp.id, "bob").await;
+
+    let newest = |f: &dyn Fn(usize, &Task) -> bool| {
+        made.iter()
+            .enumerate()
+            .filter(|(i, x)| f(*i, x))
+            .map(|(_, x)| x.id.clone())
+            .rev()
+            .collect::<Vec<_>>()
+    };
+    let base = ListTasksRequest {
+        program_id: p.id.clone(),
+        page_size: 2,
+        ..Default::default()
+    };
+    assert_eq!(
+        list_ids(&app, base.clone()).await,
+        (newest(&|_, _| true), 5)
+    );
+    let by_assignee = ListTasksRequest {
+        assignee_id: ann.clone(),
+        ..base.clone()
+    };
+    assert_eq!(
+        list_ids(&app, by_assignee).await.0,
+        newest(&|i, _| i % 3 != 2)
+    );
+    let by_ben_and_requirement = ListTasksRequest {
+        assignee_id: ben.clone(),
+        requirement_id: r.id.clone(),
+        ..base.clone()
+    };
+    assert_eq!(
+        list_ids(&app, by_ben_and_requirement).await.0,
+        newest(&|i, _| i % 3 == 1 && i % 2 == 0)
+    );
+    let by_status = ListTasksRequest {
+        status: TaskStatus::Todo as i32,
+        ..base.clone()
+    };
+    assert_eq!(
+        list_ids(&app, by_status).await.0,
+        newest(&|i, _| i % 4 == 0)
+    );
+    let by_sprint_and_status = ListTasksRequest {
+        sprint_id: sprint.clone(),
+        status: TaskStatus::Backlog as i32,
+        ..base.clone()
+    };
+    assert_eq!(
+        list_ids(&app, by_sprint_and_status).await.0,
+        newest(&|i, _| i >= 6 && i % 4 != 0)
+    );
+    let by_requirement = ListTasksRequest {
+        requirement_id: r.id.clone(),
+        ..base.clone()
+    };
+    assert_eq!(
+        list_ids(&app, by_requirement).await.0,
+        newest(&|i, _| i % 2 == 0)
+    );
+
+    // Tokens are bound to their filters; bad filter values name the field.
+    let first = app
+        .tasks()
+        .list_tasks(authed(t, base.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let r2 = app
+        .tasks()
+        .list_tasks(authed(
+            t,
+            ListTasksRequest {
+                assignee_id: ann.clone(),
+                page_token: first.next_page_token,
+                ..base.clone()
+            },
+        ))
+        .await;
+    let s = assert_status(r2, Code::InvalidArgument, "INVALID_ARGUMENT");
+    assert_eq!(violated_fields(&s), ["page_token"]);
+    let r2 = app
+        .tasks()
+        .list_tasks(authed(
+            t,
+            ListTasksRequest {
+                program_id: p.id.clone(),
+                status: 77,
+                assignee_id: "ann".into(),
+                ..Default::default()
+            },
+        ))
+        .await;
+    let s = assert_status(r2, Code::InvalidArgument, "INVALID_ARGUMENT");
+    assert_eq!(violated_fields(&s), ["status", "assignee_id"]);
+}
+
+#[tokio::test]
+async fn update_changes_masked_fields_refuses_status_and_stale_etags() {
+    let app = TestApp::start().await;
+    let t = &app.alice.token;
+    let p = program(&app, t, "task-upd").await;
+    let w = workstream(&app, t, &p.id, "w").await;
+    let r = requirement(&app, t, &w.id, "r").await;
+    let (ann, ben) = (user(), user());
+    let mut req = new_task(&p.id, "t");
+    let x = req.task.as_mut().unwrap();
+    x.assignee_ids = vec![ann.clone()];
+    x.estimate_hours = Some(3.0);
+    let made = app
+        .tasks()
+        .create_task(authed(t, req))
+        .await
+        .unwrap()
+        .into_inner();
+    let update = |etag: &str, paths: &[&str]| UpdateTaskRequest {
+        task: Some(Task {
+            id: made.id.clone(),
+            requirement_id: r.id.clone(),
+            title: "Renamed".into(),
+            status: TaskStatus::Done as i32,
+            assignee_ids: vec![ben.clone()],
+            estimate_hours: None,
+            labels: vec!["x".into()],
+            etag: etag.into(),
+            ..Default::default()
+        }),
+        update_mask: mask(paths),
+    };
+    let out = app
+        .tasks()
+        .update_task(authed(
+            t,
+            update(
+                "1",
+                &[
+                    "requirement_id",
+                    "title",
+                    "assignee_ids",
+                    "estimate_hours",
+                    "labels",
+                ],
+            ),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(out.requirement_id, r.id);
+    assert_eq!(out.title, "Renamed");
+    assert_eq!(out.assignee_ids, std::slice::from_ref(&ben));
+    assert_eq!(out.estimate_hours, None, "cleared");
+    assert_eq!(out.labels, ["x"]);
+    assert_eq!(
+        out.status,
+        TaskStatus::Backlog as i32,
+        "status not written here"
+    );
+    assert_eq!(out.etag, "2");
+    // The assignee index follows.
+    let listed = app
+        .tasks()
+        .list_tasks(authed(
+            t,
+            ListTasksRequest {
+                program_id: p.id.clone(),
+                assignee_id: ann.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.tasks.is_empty());
+
+    let r2 = app
+        .tasks()
+        .update_task(authed(t, update("1", &["title"])))
+        .await;
+    assert_status(r2, Code::Aborted, "ETAG_MISMATCH");
+    let r2 = app
+        .tasks()
+        .update_task(authed(t, update("", &["status", "title"])))
+        .await;
+    let s = assert_status(r2, Code::InvalidArgument, "INVALID_ARGUMENT");
+    assert_eq!(violated_fields(&s), ["update_mask"]);
+    assert!(s.message().contains("ChangeTaskStatus"), "{}", s.message());
+    // Detaching from the requirement: an empty id.
+    let mut detach = update("", &["requirement_id"]);
+    detach.task.as_mut().unwrap().requirement_id = String::new();
+    let out = app
+        .tasks()
+        .update_task(authed(t, detach))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(out.requirement_id, "");
+    let e = outbox(&app)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "delivery.task.update")
+        .collect::<Vec<_>>();
+    assert_eq!(e.len(), 2);
+    assert_eq!(
+        e[0]["changes"]["assignee_ids"]["old"],
+        serde_json::json!([ann])
+    );
+    assert_eq!(
+        e[1]["changes"]["requirement_id"]["new"],
+        serde_json::Value::Null
+    );
+}
+
+#[tokio::test]
+async fn the_status_workflow_refuses_moves_it_does_not_allow() {
+    let app = TestApp::start().await;
+    let t = &app.alice.token;
+    let p = program(&app, t, "flow").await;
+    let x = task(&app, t, &p.id, "flow").await;
+    let r = app
+        .tasks()
+        .change_task_status(authed(t, status(&x.id, TaskStatus::Done, false)))
+        .await;
+    let s = assert_status(r, Code::FailedPrecondition, "TASK_TRANSITION_NOT_ALLOWED");
+    assert!(s.message().contains("backlog"), "{}", s.message());
+    let r = app
+        .tasks()
+        .change_task_status(authed(t, status(&x.id, TaskStatus::Done, true)))
+        .await;
+    assert_status(r, Code::FailedPrecondition, "TASK_TRANSITION_NOT_ALLOWED");
+    for to in [
+        TaskStatus::Todo,
+        TaskStatus::InProgress,
+        TaskStatus::Blocked,
+        TaskStatus::InProgress,
+        TaskStatus::InReview,
+    ] {
+        let out = app
+            .tasks()
+            .change_task_status(authed(t, status(&x.id, to, false)))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(out.status, to as i32);
+    }
+    let mut stale = status(&x.id, TaskStatus::Done, false);
+    stale.etag = "1".into();
+    let r = app.tasks().change_task_status(authed(t, stale)).await;
+    assert_status(r, Code::Aborted, "ETAG_MISMATCH");
+    let r = app
+        .tasks()
+        .change_task_status(authed(t, status(&x.id, TaskStatus::Unspecified, false)))
+        .await;
+    let s = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
+    assert_eq!(violated_fields(&s), ["status"]);
+    let done = app
+        .tasks()
+        .change_task_status(authed(t, status(&x.id, TaskStatus::Done, false)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(done.status, TaskStatus::Done as i32);
+    let moves: Vec<_> = outbox(&app)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "delivery.task.change_status")
+        .map(|e| e["changes"]["status"]["new"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            "todo",
+            "in_progress",
+            "blocked",
+            "in_progress",
+            "in_review",
+            "done"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_task_with_an_open_subtask_is_done_only_when_forced() {
+    let app = TestApp::start().await;
+    let t = &app.alice.token;
+    let p = program(&app, t, "open-subtasks").await;
+    let x = task(&app, t, &p.id, "parent").await;
+    let s1 = subtask(&app, t, &x.id, "one").await;
+    let s2 = subtask(&app, t, &x.id, "two").await;
+    for to in [TaskStatus::InProgress, TaskStatus::InReview] {
+        app.tasks()
+            .change_task_status(authed(t, status(&x.id, to, false)))
+            .await
+            .unwrap();
+    }
+    let r = app
+        .tasks()
+        .change_task_status(authed(t, status(&x.id, TaskStatus::Done, false)))
+        .await;
+    let s = assert_status(r, Code::FailedPrecondition, "SUBTASKS_OPEN");
+    assert_eq!(error_metadata(&s)["open_subtasks"], "2");
+    // Closing one is not enough; closing both is.
+    let close = |id: &str| UpdateSubtaskRequest {
+        subtask: Some(Subtask {
+            id: id.into(),
+            status: SubtaskStatus::Done as i32,
+            ..Default::default()
+        }),
+        update_mask: crate::mask(&["status"]),
+    };
+    app.subtasks()
+        .update_subtask(authed(t, close(&s1.id)))
+        .await
+        .unwrap();
+    let r = app
+        .tasks()
+        .change_task_status(authed(t, status(&x.id, TaskStatus::Done, false)))
+        .await;
+    let s = assert_status(r, Code::FailedPrecondition, "SUBTASKS_OPEN");
+    assert_eq!(error_metadata(&s)["open_subtasks"], "1");
+    let forced = app
+        .tasks()
+        .change_task_status(authed(t, status(&x.id, TaskStatus::Done, true)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(forced.status, TaskStatus::Done as i32);
+    let e = outbox(&app)
+        .await
+        .into_iter()
+        .rfind(|e| e["action"] == "delivery.task.change_status")
+        .unwrap();
+    assert_eq!(e["changes"]["forced"]["new"], true);
+    assert_eq!(e["changes"]["open_subtasks"]["new"], 1);
+    assert_eq!(e["project_id"], p.id);
+
+    // Reopened, with every subtask closed, DONE needs no force.
+    app.tasks()
+        .change_task_status(authed(t, status(&x.id, TaskStatus::InProgress, false)))
+        .await
+        .unwrap();
+    app.subtasks()
+        .update_subtask(authed(t, close(&s2.id)))
+        .await
+        .unwrap();
+    app.tasks()
+        .change_task_status(authed(t, status(&x.id, TaskStatus::Done, false)))
+        .await
+        .unwrap();
+    let last = outbox(&app)
+        .await
+        .into_iter()
+        .rfind(|e| e["action"] == "delivery.task.change_status")
+        .unwrap();
+    assert!(last["changes"].get("forced").is_none());
+}
+
+#[tokio::test]
+async fn a_repeated_request_id_returns_the_first_task() {
+    let app = TestApp::start().await;
+    let p = program(&app, &app.alice.token, "task-idem").await;
+    let mut req = new_task(&p.id, "once");
+    req.request_id = rid();
+    let a = app
+        .tasks()
+        .create_task(authed(&app.alice.token, req.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let b = app
+        .tasks()
+        .create_task(authed(&app.alice.token, req))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(a, b);
+    assert_eq!(count(&app, "tasks").await, 1);
+}
+
+#[tokio::test]
+async fn deleting_a_task_removes_its_subtasks_with_one_event() {
+    let app = TestApp::start().await;
+    let t = &app.alice.token;
+    let p = program(&app, t, "task-del").await;
+    let mut req = new_task(&p.id, "doomed");
+    req.task.as_mut().unwrap().assignee_ids = vec![user()];
+    let x = app
+        .tasks()
+        .create_task(authed(t, req))
+        .await
+        .unwrap()
+        .into_inner();
+    let kept = task(&app, t, &p.id, "kept").await;
+    subtask(&app, t, &x.id, "a").await;
+    subtask(&app, t, &x.id, "b").await;
+    subtask(&app, t, &kept.id, "c").await;
+    let before = outbox(&app).await.len();
+    let r = app
+        .tasks()
+        .delete_task(authed(
+            t,
+            DeleteTaskRequest {
+                id: x.id.clone(),
+                etag: "5".into(),
+            },
+        ))
+        .await;
+    assert_status(r, Code::Aborted, "ETAG_MISMATCH");
+    app.tasks()
+        .delete_task(authed(
+            t,
+            DeleteTaskRequest {
+                id: x.id.clone(),
+                etag: x.etag.clone(),
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(count(&app, "subtasks").await, 1);
+    assert_eq!(count(&app, "task_assignees").await, 0);
+    let events = outbox(&app).await.split_off(before);
+    assert_eq!(actions(&events), ["delivery.task.delete"]);
+    assert_eq!(
+        events[0]["changes"]["removed"]["new"],
+        serde_json::json!({"subtasks": 2})
+    );
+    let r = app
+        .tasks()
+        .get_task(authed(t, GetTaskRequest { id: x.id }))
+        .await;
+    assert_status(r, Code::NotFound, "TASK_NOT_FOUND");
+}
