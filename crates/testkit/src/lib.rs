@@ -305,6 +305,20 @@ impl TestApp {
     pub fn subtasks(&self) -> delivery::subtask_service_client::SubtaskServiceClient<Channel> {
         delivery::subtask_service_client::SubtaskServiceClient::new(self.channel.clone())
     }
+
+    pub fn risks(&self) -> delivery::risk_service_client::RiskServiceClient<Channel> {
+        delivery::risk_service_client::RiskServiceClient::new(self.channel.clone())
+    }
+
+    pub fn sprints(&self) -> delivery::sprint_service_client::SprintServiceClient<Channel> {
+        delivery::sprint_service_client::SprintServiceClient::new(self.channel.clone())
+    }
+
+    pub fn sprint_gates(
+        &self,
+    ) -> delivery::sprint_gate_service_client::SprintGateServiceClient<Channel> {
+        delivery::sprint_gate_service_client::SprintGateServiceClient::new(self.channel.clone())
+    }
 }
 
 fn placeholder() -> Member {

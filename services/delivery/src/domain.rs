@@ -1,6 +1,7 @@
-//! Delivery rules: the states of programs, requirements, tasks and subtasks
-//! and which moves between them are allowed, and the requirement graph
-//! (cycle detection, planning order) in [`graph`]. No I/O.
+//! Delivery rules: the states of programs, requirements, tasks, subtasks
+//! and sprints and which moves between them are allowed, a risk's severity,
+//! a sprint gate's verdict, and the requirement graph (cycle detection,
+//! planning order) in [`graph`]. No I/O.
 
 pub mod graph;
 
@@ -285,9 +286,406 @@ pub fn change_task_status(
     Ok(TaskMove::Allowed)
 }
 
+text_enum! {
+    /// How serious a risk is (least first), derived by [`severity`].
+    RiskSeverity => RiskSeverity {
+        /// Score 1..4.
+        Low = "low",
+        /// Score 5..9.
+        Medium = "medium",
+        /// Score 10..15.
+        High = "high",
+        /// Score 16..25.
+        Critical = "critical",
+    }
+}
+
+text_enum! {
+    /// Where a risk stands.
+    RiskStatus => RiskStatus {
+        /// Identified, nothing done yet.
+        Open = "open",
+        /// Being mitigated.
+        Mitigating = "mitigating",
+        /// Accepted as it is.
+        Accepted = "accepted",
+        /// No longer a risk.
+        Closed = "closed",
+    }
+}
+
+/// A step of the five-step likelihood and impact scale: 1 (very low) to 5
+/// (very high), the proto enum's numbers and the stored `smallint`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RiskLevel(u8);
+
+impl RiskLevel {
+    /// The lowest step.
+    pub const MIN: RiskLevel = RiskLevel(1);
+    /// The highest step.
+    pub const MAX: RiskLevel = RiskLevel(5);
+
+    /// The step `n` (1..=5).
+    pub fn new(n: u8) -> Option<RiskLevel> {
+        (1..=5).contains(&n).then_some(RiskLevel(n))
+    }
+
+    /// The stored value.
+    pub fn value(self) -> i16 {
+        i16::from(self.0)
+    }
+
+    /// Parses a stored value the schema's CHECK constraint admitted.
+    pub fn from_db(v: i16) -> RiskLevel {
+        u8::try_from(v)
+            .ok()
+            .and_then(RiskLevel::new)
+            .unwrap_or(RiskLevel::MIN)
+    }
+}
+
+impl TryFrom<i32> for RiskLevel {
+    type Error = ();
+    fn try_from(v: i32) -> Result<Self, ()> {
+        u8::try_from(v).ok().and_then(RiskLevel::new).ok_or(())
+    }
+}
+
+impl From<RiskLevel> for pb::RiskLevel {
+    fn from(v: RiskLevel) -> Self {
+        pb::RiskLevel::try_from(i32::from(v.0)).unwrap_or(pb::RiskLevel::Unspecified)
+    }
+}
+
+/// A risk's severity from its likelihood and impact: the score
+/// likelihood × impact (1..25) is LOW up to 4, MEDIUM up to 9, HIGH up to
+/// 15, CRITICAL from 16 (the schema checks the same rule).
+pub fn severity(likelihood: RiskLevel, impact: RiskLevel) -> RiskSeverity {
+    match likelihood.0 * impact.0 {
+        16.. => RiskSeverity::Critical,
+        10.. => RiskSeverity::High,
+        5.. => RiskSeverity::Medium,
+        _ => RiskSeverity::Low,
+    }
+}
+
+text_enum! {
+    /// The life of a sprint, in order.
+    SprintStatus => SprintStatus {
+        /// Not started.
+        Planned = "planned",
+        /// Running (at most one per program).
+        Active = "active",
+        /// Finished.
+        Completed = "completed",
+    }
+}
+
+text_enum! {
+    /// What a sprint's capacity counts.
+    CapacityUnit => SprintCapacityUnit {
+        /// Hours of work.
+        Hours = "hours",
+        /// Story points.
+        Points = "points",
+    }
+}
+
+/// Checks that a sprint in `from` may start: only a PLANNED one.
+pub fn start_sprint(from: SprintStatus) -> Result<(), Error> {
+    match from {
+        SprintStatus::Planned => Ok(()),
+        other => Err(Error::failed_precondition(
+            "SPRINT_NOT_PLANNED",
+            format!(
+                "only a planned sprint starts; this one is {}",
+                other.as_str()
+            ),
+        )),
+    }
+}
+
+/// Checks that a sprint in `from` may complete: only an ACTIVE one.
+pub fn complete_sprint(from: SprintStatus) -> Result<(), Error> {
+    match from {
+        SprintStatus::Active => Ok(()),
+        other => Err(Error::failed_precondition(
+            "SPRINT_NOT_ACTIVE",
+            format!(
+                "only an active sprint completes; this one is {}",
+                other.as_str()
+            ),
+        )),
+    }
+}
+
+text_enum! {
+    /// Who evaluated a sprint gate: the principal type of the caller.
+    EvaluatorType => SprintGateEvaluatorType {
+        /// A person.
+        User = "user",
+        /// An agent token.
+        Agent = "agent",
+        /// An API key.
+        ApiKey = "api_key",
+        /// A platform service account.
+        Service = "service",
+    }
+}
+
+impl From<foundry_tenancy::PrincipalType> for EvaluatorType {
+    fn from(p: foundry_tenancy::PrincipalType) -> Self {
+        use foundry_tenancy::PrincipalType as P;
+        match p {
+            P::User => EvaluatorType::User,
+            P::Agent => EvaluatorType::Agent,
+            P::ApiKey => EvaluatorType::ApiKey,
+            P::Service => EvaluatorType::Service,
+        }
+    }
+}
+
+/// One criterion of a sprint gate (stored in the gate's `criteria`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Criterion {
+    /// Key within the gate.
+    pub id: String,
+    /// What must hold.
+    pub description: String,
+    /// Whether the gate needs it to pass.
+    pub required: bool,
+}
+
+/// An evaluator's answer for one criterion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The criterion's id.
+    pub criterion_id: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// What shows it.
+    pub evidence: String,
+}
+
+/// A recorded answer, with the criterion as it was when evaluated (stored
+/// in an evaluation's `results`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CriterionResult {
+    /// The criterion's id.
+    pub criterion_id: String,
+    /// Whether it passed (false for an unanswered optional criterion).
+    pub passed: bool,
+    /// What shows it.
+    pub evidence: String,
+    /// The criterion's description when evaluated.
+    pub description: String,
+    /// Whether the criterion was required when evaluated.
+    pub required: bool,
+}
+
+/// What is wrong with an evaluation's answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AnswerProblem {
+    /// `answers[index]` names no criterion of the gate.
+    Unknown(usize),
+    /// `answers[index]` answers a criterion already answered.
+    Repeated(usize),
+    /// Required criteria without an answer (their ids, in gate order).
+    Unanswered(Vec<String>),
+}
+
+/// Evaluates a gate: every answer names a criterion of the gate, once, and
+/// every required criterion is answered. Returns the results in the gate's
+/// criterion order (unanswered optional criteria as not passed) and whether
+/// the gate passed: every required criterion passed.
+pub fn evaluate_gate(
+    criteria: &[Criterion],
+    answers: &[Answer],
+) -> Result<(Vec<CriterionResult>, bool), Vec<AnswerProblem>> {
+    let mut problems = Vec::new();
+    let mut given: Vec<Option<&Answer>> = vec![None; criteria.len()];
+    for (i, a) in answers.iter().enumerate() {
+        match criteria.iter().position(|c| c.id == a.criterion_id) {
+            None => problems.push(AnswerProblem::Unknown(i)),
+            Some(k) if given[k].is_some() => problems.push(AnswerProblem::Repeated(i)),
+            Some(k) => given[k] = Some(a),
+        }
+    }
+    let unanswered: Vec<String> = criteria
+        .iter()
+        .zip(&given)
+        .filter(|(c, a)| c.required && a.is_none())
+        .map(|(c, _)| c.id.clone())
+        .collect();
+    if !unanswered.is_empty() {
+        problems.push(AnswerProblem::Unanswered(unanswered));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let results: Vec<CriterionResult> = criteria
+        .iter()
+        .zip(given)
+        .map(|(c, a)| CriterionResult {
+            criterion_id: c.id.clone(),
+            passed: a.is_some_and(|a| a.passed),
+            evidence: a.map(|a| a.evidence.clone()).unwrap_or_default(),
+            description: c.description.clone(),
+            required: c.required,
+        })
+        .collect();
+    let passed = results.iter().all(|r| r.passed || !r.required);
+    Ok((results, passed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn level(n: u8) -> RiskLevel {
+        RiskLevel::new(n).expect("1..=5")
+    }
+
+    #[test]
+    fn severity_follows_likelihood_times_impact() {
+        use RiskSeverity::*;
+        for (l, i, want) in [
+            (1, 1, Low),
+            (2, 2, Low),
+            (4, 1, Low),
+            (5, 1, Medium),
+            (3, 3, Medium),
+            (2, 5, High),
+            (3, 4, High),
+            (5, 3, High),
+            (4, 4, Critical),
+            (5, 5, Critical),
+        ] {
+            assert_eq!(severity(level(l), level(i)), want, "{l} x {i}");
+            assert_eq!(severity(level(i), level(l)), want, "symmetric");
+        }
+        // Monotonic: raising either never lowers the severity.
+        for l in 1..=5 {
+            for i in 1..5 {
+                assert!(severity(level(l), level(i)) <= severity(level(l), level(i + 1)));
+            }
+        }
+        assert_eq!(RiskLevel::try_from(0), Err(()));
+        assert_eq!(RiskLevel::try_from(6), Err(()));
+        assert_eq!(RiskLevel::from_db(3), level(3));
+        assert_eq!(pb::RiskLevel::from(level(5)), pb::RiskLevel::VeryHigh);
+        for s in RiskSeverity::ALL {
+            assert_eq!(
+                RiskSeverity::try_from(pb::RiskSeverity::from(*s) as i32),
+                Ok(*s)
+            );
+        }
+    }
+
+    #[test]
+    fn sprints_start_when_planned_and_complete_when_active() {
+        use SprintStatus::*;
+        assert!(start_sprint(Planned).is_ok());
+        assert_eq!(
+            start_sprint(Active).expect_err("active").reason(),
+            "SPRINT_NOT_PLANNED"
+        );
+        assert_eq!(
+            start_sprint(Completed).expect_err("completed").reason(),
+            "SPRINT_NOT_PLANNED"
+        );
+        assert!(complete_sprint(Active).is_ok());
+        assert_eq!(
+            complete_sprint(Planned).expect_err("planned").reason(),
+            "SPRINT_NOT_ACTIVE"
+        );
+        assert_eq!(
+            complete_sprint(Completed).expect_err("completed").reason(),
+            "SPRINT_NOT_ACTIVE"
+        );
+    }
+
+    fn criterion(id: &str, required: bool) -> Criterion {
+        Criterion {
+            id: id.into(),
+            description: format!("{id} holds"),
+            required,
+        }
+    }
+
+    fn answer(id: &str, passed: bool) -> Answer {
+        Answer {
+            criterion_id: id.into(),
+            passed,
+            evidence: format!("see {id}"),
+        }
+    }
+
+    #[test]
+    fn a_gate_passes_only_when_every_required_criterion_passed() {
+        let gate = [
+            criterion("tests", true),
+            criterion("docs", false),
+            criterion("review", true),
+        ];
+        let (results, passed) =
+            evaluate_gate(&gate, &[answer("review", true), answer("tests", true)]).expect("valid");
+        assert!(passed, "an unanswered optional criterion does not block");
+        assert_eq!(
+            results
+                .iter()
+                .map(|r| (r.criterion_id.as_str(), r.passed, r.required))
+                .collect::<Vec<_>>(),
+            [
+                ("tests", true, true),
+                ("docs", false, false),
+                ("review", true, true)
+            ],
+            "in gate order"
+        );
+        let (_, passed) = evaluate_gate(
+            &gate,
+            &[
+                answer("tests", true),
+                answer("docs", false),
+                answer("review", false),
+            ],
+        )
+        .expect("valid");
+        assert!(!passed, "a failed required criterion fails the gate");
+        let (_, passed) = evaluate_gate(
+            &gate,
+            &[
+                answer("tests", true),
+                answer("docs", false),
+                answer("review", true),
+            ],
+        )
+        .expect("valid");
+        assert!(passed, "a failed optional criterion does not");
+    }
+
+    #[test]
+    fn every_required_criterion_is_answered_once_and_only_known_ones() {
+        let gate = [
+            criterion("a", true),
+            criterion("b", true),
+            criterion("c", false),
+        ];
+        let problems = evaluate_gate(
+            &gate,
+            &[answer("a", true), answer("zzz", true), answer("a", false)],
+        )
+        .expect_err("invalid");
+        assert_eq!(
+            problems,
+            [
+                AnswerProblem::Unknown(1),
+                AnswerProblem::Repeated(2),
+                AnswerProblem::Unanswered(vec!["b".into()]),
+            ]
+        );
+    }
 
     #[test]
     fn phases_advance_one_step_at_a_time_unless_forced() {

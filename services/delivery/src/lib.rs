@@ -1,5 +1,6 @@
 //! The delivery service: programs and their delivery phases, workstreams,
-//! requirements and the dependency graph between them, tasks and subtasks.
+//! requirements and the dependency graph between them, tasks and subtasks,
+//! risks, sprints and sprint gates with their evaluations.
 //! Every call acts in one organization (row-level security binds its
 //! transaction), and every mutation records its audit event in the same
 //! transaction (the program is the event's project).
@@ -28,6 +29,9 @@ pub const SERVICE_NAMES: &[&str] = &[
     "foundry.delivery.v1.RequirementService",
     "foundry.delivery.v1.TaskService",
     "foundry.delivery.v1.SubtaskService",
+    "foundry.delivery.v1.RiskService",
+    "foundry.delivery.v1.SprintService",
+    "foundry.delivery.v1.SprintGateService",
 ];
 
 /// What the handlers share.
@@ -63,6 +67,9 @@ impl Delivery {
         use foundry_proto::foundry::delivery::v1::{
             program_service_server::ProgramServiceServer,
             requirement_service_server::RequirementServiceServer,
+            risk_service_server::RiskServiceServer,
+            sprint_gate_service_server::SprintGateServiceServer,
+            sprint_service_server::SprintServiceServer,
             subtask_service_server::SubtaskServiceServer, task_service_server::TaskServiceServer,
             workstream_service_server::WorkstreamServiceServer,
         };
@@ -79,6 +86,11 @@ impl Delivery {
             ))
             .add_service(TaskServiceServer::new(api::tasks::Tasks(s.clone())))
             .add_service(SubtaskServiceServer::new(api::subtasks::Subtasks(
+                s.clone(),
+            )))
+            .add_service(RiskServiceServer::new(api::risks::Risks(s.clone())))
+            .add_service(SprintServiceServer::new(api::sprints::Sprints(s.clone())))
+            .add_service(SprintGateServiceServer::new(api::gates::SprintGates(
                 s.clone(),
             )));
     }

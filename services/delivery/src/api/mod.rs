@@ -2,8 +2,11 @@
 //! mutation and its audit event commit together).
 
 pub mod dependencies;
+pub mod gates;
 pub mod programs;
 pub mod requirements;
+pub mod risks;
+pub mod sprints;
 pub mod subtasks;
 pub mod tasks;
 pub mod workstreams;
@@ -143,6 +146,22 @@ pub(crate) fn task_not_found() -> Error {
 
 pub(crate) fn subtask_not_found() -> Error {
     Error::not_found("SUBTASK_NOT_FOUND", "subtask")
+}
+
+pub(crate) fn risk_not_found() -> Error {
+    Error::not_found("RISK_NOT_FOUND", "risk")
+}
+
+pub(crate) fn sprint_not_found() -> Error {
+    Error::not_found("SPRINT_NOT_FOUND", "sprint")
+}
+
+pub(crate) fn sprint_gate_not_found() -> Error {
+    Error::not_found("SPRINT_GATE_NOT_FOUND", "sprint gate")
+}
+
+pub(crate) fn evaluation_not_found() -> Error {
+    Error::not_found("SPRINT_GATE_EVALUATION_NOT_FOUND", "sprint gate evaluation")
 }
 
 /// `FAILED_PRECONDITION` for a reference into another program.

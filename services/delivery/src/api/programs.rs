@@ -310,6 +310,10 @@ impl ProgramService for Programs {
                     "dependencies": removed.dependencies,
                     "tasks": removed.tasks,
                     "subtasks": removed.subtasks,
+                    "risks": removed.risks,
+                    "sprints": removed.sprints,
+                    "sprint_gates": removed.sprint_gates,
+                    "sprint_gate_evaluations": removed.sprint_gate_evaluations,
                 }),
             )
             .record(&mut tx)

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::{
     LONG_DESCRIPTION, actor, found, long_text, other_program, program, requirement_not_found,
-    task_not_found,
+    sprint_not_found, task_not_found,
 };
 use crate::domain::{self, TaskMove, TaskStatus};
 use crate::store::{self, Lock, TaskFilter, TaskRow};
@@ -144,6 +144,27 @@ async fn requirement_of(
     Ok(())
 }
 
+/// The sprint a task is planned in: visible, in the task's program, held
+/// (`FOR KEY SHARE`) until commit.
+async fn sprint_of(
+    tx: &mut Tx,
+    caller: &Caller,
+    org_id: Uuid,
+    program_id: Uuid,
+    sprint_id: Uuid,
+) -> Result<(), Error> {
+    let s = found(
+        store::get_sprint(tx, org_id, sprint_id, Lock::KeyShare).await?,
+        caller,
+        |s| s.program_id,
+        sprint_not_found,
+    )?;
+    if s.program_id != program_id {
+        return Err(other_program("sprint"));
+    }
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl TaskService for Tasks {
     #[tracing::instrument(skip_all)]
@@ -218,6 +239,9 @@ impl TaskService for Tasks {
         program(&mut tx, &caller, org_id, program_id, Lock::KeyShare).await?;
         if let Some(r) = requirement_id {
             requirement_of(&mut tx, &caller, org_id, program_id, r).await?;
+        }
+        if let Some(s) = sprint_id {
+            sprint_of(&mut tx, &caller, org_id, program_id, s).await?;
         }
         let now = Utc::now();
         let row = store::insert_task(
@@ -446,6 +470,11 @@ impl TaskService for Tasks {
             row.labels = x;
         }
         if let Some(x) = sprint_id {
+            if let Some(s) = x
+                && Some(s) != row.sprint_id
+            {
+                sprint_of(&mut tx, &caller, org_id, row.program_id, s).await?;
+            }
             row.sprint_id = x;
         }
         let row = store::update_task(&mut tx, &row).await?;

@@ -6,15 +6,21 @@
 //! names map to errors in the file of their table and nowhere else.
 
 mod dependencies;
+mod gates;
 mod programs;
 mod requirements;
+mod risks;
+mod sprints;
 mod subtasks;
 mod tasks;
 mod workstreams;
 
 pub use dependencies::*;
+pub use gates::*;
 pub use programs::*;
 pub use requirements::*;
+pub use risks::*;
+pub use sprints::*;
 pub use subtasks::*;
 pub use tasks::*;
 pub use workstreams::*;

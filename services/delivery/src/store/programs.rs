@@ -185,6 +185,10 @@ pub struct Removed {
     pub dependencies: u64,
     pub tasks: u64,
     pub subtasks: u64,
+    pub risks: u64,
+    pub sprints: u64,
+    pub sprint_gates: u64,
+    pub sprint_gate_evaluations: u64,
     /// Tasks kept but detached from a removed requirement.
     pub tasks_detached: u64,
 }
@@ -194,7 +198,19 @@ pub struct Removed {
 /// caller holds the program's `FOR UPDATE` lock, so no child is added
 /// meanwhile (creates take `FOR KEY SHARE` on it).
 pub async fn delete_program(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Removed> {
-    let mut removed = Removed::default();
+    // Evaluations are insert-only for the service role: they go with their
+    // gates by cascade, counted first.
+    let mut removed = Removed {
+        sprint_gate_evaluations: sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM sprint_gate_evaluations WHERE org_id = $1 AND program_id = $2",
+        )
+        .bind(org_id)
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?
+        .unsigned_abs(),
+        ..Removed::default()
+    };
     let mut assignees = 0; // index rows of the tasks: not reported
     for (table, count) in [
         ("subtasks", &mut removed.subtasks),
@@ -203,6 +219,9 @@ pub async fn delete_program(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Remov
         ("requirement_dependencies", &mut removed.dependencies),
         ("requirements", &mut removed.requirements),
         ("workstreams", &mut removed.workstreams),
+        ("risks", &mut removed.risks),
+        ("sprint_gates", &mut removed.sprint_gates),
+        ("sprints", &mut removed.sprints),
     ] {
         *count = sqlx::query(&format!(
             "DELETE FROM {table} WHERE org_id = $1 AND program_id = $2"

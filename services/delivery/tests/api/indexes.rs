@@ -24,6 +24,9 @@ const TASK: &str = "8004";
 const SUBTASK: &str = "8005";
 const USER: &str = "8006";
 const SPRINT: &str = "8007";
+const RISK: &str = "8008";
+const GATE: &str = "8009";
+const EVALUATION: &str = "800a";
 
 #[tokio::test]
 async fn every_list_query_shape_is_index_backed() {
@@ -66,6 +69,15 @@ async fn every_list_query_shape_is_index_backed() {
             b = sql_id(REQUIREMENT, "g - 20000"),
         ),
         format!(
+            "INSERT INTO delivery.sprints (org_id, id, program_id, name, start_at, end_at, status, created_by) \
+             SELECT {org}, {id}, {program}, 's', now(), now() + interval '14 days', \
+                    (ARRAY['planned','active','completed'])[g / 5000 + 1], {user} \
+             FROM generate_series(0, 14999) g",
+            org = sql_id(ORG, "g % 5000 % 10"),
+            id = sql_id(SPRINT, "g"),
+            program = sql_id(PROGRAM, "g % 5000"),
+        ),
+        format!(
             "INSERT INTO delivery.tasks (org_id, id, program_id, requirement_id, title, status, assignee_ids, sprint_id, created_by) \
              SELECT {org}, {id}, {program}, CASE WHEN g % 3 = 0 THEN {requirement} END, 't', \
                     (ARRAY['backlog','todo','in_progress','in_review','done','blocked'])[g % 6 + 1], \
@@ -75,7 +87,7 @@ async fn every_list_query_shape_is_index_backed() {
             id = sql_id(TASK, "g"),
             program = sql_id(PROGRAM, "g % 5000"),
             requirement = sql_id(REQUIREMENT, "g % 5000 + 5000 * (g / 5000 % 8)"),
-            sprint = sql_id(SPRINT, "g % 20"),
+            sprint = sql_id(SPRINT, "g % 5000"),
         ),
         format!(
             "INSERT INTO delivery.task_assignees (org_id, task_id, user_id, program_id) \
@@ -93,8 +105,40 @@ async fn every_list_query_shape_is_index_backed() {
             task = sql_id(TASK, "g"),
             program = sql_id(PROGRAM, "g % 5000"),
         ),
+        format!(
+            "INSERT INTO delivery.risks (org_id, id, program_id, title, likelihood, impact, severity, status, created_by) \
+             SELECT {org}, {id}, {program}, 'r', g % 5 + 1, g / 5 % 5 + 1, \
+                    CASE WHEN (g % 5 + 1) * (g / 5 % 5 + 1) >= 16 THEN 'critical' \
+                         WHEN (g % 5 + 1) * (g / 5 % 5 + 1) >= 10 THEN 'high' \
+                         WHEN (g % 5 + 1) * (g / 5 % 5 + 1) >= 5 THEN 'medium' ELSE 'low' END, \
+                    (ARRAY['open','mitigating','accepted','closed'])[g % 4 + 1], {user} \
+             FROM generate_series(0, 49999) g",
+            org = sql_id(ORG, "g % 5000 % 10"),
+            id = sql_id(RISK, "g"),
+            program = sql_id(PROGRAM, "g % 5000"),
+        ),
+        format!(
+            "INSERT INTO delivery.sprint_gates (org_id, id, program_id, sprint_id, name, criteria, created_by) \
+             SELECT {org}, {id}, {program}, {sprint}, 'g', '[]', {user} FROM generate_series(0, 29999) g",
+            org = sql_id(ORG, "g % 5000 % 10"),
+            id = sql_id(GATE, "g"),
+            program = sql_id(PROGRAM, "g % 5000"),
+            sprint = sql_id(SPRINT, "g % 15000"),
+        ),
+        format!(
+            "INSERT INTO delivery.sprint_gate_evaluations (org_id, id, gate_id, sprint_id, program_id, \
+             evaluator_id, evaluator_type, results, passed) \
+             SELECT {org}, {id}, {gate}, {sprint}, {program}, {user}, 'user', '[]', g % 2 = 0 \
+             FROM generate_series(0, 59999) g",
+            org = sql_id(ORG, "g % 5000 % 10"),
+            id = sql_id(EVALUATION, "g"),
+            gate = sql_id(GATE, "g % 30000"),
+            sprint = sql_id(SPRINT, "g % 30000 % 15000"),
+            program = sql_id(PROGRAM, "g % 5000"),
+        ),
         "ANALYZE delivery.programs, delivery.workstreams, delivery.requirements, \
-         delivery.requirement_dependencies, delivery.tasks, delivery.task_assignees, delivery.subtasks"
+         delivery.requirement_dependencies, delivery.tasks, delivery.task_assignees, delivery.subtasks, \
+         delivery.risks, delivery.sprints, delivery.sprint_gates, delivery.sprint_gate_evaluations"
             .to_owned(),
     ];
     for sql in &seed {
@@ -186,6 +230,57 @@ async fn every_list_query_shape_is_index_backed() {
         ),
         format!(
             "SELECT count(*) FROM delivery.subtasks WHERE org_id = {org} AND task_id = {task} AND status <> 'done'"
+        ),
+        // ListRisks: none, severity, status, both; with a cursor.
+        format!(
+            "SELECT id FROM delivery.risks WHERE org_id = {org} AND program_id = {program} ORDER BY id DESC LIMIT 51"
+        ),
+        format!(
+            "SELECT id FROM delivery.risks WHERE org_id = {org} AND program_id = {program} AND severity = 'high' \
+             AND id < {after} ORDER BY id DESC LIMIT 51"
+        ),
+        format!(
+            "SELECT id FROM delivery.risks WHERE org_id = {org} AND program_id = {program} AND status = 'open' \
+             ORDER BY id DESC LIMIT 51"
+        ),
+        format!(
+            "SELECT id FROM delivery.risks WHERE org_id = {org} AND program_id = {program} AND severity = 'critical' \
+             AND status = 'open' ORDER BY id DESC LIMIT 51"
+        ),
+        // ListSprints: none, status; the ACTIVE sprint of a program.
+        format!(
+            "SELECT id FROM delivery.sprints WHERE org_id = {org} AND program_id = {program} ORDER BY id DESC LIMIT 51"
+        ),
+        format!(
+            "SELECT id FROM delivery.sprints WHERE org_id = {org} AND program_id = {program} AND status = 'planned' \
+             AND id < {after} ORDER BY id DESC LIMIT 51"
+        ),
+        format!(
+            "SELECT id FROM delivery.sprints WHERE org_id = {org} AND program_id = {program} AND status = 'active'"
+        ),
+        // ListSprintGates; ListSprintGateEvaluations; the evaluation counts
+        // of deletes (by gate, by sprint, by program).
+        format!(
+            "SELECT id FROM delivery.sprint_gates WHERE org_id = {org} AND sprint_id = {sprint} \
+             AND id < {after} ORDER BY id DESC LIMIT 51",
+            sprint = id(SPRINT, 3)
+        ),
+        format!(
+            "SELECT id FROM delivery.sprint_gate_evaluations WHERE org_id = {org} AND gate_id = {gate} \
+             AND id < {after} ORDER BY id DESC LIMIT 51",
+            gate = id(GATE, 3)
+        ),
+        format!(
+            "SELECT count(*) FROM delivery.sprint_gate_evaluations WHERE org_id = {org} AND gate_id = {gate}",
+            gate = id(GATE, 3)
+        ),
+        format!(
+            "SELECT count(*) FROM delivery.sprint_gate_evaluations e JOIN delivery.sprint_gates g \
+             ON e.org_id = g.org_id AND e.gate_id = g.id WHERE g.org_id = {org} AND g.sprint_id = {sprint}",
+            sprint = id(SPRINT, 3)
+        ),
+        format!(
+            "SELECT count(*) FROM delivery.sprint_gate_evaluations WHERE org_id = {org} AND program_id = {program}"
         ),
     ];
     for sql in shapes {

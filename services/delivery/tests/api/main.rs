@@ -5,10 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod dependencies;
+mod gates;
 mod indexes;
 mod outbox;
 mod programs;
 mod requirements;
+mod risks;
+mod sprints;
 mod subtasks;
 mod tasks;
 mod workstreams;
@@ -129,6 +132,131 @@ pub async fn subtask(app: &TestApp, token: &str, task_id: &str, title: &str) -> 
         .create_subtask(authed(token, new_subtask(task_id, title)))
         .await
         .expect("create subtask")
+        .into_inner()
+}
+
+pub fn new_risk(program_id: &str, title: &str, likelihood: i32, impact: i32) -> CreateRiskRequest {
+    CreateRiskRequest {
+        risk: Some(Risk {
+            program_id: program_id.into(),
+            title: title.into(),
+            likelihood,
+            impact,
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    }
+}
+
+pub async fn risk(
+    app: &TestApp,
+    token: &str,
+    program_id: &str,
+    title: &str,
+    likelihood: i32,
+    impact: i32,
+) -> Risk {
+    app.risks()
+        .create_risk(authed(
+            token,
+            new_risk(program_id, title, likelihood, impact),
+        ))
+        .await
+        .expect("create risk")
+        .into_inner()
+}
+
+/// A time `days` days after 2030-01-01.
+pub fn day(days: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: 1_893_456_000 + days * 86_400,
+        nanos: 0,
+    }
+}
+
+pub fn new_sprint(program_id: &str, name: &str) -> CreateSprintRequest {
+    CreateSprintRequest {
+        sprint: Some(Sprint {
+            program_id: program_id.into(),
+            name: name.into(),
+            start_time: Some(day(0)),
+            end_time: Some(day(14)),
+            capacity: 80.0,
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    }
+}
+
+pub async fn sprint(app: &TestApp, token: &str, program_id: &str, name: &str) -> Sprint {
+    app.sprints()
+        .create_sprint(authed(token, new_sprint(program_id, name)))
+        .await
+        .expect("create sprint")
+        .into_inner()
+}
+
+pub fn criterion(id: &str, required: bool) -> SprintGateCriterion {
+    SprintGateCriterion {
+        id: id.into(),
+        description: format!("{id} holds"),
+        required,
+    }
+}
+
+/// A gate with criteria `tests` (required), `review` (required) and
+/// `docs` (optional).
+pub fn new_gate(sprint_id: &str, name: &str) -> CreateSprintGateRequest {
+    CreateSprintGateRequest {
+        sprint_gate: Some(SprintGate {
+            sprint_id: sprint_id.into(),
+            name: name.into(),
+            criteria: vec![
+                criterion("tests", true),
+                criterion("review", true),
+                criterion("docs", false),
+            ],
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    }
+}
+
+pub async fn gate(app: &TestApp, token: &str, sprint_id: &str, name: &str) -> SprintGate {
+    app.sprint_gates()
+        .create_sprint_gate(authed(token, new_gate(sprint_id, name)))
+        .await
+        .expect("create gate")
+        .into_inner()
+}
+
+pub fn answer(id: &str, passed: bool) -> SprintGateCriterionResult {
+    SprintGateCriterionResult {
+        criterion_id: id.into(),
+        passed,
+        evidence: format!("evidence for {id}"),
+        ..Default::default()
+    }
+}
+
+/// Evaluates a gate made by [`gate`]: both required criteria `passed`.
+pub async fn evaluate(
+    app: &TestApp,
+    token: &str,
+    gate_id: &str,
+    passed: bool,
+) -> SprintGateEvaluation {
+    app.sprint_gates()
+        .evaluate_sprint_gate(authed(
+            token,
+            EvaluateSprintGateRequest {
+                gate_id: gate_id.into(),
+                results: vec![answer("tests", passed), answer("review", passed)],
+                etag: String::new(),
+            },
+        ))
+        .await
+        .expect("evaluate gate")
         .into_inner()
 }
 

@@ -3,8 +3,8 @@ use foundry_testkit::delivery::*;
 use foundry_testkit::{Code, TestApp, assert_status, authed, violated_fields};
 
 use crate::{
-    actions, count, depend, mask, new_program, outbox, program, requirement, rid, subtask, task,
-    workstream,
+    actions, count, depend, evaluate, gate, mask, new_program, outbox, program, requirement, rid,
+    risk, sprint, subtask, task, workstream,
 };
 
 fn get(id: &str) -> GetProgramRequest {
@@ -587,9 +587,19 @@ async fn deleting_a_program_removes_everything_in_it_with_one_event() {
     subtask(&app, t, &t1.id, "keys").await;
     subtask(&app, t, &t1.id, "webhook").await;
     subtask(&app, t, &t2.id, "template").await;
+    risk(&app, t, &p.id, "Card fraud", 3, 4).await;
+    let s1 = sprint(&app, t, &p.id, "Sprint 1").await;
+    sprint(&app, t, &p.id, "Sprint 2").await;
+    let g = gate(&app, t, &s1.id, "Done").await;
+    evaluate(&app, t, &g.id, true).await;
+    evaluate(&app, t, &g.id, false).await;
     // Something in the other program survives.
     let kw = workstream(&app, t, &keep.id, "Kept").await;
     let kt = task(&app, t, &keep.id, "Kept task").await;
+    let ks = sprint(&app, t, &keep.id, "Kept sprint").await;
+    let kg = gate(&app, t, &ks.id, "Kept gate").await;
+    evaluate(&app, t, &kg.id, true).await;
+    risk(&app, t, &keep.id, "Kept risk", 1, 1).await;
     subtask(&app, t, &kt.id, "kept subtask").await;
     let before = outbox(&app).await.len();
 
@@ -630,6 +640,10 @@ async fn deleting_a_program_removes_everything_in_it_with_one_event() {
         ("tasks", 1),
         ("task_assignees", 0),
         ("subtasks", 1),
+        ("risks", 1),
+        ("sprints", 1),
+        ("sprint_gates", 1),
+        ("sprint_gate_evaluations", 1),
     ] {
         assert_eq!(count(&app, table).await, left, "{table}");
     }
@@ -647,7 +661,8 @@ async fn deleting_a_program_removes_everything_in_it_with_one_event() {
     assert_eq!(
         e["changes"]["removed"]["new"],
         serde_json::json!({
-            "workstreams": 2, "requirements": 3, "dependencies": 2, "tasks": 2, "subtasks": 3
+            "workstreams": 2, "requirements": 3, "dependencies": 2, "tasks": 2, "subtasks": 3,
+            "risks": 1, "sprints": 2, "sprint_gates": 1, "sprint_gate_evaluations": 2
         })
     );
 }

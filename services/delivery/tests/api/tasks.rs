@@ -26,7 +26,8 @@ async fn a_task_is_created_with_every_field_and_reads_back() {
     let p = program(&app, t, "tasks").await;
     let w = workstream(&app, t, &p.id, "w").await;
     let r = requirement(&app, t, &w.id, "r").await;
-    let (u1, u2, sprint) = (user(), user(), user());
+    let (u1, u2) = (user(), user());
+    let sprint = crate::sprint(&app, t, &p.id, "Sprint 1").await.id;
     let due = prost_types::Timestamp {
         seconds: 1_900_000_000,
         nanos: 0,
@@ -232,7 +233,8 @@ async fn tasks_list_newest_first_by_status_assignee_requirement_and_sprint() {
     let p = program(&app, t, "task-list").await;
     let w = workstream(&app, t, &p.id, "w").await;
     let r = requirement(&app, t, &w.id, "r").await;
-    let (ann, ben, sprint) = (user(), user(), user());
+    let (ann, ben) = (user(), user());
+    let sprint = crate::sprint(&app, t, &p.id, "Sprint 1").await.id;
     let mut made = Vec::new();
     for i in 0..9 {
         let mut req = new_task(&p.id, &format!("t{i}"));

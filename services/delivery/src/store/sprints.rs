@@ -1,0 +1,215 @@
+//! Sprints.
+
+use chrono::{DateTime, Utc};
+use foundry_platform::db::Tx;
+use foundry_platform::error::is_unique_violation;
+use foundry_platform::{Error, Result};
+use sqlx::{Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::Lock;
+
+/// A sprint row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SprintRow {
+    pub org_id: Uuid,
+    pub id: Uuid,
+    pub program_id: Uuid,
+    pub name: String,
+    pub goal: String,
+    pub start_at: DateTime<Utc>,
+    pub end_at: DateTime<Utc>,
+    pub capacity: f64,
+    pub capacity_unit: String,
+    pub status: String,
+    pub created_by: Uuid,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLS: &str = "org_id, id, program_id, name, goal, start_at, end_at, capacity, capacity_unit, \
+     status, created_by, version, created_at, updated_at";
+
+/// Inserts `s` (PLANNED) under a new id (its id, status, version and times
+/// are ignored).
+pub async fn insert_sprint(tx: &mut Tx, s: &SprintRow) -> Result<SprintRow> {
+    Ok(sqlx::query_as(&format!(
+        "INSERT INTO sprints (org_id, id, program_id, name, goal, start_at, end_at, capacity, \
+         capacity_unit, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLS}"
+    ))
+    .bind(s.org_id)
+    .bind(Uuid::now_v7())
+    .bind(s.program_id)
+    .bind(&s.name)
+    .bind(&s.goal)
+    .bind(s.start_at)
+    .bind(s.end_at)
+    .bind(s.capacity)
+    .bind(&s.capacity_unit)
+    .bind(s.created_by)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+pub async fn get_sprint(
+    tx: &mut Tx,
+    org_id: Uuid,
+    id: Uuid,
+    lock: Lock,
+) -> Result<Option<SprintRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLS} FROM sprints WHERE org_id = $1 AND id = $2{}",
+        lock.sql()
+    ))
+    .bind(org_id)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// The program's ACTIVE sprint, if any, on `sprints_one_active_key`.
+pub async fn active_sprint(tx: &mut Tx, org_id: Uuid, program_id: Uuid) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM sprints WHERE org_id = $1 AND program_id = $2 AND status = 'active'",
+    )
+    .bind(org_id)
+    .bind(program_id)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// Newest first: a status walks `sprints_status_idx`, none
+/// `sprints_program_id_key`.
+pub async fn list_sprints(
+    tx: &mut Tx,
+    org_id: Uuid,
+    program_id: Uuid,
+    status: Option<&str>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<SprintRow>> {
+    let mut q =
+        QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM sprints WHERE org_id = "));
+    q.push_bind(org_id)
+        .push(" AND program_id = ")
+        .push_bind(program_id);
+    if let Some(s) = status {
+        q.push(" AND status = ").push_bind(s);
+    }
+    if let Some(before) = before {
+        q.push(" AND id < ").push_bind(before);
+    }
+    q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+    Ok(q.build_query_as().fetch_all(&mut **tx).await?)
+}
+
+/// Writes the user-editable fields of `row`.
+pub async fn update_sprint(tx: &mut Tx, row: &SprintRow) -> Result<SprintRow> {
+    Ok(sqlx::query_as(&format!(
+        "UPDATE sprints SET name = $3, goal = $4, start_at = $5, end_at = $6, capacity = $7, \
+         capacity_unit = $8, version = version + 1, updated_at = now() \
+         WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
+    ))
+    .bind(row.org_id)
+    .bind(row.id)
+    .bind(&row.name)
+    .bind(&row.goal)
+    .bind(row.start_at)
+    .bind(row.end_at)
+    .bind(row.capacity)
+    .bind(&row.capacity_unit)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Moves a sprint to `status`; a second ACTIVE sprint of the program (a
+/// race past the caller's check) is `FAILED_PRECONDITION`.
+pub async fn set_sprint_status(
+    tx: &mut Tx,
+    org_id: Uuid,
+    id: Uuid,
+    status: &str,
+) -> Result<SprintRow> {
+    sqlx::query_as(&format!(
+        "UPDATE sprints SET status = $3, version = version + 1, updated_at = now() \
+         WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
+    ))
+    .bind(org_id)
+    .bind(id)
+    .bind(status)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e, "sprints_one_active_key") {
+            already_active(None)
+        } else {
+            Error::from(e)
+        }
+    })
+}
+
+/// `FAILED_PRECONDITION`: the program already has an ACTIVE sprint.
+pub fn already_active(active: Option<Uuid>) -> Error {
+    let e = Error::failed_precondition(
+        "SPRINT_ALREADY_ACTIVE",
+        "the program already has an active sprint; complete it first",
+    );
+    match active {
+        Some(id) => e.with_metadata("active_sprint_id", id.to_string()),
+        None => e,
+    }
+}
+
+/// What deleting a sprint removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SprintRemoved {
+    pub gates: u64,
+    pub evaluations: u64,
+    /// Tasks kept but taken out of the sprint.
+    pub tasks_unplanned: u64,
+}
+
+/// Deletes a sprint: its tasks are unplanned (and their version bumped),
+/// its gates deleted (their evaluations go with them by cascade).
+pub async fn delete_sprint(
+    tx: &mut Tx,
+    org_id: Uuid,
+    program_id: Uuid,
+    id: Uuid,
+) -> Result<SprintRemoved> {
+    let mut removed = SprintRemoved {
+        tasks_unplanned: sqlx::query(
+            "UPDATE tasks SET sprint_id = NULL, version = version + 1, updated_at = now() \
+             WHERE org_id = $1 AND program_id = $2 AND sprint_id = $3",
+        )
+        .bind(org_id)
+        .bind(program_id)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected(),
+        ..SprintRemoved::default()
+    };
+    removed.evaluations = sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM sprint_gate_evaluations e JOIN sprint_gates g \
+         ON e.org_id = g.org_id AND e.gate_id = g.id WHERE g.org_id = $1 AND g.sprint_id = $2",
+    )
+    .bind(org_id)
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?
+    .unsigned_abs();
+    removed.gates = sqlx::query("DELETE FROM sprint_gates WHERE org_id = $1 AND sprint_id = $2")
+        .bind(org_id)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    sqlx::query("DELETE FROM sprints WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(removed)
+}
