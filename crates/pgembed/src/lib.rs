@@ -43,11 +43,17 @@ const LOG_TAIL_LINES: usize = 20;
 /// because the pid file may not exist yet if the watched process died during startup.
 /// The shell itself waits for the server, so its exit status is the server's.
 ///
-/// Arguments: `$1` watched pid, `$2` data directory, the rest is the server command line.
+/// An ephemeral cluster's data directory is removed once the server has exited because
+/// its owner is gone: test processes keep their cluster in a `static` that is never
+/// dropped, and without this every test run would leave a cluster on disk.
+///
+/// Arguments: `$1` watched pid, `$2` data directory, `$3` `1` if ephemeral, the rest is the
+/// server command line.
 const WATCHDOG: &str = r#"
 parent=$1
 datadir=$2
-shift 2
+ephemeral=$3
+shift 3
 alive() {
   kill -0 "$1" 2>/dev/null || return 1
   if [ -r "/proc/$1/status" ]; then
@@ -75,6 +81,9 @@ watcher=$!
 wait "$server"
 status=$?
 kill "$watcher" 2>/dev/null
+if [ "$ephemeral" = 1 ] && ! alive "$parent"; then
+  rm -rf "$datadir"
+fi
 exit "$status"
 "#;
 
@@ -153,7 +162,8 @@ pub struct PgOptions {
     pub data_dir: PathBuf,
     /// TCP port on 127.0.0.1; 0 = pick a free one.
     pub port: u16,
-    /// Throwaway cluster for tests: fsync=off, synchronous_commit=off, full_page_writes=off.
+    /// Throwaway cluster for tests: fsync=off, synchronous_commit=off, full_page_writes=off,
+    /// little WAL; its data directory is removed when the owning process dies.
     pub ephemeral: bool,
     /// max_connections (default 200).
     pub max_connections: u32,
@@ -317,7 +327,8 @@ fn start_blocking(opts: &PgOptions, watched_pid: u32) -> Result<EmbeddedPg, PgEr
             .arg(WATCHDOG)
             .arg("foundry-pg-watchdog")
             .arg(watched_pid.to_string())
-            .arg(&data_dir);
+            .arg(&data_dir)
+            .arg(if opts.ephemeral { "1" } else { "0" });
         cmd.args(run_as.as_ref().map(RunAs::prefix).unwrap_or_default());
         cmd.arg(bin_dir.join("postgres"))
             .arg("-D")
@@ -402,6 +413,11 @@ fn server_settings(opts: &PgOptions, port: u16) -> Vec<String> {
                 "fsync=off",
                 "synchronous_commit=off",
                 "full_page_writes=off",
+                // Little WAL kept: tests clone many databases, each a checkpoint.
+                "wal_level=minimal",
+                "max_wal_senders=0",
+                "max_wal_size=64MB",
+                "min_wal_size=32MB",
             ]
             .map(str::to_owned),
         );

@@ -190,6 +190,15 @@ async fn the_server_stops_when_the_process_that_started_it_dies() {
         assert!(Instant::now() < deadline, "postmaster {} lingers", pg.pid());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // An ephemeral cluster's files go with it: no data left behind.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while dir.path().join("PG_VERSION").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the ephemeral data directory was left behind"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Stopping an already-stopped cluster is fine.
     pg.stop().await.expect("stop after the watchdog");
 }
