@@ -319,6 +319,30 @@ impl TestApp {
     ) -> delivery::sprint_gate_service_client::SprintGateServiceClient<Channel> {
         delivery::sprint_gate_service_client::SprintGateServiceClient::new(self.channel.clone())
     }
+
+    /// Goal client.
+    pub fn goals(&self) -> delivery::goal_service_client::GoalServiceClient<Channel> {
+        delivery::goal_service_client::GoalServiceClient::new(self.channel.clone())
+    }
+
+    /// Work order client.
+    pub fn work_orders(
+        &self,
+    ) -> delivery::work_order_service_client::WorkOrderServiceClient<Channel> {
+        delivery::work_order_service_client::WorkOrderServiceClient::new(self.channel.clone())
+    }
+
+    /// Feature client.
+    pub fn features(&self) -> delivery::feature_service_client::FeatureServiceClient<Channel> {
+        delivery::feature_service_client::FeatureServiceClient::new(self.channel.clone())
+    }
+
+    /// Planner phase client.
+    pub fn planner_phases(
+        &self,
+    ) -> delivery::planner_phase_service_client::PlannerPhaseServiceClient<Channel> {
+        delivery::planner_phase_service_client::PlannerPhaseServiceClient::new(self.channel.clone())
+    }
 }
 
 fn placeholder() -> Member {

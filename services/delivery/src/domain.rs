@@ -314,6 +314,130 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// Where a goal stands.
+    GoalStatus => GoalStatus {
+        /// Suggested, not yet pursued.
+        Proposed = "proposed",
+        /// Being pursued.
+        Active = "active",
+        /// Reached.
+        Achieved = "achieved",
+        /// Given up.
+        Abandoned = "abandoned",
+    }
+}
+
+impl GoalStatus {
+    /// The statuses a goal may move to from this one.
+    pub fn successors(self) -> &'static [GoalStatus] {
+        use GoalStatus::*;
+        match self {
+            Proposed => &[Active, Abandoned],
+            Active => &[Achieved, Abandoned],
+            Achieved => &[Active],
+            Abandoned => &[Proposed],
+        }
+    }
+
+    /// Statuses a goal may be created in.
+    pub fn is_initial(self) -> bool {
+        matches!(self, GoalStatus::Proposed | GoalStatus::Active)
+    }
+}
+
+/// Checks a goal status change; staying put is allowed.
+pub fn change_goal_status(from: GoalStatus, to: GoalStatus) -> Result<(), Error> {
+    if from == to || from.successors().contains(&to) {
+        return Ok(());
+    }
+    let allowed: Vec<&str> = from.successors().iter().map(|s| s.as_str()).collect();
+    Err(Error::failed_precondition(
+        "GOAL_TRANSITION_NOT_ALLOWED",
+        format!(
+            "a goal cannot move from {} to {}; allowed: {}",
+            from.as_str(),
+            to.as_str(),
+            allowed.join(", ")
+        ),
+    ))
+}
+
+text_enum! {
+    /// The workflow of a work order.
+    WorkOrderStatus => WorkOrderStatus {
+        /// Not yet ready to start; where a work order starts by default.
+        Backlog = "backlog",
+        /// Specified and ready to be picked up.
+        Ready = "ready",
+        /// Being implemented.
+        InProgress = "in_progress",
+        /// Implemented, under review.
+        InReview = "in_review",
+        /// Accepted.
+        Done = "done",
+    }
+}
+
+impl WorkOrderStatus {
+    /// The statuses a work order may move to from this one: one step
+    /// forward or back, and DONE reopens to IN_PROGRESS.
+    pub fn successors(self) -> &'static [WorkOrderStatus] {
+        use WorkOrderStatus::*;
+        match self {
+            Backlog => &[Ready],
+            Ready => &[Backlog, InProgress],
+            InProgress => &[Ready, InReview],
+            InReview => &[InProgress, Done],
+            Done => &[InProgress],
+        }
+    }
+
+    /// Statuses a work order may be created in.
+    pub fn is_initial(self) -> bool {
+        matches!(self, WorkOrderStatus::Backlog | WorkOrderStatus::Ready)
+    }
+}
+
+/// Checks a work order status change against the workflow; `Ok(false)`
+/// when it is already there (nothing to do).
+pub fn change_work_order_status(from: WorkOrderStatus, to: WorkOrderStatus) -> Result<bool, Error> {
+    if from == to {
+        return Ok(false);
+    }
+    if from.successors().contains(&to) {
+        return Ok(true);
+    }
+    let allowed: Vec<&str> = from.successors().iter().map(|s| s.as_str()).collect();
+    Err(Error::failed_precondition(
+        "WORK_ORDER_TRANSITION_NOT_ALLOWED",
+        format!(
+            "a work order cannot move from {} to {}; allowed: {}",
+            from.as_str(),
+            to.as_str(),
+            allowed.join(", ")
+        ),
+    ))
+}
+
+/// Checks that `id` may take the parent whose chain up to the root is
+/// `ancestry` (the parent first): refused when `id` is on it, naming the
+/// cycle `id → parent → … → id`.
+pub fn check_feature_parent(id: uuid::Uuid, ancestry: &[uuid::Uuid]) -> Result<(), Error> {
+    let Some(at) = ancestry.iter().position(|a| *a == id) else {
+        return Ok(());
+    };
+    let cycle: Vec<String> = std::iter::once(id)
+        .chain(ancestry[..=at].iter().copied())
+        .map(|x| x.to_string())
+        .collect();
+    Err(Error::failed_precondition(
+        "FEATURE_PARENT_CYCLE",
+        format!("the parent would make a cycle: {}", cycle.join(" -> ")),
+    )
+    .with_metadata("cycle", cycle.join(",")))
+}
+
 /// A step of the five-step likelihood and impact scale: 1 (very low) to 5
 /// (very high), the proto enum's numbers and the stored `smallint`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -541,6 +665,109 @@ pub fn evaluate_gate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_feature_cannot_sit_under_itself_or_a_descendant() {
+        let ids: Vec<uuid::Uuid> = (0..4).map(|_| uuid::Uuid::now_v7()).collect();
+        // ids[0] <- ids[1] <- ids[2] <- ids[3] (child to parent: 3 under 2 ...).
+        assert!(check_feature_parent(ids[3], &[ids[0]]).is_ok());
+        assert!(check_feature_parent(ids[0], &[]).is_ok());
+        let e = check_feature_parent(ids[0], &[ids[0]]).expect_err("itself");
+        assert_eq!(e.reason(), "FEATURE_PARENT_CYCLE");
+        // Moving ids[0] under ids[3], whose chain is 3, 2, 1, 0.
+        let e = check_feature_parent(ids[0], &[ids[3], ids[2], ids[1], ids[0]]).expect_err("cycle");
+        assert_eq!(e.reason(), "FEATURE_PARENT_CYCLE");
+        assert_eq!(
+            e.message(),
+            format!(
+                "the parent would make a cycle: {} -> {} -> {} -> {} -> {}",
+                ids[0], ids[3], ids[2], ids[1], ids[0]
+            )
+        );
+    }
+
+    #[test]
+    fn work_orders_move_one_step_at_a_time() {
+        use WorkOrderStatus::*;
+        for (from, to) in [
+            (Backlog, Ready),
+            (Ready, InProgress),
+            (Ready, Backlog),
+            (InProgress, InReview),
+            (InProgress, Ready),
+            (InReview, Done),
+            (InReview, InProgress),
+            (Done, InProgress),
+        ] {
+            assert!(
+                change_work_order_status(from, to).expect("allowed"),
+                "{from:?} -> {to:?}"
+            );
+        }
+        assert!(!change_work_order_status(Done, Done).expect("unchanged"));
+        for (from, to) in [
+            (Backlog, InProgress),
+            (Backlog, Done),
+            (Ready, InReview),
+            (InProgress, Done),
+            (Done, Backlog),
+            (Done, Ready),
+        ] {
+            assert_eq!(
+                change_work_order_status(from, to)
+                    .expect_err("refused")
+                    .reason(),
+                "WORK_ORDER_TRANSITION_NOT_ALLOWED",
+                "{from:?} -> {to:?}"
+            );
+        }
+        assert!(Backlog.is_initial() && Ready.is_initial());
+        assert!(!InProgress.is_initial() && !Done.is_initial());
+        for s in WorkOrderStatus::ALL {
+            assert_eq!(
+                WorkOrderStatus::try_from(pb::WorkOrderStatus::from(*s) as i32),
+                Ok(*s)
+            );
+        }
+    }
+
+    #[test]
+    fn goals_move_along_their_workflow() {
+        use GoalStatus::*;
+        for (from, to) in [
+            (Proposed, Active),
+            (Proposed, Abandoned),
+            (Active, Achieved),
+            (Active, Abandoned),
+            (Achieved, Active),
+            (Abandoned, Proposed),
+            (Active, Active),
+        ] {
+            assert!(change_goal_status(from, to).is_ok(), "{from:?} -> {to:?}");
+        }
+        for (from, to) in [
+            (Proposed, Achieved),
+            (Achieved, Abandoned),
+            (Achieved, Proposed),
+            (Abandoned, Active),
+            (Abandoned, Achieved),
+            (Active, Proposed),
+        ] {
+            assert_eq!(
+                change_goal_status(from, to).expect_err("refused").reason(),
+                "GOAL_TRANSITION_NOT_ALLOWED",
+                "{from:?} -> {to:?}"
+            );
+        }
+        assert!(Proposed.is_initial() && Active.is_initial());
+        assert!(!Achieved.is_initial() && !Abandoned.is_initial());
+        for s in GoalStatus::ALL {
+            assert_eq!(
+                GoalStatus::try_from(pb::GoalStatus::from(*s) as i32),
+                Ok(*s)
+            );
+        }
+    }
 
     fn level(n: u8) -> RiskLevel {
         RiskLevel::new(n).expect("1..=5")

@@ -1,6 +1,7 @@
 //! The delivery service: programs and their delivery phases, workstreams,
 //! requirements and the dependency graph between them, tasks and subtasks,
-//! risks, sprints and sprint gates with their evaluations.
+//! risks, sprints and sprint gates with their evaluations, goals, work
+//! orders, planner phases and the feature tree.
 //! Every call acts in one organization (row-level security binds its
 //! transaction), and every mutation records its audit event in the same
 //! transaction (the program is the event's project).
@@ -32,6 +33,10 @@ pub const SERVICE_NAMES: &[&str] = &[
     "foundry.delivery.v1.RiskService",
     "foundry.delivery.v1.SprintService",
     "foundry.delivery.v1.SprintGateService",
+    "foundry.delivery.v1.GoalService",
+    "foundry.delivery.v1.WorkOrderService",
+    "foundry.delivery.v1.PlannerPhaseService",
+    "foundry.delivery.v1.FeatureService",
 ];
 
 /// What the handlers share.
@@ -65,12 +70,15 @@ impl Delivery {
     /// Adds the service's handlers.
     pub fn add_routes(&self, routes: &mut RoutesBuilder) {
         use foundry_proto::foundry::delivery::v1::{
+            feature_service_server::FeatureServiceServer, goal_service_server::GoalServiceServer,
+            planner_phase_service_server::PlannerPhaseServiceServer,
             program_service_server::ProgramServiceServer,
             requirement_service_server::RequirementServiceServer,
             risk_service_server::RiskServiceServer,
             sprint_gate_service_server::SprintGateServiceServer,
             sprint_service_server::SprintServiceServer,
             subtask_service_server::SubtaskServiceServer, task_service_server::TaskServiceServer,
+            work_order_service_server::WorkOrderServiceServer,
             workstream_service_server::WorkstreamServiceServer,
         };
         let s = &self.state;
@@ -91,6 +99,16 @@ impl Delivery {
             .add_service(RiskServiceServer::new(api::risks::Risks(s.clone())))
             .add_service(SprintServiceServer::new(api::sprints::Sprints(s.clone())))
             .add_service(SprintGateServiceServer::new(api::gates::SprintGates(
+                s.clone(),
+            )))
+            .add_service(GoalServiceServer::new(api::goals::Goals(s.clone())))
+            .add_service(WorkOrderServiceServer::new(api::work_orders::WorkOrders(
+                s.clone(),
+            )))
+            .add_service(PlannerPhaseServiceServer::new(
+                api::planner_phases::PlannerPhases(s.clone()),
+            ))
+            .add_service(FeatureServiceServer::new(api::features::Features(
                 s.clone(),
             )));
     }

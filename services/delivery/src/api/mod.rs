@@ -2,13 +2,17 @@
 //! mutation and its audit event commit together).
 
 pub mod dependencies;
+pub mod features;
 pub mod gates;
+pub mod goals;
+pub mod planner_phases;
 pub mod programs;
 pub mod requirements;
 pub mod risks;
 pub mod sprints;
 pub mod subtasks;
 pub mod tasks;
+pub mod work_orders;
 pub mod workstreams;
 
 use foundry_platform::Error;
@@ -150,6 +154,22 @@ pub(crate) fn subtask_not_found() -> Error {
 
 pub(crate) fn risk_not_found() -> Error {
     Error::not_found("RISK_NOT_FOUND", "risk")
+}
+
+pub(crate) fn goal_not_found() -> Error {
+    Error::not_found("GOAL_NOT_FOUND", "goal")
+}
+
+pub(crate) fn work_order_not_found() -> Error {
+    Error::not_found("WORK_ORDER_NOT_FOUND", "work order")
+}
+
+pub(crate) fn planner_phase_not_found() -> Error {
+    Error::not_found("PLANNER_PHASE_NOT_FOUND", "planner phase")
+}
+
+pub(crate) fn feature_not_found() -> Error {
+    Error::not_found("FEATURE_NOT_FOUND", "feature")
 }
 
 pub(crate) fn sprint_not_found() -> Error {

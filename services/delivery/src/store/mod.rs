@@ -6,23 +6,31 @@
 //! names map to errors in the file of their table and nowhere else.
 
 mod dependencies;
+mod features;
 mod gates;
+mod goals;
+mod planner_phases;
 mod programs;
 mod requirements;
 mod risks;
 mod sprints;
 mod subtasks;
 mod tasks;
+mod work_orders;
 mod workstreams;
 
 pub use dependencies::*;
+pub use features::*;
 pub use gates::*;
+pub use goals::*;
+pub use planner_phases::*;
 pub use programs::*;
 pub use requirements::*;
 pub use risks::*;
 pub use sprints::*;
 pub use subtasks::*;
 pub use tasks::*;
+pub use work_orders::*;
 pub use workstreams::*;
 
 /// Row lock taken by a read (PostgreSQL's four row lock modes).

@@ -186,6 +186,10 @@ pub struct Removed {
     pub tasks: u64,
     pub subtasks: u64,
     pub risks: u64,
+    pub goals: u64,
+    pub work_orders: u64,
+    pub planner_phases: u64,
+    pub features: u64,
     pub sprints: u64,
     pub sprint_gates: u64,
     pub sprint_gate_evaluations: u64,
@@ -212,6 +216,7 @@ pub async fn delete_program(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Remov
         ..Removed::default()
     };
     let mut assignees = 0; // index rows of the tasks: not reported
+    let mut wo_assignees = 0; // and of the work orders
     for (table, count) in [
         ("subtasks", &mut removed.subtasks),
         ("task_assignees", &mut assignees),
@@ -220,6 +225,11 @@ pub async fn delete_program(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Remov
         ("requirements", &mut removed.requirements),
         ("workstreams", &mut removed.workstreams),
         ("risks", &mut removed.risks),
+        ("goals", &mut removed.goals),
+        ("work_order_assignees", &mut wo_assignees),
+        ("work_orders", &mut removed.work_orders),
+        ("planner_phases", &mut removed.planner_phases),
+        ("features", &mut removed.features),
         ("sprint_gates", &mut removed.sprint_gates),
         ("sprints", &mut removed.sprints),
     ] {

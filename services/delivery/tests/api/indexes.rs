@@ -27,6 +27,10 @@ const SPRINT: &str = "8007";
 const RISK: &str = "8008";
 const GATE: &str = "8009";
 const EVALUATION: &str = "800a";
+const GOAL: &str = "800b";
+const WORK_ORDER: &str = "800c";
+const PLANNER_PHASE: &str = "800d";
+const FEATURE: &str = "800e";
 
 #[tokio::test]
 async fn every_list_query_shape_is_index_backed() {
@@ -136,7 +140,51 @@ async fn every_list_query_shape_is_index_backed() {
             sprint = sql_id(SPRINT, "g % 30000 % 15000"),
             program = sql_id(PROGRAM, "g % 5000"),
         ),
-        "ANALYZE delivery.programs, delivery.workstreams, delivery.requirements, \
+        format!(
+            "INSERT INTO delivery.goals (org_id, id, program_id, title, status, created_by) \
+             SELECT {org}, {id}, {program}, 'g', \
+                    (ARRAY['proposed','active','achieved','abandoned'])[g % 4 + 1], {user} \
+             FROM generate_series(0, 49999) g",
+            org = sql_id(ORG, "g % 5000 % 10"),
+            id = sql_id(GOAL, "g"),
+            program = sql_id(PROGRAM, "g % 5000"),
+        ),
+        format!(
+            "INSERT INTO delivery.work_orders (org_id, id, program_id, title, status, assignee_ids, created_by) \
+             SELECT {org}, {id}, {program}, 'w', \
+                    (ARRAY['backlog','ready','in_progress','in_review','done'])[g % 5 + 1], ARRAY[{user}], {user} \
+             FROM generate_series(0, 49999) g",
+            org = sql_id(ORG, "g % 5000 % 10"),
+            id = sql_id(WORK_ORDER, "g"),
+            program = sql_id(PROGRAM, "g % 5000"),
+        ),
+        format!(
+            "INSERT INTO delivery.work_order_assignees (org_id, work_order_id, user_id, program_id) \
+             SELECT {org}, {id}, {user}, {program} FROM generate_series(0, 49999) g",
+            org = sql_id(ORG, "g % 5000 % 10"),
+            id = sql_id(WORK_ORDER, "g"),
+            program = sql_id(PROGRAM, "g % 5000"),
+        ),
+        format!(
+            "INSERT INTO delivery.planner_phases (org_id, id, program_id, name, position, created_by) \
+             SELECT {org}, {id}, {program}, 'p', g / 5000 + 1, {user} FROM generate_series(0, 49999) g",
+            org = sql_id(ORG, "g % 5000 % 10"),
+            id = sql_id(PLANNER_PHASE, "g"),
+            program = sql_id(PROGRAM, "g % 5000"),
+        ),
+        // 10 roots per program, then children of the roots.
+        format!(
+            "INSERT INTO delivery.features (org_id, id, program_id, parent_feature_id, name, slug, created_by) \
+             SELECT {org}, {id}, {program}, CASE WHEN g >= 50000 THEN {parent} END, 'f', 'f' || g, {user} \
+             FROM generate_series(0, 99999) g",
+            org = sql_id(ORG, "g % 5000 % 10"),
+            id = sql_id(FEATURE, "g"),
+            program = sql_id(PROGRAM, "g % 5000"),
+            parent = sql_id(FEATURE, "g % 50000"),
+        ),
+        "ANALYZE delivery.goals, delivery.work_orders, delivery.work_order_assignees, delivery.planner_phases, \
+         delivery.features, \
+         delivery.programs, delivery.workstreams, delivery.requirements, \
          delivery.requirement_dependencies, delivery.tasks, delivery.task_assignees, delivery.subtasks, \
          delivery.risks, delivery.sprints, delivery.sprint_gates, delivery.sprint_gate_evaluations"
             .to_owned(),
@@ -246,6 +294,65 @@ async fn every_list_query_shape_is_index_backed() {
         format!(
             "SELECT id FROM delivery.risks WHERE org_id = {org} AND program_id = {program} AND severity = 'critical' \
              AND status = 'open' ORDER BY id DESC LIMIT 51"
+        ),
+        // ListGoals: none, status; with a cursor.
+        format!(
+            "SELECT id FROM delivery.goals WHERE org_id = {org} AND program_id = {program} ORDER BY id DESC LIMIT 51"
+        ),
+        format!(
+            "SELECT id FROM delivery.goals WHERE org_id = {org} AND program_id = {program} AND status = 'active' \
+             AND id < {after} ORDER BY id DESC LIMIT 51"
+        ),
+        // ListWorkOrders: none, status, assignee, both; with a cursor.
+        format!(
+            "SELECT id FROM delivery.work_orders WHERE org_id = {org} AND program_id = {program} \
+             ORDER BY id DESC LIMIT 51"
+        ),
+        format!(
+            "SELECT id FROM delivery.work_orders WHERE org_id = {org} AND program_id = {program} \
+             AND status = 'ready' AND id < {after} ORDER BY id DESC LIMIT 51"
+        ),
+        format!(
+            "SELECT w.id FROM delivery.work_order_assignees a JOIN delivery.work_orders w \
+             ON w.org_id = a.org_id AND w.id = a.work_order_id WHERE a.org_id = {org} \
+             AND a.program_id = {program} AND a.user_id = {u} AND a.work_order_id < {after} \
+             ORDER BY a.work_order_id DESC LIMIT 51",
+            u = id(USER, 3)
+        ),
+        format!(
+            "SELECT w.id FROM delivery.work_order_assignees a JOIN delivery.work_orders w \
+             ON w.org_id = a.org_id AND w.id = a.work_order_id WHERE a.org_id = {org} \
+             AND a.program_id = {program} AND a.user_id = {u} AND w.status = 'done' \
+             ORDER BY a.work_order_id DESC LIMIT 51",
+            u = id(USER, 3)
+        ),
+        // ListPlannerPhases, first page and after a cursor; the append.
+        format!(
+            "SELECT id FROM delivery.planner_phases WHERE org_id = {org} AND program_id = {program} \
+             ORDER BY position, id LIMIT 51"
+        ),
+        format!(
+            "SELECT id FROM delivery.planner_phases WHERE org_id = {org} AND program_id = {program} \
+             AND (position, id) > (3, {after}) ORDER BY position, id LIMIT 51"
+        ),
+        format!(
+            "SELECT coalesce(max(position), 0) + 1 FROM delivery.planner_phases \
+             WHERE org_id = {org} AND program_id = {program}"
+        ),
+        // ListFeatures: all, children of one; the child check of a delete.
+        format!(
+            "SELECT id FROM delivery.features WHERE org_id = {org} AND program_id = {program} \
+             AND id < {after} ORDER BY id DESC LIMIT 51"
+        ),
+        format!(
+            "SELECT id FROM delivery.features WHERE org_id = {org} AND program_id = {program} \
+             AND parent_feature_id = {f} ORDER BY id DESC LIMIT 51",
+            f = id(FEATURE, 3)
+        ),
+        format!(
+            "SELECT EXISTS (SELECT 1 FROM delivery.features WHERE org_id = {org} AND program_id = {program} \
+             AND parent_feature_id = {f})",
+            f = id(FEATURE, 3)
         ),
         // ListSprints: none, status; the ACTIVE sprint of a program.
         format!(

@@ -5,15 +5,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod dependencies;
+mod features;
 mod gates;
+mod goals;
 mod indexes;
 mod outbox;
+mod planner_phases;
 mod programs;
 mod requirements;
 mod risks;
 mod sprints;
 mod subtasks;
 mod tasks;
+mod work_orders;
 mod workstreams;
 
 use foundry_testkit::delivery::*;
@@ -163,6 +167,95 @@ pub async fn risk(
         ))
         .await
         .expect("create risk")
+        .into_inner()
+}
+
+pub fn new_goal(program_id: &str, title: &str) -> CreateGoalRequest {
+    CreateGoalRequest {
+        goal: Some(Goal {
+            program_id: program_id.into(),
+            title: title.into(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    }
+}
+
+pub async fn goal(app: &TestApp, token: &str, program_id: &str, title: &str) -> Goal {
+    app.goals()
+        .create_goal(authed(token, new_goal(program_id, title)))
+        .await
+        .expect("create goal")
+        .into_inner()
+}
+
+pub fn new_work_order(program_id: &str, title: &str) -> CreateWorkOrderRequest {
+    CreateWorkOrderRequest {
+        work_order: Some(WorkOrder {
+            program_id: program_id.into(),
+            title: title.into(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    }
+}
+
+pub async fn work_order(app: &TestApp, token: &str, program_id: &str, title: &str) -> WorkOrder {
+    app.work_orders()
+        .create_work_order(authed(token, new_work_order(program_id, title)))
+        .await
+        .expect("create work order")
+        .into_inner()
+}
+
+pub fn new_planner_phase(program_id: &str, name: &str) -> CreatePlannerPhaseRequest {
+    CreatePlannerPhaseRequest {
+        planner_phase: Some(PlannerPhase {
+            program_id: program_id.into(),
+            name: name.into(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    }
+}
+
+pub async fn planner_phase(
+    app: &TestApp,
+    token: &str,
+    program_id: &str,
+    name: &str,
+) -> PlannerPhase {
+    app.planner_phases()
+        .create_planner_phase(authed(token, new_planner_phase(program_id, name)))
+        .await
+        .expect("create planner phase")
+        .into_inner()
+}
+
+pub fn new_feature(program_id: &str, slug: &str, parent: &str) -> CreateFeatureRequest {
+    CreateFeatureRequest {
+        feature: Some(Feature {
+            program_id: program_id.into(),
+            parent_feature_id: parent.into(),
+            name: slug.to_uppercase(),
+            slug: slug.into(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    }
+}
+
+pub async fn feature(
+    app: &TestApp,
+    token: &str,
+    program_id: &str,
+    slug: &str,
+    parent: &str,
+) -> Feature {
+    app.features()
+        .create_feature(authed(token, new_feature(program_id, slug, parent)))
+        .await
+        .expect("create feature")
         .into_inner()
 }
 

@@ -3,8 +3,8 @@ use foundry_testkit::delivery::*;
 use foundry_testkit::{Code, TestApp, assert_status, authed, violated_fields};
 
 use crate::{
-    actions, count, depend, evaluate, gate, mask, new_program, outbox, program, requirement, rid,
-    risk, sprint, subtask, task, workstream,
+    actions, count, depend, evaluate, feature, gate, goal, mask, new_program, outbox,
+    planner_phase, program, requirement, rid, risk, sprint, subtask, task, work_order, workstream,
 };
 
 fn get(id: &str) -> GetProgramRequest {
@@ -588,6 +588,32 @@ async fn deleting_a_program_removes_everything_in_it_with_one_event() {
     subtask(&app, t, &t1.id, "webhook").await;
     subtask(&app, t, &t2.id, "template").await;
     risk(&app, t, &p.id, "Card fraud", 3, 4).await;
+    goal(&app, t, &p.id, "Checkout p95 < 300 ms").await;
+    goal(&app, t, &p.id, "Zero lost orders").await;
+    planner_phase(&app, t, &p.id, "Discovery").await;
+    planner_phase(&app, t, &p.id, "Build").await;
+    planner_phase(&app, t, &p.id, "Cutover").await;
+    let root = feature(&app, t, &p.id, "checkout", "").await;
+    let mid = feature(&app, t, &p.id, "payments", &root.id).await;
+    let leaf = feature(&app, t, &p.id, "cards", &mid.id).await;
+    let ph = planner_phase(&app, t, &p.id, "Hardening").await;
+    let wo = work_order(&app, t, &p.id, "Wire the PSP").await;
+    app.work_orders()
+        .update_work_order(authed(
+            t,
+            UpdateWorkOrderRequest {
+                work_order: Some(WorkOrder {
+                    id: wo.id,
+                    assignee_ids: vec![uuid::Uuid::now_v7().to_string()],
+                    phase_id: ph.id,
+                    feature_id: leaf.id,
+                    ..Default::default()
+                }),
+                update_mask: mask(&["assignee_ids", "phase_id", "feature_id"]),
+            },
+        ))
+        .await
+        .unwrap();
     let s1 = sprint(&app, t, &p.id, "Sprint 1").await;
     sprint(&app, t, &p.id, "Sprint 2").await;
     let g = gate(&app, t, &s1.id, "Done").await;
@@ -600,6 +626,10 @@ async fn deleting_a_program_removes_everything_in_it_with_one_event() {
     let kg = gate(&app, t, &ks.id, "Kept gate").await;
     evaluate(&app, t, &kg.id, true).await;
     risk(&app, t, &keep.id, "Kept risk", 1, 1).await;
+    goal(&app, t, &keep.id, "Kept goal").await;
+    work_order(&app, t, &keep.id, "Kept work order").await;
+    planner_phase(&app, t, &keep.id, "Kept phase").await;
+    feature(&app, t, &keep.id, "checkout", "").await;
     subtask(&app, t, &kt.id, "kept subtask").await;
     let before = outbox(&app).await.len();
 
@@ -641,6 +671,11 @@ async fn deleting_a_program_removes_everything_in_it_with_one_event() {
         ("task_assignees", 0),
         ("subtasks", 1),
         ("risks", 1),
+        ("goals", 1),
+        ("work_orders", 1),
+        ("work_order_assignees", 0),
+        ("planner_phases", 1),
+        ("features", 1),
         ("sprints", 1),
         ("sprint_gates", 1),
         ("sprint_gate_evaluations", 1),
@@ -662,7 +697,7 @@ async fn deleting_a_program_removes_everything_in_it_with_one_event() {
         e["changes"]["removed"]["new"],
         serde_json::json!({
             "workstreams": 2, "requirements": 3, "dependencies": 2, "tasks": 2, "subtasks": 3,
-            "risks": 1, "sprints": 2, "sprint_gates": 1, "sprint_gate_evaluations": 2
+            "risks": 1, "goals": 2, "work_orders": 1, "planner_phases": 4, "features": 3, "sprints": 2, "sprint_gates": 1, "sprint_gate_evaluations": 2
         })
     );
 }
