@@ -54,6 +54,25 @@ impl Violations {
         id.ok_or_else(|| Error::invalid_field(field, "is required"))
     }
 
+    /// An optional time: `Some(None)` when unset, `None` (and a violation)
+    /// when out of range.
+    pub fn opt_time(
+        &mut self,
+        field: &str,
+        value: Option<&prost_types::Timestamp>,
+    ) -> Option<Option<chrono::DateTime<chrono::Utc>>> {
+        match value {
+            None => Some(None),
+            Some(t) => match crate::convert::from_timestamp(t) {
+                Some(d) => Some(Some(d)),
+                None => {
+                    self.add(field, "must be a valid time");
+                    None
+                }
+            },
+        }
+    }
+
     /// An optional UUID: empty means `None`.
     pub fn opt_id(&mut self, field: &str, value: &str) -> Option<Uuid> {
         if value.is_empty() {

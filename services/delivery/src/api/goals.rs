@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use foundry_platform::Error;
-use foundry_platform::convert::{from_timestamp, opt_timestamp, timestamp};
+use foundry_platform::convert::{opt_timestamp, timestamp};
 use foundry_platform::db::{check_etag, etag, idempotency};
 use foundry_platform::validate::{Violations, update_mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, goal_service_server::GoalService};
@@ -41,19 +41,6 @@ pub fn goal_to_proto(g: GoalRow) -> pb::Goal {
     }
 }
 
-fn target(v: &mut Violations, t: Option<&prost_types::Timestamp>) -> Option<Option<DateTime<Utc>>> {
-    match t {
-        None => Some(None),
-        Some(t) => match from_timestamp(t) {
-            Some(d) => Some(Some(d)),
-            None => {
-                v.add("goal.target_time", "must be a valid time");
-                None
-            }
-        },
-    }
-}
-
 #[tonic::async_trait]
 impl GoalService for Goals {
     #[tracing::instrument(skip_all)]
@@ -83,7 +70,7 @@ impl GoalService for Goals {
             0,
             MAX_TARGET_METRIC,
         );
-        let target_at = target(&mut v, g.target_time.as_ref());
+        let target_at = v.opt_time("goal.target_time", g.target_time.as_ref());
         let status = match g.status {
             0 => Some(GoalStatus::Proposed),
             s => match v.enum_value::<GoalStatus>("goal.status", s) {
@@ -282,7 +269,7 @@ impl GoalService for Goals {
                     )
                 }
                 // Unset clears the target date.
-                "target_time" => target_at = target(&mut v, g.target_time.as_ref()),
+                "target_time" => target_at = v.opt_time("goal.target_time", g.target_time.as_ref()),
                 "status" => status = v.enum_value::<GoalStatus>("goal.status", g.status),
                 // Empty leaves the goal unowned.
                 _ => owner_user_id = Some(v.opt_id("goal.owner_user_id", &g.owner_user_id)),

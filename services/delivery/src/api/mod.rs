@@ -67,6 +67,55 @@ pub(crate) fn long_text(
     }
 }
 
+/// At most `max` user ids under `field`, each once, in the given order.
+pub(crate) fn user_ids(
+    v: &mut Violations,
+    field: &str,
+    ids: &[String],
+    max: usize,
+) -> Option<Vec<Uuid>> {
+    if ids.len() > max {
+        v.add(field, format!("at most {max} assignees"));
+        return None;
+    }
+    let parsed: Option<Vec<Uuid>> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| v.id(&format!("{field}[{i}]"), s))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect();
+    let mut out: Vec<Uuid> = Vec::new();
+    for id in parsed? {
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Some(out)
+}
+
+/// At most `max_items` acceptance criteria under `field`, each
+/// [`long_text`] of `1..=max_len` characters, in the given order.
+pub(crate) fn criteria(
+    v: &mut Violations,
+    field: &str,
+    items: &[String],
+    max_items: usize,
+    max_len: usize,
+) -> Option<Vec<String>> {
+    if items.len() > max_items {
+        v.add(field, format!("at most {max_items} criteria"));
+        return None;
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, s)| long_text(v, &format!("{field}[{i}]"), s, 1, max_len))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect()
+}
+
 /// Highest explicit position of an ordered child.
 pub(crate) const MAX_POSITION: i32 = 1_000_000;
 

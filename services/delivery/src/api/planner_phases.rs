@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use foundry_platform::Error;
-use foundry_platform::convert::{from_timestamp, opt_timestamp, timestamp};
+use foundry_platform::convert::{opt_timestamp, timestamp};
 use foundry_platform::db::{check_etag, etag, idempotency};
 use foundry_platform::validate::{Violations, update_mask};
 use foundry_proto::foundry::delivery::v1::{
@@ -38,25 +38,6 @@ pub fn planner_phase_to_proto(p: PlannerPhaseRow) -> pb::PlannerPhase {
         create_time: Some(timestamp(p.created_at)),
         update_time: Some(timestamp(p.updated_at)),
         etag: etag(p.version),
-    }
-}
-
-/// An optional time: `Some(None)` when unset, `None` (and a violation) when
-/// out of range.
-fn time(
-    v: &mut Violations,
-    field: &str,
-    t: Option<&prost_types::Timestamp>,
-) -> Option<Option<DateTime<Utc>>> {
-    match t {
-        None => Some(None),
-        Some(t) => match from_timestamp(t) {
-            Some(d) => Some(Some(d)),
-            None => {
-                v.add(field, "must be a valid time");
-                None
-            }
-        },
     }
 }
 
@@ -95,8 +76,8 @@ impl PlannerPhaseService for PlannerPhases {
             SHORT_DESCRIPTION,
         );
         let position = position(&mut v, "planner_phase.position", p.position, true);
-        let start_at = time(&mut v, "planner_phase.start_time", p.start_time.as_ref());
-        let end_at = time(&mut v, "planner_phase.end_time", p.end_time.as_ref());
+        let start_at = v.opt_time("planner_phase.start_time", p.start_time.as_ref());
+        let end_at = v.opt_time("planner_phase.end_time", p.end_time.as_ref());
         if let (Some(Some(a)), Some(Some(b))) = (start_at, end_at)
             && a >= b
         {
@@ -256,9 +237,9 @@ impl PlannerPhaseService for PlannerPhases {
                 }
                 // Unset clears the date.
                 "start_time" => {
-                    start_at = time(&mut v, "planner_phase.start_time", p.start_time.as_ref())
+                    start_at = v.opt_time("planner_phase.start_time", p.start_time.as_ref())
                 }
-                _ => end_at = time(&mut v, "planner_phase.end_time", p.end_time.as_ref()),
+                _ => end_at = v.opt_time("planner_phase.end_time", p.end_time.as_ref()),
             }
         }
         v.finish()?;

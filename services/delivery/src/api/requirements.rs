@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, actor, dependencies, found, long_text, other_program, program,
+    LONG_DESCRIPTION, actor, criteria, dependencies, found, long_text, other_program, program,
     requirement_not_found, workstream_not_found,
 };
 use crate::domain::{Priority, RequirementStatus};
@@ -44,30 +44,6 @@ pub fn requirement_to_proto(r: RequirementRow) -> pb::Requirement {
         update_time: Some(timestamp(r.updated_at)),
         etag: etag(r.version),
     }
-}
-
-fn criteria(v: &mut Violations, items: &[String]) -> Option<Vec<String>> {
-    if items.len() > MAX_CRITERIA {
-        v.add(
-            "requirement.acceptance_criteria",
-            format!("at most {MAX_CRITERIA} criteria"),
-        );
-        return None;
-    }
-    let out: Vec<Option<String>> = items
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            long_text(
-                v,
-                &format!("requirement.acceptance_criteria[{i}]"),
-                c,
-                1,
-                2000,
-            )
-        })
-        .collect();
-    out.into_iter().collect()
 }
 
 /// An enum that defaults when unspecified (at creation).
@@ -113,7 +89,13 @@ impl RequirementService for Requirements {
             r.status,
             RequirementStatus::Draft,
         );
-        let criteria = criteria(&mut v, &r.acceptance_criteria);
+        let criteria = criteria(
+            &mut v,
+            "requirement.acceptance_criteria",
+            &r.acceptance_criteria,
+            MAX_CRITERIA,
+            2000,
+        );
         let batch = v.text("requirement.batch", &r.batch, 0, 100);
         let request_id = v.request_id(&req.request_id);
         v.finish()?;
@@ -322,7 +304,15 @@ impl RequirementService for Requirements {
                 }
                 "priority" => priority = v.enum_value("requirement.priority", r.priority),
                 "status" => status = v.enum_value("requirement.status", r.status),
-                "acceptance_criteria" => new_criteria = criteria(&mut v, &r.acceptance_criteria),
+                "acceptance_criteria" => {
+                    new_criteria = criteria(
+                        &mut v,
+                        "requirement.acceptance_criteria",
+                        &r.acceptance_criteria,
+                        MAX_CRITERIA,
+                        2000,
+                    )
+                }
                 _ => batch = v.text("requirement.batch", &r.batch, 0, 100),
             }
         }

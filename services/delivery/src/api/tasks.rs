@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use foundry_platform::Error;
-use foundry_platform::convert::{from_timestamp, opt_timestamp, timestamp};
+use foundry_platform::convert::{opt_timestamp, timestamp};
 use foundry_platform::db::{Tx, check_etag, etag, idempotency};
 use foundry_platform::validate::{Violations, update_mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, task_service_server::TaskService};
@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::{
     LONG_DESCRIPTION, actor, found, long_text, other_program, program, requirement_not_found,
-    sprint_not_found, task_not_found,
+    sprint_not_found, task_not_found, user_ids,
 };
 use crate::domain::{self, TaskMove, TaskStatus};
 use crate::store::{self, Lock, TaskFilter, TaskRow};
@@ -47,31 +47,6 @@ pub fn task_to_proto(r: TaskRow) -> pb::Task {
         update_time: Some(timestamp(r.updated_at)),
         etag: etag(r.version),
     }
-}
-
-/// User ids, each once, in the given order.
-fn assignees(v: &mut Violations, ids: &[String]) -> Option<Vec<Uuid>> {
-    if ids.len() > MAX_ASSIGNEES {
-        v.add(
-            "task.assignee_ids",
-            format!("at most {MAX_ASSIGNEES} assignees"),
-        );
-        return None;
-    }
-    let parsed: Option<Vec<Uuid>> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, s)| v.id(&format!("task.assignee_ids[{i}]"), s))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .collect();
-    let mut out: Vec<Uuid> = Vec::new();
-    for id in parsed? {
-        if !out.contains(&id) {
-            out.push(id);
-        }
-    }
-    Some(out)
 }
 
 /// Labels, each once, in the given order.
@@ -107,19 +82,6 @@ fn estimate(v: &mut Violations, hours: Option<f64>) -> Option<Option<f64>> {
             );
             None
         }
-    }
-}
-
-fn due(v: &mut Violations, t: Option<&prost_types::Timestamp>) -> Option<Option<DateTime<Utc>>> {
-    match t {
-        None => Some(None),
-        Some(t) => match from_timestamp(t) {
-            Some(d) => Some(Some(d)),
-            None => {
-                v.add("task.due_time", "must be a valid time");
-                None
-            }
-        },
     }
 }
 
@@ -199,9 +161,9 @@ impl TaskService for Tasks {
                 None => None,
             },
         };
-        let assignee_ids = assignees(&mut v, &t.assignee_ids);
+        let assignee_ids = user_ids(&mut v, "task.assignee_ids", &t.assignee_ids, MAX_ASSIGNEES);
         let estimate_hours = estimate(&mut v, t.estimate_hours);
-        let due_at = due(&mut v, t.due_time.as_ref());
+        let due_at = v.opt_time("task.due_time", t.due_time.as_ref());
         let labels = labels(&mut v, &t.labels);
         let sprint_id = v.opt_id("task.sprint_id", &t.sprint_id);
         let request_id = v.request_id(&req.request_id);
@@ -423,9 +385,12 @@ impl TaskService for Tasks {
                         LONG_DESCRIPTION,
                     )
                 }
-                "assignee_ids" => new_assignees = assignees(&mut v, &t.assignee_ids),
+                "assignee_ids" => {
+                    new_assignees =
+                        user_ids(&mut v, "task.assignee_ids", &t.assignee_ids, MAX_ASSIGNEES)
+                }
                 "estimate_hours" => estimate_hours = estimate(&mut v, t.estimate_hours),
-                "due_time" => due_at = due(&mut v, t.due_time.as_ref()),
+                "due_time" => due_at = v.opt_time("task.due_time", t.due_time.as_ref()),
                 "labels" => new_labels = labels(&mut v, &t.labels),
                 _ => sprint_id = Some(v.opt_id("task.sprint_id", &t.sprint_id)),
             }

@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, actor, feature_not_found, found, long_text, other_program,
-    planner_phase_not_found, program, work_order_not_found,
+    LONG_DESCRIPTION, actor, criteria, feature_not_found, found, long_text, other_program,
+    planner_phase_not_found, program, user_ids, work_order_not_found,
 };
 use crate::domain::{self, WorkOrderStatus};
 use crate::store::{self, Lock, WorkOrderFilter, WorkOrderRow};
@@ -48,57 +48,6 @@ pub fn work_order_to_proto(w: WorkOrderRow) -> pb::WorkOrder {
         update_time: Some(timestamp(w.updated_at)),
         etag: etag(w.version),
     }
-}
-
-/// User ids, each once, in the given order.
-fn assignees(v: &mut Violations, ids: &[String]) -> Option<Vec<Uuid>> {
-    if ids.len() > MAX_ASSIGNEES {
-        v.add(
-            "work_order.assignee_ids",
-            format!("at most {MAX_ASSIGNEES} assignees"),
-        );
-        return None;
-    }
-    let parsed: Option<Vec<Uuid>> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, s)| v.id(&format!("work_order.assignee_ids[{i}]"), s))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .collect();
-    let mut out: Vec<Uuid> = Vec::new();
-    for id in parsed? {
-        if !out.contains(&id) {
-            out.push(id);
-        }
-    }
-    Some(out)
-}
-
-/// Acceptance criteria, in the given order.
-fn criteria(v: &mut Violations, items: &[String]) -> Option<Vec<String>> {
-    if items.len() > MAX_CRITERIA {
-        v.add(
-            "work_order.acceptance_criteria",
-            format!("at most {MAX_CRITERIA} criteria"),
-        );
-        return None;
-    }
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            long_text(
-                v,
-                &format!("work_order.acceptance_criteria[{i}]"),
-                s,
-                1,
-                MAX_CRITERION,
-            )
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .collect()
 }
 
 /// Checks that the phase and feature (when set) are visible and of
@@ -169,7 +118,13 @@ impl WorkOrderService for WorkOrders {
                 None => None,
             },
         };
-        let acceptance_criteria = criteria(&mut v, &w.acceptance_criteria);
+        let acceptance_criteria = criteria(
+            &mut v,
+            "work_order.acceptance_criteria",
+            &w.acceptance_criteria,
+            MAX_CRITERIA,
+            MAX_CRITERION,
+        );
         let implementation_plan = long_text(
             &mut v,
             "work_order.implementation_plan",
@@ -177,7 +132,12 @@ impl WorkOrderService for WorkOrders {
             0,
             LONG_DESCRIPTION,
         );
-        let assignee_ids = assignees(&mut v, &w.assignee_ids);
+        let assignee_ids = user_ids(
+            &mut v,
+            "work_order.assignee_ids",
+            &w.assignee_ids,
+            MAX_ASSIGNEES,
+        );
         let phase_id = v.opt_id("work_order.phase_id", &w.phase_id);
         let feature_id = v.opt_id("work_order.feature_id", &w.feature_id);
         let request_id = v.request_id(&req.request_id);
@@ -374,7 +334,13 @@ impl WorkOrderService for WorkOrders {
                     )
                 }
                 "acceptance_criteria" => {
-                    acceptance_criteria = criteria(&mut v, &w.acceptance_criteria)
+                    acceptance_criteria = criteria(
+                        &mut v,
+                        "work_order.acceptance_criteria",
+                        &w.acceptance_criteria,
+                        MAX_CRITERIA,
+                        MAX_CRITERION,
+                    )
                 }
                 "implementation_plan" => {
                     implementation_plan = long_text(
@@ -385,7 +351,14 @@ impl WorkOrderService for WorkOrders {
                         LONG_DESCRIPTION,
                     )
                 }
-                "assignee_ids" => assignee_ids = assignees(&mut v, &w.assignee_ids),
+                "assignee_ids" => {
+                    assignee_ids = user_ids(
+                        &mut v,
+                        "work_order.assignee_ids",
+                        &w.assignee_ids,
+                        MAX_ASSIGNEES,
+                    )
+                }
                 // Empty unlinks.
                 "phase_id" => phase_id = Some(v.opt_id("work_order.phase_id", &w.phase_id)),
                 _ => feature_id = Some(v.opt_id("work_order.feature_id", &w.feature_id)),
