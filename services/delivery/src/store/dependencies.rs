@@ -104,9 +104,7 @@ pub enum Direction {
 }
 
 /// The requirements one step (or, `transitive`, any number of steps) away
-/// from `requirement_id`, newest first after `before`. The walk is a
-/// recursive CTE whose every step is an index look-up; `UNION` keeps each
-/// requirement once (and would stop on a cycle, which is never stored).
+/// from `requirement_id`, newest first after `before`: [`dependencies_sql`].
 pub async fn list_dependencies(
     tx: &mut Tx,
     org_id: Uuid,
@@ -116,6 +114,21 @@ pub async fn list_dependencies(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<RequirementRow>> {
+    Ok(sqlx::query_as(&dependencies_sql(direction, transitive))
+        .bind(org_id)
+        .bind(requirement_id)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .await?)
+}
+
+/// The statement of [`list_dependencies`] (public for the tests that
+/// `EXPLAIN` it), binding `$1` org, `$2` requirement, `$3` cursor (or
+/// NULL), `$4` limit. The walk is a recursive CTE whose every step is an
+/// index look-up; `UNION` keeps each requirement once (and would stop on a
+/// cycle, which is never stored).
+pub fn dependencies_sql(direction: Direction, transitive: bool) -> String {
     let (from, to) = match direction {
         Direction::Upstream => ("requirement_id", "depends_on_id"),
         Direction::Downstream => ("depends_on_id", "requirement_id"),
@@ -133,16 +146,10 @@ pub async fn list_dependencies(
         .map(|c| format!("r.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
-    Ok(sqlx::query_as(&format!(
+    format!(
         "WITH RECURSIVE walk(id) AS (\
            SELECT {to} FROM requirement_dependencies WHERE org_id = $1 AND {from} = $2{step}) \
          SELECT {cols} FROM requirements r JOIN walk w ON r.org_id = $1 AND r.id = w.id \
          WHERE ($3::uuid IS NULL OR r.id < $3) ORDER BY r.id DESC LIMIT $4"
-    ))
-    .bind(org_id)
-    .bind(requirement_id)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(&mut **tx)
-    .await?)
+    )
 }

@@ -14,6 +14,7 @@ mod planner_phases;
 mod programs;
 mod requirements;
 mod risks;
+mod scale;
 mod sprints;
 mod subtasks;
 mod tasks;
@@ -389,6 +390,61 @@ pub async fn count(app: &TestApp, table: &str) -> i64 {
         .fetch_one(&mut db)
         .await
         .unwrap()
+}
+
+/// A deterministic UUID for rows seeded with SQL: `tag` tells the kinds
+/// apart, `n` the rows (ids of one kind sort by `n`).
+pub fn seed_uuid(tag: &str, n: u64) -> String {
+    format!("00000000-0000-7000-{tag}-{n:012}")
+}
+
+/// [`seed_uuid`] as an SQL literal.
+pub fn seed_id(tag: &str, n: u64) -> String {
+    format!("'{}'", seed_uuid(tag, n))
+}
+
+/// [`seed_uuid`] computed in SQL from the integer expression `expr` (over a
+/// series column, for inserts).
+pub fn sql_seed_id(tag: &str, expr: &str) -> String {
+    format!("('00000000-0000-7000-{tag}-' || lpad(({expr})::text, 12, '0'))::uuid")
+}
+
+/// Asserts that a plan (`EXPLAIN (FORMAT JSON)` output) of `what` scans no
+/// table sequentially and walks at least one index.
+pub fn assert_index_backed(what: &str, plan: &Value) {
+    fn nodes<'a>(node: &'a Value, out: &mut Vec<&'a Value>) {
+        out.push(node);
+        for child in node["Plans"].as_array().into_iter().flatten() {
+            nodes(child, out);
+        }
+    }
+    let mut all = Vec::new();
+    for root in plan.as_array().into_iter().flatten() {
+        nodes(&root["Plan"], &mut all);
+    }
+    let kind = |n: &Value| n["Node Type"].as_str().unwrap_or_default().to_owned();
+    let seq: Vec<&str> = all
+        .iter()
+        .filter(|n| kind(n) == "Seq Scan")
+        .map(|n| n["Relation Name"].as_str().unwrap_or("?"))
+        .collect();
+    assert!(
+        seq.is_empty(),
+        "sequential scan of {seq:?} for {what}:\n{plan:#}"
+    );
+    assert!(
+        all.iter().any(|n| kind(n).contains("Index")),
+        "no index for {what}:\n{plan:#}"
+    );
+}
+
+/// `EXPLAIN (FORMAT JSON)` of `sql`, checked by [`assert_index_backed`].
+pub async fn assert_plan_index_backed(db: &mut sqlx::PgConnection, sql: &str) {
+    let plan: Value = sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) {sql}"))
+        .fetch_one(db)
+        .await
+        .expect(sql);
+    assert_index_backed(sql, &plan);
 }
 
 /// The ErrorInfo metadata of a status.
