@@ -13,9 +13,12 @@ use uuid::Uuid;
 
 /// A running suite and its database.
 pub struct Env {
-    suite: Suite,
+    /// The suite being measured.
+    pub suite: Suite,
     /// A channel to it.
     pub channel: Channel,
+    /// Its address.
+    pub addr: std::net::SocketAddr,
     /// The database URL (superuser).
     pub database_url: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -65,6 +68,7 @@ impl Env {
         Ok(Env {
             suite,
             channel,
+            addr,
             database_url,
             stop: Some(stop),
             serving: Some(serving),
@@ -75,7 +79,7 @@ impl Env {
 
     /// `n` more organizations, each with its owner's token: callers that
     /// mutate different rows, as tenants do.
-    pub async fn orgs(&self, n: usize) -> anyhow::Result<Vec<(Uuid, String)>> {
+    pub async fn orgs(&self, n: usize) -> anyhow::Result<Vec<Tenant>> {
         let mut out = vec![];
         for _ in 0..n {
             let slug = format!("bench-{}", &Uuid::now_v7().simple().to_string()[16..]);
@@ -90,7 +94,11 @@ impl Env {
                 Some(Role::Owner),
                 Duration::from_secs(3600),
             )?;
-            out.push((dev.org_id, token));
+            out.push(Tenant {
+                org: dev.org_id,
+                user: dev.user_id,
+                token,
+            });
         }
         Ok(out)
     }
@@ -108,6 +116,63 @@ impl Env {
         }
         Ok(())
     }
+}
+
+/// An organization and its owner.
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    /// The organization.
+    pub org: Uuid,
+    /// Its owner.
+    pub user: Uuid,
+    /// The owner's access token, acting in the organization.
+    pub token: String,
+}
+
+/// A server like the suite's (same handlers, pools and request tracing)
+/// but with the tenancy layer replaced by one that inserts a fixed,
+/// already verified caller: the "tenancy off" side of the comparison.
+pub async fn serve_without_tenancy(
+    suite: &Suite,
+    token: &str,
+) -> anyhow::Result<(std::net::SocketAddr, tokio::sync::oneshot::Sender<()>)> {
+    let claims = suite.tenancy.verifier.verify(token).await?;
+    let caller = foundry_tenancy::Caller {
+        claims,
+        token: std::sync::Arc::from(token),
+        request_id: Uuid::now_v7(),
+    };
+    let (mut routes, _health) = foundry_platform::server::platform_routes()?;
+    suite.identity.add_routes(&mut routes);
+    suite.delivery.add_routes(&mut routes);
+    let layers = tower::ServiceBuilder::new()
+        .layer(foundry_platform::trace::RequestTraceLayer)
+        .map_request(move |mut req: http::Request<tonic::body::Body>| {
+            req.extensions_mut().insert(caller.clone());
+            req
+        })
+        .into_inner();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(layers)
+            .add_routes(routes.routes())
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            }),
+    );
+    Ok((addr, stop))
+}
+
+/// A channel to a loopback address.
+pub async fn channel(addr: std::net::SocketAddr) -> anyhow::Result<Channel> {
+    Ok(Channel::from_shared(format!("http://{addr}"))?
+        .tcp_nodelay(true)
+        .connect()
+        .await?)
 }
 
 /// A request carrying a bearer token.

@@ -46,9 +46,9 @@ pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("constant, valid histogram bounds")
 }
 
-/// Summarises a histogram.
+/// Summarises a histogram (and logs the summary: the bench's progress).
 pub fn summarise(name: &str, h: &Histogram<u64>, errors: u64, window: Duration) -> Summary {
-    Summary {
+    let s = Summary {
         name: name.to_owned(),
         calls: h.len(),
         errors,
@@ -58,7 +58,16 @@ pub fn summarise(name: &str, h: &Histogram<u64>, errors: u64, window: Duration) 
         p99_us: h.value_at_quantile(0.99),
         p999_us: h.value_at_quantile(0.999),
         max_us: h.max(),
-    }
+    };
+    tracing::info!(
+        scenario = name,
+        calls = s.calls,
+        errors = s.errors,
+        throughput = s.throughput,
+        p50_us = s.p50_us,
+        "measured"
+    );
+    s
 }
 
 /// Runs `call` under `mode` for `warmup` (discarded) then `duration`.

@@ -22,7 +22,7 @@ use foundry_proto::foundry::identity::v1 as pb;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::env::{Env, authed};
+use crate::env::{Env, Tenant, authed};
 use crate::load::{self, Mode, Summary};
 
 /// Knobs of the outbox benchmark.
@@ -75,7 +75,7 @@ pub struct Lag {
 }
 
 /// A realistic event payload (what identity writes for a rename).
-fn payload(org: Uuid) -> serde_json::Value {
+pub fn payload(org: Uuid) -> serde_json::Value {
     serde_json::json!({
         "id": Uuid::now_v7(), "org_id": org, "occurred_at": chrono::Utc::now(),
         "service": "identity", "actor_type": "user", "actor_id": Uuid::now_v7(),
@@ -103,14 +103,14 @@ pub async fn run(p: &Params) -> anyhow::Result<Report> {
     let tx_without_outbox = {
         let (db, orgs) = (db.clone(), orgs.clone());
         load::run("tx without outbox", mode, p.warmup, p.duration, move |i| {
-            rename_tx(db.clone(), orgs[i as usize % orgs.len()].0, i, false)
+            rename_tx(db.clone(), orgs[i as usize % orgs.len()].org, i, false)
         })
         .await
     };
     let tx_with_outbox = {
         let (db, orgs) = (db.clone(), orgs.clone());
         load::run("tx with outbox", mode, p.warmup, p.duration, move |i| {
-            rename_tx(db.clone(), orgs[i as usize % orgs.len()].0, i, true)
+            rename_tx(db.clone(), orgs[i as usize % orgs.len()].org, i, true)
         })
         .await
     };
@@ -147,7 +147,7 @@ pub async fn run(p: &Params) -> anyhow::Result<Report> {
          FROM (SELECT (extract(epoch FROM recorded_at - occurred_at) * 1000)::float8 AS ms \
                FROM audit.events WHERE org_id = ANY($1) AND action = 'identity.organization.update') l",
     )
-    .bind(orgs.iter().map(|o| o.0).collect::<Vec<_>>())
+    .bind(orgs.iter().map(|o| o.org).collect::<Vec<_>>())
     .fetch_one(&mut conn)
     .await?;
     let relay_lag = Lag {
@@ -194,7 +194,7 @@ async fn rename_tx(db: Db, org: Uuid, i: u64, with_outbox: bool) -> anyhow::Resu
 }
 
 async fn update_org_load(
-    orgs: Arc<Vec<(Uuid, String)>>,
+    orgs: Arc<Vec<Tenant>>,
     env: &Env,
     mode: Mode,
     warmup: Duration,
@@ -205,7 +205,7 @@ async fn update_org_load(
         pb::organization_service_client::OrganizationServiceClient::new(env.channel.clone());
     load::run(name, mode, warmup, duration, move |i| {
         let mut client = client.clone();
-        let (org, token) = orgs[i as usize % orgs.len()].clone();
+        let Tenant { org, token, .. } = orgs[i as usize % orgs.len()].clone();
         async move {
             let req = authed(
                 &token,

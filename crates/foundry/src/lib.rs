@@ -1,6 +1,8 @@
 //! The suite's wiring, shared by the `foundry` binary and the test kit: the
 //! same migrations, pools, verifier and routes in both.
 
+pub mod gateway;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;

@@ -66,23 +66,10 @@ impl Http {
     }
 }
 
-fn render(template: &str, http_port: u16, descriptor: &std::path::Path, upstream: &str) -> String {
-    let (host, port) = upstream.rsplit_once(':').unwrap();
-    template
-        .replace("__HTTP_PORT__", &http_port.to_string())
-        .replace("__DESCRIPTOR__", &descriptor.display().to_string())
-        .replace("__UPSTREAM_HOST__", host)
-        .replace("__UPSTREAM_PORT__", port)
-}
-
 /// Every service of the descriptor set is exposed by the gateway config.
 #[test]
 fn the_gateway_config_names_every_service() {
-    let config = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/envoy/envoy.yaml"
-    ))
-    .unwrap();
+    let config = foundry::gateway::ENVOY_TEMPLATE;
     let pool = prost_reflect::DescriptorPool::decode(foundry_proto::FILE_DESCRIPTOR_SET).unwrap();
     for service in pool
         .services()
@@ -116,15 +103,10 @@ fn http_json_through_envoy() {
     );
 
     let http_port = free_port();
-    let template = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/envoy/envoy.yaml"
-    ))
-    .unwrap();
     let config = dir.path().join("envoy.yaml");
     std::fs::write(
         &config,
-        render(&template, http_port, &descriptor, &server.addr),
+        foundry::gateway::render_envoy(http_port, &descriptor, &server.addr),
     )
     .unwrap();
     let _envoy = Envoy(

@@ -65,6 +65,11 @@ impl Db {
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(10))
             .idle_timeout(Duration::from_secs(300))
+            // No ping before each checkout: it is a round trip per
+            // transaction. A connection that died while idle fails its next
+            // statement and is dropped from the pool, as it would fail its
+            // next statement after a successful ping anyway.
+            .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 let setup = setup.clone();
                 Box::pin(async move {

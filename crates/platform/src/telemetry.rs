@@ -40,8 +40,18 @@ impl Drop for TelemetryGuard {
 /// Installs the global subscriber. `RUST_LOG` filters (default `info`).
 /// Safe to call more than once (later calls only return a guard).
 pub fn init(service_name: &str, format: LogFormat) -> TelemetryGuard {
+    init_with_default(service_name, format, "info")
+}
+
+/// [`init`] with another filter when `RUST_LOG` is unset.
+pub fn init_with_default(
+    service_name: &str,
+    format: LogFormat,
+    default_filter: &str,
+) -> TelemetryGuard {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
 
     let provider = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
         .ok()

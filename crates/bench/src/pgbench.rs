@@ -1,0 +1,123 @@
+//! The database ceiling: `pgbench` from the machine's PostgreSQL running the
+//! very statements a handler runs, prepared, at the same concurrency, as
+//! the same role with the same `search_path` (so row-level security costs
+//! the same), against the same database. Per-transaction latencies come
+//! from pgbench's log (`-l`) into the same histogram as the gRPC callers';
+//! the first `warmup` of completions is discarded like theirs.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+
+use crate::load::{Summary, histogram, summarise};
+
+/// Where and as whom pgbench connects.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The pgbench binary.
+    pub bin: PathBuf,
+    host: String,
+    port: u16,
+    user: String,
+    database: String,
+}
+
+impl Target {
+    /// pgbench from the PostgreSQL the embedded cluster runs, against `url`.
+    pub fn new(url: &str) -> anyhow::Result<Target> {
+        let bin = foundry_pgembed::find_bin_dir()?.join("pgbench");
+        let o = PgConnectOptions::from_str(url)?;
+        Ok(Target {
+            bin,
+            host: o.get_host().to_owned(),
+            port: o.get_port(),
+            user: o.get_username().to_owned(),
+            database: o.get_database().unwrap_or("postgres").to_owned(),
+        })
+    }
+}
+
+/// Runs `script` as service `schema`'s role with `clients` connections for
+/// `warmup + duration`.
+pub async fn run(
+    t: &Target,
+    name: &str,
+    schema: &str,
+    script: &str,
+    clients: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> anyhow::Result<Summary> {
+    let dir = tempfile::Builder::new()
+        .prefix("foundry-pgbench")
+        .tempdir()?;
+    let file = dir.path().join("script.sql");
+    std::fs::write(&file, script)?;
+    let seconds = (warmup + duration).as_secs_f64().ceil().max(1.0) as u64;
+    let out = tokio::process::Command::new(&t.bin)
+        .args(["-n", "-M", "prepared", "-l"])
+        .arg(format!("--log-prefix={}", dir.path().join("log").display()))
+        .args(["-h", &t.host, "-p", &t.port.to_string(), "-U", &t.user])
+        .args(["-c", &clients.to_string()])
+        .args(["-j", &clients.clamp(1, 2).to_string()])
+        .args(["-T", &seconds.to_string(), "-f"])
+        .arg(&file)
+        .arg(&t.database)
+        .env(
+            "PGOPTIONS",
+            format!(
+                "-c search_path={schema} -c role={}",
+                foundry_platform::db::app_role(schema)
+            ),
+        )
+        .kill_on_drop(true)
+        .output()
+        .await?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "pgbench ({name}) failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let failed = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("number of failed transactions: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    // Log lines: client transaction latency_us script epoch_s epoch_us.
+    let mut done: Vec<(f64, u64)> = vec![];
+    for entry in std::fs::read_dir(dir.path())? {
+        let path = entry?.path();
+        if !path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("log."))
+        {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path)?.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if let (Some(lat), Some(s), Some(us)) = (f.get(2), f.get(4), f.get(5))
+                && let (Ok(lat), Ok(s), Ok(us)) =
+                    (lat.parse::<u64>(), s.parse::<f64>(), us.parse::<f64>())
+            {
+                done.push((s + us / 1e6, lat));
+            }
+        }
+    }
+    let first = done.iter().map(|d| d.0).fold(f64::INFINITY, f64::min);
+    let from = first + warmup.as_secs_f64();
+    let mut h = histogram();
+    let mut last = from;
+    for (at, lat) in done {
+        if at >= from {
+            let _ = h.record(lat.max(1));
+            last = last.max(at);
+        }
+    }
+    let window = Duration::from_secs_f64((last - from).max(1e-3));
+    Ok(summarise(name, &h, failed, window))
+}
