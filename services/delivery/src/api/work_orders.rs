@@ -246,6 +246,8 @@ impl WorkOrderService for WorkOrders {
         let program_id = v.id("program_id", &req.program_id);
         let status: Option<WorkOrderStatus> = v.opt_enum_value("status", req.status);
         let assignee_id = v.opt_id("assignee_id", &req.assignee_id);
+        let phase_id = v.opt_id("phase_id", &req.phase_id);
+        let feature_id = v.opt_id("feature_id", &req.feature_id);
         v.finish()?;
         let Some(program_id) = program_id else {
             return Err(Error::invalid_field("program_id", "is required").into());
@@ -254,8 +256,8 @@ impl WorkOrderService for WorkOrders {
             req.page_size,
             &req.page_token,
             &format!(
-                "program={program_id};status={};assignee={}",
-                req.status, req.assignee_id
+                "program={program_id};status={};assignee={};phase={};feature={}",
+                req.status, req.assignee_id, req.phase_id, req.feature_id
             ),
         )?;
         let mut tx = self.0.db.tenant(org_id).await?;
@@ -267,6 +269,8 @@ impl WorkOrderService for WorkOrders {
                 program_id,
                 status: status.map(WorkOrderStatus::as_str),
                 assignee_id,
+                phase_id,
+                feature_id,
             },
             page.after,
             page.limit(),

@@ -104,11 +104,14 @@ pub struct WorkOrderFilter<'a> {
     pub program_id: Uuid,
     pub status: Option<&'a str>,
     pub assignee_id: Option<Uuid>,
+    pub phase_id: Option<Uuid>,
+    pub feature_id: Option<Uuid>,
 }
 
 /// Newest first: an assignee walks `work_order_assignees_user_idx` and
-/// joins each work order by key (a status is then checked on the rows
-/// found); a status alone `work_orders_status_idx`; none
+/// joins each work order by key (the other filters are then checked on the
+/// rows found); a phase `work_orders_phase_idx`, a feature
+/// `work_orders_feature_idx`, a status alone `work_orders_status_idx`; none
 /// `work_orders_program_id_key`.
 pub async fn list_work_orders(
     tx: &mut Tx,
@@ -144,6 +147,12 @@ pub async fn list_work_orders(
     };
     if let Some(s) = f.status {
         q.push(" AND w.status = ").push_bind(s);
+    }
+    if let Some(phase) = f.phase_id {
+        q.push(" AND w.phase_id = ").push_bind(phase);
+    }
+    if let Some(feature) = f.feature_id {
+        q.push(" AND w.feature_id = ").push_bind(feature);
     }
     if let Some(before) = before {
         q.push(format!(" AND {key} < ")).push_bind(before);

@@ -174,6 +174,17 @@ async fn every_list_query_shape_is_index_backed() {
             program = sql_id(PROGRAM, "g % 5000"),
             parent = sql_id(FEATURE, "g % 50000"),
         ),
+        // Work orders in a phase (half) and of a feature (a third), each of
+        // the work order's own program.
+        format!(
+            "UPDATE delivery.work_orders w SET phase_id = CASE WHEN s.g % 2 = 0 THEN {phase} END, \
+                    feature_id = CASE WHEN s.g % 3 = 0 THEN {feature} END \
+             FROM generate_series(0, 49999) s(g) WHERE w.org_id = {org} AND w.id = {id}",
+            phase = sql_id(PLANNER_PHASE, "s.g"),
+            feature = sql_id(FEATURE, "s.g"),
+            org = sql_id(ORG, "s.g % 5000 % 10"),
+            id = sql_id(WORK_ORDER, "s.g"),
+        ),
         "ANALYZE delivery.goals, delivery.work_orders, delivery.work_order_assignees, delivery.planner_phases, \
          delivery.features, \
          delivery.programs, delivery.workstreams, delivery.requirements, \
@@ -295,7 +306,18 @@ async fn every_list_query_shape_is_index_backed() {
             "SELECT id FROM delivery.goals WHERE org_id = {org} AND program_id = {program} AND status = 'active' \
              AND id < {after} ORDER BY id DESC LIMIT 51"
         ),
-        // ListWorkOrders: none, status, assignee, both; with a cursor.
+        // ListWorkOrders: none, status, assignee, both, phase, feature
+        // (with a status); with a cursor.
+        format!(
+            "SELECT id FROM delivery.work_orders WHERE org_id = {org} AND program_id = {program} \
+             AND phase_id = {ph} AND id < {after} ORDER BY id DESC LIMIT 51",
+            ph = id(PLANNER_PHASE, 3)
+        ),
+        format!(
+            "SELECT id FROM delivery.work_orders WHERE org_id = {org} AND program_id = {program} \
+             AND status = 'ready' AND feature_id = {f} ORDER BY id DESC LIMIT 51",
+            f = id(FEATURE, 3)
+        ),
         format!(
             "SELECT id FROM delivery.work_orders WHERE org_id = {org} AND program_id = {program} \
              ORDER BY id DESC LIMIT 51"

@@ -149,12 +149,23 @@ async fn every_bad_work_order_field_is_reported_by_name() {
                 program_id: String::new(),
                 status: 9,
                 assignee_id: "x".into(),
+                phase_id: "not-a-uuid".into(),
+                feature_id: "42".into(),
                 ..Default::default()
             },
         ))
         .await;
     let s = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
-    assert_eq!(violated_fields(&s), ["program_id", "status", "assignee_id"]);
+    assert_eq!(
+        violated_fields(&s),
+        [
+            "program_id",
+            "status",
+            "assignee_id",
+            "phase_id",
+            "feature_id"
+        ]
+    );
     let r = app
         .work_orders()
         .change_work_order_status(authed(
@@ -208,6 +219,7 @@ async fn work_orders_list_newest_first_by_status_and_assignee_across_pages() {
         page_token: String::new(),
         status: status as i32,
         assignee_id: assignee.into(),
+        ..Default::default()
     };
     let (all, pages) = list_titles(&app, t, list(WorkOrderStatus::Unspecified, "", 3)).await;
     assert_eq!(all, ["w6", "w5", "w4", "w3", "w2", "w1", "w0"]);
@@ -619,4 +631,64 @@ async fn a_work_order_links_a_phase_and_feature_of_its_program_until_they_go() {
         .unwrap()
         .into_inner();
     assert_eq!(out.phase_id, phase2.id);
+}
+
+#[tokio::test]
+async fn work_orders_list_by_phase_and_feature_across_pages() {
+    let app = TestApp::start().await;
+    let t = &app.alice.token;
+    let p = program(&app, t, "wo-by-phase").await;
+    let build = planner_phase(&app, t, &p.id, "Build").await;
+    let launch = planner_phase(&app, t, &p.id, "Launch").await;
+    let ledger = feature(&app, t, &p.id, "ledger", "").await;
+    // w0..w5: even ones in Build, odd ones in Launch; multiples of 3 are
+    // the ledger's.
+    for i in 0..6 {
+        let mut req = new_work_order(&p.id, &format!("w{i}"));
+        let w = req.work_order.as_mut().unwrap();
+        w.phase_id = if i % 2 == 0 { &build.id } else { &launch.id }.clone();
+        if i % 3 == 0 {
+            w.feature_id = ledger.id.clone();
+        }
+        app.work_orders()
+            .create_work_order(authed(t, req))
+            .await
+            .unwrap();
+    }
+    let list = |phase: &str, feature: &str, page_size| ListWorkOrdersRequest {
+        program_id: p.id.clone(),
+        page_size,
+        phase_id: phase.into(),
+        feature_id: feature.into(),
+        ..Default::default()
+    };
+    let (in_build, pages) = list_titles(&app, t, list(&build.id, "", 2)).await;
+    assert_eq!(in_build, ["w4", "w2", "w0"]);
+    assert_eq!(pages, 2);
+    let (in_launch, _) = list_titles(&app, t, list(&launch.id, "", 0)).await;
+    assert_eq!(in_launch, ["w5", "w3", "w1"]);
+    let (of_ledger, pages) = list_titles(&app, t, list("", &ledger.id, 1)).await;
+    assert_eq!(of_ledger, ["w3", "w0"]);
+    assert_eq!(pages, 2);
+    let (both, _) = list_titles(&app, t, list(&launch.id, &ledger.id, 0)).await;
+    assert_eq!(both, ["w3"]);
+    // A phase of no work order, and a token bound to its filter.
+    let (none, _) = list_titles(&app, t, list(&uuid::Uuid::now_v7().to_string(), "", 0)).await;
+    assert!(none.is_empty());
+    let first = app
+        .work_orders()
+        .list_work_orders(authed(t, list(&build.id, "", 1)))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut other = list(&launch.id, "", 1);
+    other.page_token = first.next_page_token;
+    let r = app.work_orders().list_work_orders(authed(t, other)).await;
+    assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
+    // Another organization's caller finds no such program.
+    let r = app
+        .work_orders()
+        .list_work_orders(authed(&app.bob.token, list(&build.id, "", 0)))
+        .await;
+    assert_status(r, Code::NotFound, "PROGRAM_NOT_FOUND");
 }
