@@ -152,6 +152,80 @@ fn grpcurl_lists_describes_and_calls_the_suite_through_reflection_only() {
         "{listed}"
     );
 
+    // The rest of delivery through reflection: a second requirement and
+    // its dependency, the plan; a phase and a feature, a work order in
+    // both, listed by phase; a risk with its derived severity; a goal; a
+    // sprint with a gate, evaluated.
+    let second = id_of(&call(
+        "foundry.delivery.v1.RequirementService/CreateRequirement",
+        format!(r#"{{"requirement":{{"workstreamId":"{workstream}","title":"Refunds"}}}}"#),
+    ));
+    call(
+        "foundry.delivery.v1.RequirementService/AddRequirementDependency",
+        format!(r#"{{"requirementId":"{second}","dependsOnId":"{requirement}"}}"#),
+    );
+    let plan = call(
+        "foundry.delivery.v1.RequirementService/GetProgramPlan",
+        format!(r#"{{"programId":"{program}"}}"#),
+    );
+    let (first_at, second_at) = (plan.find(&requirement), plan.find(&second));
+    assert!(
+        first_at.is_some() && second_at.is_some() && first_at < second_at,
+        "{plan}"
+    );
+    let phase = id_of(&call(
+        "foundry.delivery.v1.PlannerPhaseService/CreatePlannerPhase",
+        format!(r#"{{"plannerPhase":{{"programId":"{program}","name":"Build"}}}}"#),
+    ));
+    let feature = id_of(&call(
+        "foundry.delivery.v1.FeatureService/CreateFeature",
+        format!(r#"{{"feature":{{"programId":"{program}","name":"Checkout","slug":"checkout"}}}}"#),
+    ));
+    let work_order = id_of(&call(
+        "foundry.delivery.v1.WorkOrderService/CreateWorkOrder",
+        format!(
+            r#"{{"workOrder":{{"programId":"{program}","title":"Wire Stripe","phaseId":"{phase}","featureId":"{feature}"}}}}"#
+        ),
+    ));
+    let by_phase = call(
+        "foundry.delivery.v1.WorkOrderService/ListWorkOrders",
+        format!(r#"{{"programId":"{program}","phaseId":"{phase}"}}"#),
+    );
+    assert!(by_phase.contains(&work_order), "{by_phase}");
+    let risk = call(
+        "foundry.delivery.v1.RiskService/CreateRisk",
+        format!(
+            r#"{{"risk":{{"programId":"{program}","title":"PSP outage","likelihood":"RISK_LEVEL_VERY_HIGH","impact":"RISK_LEVEL_VERY_HIGH"}}}}"#
+        ),
+    );
+    let risk: serde_json::Value = serde_json::from_str(&risk).unwrap();
+    assert_eq!(risk["severity"], "RISK_SEVERITY_CRITICAL", "{risk}");
+    call(
+        "foundry.delivery.v1.GoalService/CreateGoal",
+        format!(r#"{{"goal":{{"programId":"{program}","title":"Checkout live"}}}}"#),
+    );
+    let sprint = id_of(&call(
+        "foundry.delivery.v1.SprintService/CreateSprint",
+        format!(
+            r#"{{"sprint":{{"programId":"{program}","name":"Sprint 1","startTime":"2026-01-05T09:00:00Z","endTime":"2026-01-16T17:00:00Z"}}}}"#
+        ),
+    ));
+    let gate = id_of(&call(
+        "foundry.delivery.v1.SprintGateService/CreateSprintGate",
+        format!(
+            r#"{{"sprintGate":{{"sprintId":"{sprint}","name":"Demo","criteria":[{{"id":"demo","description":"Demo given","required":true}}]}}}}"#
+        ),
+    ));
+    let evaluation = call(
+        "foundry.delivery.v1.SprintGateService/EvaluateSprintGate",
+        format!(
+            r#"{{"gateId":"{gate}","results":[{{"criterionId":"demo","passed":true,"evidence":"recording"}}]}}"#
+        ),
+    );
+    let evaluation: serde_json::Value = serde_json::from_str(&evaluation).unwrap();
+    assert_eq!(evaluation["passed"], true, "{evaluation}");
+    assert_eq!(evaluation["results"][0]["evidence"], "recording");
+
     let (ok, health) = run(&["-plaintext", &addr, "grpc.health.v1.Health/Check"]);
     assert!(ok && health.contains("SERVING"), "{health}");
 
