@@ -16,7 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use foundry::AuditDelivery;
-use foundry_identity::domain::Role;
+// The columns the handlers read: the stores' own lists, so pgbench runs
+// the very statements.
+use foundry_delivery::store::{PROGRAM_COLUMNS, TASK_COLUMNS};
+use foundry_identity::store::ORG_COLUMNS;
 use foundry_proto::foundry::delivery::v1 as dpb;
 use foundry_proto::foundry::identity::v1 as ipb;
 use serde::Serialize;
@@ -324,14 +327,6 @@ impl Run<'_> {
     }
 }
 
-/// Columns the handlers read, as the stores list them (a column that does
-/// not exist fails the pgbench run).
-const ORG_COLS: &str = "id, name, slug, settings, version, created_at, updated_at, deleted_at";
-const TASK_COLS: &str = "org_id, id, program_id, requirement_id, title, description, status, \
-     assignee_ids, estimate_hours, due_at, labels, sprint_id, created_by, version, created_at, updated_at";
-const PROGRAM_COLS: &str = "org_id, id, name, slug, description, source_platform, \
-     target_platform, phase, archived_at, created_by, version, created_at, updated_at";
-
 fn tx(org: Uuid, body: &str) -> String {
     format!("BEGIN;\nSET LOCAL app.org_id = '{org}';\n{body}\nCOMMIT;\n")
 }
@@ -339,7 +334,7 @@ fn tx(org: Uuid, body: &str) -> String {
 fn script_get_organization(org: Uuid) -> String {
     tx(
         org,
-        &format!("SELECT {ORG_COLS} FROM organizations WHERE id = '{org}';"),
+        &format!("SELECT {ORG_COLUMNS} FROM organizations WHERE id = '{org}';"),
     )
 }
 
@@ -350,7 +345,7 @@ fn script_get_task(org: Uuid, tasks: u64) -> String {
         tx(
             org,
             &format!(
-                "SELECT {TASK_COLS} FROM tasks WHERE org_id = '{org}' AND id = {};",
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE org_id = '{org}' AND id = {};",
                 seed::id_sql(TASK, ":i")
             )
         )
@@ -358,7 +353,7 @@ fn script_get_task(org: Uuid, tasks: u64) -> String {
 }
 
 fn script_list_tasks(org: Uuid, program: Uuid) -> String {
-    let cols = TASK_COLS
+    let cols = TASK_COLUMNS
         .split(", ")
         .map(|c| format!("t.{}", c.trim()))
         .collect::<Vec<_>>()
@@ -382,11 +377,11 @@ fn script_create_task(org: Uuid, program: Uuid, user: Uuid) -> String {
     tx(
         org,
         &format!(
-            "SELECT {PROGRAM_COLS} FROM programs WHERE org_id = '{org}' AND id = '{program}' FOR KEY SHARE;\n\
+            "SELECT {PROGRAM_COLUMNS} FROM programs WHERE org_id = '{org}' AND id = '{program}' FOR KEY SHARE;\n\
              INSERT INTO tasks (org_id, id, program_id, requirement_id, title, description, status, \
              assignee_ids, estimate_hours, due_at, labels, sprint_id, created_by) VALUES ('{org}', \
              gen_random_uuid(), '{program}', NULL, 'Benchmark task', 'Created by the benchmark.', 'backlog', \
-             '{{}}', NULL, NULL, '{{}}', NULL, '{user}') RETURNING {TASK_COLS}\n\\gset\n\
+             '{{}}', NULL, NULL, '{{}}', NULL, '{user}') RETURNING {TASK_COLUMNS}\n\\gset\n\
              DELETE FROM task_assignees WHERE org_id = '{org}' AND task_id = :id::uuid \
              AND NOT (user_id = ANY('{{}}'::uuid[]));\n\
              INSERT INTO task_assignees (org_id, task_id, user_id, program_id) SELECT '{org}', :id::uuid, u, \
@@ -421,13 +416,7 @@ fn seeded_tokens(env: &Env, user: Uuid, n: u64, k: u64) -> anyhow::Result<Vec<(u
     (0..k)
         .map(|j| {
             let s = mix(j ^ n) % n.max(1);
-            let token = env.suite.identity.mint_member_token(
-                user,
-                Some(seed::id(ORG, s)),
-                Some(Role::Owner),
-                Duration::from_secs(3600),
-            )?;
-            Ok((s, token))
+            Ok((s, env.owner_token(user, seed::id(ORG, s))?))
         })
         .collect()
 }
@@ -642,15 +631,7 @@ async fn admit(env: &Env, t: &Tenant, calls: u32) -> anyhow::Result<Admit> {
     // Fresh tokens, minted before the clock starts (at most the verifier's
     // cache capacity, so none is evicted before use).
     let fresh = (0..calls.min(10_000))
-        .map(|_| {
-            let token = env.suite.identity.mint_member_token(
-                t.user,
-                Some(t.org),
-                Some(Role::Owner),
-                Duration::from_secs(3600),
-            )?;
-            headers(&token)
-        })
+        .map(|_| headers(&env.owner_token(t.user, t.org)?))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let cached = headers(&t.token)?;
     let time = |h: &mut hdrhistogram::Histogram<u64>, start: Instant| {

@@ -113,20 +113,15 @@ impl dpb::task_service_server::TaskService for Canned {
 pub async fn serve(
     replies: Replies,
 ) -> anyhow::Result<(std::net::SocketAddr, tokio::sync::oneshot::Sender<()>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
+    let (l, stop) = crate::env::Loopback::bind().await?;
     let canned = Canned(Arc::new(replies));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(
                 ipb::organization_service_server::OrganizationServiceServer::new(canned.clone()),
             )
             .add_service(dpb::task_service_server::TaskServiceServer::new(canned))
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = stopped.await;
-            }),
+            .serve_with_incoming_shutdown(l.incoming, l.stopped),
     );
-    Ok((addr, stop))
+    Ok((l.addr, stop))
 }

@@ -88,12 +88,7 @@ impl Env {
                 .identity
                 .create_user_with_org(&format!("{slug}@bench.local"), "Bench", &slug)
                 .await?;
-            let token = self.suite.identity.mint_member_token(
-                dev.user_id,
-                Some(dev.org_id),
-                Some(Role::Owner),
-                Duration::from_secs(3600),
-            )?;
+            let token = self.owner_token(dev.user_id, dev.org_id)?;
             out.push(Tenant {
                 org: dev.org_id,
                 user: dev.user_id,
@@ -101,6 +96,17 @@ impl Env {
             });
         }
         Ok(out)
+    }
+
+    /// A fresh hour-long token of `user` acting as owner of `org` (minted
+    /// in process: the verifier checks the signature, not the membership).
+    pub fn owner_token(&self, user: Uuid, org: Uuid) -> anyhow::Result<String> {
+        self.suite.identity.mint_member_token(
+            user,
+            Some(org),
+            Some(Role::Owner),
+            Duration::from_secs(3600),
+        )
     }
 
     /// Stops the suite (relays flush) and the embedded PostgreSQL.
@@ -152,19 +158,48 @@ pub async fn serve_without_tenancy(
             req
         })
         .into_inner();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (l, stop) = Loopback::bind().await?;
     tokio::spawn(
         tonic::transport::Server::builder()
             .layer(layers)
             .add_routes(routes.routes())
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = stopped.await;
-            }),
+            .serve_with_incoming_shutdown(l.incoming, l.stopped),
     );
-    Ok((addr, stop))
+    Ok((l.addr, stop))
+}
+
+/// A loopback listener for a bench server, and how to stop it: the server
+/// serves `incoming` until `stopped` resolves (the returned sender fires or
+/// is dropped).
+pub struct Loopback {
+    /// Connections, with TCP_NODELAY.
+    pub incoming: tonic::transport::server::TcpIncoming,
+    /// The bound address.
+    pub addr: std::net::SocketAddr,
+    /// Resolves on stop.
+    pub stopped: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
+
+impl Loopback {
+    /// Binds `127.0.0.1:0`.
+    pub async fn bind() -> anyhow::Result<(Loopback, tokio::sync::oneshot::Sender<()>)> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let stopped = Box::pin(async {
+            let _ = stopped.await;
+        });
+        Ok((
+            Loopback {
+                incoming,
+                addr,
+                stopped,
+            },
+            stop,
+        ))
+    }
 }
 
 /// A channel to a loopback address.

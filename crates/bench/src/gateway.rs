@@ -27,12 +27,6 @@ impl Drop for Envoy {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// HTTP/1.1 keep-alive connections, one per caller at a time.
 struct Pool {
     addr: String,
@@ -77,7 +71,7 @@ pub async fn run(env: &Env, envoy: &Path, t: &Tenant, p: &Params) -> anyhow::Res
         .tempdir()?;
     let descriptor = dir.path().join("foundry.binpb");
     std::fs::write(&descriptor, foundry_proto::FILE_DESCRIPTOR_SET)?;
-    let http_port = free_port()?;
+    let http_port = foundry::tools::free_port()?;
     let config = dir.path().join("envoy.yaml");
     std::fs::write(
         &config,
@@ -87,7 +81,12 @@ pub async fn run(env: &Env, envoy: &Path, t: &Tenant, p: &Params) -> anyhow::Res
         tokio::process::Command::new(envoy)
             .arg("-c")
             .arg(&config)
-            .args(["--base-id", &free_port()?.to_string(), "-l", "error"])
+            .args([
+                "--base-id",
+                &foundry::tools::free_port()?.to_string(),
+                "-l",
+                "error",
+            ])
             .args(["--concurrency", "2"])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -154,20 +153,7 @@ pub async fn run(env: &Env, envoy: &Path, t: &Tenant, p: &Params) -> anyhow::Res
     })
 }
 
-/// Envoy: `$ENVOY`, the repository's `.venv/bin/envoy` (where `.ci/run`
-/// installs it from PyPI), or `envoy` on PATH.
+/// Envoy, as the end-to-end tests find it ([`foundry::tools::find`]).
 pub fn find_envoy() -> Option<std::path::PathBuf> {
-    if let Some(p) = std::env::var_os("ENVOY") {
-        return Some(p.into());
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/envoy");
-    if venv.exists() {
-        return Some(venv);
-    }
-    std::process::Command::new("envoy")
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|_| "envoy".into())
+    foundry::tools::find("envoy", "ENVOY")
 }

@@ -2,6 +2,7 @@
 //! same migrations, pools, verifier and routes in both.
 
 pub mod gateway;
+pub mod tools;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -129,11 +129,7 @@ async fn identity_mutations_reach_the_audit_log_through_the_relay() {
 
 #[tokio::test]
 async fn with_the_audit_service_away_mutations_succeed_and_events_arrive_once_when_it_is_back() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = foundry::tools::free_port().unwrap();
     let app = TestApp::start_configured(|c| {
         c.audit_delivery = AuditDelivery::Endpoint(format!("http://127.0.0.1:{port}"));
     })

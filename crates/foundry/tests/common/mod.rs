@@ -8,36 +8,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// An outside tool: `$ENV`, the repository's `.venv/bin/NAME` (where
-/// `.ci/run` installs it from PyPI), or `NAME` on PATH.
+/// An outside tool ([`foundry::tools::find`]); a clear failure naming its
+/// install when it is missing.
 pub fn tool(name: &str, env: &str, pip_package: &str) -> PathBuf {
-    if let Ok(p) = std::env::var(env) {
-        return p.into();
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../.venv/bin")
-        .join(name);
-    if venv.exists() {
-        return venv;
-    }
-    if let Ok(out) = Command::new(name).arg("--version").output()
-        && out.status.success()
-    {
-        return name.into();
-    }
-    panic!(
-        "{name} not found. Install it: python3 -m venv .venv && .venv/bin/pip install {pip_package} \
-         (or set {env}=/path/to/{name})"
-    );
+    foundry::tools::find(name, env).unwrap_or_else(|| {
+        panic!(
+            "{name} not found. Install it: python3 -m venv .venv && .venv/bin/pip install {pip_package} \
+             (or set {env}=/path/to/{name})"
+        )
+    })
 }
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    foundry::tools::free_port().unwrap()
 }
 
 /// A temporary directory the unprivileged PostgreSQL user can enter (it

@@ -6,8 +6,8 @@ use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
 use uuid::Uuid;
 
-use super::RequirementRow;
 use super::requirements::COLS as REQUIREMENT_COLS;
+use super::{RequirementRow, qualified};
 
 /// An edge: `requirement_id` depends on `depends_on_id`.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -141,11 +141,7 @@ pub fn dependencies_sql(direction: Direction, transitive: bool) -> String {
     } else {
         String::new()
     };
-    let cols = REQUIREMENT_COLS
-        .split(", ")
-        .map(|c| format!("r.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let cols = qualified(REQUIREMENT_COLS, "r");
     format!(
         "WITH RECURSIVE walk(id) AS (\
            SELECT {to} FROM requirement_dependencies WHERE org_id = $1 AND {from} = $2{step}) \

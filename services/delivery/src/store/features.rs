@@ -7,7 +7,7 @@ use foundry_platform::{Error, Result};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::Lock;
+use super::{Lock, newest_first};
 
 /// A feature row.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -137,10 +137,7 @@ pub async fn list_features(
     if let Some(p) = parent_feature_id {
         q.push(" AND parent_feature_id = ").push_bind(p);
     }
-    if let Some(before) = before {
-        q.push(" AND id < ").push_bind(before);
-    }
-    q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+    newest_first(&mut q, "id", before, limit);
     Ok(q.build_query_as().fetch_all(&mut **tx).await?)
 }
 

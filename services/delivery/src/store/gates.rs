@@ -8,7 +8,7 @@ use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::Lock;
+use super::{Lock, newest_first};
 use crate::domain::{Criterion, CriterionResult};
 
 /// A sprint gate row.
@@ -72,10 +72,7 @@ pub async fn list_gates(
     q.push_bind(org_id)
         .push(" AND sprint_id = ")
         .push_bind(sprint_id);
-    if let Some(before) = before {
-        q.push(" AND id < ").push_bind(before);
-    }
-    q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+    newest_first(&mut q, "id", before, limit);
     Ok(q.build_query_as().fetch_all(&mut **tx).await?)
 }
 
@@ -174,9 +171,6 @@ pub async fn list_evaluations(
     q.push_bind(org_id)
         .push(" AND gate_id = ")
         .push_bind(gate_id);
-    if let Some(before) = before {
-        q.push(" AND id < ").push_bind(before);
-    }
-    q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+    newest_first(&mut q, "id", before, limit);
     Ok(q.build_query_as().fetch_all(&mut **tx).await?)
 }

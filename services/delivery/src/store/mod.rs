@@ -55,6 +55,31 @@ pub enum Lock {
     Update,
 }
 
+/// A column list (`"a, b"`) with every column qualified by `alias`
+/// (`"t.a, t.b"`), for queries that join.
+pub(crate) fn qualified(columns: &str, alias: &str) -> String {
+    columns
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Ends a newest-first keyset list whose key column is `key`: rows before
+/// the cursor, if any, in descending key order, at most `limit`.
+pub(crate) fn newest_first(
+    q: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>,
+    key: &str,
+    before: Option<uuid::Uuid>,
+    limit: i64,
+) {
+    if let Some(before) = before {
+        q.push(format!(" AND {key} < ")).push_bind(before);
+    }
+    q.push(format!(" ORDER BY {key} DESC LIMIT "))
+        .push_bind(limit);
+}
+
 impl Lock {
     fn sql(self) -> &'static str {
         match self {

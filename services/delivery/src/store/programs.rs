@@ -7,7 +7,7 @@ use foundry_platform::{Error, Result};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::Lock;
+use super::{Lock, newest_first};
 
 /// A program row.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -27,7 +27,8 @@ pub struct ProgramRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLS: &str = "org_id, id, name, slug, description, source_platform, target_platform, phase, \
+/// The columns every program read returns, in `ProgramRow` order.
+pub const PROGRAM_COLUMNS: &str = "org_id, id, name, slug, description, source_platform, target_platform, phase, \
      archived_at, created_by, version, created_at, updated_at";
 
 fn slug_taken(e: sqlx::Error) -> Error {
@@ -56,7 +57,7 @@ pub struct NewProgram<'a> {
 pub async fn insert_program(tx: &mut Tx, p: NewProgram<'_>) -> Result<ProgramRow> {
     sqlx::query_as(&format!(
         "INSERT INTO programs (org_id, id, name, slug, description, source_platform, target_platform, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLS}"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {PROGRAM_COLUMNS}"
     ))
     .bind(p.org_id)
     .bind(Uuid::now_v7())
@@ -78,7 +79,7 @@ pub async fn get_program(
     lock: Lock,
 ) -> Result<Option<ProgramRow>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {COLS} FROM programs WHERE org_id = $1 AND id = $2{}",
+        "SELECT {PROGRAM_COLUMNS} FROM programs WHERE org_id = $1 AND id = $2{}",
         lock.sql()
     ))
     .bind(org_id)
@@ -105,8 +106,9 @@ pub async fn list_programs(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<ProgramRow>> {
-    let mut q =
-        QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM programs WHERE org_id = "));
+    let mut q = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {PROGRAM_COLUMNS} FROM programs WHERE org_id = "
+    ));
     q.push_bind(org_id);
     if let Some(phase) = f.phase {
         q.push(" AND phase = ").push_bind(phase);
@@ -117,10 +119,7 @@ pub async fn list_programs(
     if let Some(only) = f.only {
         q.push(" AND id = ").push_bind(only);
     }
-    if let Some(before) = before {
-        q.push(" AND id < ").push_bind(before);
-    }
-    q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+    newest_first(&mut q, "id", before, limit);
     Ok(q.build_query_as().fetch_all(&mut **tx).await?)
 }
 
@@ -129,7 +128,7 @@ pub async fn update_program(tx: &mut Tx, row: &ProgramRow) -> Result<ProgramRow>
     sqlx::query_as(&format!(
         "UPDATE programs SET name = $3, slug = $4, description = $5, source_platform = $6, \
          target_platform = $7, version = version + 1, updated_at = now() \
-         WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
+         WHERE org_id = $1 AND id = $2 RETURNING {PROGRAM_COLUMNS}"
     ))
     .bind(row.org_id)
     .bind(row.id)
@@ -151,7 +150,7 @@ pub async fn set_program_phase(
 ) -> Result<ProgramRow> {
     Ok(sqlx::query_as(&format!(
         "UPDATE programs SET phase = $3, version = version + 1, updated_at = now() \
-         WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
+         WHERE org_id = $1 AND id = $2 RETURNING {PROGRAM_COLUMNS}"
     ))
     .bind(org_id)
     .bind(id)
@@ -168,7 +167,7 @@ pub async fn set_program_archived(
 ) -> Result<ProgramRow> {
     Ok(sqlx::query_as(&format!(
         "UPDATE programs SET archived_at = CASE WHEN $3 THEN now() END, version = version + 1, \
-         updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
+         updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {PROGRAM_COLUMNS}"
     ))
     .bind(org_id)
     .bind(id)

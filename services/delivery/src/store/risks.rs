@@ -6,7 +6,7 @@ use foundry_platform::db::Tx;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::Lock;
+use super::{Lock, newest_first};
 
 /// A risk row.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -93,10 +93,7 @@ pub async fn list_risks(
     if let Some(s) = f.status {
         q.push(" AND status = ").push_bind(s);
     }
-    if let Some(before) = before {
-        q.push(" AND id < ").push_bind(before);
-    }
-    q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+    newest_first(&mut q, "id", before, limit);
     Ok(q.build_query_as().fetch_all(&mut **tx).await?)
 }
 

@@ -6,7 +6,7 @@ use foundry_platform::db::Tx;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::Lock;
+use super::{Lock, newest_first, qualified};
 
 /// A task row.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -29,7 +29,9 @@ pub struct TaskRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLS: &str = "org_id, id, program_id, requirement_id, title, description, status, assignee_ids, \
+/// The columns every task read returns, in `TaskRow` order (the bench
+/// runs the same statements under pgbench).
+pub const TASK_COLUMNS: &str = "org_id, id, program_id, requirement_id, title, description, status, assignee_ids, \
      estimate_hours, due_at, labels, sprint_id, created_by, version, created_at, updated_at";
 
 /// Inserts `t` under a new id (its id, version and times are ignored: the
@@ -38,7 +40,7 @@ pub async fn insert_task(tx: &mut Tx, t: &TaskRow) -> Result<TaskRow> {
     let row: TaskRow = sqlx::query_as(&format!(
         "INSERT INTO tasks (org_id, id, program_id, requirement_id, title, description, status, \
          assignee_ids, estimate_hours, due_at, labels, sprint_id, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {COLS}"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {TASK_COLUMNS}"
     ))
     .bind(t.org_id)
     .bind(Uuid::now_v7())
@@ -84,7 +86,7 @@ async fn set_assignees(tx: &mut Tx, t: &TaskRow) -> Result<()> {
 
 pub async fn get_task(tx: &mut Tx, org_id: Uuid, id: Uuid, lock: Lock) -> Result<Option<TaskRow>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {COLS} FROM tasks WHERE org_id = $1 AND id = $2{}",
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE org_id = $1 AND id = $2{}",
         lock.sql()
     ))
     .bind(org_id)
@@ -115,11 +117,7 @@ pub async fn list_tasks(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<TaskRow>> {
-    let cols = COLS
-        .split(", ")
-        .map(|c| format!("t.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let cols = qualified(TASK_COLUMNS, "t");
     let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {cols} FROM "));
     // The keyset column of the walked index.
     let key = if let Some(user) = f.assignee_id {
@@ -146,11 +144,7 @@ pub async fn list_tasks(
     if let Some(s) = f.status {
         q.push(" AND t.status = ").push_bind(s);
     }
-    if let Some(before) = before {
-        q.push(format!(" AND {key} < ")).push_bind(before);
-    }
-    q.push(format!(" ORDER BY {key} DESC LIMIT "))
-        .push_bind(limit);
+    newest_first(&mut q, key, before, limit);
     Ok(q.build_query_as().fetch_all(&mut **tx).await?)
 }
 
@@ -159,7 +153,7 @@ pub async fn update_task(tx: &mut Tx, row: &TaskRow) -> Result<TaskRow> {
     let out: TaskRow = sqlx::query_as(&format!(
         "UPDATE tasks SET requirement_id = $3, title = $4, description = $5, assignee_ids = $6, \
          estimate_hours = $7, due_at = $8, labels = $9, sprint_id = $10, version = version + 1, \
-         updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
+         updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {TASK_COLUMNS}"
     ))
     .bind(row.org_id)
     .bind(row.id)
@@ -180,7 +174,7 @@ pub async fn update_task(tx: &mut Tx, row: &TaskRow) -> Result<TaskRow> {
 pub async fn set_task_status(tx: &mut Tx, org_id: Uuid, id: Uuid, status: &str) -> Result<TaskRow> {
     Ok(sqlx::query_as(&format!(
         "UPDATE tasks SET status = $3, version = version + 1, updated_at = now() \
-         WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
+         WHERE org_id = $1 AND id = $2 RETURNING {TASK_COLUMNS}"
     ))
     .bind(org_id)
     .bind(id)

@@ -6,7 +6,7 @@ use foundry_platform::db::Tx;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::Lock;
+use super::{Lock, newest_first, qualified};
 
 /// A work order row.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -120,11 +120,7 @@ pub async fn list_work_orders(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<WorkOrderRow>> {
-    let cols = COLS
-        .split(", ")
-        .map(|c| format!("w.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let cols = qualified(COLS, "w");
     let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {cols} FROM "));
     // The keyset column of the walked index.
     let key = if let Some(user) = f.assignee_id {
@@ -154,11 +150,7 @@ pub async fn list_work_orders(
     if let Some(feature) = f.feature_id {
         q.push(" AND w.feature_id = ").push_bind(feature);
     }
-    if let Some(before) = before {
-        q.push(format!(" AND {key} < ")).push_bind(before);
-    }
-    q.push(format!(" ORDER BY {key} DESC LIMIT "))
-        .push_bind(limit);
+    newest_first(&mut q, key, before, limit);
     Ok(q.build_query_as().fetch_all(&mut **tx).await?)
 }
 

@@ -21,7 +21,9 @@ pub struct OrgRow {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-const ORG_COLS: &str = "id, name, slug, settings, version, created_at, updated_at, deleted_at";
+/// The columns every organization read returns, in `OrgRow` order.
+pub const ORG_COLUMNS: &str =
+    "id, name, slug, settings, version, created_at, updated_at, deleted_at";
 
 fn slug_taken(e: sqlx::Error) -> Error {
     if is_unique_violation(&e, "organizations_slug_key") {
@@ -43,7 +45,7 @@ pub async fn insert_org(
     settings: &serde_json::Value,
 ) -> Result<OrgRow> {
     sqlx::query_as(&format!(
-        "INSERT INTO organizations (id, name, slug, settings) VALUES ($1, $2, $3, $4) RETURNING {ORG_COLS}"
+        "INSERT INTO organizations (id, name, slug, settings) VALUES ($1, $2, $3, $4) RETURNING {ORG_COLUMNS}"
     ))
     .bind(id)
     .bind(name)
@@ -57,7 +59,7 @@ pub async fn insert_org(
 pub async fn get_org(tx: &mut Tx, id: Uuid, lock: bool) -> Result<Option<OrgRow>> {
     let lock = if lock { " FOR UPDATE" } else { "" };
     Ok(sqlx::query_as(&format!(
-        "SELECT {ORG_COLS} FROM organizations WHERE id = $1{lock}"
+        "SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1{lock}"
     ))
     .bind(id)
     .fetch_optional(&mut **tx)
@@ -75,7 +77,7 @@ pub async fn list_user_orgs(
          WHERE o.id IN (SELECT m.org_id FROM memberships m WHERE m.user_id = $1) \
            AND o.deleted_at IS NULL AND ($2::uuid IS NULL OR o.id > $2) \
          ORDER BY o.id LIMIT $3",
-        cols = ORG_COLS
+        cols = ORG_COLUMNS
             .split(", ")
             .map(|c| format!("o.{c}"))
             .collect::<Vec<_>>()
@@ -91,7 +93,7 @@ pub async fn list_user_orgs(
 pub async fn update_org(tx: &mut Tx, row: &OrgRow) -> Result<OrgRow> {
     sqlx::query_as(&format!(
         "UPDATE organizations SET name = $2, slug = $3, settings = $4, version = version + 1, updated_at = now() \
-         WHERE id = $1 RETURNING {ORG_COLS}"
+         WHERE id = $1 RETURNING {ORG_COLUMNS}"
     ))
     .bind(row.id)
     .bind(&row.name)
@@ -105,7 +107,7 @@ pub async fn update_org(tx: &mut Tx, row: &OrgRow) -> Result<OrgRow> {
 pub async fn set_org_deleted(tx: &mut Tx, id: Uuid, deleted: bool) -> Result<OrgRow> {
     Ok(sqlx::query_as(&format!(
         "UPDATE organizations SET deleted_at = CASE WHEN $2 THEN now() END, version = version + 1, updated_at = now() \
-         WHERE id = $1 RETURNING {ORG_COLS}"
+         WHERE id = $1 RETURNING {ORG_COLUMNS}"
     ))
     .bind(id)
     .bind(deleted)
