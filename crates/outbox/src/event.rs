@@ -2,6 +2,7 @@
 //! the change and its event commit or roll back together.
 
 use chrono::{DateTime, SubsecRound, Utc};
+use foundry_domain::Audited;
 use foundry_platform::Error;
 use foundry_platform::convert::{json_to_struct, timestamp};
 use foundry_platform::db::Tx;
@@ -287,6 +288,32 @@ impl EventBuilder {
     /// Records a field set at creation (old is null).
     pub fn set(self, field: &str, value: impl Serialize) -> Self {
         self.change(field, Value::Null, value)
+    }
+
+    /// Records every audited field that differs between `before` and
+    /// `after`: an update's changes, derived rather than listed.
+    pub fn diff<T: Audited + ?Sized>(mut self, before: &T, after: &T) -> Self {
+        for c in foundry_domain::diff(before, after) {
+            self = self.change(c.field, c.old, c.new);
+        }
+        self
+    }
+
+    /// Records every audited field of a new value (old is null; nulls and
+    /// empty values are left out, as nothing changed).
+    pub fn created<T: Audited + ?Sized>(mut self, value: &T) -> Self {
+        for (field, v) in value.audit_fields().iter() {
+            self = self.change(field, Value::Null, v);
+        }
+        self
+    }
+
+    /// Records every audited field of a removed value (new is null).
+    pub fn removed<T: Audited + ?Sized>(mut self, value: &T) -> Self {
+        for (field, v) in value.audit_fields().iter() {
+            self = self.change(field, v, Value::Null);
+        }
+        self
     }
 
     /// Whether any field changed.

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+use foundry_domain::{DomainError, ErrorKind, UnknownValue};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
@@ -55,6 +56,18 @@ impl Error {
             .join("; ");
         let mut e = Self::new(Code::InvalidArgument, "INVALID_ARGUMENT", message);
         e.0.violations = violations;
+        e
+    }
+
+    /// `INVALID_ARGUMENT` for one field with its own reason (a refusal the
+    /// caller should tell apart from a malformed value).
+    pub fn invalid_reason(
+        reason: &'static str,
+        field: impl Into<String>,
+        description: impl Into<String>,
+    ) -> Self {
+        let mut e = Self::invalid_field(field, description);
+        e.0.reason = reason;
         e
     }
 
@@ -176,6 +189,40 @@ impl From<Error> for Status {
     }
 }
 
+impl From<DomainError> for Error {
+    /// The one mapping of a domain refusal to the wire.
+    fn from(d: DomainError) -> Self {
+        let mut e = match d.kind {
+            ErrorKind::Invalid => {
+                let mut e = Self::invalid(vec![FieldViolation::new(
+                    d.field.unwrap_or_default(),
+                    d.message,
+                )]);
+                e.0.reason = d.reason;
+                e
+            }
+            ErrorKind::NotFound => Self::new(Code::NotFound, d.reason, d.message),
+            ErrorKind::AlreadyExists => Self::new(Code::AlreadyExists, d.reason, d.message),
+            ErrorKind::FailedPrecondition => {
+                Self::new(Code::FailedPrecondition, d.reason, d.message)
+            }
+            ErrorKind::Aborted => Self::new(Code::Aborted, d.reason, d.message),
+            ErrorKind::PermissionDenied => Self::new(Code::PermissionDenied, d.reason, d.message),
+            ErrorKind::ResourceExhausted => Self::new(Code::ResourceExhausted, d.reason, d.message),
+        };
+        e.0.metadata.extend(d.metadata);
+        e
+    }
+}
+
+impl From<UnknownValue> for Error {
+    /// A stored value no enum variant matches: `INTERNAL`, with the table,
+    /// column and value in the log (never on the wire).
+    fn from(u: UnknownValue) -> Self {
+        Self::internal(u)
+    }
+}
+
 impl From<sqlx::Error> for Error {
     /// Database errors never reach the wire. Serialization failures and
     /// deadlocks are `ABORTED` (the caller may retry); everything else is
@@ -223,6 +270,41 @@ mod tests {
         assert_eq!(info.domain, ERROR_DOMAIN);
         let bad = details.bad_request().expect("bad request");
         assert_eq!(bad.field_violations[0].field, "organization.slug");
+    }
+
+    #[test]
+    fn domain_refusals_keep_their_reason_metadata_and_field() {
+        let status: Status = Error::from(
+            DomainError::failed_precondition("PHASE_SKIP_NOT_ALLOWED", "needs force")
+                .with_metadata("from", "build"),
+        )
+        .into();
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        let details = status.get_error_details();
+        let info = details.error_info().expect("error info");
+        assert_eq!(info.reason, "PHASE_SKIP_NOT_ALLOWED");
+        assert_eq!(info.metadata.get("from").map(String::as_str), Some("build"));
+        let status: Status =
+            Error::from(DomainError::invalid("task.status", "a new task is TODO")).into();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let bad = status
+            .get_error_details()
+            .bad_request()
+            .cloned()
+            .expect("bad request");
+        assert_eq!(bad.field_violations[0].field, "task.status");
+    }
+
+    #[test]
+    fn an_unknown_stored_value_is_internal_and_hidden() {
+        let status: Status = Error::from(UnknownValue {
+            table: "tasks",
+            column: "status",
+            value: "archived".into(),
+        })
+        .into();
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("archived"));
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod config;
 pub mod convert;
 pub mod db;
 pub mod error;
+pub mod idempotency;
 pub mod page;
 pub mod server;
 pub mod telemetry;

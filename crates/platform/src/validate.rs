@@ -2,6 +2,7 @@
 //! request in one [`Violations`] and fails with all of them at once, each
 //! naming its field by proto path.
 
+use foundry_domain::{FieldPath, path_from_str};
 use tonic_types::FieldViolation;
 use uuid::Uuid;
 
@@ -34,6 +35,20 @@ impl Violations {
         } else {
             Err(Error::invalid(self.0))
         }
+    }
+
+    /// Ends a parse: `INVALID_ARGUMENT` with every violation recorded, else
+    /// the value `build` assembles from the parsed fields (each an `Option`
+    /// that is `Some` exactly when its parser recorded nothing, so `?` in
+    /// `build` cannot fail). A parser that returned `None` without a
+    /// violation is a bug, reported as `INTERNAL`, never a half-parsed value.
+    pub fn finish_with<T>(self, build: impl FnOnce() -> Option<T>) -> Result<T, Error> {
+        self.finish()?;
+        build().ok_or_else(|| {
+            Error::internal(anyhow::anyhow!(
+                "a field parser returned nothing without recording a violation"
+            ))
+        })
     }
 
     /// A required UUID.
@@ -211,6 +226,44 @@ impl Violations {
     }
 }
 
+/// The paths of an update mask (AIP-134) as the resource's path enum, in the
+/// order given. An empty or missing mask is refused; `*` alone means every
+/// updatable path. Each unknown, output-only, elsewhere-changed or repeated
+/// path is a violation on `update_mask` that names it.
+pub fn mask<P: FieldPath>(v: &mut Violations, mask: Option<&prost_types::FieldMask>) -> Vec<P> {
+    let Some(mask) = mask.filter(|m| !m.paths.is_empty()) else {
+        v.add(
+            "update_mask",
+            "is required (name the fields to change, or `*`)",
+        );
+        return Vec::new();
+    };
+    if mask.paths.iter().any(|p| p == "*") {
+        if mask.paths.len() > 1 {
+            v.add("update_mask", "`*` stands alone");
+            return Vec::new();
+        }
+        return P::ALL.to_vec();
+    }
+    let mut out: Vec<P> = Vec::new();
+    for path in &mask.paths {
+        if let Some(p) = path_from_str::<P>(path) {
+            if out.contains(&p) {
+                v.add("update_mask", format!("`{path}` is named more than once"));
+            } else {
+                out.push(p);
+            }
+        } else if P::OUTPUT_ONLY.contains(&path.as_str()) {
+            v.add("update_mask", format!("`{path}` is output only"));
+        } else if let Some(why) = P::elsewhere(path) {
+            v.add("update_mask", format!("`{path}` {why}"));
+        } else {
+            v.add("update_mask", format!("`{path}` is not an updatable field"));
+        }
+    }
+    out
+}
+
 /// The field paths of an update mask, checked against what may be updated.
 /// An empty or missing mask is `INVALID_ARGUMENT` (AIP-134 allows `*`, which
 /// means every updatable field).
@@ -284,6 +337,76 @@ mod tests {
         assert!(v.enum_value::<Two>("role", 99).is_none());
         assert!(v.enum_value::<Two>("role", 0).is_none());
         assert_eq!(v.0.len(), 2);
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Path {
+        Name,
+        Slug,
+    }
+
+    impl FieldPath for Path {
+        const ALL: &'static [Self] = &[Path::Name, Path::Slug];
+        const OUTPUT_ONLY: &'static [&'static str] = &["create_time"];
+        fn name(self) -> &'static str {
+            match self {
+                Path::Name => "name",
+                Path::Slug => "slug",
+            }
+        }
+        fn elsewhere(path: &str) -> Option<&'static str> {
+            (path == "state").then_some("changes through SetState")
+        }
+    }
+
+    fn paths(list: &[&str]) -> (Vec<Path>, Vec<String>) {
+        let mut v = Violations::new();
+        let m = prost_types::FieldMask {
+            paths: list.iter().map(|p| (*p).to_owned()).collect(),
+        };
+        let out = mask::<Path>(&mut v, Some(&m));
+        (out, v.0.into_iter().map(|f| f.description).collect())
+    }
+
+    #[test]
+    fn a_mask_names_each_refused_path() {
+        assert_eq!(
+            paths(&["slug", "name"]),
+            (vec![Path::Slug, Path::Name], vec![])
+        );
+        assert_eq!(paths(&["*"]).0, vec![Path::Name, Path::Slug]);
+        let (_, errors) = paths(&["name", "name", "create_time", "state", "nope"]);
+        assert_eq!(
+            errors,
+            vec![
+                "`name` is named more than once",
+                "`create_time` is output only",
+                "`state` changes through SetState",
+                "`nope` is not an updatable field",
+            ]
+        );
+        assert_eq!(paths(&["*", "name"]).1, vec!["`*` stands alone"]);
+        let mut v = Violations::new();
+        assert!(mask::<Path>(&mut v, None).is_empty());
+        assert!(!v.is_empty());
+    }
+
+    #[test]
+    fn finish_with_returns_the_value_or_every_violation() {
+        let mut v = Violations::new();
+        let a = v.text("a", "x", 1, 5);
+        let b = v.text("b", "y", 1, 5);
+        let built = v.finish_with(|| Some((a?, b?)));
+        assert_eq!(built.ok(), Some(("x".to_owned(), "y".to_owned())));
+        let mut v = Violations::new();
+        let a = v.text("a", "", 1, 5);
+        let err = v.finish_with(|| Some(a?)).expect_err("a is required");
+        assert_eq!(err.violations().len(), 1);
+        // A parser bug (None without a violation) is INTERNAL, not a value.
+        let err = Violations::new()
+            .finish_with(|| None::<()>)
+            .expect_err("no value");
+        assert_eq!(err.code(), tonic::Code::Internal);
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub async fn add(
         return Err(store::dependency_exists().into());
     }
     if let Some(cycle) = graph::cycle_through(&edges, requirement_id, depends_on_id) {
-        return Err(graph::cycle_error(&cycle).into());
+        return Err(Error::from(graph::cycle_error(&cycle)).into());
     }
     let row = store::insert_dependency(
         &mut tx,

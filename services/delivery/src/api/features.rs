@@ -269,7 +269,7 @@ impl FeatureService for Features {
             program(&mut tx, &caller, org_id, row.program_id, Lock::NoKeyUpdate).await?;
             parent(&mut tx, &caller, org_id, row.program_id, p).await?;
             let ancestry = store::feature_ancestry(&mut tx, org_id, p, MAX_DEPTH).await?;
-            domain::check_feature_parent(id, &ancestry)?;
+            domain::check_feature_parent(id, &ancestry).map_err(Error::from)?;
         }
         row = found(
             store::get_feature(&mut tx, org_id, id, Lock::NoKeyUpdate).await?,

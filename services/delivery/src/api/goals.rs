@@ -289,7 +289,7 @@ impl GoalService for Goals {
         check_etag(&g.etag, row.version, "goal")?;
         let before = row.clone();
         if let Some(x) = status {
-            domain::change_goal_status(GoalStatus::from_db(&row.status), x)?;
+            domain::change_goal_status(GoalStatus::from_db(&row.status), x).map_err(Error::from)?;
             row.status = x.as_str().to_owned();
         }
         if let Some(x) = title {

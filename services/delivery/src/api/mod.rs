@@ -21,7 +21,77 @@ use foundry_platform::validate::Violations;
 use foundry_tenancy::Caller;
 use uuid::Uuid;
 
+use foundry_proto::foundry::delivery::v1 as pb;
+
+use crate::domain;
 use crate::store::{self, Lock, ProgramRow};
+
+/// The proto mapping of a domain enum stored as text: domain → proto, and
+/// proto number → domain (`*_UNSPECIFIED` and unknown numbers are `Err`,
+/// which the edge's `Violations::enum_value` reports by field).
+macro_rules! proto_enum {
+    ($name:ident => $pb:ident { $($variant:ident),+ $(,)? }) => {
+        impl From<domain::$name> for pb::$pb {
+            fn from(v: domain::$name) -> Self {
+                match v {
+                    $(domain::$name::$variant => pb::$pb::$variant),+
+                }
+            }
+        }
+
+        impl TryFrom<i32> for domain::$name {
+            type Error = ();
+            fn try_from(v: i32) -> Result<Self, ()> {
+                match pb::$pb::try_from(v).map_err(|_| ())? {
+                    $(pb::$pb::$variant => Ok(domain::$name::$variant),)+
+                    pb::$pb::Unspecified => Err(()),
+                }
+            }
+        }
+    };
+}
+
+proto_enum!(Phase => DeliveryPhase { Discovery, Build, Test, Deploy, Complete });
+
+proto_enum!(Priority => RequirementPriority { Critical, High, Medium, Low });
+
+proto_enum!(RequirementStatus => RequirementStatus { Draft, Approved, InProgress, Done, Deferred });
+
+proto_enum!(TaskStatus => TaskStatus { Backlog, Todo, InProgress, InReview, Done, Blocked });
+
+proto_enum!(SubtaskStatus => SubtaskStatus { Todo, InProgress, Done });
+
+proto_enum!(RiskSeverity => RiskSeverity { Low, Medium, High, Critical });
+
+proto_enum!(RiskStatus => RiskStatus { Open, Mitigating, Accepted, Closed });
+
+proto_enum!(GoalStatus => GoalStatus { Proposed, Active, Achieved, Abandoned });
+
+proto_enum!(WorkOrderStatus => WorkOrderStatus { Backlog, Ready, InProgress, InReview, Done });
+
+proto_enum!(SprintStatus => SprintStatus { Planned, Active, Completed });
+
+proto_enum!(CapacityUnit => SprintCapacityUnit { Hours, Points });
+
+proto_enum!(EvaluatorType => SprintGateEvaluatorType { User, Agent, ApiKey, Service });
+
+impl From<domain::RiskLevel> for pb::RiskLevel {
+    fn from(v: domain::RiskLevel) -> Self {
+        pb::RiskLevel::try_from(i32::from(v.value())).unwrap_or(pb::RiskLevel::Unspecified)
+    }
+}
+
+impl From<foundry_tenancy::PrincipalType> for domain::EvaluatorType {
+    fn from(p: foundry_tenancy::PrincipalType) -> Self {
+        use foundry_tenancy::PrincipalType as P;
+        match p {
+            P::User => domain::EvaluatorType::User,
+            P::Agent => domain::EvaluatorType::Agent,
+            P::ApiKey => domain::EvaluatorType::ApiKey,
+            P::Service => domain::EvaluatorType::Service,
+        }
+    }
+}
 
 /// The service name on audit events.
 pub const SERVICE: &str = "delivery";
@@ -239,4 +309,41 @@ pub(crate) fn other_program(what: &str) -> Error {
         "DIFFERENT_PROGRAM",
         format!("the {what} belongs to another program"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        GoalStatus, Phase, Priority, RiskLevel, RiskSeverity, StoredEnum, TaskStatus,
+        WorkOrderStatus,
+    };
+
+    /// Every stored enum survives text and proto round trips.
+    fn round_trips<D, P>(all: &[D])
+    where
+        D: StoredEnum + TryFrom<i32, Error = ()> + Into<P>,
+        P: Into<i32>,
+    {
+        for d in all {
+            assert_eq!(D::parse(d.as_str()), Some(*d));
+            assert_eq!(D::try_from((*d).into().into()), Ok(*d));
+        }
+        assert!(D::try_from(0).is_err());
+        assert!(D::try_from(99).is_err());
+    }
+
+    #[test]
+    fn enums_round_trip_through_text_and_proto() {
+        round_trips::<Phase, pb::DeliveryPhase>(Phase::ALL);
+        round_trips::<TaskStatus, pb::TaskStatus>(TaskStatus::ALL);
+        round_trips::<GoalStatus, pb::GoalStatus>(GoalStatus::ALL);
+        round_trips::<WorkOrderStatus, pb::WorkOrderStatus>(WorkOrderStatus::ALL);
+        round_trips::<RiskSeverity, pb::RiskSeverity>(RiskSeverity::ALL);
+        assert_eq!(pb::RiskLevel::from(RiskLevel::MAX), pb::RiskLevel::VeryHigh);
+        assert!(
+            Priority::Critical < Priority::Low,
+            "declared most important first"
+        );
+    }
 }

@@ -357,7 +357,7 @@ impl ProgramService for Programs {
             return Err(archived().into());
         }
         let from = Phase::from_db(&row.phase);
-        let step = domain::advance_phase(from, to, req.force)?;
+        let step = domain::advance_phase(from, to, req.force).map_err(Error::from)?;
         if step == PhaseMove::Unchanged {
             tx.commit().await.map_err(Error::from)?;
             return Ok(Response::new(program_to_proto(row)));

@@ -407,7 +407,7 @@ impl SprintService for Sprints {
         )?;
         check_etag(&req.get_ref().etag, row.version, "sprint")?;
         let from = SprintStatus::from_db(&row.status);
-        domain::start_sprint(from)?;
+        domain::start_sprint(from).map_err(Error::from)?;
         // A start racing past this check meets sprints_one_active_key.
         if let Some(active) = store::active_sprint(&mut tx, org_id, row.program_id).await? {
             return Err(store::already_active(Some(active)).into());
@@ -442,7 +442,7 @@ impl SprintService for Sprints {
         )?;
         check_etag(&req.get_ref().etag, row.version, "sprint")?;
         let from = SprintStatus::from_db(&row.status);
-        domain::complete_sprint(from)?;
+        domain::complete_sprint(from).map_err(Error::from)?;
         let to = SprintStatus::Completed;
         let row = store::set_sprint_status(&mut tx, org_id, id, to.as_str()).await?;
         actor

@@ -523,7 +523,7 @@ impl TaskService for Tasks {
         } else {
             0
         };
-        let step = domain::change_task_status(from, to, open, req.force)?;
+        let step = domain::change_task_status(from, to, open, req.force).map_err(Error::from)?;
         if step == TaskMove::Unchanged {
             tx.commit().await.map_err(Error::from)?;
             return Ok(Response::new(task_to_proto(row)));

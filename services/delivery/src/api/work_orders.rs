@@ -490,7 +490,7 @@ impl WorkOrderService for WorkOrders {
         )?;
         check_etag(&req.etag, row.version, "work order")?;
         let from = WorkOrderStatus::from_db(&row.status);
-        if !domain::change_work_order_status(from, to)? {
+        if !domain::change_work_order_status(from, to).map_err(Error::from)? {
             tx.commit().await.map_err(Error::from)?;
             return Ok(Response::new(work_order_to_proto(row)));
         }

@@ -7,7 +7,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
-use foundry_platform::Error;
+use super::Error;
 use uuid::Uuid;
 
 /// A dependency edge: `.0` depends on `.1`.
@@ -234,7 +234,7 @@ mod tests {
         assert_eq!(e.reason(), "DEPENDENCY_CYCLE");
         assert!(e.message().contains(&r[0].to_string()));
         assert!(e.message().contains("300 requirement"));
-        let status: tonic::Status = e.into();
+        let status: tonic::Status = foundry_platform::Error::from(e).into();
         use tonic_types::StatusExt;
         let info = status
             .get_error_details()

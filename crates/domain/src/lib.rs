@@ -1,0 +1,24 @@
+//! The domain half of Foundry's resource recipe (see `crates/README.md`):
+//! what a service's `domain` modules are written with. Nothing here knows
+//! gRPC or SQL; the platform kit maps each piece to the wire and to the
+//! database once.
+//!
+//! - [`Id`]: ids of different resources are different types.
+//! - [`DomainError`]: the one error a domain rule returns, mapped to a gRPC
+//!   status in one place (`foundry_platform::Error: From<DomainError>`).
+//! - [`FieldPath`]: a resource's update-mask paths as an enum.
+//! - [`Audited`] and [`diff`]: an audit event's field changes computed from
+//!   the before and after values.
+//! - [`StoredEnum`]: enums stored as text, decoded loudly.
+
+mod audit;
+mod error;
+mod fields;
+mod id;
+mod stored;
+
+pub use audit::{AuditFields, Audited, Change, diff};
+pub use error::{DomainError, ErrorKind};
+pub use fields::{FieldPath, path_from_str};
+pub use id::Id;
+pub use stored::{StoredEnum, UnknownValue};

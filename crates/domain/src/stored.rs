@@ -1,0 +1,83 @@
+//! Enums stored as text.
+
+use std::fmt;
+
+/// An enum the database stores as text (CHECK-constrained in the schema).
+/// Decoding an unknown value is an error that names the table, column and
+/// value; it never falls back to a variant.
+pub trait StoredEnum: Copy + Eq + fmt::Debug + 'static {
+    /// Every variant.
+    const ALL: &'static [Self];
+
+    /// The stored spelling.
+    fn as_str(self) -> &'static str;
+
+    /// The variant stored as `s`, or an error naming where it was read.
+    fn decode(table: &'static str, column: &'static str, s: &str) -> Result<Self, UnknownValue> {
+        Self::parse(s).ok_or_else(|| UnknownValue {
+            table,
+            column,
+            value: s.to_owned(),
+        })
+    }
+
+    /// The variant spelled `s`, if any.
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == s)
+    }
+}
+
+/// A stored value that no variant matches: the schema and the code
+/// disagree (a migration ahead of the binary, a hand edit).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownValue {
+    /// The table read.
+    pub table: &'static str,
+    /// The column read.
+    pub column: &'static str,
+    /// What it held.
+    pub value: String,
+}
+
+impl fmt::Display for UnknownValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}.{} holds {:?}, which no variant matches",
+            self.table, self.column, self.value
+        )
+    }
+}
+
+impl std::error::Error for UnknownValue {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Status {
+        Open,
+        Done,
+    }
+
+    impl StoredEnum for Status {
+        const ALL: &'static [Self] = &[Status::Open, Status::Done];
+        fn as_str(self) -> &'static str {
+            match self {
+                Status::Open => "open",
+                Status::Done => "done",
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_stored_value_is_an_error_naming_where_it_was() {
+        assert_eq!(Status::decode("tasks", "status", "done"), Ok(Status::Done));
+        let e = Status::decode("tasks", "status", "archived").expect_err("unknown");
+        assert_eq!(
+            e.to_string(),
+            "tasks.status holds \"archived\", which no variant matches"
+        );
+    }
+}

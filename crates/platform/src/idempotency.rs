@@ -1,0 +1,253 @@
+//! Idempotent creates (AIP-155), as one wrapper around the create's
+//! transaction: [`create`] claims the request id, runs the create, stores
+//! its response and commits, all in one transaction.
+//!
+//! The first request with a `request_id` inserts the claim; a concurrent
+//! repeat waits on that row's unique index until the first commits (then
+//! replays its response) or rolls back (then runs itself). A repeat whose
+//! body differs from the first (compared by SHA-256 of the encoded
+//! request) is refused with `INVALID_ARGUMENT` `REQUEST_ID_REUSED`, as
+//! Stripe refuses a reused idempotency key: answering it with the first
+//! response would tell the caller a different thing was made. Claims are
+//! kept for a retention window ([`sweep`] deletes older ones); a repeat
+//! inside it is answered, after it the request runs anew.
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::db::{Db, Tx};
+use crate::error::Error;
+
+/// How long claims are kept by default.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// What makes a create idempotent: who it is scoped to, the method, the
+/// caller's request id, and a fingerprint of the request.
+#[derive(Clone, Debug)]
+pub struct Key {
+    scope: Uuid,
+    method: &'static str,
+    request_id: Uuid,
+    request_hash: Vec<u8>,
+}
+
+impl Key {
+    /// The key of `request` under `method` in `scope` (the organization, or
+    /// the user for user-scoped creates), when it has a request id.
+    pub fn of<M: prost::Message>(
+        scope: Uuid,
+        method: &'static str,
+        request_id: Option<Uuid>,
+        request: &M,
+    ) -> Option<Key> {
+        Some(Key {
+            scope,
+            method,
+            request_id: request_id?,
+            request_hash: Sha256::digest(request.encode_to_vec()).to_vec(),
+        })
+    }
+}
+
+/// Runs a create in `tx` once per key: a new key runs `run`, stores its
+/// response and commits; a repeat of the same request replays the stored
+/// response; a repeat with another body is `REQUEST_ID_REUSED`. Without a
+/// key it runs and commits.
+pub async fn create<M>(
+    tx: Tx,
+    key: Option<Key>,
+    run: impl AsyncFnOnce(&mut Tx) -> Result<M, Error>,
+) -> Result<M, Error>
+where
+    M: prost::Message + Default,
+{
+    create_redacted(tx, key, run, |_| None).await
+}
+
+/// [`create`] for a response that holds a secret shown once: `redact`
+/// gives what is stored for replays (`None`: the response itself).
+pub async fn create_redacted<M>(
+    mut tx: Tx,
+    key: Option<Key>,
+    run: impl AsyncFnOnce(&mut Tx) -> Result<M, Error>,
+    redact: impl FnOnce(&M) -> Option<M>,
+) -> Result<M, Error>
+where
+    M: prost::Message + Default,
+{
+    if let Some(key) = &key
+        && let Some(previous) = claim_key(&mut tx, key).await?
+    {
+        return Ok(previous);
+    }
+    let out = run(&mut tx).await?;
+    if let Some(key) = &key {
+        let stored = redact(&out);
+        store_response(&mut tx, key, stored.as_ref().unwrap_or(&out)).await?;
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Claims the key, or returns the response of the request that did.
+async fn claim_key<M: prost::Message + Default>(
+    tx: &mut Tx,
+    key: &Key,
+) -> Result<Option<M>, Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO request_ids (scope_id, method, request_id, request_hash) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(key.scope)
+    .bind(key.method)
+    .bind(key.request_id)
+    .bind(&key.request_hash)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(None);
+    }
+    let row: Option<(Option<Vec<u8>>, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT response, request_hash FROM request_ids \
+         WHERE scope_id = $1 AND method = $2 AND request_id = $3",
+    )
+    .bind(key.scope)
+    .bind(key.method)
+    .bind(key.request_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match row {
+        Some((_, Some(hash))) if hash != key.request_hash => Err(Error::invalid_reason(
+            "REQUEST_ID_REUSED",
+            "request_id",
+            "was used for a different request; use a new request_id for a new request",
+        )),
+        Some((Some(bytes), _)) => M::decode(bytes.as_slice())
+            .map(Some)
+            .map_err(Error::internal),
+        // Swept between our insert and this read, or claimed by a request
+        // that has not committed a response: the caller retries.
+        _ => Err(Error::aborted(
+            "REQUEST_IN_FLIGHT",
+            "a request with this request_id is still running; retry",
+        )),
+    }
+}
+
+async fn store_response<M: prost::Message>(
+    tx: &mut Tx,
+    key: &Key,
+    response: &M,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE request_ids SET response = $4 WHERE scope_id = $1 AND method = $2 AND request_id = $3",
+    )
+    .bind(key.scope)
+    .bind(key.method)
+    .bind(key.request_id)
+    .bind(response.encode_to_vec())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Deletes claims older than `retention`, a batch at a time; returns how
+/// many went.
+pub async fn sweep(db: &Db, retention: Duration) -> Result<u64, Error> {
+    let secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
+    let mut total = 0;
+    loop {
+        let mut tx = db.system().await?;
+        let n = sqlx::query(
+            "DELETE FROM request_ids WHERE ctid IN (SELECT ctid FROM request_ids \
+             WHERE created_at < now() - make_interval(secs => $1) LIMIT 5000)",
+        )
+        .bind(secs as f64)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        total += n;
+        if n < 5000 {
+            return Ok(total);
+        }
+    }
+}
+
+// The open-coded pair every create used before [`create`]; removed once
+// the last caller moves onto the wrapper.
+
+/// Whether a request is new or a repeat.
+#[derive(Debug)]
+pub enum Claim<M> {
+    /// First time: do the work, then [`complete`].
+    New,
+    /// A repeat: the first response.
+    Replay(M),
+}
+
+/// Claims `(scope, method, request_id)` in the transaction. `scope` is the
+/// organization (or the user, for user-scoped creates). Every service
+/// schema has a `request_ids` table.
+pub async fn claim<M: prost::Message + Default>(
+    tx: &mut Tx,
+    scope: Uuid,
+    method: &str,
+    request_id: Uuid,
+) -> Result<Claim<M>, Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO request_ids (scope_id, method, request_id) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+    )
+    .bind(scope)
+    .bind(method)
+    .bind(request_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(Claim::New);
+    }
+    let response: Option<Vec<u8>> = sqlx::query_scalar(
+        "SELECT response FROM request_ids WHERE scope_id = $1 AND method = $2 AND request_id = $3",
+    )
+    .bind(scope)
+    .bind(method)
+    .bind(request_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .flatten();
+    match response {
+        Some(bytes) => M::decode(bytes.as_slice())
+            .map(Claim::Replay)
+            .map_err(Error::internal),
+        None => Err(Error::aborted(
+            "REQUEST_IN_FLIGHT",
+            "a request with this request_id is still running; retry",
+        )),
+    }
+}
+
+/// Stores the response of a claimed request (strip secrets first: they
+/// are shown once).
+pub async fn complete<M: prost::Message>(
+    tx: &mut Tx,
+    scope: Uuid,
+    method: &str,
+    request_id: Uuid,
+    response: &M,
+) -> Result<(), Error> {
+    sqlx::query(
+            "UPDATE request_ids SET response = $4 WHERE scope_id = $1 AND method = $2 AND request_id = $3",
+        )
+        .bind(scope)
+        .bind(method)
+        .bind(request_id)
+        .bind(response.encode_to_vec())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

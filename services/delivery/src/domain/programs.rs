@@ -1,0 +1,127 @@
+//! Programs: the delivery phases and how a program moves between them.
+
+use super::*;
+
+stored_enum! {
+    /// The delivery phase of a program, in order.
+    Phase {
+        /// Understanding the current system; where every program starts.
+        Discovery = "discovery",
+        /// Building.
+        Build = "build",
+        /// Testing.
+        Test = "test",
+        /// Deploying.
+        Deploy = "deploy",
+        /// Delivered.
+        Complete = "complete",
+    }
+}
+
+/// How a phase change relates to the phase order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PhaseMove {
+    /// Already there: nothing to do.
+    Unchanged,
+    /// The next phase: always allowed.
+    Next,
+    /// Further ahead than the next phase: forced only.
+    Skip,
+    /// An earlier phase: forced only.
+    Back,
+}
+
+impl PhaseMove {
+    /// Classifies a move from `from` to `to`.
+    pub fn of(from: Phase, to: Phase) -> PhaseMove {
+        let (a, b) = (from as i32, to as i32);
+        if b == a {
+            PhaseMove::Unchanged
+        } else if b == a + 1 {
+            PhaseMove::Next
+        } else if b > a {
+            PhaseMove::Skip
+        } else {
+            PhaseMove::Back
+        }
+    }
+
+    /// The audit spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseMove::Unchanged => "unchanged",
+            PhaseMove::Next => "next",
+            PhaseMove::Skip => "skip",
+            PhaseMove::Back => "back",
+        }
+    }
+}
+
+/// Checks a phase change. Moving to the next phase is always allowed;
+/// skipping ahead or going back only when forced (the caller checked that
+/// the forcer may). Returns what kind of move it is.
+pub fn advance_phase(from: Phase, to: Phase, force: bool) -> Result<PhaseMove, Error> {
+    let step = PhaseMove::of(from, to);
+    match step {
+        PhaseMove::Skip if !force => Err(Error::failed_precondition(
+            "PHASE_SKIP_NOT_ALLOWED",
+            format!(
+                "a program in phase {} moves to {} next; skipping to {} needs force",
+                from.as_str(),
+                next_phase(from).map_or("nothing", Phase::as_str),
+                to.as_str()
+            ),
+        )),
+        PhaseMove::Back if !force => Err(Error::failed_precondition(
+            "PHASE_BACKWARDS_NOT_ALLOWED",
+            format!(
+                "a program in phase {} cannot go back to {} without force",
+                from.as_str(),
+                to.as_str()
+            ),
+        )),
+        _ => Ok(step),
+    }
+}
+
+/// The phase after `p`, if any.
+pub fn next_phase(p: Phase) -> Option<Phase> {
+    Phase::ALL.get(p as usize + 1).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_advance_one_step_at_a_time_unless_forced() {
+        use Phase::*;
+        assert_eq!(
+            advance_phase(Discovery, Build, false).ok(),
+            Some(PhaseMove::Next)
+        );
+        assert_eq!(
+            advance_phase(Deploy, Complete, false).ok(),
+            Some(PhaseMove::Next)
+        );
+        assert_eq!(
+            advance_phase(Build, Build, false).ok(),
+            Some(PhaseMove::Unchanged)
+        );
+        let skip = advance_phase(Discovery, Test, false).expect_err("skip");
+        assert_eq!(skip.reason(), "PHASE_SKIP_NOT_ALLOWED");
+        assert!(skip.message().contains("build"), "{}", skip.message());
+        let back = advance_phase(Test, Build, false).expect_err("back");
+        assert_eq!(back.reason(), "PHASE_BACKWARDS_NOT_ALLOWED");
+        assert_eq!(
+            advance_phase(Discovery, Complete, true).ok(),
+            Some(PhaseMove::Skip)
+        );
+        assert_eq!(
+            advance_phase(Complete, Discovery, true).ok(),
+            Some(PhaseMove::Back)
+        );
+        assert_eq!(next_phase(Complete), None);
+        assert_eq!(next_phase(Discovery), Some(Build));
+    }
+}
