@@ -5,6 +5,7 @@
 //! roll back together. Each service's [`Relay`] ships its outbox to the
 //! audit service, at least once; the audit service keeps each event once.
 
+pub mod call;
 pub mod event;
 pub mod relay;
 
@@ -18,6 +19,7 @@ use foundry_proto::foundry::identity::v1::{
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
+pub use call::Call;
 pub use event::{Actor, ActorType, AuditEvent, EventBuilder, PLATFORM_ORG, record};
 pub use relay::{DeliveryError, GrpcSink, Relay, RelayConfig, Sink, TokenSource};
 

@@ -1,6 +1,8 @@
 //! Idempotent creates (AIP-155), as one wrapper around the create's
-//! transaction: [`create`] claims the request id, runs the create, stores
-//! its response and commits, all in one transaction.
+//! transaction: [`begin`] claims the request id (or answers a repeat), the
+//! handler does the work in the [`Creating`] transaction it gets, and
+//! [`Creating::finish`] stores the response and commits. The claim, the
+//! work and the stored response commit together or not at all.
 //!
 //! The first request with a `request_id` inserts the claim; a concurrent
 //! repeat waits on that row's unique index until the first commits (then
@@ -51,44 +53,69 @@ impl Key {
     }
 }
 
-/// Runs a create in `tx` once per key: a new key runs `run`, stores its
-/// response and commits; a repeat of the same request replays the stored
-/// response; a repeat with another body is `REQUEST_ID_REUSED`. Without a
-/// key it runs and commits.
-pub async fn create<M>(
-    tx: Tx,
-    key: Option<Key>,
-    run: impl AsyncFnOnce(&mut Tx) -> Result<M, Error>,
-) -> Result<M, Error>
-where
-    M: prost::Message + Default,
-{
-    create_redacted(tx, key, run, |_| None).await
+/// How a create's transaction began: as a repeat, answered with the first
+/// response, or as new work.
+#[derive(Debug)]
+pub enum Begun<M> {
+    /// A repeat of a request that committed: its response.
+    Replay(M),
+    /// New work: do it in this transaction, then [`Creating::finish`].
+    New(Creating),
 }
 
-/// [`create`] for a response that holds a secret shown once: `redact`
-/// gives what is stored for replays (`None`: the response itself).
-pub async fn create_redacted<M>(
-    mut tx: Tx,
+/// The transaction of a create that claimed its key. It derefs to the
+/// transaction for the work; [`Creating::finish`] is the only way to commit
+/// it, and stores the response for repeats first. Dropped, it rolls back
+/// and releases the claim.
+#[derive(Debug)]
+pub struct Creating {
+    tx: Tx,
     key: Option<Key>,
-    run: impl AsyncFnOnce(&mut Tx) -> Result<M, Error>,
-    redact: impl FnOnce(&M) -> Option<M>,
-) -> Result<M, Error>
+}
+
+/// Begins a create in `tx`: claims the key (if the request has one), or
+/// returns the first response for a repeat of the same request, or refuses
+/// a repeat with another body (`REQUEST_ID_REUSED`).
+pub async fn begin<M>(mut tx: Tx, key: Option<Key>) -> Result<Begun<M>, Error>
 where
     M: prost::Message + Default,
 {
     if let Some(key) = &key
         && let Some(previous) = claim_key(&mut tx, key).await?
     {
-        return Ok(previous);
+        return Ok(Begun::Replay(previous));
     }
-    let out = run(&mut tx).await?;
-    if let Some(key) = &key {
-        let stored = redact(&out);
-        store_response(&mut tx, key, stored.as_ref().unwrap_or(&out)).await?;
+    Ok(Begun::New(Creating { tx, key }))
+}
+
+impl Creating {
+    /// Stores `response` for repeats and commits.
+    pub async fn finish<M: prost::Message>(self, response: &M) -> Result<(), Error> {
+        self.finish_redacted(response).await
     }
-    tx.commit().await?;
-    Ok(out)
+
+    /// Stores `stored` (the response less a secret shown once) for repeats
+    /// and commits.
+    pub async fn finish_redacted<M: prost::Message>(mut self, stored: &M) -> Result<(), Error> {
+        if let Some(key) = &self.key {
+            store_response(&mut self.tx, key, stored).await?;
+        }
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Creating {
+    type Target = Tx;
+    fn deref(&self) -> &Tx {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for Creating {
+    fn deref_mut(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
 }
 
 /// Claims the key, or returns the response of the request that did.

@@ -2,7 +2,7 @@
 //! request in one [`Violations`] and fails with all of them at once, each
 //! naming its field by proto path.
 
-use foundry_domain::{FieldPath, path_from_str};
+use foundry_domain::{FieldPath, Id, path_from_str};
 use tonic_types::FieldViolation;
 use uuid::Uuid;
 
@@ -85,6 +85,30 @@ impl Violations {
                     None
                 }
             },
+        }
+    }
+
+    /// A required id of a resource of kind `K`.
+    pub fn id_of<K>(&mut self, field: &str, value: &str) -> Option<Id<K>> {
+        self.id(field, value).map(Id::from_uuid)
+    }
+
+    /// An optional id of kind `K`: `Some(None)` when empty, `None` (and a
+    /// violation) when malformed.
+    pub fn maybe_id<K>(&mut self, field: &str, value: &str) -> Option<Option<Id<K>>> {
+        if value.is_empty() {
+            Some(None)
+        } else {
+            self.parse_id(field, value).map(|u| Some(Id::from_uuid(u)))
+        }
+    }
+
+    /// An optional request id (AIP-155): `Some(None)` when empty.
+    pub fn maybe_request_id(&mut self, value: &str) -> Option<Option<Uuid>> {
+        if value.is_empty() {
+            Some(None)
+        } else {
+            self.parse_id("request_id", value).map(Some)
         }
     }
 

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use foundry_domain::Id;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
 use foundry_platform::db::{check_etag, etag, idempotency};
@@ -89,9 +90,9 @@ impl SubtaskService for Subtasks {
             return Ok(Response::new(prev));
         }
         let task = found(
-            store::get_task(&mut tx, org_id, task_id, Lock::Share).await?,
+            store::get_task(&mut tx, org_id, Id::from_uuid(task_id), Lock::Share).await?,
             &caller,
-            |t| t.program_id,
+            |t| t.program_id.uuid(),
             task_not_found,
         )?;
         let row = store::insert_subtask(
@@ -99,7 +100,7 @@ impl SubtaskService for Subtasks {
             NewSubtask {
                 org_id,
                 task_id,
-                program_id: task.program_id,
+                program_id: task.program_id.uuid(),
                 title: &title,
                 description: &description,
                 status: status.as_str(),
@@ -160,9 +161,9 @@ impl SubtaskService for Subtasks {
                 .parse_keyed(req.page_size, &req.page_token, &format!("task={task_id}"))?;
         let mut tx = self.0.db.tenant(org_id).await?;
         found(
-            store::get_task(&mut tx, org_id, task_id, Lock::None).await?,
+            store::get_task(&mut tx, org_id, Id::from_uuid(task_id), Lock::None).await?,
             &caller,
-            |t| t.program_id,
+            |t| t.program_id.uuid(),
             task_not_found,
         )?;
         let mut rows = store::list_subtasks(
@@ -241,7 +242,7 @@ impl SubtaskService for Subtasks {
             subtask_not_found,
         )?
         .task_id;
-        store::get_task(&mut tx, org_id, task_id, Lock::Share)
+        store::get_task(&mut tx, org_id, Id::from_uuid(task_id), Lock::Share)
             .await?
             .ok_or_else(subtask_not_found)?;
         let mut row = store::get_subtask(&mut tx, org_id, id, Lock::NoKeyUpdate)

@@ -2,23 +2,28 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use foundry_domain::Id;
+use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::{opt_timestamp, timestamp};
-use foundry_platform::db::{Tx, check_etag, etag, idempotency};
-use foundry_platform::validate::{Violations, update_mask};
+use foundry_platform::db::{Tx, check_etag, etag};
+use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, task_service_server::TaskService};
-use foundry_tenancy::{Caller, caller};
+use foundry_tenancy::Caller;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, actor, found, long_text, other_program, program, requirement_not_found,
+    LONG_DESCRIPTION, SERVICE, found, long_text, other_program, program, requirement_not_found,
     sprint_not_found, task_not_found, user_ids,
 };
-use crate::domain::{self, TaskMove, TaskStatus};
-use crate::store::{self, Lock, TaskFilter, TaskRow};
+use crate::domain::{
+    self, NewTask, ProgramId, RequirementId, SprintId, Task, TaskChange, TaskMove, TaskPath,
+    TaskStatus,
+};
+use crate::store::{self, Lock, TaskFilter};
 
 /// Handlers of `TaskService`.
 #[derive(Clone, Debug)]
@@ -29,24 +34,136 @@ const MAX_ASSIGNEES: usize = 32;
 const MAX_LABELS: usize = 32;
 const MAX_ESTIMATE_HOURS: f64 = 10_000.0;
 
-pub fn task_to_proto(r: TaskRow) -> pb::Task {
+pub fn task_to_proto(t: &Task) -> pb::Task {
     pb::Task {
-        id: r.id.to_string(),
-        program_id: r.program_id.to_string(),
-        requirement_id: r.requirement_id.map(|x| x.to_string()).unwrap_or_default(),
-        title: r.title,
-        description: r.description,
-        status: pb::TaskStatus::from(TaskStatus::from_db(&r.status)) as i32,
-        assignee_ids: r.assignee_ids.iter().map(Uuid::to_string).collect(),
-        estimate_hours: r.estimate_hours,
-        due_time: opt_timestamp(r.due_at),
-        labels: r.labels,
-        sprint_id: r.sprint_id.map(|x| x.to_string()).unwrap_or_default(),
-        created_by: r.created_by.to_string(),
-        create_time: Some(timestamp(r.created_at)),
-        update_time: Some(timestamp(r.updated_at)),
-        etag: etag(r.version),
+        id: t.id.to_string(),
+        program_id: t.program_id.to_string(),
+        requirement_id: t.requirement_id.map(|x| x.to_string()).unwrap_or_default(),
+        title: t.title.clone(),
+        description: t.description.clone(),
+        status: pb::TaskStatus::from(t.status) as i32,
+        assignee_ids: t.assignee_ids.iter().map(Id::to_string).collect(),
+        estimate_hours: t.estimate_hours,
+        due_time: opt_timestamp(t.due_at),
+        labels: t.labels.clone(),
+        sprint_id: t.sprint_id.map(|x| x.to_string()).unwrap_or_default(),
+        created_by: t.created_by.to_string(),
+        create_time: Some(timestamp(t.created_at)),
+        update_time: Some(timestamp(t.updated_at)),
+        etag: etag(t.version),
     }
+}
+
+/// A `CreateTaskRequest` as a [`NewTask`] and its request id.
+fn parse_create(req: &pb::CreateTaskRequest) -> Result<(NewTask, Option<Uuid>), Error> {
+    let empty = pb::Task::default();
+    let t = req.task.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let program_id = v.id_of("task.program_id", &t.program_id);
+    let requirement_id = v.maybe_id("task.requirement_id", &t.requirement_id);
+    let title = v.text("task.title", &t.title, 1, 500);
+    let description = long_text(
+        &mut v,
+        "task.description",
+        &t.description,
+        0,
+        LONG_DESCRIPTION,
+    );
+    let status = match t.status {
+        0 => Some(TaskStatus::Backlog),
+        s => match v.enum_value::<TaskStatus>("task.status", s) {
+            Some(s) if s.is_initial() => Some(s),
+            Some(_) => {
+                v.add("task.status", "a new task is BACKLOG or TODO");
+                None
+            }
+            None => None,
+        },
+    };
+    let assignee_ids = assignees(&mut v, &t.assignee_ids);
+    let estimate_hours = estimate(&mut v, t.estimate_hours);
+    let due_at = v.opt_time("task.due_time", t.due_time.as_ref());
+    let labels = labels(&mut v, &t.labels);
+    let sprint_id = v.maybe_id("task.sprint_id", &t.sprint_id);
+    let request_id = v.maybe_request_id(&req.request_id);
+    v.finish_with(|| {
+        Some((
+            NewTask {
+                program_id: program_id?,
+                requirement_id: requirement_id?,
+                title: title?,
+                description: description?,
+                status: status?,
+                assignee_ids: assignee_ids?,
+                estimate_hours: estimate_hours?,
+                due_at: due_at?,
+                labels: labels?,
+                sprint_id: sprint_id?,
+            },
+            request_id?,
+        ))
+    })
+}
+
+/// An `UpdateTaskRequest` as the task's id and the changes its mask names.
+fn parse_update(req: &pb::UpdateTaskRequest) -> Result<(domain::TaskId, Vec<TaskChange>), Error> {
+    let empty = pb::Task::default();
+    let t = req.task.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let id = v.id_of("task.id", &t.id);
+    let mut changes = Vec::new();
+    for path in mask::<TaskPath>(&mut v, req.update_mask.as_ref()) {
+        changes.push(match path {
+            TaskPath::RequirementId => v
+                .maybe_id("task.requirement_id", &t.requirement_id)
+                .map(TaskChange::RequirementId),
+            TaskPath::Title => v
+                .text("task.title", &t.title, 1, 500)
+                .map(TaskChange::Title),
+            TaskPath::Description => long_text(
+                &mut v,
+                "task.description",
+                &t.description,
+                0,
+                LONG_DESCRIPTION,
+            )
+            .map(TaskChange::Description),
+            TaskPath::AssigneeIds => {
+                assignees(&mut v, &t.assignee_ids).map(TaskChange::AssigneeIds)
+            }
+            TaskPath::EstimateHours => {
+                estimate(&mut v, t.estimate_hours).map(TaskChange::EstimateHours)
+            }
+            TaskPath::DueTime => v
+                .opt_time("task.due_time", t.due_time.as_ref())
+                .map(TaskChange::DueTime),
+            TaskPath::Labels => labels(&mut v, &t.labels).map(TaskChange::Labels),
+            TaskPath::SprintId => v
+                .maybe_id("task.sprint_id", &t.sprint_id)
+                .map(TaskChange::SprintId),
+        });
+    }
+    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+}
+
+fn assignees(v: &mut Violations, ids: &[String]) -> Option<Vec<domain::UserId>> {
+    user_ids(v, "task.assignee_ids", ids, MAX_ASSIGNEES)
+        .map(|ids| ids.into_iter().map(Id::from_uuid).collect())
+}
+
+/// A task the caller may see, with `lock`.
+async fn visible_task(
+    tx: &mut Tx,
+    call: &Call,
+    id: domain::TaskId,
+    lock: Lock,
+) -> Result<Task, Error> {
+    found(
+        store::get_task(tx, call.org_id, id, lock).await?,
+        &call.caller,
+        |t| t.program_id.uuid(),
+        task_not_found,
+    )
 }
 
 /// Labels, each once, in the given order.
@@ -91,16 +208,16 @@ async fn requirement_of(
     tx: &mut Tx,
     caller: &Caller,
     org_id: Uuid,
-    program_id: Uuid,
-    requirement_id: Uuid,
+    program_id: ProgramId,
+    requirement_id: RequirementId,
 ) -> Result<(), Error> {
     let r = found(
-        store::get_requirement(tx, org_id, requirement_id, Lock::KeyShare).await?,
+        store::get_requirement(tx, org_id, requirement_id.uuid(), Lock::KeyShare).await?,
         caller,
         |r| r.program_id,
         requirement_not_found,
     )?;
-    if r.program_id != program_id {
+    if r.program_id != program_id.uuid() {
         return Err(other_program("requirement"));
     }
     Ok(())
@@ -112,16 +229,16 @@ async fn sprint_of(
     tx: &mut Tx,
     caller: &Caller,
     org_id: Uuid,
-    program_id: Uuid,
-    sprint_id: Uuid,
+    program_id: ProgramId,
+    sprint_id: SprintId,
 ) -> Result<(), Error> {
     let s = found(
-        store::get_sprint(tx, org_id, sprint_id, Lock::KeyShare).await?,
+        store::get_sprint(tx, org_id, sprint_id.uuid(), Lock::KeyShare).await?,
         caller,
         |s| s.program_id,
         sprint_not_found,
     )?;
-    if s.program_id != program_id {
+    if s.program_id != program_id.uuid() {
         return Err(other_program("sprint"));
     }
     Ok(())
@@ -134,119 +251,36 @@ impl TaskService for Tasks {
         &self,
         req: Request<pb::CreateTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let t = req.task.unwrap_or_default();
-        let mut v = Violations::new();
-        let program_id = v.id("task.program_id", &t.program_id);
-        let requirement_id = v.opt_id("task.requirement_id", &t.requirement_id);
-        let title = v.text("task.title", &t.title, 1, 500);
-        let description = long_text(
-            &mut v,
-            "task.description",
-            &t.description,
-            0,
-            LONG_DESCRIPTION,
-        );
-        let status = match t.status {
-            0 => Some(TaskStatus::Backlog),
-            s => match v.enum_value::<TaskStatus>("task.status", s) {
-                Some(s) if s.is_initial() => Some(s),
-                Some(_) => {
-                    v.add("task.status", "a new task is BACKLOG or TODO");
-                    None
-                }
-                None => None,
-            },
+        let call = Call::of(SERVICE, &req)?;
+        let (new, request_id) = parse_create(req.get_ref())?;
+        let key = idempotency::Key::of(call.org_id, "CreateTask", request_id, req.get_ref());
+        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
+            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::New(tx) => tx,
         };
-        let assignee_ids = user_ids(&mut v, "task.assignee_ids", &t.assignee_ids, MAX_ASSIGNEES);
-        let estimate_hours = estimate(&mut v, t.estimate_hours);
-        let due_at = v.opt_time("task.due_time", t.due_time.as_ref());
-        let labels = labels(&mut v, &t.labels);
-        let sprint_id = v.opt_id("task.sprint_id", &t.sprint_id);
-        let request_id = v.request_id(&req.request_id);
-        v.finish()?;
-        let (
-            Some(program_id),
-            Some(title),
-            Some(description),
-            Some(status),
-            Some(assignee_ids),
-            Some(estimate_hours),
-            Some(due_at),
-            Some(labels),
-        ) = (
-            program_id,
-            title,
-            description,
-            status,
-            assignee_ids,
-            estimate_hours,
-            due_at,
-            labels,
-        )
-        else {
-            return Err(Error::invalid_field("task", "is required").into());
-        };
-
-        let mut tx = self.0.db.tenant(org_id).await?;
-        if let Some(rid) = request_id
-            && let idempotency::Claim::Replay(prev) =
-                idempotency::claim::<pb::Task>(&mut tx, org_id, "CreateTask", rid).await?
-        {
-            return Ok(Response::new(prev));
-        }
-        program(&mut tx, &caller, org_id, program_id, Lock::KeyShare).await?;
-        if let Some(r) = requirement_id {
-            requirement_of(&mut tx, &caller, org_id, program_id, r).await?;
-        }
-        if let Some(s) = sprint_id {
-            sprint_of(&mut tx, &caller, org_id, program_id, s).await?;
-        }
-        let now = Utc::now();
-        let row = store::insert_task(
+        program(
             &mut tx,
-            &TaskRow {
-                org_id,
-                id: Uuid::nil(),
-                program_id,
-                requirement_id,
-                title,
-                description,
-                status: status.as_str().to_owned(),
-                assignee_ids,
-                estimate_hours,
-                due_at,
-                labels,
-                sprint_id,
-                created_by: caller.principal_id(),
-                version: 1,
-                created_at: now,
-                updated_at: now,
-            },
+            &call.caller,
+            call.org_id,
+            new.program_id.uuid(),
+            Lock::KeyShare,
         )
         .await?;
-        actor
-            .event("delivery.task.create", RESOURCE, row.id)
-            .project(Some(program_id))
-            .set("requirement_id", row.requirement_id)
-            .set("title", &row.title)
-            .set("description", &row.description)
-            .set("status", &row.status)
-            .set("assignee_ids", &row.assignee_ids)
-            .set("estimate_hours", row.estimate_hours)
-            .set("due_time", row.due_at)
-            .set("labels", &row.labels)
-            .set("sprint_id", row.sprint_id)
+        if let Some(r) = new.requirement_id {
+            requirement_of(&mut tx, &call.caller, call.org_id, new.program_id, r).await?;
+        }
+        if let Some(s) = new.sprint_id {
+            sprint_of(&mut tx, &call.caller, call.org_id, new.program_id, s).await?;
+        }
+        let task = store::insert_task(&mut tx, call.org_id, &new, call.principal_id()).await?;
+        call.actor
+            .event("delivery.task.create", RESOURCE, task.id)
+            .project(Some(task.program_id.uuid()))
+            .created(&task)
             .record(&mut tx)
             .await?;
-        let out = task_to_proto(row);
-        if let Some(rid) = request_id {
-            idempotency::complete(&mut tx, org_id, "CreateTask", rid, &out).await?;
-        }
-        tx.commit().await.map_err(Error::from)?;
+        let out = task_to_proto(&task);
+        tx.finish(&out).await?;
         Ok(Response::new(out))
     }
 
@@ -255,18 +289,12 @@ impl TaskService for Tasks {
         &self,
         req: Request<pb::GetTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_task(&mut tx, org_id, id, Lock::None).await?,
-            &caller,
-            |t| t.program_id,
-            task_not_found,
-        )?;
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let task = visible_task(&mut tx, &call, id, Lock::None).await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(task_to_proto(row)))
+        Ok(Response::new(task_to_proto(&task)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -274,8 +302,7 @@ impl TaskService for Tasks {
         &self,
         req: Request<pb::ListTasksRequest>,
     ) -> Result<Response<pb::ListTasksResponse>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
+        let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
         let program_id = v.id("program_id", &req.program_id);
@@ -283,10 +310,7 @@ impl TaskService for Tasks {
         let assignee_id = v.opt_id("assignee_id", &req.assignee_id);
         let requirement_id = v.opt_id("requirement_id", &req.requirement_id);
         let sprint_id = v.opt_id("sprint_id", &req.sprint_id);
-        v.finish()?;
-        let Some(program_id) = program_id else {
-            return Err(Error::invalid_field("program_id", "is required").into());
-        };
+        let program_id = v.finish_with(|| program_id)?;
         let page = self.0.pages.parse(
             req.page_size,
             &req.page_token,
@@ -295,14 +319,14 @@ impl TaskService for Tasks {
                 req.status, req.assignee_id, req.requirement_id, req.sprint_id
             ),
         )?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        program(&mut tx, &caller, org_id, program_id, Lock::None).await?;
-        let mut rows = store::list_tasks(
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        program(&mut tx, &call.caller, call.org_id, program_id, Lock::None).await?;
+        let mut tasks = store::list_tasks(
             &mut tx,
-            org_id,
+            call.org_id,
             TaskFilter {
                 program_id,
-                status: status.map(TaskStatus::as_str),
+                status,
                 assignee_id,
                 requirement_id,
                 sprint_id,
@@ -312,9 +336,9 @@ impl TaskService for Tasks {
         )
         .await?;
         tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut rows, |r| r.id);
+        let next_page_token = self.0.pages.finish(&page, &mut tasks, |t| t.id.uuid());
         Ok(Response::new(pb::ListTasksResponse {
-            tasks: rows.into_iter().map(task_to_proto).collect(),
+            tasks: tasks.iter().map(task_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -324,140 +348,34 @@ impl TaskService for Tasks {
         &self,
         req: Request<pb::UpdateTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let t = req.task.unwrap_or_default();
-        let mut v = Violations::new();
-        let id = v.id("task.id", &t.id);
-        // The status is not a plain field write: it has its own method.
-        let mut mask = req.update_mask.clone();
-        if let Some(m) = mask.as_mut()
-            && m.paths.iter().any(|p| p == "status")
+        let call = Call::of(SERVICE, &req)?;
+        let (id, changes) = parse_update(req.get_ref())?;
+        let etag = req.get_ref().task.as_ref().map_or("", |t| t.etag.as_str());
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let before = visible_task(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
+        check_etag(etag, before.version, "task")?;
+        let mut task = before.clone();
+        task.apply(changes);
+        // New references must be visible and in the task's program.
+        if let Some(r) = task.requirement_id
+            && task.requirement_id != before.requirement_id
         {
-            v.add("update_mask", "`status` changes through ChangeTaskStatus");
-            m.paths.retain(|p| p != "status");
+            requirement_of(&mut tx, &call.caller, call.org_id, task.program_id, r).await?;
         }
-        let paths = update_mask(
-            &mut v,
-            mask.as_ref(),
-            &[
-                "requirement_id",
-                "title",
-                "description",
-                "assignee_ids",
-                "estimate_hours",
-                "due_time",
-                "labels",
-                "sprint_id",
-            ],
-            &[
-                "id",
-                "program_id",
-                "created_by",
-                "create_time",
-                "update_time",
-                "etag",
-            ],
-        );
-        let mut requirement_id = None;
-        let mut title = None;
-        let mut description = None;
-        let mut new_assignees = None;
-        let mut estimate_hours = None;
-        let mut due_at = None;
-        let mut new_labels = None;
-        let mut sprint_id = None;
-        for path in &paths {
-            match *path {
-                // Empty detaches the task from its requirement.
-                "requirement_id" => {
-                    requirement_id = Some(v.opt_id("task.requirement_id", &t.requirement_id))
-                }
-                "title" => title = v.text("task.title", &t.title, 1, 500),
-                "description" => {
-                    description = long_text(
-                        &mut v,
-                        "task.description",
-                        &t.description,
-                        0,
-                        LONG_DESCRIPTION,
-                    )
-                }
-                "assignee_ids" => {
-                    new_assignees =
-                        user_ids(&mut v, "task.assignee_ids", &t.assignee_ids, MAX_ASSIGNEES)
-                }
-                "estimate_hours" => estimate_hours = estimate(&mut v, t.estimate_hours),
-                "due_time" => due_at = v.opt_time("task.due_time", t.due_time.as_ref()),
-                "labels" => new_labels = labels(&mut v, &t.labels),
-                _ => sprint_id = Some(v.opt_id("task.sprint_id", &t.sprint_id)),
-            }
+        if let Some(s) = task.sprint_id
+            && task.sprint_id != before.sprint_id
+        {
+            sprint_of(&mut tx, &call.caller, call.org_id, task.program_id, s).await?;
         }
-        v.finish()?;
-        let Some(id) = id else {
-            return Err(Error::invalid_field("task.id", "is required").into());
-        };
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let mut row = found(
-            store::get_task(&mut tx, org_id, id, Lock::NoKeyUpdate).await?,
-            &caller,
-            |t| t.program_id,
-            task_not_found,
-        )?;
-        check_etag(&t.etag, row.version, "task")?;
-        let before = row.clone();
-        if let Some(r) = requirement_id {
-            if let Some(r) = r
-                && Some(r) != row.requirement_id
-            {
-                requirement_of(&mut tx, &caller, org_id, row.program_id, r).await?;
-            }
-            row.requirement_id = r;
-        }
-        if let Some(x) = title {
-            row.title = x;
-        }
-        if let Some(x) = description {
-            row.description = x;
-        }
-        if let Some(x) = new_assignees {
-            row.assignee_ids = x;
-        }
-        if let Some(x) = estimate_hours {
-            row.estimate_hours = x;
-        }
-        if let Some(x) = due_at {
-            row.due_at = x;
-        }
-        if let Some(x) = new_labels {
-            row.labels = x;
-        }
-        if let Some(x) = sprint_id {
-            if let Some(s) = x
-                && Some(s) != row.sprint_id
-            {
-                sprint_of(&mut tx, &caller, org_id, row.program_id, s).await?;
-            }
-            row.sprint_id = x;
-        }
-        let row = store::update_task(&mut tx, &row).await?;
-        actor
+        let task = store::update_task(&mut tx, call.org_id, &task).await?;
+        call.actor
             .event("delivery.task.update", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("requirement_id", before.requirement_id, row.requirement_id)
-            .change("title", &before.title, &row.title)
-            .change("description", &before.description, &row.description)
-            .change("assignee_ids", &before.assignee_ids, &row.assignee_ids)
-            .change("estimate_hours", before.estimate_hours, row.estimate_hours)
-            .change("due_time", before.due_at, row.due_at)
-            .change("labels", &before.labels, &row.labels)
-            .change("sprint_id", before.sprint_id, row.sprint_id)
+            .project(Some(task.program_id.uuid()))
+            .diff(&before, &task)
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(task_to_proto(row)))
+        Ok(Response::new(task_to_proto(&task)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -465,24 +383,16 @@ impl TaskService for Tasks {
         &self,
         req: Request<pb::DeleteTaskRequest>,
     ) -> Result<Response<()>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_task(&mut tx, org_id, id, Lock::Update).await?,
-            &caller,
-            |t| t.program_id,
-            task_not_found,
-        )?;
-        check_etag(&req.get_ref().etag, row.version, "task")?;
-        let subtasks = store::delete_task(&mut tx, org_id, id).await?;
-        actor
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let task = visible_task(&mut tx, &call, id, Lock::Update).await?;
+        check_etag(&req.get_ref().etag, task.version, "task")?;
+        let subtasks = store::delete_task(&mut tx, call.org_id, id).await?;
+        call.actor
             .event("delivery.task.delete", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("title", &row.title, None::<()>)
-            .change("status", &row.status, None::<()>)
+            .project(Some(task.program_id.uuid()))
+            .removed(&task)
             .set("removed", serde_json::json!({ "subtasks": subtasks }))
             .record(&mut tx)
             .await?;
@@ -498,46 +408,37 @@ impl TaskService for Tasks {
         &self,
         req: Request<pb::ChangeTaskStatusRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
+        let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        let id = v.id("id", &req.id);
+        let id = v.id_of("id", &req.id);
         let to: Option<TaskStatus> = v.enum_value("status", req.status);
-        v.finish()?;
-        let (Some(id), Some(to)) = (id, to) else {
-            return Err(Error::invalid_field("id", "is required").into());
-        };
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_task(&mut tx, org_id, id, Lock::NoKeyUpdate).await?,
-            &caller,
-            |t| t.program_id,
-            task_not_found,
-        )?;
-        check_etag(&req.etag, row.version, "task")?;
-        let from = TaskStatus::from_db(&row.status);
+        let (id, to) = v.finish_with(|| Some((id?, to?)))?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let task = visible_task(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
+        check_etag(&req.etag, task.version, "task")?;
+        let from = task.status;
         let open = if to == TaskStatus::Done && from != TaskStatus::Done {
-            store::count_open_subtasks(&mut tx, org_id, id).await?
+            store::count_open_subtasks(&mut tx, call.org_id, id).await?
         } else {
             0
         };
         let step = domain::change_task_status(from, to, open, req.force).map_err(Error::from)?;
         if step == TaskMove::Unchanged {
             tx.commit().await.map_err(Error::from)?;
-            return Ok(Response::new(task_to_proto(row)));
+            return Ok(Response::new(task_to_proto(&task)));
         }
-        let row = store::set_task_status(&mut tx, org_id, id, to.as_str()).await?;
-        let mut event = actor
+        let after = store::set_task_status(&mut tx, call.org_id, id, to).await?;
+        let mut event = call
+            .actor
             .event("delivery.task.change_status", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("status", from.as_str(), to.as_str());
+            .project(Some(after.program_id.uuid()))
+            .diff(&task, &after);
         if step == TaskMove::Forced {
             event = event.set("forced", true).set("open_subtasks", open);
         }
         event.record(&mut tx).await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(task_to_proto(row)))
+        Ok(Response::new(task_to_proto(&after)))
     }
 }

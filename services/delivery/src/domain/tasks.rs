@@ -1,6 +1,168 @@
 //! Tasks: the workflow of a task's status and the subtask rule.
 
+use chrono::{DateTime, Utc};
+use foundry_domain::{AuditFields, Audited, FieldPath};
+use uuid::Uuid;
+
 use super::*;
+
+/// A unit of work in a program.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Task {
+    pub id: TaskId,
+    pub program_id: ProgramId,
+    /// The requirement it delivers, if any (same program).
+    pub requirement_id: Option<RequirementId>,
+    pub title: String,
+    pub description: String,
+    /// Changed only through [`change_task_status`].
+    pub status: TaskStatus,
+    /// Each once, in the given order.
+    pub assignee_ids: Vec<UserId>,
+    pub estimate_hours: Option<f64>,
+    pub due_at: Option<DateTime<Utc>>,
+    /// Each once, in the given order.
+    pub labels: Vec<String>,
+    /// The sprint it is planned in, if any (same program).
+    pub sprint_id: Option<SprintId>,
+    /// The principal that created it.
+    pub created_by: Uuid,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A task to create, as parsed at the edge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewTask {
+    pub program_id: ProgramId,
+    pub requirement_id: Option<RequirementId>,
+    pub title: String,
+    pub description: String,
+    /// [`TaskStatus::is_initial`].
+    pub status: TaskStatus,
+    pub assignee_ids: Vec<UserId>,
+    pub estimate_hours: Option<f64>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub labels: Vec<String>,
+    pub sprint_id: Option<SprintId>,
+}
+
+/// The fields `UpdateTask` may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskPath {
+    RequirementId,
+    Title,
+    Description,
+    AssigneeIds,
+    EstimateHours,
+    DueTime,
+    Labels,
+    SprintId,
+}
+
+impl FieldPath for TaskPath {
+    const ALL: &'static [Self] = &[
+        TaskPath::RequirementId,
+        TaskPath::Title,
+        TaskPath::Description,
+        TaskPath::AssigneeIds,
+        TaskPath::EstimateHours,
+        TaskPath::DueTime,
+        TaskPath::Labels,
+        TaskPath::SprintId,
+    ];
+    const OUTPUT_ONLY: &'static [&'static str] = &[
+        "id",
+        "program_id",
+        "created_by",
+        "create_time",
+        "update_time",
+        "etag",
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            TaskPath::RequirementId => "requirement_id",
+            TaskPath::Title => "title",
+            TaskPath::Description => "description",
+            TaskPath::AssigneeIds => "assignee_ids",
+            TaskPath::EstimateHours => "estimate_hours",
+            TaskPath::DueTime => "due_time",
+            TaskPath::Labels => "labels",
+            TaskPath::SprintId => "sprint_id",
+        }
+    }
+
+    fn elsewhere(path: &str) -> Option<&'static str> {
+        (path == "status").then_some("changes through ChangeTaskStatus")
+    }
+}
+
+/// One field's new value in an update.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TaskChange {
+    /// `None` detaches the task from its requirement.
+    RequirementId(Option<RequirementId>),
+    Title(String),
+    Description(String),
+    AssigneeIds(Vec<UserId>),
+    EstimateHours(Option<f64>),
+    DueTime(Option<DateTime<Utc>>),
+    Labels(Vec<String>),
+    /// `None` takes the task out of its sprint.
+    SprintId(Option<SprintId>),
+}
+
+impl Task {
+    /// Applies an update's changes.
+    pub fn apply(&mut self, changes: Vec<TaskChange>) {
+        for change in changes {
+            match change {
+                TaskChange::RequirementId(x) => self.requirement_id = x,
+                TaskChange::Title(x) => self.title = x,
+                TaskChange::Description(x) => self.description = x,
+                TaskChange::AssigneeIds(x) => self.assignee_ids = x,
+                TaskChange::EstimateHours(x) => self.estimate_hours = x,
+                TaskChange::DueTime(x) => self.due_at = x,
+                TaskChange::Labels(x) => self.labels = x,
+                TaskChange::SprintId(x) => self.sprint_id = x,
+            }
+        }
+    }
+}
+
+impl Audited for Task {
+    fn audit_fields(&self) -> AuditFields {
+        let Task {
+            id: _,
+            program_id: _,
+            requirement_id,
+            title,
+            description,
+            status,
+            assignee_ids,
+            estimate_hours,
+            due_at,
+            labels,
+            sprint_id,
+            created_by: _,
+            version: _,
+            created_at: _,
+            updated_at: _,
+        } = self;
+        AuditFields::new()
+            .field("requirement_id", requirement_id)
+            .field("title", title)
+            .field("description", description)
+            .field("status", status.as_str())
+            .field("assignee_ids", assignee_ids)
+            .field("estimate_hours", estimate_hours)
+            .field("due_time", due_at)
+            .field("labels", labels)
+            .field("sprint_id", sprint_id)
+    }
+}
 
 stored_enum! {
     /// The workflow status of a task.

@@ -1,16 +1,18 @@
 //! Tasks and their assignees.
 
 use chrono::{DateTime, Utc};
-use foundry_platform::Result;
+use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
+use foundry_platform::{Error, Result};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{Lock, newest_first, qualified};
+use crate::domain::{NewTask, Task, TaskId, TaskStatus, UserId};
 
-/// A task row.
+/// A task row, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TaskRow {
+struct TaskRow {
     pub org_id: Uuid,
     pub id: Uuid,
     pub program_id: Uuid,
@@ -29,36 +31,63 @@ pub struct TaskRow {
     pub updated_at: DateTime<Utc>,
 }
 
+impl TryFrom<TaskRow> for Task {
+    type Error = Error;
+
+    fn try_from(r: TaskRow) -> Result<Task> {
+        Ok(Task {
+            id: Id::from_uuid(r.id),
+            program_id: Id::from_uuid(r.program_id),
+            requirement_id: r.requirement_id.map(Id::from_uuid),
+            title: r.title,
+            description: r.description,
+            status: TaskStatus::decode("tasks", "status", &r.status)?,
+            assignee_ids: r.assignee_ids.into_iter().map(Id::from_uuid).collect(),
+            estimate_hours: r.estimate_hours,
+            due_at: r.due_at,
+            labels: r.labels,
+            sprint_id: r.sprint_id.map(Id::from_uuid),
+            created_by: r.created_by,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+fn uuids(ids: &[UserId]) -> Vec<Uuid> {
+    ids.iter().map(|u| u.uuid()).collect()
+}
+
 /// The columns every task read returns, in `TaskRow` order (the bench
 /// runs the same statements under pgbench).
 pub const TASK_COLUMNS: &str = "org_id, id, program_id, requirement_id, title, description, status, assignee_ids, \
      estimate_hours, due_at, labels, sprint_id, created_by, version, created_at, updated_at";
 
-/// Inserts `t` under a new id (its id, version and times are ignored: the
-/// insert sets them), with its assignee index.
-pub async fn insert_task(tx: &mut Tx, t: &TaskRow) -> Result<TaskRow> {
+/// Inserts a new task made by `created_by`, with its assignee index.
+pub async fn insert_task(tx: &mut Tx, org_id: Uuid, t: &NewTask, created_by: Uuid) -> Result<Task> {
     let row: TaskRow = sqlx::query_as(&format!(
         "INSERT INTO tasks (org_id, id, program_id, requirement_id, title, description, status, \
          assignee_ids, estimate_hours, due_at, labels, sprint_id, created_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {TASK_COLUMNS}"
     ))
-    .bind(t.org_id)
+    .bind(org_id)
     .bind(Uuid::now_v7())
-    .bind(t.program_id)
-    .bind(t.requirement_id)
+    .bind(t.program_id.uuid())
+    .bind(t.requirement_id.map(Id::uuid))
     .bind(&t.title)
     .bind(&t.description)
-    .bind(&t.status)
-    .bind(&t.assignee_ids)
+    .bind(t.status.as_str())
+    .bind(uuids(&t.assignee_ids))
     .bind(t.estimate_hours)
     .bind(t.due_at)
     .bind(&t.labels)
-    .bind(t.sprint_id)
-    .bind(t.created_by)
+    .bind(t.sprint_id.map(Id::uuid))
+    .bind(created_by)
     .fetch_one(&mut **tx)
     .await?;
     set_assignees(tx, &row).await?;
-    Ok(row)
+    row.try_into()
 }
 
 /// Makes `task_assignees` hold exactly the row's assignees.
@@ -84,22 +113,23 @@ async fn set_assignees(tx: &mut Tx, t: &TaskRow) -> Result<()> {
     Ok(())
 }
 
-pub async fn get_task(tx: &mut Tx, org_id: Uuid, id: Uuid, lock: Lock) -> Result<Option<TaskRow>> {
-    Ok(sqlx::query_as(&format!(
+pub async fn get_task(tx: &mut Tx, org_id: Uuid, id: TaskId, lock: Lock) -> Result<Option<Task>> {
+    let row: Option<TaskRow> = sqlx::query_as(&format!(
         "SELECT {TASK_COLUMNS} FROM tasks WHERE org_id = $1 AND id = $2{}",
         lock.sql()
     ))
     .bind(org_id)
-    .bind(id)
+    .bind(id.uuid())
     .fetch_optional(&mut **tx)
-    .await?)
+    .await?;
+    row.map(Task::try_from).transpose()
 }
 
 /// Filters of ListTasks; all that are set apply.
 #[derive(Clone, Copy, Debug)]
-pub struct TaskFilter<'a> {
+pub struct TaskFilter {
     pub program_id: Uuid,
-    pub status: Option<&'a str>,
+    pub status: Option<TaskStatus>,
     pub assignee_id: Option<Uuid>,
     pub requirement_id: Option<Uuid>,
     pub sprint_id: Option<Uuid>,
@@ -113,10 +143,10 @@ pub struct TaskFilter<'a> {
 pub async fn list_tasks(
     tx: &mut Tx,
     org_id: Uuid,
-    f: TaskFilter<'_>,
+    f: TaskFilter,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<TaskRow>> {
+) -> Result<Vec<Task>> {
     let cols = qualified(TASK_COLUMNS, "t");
     let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {cols} FROM "));
     // The keyset column of the walked index.
@@ -142,60 +172,68 @@ pub async fn list_tasks(
         q.push(" AND t.sprint_id = ").push_bind(s);
     }
     if let Some(s) = f.status {
-        q.push(" AND t.status = ").push_bind(s);
+        q.push(" AND t.status = ").push_bind(s.as_str());
     }
     newest_first(&mut q, key, before, limit);
-    Ok(q.build_query_as().fetch_all(&mut **tx).await?)
+    let rows: Vec<TaskRow> = q.build_query_as().fetch_all(&mut **tx).await?;
+    rows.into_iter().map(Task::try_from).collect()
 }
 
-/// Writes the user-editable fields of `row` (and its assignee index).
-pub async fn update_task(tx: &mut Tx, row: &TaskRow) -> Result<TaskRow> {
-    let out: TaskRow = sqlx::query_as(&format!(
+/// Writes the user-editable fields of `t` (and its assignee index).
+pub async fn update_task(tx: &mut Tx, org_id: Uuid, t: &Task) -> Result<Task> {
+    let row: TaskRow = sqlx::query_as(&format!(
         "UPDATE tasks SET requirement_id = $3, title = $4, description = $5, assignee_ids = $6, \
          estimate_hours = $7, due_at = $8, labels = $9, sprint_id = $10, version = version + 1, \
          updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {TASK_COLUMNS}"
     ))
-    .bind(row.org_id)
-    .bind(row.id)
-    .bind(row.requirement_id)
-    .bind(&row.title)
-    .bind(&row.description)
-    .bind(&row.assignee_ids)
-    .bind(row.estimate_hours)
-    .bind(row.due_at)
-    .bind(&row.labels)
-    .bind(row.sprint_id)
+    .bind(org_id)
+    .bind(t.id.uuid())
+    .bind(t.requirement_id.map(Id::uuid))
+    .bind(&t.title)
+    .bind(&t.description)
+    .bind(uuids(&t.assignee_ids))
+    .bind(t.estimate_hours)
+    .bind(t.due_at)
+    .bind(&t.labels)
+    .bind(t.sprint_id.map(Id::uuid))
     .fetch_one(&mut **tx)
     .await?;
-    set_assignees(tx, &out).await?;
-    Ok(out)
+    set_assignees(tx, &row).await?;
+    row.try_into()
 }
 
-pub async fn set_task_status(tx: &mut Tx, org_id: Uuid, id: Uuid, status: &str) -> Result<TaskRow> {
-    Ok(sqlx::query_as(&format!(
+pub async fn set_task_status(
+    tx: &mut Tx,
+    org_id: Uuid,
+    id: TaskId,
+    status: TaskStatus,
+) -> Result<Task> {
+    let row: TaskRow = sqlx::query_as(&format!(
         "UPDATE tasks SET status = $3, version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {TASK_COLUMNS}"
     ))
     .bind(org_id)
-    .bind(id)
-    .bind(status)
+    .bind(id.uuid())
+    .bind(status.as_str())
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    row.try_into()
 }
 
 /// How many of a task's subtasks are open, on `subtasks_open_idx`.
-pub async fn count_open_subtasks(tx: &mut Tx, org_id: Uuid, task_id: Uuid) -> Result<i64> {
+pub async fn count_open_subtasks(tx: &mut Tx, org_id: Uuid, task_id: TaskId) -> Result<i64> {
     Ok(sqlx::query_scalar(
         "SELECT count(*) FROM subtasks WHERE org_id = $1 AND task_id = $2 AND status <> 'done'",
     )
     .bind(org_id)
-    .bind(task_id)
+    .bind(task_id.uuid())
     .fetch_one(&mut **tx)
     .await?)
 }
 
 /// Deletes a task with its subtasks; returns how many subtasks went.
-pub async fn delete_task(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<u64> {
+pub async fn delete_task(tx: &mut Tx, org_id: Uuid, id: TaskId) -> Result<u64> {
+    let id = id.uuid();
     let subtasks = sqlx::query("DELETE FROM subtasks WHERE org_id = $1 AND task_id = $2")
         .bind(org_id)
         .bind(id)
