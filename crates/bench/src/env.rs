@@ -54,6 +54,7 @@ impl Env {
             oidc: vec![],
             audit_delivery: delivery,
             audit_checkpoint_interval: None,
+            request_id_retention: foundry_platform::idempotency::DEFAULT_RETENTION,
         })
         .await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -13,6 +13,7 @@ use foundry_delivery::Delivery;
 use foundry_identity::{Identity, OidcProvider, RingSource, TokenConfig};
 use foundry_outbox::{GrpcSink, RELAY_SERVICE_ACCOUNT, Relay, RelayConfig};
 use foundry_platform::db::{self, Db};
+use foundry_platform::idempotency;
 use foundry_platform::page::PageTokens;
 use foundry_platform::server::Background;
 use foundry_tenancy::{Tenancy, Verifier};
@@ -37,6 +38,9 @@ pub struct SuiteConfig {
     /// How often the audit checkpointer signs a checkpoint of every chain
     /// that grew (and applies retention); `None` runs no checkpointer.
     pub audit_checkpoint_interval: Option<Duration>,
+    /// How long idempotent creates' request ids are kept; older ones are
+    /// swept.
+    pub request_id_retention: Duration,
 }
 
 /// Where the services' outbox relays deliver.
@@ -58,6 +62,8 @@ pub struct Suite {
     pub audit_delivery: AuditDelivery,
     /// How often the audit checkpointer runs, if it does.
     pub audit_checkpoint_interval: Option<Duration>,
+    /// How long request ids are kept.
+    pub request_id_retention: Duration,
     /// Identity & tenancy.
     pub identity: Identity,
     /// The audit log.
@@ -151,6 +157,7 @@ impl Suite {
         Ok(Suite {
             audit_delivery: cfg.audit_delivery.clone(),
             audit_checkpoint_interval: cfg.audit_checkpoint_interval,
+            request_id_retention: cfg.request_id_retention,
             identity,
             audit,
             delivery,
@@ -159,7 +166,8 @@ impl Suite {
     }
 
     /// Serves every service on `listener` until `shutdown` resolves. The
-    /// outbox relays and the audit checkpointer run beside it; on shutdown
+    /// outbox relays, the audit checkpointer and the request-id sweeps run
+    /// beside it; on shutdown
     /// they stop first (the relays flush to the still-serving audit
     /// service), then the server drains.
     pub async fn serve(
@@ -173,6 +181,11 @@ impl Suite {
         if let Some(every) = self.audit_checkpoint_interval {
             let audit = self.audit.clone();
             background.spawn(move |stop| audit.run_checkpointer(every, stop));
+        }
+        // Every schema with idempotent creates sweeps its request ids.
+        for db in [self.identity.db().clone(), self.delivery.db().clone()] {
+            let retention = self.request_id_retention;
+            background.spawn(move |stop| idempotency::run_sweeper(db, retention, stop));
         }
         let (identity, audit, delivery) = (
             self.identity.clone(),

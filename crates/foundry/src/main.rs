@@ -109,6 +109,7 @@ fn config(args: &ServerArgs, oidc: &OidcArgs, database_url: String) -> SuiteConf
         oidc: oidc.providers.clone(),
         audit_delivery: foundry::AuditDelivery::Local,
         audit_checkpoint_interval: Some(AUDIT_CHECKPOINT_INTERVAL),
+        request_id_retention: args.request_id_retention(),
     }
 }
 

@@ -54,10 +54,26 @@ pub struct ServerArgs {
         default_value_t = 16
     )]
     pub db_max_connections: u32,
+
+    /// How long an idempotent create's request id is remembered (AIP-155):
+    /// a repeat within it is answered with the first response, after it the
+    /// request runs anew. Older ids are swept.
+    #[arg(
+        long,
+        global = true,
+        env = "FOUNDRY_REQUEST_ID_RETENTION_SECONDS",
+        default_value_t = 86_400
+    )]
+    pub request_id_retention_seconds: u64,
 }
 
 impl ServerArgs {
     /// The page token signer these flags describe.
+    /// The request-id retention window.
+    pub fn request_id_retention(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.request_id_retention_seconds.max(1))
+    }
+
     pub fn page_tokens(&self) -> crate::page::PageTokens {
         self.page_token_key
             .as_deref()

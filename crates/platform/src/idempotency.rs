@@ -118,6 +118,11 @@ impl std::ops::DerefMut for Creating {
     }
 }
 
+/// A claim as read back: the stored response (none while the first request
+/// runs) and the first request's fingerprint (none for claims made before
+/// fingerprints were kept).
+type Claimed = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// Claims the key, or returns the response of the request that did.
 async fn claim_key<M: prost::Message + Default>(
     tx: &mut Tx,
@@ -137,7 +142,7 @@ async fn claim_key<M: prost::Message + Default>(
     if inserted == 1 {
         return Ok(None);
     }
-    let row: Option<(Option<Vec<u8>>, Option<Vec<u8>>)> = sqlx::query_as(
+    let row: Option<Claimed> = sqlx::query_as(
         "SELECT response, request_hash FROM request_ids \
          WHERE scope_id = $1 AND method = $2 AND request_id = $3",
     )
@@ -179,6 +184,32 @@ async fn store_response<M: prost::Message>(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// How often [`sweep`] runs for a retention window: a twelfth of it
+/// (two hours for the default day), at least a second, at most an hour.
+pub fn sweep_interval(retention: Duration) -> Duration {
+    (retention / 12).clamp(Duration::from_secs(1), Duration::from_secs(3600))
+}
+
+/// Sweeps `db`'s claims past `retention` every [`sweep_interval`] until
+/// `stop` resolves.
+pub async fn run_sweeper(db: Db, retention: Duration, stop: crate::server::StopSignal) {
+    crate::server::every("request-id sweep", sweep_interval(retention), stop, || {
+        let db = db.clone();
+        async move {
+            let n = sweep(&db, retention).await?;
+            if n > 0 {
+                tracing::info!(
+                    schema = db.schema(),
+                    removed = n,
+                    "request ids past retention swept"
+                );
+            }
+            Ok(())
+        }
+    })
+    .await;
 }
 
 /// Deletes claims older than `retention`, a batch at a time; returns how

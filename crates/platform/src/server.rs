@@ -121,3 +121,31 @@ impl Background {
         server.await
     }
 }
+
+/// Runs `tick` every `interval` until `stop` resolves: the one loop behind
+/// every maintenance task of a server (request-id sweeps, audit
+/// checkpoints). A failed tick is logged with the task's name and retried
+/// at the next interval; a tick in progress finishes before the loop stops.
+pub async fn every<F, Fut>(
+    name: &'static str,
+    interval: std::time::Duration,
+    stop: StopSignal,
+    mut tick: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut stop = stop;
+    let mut timer = tokio::time::interval(interval);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = timer.tick() => {
+                if let Err(e) = tick().await {
+                    tracing::warn!(task = name, error = %format!("{e:#}"), "maintenance tick failed; retrying next interval");
+                }
+            }
+        }
+    }
+}

@@ -424,7 +424,7 @@ mod tests {
         assert_eq!(built.ok(), Some(("x".to_owned(), "y".to_owned())));
         let mut v = Violations::new();
         let a = v.text("a", "", 1, 5);
-        let err = v.finish_with(|| Some(a?)).expect_err("a is required");
+        let err = v.finish_with(|| a).expect_err("a is required");
         assert_eq!(err.violations().len(), 1);
         // A parser bug (None without a violation) is INTERNAL, not a value.
         let err = Violations::new()

@@ -132,6 +132,7 @@ impl TestApp {
             oidc: vec![],
             audit_delivery: foundry::AuditDelivery::Off,
             audit_checkpoint_interval: None,
+            request_id_retention: foundry_platform::idempotency::DEFAULT_RETENTION,
         };
         adjust(&mut config);
         let suite = Suite::connect(config).await.expect("suite");

@@ -49,6 +49,8 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", cli.server.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "foundry-delivery serving");
     let mut background = Background::default();
+    let (db, retention) = (delivery.db().clone(), cli.server.request_id_retention());
+    background.spawn(move |stop| foundry_platform::idempotency::run_sweeper(db, retention, stop));
     if let Some(endpoint) = &cli.relay.audit_endpoint {
         // The relay's token: its service-account key exchanged at identity.
         let key = cli.relay.service_account_key.clone().context(

@@ -55,6 +55,8 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", cli.server.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "foundry-identity serving");
     let mut background = Background::default();
+    let (db, retention) = (identity.db().clone(), cli.server.request_id_retention());
+    background.spawn(move |stop| foundry_platform::idempotency::run_sweeper(db, retention, stop));
     if let Some(endpoint) = &cli.relay.audit_endpoint {
         // Identity mints its own relay tokens: no key to configure.
         let sa = identity

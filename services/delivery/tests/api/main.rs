@@ -12,6 +12,7 @@ mod indexes;
 mod outbox;
 mod planner_phases;
 mod programs;
+mod request_ids;
 mod requirements;
 mod risks;
 mod scale;
