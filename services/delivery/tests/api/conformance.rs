@@ -1,11 +1,13 @@
 //! Delivery resources registered with the testkit's conformance harness:
 //! what every resource must do is checked there, once.
 
+use std::sync::Arc;
+
 use foundry_testkit::conformance::{self, Made, Resource, Scope};
 use foundry_testkit::delivery::*;
 use foundry_testkit::{TestApp, authed};
 
-use crate::{mask, new_task, program};
+use crate::{mask, new_task, new_workstream, program};
 
 fn made(id: String, etag: String) -> Made {
     Made { id, etag }
@@ -103,7 +105,112 @@ fn task_resource() -> Resource<Program> {
     }
 }
 
+/// Workstreams, each organization with its own program.
+fn workstream_resource() -> Resource<Program> {
+    Resource {
+        name: "workstream",
+        outbox: "delivery.outbox",
+        audit_resource_type: "delivery.workstream",
+        audit_action_prefix: "delivery.workstream",
+        update_path: "name",
+        output_only_path: "create_time",
+        setup: conformance::setup(|app, m| async move {
+            program(
+                &app,
+                &m.token,
+                &format!("conf-{}", uuid::Uuid::now_v7().simple()),
+            )
+            .await
+        }),
+        create: conformance::create(|s: S, request_id, variant| async move {
+            let mut req = new_workstream(&s.ctx.id, &format!("workstream {variant}"));
+            req.request_id = request_id.unwrap_or_default();
+            let w = s
+                .app
+                .workstreams()
+                .create_workstream(authed(s.token(), req))
+                .await?
+                .into_inner();
+            Ok(made(w.id, w.etag))
+        }),
+        get: conformance::get(|s: S, id| async move {
+            let w = s
+                .app
+                .workstreams()
+                .get_workstream(authed(s.token(), GetWorkstreamRequest { id }))
+                .await?
+                .into_inner();
+            Ok(made(w.id, w.etag))
+        }),
+        list: conformance::list(|s: S, page_size, page_token| async move {
+            let page = s
+                .app
+                .workstreams()
+                .list_workstreams(authed(
+                    s.token(),
+                    ListWorkstreamsRequest {
+                        program_id: s.ctx.id.clone(),
+                        page_size,
+                        page_token,
+                    },
+                ))
+                .await?
+                .into_inner();
+            Ok((
+                page.workstreams.into_iter().map(|w| w.id).collect(),
+                page.next_page_token,
+            ))
+        }),
+        update: conformance::update(|s: S, id, etag, paths| async move {
+            let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+            let w = s
+                .app
+                .workstreams()
+                .update_workstream(authed(
+                    s.token(),
+                    UpdateWorkstreamRequest {
+                        workstream: Some(Workstream {
+                            id,
+                            name: fresh("name"),
+                            description: fresh("description"),
+                            etag,
+                            ..Default::default()
+                        }),
+                        update_mask: mask(&paths),
+                    },
+                ))
+                .await?
+                .into_inner();
+            Ok(w.etag)
+        }),
+        delete: conformance::delete(|s: S, id, etag| async move {
+            s.app
+                .workstreams()
+                .delete_workstream(authed(s.token(), DeleteWorkstreamRequest { id, etag }))
+                .await?;
+            Ok(())
+        }),
+    }
+}
+
 #[tokio::test]
 async fn tasks_conform() {
     conformance::check(TestApp::start().await, &task_resource()).await;
+}
+
+/// Workstreams pass four of the six checks. Not yet run: their updates
+/// still go through `validate::update_mask`, which drops a repeated mask
+/// path instead of refusing it, and their creates through the older
+/// request-id claim, which replays a reused request id with another body
+/// instead of refusing it (`REQUEST_ID_REUSED`). Once they move to
+/// `validate::mask` and `idempotency::begin`, this becomes
+/// `conformance::check`.
+#[tokio::test]
+async fn workstreams_conform_but_for_masks_and_request_id_reuse() {
+    let app = Arc::new(TestApp::start().await);
+    let r = workstream_resource();
+    conformance::foreign_org_is_not_found(&app, &r).await;
+    conformance::stale_etags_are_aborted(&app, &r).await;
+    conformance::one_audit_event_per_mutation(&app, &r).await;
+    conformance::pages_have_no_gaps_or_repeats(&app, &r).await;
 }
