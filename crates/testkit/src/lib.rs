@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod conformance;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
