@@ -156,7 +156,10 @@ impl AuditService for Events {
         tx.commit().await.map_err(Error::from)?;
         let next_page_token = self.0.pages.finish(&page, &mut rows, |r| r.event.id);
         Ok(Response::new(pb::ListAuditEventsResponse {
-            audit_events: rows.into_iter().map(event_to_proto).collect(),
+            audit_events: rows
+                .into_iter()
+                .map(event_to_proto)
+                .collect::<Result<_, _>>()?,
             next_page_token,
         }))
     }
@@ -173,7 +176,7 @@ impl AuditService for Events {
             .await?
             .ok_or_else(not_found)?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(event_to_proto(row)))
+        Ok(Response::new(event_to_proto(row)?))
     }
 
     #[tracing::instrument(skip_all)]

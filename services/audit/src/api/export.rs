@@ -41,16 +41,16 @@ pub const CHUNK_BYTES: usize = 256 * 1024;
 /// One event as a JSON object: the proto3 JSON mapping of `AuditEvent`
 /// (lowerCamelCase names, `sequence` as a string as int64 is, enum names,
 /// RFC 3339 times), every field present.
-pub fn event_json(r: &EventRow) -> Value {
+pub fn event_json(r: &EventRow) -> Result<Value, Error> {
     let e = &r.event;
     let opt = |u: Option<Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
-    json!({
+    Ok(json!({
         "id": e.id.to_string(),
         "orgId": e.org_id.to_string(),
         "sequence": e.sequence.to_string(),
         "occurTime": format_time(e.occurred_at),
         "recordTime": format_time(r.recorded_at),
-        "actorType": actor_type_to_proto(&e.actor_type).as_str_name(),
+        "actorType": actor_type_to_proto(&e.actor_type)?.as_str_name(),
         "actorId": opt(e.actor_id),
         "action": e.action,
         "resourceType": e.resource_type,
@@ -64,7 +64,7 @@ pub fn event_json(r: &EventRow) -> Value {
         "service": e.service,
         "previousHash": hex::encode(&e.prev_hash),
         "hash": hex::encode(&r.hash),
-    })
+    }))
 }
 
 fn chunk(data: Vec<u8>) -> HttpBody {
@@ -92,7 +92,7 @@ async fn pump(
             .await?;
         tx.commit().await?;
         for r in &rows {
-            serde_json::to_writer(&mut buf, &event_json(r)).map_err(Error::internal)?;
+            serde_json::to_writer(&mut buf, &event_json(r)?).map_err(Error::internal)?;
             buf.push(b'\n');
             if buf.len() >= CHUNK_BYTES {
                 let data = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_BYTES));

@@ -188,7 +188,7 @@ pub async fn list_execution_audit_records(
     )
     .await?;
     tx.commit().await.map_err(Error::from)?;
-    let next_page_token = state.pages.finish(&page, &mut rows, |r| r.id);
+    let next_page_token = state.pages.finish(&page, &mut rows, |r| r.record.id);
     Ok(Response::new(pb::ListExecutionAuditRecordsResponse {
         execution_audit_records: rows.into_iter().map(record_to_proto).collect(),
         next_page_token,

@@ -101,7 +101,7 @@ pub async fn update_audit_settings(
         match retention_days(given.retention_days) {
             Ok(d) => Some(d),
             Err(e) => {
-                v.add("audit_settings.retention_days", e);
+                v.add("audit_settings.retention_days", e.message);
                 None
             }
         }

@@ -1,5 +1,7 @@
 //! Per-organization audit settings and retention. No I/O.
 
+use super::Error;
+
 /// Shortest retention, in days. Retention never removes the events of the
 /// last day: the database function that removes a prefix enforces it too.
 pub const MIN_RETENTION_DAYS: i32 = 1;
@@ -7,12 +9,15 @@ pub const MIN_RETENTION_DAYS: i32 = 1;
 pub const MAX_RETENTION_DAYS: i32 = 36_500;
 
 /// A requested `retention_days` (0: forever), if it is allowed.
-pub fn retention_days(days: i32) -> Result<Option<i32>, String> {
+pub fn retention_days(days: i32) -> Result<Option<i32>, Error> {
     match days {
         0 => Ok(None),
         d if (MIN_RETENTION_DAYS..=MAX_RETENTION_DAYS).contains(&d) => Ok(Some(d)),
-        _ => Err(format!(
-            "must be 0 (keep forever) or {MIN_RETENTION_DAYS} to {MAX_RETENTION_DAYS} days"
+        _ => Err(Error::invalid(
+            "audit_settings.retention_days",
+            format!(
+                "must be 0 (keep forever) or {MIN_RETENTION_DAYS} to {MAX_RETENTION_DAYS} days"
+            ),
         )),
     }
 }
