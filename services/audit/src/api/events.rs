@@ -36,6 +36,23 @@ fn time(
     parsed
 }
 
+/// The [`FilterFields`] of a `ListAuditEventsRequest` or an
+/// `ExportAuditEventsRequest` (the same fields).
+macro_rules! filter_fields {
+    ($req:expr) => {
+        $crate::api::events::FilterFields {
+            actor_id: &$req.actor_id,
+            action: &$req.action,
+            resource_type: &$req.resource_type,
+            resource_id: &$req.resource_id,
+            project_id: &$req.project_id,
+            start_time: $req.start_time.as_ref(),
+            end_time: $req.end_time.as_ref(),
+        }
+    };
+}
+pub(crate) use filter_fields;
+
 /// The filters of `ListAuditEventsRequest` and `ExportAuditEventsRequest`
 /// (the same fields).
 pub struct FilterFields<'a> {
@@ -134,15 +151,7 @@ impl AuditService for Events {
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
         let org_id = caller(&req)?.org_id()?;
         let req = req.into_inner();
-        let fields = FilterFields {
-            actor_id: &req.actor_id,
-            action: &req.action,
-            resource_type: &req.resource_type,
-            resource_id: &req.resource_id,
-            project_id: &req.project_id,
-            start_time: req.start_time.as_ref(),
-            end_time: req.end_time.as_ref(),
-        };
+        let fields = filter_fields!(req);
         let mut v = Violations::new();
         let filter = fields.parse(&mut v);
         v.finish()?;

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::actor_type_to_proto;
-use crate::api::events::FilterFields;
+use crate::api::events::filter_fields;
 use crate::domain::format_time;
 use crate::store::{self, EventRow, Keyset, ListFilter};
 
@@ -123,16 +123,7 @@ pub async fn export_audit_events(
     let org_id = caller(&req)?.org_id()?;
     let req = req.into_inner();
     let mut v = Violations::new();
-    let filter = FilterFields {
-        actor_id: &req.actor_id,
-        action: &req.action,
-        resource_type: &req.resource_type,
-        resource_id: &req.resource_id,
-        project_id: &req.project_id,
-        start_time: req.start_time.as_ref(),
-        end_time: req.end_time.as_ref(),
-    }
-    .parse(&mut v);
+    let filter = filter_fields!(req).parse(&mut v);
     v.finish()?;
     let (out, rx) = mpsc::channel(2);
     tokio::spawn(

@@ -14,7 +14,8 @@ pub mod verify;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use foundry_platform::Error;
-use foundry_platform::convert::{json_to_struct, opt_timestamp, timestamp};
+use foundry_platform::convert::{json_to_struct, opt_timestamp, struct_to_json, timestamp};
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::audit::v1 as pb;
 
 use crate::domain::checkpoints::SignedCheckpoint;
@@ -54,6 +55,27 @@ proto_enum!(domain::ActorType => ActorType { User, ApiKey, Agent, Service, Syste
 proto_enum!(domain::checkpoints::Reason => CheckpointReason { OnDemand, Periodic, Retention });
 
 proto_enum!(domain::records::Outcome => ExecutionOutcome { Succeeded, Failed, Cancelled, TimedOut });
+
+/// The value of a domain rule, or its refusal added to `v` (by the field
+/// the rule names).
+pub fn checked<T>(v: &mut Violations, r: Result<T, domain::Error>) -> Option<T> {
+    r.map_err(|e| v.add(e.field.unwrap_or_default(), e.message))
+        .ok()
+}
+
+/// A `google.protobuf.Struct` (empty if not sent) as a JSON object that can
+/// be stored as `field`: at most `max` bytes, no NUL.
+pub fn json_object(
+    v: &mut Violations,
+    field: String,
+    s: Option<&prost_types::Struct>,
+    max: usize,
+) -> Option<serde_json::Value> {
+    let value = s
+        .map(struct_to_json)
+        .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+    checked(v, domain::storable_json(field, value, max))
+}
 
 /// A stored event on the wire.
 pub fn event_to_proto(r: EventRow) -> Result<pb::AuditEvent, Error> {

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::ingest;
+use crate::api::{checked, ingest};
 use crate::domain::settings::{Settings, SettingsChange, SettingsPath, retention_days};
 use crate::domain::{ActorType, Event};
 use crate::store::settings as store;
@@ -132,13 +132,8 @@ fn parse_update(req: pb::UpdateAuditSettingsRequest) -> Result<SettingsUpdate, E
     let changes: Vec<Option<SettingsChange>> = paths
         .into_iter()
         .map(|p| match p {
-            SettingsPath::RetentionDays => match retention_days(given.retention_days) {
-                Ok(d) => Some(SettingsChange::RetentionDays(d)),
-                Err(e) => {
-                    v.add(e.field.clone().unwrap_or_default(), e.message);
-                    None
-                }
-            },
+            SettingsPath::RetentionDays => checked(&mut v, retention_days(given.retention_days))
+                .map(SettingsChange::RetentionDays),
         })
         .collect();
     v.finish_with(|| {

@@ -33,8 +33,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::StoredEnum;
 use super::canonical::{format_time, write_json, write_str};
+use super::{Error, StoredEnum};
 
 /// The largest batch `AppendAuditEvents` takes.
 pub const MAX_BATCH: usize = 1000;
@@ -207,6 +207,21 @@ pub fn json_has_nul(v: &Value) -> bool {
         Value::Array(a) => a.iter().any(json_has_nul),
         Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || json_has_nul(v)),
         _ => false,
+    }
+}
+
+/// `value` if it can be stored as `field`: no NUL character (see
+/// [`json_has_nul`]) and at most `max` bytes as compact JSON.
+pub fn storable_json(field: String, value: Value, max: usize) -> Result<Value, Error> {
+    if json_has_nul(&value) {
+        Err(Error::invalid(field, "must not contain NUL characters"))
+    } else if value.to_string().len() > max {
+        Err(Error::invalid(
+            field,
+            format!("must be at most {max} bytes as JSON"),
+        ))
+    } else {
+        Ok(value)
     }
 }
 
@@ -437,5 +452,9 @@ pub(crate) mod tests {
         assert!(json_has_nul(&json!({"a": ["x\u{0}"]})));
         assert!(json_has_nul(&json!({"a\u{0}": 1})));
         assert!(!json_has_nul(&json!({"a": ["x\n"]})));
+        let e = storable_json("c".into(), json!({"a": "x\u{0}"}), 100).expect_err("nul");
+        assert_eq!(e.field.as_deref(), Some("c"));
+        assert!(storable_json("c".into(), json!({"a": "xx"}), 8).is_err());
+        assert!(storable_json("c".into(), json!({"a": "x"}), 9).is_ok());
     }
 }
