@@ -13,7 +13,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use foundry_platform::db::Db;
 use uuid::Uuid;
 
-use crate::domain::checkpoint::Checkpoint;
+use crate::domain::checkpoints::Checkpoint;
 use crate::store::checkpoints::{self as store, KeyRow};
 
 /// The key that signs new checkpoints.

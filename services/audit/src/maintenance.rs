@@ -12,10 +12,10 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::chain;
-use crate::domain::checkpoint::{Checkpoint, Reason};
+use crate::domain::checkpoints::{Checkpoint, Reason, SignedCheckpoint};
 use crate::domain::{ChainWalk, GENESIS};
 use crate::keys::verifying_key;
-use crate::store::checkpoints::{self as checkpoints, CheckpointRow};
+use crate::store::checkpoints;
 use crate::store::settings::{self as settings, Watermark};
 use crate::store::{self, Head};
 
@@ -55,14 +55,15 @@ async fn check_continuity(
     org_id: Uuid,
     head: &Head,
     mark: &Watermark,
-    previous: Option<&CheckpointRow>,
+    previous: Option<&SignedCheckpoint>,
 ) -> Result<()> {
     let (start, prev_hash) = match previous {
-        Some(p) if p.sequence > mark.sequence => {
+        Some(s) if s.checkpoint.sequence > mark.sequence => {
+            let p = &s.checkpoint;
             let genuine = checkpoints::public_key(&mut **tx, &p.key_id)
                 .await?
                 .and_then(|k| verifying_key(&k))
-                .is_some_and(|k| p.checkpoint().is_ok_and(|c| c.verify(&k, &p.signature)));
+                .is_some_and(|k| s.checkpoint.verify(&k, &s.signature));
             if !genuine {
                 return Err(chain_invalid(
                     org_id,
@@ -113,8 +114,8 @@ async fn write_checkpoint(
     tx: &mut Tx,
     org_id: Uuid,
     reason: Reason,
-    previous: Option<&CheckpointRow>,
-) -> Result<CheckpointRow> {
+    previous: Option<&SignedCheckpoint>,
+) -> Result<SignedCheckpoint> {
     let signer = state.signer().await?;
     let (head, mark) = head_and_watermark(tx, org_id).await?;
     check_continuity(tx, org_id, &head, &mark, previous).await?;
@@ -141,17 +142,8 @@ async fn write_checkpoint(
     };
     let signature = signer.sign(&c);
     checkpoints::insert_checkpoint(tx, &c, &signature).await?;
-    Ok(CheckpointRow {
-        org_id,
-        id: c.id,
-        reason: reason.as_str().to_owned(),
-        sequence: c.sequence,
-        head_hash: c.head_hash,
-        event_count: c.event_count,
-        first_occurred_at: c.first_occurred_at,
-        last_occurred_at: c.last_occurred_at,
-        created_at: c.created_at,
-        key_id: c.key_id,
+    Ok(SignedCheckpoint {
+        checkpoint: c,
         signature,
         public_key: signer.public_key().to_vec(),
     })
@@ -165,14 +157,14 @@ pub async fn create_checkpoint(
     org_id: Uuid,
     reason: Reason,
     if_moved: bool,
-) -> Result<Option<CheckpointRow>> {
+) -> Result<Option<SignedCheckpoint>> {
     let mut tx = state.db.tenant(org_id).await?;
     checkpoints::lock_maintenance(&mut tx, org_id).await?;
     let previous = checkpoints::latest_checkpoint(&mut tx, org_id).await?;
     if if_moved {
         let head = store::get_head(&mut tx, org_id).await?;
         let head = head.map_or(0, |h| h.sequence);
-        if previous.as_ref().map_or(0, |p| p.sequence) == head {
+        if previous.as_ref().map_or(0, |p| p.checkpoint.sequence) == head {
             tx.commit().await?;
             return Ok(None);
         }
@@ -190,7 +182,7 @@ pub struct Retained {
     /// The last position removed, ever (0: none).
     pub retained_after: i64,
     /// The checkpoint signed before the removal.
-    pub checkpoint: Option<CheckpointRow>,
+    pub checkpoint: Option<SignedCheckpoint>,
 }
 
 /// Removes the organization's events older than its retention, as the

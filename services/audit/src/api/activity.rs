@@ -22,13 +22,13 @@ fn proto_value(v: Value) -> Option<prost_types::Value> {
         .remove("v")
 }
 
-fn activity_to_proto(r: EventRow) -> pb::Activity {
+fn activity_to_proto(r: EventRow) -> Result<pb::Activity, Error> {
     let e = r.event;
-    pb::Activity {
+    Ok(pb::Activity {
         id: e.id.to_string(),
         project_id: e.project_id.map(|p| p.to_string()).unwrap_or_default(),
         occur_time: Some(timestamp(e.occurred_at)),
-        actor_type: actor_type_to_proto(&e.actor_type) as i32,
+        actor_type: actor_type_to_proto(&e.actor_type)? as i32,
         actor_id: e.actor_id.map(|a| a.to_string()).unwrap_or_default(),
         changes: field_changes(&e.changes)
             .into_iter()
@@ -41,7 +41,7 @@ fn activity_to_proto(r: EventRow) -> pb::Activity {
         action: e.action,
         resource_type: e.resource_type,
         resource_id: e.resource_id,
-    }
+    })
 }
 
 /// `ListActivity`. A project of another organization (or none) has no
@@ -67,7 +67,10 @@ pub async fn list_activity(
     tx.commit().await.map_err(Error::from)?;
     let next_page_token = state.pages.finish(&page, &mut rows, |r| r.event.id);
     Ok(Response::new(pb::ListActivityResponse {
-        activities: rows.into_iter().map(activity_to_proto).collect(),
+        activities: rows
+            .into_iter()
+            .map(activity_to_proto)
+            .collect::<Result<_, _>>()?,
         next_page_token,
     }))
 }

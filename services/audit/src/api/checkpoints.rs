@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use crate::State;
 use crate::api::checkpoint_to_proto;
-use crate::domain::checkpoint::Reason;
+use crate::domain::checkpoints::Reason;
 use crate::maintenance;
 use crate::store::checkpoints as store;
 
@@ -58,7 +58,7 @@ pub async fn list_audit_checkpoints(
     let mut tx = state.db.tenant(org_id).await?;
     let mut rows = store::list_checkpoints(&mut tx, org_id, page.after, page.limit()).await?;
     tx.commit().await.map_err(Error::from)?;
-    let next_page_token = state.pages.finish(&page, &mut rows, |r| r.id);
+    let next_page_token = state.pages.finish(&page, &mut rows, |r| r.checkpoint.id);
     Ok(Response::new(pb::ListAuditCheckpointsResponse {
         audit_checkpoints: rows.iter().map(checkpoint_to_proto).collect(),
         next_page_token,

@@ -36,6 +36,23 @@ fn time(
     parsed
 }
 
+/// The [`FilterFields`] of a `ListAuditEventsRequest` or an
+/// `ExportAuditEventsRequest` (the same fields).
+macro_rules! filter_fields {
+    ($req:expr) => {
+        $crate::api::events::FilterFields {
+            actor_id: &$req.actor_id,
+            action: &$req.action,
+            resource_type: &$req.resource_type,
+            resource_id: &$req.resource_id,
+            project_id: &$req.project_id,
+            start_time: $req.start_time.as_ref(),
+            end_time: $req.end_time.as_ref(),
+        }
+    };
+}
+pub(crate) use filter_fields;
+
 /// The filters of `ListAuditEventsRequest` and `ExportAuditEventsRequest`
 /// (the same fields).
 pub struct FilterFields<'a> {
@@ -134,15 +151,7 @@ impl AuditService for Events {
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
         let org_id = caller(&req)?.org_id()?;
         let req = req.into_inner();
-        let fields = FilterFields {
-            actor_id: &req.actor_id,
-            action: &req.action,
-            resource_type: &req.resource_type,
-            resource_id: &req.resource_id,
-            project_id: &req.project_id,
-            start_time: req.start_time.as_ref(),
-            end_time: req.end_time.as_ref(),
-        };
+        let fields = filter_fields!(req);
         let mut v = Violations::new();
         let filter = fields.parse(&mut v);
         v.finish()?;
@@ -156,7 +165,10 @@ impl AuditService for Events {
         tx.commit().await.map_err(Error::from)?;
         let next_page_token = self.0.pages.finish(&page, &mut rows, |r| r.event.id);
         Ok(Response::new(pb::ListAuditEventsResponse {
-            audit_events: rows.into_iter().map(event_to_proto).collect(),
+            audit_events: rows
+                .into_iter()
+                .map(event_to_proto)
+                .collect::<Result<_, _>>()?,
             next_page_token,
         }))
     }
@@ -173,7 +185,7 @@ impl AuditService for Events {
             .await?
             .ok_or_else(not_found)?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(event_to_proto(row)))
+        Ok(Response::new(event_to_proto(row)?))
     }
 
     #[tracing::instrument(skip_all)]

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::actor_type_to_proto;
-use crate::api::events::FilterFields;
+use crate::api::events::filter_fields;
 use crate::domain::format_time;
 use crate::store::{self, EventRow, Keyset, ListFilter};
 
@@ -41,16 +41,16 @@ pub const CHUNK_BYTES: usize = 256 * 1024;
 /// One event as a JSON object: the proto3 JSON mapping of `AuditEvent`
 /// (lowerCamelCase names, `sequence` as a string as int64 is, enum names,
 /// RFC 3339 times), every field present.
-pub fn event_json(r: &EventRow) -> Value {
+pub fn event_json(r: &EventRow) -> Result<Value, Error> {
     let e = &r.event;
     let opt = |u: Option<Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
-    json!({
+    Ok(json!({
         "id": e.id.to_string(),
         "orgId": e.org_id.to_string(),
         "sequence": e.sequence.to_string(),
         "occurTime": format_time(e.occurred_at),
         "recordTime": format_time(r.recorded_at),
-        "actorType": actor_type_to_proto(&e.actor_type).as_str_name(),
+        "actorType": actor_type_to_proto(&e.actor_type)?.as_str_name(),
         "actorId": opt(e.actor_id),
         "action": e.action,
         "resourceType": e.resource_type,
@@ -64,7 +64,7 @@ pub fn event_json(r: &EventRow) -> Value {
         "service": e.service,
         "previousHash": hex::encode(&e.prev_hash),
         "hash": hex::encode(&r.hash),
-    })
+    }))
 }
 
 fn chunk(data: Vec<u8>) -> HttpBody {
@@ -92,7 +92,7 @@ async fn pump(
             .await?;
         tx.commit().await?;
         for r in &rows {
-            serde_json::to_writer(&mut buf, &event_json(r)).map_err(Error::internal)?;
+            serde_json::to_writer(&mut buf, &event_json(r)?).map_err(Error::internal)?;
             buf.push(b'\n');
             if buf.len() >= CHUNK_BYTES {
                 let data = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_BYTES));
@@ -123,16 +123,7 @@ pub async fn export_audit_events(
     let org_id = caller(&req)?.org_id()?;
     let req = req.into_inner();
     let mut v = Violations::new();
-    let filter = FilterFields {
-        actor_id: &req.actor_id,
-        action: &req.action,
-        resource_type: &req.resource_type,
-        resource_id: &req.resource_id,
-        project_id: &req.project_id,
-        start_time: req.start_time.as_ref(),
-        end_time: req.end_time.as_ref(),
-    }
-    .parse(&mut v);
+    let filter = filter_fields!(req).parse(&mut v);
     v.finish()?;
     let (out, rx) = mpsc::channel(2);
     tokio::spawn(

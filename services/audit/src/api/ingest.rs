@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{Datelike, SubsecRound};
 use foundry_platform::Error;
-use foundry_platform::convert::{from_timestamp, struct_to_json};
+use foundry_platform::convert::from_timestamp;
 use foundry_platform::db::Tx;
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::audit::v1::{
@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{checkpoint_to_proto, records};
+use crate::api::{checkpoint_to_proto, json_object, records};
 use crate::domain::{self, ActorType, Event};
 use crate::maintenance;
 use crate::store::{self, Head};
@@ -126,26 +126,12 @@ fn parse_event(v: &mut Violations, i: usize, e: pb::AuditEvent) -> Option<Event>
     );
     let resource_id = bounded(v, &f("resource_id"), e.resource_id, domain::MAX_RESOURCE_ID);
     let project_id = v.opt_id(&f("project_id"), &e.project_id);
-    let changes = e
-        .changes
-        .as_ref()
-        .map(struct_to_json)
-        .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-    let changes = if domain::json_has_nul(&changes) {
-        v.add(f("changes"), "must not contain NUL characters");
-        None
-    } else if changes.to_string().len() > domain::MAX_CHANGES_BYTES {
-        v.add(
-            f("changes"),
-            format!(
-                "must be at most {} bytes as JSON",
-                domain::MAX_CHANGES_BYTES
-            ),
-        );
-        None
-    } else {
-        Some(changes)
-    };
+    let changes = json_object(
+        v,
+        f("changes"),
+        e.changes.as_ref(),
+        domain::MAX_CHANGES_BYTES,
+    );
     let request_id = bounded(v, &f("request_id"), e.request_id, domain::MAX_REQUEST_ID);
     let trace_id = bounded(v, &f("trace_id"), e.trace_id, domain::MAX_REQUEST_ID);
     let client_ip = bounded(v, &f("client_ip"), e.client_ip, domain::MAX_CLIENT_IP);

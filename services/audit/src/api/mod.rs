@@ -13,26 +13,80 @@ pub mod verify;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use foundry_platform::convert::{json_to_struct, opt_timestamp, timestamp};
+use foundry_platform::Error;
+use foundry_platform::convert::{json_to_struct, opt_timestamp, struct_to_json, timestamp};
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::audit::v1 as pb;
 
-use crate::domain::ActorType;
-use crate::domain::checkpoint::Reason;
-use crate::domain::records::Outcome;
+use crate::domain::checkpoints::SignedCheckpoint;
+use crate::domain::records::StoredRecord;
+use crate::domain::{self, ActorType, StoredEnum};
 use crate::store::EventRow;
-use crate::store::checkpoints::CheckpointRow;
-use crate::store::records::RecordRow;
+
+/// The proto mapping of a domain enum stored as text: domain → proto, and
+/// proto number → domain (`*_UNSPECIFIED` and unknown numbers are `Err`,
+/// which the edge's `Violations::enum_value` reports by field).
+macro_rules! proto_enum {
+    ($name:path => $pb:ident { $($variant:ident),+ $(,)? }) => {
+        impl From<$name> for pb::$pb {
+            fn from(v: $name) -> Self {
+                use $name as D;
+                match v {
+                    $(D::$variant => pb::$pb::$variant),+
+                }
+            }
+        }
+
+        impl TryFrom<i32> for $name {
+            type Error = ();
+            fn try_from(v: i32) -> Result<Self, ()> {
+                use $name as D;
+                match pb::$pb::try_from(v).map_err(|_| ())? {
+                    $(pb::$pb::$variant => Ok(D::$variant),)+
+                    pb::$pb::Unspecified => Err(()),
+                }
+            }
+        }
+    };
+}
+
+proto_enum!(domain::ActorType => ActorType { User, ApiKey, Agent, Service, System });
+
+proto_enum!(domain::checkpoints::Reason => CheckpointReason { OnDemand, Periodic, Retention });
+
+proto_enum!(domain::records::Outcome => ExecutionOutcome { Succeeded, Failed, Cancelled, TimedOut });
+
+/// The value of a domain rule, or its refusal added to `v` (by the field
+/// the rule names).
+pub fn checked<T>(v: &mut Violations, r: Result<T, domain::Error>) -> Option<T> {
+    r.map_err(|e| v.add(e.field.unwrap_or_default(), e.message))
+        .ok()
+}
+
+/// A `google.protobuf.Struct` (empty if not sent) as a JSON object that can
+/// be stored as `field`: at most `max` bytes, no NUL.
+pub fn json_object(
+    v: &mut Violations,
+    field: String,
+    s: Option<&prost_types::Struct>,
+    max: usize,
+) -> Option<serde_json::Value> {
+    let value = s
+        .map(struct_to_json)
+        .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+    checked(v, domain::storable_json(field, value, max))
+}
 
 /// A stored event on the wire.
-pub fn event_to_proto(r: EventRow) -> pb::AuditEvent {
+pub fn event_to_proto(r: EventRow) -> Result<pb::AuditEvent, Error> {
     let e = r.event;
-    pb::AuditEvent {
+    Ok(pb::AuditEvent {
         id: e.id.to_string(),
         org_id: e.org_id.to_string(),
         sequence: e.sequence,
         occur_time: Some(timestamp(e.occurred_at)),
         record_time: Some(timestamp(r.recorded_at)),
-        actor_type: actor_type_to_proto(&e.actor_type) as i32,
+        actor_type: actor_type_to_proto(&e.actor_type)? as i32,
         actor_id: e.actor_id.map(|a| a.to_string()).unwrap_or_default(),
         action: e.action,
         resource_type: e.resource_type,
@@ -46,38 +100,39 @@ pub fn event_to_proto(r: EventRow) -> pb::AuditEvent {
         service: e.service,
         previous_hash: hex::encode(&e.prev_hash),
         hash: hex::encode(&r.hash),
-    }
+    })
 }
 
-/// A stored actor type on the wire (unspecified if unknown).
-pub fn actor_type_to_proto(stored: &str) -> pb::ActorType {
-    ActorType::parse(stored).map_or(pb::ActorType::Unspecified, pb::ActorType::from)
+/// A stored actor type on the wire. The event keeps the stored text (so a
+/// tampered value still hashes, and verification finds it); shown, an
+/// unknown value is an error naming where it was read.
+pub fn actor_type_to_proto(stored: &str) -> Result<pb::ActorType, Error> {
+    Ok(ActorType::decode("events", "actor_type", stored)?.into())
 }
 
 /// A stored checkpoint on the wire: signature and public key as unpadded
 /// base64url (JWS and JWK spelling).
-pub fn checkpoint_to_proto(r: &CheckpointRow) -> pb::AuditCheckpoint {
+pub fn checkpoint_to_proto(s: &SignedCheckpoint) -> pb::AuditCheckpoint {
+    let c = &s.checkpoint;
     pb::AuditCheckpoint {
-        id: r.id.to_string(),
-        org_id: r.org_id.to_string(),
-        reason: Reason::parse(&r.reason).map_or(
-            pb::CheckpointReason::Unspecified,
-            pb::CheckpointReason::from,
-        ) as i32,
-        sequence: r.sequence,
-        head_hash: hex::encode(&r.head_hash),
-        event_count: r.event_count,
-        first_occur_time: opt_timestamp(r.first_occurred_at),
-        last_occur_time: opt_timestamp(r.last_occurred_at),
-        create_time: Some(timestamp(r.created_at)),
-        key_id: r.key_id.clone(),
-        signature: URL_SAFE_NO_PAD.encode(&r.signature),
-        public_key: URL_SAFE_NO_PAD.encode(&r.public_key),
+        id: c.id.to_string(),
+        org_id: c.org_id.to_string(),
+        reason: pb::CheckpointReason::from(c.reason) as i32,
+        sequence: c.sequence,
+        head_hash: hex::encode(&c.head_hash),
+        event_count: c.event_count,
+        first_occur_time: opt_timestamp(c.first_occurred_at),
+        last_occur_time: opt_timestamp(c.last_occurred_at),
+        create_time: Some(timestamp(c.created_at)),
+        key_id: c.key_id.clone(),
+        signature: URL_SAFE_NO_PAD.encode(&s.signature),
+        public_key: URL_SAFE_NO_PAD.encode(&s.public_key),
     }
 }
 
 /// A stored execution record on the wire.
-pub fn record_to_proto(r: RecordRow) -> pb::ExecutionAuditRecord {
+pub fn record_to_proto(s: StoredRecord) -> pb::ExecutionAuditRecord {
+    let r = s.record;
     let micros = r.duration_us;
     pb::ExecutionAuditRecord {
         id: r.id.to_string(),
@@ -92,16 +147,13 @@ pub fn record_to_proto(r: RecordRow) -> pb::ExecutionAuditRecord {
         user_display_name: r.user_display_name,
         environment: Some(json_to_struct(&r.environment)),
         model: r.model,
-        outcome: Outcome::parse(&r.outcome).map_or(
-            pb::ExecutionOutcome::Unspecified,
-            pb::ExecutionOutcome::from,
-        ) as i32,
+        outcome: pb::ExecutionOutcome::from(r.outcome) as i32,
         start_time: Some(timestamp(r.started_at)),
         end_time: Some(timestamp(r.ended_at)),
         duration: Some(prost_types::Duration {
             seconds: micros / 1_000_000,
             nanos: ((micros % 1_000_000) * 1000) as i32,
         }),
-        record_time: Some(timestamp(r.recorded_at)),
+        record_time: Some(timestamp(s.recorded_at)),
     }
 }

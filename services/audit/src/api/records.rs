@@ -3,15 +3,14 @@
 
 use chrono::SubsecRound;
 use foundry_platform::Error;
-use foundry_platform::convert::{from_timestamp, struct_to_json};
+use foundry_platform::convert::from_timestamp;
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::audit::v1 as pb;
 use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
 
 use crate::State;
-use crate::api::record_to_proto;
-use crate::domain::json_has_nul;
+use crate::api::{json_object, record_to_proto};
 use crate::domain::records::{self, ExecutionRecord, Outcome};
 use crate::store::records as store;
 
@@ -47,26 +46,12 @@ fn parse_record(v: &mut Violations, r: &pb::ExecutionAuditRecord) -> Option<Exec
         0,
         records::MAX_NAME,
     );
-    let environment = r
-        .environment
-        .as_ref()
-        .map(struct_to_json)
-        .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-    let environment = if json_has_nul(&environment) {
-        v.add(f("environment"), "must not contain NUL characters");
-        None
-    } else if environment.to_string().len() > records::MAX_ENVIRONMENT_BYTES {
-        v.add(
-            f("environment"),
-            format!(
-                "must be at most {} bytes as JSON",
-                records::MAX_ENVIRONMENT_BYTES
-            ),
-        );
-        None
-    } else {
-        Some(environment)
-    };
+    let environment = json_object(
+        v,
+        f("environment"),
+        r.environment.as_ref(),
+        records::MAX_ENVIRONMENT_BYTES,
+    );
     let model = v.text(&f("model"), &r.model, 1, records::MAX_NAME);
     let outcome: Option<Outcome> = v.enum_value(&f("outcome"), r.outcome);
     let mut time = |name: &str, t: Option<&prost_types::Timestamp>| match t {
@@ -101,7 +86,10 @@ fn parse_record(v: &mut Violations, r: &pb::ExecutionAuditRecord) -> Option<Exec
                 None
             }),
         None => match (started_at, ended_at) {
-            (Some(s), Some(e)) => (e - s).num_microseconds(),
+            (Some(s), Some(e)) => (e - s).num_microseconds().or_else(|| {
+                v.add(f("duration"), "is too long");
+                None
+            }),
             _ => None,
         },
     };
@@ -125,23 +113,26 @@ fn parse_record(v: &mut Violations, r: &pb::ExecutionAuditRecord) -> Option<Exec
     })
 }
 
-/// `CreateExecutionAuditRecord` (internal). The first record with an id
-/// is kept as sent; a repeat returns it unchanged.
-pub async fn create_execution_audit_record(
-    state: &State,
-    req: Request<pb::CreateExecutionAuditRecordRequest>,
-) -> Result<Response<pb::ExecutionAuditRecord>, Status> {
+/// A `CreateExecutionAuditRecordRequest`, parsed: every problem at once.
+fn parse_create(req: &pb::CreateExecutionAuditRecordRequest) -> Result<ExecutionRecord, Error> {
     let mut v = Violations::new();
-    let record = match &req.get_ref().execution_audit_record {
+    let record = match &req.execution_audit_record {
         Some(r) => parse_record(&mut v, r),
         None => {
             v.add("execution_audit_record", "is required");
             None
         }
     };
-    v.finish()?;
-    let record =
-        record.ok_or_else(|| Error::invalid_field("execution_audit_record", "is invalid"))?;
+    v.finish_with(|| record)
+}
+
+/// `CreateExecutionAuditRecord` (internal). The first record with an id
+/// is kept as sent; a repeat returns it unchanged.
+pub async fn create_execution_audit_record(
+    state: &State,
+    req: Request<pb::CreateExecutionAuditRecordRequest>,
+) -> Result<Response<pb::ExecutionAuditRecord>, Status> {
+    let record = parse_create(req.get_ref())?;
     let mut tx = state.db.tenant(record.org_id).await?;
     let inserted = store::insert_record(&mut tx, &record).await?;
     // Row-level security shows this organization's rows only: an id taken
@@ -188,7 +179,7 @@ pub async fn list_execution_audit_records(
     )
     .await?;
     tx.commit().await.map_err(Error::from)?;
-    let next_page_token = state.pages.finish(&page, &mut rows, |r| r.id);
+    let next_page_token = state.pages.finish(&page, &mut rows, |r| r.record.id);
     Ok(Response::new(pb::ListExecutionAuditRecordsResponse {
         execution_audit_records: rows.into_iter().map(record_to_proto).collect(),
         next_page_token,

@@ -6,27 +6,22 @@ use foundry_outbox::Actor;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
 use foundry_platform::db::{Tx, check_etag, etag};
-use foundry_platform::validate::{Violations, update_mask};
+use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::audit::v1 as pb;
 use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::ingest;
-use crate::domain::settings::retention_days;
+use crate::api::{checked, ingest};
+use crate::domain::settings::{Settings, SettingsChange, SettingsPath, retention_days};
 use crate::domain::{ActorType, Event};
-use crate::store::settings::{self as store, SettingsRow};
-
-/// The fields `update_mask` may name.
-const UPDATABLE: &[&str] = &["retention_days"];
-/// The output-only fields.
-const OUTPUT_ONLY: &[&str] = &["org_id", "etag", "update_time", "retained_after_sequence"];
+use crate::store::settings as store;
 
 async fn settings_to_proto(
     tx: &mut Tx,
     org_id: Uuid,
-    row: Option<SettingsRow>,
+    row: Option<Settings>,
 ) -> Result<pb::AuditSettings, Error> {
     let mark = store::get_watermark(tx, org_id).await?;
     let version = row.as_ref().map_or(0, |r| r.version);
@@ -87,55 +82,64 @@ pub async fn update_audit_settings(
 ) -> Result<Response<pb::AuditSettings>, Status> {
     let org_id = caller(&req)?.org_id()?;
     let actor = Actor::of("audit", &req);
-    let pb::UpdateAuditSettingsRequest {
-        audit_settings,
-        update_mask: mask,
-    } = req.into_inner();
-    let mut v = Violations::new();
-    let paths = update_mask(&mut v, mask.as_ref(), UPDATABLE, OUTPUT_ONLY);
-    if audit_settings.is_none() {
-        v.add("audit_settings", "is required");
-    }
-    let given = audit_settings.unwrap_or_default();
-    let days = if paths.contains(&"retention_days") {
-        match retention_days(given.retention_days) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                v.add("audit_settings.retention_days", e);
-                None
-            }
-        }
-    } else {
-        None
-    };
-    v.finish()?;
+    let update = parse_update(req.into_inner())?;
 
     let mut tx = state.db.tenant(org_id).await?;
     // The row exists (version 0: the defaults) before it is locked, so two
     // first updates take turns instead of both creating it.
     store::ensure_settings(&mut tx, org_id).await?;
-    let current = store::get_settings(&mut tx, org_id, true).await?;
-    let version = current.as_ref().map_or(0, |r| r.version);
-    check_etag(&given.etag, version, "the audit settings")?;
-    let old_days = current.as_ref().and_then(|r| r.retention_days);
-    let new_days = days.unwrap_or(old_days);
-    let row = if new_days == old_days {
-        current
+    let before = store::get_settings(&mut tx, org_id, true)
+        .await?
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("settings of {org_id} not created")))?;
+    check_etag(&update.etag, before.version, "the audit settings")?;
+    let mut after = before.clone();
+    after.apply(update.changes);
+    let event = actor
+        .event("audit.settings.update", "audit.settings", org_id)
+        .org(org_id)
+        .diff(&before, &after);
+    let row = if event.has_changes() {
+        let row = store::put_settings(&mut tx, org_id, &after).await?;
+        ingest::append(&mut tx, vec![to_event(event.build())?]).await?;
+        row
     } else {
-        let row = store::put_settings(&mut tx, org_id, new_days, version + 1).await?;
-        let event = actor
-            .event("audit.settings.update", "audit.settings", org_id)
-            .org(org_id)
-            .change(
-                "retention_days",
-                old_days.unwrap_or(0),
-                new_days.unwrap_or(0),
-            )
-            .build();
-        ingest::append(&mut tx, vec![to_event(event)?]).await?;
-        Some(row)
+        before
     };
-    let out = settings_to_proto(&mut tx, org_id, row).await?;
+    let out = settings_to_proto(&mut tx, org_id, Some(row)).await?;
     tx.commit().await.map_err(Error::from)?;
     Ok(Response::new(out))
+}
+
+/// An `UpdateAuditSettings` request, parsed.
+struct SettingsUpdate {
+    etag: String,
+    changes: Vec<SettingsChange>,
+}
+
+/// Parses an update: the mask's paths and each named field's new value,
+/// every problem reported at once.
+fn parse_update(req: pb::UpdateAuditSettingsRequest) -> Result<SettingsUpdate, Error> {
+    let pb::UpdateAuditSettingsRequest {
+        audit_settings,
+        update_mask,
+    } = req;
+    let mut v = Violations::new();
+    let paths = mask::<SettingsPath>(&mut v, update_mask.as_ref());
+    if audit_settings.is_none() {
+        v.add("audit_settings", "is required");
+    }
+    let given = audit_settings.unwrap_or_default();
+    let changes: Vec<Option<SettingsChange>> = paths
+        .into_iter()
+        .map(|p| match p {
+            SettingsPath::RetentionDays => checked(&mut v, retention_days(given.retention_days))
+                .map(SettingsChange::RetentionDays),
+        })
+        .collect();
+    v.finish_with(|| {
+        Some(SettingsUpdate {
+            etag: given.etag,
+            changes: changes.into_iter().collect::<Option<_>>()?,
+        })
+    })
 }

@@ -13,11 +13,24 @@ use tonic::{Request, Response, Status};
 
 use crate::State;
 use crate::chain;
-use crate::domain::checkpoint::{Checkpoint, Reason};
+use crate::domain::checkpoints::{Checkpoint, Reason};
 use crate::domain::{self, ChainWalk, Finding, GENESIS, Problem};
 use crate::keys::verifying_key;
 use crate::store::settings::{self as settings, Watermark};
 use crate::store::{self, Head};
+
+impl From<Problem> for pb::ChainProblem {
+    fn from(p: Problem) -> Self {
+        match p {
+            Problem::HashMismatch => pb::ChainProblem::HashMismatch,
+            Problem::BrokenLink => pb::ChainProblem::BrokenLink,
+            Problem::MissingEvents => pb::ChainProblem::MissingEvents,
+            Problem::HeadMismatch => pb::ChainProblem::HeadMismatch,
+            Problem::CheckpointMismatch => pb::ChainProblem::CheckpointMismatch,
+            Problem::CheckpointSignatureInvalid => pb::ChainProblem::CheckpointSignatureInvalid,
+        }
+    }
+}
 
 /// A checkpoint as the caller sent it, and its signature.
 struct Presented {

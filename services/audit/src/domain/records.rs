@@ -2,9 +2,10 @@
 //! the names embedded as they were. No I/O.
 
 use chrono::{DateTime, Utc};
-use foundry_proto::foundry::audit::v1 as pb;
 use serde_json::Value;
 use uuid::Uuid;
+
+use super::StoredEnum;
 
 /// Longest task title.
 pub const MAX_TASK_TITLE: usize = 500;
@@ -15,63 +16,17 @@ pub const MAX_SKILL_VERSION: usize = 64;
 /// Largest environment, as compact JSON.
 pub const MAX_ENVIRONMENT_BYTES: usize = 64 * 1024;
 
-/// How an execution ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// It completed its task.
-    Succeeded,
-    /// It failed.
-    Failed,
-    /// Someone stopped it.
-    Cancelled,
-    /// It ran out of time.
-    TimedOut,
-}
-
-impl Outcome {
-    /// Database spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::Cancelled => "cancelled",
-            Outcome::TimedOut => "timed_out",
-        }
-    }
-
-    /// Parses the database spelling.
-    pub fn parse(s: &str) -> Option<Outcome> {
-        Some(match s {
-            "succeeded" => Outcome::Succeeded,
-            "failed" => Outcome::Failed,
-            "cancelled" => Outcome::Cancelled,
-            "timed_out" => Outcome::TimedOut,
-            _ => return None,
-        })
-    }
-}
-
-impl From<Outcome> for pb::ExecutionOutcome {
-    fn from(o: Outcome) -> Self {
-        match o {
-            Outcome::Succeeded => pb::ExecutionOutcome::Succeeded,
-            Outcome::Failed => pb::ExecutionOutcome::Failed,
-            Outcome::Cancelled => pb::ExecutionOutcome::Cancelled,
-            Outcome::TimedOut => pb::ExecutionOutcome::TimedOut,
-        }
-    }
-}
-
-impl TryFrom<i32> for Outcome {
-    type Error = ();
-    fn try_from(v: i32) -> Result<Self, ()> {
-        match pb::ExecutionOutcome::try_from(v).map_err(|_| ())? {
-            pb::ExecutionOutcome::Succeeded => Ok(Outcome::Succeeded),
-            pb::ExecutionOutcome::Failed => Ok(Outcome::Failed),
-            pb::ExecutionOutcome::Cancelled => Ok(Outcome::Cancelled),
-            pb::ExecutionOutcome::TimedOut => Ok(Outcome::TimedOut),
-            pb::ExecutionOutcome::Unspecified => Err(()),
-        }
+stored_enum! {
+    /// How an execution ended.
+    Outcome {
+        /// It completed its task.
+        Succeeded = "succeeded",
+        /// It failed.
+        Failed = "failed",
+        /// Someone stopped it.
+        Cancelled = "cancelled",
+        /// It ran out of time.
+        TimedOut = "timed_out",
     }
 }
 
@@ -112,25 +67,24 @@ pub struct ExecutionRecord {
     pub duration_us: i64,
 }
 
+/// A stored record: the snapshot and when it was stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredRecord {
+    /// The snapshot, as sent.
+    pub record: ExecutionRecord,
+    /// When it was stored.
+    pub recorded_at: DateTime<Utc>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn outcomes_round_trip() {
-        for o in [
-            Outcome::Succeeded,
-            Outcome::Failed,
-            Outcome::Cancelled,
-            Outcome::TimedOut,
-        ] {
-            assert_eq!(Outcome::parse(o.as_str()), Some(o));
-            assert_eq!(
-                Outcome::try_from(pb::ExecutionOutcome::from(o) as i32),
-                Ok(o)
-            );
+        for o in Outcome::ALL {
+            assert_eq!(Outcome::parse(o.as_str()), Some(*o));
         }
-        assert_eq!(Outcome::try_from(0), Err(()));
-        assert_eq!(Outcome::try_from(99), Err(()));
+        assert_eq!(Outcome::parse("crashed"), None);
     }
 }

@@ -7,7 +7,8 @@ use foundry_platform::{Error, Result};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use crate::domain::checkpoint::{Checkpoint, Reason};
+use crate::domain::StoredEnum;
+use crate::domain::checkpoints::{Checkpoint, Reason, SignedCheckpoint};
 
 /// A signing key as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -78,55 +79,42 @@ pub async fn public_keys<'c>(
     .await?)
 }
 
-/// A stored checkpoint with its signature and its key's public half.
+/// A checkpoint row, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct CheckpointRow {
-    /// The organization.
-    pub org_id: Uuid,
-    /// UUID v7.
-    pub id: Uuid,
-    /// [`Reason::as_str`].
-    pub reason: String,
-    /// The head's position.
-    pub sequence: i64,
-    /// The head's hash.
-    pub head_hash: Vec<u8>,
-    /// Events in the retained chain.
-    pub event_count: i64,
-    /// When the first occurred.
-    pub first_occurred_at: Option<DateTime<Utc>>,
-    /// When the head occurred.
-    pub last_occurred_at: Option<DateTime<Utc>>,
-    /// When it was signed.
-    pub created_at: DateTime<Utc>,
-    /// The signing key.
-    pub key_id: String,
-    /// The signature.
-    pub signature: Vec<u8>,
-    /// The signing key's public half.
-    pub public_key: Vec<u8>,
+struct CheckpointRow {
+    org_id: Uuid,
+    id: Uuid,
+    reason: String,
+    sequence: i64,
+    head_hash: Vec<u8>,
+    event_count: i64,
+    first_occurred_at: Option<DateTime<Utc>>,
+    last_occurred_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    key_id: String,
+    signature: Vec<u8>,
+    public_key: Vec<u8>,
 }
 
-impl CheckpointRow {
-    /// What the signature covers.
-    pub fn checkpoint(&self) -> Result<Checkpoint> {
-        Ok(Checkpoint {
-            id: self.id,
-            org_id: self.org_id,
-            reason: Reason::parse(&self.reason).ok_or_else(|| {
-                Error::internal(anyhow::anyhow!(
-                    "checkpoint {} has reason {:?}",
-                    self.id,
-                    self.reason
-                ))
-            })?,
-            sequence: self.sequence,
-            head_hash: self.head_hash.clone(),
-            event_count: self.event_count,
-            first_occurred_at: self.first_occurred_at,
-            last_occurred_at: self.last_occurred_at,
-            created_at: self.created_at,
-            key_id: self.key_id.clone(),
+impl TryFrom<CheckpointRow> for SignedCheckpoint {
+    type Error = Error;
+
+    fn try_from(r: CheckpointRow) -> Result<SignedCheckpoint> {
+        Ok(SignedCheckpoint {
+            checkpoint: Checkpoint {
+                id: r.id,
+                org_id: r.org_id,
+                reason: Reason::decode("checkpoints", "reason", &r.reason)?,
+                sequence: r.sequence,
+                head_hash: r.head_hash,
+                event_count: r.event_count,
+                first_occurred_at: r.first_occurred_at,
+                last_occurred_at: r.last_occurred_at,
+                created_at: r.created_at,
+                key_id: r.key_id,
+            },
+            signature: r.signature,
+            public_key: r.public_key,
         })
     }
 }
@@ -158,15 +146,20 @@ pub async fn insert_checkpoint(tx: &mut Tx, c: &Checkpoint, signature: &[u8]) ->
 }
 
 /// One checkpoint of an organization.
-pub async fn get_checkpoint(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Option<CheckpointRow>> {
-    Ok(sqlx::query_as(&format!(
+pub async fn get_checkpoint(
+    tx: &mut Tx,
+    org_id: Uuid,
+    id: Uuid,
+) -> Result<Option<SignedCheckpoint>> {
+    let row: Option<CheckpointRow> = sqlx::query_as(&format!(
         "SELECT {CHECKPOINT_COLS} FROM checkpoints c JOIN signing_keys k ON k.kid = c.key_id \
          WHERE c.org_id = $1 AND c.id = $2"
     ))
     .bind(org_id)
     .bind(id)
     .fetch_optional(&mut **tx)
-    .await?)
+    .await?;
+    row.map(SignedCheckpoint::try_from).transpose()
 }
 
 /// A page of an organization's checkpoints, newest first: ids below
@@ -176,8 +169,8 @@ pub async fn list_checkpoints(
     org_id: Uuid,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<CheckpointRow>> {
-    Ok(sqlx::query_as(&format!(
+) -> Result<Vec<SignedCheckpoint>> {
+    let rows: Vec<CheckpointRow> = sqlx::query_as(&format!(
         "SELECT {CHECKPOINT_COLS} FROM checkpoints c JOIN signing_keys k ON k.kid = c.key_id \
          WHERE c.org_id = $1 AND ($2::uuid IS NULL OR c.id < $2) \
          ORDER BY c.id DESC LIMIT $3"
@@ -186,19 +179,21 @@ pub async fn list_checkpoints(
     .bind(before)
     .bind(limit)
     .fetch_all(&mut **tx)
-    .await?)
+    .await?;
+    rows.into_iter().map(SignedCheckpoint::try_from).collect()
 }
 
 /// The checkpoint of an organization's furthest head (the newest among
 /// equals).
-pub async fn latest_checkpoint(tx: &mut Tx, org_id: Uuid) -> Result<Option<CheckpointRow>> {
-    Ok(sqlx::query_as(&format!(
+pub async fn latest_checkpoint(tx: &mut Tx, org_id: Uuid) -> Result<Option<SignedCheckpoint>> {
+    let row: Option<CheckpointRow> = sqlx::query_as(&format!(
         "SELECT {CHECKPOINT_COLS} FROM checkpoints c JOIN signing_keys k ON k.kid = c.key_id \
          WHERE c.org_id = $1 ORDER BY c.sequence DESC, c.id DESC LIMIT 1"
     ))
     .bind(org_id)
     .fetch_optional(&mut **tx)
-    .await?)
+    .await?;
+    row.map(SignedCheckpoint::try_from).transpose()
 }
 
 /// Serializes checkpoint writing and retention of one organization (among

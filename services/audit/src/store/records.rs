@@ -2,50 +2,62 @@
 //! service's role may only select and insert them).
 
 use chrono::{DateTime, Utc};
-use foundry_platform::Result;
 use foundry_platform::db::Tx;
+use foundry_platform::{Error, Result};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::domain::records::ExecutionRecord;
+use crate::domain::StoredEnum;
+use crate::domain::records::{ExecutionRecord, Outcome, StoredRecord};
 
-/// A stored record.
+/// A record row, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct RecordRow {
-    /// The organization.
-    pub org_id: Uuid,
-    /// UUID v7.
-    pub id: Uuid,
-    /// The agent execution.
-    pub execution_id: Option<Uuid>,
-    /// The program.
-    pub program_id: Uuid,
-    /// The task.
-    pub task_id: Uuid,
-    /// The task's title then.
-    pub task_title: String,
-    /// The skill's name then.
-    pub skill_name: String,
-    /// The skill version.
-    pub skill_version: String,
-    /// The user.
-    pub user_id: Option<Uuid>,
-    /// The user's display name then.
-    pub user_display_name: String,
-    /// Environment and configuration.
-    pub environment: serde_json::Value,
-    /// The model.
-    pub model: String,
-    /// [`crate::domain::records::Outcome::as_str`].
-    pub outcome: String,
-    /// Start.
-    pub started_at: DateTime<Utc>,
-    /// End.
-    pub ended_at: DateTime<Utc>,
-    /// Run time in microseconds.
-    pub duration_us: i64,
-    /// When it was stored.
-    pub recorded_at: DateTime<Utc>,
+struct RecordRow {
+    org_id: Uuid,
+    id: Uuid,
+    execution_id: Option<Uuid>,
+    program_id: Uuid,
+    task_id: Uuid,
+    task_title: String,
+    skill_name: String,
+    skill_version: String,
+    user_id: Option<Uuid>,
+    user_display_name: String,
+    environment: serde_json::Value,
+    model: String,
+    outcome: String,
+    started_at: DateTime<Utc>,
+    ended_at: DateTime<Utc>,
+    duration_us: i64,
+    recorded_at: DateTime<Utc>,
+}
+
+impl TryFrom<RecordRow> for StoredRecord {
+    type Error = Error;
+
+    fn try_from(r: RecordRow) -> Result<StoredRecord> {
+        Ok(StoredRecord {
+            record: ExecutionRecord {
+                id: r.id,
+                org_id: r.org_id,
+                execution_id: r.execution_id,
+                program_id: r.program_id,
+                task_id: r.task_id,
+                task_title: r.task_title,
+                skill_name: r.skill_name,
+                skill_version: r.skill_version,
+                user_id: r.user_id,
+                user_display_name: r.user_display_name,
+                environment: r.environment,
+                model: r.model,
+                outcome: Outcome::decode("execution_records", "outcome", &r.outcome)?,
+                started_at: r.started_at,
+                ended_at: r.ended_at,
+                duration_us: r.duration_us,
+            },
+            recorded_at: r.recorded_at,
+        })
+    }
 }
 
 const RECORD_COLS: &str = "org_id, id, execution_id, program_id, task_id, task_title, skill_name, \
@@ -85,14 +97,15 @@ pub async fn insert_record(tx: &mut Tx, r: &ExecutionRecord) -> Result<bool> {
 }
 
 /// One record of an organization.
-pub async fn get_record(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Option<RecordRow>> {
-    Ok(sqlx::query_as(&format!(
+pub async fn get_record(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Option<StoredRecord>> {
+    let row: Option<RecordRow> = sqlx::query_as(&format!(
         "SELECT {RECORD_COLS} FROM execution_records WHERE org_id = $1 AND id = $2"
     ))
     .bind(org_id)
     .bind(id)
     .fetch_optional(&mut **tx)
-    .await?)
+    .await?;
+    row.map(StoredRecord::try_from).transpose()
 }
 
 /// A page of an organization's records, newest first (ids below
@@ -104,7 +117,7 @@ pub async fn list_records(
     task_id: Option<Uuid>,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<RecordRow>> {
+) -> Result<Vec<StoredRecord>> {
     let mut q: QueryBuilder<'_, Postgres> = QueryBuilder::new(format!(
         "SELECT {RECORD_COLS} FROM execution_records WHERE org_id = "
     ));
@@ -119,5 +132,6 @@ pub async fn list_records(
         q.push(" AND id < ").push_bind(b);
     }
     q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
-    Ok(q.build_query_as().fetch_all(&mut **tx).await?)
+    let rows: Vec<RecordRow> = q.build_query_as().fetch_all(&mut **tx).await?;
+    rows.into_iter().map(StoredRecord::try_from).collect()
 }

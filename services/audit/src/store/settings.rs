@@ -7,30 +7,36 @@ use foundry_platform::Result;
 use foundry_platform::db::Tx;
 use uuid::Uuid;
 
-/// An organization's stored settings.
+use crate::domain::settings::Settings;
+
+/// A settings row, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct SettingsRow {
-    /// Days events are kept; `None` forever.
-    pub retention_days: Option<i32>,
-    /// Row version (the etag).
-    pub version: i64,
-    /// Last change.
-    pub updated_at: DateTime<Utc>,
+struct SettingsRow {
+    retention_days: Option<i32>,
+    version: i64,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<SettingsRow> for Settings {
+    fn from(r: SettingsRow) -> Settings {
+        Settings {
+            retention_days: r.retention_days,
+            version: r.version,
+            updated_at: r.updated_at,
+        }
+    }
 }
 
 /// An organization's settings, locked for update if `for_update`.
-pub async fn get_settings(
-    tx: &mut Tx,
-    org_id: Uuid,
-    for_update: bool,
-) -> Result<Option<SettingsRow>> {
+pub async fn get_settings(tx: &mut Tx, org_id: Uuid, for_update: bool) -> Result<Option<Settings>> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
-    Ok(sqlx::query_as(&format!(
+    let row: Option<SettingsRow> = sqlx::query_as(&format!(
         "SELECT retention_days, version, updated_at FROM settings WHERE org_id = $1{lock}"
     ))
     .bind(org_id)
     .fetch_optional(&mut **tx)
-    .await?)
+    .await?;
+    Ok(row.map(Settings::from))
 }
 
 /// Creates an organization's settings row with the defaults (version 0)
@@ -46,14 +52,9 @@ pub async fn ensure_settings(tx: &mut Tx, org_id: Uuid) -> Result<()> {
     Ok(())
 }
 
-/// Writes an organization's settings as version `version`.
-pub async fn put_settings(
-    tx: &mut Tx,
-    org_id: Uuid,
-    retention_days: Option<i32>,
-    version: i64,
-) -> Result<SettingsRow> {
-    Ok(sqlx::query_as(
+/// Writes an organization's settings as the next version of `s`.
+pub async fn put_settings(tx: &mut Tx, org_id: Uuid, s: &Settings) -> Result<Settings> {
+    let row: SettingsRow = sqlx::query_as(
         "INSERT INTO settings (org_id, retention_days, version) VALUES ($1, $2, $3) \
          ON CONFLICT (org_id) DO UPDATE \
          SET retention_days = EXCLUDED.retention_days, version = EXCLUDED.version, \
@@ -61,10 +62,11 @@ pub async fn put_settings(
          RETURNING retention_days, version, updated_at",
     )
     .bind(org_id)
-    .bind(retention_days)
-    .bind(version)
+    .bind(s.retention_days)
+    .bind(s.version + 1)
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    Ok(row.into())
 }
 
 /// Organizations with a retention (system scope).

@@ -1,11 +1,5 @@
-//! SQL of the audit service: runtime `query_as` into `FromRow` rows,
-//! columns listed, every tenant query led by `org_id`. The service's role
-//! may only read and insert events (see the migration): nothing here
-//! updates or deletes one.
-
-pub mod checkpoints;
-pub mod records;
-pub mod settings;
+//! SQL of events and chain heads. The service's role may only read and
+//! insert events (see the migration): nothing here updates or deletes one.
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,21 +7,49 @@ use chrono::{DateTime, Utc};
 use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::domain::{Event, GENESIS};
 
 /// A stored event.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct EventRow {
     /// The chained fields.
-    #[sqlx(flatten)]
     pub event: Event,
     /// When the service appended it.
     pub recorded_at: DateTime<Utc>,
     /// SHA-256 of the event's canonical form.
     pub hash: Vec<u8>,
+}
+
+impl<'r> FromRow<'r, PgRow> for EventRow {
+    fn from_row(r: &'r PgRow) -> sqlx::Result<Self> {
+        Ok(EventRow {
+            event: Event {
+                org_id: r.try_get("org_id")?,
+                sequence: r.try_get("sequence")?,
+                id: r.try_get("id")?,
+                occurred_at: r.try_get("occurred_at")?,
+                service: r.try_get("service")?,
+                actor_type: r.try_get("actor_type")?,
+                actor_id: r.try_get("actor_id")?,
+                action: r.try_get("action")?,
+                resource_type: r.try_get("resource_type")?,
+                resource_id: r.try_get("resource_id")?,
+                project_id: r.try_get("project_id")?,
+                changes: r.try_get("changes")?,
+                request_id: r.try_get("request_id")?,
+                trace_id: r.try_get("trace_id")?,
+                client_ip: r.try_get("client_ip")?,
+                user_agent: r.try_get("user_agent")?,
+                prev_hash: r.try_get("prev_hash")?,
+            },
+            recorded_at: r.try_get("recorded_at")?,
+            hash: r.try_get("hash")?,
+        })
+    }
 }
 
 const EVENT_COLS: &str = "org_id, sequence, id, occurred_at, recorded_at, service, actor_type, \

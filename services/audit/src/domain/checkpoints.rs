@@ -25,66 +25,24 @@
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use foundry_proto::foundry::audit::v1 as pb;
 use uuid::Uuid;
 
-use super::{format_time, write_str};
+use super::StoredEnum;
+use super::canonical::{format_time, write_str};
 
 /// The `type` of the canonical form: a signature over it cannot be taken
 /// for a signature over anything else the key might sign.
 pub const CHECKPOINT_TYPE: &str = "foundry.audit.checkpoint.v1";
 
-/// Why a checkpoint was written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reason {
-    /// `CreateAuditCheckpoint`.
-    OnDemand,
-    /// The periodic checkpointer, after the chain grew.
-    Periodic,
-    /// Just before retention removed a prefix.
-    Retention,
-}
-
-impl Reason {
-    /// Database (and canonical form) spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::OnDemand => "on_demand",
-            Reason::Periodic => "periodic",
-            Reason::Retention => "retention",
-        }
-    }
-
-    /// Parses the database spelling.
-    pub fn parse(s: &str) -> Option<Reason> {
-        Some(match s {
-            "on_demand" => Reason::OnDemand,
-            "periodic" => Reason::Periodic,
-            "retention" => Reason::Retention,
-            _ => return None,
-        })
-    }
-}
-
-impl From<Reason> for pb::CheckpointReason {
-    fn from(r: Reason) -> Self {
-        match r {
-            Reason::OnDemand => pb::CheckpointReason::OnDemand,
-            Reason::Periodic => pb::CheckpointReason::Periodic,
-            Reason::Retention => pb::CheckpointReason::Retention,
-        }
-    }
-}
-
-impl TryFrom<i32> for Reason {
-    type Error = ();
-    fn try_from(v: i32) -> Result<Self, ()> {
-        match pb::CheckpointReason::try_from(v).map_err(|_| ())? {
-            pb::CheckpointReason::OnDemand => Ok(Reason::OnDemand),
-            pb::CheckpointReason::Periodic => Ok(Reason::Periodic),
-            pb::CheckpointReason::Retention => Ok(Reason::Retention),
-            pb::CheckpointReason::Unspecified => Err(()),
-        }
+stored_enum! {
+    /// Why a checkpoint was written.
+    Reason {
+        /// `CreateAuditCheckpoint`.
+        OnDemand = "on_demand",
+        /// The periodic checkpointer, after the chain grew.
+        Periodic = "periodic",
+        /// Just before retention removed a prefix.
+        Retention = "retention",
     }
 }
 
@@ -111,6 +69,18 @@ pub struct Checkpoint {
     pub created_at: DateTime<Utc>,
     /// The signing key.
     pub key_id: String,
+}
+
+/// A stored checkpoint: what it states, its signature and the signing
+/// key's public half.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    /// What the signature covers.
+    pub checkpoint: Checkpoint,
+    /// The Ed25519 signature of its canonical form.
+    pub signature: Vec<u8>,
+    /// The signing key's public half.
+    pub public_key: Vec<u8>,
 }
 
 impl Checkpoint {
@@ -258,13 +228,9 @@ mod tests {
 
     #[test]
     fn reasons_round_trip() {
-        for r in [Reason::OnDemand, Reason::Periodic, Reason::Retention] {
-            assert_eq!(Reason::parse(r.as_str()), Some(r));
-            assert_eq!(
-                Reason::try_from(pb::CheckpointReason::from(r) as i32),
-                Ok(r)
-            );
+        for r in Reason::ALL {
+            assert_eq!(Reason::parse(r.as_str()), Some(*r));
         }
-        assert_eq!(Reason::try_from(0), Err(()));
+        assert_eq!(Reason::parse("weekly"), None);
     }
 }

@@ -1,0 +1,55 @@
+//! Audit rules, one module per aggregate: [`events`] (an event, its
+//! canonical form and hash), [`chain`] (linking and verifying a chain),
+//! [`checkpoints`] (signed heads), [`records`] (execution audit records),
+//! [`settings`] (retention) and [`activity`] (the feed's view of an
+//! event). No I/O, no transport: rules refuse with [`Error`]
+//! (`foundry_domain::DomainError`), mapped to a gRPC status in one place;
+//! proto conversions live in `api`, row conversions in `store`.
+
+pub use foundry_domain::{DomainError as Error, StoredEnum};
+
+/// An enum stored as text: the enum and its [`StoredEnum`] spelling. Its
+/// proto mapping lives in `api` (`proto_enum!`), so the domain knows no
+/// wire type.
+macro_rules! stored_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl StoredEnum for $name {
+            const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl $name {
+            /// Database spelling.
+            pub fn as_str(self) -> &'static str {
+                <$name as StoredEnum>::as_str(self)
+            }
+        }
+    };
+}
+
+pub mod activity;
+pub mod canonical;
+pub mod chain;
+pub mod checkpoints;
+pub mod events;
+pub mod records;
+pub mod settings;
+
+pub use canonical::format_time;
+pub use chain::{ChainWalk, Finding, GENESIS, Problem, check_anchor, check_anchor_reached, link};
+pub use events::{
+    ActorType, Event, MAX_BATCH, MAX_CHANGES_BYTES, MAX_CLIENT_IP, MAX_NAME, MAX_REQUEST_ID,
+    MAX_RESOURCE_ID, MAX_SERVICE, MAX_USER_AGENT, id_bounds, is_action, is_resource_type,
+    is_service, json_has_nul, storable_json, v7_floor, v7_time,
+};
