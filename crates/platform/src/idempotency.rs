@@ -118,6 +118,10 @@ impl std::ops::DerefMut for Creating {
     }
 }
 
+/// A claim as stored: the response (once committed) and the request hash
+/// (absent on claims from before hashes were kept).
+type StoredClaim = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// Claims the key, or returns the response of the request that did.
 async fn claim_key<M: prost::Message + Default>(
     tx: &mut Tx,
@@ -137,7 +141,7 @@ async fn claim_key<M: prost::Message + Default>(
     if inserted == 1 {
         return Ok(None);
     }
-    let row: Option<(Option<Vec<u8>>, Option<Vec<u8>>)> = sqlx::query_as(
+    let row: Option<StoredClaim> = sqlx::query_as(
         "SELECT response, request_hash FROM request_ids \
          WHERE scope_id = $1 AND method = $2 AND request_id = $3",
     )
