@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use foundry_outbox::Call;
+use foundry_outbox::{Call, EventBuilder};
 use foundry_platform::Error;
 use foundry_platform::convert::{opt_timestamp, timestamp};
-use foundry_platform::db::{check_etag, etag};
+use foundry_platform::db::{Tx, check_etag, etag};
 use foundry_platform::idempotency::{self, Begun};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{
@@ -85,6 +85,26 @@ fn parse_create(req: &pb::CreateInvitationRequest) -> Result<(NewInvitation, Opt
     })
 }
 
+/// The invitation `id` of `org_id`, locked when `lock`.
+async fn invitation(tx: &mut Tx, org_id: Uuid, id: Uuid, lock: bool) -> Result<Invitation, Error> {
+    store::get_invitation(tx, org_id, id, lock)
+        .await?
+        .ok_or_else(not_found)
+}
+
+/// Records `event` with the changes from `before` to `after`, commits and
+/// answers `after`.
+async fn recorded(
+    mut tx: Tx,
+    event: EventBuilder,
+    before: &Invitation,
+    after: &Invitation,
+) -> Result<pb::Invitation, Error> {
+    event.diff(before, after).record(&mut tx).await?;
+    tx.commit().await?;
+    Ok(invitation_to_proto(after))
+}
+
 #[tonic::async_trait]
 impl InvitationService for Invitations {
     #[tracing::instrument(skip_all)]
@@ -132,9 +152,7 @@ impl InvitationService for Invitations {
         let org_id = Call::of(SERVICE, &req)?.org_id;
         let id = Violations::require_id("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(org_id).await?;
-        let row = store::get_invitation(&mut tx, org_id, id, false)
-            .await?
-            .ok_or_else(not_found)?;
+        let row = invitation(&mut tx, org_id, id, false).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(invitation_to_proto(&row)))
     }
@@ -179,19 +197,12 @@ impl InvitationService for Invitations {
         let call = Call::of(SERVICE, &req)?;
         let id = Violations::require_id("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = store::get_invitation(&mut tx, call.org_id, id, true)
-            .await?
-            .ok_or_else(not_found)?;
+        let before = invitation(&mut tx, call.org_id, id, true).await?;
         check_etag(&req.get_ref().etag, before.version, "invitation")?;
         pending(&before)?;
         let inv = store::revoke_invitation(&mut tx, call.org_id, id).await?;
-        call.actor
-            .event("identity.invitation.revoke", RESOURCE, id)
-            .diff(&before, &inv)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(invitation_to_proto(&inv)))
+        let event = call.actor.event("identity.invitation.revoke", RESOURCE, id);
+        Ok(Response::new(recorded(tx, event, &before, &inv).await?))
     }
 
     #[tracing::instrument(skip_all)]
@@ -202,9 +213,7 @@ impl InvitationService for Invitations {
         let call = Call::of(SERVICE, &req)?;
         let id = Violations::require_id("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = store::get_invitation(&mut tx, call.org_id, id, true)
-            .await?
-            .ok_or_else(not_found)?;
+        let before = invitation(&mut tx, call.org_id, id, true).await?;
         // A new token for a role is granting it again: the same rule as
         // inviting (an admin cannot hand out an owner invitation).
         domain::may_change_role(caller_role(&call), Role::Viewer, before.role)
@@ -219,15 +228,10 @@ impl InvitationService for Invitations {
             Utc::now() + INVITATION_TTL,
         )
         .await?;
-        call.actor
-            .event("identity.invitation.resend", RESOURCE, id)
-            .diff(&before, &inv)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let event = call.actor.event("identity.invitation.resend", RESOURCE, id);
         Ok(Response::new(pb::Invitation {
             token: token.value,
-            ..invitation_to_proto(&inv)
+            ..recorded(tx, event, &before, &inv).await?
         }))
     }
 

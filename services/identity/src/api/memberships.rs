@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use foundry_outbox::Call;
+use foundry_outbox::{Call, EventBuilder};
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
-use foundry_platform::db::{check_etag, etag};
+use foundry_platform::db::{Tx, check_etag, etag};
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::identity::v1::{
     self as pb, membership_service_server::MembershipService,
@@ -68,6 +68,46 @@ fn parse_update(req: &pb::UpdateMembershipRequest) -> Result<(Uuid, Vec<Membersh
     v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
 }
 
+/// The owner count and the membership `id`, both locked, at the caller's
+/// etag.
+async fn locked(
+    tx: &mut Tx,
+    org_id: Uuid,
+    id: Uuid,
+    etag: &str,
+) -> Result<(i64, Membership), Error> {
+    let owners = store::lock_owner_count(tx, org_id).await?;
+    let m = store::get_membership(tx, org_id, id, true)
+        .await?
+        .ok_or_else(not_found)?;
+    check_etag(etag, m.version, "membership")?;
+    Ok((owners, m))
+}
+
+/// Reads the membership `id`, commits and answers it.
+async fn answer(mut tx: Tx, org_id: Uuid, id: Uuid) -> Result<Response<pb::Membership>, Error> {
+    let m = store::get_membership(&mut tx, org_id, id, false)
+        .await?
+        .ok_or_else(not_found)?;
+    tx.commit().await?;
+    Ok(Response::new(member_to_proto(&m)))
+}
+
+/// Removes a membership (never the last owner's, of `owners`), records
+/// `event` with what was removed, and commits.
+async fn remove(
+    mut tx: Tx,
+    event: EventBuilder,
+    owners: i64,
+    m: &Membership,
+) -> Result<Response<()>, Error> {
+    domain::keep_an_owner(owners, m.role == Role::Owner, false)?;
+    store::delete_membership(&mut tx, m.org_id, m.id).await?;
+    event.removed(m).record(&mut tx).await?;
+    tx.commit().await?;
+    Ok(Response::new(()))
+}
+
 #[tonic::async_trait]
 impl MembershipService for Memberships {
     #[tracing::instrument(skip_all)]
@@ -103,12 +143,8 @@ impl MembershipService for Memberships {
     ) -> Result<Response<pb::Membership>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let m = store::get_membership(&mut tx, call.org_id, id, false)
-            .await?
-            .ok_or_else(not_found)?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(member_to_proto(&m)))
+        let tx = self.0.db.tenant(call.org_id).await?;
+        Ok(answer(tx, call.org_id, id).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -124,11 +160,7 @@ impl MembershipService for Memberships {
             .as_ref()
             .map_or("", |m| m.etag.as_str());
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        let owners = store::lock_owner_count(&mut tx, call.org_id).await?;
-        let before = store::get_membership(&mut tx, call.org_id, id, true)
-            .await?
-            .ok_or_else(not_found)?;
-        check_etag(etag, before.version, "membership")?;
+        let (owners, before) = locked(&mut tx, call.org_id, id, etag).await?;
         let mut m = before.clone();
         m.apply(changes);
         let (from, to) = (before.role, m.role);
@@ -143,11 +175,7 @@ impl MembershipService for Memberships {
                 .record(&mut tx)
                 .await?;
         }
-        let m = store::get_membership(&mut tx, call.org_id, id, false)
-            .await?
-            .ok_or_else(not_found)?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(member_to_proto(&m)))
+        Ok(answer(tx, call.org_id, id).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -158,11 +186,7 @@ impl MembershipService for Memberships {
         let call = Call::of(SERVICE, &req)?;
         let id = Violations::require_id("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        let owners = store::lock_owner_count(&mut tx, call.org_id).await?;
-        let m = store::get_membership(&mut tx, call.org_id, id, true)
-            .await?
-            .ok_or_else(not_found)?;
-        check_etag(&req.get_ref().etag, m.version, "membership")?;
+        let (owners, m) = locked(&mut tx, call.org_id, id, &req.get_ref().etag).await?;
         if m.role == Role::Owner && caller_role(&call) != Some(Role::Owner) {
             return Err(Error::permission_denied(
                 "OWNER_REQUIRED",
@@ -170,15 +194,8 @@ impl MembershipService for Memberships {
             )
             .into());
         }
-        domain::keep_an_owner(owners, m.role == Role::Owner, false).map_err(Error::from)?;
-        store::delete_membership(&mut tx, call.org_id, id).await?;
-        call.actor
-            .event("identity.membership.delete", RESOURCE, id)
-            .removed(&m)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(()))
+        let event = call.actor.event("identity.membership.delete", RESOURCE, id);
+        Ok(remove(tx, event, owners, &m).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -195,14 +212,7 @@ impl MembershipService for Memberships {
         let m = store::get_membership_of(&mut tx, org_id, user_id)
             .await?
             .ok_or_else(not_found)?;
-        domain::keep_an_owner(owners, m.role == Role::Owner, false).map_err(Error::from)?;
-        store::delete_membership(&mut tx, org_id, m.id).await?;
-        actor
-            .event("identity.membership.leave", RESOURCE, m.id)
-            .removed(&m)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(()))
+        let event = actor.event("identity.membership.leave", RESOURCE, m.id);
+        Ok(remove(tx, event, owners, &m).await?)
     }
 }

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use foundry_outbox::EventBuilder;
 use foundry_platform::Error;
 use foundry_platform::convert::{json_to_struct, opt_timestamp, struct_to_json, timestamp};
-use foundry_platform::db::{check_etag, etag};
+use foundry_platform::db::{Tx, check_etag, etag};
 use foundry_platform::idempotency::{self, Begun};
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::identity::v1::{
@@ -108,6 +109,41 @@ fn parse_update(req: &pb::UpdateOrganizationRequest) -> Result<Vec<OrganizationC
     v.finish_with(|| changes.into_iter().collect::<Option<Vec<_>>>())
 }
 
+/// The organization, locked, at the caller's etag and not deleted (`why`
+/// says what to do instead).
+async fn live_org(
+    tx: &mut Tx,
+    org_id: Uuid,
+    etag: &str,
+    why: &'static str,
+) -> Result<Organization, Error> {
+    let org = store::get_org(tx, org_id, true)
+        .await?
+        .ok_or_else(not_found)?;
+    check_etag(etag, org.version, "organization")?;
+    if org.deleted_at.is_some() {
+        return Err(Error::failed_precondition("ORGANIZATION_DELETED", why));
+    }
+    Ok(org)
+}
+
+/// Records `event` with the changes from `before` to `after`, commits and
+/// answers `after`.
+async fn recorded(
+    mut tx: Tx,
+    event: EventBuilder,
+    before: &Organization,
+    after: Organization,
+) -> Result<Response<pb::Organization>, Error> {
+    event
+        .org(after.id)
+        .diff(before, &after)
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Response::new(org_to_proto(&after)))
+}
+
 #[tonic::async_trait]
 impl OrganizationService for Organizations {
     #[tracing::instrument(skip_all)]
@@ -197,31 +233,13 @@ impl OrganizationService for Organizations {
         let org_id = caller.require_org("organization.id", o.map_or("", |o| o.id.as_str()))?;
         let changes = parse_update(r)?;
         let mut tx = self.0.db.tenant(org_id).await?;
-        let before = store::get_org(&mut tx, org_id, true)
-            .await?
-            .ok_or_else(not_found)?;
-        check_etag(
-            o.map_or("", |o| o.etag.as_str()),
-            before.version,
-            "organization",
-        )?;
-        if before.deleted_at.is_some() {
-            return Err(Error::failed_precondition(
-                "ORGANIZATION_DELETED",
-                "undelete the organization first",
-            )
-            .into());
-        }
+        let etag = o.map_or("", |o| o.etag.as_str());
+        let before = live_org(&mut tx, org_id, etag, "undelete the organization first").await?;
         let mut org = before.clone();
         org.apply(changes);
         let org = store::update_org(&mut tx, &org).await?;
-        actor
-            .event("identity.organization.update", RESOURCE, org_id)
-            .diff(&before, &org)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(org_to_proto(&org)))
+        let event = actor.event("identity.organization.update", RESOURCE, org_id);
+        Ok(recorded(tx, event, &before, org).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -234,25 +252,16 @@ impl OrganizationService for Organizations {
         let req = req.into_inner();
         let org_id = caller.require_org("id", &req.id)?;
         let mut tx = self.0.db.tenant(org_id).await?;
-        let before = store::get_org(&mut tx, org_id, true)
-            .await?
-            .ok_or_else(not_found)?;
-        check_etag(&req.etag, before.version, "organization")?;
-        if before.deleted_at.is_some() {
-            return Err(Error::failed_precondition(
-                "ORGANIZATION_DELETED",
-                "the organization is already deleted",
-            )
-            .into());
-        }
+        let before = live_org(
+            &mut tx,
+            org_id,
+            &req.etag,
+            "the organization is already deleted",
+        )
+        .await?;
         let org = store::set_org_deleted(&mut tx, org_id, true).await?;
-        actor
-            .event("identity.organization.delete", RESOURCE, org_id)
-            .diff(&before, &org)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(org_to_proto(&org)))
+        let event = actor.event("identity.organization.delete", RESOURCE, org_id);
+        Ok(recorded(tx, event, &before, org).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -282,13 +291,7 @@ impl OrganizationService for Organizations {
             .into());
         }
         let org = store::set_org_deleted(&mut tx, org_id, false).await?;
-        actor
-            .event("identity.organization.undelete", RESOURCE, org_id)
-            .org(org_id)
-            .diff(&before, &org)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(org_to_proto(&org)))
+        let event = actor.event("identity.organization.undelete", RESOURCE, org_id);
+        Ok(recorded(tx, event, &before, org).await?)
     }
 }
