@@ -137,14 +137,15 @@ impl Identity {
         store::insert_org(
             &mut tx,
             org_id,
-            &format!("{name}'s organization"),
-            org_slug,
-            &serde_json::json!({}),
+            &domain::NewOrganization {
+                name: format!("{name}'s organization"),
+                slug: org_slug.to_owned(),
+                settings: serde_json::json!({}),
+            },
         )
         .await?;
         let membership =
-            store::insert_membership(&mut tx, org_id, user.id, domain::Role::Owner.as_str(), None)
-                .await?;
+            store::insert_membership(&mut tx, org_id, user.id, domain::Role::Owner, None).await?;
         let system = foundry_outbox::Actor::system(api::SERVICE);
         system
             .event("identity.user.create", "identity.user", user.id)
@@ -166,11 +167,10 @@ impl Identity {
             .event(
                 "identity.membership.create",
                 "identity.membership",
-                membership,
+                membership.id,
             )
             .org(org_id)
-            .set("user_id", user.id)
-            .set("role", domain::Role::Owner.as_str())
+            .created(&membership)
             .record(&mut tx)
             .await?;
         tx.commit().await?;
@@ -202,16 +202,15 @@ impl Identity {
         role: domain::Role,
     ) -> anyhow::Result<Uuid> {
         let mut tx = self.state.db.tenant(org_id).await?;
-        let id = store::insert_membership(&mut tx, org_id, user_id, role.as_str(), None).await?;
+        let m = store::insert_membership(&mut tx, org_id, user_id, role, None).await?;
         foundry_outbox::Actor::system(api::SERVICE)
-            .event("identity.membership.create", "identity.membership", id)
+            .event("identity.membership.create", "identity.membership", m.id)
             .org(org_id)
-            .set("user_id", user_id)
-            .set("role", role.as_str())
+            .created(&m)
             .record(&mut tx)
             .await?;
         tx.commit().await?;
-        Ok(id)
+        Ok(m.id)
     }
 
     /// Starts a session for a user and returns its refresh token.
@@ -240,9 +239,13 @@ impl Identity {
     ) -> anyhow::Result<(Uuid, String)> {
         let mut tx = self.state.db.system().await?;
         let actor = foundry_outbox::Actor::system(api::SERVICE);
-        let created = api::service_accounts::create(&mut tx, &actor, name, description).await?;
+        let new = domain::NewServiceAccount {
+            name: name.to_owned(),
+            description: description.to_owned(),
+        };
+        let (sa, key) = api::service_accounts::create(&mut tx, &actor, &new).await?;
         tx.commit().await?;
-        Ok(created)
+        Ok((sa.id, key))
     }
 
     /// Mints an access token for a member acting in an organization, with
@@ -308,9 +311,14 @@ impl Identity {
             Some(id) => id,
             None => {
                 let actor = foundry_outbox::Actor::system(api::SERVICE);
-                api::service_accounts::create(&mut tx, &actor, name, description)
+                let new = domain::NewServiceAccount {
+                    name: name.to_owned(),
+                    description: description.to_owned(),
+                };
+                api::service_accounts::create(&mut tx, &actor, &new)
                     .await?
                     .0
+                    .id
             }
         };
         tx.commit().await?;

@@ -3,19 +3,25 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use foundry_domain::Id;
+use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::{from_timestamp, opt_timestamp, timestamp};
-use foundry_platform::db::{check_etag, etag, idempotency};
+use foundry_platform::db::{check_etag, etag};
+use foundry_platform::idempotency::{self, Begun};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{self as pb, api_key_service_server::ApiKeyService};
+use foundry_tenancy::Caller;
 use foundry_tenancy::access::granted;
-use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use crate::State;
-use crate::api::actor;
-use crate::domain::{self, SecretKind};
-use crate::store::{self, ApiKeyRow, NewApiKey};
+use crate::api::SERVICE;
+use crate::domain::{self, ApiKey, ApiKeyKind, NewApiKey};
+use crate::store;
+
+const RESOURCE: &str = "identity.api_key";
 
 /// Handlers of `ApiKeyService`.
 #[derive(Clone, Debug)]
@@ -23,41 +29,22 @@ pub struct ApiKeys(pub Arc<State>);
 
 const MAX_SCOPES: usize = 64;
 
-fn kind_str(k: pb::ApiKeyKind) -> &'static str {
-    if k == pb::ApiKeyKind::Agent {
-        "agent"
-    } else {
-        "api_key"
-    }
-}
-
-fn key_to_proto(r: ApiKeyRow) -> pb::ApiKey {
-    let state = if r.revoked_at.is_some() {
-        pb::ApiKeyState::Revoked
-    } else if r.expires_at.is_some_and(|e| e <= Utc::now()) {
-        pb::ApiKeyState::Expired
-    } else {
-        pb::ApiKeyState::Active
-    };
+fn key_to_proto(k: &ApiKey) -> pb::ApiKey {
     pb::ApiKey {
-        id: r.id.to_string(),
-        org_id: r.org_id.to_string(),
-        kind: if r.kind == "agent" {
-            pb::ApiKeyKind::Agent
-        } else {
-            pb::ApiKeyKind::ApiKey
-        } as i32,
-        display_name: r.display_name,
-        scopes: r.scopes,
-        project_id: r.project_id.map(|p| p.to_string()).unwrap_or_default(),
-        expire_time: opt_timestamp(r.expires_at),
-        state: state as i32,
-        prefix: r.prefix,
-        created_by: r.created_by.to_string(),
-        create_time: Some(timestamp(r.created_at)),
-        last_use_time: opt_timestamp(r.last_used_at),
-        revoke_time: opt_timestamp(r.revoked_at),
-        etag: etag(r.version),
+        id: k.id.to_string(),
+        org_id: k.org_id.to_string(),
+        kind: pb::ApiKeyKind::from(k.kind) as i32,
+        display_name: k.display_name.clone(),
+        scopes: k.scopes.clone(),
+        project_id: k.project_id.map(|p| p.to_string()).unwrap_or_default(),
+        expire_time: opt_timestamp(k.expires_at),
+        state: pb::ApiKeyState::from(k.state(Utc::now())) as i32,
+        prefix: k.prefix.clone(),
+        created_by: k.created_by.to_string(),
+        create_time: Some(timestamp(k.created_at)),
+        last_use_time: opt_timestamp(k.last_used_at),
+        revoke_time: opt_timestamp(k.revoked_at),
+        etag: etag(k.version),
         secret: String::new(),
     }
 }
@@ -75,6 +62,83 @@ fn valid_scope(s: &str) -> bool {
             }))
 }
 
+/// A key's expiry: unset, or a valid time in the future.
+fn expiry(
+    v: &mut Violations,
+    t: Option<&prost_types::Timestamp>,
+) -> Option<Option<chrono::DateTime<Utc>>> {
+    match t {
+        None => Some(None),
+        Some(t) => match from_timestamp(t) {
+            Some(e) if e > Utc::now() => Some(Some(e)),
+            _ => {
+                v.add("api_key.expire_time", "must be a valid time in the future");
+                None
+            }
+        },
+    }
+}
+
+/// A key's scopes (`*.*.read` when none are given), each within what the
+/// caller holds.
+fn scopes(v: &mut Violations, caller: &Caller, given: &[String]) -> Option<Vec<String>> {
+    let scopes = if given.is_empty() {
+        vec!["*.*.read".to_owned()]
+    } else {
+        given.to_vec()
+    };
+    let mut ok = true;
+    if scopes.len() > MAX_SCOPES {
+        v.add("api_key.scopes", format!("at most {MAX_SCOPES} scopes"));
+        ok = false;
+    }
+    for (i, s) in scopes.iter().enumerate() {
+        if !valid_scope(s) {
+            v.add(
+                format!("api_key.scopes[{i}]"),
+                "must be `*` or `service.resource.verb` with `*` for any segment",
+            );
+            ok = false;
+        } else if !caller.permissions().iter().any(|p| p == "*") && !covers(caller.permissions(), s)
+        {
+            v.add(
+                format!("api_key.scopes[{i}]"),
+                "grants more than the caller holds",
+            );
+            ok = false;
+        }
+    }
+    ok.then_some(scopes)
+}
+
+/// A `CreateApiKeyRequest` as a [`NewApiKey`] and its request id.
+fn parse_create(
+    caller: &Caller,
+    req: &pb::CreateApiKeyRequest,
+) -> Result<(NewApiKey, Option<Uuid>), Error> {
+    let empty = pb::ApiKey::default();
+    let k = req.api_key.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let kind: Option<ApiKeyKind> = v.enum_value("api_key.kind", k.kind);
+    let display_name = v.text("api_key.display_name", &k.display_name, 1, 200);
+    let project_id = v.maybe_id::<()>("api_key.project_id", &k.project_id);
+    let expires_at = expiry(&mut v, k.expire_time.as_ref());
+    let scopes = scopes(&mut v, caller, &k.scopes);
+    let request_id = v.maybe_request_id(&req.request_id);
+    v.finish_with(|| {
+        Some((
+            NewApiKey {
+                kind: kind?,
+                display_name: display_name?,
+                scopes: scopes?,
+                project_id: project_id?.map(Id::uuid),
+                expires_at: expires_at?,
+            },
+            request_id?,
+        ))
+    })
+}
+
 #[tonic::async_trait]
 impl ApiKeyService for ApiKeys {
     #[tracing::instrument(skip_all)]
@@ -82,98 +146,26 @@ impl ApiKeyService for ApiKeys {
         &self,
         req: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::ApiKey>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let k = req.api_key.unwrap_or_default();
-        let mut v = Violations::new();
-        let kind: Option<pb::ApiKeyKind> = v.enum_value("api_key.kind", k.kind);
-        let name = v.text("api_key.display_name", &k.display_name, 1, 200);
-        let project_id = v.opt_id("api_key.project_id", &k.project_id);
-        let expires_at = match &k.expire_time {
-            None => None,
-            Some(t) => match from_timestamp(t) {
-                Some(e) if e > Utc::now() => Some(e),
-                _ => {
-                    v.add("api_key.expire_time", "must be a valid time in the future");
-                    None
-                }
-            },
+        let call = Call::of(SERVICE, &req)?;
+        let (new, request_id) = parse_create(&call.caller, req.get_ref())?;
+        let key = idempotency::Key::of(call.org_id, "CreateApiKey", request_id, req.get_ref());
+        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
+            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::New(tx) => tx,
         };
-        let scopes = if k.scopes.is_empty() {
-            vec!["*.*.read".to_owned()]
-        } else {
-            k.scopes.clone()
-        };
-        if scopes.len() > MAX_SCOPES {
-            v.add("api_key.scopes", format!("at most {MAX_SCOPES} scopes"));
-        }
-        for (i, s) in scopes.iter().enumerate() {
-            if !valid_scope(s) {
-                v.add(
-                    format!("api_key.scopes[{i}]"),
-                    "must be `*` or `service.resource.verb` with `*` for any segment",
-                );
-            } else if !caller.permissions().iter().any(|p| p == "*")
-                && !covers(caller.permissions(), s)
-            {
-                v.add(
-                    format!("api_key.scopes[{i}]"),
-                    "grants more than the caller holds",
-                );
-            }
-        }
-        let request_id = v.request_id(&req.request_id);
-        v.finish()?;
-        let (Some(kind), Some(name)) = (kind, name) else {
-            return Err(Error::invalid_field("api_key", "is required").into());
-        };
-
-        let mut tx = self.0.db.tenant(org_id).await?;
-        if let Some(rid) = request_id
-            && let idempotency::Claim::Replay(prev) =
-                idempotency::claim::<pb::ApiKey>(&mut tx, org_id, "CreateApiKey", rid).await?
-        {
-            return Ok(Response::new(prev));
-        }
-        let secret = domain::mint_secret(if kind == pb::ApiKeyKind::Agent {
-            SecretKind::Agent
-        } else {
-            SecretKind::ApiKey
-        });
-        let row = store::insert_api_key(
-            &mut tx,
-            NewApiKey {
-                org_id,
-                kind: kind_str(kind),
-                display_name: &name,
-                scopes: &scopes,
-                project_id,
-                prefix: &secret.prefix,
-                secret_hash: &secret.hash,
-                created_by: caller.principal_id(),
-                expires_at,
-            },
-        )
-        .await?;
+        let secret = domain::mint_secret(new.kind.secret_kind());
+        let key =
+            store::insert_api_key(&mut tx, call.org_id, &new, &secret, call.principal_id()).await?;
         // Never the secret or its hash: the display prefix identifies it.
-        actor
-            .event("identity.api_key.create", "identity.api_key", row.id)
-            .project(row.project_id)
-            .set("display_name", &row.display_name)
-            .set("kind", &row.kind)
-            .set("scopes", &row.scopes)
-            .set("prefix", &row.prefix)
-            .set("expire_time", row.expires_at)
+        call.actor
+            .event("identity.api_key.create", RESOURCE, key.id)
+            .project(key.project_id)
+            .created(&key)
             .record(&mut tx)
             .await?;
-        let stored = key_to_proto(row);
-        if let Some(rid) = request_id {
-            // The replay never carries the secret: it is shown once.
-            idempotency::complete(&mut tx, org_id, "CreateApiKey", rid, &stored).await?;
-        }
-        tx.commit().await.map_err(Error::from)?;
+        let stored = key_to_proto(&key);
+        // The replay never carries the secret: it is shown once.
+        tx.finish_redacted(&stored).await?;
         Ok(Response::new(pb::ApiKey {
             secret: secret.value,
             ..stored
@@ -185,14 +177,14 @@ impl ApiKeyService for ApiKeys {
         &self,
         req: Request<pb::GetApiKeyRequest>,
     ) -> Result<Response<pb::ApiKey>, Status> {
-        let org_id = caller(&req)?.org_id()?;
+        let org_id = Call::of(SERVICE, &req)?.org_id;
         let id = Violations::require_id("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(org_id).await?;
         let row = store::get_api_key(&mut tx, org_id, id, false)
             .await?
             .ok_or_else(not_found)?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(key_to_proto(row)))
+        Ok(Response::new(key_to_proto(&row)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -200,10 +192,10 @@ impl ApiKeyService for ApiKeys {
         &self,
         req: Request<pb::ListApiKeysRequest>,
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
-        let org_id = caller(&req)?.org_id()?;
+        let org_id = Call::of(SERVICE, &req)?.org_id;
         let req = req.into_inner();
         let mut v = Violations::new();
-        let kind: Option<pb::ApiKeyKind> = v.opt_enum_value("kind", req.kind);
+        let kind: Option<ApiKeyKind> = v.opt_enum_value("kind", req.kind);
         v.finish()?;
         let page = self.0.pages.parse(
             req.page_size,
@@ -211,18 +203,12 @@ impl ApiKeyService for ApiKeys {
             &format!("kind={}", req.kind),
         )?;
         let mut tx = self.0.db.tenant(org_id).await?;
-        let mut rows = store::list_api_keys(
-            &mut tx,
-            org_id,
-            kind.map(kind_str),
-            page.after,
-            page.limit(),
-        )
-        .await?;
+        let mut rows =
+            store::list_api_keys(&mut tx, org_id, kind, page.after, page.limit()).await?;
         tx.commit().await.map_err(Error::from)?;
         let next_page_token = self.0.pages.finish(&page, &mut rows, |r| r.id);
         Ok(Response::new(pb::ListApiKeysResponse {
-            api_keys: rows.into_iter().map(key_to_proto).collect(),
+            api_keys: rows.iter().map(key_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -232,26 +218,24 @@ impl ApiKeyService for ApiKeys {
         &self,
         req: Request<pb::RevokeApiKeyRequest>,
     ) -> Result<Response<pb::ApiKey>, Status> {
-        let org_id = caller(&req)?.org_id()?;
-        let actor = actor(&req);
+        let call = Call::of(SERVICE, &req)?;
         let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = store::get_api_key(&mut tx, org_id, id, true)
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let before = store::get_api_key(&mut tx, call.org_id, id, true)
             .await?
             .ok_or_else(not_found)?;
-        check_etag(&req.get_ref().etag, row.version, "API key")?;
-        let before = row.revoked_at;
-        let row = store::revoke_api_key(&mut tx, org_id, id).await?;
-        if before != row.revoked_at {
-            actor
-                .event("identity.api_key.revoke", "identity.api_key", id)
-                .project(row.project_id)
-                .change("revoke_time", before, row.revoked_at)
+        check_etag(&req.get_ref().etag, before.version, "API key")?;
+        let key = store::revoke_api_key(&mut tx, call.org_id, id).await?;
+        if before.revoked_at != key.revoked_at {
+            call.actor
+                .event("identity.api_key.revoke", RESOURCE, id)
+                .project(key.project_id)
+                .diff(&before, &key)
                 .record(&mut tx)
                 .await?;
         }
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(key_to_proto(row)))
+        Ok(Response::new(key_to_proto(&key)))
     }
 }
 

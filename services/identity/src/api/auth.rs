@@ -13,9 +13,10 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::actor;
+use crate::domain::Session;
 use crate::domain::{self, Role, SecretKind};
 use crate::keys::Grant;
-use crate::store::{self, SessionRow};
+use crate::store;
 use foundry_outbox::{Actor, ActorType, EventBuilder};
 
 /// Handlers of `AuthService`.
@@ -27,12 +28,12 @@ fn invalid_credential() -> Error {
     Error::unauthenticated("CREDENTIAL_INVALID", "the credential is not valid")
 }
 
-fn session_to_proto(r: SessionRow) -> pb::Session {
+fn session_to_proto(r: &Session) -> pb::Session {
     pb::Session {
         id: r.id.to_string(),
         user_id: r.user_id.to_string(),
-        user_agent: r.user_agent,
-        client_ip: r.client_ip,
+        user_agent: r.user_agent.clone(),
+        client_ip: r.client_ip.clone(),
         create_time: Some(timestamp(r.created_at)),
         last_use_time: Some(timestamp(r.last_used_at)),
         expire_time: Some(timestamp(r.expires_at)),
@@ -195,13 +196,8 @@ impl Auth {
             None => false,
         };
         tx.commit().await?;
-        let want_kind = if kind == SecretKind::Agent {
-            "agent"
-        } else {
-            "api_key"
-        };
         let key = key
-            .filter(|k| k.kind == want_kind)
+            .filter(|k| k.kind.secret_kind() == kind)
             .ok_or_else(invalid_credential)?;
         let refused = if key.revoked_at.is_some() {
             Some("revoked")
@@ -415,7 +411,7 @@ impl AuthService for Auth {
         tx.commit().await.map_err(Error::from)?;
         let next_page_token = self.0.pages.finish(&page, &mut rows, |r| r.id);
         Ok(Response::new(pb::ListSessionsResponse {
-            sessions: rows.into_iter().map(session_to_proto).collect(),
+            sessions: rows.iter().map(session_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -440,7 +436,7 @@ impl AuthService for Auth {
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(session_to_proto(row)))
+        Ok(Response::new(session_to_proto(&row)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -480,7 +476,7 @@ async fn user_grant_in(
     let live = store::get_org(tx, org_id, false)
         .await?
         .is_some_and(|o| o.deleted_at.is_none());
-    let role = match member.and_then(|m| Role::parse(&m.role)) {
+    let role = match member.map(|m| m.role) {
         Some(role) if live => role,
         _ => {
             return Err(Error::permission_denied(

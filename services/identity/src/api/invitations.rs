@@ -3,57 +3,106 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use foundry_outbox::{Call, EventBuilder};
 use foundry_platform::Error;
 use foundry_platform::convert::{opt_timestamp, timestamp};
-use foundry_platform::db::{check_etag, etag, idempotency};
+use foundry_platform::db::{Tx, check_etag, etag};
+use foundry_platform::idempotency::{self, Begun};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{
     self as pb, invitation_service_server::InvitationService,
 };
 use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use crate::State;
-use crate::api::actor;
-use crate::api::memberships::member_to_proto;
-use crate::domain::{self, Role, SecretKind};
-use crate::store::{self, InvitationFilter, InvitationRow};
+use crate::api::memberships::{caller_role, member_to_proto};
+use crate::api::{SERVICE, actor};
+use crate::domain::{
+    self, Invitation, InvitationState, InvitationStatus, NewInvitation, Role, SecretKind,
+};
+use crate::store::{self, InvitationFilter};
 
 /// How long an invitation token is valid.
 const INVITATION_TTL: chrono::Duration = chrono::Duration::days(7);
+
+const RESOURCE: &str = "identity.invitation";
 
 /// Handlers of `InvitationService`.
 #[derive(Clone, Debug)]
 pub struct Invitations(pub Arc<State>);
 
-fn state_of(r: &InvitationRow) -> pb::InvitationState {
-    match r.state.as_str() {
-        "accepted" => pb::InvitationState::Accepted,
-        "revoked" => pb::InvitationState::Revoked,
-        _ if r.expires_at <= Utc::now() => pb::InvitationState::Expired,
-        _ => pb::InvitationState::Pending,
-    }
-}
-
-fn invitation_to_proto(r: InvitationRow) -> pb::Invitation {
+fn invitation_to_proto(i: &Invitation) -> pb::Invitation {
     pb::Invitation {
-        id: r.id.to_string(),
-        org_id: r.org_id.to_string(),
-        state: state_of(&r) as i32,
-        email: r.email,
-        role: pb::Role::from(Role::parse(&r.role).unwrap_or(Role::Viewer)) as i32,
-        invited_by: r.invited_by.to_string(),
-        expire_time: Some(timestamp(r.expires_at)),
-        accept_time: opt_timestamp(r.accepted_at),
-        create_time: Some(timestamp(r.created_at)),
-        update_time: Some(timestamp(r.updated_at)),
-        etag: etag(r.version),
+        id: i.id.to_string(),
+        org_id: i.org_id.to_string(),
+        state: pb::InvitationState::from(i.status(Utc::now())) as i32,
+        email: i.email.clone(),
+        role: pb::Role::from(i.role) as i32,
+        invited_by: i.invited_by.to_string(),
+        expire_time: Some(timestamp(i.expires_at)),
+        accept_time: opt_timestamp(i.accepted_at),
+        create_time: Some(timestamp(i.created_at)),
+        update_time: Some(timestamp(i.updated_at)),
+        etag: etag(i.version),
         token: String::new(),
     }
 }
 
 fn not_found() -> Error {
     Error::not_found("INVITATION_NOT_FOUND", "invitation")
+}
+
+/// Refuses a change to an invitation that is no longer pending.
+fn pending(i: &Invitation) -> Result<(), Error> {
+    if i.state == InvitationState::Pending {
+        Ok(())
+    } else {
+        Err(Error::failed_precondition(
+            "INVITATION_NOT_PENDING",
+            format!("the invitation is {}", i.state.as_str()),
+        ))
+    }
+}
+
+/// A `CreateInvitationRequest` as a [`NewInvitation`] and its request id.
+fn parse_create(req: &pb::CreateInvitationRequest) -> Result<(NewInvitation, Option<Uuid>), Error> {
+    let empty = pb::Invitation::default();
+    let inv = req.invitation.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let email = v.email("invitation.email", &inv.email);
+    let role = v.enum_value("invitation.role", inv.role);
+    let request_id = v.maybe_request_id(&req.request_id);
+    v.finish_with(|| {
+        Some((
+            NewInvitation {
+                email: email?,
+                role: role?,
+            },
+            request_id?,
+        ))
+    })
+}
+
+/// The invitation `id` of `org_id`, locked when `lock`.
+async fn invitation(tx: &mut Tx, org_id: Uuid, id: Uuid, lock: bool) -> Result<Invitation, Error> {
+    store::get_invitation(tx, org_id, id, lock)
+        .await?
+        .ok_or_else(not_found)
+}
+
+/// Records `event` with the changes from `before` to `after`, commits and
+/// answers `after`.
+async fn recorded(
+    mut tx: Tx,
+    event: EventBuilder,
+    before: &Invitation,
+    after: &Invitation,
+) -> Result<pb::Invitation, Error> {
+    event.diff(before, after).record(&mut tx).await?;
+    tx.commit().await?;
+    Ok(invitation_to_proto(after))
 }
 
 #[tonic::async_trait]
@@ -63,52 +112,32 @@ impl InvitationService for Invitations {
         &self,
         req: Request<pb::CreateInvitationRequest>,
     ) -> Result<Response<pb::Invitation>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let inv = req.invitation.unwrap_or_default();
-        let mut v = Violations::new();
-        let email = v.email("invitation.email", &inv.email);
-        let role: Option<Role> = v.enum_value("invitation.role", inv.role);
-        let request_id = v.request_id(&req.request_id);
-        v.finish()?;
-        let (Some(email), Some(role)) = (email, role) else {
-            return Err(Error::invalid_field("invitation", "is required").into());
+        let call = Call::of(SERVICE, &req)?;
+        let (new, request_id) = parse_create(req.get_ref())?;
+        domain::may_change_role(caller_role(&call), Role::Viewer, new.role).map_err(Error::from)?;
+        let key = idempotency::Key::of(call.org_id, "CreateInvitation", request_id, req.get_ref());
+        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
+            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::New(tx) => tx,
         };
-        domain::may_change_role(caller.role().and_then(Role::parse), Role::Viewer, role)?;
-
-        let mut tx = self.0.db.tenant(org_id).await?;
-        if let Some(rid) = request_id
-            && let idempotency::Claim::Replay(prev) =
-                idempotency::claim::<pb::Invitation>(&mut tx, org_id, "CreateInvitation", rid)
-                    .await?
-        {
-            return Ok(Response::new(prev));
-        }
         let token = domain::mint_secret(SecretKind::Invitation);
-        let row = store::insert_invitation(
+        let inv = store::insert_invitation(
             &mut tx,
-            org_id,
-            &email,
-            role.as_str(),
+            call.org_id,
+            &new,
             &token.hash,
-            caller.principal_id(),
+            call.principal_id(),
             Utc::now() + INVITATION_TTL,
         )
         .await?;
-        actor
-            .event("identity.invitation.create", "identity.invitation", row.id)
-            .set("email", &row.email)
-            .set("role", &row.role)
-            .set("expire_time", row.expires_at)
+        call.actor
+            .event("identity.invitation.create", RESOURCE, inv.id)
+            .created(&inv)
             .record(&mut tx)
             .await?;
-        let stored = invitation_to_proto(row);
-        if let Some(rid) = request_id {
-            idempotency::complete(&mut tx, org_id, "CreateInvitation", rid, &stored).await?;
-        }
-        tx.commit().await.map_err(Error::from)?;
+        let stored = invitation_to_proto(&inv);
+        // The replay never carries the token: it is shown once.
+        tx.finish_redacted(&stored).await?;
         Ok(Response::new(pb::Invitation {
             token: token.value,
             ..stored
@@ -120,14 +149,12 @@ impl InvitationService for Invitations {
         &self,
         req: Request<pb::GetInvitationRequest>,
     ) -> Result<Response<pb::Invitation>, Status> {
-        let org_id = caller(&req)?.org_id()?;
+        let org_id = Call::of(SERVICE, &req)?.org_id;
         let id = Violations::require_id("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(org_id).await?;
-        let row = store::get_invitation(&mut tx, org_id, id, false)
-            .await?
-            .ok_or_else(not_found)?;
+        let row = invitation(&mut tx, org_id, id, false).await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(invitation_to_proto(row)))
+        Ok(Response::new(invitation_to_proto(&row)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -135,16 +162,16 @@ impl InvitationService for Invitations {
         &self,
         req: Request<pb::ListInvitationsRequest>,
     ) -> Result<Response<pb::ListInvitationsResponse>, Status> {
-        let org_id = caller(&req)?.org_id()?;
+        let org_id = Call::of(SERVICE, &req)?.org_id;
         let req = req.into_inner();
         let mut v = Violations::new();
-        let state: Option<pb::InvitationState> = v.opt_enum_value("state", req.state);
+        let state: Option<InvitationStatus> = v.opt_enum_value("state", req.state);
         v.finish()?;
         let filter = state.map(|s| match s {
-            pb::InvitationState::Accepted => InvitationFilter::Accepted,
-            pb::InvitationState::Revoked => InvitationFilter::Revoked,
-            pb::InvitationState::Expired => InvitationFilter::Expired,
-            _ => InvitationFilter::Pending,
+            InvitationStatus::Pending => InvitationFilter::Pending,
+            InvitationStatus::Accepted => InvitationFilter::Accepted,
+            InvitationStatus::Revoked => InvitationFilter::Revoked,
+            InvitationStatus::Expired => InvitationFilter::Expired,
         });
         let page = self.0.pages.parse(
             req.page_size,
@@ -157,7 +184,7 @@ impl InvitationService for Invitations {
         tx.commit().await.map_err(Error::from)?;
         let next_page_token = self.0.pages.finish(&page, &mut rows, |r| r.id);
         Ok(Response::new(pb::ListInvitationsResponse {
-            invitations: rows.into_iter().map(invitation_to_proto).collect(),
+            invitations: rows.iter().map(invitation_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -167,29 +194,15 @@ impl InvitationService for Invitations {
         &self,
         req: Request<pb::RevokeInvitationRequest>,
     ) -> Result<Response<pb::Invitation>, Status> {
-        let org_id = caller(&req)?.org_id()?;
-        let actor = actor(&req);
+        let call = Call::of(SERVICE, &req)?;
         let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = store::get_invitation(&mut tx, org_id, id, true)
-            .await?
-            .ok_or_else(not_found)?;
-        check_etag(&req.get_ref().etag, row.version, "invitation")?;
-        if row.state != "pending" {
-            return Err(Error::failed_precondition(
-                "INVITATION_NOT_PENDING",
-                format!("the invitation is {}", row.state),
-            )
-            .into());
-        }
-        let row = store::revoke_invitation(&mut tx, org_id, id).await?;
-        actor
-            .event("identity.invitation.revoke", "identity.invitation", id)
-            .change("state", "pending", &row.state)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(invitation_to_proto(row)))
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let before = invitation(&mut tx, call.org_id, id, true).await?;
+        check_etag(&req.get_ref().etag, before.version, "invitation")?;
+        pending(&before)?;
+        let inv = store::revoke_invitation(&mut tx, call.org_id, id).await?;
+        let event = call.actor.event("identity.invitation.revoke", RESOURCE, id);
+        Ok(Response::new(recorded(tx, event, &before, &inv).await?))
     }
 
     #[tracing::instrument(skip_all)]
@@ -197,44 +210,28 @@ impl InvitationService for Invitations {
         &self,
         req: Request<pb::ResendInvitationRequest>,
     ) -> Result<Response<pb::Invitation>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
+        let call = Call::of(SERVICE, &req)?;
         let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = store::get_invitation(&mut tx, org_id, id, true)
-            .await?
-            .ok_or_else(not_found)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let before = invitation(&mut tx, call.org_id, id, true).await?;
         // A new token for a role is granting it again: the same rule as
         // inviting (an admin cannot hand out an owner invitation).
-        let role = Role::parse(&row.role).unwrap_or(Role::Viewer);
-        domain::may_change_role(caller.role().and_then(Role::parse), Role::Viewer, role)?;
-        if row.state != "pending" {
-            return Err(Error::failed_precondition(
-                "INVITATION_NOT_PENDING",
-                format!("the invitation is {}", row.state),
-            )
-            .into());
-        }
-        let old_expiry = row.expires_at;
+        domain::may_change_role(caller_role(&call), Role::Viewer, before.role)
+            .map_err(Error::from)?;
+        pending(&before)?;
         let token = domain::mint_secret(SecretKind::Invitation);
-        let row = store::reissue_invitation(
+        let inv = store::reissue_invitation(
             &mut tx,
-            org_id,
+            call.org_id,
             id,
             &token.hash,
             Utc::now() + INVITATION_TTL,
         )
         .await?;
-        actor
-            .event("identity.invitation.resend", "identity.invitation", id)
-            .change("expire_time", old_expiry, row.expires_at)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let event = call.actor.event("identity.invitation.resend", RESOURCE, id);
         Ok(Response::new(pb::Invitation {
             token: token.value,
-            ..invitation_to_proto(row)
+            ..recorded(tx, event, &before, &inv).await?
         }))
     }
 
@@ -264,23 +261,14 @@ impl InvitationService for Invitations {
             // Do not reveal the invitation to someone it was not sent to.
             return Err(invalid().into());
         }
-        match state_of(&inv) {
-            pb::InvitationState::Pending => {}
-            pb::InvitationState::Expired => {
-                return Err(Error::failed_precondition(
-                    "INVITATION_EXPIRED",
-                    "the invitation expired; ask for it to be resent",
-                )
-                .into());
-            }
-            _ => {
-                return Err(Error::failed_precondition(
-                    "INVITATION_NOT_PENDING",
-                    format!("the invitation is {}", inv.state),
-                )
-                .into());
-            }
+        if inv.status(Utc::now()) == InvitationStatus::Expired {
+            return Err(Error::failed_precondition(
+                "INVITATION_EXPIRED",
+                "the invitation expired; ask for it to be resent",
+            )
+            .into());
         }
+        pending(&inv)?;
         // No one joins a deleted organization (locked against a concurrent
         // delete); the invitation stays pending should it be undeleted.
         let live = store::get_org(&mut tx, inv.org_id, true)
@@ -293,37 +281,24 @@ impl InvitationService for Invitations {
             )
             .into());
         }
-        let membership_id = store::insert_membership(
-            &mut tx,
-            inv.org_id,
-            user_id,
-            &inv.role,
-            Some(inv.invited_by),
-        )
-        .await?;
-        store::mark_invitation_accepted(&mut tx, inv.org_id, inv.id).await?;
+        let m =
+            store::insert_membership(&mut tx, inv.org_id, user_id, inv.role, Some(inv.invited_by))
+                .await?;
+        let accepted = store::mark_invitation_accepted(&mut tx, inv.org_id, inv.id).await?;
         actor
-            .event("identity.invitation.accept", "identity.invitation", inv.id)
+            .event("identity.invitation.accept", RESOURCE, inv.id)
             .org(inv.org_id)
-            .change("state", "pending", "accepted")
+            .diff(&inv, &accepted)
             .record(&mut tx)
             .await?;
         actor
-            .event(
-                "identity.membership.create",
-                "identity.membership",
-                membership_id,
-            )
+            .event("identity.membership.create", "identity.membership", m.id)
             .org(inv.org_id)
-            .set("user_id", user_id)
-            .set("role", &inv.role)
+            .created(&m)
             .set("invitation_id", inv.id)
             .record(&mut tx)
             .await?;
-        let m = store::get_membership(&mut tx, inv.org_id, membership_id, false)
-            .await?
-            .ok_or_else(invalid)?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(member_to_proto(m)))
+        Ok(Response::new(member_to_proto(&m)))
     }
 }

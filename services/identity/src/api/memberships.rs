@@ -2,47 +2,110 @@
 
 use std::sync::Arc;
 
+use foundry_outbox::{Call, EventBuilder};
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
-use foundry_platform::db::{check_etag, etag};
-use foundry_platform::validate::{Violations, update_mask};
+use foundry_platform::db::{Tx, check_etag, etag};
+use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::identity::v1::{
     self as pb, membership_service_server::MembershipService,
 };
 use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use crate::State;
-use crate::api::actor;
-use crate::domain::{self, Role};
-use crate::store::{self, MemberRow};
+use crate::api::{SERVICE, actor};
+use crate::domain::{self, Membership, MembershipChange, MembershipPath, Role};
+use crate::store;
+
+const RESOURCE: &str = "identity.membership";
 
 /// Handlers of `MembershipService`.
 #[derive(Clone, Debug)]
 pub struct Memberships(pub Arc<State>);
 
-fn role_of(s: &str) -> Role {
-    // The CHECK constraint admits only known roles.
-    Role::parse(s).unwrap_or(Role::Viewer)
-}
-
-pub fn member_to_proto(r: MemberRow) -> pb::Membership {
+pub fn member_to_proto(m: &Membership) -> pb::Membership {
     pb::Membership {
-        id: r.id.to_string(),
-        org_id: r.org_id.to_string(),
-        user_id: r.user_id.to_string(),
-        role: pb::Role::from(role_of(&r.role)) as i32,
-        invited_by: r.invited_by.map(|u| u.to_string()).unwrap_or_default(),
-        email: r.email,
-        display_name: r.display_name,
-        create_time: Some(timestamp(r.created_at)),
-        update_time: Some(timestamp(r.updated_at)),
-        etag: etag(r.version),
+        id: m.id.to_string(),
+        org_id: m.org_id.to_string(),
+        user_id: m.user_id.to_string(),
+        role: pb::Role::from(m.role) as i32,
+        invited_by: m.invited_by.map(|u| u.to_string()).unwrap_or_default(),
+        email: m.email.clone(),
+        display_name: m.display_name.clone(),
+        create_time: Some(timestamp(m.created_at)),
+        update_time: Some(timestamp(m.updated_at)),
+        etag: etag(m.version),
     }
 }
 
 fn not_found() -> Error {
     Error::not_found("MEMBERSHIP_NOT_FOUND", "membership")
+}
+
+/// The caller's role in the organization it acts in, if its token names
+/// one.
+pub fn caller_role(call: &Call) -> Option<Role> {
+    call.caller.role().and_then(Role::parse)
+}
+
+/// An `UpdateMembershipRequest` as the membership's id and the changes its
+/// mask names.
+fn parse_update(req: &pb::UpdateMembershipRequest) -> Result<(Uuid, Vec<MembershipChange>), Error> {
+    let empty = pb::Membership::default();
+    let m = req.membership.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let id = v.id("membership.id", &m.id);
+    let mut changes = Vec::new();
+    for path in mask::<MembershipPath>(&mut v, req.update_mask.as_ref()) {
+        changes.push(match path {
+            MembershipPath::Role => v
+                .enum_value("membership.role", m.role)
+                .map(MembershipChange::Role),
+        });
+    }
+    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+}
+
+/// The owner count and the membership `id`, both locked, at the caller's
+/// etag.
+async fn locked(
+    tx: &mut Tx,
+    org_id: Uuid,
+    id: Uuid,
+    etag: &str,
+) -> Result<(i64, Membership), Error> {
+    let owners = store::lock_owner_count(tx, org_id).await?;
+    let m = store::get_membership(tx, org_id, id, true)
+        .await?
+        .ok_or_else(not_found)?;
+    check_etag(etag, m.version, "membership")?;
+    Ok((owners, m))
+}
+
+/// Reads the membership `id`, commits and answers it.
+async fn answer(mut tx: Tx, org_id: Uuid, id: Uuid) -> Result<Response<pb::Membership>, Error> {
+    let m = store::get_membership(&mut tx, org_id, id, false)
+        .await?
+        .ok_or_else(not_found)?;
+    tx.commit().await?;
+    Ok(Response::new(member_to_proto(&m)))
+}
+
+/// Removes a membership (never the last owner's, of `owners`), records
+/// `event` with what was removed, and commits.
+async fn remove(
+    mut tx: Tx,
+    event: EventBuilder,
+    owners: i64,
+    m: &Membership,
+) -> Result<Response<()>, Error> {
+    domain::keep_an_owner(owners, m.role == Role::Owner, false)?;
+    store::delete_membership(&mut tx, m.org_id, m.id).await?;
+    event.removed(m).record(&mut tx).await?;
+    tx.commit().await?;
+    Ok(Response::new(()))
 }
 
 #[tonic::async_trait]
@@ -52,7 +115,7 @@ impl MembershipService for Memberships {
         &self,
         req: Request<pb::ListMembershipsRequest>,
     ) -> Result<Response<pb::ListMembershipsResponse>, Status> {
-        let org_id = caller(&req)?.org_id()?;
+        let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
         let role: Option<Role> = v.opt_enum_value("role", req.role);
@@ -62,19 +125,13 @@ impl MembershipService for Memberships {
             &req.page_token,
             &format!("role={}", req.role),
         )?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let mut rows = store::list_memberships(
-            &mut tx,
-            org_id,
-            role.map(Role::as_str),
-            page.after,
-            page.limit(),
-        )
-        .await?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let mut members =
+            store::list_memberships(&mut tx, call.org_id, role, page.after, page.limit()).await?;
         tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut rows, |r| r.id);
+        let next_page_token = self.0.pages.finish(&page, &mut members, |m| m.id);
         Ok(Response::new(pb::ListMembershipsResponse {
-            memberships: rows.into_iter().map(member_to_proto).collect(),
+            memberships: members.iter().map(member_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -84,14 +141,10 @@ impl MembershipService for Memberships {
         &self,
         req: Request<pb::GetMembershipRequest>,
     ) -> Result<Response<pb::Membership>, Status> {
-        let org_id = caller(&req)?.org_id()?;
+        let call = Call::of(SERVICE, &req)?;
         let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = store::get_membership(&mut tx, org_id, id, false)
-            .await?
-            .ok_or_else(not_found)?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(member_to_proto(row)))
+        let tx = self.0.db.tenant(call.org_id).await?;
+        Ok(answer(tx, call.org_id, id).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -99,62 +152,30 @@ impl MembershipService for Memberships {
         &self,
         req: Request<pb::UpdateMembershipRequest>,
     ) -> Result<Response<pb::Membership>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let m = req.membership.unwrap_or_default();
-        let mut v = Violations::new();
-        let id = v.id("membership.id", &m.id);
-        let paths = update_mask(
-            &mut v,
-            req.update_mask.as_ref(),
-            &["role"],
-            &[
-                "id",
-                "org_id",
-                "user_id",
-                "invited_by",
-                "email",
-                "display_name",
-                "create_time",
-                "update_time",
-                "etag",
-            ],
-        );
-        let new_role: Option<Role> = if paths.contains(&"role") {
-            v.enum_value("membership.role", m.role)
-        } else {
-            None
-        };
-        v.finish()?;
-        let Some(id) = id else {
-            return Err(not_found().into());
-        };
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let owners = store::lock_owner_count(&mut tx, org_id).await?;
-        let row = store::get_membership(&mut tx, org_id, id, true)
-            .await?
-            .ok_or_else(not_found)?;
-        check_etag(&m.etag, row.version, "membership")?;
-        if let Some(to) = new_role {
-            let from = role_of(&row.role);
-            domain::may_change_role(caller.role().and_then(Role::parse), from, to)?;
-            domain::keep_an_owner(owners, from == Role::Owner, to == Role::Owner)?;
-            if from != to {
-                store::set_membership_role(&mut tx, org_id, id, to.as_str()).await?;
-                actor
-                    .event("identity.membership.update", "identity.membership", id)
-                    .change("role", from.as_str(), to.as_str())
-                    .record(&mut tx)
-                    .await?;
-            }
+        let call = Call::of(SERVICE, &req)?;
+        let (id, changes) = parse_update(req.get_ref())?;
+        let etag = req
+            .get_ref()
+            .membership
+            .as_ref()
+            .map_or("", |m| m.etag.as_str());
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let (owners, before) = locked(&mut tx, call.org_id, id, etag).await?;
+        let mut m = before.clone();
+        m.apply(changes);
+        let (from, to) = (before.role, m.role);
+        domain::may_change_role(caller_role(&call), from, to).map_err(Error::from)?;
+        domain::keep_an_owner(owners, from == Role::Owner, to == Role::Owner)
+            .map_err(Error::from)?;
+        if m != before {
+            store::update_membership(&mut tx, &m).await?;
+            call.actor
+                .event("identity.membership.update", RESOURCE, id)
+                .diff(&before, &m)
+                .record(&mut tx)
+                .await?;
         }
-        let row = store::get_membership(&mut tx, org_id, id, false)
-            .await?
-            .ok_or_else(not_found)?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(member_to_proto(row)))
+        Ok(answer(tx, call.org_id, id).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -162,34 +183,19 @@ impl MembershipService for Memberships {
         &self,
         req: Request<pb::DeleteMembershipRequest>,
     ) -> Result<Response<()>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
+        let call = Call::of(SERVICE, &req)?;
         let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let owners = store::lock_owner_count(&mut tx, org_id).await?;
-        let row = store::get_membership(&mut tx, org_id, id, true)
-            .await?
-            .ok_or_else(not_found)?;
-        check_etag(&req.get_ref().etag, row.version, "membership")?;
-        let role = role_of(&row.role);
-        if role == Role::Owner && caller.role() != Some(Role::Owner.as_str()) {
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let (owners, m) = locked(&mut tx, call.org_id, id, &req.get_ref().etag).await?;
+        if m.role == Role::Owner && caller_role(&call) != Some(Role::Owner) {
             return Err(Error::permission_denied(
                 "OWNER_REQUIRED",
                 "only an owner removes an owner",
             )
             .into());
         }
-        domain::keep_an_owner(owners, role == Role::Owner, false)?;
-        store::delete_membership(&mut tx, org_id, id).await?;
-        actor
-            .event("identity.membership.delete", "identity.membership", id)
-            .change("user_id", row.user_id, None::<()>)
-            .change("role", role.as_str(), None::<()>)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(()))
+        let event = call.actor.event("identity.membership.delete", RESOURCE, id);
+        Ok(remove(tx, event, owners, &m).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -203,18 +209,10 @@ impl MembershipService for Memberships {
         let actor = actor(&req);
         let mut tx = self.0.db.tenant(org_id).await?;
         let owners = store::lock_owner_count(&mut tx, org_id).await?;
-        let row = store::get_membership_of(&mut tx, org_id, user_id)
+        let m = store::get_membership_of(&mut tx, org_id, user_id)
             .await?
             .ok_or_else(not_found)?;
-        domain::keep_an_owner(owners, row.role == Role::Owner.as_str(), false)?;
-        store::delete_membership(&mut tx, org_id, row.id).await?;
-        actor
-            .event("identity.membership.leave", "identity.membership", row.id)
-            .change("user_id", row.user_id, None::<()>)
-            .change("role", &row.role, None::<()>)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(()))
+        let event = actor.event("identity.membership.leave", RESOURCE, m.id);
+        Ok(remove(tx, event, owners, &m).await?)
     }
 }

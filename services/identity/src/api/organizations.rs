@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
+use foundry_outbox::EventBuilder;
 use foundry_platform::Error;
 use foundry_platform::convert::{json_to_struct, opt_timestamp, struct_to_json, timestamp};
-use foundry_platform::db::{check_etag, etag, idempotency};
-use foundry_platform::validate::{Violations, update_mask};
+use foundry_platform::db::{Tx, check_etag, etag};
+use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::identity::v1::{
     self as pb, organization_service_server::OrganizationService,
 };
@@ -15,29 +17,34 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::actor;
-use crate::domain::Role;
-use crate::store::{self, OrgRow};
+use crate::domain::{NewOrganization, Organization, OrganizationChange, OrganizationPath, Role};
+use crate::store;
 
 const MAX_SETTINGS_BYTES: usize = 64 * 1024;
+const RESOURCE: &str = "identity.organization";
 
 /// Handlers of `OrganizationService`.
 #[derive(Clone, Debug)]
 pub struct Organizations(pub Arc<State>);
 
-pub fn org_to_proto(r: OrgRow) -> pb::Organization {
+pub fn org_to_proto(o: &Organization) -> pb::Organization {
     pb::Organization {
-        id: r.id.to_string(),
-        name: r.name,
-        slug: r.slug,
-        settings: Some(json_to_struct(&r.settings)),
-        create_time: Some(timestamp(r.created_at)),
-        update_time: Some(timestamp(r.updated_at)),
-        delete_time: opt_timestamp(r.deleted_at),
-        etag: etag(r.version),
+        id: o.id.to_string(),
+        name: o.name.clone(),
+        slug: o.slug.clone(),
+        settings: Some(json_to_struct(&o.settings)),
+        create_time: Some(timestamp(o.created_at)),
+        update_time: Some(timestamp(o.updated_at)),
+        delete_time: opt_timestamp(o.deleted_at),
+        etag: etag(o.version),
     }
 }
 
-fn settings(v: &mut Violations, field: &str, s: Option<&prost_types::Struct>) -> serde_json::Value {
+fn settings(
+    v: &mut Violations,
+    field: &str,
+    s: Option<&prost_types::Struct>,
+) -> Option<serde_json::Value> {
     let json = s
         .map(struct_to_json)
         .unwrap_or_else(|| serde_json::json!({}));
@@ -47,12 +54,94 @@ fn settings(v: &mut Violations, field: &str, s: Option<&prost_types::Struct>) ->
         > MAX_SETTINGS_BYTES
     {
         v.add(field, "must be at most 64 KiB as JSON");
+        return None;
     }
-    json
+    Some(json)
 }
 
 fn not_found() -> Error {
     Error::not_found("ORGANIZATION_NOT_FOUND", "organization")
+}
+
+/// A `CreateOrganizationRequest` as a [`NewOrganization`] and its request id.
+fn parse_create(
+    req: &pb::CreateOrganizationRequest,
+) -> Result<(NewOrganization, Option<Uuid>), Error> {
+    let empty = pb::Organization::default();
+    let o = req.organization.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let name = v.text("organization.name", &o.name, 1, 200);
+    let slug = v.slug("organization.slug", &o.slug);
+    let settings = settings(&mut v, "organization.settings", o.settings.as_ref());
+    let request_id = v.maybe_request_id(&req.request_id);
+    v.finish_with(|| {
+        Some((
+            NewOrganization {
+                name: name?,
+                slug: slug?,
+                settings: settings?,
+            },
+            request_id?,
+        ))
+    })
+}
+
+/// An `UpdateOrganizationRequest`'s changes, as its mask names them.
+fn parse_update(req: &pb::UpdateOrganizationRequest) -> Result<Vec<OrganizationChange>, Error> {
+    let empty = pb::Organization::default();
+    let o = req.organization.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let mut changes = Vec::new();
+    for path in mask::<OrganizationPath>(&mut v, req.update_mask.as_ref()) {
+        changes.push(match path {
+            OrganizationPath::Name => v
+                .text("organization.name", &o.name, 1, 200)
+                .map(OrganizationChange::Name),
+            OrganizationPath::Slug => v
+                .slug("organization.slug", &o.slug)
+                .map(OrganizationChange::Slug),
+            OrganizationPath::Settings => {
+                settings(&mut v, "organization.settings", o.settings.as_ref())
+                    .map(OrganizationChange::Settings)
+            }
+        });
+    }
+    v.finish_with(|| changes.into_iter().collect::<Option<Vec<_>>>())
+}
+
+/// The organization, locked, at the caller's etag and not deleted (`why`
+/// says what to do instead).
+async fn live_org(
+    tx: &mut Tx,
+    org_id: Uuid,
+    etag: &str,
+    why: &'static str,
+) -> Result<Organization, Error> {
+    let org = store::get_org(tx, org_id, true)
+        .await?
+        .ok_or_else(not_found)?;
+    check_etag(etag, org.version, "organization")?;
+    if org.deleted_at.is_some() {
+        return Err(Error::failed_precondition("ORGANIZATION_DELETED", why));
+    }
+    Ok(org)
+}
+
+/// Records `event` with the changes from `before` to `after`, commits and
+/// answers `after`.
+async fn recorded(
+    mut tx: Tx,
+    event: EventBuilder,
+    before: &Organization,
+    after: Organization,
+) -> Result<Response<pb::Organization>, Error> {
+    event
+        .org(after.id)
+        .diff(before, &after)
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Response::new(org_to_proto(&after)))
 }
 
 #[tonic::async_trait]
@@ -62,59 +151,39 @@ impl OrganizationService for Organizations {
         &self,
         req: Request<pb::CreateOrganizationRequest>,
     ) -> Result<Response<pb::Organization>, Status> {
-        let caller = caller(&req)?;
-        let user_id = caller.user_id()?;
+        let user_id = caller(&req)?.user_id()?;
         let actor = actor(&req);
-        let req = req.into_inner();
-        let mut v = Violations::new();
-        let org = req.organization.unwrap_or_default();
-        let name = v.text("organization.name", &org.name, 1, 200);
-        let slug = v.slug("organization.slug", &org.slug);
-        let settings = settings(&mut v, "organization.settings", org.settings.as_ref());
-        let request_id = v.request_id(&req.request_id);
-        v.finish()?;
-        let (Some(name), Some(slug)) = (name, slug) else {
-            return Err(Error::internal(anyhow::anyhow!("validated")).into());
-        };
-
+        let (new, request_id) = parse_create(req.get_ref())?;
         let id = Uuid::now_v7();
-        // The new org's id is the tenant of this transaction, and the user
-        // scope lets the idempotency replay find the user's earlier create.
+        // The new org's id is the tenant of this transaction; the key's
+        // scope is the user, so a repeat finds the user's earlier create.
+        let key = idempotency::Key::of(user_id, "CreateOrganization", request_id, req.get_ref());
         let mut tx = self.0.db.tenant(id).await?;
-        if let Some(rid) = request_id
-            && let idempotency::Claim::Replay(prev) =
-                idempotency::claim::<pb::Organization>(&mut tx, user_id, "CreateOrganization", rid)
-                    .await?
-        {
-            return Ok(Response::new(prev));
-        }
-        let row = store::insert_org(&mut tx, id, &name, &slug, &settings).await?;
-        let membership =
-            store::insert_membership(&mut tx, id, user_id, Role::Owner.as_str(), None).await?;
+        store::act_for_user(&mut tx, user_id).await?;
+        let mut tx = match idempotency::begin(tx, key).await? {
+            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::New(tx) => tx,
+        };
+        let org = store::insert_org(&mut tx, id, &new).await?;
+        let membership = store::insert_membership(&mut tx, id, user_id, Role::Owner, None).await?;
         actor
-            .event("identity.organization.create", "identity.organization", id)
+            .event("identity.organization.create", RESOURCE, id)
             .org(id)
-            .set("name", &row.name)
-            .set("slug", &row.slug)
-            .set("settings", &row.settings)
+            .created(&org)
             .record(&mut tx)
             .await?;
         actor
             .event(
                 "identity.membership.create",
                 "identity.membership",
-                membership,
+                membership.id,
             )
             .org(id)
-            .set("user_id", user_id)
-            .set("role", Role::Owner.as_str())
+            .created(&membership)
             .record(&mut tx)
             .await?;
-        let out = org_to_proto(row);
-        if let Some(rid) = request_id {
-            idempotency::complete(&mut tx, user_id, "CreateOrganization", rid, &out).await?;
-        }
-        tx.commit().await.map_err(Error::from)?;
+        let out = org_to_proto(&org);
+        tx.finish(&out).await?;
         Ok(Response::new(out))
     }
 
@@ -126,11 +195,11 @@ impl OrganizationService for Organizations {
         let caller = caller(&req)?;
         let org_id = caller.require_org("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(org_id).await?;
-        let row = store::get_org(&mut tx, org_id, false)
+        let org = store::get_org(&mut tx, org_id, false)
             .await?
             .ok_or_else(not_found)?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(org_to_proto(row)))
+        Ok(Response::new(org_to_proto(&org)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -143,11 +212,11 @@ impl OrganizationService for Organizations {
         let req = req.into_inner();
         let page = self.0.pages.parse(req.page_size, &req.page_token, "")?;
         let mut tx = self.0.db.user(user_id).await?;
-        let mut rows = store::list_user_orgs(&mut tx, user_id, page.after, page.limit()).await?;
+        let mut orgs = store::list_user_orgs(&mut tx, user_id, page.after, page.limit()).await?;
         tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut rows, |r| r.id);
+        let next_page_token = self.0.pages.finish(&page, &mut orgs, |o| o.id);
         Ok(Response::new(pb::ListOrganizationsResponse {
-            organizations: rows.into_iter().map(org_to_proto).collect(),
+            organizations: orgs.iter().map(org_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -159,69 +228,18 @@ impl OrganizationService for Organizations {
     ) -> Result<Response<pb::Organization>, Status> {
         let caller = caller(&req)?;
         let actor = actor(&req);
-        let req = req.into_inner();
-        let org = req.organization.unwrap_or_default();
-        let org_id = caller.require_org("organization.id", &org.id)?;
-        let mut v = Violations::new();
-        let paths = update_mask(
-            &mut v,
-            req.update_mask.as_ref(),
-            &["name", "slug", "settings"],
-            &["id", "create_time", "update_time", "delete_time", "etag"],
-        );
-        let mut name = None;
-        let mut slug = None;
-        let mut new_settings = None;
-        for p in &paths {
-            match *p {
-                "name" => name = v.text("organization.name", &org.name, 1, 200),
-                "slug" => slug = v.slug("organization.slug", &org.slug),
-                _ => {
-                    new_settings = Some(settings(
-                        &mut v,
-                        "organization.settings",
-                        org.settings.as_ref(),
-                    ))
-                }
-            }
-        }
-        v.finish()?;
+        let r = req.get_ref();
+        let o = r.organization.as_ref();
+        let org_id = caller.require_org("organization.id", o.map_or("", |o| o.id.as_str()))?;
+        let changes = parse_update(r)?;
         let mut tx = self.0.db.tenant(org_id).await?;
-        let mut row = store::get_org(&mut tx, org_id, true)
-            .await?
-            .ok_or_else(not_found)?;
-        check_etag(&org.etag, row.version, "organization")?;
-        if row.deleted_at.is_some() {
-            return Err(Error::failed_precondition(
-                "ORGANIZATION_DELETED",
-                "undelete the organization first",
-            )
-            .into());
-        }
-        let before = row.clone();
-        if let Some(n) = name {
-            row.name = n;
-        }
-        if let Some(s) = slug {
-            row.slug = s;
-        }
-        if let Some(s) = new_settings {
-            row.settings = s;
-        }
-        let row = store::update_org(&mut tx, &row).await?;
-        actor
-            .event(
-                "identity.organization.update",
-                "identity.organization",
-                org_id,
-            )
-            .change("name", &before.name, &row.name)
-            .change("slug", &before.slug, &row.slug)
-            .change("settings", &before.settings, &row.settings)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(org_to_proto(row)))
+        let etag = o.map_or("", |o| o.etag.as_str());
+        let before = live_org(&mut tx, org_id, etag, "undelete the organization first").await?;
+        let mut org = before.clone();
+        org.apply(changes);
+        let org = store::update_org(&mut tx, &org).await?;
+        let event = actor.event("identity.organization.update", RESOURCE, org_id);
+        Ok(recorded(tx, event, &before, org).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -234,29 +252,16 @@ impl OrganizationService for Organizations {
         let req = req.into_inner();
         let org_id = caller.require_org("id", &req.id)?;
         let mut tx = self.0.db.tenant(org_id).await?;
-        let row = store::get_org(&mut tx, org_id, true)
-            .await?
-            .ok_or_else(not_found)?;
-        check_etag(&req.etag, row.version, "organization")?;
-        if row.deleted_at.is_some() {
-            return Err(Error::failed_precondition(
-                "ORGANIZATION_DELETED",
-                "the organization is already deleted",
-            )
-            .into());
-        }
-        let row = store::set_org_deleted(&mut tx, org_id, true).await?;
-        actor
-            .event(
-                "identity.organization.delete",
-                "identity.organization",
-                org_id,
-            )
-            .change("delete_time", None::<()>, row.deleted_at)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(org_to_proto(row)))
+        let before = live_org(
+            &mut tx,
+            org_id,
+            &req.etag,
+            "the organization is already deleted",
+        )
+        .await?;
+        let org = store::set_org_deleted(&mut tx, org_id, true).await?;
+        let event = actor.event("identity.organization.delete", RESOURCE, org_id);
+        Ok(recorded(tx, event, &before, org).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -267,42 +272,26 @@ impl OrganizationService for Organizations {
         let caller = caller(&req)?;
         let user_id = caller.user_id()?;
         let actor = actor(&req);
-        let mut v = Violations::new();
-        let id = v.id("id", &req.get_ref().id);
-        v.finish()?;
-        let Some(org_id) = id else {
-            return Err(not_found().into());
-        };
+        let org_id = Violations::require_id("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(org_id).await?;
         // Only owners, checked here: no token can act in a deleted org. Not
         // an owner and not existing answer alike.
         let is_owner = store::get_membership_of(&mut tx, org_id, user_id)
             .await?
-            .is_some_and(|m| m.role == Role::Owner.as_str());
-        let row = match store::get_org(&mut tx, org_id, true).await? {
-            Some(r) if is_owner => r,
+            .is_some_and(|m| m.role == Role::Owner);
+        let before = match store::get_org(&mut tx, org_id, true).await? {
+            Some(o) if is_owner => o,
             _ => return Err(not_found().into()),
         };
-        if row.deleted_at.is_none() {
+        if before.deleted_at.is_none() {
             return Err(Error::failed_precondition(
                 "ORGANIZATION_NOT_DELETED",
                 "the organization is not deleted",
             )
             .into());
         }
-        let deleted_at = row.deleted_at;
-        let row = store::set_org_deleted(&mut tx, org_id, false).await?;
-        actor
-            .event(
-                "identity.organization.undelete",
-                "identity.organization",
-                org_id,
-            )
-            .org(org_id)
-            .change("delete_time", deleted_at, None::<()>)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(org_to_proto(row)))
+        let org = store::set_org_deleted(&mut tx, org_id, false).await?;
+        let event = actor.event("identity.organization.undelete", RESOURCE, org_id);
+        Ok(recorded(tx, event, &before, org).await?)
     }
 }

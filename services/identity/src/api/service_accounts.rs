@@ -12,49 +12,59 @@ use tonic::{Request, Response, Status};
 
 use crate::State;
 use crate::api::actor;
-use crate::domain::{self, SecretKind};
-use crate::store::{self, ServiceAccountFull};
+use crate::domain::{self, NewServiceAccount, SecretKind, ServiceAccount};
+use crate::store;
 use foundry_outbox::{Actor, PLATFORM_ORG};
 use foundry_platform::db::Tx;
-use uuid::Uuid;
+
+const RESOURCE: &str = "identity.service_account";
 
 /// Handlers of `ServiceAccountService`.
 #[derive(Clone, Debug)]
 pub struct ServiceAccounts(pub Arc<State>);
 
-fn sa_to_proto(r: ServiceAccountFull) -> pb::ServiceAccount {
+fn sa_to_proto(sa: &ServiceAccount) -> pb::ServiceAccount {
     pb::ServiceAccount {
-        id: r.id.to_string(),
-        name: r.name,
-        description: r.description,
-        create_time: Some(timestamp(r.created_at)),
-        disable_time: opt_timestamp(r.disabled_at),
+        id: sa.id.to_string(),
+        name: sa.name.clone(),
+        description: sa.description.clone(),
+        create_time: Some(timestamp(sa.created_at)),
+        disable_time: opt_timestamp(sa.disabled_at),
         key: String::new(),
     }
 }
 
-/// Creates a service account with its audit event; returns its id and key
+/// A `CreateServiceAccountRequest` as a [`NewServiceAccount`].
+fn parse_create(req: &pb::CreateServiceAccountRequest) -> Result<NewServiceAccount, Error> {
+    let empty = pb::ServiceAccount::default();
+    let sa = req.service_account.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let name = v.slug("service_account.name", &sa.name);
+    let description = v.text("service_account.description", &sa.description, 0, 1000);
+    v.finish_with(|| {
+        Some(NewServiceAccount {
+            name: name?,
+            description: description?,
+        })
+    })
+}
+
+/// Creates a service account with its audit event; returns it and its key
 /// (shown once). Shared by the RPC and the suite's own bootstrap.
 pub(crate) async fn create(
     tx: &mut Tx,
     actor: &Actor,
-    name: &str,
-    description: &str,
-) -> Result<(Uuid, String), Error> {
+    new: &NewServiceAccount,
+) -> Result<(ServiceAccount, String), Error> {
     let key = domain::mint_secret(SecretKind::Service);
-    let id = store::insert_service_account(tx, name, description, &key.hash).await?;
+    let sa = store::insert_service_account(tx, new, &key.hash).await?;
     actor
-        .event(
-            "identity.service_account.create",
-            "identity.service_account",
-            id,
-        )
+        .event("identity.service_account.create", RESOURCE, sa.id)
         .org(PLATFORM_ORG)
-        .set("name", name)
-        .set("description", description)
+        .created(&sa)
         .record(tx)
         .await?;
-    Ok((id, key.value))
+    Ok((sa, key.value))
 }
 
 #[tonic::async_trait]
@@ -65,23 +75,13 @@ impl ServiceAccountService for ServiceAccounts {
         req: Request<pb::CreateServiceAccountRequest>,
     ) -> Result<Response<pb::ServiceAccount>, Status> {
         let actor = actor(&req);
-        let sa = req.into_inner().service_account.unwrap_or_default();
-        let mut v = Violations::new();
-        let name = v.slug("service_account.name", &sa.name);
-        let description = v.text("service_account.description", &sa.description, 0, 1000);
-        v.finish()?;
-        let (Some(name), Some(description)) = (name, description) else {
-            return Err(Error::invalid_field("service_account", "is required").into());
-        };
+        let new = parse_create(req.get_ref())?;
         let mut tx = self.0.db.system().await?;
-        let (id, key) = create(&mut tx, &actor, &name, &description).await?;
-        let row = store::get_service_account(&mut tx, id)
-            .await?
-            .ok_or_else(|| Error::internal(anyhow::anyhow!("inserted row missing")))?;
+        let (sa, key) = create(&mut tx, &actor, &new).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::ServiceAccount {
             key,
-            ..sa_to_proto(row)
+            ..sa_to_proto(&sa)
         }))
     }
 
@@ -97,7 +97,7 @@ impl ServiceAccountService for ServiceAccounts {
         tx.commit().await.map_err(Error::from)?;
         let next_page_token = self.0.pages.finish(&page, &mut rows, |r| r.id);
         Ok(Response::new(pb::ListServiceAccountsResponse {
-            service_accounts: rows.into_iter().map(sa_to_proto).collect(),
+            service_accounts: rows.iter().map(sa_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -114,22 +114,18 @@ impl ServiceAccountService for ServiceAccounts {
         let before = store::get_service_account(&mut tx, id)
             .await?
             .ok_or_else(missing)?;
-        let row = store::disable_service_account(&mut tx, id)
+        let sa = store::disable_service_account(&mut tx, id)
             .await?
             .ok_or_else(missing)?;
-        if before.disabled_at != row.disabled_at {
+        if before != sa {
             actor
-                .event(
-                    "identity.service_account.disable",
-                    "identity.service_account",
-                    id,
-                )
+                .event("identity.service_account.disable", RESOURCE, id)
                 .org(PLATFORM_ORG)
-                .change("disable_time", before.disabled_at, row.disabled_at)
+                .diff(&before, &sa)
                 .record(&mut tx)
                 .await?;
         }
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(sa_to_proto(row)))
+        Ok(Response::new(sa_to_proto(&sa)))
     }
 }

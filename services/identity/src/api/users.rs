@@ -5,7 +5,7 @@ use std::sync::Arc;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
 use foundry_platform::db::{check_etag, etag};
-use foundry_platform::validate::{Violations, update_mask};
+use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::identity::v1::{self as pb, user_service_server::UserService};
 use foundry_tenancy::{Caller, caller};
 use tonic::{Request, Response, Status};
@@ -13,22 +13,42 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::actor;
-use crate::store::{self, UserFull};
+use crate::domain::{User, UserChange, UserPath};
+use crate::store;
 
 /// Handlers of `UserService`.
 #[derive(Clone, Debug)]
 pub struct Users(pub Arc<State>);
 
-fn user_to_proto(r: UserFull) -> pb::User {
+fn user_to_proto(u: &User) -> pb::User {
     pb::User {
-        id: r.id.to_string(),
-        email: r.email,
-        display_name: r.display_name,
-        avatar_url: r.avatar_url,
-        create_time: Some(timestamp(r.created_at)),
-        update_time: Some(timestamp(r.updated_at)),
-        etag: etag(r.version),
+        id: u.id.to_string(),
+        email: u.email.clone(),
+        display_name: u.display_name.clone(),
+        avatar_url: u.avatar_url.clone(),
+        create_time: Some(timestamp(u.created_at)),
+        update_time: Some(timestamp(u.updated_at)),
+        etag: etag(u.version),
     }
+}
+
+/// An `UpdateUserRequest`'s changes, as its mask names them.
+fn parse_update(req: &pb::UpdateUserRequest) -> Result<Vec<UserChange>, Error> {
+    let empty = pb::User::default();
+    let u = req.user.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let mut changes = Vec::new();
+    for path in mask::<UserPath>(&mut v, req.update_mask.as_ref()) {
+        changes.push(match path {
+            UserPath::DisplayName => v
+                .text("user.display_name", &u.display_name, 1, 200)
+                .map(UserChange::DisplayName),
+            UserPath::AvatarUrl => v
+                .opt_https_url("user.avatar_url", &u.avatar_url, 2048)
+                .map(UserChange::AvatarUrl),
+        });
+    }
+    v.finish_with(|| changes.into_iter().collect::<Option<Vec<_>>>())
 }
 
 fn not_found() -> Error {
@@ -85,7 +105,7 @@ impl UserService for Users {
             None
         };
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(user_to_proto(row.ok_or_else(not_found)?)))
+        Ok(Response::new(user_to_proto(&row.ok_or_else(not_found)?)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -95,50 +115,27 @@ impl UserService for Users {
     ) -> Result<Response<pb::User>, Status> {
         let caller = caller(&req)?;
         let actor = actor(&req);
-        let req = req.into_inner();
-        let u = req.user.unwrap_or_default();
-        let id = own_id("user.id", &u.id, &caller)?;
-        let mut v = Violations::new();
-        let paths = update_mask(
-            &mut v,
-            req.update_mask.as_ref(),
-            &["display_name", "avatar_url"],
-            &["id", "email", "create_time", "update_time", "etag"],
-        );
-        let name = if paths.contains(&"display_name") {
-            v.text("user.display_name", &u.display_name, 1, 200)
-        } else {
-            None
-        };
-        let avatar = if paths.contains(&"avatar_url") {
-            v.opt_https_url("user.avatar_url", &u.avatar_url, 2048)
-        } else {
-            None
-        };
-        v.finish()?;
+        let r = req.get_ref();
+        let u = r.user.as_ref();
+        let id = own_id("user.id", u.map_or("", |u| u.id.as_str()), &caller)?;
+        let changes = parse_update(r)?;
         let mut tx = self.0.db.system().await?;
-        let row = store::get_user(&mut tx, id, true)
+        let before = store::get_user(&mut tx, id, true)
             .await?
             .ok_or_else(not_found)?;
-        check_etag(&u.etag, row.version, "user")?;
-        let before = row;
-        let row = store::update_user(
-            &mut tx,
-            id,
-            name.as_deref().unwrap_or(&before.display_name),
-            avatar.as_deref().unwrap_or(&before.avatar_url),
-        )
-        .await?;
+        check_etag(u.map_or("", |u| u.etag.as_str()), before.version, "user")?;
+        let mut user = before.clone();
+        user.apply(changes);
+        let user = store::update_user(&mut tx, &user).await?;
         // A user's own profile: the platform chain (no organization owns it).
         actor
             .event("identity.user.update", "identity.user", id)
             .org(foundry_outbox::PLATFORM_ORG)
-            .change("display_name", &before.display_name, &row.display_name)
-            .change("avatar_url", &before.avatar_url, &row.avatar_url)
+            .diff(&before, &user)
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(user_to_proto(row)))
+        Ok(Response::new(user_to_proto(&user)))
     }
 
     #[tracing::instrument(skip_all)]

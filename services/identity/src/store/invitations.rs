@@ -1,25 +1,56 @@
 //! Invitations.
 
 use chrono::{DateTime, Utc};
+use foundry_domain::StoredEnum;
 use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
 use uuid::Uuid;
 
-/// An invitation row.
+use crate::domain::{Invitation, InvitationState, NewInvitation, Role};
+
+/// An invitation row, as read (never its token hash).
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct InvitationRow {
-    pub org_id: Uuid,
-    pub id: Uuid,
-    pub email: String,
-    pub role: String,
-    pub invited_by: Uuid,
-    pub state: String,
-    pub expires_at: DateTime<Utc>,
-    pub accepted_at: Option<DateTime<Utc>>,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+struct InvitationRow {
+    org_id: Uuid,
+    id: Uuid,
+    email: String,
+    role: String,
+    invited_by: Uuid,
+    state: String,
+    expires_at: DateTime<Utc>,
+    accepted_at: Option<DateTime<Utc>>,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<InvitationRow> for Invitation {
+    type Error = Error;
+
+    fn try_from(r: InvitationRow) -> Result<Invitation> {
+        Ok(Invitation {
+            org_id: r.org_id,
+            id: r.id,
+            email: r.email,
+            role: Role::decode("invitations", "role", &r.role)?,
+            invited_by: r.invited_by,
+            state: InvitationState::decode("invitations", "state", &r.state)?,
+            expires_at: r.expires_at,
+            accepted_at: r.accepted_at,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+fn one(row: InvitationRow) -> Result<Invitation> {
+    row.try_into()
+}
+
+fn maybe(row: Option<InvitationRow>) -> Result<Option<Invitation>> {
+    row.map(Invitation::try_from).transpose()
 }
 
 const COLS: &str = "org_id, id, email, role, invited_by, state, expires_at, accepted_at, version, created_at, updated_at";
@@ -36,20 +67,19 @@ pub enum InvitationFilter {
 pub async fn insert_invitation(
     tx: &mut Tx,
     org_id: Uuid,
-    email: &str,
-    role: &str,
+    new: &NewInvitation,
     token_hash: &[u8],
     invited_by: Uuid,
     expires_at: DateTime<Utc>,
-) -> Result<InvitationRow> {
-    sqlx::query_as(&format!(
+) -> Result<Invitation> {
+    let row: InvitationRow = sqlx::query_as(&format!(
         "INSERT INTO invitations (org_id, id, email, role, token_hash, invited_by, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLS}"
     ))
     .bind(org_id)
     .bind(Uuid::now_v7())
-    .bind(email)
-    .bind(role)
+    .bind(&new.email)
+    .bind(new.role.as_str())
     .bind(token_hash)
     .bind(invited_by)
     .bind(expires_at)
@@ -65,7 +95,8 @@ pub async fn insert_invitation(
         } else {
             e.into()
         }
-    })
+    })?;
+    one(row)
 }
 
 pub async fn get_invitation(
@@ -73,15 +104,17 @@ pub async fn get_invitation(
     org_id: Uuid,
     id: Uuid,
     lock: bool,
-) -> Result<Option<InvitationRow>> {
+) -> Result<Option<Invitation>> {
     let lock = if lock { " FOR UPDATE" } else { "" };
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLS} FROM invitations WHERE org_id = $1 AND id = $2{lock}"
-    ))
-    .bind(org_id)
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?)
+    maybe(
+        sqlx::query_as(&format!(
+            "SELECT {COLS} FROM invitations WHERE org_id = $1 AND id = $2{lock}"
+        ))
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?,
+    )
 }
 
 pub async fn list_invitations(
@@ -90,7 +123,7 @@ pub async fn list_invitations(
     filter: Option<InvitationFilter>,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<InvitationRow>> {
+) -> Result<Vec<Invitation>> {
     let cond = match filter {
         None => "TRUE",
         Some(InvitationFilter::Pending) => "state = 'pending' AND expires_at > now()",
@@ -98,7 +131,7 @@ pub async fn list_invitations(
         Some(InvitationFilter::Accepted) => "state = 'accepted'",
         Some(InvitationFilter::Revoked) => "state = 'revoked'",
     };
-    Ok(sqlx::query_as(&format!(
+    let rows: Vec<InvitationRow> = sqlx::query_as(&format!(
         "SELECT {COLS} FROM invitations WHERE org_id = $1 AND {cond} AND ($2::uuid IS NULL OR id < $2) \
          ORDER BY id DESC LIMIT $3"
     ))
@@ -106,11 +139,12 @@ pub async fn list_invitations(
     .bind(before)
     .bind(limit)
     .fetch_all(&mut **tx)
-    .await?)
+    .await?;
+    rows.into_iter().map(Invitation::try_from).collect()
 }
 
-pub async fn revoke_invitation(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<InvitationRow> {
-    Ok(sqlx::query_as(&format!(
+pub async fn revoke_invitation(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Invitation> {
+    one(sqlx::query_as(&format!(
         "UPDATE invitations SET state = 'revoked', version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
     ))
@@ -126,8 +160,8 @@ pub async fn reissue_invitation(
     id: Uuid,
     token_hash: &[u8],
     expires_at: DateTime<Utc>,
-) -> Result<InvitationRow> {
-    Ok(sqlx::query_as(&format!(
+) -> Result<Invitation> {
+    one(sqlx::query_as(&format!(
         "UPDATE invitations SET token_hash = $3, expires_at = $4, version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
     ))
@@ -144,23 +178,24 @@ pub async fn reissue_invitation(
 pub async fn find_invitation_by_token(
     tx: &mut Tx,
     token_hash: &[u8],
-) -> Result<Option<InvitationRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLS} FROM invitations WHERE token_hash = $1 FOR UPDATE"
-    ))
-    .bind(token_hash)
-    .fetch_optional(&mut **tx)
-    .await?)
+) -> Result<Option<Invitation>> {
+    maybe(
+        sqlx::query_as(&format!(
+            "SELECT {COLS} FROM invitations WHERE token_hash = $1 FOR UPDATE"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&mut **tx)
+        .await?,
+    )
 }
 
-pub async fn mark_invitation_accepted(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<()> {
-    sqlx::query(
+pub async fn mark_invitation_accepted(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Invitation> {
+    one(sqlx::query_as(&format!(
         "UPDATE invitations SET state = 'accepted', accepted_at = now(), version = version + 1, updated_at = now() \
-         WHERE org_id = $1 AND id = $2",
-    )
+         WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
+    ))
     .bind(org_id)
     .bind(id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .fetch_one(&mut **tx)
+    .await?)
 }

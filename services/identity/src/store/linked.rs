@@ -1,9 +1,38 @@
-//! External sign-in: linked accounts by (issuer, subject), users by email.
+//! Linked accounts: external sign-in by (issuer, subject).
 
+use chrono::{DateTime, Utc};
 use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
 use uuid::Uuid;
+
+use crate::domain::LinkedAccount;
+
+/// A linked account row, as read.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct LinkedAccountRow {
+    id: Uuid,
+    provider: String,
+    issuer: String,
+    subject: String,
+    email: String,
+    created_at: DateTime<Utc>,
+    last_login_at: DateTime<Utc>,
+}
+
+impl From<LinkedAccountRow> for LinkedAccount {
+    fn from(r: LinkedAccountRow) -> LinkedAccount {
+        LinkedAccount {
+            id: r.id,
+            provider: r.provider,
+            issuer: r.issuer,
+            subject: r.subject,
+            email: r.email,
+            created_at: r.created_at,
+            last_login_at: r.last_login_at,
+        }
+    }
+}
 
 /// Records a sign-in through a linked account; returns its user, if linked.
 pub async fn touch_linked_account(
@@ -56,22 +85,26 @@ pub async fn insert_linked_account(
     })
 }
 
-/// The user with this email (case-insensitive), if any.
-pub async fn find_user_by_email(tx: &mut Tx, email: &str) -> Result<Option<Uuid>> {
-    Ok(
-        sqlx::query_scalar("SELECT id FROM users WHERE lower(email) = lower($1) FOR UPDATE")
-            .bind(email)
-            .fetch_optional(&mut **tx)
-            .await?,
+/// A user's linked accounts, locked (the last one is never removed).
+pub async fn list_linked_accounts(tx: &mut Tx, user_id: Uuid) -> Result<Vec<LinkedAccount>> {
+    let rows: Vec<LinkedAccountRow> = sqlx::query_as(
+        "SELECT id, provider, issuer, subject, email, created_at, last_login_at FROM linked_accounts \
+         WHERE user_id = $1 ORDER BY id FOR UPDATE",
     )
+    .bind(user_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(LinkedAccount::from).collect())
 }
 
-/// Sets a user's avatar if none is set yet.
-pub async fn default_avatar(tx: &mut Tx, user_id: Uuid, avatar_url: &str) -> Result<()> {
-    sqlx::query("UPDATE users SET avatar_url = $2 WHERE id = $1 AND avatar_url = ''")
-        .bind(user_id)
-        .bind(avatar_url)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+pub async fn delete_linked_account(tx: &mut Tx, user_id: Uuid, id: Uuid) -> Result<bool> {
+    Ok(
+        sqlx::query("DELETE FROM linked_accounts WHERE user_id = $1 AND id = $2")
+            .bind(user_id)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+            == 1,
+    )
 }

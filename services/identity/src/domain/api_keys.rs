@@ -1,0 +1,105 @@
+//! API keys and agent tokens.
+
+use chrono::{DateTime, Utc};
+use foundry_domain::{AuditFields, Audited};
+use uuid::Uuid;
+
+use super::*;
+
+stored_enum! {
+    /// What a key is for.
+    ApiKeyKind {
+        /// A key a program uses.
+        ApiKey = "api_key",
+        /// An agent's token.
+        Agent = "agent",
+    }
+}
+
+impl ApiKeyKind {
+    /// The kind of secret minted for it.
+    pub fn secret_kind(self) -> SecretKind {
+        match self {
+            ApiKeyKind::ApiKey => SecretKind::ApiKey,
+            ApiKeyKind::Agent => SecretKind::Agent,
+        }
+    }
+}
+
+/// Whether a key may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiKeyState {
+    Active,
+    Expired,
+    Revoked,
+}
+
+/// An API key (its secret is stored as a hash only).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiKey {
+    pub org_id: Uuid,
+    pub id: Uuid,
+    pub kind: ApiKeyKind,
+    pub display_name: String,
+    pub scopes: Vec<String>,
+    pub project_id: Option<Uuid>,
+    /// The first characters of the secret, for recognition.
+    pub prefix: String,
+    pub created_by: Uuid,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ApiKey {
+    /// Its state at `now`.
+    pub fn state(&self, now: DateTime<Utc>) -> ApiKeyState {
+        if self.revoked_at.is_some() {
+            ApiKeyState::Revoked
+        } else if self.expires_at.is_some_and(|e| e <= now) {
+            ApiKeyState::Expired
+        } else {
+            ApiKeyState::Active
+        }
+    }
+}
+
+/// A key to create, as parsed at the edge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewApiKey {
+    pub kind: ApiKeyKind,
+    pub display_name: String,
+    pub scopes: Vec<String>,
+    pub project_id: Option<Uuid>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Audited for ApiKey {
+    /// Never the secret or its hash: the display prefix identifies it.
+    fn audit_fields(&self) -> AuditFields {
+        let ApiKey {
+            org_id: _,
+            id: _,
+            kind,
+            display_name,
+            scopes,
+            project_id: _,
+            prefix,
+            created_by: _,
+            expires_at,
+            last_used_at: _,
+            revoked_at,
+            version: _,
+            created_at: _,
+        } = self;
+        AuditFields::new()
+            .field("display_name", display_name)
+            .field("kind", kind.as_str())
+            .field("scopes", scopes)
+            .field("prefix", prefix)
+            .field("expire_time", expires_at)
+            .field("revoke_time", revoked_at)
+    }
+}

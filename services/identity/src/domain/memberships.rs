@@ -1,0 +1,186 @@
+//! Memberships: roles and what they grant, who may grant the owner role,
+//! and the last-owner rule.
+
+use chrono::{DateTime, Utc};
+use foundry_domain::{AuditFields, Audited, FieldPath};
+use uuid::Uuid;
+
+use super::*;
+
+stored_enum! {
+    /// A role in an organization.
+    Role {
+        /// Everything.
+        Owner = "owner",
+        /// Everything but deleting the organization and managing owners.
+        Admin = "admin",
+        /// Reads; writes delivery, knowledge and integrations data.
+        Editor = "editor",
+        /// Reads.
+        Viewer = "viewer",
+        /// Reads the organization; manages billing.
+        Billing = "billing",
+    }
+}
+
+impl Role {
+    /// The role a token claim names, if any.
+    pub fn parse(s: &str) -> Option<Role> {
+        <Role as StoredEnum>::parse(s)
+    }
+
+    /// The permission patterns the role grants (`service.resource.verb`).
+    pub fn permissions(self) -> Vec<String> {
+        let p: &[&str] = match self {
+            Role::Owner => &["*"],
+            Role::Admin => &[
+                "identity.organizations.read",
+                "identity.organizations.write",
+                "identity.members.*",
+                "identity.invitations.*",
+                "identity.api_keys.*",
+                "delivery.*.*",
+                "knowledge.*.*",
+                "integrations.*.*",
+                "audit.*.read",
+                "audit.checkpoints.write",
+                "audit.settings.write",
+                "billing.*.read",
+            ],
+            Role::Editor => &[
+                "*.*.read",
+                "delivery.*.write",
+                "knowledge.*.write",
+                "integrations.*.write",
+            ],
+            Role::Viewer => &["*.*.read"],
+            Role::Billing => &["identity.organizations.read", "billing.*.*"],
+        };
+        p.iter().map(|s| (*s).to_owned()).collect()
+    }
+}
+
+/// A user's membership of an organization, with the member's display
+/// fields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Membership {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub user_id: Uuid,
+    pub role: Role,
+    pub invited_by: Option<Uuid>,
+    pub email: String,
+    pub display_name: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The fields `UpdateMembership` may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MembershipPath {
+    Role,
+}
+
+impl FieldPath for MembershipPath {
+    const ALL: &'static [Self] = &[MembershipPath::Role];
+    const OUTPUT_ONLY: &'static [&'static str] = &[
+        "id",
+        "org_id",
+        "user_id",
+        "invited_by",
+        "email",
+        "display_name",
+        "create_time",
+        "update_time",
+        "etag",
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            MembershipPath::Role => "role",
+        }
+    }
+}
+
+/// One field's new value in an update.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MembershipChange {
+    Role(Role),
+}
+
+impl Membership {
+    /// Applies an update's changes.
+    pub fn apply(&mut self, changes: Vec<MembershipChange>) {
+        for change in changes {
+            match change {
+                MembershipChange::Role(x) => self.role = x,
+            }
+        }
+    }
+}
+
+impl Audited for Membership {
+    fn audit_fields(&self) -> AuditFields {
+        let Membership {
+            id: _,
+            org_id: _,
+            user_id,
+            role,
+            invited_by: _,
+            email: _,
+            display_name: _,
+            version: _,
+            created_at: _,
+            updated_at: _,
+        } = self;
+        AuditFields::new()
+            .field("user_id", user_id)
+            .field("role", role.as_str())
+    }
+}
+
+/// Refuses a change that would leave an organization without an owner.
+pub fn keep_an_owner(owners: i64, member_is_owner: bool, stays_owner: bool) -> Result<(), Error> {
+    if member_is_owner && !stays_owner && owners <= 1 {
+        Err(Error::failed_precondition(
+            "LAST_OWNER",
+            "the last owner cannot leave or be demoted; make another member owner first",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Only owners grant or take away the owner role.
+pub fn may_change_role(caller: Option<Role>, from: Role, to: Role) -> Result<(), Error> {
+    if (from == Role::Owner || to == Role::Owner) && caller != Some(Role::Owner) {
+        Err(Error::permission_denied(
+            "OWNER_REQUIRED",
+            "only an owner grants or removes the owner role",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_owner_cannot_leave_or_be_demoted() {
+        assert!(keep_an_owner(1, true, false).is_err());
+        assert!(keep_an_owner(2, true, false).is_ok());
+        assert!(keep_an_owner(1, false, false).is_ok());
+        assert!(keep_an_owner(1, true, true).is_ok());
+    }
+
+    #[test]
+    fn only_owners_touch_the_owner_role() {
+        assert!(may_change_role(Some(Role::Admin), Role::Viewer, Role::Owner).is_err());
+        assert!(may_change_role(Some(Role::Admin), Role::Owner, Role::Viewer).is_err());
+        assert!(may_change_role(Some(Role::Admin), Role::Viewer, Role::Editor).is_ok());
+        assert!(may_change_role(Some(Role::Owner), Role::Viewer, Role::Owner).is_ok());
+    }
+}

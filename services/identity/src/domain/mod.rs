@@ -1,0 +1,56 @@
+//! Identity rules: roles and what they grant, the last-owner rule, each
+//! aggregate's values and update paths, credential formats. One module per
+//! aggregate; no I/O, no transport: errors are [`Error`]
+//! (`foundry_domain::DomainError`), mapped to a gRPC status in one place.
+
+pub use foundry_domain::{DomainError as Error, StoredEnum};
+
+/// An enum stored as lowercase text (CHECK-constrained in the schema):
+/// the enum and its [`StoredEnum`] spelling. Its proto mapping lives in
+/// `api`, so the domain knows no wire type.
+macro_rules! stored_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl StoredEnum for $name {
+            const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl $name {
+            /// Database spelling.
+            pub fn as_str(self) -> &'static str {
+                <$name as StoredEnum>::as_str(self)
+            }
+        }
+    };
+}
+
+pub mod api_keys;
+pub mod invitations;
+pub mod linked_accounts;
+pub mod memberships;
+pub mod organizations;
+pub mod secrets;
+pub mod service_accounts;
+pub mod sessions;
+pub mod users;
+
+pub use api_keys::*;
+pub use invitations::*;
+pub use linked_accounts::*;
+pub use memberships::*;
+pub use organizations::*;
+pub use secrets::*;
+pub use service_accounts::*;
+pub use sessions::*;
+pub use users::*;

@@ -1,0 +1,75 @@
+//! Users.
+
+use chrono::{DateTime, Utc};
+use foundry_domain::{AuditFields, Audited, FieldPath};
+use uuid::Uuid;
+
+/// A person who signs in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    /// Empty when none.
+    pub avatar_url: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The fields `UpdateUser` may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserPath {
+    DisplayName,
+    AvatarUrl,
+}
+
+impl FieldPath for UserPath {
+    const ALL: &'static [Self] = &[UserPath::DisplayName, UserPath::AvatarUrl];
+    const OUTPUT_ONLY: &'static [&'static str] =
+        &["id", "email", "create_time", "update_time", "etag"];
+
+    fn name(self) -> &'static str {
+        match self {
+            UserPath::DisplayName => "display_name",
+            UserPath::AvatarUrl => "avatar_url",
+        }
+    }
+}
+
+/// One field's new value in an update.
+#[derive(Clone, Debug, PartialEq)]
+pub enum UserChange {
+    DisplayName(String),
+    /// Empty removes the avatar.
+    AvatarUrl(String),
+}
+
+impl User {
+    /// Applies an update's changes.
+    pub fn apply(&mut self, changes: Vec<UserChange>) {
+        for change in changes {
+            match change {
+                UserChange::DisplayName(x) => self.display_name = x,
+                UserChange::AvatarUrl(x) => self.avatar_url = x,
+            }
+        }
+    }
+}
+
+impl Audited for User {
+    fn audit_fields(&self) -> AuditFields {
+        let User {
+            id: _,
+            email: _,
+            display_name,
+            avatar_url,
+            version: _,
+            created_at: _,
+            updated_at: _,
+        } = self;
+        AuditFields::new()
+            .field("display_name", display_name)
+            .field("avatar_url", avatar_url)
+    }
+}

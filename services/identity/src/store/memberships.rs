@@ -1,0 +1,166 @@
+//! Memberships, with the member's display fields.
+
+use chrono::{DateTime, Utc};
+use foundry_domain::StoredEnum;
+use foundry_platform::db::Tx;
+use foundry_platform::error::is_unique_violation;
+use foundry_platform::{Error, Result};
+use uuid::Uuid;
+
+use crate::domain::{Membership, Role};
+
+/// A membership row joined with its user, as read.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct MemberRow {
+    id: Uuid,
+    org_id: Uuid,
+    user_id: Uuid,
+    role: String,
+    invited_by: Option<Uuid>,
+    email: String,
+    display_name: String,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<MemberRow> for Membership {
+    type Error = Error;
+
+    fn try_from(r: MemberRow) -> Result<Membership> {
+        Ok(Membership {
+            id: r.id,
+            org_id: r.org_id,
+            user_id: r.user_id,
+            role: Role::decode("memberships", "role", &r.role)?,
+            invited_by: r.invited_by,
+            email: r.email,
+            display_name: r.display_name,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+const MEMBER_SELECT: &str = "SELECT m.id, m.org_id, m.user_id, m.role, m.invited_by, u.email, u.display_name, \
+     m.version, m.created_at, m.updated_at FROM memberships m JOIN users u ON u.id = m.user_id";
+
+fn decode(row: Option<MemberRow>) -> Result<Option<Membership>> {
+    row.map(Membership::try_from).transpose()
+}
+
+/// Inserts a membership; returns it with the member's display fields.
+pub async fn insert_membership(
+    tx: &mut Tx,
+    org_id: Uuid,
+    user_id: Uuid,
+    role: Role,
+    invited_by: Option<Uuid>,
+) -> Result<Membership> {
+    let id = Uuid::now_v7();
+    sqlx::query("INSERT INTO memberships (org_id, id, user_id, role, invited_by) VALUES ($1, $2, $3, $4, $5)")
+        .bind(org_id)
+        .bind(id)
+        .bind(user_id)
+        .bind(role.as_str())
+        .bind(invited_by)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e, "memberships_org_user_key") {
+                Error::already_exists("ALREADY_MEMBER", "user_id", "the user is already a member")
+            } else {
+                e.into()
+            }
+        })?;
+    get_membership(tx, org_id, id, false)
+        .await?
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("inserted membership missing")))
+}
+
+pub async fn get_membership(
+    tx: &mut Tx,
+    org_id: Uuid,
+    id: Uuid,
+    lock: bool,
+) -> Result<Option<Membership>> {
+    let lock = if lock { " FOR UPDATE OF m" } else { "" };
+    decode(
+        sqlx::query_as(&format!(
+            "{MEMBER_SELECT} WHERE m.org_id = $1 AND m.id = $2{lock}"
+        ))
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?,
+    )
+}
+
+pub async fn get_membership_of(
+    tx: &mut Tx,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<Membership>> {
+    decode(
+        sqlx::query_as(&format!(
+            "{MEMBER_SELECT} WHERE m.org_id = $1 AND m.user_id = $2"
+        ))
+        .bind(org_id)
+        .bind(user_id)
+        .fetch_optional(&mut **tx)
+        .await?,
+    )
+}
+
+pub async fn list_memberships(
+    tx: &mut Tx,
+    org_id: Uuid,
+    role: Option<Role>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Membership>> {
+    let rows: Vec<MemberRow> = sqlx::query_as(&format!(
+        "{MEMBER_SELECT} WHERE m.org_id = $1 AND ($2::text IS NULL OR m.role = $2) \
+         AND ($3::uuid IS NULL OR m.id > $3) ORDER BY m.id LIMIT $4"
+    ))
+    .bind(org_id)
+    .bind(role.map(Role::as_str))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.into_iter().map(Membership::try_from).collect()
+}
+
+/// Counts owners, locking their rows so two concurrent demotions cannot both
+/// see two owners and leave none.
+pub async fn lock_owner_count(tx: &mut Tx, org_id: Uuid) -> Result<i64> {
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM memberships WHERE org_id = $1 AND role = 'owner' ORDER BY id FOR UPDATE",
+    )
+    .bind(org_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(ids.len() as i64)
+}
+
+/// Writes a membership's updatable fields.
+pub async fn update_membership(tx: &mut Tx, m: &Membership) -> Result<()> {
+    sqlx::query("UPDATE memberships SET role = $3, version = version + 1, updated_at = now() WHERE org_id = $1 AND id = $2")
+        .bind(m.org_id)
+        .bind(m.id)
+        .bind(m.role.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete_membership(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<()> {
+    sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

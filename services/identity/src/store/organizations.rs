@@ -1,0 +1,141 @@
+//! Organizations.
+
+use chrono::{DateTime, Utc};
+use foundry_platform::db::Tx;
+use foundry_platform::error::is_unique_violation;
+use foundry_platform::{Error, Result};
+use uuid::Uuid;
+
+use crate::domain::{NewOrganization, Organization};
+
+/// An organization row, as read.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct OrgRow {
+    id: Uuid,
+    name: String,
+    slug: String,
+    settings: serde_json::Value,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    deleted_at: Option<DateTime<Utc>>,
+}
+
+impl From<OrgRow> for Organization {
+    fn from(r: OrgRow) -> Organization {
+        Organization {
+            id: r.id,
+            name: r.name,
+            slug: r.slug,
+            settings: r.settings,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            deleted_at: r.deleted_at,
+        }
+    }
+}
+
+/// The columns every organization read returns, in `OrgRow` order.
+pub const ORG_COLUMNS: &str =
+    "id, name, slug, settings, version, created_at, updated_at, deleted_at";
+
+fn slug_taken(e: sqlx::Error) -> Error {
+    if is_unique_violation(&e, "organizations_slug_key") {
+        Error::already_exists(
+            "SLUG_TAKEN",
+            "organization.slug",
+            "an organization with this slug exists",
+        )
+    } else {
+        e.into()
+    }
+}
+
+pub async fn insert_org(tx: &mut Tx, id: Uuid, o: &NewOrganization) -> Result<Organization> {
+    let row: OrgRow = sqlx::query_as(&format!(
+        "INSERT INTO organizations (id, name, slug, settings) VALUES ($1, $2, $3, $4) RETURNING {ORG_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(&o.name)
+    .bind(&o.slug)
+    .bind(&o.settings)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(slug_taken)?;
+    Ok(row.into())
+}
+
+pub async fn get_org(tx: &mut Tx, id: Uuid, lock: bool) -> Result<Option<Organization>> {
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    let row: Option<OrgRow> = sqlx::query_as(&format!(
+        "SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1{lock}"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(Organization::from))
+}
+
+pub async fn list_user_orgs(
+    tx: &mut Tx,
+    user_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Organization>> {
+    let rows: Vec<OrgRow> = sqlx::query_as(&format!(
+        "SELECT {cols} FROM organizations o \
+         WHERE o.id IN (SELECT m.org_id FROM memberships m WHERE m.user_id = $1) \
+           AND o.deleted_at IS NULL AND ($2::uuid IS NULL OR o.id > $2) \
+         ORDER BY o.id LIMIT $3",
+        cols = ORG_COLUMNS
+            .split(", ")
+            .map(|c| format!("o.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+    .bind(user_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(Organization::from).collect())
+}
+
+pub async fn update_org(tx: &mut Tx, o: &Organization) -> Result<Organization> {
+    let row: OrgRow = sqlx::query_as(&format!(
+        "UPDATE organizations SET name = $2, slug = $3, settings = $4, version = version + 1, updated_at = now() \
+         WHERE id = $1 RETURNING {ORG_COLUMNS}"
+    ))
+    .bind(o.id)
+    .bind(&o.name)
+    .bind(&o.slug)
+    .bind(&o.settings)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(slug_taken)?;
+    Ok(row.into())
+}
+
+pub async fn set_org_deleted(tx: &mut Tx, id: Uuid, deleted: bool) -> Result<Organization> {
+    let row: OrgRow = sqlx::query_as(&format!(
+        "UPDATE organizations SET deleted_at = CASE WHEN $2 THEN now() END, version = version + 1, updated_at = now() \
+         WHERE id = $1 RETURNING {ORG_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(deleted)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(row.into())
+}
+
+/// Lets the transaction also act for `user_id` (`app.user_id`), beside the
+/// organization it was begun for: a user-scoped create (a new
+/// organization) claims its request id in the user's scope.
+pub async fn act_for_user(tx: &mut Tx, user_id: Uuid) -> Result<()> {
+    // A Uuid's text form cannot inject anything.
+    sqlx::query(&format!("SET LOCAL app.user_id = '{user_id}'"))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

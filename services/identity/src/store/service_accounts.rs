@@ -1,0 +1,109 @@
+//! Service accounts.
+
+use chrono::{DateTime, Utc};
+use foundry_platform::db::Tx;
+use foundry_platform::error::is_unique_violation;
+use foundry_platform::{Error, Result};
+use uuid::Uuid;
+
+use crate::domain::{NewServiceAccount, ServiceAccount};
+
+/// A service account row, as read (never its key hash).
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct ServiceAccountRow {
+    id: Uuid,
+    name: String,
+    description: String,
+    created_at: DateTime<Utc>,
+    disabled_at: Option<DateTime<Utc>>,
+}
+
+impl From<ServiceAccountRow> for ServiceAccount {
+    fn from(r: ServiceAccountRow) -> ServiceAccount {
+        ServiceAccount {
+            id: r.id,
+            name: r.name,
+            description: r.description,
+            created_at: r.created_at,
+            disabled_at: r.disabled_at,
+        }
+    }
+}
+
+const SA_COLS: &str = "id, name, description, created_at, disabled_at";
+
+/// Inserts a service account whose key hashes to `key_hash`.
+pub async fn insert_service_account(
+    tx: &mut Tx,
+    sa: &NewServiceAccount,
+    key_hash: &[u8],
+) -> Result<ServiceAccount> {
+    let row: ServiceAccountRow = sqlx::query_as(&format!(
+        "INSERT INTO service_accounts (id, name, description, key_hash) VALUES ($1, $2, $3, $4) \
+         RETURNING {SA_COLS}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(&sa.name)
+    .bind(&sa.description)
+    .bind(key_hash)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e, "service_accounts_name_key") {
+            Error::already_exists(
+                "NAME_TAKEN",
+                "service_account.name",
+                "a service account with this name exists",
+            )
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(row.into())
+}
+
+/// The service account a key belongs to.
+pub async fn find_service_account(tx: &mut Tx, key_hash: &[u8]) -> Result<Option<ServiceAccount>> {
+    let row: Option<ServiceAccountRow> = sqlx::query_as(&format!(
+        "SELECT {SA_COLS} FROM service_accounts WHERE key_hash = $1"
+    ))
+    .bind(key_hash)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(ServiceAccount::from))
+}
+
+pub async fn get_service_account(tx: &mut Tx, id: Uuid) -> Result<Option<ServiceAccount>> {
+    let row: Option<ServiceAccountRow> = sqlx::query_as(&format!(
+        "SELECT {SA_COLS} FROM service_accounts WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(ServiceAccount::from))
+}
+
+pub async fn list_service_accounts(
+    tx: &mut Tx,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<ServiceAccount>> {
+    let rows: Vec<ServiceAccountRow> = sqlx::query_as(&format!(
+        "SELECT {SA_COLS} FROM service_accounts WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"
+    ))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(ServiceAccount::from).collect())
+}
+
+pub async fn disable_service_account(tx: &mut Tx, id: Uuid) -> Result<Option<ServiceAccount>> {
+    let row: Option<ServiceAccountRow> = sqlx::query_as(&format!(
+        "UPDATE service_accounts SET disabled_at = coalesce(disabled_at, now()) WHERE id = $1 RETURNING {SA_COLS}"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(ServiceAccount::from))
+}

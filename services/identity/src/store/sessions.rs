@@ -1,0 +1,102 @@
+//! Sessions.
+
+use chrono::{DateTime, Utc};
+use foundry_platform::Result;
+use foundry_platform::db::Tx;
+use uuid::Uuid;
+
+use crate::domain::Session;
+
+/// A session row, as read.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct SessionRow {
+    id: Uuid,
+    user_id: Uuid,
+    user_agent: String,
+    client_ip: String,
+    created_at: DateTime<Utc>,
+    last_used_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<SessionRow> for Session {
+    fn from(r: SessionRow) -> Session {
+        Session {
+            id: r.id,
+            user_id: r.user_id,
+            user_agent: r.user_agent,
+            client_ip: r.client_ip,
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+const SESSION_COLS: &str =
+    "id, user_id, user_agent, client_ip, created_at, last_used_at, expires_at, revoked_at";
+
+pub async fn insert_session(
+    tx: &mut Tx,
+    user_id: Uuid,
+    token_hash: &[u8],
+    expires_at: DateTime<Utc>,
+    user_agent: &str,
+    client_ip: &str,
+) -> Result<Session> {
+    let row: SessionRow = sqlx::query_as(&format!(
+        "INSERT INTO sessions (id, user_id, token_hash, expires_at, user_agent, client_ip) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {SESSION_COLS}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(user_id)
+    .bind(token_hash)
+    .bind(expires_at)
+    .bind(user_agent)
+    .bind(client_ip)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(row.into())
+}
+
+/// Finds a live session by its refresh token hash and records the use.
+pub async fn use_session(tx: &mut Tx, token_hash: &[u8]) -> Result<Option<Session>> {
+    let row: Option<SessionRow> = sqlx::query_as(&format!(
+        "UPDATE sessions SET last_used_at = now() WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now() \
+         RETURNING {SESSION_COLS}"
+    ))
+    .bind(token_hash)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(Session::from))
+}
+
+pub async fn list_sessions(
+    tx: &mut Tx,
+    user_id: Uuid,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Session>> {
+    let rows: Vec<SessionRow> = sqlx::query_as(&format!(
+        "SELECT {SESSION_COLS} FROM sessions WHERE user_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+    ))
+    .bind(user_id)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(Session::from).collect())
+}
+
+pub async fn revoke_session(tx: &mut Tx, user_id: Uuid, id: Uuid) -> Result<Option<Session>> {
+    let row: Option<SessionRow> = sqlx::query_as(&format!(
+        "UPDATE sessions SET revoked_at = coalesce(revoked_at, now()) WHERE user_id = $1 AND id = $2 RETURNING {SESSION_COLS}"
+    ))
+    .bind(user_id)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(Session::from))
+}
