@@ -2,20 +2,21 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use foundry_domain::Id;
+use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::{opt_timestamp, timestamp};
-use foundry_platform::db::{check_etag, etag, idempotency};
-use foundry_platform::validate::{Violations, update_mask};
+use foundry_platform::db::{Tx, check_etag, etag};
+use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, goal_service_server::GoalService};
-use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{LONG_DESCRIPTION, actor, found, goal_not_found, long_text, program};
-use crate::domain::{self, GoalStatus};
-use crate::store::{self, GoalRow, Lock};
+use crate::api::{LONG_DESCRIPTION, SERVICE, found, goal_not_found, long_text, program};
+use crate::domain::{Goal, GoalChange, GoalId, GoalPath, GoalStatus, NewGoal};
+use crate::store::{self, Lock};
 
 /// Handlers of `GoalService`.
 #[derive(Clone, Debug)]
@@ -24,21 +25,126 @@ pub struct Goals(pub Arc<State>);
 const RESOURCE: &str = "delivery.goal";
 const MAX_TARGET_METRIC: usize = 2_000;
 
-pub fn goal_to_proto(g: GoalRow) -> pb::Goal {
+pub fn goal_to_proto(g: &Goal) -> pb::Goal {
     pb::Goal {
         id: g.id.to_string(),
         program_id: g.program_id.to_string(),
-        title: g.title,
-        description: g.description,
-        target_metric: g.target_metric,
+        title: g.title.clone(),
+        description: g.description.clone(),
+        target_metric: g.target_metric.clone(),
         target_time: opt_timestamp(g.target_at),
-        status: pb::GoalStatus::from(GoalStatus::from_db(&g.status)) as i32,
+        status: pb::GoalStatus::from(g.status) as i32,
         owner_user_id: g.owner_user_id.map(|x| x.to_string()).unwrap_or_default(),
         created_by: g.created_by.to_string(),
         create_time: Some(timestamp(g.created_at)),
         update_time: Some(timestamp(g.updated_at)),
         etag: etag(g.version),
     }
+}
+
+/// A `CreateGoalRequest` as a [`NewGoal`] and its request id.
+fn parse_create(req: &pb::CreateGoalRequest) -> Result<(NewGoal, Option<Uuid>), Error> {
+    let empty = pb::Goal::default();
+    let g = req.goal.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let program_id = v.id_of("goal.program_id", &g.program_id);
+    let title = v.text("goal.title", &g.title, 1, 500);
+    let description = long_text(
+        &mut v,
+        "goal.description",
+        &g.description,
+        0,
+        LONG_DESCRIPTION,
+    );
+    let target_metric = long_text(
+        &mut v,
+        "goal.target_metric",
+        &g.target_metric,
+        0,
+        MAX_TARGET_METRIC,
+    );
+    let target_at = v.opt_time("goal.target_time", g.target_time.as_ref());
+    let status = match g.status {
+        0 => Some(GoalStatus::Proposed),
+        s => match v.enum_value::<GoalStatus>("goal.status", s) {
+            Some(s) if s.is_initial() => Some(s),
+            Some(_) => {
+                v.add("goal.status", "a new goal is PROPOSED or ACTIVE");
+                None
+            }
+            None => None,
+        },
+    };
+    let owner_user_id = v.maybe_id("goal.owner_user_id", &g.owner_user_id);
+    let request_id = v.maybe_request_id(&req.request_id);
+    v.finish_with(|| {
+        Some((
+            NewGoal {
+                program_id: program_id?,
+                title: title?,
+                description: description?,
+                target_metric: target_metric?,
+                target_at: target_at?,
+                status: status?,
+                owner_user_id: owner_user_id?,
+            },
+            request_id?,
+        ))
+    })
+}
+
+/// An `UpdateGoalRequest` as the goal's id and the changes its mask names.
+fn parse_update(req: &pb::UpdateGoalRequest) -> Result<(GoalId, Vec<GoalChange>), Error> {
+    let empty = pb::Goal::default();
+    let g = req.goal.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let id = v.id_of("goal.id", &g.id);
+    let mut changes = Vec::new();
+    for path in mask::<GoalPath>(&mut v, req.update_mask.as_ref()) {
+        changes.push(match path {
+            GoalPath::Title => v
+                .text("goal.title", &g.title, 1, 500)
+                .map(GoalChange::Title),
+            GoalPath::Description => long_text(
+                &mut v,
+                "goal.description",
+                &g.description,
+                0,
+                LONG_DESCRIPTION,
+            )
+            .map(GoalChange::Description),
+            GoalPath::TargetMetric => long_text(
+                &mut v,
+                "goal.target_metric",
+                &g.target_metric,
+                0,
+                MAX_TARGET_METRIC,
+            )
+            .map(GoalChange::TargetMetric),
+            // Unset clears the target date.
+            GoalPath::TargetTime => v
+                .opt_time("goal.target_time", g.target_time.as_ref())
+                .map(GoalChange::TargetTime),
+            GoalPath::Status => v
+                .enum_value::<GoalStatus>("goal.status", g.status)
+                .map(GoalChange::Status),
+            // Empty leaves the goal unowned.
+            GoalPath::OwnerUserId => v
+                .maybe_id("goal.owner_user_id", &g.owner_user_id)
+                .map(GoalChange::OwnerUserId),
+        });
+    }
+    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+}
+
+/// A goal the caller may see, with `lock`.
+async fn visible_goal(tx: &mut Tx, call: &Call, id: GoalId, lock: Lock) -> Result<Goal, Error> {
+    found(
+        store::get_goal(tx, call.org_id, id, lock).await?,
+        &call.caller,
+        |g| g.program_id.uuid(),
+        goal_not_found,
+    )
 }
 
 #[tonic::async_trait]
@@ -48,106 +154,30 @@ impl GoalService for Goals {
         &self,
         req: Request<pb::CreateGoalRequest>,
     ) -> Result<Response<pb::Goal>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let g = req.goal.unwrap_or_default();
-        let mut v = Violations::new();
-        let program_id = v.id("goal.program_id", &g.program_id);
-        let title = v.text("goal.title", &g.title, 1, 500);
-        let description = long_text(
-            &mut v,
-            "goal.description",
-            &g.description,
-            0,
-            LONG_DESCRIPTION,
-        );
-        let target_metric = long_text(
-            &mut v,
-            "goal.target_metric",
-            &g.target_metric,
-            0,
-            MAX_TARGET_METRIC,
-        );
-        let target_at = v.opt_time("goal.target_time", g.target_time.as_ref());
-        let status = match g.status {
-            0 => Some(GoalStatus::Proposed),
-            s => match v.enum_value::<GoalStatus>("goal.status", s) {
-                Some(s) if s.is_initial() => Some(s),
-                Some(_) => {
-                    v.add("goal.status", "a new goal is PROPOSED or ACTIVE");
-                    None
-                }
-                None => None,
-            },
+        let call = Call::of(SERVICE, &req)?;
+        let (new, request_id) = parse_create(req.get_ref())?;
+        let key = idempotency::Key::of(call.org_id, "CreateGoal", request_id, req.get_ref());
+        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
+            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::New(tx) => tx,
         };
-        let owner_user_id = v.opt_id("goal.owner_user_id", &g.owner_user_id);
-        let request_id = v.request_id(&req.request_id);
-        v.finish()?;
-        let (
-            Some(program_id),
-            Some(title),
-            Some(description),
-            Some(target_metric),
-            Some(target_at),
-            Some(status),
-        ) = (
-            program_id,
-            title,
-            description,
-            target_metric,
-            target_at,
-            status,
-        )
-        else {
-            return Err(Error::invalid_field("goal", "is required").into());
-        };
-
-        let mut tx = self.0.db.tenant(org_id).await?;
-        if let Some(rid) = request_id
-            && let idempotency::Claim::Replay(prev) =
-                idempotency::claim::<pb::Goal>(&mut tx, org_id, "CreateGoal", rid).await?
-        {
-            return Ok(Response::new(prev));
-        }
-        program(&mut tx, &caller, org_id, program_id, Lock::KeyShare).await?;
-        let now = Utc::now();
-        let row = store::insert_goal(
+        program(
             &mut tx,
-            &GoalRow {
-                org_id,
-                id: Uuid::nil(),
-                program_id,
-                title,
-                description,
-                target_metric,
-                target_at,
-                status: status.as_str().to_owned(),
-                owner_user_id,
-                created_by: caller.principal_id(),
-                version: 1,
-                created_at: now,
-                updated_at: now,
-            },
+            &call.caller,
+            call.org_id,
+            new.program_id.uuid(),
+            Lock::KeyShare,
         )
         .await?;
-        actor
-            .event("delivery.goal.create", RESOURCE, row.id)
-            .project(Some(program_id))
-            .set("title", &row.title)
-            .set("description", &row.description)
-            .set("target_metric", &row.target_metric)
-            .set("target_time", row.target_at)
-            .set("status", &row.status)
-            .set("owner_user_id", row.owner_user_id)
+        let goal = store::insert_goal(&mut tx, call.org_id, &new, call.principal_id()).await?;
+        call.actor
+            .event("delivery.goal.create", RESOURCE, goal.id)
+            .project(Some(goal.program_id.uuid()))
+            .created(&goal)
             .record(&mut tx)
             .await?;
-        let out = goal_to_proto(row);
-        if let Some(rid) = request_id {
-            idempotency::complete(&mut tx, org_id, "CreateGoal", rid, &out).await?;
-        }
-        tx.commit().await.map_err(Error::from)?;
+        let out = goal_to_proto(&goal);
+        tx.finish(&out).await?;
         Ok(Response::new(out))
     }
 
@@ -156,18 +186,12 @@ impl GoalService for Goals {
         &self,
         req: Request<pb::GetGoalRequest>,
     ) -> Result<Response<pb::Goal>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_goal(&mut tx, org_id, id, Lock::None).await?,
-            &caller,
-            |g| g.program_id,
-            goal_not_found,
-        )?;
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let goal = visible_goal(&mut tx, &call, id, Lock::None).await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(goal_to_proto(row)))
+        Ok(Response::new(goal_to_proto(&goal)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -175,36 +199,39 @@ impl GoalService for Goals {
         &self,
         req: Request<pb::ListGoalsRequest>,
     ) -> Result<Response<pb::ListGoalsResponse>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
+        let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        let program_id = v.id("program_id", &req.program_id);
+        let program_id = v.id_of("program_id", &req.program_id);
         let status: Option<GoalStatus> = v.opt_enum_value("status", req.status);
-        v.finish()?;
-        let Some(program_id) = program_id else {
-            return Err(Error::invalid_field("program_id", "is required").into());
-        };
+        let program_id = v.finish_with(|| program_id)?;
         let page = self.0.pages.parse(
             req.page_size,
             &req.page_token,
             &format!("program={program_id};status={}", req.status),
         )?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        program(&mut tx, &caller, org_id, program_id, Lock::None).await?;
-        let mut rows = store::list_goals(
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        program(
             &mut tx,
-            org_id,
+            &call.caller,
+            call.org_id,
+            program_id.uuid(),
+            Lock::None,
+        )
+        .await?;
+        let mut goals = store::list_goals(
+            &mut tx,
+            call.org_id,
             program_id,
-            status.map(GoalStatus::as_str),
+            status,
             page.after,
             page.limit(),
         )
         .await?;
         tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut rows, |g| g.id);
+        let next_page_token = self.0.pages.finish(&page, &mut goals, |g| g.id.uuid());
         Ok(Response::new(pb::ListGoalsResponse {
-            goals: rows.into_iter().map(goal_to_proto).collect(),
+            goals: goals.iter().map(goal_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -214,113 +241,23 @@ impl GoalService for Goals {
         &self,
         req: Request<pb::UpdateGoalRequest>,
     ) -> Result<Response<pb::Goal>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let g = req.goal.unwrap_or_default();
-        let mut v = Violations::new();
-        let id = v.id("goal.id", &g.id);
-        let paths = update_mask(
-            &mut v,
-            req.update_mask.as_ref(),
-            &[
-                "title",
-                "description",
-                "target_metric",
-                "target_time",
-                "status",
-                "owner_user_id",
-            ],
-            &[
-                "id",
-                "program_id",
-                "created_by",
-                "create_time",
-                "update_time",
-                "etag",
-            ],
-        );
-        let mut title = None;
-        let mut description = None;
-        let mut target_metric = None;
-        let mut target_at = None;
-        let mut status = None;
-        let mut owner_user_id = None;
-        for path in &paths {
-            match *path {
-                "title" => title = v.text("goal.title", &g.title, 1, 500),
-                "description" => {
-                    description = long_text(
-                        &mut v,
-                        "goal.description",
-                        &g.description,
-                        0,
-                        LONG_DESCRIPTION,
-                    )
-                }
-                "target_metric" => {
-                    target_metric = long_text(
-                        &mut v,
-                        "goal.target_metric",
-                        &g.target_metric,
-                        0,
-                        MAX_TARGET_METRIC,
-                    )
-                }
-                // Unset clears the target date.
-                "target_time" => target_at = v.opt_time("goal.target_time", g.target_time.as_ref()),
-                "status" => status = v.enum_value::<GoalStatus>("goal.status", g.status),
-                // Empty leaves the goal unowned.
-                _ => owner_user_id = Some(v.opt_id("goal.owner_user_id", &g.owner_user_id)),
-            }
-        }
-        v.finish()?;
-        let Some(id) = id else {
-            return Err(Error::invalid_field("goal.id", "is required").into());
-        };
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let mut row = found(
-            store::get_goal(&mut tx, org_id, id, Lock::NoKeyUpdate).await?,
-            &caller,
-            |g| g.program_id,
-            goal_not_found,
-        )?;
-        check_etag(&g.etag, row.version, "goal")?;
-        let before = row.clone();
-        if let Some(x) = status {
-            domain::change_goal_status(GoalStatus::from_db(&row.status), x).map_err(Error::from)?;
-            row.status = x.as_str().to_owned();
-        }
-        if let Some(x) = title {
-            row.title = x;
-        }
-        if let Some(x) = description {
-            row.description = x;
-        }
-        if let Some(x) = target_metric {
-            row.target_metric = x;
-        }
-        if let Some(x) = target_at {
-            row.target_at = x;
-        }
-        if let Some(x) = owner_user_id {
-            row.owner_user_id = x;
-        }
-        let row = store::update_goal(&mut tx, &row).await?;
-        actor
+        let call = Call::of(SERVICE, &req)?;
+        let (id, changes) = parse_update(req.get_ref())?;
+        let etag = req.get_ref().goal.as_ref().map_or("", |g| g.etag.as_str());
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let before = visible_goal(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
+        check_etag(etag, before.version, "goal")?;
+        let mut goal = before.clone();
+        goal.apply(changes).map_err(Error::from)?;
+        let goal = store::update_goal(&mut tx, call.org_id, &goal).await?;
+        call.actor
             .event("delivery.goal.update", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("title", &before.title, &row.title)
-            .change("description", &before.description, &row.description)
-            .change("target_metric", &before.target_metric, &row.target_metric)
-            .change("target_time", before.target_at, row.target_at)
-            .change("status", &before.status, &row.status)
-            .change("owner_user_id", before.owner_user_id, row.owner_user_id)
+            .project(Some(goal.program_id.uuid()))
+            .diff(&before, &goal)
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(goal_to_proto(row)))
+        Ok(Response::new(goal_to_proto(&goal)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -328,24 +265,16 @@ impl GoalService for Goals {
         &self,
         req: Request<pb::DeleteGoalRequest>,
     ) -> Result<Response<()>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_goal(&mut tx, org_id, id, Lock::Update).await?,
-            &caller,
-            |g| g.program_id,
-            goal_not_found,
-        )?;
-        check_etag(&req.get_ref().etag, row.version, "goal")?;
-        store::delete_goal(&mut tx, org_id, id).await?;
-        actor
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let goal = visible_goal(&mut tx, &call, id, Lock::Update).await?;
+        check_etag(&req.get_ref().etag, goal.version, "goal")?;
+        store::delete_goal(&mut tx, call.org_id, id).await?;
+        call.actor
             .event("delivery.goal.delete", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("title", &row.title, None::<()>)
-            .change("status", &row.status, None::<()>)
+            .project(Some(goal.program_id.uuid()))
+            .removed(&goal)
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use foundry_domain::Id;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
 use foundry_platform::db::{check_etag, etag, idempotency};
@@ -129,16 +130,22 @@ impl RequirementService for Requirements {
             return Ok(Response::new(prev));
         }
         let workstream = found(
-            store::get_workstream(&mut tx, org_id, workstream_id, Lock::KeyShare).await?,
+            store::get_workstream(
+                &mut tx,
+                org_id,
+                Id::from_uuid(workstream_id),
+                Lock::KeyShare,
+            )
+            .await?,
             &caller,
-            |w| w.program_id,
+            |w| w.program_id.uuid(),
             workstream_not_found,
         )?;
         let row = store::insert_requirement(
             &mut tx,
             NewRequirement {
                 org_id,
-                program_id: workstream.program_id,
+                program_id: workstream.program_id.uuid(),
                 workstream_id,
                 title: &title,
                 description: &description,
@@ -218,9 +225,9 @@ impl RequirementService for Requirements {
         // unrelated simply match nothing.
         if let Some(w) = workstream_id {
             found(
-                store::get_workstream(&mut tx, org_id, w, Lock::None).await?,
+                store::get_workstream(&mut tx, org_id, Id::from_uuid(w), Lock::None).await?,
                 &caller,
-                |w| w.program_id,
+                |w| w.program_id.uuid(),
                 workstream_not_found,
             )?;
         }
@@ -333,12 +340,12 @@ impl RequirementService for Requirements {
             && w != row.workstream_id
         {
             let target = found(
-                store::get_workstream(&mut tx, org_id, w, Lock::KeyShare).await?,
+                store::get_workstream(&mut tx, org_id, Id::from_uuid(w), Lock::KeyShare).await?,
                 &caller,
-                |w| w.program_id,
+                |w| w.program_id.uuid(),
                 workstream_not_found,
             )?;
-            if target.program_id != row.program_id {
+            if target.program_id.uuid() != row.program_id {
                 return Err(other_program("workstream").into());
             }
             row.workstream_id = w;

@@ -2,20 +2,23 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use foundry_domain::Id;
+use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
-use foundry_platform::db::{check_etag, etag, idempotency};
-use foundry_platform::validate::{Violations, update_mask};
+use foundry_platform::db::{Tx, check_etag, etag};
+use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, risk_service_server::RiskService};
-use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{LONG_DESCRIPTION, actor, found, long_text, program, risk_not_found};
-use crate::domain::{self, RiskLevel, RiskSeverity, RiskStatus};
-use crate::store::{self, Lock, RiskFilter, RiskRow};
+use crate::api::{LONG_DESCRIPTION, SERVICE, found, long_text, program, risk_not_found};
+use crate::domain::{
+    NewRisk, Risk, RiskChange, RiskId, RiskLevel, RiskPath, RiskSeverity, RiskStatus,
+};
+use crate::store::{self, Lock, RiskFilter};
 
 /// Handlers of `RiskService`.
 #[derive(Clone, Debug)]
@@ -23,23 +26,125 @@ pub struct Risks(pub Arc<State>);
 
 const RESOURCE: &str = "delivery.risk";
 
-pub fn risk_to_proto(r: RiskRow) -> pb::Risk {
+pub fn risk_to_proto(r: &Risk) -> pb::Risk {
     pb::Risk {
         id: r.id.to_string(),
         program_id: r.program_id.to_string(),
-        title: r.title,
-        description: r.description,
-        likelihood: pb::RiskLevel::from(RiskLevel::from_db(r.likelihood)) as i32,
-        impact: pb::RiskLevel::from(RiskLevel::from_db(r.impact)) as i32,
-        severity: pb::RiskSeverity::from(RiskSeverity::from_db(&r.severity)) as i32,
-        mitigation: r.mitigation,
+        title: r.title.clone(),
+        description: r.description.clone(),
+        likelihood: pb::RiskLevel::from(r.likelihood) as i32,
+        impact: pb::RiskLevel::from(r.impact) as i32,
+        severity: pb::RiskSeverity::from(r.severity) as i32,
+        mitigation: r.mitigation.clone(),
         owner_user_id: r.owner_user_id.map(|x| x.to_string()).unwrap_or_default(),
-        status: pb::RiskStatus::from(RiskStatus::from_db(&r.status)) as i32,
+        status: pb::RiskStatus::from(r.status) as i32,
         created_by: r.created_by.to_string(),
         create_time: Some(timestamp(r.created_at)),
         update_time: Some(timestamp(r.updated_at)),
         etag: etag(r.version),
     }
+}
+
+/// A `CreateRiskRequest` as a [`NewRisk`] and its request id.
+fn parse_create(req: &pb::CreateRiskRequest) -> Result<(NewRisk, Option<Uuid>), Error> {
+    let empty = pb::Risk::default();
+    let r = req.risk.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let program_id = v.id_of("risk.program_id", &r.program_id);
+    let title = v.text("risk.title", &r.title, 1, 500);
+    let description = long_text(
+        &mut v,
+        "risk.description",
+        &r.description,
+        0,
+        LONG_DESCRIPTION,
+    );
+    let likelihood: Option<RiskLevel> = v.enum_value("risk.likelihood", r.likelihood);
+    let impact: Option<RiskLevel> = v.enum_value("risk.impact", r.impact);
+    let mitigation = long_text(
+        &mut v,
+        "risk.mitigation",
+        &r.mitigation,
+        0,
+        LONG_DESCRIPTION,
+    );
+    let owner_user_id = v.maybe_id("risk.owner_user_id", &r.owner_user_id);
+    let status = match r.status {
+        0 => Some(RiskStatus::Open),
+        s => v.enum_value::<RiskStatus>("risk.status", s),
+    };
+    let request_id = v.maybe_request_id(&req.request_id);
+    v.finish_with(|| {
+        Some((
+            NewRisk {
+                program_id: program_id?,
+                title: title?,
+                description: description?,
+                likelihood: likelihood?,
+                impact: impact?,
+                mitigation: mitigation?,
+                owner_user_id: owner_user_id?,
+                status: status?,
+            },
+            request_id?,
+        ))
+    })
+}
+
+/// An `UpdateRiskRequest` as the risk's id and the changes its mask names.
+fn parse_update(req: &pb::UpdateRiskRequest) -> Result<(RiskId, Vec<RiskChange>), Error> {
+    let empty = pb::Risk::default();
+    let r = req.risk.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let id = v.id_of("risk.id", &r.id);
+    let mut changes = Vec::new();
+    for path in mask::<RiskPath>(&mut v, req.update_mask.as_ref()) {
+        changes.push(match path {
+            RiskPath::Title => v
+                .text("risk.title", &r.title, 1, 500)
+                .map(RiskChange::Title),
+            RiskPath::Description => long_text(
+                &mut v,
+                "risk.description",
+                &r.description,
+                0,
+                LONG_DESCRIPTION,
+            )
+            .map(RiskChange::Description),
+            RiskPath::Likelihood => v
+                .enum_value::<RiskLevel>("risk.likelihood", r.likelihood)
+                .map(RiskChange::Likelihood),
+            RiskPath::Impact => v
+                .enum_value::<RiskLevel>("risk.impact", r.impact)
+                .map(RiskChange::Impact),
+            RiskPath::Mitigation => long_text(
+                &mut v,
+                "risk.mitigation",
+                &r.mitigation,
+                0,
+                LONG_DESCRIPTION,
+            )
+            .map(RiskChange::Mitigation),
+            // Empty leaves the risk unowned.
+            RiskPath::OwnerUserId => v
+                .maybe_id("risk.owner_user_id", &r.owner_user_id)
+                .map(RiskChange::OwnerUserId),
+            RiskPath::Status => v
+                .enum_value::<RiskStatus>("risk.status", r.status)
+                .map(RiskChange::Status),
+        });
+    }
+    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+}
+
+/// A risk the caller may see, with `lock`.
+async fn visible_risk(tx: &mut Tx, call: &Call, id: RiskId, lock: Lock) -> Result<Risk, Error> {
+    found(
+        store::get_risk(tx, call.org_id, id, lock).await?,
+        &call.caller,
+        |r| r.program_id.uuid(),
+        risk_not_found,
+    )
 }
 
 #[tonic::async_trait]
@@ -49,106 +154,30 @@ impl RiskService for Risks {
         &self,
         req: Request<pb::CreateRiskRequest>,
     ) -> Result<Response<pb::Risk>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let r = req.risk.unwrap_or_default();
-        let mut v = Violations::new();
-        let program_id = v.id("risk.program_id", &r.program_id);
-        let title = v.text("risk.title", &r.title, 1, 500);
-        let description = long_text(
-            &mut v,
-            "risk.description",
-            &r.description,
-            0,
-            LONG_DESCRIPTION,
-        );
-        let likelihood: Option<RiskLevel> = v.enum_value("risk.likelihood", r.likelihood);
-        let impact: Option<RiskLevel> = v.enum_value("risk.impact", r.impact);
-        let mitigation = long_text(
-            &mut v,
-            "risk.mitigation",
-            &r.mitigation,
-            0,
-            LONG_DESCRIPTION,
-        );
-        let owner_user_id = v.opt_id("risk.owner_user_id", &r.owner_user_id);
-        let status = match r.status {
-            0 => Some(RiskStatus::Open),
-            s => v.enum_value::<RiskStatus>("risk.status", s),
+        let call = Call::of(SERVICE, &req)?;
+        let (new, request_id) = parse_create(req.get_ref())?;
+        let key = idempotency::Key::of(call.org_id, "CreateRisk", request_id, req.get_ref());
+        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
+            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::New(tx) => tx,
         };
-        let request_id = v.request_id(&req.request_id);
-        v.finish()?;
-        let (
-            Some(program_id),
-            Some(title),
-            Some(description),
-            Some(likelihood),
-            Some(impact),
-            Some(mitigation),
-            Some(status),
-        ) = (
-            program_id,
-            title,
-            description,
-            likelihood,
-            impact,
-            mitigation,
-            status,
-        )
-        else {
-            return Err(Error::invalid_field("risk", "is required").into());
-        };
-
-        let mut tx = self.0.db.tenant(org_id).await?;
-        if let Some(rid) = request_id
-            && let idempotency::Claim::Replay(prev) =
-                idempotency::claim::<pb::Risk>(&mut tx, org_id, "CreateRisk", rid).await?
-        {
-            return Ok(Response::new(prev));
-        }
-        program(&mut tx, &caller, org_id, program_id, Lock::KeyShare).await?;
-        let now = Utc::now();
-        let row = store::insert_risk(
+        program(
             &mut tx,
-            &RiskRow {
-                org_id,
-                id: Uuid::nil(),
-                program_id,
-                title,
-                description,
-                likelihood: likelihood.value(),
-                impact: impact.value(),
-                severity: domain::severity(likelihood, impact).as_str().to_owned(),
-                mitigation,
-                owner_user_id,
-                status: status.as_str().to_owned(),
-                created_by: caller.principal_id(),
-                version: 1,
-                created_at: now,
-                updated_at: now,
-            },
+            &call.caller,
+            call.org_id,
+            new.program_id.uuid(),
+            Lock::KeyShare,
         )
         .await?;
-        actor
-            .event("delivery.risk.create", RESOURCE, row.id)
-            .project(Some(program_id))
-            .set("title", &row.title)
-            .set("description", &row.description)
-            .set("likelihood", row.likelihood)
-            .set("impact", row.impact)
-            .set("severity", &row.severity)
-            .set("mitigation", &row.mitigation)
-            .set("owner_user_id", row.owner_user_id)
-            .set("status", &row.status)
+        let risk = store::insert_risk(&mut tx, call.org_id, &new, call.principal_id()).await?;
+        call.actor
+            .event("delivery.risk.create", RESOURCE, risk.id)
+            .project(Some(risk.program_id.uuid()))
+            .created(&risk)
             .record(&mut tx)
             .await?;
-        let out = risk_to_proto(row);
-        if let Some(rid) = request_id {
-            idempotency::complete(&mut tx, org_id, "CreateRisk", rid, &out).await?;
-        }
-        tx.commit().await.map_err(Error::from)?;
+        let out = risk_to_proto(&risk);
+        tx.finish(&out).await?;
         Ok(Response::new(out))
     }
 
@@ -157,18 +186,12 @@ impl RiskService for Risks {
         &self,
         req: Request<pb::GetRiskRequest>,
     ) -> Result<Response<pb::Risk>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_risk(&mut tx, org_id, id, Lock::None).await?,
-            &caller,
-            |r| r.program_id,
-            risk_not_found,
-        )?;
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let risk = visible_risk(&mut tx, &call, id, Lock::None).await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(risk_to_proto(row)))
+        Ok(Response::new(risk_to_proto(&risk)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -176,17 +199,13 @@ impl RiskService for Risks {
         &self,
         req: Request<pb::ListRisksRequest>,
     ) -> Result<Response<pb::ListRisksResponse>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
+        let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        let program_id = v.id("program_id", &req.program_id);
+        let program_id = v.id_of("program_id", &req.program_id);
         let severity: Option<RiskSeverity> = v.opt_enum_value("severity", req.severity);
         let status: Option<RiskStatus> = v.opt_enum_value("status", req.status);
-        v.finish()?;
-        let Some(program_id) = program_id else {
-            return Err(Error::invalid_field("program_id", "is required").into());
-        };
+        let program_id = v.finish_with(|| program_id)?;
         let page = self.0.pages.parse(
             req.page_size,
             &req.page_token,
@@ -195,24 +214,31 @@ impl RiskService for Risks {
                 req.severity, req.status
             ),
         )?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        program(&mut tx, &caller, org_id, program_id, Lock::None).await?;
-        let mut rows = store::list_risks(
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        program(
             &mut tx,
-            org_id,
+            &call.caller,
+            call.org_id,
+            program_id.uuid(),
+            Lock::None,
+        )
+        .await?;
+        let mut risks = store::list_risks(
+            &mut tx,
+            call.org_id,
             RiskFilter {
                 program_id,
-                severity: severity.map(RiskSeverity::as_str),
-                status: status.map(RiskStatus::as_str),
+                severity,
+                status,
             },
             page.after,
             page.limit(),
         )
         .await?;
         tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut rows, |r| r.id);
+        let next_page_token = self.0.pages.finish(&page, &mut risks, |r| r.id.uuid());
         Ok(Response::new(pb::ListRisksResponse {
-            risks: rows.into_iter().map(risk_to_proto).collect(),
+            risks: risks.iter().map(risk_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -222,130 +248,23 @@ impl RiskService for Risks {
         &self,
         req: Request<pb::UpdateRiskRequest>,
     ) -> Result<Response<pb::Risk>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let r = req.risk.unwrap_or_default();
-        let mut v = Violations::new();
-        let id = v.id("risk.id", &r.id);
-        let paths = update_mask(
-            &mut v,
-            req.update_mask.as_ref(),
-            &[
-                "title",
-                "description",
-                "likelihood",
-                "impact",
-                "mitigation",
-                "owner_user_id",
-                "status",
-            ],
-            &[
-                "id",
-                "program_id",
-                "severity",
-                "created_by",
-                "create_time",
-                "update_time",
-                "etag",
-            ],
-        );
-        let mut title = None;
-        let mut description = None;
-        let mut likelihood = None;
-        let mut impact = None;
-        let mut mitigation = None;
-        let mut owner_user_id = None;
-        let mut status = None;
-        for path in &paths {
-            match *path {
-                "title" => title = v.text("risk.title", &r.title, 1, 500),
-                "description" => {
-                    description = long_text(
-                        &mut v,
-                        "risk.description",
-                        &r.description,
-                        0,
-                        LONG_DESCRIPTION,
-                    )
-                }
-                "likelihood" => {
-                    likelihood = v.enum_value::<RiskLevel>("risk.likelihood", r.likelihood)
-                }
-                "impact" => impact = v.enum_value::<RiskLevel>("risk.impact", r.impact),
-                "mitigation" => {
-                    mitigation = long_text(
-                        &mut v,
-                        "risk.mitigation",
-                        &r.mitigation,
-                        0,
-                        LONG_DESCRIPTION,
-                    )
-                }
-                // Empty leaves the risk unowned.
-                "owner_user_id" => {
-                    owner_user_id = Some(v.opt_id("risk.owner_user_id", &r.owner_user_id))
-                }
-                _ => status = v.enum_value::<RiskStatus>("risk.status", r.status),
-            }
-        }
-        v.finish()?;
-        let Some(id) = id else {
-            return Err(Error::invalid_field("risk.id", "is required").into());
-        };
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let mut row = found(
-            store::get_risk(&mut tx, org_id, id, Lock::NoKeyUpdate).await?,
-            &caller,
-            |r| r.program_id,
-            risk_not_found,
-        )?;
-        check_etag(&r.etag, row.version, "risk")?;
-        let before = row.clone();
-        if let Some(x) = title {
-            row.title = x;
-        }
-        if let Some(x) = description {
-            row.description = x;
-        }
-        if let Some(x) = likelihood {
-            row.likelihood = x.value();
-        }
-        if let Some(x) = impact {
-            row.impact = x.value();
-        }
-        row.severity = domain::severity(
-            RiskLevel::from_db(row.likelihood),
-            RiskLevel::from_db(row.impact),
-        )
-        .as_str()
-        .to_owned();
-        if let Some(x) = mitigation {
-            row.mitigation = x;
-        }
-        if let Some(x) = owner_user_id {
-            row.owner_user_id = x;
-        }
-        if let Some(x) = status {
-            row.status = x.as_str().to_owned();
-        }
-        let row = store::update_risk(&mut tx, &row).await?;
-        actor
+        let call = Call::of(SERVICE, &req)?;
+        let (id, changes) = parse_update(req.get_ref())?;
+        let etag = req.get_ref().risk.as_ref().map_or("", |r| r.etag.as_str());
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let before = visible_risk(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
+        check_etag(etag, before.version, "risk")?;
+        let mut risk = before.clone();
+        risk.apply(changes);
+        let risk = store::update_risk(&mut tx, call.org_id, &risk).await?;
+        call.actor
             .event("delivery.risk.update", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("title", &before.title, &row.title)
-            .change("description", &before.description, &row.description)
-            .change("likelihood", before.likelihood, row.likelihood)
-            .change("impact", before.impact, row.impact)
-            .change("severity", &before.severity, &row.severity)
-            .change("mitigation", &before.mitigation, &row.mitigation)
-            .change("owner_user_id", before.owner_user_id, row.owner_user_id)
-            .change("status", &before.status, &row.status)
+            .project(Some(risk.program_id.uuid()))
+            .diff(&before, &risk)
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(risk_to_proto(row)))
+        Ok(Response::new(risk_to_proto(&risk)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -353,25 +272,16 @@ impl RiskService for Risks {
         &self,
         req: Request<pb::DeleteRiskRequest>,
     ) -> Result<Response<()>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_risk(&mut tx, org_id, id, Lock::Update).await?,
-            &caller,
-            |r| r.program_id,
-            risk_not_found,
-        )?;
-        check_etag(&req.get_ref().etag, row.version, "risk")?;
-        store::delete_risk(&mut tx, org_id, id).await?;
-        actor
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let risk = visible_risk(&mut tx, &call, id, Lock::Update).await?;
+        check_etag(&req.get_ref().etag, risk.version, "risk")?;
+        store::delete_risk(&mut tx, call.org_id, id).await?;
+        call.actor
             .event("delivery.risk.delete", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("title", &row.title, None::<()>)
-            .change("severity", &row.severity, None::<()>)
-            .change("status", &row.status, None::<()>)
+            .project(Some(risk.program_id.uuid()))
+            .removed(&risk)
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;

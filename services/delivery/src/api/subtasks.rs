@@ -9,20 +9,24 @@
 use std::sync::Arc;
 
 use foundry_domain::Id;
+use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
-use foundry_platform::db::{check_etag, etag, idempotency};
-use foundry_platform::validate::{Violations, update_mask};
+use foundry_platform::db::{Tx, check_etag, etag};
+use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, subtask_service_server::SubtaskService};
-use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, actor, found, long_text, position, subtask_not_found, task_not_found,
+    LONG_DESCRIPTION, SERVICE, found, long_text, position, subtask_not_found, task_not_found,
 };
-use crate::domain::SubtaskStatus;
-use crate::store::{self, Lock, NewSubtask, SubtaskRow};
+use crate::domain::{
+    NewSubtask, Subtask, SubtaskChange, SubtaskId, SubtaskPath, SubtaskStatus, Task, TaskId,
+};
+use crate::store::{self, Lock};
 
 /// Handlers of `SubtaskService`.
 #[derive(Clone, Debug)]
@@ -30,20 +34,112 @@ pub struct Subtasks(pub Arc<State>);
 
 const RESOURCE: &str = "delivery.subtask";
 
-pub fn subtask_to_proto(r: SubtaskRow) -> pb::Subtask {
+pub fn subtask_to_proto(s: &Subtask) -> pb::Subtask {
     pb::Subtask {
-        id: r.id.to_string(),
-        task_id: r.task_id.to_string(),
-        program_id: r.program_id.to_string(),
-        title: r.title,
-        description: r.description,
-        status: pb::SubtaskStatus::from(SubtaskStatus::from_db(&r.status)) as i32,
-        position: r.position,
-        created_by: r.created_by.to_string(),
-        create_time: Some(timestamp(r.created_at)),
-        update_time: Some(timestamp(r.updated_at)),
-        etag: etag(r.version),
+        id: s.id.to_string(),
+        task_id: s.task_id.to_string(),
+        program_id: s.program_id.to_string(),
+        title: s.title.clone(),
+        description: s.description.clone(),
+        status: pb::SubtaskStatus::from(s.status) as i32,
+        position: s.position,
+        created_by: s.created_by.to_string(),
+        create_time: Some(timestamp(s.created_at)),
+        update_time: Some(timestamp(s.updated_at)),
+        etag: etag(s.version),
     }
+}
+
+/// A `CreateSubtaskRequest` as a [`NewSubtask`] and its request id.
+fn parse_create(req: &pb::CreateSubtaskRequest) -> Result<(NewSubtask, Option<Uuid>), Error> {
+    let empty = pb::Subtask::default();
+    let s = req.subtask.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let task_id = v.id_of("subtask.task_id", &s.task_id);
+    let title = v.text("subtask.title", &s.title, 1, 500);
+    let description = long_text(
+        &mut v,
+        "subtask.description",
+        &s.description,
+        0,
+        LONG_DESCRIPTION,
+    );
+    let status = if s.status == 0 {
+        Some(SubtaskStatus::Todo)
+    } else {
+        v.enum_value("subtask.status", s.status)
+    };
+    let position = position(&mut v, "subtask.position", s.position, true);
+    let request_id = v.maybe_request_id(&req.request_id);
+    v.finish_with(|| {
+        Some((
+            NewSubtask {
+                task_id: task_id?,
+                title: title?,
+                description: description?,
+                status: status?,
+                position: position?,
+            },
+            request_id?,
+        ))
+    })
+}
+
+/// An `UpdateSubtaskRequest` as the subtask's id and the changes its mask
+/// names.
+fn parse_update(req: &pb::UpdateSubtaskRequest) -> Result<(SubtaskId, Vec<SubtaskChange>), Error> {
+    let empty = pb::Subtask::default();
+    let s = req.subtask.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let id = v.id_of("subtask.id", &s.id);
+    let mut changes = Vec::new();
+    for path in mask::<SubtaskPath>(&mut v, req.update_mask.as_ref()) {
+        changes.push(match path {
+            SubtaskPath::Title => v
+                .text("subtask.title", &s.title, 1, 500)
+                .map(SubtaskChange::Title),
+            SubtaskPath::Description => long_text(
+                &mut v,
+                "subtask.description",
+                &s.description,
+                0,
+                LONG_DESCRIPTION,
+            )
+            .map(SubtaskChange::Description),
+            SubtaskPath::Status => v
+                .enum_value::<SubtaskStatus>("subtask.status", s.status)
+                .map(SubtaskChange::Status),
+            SubtaskPath::Position => position(&mut v, "subtask.position", s.position, false)
+                .flatten()
+                .map(SubtaskChange::Position),
+        });
+    }
+    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+}
+
+/// A task the caller may see, with `lock`.
+async fn visible_task(tx: &mut Tx, call: &Call, id: TaskId, lock: Lock) -> Result<Task, Error> {
+    found(
+        store::get_task(tx, call.org_id, id, lock).await?,
+        &call.caller,
+        |t| t.program_id.uuid(),
+        task_not_found,
+    )
+}
+
+/// A subtask the caller may see, with `lock`.
+async fn visible_subtask(
+    tx: &mut Tx,
+    call: &Call,
+    id: SubtaskId,
+    lock: Lock,
+) -> Result<Subtask, Error> {
+    found(
+        store::get_subtask(tx, call.org_id, id, lock).await?,
+        &call.caller,
+        |s| s.program_id.uuid(),
+        subtask_not_found,
+    )
 }
 
 #[tonic::async_trait]
@@ -53,77 +149,30 @@ impl SubtaskService for Subtasks {
         &self,
         req: Request<pb::CreateSubtaskRequest>,
     ) -> Result<Response<pb::Subtask>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let s = req.subtask.unwrap_or_default();
-        let mut v = Violations::new();
-        let task_id = v.id("subtask.task_id", &s.task_id);
-        let title = v.text("subtask.title", &s.title, 1, 500);
-        let description = long_text(
-            &mut v,
-            "subtask.description",
-            &s.description,
-            0,
-            LONG_DESCRIPTION,
-        );
-        let status = if s.status == 0 {
-            Some(SubtaskStatus::Todo)
-        } else {
-            v.enum_value("subtask.status", s.status)
+        let call = Call::of(SERVICE, &req)?;
+        let (new, request_id) = parse_create(req.get_ref())?;
+        let key = idempotency::Key::of(call.org_id, "CreateSubtask", request_id, req.get_ref());
+        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
+            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::New(tx) => tx,
         };
-        let position = position(&mut v, "subtask.position", s.position, true);
-        let request_id = v.request_id(&req.request_id);
-        v.finish()?;
-        let (Some(task_id), Some(title), Some(description), Some(status), Some(position)) =
-            (task_id, title, description, status, position)
-        else {
-            return Err(Error::invalid_field("subtask", "is required").into());
-        };
-
-        let mut tx = self.0.db.tenant(org_id).await?;
-        if let Some(rid) = request_id
-            && let idempotency::Claim::Replay(prev) =
-                idempotency::claim::<pb::Subtask>(&mut tx, org_id, "CreateSubtask", rid).await?
-        {
-            return Ok(Response::new(prev));
-        }
-        let task = found(
-            store::get_task(&mut tx, org_id, Id::from_uuid(task_id), Lock::Share).await?,
-            &caller,
-            |t| t.program_id.uuid(),
-            task_not_found,
-        )?;
-        let row = store::insert_subtask(
+        let task = visible_task(&mut tx, &call, new.task_id, Lock::Share).await?;
+        let subtask = store::insert_subtask(
             &mut tx,
-            NewSubtask {
-                org_id,
-                task_id,
-                program_id: task.program_id.uuid(),
-                title: &title,
-                description: &description,
-                status: status.as_str(),
-                position,
-                created_by: caller.principal_id(),
-            },
+            call.org_id,
+            &new,
+            task.program_id,
+            call.principal_id(),
         )
         .await?;
-        actor
-            .event("delivery.subtask.create", RESOURCE, row.id)
-            .project(Some(row.program_id))
-            .set("task_id", task_id)
-            .set("title", &row.title)
-            .set("description", &row.description)
-            .set("status", &row.status)
-            .set("position", row.position)
+        call.actor
+            .event("delivery.subtask.create", RESOURCE, subtask.id)
+            .project(Some(subtask.program_id.uuid()))
+            .created(&subtask)
             .record(&mut tx)
             .await?;
-        let out = subtask_to_proto(row);
-        if let Some(rid) = request_id {
-            idempotency::complete(&mut tx, org_id, "CreateSubtask", rid, &out).await?;
-        }
-        tx.commit().await.map_err(Error::from)?;
+        let out = subtask_to_proto(&subtask);
+        tx.finish(&out).await?;
         Ok(Response::new(out))
     }
 
@@ -132,18 +181,12 @@ impl SubtaskService for Subtasks {
         &self,
         req: Request<pb::GetSubtaskRequest>,
     ) -> Result<Response<pb::Subtask>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_subtask(&mut tx, org_id, id, Lock::None).await?,
-            &caller,
-            |s| s.program_id,
-            subtask_not_found,
-        )?;
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let subtask = visible_subtask(&mut tx, &call, id, Lock::None).await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(subtask_to_proto(row)))
+        Ok(Response::new(subtask_to_proto(&subtask)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -151,36 +194,29 @@ impl SubtaskService for Subtasks {
         &self,
         req: Request<pb::ListSubtasksRequest>,
     ) -> Result<Response<pb::ListSubtasksResponse>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
+        let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
-        let task_id = Violations::require_id("task_id", &req.task_id)?;
+        let task_id: TaskId = Violations::require_id("task_id", &req.task_id).map(Id::from_uuid)?;
         let page =
             self.0
                 .pages
                 .parse_keyed(req.page_size, &req.page_token, &format!("task={task_id}"))?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        found(
-            store::get_task(&mut tx, org_id, Id::from_uuid(task_id), Lock::None).await?,
-            &caller,
-            |t| t.program_id.uuid(),
-            task_not_found,
-        )?;
-        let mut rows = store::list_subtasks(
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        visible_task(&mut tx, &call, task_id, Lock::None).await?;
+        let mut subtasks = store::list_subtasks(
             &mut tx,
-            org_id,
+            call.org_id,
             task_id,
             page.after_key.zip(page.after),
             page.limit(),
         )
         .await?;
         tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self
-            .0
-            .pages
-            .finish_keyed(&page, &mut rows, |r| (i64::from(r.position), r.id));
+        let next_page_token = self.0.pages.finish_keyed(&page, &mut subtasks, |s| {
+            (i64::from(s.position), s.id.uuid())
+        });
         Ok(Response::new(pb::ListSubtasksResponse {
-            subtasks: rows.into_iter().map(subtask_to_proto).collect(),
+            subtasks: subtasks.iter().map(subtask_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -190,90 +226,36 @@ impl SubtaskService for Subtasks {
         &self,
         req: Request<pb::UpdateSubtaskRequest>,
     ) -> Result<Response<pb::Subtask>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let s = req.subtask.unwrap_or_default();
-        let mut v = Violations::new();
-        let id = v.id("subtask.id", &s.id);
-        let paths = update_mask(
-            &mut v,
-            req.update_mask.as_ref(),
-            &["title", "description", "status", "position"],
-            &[
-                "id",
-                "task_id",
-                "program_id",
-                "created_by",
-                "create_time",
-                "update_time",
-                "etag",
-            ],
-        );
-        let (mut title, mut description, mut status, mut new_position) = (None, None, None, None);
-        for path in &paths {
-            match *path {
-                "title" => title = v.text("subtask.title", &s.title, 1, 500),
-                "description" => {
-                    description = long_text(
-                        &mut v,
-                        "subtask.description",
-                        &s.description,
-                        0,
-                        LONG_DESCRIPTION,
-                    )
-                }
-                "status" => status = v.enum_value::<SubtaskStatus>("subtask.status", s.status),
-                _ => {
-                    new_position = position(&mut v, "subtask.position", s.position, false).flatten()
-                }
-            }
-        }
-        v.finish()?;
-        let Some(id) = id else {
-            return Err(Error::invalid_field("subtask.id", "is required").into());
-        };
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let task_id = found(
-            store::get_subtask(&mut tx, org_id, id, Lock::None).await?,
-            &caller,
-            |s| s.program_id,
-            subtask_not_found,
-        )?
-        .task_id;
-        store::get_task(&mut tx, org_id, Id::from_uuid(task_id), Lock::Share)
+        let call = Call::of(SERVICE, &req)?;
+        let (id, changes) = parse_update(req.get_ref())?;
+        let etag = req
+            .get_ref()
+            .subtask
+            .as_ref()
+            .map_or("", |s| s.etag.as_str());
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        // The task first (lock order), then the subtask.
+        let task_id = visible_subtask(&mut tx, &call, id, Lock::None)
+            .await?
+            .task_id;
+        store::get_task(&mut tx, call.org_id, task_id, Lock::Share)
             .await?
             .ok_or_else(subtask_not_found)?;
-        let mut row = store::get_subtask(&mut tx, org_id, id, Lock::NoKeyUpdate)
+        let before = store::get_subtask(&mut tx, call.org_id, id, Lock::NoKeyUpdate)
             .await?
             .ok_or_else(subtask_not_found)?;
-        check_etag(&s.etag, row.version, "subtask")?;
-        let before = row.clone();
-        if let Some(x) = title {
-            row.title = x;
-        }
-        if let Some(x) = description {
-            row.description = x;
-        }
-        if let Some(x) = status {
-            row.status = x.as_str().to_owned();
-        }
-        if let Some(x) = new_position {
-            row.position = x;
-        }
-        let row = store::update_subtask(&mut tx, &row).await?;
-        actor
+        check_etag(etag, before.version, "subtask")?;
+        let mut subtask = before.clone();
+        subtask.apply(changes);
+        let subtask = store::update_subtask(&mut tx, call.org_id, &subtask).await?;
+        call.actor
             .event("delivery.subtask.update", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("title", &before.title, &row.title)
-            .change("description", &before.description, &row.description)
-            .change("status", &before.status, &row.status)
-            .change("position", before.position, row.position)
+            .project(Some(subtask.program_id.uuid()))
+            .diff(&before, &subtask)
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(subtask_to_proto(row)))
+        Ok(Response::new(subtask_to_proto(&subtask)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -281,24 +263,16 @@ impl SubtaskService for Subtasks {
         &self,
         req: Request<pb::DeleteSubtaskRequest>,
     ) -> Result<Response<()>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_subtask(&mut tx, org_id, id, Lock::Update).await?,
-            &caller,
-            |s| s.program_id,
-            subtask_not_found,
-        )?;
-        check_etag(&req.get_ref().etag, row.version, "subtask")?;
-        store::delete_subtask(&mut tx, org_id, id).await?;
-        actor
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let subtask = visible_subtask(&mut tx, &call, id, Lock::Update).await?;
+        check_etag(&req.get_ref().etag, subtask.version, "subtask")?;
+        store::delete_subtask(&mut tx, call.org_id, id).await?;
+        call.actor
             .event("delivery.subtask.delete", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("task_id", row.task_id, None::<()>)
-            .change("title", &row.title, None::<()>)
+            .project(Some(subtask.program_id.uuid()))
+            .removed(&subtask)
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;

@@ -2,21 +2,27 @@
 
 use std::sync::Arc;
 
+use foundry_domain::Id;
+use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
-use foundry_platform::db::{check_etag, etag, idempotency};
-use foundry_platform::validate::{Violations, update_mask};
+use foundry_platform::db::{Tx, check_etag, etag};
+use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{
     self as pb, workstream_service_server::WorkstreamService,
 };
-use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    SHORT_DESCRIPTION, actor, found, long_text, position, program, workstream_not_found,
+    SERVICE, SHORT_DESCRIPTION, found, long_text, position, program, workstream_not_found,
 };
-use crate::store::{self, Lock, NewWorkstream, WorkstreamRow};
+use crate::domain::{
+    NewWorkstream, ProgramId, Workstream, WorkstreamChange, WorkstreamId, WorkstreamPath,
+};
+use crate::store::{self, Lock};
 
 /// Handlers of `WorkstreamService`.
 #[derive(Clone, Debug)]
@@ -24,18 +30,93 @@ pub struct Workstreams(pub Arc<State>);
 
 const RESOURCE: &str = "delivery.workstream";
 
-pub fn workstream_to_proto(r: WorkstreamRow) -> pb::Workstream {
+pub fn workstream_to_proto(w: &Workstream) -> pb::Workstream {
     pb::Workstream {
-        id: r.id.to_string(),
-        program_id: r.program_id.to_string(),
-        name: r.name,
-        description: r.description,
-        position: r.position,
-        created_by: r.created_by.to_string(),
-        create_time: Some(timestamp(r.created_at)),
-        update_time: Some(timestamp(r.updated_at)),
-        etag: etag(r.version),
+        id: w.id.to_string(),
+        program_id: w.program_id.to_string(),
+        name: w.name.clone(),
+        description: w.description.clone(),
+        position: w.position,
+        created_by: w.created_by.to_string(),
+        create_time: Some(timestamp(w.created_at)),
+        update_time: Some(timestamp(w.updated_at)),
+        etag: etag(w.version),
     }
+}
+
+/// A `CreateWorkstreamRequest` as a [`NewWorkstream`] and its request id.
+fn parse_create(req: &pb::CreateWorkstreamRequest) -> Result<(NewWorkstream, Option<Uuid>), Error> {
+    let empty = pb::Workstream::default();
+    let w = req.workstream.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let program_id = v.id_of("workstream.program_id", &w.program_id);
+    let name = v.text("workstream.name", &w.name, 1, 200);
+    let description = long_text(
+        &mut v,
+        "workstream.description",
+        &w.description,
+        0,
+        SHORT_DESCRIPTION,
+    );
+    let position = position(&mut v, "workstream.position", w.position, true);
+    let request_id = v.maybe_request_id(&req.request_id);
+    v.finish_with(|| {
+        Some((
+            NewWorkstream {
+                program_id: program_id?,
+                name: name?,
+                description: description?,
+                position: position?,
+            },
+            request_id?,
+        ))
+    })
+}
+
+/// An `UpdateWorkstreamRequest` as the workstream's id and the changes its
+/// mask names.
+fn parse_update(
+    req: &pb::UpdateWorkstreamRequest,
+) -> Result<(WorkstreamId, Vec<WorkstreamChange>), Error> {
+    let empty = pb::Workstream::default();
+    let w = req.workstream.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let id = v.id_of("workstream.id", &w.id);
+    let mut changes = Vec::new();
+    for path in mask::<WorkstreamPath>(&mut v, req.update_mask.as_ref()) {
+        changes.push(match path {
+            WorkstreamPath::Name => v
+                .text("workstream.name", &w.name, 1, 200)
+                .map(WorkstreamChange::Name),
+            WorkstreamPath::Description => long_text(
+                &mut v,
+                "workstream.description",
+                &w.description,
+                0,
+                SHORT_DESCRIPTION,
+            )
+            .map(WorkstreamChange::Description),
+            WorkstreamPath::Position => position(&mut v, "workstream.position", w.position, false)
+                .flatten()
+                .map(WorkstreamChange::Position),
+        });
+    }
+    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+}
+
+/// A workstream the caller may see, with `lock`.
+async fn visible_workstream(
+    tx: &mut Tx,
+    call: &Call,
+    id: WorkstreamId,
+    lock: Lock,
+) -> Result<Workstream, Error> {
+    found(
+        store::get_workstream(tx, call.org_id, id, lock).await?,
+        &call.caller,
+        |w| w.program_id.uuid(),
+        workstream_not_found,
+    )
 }
 
 #[tonic::async_trait]
@@ -45,65 +126,31 @@ impl WorkstreamService for Workstreams {
         &self,
         req: Request<pb::CreateWorkstreamRequest>,
     ) -> Result<Response<pb::Workstream>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let w = req.workstream.unwrap_or_default();
-        let mut v = Violations::new();
-        let program_id = v.id("workstream.program_id", &w.program_id);
-        let name = v.text("workstream.name", &w.name, 1, 200);
-        let description = long_text(
-            &mut v,
-            "workstream.description",
-            &w.description,
-            0,
-            SHORT_DESCRIPTION,
-        );
-        let position = position(&mut v, "workstream.position", w.position, true);
-        let request_id = v.request_id(&req.request_id);
-        v.finish()?;
-        let (Some(program_id), Some(name), Some(description), Some(position)) =
-            (program_id, name, description, position)
-        else {
-            return Err(Error::invalid_field("workstream", "is required").into());
+        let call = Call::of(SERVICE, &req)?;
+        let (new, request_id) = parse_create(req.get_ref())?;
+        let key = idempotency::Key::of(call.org_id, "CreateWorkstream", request_id, req.get_ref());
+        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
+            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::New(tx) => tx,
         };
-
-        let mut tx = self.0.db.tenant(org_id).await?;
-        if let Some(rid) = request_id
-            && let idempotency::Claim::Replay(prev) =
-                idempotency::claim::<pb::Workstream>(&mut tx, org_id, "CreateWorkstream", rid)
-                    .await?
-        {
-            return Ok(Response::new(prev));
-        }
-        program(&mut tx, &caller, org_id, program_id, Lock::KeyShare).await?;
-        let row = store::insert_workstream(
+        program(
             &mut tx,
-            NewWorkstream {
-                org_id,
-                program_id,
-                name: &name,
-                description: &description,
-                position,
-                created_by: caller.principal_id(),
-            },
+            &call.caller,
+            call.org_id,
+            new.program_id.uuid(),
+            Lock::KeyShare,
         )
         .await?;
-        actor
-            .event("delivery.workstream.create", RESOURCE, row.id)
-            .project(Some(program_id))
-            .set("program_id", program_id)
-            .set("name", &row.name)
-            .set("description", &row.description)
-            .set("position", row.position)
+        let workstream =
+            store::insert_workstream(&mut tx, call.org_id, &new, call.principal_id()).await?;
+        call.actor
+            .event("delivery.workstream.create", RESOURCE, workstream.id)
+            .project(Some(workstream.program_id.uuid()))
+            .created(&workstream)
             .record(&mut tx)
             .await?;
-        let out = workstream_to_proto(row);
-        if let Some(rid) = request_id {
-            idempotency::complete(&mut tx, org_id, "CreateWorkstream", rid, &out).await?;
-        }
-        tx.commit().await.map_err(Error::from)?;
+        let out = workstream_to_proto(&workstream);
+        tx.finish(&out).await?;
         Ok(Response::new(out))
     }
 
@@ -112,18 +159,12 @@ impl WorkstreamService for Workstreams {
         &self,
         req: Request<pb::GetWorkstreamRequest>,
     ) -> Result<Response<pb::Workstream>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_workstream(&mut tx, org_id, id, Lock::None).await?,
-            &caller,
-            |w| w.program_id,
-            workstream_not_found,
-        )?;
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let workstream = visible_workstream(&mut tx, &call, id, Lock::None).await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(workstream_to_proto(row)))
+        Ok(Response::new(workstream_to_proto(&workstream)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -131,32 +172,38 @@ impl WorkstreamService for Workstreams {
         &self,
         req: Request<pb::ListWorkstreamsRequest>,
     ) -> Result<Response<pb::ListWorkstreamsResponse>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
+        let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
-        let program_id = Violations::require_id("program_id", &req.program_id)?;
+        let program_id: ProgramId =
+            Violations::require_id("program_id", &req.program_id).map(Id::from_uuid)?;
         let page = self.0.pages.parse_keyed(
             req.page_size,
             &req.page_token,
             &format!("program={program_id}"),
         )?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        program(&mut tx, &caller, org_id, program_id, Lock::None).await?;
-        let mut rows = store::list_workstreams(
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        program(
             &mut tx,
-            org_id,
+            &call.caller,
+            call.org_id,
+            program_id.uuid(),
+            Lock::None,
+        )
+        .await?;
+        let mut workstreams = store::list_workstreams(
+            &mut tx,
+            call.org_id,
             program_id,
             page.after_key.zip(page.after),
             page.limit(),
         )
         .await?;
         tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self
-            .0
-            .pages
-            .finish_keyed(&page, &mut rows, |r| (i64::from(r.position), r.id));
+        let next_page_token = self.0.pages.finish_keyed(&page, &mut workstreams, |w| {
+            (i64::from(w.position), w.id.uuid())
+        });
         Ok(Response::new(pb::ListWorkstreamsResponse {
-            workstreams: rows.into_iter().map(workstream_to_proto).collect(),
+            workstreams: workstreams.iter().map(workstream_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -166,78 +213,27 @@ impl WorkstreamService for Workstreams {
         &self,
         req: Request<pb::UpdateWorkstreamRequest>,
     ) -> Result<Response<pb::Workstream>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let w = req.workstream.unwrap_or_default();
-        let mut v = Violations::new();
-        let id = v.id("workstream.id", &w.id);
-        let paths = update_mask(
-            &mut v,
-            req.update_mask.as_ref(),
-            &["name", "description", "position"],
-            &[
-                "id",
-                "program_id",
-                "created_by",
-                "create_time",
-                "update_time",
-                "etag",
-            ],
-        );
-        let (mut name, mut description, mut new_position) = (None, None, None);
-        for path in &paths {
-            match *path {
-                "name" => name = v.text("workstream.name", &w.name, 1, 200),
-                "description" => {
-                    description = long_text(
-                        &mut v,
-                        "workstream.description",
-                        &w.description,
-                        0,
-                        SHORT_DESCRIPTION,
-                    )
-                }
-                _ => {
-                    new_position =
-                        position(&mut v, "workstream.position", w.position, false).flatten()
-                }
-            }
-        }
-        v.finish()?;
-        let Some(id) = id else {
-            return Err(Error::invalid_field("workstream.id", "is required").into());
-        };
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let mut row = found(
-            store::get_workstream(&mut tx, org_id, id, Lock::NoKeyUpdate).await?,
-            &caller,
-            |w| w.program_id,
-            workstream_not_found,
-        )?;
-        check_etag(&w.etag, row.version, "workstream")?;
-        let before = row.clone();
-        if let Some(x) = name {
-            row.name = x;
-        }
-        if let Some(x) = description {
-            row.description = x;
-        }
-        if let Some(x) = new_position {
-            row.position = x;
-        }
-        let row = store::update_workstream(&mut tx, &row).await?;
-        actor
+        let call = Call::of(SERVICE, &req)?;
+        let (id, changes) = parse_update(req.get_ref())?;
+        let etag = req
+            .get_ref()
+            .workstream
+            .as_ref()
+            .map_or("", |w| w.etag.as_str());
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let before = visible_workstream(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
+        check_etag(etag, before.version, "workstream")?;
+        let mut workstream = before.clone();
+        workstream.apply(changes);
+        let workstream = store::update_workstream(&mut tx, call.org_id, &workstream).await?;
+        call.actor
             .event("delivery.workstream.update", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("name", &before.name, &row.name)
-            .change("description", &before.description, &row.description)
-            .change("position", before.position, row.position)
+            .project(Some(workstream.program_id.uuid()))
+            .diff(&before, &workstream)
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(workstream_to_proto(row)))
+        Ok(Response::new(workstream_to_proto(&workstream)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -245,23 +241,16 @@ impl WorkstreamService for Workstreams {
         &self,
         req: Request<pb::DeleteWorkstreamRequest>,
     ) -> Result<Response<()>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_workstream(&mut tx, org_id, id, Lock::Update).await?,
-            &caller,
-            |w| w.program_id,
-            workstream_not_found,
-        )?;
-        check_etag(&req.get_ref().etag, row.version, "workstream")?;
-        let removed = store::delete_workstream(&mut tx, org_id, id).await?;
-        actor
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let workstream = visible_workstream(&mut tx, &call, id, Lock::Update).await?;
+        check_etag(&req.get_ref().etag, workstream.version, "workstream")?;
+        let removed = store::delete_workstream(&mut tx, call.org_id, id).await?;
+        call.actor
             .event("delivery.workstream.delete", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("name", &row.name, None::<()>)
+            .project(Some(workstream.program_id.uuid()))
+            .removed(&workstream)
             .set(
                 "removed",
                 serde_json::json!({

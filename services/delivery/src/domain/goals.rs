@@ -1,6 +1,145 @@
-//! Goals: status and its workflow.
+//! Goals: status and its workflow, and the fields an update may change.
+
+use chrono::{DateTime, Utc};
+use foundry_domain::{AuditFields, Audited, FieldPath};
+use uuid::Uuid;
 
 use super::*;
+
+/// An outcome a program aims for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Goal {
+    pub id: GoalId,
+    pub program_id: ProgramId,
+    pub title: String,
+    pub description: String,
+    pub target_metric: String,
+    pub target_at: Option<DateTime<Utc>>,
+    /// Moves only along [`GoalStatus::successors`] (checked by [`Goal::apply`]).
+    pub status: GoalStatus,
+    pub owner_user_id: Option<UserId>,
+    /// The principal that created it.
+    pub created_by: Uuid,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A goal to create, as parsed at the edge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewGoal {
+    pub program_id: ProgramId,
+    pub title: String,
+    pub description: String,
+    pub target_metric: String,
+    pub target_at: Option<DateTime<Utc>>,
+    /// [`GoalStatus::is_initial`].
+    pub status: GoalStatus,
+    pub owner_user_id: Option<UserId>,
+}
+
+/// The fields `UpdateGoal` may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GoalPath {
+    Title,
+    Description,
+    TargetMetric,
+    TargetTime,
+    Status,
+    OwnerUserId,
+}
+
+impl FieldPath for GoalPath {
+    const ALL: &'static [Self] = &[
+        GoalPath::Title,
+        GoalPath::Description,
+        GoalPath::TargetMetric,
+        GoalPath::TargetTime,
+        GoalPath::Status,
+        GoalPath::OwnerUserId,
+    ];
+    const OUTPUT_ONLY: &'static [&'static str] = &[
+        "id",
+        "program_id",
+        "created_by",
+        "create_time",
+        "update_time",
+        "etag",
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            GoalPath::Title => "title",
+            GoalPath::Description => "description",
+            GoalPath::TargetMetric => "target_metric",
+            GoalPath::TargetTime => "target_time",
+            GoalPath::Status => "status",
+            GoalPath::OwnerUserId => "owner_user_id",
+        }
+    }
+}
+
+/// One field's new value in an update.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GoalChange {
+    Title(String),
+    Description(String),
+    TargetMetric(String),
+    /// `None` clears the target date.
+    TargetTime(Option<DateTime<Utc>>),
+    /// Checked against the workflow ([`change_goal_status`]).
+    Status(GoalStatus),
+    /// `None` leaves the goal unowned.
+    OwnerUserId(Option<UserId>),
+}
+
+impl Goal {
+    /// Applies an update's changes; a status change the workflow does not
+    /// allow is refused (and `self` is then partly changed: apply to a
+    /// copy).
+    pub fn apply(&mut self, changes: Vec<GoalChange>) -> Result<(), Error> {
+        for change in changes {
+            match change {
+                GoalChange::Title(x) => self.title = x,
+                GoalChange::Description(x) => self.description = x,
+                GoalChange::TargetMetric(x) => self.target_metric = x,
+                GoalChange::TargetTime(x) => self.target_at = x,
+                GoalChange::Status(x) => {
+                    change_goal_status(self.status, x)?;
+                    self.status = x;
+                }
+                GoalChange::OwnerUserId(x) => self.owner_user_id = x,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Audited for Goal {
+    fn audit_fields(&self) -> AuditFields {
+        let Goal {
+            id: _,
+            program_id: _,
+            title,
+            description,
+            target_metric,
+            target_at,
+            status,
+            owner_user_id,
+            created_by: _,
+            version: _,
+            created_at: _,
+            updated_at: _,
+        } = self;
+        AuditFields::new()
+            .field("title", title)
+            .field("description", description)
+            .field("target_metric", target_metric)
+            .field("target_time", target_at)
+            .field("status", status.as_str())
+            .field("owner_user_id", owner_user_id)
+    }
+}
 
 stored_enum! {
     /// Where a goal stands.

@@ -63,6 +63,7 @@ pub mod sprints;
 pub mod subtasks;
 pub mod tasks;
 pub mod work_orders;
+pub mod workstreams;
 
 pub use features::*;
 pub use gates::*;
@@ -75,3 +76,4 @@ pub use sprints::*;
 pub use subtasks::*;
 pub use tasks::*;
 pub use work_orders::*;
+pub use workstreams::*;

@@ -1,6 +1,158 @@
-//! Risks: the likelihood and impact scale, severity, status.
+//! Risks: the likelihood and impact scale, severity, status, and the
+//! fields an update may change.
+
+use chrono::{DateTime, Utc};
+use foundry_domain::{AuditFields, Audited, FieldPath, UnknownValue};
+use uuid::Uuid;
 
 use super::*;
+
+/// A risk to a program, scored by likelihood and impact.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Risk {
+    pub id: RiskId,
+    pub program_id: ProgramId,
+    pub title: String,
+    pub description: String,
+    pub likelihood: RiskLevel,
+    pub impact: RiskLevel,
+    /// Derived: [`severity`] of likelihood and impact (kept by [`Risk::apply`]).
+    pub severity: RiskSeverity,
+    pub mitigation: String,
+    pub owner_user_id: Option<UserId>,
+    pub status: RiskStatus,
+    /// The principal that created it.
+    pub created_by: Uuid,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A risk to create, as parsed at the edge (its severity is derived).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewRisk {
+    pub program_id: ProgramId,
+    pub title: String,
+    pub description: String,
+    pub likelihood: RiskLevel,
+    pub impact: RiskLevel,
+    pub mitigation: String,
+    pub owner_user_id: Option<UserId>,
+    pub status: RiskStatus,
+}
+
+impl NewRisk {
+    /// Its severity.
+    pub fn severity(&self) -> RiskSeverity {
+        severity(self.likelihood, self.impact)
+    }
+}
+
+/// The fields `UpdateRisk` may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RiskPath {
+    Title,
+    Description,
+    Likelihood,
+    Impact,
+    Mitigation,
+    OwnerUserId,
+    Status,
+}
+
+impl FieldPath for RiskPath {
+    const ALL: &'static [Self] = &[
+        RiskPath::Title,
+        RiskPath::Description,
+        RiskPath::Likelihood,
+        RiskPath::Impact,
+        RiskPath::Mitigation,
+        RiskPath::OwnerUserId,
+        RiskPath::Status,
+    ];
+    const OUTPUT_ONLY: &'static [&'static str] = &[
+        "id",
+        "program_id",
+        "severity",
+        "created_by",
+        "create_time",
+        "update_time",
+        "etag",
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            RiskPath::Title => "title",
+            RiskPath::Description => "description",
+            RiskPath::Likelihood => "likelihood",
+            RiskPath::Impact => "impact",
+            RiskPath::Mitigation => "mitigation",
+            RiskPath::OwnerUserId => "owner_user_id",
+            RiskPath::Status => "status",
+        }
+    }
+}
+
+/// One field's new value in an update.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RiskChange {
+    Title(String),
+    Description(String),
+    Likelihood(RiskLevel),
+    Impact(RiskLevel),
+    Mitigation(String),
+    /// `None` leaves the risk unowned.
+    OwnerUserId(Option<UserId>),
+    Status(RiskStatus),
+}
+
+impl Risk {
+    /// Applies an update's changes, then derives the severity again.
+    pub fn apply(&mut self, changes: Vec<RiskChange>) {
+        for change in changes {
+            match change {
+                RiskChange::Title(x) => self.title = x,
+                RiskChange::Description(x) => self.description = x,
+                RiskChange::Likelihood(x) => self.likelihood = x,
+                RiskChange::Impact(x) => self.impact = x,
+                RiskChange::Mitigation(x) => self.mitigation = x,
+                RiskChange::OwnerUserId(x) => self.owner_user_id = x,
+                RiskChange::Status(x) => self.status = x,
+            }
+        }
+        self.severity = severity(self.likelihood, self.impact);
+    }
+}
+
+impl Audited for Risk {
+    fn audit_fields(&self) -> AuditFields {
+        let Risk {
+            id: _,
+            program_id: _,
+            title,
+            description,
+            likelihood,
+            impact,
+            severity,
+            mitigation,
+            owner_user_id,
+            status,
+            created_by: _,
+            version: _,
+            created_at: _,
+            updated_at: _,
+        } = self;
+        AuditFields::new()
+            .field("title", title)
+            .field("description", description)
+            .field("likelihood", likelihood.value())
+            .field("impact", impact.value())
+            .field("severity", severity.as_str())
+            .field("mitigation", mitigation)
+            .field("owner_user_id", owner_user_id)
+            .field("status", status.as_str())
+    }
+}
 
 stored_enum! {
     /// How serious a risk is (least first), derived by [`severity`].
@@ -51,12 +203,21 @@ impl RiskLevel {
         i16::from(self.0)
     }
 
-    /// Parses a stored value the schema's CHECK constraint admitted.
-    pub fn from_db(v: i16) -> RiskLevel {
+    /// The stored value `v` read from `table`.`column`, or an error naming
+    /// where it was read (never a fallback step).
+    pub fn decode(
+        table: &'static str,
+        column: &'static str,
+        v: i16,
+    ) -> Result<RiskLevel, UnknownValue> {
         u8::try_from(v)
             .ok()
             .and_then(RiskLevel::new)
-            .unwrap_or(RiskLevel::MIN)
+            .ok_or_else(|| UnknownValue {
+                table,
+                column,
+                value: v.to_string(),
+            })
     }
 }
 
@@ -113,6 +274,11 @@ mod tests {
         }
         assert_eq!(RiskLevel::try_from(0), Err(()));
         assert_eq!(RiskLevel::try_from(6), Err(()));
-        assert_eq!(RiskLevel::from_db(3), level(3));
+        assert_eq!(RiskLevel::decode("risks", "impact", 3), Ok(level(3)));
+        let e = RiskLevel::decode("risks", "impact", 9).expect_err("out of the scale");
+        assert_eq!(
+            e.to_string(),
+            "risks.impact holds \"9\", which no variant matches"
+        );
     }
 }

@@ -1,6 +1,123 @@
-//! Subtasks: their status.
+//! Subtasks: their status, and the fields an update may change.
+
+use chrono::{DateTime, Utc};
+use foundry_domain::{AuditFields, Audited, FieldPath};
+use uuid::Uuid;
 
 use super::*;
+
+/// A step of a task, ordered among its siblings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Subtask {
+    pub id: SubtaskId,
+    pub task_id: TaskId,
+    /// The task's program (copied at creation).
+    pub program_id: ProgramId,
+    pub title: String,
+    pub description: String,
+    pub status: SubtaskStatus,
+    /// Order among the task's subtasks (ties break by id).
+    pub position: i32,
+    /// The principal that created it.
+    pub created_by: Uuid,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A subtask to create, as parsed at the edge (its program is the task's).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewSubtask {
+    pub task_id: TaskId,
+    pub title: String,
+    pub description: String,
+    pub status: SubtaskStatus,
+    /// `None`: after the task's last subtask.
+    pub position: Option<i32>,
+}
+
+/// The fields `UpdateSubtask` may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubtaskPath {
+    Title,
+    Description,
+    Status,
+    Position,
+}
+
+impl FieldPath for SubtaskPath {
+    const ALL: &'static [Self] = &[
+        SubtaskPath::Title,
+        SubtaskPath::Description,
+        SubtaskPath::Status,
+        SubtaskPath::Position,
+    ];
+    const OUTPUT_ONLY: &'static [&'static str] = &[
+        "id",
+        "task_id",
+        "program_id",
+        "created_by",
+        "create_time",
+        "update_time",
+        "etag",
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            SubtaskPath::Title => "title",
+            SubtaskPath::Description => "description",
+            SubtaskPath::Status => "status",
+            SubtaskPath::Position => "position",
+        }
+    }
+}
+
+/// One field's new value in an update.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SubtaskChange {
+    Title(String),
+    Description(String),
+    Status(SubtaskStatus),
+    Position(i32),
+}
+
+impl Subtask {
+    /// Applies an update's changes.
+    pub fn apply(&mut self, changes: Vec<SubtaskChange>) {
+        for change in changes {
+            match change {
+                SubtaskChange::Title(x) => self.title = x,
+                SubtaskChange::Description(x) => self.description = x,
+                SubtaskChange::Status(x) => self.status = x,
+                SubtaskChange::Position(x) => self.position = x,
+            }
+        }
+    }
+}
+
+impl Audited for Subtask {
+    fn audit_fields(&self) -> AuditFields {
+        let Subtask {
+            id: _,
+            task_id,
+            program_id: _,
+            title,
+            description,
+            status,
+            position,
+            created_by: _,
+            version: _,
+            created_at: _,
+            updated_at: _,
+        } = self;
+        AuditFields::new()
+            .field("task_id", task_id)
+            .field("title", title)
+            .field("description", description)
+            .field("status", status.as_str())
+            .field("position", position)
+    }
+}
 
 stored_enum! {
     /// Where a subtask stands.

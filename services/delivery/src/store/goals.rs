@@ -1,17 +1,18 @@
 //! Goals.
 
 use chrono::{DateTime, Utc};
-use foundry_platform::Result;
+use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
+use foundry_platform::{Error, Result};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{Lock, newest_first};
+use crate::domain::{Goal, GoalId, GoalStatus, NewGoal, ProgramId};
 
-/// A goal row.
+/// A goal row, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct GoalRow {
-    pub org_id: Uuid,
+struct GoalRow {
     pub id: Uuid,
     pub program_id: Uuid,
     pub title: String,
@@ -26,39 +27,62 @@ pub struct GoalRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLS: &str = "org_id, id, program_id, title, description, target_metric, target_at, \
+impl TryFrom<GoalRow> for Goal {
+    type Error = Error;
+
+    fn try_from(r: GoalRow) -> Result<Goal> {
+        Ok(Goal {
+            id: Id::from_uuid(r.id),
+            program_id: Id::from_uuid(r.program_id),
+            title: r.title,
+            description: r.description,
+            target_metric: r.target_metric,
+            target_at: r.target_at,
+            status: GoalStatus::decode("goals", "status", &r.status)?,
+            owner_user_id: r.owner_user_id.map(Id::from_uuid),
+            created_by: r.created_by,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+const COLS: &str = "id, program_id, title, description, target_metric, target_at, \
      status, owner_user_id, created_by, version, created_at, updated_at";
 
-/// Inserts `g` under a new id (its id, version and times are ignored).
-pub async fn insert_goal(tx: &mut Tx, g: &GoalRow) -> Result<GoalRow> {
-    Ok(sqlx::query_as(&format!(
+/// Inserts a new goal made by `created_by`.
+pub async fn insert_goal(tx: &mut Tx, org_id: Uuid, g: &NewGoal, created_by: Uuid) -> Result<Goal> {
+    let row: GoalRow = sqlx::query_as(&format!(
         "INSERT INTO goals (org_id, id, program_id, title, description, target_metric, \
          target_at, status, owner_user_id, created_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLS}"
     ))
-    .bind(g.org_id)
+    .bind(org_id)
     .bind(Uuid::now_v7())
-    .bind(g.program_id)
+    .bind(g.program_id.uuid())
     .bind(&g.title)
     .bind(&g.description)
     .bind(&g.target_metric)
     .bind(g.target_at)
-    .bind(&g.status)
-    .bind(g.owner_user_id)
-    .bind(g.created_by)
+    .bind(g.status.as_str())
+    .bind(g.owner_user_id.map(Id::uuid))
+    .bind(created_by)
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    row.try_into()
 }
 
-pub async fn get_goal(tx: &mut Tx, org_id: Uuid, id: Uuid, lock: Lock) -> Result<Option<GoalRow>> {
-    Ok(sqlx::query_as(&format!(
+pub async fn get_goal(tx: &mut Tx, org_id: Uuid, id: GoalId, lock: Lock) -> Result<Option<Goal>> {
+    let row: Option<GoalRow> = sqlx::query_as(&format!(
         "SELECT {COLS} FROM goals WHERE org_id = $1 AND id = $2{}",
         lock.sql()
     ))
     .bind(org_id)
-    .bind(id)
+    .bind(id.uuid())
     .fetch_optional(&mut **tx)
-    .await?)
+    .await?;
+    row.map(Goal::try_from).transpose()
 }
 
 /// Newest first: a status walks `goals_status_idx`, none
@@ -66,45 +90,47 @@ pub async fn get_goal(tx: &mut Tx, org_id: Uuid, id: Uuid, lock: Lock) -> Result
 pub async fn list_goals(
     tx: &mut Tx,
     org_id: Uuid,
-    program_id: Uuid,
-    status: Option<&str>,
+    program_id: ProgramId,
+    status: Option<GoalStatus>,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<GoalRow>> {
+) -> Result<Vec<Goal>> {
     let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM goals WHERE org_id = "));
     q.push_bind(org_id)
         .push(" AND program_id = ")
-        .push_bind(program_id);
+        .push_bind(program_id.uuid());
     if let Some(s) = status {
-        q.push(" AND status = ").push_bind(s);
+        q.push(" AND status = ").push_bind(s.as_str());
     }
     newest_first(&mut q, "id", before, limit);
-    Ok(q.build_query_as().fetch_all(&mut **tx).await?)
+    let rows: Vec<GoalRow> = q.build_query_as().fetch_all(&mut **tx).await?;
+    rows.into_iter().map(Goal::try_from).collect()
 }
 
-/// Writes the user-editable fields of `row`.
-pub async fn update_goal(tx: &mut Tx, row: &GoalRow) -> Result<GoalRow> {
-    Ok(sqlx::query_as(&format!(
+/// Writes the user-editable fields of `g`.
+pub async fn update_goal(tx: &mut Tx, org_id: Uuid, g: &Goal) -> Result<Goal> {
+    let row: GoalRow = sqlx::query_as(&format!(
         "UPDATE goals SET title = $3, description = $4, target_metric = $5, target_at = $6, \
          status = $7, owner_user_id = $8, version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
     ))
-    .bind(row.org_id)
-    .bind(row.id)
-    .bind(&row.title)
-    .bind(&row.description)
-    .bind(&row.target_metric)
-    .bind(row.target_at)
-    .bind(&row.status)
-    .bind(row.owner_user_id)
+    .bind(org_id)
+    .bind(g.id.uuid())
+    .bind(&g.title)
+    .bind(&g.description)
+    .bind(&g.target_metric)
+    .bind(g.target_at)
+    .bind(g.status.as_str())
+    .bind(g.owner_user_id.map(Id::uuid))
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    row.try_into()
 }
 
-pub async fn delete_goal(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<()> {
+pub async fn delete_goal(tx: &mut Tx, org_id: Uuid, id: GoalId) -> Result<()> {
     sqlx::query("DELETE FROM goals WHERE org_id = $1 AND id = $2")
         .bind(org_id)
-        .bind(id)
+        .bind(id.uuid())
         .execute(&mut **tx)
         .await?;
     Ok(())

@@ -1,17 +1,18 @@
 //! Risks.
 
 use chrono::{DateTime, Utc};
-use foundry_platform::Result;
+use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
+use foundry_platform::{Error, Result};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{Lock, newest_first};
+use crate::domain::{NewRisk, ProgramId, Risk, RiskId, RiskLevel, RiskSeverity, RiskStatus};
 
-/// A risk row.
+/// A risk row, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct RiskRow {
-    pub org_id: Uuid,
+struct RiskRow {
     pub id: Uuid,
     pub program_id: Uuid,
     pub title: String,
@@ -28,49 +29,74 @@ pub struct RiskRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLS: &str = "org_id, id, program_id, title, description, likelihood, impact, severity, \
+impl TryFrom<RiskRow> for Risk {
+    type Error = Error;
+
+    fn try_from(r: RiskRow) -> Result<Risk> {
+        Ok(Risk {
+            id: Id::from_uuid(r.id),
+            program_id: Id::from_uuid(r.program_id),
+            title: r.title,
+            description: r.description,
+            likelihood: RiskLevel::decode("risks", "likelihood", r.likelihood)?,
+            impact: RiskLevel::decode("risks", "impact", r.impact)?,
+            severity: RiskSeverity::decode("risks", "severity", &r.severity)?,
+            mitigation: r.mitigation,
+            owner_user_id: r.owner_user_id.map(Id::from_uuid),
+            status: RiskStatus::decode("risks", "status", &r.status)?,
+            created_by: r.created_by,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+const COLS: &str = "id, program_id, title, description, likelihood, impact, severity, \
      mitigation, owner_user_id, status, created_by, version, created_at, updated_at";
 
-/// Inserts `r` under a new id (its id, version and times are ignored).
-pub async fn insert_risk(tx: &mut Tx, r: &RiskRow) -> Result<RiskRow> {
-    Ok(sqlx::query_as(&format!(
+/// Inserts a new risk made by `created_by`, with its derived severity.
+pub async fn insert_risk(tx: &mut Tx, org_id: Uuid, r: &NewRisk, created_by: Uuid) -> Result<Risk> {
+    let row: RiskRow = sqlx::query_as(&format!(
         "INSERT INTO risks (org_id, id, program_id, title, description, likelihood, impact, \
          severity, mitigation, owner_user_id, status, created_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLS}"
     ))
-    .bind(r.org_id)
+    .bind(org_id)
     .bind(Uuid::now_v7())
-    .bind(r.program_id)
+    .bind(r.program_id.uuid())
     .bind(&r.title)
     .bind(&r.description)
-    .bind(r.likelihood)
-    .bind(r.impact)
-    .bind(&r.severity)
+    .bind(r.likelihood.value())
+    .bind(r.impact.value())
+    .bind(r.severity().as_str())
     .bind(&r.mitigation)
-    .bind(r.owner_user_id)
-    .bind(&r.status)
-    .bind(r.created_by)
+    .bind(r.owner_user_id.map(Id::uuid))
+    .bind(r.status.as_str())
+    .bind(created_by)
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    row.try_into()
 }
 
-pub async fn get_risk(tx: &mut Tx, org_id: Uuid, id: Uuid, lock: Lock) -> Result<Option<RiskRow>> {
-    Ok(sqlx::query_as(&format!(
+pub async fn get_risk(tx: &mut Tx, org_id: Uuid, id: RiskId, lock: Lock) -> Result<Option<Risk>> {
+    let row: Option<RiskRow> = sqlx::query_as(&format!(
         "SELECT {COLS} FROM risks WHERE org_id = $1 AND id = $2{}",
         lock.sql()
     ))
     .bind(org_id)
-    .bind(id)
+    .bind(id.uuid())
     .fetch_optional(&mut **tx)
-    .await?)
+    .await?;
+    row.map(Risk::try_from).transpose()
 }
 
 /// Filters of ListRisks; all that are set apply.
 #[derive(Clone, Copy, Debug)]
-pub struct RiskFilter<'a> {
-    pub program_id: Uuid,
-    pub severity: Option<&'a str>,
-    pub status: Option<&'a str>,
+pub struct RiskFilter {
+    pub program_id: ProgramId,
+    pub severity: Option<RiskSeverity>,
+    pub status: Option<RiskStatus>,
 }
 
 /// Newest first: a severity walks `risks_severity_idx` (a status is then
@@ -79,49 +105,51 @@ pub struct RiskFilter<'a> {
 pub async fn list_risks(
     tx: &mut Tx,
     org_id: Uuid,
-    f: RiskFilter<'_>,
+    f: RiskFilter,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<RiskRow>> {
+) -> Result<Vec<Risk>> {
     let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM risks WHERE org_id = "));
     q.push_bind(org_id)
         .push(" AND program_id = ")
-        .push_bind(f.program_id);
+        .push_bind(f.program_id.uuid());
     if let Some(s) = f.severity {
-        q.push(" AND severity = ").push_bind(s);
+        q.push(" AND severity = ").push_bind(s.as_str());
     }
     if let Some(s) = f.status {
-        q.push(" AND status = ").push_bind(s);
+        q.push(" AND status = ").push_bind(s.as_str());
     }
     newest_first(&mut q, "id", before, limit);
-    Ok(q.build_query_as().fetch_all(&mut **tx).await?)
+    let rows: Vec<RiskRow> = q.build_query_as().fetch_all(&mut **tx).await?;
+    rows.into_iter().map(Risk::try_from).collect()
 }
 
-/// Writes the user-editable fields of `row` (and its derived severity).
-pub async fn update_risk(tx: &mut Tx, row: &RiskRow) -> Result<RiskRow> {
-    Ok(sqlx::query_as(&format!(
+/// Writes the user-editable fields of `r` (and its derived severity).
+pub async fn update_risk(tx: &mut Tx, org_id: Uuid, r: &Risk) -> Result<Risk> {
+    let row: RiskRow = sqlx::query_as(&format!(
         "UPDATE risks SET title = $3, description = $4, likelihood = $5, impact = $6, \
          severity = $7, mitigation = $8, owner_user_id = $9, status = $10, \
          version = version + 1, updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
     ))
-    .bind(row.org_id)
-    .bind(row.id)
-    .bind(&row.title)
-    .bind(&row.description)
-    .bind(row.likelihood)
-    .bind(row.impact)
-    .bind(&row.severity)
-    .bind(&row.mitigation)
-    .bind(row.owner_user_id)
-    .bind(&row.status)
+    .bind(org_id)
+    .bind(r.id.uuid())
+    .bind(&r.title)
+    .bind(&r.description)
+    .bind(r.likelihood.value())
+    .bind(r.impact.value())
+    .bind(r.severity.as_str())
+    .bind(&r.mitigation)
+    .bind(r.owner_user_id.map(Id::uuid))
+    .bind(r.status.as_str())
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    row.try_into()
 }
 
-pub async fn delete_risk(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<()> {
+pub async fn delete_risk(tx: &mut Tx, org_id: Uuid, id: RiskId) -> Result<()> {
     sqlx::query("DELETE FROM risks WHERE org_id = $1 AND id = $2")
         .bind(org_id)
-        .bind(id)
+        .bind(id.uuid())
         .execute(&mut **tx)
         .await?;
     Ok(())

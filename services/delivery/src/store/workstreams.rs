@@ -1,17 +1,18 @@
 //! Workstreams.
 
 use chrono::{DateTime, Utc};
-use foundry_platform::Result;
+use foundry_domain::Id;
 use foundry_platform::db::Tx;
+use foundry_platform::{Error, Result};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{Lock, Removed};
+use crate::domain::{NewWorkstream, ProgramId, Workstream, WorkstreamId};
 
-/// A workstream row.
+/// A workstream row, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct WorkstreamRow {
-    pub org_id: Uuid,
+struct WorkstreamRow {
     pub id: Uuid,
     pub program_id: Uuid,
     pub name: String,
@@ -23,67 +24,83 @@ pub struct WorkstreamRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLS: &str = "org_id, id, program_id, name, description, position, created_by, version, created_at, updated_at";
+impl TryFrom<WorkstreamRow> for Workstream {
+    type Error = Error;
 
-/// What a new workstream is.
-pub struct NewWorkstream<'a> {
-    pub org_id: Uuid,
-    pub program_id: Uuid,
-    pub name: &'a str,
-    pub description: &'a str,
-    /// `None`: after the program's last workstream.
-    pub position: Option<i32>,
-    pub created_by: Uuid,
+    fn try_from(r: WorkstreamRow) -> Result<Workstream> {
+        Ok(Workstream {
+            id: Id::from_uuid(r.id),
+            program_id: Id::from_uuid(r.program_id),
+            name: r.name,
+            description: r.description,
+            position: r.position,
+            created_by: r.created_by,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
 }
 
-pub async fn insert_workstream(tx: &mut Tx, w: NewWorkstream<'_>) -> Result<WorkstreamRow> {
+const COLS: &str =
+    "id, program_id, name, description, position, created_by, version, created_at, updated_at";
+
+/// Inserts a new workstream made by `created_by`.
+pub async fn insert_workstream(
+    tx: &mut Tx,
+    org_id: Uuid,
+    w: &NewWorkstream,
+    created_by: Uuid,
+) -> Result<Workstream> {
     // Appending reads the last position on workstreams_position_idx. Two
     // concurrent appends may share a position; the id breaks the tie.
-    Ok(sqlx::query_as(&format!(
+    let row: WorkstreamRow = sqlx::query_as(&format!(
         "INSERT INTO workstreams (org_id, id, program_id, name, description, position, created_by) \
          VALUES ($1, $2, $3, $4, $5, coalesce($6, (SELECT coalesce(max(position), 0) + 1 \
          FROM workstreams WHERE org_id = $1 AND program_id = $3)), $7) RETURNING {COLS}"
     ))
-    .bind(w.org_id)
+    .bind(org_id)
     .bind(Uuid::now_v7())
-    .bind(w.program_id)
-    .bind(w.name)
-    .bind(w.description)
+    .bind(w.program_id.uuid())
+    .bind(&w.name)
+    .bind(&w.description)
     .bind(w.position)
-    .bind(w.created_by)
+    .bind(created_by)
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    row.try_into()
 }
 
 pub async fn get_workstream(
     tx: &mut Tx,
     org_id: Uuid,
-    id: Uuid,
+    id: WorkstreamId,
     lock: Lock,
-) -> Result<Option<WorkstreamRow>> {
-    Ok(sqlx::query_as(&format!(
+) -> Result<Option<Workstream>> {
+    let row: Option<WorkstreamRow> = sqlx::query_as(&format!(
         "SELECT {COLS} FROM workstreams WHERE org_id = $1 AND id = $2{}",
         lock.sql()
     ))
     .bind(org_id)
-    .bind(id)
+    .bind(id.uuid())
     .fetch_optional(&mut **tx)
-    .await?)
+    .await?;
+    row.map(Workstream::try_from).transpose()
 }
 
 /// By `(position, id)` after the cursor, on workstreams_position_idx.
 pub async fn list_workstreams(
     tx: &mut Tx,
     org_id: Uuid,
-    program_id: Uuid,
+    program_id: ProgramId,
     after: Option<(i64, Uuid)>,
     limit: i64,
-) -> Result<Vec<WorkstreamRow>> {
+) -> Result<Vec<Workstream>> {
     let mut q =
         QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM workstreams WHERE org_id = "));
     q.push_bind(org_id)
         .push(" AND program_id = ")
-        .push_bind(program_id);
+        .push_bind(program_id.uuid());
     if let Some((position, id)) = after {
         q.push(" AND (position, id) > (")
             .push_bind(position)
@@ -92,26 +109,30 @@ pub async fn list_workstreams(
             .push(")");
     }
     q.push(" ORDER BY position, id LIMIT ").push_bind(limit);
-    Ok(q.build_query_as().fetch_all(&mut **tx).await?)
+    let rows: Vec<WorkstreamRow> = q.build_query_as().fetch_all(&mut **tx).await?;
+    rows.into_iter().map(Workstream::try_from).collect()
 }
 
-pub async fn update_workstream(tx: &mut Tx, row: &WorkstreamRow) -> Result<WorkstreamRow> {
-    Ok(sqlx::query_as(&format!(
+/// Writes the user-editable fields of `w`.
+pub async fn update_workstream(tx: &mut Tx, org_id: Uuid, w: &Workstream) -> Result<Workstream> {
+    let row: WorkstreamRow = sqlx::query_as(&format!(
         "UPDATE workstreams SET name = $3, description = $4, position = $5, version = version + 1, \
          updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
     ))
-    .bind(row.org_id)
-    .bind(row.id)
-    .bind(&row.name)
-    .bind(&row.description)
-    .bind(row.position)
+    .bind(org_id)
+    .bind(w.id.uuid())
+    .bind(&w.name)
+    .bind(&w.description)
+    .bind(w.position)
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    row.try_into()
 }
 
 /// Deletes a workstream with its requirements and their edges; tasks under
 /// those requirements are detached (and their version bumped).
-pub async fn delete_workstream(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Removed> {
+pub async fn delete_workstream(tx: &mut Tx, org_id: Uuid, id: WorkstreamId) -> Result<Removed> {
+    let id = id.uuid();
     let ids: Vec<Uuid> = sqlx::query_scalar(
         "SELECT id FROM requirements WHERE org_id = $1 AND workstream_id = $2 FOR UPDATE",
     )

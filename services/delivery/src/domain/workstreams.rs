@@ -1,0 +1,108 @@
+//! Workstreams: the ordered streams of a program that hold its
+//! requirements, and the fields an update may change.
+
+use chrono::{DateTime, Utc};
+use foundry_domain::{AuditFields, Audited, FieldPath};
+use uuid::Uuid;
+
+use super::*;
+
+/// A stream of work in a program, ordered among its siblings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workstream {
+    pub id: WorkstreamId,
+    pub program_id: ProgramId,
+    pub name: String,
+    pub description: String,
+    /// Order among the program's workstreams (ties break by id).
+    pub position: i32,
+    /// The principal that created it.
+    pub created_by: Uuid,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A workstream to create, as parsed at the edge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewWorkstream {
+    pub program_id: ProgramId,
+    pub name: String,
+    pub description: String,
+    /// `None`: after the program's last workstream.
+    pub position: Option<i32>,
+}
+
+/// The fields `UpdateWorkstream` may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkstreamPath {
+    Name,
+    Description,
+    Position,
+}
+
+impl FieldPath for WorkstreamPath {
+    const ALL: &'static [Self] = &[
+        WorkstreamPath::Name,
+        WorkstreamPath::Description,
+        WorkstreamPath::Position,
+    ];
+    const OUTPUT_ONLY: &'static [&'static str] = &[
+        "id",
+        "program_id",
+        "created_by",
+        "create_time",
+        "update_time",
+        "etag",
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            WorkstreamPath::Name => "name",
+            WorkstreamPath::Description => "description",
+            WorkstreamPath::Position => "position",
+        }
+    }
+}
+
+/// One field's new value in an update.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WorkstreamChange {
+    Name(String),
+    Description(String),
+    Position(i32),
+}
+
+impl Workstream {
+    /// Applies an update's changes.
+    pub fn apply(&mut self, changes: Vec<WorkstreamChange>) {
+        for change in changes {
+            match change {
+                WorkstreamChange::Name(x) => self.name = x,
+                WorkstreamChange::Description(x) => self.description = x,
+                WorkstreamChange::Position(x) => self.position = x,
+            }
+        }
+    }
+}
+
+impl Audited for Workstream {
+    fn audit_fields(&self) -> AuditFields {
+        let Workstream {
+            id: _,
+            program_id,
+            name,
+            description,
+            position,
+            created_by: _,
+            version: _,
+            created_at: _,
+            updated_at: _,
+        } = self;
+        AuditFields::new()
+            .field("program_id", program_id)
+            .field("name", name)
+            .field("description", description)
+            .field("position", position)
+    }
+}
