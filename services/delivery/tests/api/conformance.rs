@@ -214,18 +214,18 @@ async fn conform_but_for_masks_and_request_id_reuse<C>(r: Resource<C>) {
 }
 
 #[tokio::test]
-async fn workstreams_conform_but_for_masks_and_request_id_reuse() {
-    conform_but_for_masks_and_request_id_reuse(workstream_resource()).await;
+async fn workstreams_conform() {
+    conformance::check(TestApp::start().await, &workstream_resource()).await;
 }
 
 #[tokio::test]
-async fn goals_conform_but_for_masks_and_request_id_reuse() {
-    conform_but_for_masks_and_request_id_reuse(goal_resource()).await;
+async fn goals_conform() {
+    conformance::check(TestApp::start().await, &goal_resource()).await;
 }
 
 #[tokio::test]
-async fn risks_conform_but_for_masks_and_request_id_reuse() {
-    conform_but_for_masks_and_request_id_reuse(risk_resource()).await;
+async fn risks_conform() {
+    conformance::check(TestApp::start().await, &risk_resource()).await;
 }
 
 #[tokio::test]
