@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use foundry_domain::Id;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
 use foundry_platform::db::{check_etag, etag, idempotency};
@@ -181,9 +182,9 @@ impl SprintGateService for SprintGates {
             return Ok(Response::new(prev));
         }
         let sprint = found(
-            store::get_sprint(&mut tx, org_id, sprint_id, Lock::KeyShare).await?,
+            store::get_sprint(&mut tx, org_id, Id::from_uuid(sprint_id), Lock::KeyShare).await?,
             &caller,
-            |s| s.program_id,
+            |s| s.program_id.uuid(),
             sprint_not_found,
         )?;
         let now = Utc::now();
@@ -192,7 +193,7 @@ impl SprintGateService for SprintGates {
             &GateRow {
                 org_id,
                 id: Uuid::nil(),
-                program_id: sprint.program_id,
+                program_id: sprint.program_id.uuid(),
                 sprint_id,
                 name,
                 description,
@@ -256,9 +257,9 @@ impl SprintGateService for SprintGates {
         )?;
         let mut tx = self.0.db.tenant(org_id).await?;
         found(
-            store::get_sprint(&mut tx, org_id, sprint_id, Lock::None).await?,
+            store::get_sprint(&mut tx, org_id, Id::from_uuid(sprint_id), Lock::None).await?,
             &caller,
-            |s| s.program_id,
+            |s| s.program_id.uuid(),
             sprint_not_found,
         )?;
         let mut rows =
