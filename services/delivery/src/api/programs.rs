@@ -336,26 +336,8 @@ impl ProgramService for Programs {
         req: Request<pb::ArchiveProgramRequest>,
     ) -> Result<Response<pb::Program>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id: ProgramId = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = program(
-            &mut tx,
-            &call.caller,
-            call.org_id,
-            id.uuid(),
-            Lock::NoKeyUpdate,
-        )
-        .await?;
-        check_etag(&req.get_ref().etag, before.version, "program")?;
-        before.check_archivable().map_err(Error::from)?;
-        let p = store::set_program_archived(&mut tx, call.org_id, id, true).await?;
-        call.actor
-            .event("delivery.program.archive", RESOURCE, id)
-            .project(Some(id.uuid()))
-            .diff(&before, &p)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let (id, etag) = (&req.get_ref().id, &req.get_ref().etag);
+        let p = set_archived(&self.0, &call, id, etag, true).await?;
         Ok(Response::new(program_to_proto(&p)))
     }
 
@@ -365,26 +347,45 @@ impl ProgramService for Programs {
         req: Request<pb::UnarchiveProgramRequest>,
     ) -> Result<Response<pb::Program>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id: ProgramId = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = program(
-            &mut tx,
-            &call.caller,
-            call.org_id,
-            id.uuid(),
-            Lock::NoKeyUpdate,
-        )
-        .await?;
-        check_etag(&req.get_ref().etag, before.version, "program")?;
-        before.check_unarchivable().map_err(Error::from)?;
-        let p = store::set_program_archived(&mut tx, call.org_id, id, false).await?;
-        call.actor
-            .event("delivery.program.unarchive", RESOURCE, id)
-            .project(Some(id.uuid()))
-            .diff(&before, &p)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let (id, etag) = (&req.get_ref().id, &req.get_ref().etag);
+        let p = set_archived(&self.0, &call, id, etag, false).await?;
         Ok(Response::new(program_to_proto(&p)))
     }
+}
+
+/// ArchiveProgram (`archive`) and UnarchiveProgram: the program named `id`
+/// at `etag`, archived or not, with its audit event.
+async fn set_archived(
+    state: &State,
+    call: &Call,
+    id: &str,
+    etag: &str,
+    archive: bool,
+) -> Result<Program, Error> {
+    let id: ProgramId = Violations::require_id("id", id).map(Id::from_uuid)?;
+    let mut tx = state.db.tenant(call.org_id).await?;
+    let before = program(
+        &mut tx,
+        &call.caller,
+        call.org_id,
+        id.uuid(),
+        Lock::NoKeyUpdate,
+    )
+    .await?;
+    check_etag(etag, before.version, "program")?;
+    let (allowed, action) = if archive {
+        (before.check_archivable(), "delivery.program.archive")
+    } else {
+        (before.check_unarchivable(), "delivery.program.unarchive")
+    };
+    allowed.map_err(Error::from)?;
+    let p = store::set_program_archived(&mut tx, call.org_id, id, archive).await?;
+    call.actor
+        .event(action, RESOURCE, id)
+        .project(Some(id.uuid()))
+        .diff(&before, &p)
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(p)
 }

@@ -318,24 +318,8 @@ impl SprintService for Sprints {
         req: Request<pb::StartSprintRequest>,
     ) -> Result<Response<pb::Sprint>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id: SprintId = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = visible_sprint(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        check_etag(&req.get_ref().etag, before.version, "sprint")?;
-        domain::start_sprint(before.status).map_err(Error::from)?;
-        // A start racing past this check meets sprints_one_active_key.
-        if let Some(active) = store::active_sprint(&mut tx, call.org_id, before.program_id).await? {
-            return Err(store::already_active(Some(active)).into());
-        }
-        let sprint =
-            store::set_sprint_status(&mut tx, call.org_id, id, SprintStatus::Active).await?;
-        call.actor
-            .event("delivery.sprint.start", RESOURCE, id)
-            .project(Some(sprint.program_id.uuid()))
-            .diff(&before, &sprint)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let (id, etag) = (&req.get_ref().id, &req.get_ref().etag);
+        let sprint = move_sprint(&self.0, &call, id, etag, SprintStatus::Active).await?;
         Ok(Response::new(sprint_to_proto(&sprint)))
     }
 
@@ -345,20 +329,53 @@ impl SprintService for Sprints {
         req: Request<pb::CompleteSprintRequest>,
     ) -> Result<Response<pb::Sprint>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id: SprintId = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = visible_sprint(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        check_etag(&req.get_ref().etag, before.version, "sprint")?;
-        domain::complete_sprint(before.status).map_err(Error::from)?;
-        let sprint =
-            store::set_sprint_status(&mut tx, call.org_id, id, SprintStatus::Completed).await?;
-        call.actor
-            .event("delivery.sprint.complete", RESOURCE, id)
-            .project(Some(sprint.program_id.uuid()))
-            .diff(&before, &sprint)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let (id, etag) = (&req.get_ref().id, &req.get_ref().etag);
+        let sprint = move_sprint(&self.0, &call, id, etag, SprintStatus::Completed).await?;
         Ok(Response::new(sprint_to_proto(&sprint)))
     }
+}
+
+/// StartSprint (to ACTIVE) and CompleteSprint (to COMPLETED): the sprint
+/// named `id` at `etag`, moved, with its audit event.
+async fn move_sprint(
+    state: &State,
+    call: &Call,
+    id: &str,
+    etag: &str,
+    to: SprintStatus,
+) -> Result<Sprint, Error> {
+    let id: SprintId = Violations::require_id("id", id).map(Id::from_uuid)?;
+    let mut tx = state.db.tenant(call.org_id).await?;
+    let before = visible_sprint(&mut tx, call, id, Lock::NoKeyUpdate).await?;
+    check_etag(etag, before.version, "sprint")?;
+    let action = match to {
+        SprintStatus::Active => {
+            domain::start_sprint(before.status)?;
+            // A start racing past this check meets sprints_one_active_key.
+            if let Some(active) =
+                store::active_sprint(&mut tx, call.org_id, before.program_id).await?
+            {
+                return Err(store::already_active(Some(active)));
+            }
+            "delivery.sprint.start"
+        }
+        SprintStatus::Completed => {
+            domain::complete_sprint(before.status)?;
+            "delivery.sprint.complete"
+        }
+        SprintStatus::Planned => {
+            return Err(Error::internal(anyhow::anyhow!(
+                "no method moves a sprint back to planned"
+            )));
+        }
+    };
+    let sprint = store::set_sprint_status(&mut tx, call.org_id, id, to).await?;
+    call.actor
+        .event(action, RESOURCE, id)
+        .project(Some(sprint.program_id.uuid()))
+        .diff(&before, &sprint)
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(sprint)
 }
