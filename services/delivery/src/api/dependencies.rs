@@ -3,24 +3,25 @@
 
 use std::collections::HashMap;
 
+use foundry_domain::Id;
+use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1 as pb;
-use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::requirements::requirement_to_proto;
-use crate::api::{actor, found, other_program, program, requirement_not_found};
-use crate::domain::graph::{self, Edge};
-use crate::domain::{Priority, RequirementStatus};
-use crate::store::{self, DependencyRow, Direction, Lock};
+use crate::api::requirements::{requirement_to_proto, visible_requirement};
+use crate::api::{SERVICE, other_program, program, requirement_not_found};
+use crate::domain::graph;
+use crate::domain::{Dependency, PlanItem, ProgramId, RequirementId};
+use crate::store::{self, Direction, Lock};
 
 const RESOURCE: &str = "delivery.requirement";
 
-fn dependency_to_proto(d: DependencyRow) -> pb::RequirementDependency {
+fn dependency_to_proto(d: &Dependency) -> pb::RequirementDependency {
     pb::RequirementDependency {
         requirement_id: d.requirement_id.to_string(),
         depends_on_id: d.depends_on_id.to_string(),
@@ -31,16 +32,17 @@ fn dependency_to_proto(d: DependencyRow) -> pb::RequirementDependency {
 }
 
 /// Both ends of an edge named by a request.
-fn edge(requirement_id: &str, depends_on_id: &str) -> Result<Edge, Error> {
+fn edge(
+    requirement_id: &str,
+    depends_on_id: &str,
+) -> Result<(RequirementId, RequirementId), Error> {
     let mut v = Violations::new();
-    let a = v.id("requirement_id", requirement_id);
-    let b = v.id("depends_on_id", depends_on_id);
+    let a = v.id_of("requirement_id", requirement_id);
+    let b = v.id_of("depends_on_id", depends_on_id);
     if a.is_some() && a == b {
         v.add("depends_on_id", "must differ from requirement_id");
     }
-    v.finish()?;
-    a.zip(b)
-        .ok_or_else(|| Error::invalid_field("requirement_id", "is required"))
+    v.finish_with(|| Some((a?, b?)))
 }
 
 /// AddRequirementDependency. The program row is locked (`FOR NO KEY
@@ -52,62 +54,59 @@ pub async fn add(
     state: &State,
     req: Request<pb::AddRequirementDependencyRequest>,
 ) -> Result<Response<pb::RequirementDependency>, Status> {
-    let caller = caller(&req)?;
-    let org_id = caller.org_id()?;
-    let actor = actor(&req);
+    let call = Call::of(SERVICE, &req)?;
     let (requirement_id, depends_on_id) =
         edge(&req.get_ref().requirement_id, &req.get_ref().depends_on_id)?;
-    let mut tx = state.db.tenant(org_id).await?;
+    let mut tx = state.db.tenant(call.org_id).await?;
     // Its program first (a requirement never changes program), then the
     // graph lock, then both ends.
-    let program_id = found(
-        store::get_requirement(&mut tx, org_id, requirement_id, Lock::None).await?,
-        &caller,
-        |r| r.program_id,
-        requirement_not_found,
-    )?
-    .program_id;
-    program(&mut tx, &caller, org_id, program_id, Lock::NoKeyUpdate).await?;
-    store::get_requirement(&mut tx, org_id, requirement_id, Lock::KeyShare)
+    let program_id = visible_requirement(&mut tx, &call, requirement_id, Lock::None)
+        .await?
+        .program_id;
+    program(
+        &mut tx,
+        &call.caller,
+        call.org_id,
+        program_id.uuid(),
+        Lock::NoKeyUpdate,
+    )
+    .await?;
+    store::get_requirement(&mut tx, call.org_id, requirement_id, Lock::KeyShare)
         .await?
         .ok_or_else(requirement_not_found)?;
-    let target = found(
-        store::get_requirement(&mut tx, org_id, depends_on_id, Lock::KeyShare).await?,
-        &caller,
-        |r| r.program_id,
-        requirement_not_found,
-    )?;
+    let target = visible_requirement(&mut tx, &call, depends_on_id, Lock::KeyShare).await?;
     if target.program_id != program_id {
         return Err(other_program("requirement named by depends_on_id").into());
     }
-    let edges = store::program_edges(&mut tx, org_id, program_id).await?;
-    if edges.contains(&(requirement_id, depends_on_id)) {
+    let edges = store::program_edges(&mut tx, call.org_id, program_id).await?;
+    let (a, b) = (requirement_id.uuid(), depends_on_id.uuid());
+    if edges.contains(&(a, b)) {
         return Err(store::dependency_exists().into());
     }
-    if let Some(cycle) = graph::cycle_through(&edges, requirement_id, depends_on_id) {
+    if let Some(cycle) = graph::cycle_through(&edges, a, b) {
         return Err(Error::from(graph::cycle_error(&cycle)).into());
     }
-    let row = store::insert_dependency(
+    let dependency = store::insert_dependency(
         &mut tx,
-        org_id,
+        call.org_id,
         program_id,
         requirement_id,
         depends_on_id,
-        caller.principal_id(),
+        call.principal_id(),
     )
     .await?;
-    actor
+    call.actor
         .event(
             "delivery.requirement.add_dependency",
             RESOURCE,
             requirement_id,
         )
-        .project(Some(program_id))
+        .project(Some(program_id.uuid()))
         .set("depends_on_id", depends_on_id)
         .record(&mut tx)
         .await?;
     tx.commit().await.map_err(Error::from)?;
-    Ok(Response::new(dependency_to_proto(row)))
+    Ok(Response::new(dependency_to_proto(&dependency)))
 }
 
 /// RemoveRequirementDependency.
@@ -116,28 +115,21 @@ pub async fn remove(
     state: &State,
     req: Request<pb::RemoveRequirementDependencyRequest>,
 ) -> Result<Response<()>, Status> {
-    let caller = caller(&req)?;
-    let org_id = caller.org_id()?;
-    let actor = actor(&req);
+    let call = Call::of(SERVICE, &req)?;
     let (requirement_id, depends_on_id) =
         edge(&req.get_ref().requirement_id, &req.get_ref().depends_on_id)?;
-    let mut tx = state.db.tenant(org_id).await?;
-    let requirement = found(
-        store::get_requirement(&mut tx, org_id, requirement_id, Lock::None).await?,
-        &caller,
-        |r| r.program_id,
-        requirement_not_found,
-    )?;
-    store::delete_dependency(&mut tx, org_id, requirement_id, depends_on_id)
+    let mut tx = state.db.tenant(call.org_id).await?;
+    let requirement = visible_requirement(&mut tx, &call, requirement_id, Lock::None).await?;
+    store::delete_dependency(&mut tx, call.org_id, requirement_id, depends_on_id)
         .await?
         .ok_or_else(|| Error::not_found("DEPENDENCY_NOT_FOUND", "dependency"))?;
-    actor
+    call.actor
         .event(
             "delivery.requirement.remove_dependency",
             RESOURCE,
             requirement_id,
         )
-        .project(Some(requirement.program_id))
+        .project(Some(requirement.program_id.uuid()))
         .change("depends_on_id", depends_on_id, None::<()>)
         .record(&mut tx)
         .await?;
@@ -151,19 +143,15 @@ pub async fn list(
     state: &State,
     req: Request<pb::ListRequirementDependenciesRequest>,
 ) -> Result<Response<pb::ListRequirementDependenciesResponse>, Status> {
-    let caller = caller(&req)?;
-    let org_id = caller.org_id()?;
+    let call = Call::of(SERVICE, &req)?;
     let req = req.into_inner();
     let mut v = Violations::new();
-    let id = v.id("requirement_id", &req.requirement_id);
+    let id: Option<RequirementId> = v.id_of("requirement_id", &req.requirement_id);
     let direction = match v.opt_enum_value("direction", req.direction) {
         None | Some(pb::DependencyDirection::Upstream) => Direction::Upstream,
         Some(_) => Direction::Downstream,
     };
-    v.finish()?;
-    let Some(id) = id else {
-        return Err(Error::invalid_field("requirement_id", "is required").into());
-    };
+    let id = v.finish_with(|| id)?;
     let page = state.pages.parse(
         req.page_size,
         &req.page_token,
@@ -172,16 +160,11 @@ pub async fn list(
             req.transitive
         ),
     )?;
-    let mut tx = state.db.tenant(org_id).await?;
-    found(
-        store::get_requirement(&mut tx, org_id, id, Lock::None).await?,
-        &caller,
-        |r| r.program_id,
-        requirement_not_found,
-    )?;
-    let mut rows = store::list_dependencies(
+    let mut tx = state.db.tenant(call.org_id).await?;
+    visible_requirement(&mut tx, &call, id, Lock::None).await?;
+    let mut requirements = store::list_dependencies(
         &mut tx,
-        org_id,
+        call.org_id,
         id,
         direction,
         req.transitive,
@@ -190,9 +173,11 @@ pub async fn list(
     )
     .await?;
     tx.commit().await.map_err(Error::from)?;
-    let next_page_token = state.pages.finish(&page, &mut rows, |r| r.id);
+    let next_page_token = state
+        .pages
+        .finish(&page, &mut requirements, |r| r.id.uuid());
     Ok(Response::new(pb::ListRequirementDependenciesResponse {
-        requirements: rows.into_iter().map(requirement_to_proto).collect(),
+        requirements: requirements.iter().map(requirement_to_proto).collect(),
         next_page_token,
     }))
 }
@@ -204,18 +189,25 @@ pub async fn plan(
     state: &State,
     req: Request<pb::GetProgramPlanRequest>,
 ) -> Result<Response<pb::ProgramPlan>, Status> {
-    let caller = caller(&req)?;
-    let org_id = caller.org_id()?;
-    let program_id = Violations::require_id("program_id", &req.get_ref().program_id)?;
-    let mut tx = state.db.tenant(org_id).await?;
-    program(&mut tx, &caller, org_id, program_id, Lock::None).await?;
-    let requirements = store::plan_requirements(&mut tx, org_id, program_id).await?;
-    let edges = store::program_edges(&mut tx, org_id, program_id).await?;
+    let call = Call::of(SERVICE, &req)?;
+    let program_id: ProgramId =
+        Violations::require_id("program_id", &req.get_ref().program_id).map(Id::from_uuid)?;
+    let mut tx = state.db.tenant(call.org_id).await?;
+    program(
+        &mut tx,
+        &call.caller,
+        call.org_id,
+        program_id.uuid(),
+        Lock::None,
+    )
+    .await?;
+    let requirements = store::plan_requirements(&mut tx, call.org_id, program_id).await?;
+    let edges = store::program_edges(&mut tx, call.org_id, program_id).await?;
     tx.commit().await.map_err(Error::from)?;
 
-    let nodes: Vec<(Uuid, Priority)> = requirements
+    let nodes: Vec<_> = requirements
         .iter()
-        .map(|r| (r.id, Priority::from_db(&r.priority)))
+        .map(|r| (r.id.uuid(), r.priority))
         .collect();
     let order = graph::plan(&nodes, &edges).map_err(|stuck| {
         Error::internal(anyhow::anyhow!(
@@ -228,7 +220,7 @@ pub async fn plan(
     for (a, b) in sorted_edges {
         depends_on.entry(a).or_default().push(b.to_string());
     }
-    let by_id: HashMap<Uuid, &store::PlanRow> = requirements.iter().map(|r| (r.id, r)).collect();
+    let by_id: HashMap<Uuid, &PlanItem> = requirements.iter().map(|r| (r.id.uuid(), r)).collect();
     let planned = order
         .iter()
         .filter_map(|p| {
@@ -237,10 +229,10 @@ pub async fn plan(
                 requirement_id: r.id.to_string(),
                 workstream_id: r.workstream_id.to_string(),
                 title: r.title.clone(),
-                priority: pb::RequirementPriority::from(Priority::from_db(&r.priority)) as i32,
-                status: pb::RequirementStatus::from(RequirementStatus::from_db(&r.status)) as i32,
+                priority: pb::RequirementPriority::from(r.priority) as i32,
+                status: pb::RequirementStatus::from(r.status) as i32,
                 level: i32::try_from(p.level).unwrap_or(i32::MAX),
-                depends_on_ids: depends_on.remove(&r.id).unwrap_or_default(),
+                depends_on_ids: depends_on.remove(&p.id).unwrap_or_default(),
             })
         })
         .collect();

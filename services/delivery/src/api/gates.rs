@@ -3,26 +3,29 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use foundry_domain::Id;
+use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
-use foundry_platform::db::{check_etag, etag, idempotency};
-use foundry_platform::validate::{Violations, update_mask};
+use foundry_platform::db::{Tx, check_etag, etag};
+use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{
     self as pb, sprint_gate_service_server::SprintGateService,
 };
-use foundry_tenancy::caller;
-use sqlx::types::Json;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
+use crate::api::sprints::visible_sprint;
 use crate::api::{
-    SHORT_DESCRIPTION, actor, evaluation_not_found, found, long_text, sprint_gate_not_found,
-    sprint_not_found,
+    SERVICE, SHORT_DESCRIPTION, evaluation_not_found, found, long_text, sprint_gate_not_found,
 };
-use crate::domain::{self, Answer, AnswerProblem, Criterion, EvaluatorType};
-use crate::store::{self, EvaluationRow, GateRow, Lock};
+use crate::domain::{
+    self, Answer, AnswerProblem, Criterion, Evaluation, EvaluatorType, NewEvaluation,
+    NewSprintGate, SprintGate, SprintGateChange, SprintGateId, SprintGatePath, SprintId,
+};
+use crate::store::{self, Lock};
 
 /// Handlers of `SprintGateService`.
 #[derive(Clone, Debug)]
@@ -35,54 +38,59 @@ const MAX_CRITERION_ID: usize = 64;
 const MAX_CRITERION_DESCRIPTION: usize = 2_000;
 const MAX_EVIDENCE: usize = 10_000;
 
-pub fn gate_to_proto(r: GateRow) -> pb::SprintGate {
+pub fn gate_to_proto(g: &SprintGate) -> pb::SprintGate {
     pb::SprintGate {
-        id: r.id.to_string(),
-        sprint_id: r.sprint_id.to_string(),
-        program_id: r.program_id.to_string(),
-        name: r.name,
-        description: r.description,
-        criteria: r
+        id: g.id.to_string(),
+        sprint_id: g.sprint_id.to_string(),
+        program_id: g.program_id.to_string(),
+        name: g.name.clone(),
+        description: g.description.clone(),
+        criteria: g
             .criteria
-            .0
-            .into_iter()
+            .iter()
             .map(|c| pb::SprintGateCriterion {
-                id: c.id,
-                description: c.description,
+                id: c.id.clone(),
+                description: c.description.clone(),
                 required: c.required,
             })
             .collect(),
-        created_by: r.created_by.to_string(),
-        create_time: Some(timestamp(r.created_at)),
-        update_time: Some(timestamp(r.updated_at)),
-        etag: etag(r.version),
+        created_by: g.created_by.to_string(),
+        create_time: Some(timestamp(g.created_at)),
+        update_time: Some(timestamp(g.updated_at)),
+        etag: etag(g.version),
     }
 }
 
-pub fn evaluation_to_proto(r: EvaluationRow) -> pb::SprintGateEvaluation {
+pub fn evaluation_to_proto(e: &Evaluation) -> pb::SprintGateEvaluation {
     pb::SprintGateEvaluation {
-        id: r.id.to_string(),
-        gate_id: r.gate_id.to_string(),
-        sprint_id: r.sprint_id.to_string(),
-        program_id: r.program_id.to_string(),
-        evaluator_id: r.evaluator_id.to_string(),
-        evaluator_type: pb::SprintGateEvaluatorType::from(EvaluatorType::from_db(&r.evaluator_type))
-            as i32,
-        results: r
+        id: e.id.to_string(),
+        gate_id: e.gate_id.to_string(),
+        sprint_id: e.sprint_id.to_string(),
+        program_id: e.program_id.to_string(),
+        evaluator_id: e.evaluator_id.to_string(),
+        evaluator_type: pb::SprintGateEvaluatorType::from(e.evaluator_type) as i32,
+        results: e
             .results
-            .0
-            .into_iter()
+            .iter()
             .map(|x| pb::SprintGateCriterionResult {
-                criterion_id: x.criterion_id,
+                criterion_id: x.criterion_id.clone(),
                 passed: x.passed,
-                evidence: x.evidence,
-                description: x.description,
+                evidence: x.evidence.clone(),
+                description: x.description.clone(),
                 required: x.required,
             })
             .collect(),
-        passed: r.passed,
-        create_time: Some(timestamp(r.created_at)),
+        passed: e.passed,
+        create_time: Some(timestamp(e.created_at)),
     }
+}
+
+fn name(v: &mut Violations, value: &str) -> Option<String> {
+    v.text("sprint_gate.name", value, 1, 200)
+}
+
+fn description(v: &mut Violations, value: &str) -> Option<String> {
+    long_text(v, "sprint_gate.description", value, 0, SHORT_DESCRIPTION)
 }
 
 /// The criteria of a gate: 1..MAX_CRITERIA, ids unique (assigned when
@@ -141,6 +149,130 @@ fn criteria(v: &mut Violations, given: &[pb::SprintGateCriterion]) -> Option<Vec
     ok.then_some(out)
 }
 
+/// A `CreateSprintGateRequest` as a [`NewSprintGate`] and its request id.
+fn parse_create(req: &pb::CreateSprintGateRequest) -> Result<(NewSprintGate, Option<Uuid>), Error> {
+    let empty = pb::SprintGate::default();
+    let g = req.sprint_gate.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let sprint_id = v.id_of("sprint_gate.sprint_id", &g.sprint_id);
+    let name = name(&mut v, &g.name);
+    let description = description(&mut v, &g.description);
+    let criteria = criteria(&mut v, &g.criteria);
+    let request_id = v.maybe_request_id(&req.request_id);
+    v.finish_with(|| {
+        Some((
+            NewSprintGate {
+                sprint_id: sprint_id?,
+                name: name?,
+                description: description?,
+                criteria: criteria?,
+            },
+            request_id?,
+        ))
+    })
+}
+
+/// An `UpdateSprintGateRequest` as the gate's id and the changes its mask
+/// names.
+fn parse_update(
+    req: &pb::UpdateSprintGateRequest,
+) -> Result<(SprintGateId, Vec<SprintGateChange>), Error> {
+    let empty = pb::SprintGate::default();
+    let g = req.sprint_gate.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let id = v.id_of("sprint_gate.id", &g.id);
+    let mut changes = Vec::new();
+    for path in mask::<SprintGatePath>(&mut v, req.update_mask.as_ref()) {
+        changes.push(match path {
+            SprintGatePath::Name => name(&mut v, &g.name).map(SprintGateChange::Name),
+            SprintGatePath::Description => {
+                description(&mut v, &g.description).map(SprintGateChange::Description)
+            }
+            SprintGatePath::Criteria => {
+                criteria(&mut v, &g.criteria).map(SprintGateChange::Criteria)
+            }
+        });
+    }
+    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+}
+
+/// An `EvaluateSprintGateRequest` as the gate's id and the answers.
+fn parse_evaluate(
+    req: &pb::EvaluateSprintGateRequest,
+) -> Result<(SprintGateId, Vec<Answer>), Error> {
+    let mut v = Violations::new();
+    let gate_id = v.id_of("gate_id", &req.gate_id);
+    let answers = if req.results.len() > MAX_CRITERIA {
+        v.add("results", format!("at most {MAX_CRITERIA} results"));
+        None
+    } else {
+        req.results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let id = r.criterion_id.trim();
+                if id.is_empty() {
+                    v.add(format!("results[{i}].criterion_id"), "is required");
+                }
+                let evidence = long_text(
+                    &mut v,
+                    &format!("results[{i}].evidence"),
+                    &r.evidence,
+                    0,
+                    MAX_EVIDENCE,
+                );
+                (!id.is_empty()).then_some(Answer {
+                    criterion_id: id.to_owned(),
+                    passed: r.passed,
+                    evidence: evidence?,
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+    };
+    v.finish_with(|| Some((gate_id?, answers?)))
+}
+
+/// The violations of answers that do not answer the gate.
+fn answer_problems(problems: Vec<AnswerProblem>) -> Error {
+    let mut v = Violations::new();
+    for p in problems {
+        match p {
+            AnswerProblem::Unknown(i) => v.add(
+                format!("results[{i}].criterion_id"),
+                "names no criterion of the gate",
+            ),
+            AnswerProblem::Repeated(i) => v.add(
+                format!("results[{i}].criterion_id"),
+                "answers a criterion already answered",
+            ),
+            AnswerProblem::Unanswered(ids) => v.add(
+                "results",
+                format!("required criteria not answered: {}", ids.join(", ")),
+            ),
+        }
+    }
+    v.finish()
+        .err()
+        .unwrap_or_else(|| Error::invalid_field("results", "do not answer the gate"))
+}
+
+/// A gate the caller may see, with `lock`.
+async fn visible_gate(
+    tx: &mut Tx,
+    call: &Call,
+    id: SprintGateId,
+    lock: Lock,
+) -> Result<SprintGate, Error> {
+    found(
+        store::get_gate(tx, call.org_id, id, lock).await?,
+        &call.caller,
+        |g| g.program_id.uuid(),
+        sprint_gate_not_found,
+    )
+}
+
 #[tonic::async_trait]
 impl SprintGateService for SprintGates {
     #[tracing::instrument(skip_all)]
@@ -148,76 +280,30 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::CreateSprintGateRequest>,
     ) -> Result<Response<pb::SprintGate>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let g = req.sprint_gate.unwrap_or_default();
-        let mut v = Violations::new();
-        let sprint_id = v.id("sprint_gate.sprint_id", &g.sprint_id);
-        let name = v.text("sprint_gate.name", &g.name, 1, 200);
-        let description = long_text(
-            &mut v,
-            "sprint_gate.description",
-            &g.description,
-            0,
-            SHORT_DESCRIPTION,
-        );
-        let criteria = criteria(&mut v, &g.criteria);
-        let request_id = v.request_id(&req.request_id);
-        v.finish()?;
-        let (Some(sprint_id), Some(name), Some(description), Some(criteria)) =
-            (sprint_id, name, description, criteria)
-        else {
-            return Err(Error::invalid_field("sprint_gate", "is required").into());
+        let call = Call::of(SERVICE, &req)?;
+        let (new, request_id) = parse_create(req.get_ref())?;
+        let key = idempotency::Key::of(call.org_id, "CreateSprintGate", request_id, req.get_ref());
+        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
+            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::New(tx) => tx,
         };
-
-        let mut tx = self.0.db.tenant(org_id).await?;
-        if let Some(rid) = request_id
-            && let idempotency::Claim::Replay(prev) =
-                idempotency::claim::<pb::SprintGate>(&mut tx, org_id, "CreateSprintGate", rid)
-                    .await?
-        {
-            return Ok(Response::new(prev));
-        }
-        let sprint = found(
-            store::get_sprint(&mut tx, org_id, sprint_id, Lock::KeyShare).await?,
-            &caller,
-            |s| s.program_id,
-            sprint_not_found,
-        )?;
-        let now = Utc::now();
-        let row = store::insert_gate(
+        let sprint = visible_sprint(&mut tx, &call, new.sprint_id, Lock::KeyShare).await?;
+        let gate = store::insert_gate(
             &mut tx,
-            &GateRow {
-                org_id,
-                id: Uuid::nil(),
-                program_id: sprint.program_id,
-                sprint_id,
-                name,
-                description,
-                criteria: Json(criteria),
-                created_by: caller.principal_id(),
-                version: 1,
-                created_at: now,
-                updated_at: now,
-            },
+            call.org_id,
+            sprint.program_id,
+            &new,
+            call.principal_id(),
         )
         .await?;
-        actor
-            .event("delivery.sprint_gate.create", RESOURCE, row.id)
-            .project(Some(row.program_id))
-            .set("sprint_id", sprint_id)
-            .set("name", &row.name)
-            .set("description", &row.description)
-            .set("criteria", &row.criteria.0)
+        call.actor
+            .event("delivery.sprint_gate.create", RESOURCE, gate.id)
+            .project(Some(gate.program_id.uuid()))
+            .created(&gate)
             .record(&mut tx)
             .await?;
-        let out = gate_to_proto(row);
-        if let Some(rid) = request_id {
-            idempotency::complete(&mut tx, org_id, "CreateSprintGate", rid, &out).await?;
-        }
-        tx.commit().await.map_err(Error::from)?;
+        let out = gate_to_proto(&gate);
+        tx.finish(&out).await?;
         Ok(Response::new(out))
     }
 
@@ -226,18 +312,12 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::GetSprintGateRequest>,
     ) -> Result<Response<pb::SprintGate>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_gate(&mut tx, org_id, id, Lock::None).await?,
-            &caller,
-            |g| g.program_id,
-            sprint_gate_not_found,
-        )?;
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let gate = visible_gate(&mut tx, &call, id, Lock::None).await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(gate_to_proto(row)))
+        Ok(Response::new(gate_to_proto(&gate)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -245,28 +325,23 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::ListSprintGatesRequest>,
     ) -> Result<Response<pb::ListSprintGatesResponse>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
+        let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
-        let sprint_id = Violations::require_id("sprint_id", &req.sprint_id)?;
+        let sprint_id: SprintId =
+            Violations::require_id("sprint_id", &req.sprint_id).map(Id::from_uuid)?;
         let page = self.0.pages.parse(
             req.page_size,
             &req.page_token,
             &format!("sprint={sprint_id}"),
         )?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        found(
-            store::get_sprint(&mut tx, org_id, sprint_id, Lock::None).await?,
-            &caller,
-            |s| s.program_id,
-            sprint_not_found,
-        )?;
-        let mut rows =
-            store::list_gates(&mut tx, org_id, sprint_id, page.after, page.limit()).await?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        visible_sprint(&mut tx, &call, sprint_id, Lock::None).await?;
+        let mut gates =
+            store::list_gates(&mut tx, call.org_id, sprint_id, page.after, page.limit()).await?;
         tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut rows, |r| r.id);
+        let next_page_token = self.0.pages.finish(&page, &mut gates, |g| g.id.uuid());
         Ok(Response::new(pb::ListSprintGatesResponse {
-            sprint_gates: rows.into_iter().map(gate_to_proto).collect(),
+            sprint_gates: gates.iter().map(gate_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -276,76 +351,27 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::UpdateSprintGateRequest>,
     ) -> Result<Response<pb::SprintGate>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let g = req.sprint_gate.unwrap_or_default();
-        let mut v = Violations::new();
-        let id = v.id("sprint_gate.id", &g.id);
-        let paths = update_mask(
-            &mut v,
-            req.update_mask.as_ref(),
-            &["name", "description", "criteria"],
-            &[
-                "id",
-                "sprint_id",
-                "program_id",
-                "created_by",
-                "create_time",
-                "update_time",
-                "etag",
-            ],
-        );
-        let (mut name, mut description, mut new_criteria) = (None, None, None);
-        for path in &paths {
-            match *path {
-                "name" => name = v.text("sprint_gate.name", &g.name, 1, 200),
-                "description" => {
-                    description = long_text(
-                        &mut v,
-                        "sprint_gate.description",
-                        &g.description,
-                        0,
-                        SHORT_DESCRIPTION,
-                    )
-                }
-                _ => new_criteria = criteria(&mut v, &g.criteria),
-            }
-        }
-        v.finish()?;
-        let Some(id) = id else {
-            return Err(Error::invalid_field("sprint_gate.id", "is required").into());
-        };
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let mut row = found(
-            store::get_gate(&mut tx, org_id, id, Lock::NoKeyUpdate).await?,
-            &caller,
-            |g| g.program_id,
-            sprint_gate_not_found,
-        )?;
-        check_etag(&g.etag, row.version, "sprint gate")?;
-        let before = row.clone();
-        if let Some(x) = name {
-            row.name = x;
-        }
-        if let Some(x) = description {
-            row.description = x;
-        }
-        if let Some(x) = new_criteria {
-            row.criteria = Json(x);
-        }
-        let row = store::update_gate(&mut tx, &row).await?;
-        actor
+        let call = Call::of(SERVICE, &req)?;
+        let (id, changes) = parse_update(req.get_ref())?;
+        let etag = req
+            .get_ref()
+            .sprint_gate
+            .as_ref()
+            .map_or("", |g| g.etag.as_str());
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let before = visible_gate(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
+        check_etag(etag, before.version, "sprint gate")?;
+        let mut gate = before.clone();
+        gate.apply(changes);
+        let gate = store::update_gate(&mut tx, call.org_id, &gate).await?;
+        call.actor
             .event("delivery.sprint_gate.update", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("name", &before.name, &row.name)
-            .change("description", &before.description, &row.description)
-            .change("criteria", &before.criteria.0, &row.criteria.0)
+            .project(Some(gate.program_id.uuid()))
+            .diff(&before, &gate)
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(gate_to_proto(row)))
+        Ok(Response::new(gate_to_proto(&gate)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -353,24 +379,18 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::DeleteSprintGateRequest>,
     ) -> Result<Response<()>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
+        let call = Call::of(SERVICE, &req)?;
+        let id: SprintGateId =
+            Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
         // FOR UPDATE: evaluations hold FOR SHARE on the gate.
-        let row = found(
-            store::get_gate(&mut tx, org_id, id, Lock::Update).await?,
-            &caller,
-            |g| g.program_id,
-            sprint_gate_not_found,
-        )?;
-        check_etag(&req.get_ref().etag, row.version, "sprint gate")?;
-        let evaluations = store::delete_gate(&mut tx, org_id, id).await?;
-        actor
+        let gate = visible_gate(&mut tx, &call, id, Lock::Update).await?;
+        check_etag(&req.get_ref().etag, gate.version, "sprint gate")?;
+        let evaluations = store::delete_gate(&mut tx, call.org_id, id).await?;
+        call.actor
             .event("delivery.sprint_gate.delete", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("name", &row.name, None::<()>)
+            .project(Some(gate.program_id.uuid()))
+            .removed(&gate)
             .set(
                 "removed",
                 serde_json::json!({ "sprint_gate_evaluations": evaluations }),
@@ -389,99 +409,35 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::EvaluateSprintGateRequest>,
     ) -> Result<Response<pb::SprintGateEvaluation>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let mut v = Violations::new();
-        let gate_id = v.id("gate_id", &req.gate_id);
-        let mut answers = Vec::with_capacity(req.results.len());
-        if req.results.len() > MAX_CRITERIA {
-            v.add("results", format!("at most {MAX_CRITERIA} results"));
-        } else {
-            for (i, r) in req.results.iter().enumerate() {
-                let id = r.criterion_id.trim();
-                if id.is_empty() {
-                    v.add(format!("results[{i}].criterion_id"), "is required");
-                }
-                let evidence = long_text(
-                    &mut v,
-                    &format!("results[{i}].evidence"),
-                    &r.evidence,
-                    0,
-                    MAX_EVIDENCE,
-                );
-                answers.push(Answer {
-                    criterion_id: id.to_owned(),
-                    passed: r.passed,
-                    evidence: evidence.unwrap_or_default(),
-                });
-            }
-        }
-        v.finish()?;
-        let Some(gate_id) = gate_id else {
-            return Err(Error::invalid_field("gate_id", "is required").into());
-        };
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let gate = found(
-            store::get_gate(&mut tx, org_id, gate_id, Lock::Share).await?,
-            &caller,
-            |g| g.program_id,
-            sprint_gate_not_found,
-        )?;
-        check_etag(&req.etag, gate.version, "sprint gate")?;
+        let call = Call::of(SERVICE, &req)?;
+        let (gate_id, answers) = parse_evaluate(req.get_ref())?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let gate = visible_gate(&mut tx, &call, gate_id, Lock::Share).await?;
+        check_etag(&req.get_ref().etag, gate.version, "sprint gate")?;
         let (results, passed) =
-            domain::evaluate_gate(&gate.criteria.0, &answers).map_err(|problems| {
-                let mut v = Violations::new();
-                for p in problems {
-                    match p {
-                        AnswerProblem::Unknown(i) => v.add(
-                            format!("results[{i}].criterion_id"),
-                            "names no criterion of the gate",
-                        ),
-                        AnswerProblem::Repeated(i) => v.add(
-                            format!("results[{i}].criterion_id"),
-                            "answers a criterion already answered",
-                        ),
-                        AnswerProblem::Unanswered(ids) => v.add(
-                            "results",
-                            format!("required criteria not answered: {}", ids.join(", ")),
-                        ),
-                    }
-                }
-                v.finish()
-                    .err()
-                    .unwrap_or_else(|| Error::invalid_field("results", "do not answer the gate"))
-            })?;
-        let evaluator_type = EvaluatorType::from(caller.principal_type());
-        let row = store::insert_evaluation(
+            domain::evaluate_gate(&gate.criteria, &answers).map_err(answer_problems)?;
+        let evaluation = store::insert_evaluation(
             &mut tx,
-            &EvaluationRow {
-                org_id,
-                id: Uuid::nil(),
+            call.org_id,
+            &NewEvaluation {
                 gate_id,
                 sprint_id: gate.sprint_id,
                 program_id: gate.program_id,
-                evaluator_id: caller.principal_id(),
-                evaluator_type: evaluator_type.as_str().to_owned(),
-                results: Json(results),
+                evaluator_id: call.principal_id(),
+                evaluator_type: EvaluatorType::from(call.caller.principal_type()),
+                results,
                 passed,
-                created_at: Utc::now(),
             },
         )
         .await?;
-        actor
-            .event("delivery.sprint_gate.evaluate", EVALUATION, row.id)
-            .project(Some(row.program_id))
-            .set("gate_id", gate_id)
-            .set("sprint_id", row.sprint_id)
-            .set("evaluator_type", &row.evaluator_type)
-            .set("passed", row.passed)
-            .set("results", &row.results.0)
+        call.actor
+            .event("delivery.sprint_gate.evaluate", EVALUATION, evaluation.id)
+            .project(Some(evaluation.program_id.uuid()))
+            .created(&evaluation)
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(evaluation_to_proto(row)))
+        Ok(Response::new(evaluation_to_proto(&evaluation)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -489,18 +445,17 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::GetSprintGateEvaluationRequest>,
     ) -> Result<Response<pb::SprintGateEvaluation>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_evaluation(&mut tx, org_id, id).await?,
-            &caller,
-            |e| e.program_id,
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let evaluation = found(
+            store::get_evaluation(&mut tx, call.org_id, id).await?,
+            &call.caller,
+            |e| e.program_id.uuid(),
             evaluation_not_found,
         )?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(evaluation_to_proto(row)))
+        Ok(Response::new(evaluation_to_proto(&evaluation)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -508,27 +463,26 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::ListSprintGateEvaluationsRequest>,
     ) -> Result<Response<pb::ListSprintGateEvaluationsResponse>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
+        let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
-        let gate_id = Violations::require_id("gate_id", &req.gate_id)?;
+        let gate_id: SprintGateId =
+            Violations::require_id("gate_id", &req.gate_id).map(Id::from_uuid)?;
         let page =
             self.0
                 .pages
                 .parse(req.page_size, &req.page_token, &format!("gate={gate_id}"))?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        found(
-            store::get_gate(&mut tx, org_id, gate_id, Lock::None).await?,
-            &caller,
-            |g| g.program_id,
-            sprint_gate_not_found,
-        )?;
-        let mut rows =
-            store::list_evaluations(&mut tx, org_id, gate_id, page.after, page.limit()).await?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        visible_gate(&mut tx, &call, gate_id, Lock::None).await?;
+        let mut evaluations =
+            store::list_evaluations(&mut tx, call.org_id, gate_id, page.after, page.limit())
+                .await?;
         tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut rows, |r| r.id);
+        let next_page_token = self
+            .0
+            .pages
+            .finish(&page, &mut evaluations, |e| e.id.uuid());
         Ok(Response::new(pb::ListSprintGateEvaluationsResponse {
-            sprint_gate_evaluations: rows.into_iter().map(evaluation_to_proto).collect(),
+            sprint_gate_evaluations: evaluations.iter().map(evaluation_to_proto).collect(),
             next_page_token,
         }))
     }

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use foundry_proto::foundry::delivery::v1 as pb;
 
 use crate::domain;
-use crate::store::{self, Lock, ProgramRow};
+use crate::store::{self, Lock};
 
 /// The proto mapping of a domain enum stored as text: domain → proto, and
 /// proto number → domain (`*_UNSPECIFIED` and unknown numbers are `Err`,
@@ -242,11 +242,11 @@ pub(crate) async fn program(
     org_id: Uuid,
     id: Uuid,
     lock: Lock,
-) -> Result<ProgramRow, Error> {
+) -> Result<domain::Program, Error> {
     found(
         store::get_program(tx, org_id, id, lock).await?,
         caller,
-        |p| p.id,
+        |p| p.id.uuid(),
         program_not_found,
     )
 }

@@ -2,18 +2,23 @@
 
 use std::sync::Arc;
 
+use foundry_domain::Id;
+use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::{opt_timestamp, timestamp};
-use foundry_platform::db::{check_etag, etag, idempotency};
-use foundry_platform::validate::{Violations, update_mask};
+use foundry_platform::db::{check_etag, etag};
+use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, program_service_server::ProgramService};
-use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SHORT_DESCRIPTION, actor, long_text, program};
-use crate::domain::{self, Phase, PhaseMove};
-use crate::store::{self, Lock, NewProgram, ProgramFilter, ProgramRow};
+use crate::api::{SERVICE, SHORT_DESCRIPTION, long_text, program};
+use crate::domain::{
+    self, NewProgram, Phase, PhaseMove, Program, ProgramChange, ProgramId, ProgramPath,
+};
+use crate::store::{self, Lock, ProgramFilter};
 
 /// Handlers of `ProgramService`.
 #[derive(Clone, Debug)]
@@ -24,29 +29,98 @@ pub const FORCE_PERMISSION: &str = "delivery.programs.admin";
 
 const RESOURCE: &str = "delivery.program";
 
-pub fn program_to_proto(r: ProgramRow) -> pb::Program {
+pub fn program_to_proto(p: &Program) -> pb::Program {
     pb::Program {
-        id: r.id.to_string(),
-        name: r.name,
-        slug: r.slug,
-        description: r.description,
-        source_platform: r.source_platform,
-        target_platform: r.target_platform,
-        phase: pb::DeliveryPhase::from(Phase::from_db(&r.phase)) as i32,
-        archived: r.archived_at.is_some(),
-        archive_time: opt_timestamp(r.archived_at),
-        created_by: r.created_by.to_string(),
-        create_time: Some(timestamp(r.created_at)),
-        update_time: Some(timestamp(r.updated_at)),
-        etag: etag(r.version),
+        id: p.id.to_string(),
+        name: p.name.clone(),
+        slug: p.slug.clone(),
+        description: p.description.clone(),
+        source_platform: p.source_platform.clone(),
+        target_platform: p.target_platform.clone(),
+        phase: pb::DeliveryPhase::from(p.phase) as i32,
+        archived: p.archived_at.is_some(),
+        archive_time: opt_timestamp(p.archived_at),
+        created_by: p.created_by.to_string(),
+        create_time: Some(timestamp(p.created_at)),
+        update_time: Some(timestamp(p.updated_at)),
+        etag: etag(p.version),
     }
 }
 
-fn archived() -> Error {
-    Error::failed_precondition(
-        "PROGRAM_ARCHIVED",
-        "the program is archived; unarchive it first",
-    )
+fn name(v: &mut Violations, value: &str) -> Option<String> {
+    v.text("program.name", value, 1, 200)
+}
+
+fn description(v: &mut Violations, value: &str) -> Option<String> {
+    long_text(v, "program.description", value, 0, SHORT_DESCRIPTION)
+}
+
+fn platform(v: &mut Violations, field: &str, value: &str) -> Option<String> {
+    v.text(field, value, 0, 100)
+}
+
+/// A `CreateProgramRequest` as a [`NewProgram`] and its request id.
+fn parse_create(req: &pb::CreateProgramRequest) -> Result<(NewProgram, Option<Uuid>), Error> {
+    let empty = pb::Program::default();
+    let p = req.program.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let name = name(&mut v, &p.name);
+    let slug = v.slug("program.slug", &p.slug);
+    let description = description(&mut v, &p.description);
+    let source_platform = platform(&mut v, "program.source_platform", &p.source_platform);
+    let target_platform = platform(&mut v, "program.target_platform", &p.target_platform);
+    let request_id = v.maybe_request_id(&req.request_id);
+    v.finish_with(|| {
+        Some((
+            NewProgram {
+                name: name?,
+                slug: slug?,
+                description: description?,
+                source_platform: source_platform?,
+                target_platform: target_platform?,
+            },
+            request_id?,
+        ))
+    })
+}
+
+/// An `UpdateProgramRequest` as the program's id and the changes its mask
+/// names.
+fn parse_update(req: &pb::UpdateProgramRequest) -> Result<(ProgramId, Vec<ProgramChange>), Error> {
+    let empty = pb::Program::default();
+    let p = req.program.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let id = v.id_of("program.id", &p.id);
+    let mut changes = Vec::new();
+    for path in mask::<ProgramPath>(&mut v, req.update_mask.as_ref()) {
+        changes.push(match path {
+            ProgramPath::Name => name(&mut v, &p.name).map(ProgramChange::Name),
+            ProgramPath::Slug => v.slug("program.slug", &p.slug).map(ProgramChange::Slug),
+            ProgramPath::Description => {
+                description(&mut v, &p.description).map(ProgramChange::Description)
+            }
+            ProgramPath::SourcePlatform => {
+                platform(&mut v, "program.source_platform", &p.source_platform)
+                    .map(ProgramChange::SourcePlatform)
+            }
+            ProgramPath::TargetPlatform => {
+                platform(&mut v, "program.target_platform", &p.target_platform)
+                    .map(ProgramChange::TargetPlatform)
+            }
+        });
+    }
+    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+}
+
+/// An `AdvanceProgramPhaseRequest`: the program, the phase and the reason.
+fn parse_advance(
+    req: &pb::AdvanceProgramPhaseRequest,
+) -> Result<(ProgramId, Phase, String), Error> {
+    let mut v = Violations::new();
+    let id = v.id_of("id", &req.id);
+    let to = v.enum_value("phase", req.phase);
+    let reason = v.text("reason", &req.reason, 0, 1000);
+    v.finish_with(|| Some((id?, to?, reason?)))
 }
 
 #[tonic::async_trait]
@@ -56,74 +130,29 @@ impl ProgramService for Programs {
         &self,
         req: Request<pb::CreateProgramRequest>,
     ) -> Result<Response<pb::Program>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let p = req.program.unwrap_or_default();
-        let mut v = Violations::new();
-        let name = v.text("program.name", &p.name, 1, 200);
-        let slug = v.slug("program.slug", &p.slug);
-        let description = long_text(
-            &mut v,
-            "program.description",
-            &p.description,
-            0,
-            SHORT_DESCRIPTION,
-        );
-        let source = v.text("program.source_platform", &p.source_platform, 0, 100);
-        let target = v.text("program.target_platform", &p.target_platform, 0, 100);
-        let request_id = v.request_id(&req.request_id);
-        v.finish()?;
-        let (Some(name), Some(slug), Some(description), Some(source), Some(target)) =
-            (name, slug, description, source, target)
-        else {
-            return Err(Error::invalid_field("program", "is required").into());
-        };
-        if caller.claims.project_id.is_some() {
+        let call = Call::of(SERVICE, &req)?;
+        let (new, request_id) = parse_create(req.get_ref())?;
+        if call.caller.claims.project_id.is_some() {
             return Err(Error::permission_denied(
                 "PROJECT_BOUND_CREDENTIAL",
                 "a credential bound to one program cannot create programs",
             )
             .into());
         }
-
-        let mut tx = self.0.db.tenant(org_id).await?;
-        if let Some(rid) = request_id
-            && let idempotency::Claim::Replay(prev) =
-                idempotency::claim::<pb::Program>(&mut tx, org_id, "CreateProgram", rid).await?
-        {
-            return Ok(Response::new(prev));
-        }
-        let row = store::insert_program(
-            &mut tx,
-            NewProgram {
-                org_id,
-                name: &name,
-                slug: &slug,
-                description: &description,
-                source_platform: &source,
-                target_platform: &target,
-                created_by: caller.principal_id(),
-            },
-        )
-        .await?;
-        actor
-            .event("delivery.program.create", RESOURCE, row.id)
-            .project(Some(row.id))
-            .set("name", &row.name)
-            .set("slug", &row.slug)
-            .set("description", &row.description)
-            .set("source_platform", &row.source_platform)
-            .set("target_platform", &row.target_platform)
-            .set("phase", &row.phase)
+        let key = idempotency::Key::of(call.org_id, "CreateProgram", request_id, req.get_ref());
+        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
+            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::New(tx) => tx,
+        };
+        let p = store::insert_program(&mut tx, call.org_id, &new, call.principal_id()).await?;
+        call.actor
+            .event("delivery.program.create", RESOURCE, p.id)
+            .project(Some(p.id.uuid()))
+            .created(&p)
             .record(&mut tx)
             .await?;
-        let out = program_to_proto(row);
-        if let Some(rid) = request_id {
-            idempotency::complete(&mut tx, org_id, "CreateProgram", rid, &out).await?;
-        }
-        tx.commit().await.map_err(Error::from)?;
+        let out = program_to_proto(&p);
+        tx.finish(&out).await?;
         Ok(Response::new(out))
     }
 
@@ -132,13 +161,12 @@ impl ProgramService for Programs {
         &self,
         req: Request<pb::GetProgramRequest>,
     ) -> Result<Response<pb::Program>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
+        let call = Call::of(SERVICE, &req)?;
         let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = program(&mut tx, &caller, org_id, id, Lock::None).await?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let p = program(&mut tx, &call.caller, call.org_id, id, Lock::None).await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(program_to_proto(row)))
+        Ok(Response::new(program_to_proto(&p)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -146,8 +174,7 @@ impl ProgramService for Programs {
         &self,
         req: Request<pb::ListProgramsRequest>,
     ) -> Result<Response<pb::ListProgramsResponse>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
+        let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
         let phase: Option<Phase> = v.opt_enum_value("phase", req.phase);
@@ -157,23 +184,23 @@ impl ProgramService for Programs {
             &req.page_token,
             &format!("phase={};archived={:?}", req.phase, req.archived),
         )?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let mut rows = store::list_programs(
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let mut programs = store::list_programs(
             &mut tx,
-            org_id,
+            call.org_id,
             ProgramFilter {
-                phase: phase.map(Phase::as_str),
+                phase,
                 archived: req.archived,
-                only: caller.claims.project_id,
+                only: call.caller.claims.project_id,
             },
             page.after,
             page.limit(),
         )
         .await?;
         tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut rows, |r| r.id);
+        let next_page_token = self.0.pages.finish(&page, &mut programs, |p| p.id.uuid());
         Ok(Response::new(pb::ListProgramsResponse {
-            programs: rows.into_iter().map(program_to_proto).collect(),
+            programs: programs.iter().map(program_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -183,102 +210,35 @@ impl ProgramService for Programs {
         &self,
         req: Request<pb::UpdateProgramRequest>,
     ) -> Result<Response<pb::Program>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let p = req.program.unwrap_or_default();
-        let mut v = Violations::new();
-        let id = v.id("program.id", &p.id);
-        let paths = update_mask(
-            &mut v,
-            req.update_mask.as_ref(),
-            &[
-                "name",
-                "slug",
-                "description",
-                "source_platform",
-                "target_platform",
-            ],
-            &[
-                "id",
-                "phase",
-                "archived",
-                "archive_time",
-                "created_by",
-                "create_time",
-                "update_time",
-                "etag",
-            ],
-        );
-        let (mut name, mut slug, mut description, mut source, mut target) =
-            (None, None, None, None, None);
-        for path in &paths {
-            match *path {
-                "name" => name = v.text("program.name", &p.name, 1, 200),
-                "slug" => slug = v.slug("program.slug", &p.slug),
-                "description" => {
-                    description = long_text(
-                        &mut v,
-                        "program.description",
-                        &p.description,
-                        0,
-                        SHORT_DESCRIPTION,
-                    )
-                }
-                "source_platform" => {
-                    source = v.text("program.source_platform", &p.source_platform, 0, 100)
-                }
-                _ => target = v.text("program.target_platform", &p.target_platform, 0, 100),
-            }
-        }
-        v.finish()?;
-        let Some(id) = id else {
-            return Err(Error::invalid_field("program.id", "is required").into());
-        };
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let mut row = program(&mut tx, &caller, org_id, id, Lock::NoKeyUpdate).await?;
-        check_etag(&p.etag, row.version, "program")?;
-        if row.archived_at.is_some() {
-            return Err(archived().into());
-        }
-        let before = row.clone();
-        if let Some(x) = name {
-            row.name = x;
-        }
-        if let Some(x) = slug {
-            row.slug = x;
-        }
-        if let Some(x) = description {
-            row.description = x;
-        }
-        if let Some(x) = source {
-            row.source_platform = x;
-        }
-        if let Some(x) = target {
-            row.target_platform = x;
-        }
-        let row = store::update_program(&mut tx, &row).await?;
-        actor
+        let call = Call::of(SERVICE, &req)?;
+        let (id, changes) = parse_update(req.get_ref())?;
+        let etag = req
+            .get_ref()
+            .program
+            .as_ref()
+            .map_or("", |p| p.etag.as_str());
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let before = program(
+            &mut tx,
+            &call.caller,
+            call.org_id,
+            id.uuid(),
+            Lock::NoKeyUpdate,
+        )
+        .await?;
+        check_etag(etag, before.version, "program")?;
+        before.check_not_archived().map_err(Error::from)?;
+        let mut p = before.clone();
+        p.apply(changes);
+        let p = store::update_program(&mut tx, call.org_id, &p).await?;
+        call.actor
             .event("delivery.program.update", RESOURCE, id)
-            .project(Some(id))
-            .change("name", &before.name, &row.name)
-            .change("slug", &before.slug, &row.slug)
-            .change("description", &before.description, &row.description)
-            .change(
-                "source_platform",
-                &before.source_platform,
-                &row.source_platform,
-            )
-            .change(
-                "target_platform",
-                &before.target_platform,
-                &row.target_platform,
-            )
+            .project(Some(id.uuid()))
+            .diff(&before, &p)
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(program_to_proto(row)))
+        Ok(Response::new(program_to_proto(&p)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -286,22 +246,18 @@ impl ProgramService for Programs {
         &self,
         req: Request<pb::DeleteProgramRequest>,
     ) -> Result<Response<()>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
+        let call = Call::of(SERVICE, &req)?;
+        let id: ProgramId = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
         // FOR UPDATE: creates of children hold FOR KEY SHARE on the program,
         // so none is in flight while the cascade runs.
-        let row = program(&mut tx, &caller, org_id, id, Lock::Update).await?;
-        check_etag(&req.get_ref().etag, row.version, "program")?;
-        let removed = store::delete_program(&mut tx, org_id, id).await?;
-        actor
+        let p = program(&mut tx, &call.caller, call.org_id, id.uuid(), Lock::Update).await?;
+        check_etag(&req.get_ref().etag, p.version, "program")?;
+        let removed = store::delete_program(&mut tx, call.org_id, id).await?;
+        call.actor
             .event("delivery.program.delete", RESOURCE, id)
-            .project(Some(id))
-            .change("name", &row.name, None::<()>)
-            .change("slug", &row.slug, None::<()>)
-            .change("phase", &row.phase, None::<()>)
+            .project(Some(id.uuid()))
+            .removed(&p)
             .set(
                 "removed",
                 serde_json::json!({
@@ -331,44 +287,39 @@ impl ProgramService for Programs {
         &self,
         req: Request<pb::AdvanceProgramPhaseRequest>,
     ) -> Result<Response<pb::Program>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
+        let call = Call::of(SERVICE, &req)?;
+        let (id, to, reason) = parse_advance(req.get_ref())?;
         let req = req.into_inner();
-        let mut v = Violations::new();
-        let id = v.id("id", &req.id);
-        let to: Option<Phase> = v.enum_value("phase", req.phase);
-        let reason = v.text("reason", &req.reason, 0, 1000);
-        v.finish()?;
-        let (Some(id), Some(to), Some(reason)) = (id, to, reason) else {
-            return Err(Error::invalid_field("id", "is required").into());
-        };
-        if req.force && !caller.can(FORCE_PERMISSION) {
+        if req.force && !call.caller.can(FORCE_PERMISSION) {
             return Err(Error::permission_denied(
                 "FORCE_NOT_PERMITTED",
                 format!("forcing a phase change needs {FORCE_PERMISSION}"),
             )
             .into());
         }
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = program(&mut tx, &caller, org_id, id, Lock::NoKeyUpdate).await?;
-        check_etag(&req.etag, row.version, "program")?;
-        if row.archived_at.is_some() {
-            return Err(archived().into());
-        }
-        let from = Phase::from_db(&row.phase);
-        let step = domain::advance_phase(from, to, req.force).map_err(Error::from)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let before = program(
+            &mut tx,
+            &call.caller,
+            call.org_id,
+            id.uuid(),
+            Lock::NoKeyUpdate,
+        )
+        .await?;
+        check_etag(&req.etag, before.version, "program")?;
+        before.check_not_archived().map_err(Error::from)?;
+        let step = domain::advance_phase(before.phase, to, req.force).map_err(Error::from)?;
         if step == PhaseMove::Unchanged {
             tx.commit().await.map_err(Error::from)?;
-            return Ok(Response::new(program_to_proto(row)));
+            return Ok(Response::new(program_to_proto(&before)));
         }
-        let row = store::set_program_phase(&mut tx, org_id, id, to.as_str()).await?;
-        let forced = matches!(step, PhaseMove::Skip | PhaseMove::Back);
-        let mut event = actor
+        let p = store::set_program_phase(&mut tx, call.org_id, id, to).await?;
+        let mut event = call
+            .actor
             .event("delivery.program.advance_phase", RESOURCE, id)
-            .project(Some(id))
-            .change("phase", from.as_str(), to.as_str());
-        if forced {
+            .project(Some(id.uuid()))
+            .diff(&before, &p);
+        if matches!(step, PhaseMove::Skip | PhaseMove::Back) {
             event = event.set("forced", true).set("move", step.as_str());
         }
         if !reason.is_empty() {
@@ -376,7 +327,7 @@ impl ProgramService for Programs {
         }
         event.record(&mut tx).await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(program_to_proto(row)))
+        Ok(Response::new(program_to_proto(&p)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -384,29 +335,10 @@ impl ProgramService for Programs {
         &self,
         req: Request<pb::ArchiveProgramRequest>,
     ) -> Result<Response<pb::Program>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = program(&mut tx, &caller, org_id, id, Lock::NoKeyUpdate).await?;
-        check_etag(&req.get_ref().etag, row.version, "program")?;
-        if row.archived_at.is_some() {
-            return Err(Error::failed_precondition(
-                "PROGRAM_ALREADY_ARCHIVED",
-                "the program is already archived",
-            )
-            .into());
-        }
-        let row = store::set_program_archived(&mut tx, org_id, id, true).await?;
-        actor
-            .event("delivery.program.archive", RESOURCE, id)
-            .project(Some(id))
-            .change("archive_time", None::<()>, row.archived_at)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(program_to_proto(row)))
+        let call = Call::of(SERVICE, &req)?;
+        let (id, etag) = (&req.get_ref().id, &req.get_ref().etag);
+        let p = set_archived(&self.0, &call, id, etag, true).await?;
+        Ok(Response::new(program_to_proto(&p)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -414,28 +346,46 @@ impl ProgramService for Programs {
         &self,
         req: Request<pb::UnarchiveProgramRequest>,
     ) -> Result<Response<pb::Program>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = program(&mut tx, &caller, org_id, id, Lock::NoKeyUpdate).await?;
-        check_etag(&req.get_ref().etag, row.version, "program")?;
-        let Some(archived_at) = row.archived_at else {
-            return Err(Error::failed_precondition(
-                "PROGRAM_NOT_ARCHIVED",
-                "the program is not archived",
-            )
-            .into());
-        };
-        let row = store::set_program_archived(&mut tx, org_id, id, false).await?;
-        actor
-            .event("delivery.program.unarchive", RESOURCE, id)
-            .project(Some(id))
-            .change("archive_time", archived_at, None::<()>)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(program_to_proto(row)))
+        let call = Call::of(SERVICE, &req)?;
+        let (id, etag) = (&req.get_ref().id, &req.get_ref().etag);
+        let p = set_archived(&self.0, &call, id, etag, false).await?;
+        Ok(Response::new(program_to_proto(&p)))
     }
+}
+
+/// ArchiveProgram (`archive`) and UnarchiveProgram: the program named `id`
+/// at `etag`, archived or not, with its audit event.
+async fn set_archived(
+    state: &State,
+    call: &Call,
+    id: &str,
+    etag: &str,
+    archive: bool,
+) -> Result<Program, Error> {
+    let id: ProgramId = Violations::require_id("id", id).map(Id::from_uuid)?;
+    let mut tx = state.db.tenant(call.org_id).await?;
+    let before = program(
+        &mut tx,
+        &call.caller,
+        call.org_id,
+        id.uuid(),
+        Lock::NoKeyUpdate,
+    )
+    .await?;
+    check_etag(etag, before.version, "program")?;
+    let (allowed, action) = if archive {
+        (before.check_archivable(), "delivery.program.archive")
+    } else {
+        (before.check_unarchivable(), "delivery.program.unarchive")
+    };
+    allowed.map_err(Error::from)?;
+    let p = store::set_program_archived(&mut tx, call.org_id, id, archive).await?;
+    call.actor
+        .event(action, RESOURCE, id)
+        .project(Some(id.uuid()))
+        .diff(&before, &p)
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(p)
 }

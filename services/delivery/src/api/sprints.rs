@@ -3,19 +3,24 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use foundry_domain::Id;
+use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::{from_timestamp, timestamp};
-use foundry_platform::db::{check_etag, etag, idempotency};
-use foundry_platform::validate::{Violations, update_mask};
+use foundry_platform::db::{Tx, check_etag, etag};
+use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, sprint_service_server::SprintService};
-use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SHORT_DESCRIPTION, actor, found, long_text, program, sprint_not_found};
-use crate::domain::{self, CapacityUnit, SprintStatus};
-use crate::store::{self, Lock, SprintRow};
+use crate::api::{SERVICE, SHORT_DESCRIPTION, found, long_text, program, sprint_not_found};
+use crate::domain::{
+    self, CapacityUnit, NewSprint, ProgramId, Sprint, SprintChange, SprintId, SprintPath,
+    SprintStatus,
+};
+use crate::store::{self, Lock};
 
 /// Handlers of `SprintService`.
 #[derive(Clone, Debug)]
@@ -24,21 +29,21 @@ pub struct Sprints(pub Arc<State>);
 const RESOURCE: &str = "delivery.sprint";
 const MAX_CAPACITY: f64 = 100_000.0;
 
-pub fn sprint_to_proto(r: SprintRow) -> pb::Sprint {
+pub fn sprint_to_proto(s: &Sprint) -> pb::Sprint {
     pb::Sprint {
-        id: r.id.to_string(),
-        program_id: r.program_id.to_string(),
-        name: r.name,
-        goal: r.goal,
-        start_time: Some(timestamp(r.start_at)),
-        end_time: Some(timestamp(r.end_at)),
-        capacity: r.capacity,
-        capacity_unit: pb::SprintCapacityUnit::from(CapacityUnit::from_db(&r.capacity_unit)) as i32,
-        status: pb::SprintStatus::from(SprintStatus::from_db(&r.status)) as i32,
-        created_by: r.created_by.to_string(),
-        create_time: Some(timestamp(r.created_at)),
-        update_time: Some(timestamp(r.updated_at)),
-        etag: etag(r.version),
+        id: s.id.to_string(),
+        program_id: s.program_id.to_string(),
+        name: s.name.clone(),
+        goal: s.goal.clone(),
+        start_time: Some(timestamp(s.start_at)),
+        end_time: Some(timestamp(s.end_at)),
+        capacity: s.capacity,
+        capacity_unit: pb::SprintCapacityUnit::from(s.capacity_unit) as i32,
+        status: pb::SprintStatus::from(s.status) as i32,
+        created_by: s.created_by.to_string(),
+        create_time: Some(timestamp(s.created_at)),
+        update_time: Some(timestamp(s.updated_at)),
+        etag: etag(s.version),
     }
 }
 
@@ -76,16 +81,87 @@ fn unit(v: &mut Violations, u: i32) -> Option<CapacityUnit> {
     }
 }
 
-/// `start < end`, else a violation on `sprint.end_time`.
-fn check_dates(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<(), Error> {
-    if start < end {
-        Ok(())
-    } else {
-        Err(Error::invalid_field(
-            "sprint.end_time",
-            "must be after start_time",
-        ))
+fn name(v: &mut Violations, value: &str) -> Option<String> {
+    v.text("sprint.name", value, 1, 200)
+}
+
+fn goal(v: &mut Violations, value: &str) -> Option<String> {
+    long_text(v, "sprint.goal", value, 0, SHORT_DESCRIPTION)
+}
+
+/// A `CreateSprintRequest` as a [`NewSprint`] and its request id.
+fn parse_create(req: &pb::CreateSprintRequest) -> Result<(NewSprint, Option<Uuid>), Error> {
+    let empty = pb::Sprint::default();
+    let s = req.sprint.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let program_id = v.id_of("sprint.program_id", &s.program_id);
+    let name = name(&mut v, &s.name);
+    let goal = goal(&mut v, &s.goal);
+    let start_at = time(&mut v, "sprint.start_time", s.start_time.as_ref());
+    let end_at = time(&mut v, "sprint.end_time", s.end_time.as_ref());
+    if let (Some(a), Some(b)) = (start_at, end_at)
+        && let Err(e) = domain::check_sprint_dates(a, b)
+    {
+        v.add(e.field.unwrap_or_default(), e.message);
     }
+    let capacity = capacity(&mut v, s.capacity);
+    let capacity_unit = unit(&mut v, s.capacity_unit);
+    let request_id = v.maybe_request_id(&req.request_id);
+    v.finish_with(|| {
+        Some((
+            NewSprint {
+                program_id: program_id?,
+                name: name?,
+                goal: goal?,
+                start_at: start_at?,
+                end_at: end_at?,
+                capacity: capacity?,
+                capacity_unit: capacity_unit?,
+            },
+            request_id?,
+        ))
+    })
+}
+
+/// An `UpdateSprintRequest` as the sprint's id and the changes its mask
+/// names.
+fn parse_update(req: &pb::UpdateSprintRequest) -> Result<(SprintId, Vec<SprintChange>), Error> {
+    let empty = pb::Sprint::default();
+    let s = req.sprint.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let id = v.id_of("sprint.id", &s.id);
+    let mut changes = Vec::new();
+    for path in mask::<SprintPath>(&mut v, req.update_mask.as_ref()) {
+        changes.push(match path {
+            SprintPath::Name => name(&mut v, &s.name).map(SprintChange::Name),
+            SprintPath::Goal => goal(&mut v, &s.goal).map(SprintChange::Goal),
+            SprintPath::StartTime => time(&mut v, "sprint.start_time", s.start_time.as_ref())
+                .map(SprintChange::StartTime),
+            SprintPath::EndTime => {
+                time(&mut v, "sprint.end_time", s.end_time.as_ref()).map(SprintChange::EndTime)
+            }
+            SprintPath::Capacity => capacity(&mut v, s.capacity).map(SprintChange::Capacity),
+            SprintPath::CapacityUnit => {
+                unit(&mut v, s.capacity_unit).map(SprintChange::CapacityUnit)
+            }
+        });
+    }
+    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+}
+
+/// A sprint the caller may see, with `lock`.
+pub(crate) async fn visible_sprint(
+    tx: &mut Tx,
+    call: &Call,
+    id: SprintId,
+    lock: Lock,
+) -> Result<Sprint, Error> {
+    found(
+        store::get_sprint(tx, call.org_id, id, lock).await?,
+        &call.caller,
+        |s| s.program_id.uuid(),
+        sprint_not_found,
+    )
 }
 
 #[tonic::async_trait]
@@ -95,93 +171,30 @@ impl SprintService for Sprints {
         &self,
         req: Request<pb::CreateSprintRequest>,
     ) -> Result<Response<pb::Sprint>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let s = req.sprint.unwrap_or_default();
-        let mut v = Violations::new();
-        let program_id = v.id("sprint.program_id", &s.program_id);
-        let name = v.text("sprint.name", &s.name, 1, 200);
-        let goal = long_text(&mut v, "sprint.goal", &s.goal, 0, SHORT_DESCRIPTION);
-        let start_at = time(&mut v, "sprint.start_time", s.start_time.as_ref());
-        let end_at = time(&mut v, "sprint.end_time", s.end_time.as_ref());
-        if let (Some(a), Some(b)) = (start_at, end_at)
-            && a >= b
-        {
-            v.add("sprint.end_time", "must be after start_time");
-        }
-        let capacity = capacity(&mut v, s.capacity);
-        let capacity_unit = unit(&mut v, s.capacity_unit);
-        let request_id = v.request_id(&req.request_id);
-        v.finish()?;
-        let (
-            Some(program_id),
-            Some(name),
-            Some(goal),
-            Some(start_at),
-            Some(end_at),
-            Some(capacity),
-            Some(capacity_unit),
-        ) = (
-            program_id,
-            name,
-            goal,
-            start_at,
-            end_at,
-            capacity,
-            capacity_unit,
-        )
-        else {
-            return Err(Error::invalid_field("sprint", "is required").into());
+        let call = Call::of(SERVICE, &req)?;
+        let (new, request_id) = parse_create(req.get_ref())?;
+        let key = idempotency::Key::of(call.org_id, "CreateSprint", request_id, req.get_ref());
+        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
+            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::New(tx) => tx,
         };
-
-        let mut tx = self.0.db.tenant(org_id).await?;
-        if let Some(rid) = request_id
-            && let idempotency::Claim::Replay(prev) =
-                idempotency::claim::<pb::Sprint>(&mut tx, org_id, "CreateSprint", rid).await?
-        {
-            return Ok(Response::new(prev));
-        }
-        program(&mut tx, &caller, org_id, program_id, Lock::KeyShare).await?;
-        let now = Utc::now();
-        let row = store::insert_sprint(
+        program(
             &mut tx,
-            &SprintRow {
-                org_id,
-                id: Uuid::nil(),
-                program_id,
-                name,
-                goal,
-                start_at,
-                end_at,
-                capacity,
-                capacity_unit: capacity_unit.as_str().to_owned(),
-                status: SprintStatus::Planned.as_str().to_owned(),
-                created_by: caller.principal_id(),
-                version: 1,
-                created_at: now,
-                updated_at: now,
-            },
+            &call.caller,
+            call.org_id,
+            new.program_id.uuid(),
+            Lock::KeyShare,
         )
         .await?;
-        actor
-            .event("delivery.sprint.create", RESOURCE, row.id)
-            .project(Some(program_id))
-            .set("name", &row.name)
-            .set("goal", &row.goal)
-            .set("start_time", row.start_at)
-            .set("end_time", row.end_at)
-            .set("capacity", row.capacity)
-            .set("capacity_unit", &row.capacity_unit)
-            .set("status", &row.status)
+        let sprint = store::insert_sprint(&mut tx, call.org_id, &new, call.principal_id()).await?;
+        call.actor
+            .event("delivery.sprint.create", RESOURCE, sprint.id)
+            .project(Some(sprint.program_id.uuid()))
+            .created(&sprint)
             .record(&mut tx)
             .await?;
-        let out = sprint_to_proto(row);
-        if let Some(rid) = request_id {
-            idempotency::complete(&mut tx, org_id, "CreateSprint", rid, &out).await?;
-        }
-        tx.commit().await.map_err(Error::from)?;
+        let out = sprint_to_proto(&sprint);
+        tx.finish(&out).await?;
         Ok(Response::new(out))
     }
 
@@ -190,18 +203,12 @@ impl SprintService for Sprints {
         &self,
         req: Request<pb::GetSprintRequest>,
     ) -> Result<Response<pb::Sprint>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_sprint(&mut tx, org_id, id, Lock::None).await?,
-            &caller,
-            |s| s.program_id,
-            sprint_not_found,
-        )?;
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let sprint = visible_sprint(&mut tx, &call, id, Lock::None).await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(sprint_to_proto(row)))
+        Ok(Response::new(sprint_to_proto(&sprint)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -209,36 +216,39 @@ impl SprintService for Sprints {
         &self,
         req: Request<pb::ListSprintsRequest>,
     ) -> Result<Response<pb::ListSprintsResponse>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
+        let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        let program_id = v.id("program_id", &req.program_id);
+        let program_id: Option<ProgramId> = v.id_of("program_id", &req.program_id);
         let status: Option<SprintStatus> = v.opt_enum_value("status", req.status);
-        v.finish()?;
-        let Some(program_id) = program_id else {
-            return Err(Error::invalid_field("program_id", "is required").into());
-        };
+        let program_id = v.finish_with(|| program_id)?;
         let page = self.0.pages.parse(
             req.page_size,
             &req.page_token,
             &format!("program={program_id};status={}", req.status),
         )?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        program(&mut tx, &caller, org_id, program_id, Lock::None).await?;
-        let mut rows = store::list_sprints(
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        program(
             &mut tx,
-            org_id,
+            &call.caller,
+            call.org_id,
+            program_id.uuid(),
+            Lock::None,
+        )
+        .await?;
+        let mut sprints = store::list_sprints(
+            &mut tx,
+            call.org_id,
             program_id,
-            status.map(SprintStatus::as_str),
+            status,
             page.after,
             page.limit(),
         )
         .await?;
         tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut rows, |r| r.id);
+        let next_page_token = self.0.pages.finish(&page, &mut sprints, |s| s.id.uuid());
         Ok(Response::new(pb::ListSprintsResponse {
-            sprints: rows.into_iter().map(sprint_to_proto).collect(),
+            sprints: sprints.iter().map(sprint_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -248,106 +258,27 @@ impl SprintService for Sprints {
         &self,
         req: Request<pb::UpdateSprintRequest>,
     ) -> Result<Response<pb::Sprint>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let s = req.sprint.unwrap_or_default();
-        let mut v = Violations::new();
-        let id = v.id("sprint.id", &s.id);
-        // The status is not a plain field write: it has its own methods.
-        let mut mask = req.update_mask.clone();
-        if let Some(m) = mask.as_mut()
-            && m.paths.iter().any(|p| p == "status")
-        {
-            v.add(
-                "update_mask",
-                "`status` changes through StartSprint and CompleteSprint",
-            );
-            m.paths.retain(|p| p != "status");
-        }
-        let paths = update_mask(
-            &mut v,
-            mask.as_ref(),
-            &[
-                "name",
-                "goal",
-                "start_time",
-                "end_time",
-                "capacity",
-                "capacity_unit",
-            ],
-            &[
-                "id",
-                "program_id",
-                "created_by",
-                "create_time",
-                "update_time",
-                "etag",
-            ],
-        );
-        let mut name = None;
-        let mut goal = None;
-        let mut start_at = None;
-        let mut end_at = None;
-        let mut new_capacity = None;
-        let mut new_unit = None;
-        for path in &paths {
-            match *path {
-                "name" => name = v.text("sprint.name", &s.name, 1, 200),
-                "goal" => goal = long_text(&mut v, "sprint.goal", &s.goal, 0, SHORT_DESCRIPTION),
-                "start_time" => start_at = time(&mut v, "sprint.start_time", s.start_time.as_ref()),
-                "end_time" => end_at = time(&mut v, "sprint.end_time", s.end_time.as_ref()),
-                "capacity" => new_capacity = capacity(&mut v, s.capacity),
-                _ => new_unit = unit(&mut v, s.capacity_unit),
-            }
-        }
-        v.finish()?;
-        let Some(id) = id else {
-            return Err(Error::invalid_field("sprint.id", "is required").into());
-        };
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let mut row = found(
-            store::get_sprint(&mut tx, org_id, id, Lock::NoKeyUpdate).await?,
-            &caller,
-            |s| s.program_id,
-            sprint_not_found,
-        )?;
-        check_etag(&s.etag, row.version, "sprint")?;
-        let before = row.clone();
-        if let Some(x) = name {
-            row.name = x;
-        }
-        if let Some(x) = goal {
-            row.goal = x;
-        }
-        if let Some(x) = start_at {
-            row.start_at = x;
-        }
-        if let Some(x) = end_at {
-            row.end_at = x;
-        }
-        check_dates(row.start_at, row.end_at)?;
-        if let Some(x) = new_capacity {
-            row.capacity = x;
-        }
-        if let Some(x) = new_unit {
-            row.capacity_unit = x.as_str().to_owned();
-        }
-        let row = store::update_sprint(&mut tx, &row).await?;
-        actor
+        let call = Call::of(SERVICE, &req)?;
+        let (id, changes) = parse_update(req.get_ref())?;
+        let etag = req
+            .get_ref()
+            .sprint
+            .as_ref()
+            .map_or("", |s| s.etag.as_str());
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let before = visible_sprint(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
+        check_etag(etag, before.version, "sprint")?;
+        let mut sprint = before.clone();
+        sprint.apply(changes).map_err(Error::from)?;
+        let sprint = store::update_sprint(&mut tx, call.org_id, &sprint).await?;
+        call.actor
             .event("delivery.sprint.update", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("name", &before.name, &row.name)
-            .change("goal", &before.goal, &row.goal)
-            .change("start_time", before.start_at, row.start_at)
-            .change("end_time", before.end_at, row.end_at)
-            .change("capacity", before.capacity, row.capacity)
-            .change("capacity_unit", &before.capacity_unit, &row.capacity_unit)
+            .project(Some(sprint.program_id.uuid()))
+            .diff(&before, &sprint)
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(sprint_to_proto(row)))
+        Ok(Response::new(sprint_to_proto(&sprint)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -355,26 +286,18 @@ impl SprintService for Sprints {
         &self,
         req: Request<pb::DeleteSprintRequest>,
     ) -> Result<Response<()>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
+        let call = Call::of(SERVICE, &req)?;
+        let id: SprintId = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
         // FOR UPDATE: creates of gates and plans of tasks hold FOR KEY
         // SHARE on the sprint, so none is in flight while it goes.
-        let row = found(
-            store::get_sprint(&mut tx, org_id, id, Lock::Update).await?,
-            &caller,
-            |s| s.program_id,
-            sprint_not_found,
-        )?;
-        check_etag(&req.get_ref().etag, row.version, "sprint")?;
-        let removed = store::delete_sprint(&mut tx, org_id, row.program_id, id).await?;
-        actor
+        let sprint = visible_sprint(&mut tx, &call, id, Lock::Update).await?;
+        check_etag(&req.get_ref().etag, sprint.version, "sprint")?;
+        let removed = store::delete_sprint(&mut tx, call.org_id, sprint.program_id, id).await?;
+        call.actor
             .event("delivery.sprint.delete", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("name", &row.name, None::<()>)
-            .change("status", &row.status, None::<()>)
+            .project(Some(sprint.program_id.uuid()))
+            .removed(&sprint)
             .set(
                 "removed",
                 serde_json::json!({
@@ -394,34 +317,10 @@ impl SprintService for Sprints {
         &self,
         req: Request<pb::StartSprintRequest>,
     ) -> Result<Response<pb::Sprint>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_sprint(&mut tx, org_id, id, Lock::NoKeyUpdate).await?,
-            &caller,
-            |s| s.program_id,
-            sprint_not_found,
-        )?;
-        check_etag(&req.get_ref().etag, row.version, "sprint")?;
-        let from = SprintStatus::from_db(&row.status);
-        domain::start_sprint(from).map_err(Error::from)?;
-        // A start racing past this check meets sprints_one_active_key.
-        if let Some(active) = store::active_sprint(&mut tx, org_id, row.program_id).await? {
-            return Err(store::already_active(Some(active)).into());
-        }
-        let to = SprintStatus::Active;
-        let row = store::set_sprint_status(&mut tx, org_id, id, to.as_str()).await?;
-        actor
-            .event("delivery.sprint.start", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("status", from.as_str(), to.as_str())
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(sprint_to_proto(row)))
+        let call = Call::of(SERVICE, &req)?;
+        let (id, etag) = (&req.get_ref().id, &req.get_ref().etag);
+        let sprint = move_sprint(&self.0, &call, id, etag, SprintStatus::Active).await?;
+        Ok(Response::new(sprint_to_proto(&sprint)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -429,29 +328,54 @@ impl SprintService for Sprints {
         &self,
         req: Request<pb::CompleteSprintRequest>,
     ) -> Result<Response<pb::Sprint>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_sprint(&mut tx, org_id, id, Lock::NoKeyUpdate).await?,
-            &caller,
-            |s| s.program_id,
-            sprint_not_found,
-        )?;
-        check_etag(&req.get_ref().etag, row.version, "sprint")?;
-        let from = SprintStatus::from_db(&row.status);
-        domain::complete_sprint(from).map_err(Error::from)?;
-        let to = SprintStatus::Completed;
-        let row = store::set_sprint_status(&mut tx, org_id, id, to.as_str()).await?;
-        actor
-            .event("delivery.sprint.complete", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("status", from.as_str(), to.as_str())
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(sprint_to_proto(row)))
+        let call = Call::of(SERVICE, &req)?;
+        let (id, etag) = (&req.get_ref().id, &req.get_ref().etag);
+        let sprint = move_sprint(&self.0, &call, id, etag, SprintStatus::Completed).await?;
+        Ok(Response::new(sprint_to_proto(&sprint)))
     }
+}
+
+/// StartSprint (to ACTIVE) and CompleteSprint (to COMPLETED): the sprint
+/// named `id` at `etag`, moved, with its audit event.
+async fn move_sprint(
+    state: &State,
+    call: &Call,
+    id: &str,
+    etag: &str,
+    to: SprintStatus,
+) -> Result<Sprint, Error> {
+    let id: SprintId = Violations::require_id("id", id).map(Id::from_uuid)?;
+    let mut tx = state.db.tenant(call.org_id).await?;
+    let before = visible_sprint(&mut tx, call, id, Lock::NoKeyUpdate).await?;
+    check_etag(etag, before.version, "sprint")?;
+    let action = match to {
+        SprintStatus::Active => {
+            domain::start_sprint(before.status)?;
+            // A start racing past this check meets sprints_one_active_key.
+            if let Some(active) =
+                store::active_sprint(&mut tx, call.org_id, before.program_id).await?
+            {
+                return Err(store::already_active(Some(active)));
+            }
+            "delivery.sprint.start"
+        }
+        SprintStatus::Completed => {
+            domain::complete_sprint(before.status)?;
+            "delivery.sprint.complete"
+        }
+        SprintStatus::Planned => {
+            return Err(Error::internal(anyhow::anyhow!(
+                "no method moves a sprint back to planned"
+            )));
+        }
+    };
+    let sprint = store::set_sprint_status(&mut tx, call.org_id, id, to).await?;
+    call.actor
+        .event(action, RESOURCE, id)
+        .project(Some(sprint.program_id.uuid()))
+        .diff(&before, &sprint)
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(sprint)
 }

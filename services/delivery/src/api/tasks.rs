@@ -212,12 +212,12 @@ async fn requirement_of(
     requirement_id: RequirementId,
 ) -> Result<(), Error> {
     let r = found(
-        store::get_requirement(tx, org_id, requirement_id.uuid(), Lock::KeyShare).await?,
+        store::get_requirement(tx, org_id, requirement_id, Lock::KeyShare).await?,
         caller,
-        |r| r.program_id,
+        |r| r.program_id.uuid(),
         requirement_not_found,
     )?;
-    if r.program_id != program_id.uuid() {
+    if r.program_id != program_id {
         return Err(other_program("requirement"));
     }
     Ok(())
@@ -233,12 +233,12 @@ async fn sprint_of(
     sprint_id: SprintId,
 ) -> Result<(), Error> {
     let s = found(
-        store::get_sprint(tx, org_id, sprint_id.uuid(), Lock::KeyShare).await?,
+        store::get_sprint(tx, org_id, sprint_id, Lock::KeyShare).await?,
         caller,
-        |s| s.program_id,
+        |s| s.program_id.uuid(),
         sprint_not_found,
     )?;
-    if s.program_id != program_id.uuid() {
+    if s.program_id != program_id {
         return Err(other_program("sprint"));
     }
     Ok(())

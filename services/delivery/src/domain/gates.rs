@@ -1,6 +1,164 @@
 //! Sprint gates: criteria, answers, evaluation, who evaluated.
 
+use chrono::{DateTime, Utc};
+use foundry_domain::{AuditFields, Audited, FieldPath};
+use uuid::Uuid;
+
 use super::*;
+
+/// A checklist a sprint is held to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SprintGate {
+    pub id: SprintGateId,
+    /// Its sprint's program.
+    pub program_id: ProgramId,
+    pub sprint_id: SprintId,
+    pub name: String,
+    pub description: String,
+    /// At least one; ids unique within the gate.
+    pub criteria: Vec<Criterion>,
+    /// The principal that created it.
+    pub created_by: Uuid,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A sprint gate to create, as parsed at the edge (its program is its
+/// sprint's).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewSprintGate {
+    pub sprint_id: SprintId,
+    pub name: String,
+    pub description: String,
+    pub criteria: Vec<Criterion>,
+}
+
+/// The fields `UpdateSprintGate` may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SprintGatePath {
+    Name,
+    Description,
+    Criteria,
+}
+
+impl FieldPath for SprintGatePath {
+    const ALL: &'static [Self] = &[
+        SprintGatePath::Name,
+        SprintGatePath::Description,
+        SprintGatePath::Criteria,
+    ];
+    const OUTPUT_ONLY: &'static [&'static str] = &[
+        "id",
+        "sprint_id",
+        "program_id",
+        "created_by",
+        "create_time",
+        "update_time",
+        "etag",
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            SprintGatePath::Name => "name",
+            SprintGatePath::Description => "description",
+            SprintGatePath::Criteria => "criteria",
+        }
+    }
+}
+
+/// One field's new value in an update.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SprintGateChange {
+    Name(String),
+    Description(String),
+    Criteria(Vec<Criterion>),
+}
+
+impl SprintGate {
+    /// Applies an update's changes.
+    pub fn apply(&mut self, changes: Vec<SprintGateChange>) {
+        for change in changes {
+            match change {
+                SprintGateChange::Name(x) => self.name = x,
+                SprintGateChange::Description(x) => self.description = x,
+                SprintGateChange::Criteria(x) => self.criteria = x,
+            }
+        }
+    }
+}
+
+impl Audited for SprintGate {
+    fn audit_fields(&self) -> AuditFields {
+        let SprintGate {
+            id: _,
+            program_id: _,
+            sprint_id,
+            name,
+            description,
+            criteria,
+            created_by: _,
+            version: _,
+            created_at: _,
+            updated_at: _,
+        } = self;
+        AuditFields::new()
+            .field("sprint_id", sprint_id)
+            .field("name", name)
+            .field("description", description)
+            .field("criteria", criteria)
+    }
+}
+
+/// A recorded evaluation of a sprint gate (immutable).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    pub id: EvaluationId,
+    pub gate_id: SprintGateId,
+    pub sprint_id: SprintId,
+    pub program_id: ProgramId,
+    /// The principal that evaluated.
+    pub evaluator_id: Uuid,
+    pub evaluator_type: EvaluatorType,
+    /// In the gate's criterion order ([`evaluate_gate`]).
+    pub results: Vec<CriterionResult>,
+    pub passed: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An evaluation to record: a gate's, with [`evaluate_gate`]'s verdict.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvaluation {
+    pub gate_id: SprintGateId,
+    pub sprint_id: SprintId,
+    pub program_id: ProgramId,
+    pub evaluator_id: Uuid,
+    pub evaluator_type: EvaluatorType,
+    pub results: Vec<CriterionResult>,
+    pub passed: bool,
+}
+
+impl Audited for Evaluation {
+    fn audit_fields(&self) -> AuditFields {
+        let Evaluation {
+            id: _,
+            gate_id,
+            sprint_id,
+            program_id: _,
+            evaluator_id: _,
+            evaluator_type,
+            results,
+            passed,
+            created_at: _,
+        } = self;
+        AuditFields::new()
+            .field("gate_id", gate_id)
+            .field("sprint_id", sprint_id)
+            .field("evaluator_type", evaluator_type.as_str())
+            .field("passed", passed)
+            .field("results", results)
+    }
+}
 
 stored_enum! {
     /// Who evaluated a sprint gate: the principal type of the caller.

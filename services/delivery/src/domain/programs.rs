@@ -1,6 +1,167 @@
 //! Programs: the delivery phases and how a program moves between them.
 
+use chrono::{DateTime, Utc};
+use foundry_domain::{AuditFields, Audited, FieldPath};
+use uuid::Uuid;
+
 use super::*;
+
+/// A delivery program (a project).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    pub id: ProgramId,
+    pub name: String,
+    /// Unique in the organization.
+    pub slug: String,
+    pub description: String,
+    pub source_platform: String,
+    pub target_platform: String,
+    /// Changed only through [`advance_phase`].
+    pub phase: Phase,
+    /// Set while archived (ArchiveProgram / UnarchiveProgram).
+    pub archived_at: Option<DateTime<Utc>>,
+    /// The principal that created it.
+    pub created_by: Uuid,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A program to create, as parsed at the edge (it starts in
+/// [`Phase::Discovery`], unarchived).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewProgram {
+    pub name: String,
+    pub slug: String,
+    pub description: String,
+    pub source_platform: String,
+    pub target_platform: String,
+}
+
+/// The fields `UpdateProgram` may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgramPath {
+    Name,
+    Slug,
+    Description,
+    SourcePlatform,
+    TargetPlatform,
+}
+
+impl FieldPath for ProgramPath {
+    const ALL: &'static [Self] = &[
+        ProgramPath::Name,
+        ProgramPath::Slug,
+        ProgramPath::Description,
+        ProgramPath::SourcePlatform,
+        ProgramPath::TargetPlatform,
+    ];
+    const OUTPUT_ONLY: &'static [&'static str] = &[
+        "id",
+        "phase",
+        "archived",
+        "archive_time",
+        "created_by",
+        "create_time",
+        "update_time",
+        "etag",
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            ProgramPath::Name => "name",
+            ProgramPath::Slug => "slug",
+            ProgramPath::Description => "description",
+            ProgramPath::SourcePlatform => "source_platform",
+            ProgramPath::TargetPlatform => "target_platform",
+        }
+    }
+}
+
+/// One field's new value in an update.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProgramChange {
+    Name(String),
+    Slug(String),
+    Description(String),
+    SourcePlatform(String),
+    TargetPlatform(String),
+}
+
+impl Program {
+    /// Applies an update's changes.
+    pub fn apply(&mut self, changes: Vec<ProgramChange>) {
+        for change in changes {
+            match change {
+                ProgramChange::Name(x) => self.name = x,
+                ProgramChange::Slug(x) => self.slug = x,
+                ProgramChange::Description(x) => self.description = x,
+                ProgramChange::SourcePlatform(x) => self.source_platform = x,
+                ProgramChange::TargetPlatform(x) => self.target_platform = x,
+            }
+        }
+    }
+
+    /// Refuses changes to an archived program.
+    pub fn check_not_archived(&self) -> Result<(), Error> {
+        if self.archived_at.is_some() {
+            return Err(Error::failed_precondition(
+                "PROGRAM_ARCHIVED",
+                "the program is archived; unarchive it first",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses archiving an archived program.
+    pub fn check_archivable(&self) -> Result<(), Error> {
+        if self.archived_at.is_some() {
+            return Err(Error::failed_precondition(
+                "PROGRAM_ALREADY_ARCHIVED",
+                "the program is already archived",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses unarchiving a program that is not archived.
+    pub fn check_unarchivable(&self) -> Result<(), Error> {
+        if self.archived_at.is_none() {
+            return Err(Error::failed_precondition(
+                "PROGRAM_NOT_ARCHIVED",
+                "the program is not archived",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Audited for Program {
+    fn audit_fields(&self) -> AuditFields {
+        let Program {
+            id: _,
+            name,
+            slug,
+            description,
+            source_platform,
+            target_platform,
+            phase,
+            archived_at,
+            created_by: _,
+            version: _,
+            created_at: _,
+            updated_at: _,
+        } = self;
+        AuditFields::new()
+            .field("name", name)
+            .field("slug", slug)
+            .field("description", description)
+            .field("source_platform", source_platform)
+            .field("target_platform", target_platform)
+            .field("phase", phase.as_str())
+            .field("archive_time", archived_at)
+    }
+}
 
 stored_enum! {
     /// The delivery phase of a program, in order.

@@ -1,6 +1,168 @@
 //! Requirements: priority and status.
 
+use chrono::{DateTime, Utc};
+use foundry_domain::{AuditFields, Audited, FieldPath};
+use uuid::Uuid;
+
 use super::*;
+
+/// Something a program must deliver, under a workstream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Requirement {
+    pub id: RequirementId,
+    pub program_id: ProgramId,
+    /// Its workstream (same program).
+    pub workstream_id: WorkstreamId,
+    pub title: String,
+    pub description: String,
+    pub priority: Priority,
+    pub status: RequirementStatus,
+    /// In the given order.
+    pub acceptance_criteria: Vec<String>,
+    pub batch: String,
+    /// The principal that created it.
+    pub created_by: Uuid,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A requirement to create, as parsed at the edge (its program is its
+/// workstream's).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewRequirement {
+    pub workstream_id: WorkstreamId,
+    pub title: String,
+    pub description: String,
+    pub priority: Priority,
+    pub status: RequirementStatus,
+    pub acceptance_criteria: Vec<String>,
+    pub batch: String,
+}
+
+/// The fields `UpdateRequirement` may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequirementPath {
+    WorkstreamId,
+    Title,
+    Description,
+    Priority,
+    Status,
+    AcceptanceCriteria,
+    Batch,
+}
+
+impl FieldPath for RequirementPath {
+    const ALL: &'static [Self] = &[
+        RequirementPath::WorkstreamId,
+        RequirementPath::Title,
+        RequirementPath::Description,
+        RequirementPath::Priority,
+        RequirementPath::Status,
+        RequirementPath::AcceptanceCriteria,
+        RequirementPath::Batch,
+    ];
+    const OUTPUT_ONLY: &'static [&'static str] = &[
+        "id",
+        "program_id",
+        "created_by",
+        "create_time",
+        "update_time",
+        "etag",
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            RequirementPath::WorkstreamId => "workstream_id",
+            RequirementPath::Title => "title",
+            RequirementPath::Description => "description",
+            RequirementPath::Priority => "priority",
+            RequirementPath::Status => "status",
+            RequirementPath::AcceptanceCriteria => "acceptance_criteria",
+            RequirementPath::Batch => "batch",
+        }
+    }
+}
+
+/// One field's new value in an update.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RequirementChange {
+    /// Another workstream of the same program.
+    WorkstreamId(WorkstreamId),
+    Title(String),
+    Description(String),
+    Priority(Priority),
+    Status(RequirementStatus),
+    AcceptanceCriteria(Vec<String>),
+    Batch(String),
+}
+
+impl Requirement {
+    /// Applies an update's changes.
+    pub fn apply(&mut self, changes: Vec<RequirementChange>) {
+        for change in changes {
+            match change {
+                RequirementChange::WorkstreamId(x) => self.workstream_id = x,
+                RequirementChange::Title(x) => self.title = x,
+                RequirementChange::Description(x) => self.description = x,
+                RequirementChange::Priority(x) => self.priority = x,
+                RequirementChange::Status(x) => self.status = x,
+                RequirementChange::AcceptanceCriteria(x) => self.acceptance_criteria = x,
+                RequirementChange::Batch(x) => self.batch = x,
+            }
+        }
+    }
+}
+
+/// An edge of the requirement graph: `requirement_id` depends on
+/// `depends_on_id` (both of `program_id`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dependency {
+    pub program_id: ProgramId,
+    pub requirement_id: RequirementId,
+    pub depends_on_id: RequirementId,
+    /// The principal that added it.
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A requirement as a program plan needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanItem {
+    pub id: RequirementId,
+    pub workstream_id: WorkstreamId,
+    pub title: String,
+    pub priority: Priority,
+    pub status: RequirementStatus,
+}
+
+impl Audited for Requirement {
+    fn audit_fields(&self) -> AuditFields {
+        let Requirement {
+            id: _,
+            program_id: _,
+            workstream_id,
+            title,
+            description,
+            priority,
+            status,
+            acceptance_criteria,
+            batch,
+            created_by: _,
+            version: _,
+            created_at: _,
+            updated_at: _,
+        } = self;
+        AuditFields::new()
+            .field("workstream_id", workstream_id)
+            .field("title", title)
+            .field("description", description)
+            .field("priority", priority.as_str())
+            .field("status", status.as_str())
+            .field("acceptance_criteria", acceptance_criteria)
+            .field("batch", batch)
+    }
+}
 
 stored_enum! {
     /// How much a requirement matters (declared most important first, so

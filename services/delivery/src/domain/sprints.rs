@@ -1,6 +1,157 @@
 //! Sprints: status, capacity unit, start and completion.
 
+use chrono::{DateTime, Utc};
+use foundry_domain::{AuditFields, Audited, FieldPath};
+use uuid::Uuid;
+
 use super::*;
+
+/// A time box of a program.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sprint {
+    pub id: SprintId,
+    pub program_id: ProgramId,
+    pub name: String,
+    pub goal: String,
+    /// Before `end_at` ([`check_sprint_dates`]).
+    pub start_at: DateTime<Utc>,
+    pub end_at: DateTime<Utc>,
+    pub capacity: f64,
+    pub capacity_unit: CapacityUnit,
+    /// Changed only through [`start_sprint`] and [`complete_sprint`].
+    pub status: SprintStatus,
+    /// The principal that created it.
+    pub created_by: Uuid,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A sprint to create, as parsed at the edge (it starts
+/// [`SprintStatus::Planned`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewSprint {
+    pub program_id: ProgramId,
+    pub name: String,
+    pub goal: String,
+    pub start_at: DateTime<Utc>,
+    pub end_at: DateTime<Utc>,
+    pub capacity: f64,
+    pub capacity_unit: CapacityUnit,
+}
+
+/// The fields `UpdateSprint` may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SprintPath {
+    Name,
+    Goal,
+    StartTime,
+    EndTime,
+    Capacity,
+    CapacityUnit,
+}
+
+impl FieldPath for SprintPath {
+    const ALL: &'static [Self] = &[
+        SprintPath::Name,
+        SprintPath::Goal,
+        SprintPath::StartTime,
+        SprintPath::EndTime,
+        SprintPath::Capacity,
+        SprintPath::CapacityUnit,
+    ];
+    const OUTPUT_ONLY: &'static [&'static str] = &[
+        "id",
+        "program_id",
+        "created_by",
+        "create_time",
+        "update_time",
+        "etag",
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            SprintPath::Name => "name",
+            SprintPath::Goal => "goal",
+            SprintPath::StartTime => "start_time",
+            SprintPath::EndTime => "end_time",
+            SprintPath::Capacity => "capacity",
+            SprintPath::CapacityUnit => "capacity_unit",
+        }
+    }
+
+    fn elsewhere(path: &str) -> Option<&'static str> {
+        (path == "status").then_some("changes through StartSprint and CompleteSprint")
+    }
+}
+
+/// One field's new value in an update.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SprintChange {
+    Name(String),
+    Goal(String),
+    StartTime(DateTime<Utc>),
+    EndTime(DateTime<Utc>),
+    Capacity(f64),
+    CapacityUnit(CapacityUnit),
+}
+
+impl Sprint {
+    /// Applies an update's changes, then checks the dates.
+    pub fn apply(&mut self, changes: Vec<SprintChange>) -> Result<(), Error> {
+        for change in changes {
+            match change {
+                SprintChange::Name(x) => self.name = x,
+                SprintChange::Goal(x) => self.goal = x,
+                SprintChange::StartTime(x) => self.start_at = x,
+                SprintChange::EndTime(x) => self.end_at = x,
+                SprintChange::Capacity(x) => self.capacity = x,
+                SprintChange::CapacityUnit(x) => self.capacity_unit = x,
+            }
+        }
+        check_sprint_dates(self.start_at, self.end_at)
+    }
+}
+
+/// A sprint ends after it starts (a violation on `sprint.end_time`).
+pub fn check_sprint_dates(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<(), Error> {
+    if start < end {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "sprint.end_time",
+            "must be after start_time",
+        ))
+    }
+}
+
+impl Audited for Sprint {
+    fn audit_fields(&self) -> AuditFields {
+        let Sprint {
+            id: _,
+            program_id: _,
+            name,
+            goal,
+            start_at,
+            end_at,
+            capacity,
+            capacity_unit,
+            status,
+            created_by: _,
+            version: _,
+            created_at: _,
+            updated_at: _,
+        } = self;
+        AuditFields::new()
+            .field("name", name)
+            .field("goal", goal)
+            .field("start_time", start_at)
+            .field("end_time", end_at)
+            .field("capacity", capacity)
+            .field("capacity_unit", capacity_unit.as_str())
+            .field("status", status.as_str())
+    }
+}
 
 stored_enum! {
     /// The life of a sprint, in order.

@@ -1,18 +1,19 @@
 //! The requirement dependency graph.
 
 use chrono::{DateTime, Utc};
+use foundry_domain::Id;
 use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
 use uuid::Uuid;
 
-use super::requirements::COLS as REQUIREMENT_COLS;
-use super::{RequirementRow, qualified};
+use super::qualified;
+use super::requirements::{COLS as REQUIREMENT_COLS, RequirementRow};
+use crate::domain::{Dependency, ProgramId, Requirement, RequirementId};
 
-/// An edge: `requirement_id` depends on `depends_on_id`.
+/// An edge, as read: `requirement_id` depends on `depends_on_id`.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct DependencyRow {
-    pub org_id: Uuid,
+struct DependencyRow {
     pub program_id: Uuid,
     pub requirement_id: Uuid,
     pub depends_on_id: Uuid,
@@ -20,21 +21,33 @@ pub struct DependencyRow {
     pub created_at: DateTime<Utc>,
 }
 
-const COLS: &str = "org_id, program_id, requirement_id, depends_on_id, created_by, created_at";
+impl From<DependencyRow> for Dependency {
+    fn from(r: DependencyRow) -> Dependency {
+        Dependency {
+            program_id: Id::from_uuid(r.program_id),
+            requirement_id: Id::from_uuid(r.requirement_id),
+            depends_on_id: Id::from_uuid(r.depends_on_id),
+            created_by: r.created_by,
+            created_at: r.created_at,
+        }
+    }
+}
+
+const COLS: &str = "program_id, requirement_id, depends_on_id, created_by, created_at";
 
 /// Every edge of a program, `(requirement, depends_on)`, on
 /// `requirement_dependencies_program_idx` (index only).
 pub async fn program_edges(
     tx: &mut Tx,
     org_id: Uuid,
-    program_id: Uuid,
+    program_id: ProgramId,
 ) -> Result<Vec<(Uuid, Uuid)>> {
     Ok(sqlx::query_as(
         "SELECT requirement_id, depends_on_id FROM requirement_dependencies \
          WHERE org_id = $1 AND program_id = $2",
     )
     .bind(org_id)
-    .bind(program_id)
+    .bind(program_id.uuid())
     .fetch_all(&mut **tx)
     .await?)
 }
@@ -42,19 +55,19 @@ pub async fn program_edges(
 pub async fn insert_dependency(
     tx: &mut Tx,
     org_id: Uuid,
-    program_id: Uuid,
-    requirement_id: Uuid,
-    depends_on_id: Uuid,
+    program_id: ProgramId,
+    requirement_id: RequirementId,
+    depends_on_id: RequirementId,
     created_by: Uuid,
-) -> Result<DependencyRow> {
-    sqlx::query_as(&format!(
+) -> Result<Dependency> {
+    let row: DependencyRow = sqlx::query_as(&format!(
         "INSERT INTO requirement_dependencies (org_id, program_id, requirement_id, depends_on_id, created_by) \
          VALUES ($1, $2, $3, $4, $5) RETURNING {COLS}"
     ))
     .bind(org_id)
-    .bind(program_id)
-    .bind(requirement_id)
-    .bind(depends_on_id)
+    .bind(program_id.uuid())
+    .bind(requirement_id.uuid())
+    .bind(depends_on_id.uuid())
     .bind(created_by)
     .fetch_one(&mut **tx)
     .await
@@ -64,7 +77,8 @@ pub async fn insert_dependency(
         } else {
             e.into()
         }
-    })
+    })?;
+    Ok(row.into())
 }
 
 /// `ALREADY_EXISTS` for an edge that is there.
@@ -79,18 +93,19 @@ pub fn dependency_exists() -> Error {
 pub async fn delete_dependency(
     tx: &mut Tx,
     org_id: Uuid,
-    requirement_id: Uuid,
-    depends_on_id: Uuid,
-) -> Result<Option<DependencyRow>> {
-    Ok(sqlx::query_as(&format!(
+    requirement_id: RequirementId,
+    depends_on_id: RequirementId,
+) -> Result<Option<Dependency>> {
+    let row: Option<DependencyRow> = sqlx::query_as(&format!(
         "DELETE FROM requirement_dependencies \
          WHERE org_id = $1 AND requirement_id = $2 AND depends_on_id = $3 RETURNING {COLS}"
     ))
     .bind(org_id)
-    .bind(requirement_id)
-    .bind(depends_on_id)
+    .bind(requirement_id.uuid())
+    .bind(depends_on_id.uuid())
     .fetch_optional(&mut **tx)
-    .await?)
+    .await?;
+    Ok(row.map(Dependency::from))
 }
 
 /// Which way to walk the edges.
@@ -108,19 +123,20 @@ pub enum Direction {
 pub async fn list_dependencies(
     tx: &mut Tx,
     org_id: Uuid,
-    requirement_id: Uuid,
+    requirement_id: RequirementId,
     direction: Direction,
     transitive: bool,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<RequirementRow>> {
-    Ok(sqlx::query_as(&dependencies_sql(direction, transitive))
+) -> Result<Vec<Requirement>> {
+    let rows: Vec<RequirementRow> = sqlx::query_as(&dependencies_sql(direction, transitive))
         .bind(org_id)
-        .bind(requirement_id)
+        .bind(requirement_id.uuid())
         .bind(before)
         .bind(limit)
         .fetch_all(&mut **tx)
-        .await?)
+        .await?;
+    rows.into_iter().map(Requirement::try_from).collect()
 }
 
 /// The statement of [`list_dependencies`] (public for the tests that

@@ -2,19 +2,22 @@
 //! no UPDATE or DELETE on `sprint_gate_evaluations`).
 
 use chrono::{DateTime, Utc};
-use foundry_platform::Result;
+use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
+use foundry_platform::{Error, Result};
 use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{Lock, newest_first};
-use crate::domain::{Criterion, CriterionResult};
+use crate::domain::{
+    Criterion, CriterionResult, Evaluation, EvaluationId, EvaluatorType, NewEvaluation,
+    NewSprintGate, ProgramId, SprintGate, SprintGateId, SprintId,
+};
 
-/// A sprint gate row.
+/// A sprint gate row, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct GateRow {
-    pub org_id: Uuid,
+struct GateRow {
     pub id: Uuid,
     pub program_id: Uuid,
     pub sprint_id: Uuid,
@@ -27,73 +30,106 @@ pub struct GateRow {
     pub updated_at: DateTime<Utc>,
 }
 
+impl From<GateRow> for SprintGate {
+    fn from(r: GateRow) -> SprintGate {
+        SprintGate {
+            id: Id::from_uuid(r.id),
+            program_id: Id::from_uuid(r.program_id),
+            sprint_id: Id::from_uuid(r.sprint_id),
+            name: r.name,
+            description: r.description,
+            criteria: r.criteria.0,
+            created_by: r.created_by,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
 const COLS: &str = "org_id, id, program_id, sprint_id, name, description, criteria, created_by, \
      version, created_at, updated_at";
 
-/// Inserts `g` under a new id (its id, version and times are ignored).
-pub async fn insert_gate(tx: &mut Tx, g: &GateRow) -> Result<GateRow> {
-    Ok(sqlx::query_as(&format!(
+/// Inserts a new gate of `program_id` made by `created_by`.
+pub async fn insert_gate(
+    tx: &mut Tx,
+    org_id: Uuid,
+    program_id: ProgramId,
+    g: &NewSprintGate,
+    created_by: Uuid,
+) -> Result<SprintGate> {
+    let row: GateRow = sqlx::query_as(&format!(
         "INSERT INTO sprint_gates (org_id, id, program_id, sprint_id, name, description, criteria, \
          created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLS}"
     ))
-    .bind(g.org_id)
+    .bind(org_id)
     .bind(Uuid::now_v7())
-    .bind(g.program_id)
-    .bind(g.sprint_id)
+    .bind(program_id.uuid())
+    .bind(g.sprint_id.uuid())
     .bind(&g.name)
     .bind(&g.description)
-    .bind(&g.criteria)
-    .bind(g.created_by)
+    .bind(Json(&g.criteria))
+    .bind(created_by)
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    Ok(row.into())
 }
 
-pub async fn get_gate(tx: &mut Tx, org_id: Uuid, id: Uuid, lock: Lock) -> Result<Option<GateRow>> {
-    Ok(sqlx::query_as(&format!(
+pub async fn get_gate(
+    tx: &mut Tx,
+    org_id: Uuid,
+    id: SprintGateId,
+    lock: Lock,
+) -> Result<Option<SprintGate>> {
+    let row: Option<GateRow> = sqlx::query_as(&format!(
         "SELECT {COLS} FROM sprint_gates WHERE org_id = $1 AND id = $2{}",
         lock.sql()
     ))
     .bind(org_id)
-    .bind(id)
+    .bind(id.uuid())
     .fetch_optional(&mut **tx)
-    .await?)
+    .await?;
+    Ok(row.map(SprintGate::from))
 }
 
 /// Newest first, on `sprint_gates_sprint_id_key`.
 pub async fn list_gates(
     tx: &mut Tx,
     org_id: Uuid,
-    sprint_id: Uuid,
+    sprint_id: SprintId,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<GateRow>> {
+) -> Result<Vec<SprintGate>> {
     let mut q =
         QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM sprint_gates WHERE org_id = "));
     q.push_bind(org_id)
         .push(" AND sprint_id = ")
-        .push_bind(sprint_id);
+        .push_bind(sprint_id.uuid());
     newest_first(&mut q, "id", before, limit);
-    Ok(q.build_query_as().fetch_all(&mut **tx).await?)
+    let rows: Vec<GateRow> = q.build_query_as().fetch_all(&mut **tx).await?;
+    Ok(rows.into_iter().map(SprintGate::from).collect())
 }
 
-/// Writes the user-editable fields of `row`.
-pub async fn update_gate(tx: &mut Tx, row: &GateRow) -> Result<GateRow> {
-    Ok(sqlx::query_as(&format!(
+/// Writes the user-editable fields of `g`.
+pub async fn update_gate(tx: &mut Tx, org_id: Uuid, g: &SprintGate) -> Result<SprintGate> {
+    let row: GateRow = sqlx::query_as(&format!(
         "UPDATE sprint_gates SET name = $3, description = $4, criteria = $5, \
          version = version + 1, updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
     ))
-    .bind(row.org_id)
-    .bind(row.id)
-    .bind(&row.name)
-    .bind(&row.description)
-    .bind(&row.criteria)
+    .bind(org_id)
+    .bind(g.id.uuid())
+    .bind(&g.name)
+    .bind(&g.description)
+    .bind(Json(&g.criteria))
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    Ok(row.into())
 }
 
 /// Deletes a gate (its evaluations go by cascade); returns how many
 /// evaluations went.
-pub async fn delete_gate(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<u64> {
+pub async fn delete_gate(tx: &mut Tx, org_id: Uuid, id: SprintGateId) -> Result<u64> {
+    let id = id.uuid();
     let evaluations: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM sprint_gate_evaluations WHERE org_id = $1 AND gate_id = $2",
     )
@@ -109,10 +145,9 @@ pub async fn delete_gate(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<u64> {
     Ok(evaluations.unsigned_abs())
 }
 
-/// A sprint gate evaluation row.
+/// A sprint gate evaluation row, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct EvaluationRow {
-    pub org_id: Uuid,
+struct EvaluationRow {
     pub id: Uuid,
     pub gate_id: Uuid,
     pub sprint_id: Uuid,
@@ -124,53 +159,82 @@ pub struct EvaluationRow {
     pub created_at: DateTime<Utc>,
 }
 
+impl TryFrom<EvaluationRow> for Evaluation {
+    type Error = Error;
+
+    fn try_from(r: EvaluationRow) -> Result<Evaluation> {
+        Ok(Evaluation {
+            id: Id::from_uuid(r.id),
+            gate_id: Id::from_uuid(r.gate_id),
+            sprint_id: Id::from_uuid(r.sprint_id),
+            program_id: Id::from_uuid(r.program_id),
+            evaluator_id: r.evaluator_id,
+            evaluator_type: EvaluatorType::decode(
+                "sprint_gate_evaluations",
+                "evaluator_type",
+                &r.evaluator_type,
+            )?,
+            results: r.results.0,
+            passed: r.passed,
+            created_at: r.created_at,
+        })
+    }
+}
+
 const EVAL_COLS: &str = "org_id, id, gate_id, sprint_id, program_id, evaluator_id, evaluator_type, \
      results, passed, created_at";
 
-/// Inserts `e` under a new id (its id and time are ignored).
-pub async fn insert_evaluation(tx: &mut Tx, e: &EvaluationRow) -> Result<EvaluationRow> {
-    Ok(sqlx::query_as(&format!(
+/// Records an evaluation under a new id.
+pub async fn insert_evaluation(tx: &mut Tx, org_id: Uuid, e: &NewEvaluation) -> Result<Evaluation> {
+    let row: EvaluationRow = sqlx::query_as(&format!(
         "INSERT INTO sprint_gate_evaluations (org_id, id, gate_id, sprint_id, program_id, \
          evaluator_id, evaluator_type, results, passed) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {EVAL_COLS}"
     ))
-    .bind(e.org_id)
+    .bind(org_id)
     .bind(Uuid::now_v7())
-    .bind(e.gate_id)
-    .bind(e.sprint_id)
-    .bind(e.program_id)
+    .bind(e.gate_id.uuid())
+    .bind(e.sprint_id.uuid())
+    .bind(e.program_id.uuid())
     .bind(e.evaluator_id)
-    .bind(&e.evaluator_type)
-    .bind(&e.results)
+    .bind(e.evaluator_type.as_str())
+    .bind(Json(&e.results))
     .bind(e.passed)
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    row.try_into()
 }
 
-pub async fn get_evaluation(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Option<EvaluationRow>> {
-    Ok(sqlx::query_as(&format!(
+pub async fn get_evaluation(
+    tx: &mut Tx,
+    org_id: Uuid,
+    id: EvaluationId,
+) -> Result<Option<Evaluation>> {
+    let row: Option<EvaluationRow> = sqlx::query_as(&format!(
         "SELECT {EVAL_COLS} FROM sprint_gate_evaluations WHERE org_id = $1 AND id = $2"
     ))
     .bind(org_id)
-    .bind(id)
+    .bind(id.uuid())
     .fetch_optional(&mut **tx)
-    .await?)
+    .await?;
+    row.map(Evaluation::try_from).transpose()
 }
 
 /// Newest first, on `sprint_gate_evaluations_gate_idx`.
 pub async fn list_evaluations(
     tx: &mut Tx,
     org_id: Uuid,
-    gate_id: Uuid,
+    gate_id: SprintGateId,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<EvaluationRow>> {
+) -> Result<Vec<Evaluation>> {
     let mut q = QueryBuilder::<Postgres>::new(format!(
         "SELECT {EVAL_COLS} FROM sprint_gate_evaluations WHERE org_id = "
     ));
     q.push_bind(org_id)
         .push(" AND gate_id = ")
-        .push_bind(gate_id);
+        .push_bind(gate_id.uuid());
     newest_first(&mut q, "id", before, limit);
-    Ok(q.build_query_as().fetch_all(&mut **tx).await?)
+    let rows: Vec<EvaluationRow> = q.build_query_as().fetch_all(&mut **tx).await?;
+    rows.into_iter().map(Evaluation::try_from).collect()
 }

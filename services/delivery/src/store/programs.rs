@@ -1,6 +1,7 @@
 //! Programs, and the cascade that deletes one with everything in it.
 
 use chrono::{DateTime, Utc};
+use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
@@ -8,11 +9,11 @@ use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{Lock, newest_first};
+use crate::domain::{NewProgram, Phase, Program, ProgramId};
 
-/// A program row.
+/// A program row, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ProgramRow {
-    pub org_id: Uuid,
+struct ProgramRow {
     pub id: Uuid,
     pub name: String,
     pub slug: String,
@@ -27,7 +28,29 @@ pub struct ProgramRow {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The columns every program read returns, in `ProgramRow` order.
+impl TryFrom<ProgramRow> for Program {
+    type Error = Error;
+
+    fn try_from(r: ProgramRow) -> Result<Program> {
+        Ok(Program {
+            id: Id::from_uuid(r.id),
+            name: r.name,
+            slug: r.slug,
+            description: r.description,
+            source_platform: r.source_platform,
+            target_platform: r.target_platform,
+            phase: Phase::decode("programs", "phase", &r.phase)?,
+            archived_at: r.archived_at,
+            created_by: r.created_by,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// The columns every program read returns (`org_id`, which scopes the
+/// read, then `ProgramRow`'s).
 pub const PROGRAM_COLUMNS: &str = "org_id, id, name, slug, description, source_platform, target_platform, phase, \
      archived_at, created_by, version, created_at, updated_at";
 
@@ -43,33 +66,29 @@ fn slug_taken(e: sqlx::Error) -> Error {
     }
 }
 
-/// What a new program is.
-pub struct NewProgram<'a> {
-    pub org_id: Uuid,
-    pub name: &'a str,
-    pub slug: &'a str,
-    pub description: &'a str,
-    pub source_platform: &'a str,
-    pub target_platform: &'a str,
-    pub created_by: Uuid,
-}
-
-pub async fn insert_program(tx: &mut Tx, p: NewProgram<'_>) -> Result<ProgramRow> {
-    sqlx::query_as(&format!(
+/// Inserts a new program made by `created_by`.
+pub async fn insert_program(
+    tx: &mut Tx,
+    org_id: Uuid,
+    p: &NewProgram,
+    created_by: Uuid,
+) -> Result<Program> {
+    let row: ProgramRow = sqlx::query_as(&format!(
         "INSERT INTO programs (org_id, id, name, slug, description, source_platform, target_platform, created_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {PROGRAM_COLUMNS}"
     ))
-    .bind(p.org_id)
+    .bind(org_id)
     .bind(Uuid::now_v7())
-    .bind(p.name)
-    .bind(p.slug)
-    .bind(p.description)
-    .bind(p.source_platform)
-    .bind(p.target_platform)
-    .bind(p.created_by)
+    .bind(&p.name)
+    .bind(&p.slug)
+    .bind(&p.description)
+    .bind(&p.source_platform)
+    .bind(&p.target_platform)
+    .bind(created_by)
     .fetch_one(&mut **tx)
     .await
-    .map_err(slug_taken)
+    .map_err(slug_taken)?;
+    row.try_into()
 }
 
 pub async fn get_program(
@@ -77,21 +96,22 @@ pub async fn get_program(
     org_id: Uuid,
     id: Uuid,
     lock: Lock,
-) -> Result<Option<ProgramRow>> {
-    Ok(sqlx::query_as(&format!(
+) -> Result<Option<Program>> {
+    let row: Option<ProgramRow> = sqlx::query_as(&format!(
         "SELECT {PROGRAM_COLUMNS} FROM programs WHERE org_id = $1 AND id = $2{}",
         lock.sql()
     ))
     .bind(org_id)
     .bind(id)
     .fetch_optional(&mut **tx)
-    .await?)
+    .await?;
+    row.map(Program::try_from).transpose()
 }
 
 /// Filters of ListPrograms.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct ProgramFilter<'a> {
-    pub phase: Option<&'a str>,
+pub struct ProgramFilter {
+    pub phase: Option<Phase>,
     pub archived: Option<bool>,
     /// Only this program (a project-bound caller).
     pub only: Option<Uuid>,
@@ -102,16 +122,16 @@ pub struct ProgramFilter<'a> {
 pub async fn list_programs(
     tx: &mut Tx,
     org_id: Uuid,
-    f: ProgramFilter<'_>,
+    f: ProgramFilter,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<ProgramRow>> {
+) -> Result<Vec<Program>> {
     let mut q = QueryBuilder::<Postgres>::new(format!(
         "SELECT {PROGRAM_COLUMNS} FROM programs WHERE org_id = "
     ));
     q.push_bind(org_id);
     if let Some(phase) = f.phase {
-        q.push(" AND phase = ").push_bind(phase);
+        q.push(" AND phase = ").push_bind(phase.as_str());
     }
     if let Some(archived) = f.archived {
         q.push(" AND archived = ").push_bind(archived);
@@ -120,60 +140,64 @@ pub async fn list_programs(
         q.push(" AND id = ").push_bind(only);
     }
     newest_first(&mut q, "id", before, limit);
-    Ok(q.build_query_as().fetch_all(&mut **tx).await?)
+    let rows: Vec<ProgramRow> = q.build_query_as().fetch_all(&mut **tx).await?;
+    rows.into_iter().map(Program::try_from).collect()
 }
 
-/// Writes the user-editable fields of `row`.
-pub async fn update_program(tx: &mut Tx, row: &ProgramRow) -> Result<ProgramRow> {
-    sqlx::query_as(&format!(
+/// Writes the user-editable fields of `p`.
+pub async fn update_program(tx: &mut Tx, org_id: Uuid, p: &Program) -> Result<Program> {
+    let row: ProgramRow = sqlx::query_as(&format!(
         "UPDATE programs SET name = $3, slug = $4, description = $5, source_platform = $6, \
          target_platform = $7, version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {PROGRAM_COLUMNS}"
     ))
-    .bind(row.org_id)
-    .bind(row.id)
-    .bind(&row.name)
-    .bind(&row.slug)
-    .bind(&row.description)
-    .bind(&row.source_platform)
-    .bind(&row.target_platform)
+    .bind(org_id)
+    .bind(p.id.uuid())
+    .bind(&p.name)
+    .bind(&p.slug)
+    .bind(&p.description)
+    .bind(&p.source_platform)
+    .bind(&p.target_platform)
     .fetch_one(&mut **tx)
     .await
-    .map_err(slug_taken)
+    .map_err(slug_taken)?;
+    row.try_into()
 }
 
 pub async fn set_program_phase(
     tx: &mut Tx,
     org_id: Uuid,
-    id: Uuid,
-    phase: &str,
-) -> Result<ProgramRow> {
-    Ok(sqlx::query_as(&format!(
+    id: ProgramId,
+    phase: Phase,
+) -> Result<Program> {
+    let row: ProgramRow = sqlx::query_as(&format!(
         "UPDATE programs SET phase = $3, version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {PROGRAM_COLUMNS}"
     ))
     .bind(org_id)
-    .bind(id)
-    .bind(phase)
+    .bind(id.uuid())
+    .bind(phase.as_str())
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    row.try_into()
 }
 
 pub async fn set_program_archived(
     tx: &mut Tx,
     org_id: Uuid,
-    id: Uuid,
+    id: ProgramId,
     archived: bool,
-) -> Result<ProgramRow> {
-    Ok(sqlx::query_as(&format!(
+) -> Result<Program> {
+    let row: ProgramRow = sqlx::query_as(&format!(
         "UPDATE programs SET archived_at = CASE WHEN $3 THEN now() END, version = version + 1, \
          updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {PROGRAM_COLUMNS}"
     ))
     .bind(org_id)
-    .bind(id)
+    .bind(id.uuid())
     .bind(archived)
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    row.try_into()
 }
 
 /// What a cascading delete removed.
@@ -200,7 +224,8 @@ pub struct Removed {
 /// on an index led by `(org_id, program_id)`), counting what went. The
 /// caller holds the program's `FOR UPDATE` lock, so no child is added
 /// meanwhile (creates take `FOR KEY SHARE` on it).
-pub async fn delete_program(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Removed> {
+pub async fn delete_program(tx: &mut Tx, org_id: Uuid, id: ProgramId) -> Result<Removed> {
+    let id = id.uuid();
     // Evaluations are insert-only for the service role: they go with their
     // gates by cascade, counted first.
     let mut removed = Removed {

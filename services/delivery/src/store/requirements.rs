@@ -1,17 +1,21 @@
 //! Requirements.
 
 use chrono::{DateTime, Utc};
-use foundry_platform::Result;
+use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
+use foundry_platform::{Error, Result};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{Lock, Removed, newest_first};
+use crate::domain::{
+    NewRequirement, PlanItem, Priority, ProgramId, Requirement, RequirementId, RequirementStatus,
+    WorkstreamId,
+};
 
-/// A requirement row.
+/// A requirement row, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct RequirementRow {
-    pub org_id: Uuid,
+pub(super) struct RequirementRow {
     pub id: Uuid,
     pub program_id: Uuid,
     pub workstream_id: Uuid,
@@ -27,66 +31,85 @@ pub struct RequirementRow {
     pub updated_at: DateTime<Utc>,
 }
 
+impl TryFrom<RequirementRow> for Requirement {
+    type Error = Error;
+
+    fn try_from(r: RequirementRow) -> Result<Requirement> {
+        Ok(Requirement {
+            id: Id::from_uuid(r.id),
+            program_id: Id::from_uuid(r.program_id),
+            workstream_id: Id::from_uuid(r.workstream_id),
+            title: r.title,
+            description: r.description,
+            priority: Priority::decode("requirements", "priority", &r.priority)?,
+            status: RequirementStatus::decode("requirements", "status", &r.status)?,
+            acceptance_criteria: r.acceptance_criteria,
+            batch: r.batch,
+            created_by: r.created_by,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// The columns every requirement read returns (`org_id`, which scopes the
+/// read, then `RequirementRow`'s).
 pub(super) const COLS: &str = "org_id, id, program_id, workstream_id, title, description, priority, \
      status, acceptance_criteria, batch, created_by, version, created_at, updated_at";
 
-/// What a new requirement is.
-pub struct NewRequirement<'a> {
-    pub org_id: Uuid,
-    pub program_id: Uuid,
-    pub workstream_id: Uuid,
-    pub title: &'a str,
-    pub description: &'a str,
-    pub priority: &'a str,
-    pub status: &'a str,
-    pub acceptance_criteria: &'a [String],
-    pub batch: &'a str,
-    pub created_by: Uuid,
-}
-
-pub async fn insert_requirement(tx: &mut Tx, r: NewRequirement<'_>) -> Result<RequirementRow> {
-    Ok(sqlx::query_as(&format!(
+/// Inserts a new requirement of `program_id` made by `created_by`.
+pub async fn insert_requirement(
+    tx: &mut Tx,
+    org_id: Uuid,
+    program_id: ProgramId,
+    r: &NewRequirement,
+    created_by: Uuid,
+) -> Result<Requirement> {
+    let row: RequirementRow = sqlx::query_as(&format!(
         "INSERT INTO requirements (org_id, id, program_id, workstream_id, title, description, priority, \
          status, acceptance_criteria, batch, created_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLS}"
     ))
-    .bind(r.org_id)
+    .bind(org_id)
     .bind(Uuid::now_v7())
-    .bind(r.program_id)
-    .bind(r.workstream_id)
-    .bind(r.title)
-    .bind(r.description)
-    .bind(r.priority)
-    .bind(r.status)
-    .bind(r.acceptance_criteria)
-    .bind(r.batch)
-    .bind(r.created_by)
+    .bind(program_id.uuid())
+    .bind(r.workstream_id.uuid())
+    .bind(&r.title)
+    .bind(&r.description)
+    .bind(r.priority.as_str())
+    .bind(r.status.as_str())
+    .bind(&r.acceptance_criteria)
+    .bind(&r.batch)
+    .bind(created_by)
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    row.try_into()
 }
 
 pub async fn get_requirement(
     tx: &mut Tx,
     org_id: Uuid,
-    id: Uuid,
+    id: RequirementId,
     lock: Lock,
-) -> Result<Option<RequirementRow>> {
-    Ok(sqlx::query_as(&format!(
+) -> Result<Option<Requirement>> {
+    let row: Option<RequirementRow> = sqlx::query_as(&format!(
         "SELECT {COLS} FROM requirements WHERE org_id = $1 AND id = $2{}",
         lock.sql()
     ))
     .bind(org_id)
-    .bind(id)
+    .bind(id.uuid())
     .fetch_optional(&mut **tx)
-    .await?)
+    .await?;
+    row.map(Requirement::try_from).transpose()
 }
 
 /// Filters of ListRequirements (at least one of program and workstream).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct RequirementFilter<'a> {
-    pub program_id: Option<Uuid>,
-    pub workstream_id: Option<Uuid>,
-    pub status: Option<&'a str>,
+pub struct RequirementFilter {
+    pub program_id: Option<ProgramId>,
+    pub workstream_id: Option<WorkstreamId>,
+    pub status: Option<RequirementStatus>,
 }
 
 /// Newest first, on `requirements_workstream[_status]_idx` when a
@@ -95,44 +118,46 @@ pub struct RequirementFilter<'a> {
 pub async fn list_requirements(
     tx: &mut Tx,
     org_id: Uuid,
-    f: RequirementFilter<'_>,
+    f: RequirementFilter,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<RequirementRow>> {
+) -> Result<Vec<Requirement>> {
     let mut q =
         QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM requirements WHERE org_id = "));
     q.push_bind(org_id);
     if let Some(w) = f.workstream_id {
-        q.push(" AND workstream_id = ").push_bind(w);
+        q.push(" AND workstream_id = ").push_bind(w.uuid());
     }
     if let Some(p) = f.program_id {
-        q.push(" AND program_id = ").push_bind(p);
+        q.push(" AND program_id = ").push_bind(p.uuid());
     }
     if let Some(s) = f.status {
-        q.push(" AND status = ").push_bind(s);
+        q.push(" AND status = ").push_bind(s.as_str());
     }
     newest_first(&mut q, "id", before, limit);
-    Ok(q.build_query_as().fetch_all(&mut **tx).await?)
+    let rows: Vec<RequirementRow> = q.build_query_as().fetch_all(&mut **tx).await?;
+    rows.into_iter().map(Requirement::try_from).collect()
 }
 
-/// Writes the user-editable fields of `row`.
-pub async fn update_requirement(tx: &mut Tx, row: &RequirementRow) -> Result<RequirementRow> {
-    Ok(sqlx::query_as(&format!(
+/// Writes the user-editable fields of `r`.
+pub async fn update_requirement(tx: &mut Tx, org_id: Uuid, r: &Requirement) -> Result<Requirement> {
+    let row: RequirementRow = sqlx::query_as(&format!(
         "UPDATE requirements SET workstream_id = $3, title = $4, description = $5, priority = $6, \
          status = $7, acceptance_criteria = $8, batch = $9, version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
     ))
-    .bind(row.org_id)
-    .bind(row.id)
-    .bind(row.workstream_id)
-    .bind(&row.title)
-    .bind(&row.description)
-    .bind(&row.priority)
-    .bind(&row.status)
-    .bind(&row.acceptance_criteria)
-    .bind(&row.batch)
+    .bind(org_id)
+    .bind(r.id.uuid())
+    .bind(r.workstream_id.uuid())
+    .bind(&r.title)
+    .bind(&r.description)
+    .bind(r.priority.as_str())
+    .bind(r.status.as_str())
+    .bind(&r.acceptance_criteria)
+    .bind(&r.batch)
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    row.try_into()
 }
 
 /// Deletes requirements (the caller holds their row locks) with every edge
@@ -170,9 +195,9 @@ pub async fn delete_requirements(tx: &mut Tx, org_id: Uuid, ids: &[Uuid]) -> Res
     Ok(removed)
 }
 
-/// A requirement as a plan needs it.
+/// A requirement as a plan needs it, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct PlanRow {
+struct PlanRow {
     pub id: Uuid,
     pub workstream_id: Uuid,
     pub title: String,
@@ -180,18 +205,33 @@ pub struct PlanRow {
     pub status: String,
 }
 
+impl TryFrom<PlanRow> for PlanItem {
+    type Error = Error;
+
+    fn try_from(r: PlanRow) -> Result<PlanItem> {
+        Ok(PlanItem {
+            id: Id::from_uuid(r.id),
+            workstream_id: Id::from_uuid(r.workstream_id),
+            title: r.title,
+            priority: Priority::decode("requirements", "priority", &r.priority)?,
+            status: RequirementStatus::decode("requirements", "status", &r.status)?,
+        })
+    }
+}
+
 /// Every requirement of a program, on `requirements_program_id_key`.
 pub async fn plan_requirements(
     tx: &mut Tx,
     org_id: Uuid,
-    program_id: Uuid,
-) -> Result<Vec<PlanRow>> {
-    Ok(sqlx::query_as(
+    program_id: ProgramId,
+) -> Result<Vec<PlanItem>> {
+    let rows: Vec<PlanRow> = sqlx::query_as(
         "SELECT id, workstream_id, title, priority, status FROM requirements \
          WHERE org_id = $1 AND program_id = $2 ORDER BY id",
     )
     .bind(org_id)
-    .bind(program_id)
+    .bind(program_id.uuid())
     .fetch_all(&mut **tx)
-    .await?)
+    .await?;
+    rows.into_iter().map(PlanItem::try_from).collect()
 }

@@ -1,6 +1,7 @@
 //! Sprints.
 
 use chrono::{DateTime, Utc};
+use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
@@ -8,11 +9,11 @@ use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{Lock, newest_first};
+use crate::domain::{CapacityUnit, NewSprint, ProgramId, Sprint, SprintId, SprintStatus};
 
-/// A sprint row.
+/// A sprint row, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct SprintRow {
-    pub org_id: Uuid,
+struct SprintRow {
     pub id: Uuid,
     pub program_id: Uuid,
     pub name: String,
@@ -28,55 +29,88 @@ pub struct SprintRow {
     pub updated_at: DateTime<Utc>,
 }
 
+impl TryFrom<SprintRow> for Sprint {
+    type Error = Error;
+
+    fn try_from(r: SprintRow) -> Result<Sprint> {
+        Ok(Sprint {
+            id: Id::from_uuid(r.id),
+            program_id: Id::from_uuid(r.program_id),
+            name: r.name,
+            goal: r.goal,
+            start_at: r.start_at,
+            end_at: r.end_at,
+            capacity: r.capacity,
+            capacity_unit: CapacityUnit::decode("sprints", "capacity_unit", &r.capacity_unit)?,
+            status: SprintStatus::decode("sprints", "status", &r.status)?,
+            created_by: r.created_by,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
 const COLS: &str = "org_id, id, program_id, name, goal, start_at, end_at, capacity, capacity_unit, \
      status, created_by, version, created_at, updated_at";
 
-/// Inserts `s` (PLANNED) under a new id (its id, status, version and times
-/// are ignored).
-pub async fn insert_sprint(tx: &mut Tx, s: &SprintRow) -> Result<SprintRow> {
-    Ok(sqlx::query_as(&format!(
+/// Inserts a new (PLANNED) sprint made by `created_by`.
+pub async fn insert_sprint(
+    tx: &mut Tx,
+    org_id: Uuid,
+    s: &NewSprint,
+    created_by: Uuid,
+) -> Result<Sprint> {
+    let row: SprintRow = sqlx::query_as(&format!(
         "INSERT INTO sprints (org_id, id, program_id, name, goal, start_at, end_at, capacity, \
          capacity_unit, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLS}"
     ))
-    .bind(s.org_id)
+    .bind(org_id)
     .bind(Uuid::now_v7())
-    .bind(s.program_id)
+    .bind(s.program_id.uuid())
     .bind(&s.name)
     .bind(&s.goal)
     .bind(s.start_at)
     .bind(s.end_at)
     .bind(s.capacity)
-    .bind(&s.capacity_unit)
-    .bind(s.created_by)
+    .bind(s.capacity_unit.as_str())
+    .bind(created_by)
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    row.try_into()
 }
 
 pub async fn get_sprint(
     tx: &mut Tx,
     org_id: Uuid,
-    id: Uuid,
+    id: SprintId,
     lock: Lock,
-) -> Result<Option<SprintRow>> {
-    Ok(sqlx::query_as(&format!(
+) -> Result<Option<Sprint>> {
+    let row: Option<SprintRow> = sqlx::query_as(&format!(
         "SELECT {COLS} FROM sprints WHERE org_id = $1 AND id = $2{}",
         lock.sql()
     ))
     .bind(org_id)
-    .bind(id)
+    .bind(id.uuid())
     .fetch_optional(&mut **tx)
-    .await?)
+    .await?;
+    row.map(Sprint::try_from).transpose()
 }
 
 /// The program's ACTIVE sprint, if any, on `sprints_one_active_key`.
-pub async fn active_sprint(tx: &mut Tx, org_id: Uuid, program_id: Uuid) -> Result<Option<Uuid>> {
-    Ok(sqlx::query_scalar(
+pub async fn active_sprint(
+    tx: &mut Tx,
+    org_id: Uuid,
+    program_id: ProgramId,
+) -> Result<Option<SprintId>> {
+    let id: Option<Uuid> = sqlx::query_scalar(
         "SELECT id FROM sprints WHERE org_id = $1 AND program_id = $2 AND status = 'active'",
     )
     .bind(org_id)
-    .bind(program_id)
+    .bind(program_id.uuid())
     .fetch_optional(&mut **tx)
-    .await?)
+    .await?;
+    Ok(id.map(Id::from_uuid))
 }
 
 /// Newest first: a status walks `sprints_status_idx`, none
@@ -84,40 +118,42 @@ pub async fn active_sprint(tx: &mut Tx, org_id: Uuid, program_id: Uuid) -> Resul
 pub async fn list_sprints(
     tx: &mut Tx,
     org_id: Uuid,
-    program_id: Uuid,
-    status: Option<&str>,
+    program_id: ProgramId,
+    status: Option<SprintStatus>,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<SprintRow>> {
+) -> Result<Vec<Sprint>> {
     let mut q =
         QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM sprints WHERE org_id = "));
     q.push_bind(org_id)
         .push(" AND program_id = ")
-        .push_bind(program_id);
+        .push_bind(program_id.uuid());
     if let Some(s) = status {
-        q.push(" AND status = ").push_bind(s);
+        q.push(" AND status = ").push_bind(s.as_str());
     }
     newest_first(&mut q, "id", before, limit);
-    Ok(q.build_query_as().fetch_all(&mut **tx).await?)
+    let rows: Vec<SprintRow> = q.build_query_as().fetch_all(&mut **tx).await?;
+    rows.into_iter().map(Sprint::try_from).collect()
 }
 
-/// Writes the user-editable fields of `row`.
-pub async fn update_sprint(tx: &mut Tx, row: &SprintRow) -> Result<SprintRow> {
-    Ok(sqlx::query_as(&format!(
+/// Writes the user-editable fields of `s`.
+pub async fn update_sprint(tx: &mut Tx, org_id: Uuid, s: &Sprint) -> Result<Sprint> {
+    let row: SprintRow = sqlx::query_as(&format!(
         "UPDATE sprints SET name = $3, goal = $4, start_at = $5, end_at = $6, capacity = $7, \
          capacity_unit = $8, version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
     ))
-    .bind(row.org_id)
-    .bind(row.id)
-    .bind(&row.name)
-    .bind(&row.goal)
-    .bind(row.start_at)
-    .bind(row.end_at)
-    .bind(row.capacity)
-    .bind(&row.capacity_unit)
+    .bind(org_id)
+    .bind(s.id.uuid())
+    .bind(&s.name)
+    .bind(&s.goal)
+    .bind(s.start_at)
+    .bind(s.end_at)
+    .bind(s.capacity)
+    .bind(s.capacity_unit.as_str())
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    row.try_into()
 }
 
 /// Moves a sprint to `status`; a second ACTIVE sprint of the program (a
@@ -125,16 +161,16 @@ pub async fn update_sprint(tx: &mut Tx, row: &SprintRow) -> Result<SprintRow> {
 pub async fn set_sprint_status(
     tx: &mut Tx,
     org_id: Uuid,
-    id: Uuid,
-    status: &str,
-) -> Result<SprintRow> {
-    sqlx::query_as(&format!(
+    id: SprintId,
+    status: SprintStatus,
+) -> Result<Sprint> {
+    let row: SprintRow = sqlx::query_as(&format!(
         "UPDATE sprints SET status = $3, version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
     ))
     .bind(org_id)
-    .bind(id)
-    .bind(status)
+    .bind(id.uuid())
+    .bind(status.as_str())
     .fetch_one(&mut **tx)
     .await
     .map_err(|e| {
@@ -143,11 +179,12 @@ pub async fn set_sprint_status(
         } else {
             Error::from(e)
         }
-    })
+    })?;
+    row.try_into()
 }
 
 /// `FAILED_PRECONDITION`: the program already has an ACTIVE sprint.
-pub fn already_active(active: Option<Uuid>) -> Error {
+pub fn already_active(active: Option<SprintId>) -> Error {
     let e = Error::failed_precondition(
         "SPRINT_ALREADY_ACTIVE",
         "the program already has an active sprint; complete it first",
@@ -172,9 +209,10 @@ pub struct SprintRemoved {
 pub async fn delete_sprint(
     tx: &mut Tx,
     org_id: Uuid,
-    program_id: Uuid,
-    id: Uuid,
+    program_id: ProgramId,
+    id: SprintId,
 ) -> Result<SprintRemoved> {
+    let (program_id, id) = (program_id.uuid(), id.uuid());
     let mut removed = SprintRemoved {
         tasks_unplanned: sqlx::query(
             "UPDATE tasks SET sprint_id = NULL, version = version + 1, updated_at = now() \
