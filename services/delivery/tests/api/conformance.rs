@@ -1,8 +1,6 @@
 //! Delivery resources registered with the testkit's conformance harness:
 //! what every resource must do is checked there, once.
 
-use std::sync::Arc;
-
 use foundry_testkit::conformance::{self, Made, Resource, Scope};
 use foundry_testkit::delivery::*;
 use foundry_testkit::{TestApp, authed};
@@ -198,21 +196,6 @@ async fn tasks_conform() {
     conformance::check(TestApp::start().await, &task_resource()).await;
 }
 
-/// The four checks that resources still on `validate::update_mask` and the
-/// older request-id claim pass. Not run for them yet:
-/// `bad_masks_are_refused` (`update_mask` drops a repeated mask path instead
-/// of refusing it) and `request_ids_replay` (the older claim replays a
-/// request id reused with another body instead of refusing it
-/// `REQUEST_ID_REUSED`). Once a resource moves to `validate::mask` and
-/// `idempotency::begin`, its test becomes `conformance::check`.
-async fn conform_but_for_masks_and_request_id_reuse<C>(r: Resource<C>) {
-    let app = Arc::new(TestApp::start().await);
-    conformance::foreign_org_is_not_found(&app, &r).await;
-    conformance::stale_etags_are_aborted(&app, &r).await;
-    conformance::one_audit_event_per_mutation(&app, &r).await;
-    conformance::pages_have_no_gaps_or_repeats(&app, &r).await;
-}
-
 #[tokio::test]
 async fn workstreams_conform() {
     conformance::check(TestApp::start().await, &workstream_resource()).await;
@@ -229,8 +212,8 @@ async fn risks_conform() {
 }
 
 #[tokio::test]
-async fn programs_conform_but_for_masks_and_request_id_reuse() {
-    conform_but_for_masks_and_request_id_reuse(program_resource()).await;
+async fn programs_conform() {
+    conformance::check(TestApp::start().await, &program_resource()).await;
 }
 
 /// Goals, each organization with its own program.
