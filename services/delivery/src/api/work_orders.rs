@@ -17,13 +17,14 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
+use crate::api::features::feature_in;
 use crate::api::{
-    LONG_DESCRIPTION, SERVICE, criteria, feature_not_found, found, long_text, other_program,
-    planner_phase_not_found, program, user_ids, work_order_not_found,
+    LONG_DESCRIPTION, SERVICE, criteria, found, long_text, other_program, planner_phase_not_found,
+    program, user_ids, work_order_not_found,
 };
 use crate::domain::{
-    self, FeatureId, NewWorkOrder, PlannerPhaseId, ProgramId, UserId, WorkOrder, WorkOrderChange,
-    WorkOrderId, WorkOrderPath, WorkOrderStatus,
+    self, NewWorkOrder, PlannerPhaseId, ProgramId, UserId, WorkOrder, WorkOrderChange, WorkOrderId,
+    WorkOrderPath, WorkOrderStatus,
 };
 use crate::store::{self, Lock, WorkOrderFilter};
 
@@ -212,27 +213,6 @@ async fn phase_of(
     Ok(())
 }
 
-/// The feature a work order delivers: visible, in the work order's
-/// program, held (`FOR KEY SHARE`) until commit.
-async fn feature_of(
-    tx: &mut Tx,
-    caller: &Caller,
-    org_id: Uuid,
-    program_id: ProgramId,
-    feature_id: FeatureId,
-) -> Result<(), Error> {
-    let f = found(
-        store::get_feature(tx, org_id, feature_id.uuid(), Lock::KeyShare).await?,
-        caller,
-        |f| f.program_id,
-        feature_not_found,
-    )?;
-    if f.program_id != program_id.uuid() {
-        return Err(other_program("feature"));
-    }
-    Ok(())
-}
-
 #[tonic::async_trait]
 impl WorkOrderService for WorkOrders {
     #[tracing::instrument(skip_all)]
@@ -259,7 +239,15 @@ impl WorkOrderService for WorkOrders {
             phase_of(&mut tx, &call.caller, call.org_id, new.program_id, p).await?;
         }
         if let Some(f) = new.feature_id {
-            feature_of(&mut tx, &call.caller, call.org_id, new.program_id, f).await?;
+            feature_in(
+                &mut tx,
+                &call.caller,
+                call.org_id,
+                new.program_id,
+                f,
+                "feature",
+            )
+            .await?;
         }
         let w = store::insert_work_order(&mut tx, call.org_id, &new, call.principal_id()).await?;
         call.actor
@@ -361,7 +349,15 @@ impl WorkOrderService for WorkOrders {
         if let Some(f) = w.feature_id
             && w.feature_id != before.feature_id
         {
-            feature_of(&mut tx, &call.caller, call.org_id, w.program_id, f).await?;
+            feature_in(
+                &mut tx,
+                &call.caller,
+                call.org_id,
+                w.program_id,
+                f,
+                "feature",
+            )
+            .await?;
         }
         let w = store::update_work_order(&mut tx, call.org_id, &w).await?;
         call.actor
