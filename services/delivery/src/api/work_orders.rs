@@ -12,19 +12,18 @@ use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{
     self as pb, work_order_service_server::WorkOrderService,
 };
-use foundry_tenancy::Caller;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::features::feature_in;
+use crate::api::planner_phases::phase_in;
 use crate::api::{
-    LONG_DESCRIPTION, SERVICE, criteria, found, long_text, other_program, planner_phase_not_found,
-    program, user_ids, work_order_not_found,
+    LONG_DESCRIPTION, SERVICE, criteria, found, long_text, program, user_ids, work_order_not_found,
 };
 use crate::domain::{
-    self, NewWorkOrder, PlannerPhaseId, ProgramId, UserId, WorkOrder, WorkOrderChange, WorkOrderId,
-    WorkOrderPath, WorkOrderStatus,
+    self, NewWorkOrder, UserId, WorkOrder, WorkOrderChange, WorkOrderId, WorkOrderPath,
+    WorkOrderStatus,
 };
 use crate::store::{self, Lock, WorkOrderFilter};
 
@@ -192,27 +191,6 @@ async fn visible_work_order(
     )
 }
 
-/// The planner phase a work order is planned in: visible, in the work
-/// order's program, held (`FOR KEY SHARE`) until commit.
-async fn phase_of(
-    tx: &mut Tx,
-    caller: &Caller,
-    org_id: Uuid,
-    program_id: ProgramId,
-    phase_id: PlannerPhaseId,
-) -> Result<(), Error> {
-    let p = found(
-        store::get_planner_phase(tx, org_id, phase_id.uuid(), Lock::KeyShare).await?,
-        caller,
-        |p| p.program_id,
-        planner_phase_not_found,
-    )?;
-    if p.program_id != program_id.uuid() {
-        return Err(other_program("planner phase"));
-    }
-    Ok(())
-}
-
 #[tonic::async_trait]
 impl WorkOrderService for WorkOrders {
     #[tracing::instrument(skip_all)]
@@ -236,7 +214,7 @@ impl WorkOrderService for WorkOrders {
         )
         .await?;
         if let Some(p) = new.phase_id {
-            phase_of(&mut tx, &call.caller, call.org_id, new.program_id, p).await?;
+            phase_in(&mut tx, &call.caller, call.org_id, new.program_id, p).await?;
         }
         if let Some(f) = new.feature_id {
             feature_in(
@@ -344,7 +322,7 @@ impl WorkOrderService for WorkOrders {
         if let Some(p) = w.phase_id
             && w.phase_id != before.phase_id
         {
-            phase_of(&mut tx, &call.caller, call.org_id, w.program_id, p).await?;
+            phase_in(&mut tx, &call.caller, call.org_id, w.program_id, p).await?;
         }
         if let Some(f) = w.feature_id
             && w.feature_id != before.feature_id
