@@ -51,6 +51,17 @@ macro_rules! stored_enum {
     };
 }
 
+/// The output-only fields of a resource of a program (its `FieldPath::
+/// OUTPUT_ONLY`): what an update mask naming one refuses as such.
+pub const PROGRAM_CHILD_OUTPUT_ONLY: &[&str] = &[
+    "id",
+    "program_id",
+    "created_by",
+    "create_time",
+    "update_time",
+    "etag",
+];
+
 pub mod features;
 pub mod gates;
 pub mod goals;

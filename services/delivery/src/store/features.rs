@@ -8,7 +8,7 @@ use foundry_platform::{Error, Result};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{Lock, newest_first};
+use super::{Lock, delete_where, newest_first, row_by_id};
 use crate::domain::{Feature, FeatureId, NewFeature, ProgramId};
 
 /// A feature row, as read.
@@ -89,14 +89,7 @@ pub async fn get_feature(
     id: FeatureId,
     lock: Lock,
 ) -> Result<Option<Feature>> {
-    let row: Option<FeatureRow> = sqlx::query_as(&format!(
-        "SELECT {COLS} FROM features WHERE org_id = $1 AND id = $2{}",
-        lock.sql()
-    ))
-    .bind(org_id)
-    .bind(id.uuid())
-    .fetch_optional(&mut **tx)
-    .await?;
+    let row: Option<FeatureRow> = row_by_id(tx, "features", COLS, org_id, id.uuid(), lock).await?;
     Ok(row.map(Feature::from))
 }
 
@@ -187,10 +180,6 @@ pub async fn update_feature(tx: &mut Tx, org_id: Uuid, f: &Feature) -> Result<Fe
 }
 
 pub async fn delete_feature(tx: &mut Tx, org_id: Uuid, id: FeatureId) -> Result<()> {
-    sqlx::query("DELETE FROM features WHERE org_id = $1 AND id = $2")
-        .bind(org_id)
-        .bind(id.uuid())
-        .execute(&mut **tx)
-        .await?;
+    delete_where(tx, "features", "id", org_id, id.uuid()).await?;
     Ok(())
 }

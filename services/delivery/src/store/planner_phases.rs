@@ -7,7 +7,7 @@ use foundry_platform::db::Tx;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::Lock;
+use super::{Lock, delete_where, row_by_id};
 use crate::domain::{NewPlannerPhase, PlannerPhase, PlannerPhaseId};
 
 /// A planner phase row, as read.
@@ -83,14 +83,8 @@ pub async fn get_planner_phase(
     id: PlannerPhaseId,
     lock: Lock,
 ) -> Result<Option<PlannerPhase>> {
-    let row: Option<PlannerPhaseRow> = sqlx::query_as(&format!(
-        "SELECT {COLS} FROM planner_phases WHERE org_id = $1 AND id = $2{}",
-        lock.sql()
-    ))
-    .bind(org_id)
-    .bind(id.uuid())
-    .fetch_optional(&mut **tx)
-    .await?;
+    let row: Option<PlannerPhaseRow> =
+        row_by_id(tx, "planner_phases", COLS, org_id, id.uuid(), lock).await?;
     Ok(row.map(PlannerPhase::from))
 }
 
@@ -143,10 +137,6 @@ pub async fn update_planner_phase(
 }
 
 pub async fn delete_planner_phase(tx: &mut Tx, org_id: Uuid, id: PlannerPhaseId) -> Result<()> {
-    sqlx::query("DELETE FROM planner_phases WHERE org_id = $1 AND id = $2")
-        .bind(org_id)
-        .bind(id.uuid())
-        .execute(&mut **tx)
-        .await?;
+    delete_where(tx, "planner_phases", "id", org_id, id.uuid()).await?;
     Ok(())
 }

@@ -7,8 +7,8 @@ use foundry_platform::{Error, Result};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{Lock, newest_first, qualified};
-use crate::domain::{NewWorkOrder, UserId, WorkOrder, WorkOrderId, WorkOrderStatus};
+use super::{Assignees, Lock, delete_where, newest_first, qualified, row_by_id, uuids};
+use crate::domain::{NewWorkOrder, WorkOrder, WorkOrderId, WorkOrderStatus};
 
 /// A work order row, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -53,9 +53,11 @@ impl TryFrom<WorkOrderRow> for WorkOrder {
     }
 }
 
-fn uuids(ids: &[UserId]) -> Vec<Uuid> {
-    ids.iter().map(|u| u.uuid()).collect()
-}
+/// The assignee index of work orders.
+const ASSIGNEES: Assignees = Assignees {
+    table: "work_order_assignees",
+    key: "work_order_id",
+};
 
 const COLS: &str = "org_id, id, program_id, title, description, status, acceptance_criteria, \
      implementation_plan, assignee_ids, phase_id, feature_id, created_by, version, created_at, \
@@ -87,32 +89,10 @@ pub async fn insert_work_order(
     .bind(created_by)
     .fetch_one(&mut **tx)
     .await?;
-    set_assignees(tx, &row).await?;
+    ASSIGNEES
+        .set(tx, row.org_id, row.id, row.program_id, &row.assignee_ids)
+        .await?;
     row.try_into()
-}
-
-/// Makes `work_order_assignees` hold exactly the row's assignees.
-async fn set_assignees(tx: &mut Tx, w: &WorkOrderRow) -> Result<()> {
-    sqlx::query(
-        "DELETE FROM work_order_assignees WHERE org_id = $1 AND work_order_id = $2 \
-         AND NOT (user_id = ANY($3))",
-    )
-    .bind(w.org_id)
-    .bind(w.id)
-    .bind(&w.assignee_ids)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO work_order_assignees (org_id, work_order_id, user_id, program_id) \
-         SELECT $1, $2, u, $4 FROM unnest($3::uuid[]) AS u ON CONFLICT DO NOTHING",
-    )
-    .bind(w.org_id)
-    .bind(w.id)
-    .bind(&w.assignee_ids)
-    .bind(w.program_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 pub async fn get_work_order(
@@ -121,14 +101,8 @@ pub async fn get_work_order(
     id: WorkOrderId,
     lock: Lock,
 ) -> Result<Option<WorkOrder>> {
-    let row: Option<WorkOrderRow> = sqlx::query_as(&format!(
-        "SELECT {COLS} FROM work_orders WHERE org_id = $1 AND id = $2{}",
-        lock.sql()
-    ))
-    .bind(org_id)
-    .bind(id.uuid())
-    .fetch_optional(&mut **tx)
-    .await?;
+    let row: Option<WorkOrderRow> =
+        row_by_id(tx, "work_orders", COLS, org_id, id.uuid(), lock).await?;
     row.map(WorkOrder::try_from).transpose()
 }
 
@@ -157,24 +131,14 @@ pub async fn list_work_orders(
     let cols = qualified(COLS, "w");
     let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {cols} FROM "));
     // The keyset column of the walked index.
-    let key = if let Some(user) = f.assignee_id {
-        q.push(
-            "work_order_assignees a JOIN work_orders w \
-             ON w.org_id = a.org_id AND w.id = a.work_order_id WHERE a.org_id = ",
-        )
-        .push_bind(org_id)
-        .push(" AND a.program_id = ")
-        .push_bind(f.program_id)
-        .push(" AND a.user_id = ")
-        .push_bind(user);
-        "a.work_order_id"
-    } else {
-        q.push("work_orders w WHERE w.org_id = ")
-            .push_bind(org_id)
-            .push(" AND w.program_id = ")
-            .push_bind(f.program_id);
-        "w.id"
-    };
+    let key = ASSIGNEES.scan_children(
+        &mut q,
+        "work_orders",
+        "w",
+        org_id,
+        f.program_id,
+        f.assignee_id,
+    );
     if let Some(s) = f.status {
         q.push(" AND w.status = ").push_bind(s.as_str());
     }
@@ -184,7 +148,7 @@ pub async fn list_work_orders(
     if let Some(feature) = f.feature_id {
         q.push(" AND w.feature_id = ").push_bind(feature);
     }
-    newest_first(&mut q, key, before, limit);
+    newest_first(&mut q, &key, before, limit);
     let rows: Vec<WorkOrderRow> = q.build_query_as().fetch_all(&mut **tx).await?;
     rows.into_iter().map(WorkOrder::try_from).collect()
 }
@@ -208,7 +172,9 @@ pub async fn update_work_order(tx: &mut Tx, org_id: Uuid, w: &WorkOrder) -> Resu
     .bind(w.feature_id.map(Id::uuid))
     .fetch_one(&mut **tx)
     .await?;
-    set_assignees(tx, &row).await?;
+    ASSIGNEES
+        .set(tx, row.org_id, row.id, row.program_id, &row.assignee_ids)
+        .await?;
     row.try_into()
 }
 
@@ -232,16 +198,7 @@ pub async fn set_work_order_status(
 
 /// Deletes a work order with its assignee index.
 pub async fn delete_work_order(tx: &mut Tx, org_id: Uuid, id: WorkOrderId) -> Result<()> {
-    let id = id.uuid();
-    sqlx::query("DELETE FROM work_order_assignees WHERE org_id = $1 AND work_order_id = $2")
-        .bind(org_id)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("DELETE FROM work_orders WHERE org_id = $1 AND id = $2")
-        .bind(org_id)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    ASSIGNEES.remove(tx, org_id, id.uuid()).await?;
+    delete_where(tx, "work_orders", "id", org_id, id.uuid()).await?;
     Ok(())
 }
