@@ -10,7 +10,6 @@ use foundry_platform::db::{Tx, check_etag, etag};
 use foundry_platform::idempotency::{self, Begun};
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, feature_service_server::FeatureService};
-use foundry_tenancy::Caller;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -124,18 +123,12 @@ async fn visible_feature(
 /// `KEY SHARE` (it cannot vanish before commit).
 pub(crate) async fn feature_in(
     tx: &mut Tx,
-    caller: &Caller,
-    org_id: Uuid,
+    call: &Call,
     program_id: ProgramId,
     id: FeatureId,
     what: &str,
 ) -> Result<Feature, Error> {
-    let f = found(
-        store::get_feature(tx, org_id, id, Lock::KeyShare).await?,
-        caller,
-        |f| f.program_id.uuid(),
-        feature_not_found,
-    )?;
+    let f = visible_feature(tx, call, id, Lock::KeyShare).await?;
     if f.program_id != program_id {
         return Err(other_program(what));
     }
@@ -165,15 +158,7 @@ impl FeatureService for Features {
         )
         .await?;
         if let Some(p) = new.parent_feature_id {
-            feature_in(
-                &mut tx,
-                &call.caller,
-                call.org_id,
-                new.program_id,
-                p,
-                "parent feature",
-            )
-            .await?;
+            feature_in(&mut tx, &call, new.program_id, p, "parent feature").await?;
         }
         let f = store::insert_feature(&mut tx, call.org_id, &new, call.principal_id()).await?;
         call.actor
@@ -264,15 +249,7 @@ impl FeatureService for Features {
                 Lock::NoKeyUpdate,
             )
             .await?;
-            feature_in(
-                &mut tx,
-                &call.caller,
-                call.org_id,
-                current.program_id,
-                p,
-                "parent feature",
-            )
-            .await?;
+            feature_in(&mut tx, &call, current.program_id, p, "parent feature").await?;
             let ancestry = store::feature_ancestry(&mut tx, call.org_id, p, MAX_DEPTH).await?;
             domain::check_feature_parent(id, &ancestry).map_err(Error::from)?;
         }

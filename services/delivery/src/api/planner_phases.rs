@@ -12,7 +12,6 @@ use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{
     self as pb, planner_phase_service_server::PlannerPhaseService,
 };
-use foundry_tenancy::Caller;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -151,17 +150,11 @@ async fn visible_phase(
 /// that program, held with `KEY SHARE` (it cannot vanish before commit).
 pub(crate) async fn phase_in(
     tx: &mut Tx,
-    caller: &Caller,
-    org_id: Uuid,
+    call: &Call,
     program_id: ProgramId,
     id: PlannerPhaseId,
 ) -> Result<PlannerPhase, Error> {
-    let p = found(
-        store::get_planner_phase(tx, org_id, id, Lock::KeyShare).await?,
-        caller,
-        |p| p.program_id.uuid(),
-        planner_phase_not_found,
-    )?;
+    let p = visible_phase(tx, call, id, Lock::KeyShare).await?;
     if p.program_id != program_id {
         return Err(other_program("planner phase"));
     }

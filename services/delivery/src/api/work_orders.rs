@@ -62,7 +62,7 @@ fn parse_create(req: &pb::CreateWorkOrderRequest) -> Result<(NewWorkOrder, Optio
     let mut v = Violations::new();
     let program_id = v.id_of("work_order.program_id", &w.program_id);
     let title = title(&mut v, &w.title);
-    let description = description(&mut v, &w.description);
+    let description = long(&mut v, "work_order.description", &w.description);
     let status = match w.status {
         0 => Some(WorkOrderStatus::Backlog),
         s => match v.enum_value::<WorkOrderStatus>("work_order.status", s) {
@@ -75,7 +75,11 @@ fn parse_create(req: &pb::CreateWorkOrderRequest) -> Result<(NewWorkOrder, Optio
         },
     };
     let acceptance_criteria = acceptance_criteria(&mut v, &w.acceptance_criteria);
-    let implementation_plan = implementation_plan(&mut v, &w.implementation_plan);
+    let implementation_plan = long(
+        &mut v,
+        "work_order.implementation_plan",
+        &w.implementation_plan,
+    );
     let assignee_ids = assignees(&mut v, &w.assignee_ids);
     let phase_id = v.maybe_id("work_order.phase_id", &w.phase_id);
     let feature_id = v.maybe_id("work_order.feature_id", &w.feature_id);
@@ -111,17 +115,18 @@ fn parse_update(
     for path in mask::<WorkOrderPath>(&mut v, req.update_mask.as_ref()) {
         changes.push(match path {
             WorkOrderPath::Title => title(&mut v, &w.title).map(WorkOrderChange::Title),
-            WorkOrderPath::Description => {
-                description(&mut v, &w.description).map(WorkOrderChange::Description)
-            }
+            WorkOrderPath::Description => long(&mut v, "work_order.description", &w.description)
+                .map(WorkOrderChange::Description),
             WorkOrderPath::AcceptanceCriteria => {
                 acceptance_criteria(&mut v, &w.acceptance_criteria)
                     .map(WorkOrderChange::AcceptanceCriteria)
             }
-            WorkOrderPath::ImplementationPlan => {
-                implementation_plan(&mut v, &w.implementation_plan)
-                    .map(WorkOrderChange::ImplementationPlan)
-            }
+            WorkOrderPath::ImplementationPlan => long(
+                &mut v,
+                "work_order.implementation_plan",
+                &w.implementation_plan,
+            )
+            .map(WorkOrderChange::ImplementationPlan),
             WorkOrderPath::AssigneeIds => {
                 assignees(&mut v, &w.assignee_ids).map(WorkOrderChange::AssigneeIds)
             }
@@ -141,14 +146,9 @@ fn title(v: &mut Violations, title: &str) -> Option<String> {
     v.text("work_order.title", title, 1, 500)
 }
 
-fn description(v: &mut Violations, description: &str) -> Option<String> {
-    long_text(
-        v,
-        "work_order.description",
-        description,
-        0,
-        LONG_DESCRIPTION,
-    )
+/// A description or an implementation plan: long text, may be empty.
+fn long(v: &mut Violations, field: &str, value: &str) -> Option<String> {
+    long_text(v, field, value, 0, LONG_DESCRIPTION)
 }
 
 fn acceptance_criteria(v: &mut Violations, items: &[String]) -> Option<Vec<String>> {
@@ -158,16 +158,6 @@ fn acceptance_criteria(v: &mut Violations, items: &[String]) -> Option<Vec<Strin
         items,
         MAX_CRITERIA,
         MAX_CRITERION,
-    )
-}
-
-fn implementation_plan(v: &mut Violations, plan: &str) -> Option<String> {
-    long_text(
-        v,
-        "work_order.implementation_plan",
-        plan,
-        0,
-        LONG_DESCRIPTION,
     )
 }
 
@@ -214,18 +204,10 @@ impl WorkOrderService for WorkOrders {
         )
         .await?;
         if let Some(p) = new.phase_id {
-            phase_in(&mut tx, &call.caller, call.org_id, new.program_id, p).await?;
+            phase_in(&mut tx, &call, new.program_id, p).await?;
         }
         if let Some(f) = new.feature_id {
-            feature_in(
-                &mut tx,
-                &call.caller,
-                call.org_id,
-                new.program_id,
-                f,
-                "feature",
-            )
-            .await?;
+            feature_in(&mut tx, &call, new.program_id, f, "feature").await?;
         }
         let w = store::insert_work_order(&mut tx, call.org_id, &new, call.principal_id()).await?;
         call.actor
@@ -322,20 +304,12 @@ impl WorkOrderService for WorkOrders {
         if let Some(p) = w.phase_id
             && w.phase_id != before.phase_id
         {
-            phase_in(&mut tx, &call.caller, call.org_id, w.program_id, p).await?;
+            phase_in(&mut tx, &call, w.program_id, p).await?;
         }
         if let Some(f) = w.feature_id
             && w.feature_id != before.feature_id
         {
-            feature_in(
-                &mut tx,
-                &call.caller,
-                call.org_id,
-                w.program_id,
-                f,
-                "feature",
-            )
-            .await?;
+            feature_in(&mut tx, &call, w.program_id, f, "feature").await?;
         }
         let w = store::update_work_order(&mut tx, call.org_id, &w).await?;
         call.actor
