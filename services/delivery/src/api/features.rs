@@ -2,22 +2,23 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use foundry_domain::Id;
+use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
-use foundry_platform::db::{Tx, check_etag, etag, idempotency};
-use foundry_platform::validate::{Violations, update_mask};
+use foundry_platform::db::{Tx, check_etag, etag};
+use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, feature_service_server::FeatureService};
-use foundry_tenancy::{Caller, caller};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    SHORT_DESCRIPTION, actor, feature_not_found, found, long_text, other_program, program,
+    SERVICE, SHORT_DESCRIPTION, feature_not_found, found, long_text, other_program, program,
 };
-use crate::domain;
-use crate::store::{self, FeatureRow, Lock};
+use crate::domain::{self, Feature, FeatureChange, FeatureId, FeaturePath, NewFeature, ProgramId};
+use crate::store::{self, Lock};
 
 /// Handlers of `FeatureService`.
 #[derive(Clone, Debug)]
@@ -27,7 +28,7 @@ const RESOURCE: &str = "delivery.feature";
 /// Deepest walk up a feature's ancestry.
 const MAX_DEPTH: i64 = 10_000;
 
-pub fn feature_to_proto(f: FeatureRow) -> pb::Feature {
+pub fn feature_to_proto(f: &Feature) -> pb::Feature {
     pb::Feature {
         id: f.id.to_string(),
         program_id: f.program_id.to_string(),
@@ -35,9 +36,9 @@ pub fn feature_to_proto(f: FeatureRow) -> pb::Feature {
             .parent_feature_id
             .map(|x| x.to_string())
             .unwrap_or_default(),
-        name: f.name,
-        slug: f.slug,
-        description: f.description,
+        name: f.name.clone(),
+        slug: f.slug.clone(),
+        description: f.description.clone(),
         created_by: f.created_by.to_string(),
         create_time: Some(timestamp(f.created_at)),
         update_time: Some(timestamp(f.updated_at)),
@@ -45,25 +46,93 @@ pub fn feature_to_proto(f: FeatureRow) -> pb::Feature {
     }
 }
 
-/// The parent feature, visible and in `program_id`, held with `KEY SHARE`
-/// (it cannot vanish before commit).
-async fn parent(
-    tx: &mut Tx,
-    caller: &Caller,
-    org_id: Uuid,
-    program_id: Uuid,
-    id: Uuid,
-) -> Result<FeatureRow, Error> {
-    let p = found(
-        store::get_feature(tx, org_id, id, Lock::KeyShare).await?,
-        caller,
-        |f| f.program_id,
-        feature_not_found,
-    )?;
-    if p.program_id != program_id {
-        return Err(other_program("parent feature"));
+/// A `CreateFeatureRequest` as a [`NewFeature`] and its request id.
+fn parse_create(req: &pb::CreateFeatureRequest) -> Result<(NewFeature, Option<Uuid>), Error> {
+    let empty = pb::Feature::default();
+    let f = req.feature.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let program_id = v.id_of("feature.program_id", &f.program_id);
+    let parent_feature_id = v.maybe_id("feature.parent_feature_id", &f.parent_feature_id);
+    let name = name(&mut v, &f.name);
+    let slug = v.slug("feature.slug", &f.slug);
+    let description = description(&mut v, &f.description);
+    let request_id = v.maybe_request_id(&req.request_id);
+    v.finish_with(|| {
+        Some((
+            NewFeature {
+                program_id: program_id?,
+                parent_feature_id: parent_feature_id?,
+                name: name?,
+                slug: slug?,
+                description: description?,
+            },
+            request_id?,
+        ))
+    })
+}
+
+/// An `UpdateFeatureRequest` as the feature's id and the changes its mask
+/// names.
+fn parse_update(req: &pb::UpdateFeatureRequest) -> Result<(FeatureId, Vec<FeatureChange>), Error> {
+    let empty = pb::Feature::default();
+    let f = req.feature.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let id = v.id_of("feature.id", &f.id);
+    let mut changes = Vec::new();
+    for path in mask::<FeaturePath>(&mut v, req.update_mask.as_ref()) {
+        changes.push(match path {
+            // Empty makes it top-level.
+            FeaturePath::ParentFeatureId => v
+                .maybe_id("feature.parent_feature_id", &f.parent_feature_id)
+                .map(FeatureChange::ParentFeatureId),
+            FeaturePath::Name => name(&mut v, &f.name).map(FeatureChange::Name),
+            FeaturePath::Slug => v.slug("feature.slug", &f.slug).map(FeatureChange::Slug),
+            FeaturePath::Description => {
+                description(&mut v, &f.description).map(FeatureChange::Description)
+            }
+        });
     }
-    Ok(p)
+    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+}
+
+fn name(v: &mut Violations, name: &str) -> Option<String> {
+    v.text("feature.name", name, 1, 200)
+}
+
+fn description(v: &mut Violations, description: &str) -> Option<String> {
+    long_text(v, "feature.description", description, 0, SHORT_DESCRIPTION)
+}
+
+/// A feature the caller may see, with `lock`.
+async fn visible_feature(
+    tx: &mut Tx,
+    call: &Call,
+    id: FeatureId,
+    lock: Lock,
+) -> Result<Feature, Error> {
+    found(
+        store::get_feature(tx, call.org_id, id, lock).await?,
+        &call.caller,
+        |f| f.program_id.uuid(),
+        feature_not_found,
+    )
+}
+
+/// A feature something of `program_id` refers to (`what`: a parent
+/// feature, a work order's feature): visible, in that program, held with
+/// `KEY SHARE` (it cannot vanish before commit).
+pub(crate) async fn feature_in(
+    tx: &mut Tx,
+    call: &Call,
+    program_id: ProgramId,
+    id: FeatureId,
+    what: &str,
+) -> Result<Feature, Error> {
+    let f = visible_feature(tx, call, id, Lock::KeyShare).await?;
+    if f.program_id != program_id {
+        return Err(other_program(what));
+    }
+    Ok(f)
 }
 
 #[tonic::async_trait]
@@ -73,74 +142,33 @@ impl FeatureService for Features {
         &self,
         req: Request<pb::CreateFeatureRequest>,
     ) -> Result<Response<pb::Feature>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let f = req.feature.unwrap_or_default();
-        let mut v = Violations::new();
-        let program_id = v.id("feature.program_id", &f.program_id);
-        let parent_feature_id = v.opt_id("feature.parent_feature_id", &f.parent_feature_id);
-        let name = v.text("feature.name", &f.name, 1, 200);
-        let slug = v.slug("feature.slug", &f.slug);
-        let description = long_text(
-            &mut v,
-            "feature.description",
-            &f.description,
-            0,
-            SHORT_DESCRIPTION,
-        );
-        let request_id = v.request_id(&req.request_id);
-        v.finish()?;
-        let (Some(program_id), Some(name), Some(slug), Some(description)) =
-            (program_id, name, slug, description)
-        else {
-            return Err(Error::invalid_field("feature", "is required").into());
+        let call = Call::of(SERVICE, &req)?;
+        let (new, request_id) = parse_create(req.get_ref())?;
+        let key = idempotency::Key::of(call.org_id, "CreateFeature", request_id, req.get_ref());
+        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
+            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::New(tx) => tx,
         };
-
-        let mut tx = self.0.db.tenant(org_id).await?;
-        if let Some(rid) = request_id
-            && let idempotency::Claim::Replay(prev) =
-                idempotency::claim::<pb::Feature>(&mut tx, org_id, "CreateFeature", rid).await?
-        {
-            return Ok(Response::new(prev));
-        }
-        program(&mut tx, &caller, org_id, program_id, Lock::KeyShare).await?;
-        if let Some(p) = parent_feature_id {
-            parent(&mut tx, &caller, org_id, program_id, p).await?;
-        }
-        let now = Utc::now();
-        let row = store::insert_feature(
+        program(
             &mut tx,
-            &FeatureRow {
-                org_id,
-                id: Uuid::nil(),
-                program_id,
-                parent_feature_id,
-                name,
-                slug,
-                description,
-                created_by: caller.principal_id(),
-                version: 1,
-                created_at: now,
-                updated_at: now,
-            },
+            &call.caller,
+            call.org_id,
+            new.program_id.uuid(),
+            Lock::KeyShare,
         )
         .await?;
-        actor
-            .event("delivery.feature.create", RESOURCE, row.id)
-            .project(Some(program_id))
-            .set("parent_feature_id", row.parent_feature_id)
-            .set("name", &row.name)
-            .set("slug", &row.slug)
-            .set("description", &row.description)
+        if let Some(p) = new.parent_feature_id {
+            feature_in(&mut tx, &call, new.program_id, p, "parent feature").await?;
+        }
+        let f = store::insert_feature(&mut tx, call.org_id, &new, call.principal_id()).await?;
+        call.actor
+            .event("delivery.feature.create", RESOURCE, f.id)
+            .project(Some(f.program_id.uuid()))
+            .created(&f)
             .record(&mut tx)
             .await?;
-        let out = feature_to_proto(row);
-        if let Some(rid) = request_id {
-            idempotency::complete(&mut tx, org_id, "CreateFeature", rid, &out).await?;
-        }
-        tx.commit().await.map_err(Error::from)?;
+        let out = feature_to_proto(&f);
+        tx.finish(&out).await?;
         Ok(Response::new(out))
     }
 
@@ -149,18 +177,12 @@ impl FeatureService for Features {
         &self,
         req: Request<pb::GetFeatureRequest>,
     ) -> Result<Response<pb::Feature>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_feature(&mut tx, org_id, id, Lock::None).await?,
-            &caller,
-            |f| f.program_id,
-            feature_not_found,
-        )?;
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let f = visible_feature(&mut tx, &call, id, Lock::None).await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(feature_to_proto(row)))
+        Ok(Response::new(feature_to_proto(&f)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -168,16 +190,12 @@ impl FeatureService for Features {
         &self,
         req: Request<pb::ListFeaturesRequest>,
     ) -> Result<Response<pb::ListFeaturesResponse>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
+        let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
         let program_id = v.id("program_id", &req.program_id);
         let parent_feature_id = v.opt_id("parent_feature_id", &req.parent_feature_id);
-        v.finish()?;
-        let Some(program_id) = program_id else {
-            return Err(Error::invalid_field("program_id", "is required").into());
-        };
+        let program_id = v.finish_with(|| program_id)?;
         let page = self.0.pages.parse(
             req.page_size,
             &req.page_token,
@@ -186,11 +204,11 @@ impl FeatureService for Features {
                 parent_feature_id.map(|p| p.to_string()).unwrap_or_default()
             ),
         )?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        program(&mut tx, &caller, org_id, program_id, Lock::None).await?;
-        let mut rows = store::list_features(
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        program(&mut tx, &call.caller, call.org_id, program_id, Lock::None).await?;
+        let mut features = store::list_features(
             &mut tx,
-            org_id,
+            call.org_id,
             program_id,
             parent_feature_id,
             page.after,
@@ -198,9 +216,9 @@ impl FeatureService for Features {
         )
         .await?;
         tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut rows, |f| f.id);
+        let next_page_token = self.0.pages.finish(&page, &mut features, |f| f.id.uuid());
         Ok(Response::new(pb::ListFeaturesResponse {
-            features: rows.into_iter().map(feature_to_proto).collect(),
+            features: features.iter().map(feature_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -213,100 +231,41 @@ impl FeatureService for Features {
         &self,
         req: Request<pb::UpdateFeatureRequest>,
     ) -> Result<Response<pb::Feature>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let f = req.feature.unwrap_or_default();
-        let mut v = Violations::new();
-        let id = v.id("feature.id", &f.id);
-        let paths = update_mask(
-            &mut v,
-            req.update_mask.as_ref(),
-            &["parent_feature_id", "name", "slug", "description"],
-            &[
-                "id",
-                "program_id",
-                "created_by",
-                "create_time",
-                "update_time",
-                "etag",
-            ],
-        );
-        let (mut parent_feature_id, mut name, mut slug, mut description) = (None, None, None, None);
-        for path in &paths {
-            match *path {
-                // Empty makes it top-level.
-                "parent_feature_id" => {
-                    parent_feature_id =
-                        Some(v.opt_id("feature.parent_feature_id", &f.parent_feature_id))
-                }
-                "name" => name = v.text("feature.name", &f.name, 1, 200),
-                "slug" => slug = v.slug("feature.slug", &f.slug),
-                _ => {
-                    description = long_text(
-                        &mut v,
-                        "feature.description",
-                        &f.description,
-                        0,
-                        SHORT_DESCRIPTION,
-                    )
-                }
-            }
-        }
-        v.finish()?;
-        let Some(id) = id else {
-            return Err(Error::invalid_field("feature.id", "is required").into());
-        };
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let mut row = found(
-            store::get_feature(&mut tx, org_id, id, Lock::None).await?,
-            &caller,
-            |f| f.program_id,
-            feature_not_found,
-        )?;
-        if let Some(Some(p)) = parent_feature_id {
-            program(&mut tx, &caller, org_id, row.program_id, Lock::NoKeyUpdate).await?;
-            parent(&mut tx, &caller, org_id, row.program_id, p).await?;
-            let ancestry = store::feature_ancestry(&mut tx, org_id, p, MAX_DEPTH).await?;
+        let call = Call::of(SERVICE, &req)?;
+        let (id, changes) = parse_update(req.get_ref())?;
+        let etag = req
+            .get_ref()
+            .feature
+            .as_ref()
+            .map_or("", |f| f.etag.as_str());
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let current = visible_feature(&mut tx, &call, id, Lock::None).await?;
+        if let Some(p) = FeatureChange::new_parent(&changes) {
+            program(
+                &mut tx,
+                &call.caller,
+                call.org_id,
+                current.program_id.uuid(),
+                Lock::NoKeyUpdate,
+            )
+            .await?;
+            feature_in(&mut tx, &call, current.program_id, p, "parent feature").await?;
+            let ancestry = store::feature_ancestry(&mut tx, call.org_id, p, MAX_DEPTH).await?;
             domain::check_feature_parent(id, &ancestry).map_err(Error::from)?;
         }
-        row = found(
-            store::get_feature(&mut tx, org_id, id, Lock::NoKeyUpdate).await?,
-            &caller,
-            |f| f.program_id,
-            feature_not_found,
-        )?;
-        check_etag(&f.etag, row.version, "feature")?;
-        let before = row.clone();
-        if let Some(x) = parent_feature_id {
-            row.parent_feature_id = x;
-        }
-        if let Some(x) = name {
-            row.name = x;
-        }
-        if let Some(x) = slug {
-            row.slug = x;
-        }
-        if let Some(x) = description {
-            row.description = x;
-        }
-        let row = store::update_feature(&mut tx, &row).await?;
-        actor
+        let before = visible_feature(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
+        check_etag(etag, before.version, "feature")?;
+        let mut f = before.clone();
+        f.apply(changes);
+        let f = store::update_feature(&mut tx, call.org_id, &f).await?;
+        call.actor
             .event("delivery.feature.update", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change(
-                "parent_feature_id",
-                before.parent_feature_id,
-                row.parent_feature_id,
-            )
-            .change("name", &before.name, &row.name)
-            .change("slug", &before.slug, &row.slug)
-            .change("description", &before.description, &row.description)
+            .project(Some(f.program_id.uuid()))
+            .diff(&before, &f)
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(feature_to_proto(row)))
+        Ok(Response::new(feature_to_proto(&f)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -314,34 +273,25 @@ impl FeatureService for Features {
         &self,
         req: Request<pb::DeleteFeatureRequest>,
     ) -> Result<Response<()>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
         // FOR UPDATE: a child's create holds KEY SHARE on its parent, so no
         // child appears between the check and the delete.
-        let row = found(
-            store::get_feature(&mut tx, org_id, id, Lock::Update).await?,
-            &caller,
-            |f| f.program_id,
-            feature_not_found,
-        )?;
-        check_etag(&req.get_ref().etag, row.version, "feature")?;
-        if store::feature_has_children(&mut tx, org_id, row.program_id, id).await? {
+        let f = visible_feature(&mut tx, &call, id, Lock::Update).await?;
+        check_etag(&req.get_ref().etag, f.version, "feature")?;
+        if store::feature_has_children(&mut tx, call.org_id, f.program_id, id).await? {
             return Err(Error::failed_precondition(
                 "FEATURE_HAS_CHILDREN",
                 "the feature has child features; delete or move them first",
             )
             .into());
         }
-        store::delete_feature(&mut tx, org_id, id).await?;
-        actor
+        store::delete_feature(&mut tx, call.org_id, id).await?;
+        call.actor
             .event("delivery.feature.delete", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("name", &row.name, None::<()>)
-            .change("slug", &row.slug, None::<()>)
-            .change("parent_feature_id", row.parent_feature_id, None::<()>)
+            .project(Some(f.program_id.uuid()))
+            .removed(&f)
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;

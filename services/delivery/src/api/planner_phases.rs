@@ -2,22 +2,29 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use foundry_domain::Id;
+use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::{opt_timestamp, timestamp};
-use foundry_platform::db::{check_etag, etag, idempotency};
-use foundry_platform::validate::{Violations, update_mask};
+use foundry_platform::db::{Tx, check_etag, etag};
+use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{
     self as pb, planner_phase_service_server::PlannerPhaseService,
 };
-use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    SHORT_DESCRIPTION, actor, found, long_text, planner_phase_not_found, position, program,
+    SERVICE, SHORT_DESCRIPTION, found, long_text, other_program, planner_phase_not_found, position,
+    program,
 };
-use crate::store::{self, Lock, NewPlannerPhase, PlannerPhaseRow};
+use crate::domain::{
+    NewPlannerPhase, PlannerPhase, PlannerPhaseChange, PlannerPhaseId, PlannerPhasePath, ProgramId,
+    check_phase_dates,
+};
+use crate::store::{self, Lock};
 
 /// Handlers of `PlannerPhaseService`.
 #[derive(Clone, Debug)]
@@ -25,12 +32,12 @@ pub struct PlannerPhases(pub Arc<State>);
 
 const RESOURCE: &str = "delivery.planner_phase";
 
-pub fn planner_phase_to_proto(p: PlannerPhaseRow) -> pb::PlannerPhase {
+pub fn planner_phase_to_proto(p: &PlannerPhase) -> pb::PlannerPhase {
     pb::PlannerPhase {
         id: p.id.to_string(),
         program_id: p.program_id.to_string(),
-        name: p.name,
-        description: p.description,
+        name: p.name.clone(),
+        description: p.description.clone(),
         position: p.position,
         start_time: opt_timestamp(p.start_at),
         end_time: opt_timestamp(p.end_at),
@@ -41,16 +48,117 @@ pub fn planner_phase_to_proto(p: PlannerPhaseRow) -> pb::PlannerPhase {
     }
 }
 
-/// When both are set, `start < end`; else a violation on
-/// `planner_phase.end_time`.
-fn check_dates(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> Result<(), Error> {
-    match (start, end) {
-        (Some(a), Some(b)) if a >= b => Err(Error::invalid_field(
-            "planner_phase.end_time",
-            "must be after start_time",
-        )),
-        _ => Ok(()),
+/// A `CreatePlannerPhaseRequest` as a [`NewPlannerPhase`] and its request
+/// id.
+fn parse_create(
+    req: &pb::CreatePlannerPhaseRequest,
+) -> Result<(NewPlannerPhase, Option<Uuid>), Error> {
+    let empty = pb::PlannerPhase::default();
+    let p = req.planner_phase.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let program_id = v.id_of("planner_phase.program_id", &p.program_id);
+    let name = name(&mut v, &p.name);
+    let description = description(&mut v, &p.description);
+    let position = position(&mut v, "planner_phase.position", p.position, true);
+    let start_at = v.opt_time("planner_phase.start_time", p.start_time.as_ref());
+    let end_at = v.opt_time("planner_phase.end_time", p.end_time.as_ref());
+    if let (Some(start), Some(end)) = (start_at, end_at)
+        && let Err(e) = check_phase_dates(start, end)
+    {
+        v.add(e.field.unwrap_or_default(), e.message);
     }
+    let request_id = v.maybe_request_id(&req.request_id);
+    v.finish_with(|| {
+        Some((
+            NewPlannerPhase {
+                program_id: program_id?,
+                name: name?,
+                description: description?,
+                position: position?,
+                start_at: start_at?,
+                end_at: end_at?,
+            },
+            request_id?,
+        ))
+    })
+}
+
+/// An `UpdatePlannerPhaseRequest` as the phase's id and the changes its
+/// mask names.
+fn parse_update(
+    req: &pb::UpdatePlannerPhaseRequest,
+) -> Result<(PlannerPhaseId, Vec<PlannerPhaseChange>), Error> {
+    let empty = pb::PlannerPhase::default();
+    let p = req.planner_phase.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let id = v.id_of("planner_phase.id", &p.id);
+    let mut changes = Vec::new();
+    for path in mask::<PlannerPhasePath>(&mut v, req.update_mask.as_ref()) {
+        changes.push(match path {
+            PlannerPhasePath::Name => name(&mut v, &p.name).map(PlannerPhaseChange::Name),
+            PlannerPhasePath::Description => {
+                description(&mut v, &p.description).map(PlannerPhaseChange::Description)
+            }
+            // No appending here: a position is 1.. (never `Some(None)`).
+            PlannerPhasePath::Position => {
+                position(&mut v, "planner_phase.position", p.position, false)
+                    .flatten()
+                    .map(PlannerPhaseChange::Position)
+            }
+            // Unset clears the date.
+            PlannerPhasePath::StartTime => v
+                .opt_time("planner_phase.start_time", p.start_time.as_ref())
+                .map(PlannerPhaseChange::StartTime),
+            PlannerPhasePath::EndTime => v
+                .opt_time("planner_phase.end_time", p.end_time.as_ref())
+                .map(PlannerPhaseChange::EndTime),
+        });
+    }
+    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+}
+
+fn name(v: &mut Violations, name: &str) -> Option<String> {
+    v.text("planner_phase.name", name, 1, 200)
+}
+
+fn description(v: &mut Violations, description: &str) -> Option<String> {
+    long_text(
+        v,
+        "planner_phase.description",
+        description,
+        0,
+        SHORT_DESCRIPTION,
+    )
+}
+
+/// A planner phase the caller may see, with `lock`.
+async fn visible_phase(
+    tx: &mut Tx,
+    call: &Call,
+    id: PlannerPhaseId,
+    lock: Lock,
+) -> Result<PlannerPhase, Error> {
+    found(
+        store::get_planner_phase(tx, call.org_id, id, lock).await?,
+        &call.caller,
+        |p| p.program_id.uuid(),
+        planner_phase_not_found,
+    )
+}
+
+/// A planner phase something of `program_id` is planned in: visible, in
+/// that program, held with `KEY SHARE` (it cannot vanish before commit).
+pub(crate) async fn phase_in(
+    tx: &mut Tx,
+    call: &Call,
+    program_id: ProgramId,
+    id: PlannerPhaseId,
+) -> Result<PlannerPhase, Error> {
+    let p = visible_phase(tx, call, id, Lock::KeyShare).await?;
+    if p.program_id != program_id {
+        return Err(other_program("planner phase"));
+    }
+    Ok(p)
 }
 
 #[tonic::async_trait]
@@ -60,81 +168,32 @@ impl PlannerPhaseService for PlannerPhases {
         &self,
         req: Request<pb::CreatePlannerPhaseRequest>,
     ) -> Result<Response<pb::PlannerPhase>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let p = req.planner_phase.unwrap_or_default();
-        let mut v = Violations::new();
-        let program_id = v.id("planner_phase.program_id", &p.program_id);
-        let name = v.text("planner_phase.name", &p.name, 1, 200);
-        let description = long_text(
-            &mut v,
-            "planner_phase.description",
-            &p.description,
-            0,
-            SHORT_DESCRIPTION,
-        );
-        let position = position(&mut v, "planner_phase.position", p.position, true);
-        let start_at = v.opt_time("planner_phase.start_time", p.start_time.as_ref());
-        let end_at = v.opt_time("planner_phase.end_time", p.end_time.as_ref());
-        if let (Some(Some(a)), Some(Some(b))) = (start_at, end_at)
-            && a >= b
-        {
-            v.add("planner_phase.end_time", "must be after start_time");
-        }
-        let request_id = v.request_id(&req.request_id);
-        v.finish()?;
-        let (
-            Some(program_id),
-            Some(name),
-            Some(description),
-            Some(position),
-            Some(start_at),
-            Some(end_at),
-        ) = (program_id, name, description, position, start_at, end_at)
-        else {
-            return Err(Error::invalid_field("planner_phase", "is required").into());
+        let call = Call::of(SERVICE, &req)?;
+        let (new, request_id) = parse_create(req.get_ref())?;
+        let key =
+            idempotency::Key::of(call.org_id, "CreatePlannerPhase", request_id, req.get_ref());
+        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
+            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::New(tx) => tx,
         };
-
-        let mut tx = self.0.db.tenant(org_id).await?;
-        if let Some(rid) = request_id
-            && let idempotency::Claim::Replay(prev) =
-                idempotency::claim::<pb::PlannerPhase>(&mut tx, org_id, "CreatePlannerPhase", rid)
-                    .await?
-        {
-            return Ok(Response::new(prev));
-        }
-        program(&mut tx, &caller, org_id, program_id, Lock::KeyShare).await?;
-        let row = store::insert_planner_phase(
+        program(
             &mut tx,
-            NewPlannerPhase {
-                org_id,
-                program_id,
-                name: &name,
-                description: &description,
-                position,
-                start_at,
-                end_at,
-                created_by: caller.principal_id(),
-            },
+            &call.caller,
+            call.org_id,
+            new.program_id.uuid(),
+            Lock::KeyShare,
         )
         .await?;
-        actor
-            .event("delivery.planner_phase.create", RESOURCE, row.id)
-            .project(Some(program_id))
-            .set("name", &row.name)
-            .set("description", &row.description)
-            .set("position", row.position)
-            .set("start_time", row.start_at)
-            .set("end_time", row.end_at)
+        let p =
+            store::insert_planner_phase(&mut tx, call.org_id, &new, call.principal_id()).await?;
+        call.actor
+            .event("delivery.planner_phase.create", RESOURCE, p.id)
+            .project(Some(p.program_id.uuid()))
+            .created(&p)
             .record(&mut tx)
             .await?;
-        let out = planner_phase_to_proto(row);
-        if let Some(rid) = request_id {
-            idempotency::complete(&mut tx, org_id, "CreatePlannerPhase", rid, &out).await?;
-        }
-        tx.commit().await.map_err(Error::from)?;
+        let out = planner_phase_to_proto(&p);
+        tx.finish(&out).await?;
         Ok(Response::new(out))
     }
 
@@ -143,18 +202,12 @@ impl PlannerPhaseService for PlannerPhases {
         &self,
         req: Request<pb::GetPlannerPhaseRequest>,
     ) -> Result<Response<pb::PlannerPhase>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_planner_phase(&mut tx, org_id, id, Lock::None).await?,
-            &caller,
-            |p| p.program_id,
-            planner_phase_not_found,
-        )?;
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let p = visible_phase(&mut tx, &call, id, Lock::None).await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(planner_phase_to_proto(row)))
+        Ok(Response::new(planner_phase_to_proto(&p)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -162,8 +215,7 @@ impl PlannerPhaseService for PlannerPhases {
         &self,
         req: Request<pb::ListPlannerPhasesRequest>,
     ) -> Result<Response<pb::ListPlannerPhasesResponse>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
+        let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let program_id = Violations::require_id("program_id", &req.program_id)?;
         let page = self.0.pages.parse_keyed(
@@ -171,11 +223,11 @@ impl PlannerPhaseService for PlannerPhases {
             &req.page_token,
             &format!("program={program_id}"),
         )?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        program(&mut tx, &caller, org_id, program_id, Lock::None).await?;
-        let mut rows = store::list_planner_phases(
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        program(&mut tx, &call.caller, call.org_id, program_id, Lock::None).await?;
+        let mut phases = store::list_planner_phases(
             &mut tx,
-            org_id,
+            call.org_id,
             program_id,
             page.after_key.zip(page.after),
             page.limit(),
@@ -185,9 +237,9 @@ impl PlannerPhaseService for PlannerPhases {
         let next_page_token = self
             .0
             .pages
-            .finish_keyed(&page, &mut rows, |r| (i64::from(r.position), r.id));
+            .finish_keyed(&page, &mut phases, |p| (i64::from(p.position), p.id.uuid()));
         Ok(Response::new(pb::ListPlannerPhasesResponse {
-            planner_phases: rows.into_iter().map(planner_phase_to_proto).collect(),
+            planner_phases: phases.iter().map(planner_phase_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -197,93 +249,27 @@ impl PlannerPhaseService for PlannerPhases {
         &self,
         req: Request<pb::UpdatePlannerPhaseRequest>,
     ) -> Result<Response<pb::PlannerPhase>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let p = req.planner_phase.unwrap_or_default();
-        let mut v = Violations::new();
-        let id = v.id("planner_phase.id", &p.id);
-        let paths = update_mask(
-            &mut v,
-            req.update_mask.as_ref(),
-            &["name", "description", "position", "start_time", "end_time"],
-            &[
-                "id",
-                "program_id",
-                "created_by",
-                "create_time",
-                "update_time",
-                "etag",
-            ],
-        );
-        let (mut name, mut description, mut new_position) = (None, None, None);
-        let (mut start_at, mut end_at) = (None, None);
-        for path in &paths {
-            match *path {
-                "name" => name = v.text("planner_phase.name", &p.name, 1, 200),
-                "description" => {
-                    description = long_text(
-                        &mut v,
-                        "planner_phase.description",
-                        &p.description,
-                        0,
-                        SHORT_DESCRIPTION,
-                    )
-                }
-                "position" => {
-                    new_position =
-                        position(&mut v, "planner_phase.position", p.position, false).flatten()
-                }
-                // Unset clears the date.
-                "start_time" => {
-                    start_at = v.opt_time("planner_phase.start_time", p.start_time.as_ref())
-                }
-                _ => end_at = v.opt_time("planner_phase.end_time", p.end_time.as_ref()),
-            }
-        }
-        v.finish()?;
-        let Some(id) = id else {
-            return Err(Error::invalid_field("planner_phase.id", "is required").into());
-        };
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let mut row = found(
-            store::get_planner_phase(&mut tx, org_id, id, Lock::NoKeyUpdate).await?,
-            &caller,
-            |p| p.program_id,
-            planner_phase_not_found,
-        )?;
-        check_etag(&p.etag, row.version, "planner phase")?;
-        let before = row.clone();
-        if let Some(x) = name {
-            row.name = x;
-        }
-        if let Some(x) = description {
-            row.description = x;
-        }
-        if let Some(x) = new_position {
-            row.position = x;
-        }
-        if let Some(x) = start_at {
-            row.start_at = x;
-        }
-        if let Some(x) = end_at {
-            row.end_at = x;
-        }
-        check_dates(row.start_at, row.end_at)?;
-        let row = store::update_planner_phase(&mut tx, &row).await?;
-        actor
+        let call = Call::of(SERVICE, &req)?;
+        let (id, changes) = parse_update(req.get_ref())?;
+        let etag = req
+            .get_ref()
+            .planner_phase
+            .as_ref()
+            .map_or("", |p| p.etag.as_str());
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let before = visible_phase(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
+        check_etag(etag, before.version, "planner phase")?;
+        let mut p = before.clone();
+        p.apply(changes).map_err(Error::from)?;
+        let p = store::update_planner_phase(&mut tx, call.org_id, &p).await?;
+        call.actor
             .event("delivery.planner_phase.update", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("name", &before.name, &row.name)
-            .change("description", &before.description, &row.description)
-            .change("position", before.position, row.position)
-            .change("start_time", before.start_at, row.start_at)
-            .change("end_time", before.end_at, row.end_at)
+            .project(Some(p.program_id.uuid()))
+            .diff(&before, &p)
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(planner_phase_to_proto(row)))
+        Ok(Response::new(planner_phase_to_proto(&p)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -291,24 +277,16 @@ impl PlannerPhaseService for PlannerPhases {
         &self,
         req: Request<pb::DeletePlannerPhaseRequest>,
     ) -> Result<Response<()>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_planner_phase(&mut tx, org_id, id, Lock::Update).await?,
-            &caller,
-            |p| p.program_id,
-            planner_phase_not_found,
-        )?;
-        check_etag(&req.get_ref().etag, row.version, "planner phase")?;
-        store::delete_planner_phase(&mut tx, org_id, id).await?;
-        actor
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let p = visible_phase(&mut tx, &call, id, Lock::Update).await?;
+        check_etag(&req.get_ref().etag, p.version, "planner phase")?;
+        store::delete_planner_phase(&mut tx, call.org_id, id).await?;
+        call.actor
             .event("delivery.planner_phase.delete", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("name", &row.name, None::<()>)
-            .change("position", row.position, None::<()>)
+            .project(Some(p.program_id.uuid()))
+            .removed(&p)
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;

@@ -2,25 +2,30 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use foundry_domain::Id;
+use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
-use foundry_platform::db::{Tx, check_etag, etag, idempotency};
-use foundry_platform::validate::{Violations, update_mask};
+use foundry_platform::db::{Tx, check_etag, etag};
+use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{
     self as pb, work_order_service_server::WorkOrderService,
 };
-use foundry_tenancy::{Caller, caller};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
+use crate::api::features::feature_in;
+use crate::api::planner_phases::phase_in;
 use crate::api::{
-    LONG_DESCRIPTION, actor, criteria, feature_not_found, found, long_text, other_program,
-    planner_phase_not_found, program, user_ids, work_order_not_found,
+    LONG_DESCRIPTION, SERVICE, criteria, found, long_text, program, user_ids, work_order_not_found,
 };
-use crate::domain::{self, WorkOrderStatus};
-use crate::store::{self, Lock, WorkOrderFilter, WorkOrderRow};
+use crate::domain::{
+    self, NewWorkOrder, UserId, WorkOrder, WorkOrderChange, WorkOrderId, WorkOrderPath,
+    WorkOrderStatus,
+};
+use crate::store::{self, Lock, WorkOrderFilter};
 
 /// Handlers of `WorkOrderService`.
 #[derive(Clone, Debug)]
@@ -31,16 +36,16 @@ const MAX_ASSIGNEES: usize = 32;
 const MAX_CRITERIA: usize = 50;
 const MAX_CRITERION: usize = 2_000;
 
-pub fn work_order_to_proto(w: WorkOrderRow) -> pb::WorkOrder {
+pub fn work_order_to_proto(w: &WorkOrder) -> pb::WorkOrder {
     pb::WorkOrder {
         id: w.id.to_string(),
         program_id: w.program_id.to_string(),
-        title: w.title,
-        description: w.description,
-        status: pb::WorkOrderStatus::from(WorkOrderStatus::from_db(&w.status)) as i32,
-        acceptance_criteria: w.acceptance_criteria,
-        implementation_plan: w.implementation_plan,
-        assignee_ids: w.assignee_ids.iter().map(Uuid::to_string).collect(),
+        title: w.title.clone(),
+        description: w.description.clone(),
+        status: pb::WorkOrderStatus::from(w.status) as i32,
+        acceptance_criteria: w.acceptance_criteria.clone(),
+        implementation_plan: w.implementation_plan.clone(),
+        assignee_ids: w.assignee_ids.iter().map(Id::to_string).collect(),
         phase_id: w.phase_id.map(|x| x.to_string()).unwrap_or_default(),
         feature_id: w.feature_id.map(|x| x.to_string()).unwrap_or_default(),
         created_by: w.created_by.to_string(),
@@ -50,39 +55,130 @@ pub fn work_order_to_proto(w: WorkOrderRow) -> pb::WorkOrder {
     }
 }
 
-/// Checks that the phase and feature (when set) are visible and of
-/// `program_id`, holding them with `KEY SHARE` until commit.
-async fn links(
+/// A `CreateWorkOrderRequest` as a [`NewWorkOrder`] and its request id.
+fn parse_create(req: &pb::CreateWorkOrderRequest) -> Result<(NewWorkOrder, Option<Uuid>), Error> {
+    let empty = pb::WorkOrder::default();
+    let w = req.work_order.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let program_id = v.id_of("work_order.program_id", &w.program_id);
+    let title = title(&mut v, &w.title);
+    let description = long(&mut v, "work_order.description", &w.description);
+    let status = match w.status {
+        0 => Some(WorkOrderStatus::Backlog),
+        s => match v.enum_value::<WorkOrderStatus>("work_order.status", s) {
+            Some(s) if s.is_initial() => Some(s),
+            Some(_) => {
+                v.add("work_order.status", "a new work order is BACKLOG or READY");
+                None
+            }
+            None => None,
+        },
+    };
+    let acceptance_criteria = acceptance_criteria(&mut v, &w.acceptance_criteria);
+    let implementation_plan = long(
+        &mut v,
+        "work_order.implementation_plan",
+        &w.implementation_plan,
+    );
+    let assignee_ids = assignees(&mut v, &w.assignee_ids);
+    let phase_id = v.maybe_id("work_order.phase_id", &w.phase_id);
+    let feature_id = v.maybe_id("work_order.feature_id", &w.feature_id);
+    let request_id = v.maybe_request_id(&req.request_id);
+    v.finish_with(|| {
+        Some((
+            NewWorkOrder {
+                program_id: program_id?,
+                title: title?,
+                description: description?,
+                status: status?,
+                acceptance_criteria: acceptance_criteria?,
+                implementation_plan: implementation_plan?,
+                assignee_ids: assignee_ids?,
+                phase_id: phase_id?,
+                feature_id: feature_id?,
+            },
+            request_id?,
+        ))
+    })
+}
+
+/// An `UpdateWorkOrderRequest` as the work order's id and the changes its
+/// mask names.
+fn parse_update(
+    req: &pb::UpdateWorkOrderRequest,
+) -> Result<(WorkOrderId, Vec<WorkOrderChange>), Error> {
+    let empty = pb::WorkOrder::default();
+    let w = req.work_order.as_ref().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let id = v.id_of("work_order.id", &w.id);
+    let mut changes = Vec::new();
+    for path in mask::<WorkOrderPath>(&mut v, req.update_mask.as_ref()) {
+        changes.push(match path {
+            WorkOrderPath::Title => title(&mut v, &w.title).map(WorkOrderChange::Title),
+            WorkOrderPath::Description => long(&mut v, "work_order.description", &w.description)
+                .map(WorkOrderChange::Description),
+            WorkOrderPath::AcceptanceCriteria => {
+                acceptance_criteria(&mut v, &w.acceptance_criteria)
+                    .map(WorkOrderChange::AcceptanceCriteria)
+            }
+            WorkOrderPath::ImplementationPlan => long(
+                &mut v,
+                "work_order.implementation_plan",
+                &w.implementation_plan,
+            )
+            .map(WorkOrderChange::ImplementationPlan),
+            WorkOrderPath::AssigneeIds => {
+                assignees(&mut v, &w.assignee_ids).map(WorkOrderChange::AssigneeIds)
+            }
+            // Empty unlinks.
+            WorkOrderPath::PhaseId => v
+                .maybe_id("work_order.phase_id", &w.phase_id)
+                .map(WorkOrderChange::PhaseId),
+            WorkOrderPath::FeatureId => v
+                .maybe_id("work_order.feature_id", &w.feature_id)
+                .map(WorkOrderChange::FeatureId),
+        });
+    }
+    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+}
+
+fn title(v: &mut Violations, title: &str) -> Option<String> {
+    v.text("work_order.title", title, 1, 500)
+}
+
+/// A description or an implementation plan: long text, may be empty.
+fn long(v: &mut Violations, field: &str, value: &str) -> Option<String> {
+    long_text(v, field, value, 0, LONG_DESCRIPTION)
+}
+
+fn acceptance_criteria(v: &mut Violations, items: &[String]) -> Option<Vec<String>> {
+    criteria(
+        v,
+        "work_order.acceptance_criteria",
+        items,
+        MAX_CRITERIA,
+        MAX_CRITERION,
+    )
+}
+
+fn assignees(v: &mut Violations, ids: &[String]) -> Option<Vec<UserId>> {
+    user_ids(v, "work_order.assignee_ids", ids, MAX_ASSIGNEES)
+        .map(|ids| ids.into_iter().map(Id::from_uuid).collect())
+}
+
+/// A work order the caller may see, with `lock`.
+async fn visible_work_order(
     tx: &mut Tx,
-    caller: &Caller,
-    org_id: Uuid,
-    program_id: Uuid,
-    phase_id: Option<Uuid>,
-    feature_id: Option<Uuid>,
-) -> Result<(), Error> {
-    if let Some(id) = phase_id {
-        let p = found(
-            store::get_planner_phase(tx, org_id, id, Lock::KeyShare).await?,
-            caller,
-            |p| p.program_id,
-            planner_phase_not_found,
-        )?;
-        if p.program_id != program_id {
-            return Err(other_program("planner phase"));
-        }
-    }
-    if let Some(id) = feature_id {
-        let f = found(
-            store::get_feature(tx, org_id, id, Lock::KeyShare).await?,
-            caller,
-            |f| f.program_id,
-            feature_not_found,
-        )?;
-        if f.program_id != program_id {
-            return Err(other_program("feature"));
-        }
-    }
-    Ok(())
+    call: &Call,
+    id: WorkOrderId,
+    lock: Lock,
+) -> Result<WorkOrder, Error> {
+    found(
+        store::get_work_order(tx, call.org_id, id, lock).await?,
+        &call.caller,
+        |w| w.program_id.uuid(),
+        work_order_not_found,
+    )
 }
 
 #[tonic::async_trait]
@@ -92,126 +188,36 @@ impl WorkOrderService for WorkOrders {
         &self,
         req: Request<pb::CreateWorkOrderRequest>,
     ) -> Result<Response<pb::WorkOrder>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let w = req.work_order.unwrap_or_default();
-        let mut v = Violations::new();
-        let program_id = v.id("work_order.program_id", &w.program_id);
-        let title = v.text("work_order.title", &w.title, 1, 500);
-        let description = long_text(
-            &mut v,
-            "work_order.description",
-            &w.description,
-            0,
-            LONG_DESCRIPTION,
-        );
-        let status = match w.status {
-            0 => Some(WorkOrderStatus::Backlog),
-            s => match v.enum_value::<WorkOrderStatus>("work_order.status", s) {
-                Some(s) if s.is_initial() => Some(s),
-                Some(_) => {
-                    v.add("work_order.status", "a new work order is BACKLOG or READY");
-                    None
-                }
-                None => None,
-            },
+        let call = Call::of(SERVICE, &req)?;
+        let (new, request_id) = parse_create(req.get_ref())?;
+        let key = idempotency::Key::of(call.org_id, "CreateWorkOrder", request_id, req.get_ref());
+        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
+            Begun::Replay(previous) => return Ok(Response::new(previous)),
+            Begun::New(tx) => tx,
         };
-        let acceptance_criteria = criteria(
-            &mut v,
-            "work_order.acceptance_criteria",
-            &w.acceptance_criteria,
-            MAX_CRITERIA,
-            MAX_CRITERION,
-        );
-        let implementation_plan = long_text(
-            &mut v,
-            "work_order.implementation_plan",
-            &w.implementation_plan,
-            0,
-            LONG_DESCRIPTION,
-        );
-        let assignee_ids = user_ids(
-            &mut v,
-            "work_order.assignee_ids",
-            &w.assignee_ids,
-            MAX_ASSIGNEES,
-        );
-        let phase_id = v.opt_id("work_order.phase_id", &w.phase_id);
-        let feature_id = v.opt_id("work_order.feature_id", &w.feature_id);
-        let request_id = v.request_id(&req.request_id);
-        v.finish()?;
-        let (
-            Some(program_id),
-            Some(title),
-            Some(description),
-            Some(status),
-            Some(acceptance_criteria),
-            Some(implementation_plan),
-            Some(assignee_ids),
-        ) = (
-            program_id,
-            title,
-            description,
-            status,
-            acceptance_criteria,
-            implementation_plan,
-            assignee_ids,
-        )
-        else {
-            return Err(Error::invalid_field("work_order", "is required").into());
-        };
-
-        let mut tx = self.0.db.tenant(org_id).await?;
-        if let Some(rid) = request_id
-            && let idempotency::Claim::Replay(prev) =
-                idempotency::claim::<pb::WorkOrder>(&mut tx, org_id, "CreateWorkOrder", rid).await?
-        {
-            return Ok(Response::new(prev));
-        }
-        program(&mut tx, &caller, org_id, program_id, Lock::KeyShare).await?;
-        links(&mut tx, &caller, org_id, program_id, phase_id, feature_id).await?;
-        let now = Utc::now();
-        let row = store::insert_work_order(
+        program(
             &mut tx,
-            &WorkOrderRow {
-                org_id,
-                id: Uuid::nil(),
-                program_id,
-                title,
-                description,
-                status: status.as_str().to_owned(),
-                acceptance_criteria,
-                implementation_plan,
-                assignee_ids,
-                phase_id,
-                feature_id,
-                created_by: caller.principal_id(),
-                version: 1,
-                created_at: now,
-                updated_at: now,
-            },
+            &call.caller,
+            call.org_id,
+            new.program_id.uuid(),
+            Lock::KeyShare,
         )
         .await?;
-        actor
-            .event("delivery.work_order.create", RESOURCE, row.id)
-            .project(Some(program_id))
-            .set("title", &row.title)
-            .set("description", &row.description)
-            .set("status", &row.status)
-            .set("acceptance_criteria", &row.acceptance_criteria)
-            .set("implementation_plan", &row.implementation_plan)
-            .set("assignee_ids", &row.assignee_ids)
-            .set("phase_id", row.phase_id)
-            .set("feature_id", row.feature_id)
+        if let Some(p) = new.phase_id {
+            phase_in(&mut tx, &call, new.program_id, p).await?;
+        }
+        if let Some(f) = new.feature_id {
+            feature_in(&mut tx, &call, new.program_id, f, "feature").await?;
+        }
+        let w = store::insert_work_order(&mut tx, call.org_id, &new, call.principal_id()).await?;
+        call.actor
+            .event("delivery.work_order.create", RESOURCE, w.id)
+            .project(Some(w.program_id.uuid()))
+            .created(&w)
             .record(&mut tx)
             .await?;
-        let out = work_order_to_proto(row);
-        if let Some(rid) = request_id {
-            idempotency::complete(&mut tx, org_id, "CreateWorkOrder", rid, &out).await?;
-        }
-        tx.commit().await.map_err(Error::from)?;
+        let out = work_order_to_proto(&w);
+        tx.finish(&out).await?;
         Ok(Response::new(out))
     }
 
@@ -220,18 +226,12 @@ impl WorkOrderService for WorkOrders {
         &self,
         req: Request<pb::GetWorkOrderRequest>,
     ) -> Result<Response<pb::WorkOrder>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_work_order(&mut tx, org_id, id, Lock::None).await?,
-            &caller,
-            |w| w.program_id,
-            work_order_not_found,
-        )?;
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let w = visible_work_order(&mut tx, &call, id, Lock::None).await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(work_order_to_proto(row)))
+        Ok(Response::new(work_order_to_proto(&w)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -239,8 +239,7 @@ impl WorkOrderService for WorkOrders {
         &self,
         req: Request<pb::ListWorkOrdersRequest>,
     ) -> Result<Response<pb::ListWorkOrdersResponse>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
+        let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
         let program_id = v.id("program_id", &req.program_id);
@@ -248,10 +247,7 @@ impl WorkOrderService for WorkOrders {
         let assignee_id = v.opt_id("assignee_id", &req.assignee_id);
         let phase_id = v.opt_id("phase_id", &req.phase_id);
         let feature_id = v.opt_id("feature_id", &req.feature_id);
-        v.finish()?;
-        let Some(program_id) = program_id else {
-            return Err(Error::invalid_field("program_id", "is required").into());
-        };
+        let program_id = v.finish_with(|| program_id)?;
         let page = self.0.pages.parse(
             req.page_size,
             &req.page_token,
@@ -260,14 +256,14 @@ impl WorkOrderService for WorkOrders {
                 req.status, req.assignee_id, req.phase_id, req.feature_id
             ),
         )?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        program(&mut tx, &caller, org_id, program_id, Lock::None).await?;
-        let mut rows = store::list_work_orders(
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        program(&mut tx, &call.caller, call.org_id, program_id, Lock::None).await?;
+        let mut work_orders = store::list_work_orders(
             &mut tx,
-            org_id,
+            call.org_id,
             WorkOrderFilter {
                 program_id,
-                status: status.map(WorkOrderStatus::as_str),
+                status,
                 assignee_id,
                 phase_id,
                 feature_id,
@@ -277,9 +273,12 @@ impl WorkOrderService for WorkOrders {
         )
         .await?;
         tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut rows, |w| w.id);
+        let next_page_token = self
+            .0
+            .pages
+            .finish(&page, &mut work_orders, |w| w.id.uuid());
         Ok(Response::new(pb::ListWorkOrdersResponse {
-            work_orders: rows.into_iter().map(work_order_to_proto).collect(),
+            work_orders: work_orders.iter().map(work_order_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -289,151 +288,38 @@ impl WorkOrderService for WorkOrders {
         &self,
         req: Request<pb::UpdateWorkOrderRequest>,
     ) -> Result<Response<pb::WorkOrder>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let req = req.into_inner();
-        let w = req.work_order.unwrap_or_default();
-        let mut v = Violations::new();
-        let id = v.id("work_order.id", &w.id);
-        let paths = update_mask(
-            &mut v,
-            req.update_mask.as_ref(),
-            &[
-                "title",
-                "description",
-                "acceptance_criteria",
-                "implementation_plan",
-                "assignee_ids",
-                "phase_id",
-                "feature_id",
-            ],
-            &[
-                "id",
-                "program_id",
-                "status",
-                "created_by",
-                "create_time",
-                "update_time",
-                "etag",
-            ],
-        );
-        let mut title = None;
-        let mut description = None;
-        let mut acceptance_criteria = None;
-        let mut implementation_plan = None;
-        let mut assignee_ids = None;
-        let mut phase_id = None;
-        let mut feature_id = None;
-        for path in &paths {
-            match *path {
-                "title" => title = v.text("work_order.title", &w.title, 1, 500),
-                "description" => {
-                    description = long_text(
-                        &mut v,
-                        "work_order.description",
-                        &w.description,
-                        0,
-                        LONG_DESCRIPTION,
-                    )
-                }
-                "acceptance_criteria" => {
-                    acceptance_criteria = criteria(
-                        &mut v,
-                        "work_order.acceptance_criteria",
-                        &w.acceptance_criteria,
-                        MAX_CRITERIA,
-                        MAX_CRITERION,
-                    )
-                }
-                "implementation_plan" => {
-                    implementation_plan = long_text(
-                        &mut v,
-                        "work_order.implementation_plan",
-                        &w.implementation_plan,
-                        0,
-                        LONG_DESCRIPTION,
-                    )
-                }
-                "assignee_ids" => {
-                    assignee_ids = user_ids(
-                        &mut v,
-                        "work_order.assignee_ids",
-                        &w.assignee_ids,
-                        MAX_ASSIGNEES,
-                    )
-                }
-                // Empty unlinks.
-                "phase_id" => phase_id = Some(v.opt_id("work_order.phase_id", &w.phase_id)),
-                _ => feature_id = Some(v.opt_id("work_order.feature_id", &w.feature_id)),
-            }
+        let call = Call::of(SERVICE, &req)?;
+        let (id, changes) = parse_update(req.get_ref())?;
+        let etag = req
+            .get_ref()
+            .work_order
+            .as_ref()
+            .map_or("", |w| w.etag.as_str());
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let before = visible_work_order(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
+        check_etag(etag, before.version, "work order")?;
+        let mut w = before.clone();
+        w.apply(changes);
+        // New links must be visible and in the work order's program.
+        if let Some(p) = w.phase_id
+            && w.phase_id != before.phase_id
+        {
+            phase_in(&mut tx, &call, w.program_id, p).await?;
         }
-        v.finish()?;
-        let Some(id) = id else {
-            return Err(Error::invalid_field("work_order.id", "is required").into());
-        };
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let mut row = found(
-            store::get_work_order(&mut tx, org_id, id, Lock::NoKeyUpdate).await?,
-            &caller,
-            |w| w.program_id,
-            work_order_not_found,
-        )?;
-        check_etag(&w.etag, row.version, "work order")?;
-        links(
-            &mut tx,
-            &caller,
-            org_id,
-            row.program_id,
-            phase_id.flatten(),
-            feature_id.flatten(),
-        )
-        .await?;
-        let before = row.clone();
-        if let Some(x) = title {
-            row.title = x;
+        if let Some(f) = w.feature_id
+            && w.feature_id != before.feature_id
+        {
+            feature_in(&mut tx, &call, w.program_id, f, "feature").await?;
         }
-        if let Some(x) = description {
-            row.description = x;
-        }
-        if let Some(x) = acceptance_criteria {
-            row.acceptance_criteria = x;
-        }
-        if let Some(x) = implementation_plan {
-            row.implementation_plan = x;
-        }
-        if let Some(x) = assignee_ids {
-            row.assignee_ids = x;
-        }
-        if let Some(x) = phase_id {
-            row.phase_id = x;
-        }
-        if let Some(x) = feature_id {
-            row.feature_id = x;
-        }
-        let row = store::update_work_order(&mut tx, &row).await?;
-        actor
+        let w = store::update_work_order(&mut tx, call.org_id, &w).await?;
+        call.actor
             .event("delivery.work_order.update", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("title", &before.title, &row.title)
-            .change("description", &before.description, &row.description)
-            .change(
-                "acceptance_criteria",
-                &before.acceptance_criteria,
-                &row.acceptance_criteria,
-            )
-            .change(
-                "implementation_plan",
-                &before.implementation_plan,
-                &row.implementation_plan,
-            )
-            .change("assignee_ids", &before.assignee_ids, &row.assignee_ids)
-            .change("phase_id", before.phase_id, row.phase_id)
-            .change("feature_id", before.feature_id, row.feature_id)
+            .project(Some(w.program_id.uuid()))
+            .diff(&before, &w)
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(work_order_to_proto(row)))
+        Ok(Response::new(work_order_to_proto(&w)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -441,24 +327,16 @@ impl WorkOrderService for WorkOrders {
         &self,
         req: Request<pb::DeleteWorkOrderRequest>,
     ) -> Result<Response<()>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_work_order(&mut tx, org_id, id, Lock::Update).await?,
-            &caller,
-            |w| w.program_id,
-            work_order_not_found,
-        )?;
-        check_etag(&req.get_ref().etag, row.version, "work order")?;
-        store::delete_work_order(&mut tx, org_id, id).await?;
-        actor
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let w = visible_work_order(&mut tx, &call, id, Lock::Update).await?;
+        check_etag(&req.get_ref().etag, w.version, "work order")?;
+        store::delete_work_order(&mut tx, call.org_id, id).await?;
+        call.actor
             .event("delivery.work_order.delete", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("title", &row.title, None::<()>)
-            .change("status", &row.status, None::<()>)
+            .project(Some(w.program_id.uuid()))
+            .removed(&w)
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;
@@ -470,38 +348,27 @@ impl WorkOrderService for WorkOrders {
         &self,
         req: Request<pb::ChangeWorkOrderStatusRequest>,
     ) -> Result<Response<pb::WorkOrder>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.org_id()?;
-        let actor = actor(&req);
+        let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        let id = v.id("id", &req.id);
+        let id = v.id_of("id", &req.id);
         let to: Option<WorkOrderStatus> = v.enum_value("status", req.status);
-        v.finish()?;
-        let (Some(id), Some(to)) = (id, to) else {
-            return Err(Error::invalid_field("id", "is required").into());
-        };
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = found(
-            store::get_work_order(&mut tx, org_id, id, Lock::NoKeyUpdate).await?,
-            &caller,
-            |w| w.program_id,
-            work_order_not_found,
-        )?;
-        check_etag(&req.etag, row.version, "work order")?;
-        let from = WorkOrderStatus::from_db(&row.status);
-        if !domain::change_work_order_status(from, to).map_err(Error::from)? {
+        let (id, to) = v.finish_with(|| Some((id?, to?)))?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let w = visible_work_order(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
+        check_etag(&req.etag, w.version, "work order")?;
+        if !domain::change_work_order_status(w.status, to).map_err(Error::from)? {
             tx.commit().await.map_err(Error::from)?;
-            return Ok(Response::new(work_order_to_proto(row)));
+            return Ok(Response::new(work_order_to_proto(&w)));
         }
-        let row = store::set_work_order_status(&mut tx, org_id, id, to.as_str()).await?;
-        actor
+        let after = store::set_work_order_status(&mut tx, call.org_id, id, to).await?;
+        call.actor
             .event("delivery.work_order.change_status", RESOURCE, id)
-            .project(Some(row.program_id))
-            .change("status", from.as_str(), to.as_str())
+            .project(Some(after.program_id.uuid()))
+            .diff(&w, &after)
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(work_order_to_proto(row)))
+        Ok(Response::new(work_order_to_proto(&after)))
     }
 }

@@ -1,11 +1,132 @@
-//! Features: the parent tree stays a tree.
+//! Features: a tree per program, and the parent tree stays a tree.
+
+use chrono::{DateTime, Utc};
+use foundry_domain::{AuditFields, Audited, FieldPath};
+use uuid::Uuid;
 
 use super::*;
+
+/// A feature of a program, under a parent feature or at the top.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Feature {
+    pub id: FeatureId,
+    pub program_id: ProgramId,
+    /// `None` at the top; else a feature of the same program, never a
+    /// descendant ([`check_feature_parent`]).
+    pub parent_feature_id: Option<FeatureId>,
+    pub name: String,
+    /// Unique in the program.
+    pub slug: String,
+    pub description: String,
+    /// The principal that created it.
+    pub created_by: Uuid,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A feature to create, as parsed at the edge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewFeature {
+    pub program_id: ProgramId,
+    pub parent_feature_id: Option<FeatureId>,
+    pub name: String,
+    pub slug: String,
+    pub description: String,
+}
+
+/// The fields `UpdateFeature` may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeaturePath {
+    ParentFeatureId,
+    Name,
+    Slug,
+    Description,
+}
+
+impl FieldPath for FeaturePath {
+    const ALL: &'static [Self] = &[
+        FeaturePath::ParentFeatureId,
+        FeaturePath::Name,
+        FeaturePath::Slug,
+        FeaturePath::Description,
+    ];
+    const OUTPUT_ONLY: &'static [&'static str] = PROGRAM_CHILD_OUTPUT_ONLY;
+
+    fn name(self) -> &'static str {
+        match self {
+            FeaturePath::ParentFeatureId => "parent_feature_id",
+            FeaturePath::Name => "name",
+            FeaturePath::Slug => "slug",
+            FeaturePath::Description => "description",
+        }
+    }
+}
+
+/// One field's new value in an update.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FeatureChange {
+    /// `None` makes the feature top-level.
+    ParentFeatureId(Option<FeatureId>),
+    Name(String),
+    Slug(String),
+    Description(String),
+}
+
+impl FeatureChange {
+    /// The new parent `changes` put the feature under, if any (what must
+    /// be checked against the feature's descendants).
+    pub fn new_parent(changes: &[FeatureChange]) -> Option<FeatureId> {
+        changes.iter().find_map(|c| {
+            if let FeatureChange::ParentFeatureId(p) = c {
+                *p
+            } else {
+                None
+            }
+        })
+    }
+}
+
+impl Feature {
+    /// Applies an update's changes.
+    pub fn apply(&mut self, changes: Vec<FeatureChange>) {
+        for change in changes {
+            match change {
+                FeatureChange::ParentFeatureId(x) => self.parent_feature_id = x,
+                FeatureChange::Name(x) => self.name = x,
+                FeatureChange::Slug(x) => self.slug = x,
+                FeatureChange::Description(x) => self.description = x,
+            }
+        }
+    }
+}
+
+impl Audited for Feature {
+    fn audit_fields(&self) -> AuditFields {
+        let Feature {
+            id: _,
+            program_id: _,
+            parent_feature_id,
+            name,
+            slug,
+            description,
+            created_by: _,
+            version: _,
+            created_at: _,
+            updated_at: _,
+        } = self;
+        AuditFields::new()
+            .field("parent_feature_id", parent_feature_id)
+            .field("name", name)
+            .field("slug", slug)
+            .field("description", description)
+    }
+}
 
 /// Checks that `id` may take the parent whose chain up to the root is
 /// `ancestry` (the parent first): refused when `id` is on it, naming the
 /// cycle `id → parent → … → id`.
-pub fn check_feature_parent(id: uuid::Uuid, ancestry: &[uuid::Uuid]) -> Result<(), Error> {
+pub fn check_feature_parent(id: FeatureId, ancestry: &[FeatureId]) -> Result<(), Error> {
     let Some(at) = ancestry.iter().position(|a| *a == id) else {
         return Ok(());
     };
@@ -26,7 +147,7 @@ mod tests {
 
     #[test]
     fn a_feature_cannot_sit_under_itself_or_a_descendant() {
-        let ids: Vec<uuid::Uuid> = (0..4).map(|_| uuid::Uuid::now_v7()).collect();
+        let ids: Vec<FeatureId> = (0..4).map(|_| FeatureId::new_v7()).collect();
         // ids[0] <- ids[1] <- ids[2] <- ids[3] (child to parent: 3 under 2 ...).
         assert!(check_feature_parent(ids[3], &[ids[0]]).is_ok());
         assert!(check_feature_parent(ids[0], &[]).is_ok());
@@ -41,6 +162,22 @@ mod tests {
                 "the parent would make a cycle: {} -> {} -> {} -> {} -> {}",
                 ids[0], ids[3], ids[2], ids[1], ids[0]
             )
+        );
+    }
+
+    #[test]
+    fn only_a_named_parent_is_a_new_parent() {
+        let p = FeatureId::new_v7();
+        assert_eq!(
+            FeatureChange::new_parent(&[
+                FeatureChange::Name("n".into()),
+                FeatureChange::ParentFeatureId(Some(p)),
+            ]),
+            Some(p)
+        );
+        assert_eq!(
+            FeatureChange::new_parent(&[FeatureChange::ParentFeatureId(None)]),
+            None
         );
     }
 }

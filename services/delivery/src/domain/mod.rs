@@ -51,11 +51,23 @@ macro_rules! stored_enum {
     };
 }
 
+/// The output-only fields of a resource of a program (its `FieldPath::
+/// OUTPUT_ONLY`): what an update mask naming one refuses as such.
+pub const PROGRAM_CHILD_OUTPUT_ONLY: &[&str] = &[
+    "id",
+    "program_id",
+    "created_by",
+    "create_time",
+    "update_time",
+    "etag",
+];
+
 pub mod features;
 pub mod gates;
 pub mod goals;
 pub mod graph;
 pub mod ids;
+pub mod planner_phases;
 pub mod programs;
 pub mod requirements;
 pub mod risks;
@@ -69,6 +81,7 @@ pub use features::*;
 pub use gates::*;
 pub use goals::*;
 pub use ids::*;
+pub use planner_phases::*;
 pub use programs::*;
 pub use requirements::*;
 pub use risks::*;

@@ -1,6 +1,151 @@
 //! Work orders: status and its workflow.
 
+use chrono::{DateTime, Utc};
+use foundry_domain::{AuditFields, Audited, FieldPath};
+use uuid::Uuid;
+
 use super::*;
+
+/// A unit of implementation work in a program, with its plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkOrder {
+    pub id: WorkOrderId,
+    pub program_id: ProgramId,
+    pub title: String,
+    pub description: String,
+    /// Changed only through [`change_work_order_status`].
+    pub status: WorkOrderStatus,
+    pub acceptance_criteria: Vec<String>,
+    pub implementation_plan: String,
+    /// Each once, in the given order.
+    pub assignee_ids: Vec<UserId>,
+    /// The planner phase it is planned in, if any (same program).
+    pub phase_id: Option<PlannerPhaseId>,
+    /// The feature it delivers, if any (same program).
+    pub feature_id: Option<FeatureId>,
+    /// The principal that created it.
+    pub created_by: Uuid,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A work order to create, as parsed at the edge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewWorkOrder {
+    pub program_id: ProgramId,
+    pub title: String,
+    pub description: String,
+    /// [`WorkOrderStatus::is_initial`].
+    pub status: WorkOrderStatus,
+    pub acceptance_criteria: Vec<String>,
+    pub implementation_plan: String,
+    pub assignee_ids: Vec<UserId>,
+    pub phase_id: Option<PlannerPhaseId>,
+    pub feature_id: Option<FeatureId>,
+}
+
+/// The fields `UpdateWorkOrder` may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkOrderPath {
+    Title,
+    Description,
+    AcceptanceCriteria,
+    ImplementationPlan,
+    AssigneeIds,
+    PhaseId,
+    FeatureId,
+}
+
+impl FieldPath for WorkOrderPath {
+    const ALL: &'static [Self] = &[
+        WorkOrderPath::Title,
+        WorkOrderPath::Description,
+        WorkOrderPath::AcceptanceCriteria,
+        WorkOrderPath::ImplementationPlan,
+        WorkOrderPath::AssigneeIds,
+        WorkOrderPath::PhaseId,
+        WorkOrderPath::FeatureId,
+    ];
+    const OUTPUT_ONLY: &'static [&'static str] = PROGRAM_CHILD_OUTPUT_ONLY;
+
+    fn name(self) -> &'static str {
+        match self {
+            WorkOrderPath::Title => "title",
+            WorkOrderPath::Description => "description",
+            WorkOrderPath::AcceptanceCriteria => "acceptance_criteria",
+            WorkOrderPath::ImplementationPlan => "implementation_plan",
+            WorkOrderPath::AssigneeIds => "assignee_ids",
+            WorkOrderPath::PhaseId => "phase_id",
+            WorkOrderPath::FeatureId => "feature_id",
+        }
+    }
+
+    fn elsewhere(path: &str) -> Option<&'static str> {
+        (path == "status").then_some("changes through ChangeWorkOrderStatus")
+    }
+}
+
+/// One field's new value in an update.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WorkOrderChange {
+    Title(String),
+    Description(String),
+    AcceptanceCriteria(Vec<String>),
+    ImplementationPlan(String),
+    AssigneeIds(Vec<UserId>),
+    /// `None` takes the work order out of its phase.
+    PhaseId(Option<PlannerPhaseId>),
+    /// `None` detaches the work order from its feature.
+    FeatureId(Option<FeatureId>),
+}
+
+impl WorkOrder {
+    /// Applies an update's changes.
+    pub fn apply(&mut self, changes: Vec<WorkOrderChange>) {
+        for change in changes {
+            match change {
+                WorkOrderChange::Title(x) => self.title = x,
+                WorkOrderChange::Description(x) => self.description = x,
+                WorkOrderChange::AcceptanceCriteria(x) => self.acceptance_criteria = x,
+                WorkOrderChange::ImplementationPlan(x) => self.implementation_plan = x,
+                WorkOrderChange::AssigneeIds(x) => self.assignee_ids = x,
+                WorkOrderChange::PhaseId(x) => self.phase_id = x,
+                WorkOrderChange::FeatureId(x) => self.feature_id = x,
+            }
+        }
+    }
+}
+
+impl Audited for WorkOrder {
+    fn audit_fields(&self) -> AuditFields {
+        let WorkOrder {
+            id: _,
+            program_id: _,
+            title,
+            description,
+            status,
+            acceptance_criteria,
+            implementation_plan,
+            assignee_ids,
+            phase_id,
+            feature_id,
+            created_by: _,
+            version: _,
+            created_at: _,
+            updated_at: _,
+        } = self;
+        AuditFields::new()
+            .field("title", title)
+            .field("description", description)
+            .field("status", status.as_str())
+            .field("acceptance_criteria", acceptance_criteria)
+            .field("implementation_plan", implementation_plan)
+            .field("assignee_ids", assignee_ids)
+            .field("phase_id", phase_id)
+            .field("feature_id", feature_id)
+    }
+}
 
 stored_enum! {
     /// The workflow of a work order.

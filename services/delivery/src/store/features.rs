@@ -1,31 +1,49 @@
 //! Features: a tree per program.
 
 use chrono::{DateTime, Utc};
+use foundry_domain::Id;
 use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{Lock, newest_first};
+use super::{Lock, delete_where, newest_first, row_by_id};
+use crate::domain::{Feature, FeatureId, NewFeature, ProgramId};
 
-/// A feature row.
+/// A feature row, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct FeatureRow {
-    pub org_id: Uuid,
-    pub id: Uuid,
-    pub program_id: Uuid,
-    pub parent_feature_id: Option<Uuid>,
-    pub name: String,
-    pub slug: String,
-    pub description: String,
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+struct FeatureRow {
+    id: Uuid,
+    program_id: Uuid,
+    parent_feature_id: Option<Uuid>,
+    name: String,
+    slug: String,
+    description: String,
+    created_by: Uuid,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
-const COLS: &str = "org_id, id, program_id, parent_feature_id, name, slug, description, \
+impl From<FeatureRow> for Feature {
+    fn from(r: FeatureRow) -> Feature {
+        Feature {
+            id: Id::from_uuid(r.id),
+            program_id: Id::from_uuid(r.program_id),
+            parent_feature_id: r.parent_feature_id.map(Id::from_uuid),
+            name: r.name,
+            slug: r.slug,
+            description: r.description,
+            created_by: r.created_by,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+const COLS: &str = "id, program_id, parent_feature_id, name, slug, description, \
      created_by, version, created_at, updated_at";
 
 fn slug_taken(e: sqlx::Error) -> Error {
@@ -40,39 +58,39 @@ fn slug_taken(e: sqlx::Error) -> Error {
     }
 }
 
-/// Inserts `f` under a new id (its id, version and times are ignored).
-pub async fn insert_feature(tx: &mut Tx, f: &FeatureRow) -> Result<FeatureRow> {
-    sqlx::query_as(&format!(
+/// Inserts a new feature made by `created_by`.
+pub async fn insert_feature(
+    tx: &mut Tx,
+    org_id: Uuid,
+    f: &NewFeature,
+    created_by: Uuid,
+) -> Result<Feature> {
+    let row: FeatureRow = sqlx::query_as(&format!(
         "INSERT INTO features (org_id, id, program_id, parent_feature_id, name, slug, \
          description, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLS}"
     ))
-    .bind(f.org_id)
+    .bind(org_id)
     .bind(Uuid::now_v7())
-    .bind(f.program_id)
-    .bind(f.parent_feature_id)
+    .bind(f.program_id.uuid())
+    .bind(f.parent_feature_id.map(Id::uuid))
     .bind(&f.name)
     .bind(&f.slug)
     .bind(&f.description)
-    .bind(f.created_by)
+    .bind(created_by)
     .fetch_one(&mut **tx)
     .await
-    .map_err(slug_taken)
+    .map_err(slug_taken)?;
+    Ok(row.into())
 }
 
 pub async fn get_feature(
     tx: &mut Tx,
     org_id: Uuid,
-    id: Uuid,
+    id: FeatureId,
     lock: Lock,
-) -> Result<Option<FeatureRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLS} FROM features WHERE org_id = $1 AND id = $2{}",
-        lock.sql()
-    ))
-    .bind(org_id)
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?)
+) -> Result<Option<Feature>> {
+    let row: Option<FeatureRow> = row_by_id(tx, "features", COLS, org_id, id.uuid(), lock).await?;
+    Ok(row.map(Feature::from))
 }
 
 /// The chain from `id` up to its root: `id`, its parent, its parent's
@@ -82,10 +100,10 @@ pub async fn get_feature(
 pub async fn feature_ancestry(
     tx: &mut Tx,
     org_id: Uuid,
-    id: Uuid,
+    id: FeatureId,
     limit: i64,
-) -> Result<Vec<Uuid>> {
-    Ok(sqlx::query_scalar(
+) -> Result<Vec<FeatureId>> {
+    let ids: Vec<Uuid> = sqlx::query_scalar(
         "WITH RECURSIVE up (id, parent_feature_id, depth) AS ( \
              SELECT id, parent_feature_id, 1 FROM features WHERE org_id = $1 AND id = $2 \
              UNION ALL \
@@ -95,26 +113,27 @@ pub async fn feature_ancestry(
          SELECT id FROM up ORDER BY depth",
     )
     .bind(org_id)
-    .bind(id)
+    .bind(id.uuid())
     .bind(limit)
     .fetch_all(&mut **tx)
-    .await?)
+    .await?;
+    Ok(ids.into_iter().map(Id::from_uuid).collect())
 }
 
 /// Whether the feature has a child, on `features_parent_idx`.
 pub async fn feature_has_children(
     tx: &mut Tx,
     org_id: Uuid,
-    program_id: Uuid,
-    id: Uuid,
+    program_id: ProgramId,
+    id: FeatureId,
 ) -> Result<bool> {
     Ok(sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM features WHERE org_id = $1 AND program_id = $2 \
          AND parent_feature_id = $3)",
     )
     .bind(org_id)
-    .bind(program_id)
-    .bind(id)
+    .bind(program_id.uuid())
+    .bind(id.uuid())
     .fetch_one(&mut **tx)
     .await?)
 }
@@ -128,7 +147,7 @@ pub async fn list_features(
     parent_feature_id: Option<Uuid>,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<FeatureRow>> {
+) -> Result<Vec<Feature>> {
     let mut q =
         QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM features WHERE org_id = "));
     q.push_bind(org_id)
@@ -138,31 +157,29 @@ pub async fn list_features(
         q.push(" AND parent_feature_id = ").push_bind(p);
     }
     newest_first(&mut q, "id", before, limit);
-    Ok(q.build_query_as().fetch_all(&mut **tx).await?)
+    let rows: Vec<FeatureRow> = q.build_query_as().fetch_all(&mut **tx).await?;
+    Ok(rows.into_iter().map(Feature::from).collect())
 }
 
-/// Writes the user-editable fields of `row`.
-pub async fn update_feature(tx: &mut Tx, row: &FeatureRow) -> Result<FeatureRow> {
-    sqlx::query_as(&format!(
+/// Writes the user-editable fields of `f`.
+pub async fn update_feature(tx: &mut Tx, org_id: Uuid, f: &Feature) -> Result<Feature> {
+    let row: FeatureRow = sqlx::query_as(&format!(
         "UPDATE features SET parent_feature_id = $3, name = $4, slug = $5, description = $6, \
          version = version + 1, updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
     ))
-    .bind(row.org_id)
-    .bind(row.id)
-    .bind(row.parent_feature_id)
-    .bind(&row.name)
-    .bind(&row.slug)
-    .bind(&row.description)
+    .bind(org_id)
+    .bind(f.id.uuid())
+    .bind(f.parent_feature_id.map(Id::uuid))
+    .bind(&f.name)
+    .bind(&f.slug)
+    .bind(&f.description)
     .fetch_one(&mut **tx)
     .await
-    .map_err(slug_taken)
+    .map_err(slug_taken)?;
+    Ok(row.into())
 }
 
-pub async fn delete_feature(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<()> {
-    sqlx::query("DELETE FROM features WHERE org_id = $1 AND id = $2")
-        .bind(org_id)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+pub async fn delete_feature(tx: &mut Tx, org_id: Uuid, id: FeatureId) -> Result<()> {
+    delete_where(tx, "features", "id", org_id, id.uuid()).await?;
     Ok(())
 }

@@ -80,6 +80,142 @@ pub(crate) fn newest_first(
         .push_bind(limit);
 }
 
+/// The row of `table` whose key is `(org_id, id)`, read as `R` (whose
+/// columns `columns` lists) with `lock`.
+pub(crate) async fn row_by_id<R>(
+    tx: &mut foundry_platform::db::Tx,
+    table: &'static str,
+    columns: &'static str,
+    org_id: uuid::Uuid,
+    id: uuid::Uuid,
+    lock: Lock,
+) -> foundry_platform::Result<Option<R>>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    Ok(sqlx::query_as(&format!(
+        "SELECT {columns} FROM {table} WHERE org_id = $1 AND id = $2{}",
+        lock.sql()
+    ))
+    .bind(org_id)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// Deletes the rows of `table` whose `column` is `id` in `org_id`;
+/// returns how many went.
+pub(crate) async fn delete_where(
+    tx: &mut foundry_platform::db::Tx,
+    table: &'static str,
+    column: &'static str,
+    org_id: uuid::Uuid,
+    id: uuid::Uuid,
+) -> foundry_platform::Result<u64> {
+    Ok(sqlx::query(&format!(
+        "DELETE FROM {table} WHERE org_id = $1 AND {column} = $2"
+    ))
+    .bind(org_id)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
+}
+
+/// The UUIDs of typed ids, to bind as a `uuid[]`.
+pub(crate) fn uuids<K: ?Sized>(ids: &[foundry_domain::Id<K>]) -> Vec<uuid::Uuid> {
+    ids.iter().map(|i| i.uuid()).collect()
+}
+
+/// The assignee index of a program's children (tasks, work orders): a
+/// `table` of `(org_id, <key>, user_id, program_id)` kept equal to each
+/// child's `assignee_ids`, walked by `<table>_user_idx` to list a user's.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Assignees {
+    /// The index table.
+    pub table: &'static str,
+    /// Its column holding the child's id.
+    pub key: &'static str,
+}
+
+impl Assignees {
+    /// Makes the index hold exactly `users` for child `id` of `program_id`.
+    pub(crate) async fn set(
+        self,
+        tx: &mut foundry_platform::db::Tx,
+        org_id: uuid::Uuid,
+        id: uuid::Uuid,
+        program_id: uuid::Uuid,
+        users: &[uuid::Uuid],
+    ) -> foundry_platform::Result<()> {
+        let Assignees { table, key } = self;
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE org_id = $1 AND {key} = $2 AND NOT (user_id = ANY($3))"
+        ))
+        .bind(org_id)
+        .bind(id)
+        .bind(users)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(&format!(
+            "INSERT INTO {table} (org_id, {key}, user_id, program_id) \
+             SELECT $1, $2, u, $4 FROM unnest($3::uuid[]) AS u ON CONFLICT DO NOTHING"
+        ))
+        .bind(org_id)
+        .bind(id)
+        .bind(users)
+        .bind(program_id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes child `id` from the index.
+    pub(crate) async fn remove(
+        self,
+        tx: &mut foundry_platform::db::Tx,
+        org_id: uuid::Uuid,
+        id: uuid::Uuid,
+    ) -> foundry_platform::Result<()> {
+        delete_where(tx, self.table, self.key, org_id, id).await?;
+        Ok(())
+    }
+
+    /// Continues `q` (`SELECT … FROM `) with the children of `program_id`
+    /// in `children AS alias`: through this index (joined by key) when
+    /// listing an `assignee`'s, else the children's table alone. Returns
+    /// the keyset column of the walked index.
+    pub(crate) fn scan_children(
+        self,
+        q: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>,
+        children: &'static str,
+        alias: &'static str,
+        org_id: uuid::Uuid,
+        program_id: uuid::Uuid,
+        assignee: Option<uuid::Uuid>,
+    ) -> String {
+        let Assignees { table, key } = self;
+        if let Some(user) = assignee {
+            q.push(format!(
+                "{table} a JOIN {children} {alias} \
+                 ON {alias}.org_id = a.org_id AND {alias}.id = a.{key} WHERE a.org_id = "
+            ))
+            .push_bind(org_id)
+            .push(" AND a.program_id = ")
+            .push_bind(program_id)
+            .push(" AND a.user_id = ")
+            .push_bind(user);
+            format!("a.{key}")
+        } else {
+            q.push(format!("{children} {alias} WHERE {alias}.org_id = "))
+                .push_bind(org_id)
+                .push(format!(" AND {alias}.program_id = "))
+                .push_bind(program_id);
+            format!("{alias}.id")
+        }
+    }
+}
+
 impl Lock {
     fn sql(self) -> &'static str {
         match self {

@@ -1,82 +1,91 @@
 //! Planner phases.
 
 use chrono::{DateTime, Utc};
+use foundry_domain::Id;
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::Lock;
+use super::{Lock, delete_where, row_by_id};
+use crate::domain::{NewPlannerPhase, PlannerPhase, PlannerPhaseId};
 
-/// A planner phase row.
+/// A planner phase row, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct PlannerPhaseRow {
-    pub org_id: Uuid,
-    pub id: Uuid,
-    pub program_id: Uuid,
-    pub name: String,
-    pub description: String,
-    pub position: i32,
-    pub start_at: Option<DateTime<Utc>>,
-    pub end_at: Option<DateTime<Utc>>,
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+struct PlannerPhaseRow {
+    id: Uuid,
+    program_id: Uuid,
+    name: String,
+    description: String,
+    position: i32,
+    start_at: Option<DateTime<Utc>>,
+    end_at: Option<DateTime<Utc>>,
+    created_by: Uuid,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
-const COLS: &str = "org_id, id, program_id, name, description, position, start_at, end_at, \
+impl From<PlannerPhaseRow> for PlannerPhase {
+    fn from(r: PlannerPhaseRow) -> PlannerPhase {
+        PlannerPhase {
+            id: Id::from_uuid(r.id),
+            program_id: Id::from_uuid(r.program_id),
+            name: r.name,
+            description: r.description,
+            position: r.position,
+            start_at: r.start_at,
+            end_at: r.end_at,
+            created_by: r.created_by,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+const COLS: &str = "id, program_id, name, description, position, start_at, end_at, \
      created_by, version, created_at, updated_at";
 
-/// What a new phase is.
-pub struct NewPlannerPhase<'a> {
-    pub org_id: Uuid,
-    pub program_id: Uuid,
-    pub name: &'a str,
-    pub description: &'a str,
-    /// `None`: after the program's last phase.
-    pub position: Option<i32>,
-    pub start_at: Option<DateTime<Utc>>,
-    pub end_at: Option<DateTime<Utc>>,
-    pub created_by: Uuid,
-}
-
-pub async fn insert_planner_phase(tx: &mut Tx, p: NewPlannerPhase<'_>) -> Result<PlannerPhaseRow> {
+/// Inserts a new phase made by `created_by` (at the end when it names no
+/// position).
+pub async fn insert_planner_phase(
+    tx: &mut Tx,
+    org_id: Uuid,
+    p: &NewPlannerPhase,
+    created_by: Uuid,
+) -> Result<PlannerPhase> {
     // Appending reads the last position on planner_phases_position_idx; the
     // caller holds the program's key share lock, and ties break by id.
-    Ok(sqlx::query_as(&format!(
+    let row: PlannerPhaseRow = sqlx::query_as(&format!(
         "INSERT INTO planner_phases (org_id, id, program_id, name, description, position, \
          start_at, end_at, created_by) \
          VALUES ($1, $2, $3, $4, $5, coalesce($6, (SELECT coalesce(max(position), 0) + 1 \
          FROM planner_phases WHERE org_id = $1 AND program_id = $3)), $7, $8, $9) RETURNING {COLS}"
     ))
-    .bind(p.org_id)
+    .bind(org_id)
     .bind(Uuid::now_v7())
-    .bind(p.program_id)
-    .bind(p.name)
-    .bind(p.description)
+    .bind(p.program_id.uuid())
+    .bind(&p.name)
+    .bind(&p.description)
     .bind(p.position)
     .bind(p.start_at)
     .bind(p.end_at)
-    .bind(p.created_by)
+    .bind(created_by)
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    Ok(row.into())
 }
 
 pub async fn get_planner_phase(
     tx: &mut Tx,
     org_id: Uuid,
-    id: Uuid,
+    id: PlannerPhaseId,
     lock: Lock,
-) -> Result<Option<PlannerPhaseRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLS} FROM planner_phases WHERE org_id = $1 AND id = $2{}",
-        lock.sql()
-    ))
-    .bind(org_id)
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?)
+) -> Result<Option<PlannerPhase>> {
+    let row: Option<PlannerPhaseRow> =
+        row_by_id(tx, "planner_phases", COLS, org_id, id.uuid(), lock).await?;
+    Ok(row.map(PlannerPhase::from))
 }
 
 /// By `(position, id)` after the cursor, on planner_phases_position_idx.
@@ -86,7 +95,7 @@ pub async fn list_planner_phases(
     program_id: Uuid,
     after: Option<(i64, Uuid)>,
     limit: i64,
-) -> Result<Vec<PlannerPhaseRow>> {
+) -> Result<Vec<PlannerPhase>> {
     let mut q =
         QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM planner_phases WHERE org_id = "));
     q.push_bind(org_id)
@@ -100,31 +109,34 @@ pub async fn list_planner_phases(
             .push(")");
     }
     q.push(" ORDER BY position, id LIMIT ").push_bind(limit);
-    Ok(q.build_query_as().fetch_all(&mut **tx).await?)
+    let rows: Vec<PlannerPhaseRow> = q.build_query_as().fetch_all(&mut **tx).await?;
+    Ok(rows.into_iter().map(PlannerPhase::from).collect())
 }
 
-pub async fn update_planner_phase(tx: &mut Tx, row: &PlannerPhaseRow) -> Result<PlannerPhaseRow> {
-    Ok(sqlx::query_as(&format!(
+/// Writes the user-editable fields of `p`.
+pub async fn update_planner_phase(
+    tx: &mut Tx,
+    org_id: Uuid,
+    p: &PlannerPhase,
+) -> Result<PlannerPhase> {
+    let row: PlannerPhaseRow = sqlx::query_as(&format!(
         "UPDATE planner_phases SET name = $3, description = $4, position = $5, start_at = $6, \
          end_at = $7, version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
     ))
-    .bind(row.org_id)
-    .bind(row.id)
-    .bind(&row.name)
-    .bind(&row.description)
-    .bind(row.position)
-    .bind(row.start_at)
-    .bind(row.end_at)
+    .bind(org_id)
+    .bind(p.id.uuid())
+    .bind(&p.name)
+    .bind(&p.description)
+    .bind(p.position)
+    .bind(p.start_at)
+    .bind(p.end_at)
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    Ok(row.into())
 }
 
-pub async fn delete_planner_phase(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<()> {
-    sqlx::query("DELETE FROM planner_phases WHERE org_id = $1 AND id = $2")
-        .bind(org_id)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+pub async fn delete_planner_phase(tx: &mut Tx, org_id: Uuid, id: PlannerPhaseId) -> Result<()> {
+    delete_where(tx, "planner_phases", "id", org_id, id.uuid()).await?;
     Ok(())
 }

@@ -7,8 +7,8 @@ use foundry_platform::{Error, Result};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{Lock, newest_first, qualified};
-use crate::domain::{NewTask, Task, TaskId, TaskStatus, UserId};
+use super::{Assignees, Lock, delete_where, newest_first, qualified, row_by_id, uuids};
+use crate::domain::{NewTask, Task, TaskId, TaskStatus};
 
 /// A task row, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -55,9 +55,11 @@ impl TryFrom<TaskRow> for Task {
     }
 }
 
-fn uuids(ids: &[UserId]) -> Vec<Uuid> {
-    ids.iter().map(|u| u.uuid()).collect()
-}
+/// The assignee index of tasks.
+const ASSIGNEES: Assignees = Assignees {
+    table: "task_assignees",
+    key: "task_id",
+};
 
 /// The columns every task read returns, in `TaskRow` order (the bench
 /// runs the same statements under pgbench).
@@ -86,42 +88,15 @@ pub async fn insert_task(tx: &mut Tx, org_id: Uuid, t: &NewTask, created_by: Uui
     .bind(created_by)
     .fetch_one(&mut **tx)
     .await?;
-    set_assignees(tx, &row).await?;
+    ASSIGNEES
+        .set(tx, row.org_id, row.id, row.program_id, &row.assignee_ids)
+        .await?;
     row.try_into()
 }
 
-/// Makes `task_assignees` hold exactly the row's assignees.
-async fn set_assignees(tx: &mut Tx, t: &TaskRow) -> Result<()> {
-    sqlx::query(
-        "DELETE FROM task_assignees WHERE org_id = $1 AND task_id = $2 AND NOT (user_id = ANY($3))",
-    )
-    .bind(t.org_id)
-    .bind(t.id)
-    .bind(&t.assignee_ids)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO task_assignees (org_id, task_id, user_id, program_id) \
-         SELECT $1, $2, u, $4 FROM unnest($3::uuid[]) AS u ON CONFLICT DO NOTHING",
-    )
-    .bind(t.org_id)
-    .bind(t.id)
-    .bind(&t.assignee_ids)
-    .bind(t.program_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 pub async fn get_task(tx: &mut Tx, org_id: Uuid, id: TaskId, lock: Lock) -> Result<Option<Task>> {
-    let row: Option<TaskRow> = sqlx::query_as(&format!(
-        "SELECT {TASK_COLUMNS} FROM tasks WHERE org_id = $1 AND id = $2{}",
-        lock.sql()
-    ))
-    .bind(org_id)
-    .bind(id.uuid())
-    .fetch_optional(&mut **tx)
-    .await?;
+    let row: Option<TaskRow> =
+        row_by_id(tx, "tasks", TASK_COLUMNS, org_id, id.uuid(), lock).await?;
     row.map(Task::try_from).transpose()
 }
 
@@ -150,21 +125,7 @@ pub async fn list_tasks(
     let cols = qualified(TASK_COLUMNS, "t");
     let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {cols} FROM "));
     // The keyset column of the walked index.
-    let key = if let Some(user) = f.assignee_id {
-        q.push("task_assignees a JOIN tasks t ON t.org_id = a.org_id AND t.id = a.task_id WHERE a.org_id = ")
-            .push_bind(org_id)
-            .push(" AND a.program_id = ")
-            .push_bind(f.program_id)
-            .push(" AND a.user_id = ")
-            .push_bind(user);
-        "a.task_id"
-    } else {
-        q.push("tasks t WHERE t.org_id = ")
-            .push_bind(org_id)
-            .push(" AND t.program_id = ")
-            .push_bind(f.program_id);
-        "t.id"
-    };
+    let key = ASSIGNEES.scan_children(&mut q, "tasks", "t", org_id, f.program_id, f.assignee_id);
     if let Some(r) = f.requirement_id {
         q.push(" AND t.requirement_id = ").push_bind(r);
     }
@@ -174,7 +135,7 @@ pub async fn list_tasks(
     if let Some(s) = f.status {
         q.push(" AND t.status = ").push_bind(s.as_str());
     }
-    newest_first(&mut q, key, before, limit);
+    newest_first(&mut q, &key, before, limit);
     let rows: Vec<TaskRow> = q.build_query_as().fetch_all(&mut **tx).await?;
     rows.into_iter().map(Task::try_from).collect()
 }
@@ -198,7 +159,9 @@ pub async fn update_task(tx: &mut Tx, org_id: Uuid, t: &Task) -> Result<Task> {
     .bind(t.sprint_id.map(Id::uuid))
     .fetch_one(&mut **tx)
     .await?;
-    set_assignees(tx, &row).await?;
+    ASSIGNEES
+        .set(tx, row.org_id, row.id, row.program_id, &row.assignee_ids)
+        .await?;
     row.try_into()
 }
 
@@ -234,21 +197,8 @@ pub async fn count_open_subtasks(tx: &mut Tx, org_id: Uuid, task_id: TaskId) -> 
 /// Deletes a task with its subtasks; returns how many subtasks went.
 pub async fn delete_task(tx: &mut Tx, org_id: Uuid, id: TaskId) -> Result<u64> {
     let id = id.uuid();
-    let subtasks = sqlx::query("DELETE FROM subtasks WHERE org_id = $1 AND task_id = $2")
-        .bind(org_id)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    sqlx::query("DELETE FROM task_assignees WHERE org_id = $1 AND task_id = $2")
-        .bind(org_id)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("DELETE FROM tasks WHERE org_id = $1 AND id = $2")
-        .bind(org_id)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    let subtasks = delete_where(tx, "subtasks", "task_id", org_id, id).await?;
+    ASSIGNEES.remove(tx, org_id, id).await?;
+    delete_where(tx, "tasks", "id", org_id, id).await?;
     Ok(subtasks)
 }

@@ -1,108 +1,116 @@
 //! Work orders and their assignees.
 
 use chrono::{DateTime, Utc};
-use foundry_platform::Result;
+use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
+use foundry_platform::{Error, Result};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{Lock, newest_first, qualified};
+use super::{Assignees, Lock, delete_where, newest_first, qualified, row_by_id, uuids};
+use crate::domain::{NewWorkOrder, WorkOrder, WorkOrderId, WorkOrderStatus};
 
-/// A work order row.
+/// A work order row, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct WorkOrderRow {
-    pub org_id: Uuid,
-    pub id: Uuid,
-    pub program_id: Uuid,
-    pub title: String,
-    pub description: String,
-    pub status: String,
-    pub acceptance_criteria: Vec<String>,
-    pub implementation_plan: String,
-    pub assignee_ids: Vec<Uuid>,
-    pub phase_id: Option<Uuid>,
-    pub feature_id: Option<Uuid>,
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+struct WorkOrderRow {
+    org_id: Uuid,
+    id: Uuid,
+    program_id: Uuid,
+    title: String,
+    description: String,
+    status: String,
+    acceptance_criteria: Vec<String>,
+    implementation_plan: String,
+    assignee_ids: Vec<Uuid>,
+    phase_id: Option<Uuid>,
+    feature_id: Option<Uuid>,
+    created_by: Uuid,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
+
+impl TryFrom<WorkOrderRow> for WorkOrder {
+    type Error = Error;
+
+    fn try_from(r: WorkOrderRow) -> Result<WorkOrder> {
+        Ok(WorkOrder {
+            id: Id::from_uuid(r.id),
+            program_id: Id::from_uuid(r.program_id),
+            title: r.title,
+            description: r.description,
+            status: WorkOrderStatus::decode("work_orders", "status", &r.status)?,
+            acceptance_criteria: r.acceptance_criteria,
+            implementation_plan: r.implementation_plan,
+            assignee_ids: r.assignee_ids.into_iter().map(Id::from_uuid).collect(),
+            phase_id: r.phase_id.map(Id::from_uuid),
+            feature_id: r.feature_id.map(Id::from_uuid),
+            created_by: r.created_by,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// The assignee index of work orders.
+const ASSIGNEES: Assignees = Assignees {
+    table: "work_order_assignees",
+    key: "work_order_id",
+};
 
 const COLS: &str = "org_id, id, program_id, title, description, status, acceptance_criteria, \
      implementation_plan, assignee_ids, phase_id, feature_id, created_by, version, created_at, \
      updated_at";
 
-/// Inserts `w` under a new id (its id, version and times are ignored), with
-/// its assignee index.
-pub async fn insert_work_order(tx: &mut Tx, w: &WorkOrderRow) -> Result<WorkOrderRow> {
+/// Inserts a new work order made by `created_by`, with its assignee index.
+pub async fn insert_work_order(
+    tx: &mut Tx,
+    org_id: Uuid,
+    w: &NewWorkOrder,
+    created_by: Uuid,
+) -> Result<WorkOrder> {
     let row: WorkOrderRow = sqlx::query_as(&format!(
         "INSERT INTO work_orders (org_id, id, program_id, title, description, status, \
          acceptance_criteria, implementation_plan, assignee_ids, phase_id, feature_id, created_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLS}"
     ))
-    .bind(w.org_id)
+    .bind(org_id)
     .bind(Uuid::now_v7())
-    .bind(w.program_id)
+    .bind(w.program_id.uuid())
     .bind(&w.title)
     .bind(&w.description)
-    .bind(&w.status)
+    .bind(w.status.as_str())
     .bind(&w.acceptance_criteria)
     .bind(&w.implementation_plan)
-    .bind(&w.assignee_ids)
-    .bind(w.phase_id)
-    .bind(w.feature_id)
-    .bind(w.created_by)
+    .bind(uuids(&w.assignee_ids))
+    .bind(w.phase_id.map(Id::uuid))
+    .bind(w.feature_id.map(Id::uuid))
+    .bind(created_by)
     .fetch_one(&mut **tx)
     .await?;
-    set_assignees(tx, &row).await?;
-    Ok(row)
-}
-
-/// Makes `work_order_assignees` hold exactly the row's assignees.
-async fn set_assignees(tx: &mut Tx, w: &WorkOrderRow) -> Result<()> {
-    sqlx::query(
-        "DELETE FROM work_order_assignees WHERE org_id = $1 AND work_order_id = $2 \
-         AND NOT (user_id = ANY($3))",
-    )
-    .bind(w.org_id)
-    .bind(w.id)
-    .bind(&w.assignee_ids)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO work_order_assignees (org_id, work_order_id, user_id, program_id) \
-         SELECT $1, $2, u, $4 FROM unnest($3::uuid[]) AS u ON CONFLICT DO NOTHING",
-    )
-    .bind(w.org_id)
-    .bind(w.id)
-    .bind(&w.assignee_ids)
-    .bind(w.program_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    ASSIGNEES
+        .set(tx, row.org_id, row.id, row.program_id, &row.assignee_ids)
+        .await?;
+    row.try_into()
 }
 
 pub async fn get_work_order(
     tx: &mut Tx,
     org_id: Uuid,
-    id: Uuid,
+    id: WorkOrderId,
     lock: Lock,
-) -> Result<Option<WorkOrderRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLS} FROM work_orders WHERE org_id = $1 AND id = $2{}",
-        lock.sql()
-    ))
-    .bind(org_id)
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?)
+) -> Result<Option<WorkOrder>> {
+    let row: Option<WorkOrderRow> =
+        row_by_id(tx, "work_orders", COLS, org_id, id.uuid(), lock).await?;
+    row.map(WorkOrder::try_from).transpose()
 }
 
 /// Filters of ListWorkOrders; all that are set apply.
 #[derive(Clone, Copy, Debug)]
-pub struct WorkOrderFilter<'a> {
+pub struct WorkOrderFilter {
     pub program_id: Uuid,
-    pub status: Option<&'a str>,
+    pub status: Option<WorkOrderStatus>,
     pub assignee_id: Option<Uuid>,
     pub phase_id: Option<Uuid>,
     pub feature_id: Option<Uuid>,
@@ -116,33 +124,23 @@ pub struct WorkOrderFilter<'a> {
 pub async fn list_work_orders(
     tx: &mut Tx,
     org_id: Uuid,
-    f: WorkOrderFilter<'_>,
+    f: WorkOrderFilter,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<WorkOrderRow>> {
+) -> Result<Vec<WorkOrder>> {
     let cols = qualified(COLS, "w");
     let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {cols} FROM "));
     // The keyset column of the walked index.
-    let key = if let Some(user) = f.assignee_id {
-        q.push(
-            "work_order_assignees a JOIN work_orders w \
-             ON w.org_id = a.org_id AND w.id = a.work_order_id WHERE a.org_id = ",
-        )
-        .push_bind(org_id)
-        .push(" AND a.program_id = ")
-        .push_bind(f.program_id)
-        .push(" AND a.user_id = ")
-        .push_bind(user);
-        "a.work_order_id"
-    } else {
-        q.push("work_orders w WHERE w.org_id = ")
-            .push_bind(org_id)
-            .push(" AND w.program_id = ")
-            .push_bind(f.program_id);
-        "w.id"
-    };
+    let key = ASSIGNEES.scan_children(
+        &mut q,
+        "work_orders",
+        "w",
+        org_id,
+        f.program_id,
+        f.assignee_id,
+    );
     if let Some(s) = f.status {
-        q.push(" AND w.status = ").push_bind(s);
+        q.push(" AND w.status = ").push_bind(s.as_str());
     }
     if let Some(phase) = f.phase_id {
         q.push(" AND w.phase_id = ").push_bind(phase);
@@ -150,61 +148,57 @@ pub async fn list_work_orders(
     if let Some(feature) = f.feature_id {
         q.push(" AND w.feature_id = ").push_bind(feature);
     }
-    newest_first(&mut q, key, before, limit);
-    Ok(q.build_query_as().fetch_all(&mut **tx).await?)
+    newest_first(&mut q, &key, before, limit);
+    let rows: Vec<WorkOrderRow> = q.build_query_as().fetch_all(&mut **tx).await?;
+    rows.into_iter().map(WorkOrder::try_from).collect()
 }
 
-/// Writes the user-editable fields of `row` (and its assignee index).
-pub async fn update_work_order(tx: &mut Tx, row: &WorkOrderRow) -> Result<WorkOrderRow> {
-    let out: WorkOrderRow = sqlx::query_as(&format!(
+/// Writes the user-editable fields of `w` (and its assignee index).
+pub async fn update_work_order(tx: &mut Tx, org_id: Uuid, w: &WorkOrder) -> Result<WorkOrder> {
+    let row: WorkOrderRow = sqlx::query_as(&format!(
         "UPDATE work_orders SET title = $3, description = $4, acceptance_criteria = $5, \
          implementation_plan = $6, assignee_ids = $7, phase_id = $8, feature_id = $9, \
          version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
     ))
-    .bind(row.org_id)
-    .bind(row.id)
-    .bind(&row.title)
-    .bind(&row.description)
-    .bind(&row.acceptance_criteria)
-    .bind(&row.implementation_plan)
-    .bind(&row.assignee_ids)
-    .bind(row.phase_id)
-    .bind(row.feature_id)
+    .bind(org_id)
+    .bind(w.id.uuid())
+    .bind(&w.title)
+    .bind(&w.description)
+    .bind(&w.acceptance_criteria)
+    .bind(&w.implementation_plan)
+    .bind(uuids(&w.assignee_ids))
+    .bind(w.phase_id.map(Id::uuid))
+    .bind(w.feature_id.map(Id::uuid))
     .fetch_one(&mut **tx)
     .await?;
-    set_assignees(tx, &out).await?;
-    Ok(out)
+    ASSIGNEES
+        .set(tx, row.org_id, row.id, row.program_id, &row.assignee_ids)
+        .await?;
+    row.try_into()
 }
 
 pub async fn set_work_order_status(
     tx: &mut Tx,
     org_id: Uuid,
-    id: Uuid,
-    status: &str,
-) -> Result<WorkOrderRow> {
-    Ok(sqlx::query_as(&format!(
+    id: WorkOrderId,
+    status: WorkOrderStatus,
+) -> Result<WorkOrder> {
+    let row: WorkOrderRow = sqlx::query_as(&format!(
         "UPDATE work_orders SET status = $3, version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
     ))
     .bind(org_id)
-    .bind(id)
-    .bind(status)
+    .bind(id.uuid())
+    .bind(status.as_str())
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    row.try_into()
 }
 
 /// Deletes a work order with its assignee index.
-pub async fn delete_work_order(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<()> {
-    sqlx::query("DELETE FROM work_order_assignees WHERE org_id = $1 AND work_order_id = $2")
-        .bind(org_id)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("DELETE FROM work_orders WHERE org_id = $1 AND id = $2")
-        .bind(org_id)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+pub async fn delete_work_order(tx: &mut Tx, org_id: Uuid, id: WorkOrderId) -> Result<()> {
+    ASSIGNEES.remove(tx, org_id, id.uuid()).await?;
+    delete_where(tx, "work_orders", "id", org_id, id.uuid()).await?;
     Ok(())
 }

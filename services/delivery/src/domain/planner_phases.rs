@@ -1,0 +1,155 @@
+//! Planner phases: the ordered stages of a program's plan, each with
+//! optional dates in order.
+
+use chrono::{DateTime, Utc};
+use foundry_domain::{AuditFields, Audited, FieldPath};
+use uuid::Uuid;
+
+use super::*;
+
+/// A stage of a program's plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannerPhase {
+    pub id: PlannerPhaseId,
+    pub program_id: ProgramId,
+    pub name: String,
+    pub description: String,
+    /// Its place in the program (ties break by id).
+    pub position: i32,
+    /// With `end_at`, before it ([`check_phase_dates`]).
+    pub start_at: Option<DateTime<Utc>>,
+    pub end_at: Option<DateTime<Utc>>,
+    /// The principal that created it.
+    pub created_by: Uuid,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A planner phase to create, as parsed at the edge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewPlannerPhase {
+    pub program_id: ProgramId,
+    pub name: String,
+    pub description: String,
+    /// `None`: after the program's last phase.
+    pub position: Option<i32>,
+    pub start_at: Option<DateTime<Utc>>,
+    pub end_at: Option<DateTime<Utc>>,
+}
+
+/// The fields `UpdatePlannerPhase` may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlannerPhasePath {
+    Name,
+    Description,
+    Position,
+    StartTime,
+    EndTime,
+}
+
+impl FieldPath for PlannerPhasePath {
+    const ALL: &'static [Self] = &[
+        PlannerPhasePath::Name,
+        PlannerPhasePath::Description,
+        PlannerPhasePath::Position,
+        PlannerPhasePath::StartTime,
+        PlannerPhasePath::EndTime,
+    ];
+    const OUTPUT_ONLY: &'static [&'static str] = PROGRAM_CHILD_OUTPUT_ONLY;
+
+    fn name(self) -> &'static str {
+        match self {
+            PlannerPhasePath::Name => "name",
+            PlannerPhasePath::Description => "description",
+            PlannerPhasePath::Position => "position",
+            PlannerPhasePath::StartTime => "start_time",
+            PlannerPhasePath::EndTime => "end_time",
+        }
+    }
+}
+
+/// One field's new value in an update.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PlannerPhaseChange {
+    Name(String),
+    Description(String),
+    Position(i32),
+    /// `None` clears the date.
+    StartTime(Option<DateTime<Utc>>),
+    /// `None` clears the date.
+    EndTime(Option<DateTime<Utc>>),
+}
+
+impl PlannerPhase {
+    /// Applies an update's changes; refused when the dates end up out of
+    /// order.
+    pub fn apply(&mut self, changes: Vec<PlannerPhaseChange>) -> Result<(), Error> {
+        for change in changes {
+            match change {
+                PlannerPhaseChange::Name(x) => self.name = x,
+                PlannerPhaseChange::Description(x) => self.description = x,
+                PlannerPhaseChange::Position(x) => self.position = x,
+                PlannerPhaseChange::StartTime(x) => self.start_at = x,
+                PlannerPhaseChange::EndTime(x) => self.end_at = x,
+            }
+        }
+        check_phase_dates(self.start_at, self.end_at)
+    }
+}
+
+impl Audited for PlannerPhase {
+    fn audit_fields(&self) -> AuditFields {
+        let PlannerPhase {
+            id: _,
+            program_id: _,
+            name,
+            description,
+            position,
+            start_at,
+            end_at,
+            created_by: _,
+            version: _,
+            created_at: _,
+            updated_at: _,
+        } = self;
+        AuditFields::new()
+            .field("name", name)
+            .field("description", description)
+            .field("position", position)
+            .field("start_time", start_at)
+            .field("end_time", end_at)
+    }
+}
+
+/// When both dates are set, the start is before the end; else invalid
+/// `planner_phase.end_time`.
+pub fn check_phase_dates(
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+) -> Result<(), Error> {
+    match (start, end) {
+        (Some(a), Some(b)) if a >= b => Err(Error::invalid(
+            "planner_phase.end_time",
+            "must be after start_time",
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_phase_ends_after_it_starts() {
+        let day = |d: i64| DateTime::from_timestamp(d * 86_400, 0);
+        assert!(check_phase_dates(day(1), day(2)).is_ok());
+        assert!(check_phase_dates(day(1), None).is_ok());
+        assert!(check_phase_dates(None, day(1)).is_ok());
+        for (a, b) in [(1, 1), (2, 1)] {
+            let e = check_phase_dates(day(a), day(b)).expect_err("out of order");
+            assert_eq!(e.field.as_deref(), Some("planner_phase.end_time"));
+        }
+    }
+}
