@@ -288,40 +288,6 @@ pub fn mask<P: FieldPath>(v: &mut Violations, mask: Option<&prost_types::FieldMa
     out
 }
 
-/// The field paths of an update mask, checked against what may be updated.
-/// An empty or missing mask is `INVALID_ARGUMENT` (AIP-134 allows `*`, which
-/// means every updatable field).
-pub fn update_mask<'a>(
-    v: &mut Violations,
-    mask: Option<&'a prost_types::FieldMask>,
-    updatable: &[&'a str],
-    output_only: &[&str],
-) -> Vec<&'a str> {
-    let Some(mask) = mask.filter(|m| !m.paths.is_empty()) else {
-        v.add(
-            "update_mask",
-            "is required (name the fields to change, or `*`)",
-        );
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for path in &mask.paths {
-        if path == "*" {
-            return updatable.to_vec();
-        }
-        if let Some(p) = updatable.iter().find(|u| **u == path.as_str()) {
-            if !out.contains(p) {
-                out.push(*p);
-            }
-        } else if output_only.contains(&path.as_str()) {
-            v.add("update_mask", format!("`{path}` is output only"));
-        } else {
-            v.add("update_mask", format!("`{path}` is not an updatable field"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,16 +397,5 @@ mod tests {
             .finish_with(|| None::<()>)
             .expect_err("no value");
         assert_eq!(err.code(), tonic::Code::Internal);
-    }
-
-    #[test]
-    fn output_only_fields_in_an_update_mask_are_refused() {
-        let mut v = Violations::new();
-        let mask = prost_types::FieldMask {
-            paths: vec!["name".into(), "create_time".into()],
-        };
-        let paths = update_mask(&mut v, Some(&mask), &["name", "slug"], &["create_time"]);
-        assert_eq!(paths, vec!["name"]);
-        assert_eq!(v.0.len(), 1);
     }
 }

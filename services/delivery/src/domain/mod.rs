@@ -36,17 +36,6 @@ macro_rules! stored_enum {
             pub fn as_str(self) -> &'static str {
                 <$name as StoredEnum>::as_str(self)
             }
-
-            /// TRANSITIONAL (removed when every store decodes rows into
-            /// domain types with `StoredEnum::decode`).
-            pub fn from_db(s: &str) -> $name {
-                <$name as StoredEnum>::parse(s).unwrap_or(Self::ALL[0])
-            }
-
-            /// TRANSITIONAL, as `from_db`.
-            pub fn parse(s: &str) -> Option<$name> {
-                <$name as StoredEnum>::parse(s)
-            }
         }
     };
 }
