@@ -10,15 +10,19 @@
 //! - [`Audited`] and [`diff`]: an audit event's field changes computed from
 //!   the before and after values.
 //! - [`StoredEnum`]: enums stored as text, decoded loudly.
+//! - [`Patch`]: an update's changes applied by an exhaustive match;
+//!   [`Stamp`]: who made a resource, when, and its version (the etag).
 
 mod audit;
 mod error;
 mod fields;
 mod id;
+mod patch;
 mod stored;
 
 pub use audit::{AuditFields, Audited, Change, diff};
 pub use error::{DomainError, ErrorKind};
 pub use fields::{FieldPath, path_from_str};
 pub use id::Id;
+pub use patch::{Patch, Stamp};
 pub use stored::{StoredEnum, UnknownValue};

@@ -215,6 +215,41 @@ CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
     FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
 "#;
 
+/// Row lock taken by a read (PostgreSQL's four row lock modes).
+///
+/// The order that keeps the rules of a service (delivery's, say) race free: writers of a row take
+/// `NoKeyUpdate` (as their `UPDATE` would); deleters take `Update`; a create
+/// takes `KeyShare` on its parent (the parent cannot vanish before commit,
+/// yet concurrent edits of the parent do not wait); whoever must see a
+/// stable set of a row's children takes `NoKeyUpdate` on the row, and
+/// children writers that could break the rule take `Share` on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lock {
+    /// A plain read.
+    None,
+    /// `FOR KEY SHARE`.
+    KeyShare,
+    /// `FOR SHARE`.
+    Share,
+    /// `FOR NO KEY UPDATE`.
+    NoKeyUpdate,
+    /// `FOR UPDATE`.
+    Update,
+}
+
+impl Lock {
+    /// The clause that takes it, to append to a `SELECT`.
+    pub fn sql(self) -> &'static str {
+        match self {
+            Lock::None => "",
+            Lock::KeyShare => " FOR KEY SHARE",
+            Lock::Share => " FOR SHARE",
+            Lock::NoKeyUpdate => " FOR NO KEY UPDATE",
+            Lock::Update => " FOR UPDATE",
+        }
+    }
+}
+
 /// The etag of a row version (AIP-154).
 pub fn etag(version: i64) -> String {
     version.to_string()

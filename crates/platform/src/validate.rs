@@ -69,6 +69,12 @@ impl Violations {
         id.ok_or_else(|| Error::invalid_field(field, "is required"))
     }
 
+    /// The one id of kind `K` a request names (Get, Delete, custom
+    /// methods): a field-level `INVALID_ARGUMENT` when missing or malformed.
+    pub fn require_id_of<K>(field: &str, value: &str) -> Result<Id<K>, Error> {
+        Self::require_id(field, value).map(Id::from_uuid)
+    }
+
     /// An optional time: `Some(None)` when unset, `None` (and a violation)
     /// when out of range.
     pub fn opt_time(

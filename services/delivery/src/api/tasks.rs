@@ -2,14 +2,15 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use foundry_domain::Id;
 use foundry_outbox::Call;
 use foundry_platform::Error;
-use foundry_platform::convert::{opt_timestamp, timestamp};
-use foundry_platform::db::{Tx, check_etag, etag};
-use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::convert::opt_timestamp;
+use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, task_service_server::TaskService};
+use foundry_resource::{self as resource, Create, Creation, Delete, Update, WireStamp};
 use foundry_tenancy::Caller;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -35,6 +36,12 @@ const MAX_LABELS: usize = 32;
 const MAX_ESTIMATE_HOURS: f64 = 10_000.0;
 
 pub fn task_to_proto(t: &Task) -> pb::Task {
+    let WireStamp {
+        created_by,
+        create_time,
+        update_time,
+        etag,
+    } = (&t.stamp).into();
     pb::Task {
         id: t.id.to_string(),
         program_id: t.program_id.to_string(),
@@ -47,10 +54,10 @@ pub fn task_to_proto(t: &Task) -> pb::Task {
         due_time: opt_timestamp(t.due_at),
         labels: t.labels.clone(),
         sprint_id: t.sprint_id.map(|x| x.to_string()).unwrap_or_default(),
-        created_by: t.created_by.to_string(),
-        create_time: Some(timestamp(t.created_at)),
-        update_time: Some(timestamp(t.updated_at)),
-        etag: etag(t.version),
+        created_by,
+        create_time,
+        update_time,
+        etag,
     }
 }
 
@@ -105,8 +112,11 @@ fn parse_create(req: &pb::CreateTaskRequest) -> Result<(NewTask, Option<Uuid>), 
     })
 }
 
-/// An `UpdateTaskRequest` as the task's id and the changes its mask names.
-fn parse_update(req: &pb::UpdateTaskRequest) -> Result<(domain::TaskId, Vec<TaskChange>), Error> {
+/// An `UpdateTaskRequest` as the task's id, etag and the changes its mask
+/// names.
+fn parse_update(
+    req: &pb::UpdateTaskRequest,
+) -> Result<(domain::TaskId, String, Vec<TaskChange>), Error> {
     let empty = pb::Task::default();
     let t = req.task.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
@@ -143,7 +153,13 @@ fn parse_update(req: &pb::UpdateTaskRequest) -> Result<(domain::TaskId, Vec<Task
                 .map(TaskChange::SprintId),
         });
     }
-    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+    v.finish_with(|| {
+        Some((
+            id?,
+            t.etag.clone(),
+            changes.into_iter().collect::<Option<Vec<_>>>()?,
+        ))
+    })
 }
 
 fn assignees(v: &mut Violations, ids: &[String]) -> Option<Vec<domain::UserId>> {
@@ -244,6 +260,62 @@ async fn sprint_of(
     Ok(())
 }
 
+#[async_trait]
+impl Create for Task {
+    type New = NewTask;
+
+    /// The program, and the requirement and sprint if any, are visible, in
+    /// that program, and held (`FOR KEY SHARE`) until commit.
+    async fn check_new(new: &NewTask, tx: &mut Tx, call: &Call) -> Result<(), Error> {
+        let (caller, org_id) = (&call.caller, call.org_id);
+        program(tx, caller, org_id, new.program_id.uuid(), Lock::KeyShare).await?;
+        if let Some(r) = new.requirement_id {
+            requirement_of(tx, caller, org_id, new.program_id, r).await?;
+        }
+        if let Some(s) = new.sprint_id {
+            sprint_of(tx, caller, org_id, new.program_id, s).await?;
+        }
+        Ok(())
+    }
+
+    async fn insert(new: &NewTask, tx: &mut Tx, org_id: Uuid, by: Uuid) -> Result<Task, Error> {
+        store::insert_task(tx, org_id, new, by).await
+    }
+}
+
+#[async_trait]
+impl Update for Task {
+    /// A new requirement or sprint must be visible and in the task's
+    /// program.
+    async fn check(&self, before: &Task, tx: &mut Tx, call: &Call) -> Result<(), Error> {
+        let (caller, org_id) = (&call.caller, call.org_id);
+        if let Some(r) = self.requirement_id
+            && self.requirement_id != before.requirement_id
+        {
+            requirement_of(tx, caller, org_id, self.program_id, r).await?;
+        }
+        if let Some(s) = self.sprint_id
+            && self.sprint_id != before.sprint_id
+        {
+            sprint_of(tx, caller, org_id, self.program_id, s).await?;
+        }
+        Ok(())
+    }
+
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Task, Error> {
+        store::update_task(tx, org_id, self).await
+    }
+}
+
+#[async_trait]
+impl Delete for Task {
+    /// Its subtasks go with it.
+    async fn remove(&self, tx: &mut Tx, org_id: Uuid) -> Result<Option<serde_json::Value>, Error> {
+        let subtasks = store::delete_task(tx, org_id, self.id).await?;
+        Ok(Some(serde_json::json!({ "subtasks": subtasks })))
+    }
+}
+
 #[tonic::async_trait]
 impl TaskService for Tasks {
     #[tracing::instrument(skip_all)]
@@ -253,34 +325,13 @@ impl TaskService for Tasks {
     ) -> Result<Response<pb::Task>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let (new, request_id) = parse_create(req.get_ref())?;
-        let key = idempotency::Key::of(call.org_id, "CreateTask", request_id, req.get_ref());
-        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
-            Begun::New(tx) => tx,
+        let creation = Creation {
+            method: "CreateTask",
+            request: req.get_ref(),
+            request_id,
+            new,
         };
-        program(
-            &mut tx,
-            &call.caller,
-            call.org_id,
-            new.program_id.uuid(),
-            Lock::KeyShare,
-        )
-        .await?;
-        if let Some(r) = new.requirement_id {
-            requirement_of(&mut tx, &call.caller, call.org_id, new.program_id, r).await?;
-        }
-        if let Some(s) = new.sprint_id {
-            sprint_of(&mut tx, &call.caller, call.org_id, new.program_id, s).await?;
-        }
-        let task = store::insert_task(&mut tx, call.org_id, &new, call.principal_id()).await?;
-        call.actor
-            .event("delivery.task.create", RESOURCE, task.id)
-            .project(Some(task.program_id.uuid()))
-            .created(&task)
-            .record(&mut tx)
-            .await?;
-        let out = task_to_proto(&task);
-        tx.finish(&out).await?;
+        let out = resource::create(&self.0.db, &call, creation, task_to_proto).await?;
         Ok(Response::new(out))
     }
 
@@ -290,10 +341,8 @@ impl TaskService for Tasks {
         req: Request<pb::GetTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let task = visible_task(&mut tx, &call, id, Lock::None).await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        let task: Task = resource::get(&self.0.db, &call, id).await?;
         Ok(Response::new(task_to_proto(&task)))
     }
 
@@ -349,32 +398,8 @@ impl TaskService for Tasks {
         req: Request<pb::UpdateTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let (id, changes) = parse_update(req.get_ref())?;
-        let etag = req.get_ref().task.as_ref().map_or("", |t| t.etag.as_str());
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = visible_task(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        check_etag(etag, before.version, "task")?;
-        let mut task = before.clone();
-        task.apply(changes);
-        // New references must be visible and in the task's program.
-        if let Some(r) = task.requirement_id
-            && task.requirement_id != before.requirement_id
-        {
-            requirement_of(&mut tx, &call.caller, call.org_id, task.program_id, r).await?;
-        }
-        if let Some(s) = task.sprint_id
-            && task.sprint_id != before.sprint_id
-        {
-            sprint_of(&mut tx, &call.caller, call.org_id, task.program_id, s).await?;
-        }
-        let task = store::update_task(&mut tx, call.org_id, &task).await?;
-        call.actor
-            .event("delivery.task.update", RESOURCE, id)
-            .project(Some(task.program_id.uuid()))
-            .diff(&before, &task)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let (id, etag, changes) = parse_update(req.get_ref())?;
+        let task: Task = resource::update(&self.0.db, &call, id, &etag, changes).await?;
         Ok(Response::new(task_to_proto(&task)))
     }
 
@@ -384,19 +409,8 @@ impl TaskService for Tasks {
         req: Request<pb::DeleteTaskRequest>,
     ) -> Result<Response<()>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let task = visible_task(&mut tx, &call, id, Lock::Update).await?;
-        check_etag(&req.get_ref().etag, task.version, "task")?;
-        let subtasks = store::delete_task(&mut tx, call.org_id, id).await?;
-        call.actor
-            .event("delivery.task.delete", RESOURCE, id)
-            .project(Some(task.program_id.uuid()))
-            .removed(&task)
-            .set("removed", serde_json::json!({ "subtasks": subtasks }))
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        resource::delete::<Task>(&self.0.db, &call, id, &req.get_ref().etag).await?;
         Ok(Response::new(()))
     }
 
@@ -416,7 +430,7 @@ impl TaskService for Tasks {
         let (id, to) = v.finish_with(|| Some((id?, to?)))?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
         let task = visible_task(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        check_etag(&req.etag, task.version, "task")?;
+        check_etag(&req.etag, task.stamp.version, "task")?;
         let from = task.status;
         let open = if to == TaskStatus::Done && from != TaskStatus::Done {
             store::count_open_subtasks(&mut tx, call.org_id, id).await?

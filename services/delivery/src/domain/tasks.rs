@@ -1,8 +1,7 @@
 //! Tasks: the workflow of a task's status and the subtask rule.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath};
-use uuid::Uuid;
+use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
 
 use super::*;
 
@@ -25,11 +24,7 @@ pub struct Task {
     pub labels: Vec<String>,
     /// The sprint it is planned in, if any (same program).
     pub sprint_id: Option<SprintId>,
-    /// The principal that created it.
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub stamp: Stamp,
 }
 
 /// A task to create, as parsed at the edge.
@@ -107,9 +102,10 @@ pub enum TaskChange {
     SprintId(Option<SprintId>),
 }
 
-impl Task {
-    /// Applies an update's changes.
-    pub fn apply(&mut self, changes: Vec<TaskChange>) {
+impl Patch for Task {
+    type Change = TaskChange;
+
+    fn apply(&mut self, changes: Vec<TaskChange>) -> Result<(), Error> {
         for change in changes {
             match change {
                 TaskChange::RequirementId(x) => self.requirement_id = x,
@@ -122,6 +118,7 @@ impl Task {
                 TaskChange::SprintId(x) => self.sprint_id = x,
             }
         }
+        Ok(())
     }
 }
 
@@ -139,10 +136,7 @@ impl Audited for Task {
             due_at,
             labels,
             sprint_id,
-            created_by: _,
-            version: _,
-            created_at: _,
-            updated_at: _,
+            stamp: _,
         } = self;
         AuditFields::new()
             .field("requirement_id", requirement_id)

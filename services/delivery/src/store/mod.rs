@@ -33,27 +33,9 @@ pub use tasks::*;
 pub use work_orders::*;
 pub use workstreams::*;
 
-/// Row lock taken by a read (PostgreSQL's four row lock modes).
-///
-/// The order that keeps the delivery rules race free: writers of a row take
-/// `NoKeyUpdate` (as their `UPDATE` would); deleters take `Update`; a create
-/// takes `KeyShare` on its parent (the parent cannot vanish before commit,
-/// yet concurrent edits of the parent do not wait); whoever must see a
-/// stable set of a row's children takes `NoKeyUpdate` on the row, and
-/// children writers that could break the rule take `Share` on it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lock {
-    /// A plain read.
-    None,
-    /// `FOR KEY SHARE`.
-    KeyShare,
-    /// `FOR SHARE`.
-    Share,
-    /// `FOR NO KEY UPDATE`.
-    NoKeyUpdate,
-    /// `FOR UPDATE`.
-    Update,
-}
+/// Row locks: see [`Lock`]'s documentation for the order that keeps the
+/// delivery rules race free.
+pub use foundry_platform::db::Lock;
 
 /// A column list (`"a, b"`) with every column qualified by `alias`
 /// (`"t.a, t.b"`), for queries that join.
@@ -212,18 +194,6 @@ impl Assignees {
                 .push(format!(" AND {alias}.program_id = "))
                 .push_bind(program_id);
             format!("{alias}.id")
-        }
-    }
-}
-
-impl Lock {
-    fn sql(self) -> &'static str {
-        match self {
-            Lock::None => "",
-            Lock::KeyShare => " FOR KEY SHARE",
-            Lock::Share => " FOR SHARE",
-            Lock::NoKeyUpdate => " FOR NO KEY UPDATE",
-            Lock::Update => " FOR UPDATE",
         }
     }
 }

@@ -4,15 +4,16 @@ use chrono::{DateTime, Utc};
 use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
+use foundry_resource::{Resource, StampRow};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{Assignees, Lock, delete_where, newest_first, qualified, row_by_id, uuids};
+use super::{Assignees, Lock, delete_where, newest_first, qualified, uuids};
 use crate::domain::{NewTask, Task, TaskId, TaskStatus};
 
-/// A task row, as read.
+/// A task row, as read (public only as [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct TaskRow {
+pub struct TaskRow {
     pub org_id: Uuid,
     pub id: Uuid,
     pub program_id: Uuid,
@@ -25,16 +26,19 @@ struct TaskRow {
     pub due_at: Option<DateTime<Utc>>,
     pub labels: Vec<String>,
     pub sprint_id: Option<Uuid>,
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub stamp: StampRow,
 }
 
-impl TryFrom<TaskRow> for Task {
-    type Error = Error;
+impl Resource for Task {
+    type Key = TaskId;
+    type Row = TaskRow;
+    const KIND: &'static str = "delivery.task";
+    const NAME: &'static str = "task";
+    const TABLE: &'static str = "tasks";
+    const COLUMNS: &'static str = TASK_COLUMNS;
 
-    fn try_from(r: TaskRow) -> Result<Task> {
+    fn from_row(r: TaskRow) -> Result<Task> {
         Ok(Task {
             id: Id::from_uuid(r.id),
             program_id: Id::from_uuid(r.program_id),
@@ -47,11 +51,24 @@ impl TryFrom<TaskRow> for Task {
             due_at: r.due_at,
             labels: r.labels,
             sprint_id: r.sprint_id.map(Id::from_uuid),
-            created_by: r.created_by,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            stamp: r.stamp.into(),
         })
+    }
+
+    fn not_found() -> Error {
+        Error::not_found("TASK_NOT_FOUND", "task")
+    }
+
+    fn key(&self) -> TaskId {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.stamp.version
+    }
+
+    fn project(&self) -> Option<Uuid> {
+        Some(self.program_id.uuid())
     }
 }
 
@@ -91,13 +108,11 @@ pub async fn insert_task(tx: &mut Tx, org_id: Uuid, t: &NewTask, created_by: Uui
     ASSIGNEES
         .set(tx, row.org_id, row.id, row.program_id, &row.assignee_ids)
         .await?;
-    row.try_into()
+    Task::from_row(row)
 }
 
 pub async fn get_task(tx: &mut Tx, org_id: Uuid, id: TaskId, lock: Lock) -> Result<Option<Task>> {
-    let row: Option<TaskRow> =
-        row_by_id(tx, "tasks", TASK_COLUMNS, org_id, id.uuid(), lock).await?;
-    row.map(Task::try_from).transpose()
+    foundry_resource::read(tx, org_id, id, lock).await
 }
 
 /// Filters of ListTasks; all that are set apply.
@@ -137,7 +152,7 @@ pub async fn list_tasks(
     }
     newest_first(&mut q, &key, before, limit);
     let rows: Vec<TaskRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(Task::try_from).collect()
+    rows.into_iter().map(Task::from_row).collect()
 }
 
 /// Writes the user-editable fields of `t` (and its assignee index).
@@ -162,7 +177,7 @@ pub async fn update_task(tx: &mut Tx, org_id: Uuid, t: &Task) -> Result<Task> {
     ASSIGNEES
         .set(tx, row.org_id, row.id, row.program_id, &row.assignee_ids)
         .await?;
-    row.try_into()
+    Task::from_row(row)
 }
 
 pub async fn set_task_status(
@@ -180,7 +195,7 @@ pub async fn set_task_status(
     .bind(status.as_str())
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
+    Task::from_row(row)
 }
 
 /// How many of a task's subtasks are open, on `subtasks_open_idx`.

@@ -1,0 +1,313 @@
+//! The standard methods (AIP-131 Get, 133 Create, 134 Update, 135 Delete)
+//! written once. A resource describes itself with [`Resource`] (its table,
+//! row, key, kind and version) and, for each method it has, [`Create`],
+//! [`Update`] or [`Delete`]; the functions here then do the whole method in
+//! one tenant transaction with its audit event:
+//!
+//! - [`get`]: read, hidden unless visible to the caller (`NOT_FOUND`).
+//! - [`create`]: idempotent by request id (replay, `REQUEST_ID_REUSED`),
+//!   checks, insert, a `<kind>.create` event with every audited field.
+//! - [`update`]: lock, etag, [`Patch::apply`], checks, write, a
+//!   `<kind>.update` event whose changes are the diff of before and after.
+//! - [`delete`]: lock, etag, remove (with whatever goes with it), a
+//!   `<kind>.delete` event with every audited field as removed.
+//!
+//! Handlers parse the request into domain values, call one of these and
+//! convert the result; a resource's own module holds only what is its own
+//! (its fields, its checks, its SQL). See `crates/README.md`.
+
+use std::fmt::Display;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use foundry_domain::{Audited, Patch, Stamp};
+use foundry_outbox::Call;
+use foundry_platform::Error;
+use foundry_platform::convert::timestamp;
+use foundry_platform::db::{Db, Lock, Tx, check_etag, etag};
+use foundry_platform::idempotency::{self, Begun};
+use foundry_tenancy::Caller;
+use serde_json::Value;
+use sqlx::postgres::PgRow;
+use uuid::Uuid;
+
+/// Shorthand for results of the platform's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A stored resource of one organization.
+pub trait Resource: Audited + Clone + Send + Sync + Sized + 'static {
+    /// Its key (a typed id).
+    type Key: Copy + Display + Into<Uuid> + Send + Sync + 'static;
+    /// Its row, as `COLUMNS` reads it.
+    type Row: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin;
+
+    /// `<service>.<resource>`: the audit events' resource type; their
+    /// actions are `<KIND>.create`, `<KIND>.update`, `<KIND>.delete`.
+    const KIND: &'static str;
+    /// What a message calls it (`task`).
+    const NAME: &'static str;
+    /// Its table, keyed by `(org_id, id)`.
+    const TABLE: &'static str;
+    /// The columns `Row` reads, in order.
+    const COLUMNS: &'static str;
+
+    /// The domain value of a row (stored enums decode loudly).
+    fn from_row(row: Self::Row) -> Result<Self>;
+    /// `NOT_FOUND` with the resource's own reason.
+    fn not_found() -> Error;
+    /// Its key.
+    fn key(&self) -> Self::Key;
+    /// Its version (the etag).
+    fn version(&self) -> i64;
+    /// The project it belongs to, if any: audit events carry it, and a
+    /// credential bound to a project sees only that project's resources.
+    fn project(&self) -> Option<Uuid> {
+        None
+    }
+}
+
+/// A resource [`update`] can change.
+#[async_trait]
+pub trait Update: Resource + Patch {
+    /// Rules that need the database, on the patched value (references into
+    /// other resources); `before` is the value as read.
+    async fn check(&self, before: &Self, tx: &mut Tx, call: &Call) -> Result<()> {
+        let _ = (before, tx, call);
+        Ok(())
+    }
+
+    /// Writes the updatable fields; returns the stored value (new version).
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Self>;
+}
+
+/// A resource [`create`] can make.
+#[async_trait]
+pub trait Create: Resource {
+    /// What a create request parses into.
+    type New: Send + Sync;
+
+    /// Rules that need the database (the parent exists, is visible, and
+    /// does not vanish before commit).
+    async fn check_new(new: &Self::New, tx: &mut Tx, call: &Call) -> Result<()> {
+        let _ = (new, tx, call);
+        Ok(())
+    }
+
+    /// Inserts it, made by `created_by`.
+    async fn insert(new: &Self::New, tx: &mut Tx, org_id: Uuid, created_by: Uuid) -> Result<Self>;
+}
+
+/// A resource [`delete`] can remove.
+#[async_trait]
+pub trait Delete: Resource {
+    /// Removes it and whatever goes with it; returns what else went (it is
+    /// recorded on the event as `removed`). By default: its row alone.
+    async fn remove(&self, tx: &mut Tx, org_id: Uuid) -> Result<Option<Value>> {
+        remove_row::<Self>(tx, org_id, self.key()).await?;
+        Ok(None)
+    }
+}
+
+/// Whether `caller` may see `r`: a credential bound to a project sees only
+/// that project's resources; others see all of their organization's.
+pub fn visible<R: Resource>(caller: &Caller, r: &R) -> bool {
+    match (caller.claims.project_id, r.project()) {
+        (Some(bound), Some(project)) => bound == project,
+        _ => true,
+    }
+}
+
+/// Reads `key` in `org_id` with `lock`, without checking visibility.
+pub async fn read<R: Resource>(
+    tx: &mut Tx,
+    org_id: Uuid,
+    key: R::Key,
+    lock: Lock,
+) -> Result<Option<R>> {
+    let row: Option<R::Row> = sqlx::query_as(&format!(
+        "SELECT {} FROM {} WHERE org_id = $1 AND id = $2{}",
+        R::COLUMNS,
+        R::TABLE,
+        lock.sql()
+    ))
+    .bind(org_id)
+    .bind(key.into())
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(R::from_row).transpose()
+}
+
+/// Reads `key` for the call with `lock`: `NOT_FOUND` when it is missing,
+/// another organization's, or outside the caller's project (never which).
+pub async fn fetch<R: Resource>(tx: &mut Tx, call: &Call, key: R::Key, lock: Lock) -> Result<R> {
+    match read::<R>(tx, call.org_id, key, lock).await? {
+        Some(r) if visible(&call.caller, &r) => Ok(r),
+        _ => Err(R::not_found()),
+    }
+}
+
+/// Deletes the row of `key` in `org_id`.
+pub async fn remove_row<R: Resource>(tx: &mut Tx, org_id: Uuid, key: R::Key) -> Result<()> {
+    sqlx::query(&format!(
+        "DELETE FROM {} WHERE org_id = $1 AND id = $2",
+        R::TABLE
+    ))
+    .bind(org_id)
+    .bind(key.into())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// AIP-131 Get.
+pub async fn get<R: Resource>(db: &Db, call: &Call, key: R::Key) -> Result<R> {
+    let mut tx = db.tenant(call.org_id).await?;
+    let r = fetch::<R>(&mut tx, call, key, Lock::None).await?;
+    tx.commit().await?;
+    Ok(r)
+}
+
+/// A create request as [`create`] takes it: its method (the idempotency
+/// scope), the request (its fingerprint), its request id and its parsed
+/// value.
+#[derive(Debug)]
+pub struct Creation<'a, M: prost::Message, N> {
+    /// The RPC (`CreateTask`).
+    pub method: &'static str,
+    /// The request as received.
+    pub request: &'a M,
+    /// Its `request_id`, if any.
+    pub request_id: Option<Uuid>,
+    /// What it parsed into.
+    pub new: N,
+}
+
+/// AIP-133 Create, idempotent by request id (AIP-155): a repeat of the same
+/// request gets the first response, a reuse with another body is
+/// `REQUEST_ID_REUSED`. Returns the response `to_proto` makes, as stored
+/// for repeats.
+pub async fn create<R, Q, M>(
+    db: &Db,
+    call: &Call,
+    c: Creation<'_, Q, R::New>,
+    to_proto: fn(&R) -> M,
+) -> Result<M>
+where
+    R: Create,
+    Q: prost::Message + Sync,
+    M: prost::Message + Default,
+{
+    let key = idempotency::Key::of(call.org_id, c.method, c.request_id, c.request);
+    let mut tx = match idempotency::begin(db.tenant(call.org_id).await?, key).await? {
+        Begun::Replay(previous) => return Ok(previous),
+        Begun::New(tx) => tx,
+    };
+    R::check_new(&c.new, &mut tx, call).await?;
+    let r = R::insert(&c.new, &mut tx, call.org_id, call.principal_id()).await?;
+    call.actor
+        .event(&format!("{}.create", R::KIND), R::KIND, r.key())
+        .project(r.project())
+        .created(&r)
+        .record(&mut tx)
+        .await?;
+    let out = to_proto(&r);
+    tx.finish(&out).await?;
+    Ok(out)
+}
+
+/// AIP-134 Update: the resource locked, its etag checked (empty: none),
+/// the changes applied and checked, the write and its event (the diff of
+/// before and after) in one transaction.
+pub async fn update<R: Update>(
+    db: &Db,
+    call: &Call,
+    key: R::Key,
+    etag: &str,
+    changes: Vec<R::Change>,
+) -> Result<R> {
+    let mut tx = db.tenant(call.org_id).await?;
+    let before = fetch::<R>(&mut tx, call, key, Lock::NoKeyUpdate).await?;
+    check_etag(etag, before.version(), R::NAME)?;
+    let mut after = before.clone();
+    after.apply(changes).map_err(Error::from)?;
+    after.check(&before, &mut tx, call).await?;
+    let after = after.write(&mut tx, call.org_id).await?;
+    call.actor
+        .event(&format!("{}.update", R::KIND), R::KIND, key)
+        .project(after.project())
+        .diff(&before, &after)
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// AIP-135 Delete: the resource locked, its etag checked (empty: none),
+/// removed with whatever goes with it, and its event, in one transaction.
+/// Returns the removed value.
+pub async fn delete<R: Delete>(db: &Db, call: &Call, key: R::Key, etag: &str) -> Result<R> {
+    let mut tx = db.tenant(call.org_id).await?;
+    let r = fetch::<R>(&mut tx, call, key, Lock::Update).await?;
+    check_etag(etag, r.version(), R::NAME)?;
+    let also = r.remove(&mut tx, call.org_id).await?;
+    let mut event = call
+        .actor
+        .event(&format!("{}.delete", R::KIND), R::KIND, key)
+        .project(r.project())
+        .removed(&r);
+    if let Some(also) = also {
+        event = event.set("removed", also);
+    }
+    event.record(&mut tx).await?;
+    tx.commit().await?;
+    Ok(r)
+}
+
+/// The stored half of a [`Stamp`]: flatten it into a row
+/// (`#[sqlx(flatten)]`) that reads [`STAMP_COLUMNS`].
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct StampRow {
+    created_by: Uuid,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// The columns of a [`StampRow`], last in a resource's column list.
+pub const STAMP_COLUMNS: &str = "created_by, version, created_at, updated_at";
+
+impl From<StampRow> for Stamp {
+    fn from(r: StampRow) -> Stamp {
+        Stamp {
+            created_by: r.created_by,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// The wire half of a [`Stamp`]: the output-only fields every resource
+/// message has.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WireStamp {
+    /// `created_by`.
+    pub created_by: String,
+    /// `create_time`.
+    pub create_time: Option<prost_types::Timestamp>,
+    /// `update_time`.
+    pub update_time: Option<prost_types::Timestamp>,
+    /// `etag`.
+    pub etag: String,
+}
+
+impl From<&Stamp> for WireStamp {
+    fn from(s: &Stamp) -> WireStamp {
+        WireStamp {
+            created_by: s.created_by.to_string(),
+            create_time: Some(timestamp(s.created_at)),
+            update_time: Some(timestamp(s.updated_at)),
+            etag: etag(s.version),
+        }
+    }
+}
