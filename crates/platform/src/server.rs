@@ -122,30 +122,75 @@ impl Background {
     }
 }
 
-/// Runs `tick` every `interval` until `stop` resolves: the one loop behind
-/// every maintenance task of a server (request-id sweeps, audit
-/// checkpoints). A failed tick is logged with the task's name and retried
-/// at the next interval; a tick in progress finishes before the loop stops.
+/// Runs `tick` every `interval` (the first one interval after the start)
+/// until `stop` resolves: the one loop behind every maintenance task of a
+/// server (request-id sweeps, audit checkpoints and retention). A failed
+/// tick is logged with the task's name and retried at the next interval; a
+/// tick in progress finishes before the loop stops.
 pub async fn every<F, Fut>(
     name: &'static str,
     interval: std::time::Duration,
-    stop: StopSignal,
+    stop: impl std::future::Future<Output = ()> + Send,
     mut tick: F,
 ) where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    let mut stop = stop;
-    let mut timer = tokio::time::interval(interval);
+    tokio::pin!(stop);
+    let start = tokio::time::Instant::now() + interval;
+    let mut timer = tokio::time::interval_at(start, interval);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            () = &mut stop => return,
+            () = &mut stop => break,
             _ = timer.tick() => {
                 if let Err(e) = tick().await {
                     tracing::warn!(task = name, error = %format!("{e:#}"), "maintenance tick failed; retrying next interval");
                 }
             }
         }
+    }
+    tracing::debug!(task = name, "maintenance loop stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn every_ticks_after_each_interval_survives_failures_and_stops() {
+        let ticks = Arc::new(AtomicU32::new(0));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let counted = ticks.clone();
+        let task = tokio::spawn(super::every(
+            "test",
+            Duration::from_secs(10),
+            async {
+                let _ = stopped.await;
+            },
+            move || {
+                let n = counted.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    anyhow::ensure!(n != 1, "the second tick fails");
+                    Ok(())
+                }
+            },
+        ));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(
+            ticks.load(Ordering::SeqCst),
+            0,
+            "nothing before one interval"
+        );
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(
+            ticks.load(Ordering::SeqCst),
+            3,
+            "a failed tick does not stop the loop"
+        );
+        stop.send(()).expect("stop");
+        task.await.expect("stopped");
     }
 }

@@ -273,26 +273,17 @@ pub async fn round(state: &State) -> Result<Round> {
 /// Runs [`round`] every `every` until `shutdown` resolves (a round under
 /// way finishes first).
 pub async fn run(state: &State, every: Duration, shutdown: impl Future<Output = ()> + Send) {
-    tokio::pin!(shutdown);
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            _ = ticks.tick() => {}
-        }
-        match round(state).await {
-            Ok(r) if r.checkpoints > 0 || r.removed > 0 || r.failed > 0 => tracing::info!(
+    foundry_platform::server::every("audit checkpointer", every, shutdown, || async {
+        let r = round(state).await?;
+        if r.checkpoints > 0 || r.removed > 0 || r.failed > 0 {
+            tracing::info!(
                 checkpoints = r.checkpoints,
                 removed = r.removed,
                 failed = r.failed,
                 "audit checkpointer round"
-            ),
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "audit checkpointer round failed; retrying next period")
-            }
+            );
         }
-    }
-    tracing::debug!("audit checkpointer stopped");
+        Ok(())
+    })
+    .await;
 }
