@@ -5,7 +5,7 @@
 //!
 //! The checks, each in fresh organizations of one [`TestApp`]:
 //! - [`foreign_org_is_not_found`]: another organization's caller gets
-//!   `NOT_FOUND` on get, update and delete;
+//!   `NOT_FOUND` `<NAME>_NOT_FOUND` on get, update and delete;
 //! - [`stale_etags_are_aborted`]: update and delete with a stale etag are
 //!   `ABORTED` `ETAG_MISMATCH`;
 //! - [`request_ids_replay`]: a repeated `request_id` returns the first
@@ -262,6 +262,13 @@ impl<C> Resource<C> {
         panic!("{}: list never ended", self.name)
     }
 
+    /// Asserts `got` is `NOT_FOUND` with the reason `<NAME>_NOT_FOUND`
+    /// (`SPRINT_GATE_NOT_FOUND` for `"sprint gate"`).
+    fn expect_not_found<T: std::fmt::Debug>(&self, got: Result<T, Status>, what: &str) {
+        let reason = format!("{}_NOT_FOUND", self.name.to_uppercase().replace(' ', "_"));
+        expect(got, Code::NotFound, &reason, what);
+    }
+
     fn action(&self, verb: &str) -> String {
         format!("{}.{verb}", self.audit_action_prefix)
     }
@@ -286,7 +293,7 @@ pub async fn foreign_org_is_not_found<C>(app: &Arc<TestApp>, r: &Resource<C>) {
     let made = r.make(&mine, None, 0).await;
     let what = |op: &str| format!("{}: {op} from another organization", r.name);
     let got = (r.get)(theirs.clone(), made.id.clone()).await;
-    expect_not_found(got, &what("get"));
+    r.expect_not_found(got, &what("get"));
     if let Some(update) = &r.update {
         let updated = update(
             theirs.clone(),
@@ -295,11 +302,11 @@ pub async fn foreign_org_is_not_found<C>(app: &Arc<TestApp>, r: &Resource<C>) {
             vec![r.update_path.to_owned()],
         )
         .await;
-        expect_not_found(updated, &what("update"));
+        r.expect_not_found(updated, &what("update"));
     }
     if let Some(delete) = &r.delete {
         let deleted = (delete.call)(theirs.clone(), made.id.clone(), made.etag.clone()).await;
-        expect_not_found(deleted, &what(delete.verb));
+        r.expect_not_found(deleted, &what(delete.verb));
     }
     let still = (r.get)(mine, made.id.clone())
         .await
@@ -351,7 +358,7 @@ pub async fn stale_etags_are_aborted<C>(app: &Arc<TestApp>, r: &Resource<C>) {
 }
 
 /// A create repeated with its `request_id` and body returns the first
-/// resource, makes no second row and no second event; the `request_id`
+/// resource (same id and etag), makes no second row and no second event; the `request_id`
 /// with another body is `INVALID_ARGUMENT` `REQUEST_ID_REUSED`.
 pub async fn request_ids_replay<C>(app: &Arc<TestApp>, r: &Resource<C>) {
     let s = r.scope(app, "conf-idem").await;
@@ -363,8 +370,8 @@ pub async fn request_ids_replay<C>(app: &Arc<TestApp>, r: &Resource<C>) {
         .await
         .unwrap_or_else(|e| panic!("{}: create repeated with its request_id: {e:?}", r.name));
     assert_eq!(
-        again.id, first.id,
-        "{}: a repeated request_id made another resource",
+        again, first,
+        "{}: a repeated request_id did not return the first resource",
         r.name
     );
     let ids = r.list_all(&s, 100).await;
@@ -425,7 +432,7 @@ pub async fn one_audit_event_per_mutation<C>(app: &Arc<TestApp>, r: &Resource<C>
         if delete.kept {
             got.unwrap_or_else(|e| panic!("{what}: {e:?}"));
         } else {
-            expect_not_found(got, &what);
+            r.expect_not_found(got, &what);
         }
     }
 }
@@ -562,18 +569,6 @@ pub fn expect<T: std::fmt::Debug>(
     assert_eq!(status.code(), code, "{what}: {status:?}");
     assert_eq!(error_reason(&status), reason, "{what}: {status:?}");
     status
-}
-
-fn expect_not_found<T: std::fmt::Debug>(r: Result<T, Status>, what: &str) {
-    let status = match r {
-        Ok(v) => panic!("{what}: expected NotFound, got Ok({v:?})"),
-        Err(s) => s,
-    };
-    assert_eq!(status.code(), Code::NotFound, "{what}: {status:?}");
-    assert!(
-        error_reason(&status).ends_with("NOT_FOUND"),
-        "{what}: {status:?}"
-    );
 }
 
 fn error_reason(status: &Status) -> String {
