@@ -358,8 +358,9 @@ pub async fn stale_etags_are_aborted<C>(app: &Arc<TestApp>, r: &Resource<C>) {
 }
 
 /// A create repeated with its `request_id` and body returns the first
-/// resource (same id and etag), makes no second row and no second event; the `request_id`
-/// with another body is `INVALID_ARGUMENT` `REQUEST_ID_REUSED`.
+/// resource (same id and etag), makes no second row and no second event;
+/// the `request_id` with another body is `INVALID_ARGUMENT`
+/// `REQUEST_ID_REUSED`.
 pub async fn request_ids_replay<C>(app: &Arc<TestApp>, r: &Resource<C>) {
     let s = r.scope(app, "conf-idem").await;
     let before_rows = r.list_all(&s, 100).await.len();
