@@ -5,7 +5,7 @@
 //!
 //! The checks, each in fresh organizations of one [`TestApp`]:
 //! - [`foreign_org_is_not_found`]: another organization's caller gets
-//!   `NOT_FOUND` on get, update and delete;
+//!   `NOT_FOUND` `<NAME>_NOT_FOUND` on get, update and delete;
 //! - [`stale_etags_are_aborted`]: update and delete with a stale etag are
 //!   `ABORTED` `ETAG_MISMATCH`;
 //! - [`request_ids_replay`]: a repeated `request_id` returns the first
@@ -17,6 +17,12 @@
 //!   are `INVALID_ARGUMENT` on `update_mask`, naming the path;
 //! - [`pages_have_no_gaps_or_repeats`]: pages of 2 over 5 resources list
 //!   each exactly once.
+//!
+//! A resource without an update (API keys, say) registers `update: None`:
+//! the checks then skip what needs one (the masks; the update's event). One
+//! removed by a state change rather than deleted (a revoked key) registers
+//! its removal with [`revoke`] instead of [`delete`]: its event is named by
+//! its verb, and it stays readable afterwards.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -84,7 +90,18 @@ pub type List<C> =
 pub type Update<C> =
     Box<dyn Fn(Scope<C>, String, String, Vec<String>) -> BoxFut<Result<String, Status>>>;
 /// `delete(scope, id, etag)`.
-pub type Delete<C> = Box<dyn Fn(Scope<C>, String, String) -> BoxFut<Result<(), Status>>>;
+pub type DeleteFn<C> = Box<dyn Fn(Scope<C>, String, String) -> BoxFut<Result<(), Status>>>;
+
+/// How a resource is removed: deleted (then gone) or revoked (a state
+/// change, after which it is still found).
+pub struct Delete<C> {
+    /// The call.
+    pub call: DeleteFn<C>,
+    /// Its audit verb: `delete`, `revoke`.
+    pub verb: &'static str,
+    /// Whether `get` still finds the resource afterwards.
+    pub kept: bool,
+}
 
 /// A resource registered with the harness. `C` is what `setup` makes.
 pub struct Resource<C> {
@@ -98,9 +115,10 @@ pub struct Resource<C> {
     /// `delivery.task.create|update|delete`.
     pub audit_action_prefix: &'static str,
     /// An updatable mask path, which `update` changes and the update's
-    /// audit event names in `changes`.
+    /// audit event names in `changes` (unused without `update`).
     pub update_path: &'static str,
-    /// An output-only path, which masks must refuse.
+    /// An output-only path, which masks must refuse (unused without
+    /// `update`).
     pub output_only_path: &'static str,
     /// See [`Setup`].
     pub setup: Setup<C>,
@@ -110,8 +128,8 @@ pub struct Resource<C> {
     pub get: Get<C>,
     /// See [`List`].
     pub list: List<C>,
-    /// See [`Update`].
-    pub update: Update<C>,
+    /// See [`Update`]; `None` for a resource that is never updated.
+    pub update: Option<Update<C>>,
     /// See [`Delete`]; `None` for a resource that is never deleted.
     pub delete: Option<Delete<C>>,
 }
@@ -153,21 +171,41 @@ where
 }
 
 /// Boxes an `update` closure.
-pub fn update<C, F, Fut>(f: F) -> Update<C>
+pub fn update<C, F, Fut>(f: F) -> Option<Update<C>>
 where
     F: Fn(Scope<C>, String, String, Vec<String>) -> Fut + 'static,
     Fut: Future<Output = Result<String, Status>> + 'static,
 {
-    Box::new(move |s, id, etag, paths| Box::pin(f(s, id, etag, paths)))
+    Some(Box::new(move |s, id, etag, paths| {
+        Box::pin(f(s, id, etag, paths))
+    }))
 }
 
-/// Boxes a `delete` closure.
+/// Boxes a `delete` closure: the resource is gone afterwards.
 pub fn delete<C, F, Fut>(f: F) -> Option<Delete<C>>
 where
     F: Fn(Scope<C>, String, String) -> Fut + 'static,
     Fut: Future<Output = Result<(), Status>> + 'static,
 {
-    Some(Box::new(move |s, id, etag| Box::pin(f(s, id, etag))))
+    Some(Delete {
+        call: Box::new(move |s, id, etag| Box::pin(f(s, id, etag))),
+        verb: "delete",
+        kept: false,
+    })
+}
+
+/// Boxes a removal by state change (`revoke(scope, id, etag)`), audited as
+/// `verb`: the resource is still found afterwards.
+pub fn revoke<C, F, Fut>(verb: &'static str, f: F) -> Option<Delete<C>>
+where
+    F: Fn(Scope<C>, String, String) -> Fut + 'static,
+    Fut: Future<Output = Result<(), Status>> + 'static,
+{
+    Some(Delete {
+        call: Box::new(move |s, id, etag| Box::pin(f(s, id, etag))),
+        verb,
+        kept: true,
+    })
 }
 
 impl<C> Resource<C> {
@@ -188,15 +226,18 @@ impl<C> Resource<C> {
             .unwrap_or_else(|e| panic!("{}: create: {e:?}", self.name))
     }
 
-    async fn update_ok(&self, s: &Scope<C>, id: &str, etag: &str) -> String {
-        (self.update)(
+    /// Updates `update_path`; the new etag. `None` without `update`.
+    async fn update_ok(&self, s: &Scope<C>, id: &str, etag: &str) -> Option<String> {
+        let update = self.update.as_ref()?;
+        let etag = update(
             s.clone(),
             id.to_owned(),
             etag.to_owned(),
             vec![self.update_path.to_owned()],
         )
         .await
-        .unwrap_or_else(|e| panic!("{}: update {}: {e:?}", self.name, self.update_path))
+        .unwrap_or_else(|e| panic!("{}: update {}: {e:?}", self.name, self.update_path));
+        Some(etag)
     }
 
     /// Every id `list` pages through with `page_size`, in order.
@@ -219,6 +260,13 @@ impl<C> Resource<C> {
             token = next;
         }
         panic!("{}: list never ended", self.name)
+    }
+
+    /// Asserts `got` is `NOT_FOUND` with the reason `<NAME>_NOT_FOUND`
+    /// (`SPRINT_GATE_NOT_FOUND` for `"sprint gate"`).
+    fn expect_not_found<T: std::fmt::Debug>(&self, got: Result<T, Status>, what: &str) {
+        let reason = format!("{}_NOT_FOUND", self.name.to_uppercase().replace(' ', "_"));
+        expect(got, Code::NotFound, &reason, what);
     }
 
     fn action(&self, verb: &str) -> String {
@@ -245,18 +293,20 @@ pub async fn foreign_org_is_not_found<C>(app: &Arc<TestApp>, r: &Resource<C>) {
     let made = r.make(&mine, None, 0).await;
     let what = |op: &str| format!("{}: {op} from another organization", r.name);
     let got = (r.get)(theirs.clone(), made.id.clone()).await;
-    expect_not_found(got, &what("get"));
-    let updated = (r.update)(
-        theirs.clone(),
-        made.id.clone(),
-        made.etag.clone(),
-        vec![r.update_path.to_owned()],
-    )
-    .await;
-    expect_not_found(updated, &what("update"));
+    r.expect_not_found(got, &what("get"));
+    if let Some(update) = &r.update {
+        let updated = update(
+            theirs.clone(),
+            made.id.clone(),
+            made.etag.clone(),
+            vec![r.update_path.to_owned()],
+        )
+        .await;
+        r.expect_not_found(updated, &what("update"));
+    }
     if let Some(delete) = &r.delete {
-        let deleted = delete(theirs.clone(), made.id.clone(), made.etag.clone()).await;
-        expect_not_found(deleted, &what("delete"));
+        let deleted = (delete.call)(theirs.clone(), made.id.clone(), made.etag.clone()).await;
+        r.expect_not_found(deleted, &what(delete.verb));
     }
     let still = (r.get)(mine, made.id.clone())
         .await
@@ -265,32 +315,40 @@ pub async fn foreign_org_is_not_found<C>(app: &Arc<TestApp>, r: &Resource<C>) {
 }
 
 /// Update and delete with a stale etag are `ABORTED` `ETAG_MISMATCH`, and
-/// change nothing.
+/// change nothing. Without `update` nothing can make an etag stale, so the
+/// delete is sent one the resource never had (its own with `0` appended).
 pub async fn stale_etags_are_aborted<C>(app: &Arc<TestApp>, r: &Resource<C>) {
     let s = r.scope(app, "conf-etag").await;
     let made = r.make(&s, None, 0).await;
-    let fresh = r.update_ok(&s, &made.id, &made.etag).await;
-    assert_ne!(fresh, made.etag, "{}: an update keeps the etag", r.name);
-    let stale = (r.update)(
-        s.clone(),
-        made.id.clone(),
-        made.etag.clone(),
-        vec![r.update_path.to_owned()],
-    )
-    .await;
-    expect(
-        stale,
-        Code::Aborted,
-        "ETAG_MISMATCH",
-        &format!("{}: update with a stale etag", r.name),
-    );
-    if let Some(delete) = &r.delete {
-        let stale = delete(s.clone(), made.id.clone(), made.etag.clone()).await;
+    let (fresh, stale_etag) = match r.update_ok(&s, &made.id, &made.etag).await {
+        Some(fresh) => {
+            assert_ne!(fresh, made.etag, "{}: an update keeps the etag", r.name);
+            (fresh, made.etag.clone())
+        }
+        None => (made.etag.clone(), format!("{}0", made.etag)),
+    };
+    if let Some(update) = &r.update {
+        let stale = update(
+            s.clone(),
+            made.id.clone(),
+            stale_etag.clone(),
+            vec![r.update_path.to_owned()],
+        )
+        .await;
         expect(
             stale,
             Code::Aborted,
             "ETAG_MISMATCH",
-            &format!("{}: delete with a stale etag", r.name),
+            &format!("{}: update with a stale etag", r.name),
+        );
+    }
+    if let Some(delete) = &r.delete {
+        let stale = (delete.call)(s.clone(), made.id.clone(), stale_etag).await;
+        expect(
+            stale,
+            Code::Aborted,
+            "ETAG_MISMATCH",
+            &format!("{}: {} with a stale etag", r.name, delete.verb),
         );
     }
     let now = (r.get)(s, made.id.clone())
@@ -300,8 +358,9 @@ pub async fn stale_etags_are_aborted<C>(app: &Arc<TestApp>, r: &Resource<C>) {
 }
 
 /// A create repeated with its `request_id` and body returns the first
-/// resource, makes no second row and no second event; the `request_id`
-/// with another body is `INVALID_ARGUMENT` `REQUEST_ID_REUSED`.
+/// resource (same id and etag), makes no second row and no second event;
+/// the `request_id` with another body is `INVALID_ARGUMENT`
+/// `REQUEST_ID_REUSED`.
 pub async fn request_ids_replay<C>(app: &Arc<TestApp>, r: &Resource<C>) {
     let s = r.scope(app, "conf-idem").await;
     let before_rows = r.list_all(&s, 100).await.len();
@@ -312,8 +371,8 @@ pub async fn request_ids_replay<C>(app: &Arc<TestApp>, r: &Resource<C>) {
         .await
         .unwrap_or_else(|e| panic!("{}: create repeated with its request_id: {e:?}", r.name));
     assert_eq!(
-        again.id, first.id,
-        "{}: a repeated request_id made another resource",
+        again, first,
+        "{}: a repeated request_id did not return the first resource",
         r.name
     );
     let ids = r.list_all(&s, 100).await;
@@ -351,31 +410,41 @@ pub async fn one_audit_event_per_mutation<C>(app: &Arc<TestApp>, r: &Resource<C>
         "{}: create event without changes: {created}",
         r.name
     );
+    let mut etag = made.etag.clone();
     let mark = outbox(app, r).await.len();
-    let etag = r.update_ok(&s, &made.id, &made.etag).await;
-    let updated = one_event(app, r, mark, "update", &made.id).await;
-    assert!(
-        updated["changes"].get(r.update_path).is_some(),
-        "{}: update event does not name `{}` in changes: {updated}",
-        r.name,
-        r.update_path
-    );
+    if let Some(fresh) = r.update_ok(&s, &made.id, &made.etag).await {
+        let updated = one_event(app, r, mark, "update", &made.id).await;
+        assert!(
+            updated["changes"].get(r.update_path).is_some(),
+            "{}: update event does not name `{}` in changes: {updated}",
+            r.name,
+            r.update_path
+        );
+        etag = fresh;
+    }
     if let Some(delete) = &r.delete {
         let mark = outbox(app, r).await.len();
-        delete(s.clone(), made.id.clone(), etag)
+        (delete.call)(s.clone(), made.id.clone(), etag)
             .await
-            .unwrap_or_else(|e| panic!("{}: delete: {e:?}", r.name));
-        one_event(app, r, mark, "delete", &made.id).await;
-        expect_not_found(
-            (r.get)(s, made.id).await,
-            &format!("{}: get after delete", r.name),
-        );
+            .unwrap_or_else(|e| panic!("{}: {}: {e:?}", r.name, delete.verb));
+        one_event(app, r, mark, delete.verb, &made.id).await;
+        let got = (r.get)(s, made.id).await;
+        let what = format!("{}: get after {}", r.name, delete.verb);
+        if delete.kept {
+            got.unwrap_or_else(|e| panic!("{what}: {e:?}"));
+        } else {
+            r.expect_not_found(got, &what);
+        }
     }
 }
 
 /// Unknown, output-only and repeated mask paths are each
 /// `INVALID_ARGUMENT`, with a violation of `update_mask` naming the path.
+/// Nothing to check without `update`.
 pub async fn bad_masks_are_refused<C>(app: &Arc<TestApp>, r: &Resource<C>) {
+    let Some(update) = &r.update else {
+        return;
+    };
     let s = r.scope(app, "conf-mask").await;
     let made = r.make(&s, None, 0).await;
     let mark = outbox(app, r).await.len();
@@ -394,7 +463,7 @@ pub async fn bad_masks_are_refused<C>(app: &Arc<TestApp>, r: &Resource<C>) {
     ];
     for (case, paths, named) in cases {
         let what = format!("{}: update mask with {case} {paths:?}", r.name);
-        let got = (r.update)(
+        let got = update(
             s.clone(),
             made.id.clone(),
             made.etag.clone(),
@@ -501,18 +570,6 @@ pub fn expect<T: std::fmt::Debug>(
     assert_eq!(status.code(), code, "{what}: {status:?}");
     assert_eq!(error_reason(&status), reason, "{what}: {status:?}");
     status
-}
-
-fn expect_not_found<T: std::fmt::Debug>(r: Result<T, Status>, what: &str) {
-    let status = match r {
-        Ok(v) => panic!("{what}: expected NotFound, got Ok({v:?})"),
-        Err(s) => s,
-    };
-    assert_eq!(status.code(), Code::NotFound, "{what}: {status:?}");
-    assert!(
-        error_reason(&status).ends_with("NOT_FOUND"),
-        "{what}: {status:?}"
-    );
 }
 
 fn error_reason(status: &Status) -> String {

@@ -1,11 +1,18 @@
 //! Delivery resources registered with the testkit's conformance harness:
 //! what every resource must do is checked there, once.
 
-use foundry_testkit::conformance::{self, Made, Resource, Scope};
+use foundry_testkit::conformance::{self, Made, Resource, Scope, Setup};
 use foundry_testkit::delivery::*;
 use foundry_testkit::{TestApp, authed};
 
-use crate::{mask, new_goal, new_program, new_risk, new_task, new_workstream, program};
+use crate::{
+    mask, new_feature, new_gate, new_goal, new_planner_phase, new_program, new_requirement,
+    new_risk, new_sprint, new_subtask, new_task, new_work_order, new_workstream, program, sprint,
+    task, workstream,
+};
+
+/// Where every delivery resource's audit events go.
+const OUTBOX: &str = "delivery.outbox";
 
 fn made(id: String, etag: String) -> Made {
     Made { id, etag }
@@ -16,25 +23,57 @@ fn fresh(what: &str) -> String {
     format!("{what} {}", uuid::Uuid::now_v7().simple())
 }
 
+/// An update mask of the harness's paths.
+fn mask_of(paths: &[String]) -> Option<prost_types::FieldMask> {
+    mask(&paths.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn fresh_slug() -> String {
+    format!("conf-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A fresh program in each organization, for resources under a program.
+fn in_program() -> Setup<Program> {
+    conformance::setup(|app, m| async move { program(&app, &m.token, &fresh_slug()).await })
+}
+
+/// A fresh task (in a fresh program) in each organization, for subtasks.
+fn in_task() -> Setup<Task> {
+    conformance::setup(|app, m| async move {
+        let p = program(&app, &m.token, &fresh_slug()).await;
+        task(&app, &m.token, &p.id, "parent task").await
+    })
+}
+
+/// A fresh workstream (in a fresh program) in each organization, for
+/// requirements.
+fn in_workstream() -> Setup<Workstream> {
+    conformance::setup(|app, m| async move {
+        let p = program(&app, &m.token, &fresh_slug()).await;
+        workstream(&app, &m.token, &p.id, "parent workstream").await
+    })
+}
+
+/// A fresh sprint (in a fresh program) in each organization, for gates.
+fn in_sprint() -> Setup<Sprint> {
+    conformance::setup(|app, m| async move {
+        let p = program(&app, &m.token, &fresh_slug()).await;
+        sprint(&app, &m.token, &p.id, "parent sprint").await
+    })
+}
+
 type S = Scope<Program>;
 
 /// Tasks, each organization with its own program.
 fn task_resource() -> Resource<Program> {
     Resource {
         name: "task",
-        outbox: "delivery.outbox",
+        outbox: OUTBOX,
         audit_resource_type: "delivery.task",
         audit_action_prefix: "delivery.task",
         update_path: "title",
         output_only_path: "create_time",
-        setup: conformance::setup(|app, m| async move {
-            program(
-                &app,
-                &m.token,
-                &format!("conf-{}", uuid::Uuid::now_v7().simple()),
-            )
-            .await
-        }),
+        setup: in_program(),
         create: conformance::create(|s: S, request_id, variant| async move {
             let mut req = new_task(&s.ctx.id, &format!("task {variant}"));
             req.request_id = request_id.unwrap_or_default();
@@ -72,7 +111,6 @@ fn task_resource() -> Resource<Program> {
             ))
         }),
         update: conformance::update(|s: S, id, etag, paths| async move {
-            let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
             let t = s
                 .app
                 .tasks()
@@ -86,7 +124,7 @@ fn task_resource() -> Resource<Program> {
                             etag,
                             ..Default::default()
                         }),
-                        update_mask: mask(&paths),
+                        update_mask: mask_of(&paths),
                     },
                 ))
                 .await?
@@ -107,19 +145,12 @@ fn task_resource() -> Resource<Program> {
 fn workstream_resource() -> Resource<Program> {
     Resource {
         name: "workstream",
-        outbox: "delivery.outbox",
+        outbox: OUTBOX,
         audit_resource_type: "delivery.workstream",
         audit_action_prefix: "delivery.workstream",
         update_path: "name",
         output_only_path: "create_time",
-        setup: conformance::setup(|app, m| async move {
-            program(
-                &app,
-                &m.token,
-                &format!("conf-{}", uuid::Uuid::now_v7().simple()),
-            )
-            .await
-        }),
+        setup: in_program(),
         create: conformance::create(|s: S, request_id, variant| async move {
             let mut req = new_workstream(&s.ctx.id, &format!("workstream {variant}"));
             req.request_id = request_id.unwrap_or_default();
@@ -160,7 +191,6 @@ fn workstream_resource() -> Resource<Program> {
             ))
         }),
         update: conformance::update(|s: S, id, etag, paths| async move {
-            let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
             let w = s
                 .app
                 .workstreams()
@@ -174,7 +204,7 @@ fn workstream_resource() -> Resource<Program> {
                             etag,
                             ..Default::default()
                         }),
-                        update_mask: mask(&paths),
+                        update_mask: mask_of(&paths),
                     },
                 ))
                 .await?
@@ -220,19 +250,12 @@ async fn programs_conform() {
 fn goal_resource() -> Resource<Program> {
     Resource {
         name: "goal",
-        outbox: "delivery.outbox",
+        outbox: OUTBOX,
         audit_resource_type: "delivery.goal",
         audit_action_prefix: "delivery.goal",
         update_path: "title",
         output_only_path: "create_time",
-        setup: conformance::setup(|app, m| async move {
-            program(
-                &app,
-                &m.token,
-                &format!("conf-{}", uuid::Uuid::now_v7().simple()),
-            )
-            .await
-        }),
+        setup: in_program(),
         create: conformance::create(|s: S, request_id, variant| async move {
             let mut req = new_goal(&s.ctx.id, &format!("goal {variant}"));
             req.request_id = request_id.unwrap_or_default();
@@ -274,7 +297,6 @@ fn goal_resource() -> Resource<Program> {
             ))
         }),
         update: conformance::update(|s: S, id, etag, paths| async move {
-            let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
             let x = s
                 .app
                 .goals()
@@ -288,7 +310,7 @@ fn goal_resource() -> Resource<Program> {
                             etag,
                             ..Default::default()
                         }),
-                        update_mask: mask(&paths),
+                        update_mask: mask_of(&paths),
                     },
                 ))
                 .await?
@@ -309,19 +331,12 @@ fn goal_resource() -> Resource<Program> {
 fn risk_resource() -> Resource<Program> {
     Resource {
         name: "risk",
-        outbox: "delivery.outbox",
+        outbox: OUTBOX,
         audit_resource_type: "delivery.risk",
         audit_action_prefix: "delivery.risk",
         update_path: "title",
         output_only_path: "create_time",
-        setup: conformance::setup(|app, m| async move {
-            program(
-                &app,
-                &m.token,
-                &format!("conf-{}", uuid::Uuid::now_v7().simple()),
-            )
-            .await
-        }),
+        setup: in_program(),
         create: conformance::create(|s: S, request_id, variant| async move {
             let mut req = new_risk(&s.ctx.id, &format!("risk {variant}"), 2, 3);
             req.request_id = request_id.unwrap_or_default();
@@ -363,7 +378,6 @@ fn risk_resource() -> Resource<Program> {
             ))
         }),
         update: conformance::update(|s: S, id, etag, paths| async move {
-            let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
             let x = s
                 .app
                 .risks()
@@ -377,7 +391,7 @@ fn risk_resource() -> Resource<Program> {
                             etag,
                             ..Default::default()
                         }),
-                        update_mask: mask(&paths),
+                        update_mask: mask_of(&paths),
                     },
                 ))
                 .await?
@@ -398,7 +412,7 @@ fn risk_resource() -> Resource<Program> {
 fn program_resource() -> Resource<()> {
     Resource {
         name: "program",
-        outbox: "delivery.outbox",
+        outbox: OUTBOX,
         audit_resource_type: "delivery.program",
         audit_action_prefix: "delivery.program",
         update_path: "name",
@@ -444,7 +458,6 @@ fn program_resource() -> Resource<()> {
             ))
         }),
         update: conformance::update(|s: Scope<()>, id, etag, paths| async move {
-            let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
             let x = s
                 .app
                 .programs()
@@ -458,7 +471,7 @@ fn program_resource() -> Resource<()> {
                             etag,
                             ..Default::default()
                         }),
-                        update_mask: mask(&paths),
+                        update_mask: mask_of(&paths),
                     },
                 ))
                 .await?
@@ -469,6 +482,609 @@ fn program_resource() -> Resource<()> {
             s.app
                 .programs()
                 .delete_program(authed(s.token(), DeleteProgramRequest { id, etag }))
+                .await?;
+            Ok(())
+        }),
+    }
+}
+
+#[tokio::test]
+async fn requirements_conform() {
+    conformance::check(TestApp::start().await, &requirement_resource()).await;
+}
+
+#[tokio::test]
+async fn subtasks_conform() {
+    conformance::check(TestApp::start().await, &subtask_resource()).await;
+}
+
+#[tokio::test]
+async fn sprints_conform() {
+    conformance::check(TestApp::start().await, &sprint_resource()).await;
+}
+
+#[tokio::test]
+async fn sprint_gates_conform() {
+    conformance::check(TestApp::start().await, &sprint_gate_resource()).await;
+}
+
+#[tokio::test]
+async fn work_orders_conform() {
+    conformance::check(TestApp::start().await, &work_order_resource()).await;
+}
+
+#[tokio::test]
+async fn features_conform() {
+    conformance::check(TestApp::start().await, &feature_resource()).await;
+}
+
+#[tokio::test]
+async fn planner_phases_conform() {
+    conformance::check(TestApp::start().await, &planner_phase_resource()).await;
+}
+
+/// Requirements, each organization with its own workstream; listed by
+/// workstream.
+fn requirement_resource() -> Resource<Workstream> {
+    type S = Scope<Workstream>;
+    Resource {
+        name: "requirement",
+        outbox: OUTBOX,
+        audit_resource_type: "delivery.requirement",
+        audit_action_prefix: "delivery.requirement",
+        update_path: "title",
+        output_only_path: "create_time",
+        setup: in_workstream(),
+        create: conformance::create(|s: S, request_id, variant| async move {
+            let mut req = new_requirement(&s.ctx.id, &format!("requirement {variant}"));
+            req.request_id = request_id.unwrap_or_default();
+            let x = s
+                .app
+                .requirements()
+                .create_requirement(authed(s.token(), req))
+                .await?
+                .into_inner();
+            Ok(made(x.id, x.etag))
+        }),
+        get: conformance::get(|s: S, id| async move {
+            let x = s
+                .app
+                .requirements()
+                .get_requirement(authed(s.token(), GetRequirementRequest { id }))
+                .await?
+                .into_inner();
+            Ok(made(x.id, x.etag))
+        }),
+        list: conformance::list(|s: S, page_size, page_token| async move {
+            let page = s
+                .app
+                .requirements()
+                .list_requirements(authed(
+                    s.token(),
+                    ListRequirementsRequest {
+                        workstream_id: s.ctx.id.clone(),
+                        page_size,
+                        page_token,
+                        ..Default::default()
+                    },
+                ))
+                .await?
+                .into_inner();
+            Ok((
+                page.requirements.into_iter().map(|x| x.id).collect(),
+                page.next_page_token,
+            ))
+        }),
+        update: conformance::update(|s: S, id, etag, paths| async move {
+            let x = s
+                .app
+                .requirements()
+                .update_requirement(authed(
+                    s.token(),
+                    UpdateRequirementRequest {
+                        requirement: Some(Requirement {
+                            id,
+                            title: fresh("title"),
+                            description: fresh("description"),
+                            etag,
+                            ..Default::default()
+                        }),
+                        update_mask: mask_of(&paths),
+                    },
+                ))
+                .await?
+                .into_inner();
+            Ok(x.etag)
+        }),
+        delete: conformance::delete(|s: S, id, etag| async move {
+            s.app
+                .requirements()
+                .delete_requirement(authed(s.token(), DeleteRequirementRequest { id, etag }))
+                .await?;
+            Ok(())
+        }),
+    }
+}
+
+/// Subtasks, each organization with its own task; listed by task.
+fn subtask_resource() -> Resource<Task> {
+    type S = Scope<Task>;
+    Resource {
+        name: "subtask",
+        outbox: OUTBOX,
+        audit_resource_type: "delivery.subtask",
+        audit_action_prefix: "delivery.subtask",
+        update_path: "title",
+        output_only_path: "create_time",
+        setup: in_task(),
+        create: conformance::create(|s: S, request_id, variant| async move {
+            let mut req = new_subtask(&s.ctx.id, &format!("subtask {variant}"));
+            req.request_id = request_id.unwrap_or_default();
+            let x = s
+                .app
+                .subtasks()
+                .create_subtask(authed(s.token(), req))
+                .await?
+                .into_inner();
+            Ok(made(x.id, x.etag))
+        }),
+        get: conformance::get(|s: S, id| async move {
+            let x = s
+                .app
+                .subtasks()
+                .get_subtask(authed(s.token(), GetSubtaskRequest { id }))
+                .await?
+                .into_inner();
+            Ok(made(x.id, x.etag))
+        }),
+        list: conformance::list(|s: S, page_size, page_token| async move {
+            let page = s
+                .app
+                .subtasks()
+                .list_subtasks(authed(
+                    s.token(),
+                    ListSubtasksRequest {
+                        task_id: s.ctx.id.clone(),
+                        page_size,
+                        page_token,
+                    },
+                ))
+                .await?
+                .into_inner();
+            Ok((
+                page.subtasks.into_iter().map(|x| x.id).collect(),
+                page.next_page_token,
+            ))
+        }),
+        update: conformance::update(|s: S, id, etag, paths| async move {
+            let x = s
+                .app
+                .subtasks()
+                .update_subtask(authed(
+                    s.token(),
+                    UpdateSubtaskRequest {
+                        subtask: Some(Subtask {
+                            id,
+                            title: fresh("title"),
+                            description: fresh("description"),
+                            etag,
+                            ..Default::default()
+                        }),
+                        update_mask: mask_of(&paths),
+                    },
+                ))
+                .await?
+                .into_inner();
+            Ok(x.etag)
+        }),
+        delete: conformance::delete(|s: S, id, etag| async move {
+            s.app
+                .subtasks()
+                .delete_subtask(authed(s.token(), DeleteSubtaskRequest { id, etag }))
+                .await?;
+            Ok(())
+        }),
+    }
+}
+
+/// Sprints, each organization with its own program.
+fn sprint_resource() -> Resource<Program> {
+    Resource {
+        name: "sprint",
+        outbox: OUTBOX,
+        audit_resource_type: "delivery.sprint",
+        audit_action_prefix: "delivery.sprint",
+        update_path: "name",
+        output_only_path: "create_time",
+        setup: in_program(),
+        create: conformance::create(|s: S, request_id, variant| async move {
+            let mut req = new_sprint(&s.ctx.id, &format!("sprint {variant}"));
+            req.request_id = request_id.unwrap_or_default();
+            let x = s
+                .app
+                .sprints()
+                .create_sprint(authed(s.token(), req))
+                .await?
+                .into_inner();
+            Ok(made(x.id, x.etag))
+        }),
+        get: conformance::get(|s: S, id| async move {
+            let x = s
+                .app
+                .sprints()
+                .get_sprint(authed(s.token(), GetSprintRequest { id }))
+                .await?
+                .into_inner();
+            Ok(made(x.id, x.etag))
+        }),
+        list: conformance::list(|s: S, page_size, page_token| async move {
+            let page = s
+                .app
+                .sprints()
+                .list_sprints(authed(
+                    s.token(),
+                    ListSprintsRequest {
+                        program_id: s.ctx.id.clone(),
+                        page_size,
+                        page_token,
+                        ..Default::default()
+                    },
+                ))
+                .await?
+                .into_inner();
+            Ok((
+                page.sprints.into_iter().map(|x| x.id).collect(),
+                page.next_page_token,
+            ))
+        }),
+        update: conformance::update(|s: S, id, etag, paths| async move {
+            let x = s
+                .app
+                .sprints()
+                .update_sprint(authed(
+                    s.token(),
+                    UpdateSprintRequest {
+                        sprint: Some(Sprint {
+                            id,
+                            name: fresh("name"),
+                            goal: fresh("goal"),
+                            etag,
+                            ..Default::default()
+                        }),
+                        update_mask: mask_of(&paths),
+                    },
+                ))
+                .await?
+                .into_inner();
+            Ok(x.etag)
+        }),
+        delete: conformance::delete(|s: S, id, etag| async move {
+            s.app
+                .sprints()
+                .delete_sprint(authed(s.token(), DeleteSprintRequest { id, etag }))
+                .await?;
+            Ok(())
+        }),
+    }
+}
+
+/// Sprint gates, each organization with its own sprint; listed by sprint.
+fn sprint_gate_resource() -> Resource<Sprint> {
+    type S = Scope<Sprint>;
+    Resource {
+        name: "sprint gate",
+        outbox: OUTBOX,
+        audit_resource_type: "delivery.sprint_gate",
+        audit_action_prefix: "delivery.sprint_gate",
+        update_path: "name",
+        output_only_path: "create_time",
+        setup: in_sprint(),
+        create: conformance::create(|s: S, request_id, variant| async move {
+            let mut req = new_gate(&s.ctx.id, &format!("gate {variant}"));
+            req.request_id = request_id.unwrap_or_default();
+            let x = s
+                .app
+                .sprint_gates()
+                .create_sprint_gate(authed(s.token(), req))
+                .await?
+                .into_inner();
+            Ok(made(x.id, x.etag))
+        }),
+        get: conformance::get(|s: S, id| async move {
+            let x = s
+                .app
+                .sprint_gates()
+                .get_sprint_gate(authed(s.token(), GetSprintGateRequest { id }))
+                .await?
+                .into_inner();
+            Ok(made(x.id, x.etag))
+        }),
+        list: conformance::list(|s: S, page_size, page_token| async move {
+            let page = s
+                .app
+                .sprint_gates()
+                .list_sprint_gates(authed(
+                    s.token(),
+                    ListSprintGatesRequest {
+                        sprint_id: s.ctx.id.clone(),
+                        page_size,
+                        page_token,
+                    },
+                ))
+                .await?
+                .into_inner();
+            Ok((
+                page.sprint_gates.into_iter().map(|x| x.id).collect(),
+                page.next_page_token,
+            ))
+        }),
+        update: conformance::update(|s: S, id, etag, paths| async move {
+            let x = s
+                .app
+                .sprint_gates()
+                .update_sprint_gate(authed(
+                    s.token(),
+                    UpdateSprintGateRequest {
+                        sprint_gate: Some(SprintGate {
+                            id,
+                            name: fresh("name"),
+                            description: fresh("description"),
+                            etag,
+                            ..Default::default()
+                        }),
+                        update_mask: mask_of(&paths),
+                    },
+                ))
+                .await?
+                .into_inner();
+            Ok(x.etag)
+        }),
+        delete: conformance::delete(|s: S, id, etag| async move {
+            s.app
+                .sprint_gates()
+                .delete_sprint_gate(authed(s.token(), DeleteSprintGateRequest { id, etag }))
+                .await?;
+            Ok(())
+        }),
+    }
+}
+
+/// Work orders, each organization with its own program.
+fn work_order_resource() -> Resource<Program> {
+    Resource {
+        name: "work order",
+        outbox: OUTBOX,
+        audit_resource_type: "delivery.work_order",
+        audit_action_prefix: "delivery.work_order",
+        update_path: "title",
+        output_only_path: "create_time",
+        setup: in_program(),
+        create: conformance::create(|s: S, request_id, variant| async move {
+            let mut req = new_work_order(&s.ctx.id, &format!("work order {variant}"));
+            req.request_id = request_id.unwrap_or_default();
+            let x = s
+                .app
+                .work_orders()
+                .create_work_order(authed(s.token(), req))
+                .await?
+                .into_inner();
+            Ok(made(x.id, x.etag))
+        }),
+        get: conformance::get(|s: S, id| async move {
+            let x = s
+                .app
+                .work_orders()
+                .get_work_order(authed(s.token(), GetWorkOrderRequest { id }))
+                .await?
+                .into_inner();
+            Ok(made(x.id, x.etag))
+        }),
+        list: conformance::list(|s: S, page_size, page_token| async move {
+            let page = s
+                .app
+                .work_orders()
+                .list_work_orders(authed(
+                    s.token(),
+                    ListWorkOrdersRequest {
+                        program_id: s.ctx.id.clone(),
+                        page_size,
+                        page_token,
+                        ..Default::default()
+                    },
+                ))
+                .await?
+                .into_inner();
+            Ok((
+                page.work_orders.into_iter().map(|x| x.id).collect(),
+                page.next_page_token,
+            ))
+        }),
+        update: conformance::update(|s: S, id, etag, paths| async move {
+            let x = s
+                .app
+                .work_orders()
+                .update_work_order(authed(
+                    s.token(),
+                    UpdateWorkOrderRequest {
+                        work_order: Some(WorkOrder {
+                            id,
+                            title: fresh("title"),
+                            description: fresh("description"),
+                            etag,
+                            ..Default::default()
+                        }),
+                        update_mask: mask_of(&paths),
+                    },
+                ))
+                .await?
+                .into_inner();
+            Ok(x.etag)
+        }),
+        delete: conformance::delete(|s: S, id, etag| async move {
+            s.app
+                .work_orders()
+                .delete_work_order(authed(s.token(), DeleteWorkOrderRequest { id, etag }))
+                .await?;
+            Ok(())
+        }),
+    }
+}
+
+/// Features (roots), each organization with its own program.
+fn feature_resource() -> Resource<Program> {
+    Resource {
+        name: "feature",
+        outbox: OUTBOX,
+        audit_resource_type: "delivery.feature",
+        audit_action_prefix: "delivery.feature",
+        update_path: "name",
+        output_only_path: "create_time",
+        setup: in_program(),
+        create: conformance::create(|s: S, request_id, variant| async move {
+            let mut req = new_feature(&s.ctx.id, &format!("feature-{variant}"), "");
+            req.request_id = request_id.unwrap_or_default();
+            let x = s
+                .app
+                .features()
+                .create_feature(authed(s.token(), req))
+                .await?
+                .into_inner();
+            Ok(made(x.id, x.etag))
+        }),
+        get: conformance::get(|s: S, id| async move {
+            let x = s
+                .app
+                .features()
+                .get_feature(authed(s.token(), GetFeatureRequest { id }))
+                .await?
+                .into_inner();
+            Ok(made(x.id, x.etag))
+        }),
+        list: conformance::list(|s: S, page_size, page_token| async move {
+            let page = s
+                .app
+                .features()
+                .list_features(authed(
+                    s.token(),
+                    ListFeaturesRequest {
+                        program_id: s.ctx.id.clone(),
+                        page_size,
+                        page_token,
+                        ..Default::default()
+                    },
+                ))
+                .await?
+                .into_inner();
+            Ok((
+                page.features.into_iter().map(|x| x.id).collect(),
+                page.next_page_token,
+            ))
+        }),
+        update: conformance::update(|s: S, id, etag, paths| async move {
+            let x = s
+                .app
+                .features()
+                .update_feature(authed(
+                    s.token(),
+                    UpdateFeatureRequest {
+                        feature: Some(Feature {
+                            id,
+                            name: fresh("name"),
+                            description: fresh("description"),
+                            etag,
+                            ..Default::default()
+                        }),
+                        update_mask: mask_of(&paths),
+                    },
+                ))
+                .await?
+                .into_inner();
+            Ok(x.etag)
+        }),
+        delete: conformance::delete(|s: S, id, etag| async move {
+            s.app
+                .features()
+                .delete_feature(authed(s.token(), DeleteFeatureRequest { id, etag }))
+                .await?;
+            Ok(())
+        }),
+    }
+}
+
+/// Planner phases, each organization with its own program.
+fn planner_phase_resource() -> Resource<Program> {
+    Resource {
+        name: "planner phase",
+        outbox: OUTBOX,
+        audit_resource_type: "delivery.planner_phase",
+        audit_action_prefix: "delivery.planner_phase",
+        update_path: "name",
+        output_only_path: "create_time",
+        setup: in_program(),
+        create: conformance::create(|s: S, request_id, variant| async move {
+            let mut req = new_planner_phase(&s.ctx.id, &format!("phase {variant}"));
+            req.request_id = request_id.unwrap_or_default();
+            let x = s
+                .app
+                .planner_phases()
+                .create_planner_phase(authed(s.token(), req))
+                .await?
+                .into_inner();
+            Ok(made(x.id, x.etag))
+        }),
+        get: conformance::get(|s: S, id| async move {
+            let x = s
+                .app
+                .planner_phases()
+                .get_planner_phase(authed(s.token(), GetPlannerPhaseRequest { id }))
+                .await?
+                .into_inner();
+            Ok(made(x.id, x.etag))
+        }),
+        list: conformance::list(|s: S, page_size, page_token| async move {
+            let page = s
+                .app
+                .planner_phases()
+                .list_planner_phases(authed(
+                    s.token(),
+                    ListPlannerPhasesRequest {
+                        program_id: s.ctx.id.clone(),
+                        page_size,
+                        page_token,
+                    },
+                ))
+                .await?
+                .into_inner();
+            Ok((
+                page.planner_phases.into_iter().map(|x| x.id).collect(),
+                page.next_page_token,
+            ))
+        }),
+        update: conformance::update(|s: S, id, etag, paths| async move {
+            let x = s
+                .app
+                .planner_phases()
+                .update_planner_phase(authed(
+                    s.token(),
+                    UpdatePlannerPhaseRequest {
+                        planner_phase: Some(PlannerPhase {
+                            id,
+                            name: fresh("name"),
+                            description: fresh("description"),
+                            etag,
+                            ..Default::default()
+                        }),
+                        update_mask: mask_of(&paths),
+                    },
+                ))
+                .await?
+                .into_inner();
+            Ok(x.etag)
+        }),
+        delete: conformance::delete(|s: S, id, etag| async move {
+            s.app
+                .planner_phases()
+                .delete_planner_phase(authed(s.token(), DeletePlannerPhaseRequest { id, etag }))
                 .await?;
             Ok(())
         }),

@@ -108,27 +108,11 @@ async fn gates_are_created_listed_updated_and_deleted() {
     assert_eq!(out.etag, "2");
     let r = app
         .sprint_gates()
-        .update_sprint_gate(authed(t, update("1", &["description"])))
-        .await;
-    assert_status(r, Code::Aborted, "ETAG_MISMATCH");
-    let r = app
-        .sprint_gates()
         .update_sprint_gate(authed(t, update("", &["sprint_id"])))
         .await;
     let st = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
     assert_eq!(violated_fields(&st), ["update_mask"]);
 
-    let r = app
-        .sprint_gates()
-        .delete_sprint_gate(authed(
-            t,
-            DeleteSprintGateRequest {
-                id: g3.id.clone(),
-                etag: "5".into(),
-            },
-        ))
-        .await;
-    assert_status(r, Code::Aborted, "ETAG_MISMATCH");
     evaluate(&app, t, &g3.id, true).await;
     app.sprint_gates()
         .delete_sprint_gate(authed(

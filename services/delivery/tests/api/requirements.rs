@@ -272,7 +272,7 @@ async fn requirements_list_by_program_workstream_and_status_across_pages() {
 }
 
 #[tokio::test]
-async fn a_requirement_moves_within_its_program_only_and_stale_etags_are_refused() {
+async fn a_requirement_moves_within_its_program_only() {
     let app = TestApp::start().await;
     let t = &app.alice.token;
     let p = program(&app, t, "move").await;
@@ -324,11 +324,6 @@ async fn a_requirement_moves_within_its_program_only_and_stale_etags_are_refused
         .update_requirement(authed(t, update(&qw.id, "", &["workstream_id"])))
         .await;
     assert_status(r2, Code::FailedPrecondition, "DIFFERENT_PROGRAM");
-    let r2 = app
-        .requirements()
-        .update_requirement(authed(t, update(&w1.id, "1", &["title"])))
-        .await;
-    assert_status(r2, Code::Aborted, "ETAG_MISMATCH");
     let r2 = app
         .requirements()
         .update_requirement(authed(t, update(&w1.id, "", &["program_id"])))

@@ -279,7 +279,7 @@ async fn sprints_go_planned_active_completed_one_active_at_a_time() {
 }
 
 #[tokio::test]
-async fn update_changes_masked_fields_checks_dates_and_refuses_a_stale_etag() {
+async fn update_changes_masked_fields_and_checks_dates() {
     let app = TestApp::start().await;
     let t = &app.alice.token;
     let p = program(&app, t, "sprint-update").await;
@@ -331,11 +331,6 @@ async fn update_changes_masked_fields_checks_dates_and_refuses_a_stale_etag() {
         (out.start_time, out.end_time),
         (Some(day(20)), Some(day(30)))
     );
-    let r = app
-        .sprints()
-        .update_sprint(authed(t, update("2", &["name"])))
-        .await;
-    assert_status(r, Code::Aborted, "ETAG_MISMATCH");
     let r = app
         .sprints()
         .update_sprint(authed(t, update("", &["status", "program_id"])))

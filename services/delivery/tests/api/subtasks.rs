@@ -189,7 +189,7 @@ async fn another_organizations_subtasks_are_not_found() {
 }
 
 #[tokio::test]
-async fn update_changes_masked_fields_and_refuses_a_stale_etag() {
+async fn update_changes_masked_fields_and_refuses_output_only_paths() {
     let app = TestApp::start().await;
     let t = &app.alice.token;
     let p = program(&app, t, "stu").await;
@@ -217,11 +217,6 @@ async fn update_changes_masked_fields_and_refuses_a_stale_etag() {
         ("new", "", SubtaskStatus::InProgress as i32)
     );
     assert_eq!(out.etag, "2");
-    let r = app
-        .subtasks()
-        .update_subtask(authed(t, update("1", &["title"])))
-        .await;
-    assert_status(r, Code::Aborted, "ETAG_MISMATCH");
     let r = app
         .subtasks()
         .update_subtask(authed(t, update("", &["task_id"])))
@@ -252,17 +247,6 @@ async fn a_repeated_request_id_returns_the_first_subtask_and_delete_is_recorded(
         .into_inner();
     assert_eq!(a, b);
     assert_eq!(count(&app, "subtasks").await, 1);
-    let r = app
-        .subtasks()
-        .delete_subtask(authed(
-            t,
-            DeleteSubtaskRequest {
-                id: a.id.clone(),
-                etag: "2".into(),
-            },
-        ))
-        .await;
-    assert_status(r, Code::Aborted, "ETAG_MISMATCH");
     app.subtasks()
         .delete_subtask(authed(
             t,

@@ -311,7 +311,7 @@ async fn the_status_workflow_refuses_moves_it_does_not_allow() {
 }
 
 #[tokio::test]
-async fn update_changes_masked_fields_refuses_status_and_stale_etags() {
+async fn update_changes_masked_fields_and_refuses_status() {
     let app = TestApp::start().await;
     let t = &app.alice.token;
     let p = program(&app, t, "wo-update").await;
@@ -347,11 +347,6 @@ async fn update_changes_masked_fields_refuses_status_and_stale_etags() {
     assert_eq!(out.description, "");
     assert_eq!(out.status, WorkOrderStatus::Backlog as i32);
     assert_eq!(out.etag, "2");
-    let r = app
-        .work_orders()
-        .update_work_order(authed(t, update("1", &["title"])))
-        .await;
-    assert_status(r, Code::Aborted, "ETAG_MISMATCH");
     let r = app
         .work_orders()
         .update_work_order(authed(t, update("", &["status", "program_id"])))
@@ -440,7 +435,7 @@ async fn a_repeated_request_id_returns_the_first_work_order() {
 }
 
 #[tokio::test]
-async fn every_work_order_mutation_writes_its_event_and_delete_checks_the_etag() {
+async fn every_work_order_mutation_writes_its_event() {
     let app = TestApp::start().await;
     let t = &app.alice.token;
     let p = program(&app, t, "wo-events").await;
@@ -455,17 +450,6 @@ async fn every_work_order_mutation_writes_its_event_and_delete_checks_the_etag()
         .change_work_order_status(authed(t, change(&w.id, WorkOrderStatus::Ready, "2")))
         .await
         .unwrap();
-    let res = app
-        .work_orders()
-        .delete_work_order(authed(
-            t,
-            DeleteWorkOrderRequest {
-                id: w.id.clone(),
-                etag: "2".into(),
-            },
-        ))
-        .await;
-    assert_status(res, Code::Aborted, "ETAG_MISMATCH");
     app.work_orders()
         .delete_work_order(authed(
             t,

@@ -2,8 +2,7 @@ use foundry_testkit::delivery::*;
 use foundry_testkit::{Code, TestApp, assert_status, authed, violated_fields};
 
 use crate::{
-    actions, count, depend, mask, new_workstream, outbox, program, requirement, rid, task,
-    workstream,
+    actions, count, depend, mask, new_workstream, outbox, program, requirement, task, workstream,
 };
 
 async fn list_all(
@@ -176,18 +175,12 @@ async fn every_bad_workstream_field_is_reported_by_name() {
 async fn another_organizations_workstreams_are_not_found() {
     let app = TestApp::start().await;
     let bobs = program(&app, &app.bob.token, "bobs").await;
-    let w = workstream(&app, &app.bob.token, &bobs.id, "Bob's").await;
     let t = &app.alice.token;
     let r = app
         .workstreams()
         .create_workstream(authed(t, new_workstream(&bobs.id, "mine now")))
         .await;
     assert_status(r, Code::NotFound, "PROGRAM_NOT_FOUND");
-    let r = app
-        .workstreams()
-        .get_workstream(authed(t, GetWorkstreamRequest { id: w.id.clone() }))
-        .await;
-    assert_status(r, Code::NotFound, "WORKSTREAM_NOT_FOUND");
     let r = app
         .workstreams()
         .list_workstreams(authed(
@@ -199,36 +192,10 @@ async fn another_organizations_workstreams_are_not_found() {
         ))
         .await;
     assert_status(r, Code::NotFound, "PROGRAM_NOT_FOUND");
-    let r = app
-        .workstreams()
-        .update_workstream(authed(
-            t,
-            UpdateWorkstreamRequest {
-                workstream: Some(Workstream {
-                    id: w.id.clone(),
-                    name: "x".into(),
-                    ..Default::default()
-                }),
-                update_mask: mask(&["name"]),
-            },
-        ))
-        .await;
-    assert_status(r, Code::NotFound, "WORKSTREAM_NOT_FOUND");
-    let r = app
-        .workstreams()
-        .delete_workstream(authed(
-            t,
-            DeleteWorkstreamRequest {
-                id: w.id.clone(),
-                etag: String::new(),
-            },
-        ))
-        .await;
-    assert_status(r, Code::NotFound, "WORKSTREAM_NOT_FOUND");
 }
 
 #[tokio::test]
-async fn update_changes_masked_fields_and_refuses_a_stale_etag() {
+async fn update_changes_masked_fields_and_refuses_output_only_paths() {
     let app = TestApp::start().await;
     let t = &app.alice.token;
     let p = program(&app, t, "wsu").await;
@@ -256,11 +223,6 @@ async fn update_changes_masked_fields_and_refuses_a_stale_etag() {
     assert_eq!(out.etag, "2");
     let r = app
         .workstreams()
-        .update_workstream(authed(t, update("1", &["name"])))
-        .await;
-    assert_status(r, Code::Aborted, "ETAG_MISMATCH");
-    let r = app
-        .workstreams()
         .update_workstream(authed(t, update("", &["program_id"])))
         .await;
     let s = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
@@ -275,28 +237,6 @@ async fn update_changes_masked_fields_and_refuses_a_stale_etag() {
         ["workstream.position"],
         "0 only appends at creation"
     );
-}
-
-#[tokio::test]
-async fn a_repeated_request_id_returns_the_first_workstream() {
-    let app = TestApp::start().await;
-    let p = program(&app, &app.alice.token, "wsi").await;
-    let mut req = new_workstream(&p.id, "Once");
-    req.request_id = rid();
-    let a = app
-        .workstreams()
-        .create_workstream(authed(&app.alice.token, req.clone()))
-        .await
-        .unwrap()
-        .into_inner();
-    let b = app
-        .workstreams()
-        .create_workstream(authed(&app.alice.token, req))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(a, b);
-    assert_eq!(count(&app, "workstreams").await, 1);
 }
 
 #[tokio::test]
