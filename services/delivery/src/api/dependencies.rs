@@ -9,17 +9,16 @@ use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1 as pb;
+use foundry_resource::{self as resource, Resource};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::requirements::{requirement_to_proto, visible_requirement};
+use crate::api::requirements::requirement_to_proto;
 use crate::api::{SERVICE, other_program, program, requirement_not_found};
 use crate::domain::graph;
-use crate::domain::{Dependency, PlanItem, ProgramId, RequirementId};
+use crate::domain::{Dependency, PlanItem, ProgramId, Requirement, RequirementId};
 use crate::store::{self, Direction, Lock};
-
-const RESOURCE: &str = "delivery.requirement";
 
 fn dependency_to_proto(d: &Dependency) -> pb::RequirementDependency {
     pb::RequirementDependency {
@@ -60,7 +59,7 @@ pub async fn add(
     let mut tx = state.db.tenant(call.org_id).await?;
     // Its program first (a requirement never changes program), then the
     // graph lock, then both ends.
-    let program_id = visible_requirement(&mut tx, &call, requirement_id, Lock::None)
+    let program_id = resource::fetch::<Requirement>(&mut tx, &call, requirement_id, Lock::None)
         .await?
         .program_id;
     program(
@@ -71,10 +70,11 @@ pub async fn add(
         Lock::NoKeyUpdate,
     )
     .await?;
-    store::get_requirement(&mut tx, call.org_id, requirement_id, Lock::KeyShare)
+    resource::read::<Requirement>(&mut tx, call.org_id, requirement_id, Lock::KeyShare)
         .await?
         .ok_or_else(requirement_not_found)?;
-    let target = visible_requirement(&mut tx, &call, depends_on_id, Lock::KeyShare).await?;
+    let target =
+        resource::fetch::<Requirement>(&mut tx, &call, depends_on_id, Lock::KeyShare).await?;
     if target.program_id != program_id {
         return Err(other_program("requirement named by depends_on_id").into());
     }
@@ -98,7 +98,7 @@ pub async fn add(
     call.actor
         .event(
             "delivery.requirement.add_dependency",
-            RESOURCE,
+            Requirement::KIND,
             requirement_id,
         )
         .project(Some(program_id.uuid()))
@@ -119,14 +119,15 @@ pub async fn remove(
     let (requirement_id, depends_on_id) =
         edge(&req.get_ref().requirement_id, &req.get_ref().depends_on_id)?;
     let mut tx = state.db.tenant(call.org_id).await?;
-    let requirement = visible_requirement(&mut tx, &call, requirement_id, Lock::None).await?;
+    let requirement =
+        resource::fetch::<Requirement>(&mut tx, &call, requirement_id, Lock::None).await?;
     store::delete_dependency(&mut tx, call.org_id, requirement_id, depends_on_id)
         .await?
         .ok_or_else(|| Error::not_found("DEPENDENCY_NOT_FOUND", "dependency"))?;
     call.actor
         .event(
             "delivery.requirement.remove_dependency",
-            RESOURCE,
+            Requirement::KIND,
             requirement_id,
         )
         .project(Some(requirement.program_id.uuid()))
@@ -161,7 +162,7 @@ pub async fn list(
         ),
     )?;
     let mut tx = state.db.tenant(call.org_id).await?;
-    visible_requirement(&mut tx, &call, id, Lock::None).await?;
+    resource::fetch::<Requirement>(&mut tx, &call, id, Lock::None).await?;
     let mut requirements = store::list_dependencies(
         &mut tx,
         call.org_id,

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use foundry_proto::foundry::delivery::v1 as pb;
 
 use crate::domain;
-use crate::store::{self, Lock};
+use crate::store::Lock;
 
 /// The proto mapping of a domain enum stored as text: domain → proto, and
 /// proto number → domain (`*_UNSPECIFIED` and unknown numbers are `Err`,
@@ -244,7 +244,13 @@ pub(crate) async fn program(
     lock: Lock,
 ) -> Result<domain::Program, Error> {
     found(
-        store::get_program(tx, org_id, id, lock).await?,
+        foundry_resource::read::<domain::Program>(
+            tx,
+            org_id,
+            foundry_domain::Id::from_uuid(id),
+            lock,
+        )
+        .await?,
         caller,
         |p| p.id.uuid(),
         program_not_found,
@@ -253,10 +259,6 @@ pub(crate) async fn program(
 
 pub(crate) fn program_not_found() -> Error {
     Error::not_found("PROGRAM_NOT_FOUND", "program")
-}
-
-pub(crate) fn workstream_not_found() -> Error {
-    Error::not_found("WORKSTREAM_NOT_FOUND", "workstream")
 }
 
 pub(crate) fn requirement_not_found() -> Error {

@@ -3,27 +3,25 @@
 
 use std::sync::Arc;
 
-use foundry_domain::Id;
+use async_trait::async_trait;
 use foundry_outbox::Call;
 use foundry_platform::Error;
-use foundry_platform::convert::timestamp;
-use foundry_platform::db::{Tx, check_etag, etag};
-use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::db::Tx;
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{
     self as pb, requirement_service_server::RequirementService,
 };
+use foundry_resource::{self as resource, Create, Creation, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, SERVICE, criteria, dependencies, found, long_text, other_program, program,
-    requirement_not_found, workstream_not_found,
+    LONG_DESCRIPTION, SERVICE, criteria, dependencies, long_text, other_program, program,
 };
 use crate::domain::{
     NewRequirement, Priority, ProgramId, Requirement, RequirementChange, RequirementId,
-    RequirementPath, RequirementStatus, WorkstreamId,
+    RequirementPath, RequirementStatus, Workstream, WorkstreamId,
 };
 use crate::store::{self, Lock, RequirementFilter};
 
@@ -31,10 +29,15 @@ use crate::store::{self, Lock, RequirementFilter};
 #[derive(Clone, Debug)]
 pub struct Requirements(pub Arc<State>);
 
-const RESOURCE: &str = "delivery.requirement";
 const MAX_CRITERIA: usize = 100;
 
 pub fn requirement_to_proto(r: &Requirement) -> pb::Requirement {
+    let WireStamp {
+        created_by,
+        create_time,
+        update_time,
+        etag,
+    } = (&r.stamp).into();
     pb::Requirement {
         id: r.id.to_string(),
         program_id: r.program_id.to_string(),
@@ -45,10 +48,10 @@ pub fn requirement_to_proto(r: &Requirement) -> pb::Requirement {
         status: pb::RequirementStatus::from(r.status) as i32,
         acceptance_criteria: r.acceptance_criteria.clone(),
         batch: r.batch.clone(),
-        created_by: r.created_by.to_string(),
-        create_time: Some(timestamp(r.created_at)),
-        update_time: Some(timestamp(r.updated_at)),
-        etag: etag(r.version),
+        created_by,
+        create_time,
+        update_time,
+        etag,
     }
 }
 
@@ -124,11 +127,11 @@ fn parse_create(
     })
 }
 
-/// An `UpdateRequirementRequest` as the requirement's id and the changes
-/// its mask names.
+/// An `UpdateRequirementRequest` as the requirement's id, etag and the
+/// changes its mask names.
 fn parse_update(
     req: &pb::UpdateRequirementRequest,
-) -> Result<(RequirementId, Vec<RequirementChange>), Error> {
+) -> Result<(RequirementId, String, Vec<RequirementChange>), Error> {
     let empty = pb::Requirement::default();
     let r = req.requirement.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
@@ -156,22 +159,13 @@ fn parse_update(
             RequirementPath::Batch => batch(&mut v, &r.batch).map(RequirementChange::Batch),
         });
     }
-    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
-}
-
-/// A requirement the caller may see, with `lock`.
-pub(crate) async fn visible_requirement(
-    tx: &mut Tx,
-    call: &Call,
-    id: RequirementId,
-    lock: Lock,
-) -> Result<Requirement, Error> {
-    found(
-        store::get_requirement(tx, call.org_id, id, lock).await?,
-        &call.caller,
-        |r| r.program_id.uuid(),
-        requirement_not_found,
-    )
+    v.finish_with(|| {
+        Some((
+            id?,
+            r.etag.clone(),
+            changes.into_iter().collect::<Option<Vec<_>>>()?,
+        ))
+    })
 }
 
 /// A workstream the caller may see, held (`lock`) until commit: its
@@ -182,13 +176,59 @@ async fn workstream_program(
     id: WorkstreamId,
     lock: Lock,
 ) -> Result<ProgramId, Error> {
-    let w = found(
-        store::get_workstream(tx, call.org_id, id, lock).await?,
-        &call.caller,
-        |w| w.program_id.uuid(),
-        workstream_not_found,
-    )?;
+    let w = resource::fetch::<Workstream>(tx, call, id, lock).await?;
     Ok(w.program_id)
+}
+
+#[async_trait]
+impl Create for Requirement {
+    type New = NewRequirement;
+
+    /// The workstream is visible and held (`FOR KEY SHARE`) until commit;
+    /// the requirement goes in its program.
+    async fn check_new(new: &NewRequirement, tx: &mut Tx, call: &Call) -> Result<(), Error> {
+        workstream_program(tx, call, new.workstream_id, Lock::KeyShare).await?;
+        Ok(())
+    }
+
+    async fn insert(
+        new: &NewRequirement,
+        tx: &mut Tx,
+        org_id: Uuid,
+        by: Uuid,
+    ) -> Result<Requirement, Error> {
+        store::insert_requirement(tx, org_id, new, by).await
+    }
+}
+
+#[async_trait]
+impl Update for Requirement {
+    /// A new workstream must be visible and in the requirement's program.
+    async fn check(&self, before: &Requirement, tx: &mut Tx, call: &Call) -> Result<(), Error> {
+        if self.workstream_id != before.workstream_id
+            && workstream_program(tx, call, self.workstream_id, Lock::KeyShare).await?
+                != self.program_id
+        {
+            return Err(other_program("workstream"));
+        }
+        Ok(())
+    }
+
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Requirement, Error> {
+        store::update_requirement(tx, org_id, self).await
+    }
+}
+
+#[async_trait]
+impl Delete for Requirement {
+    /// Every edge touching it goes with it; its tasks stay, detached.
+    async fn remove(&self, tx: &mut Tx, org_id: Uuid) -> Result<Option<serde_json::Value>, Error> {
+        let removed = store::delete_requirements(tx, org_id, &[self.id.uuid()]).await?;
+        Ok(Some(serde_json::json!({
+            "dependencies": removed.dependencies,
+            "tasks_detached": removed.tasks_detached,
+        })))
+    }
 }
 
 #[tonic::async_trait]
@@ -200,24 +240,13 @@ impl RequirementService for Requirements {
     ) -> Result<Response<pb::Requirement>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let (new, request_id) = parse_create(req.get_ref())?;
-        let key = idempotency::Key::of(call.org_id, "CreateRequirement", request_id, req.get_ref());
-        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
-            Begun::New(tx) => tx,
+        let creation = Creation {
+            method: "CreateRequirement",
+            request: req.get_ref(),
+            request_id,
+            new,
         };
-        let program_id =
-            workstream_program(&mut tx, &call, new.workstream_id, Lock::KeyShare).await?;
-        let r =
-            store::insert_requirement(&mut tx, call.org_id, program_id, &new, call.principal_id())
-                .await?;
-        call.actor
-            .event("delivery.requirement.create", RESOURCE, r.id)
-            .project(Some(r.program_id.uuid()))
-            .created(&r)
-            .record(&mut tx)
-            .await?;
-        let out = requirement_to_proto(&r);
-        tx.finish(&out).await?;
+        let out = resource::create(&self.0.db, &call, creation, requirement_to_proto).await?;
         Ok(Response::new(out))
     }
 
@@ -227,10 +256,8 @@ impl RequirementService for Requirements {
         req: Request<pb::GetRequirementRequest>,
     ) -> Result<Response<pb::Requirement>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let r = visible_requirement(&mut tx, &call, id, Lock::None).await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        let r: Requirement = resource::get(&self.0.db, &call, id).await?;
         Ok(Response::new(requirement_to_proto(&r)))
     }
 
@@ -297,32 +324,8 @@ impl RequirementService for Requirements {
         req: Request<pb::UpdateRequirementRequest>,
     ) -> Result<Response<pb::Requirement>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let (id, changes) = parse_update(req.get_ref())?;
-        let etag = req
-            .get_ref()
-            .requirement
-            .as_ref()
-            .map_or("", |r| r.etag.as_str());
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = visible_requirement(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        check_etag(etag, before.version, "requirement")?;
-        let mut r = before.clone();
-        r.apply(changes);
-        // A new workstream must be visible and in the requirement's program.
-        if r.workstream_id != before.workstream_id
-            && workstream_program(&mut tx, &call, r.workstream_id, Lock::KeyShare).await?
-                != r.program_id
-        {
-            return Err(other_program("workstream").into());
-        }
-        let r = store::update_requirement(&mut tx, call.org_id, &r).await?;
-        call.actor
-            .event("delivery.requirement.update", RESOURCE, id)
-            .project(Some(r.program_id.uuid()))
-            .diff(&before, &r)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let (id, etag, changes) = parse_update(req.get_ref())?;
+        let r: Requirement = resource::update(&self.0.db, &call, id, &etag, changes).await?;
         Ok(Response::new(requirement_to_proto(&r)))
     }
 
@@ -332,26 +335,8 @@ impl RequirementService for Requirements {
         req: Request<pb::DeleteRequirementRequest>,
     ) -> Result<Response<()>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id: RequirementId =
-            Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let r = visible_requirement(&mut tx, &call, id, Lock::Update).await?;
-        check_etag(&req.get_ref().etag, r.version, "requirement")?;
-        let removed = store::delete_requirements(&mut tx, call.org_id, &[id.uuid()]).await?;
-        call.actor
-            .event("delivery.requirement.delete", RESOURCE, id)
-            .project(Some(r.program_id.uuid()))
-            .removed(&r)
-            .set(
-                "removed",
-                serde_json::json!({
-                    "dependencies": removed.dependencies,
-                    "tasks_detached": removed.tasks_detached,
-                }),
-            )
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id: RequirementId = Violations::require_id_of("id", &req.get_ref().id)?;
+        resource::delete::<Requirement>(&self.0.db, &call, id, &req.get_ref().etag).await?;
         Ok(Response::new(()))
     }
 

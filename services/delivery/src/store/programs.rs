@@ -5,15 +5,16 @@ use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
+use foundry_resource::{Resource, StampRow};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{Lock, newest_first};
+use super::newest_first;
 use crate::domain::{NewProgram, Phase, Program, ProgramId};
 
-/// A program row, as read.
+/// A program row, as read (public only as [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct ProgramRow {
+pub struct ProgramRow {
     pub id: Uuid,
     pub name: String,
     pub slug: String,
@@ -22,16 +23,19 @@ struct ProgramRow {
     pub target_platform: String,
     pub phase: String,
     pub archived_at: Option<DateTime<Utc>>,
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub stamp: StampRow,
 }
 
-impl TryFrom<ProgramRow> for Program {
-    type Error = Error;
+impl Resource for Program {
+    type Key = ProgramId;
+    type Row = ProgramRow;
+    const KIND: &'static str = "delivery.program";
+    const NAME: &'static str = "program";
+    const TABLE: &'static str = "programs";
+    const COLUMNS: &'static str = PROGRAM_COLUMNS;
 
-    fn try_from(r: ProgramRow) -> Result<Program> {
+    fn from_row(r: ProgramRow) -> Result<Program> {
         Ok(Program {
             id: Id::from_uuid(r.id),
             name: r.name,
@@ -41,11 +45,25 @@ impl TryFrom<ProgramRow> for Program {
             target_platform: r.target_platform,
             phase: Phase::decode("programs", "phase", &r.phase)?,
             archived_at: r.archived_at,
-            created_by: r.created_by,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            stamp: r.stamp.into(),
         })
+    }
+
+    fn not_found() -> Error {
+        Error::not_found("PROGRAM_NOT_FOUND", "program")
+    }
+
+    fn key(&self) -> ProgramId {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.stamp.version
+    }
+
+    /// A program is its own project.
+    fn project(&self) -> Option<Uuid> {
+        Some(self.id.uuid())
     }
 }
 
@@ -88,24 +106,7 @@ pub async fn insert_program(
     .fetch_one(&mut **tx)
     .await
     .map_err(slug_taken)?;
-    row.try_into()
-}
-
-pub async fn get_program(
-    tx: &mut Tx,
-    org_id: Uuid,
-    id: Uuid,
-    lock: Lock,
-) -> Result<Option<Program>> {
-    let row: Option<ProgramRow> = sqlx::query_as(&format!(
-        "SELECT {PROGRAM_COLUMNS} FROM programs WHERE org_id = $1 AND id = $2{}",
-        lock.sql()
-    ))
-    .bind(org_id)
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(Program::try_from).transpose()
+    Program::from_row(row)
 }
 
 /// Filters of ListPrograms.
@@ -141,7 +142,7 @@ pub async fn list_programs(
     }
     newest_first(&mut q, "id", before, limit);
     let rows: Vec<ProgramRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(Program::try_from).collect()
+    rows.into_iter().map(Program::from_row).collect()
 }
 
 /// Writes the user-editable fields of `p`.
@@ -161,7 +162,7 @@ pub async fn update_program(tx: &mut Tx, org_id: Uuid, p: &Program) -> Result<Pr
     .fetch_one(&mut **tx)
     .await
     .map_err(slug_taken)?;
-    row.try_into()
+    Program::from_row(row)
 }
 
 pub async fn set_program_phase(
@@ -179,7 +180,7 @@ pub async fn set_program_phase(
     .bind(phase.as_str())
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
+    Program::from_row(row)
 }
 
 pub async fn set_program_archived(
@@ -197,7 +198,7 @@ pub async fn set_program_archived(
     .bind(archived)
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
+    Program::from_row(row)
 }
 
 /// What a cascading delete removed.
