@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use foundry_domain::Id;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
@@ -15,9 +14,9 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::requirements::requirement_to_proto;
-use crate::api::{SERVICE, other_program, program, requirement_not_found};
+use crate::api::{Order, Paging, SERVICE, list_page, other_program, requirement_not_found};
 use crate::domain::graph;
-use crate::domain::{Dependency, PlanItem, ProgramId, Requirement, RequirementId};
+use crate::domain::{Dependency, PlanItem, Program, ProgramId, Requirement, RequirementId};
 use crate::store::{self, Direction, Lock};
 
 fn dependency_to_proto(d: &Dependency) -> pb::RequirementDependency {
@@ -62,14 +61,7 @@ pub async fn add(
     let program_id = resource::fetch::<Requirement>(&mut tx, &call, requirement_id, Lock::None)
         .await?
         .program_id;
-    program(
-        &mut tx,
-        &call.caller,
-        call.org_id,
-        program_id.uuid(),
-        Lock::NoKeyUpdate,
-    )
-    .await?;
+    resource::fetch::<Program>(&mut tx, &call, program_id, Lock::NoKeyUpdate).await?;
     resource::read::<Requirement>(&mut tx, call.org_id, requirement_id, Lock::KeyShare)
         .await?
         .ok_or_else(requirement_not_found)?;
@@ -153,30 +145,26 @@ pub async fn list(
         Some(_) => Direction::Downstream,
     };
     let id = v.finish_with(|| id)?;
-    let page = state.pages.parse(
-        req.page_size,
-        &req.page_token,
-        &format!(
+    let paging = Paging {
+        size: req.page_size,
+        token: &req.page_token,
+        filters: format!(
             "requirement={id};direction={direction:?};transitive={}",
             req.transitive
         ),
-    )?;
-    let mut tx = state.db.tenant(call.org_id).await?;
-    resource::fetch::<Requirement>(&mut tx, &call, id, Lock::None).await?;
-    let mut requirements = store::list_dependencies(
-        &mut tx,
-        call.org_id,
-        id,
-        direction,
-        req.transitive,
-        page.after,
-        page.limit(),
-    )
-    .await?;
-    tx.commit().await.map_err(Error::from)?;
-    let next_page_token = state
-        .pages
-        .finish(&page, &mut requirements, |r| r.id.uuid());
+    };
+    let transitive = req.transitive;
+    let newest = Order::NewestFirst(|r: &Requirement| r.id.uuid());
+    let (requirements, next_page_token) =
+        list_page(state, &call, paging, newest, |tx, call, page| {
+            Box::pin(async move {
+                resource::fetch::<Requirement>(tx, call, id, Lock::None).await?;
+                let (after, limit) = (page.after, page.limit());
+                store::list_dependencies(tx, call.org_id, id, direction, transitive, after, limit)
+                    .await
+            })
+        })
+        .await?;
     Ok(Response::new(pb::ListRequirementDependenciesResponse {
         requirements: requirements.iter().map(requirement_to_proto).collect(),
         next_page_token,
@@ -191,17 +179,9 @@ pub async fn plan(
     req: Request<pb::GetProgramPlanRequest>,
 ) -> Result<Response<pb::ProgramPlan>, Status> {
     let call = Call::of(SERVICE, &req)?;
-    let program_id: ProgramId =
-        Violations::require_id("program_id", &req.get_ref().program_id).map(Id::from_uuid)?;
+    let program_id: ProgramId = Violations::require_id_of("program_id", &req.get_ref().program_id)?;
     let mut tx = state.db.tenant(call.org_id).await?;
-    program(
-        &mut tx,
-        &call.caller,
-        call.org_id,
-        program_id.uuid(),
-        Lock::None,
-    )
-    .await?;
+    resource::fetch::<Program>(&mut tx, &call, program_id, Lock::None).await?;
     let requirements = store::plan_requirements(&mut tx, call.org_id, program_id).await?;
     let edges = store::program_edges(&mut tx, call.org_id, program_id).await?;
     tx.commit().await.map_err(Error::from)?;

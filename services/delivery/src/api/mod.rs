@@ -313,6 +313,62 @@ pub(crate) fn other_program(what: &str) -> Error {
     )
 }
 
+/// How a list is ordered, and so paged: newest first by id, or by a
+/// `(key, id)` pair (positions).
+pub(crate) enum Order<T> {
+    /// By id, descending: the id of a row.
+    NewestFirst(fn(&T) -> Uuid),
+    /// By `(key, id)`, ascending: both of a row.
+    ByKey(fn(&T) -> (i64, Uuid)),
+}
+
+/// A list request's paging: `page_size`, `page_token` and its filters
+/// rendered stably (a token of other filters is refused).
+pub(crate) struct Paging<'a> {
+    pub size: i32,
+    pub token: &'a str,
+    pub filters: String,
+}
+
+/// The rows a [`list_page`] reads, as a boxed future (`Box::pin(async
+/// move { … })`) so that the handler stays `Send`; it borrows only the
+/// transaction, the call and the page it is given.
+pub(crate) type Rows<'t, T> =
+    std::pin::Pin<Box<dyn Future<Output = Result<Vec<T>, Error>> + Send + 't>>;
+
+/// One page of a list (AIP-132): the page parsed, the rows `read` returns
+/// in one tenant transaction (checks of the parent included), the page
+/// trimmed and the next page token (empty on the last page).
+pub(crate) async fn list_page<T>(
+    state: &crate::State,
+    call: &foundry_outbox::Call,
+    paging: Paging<'_>,
+    order: Order<T>,
+    read: impl for<'t> FnOnce(
+        &'t mut Tx,
+        &'t foundry_outbox::Call,
+        &'t foundry_platform::page::Page,
+    ) -> Rows<'t, T>,
+) -> Result<(Vec<T>, String), Error> {
+    let Paging {
+        size,
+        token,
+        filters,
+    } = paging;
+    let page = match order {
+        Order::NewestFirst(_) => state.pages.parse(size, token, &filters),
+        Order::ByKey(_) => state.pages.parse_keyed(size, token, &filters),
+    }?;
+    let mut tx = state.db.tenant(call.org_id).await?;
+    let mut rows = read(&mut tx, call, &page).await?;
+    tx.commit().await?;
+    let next = match order {
+        Order::NewestFirst(id) => state.pages.finish(&page, &mut rows, id),
+        Order::ByKey(key) => state.pages.finish_keyed(&page, &mut rows, key),
+    };
+    Ok((rows, next))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

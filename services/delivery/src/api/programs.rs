@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, SHORT_DESCRIPTION, long_text};
+use crate::api::{Order, Paging, SERVICE, SHORT_DESCRIPTION, list_page, long_text};
 use crate::domain::{
     self, NewProgram, Phase, PhaseMove, Program, ProgramChange, ProgramId, ProgramPath,
 };
@@ -233,26 +233,28 @@ impl ProgramService for Programs {
         let mut v = Violations::new();
         let phase: Option<Phase> = v.opt_enum_value("phase", req.phase);
         v.finish()?;
-        let page = self.0.pages.parse(
-            req.page_size,
-            &req.page_token,
-            &format!("phase={};archived={:?}", req.phase, req.archived),
-        )?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let mut programs = store::list_programs(
-            &mut tx,
-            call.org_id,
-            ProgramFilter {
-                phase,
-                archived: req.archived,
-                only: call.caller.claims.project_id,
-            },
-            page.after,
-            page.limit(),
-        )
-        .await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut programs, |p| p.id.uuid());
+        let paging = Paging {
+            size: req.page_size,
+            token: &req.page_token,
+            filters: format!("phase={};archived={:?}", req.phase, req.archived),
+        };
+        let filter = ProgramFilter {
+            phase,
+            archived: req.archived,
+            only: call.caller.claims.project_id,
+        };
+        let newest = Order::NewestFirst(|p: &Program| p.id.uuid());
+        let (programs, next_page_token) =
+            list_page(&self.0, &call, paging, newest, |tx, call, page| {
+                Box::pin(store::list_programs(
+                    tx,
+                    call.org_id,
+                    filter,
+                    page.after,
+                    page.limit(),
+                ))
+            })
+            .await?;
         Ok(Response::new(pb::ListProgramsResponse {
             programs: programs.iter().map(program_to_proto).collect(),
             next_page_token,

@@ -17,10 +17,11 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, SERVICE, criteria, dependencies, long_text, other_program, program,
+    LONG_DESCRIPTION, Order, Paging, SERVICE, criteria, dependencies, list_page, long_text,
+    other_program,
 };
 use crate::domain::{
-    NewRequirement, Priority, ProgramId, Requirement, RequirementChange, RequirementId,
+    NewRequirement, Priority, Program, ProgramId, Requirement, RequirementChange, RequirementId,
     RequirementPath, RequirementStatus, Workstream, WorkstreamId,
 };
 use crate::store::{self, Lock, RequirementFilter};
@@ -287,31 +288,31 @@ impl RequirementService for Requirements {
                 status: status?,
             })
         })?;
-        let page = self.0.pages.parse(
-            req.page_size,
-            &req.page_token,
-            &format!(
+        let paging = Paging {
+            size: req.page_size,
+            token: &req.page_token,
+            filters: format!(
                 "program={};workstream={};status={}",
                 req.program_id, req.workstream_id, req.status
             ),
-        )?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        // The parents named must exist and be visible; both named but
-        // unrelated simply match nothing.
-        if let Some(w) = filter.workstream_id {
-            workstream_program(&mut tx, &call, w, Lock::None).await?;
-        }
-        if let Some(p) = filter.program_id {
-            program(&mut tx, &call.caller, call.org_id, p.uuid(), Lock::None).await?;
-        }
-        let mut requirements =
-            store::list_requirements(&mut tx, call.org_id, filter, page.after, page.limit())
-                .await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self
-            .0
-            .pages
-            .finish(&page, &mut requirements, |r| r.id.uuid());
+        };
+        let newest = Order::NewestFirst(|r: &Requirement| r.id.uuid());
+        let (requirements, next_page_token) =
+            list_page(&self.0, &call, paging, newest, |tx, call, page| {
+                Box::pin(async move {
+                    // The parents named must exist and be visible; both
+                    // named but unrelated simply match nothing.
+                    if let Some(w) = filter.workstream_id {
+                        workstream_program(tx, call, w, Lock::None).await?;
+                    }
+                    if let Some(p) = filter.program_id {
+                        resource::fetch::<Program>(tx, call, p, Lock::None).await?;
+                    }
+                    let (after, limit) = (page.after, page.limit());
+                    store::list_requirements(tx, call.org_id, filter, after, limit).await
+                })
+            })
+            .await?;
         Ok(Response::new(pb::ListRequirementsResponse {
             requirements: requirements.iter().map(requirement_to_proto).collect(),
             next_page_token,

@@ -15,9 +15,11 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, SHORT_DESCRIPTION, long_text, position, program};
+use crate::api::{
+    Order, Paging, SERVICE, SHORT_DESCRIPTION, list_page, long_text, position, program,
+};
 use crate::domain::{
-    NewWorkstream, ProgramId, Workstream, WorkstreamChange, WorkstreamId, WorkstreamPath,
+    NewWorkstream, Program, ProgramId, Workstream, WorkstreamChange, WorkstreamId, WorkstreamPath,
 };
 use crate::store::{self, Lock};
 
@@ -191,32 +193,21 @@ impl WorkstreamService for Workstreams {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let program_id: ProgramId = Violations::require_id_of("program_id", &req.program_id)?;
-        let page = self.0.pages.parse_keyed(
-            req.page_size,
-            &req.page_token,
-            &format!("program={program_id}"),
-        )?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        program(
-            &mut tx,
-            &call.caller,
-            call.org_id,
-            program_id.uuid(),
-            Lock::None,
-        )
-        .await?;
-        let mut workstreams = store::list_workstreams(
-            &mut tx,
-            call.org_id,
-            program_id,
-            page.after_key.zip(page.after),
-            page.limit(),
-        )
-        .await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish_keyed(&page, &mut workstreams, |w| {
-            (i64::from(w.position), w.id.uuid())
-        });
+        let paging = Paging {
+            size: req.page_size,
+            token: &req.page_token,
+            filters: format!("program={program_id}"),
+        };
+        let by_position = Order::ByKey(|w: &Workstream| (i64::from(w.position), w.id.uuid()));
+        let (workstreams, next_page_token) =
+            list_page(&self.0, &call, paging, by_position, |tx, call, page| {
+                Box::pin(async move {
+                    resource::fetch::<Program>(tx, call, program_id, Lock::None).await?;
+                    let after = page.after_key.zip(page.after);
+                    store::list_workstreams(tx, call.org_id, program_id, after, page.limit()).await
+                })
+            })
+            .await?;
         Ok(Response::new(pb::ListWorkstreamsResponse {
             workstreams: workstreams.iter().map(workstream_to_proto).collect(),
             next_page_token,
