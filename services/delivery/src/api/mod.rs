@@ -369,6 +369,23 @@ pub(crate) async fn list_page<T>(
     Ok((rows, next))
 }
 
+/// The end of an update's parse: the resource's id, its etag and the
+/// changes its mask names, or every violation at once.
+pub(crate) fn finish_update<K, C>(
+    v: Violations,
+    id: Option<foundry_domain::Id<K>>,
+    etag: &str,
+    changes: Vec<Option<C>>,
+) -> Result<(foundry_domain::Id<K>, String, Vec<C>), Error> {
+    v.finish_with(|| {
+        Some((
+            id?,
+            etag.to_owned(),
+            changes.into_iter().collect::<Option<_>>()?,
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{Order, Paging, SERVICE, SHORT_DESCRIPTION, list_page, long_text};
+use crate::api::{Order, Paging, SERVICE, SHORT_DESCRIPTION, finish_update, list_page, long_text};
 use crate::domain::{
     self, NewProgram, Phase, PhaseMove, Program, ProgramChange, ProgramId, ProgramPath,
 };
@@ -115,13 +115,7 @@ fn parse_update(
             }
         });
     }
-    v.finish_with(|| {
-        Some((
-            id?,
-            p.etag.clone(),
-            changes.into_iter().collect::<Option<Vec<_>>>()?,
-        ))
-    })
+    finish_update(v, id, &p.etag, changes)
 }
 
 /// An `AdvanceProgramPhaseRequest`: the program, the phase and the reason.

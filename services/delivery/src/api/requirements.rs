@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, Order, Paging, SERVICE, criteria, dependencies, list_page, long_text,
-    other_program,
+    LONG_DESCRIPTION, Order, Paging, SERVICE, criteria, dependencies, finish_update, list_page,
+    long_text, other_program,
 };
 use crate::domain::{
     NewRequirement, Priority, Program, ProgramId, Requirement, RequirementChange, RequirementId,
@@ -160,13 +160,7 @@ fn parse_update(
             RequirementPath::Batch => batch(&mut v, &r.batch).map(RequirementChange::Batch),
         });
     }
-    v.finish_with(|| {
-        Some((
-            id?,
-            r.etag.clone(),
-            changes.into_iter().collect::<Option<Vec<_>>>()?,
-        ))
-    })
+    finish_update(v, id, &r.etag, changes)
 }
 
 /// A workstream the caller may see, held (`lock`) until commit: its

@@ -16,7 +16,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, SHORT_DESCRIPTION, list_page, long_text, position, program,
+    Order, Paging, SERVICE, SHORT_DESCRIPTION, finish_update, list_page, long_text, position,
+    program,
 };
 use crate::domain::{
     NewWorkstream, Program, ProgramId, Workstream, WorkstreamChange, WorkstreamId, WorkstreamPath,
@@ -104,13 +105,7 @@ fn parse_update(
                 .map(WorkstreamChange::Position),
         });
     }
-    v.finish_with(|| {
-        Some((
-            id?,
-            w.etag.clone(),
-            changes.into_iter().collect::<Option<Vec<_>>>()?,
-        ))
-    })
+    finish_update(v, id, &w.etag, changes)
 }
 
 #[async_trait]

@@ -4,9 +4,9 @@ use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
-use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use super::programs::{fetch_list, select_list};
 use super::{Removed, newest_first};
 use crate::domain::{
     NewRequirement, PlanItem, Priority, ProgramId, Requirement, RequirementId, RequirementStatus,
@@ -121,9 +121,7 @@ pub async fn list_requirements(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Requirement>> {
-    let mut q =
-        QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM requirements WHERE org_id = "));
-    q.push_bind(org_id);
+    let mut q = select_list::<Requirement>(org_id);
     if let Some(w) = f.workstream_id {
         q.push(" AND workstream_id = ").push_bind(w.uuid());
     }
@@ -134,8 +132,7 @@ pub async fn list_requirements(
         q.push(" AND status = ").push_bind(s.as_str());
     }
     newest_first(&mut q, "id", before, limit);
-    let rows: Vec<RequirementRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(Requirement::from_row).collect()
+    fetch_list(tx, q).await
 }
 
 /// Writes the user-editable fields of `r`.
@@ -166,31 +163,30 @@ pub async fn delete_requirements(tx: &mut Tx, org_id: Uuid, ids: &[Uuid]) -> Res
     if ids.is_empty() {
         return Ok(removed);
     }
-    removed.dependencies = sqlx::query(
-        "DELETE FROM requirement_dependencies WHERE org_id = $1 \
-         AND (requirement_id = ANY($2) OR depends_on_id = ANY($2))",
-    )
-    .bind(org_id)
-    .bind(ids)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    removed.tasks_detached = sqlx::query(
-        "UPDATE tasks SET requirement_id = NULL, version = version + 1, updated_at = now() \
-         WHERE org_id = $1 AND requirement_id = ANY($2)",
-    )
-    .bind(org_id)
-    .bind(ids)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    removed.requirements =
-        sqlx::query("DELETE FROM requirements WHERE org_id = $1 AND id = ANY($2)")
+    // Each statement binds the organization ($1) and the ids ($2).
+    for (count, sql) in [
+        (
+            &mut removed.dependencies,
+            "DELETE FROM requirement_dependencies WHERE org_id = $1 \
+             AND (requirement_id = ANY($2) OR depends_on_id = ANY($2))",
+        ),
+        (
+            &mut removed.tasks_detached,
+            "UPDATE tasks SET requirement_id = NULL, version = version + 1, updated_at = now() \
+             WHERE org_id = $1 AND requirement_id = ANY($2)",
+        ),
+        (
+            &mut removed.requirements,
+            "DELETE FROM requirements WHERE org_id = $1 AND id = ANY($2)",
+        ),
+    ] {
+        *count = sqlx::query(sql)
             .bind(org_id)
             .bind(ids)
             .execute(&mut **tx)
             .await?
             .rows_affected();
+    }
     Ok(removed)
 }
 

@@ -4,10 +4,10 @@ use foundry_domain::Id;
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
-use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::Removed;
+use super::programs::{by_position, fetch_list, select_list};
 use crate::domain::{NewWorkstream, ProgramId, Workstream, WorkstreamId};
 
 /// A workstream row, as read (public only as [`Resource::Row`]).
@@ -95,21 +95,10 @@ pub async fn list_workstreams(
     after: Option<(i64, Uuid)>,
     limit: i64,
 ) -> Result<Vec<Workstream>> {
-    let mut q =
-        QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM workstreams WHERE org_id = "));
-    q.push_bind(org_id)
-        .push(" AND program_id = ")
-        .push_bind(program_id.uuid());
-    if let Some((position, id)) = after {
-        q.push(" AND (position, id) > (")
-            .push_bind(position)
-            .push("::integer, ")
-            .push_bind(id)
-            .push(")");
-    }
-    q.push(" ORDER BY position, id LIMIT ").push_bind(limit);
-    let rows: Vec<WorkstreamRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(Workstream::from_row).collect()
+    let mut q = select_list::<Workstream>(org_id);
+    q.push(" AND program_id = ").push_bind(program_id.uuid());
+    by_position(&mut q, after, limit);
+    fetch_list(tx, q).await
 }
 
 /// Writes the user-editable fields of `w`.
