@@ -369,14 +369,21 @@ pub(crate) async fn list_page<T>(
     Ok((rows, next))
 }
 
-/// The end of an update's parse: the resource's id, its etag and the
-/// changes its mask names, or every violation at once.
-pub(crate) fn finish_update<K, C>(
-    v: Violations,
-    id: Option<foundry_domain::Id<K>>,
-    etag: &str,
-    changes: Vec<Option<C>>,
+/// An update request's parse: the resource's id (`<name>.id`), its etag,
+/// and the change `change` parses for each path the mask names (recording
+/// violations), or every violation at once.
+pub(crate) fn parse_changes<P: foundry_domain::FieldPath, K, C>(
+    name: &str,
+    (id, etag): (&str, &str),
+    update_mask: Option<&prost_types::FieldMask>,
+    mut change: impl FnMut(&mut Violations, P) -> Option<C>,
 ) -> Result<(foundry_domain::Id<K>, String, Vec<C>), Error> {
+    let mut v = Violations::new();
+    let id = v.id_of(&format!("{name}.id"), id);
+    let changes: Vec<Option<C>> = foundry_platform::validate::mask::<P>(&mut v, update_mask)
+        .into_iter()
+        .map(|path| change(&mut v, path))
+        .collect();
     v.finish_with(|| {
         Some((
             id?,

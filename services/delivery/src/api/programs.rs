@@ -7,14 +7,14 @@ use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::opt_timestamp;
 use foundry_platform::db::{Tx, check_etag};
-use foundry_platform::validate::{Violations, mask};
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, program_service_server::ProgramService};
 use foundry_resource::{self as resource, Create, Creation, Delete, Resource, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{Order, Paging, SERVICE, SHORT_DESCRIPTION, finish_update, list_page, long_text};
+use crate::api::{Order, Paging, SERVICE, SHORT_DESCRIPTION, list_page, long_text, parse_changes};
 use crate::domain::{
     self, NewProgram, Phase, PhaseMove, Program, ProgramChange, ProgramId, ProgramPath,
 };
@@ -95,27 +95,26 @@ fn parse_update(
 ) -> Result<(ProgramId, String, Vec<ProgramChange>), Error> {
     let empty = pb::Program::default();
     let p = req.program.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let id = v.id_of("program.id", &p.id);
-    let mut changes = Vec::new();
-    for path in mask::<ProgramPath>(&mut v, req.update_mask.as_ref()) {
-        changes.push(match path {
-            ProgramPath::Name => name(&mut v, &p.name).map(ProgramChange::Name),
+    parse_changes(
+        "program",
+        (&p.id, &p.etag),
+        req.update_mask.as_ref(),
+        |v, path| match path {
+            ProgramPath::Name => name(v, &p.name).map(ProgramChange::Name),
             ProgramPath::Slug => v.slug("program.slug", &p.slug).map(ProgramChange::Slug),
             ProgramPath::Description => {
-                description(&mut v, &p.description).map(ProgramChange::Description)
+                description(v, &p.description).map(ProgramChange::Description)
             }
             ProgramPath::SourcePlatform => {
-                platform(&mut v, "program.source_platform", &p.source_platform)
+                platform(v, "program.source_platform", &p.source_platform)
                     .map(ProgramChange::SourcePlatform)
             }
             ProgramPath::TargetPlatform => {
-                platform(&mut v, "program.target_platform", &p.target_platform)
+                platform(v, "program.target_platform", &p.target_platform)
                     .map(ProgramChange::TargetPlatform)
             }
-        });
-    }
-    finish_update(v, id, &p.etag, changes)
+        },
+    )
 }
 
 /// An `AdvanceProgramPhaseRequest`: the program, the phase and the reason.

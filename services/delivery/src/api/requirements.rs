@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::db::Tx;
-use foundry_platform::validate::{Violations, mask};
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{
     self as pb, requirement_service_server::RequirementService,
 };
@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, Order, Paging, SERVICE, criteria, dependencies, finish_update, list_page,
-    long_text, other_program,
+    LONG_DESCRIPTION, Order, Paging, SERVICE, criteria, dependencies, list_page, long_text,
+    other_program, parse_changes,
 };
 use crate::domain::{
     NewRequirement, Priority, Program, ProgramId, Requirement, RequirementChange, RequirementId,
@@ -135,17 +135,17 @@ fn parse_update(
 ) -> Result<(RequirementId, String, Vec<RequirementChange>), Error> {
     let empty = pb::Requirement::default();
     let r = req.requirement.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let id = v.id_of("requirement.id", &r.id);
-    let mut changes = Vec::new();
-    for path in mask::<RequirementPath>(&mut v, req.update_mask.as_ref()) {
-        changes.push(match path {
+    parse_changes(
+        "requirement",
+        (&r.id, &r.etag),
+        req.update_mask.as_ref(),
+        |v, path| match path {
             RequirementPath::WorkstreamId => v
                 .id_of("requirement.workstream_id", &r.workstream_id)
                 .map(RequirementChange::WorkstreamId),
-            RequirementPath::Title => title(&mut v, &r.title).map(RequirementChange::Title),
+            RequirementPath::Title => title(v, &r.title).map(RequirementChange::Title),
             RequirementPath::Description => {
-                description(&mut v, &r.description).map(RequirementChange::Description)
+                description(v, &r.description).map(RequirementChange::Description)
             }
             RequirementPath::Priority => v
                 .enum_value("requirement.priority", r.priority)
@@ -153,14 +153,11 @@ fn parse_update(
             RequirementPath::Status => v
                 .enum_value("requirement.status", r.status)
                 .map(RequirementChange::Status),
-            RequirementPath::AcceptanceCriteria => {
-                acceptance_criteria(&mut v, &r.acceptance_criteria)
-                    .map(RequirementChange::AcceptanceCriteria)
-            }
-            RequirementPath::Batch => batch(&mut v, &r.batch).map(RequirementChange::Batch),
-        });
-    }
-    finish_update(v, id, &r.etag, changes)
+            RequirementPath::AcceptanceCriteria => acceptance_criteria(v, &r.acceptance_criteria)
+                .map(RequirementChange::AcceptanceCriteria),
+            RequirementPath::Batch => batch(v, &r.batch).map(RequirementChange::Batch),
+        },
+    )
 }
 
 /// A workstream the caller may see, held (`lock`) until commit: its

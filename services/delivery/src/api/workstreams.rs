@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::db::Tx;
-use foundry_platform::validate::{Violations, mask};
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{
     self as pb, workstream_service_server::WorkstreamService,
 };
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, SHORT_DESCRIPTION, finish_update, list_page, long_text, position,
+    Order, Paging, SERVICE, SHORT_DESCRIPTION, list_page, long_text, parse_changes, position,
     program,
 };
 use crate::domain::{
@@ -84,28 +84,27 @@ fn parse_update(
 ) -> Result<(WorkstreamId, String, Vec<WorkstreamChange>), Error> {
     let empty = pb::Workstream::default();
     let w = req.workstream.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let id = v.id_of("workstream.id", &w.id);
-    let mut changes = Vec::new();
-    for path in mask::<WorkstreamPath>(&mut v, req.update_mask.as_ref()) {
-        changes.push(match path {
+    parse_changes(
+        "workstream",
+        (&w.id, &w.etag),
+        req.update_mask.as_ref(),
+        |v, path| match path {
             WorkstreamPath::Name => v
                 .text("workstream.name", &w.name, 1, 200)
                 .map(WorkstreamChange::Name),
             WorkstreamPath::Description => long_text(
-                &mut v,
+                v,
                 "workstream.description",
                 &w.description,
                 0,
                 SHORT_DESCRIPTION,
             )
             .map(WorkstreamChange::Description),
-            WorkstreamPath::Position => position(&mut v, "workstream.position", w.position, false)
+            WorkstreamPath::Position => position(v, "workstream.position", w.position, false)
                 .flatten()
                 .map(WorkstreamChange::Position),
-        });
-    }
-    finish_update(v, id, &w.etag, changes)
+        },
+    )
 }
 
 #[async_trait]
