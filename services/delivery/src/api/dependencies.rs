@@ -3,23 +3,21 @@
 
 use std::collections::HashMap;
 
-use foundry_domain::Id;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1 as pb;
+use foundry_resource::{self as resource, Resource};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::requirements::{requirement_to_proto, visible_requirement};
-use crate::api::{SERVICE, other_program, program, requirement_not_found};
+use crate::api::requirements::requirement_to_proto;
+use crate::api::{Order, Paging, SERVICE, list_page, other_program, requirement_not_found};
 use crate::domain::graph;
-use crate::domain::{Dependency, PlanItem, ProgramId, RequirementId};
+use crate::domain::{Dependency, PlanItem, Program, ProgramId, Requirement, RequirementId};
 use crate::store::{self, Direction, Lock};
-
-const RESOURCE: &str = "delivery.requirement";
 
 fn dependency_to_proto(d: &Dependency) -> pb::RequirementDependency {
     pb::RequirementDependency {
@@ -60,21 +58,15 @@ pub async fn add(
     let mut tx = state.db.tenant(call.org_id).await?;
     // Its program first (a requirement never changes program), then the
     // graph lock, then both ends.
-    let program_id = visible_requirement(&mut tx, &call, requirement_id, Lock::None)
+    let program_id = resource::fetch::<Requirement>(&mut tx, &call, requirement_id, Lock::None)
         .await?
         .program_id;
-    program(
-        &mut tx,
-        &call.caller,
-        call.org_id,
-        program_id.uuid(),
-        Lock::NoKeyUpdate,
-    )
-    .await?;
-    store::get_requirement(&mut tx, call.org_id, requirement_id, Lock::KeyShare)
+    resource::fetch::<Program>(&mut tx, &call, program_id, Lock::NoKeyUpdate).await?;
+    resource::read::<Requirement>(&mut tx, call.org_id, requirement_id, Lock::KeyShare)
         .await?
         .ok_or_else(requirement_not_found)?;
-    let target = visible_requirement(&mut tx, &call, depends_on_id, Lock::KeyShare).await?;
+    let target =
+        resource::fetch::<Requirement>(&mut tx, &call, depends_on_id, Lock::KeyShare).await?;
     if target.program_id != program_id {
         return Err(other_program("requirement named by depends_on_id").into());
     }
@@ -98,7 +90,7 @@ pub async fn add(
     call.actor
         .event(
             "delivery.requirement.add_dependency",
-            RESOURCE,
+            Requirement::KIND,
             requirement_id,
         )
         .project(Some(program_id.uuid()))
@@ -119,14 +111,15 @@ pub async fn remove(
     let (requirement_id, depends_on_id) =
         edge(&req.get_ref().requirement_id, &req.get_ref().depends_on_id)?;
     let mut tx = state.db.tenant(call.org_id).await?;
-    let requirement = visible_requirement(&mut tx, &call, requirement_id, Lock::None).await?;
+    let requirement =
+        resource::fetch::<Requirement>(&mut tx, &call, requirement_id, Lock::None).await?;
     store::delete_dependency(&mut tx, call.org_id, requirement_id, depends_on_id)
         .await?
         .ok_or_else(|| Error::not_found("DEPENDENCY_NOT_FOUND", "dependency"))?;
     call.actor
         .event(
             "delivery.requirement.remove_dependency",
-            RESOURCE,
+            Requirement::KIND,
             requirement_id,
         )
         .project(Some(requirement.program_id.uuid()))
@@ -152,30 +145,26 @@ pub async fn list(
         Some(_) => Direction::Downstream,
     };
     let id = v.finish_with(|| id)?;
-    let page = state.pages.parse(
-        req.page_size,
-        &req.page_token,
-        &format!(
+    let paging = Paging {
+        size: req.page_size,
+        token: &req.page_token,
+        filters: format!(
             "requirement={id};direction={direction:?};transitive={}",
             req.transitive
         ),
-    )?;
-    let mut tx = state.db.tenant(call.org_id).await?;
-    visible_requirement(&mut tx, &call, id, Lock::None).await?;
-    let mut requirements = store::list_dependencies(
-        &mut tx,
-        call.org_id,
-        id,
-        direction,
-        req.transitive,
-        page.after,
-        page.limit(),
-    )
-    .await?;
-    tx.commit().await.map_err(Error::from)?;
-    let next_page_token = state
-        .pages
-        .finish(&page, &mut requirements, |r| r.id.uuid());
+    };
+    let transitive = req.transitive;
+    let newest = Order::NewestFirst(|r: &Requirement| r.id.uuid());
+    let (requirements, next_page_token) =
+        list_page(state, &call, paging, newest, |tx, call, page| {
+            Box::pin(async move {
+                resource::fetch::<Requirement>(tx, call, id, Lock::None).await?;
+                let (after, limit) = (page.after, page.limit());
+                store::list_dependencies(tx, call.org_id, id, direction, transitive, after, limit)
+                    .await
+            })
+        })
+        .await?;
     Ok(Response::new(pb::ListRequirementDependenciesResponse {
         requirements: requirements.iter().map(requirement_to_proto).collect(),
         next_page_token,
@@ -190,17 +179,9 @@ pub async fn plan(
     req: Request<pb::GetProgramPlanRequest>,
 ) -> Result<Response<pb::ProgramPlan>, Status> {
     let call = Call::of(SERVICE, &req)?;
-    let program_id: ProgramId =
-        Violations::require_id("program_id", &req.get_ref().program_id).map(Id::from_uuid)?;
+    let program_id: ProgramId = Violations::require_id_of("program_id", &req.get_ref().program_id)?;
     let mut tx = state.db.tenant(call.org_id).await?;
-    program(
-        &mut tx,
-        &call.caller,
-        call.org_id,
-        program_id.uuid(),
-        Lock::None,
-    )
-    .await?;
+    resource::fetch::<Program>(&mut tx, &call, program_id, Lock::None).await?;
     let requirements = store::plan_requirements(&mut tx, call.org_id, program_id).await?;
     let edges = store::program_edges(&mut tx, call.org_id, program_id).await?;
     tx.commit().await.map_err(Error::from)?;

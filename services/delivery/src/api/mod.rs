@@ -24,7 +24,7 @@ use uuid::Uuid;
 use foundry_proto::foundry::delivery::v1 as pb;
 
 use crate::domain;
-use crate::store::{self, Lock};
+use crate::store::Lock;
 
 /// The proto mapping of a domain enum stored as text: domain → proto, and
 /// proto number → domain (`*_UNSPECIFIED` and unknown numbers are `Err`,
@@ -244,7 +244,13 @@ pub(crate) async fn program(
     lock: Lock,
 ) -> Result<domain::Program, Error> {
     found(
-        store::get_program(tx, org_id, id, lock).await?,
+        foundry_resource::read::<domain::Program>(
+            tx,
+            org_id,
+            foundry_domain::Id::from_uuid(id),
+            lock,
+        )
+        .await?,
         caller,
         |p| p.id.uuid(),
         program_not_found,
@@ -253,10 +259,6 @@ pub(crate) async fn program(
 
 pub(crate) fn program_not_found() -> Error {
     Error::not_found("PROGRAM_NOT_FOUND", "program")
-}
-
-pub(crate) fn workstream_not_found() -> Error {
-    Error::not_found("WORKSTREAM_NOT_FOUND", "workstream")
 }
 
 pub(crate) fn requirement_not_found() -> Error {
@@ -309,6 +311,86 @@ pub(crate) fn other_program(what: &str) -> Error {
         "DIFFERENT_PROGRAM",
         format!("the {what} belongs to another program"),
     )
+}
+
+/// How a list is ordered, and so paged: newest first by id, or by a
+/// `(key, id)` pair (positions).
+pub(crate) enum Order<T> {
+    /// By id, descending: the id of a row.
+    NewestFirst(fn(&T) -> Uuid),
+    /// By `(key, id)`, ascending: both of a row.
+    ByKey(fn(&T) -> (i64, Uuid)),
+}
+
+/// A list request's paging: `page_size`, `page_token` and its filters
+/// rendered stably (a token of other filters is refused).
+pub(crate) struct Paging<'a> {
+    pub size: i32,
+    pub token: &'a str,
+    pub filters: String,
+}
+
+/// The rows a [`list_page`] reads, as a boxed future (`Box::pin(async
+/// move { … })`) so that the handler stays `Send`; it borrows only the
+/// transaction, the call and the page it is given.
+pub(crate) type Rows<'t, T> =
+    std::pin::Pin<Box<dyn Future<Output = Result<Vec<T>, Error>> + Send + 't>>;
+
+/// One page of a list (AIP-132): the page parsed, the rows `read` returns
+/// in one tenant transaction (checks of the parent included), the page
+/// trimmed and the next page token (empty on the last page).
+pub(crate) async fn list_page<T>(
+    state: &crate::State,
+    call: &foundry_outbox::Call,
+    paging: Paging<'_>,
+    order: Order<T>,
+    read: impl for<'t> FnOnce(
+        &'t mut Tx,
+        &'t foundry_outbox::Call,
+        &'t foundry_platform::page::Page,
+    ) -> Rows<'t, T>,
+) -> Result<(Vec<T>, String), Error> {
+    let Paging {
+        size,
+        token,
+        filters,
+    } = paging;
+    let page = match order {
+        Order::NewestFirst(_) => state.pages.parse(size, token, &filters),
+        Order::ByKey(_) => state.pages.parse_keyed(size, token, &filters),
+    }?;
+    let mut tx = state.db.tenant(call.org_id).await?;
+    let mut rows = read(&mut tx, call, &page).await?;
+    tx.commit().await?;
+    let next = match order {
+        Order::NewestFirst(id) => state.pages.finish(&page, &mut rows, id),
+        Order::ByKey(key) => state.pages.finish_keyed(&page, &mut rows, key),
+    };
+    Ok((rows, next))
+}
+
+/// An update request's parse: the resource's id (`<name>.id`), its etag,
+/// and the change `change` parses for each path the mask names (recording
+/// violations), or every violation at once.
+pub(crate) fn parse_changes<P: foundry_domain::FieldPath, K, C>(
+    name: &str,
+    (id, etag): (&str, &str),
+    update_mask: Option<&prost_types::FieldMask>,
+    mut change: impl FnMut(&mut Violations, P) -> Option<C>,
+) -> Result<(foundry_domain::Id<K>, String, Vec<C>), Error> {
+    let mut v = Violations::new();
+    let id = v.id_of(&format!("{name}.id"), id);
+    let changes: Vec<Option<C>> = foundry_platform::validate::mask::<P>(&mut v, update_mask)
+        .into_iter()
+        .map(|path| change(&mut v, path))
+        .collect();
+    v.finish_with(|| {
+        Some((
+            id?,
+            etag.to_owned(),
+            changes.into_iter().collect::<Option<_>>()?,
+        ))
+    })
 }
 
 #[cfg(test)]

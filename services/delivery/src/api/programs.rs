@@ -2,19 +2,19 @@
 
 use std::sync::Arc;
 
-use foundry_domain::Id;
+use async_trait::async_trait;
 use foundry_outbox::Call;
 use foundry_platform::Error;
-use foundry_platform::convert::{opt_timestamp, timestamp};
-use foundry_platform::db::{check_etag, etag};
-use foundry_platform::idempotency::{self, Begun};
-use foundry_platform::validate::{Violations, mask};
+use foundry_platform::convert::opt_timestamp;
+use foundry_platform::db::{Tx, check_etag};
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, program_service_server::ProgramService};
+use foundry_resource::{self as resource, Create, Creation, Delete, Resource, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, SHORT_DESCRIPTION, long_text, program};
+use crate::api::{Order, Paging, SERVICE, SHORT_DESCRIPTION, list_page, long_text, parse_changes};
 use crate::domain::{
     self, NewProgram, Phase, PhaseMove, Program, ProgramChange, ProgramId, ProgramPath,
 };
@@ -27,9 +27,13 @@ pub struct Programs(pub Arc<State>);
 /// The permission that lets AdvanceProgramPhase skip phases or go back.
 pub const FORCE_PERMISSION: &str = "delivery.programs.admin";
 
-const RESOURCE: &str = "delivery.program";
-
 pub fn program_to_proto(p: &Program) -> pb::Program {
+    let WireStamp {
+        created_by,
+        create_time,
+        update_time,
+        etag,
+    } = (&p.stamp).into();
     pb::Program {
         id: p.id.to_string(),
         name: p.name.clone(),
@@ -40,10 +44,10 @@ pub fn program_to_proto(p: &Program) -> pb::Program {
         phase: pb::DeliveryPhase::from(p.phase) as i32,
         archived: p.archived_at.is_some(),
         archive_time: opt_timestamp(p.archived_at),
-        created_by: p.created_by.to_string(),
-        create_time: Some(timestamp(p.created_at)),
-        update_time: Some(timestamp(p.updated_at)),
-        etag: etag(p.version),
+        created_by,
+        create_time,
+        update_time,
+        etag,
     }
 }
 
@@ -84,32 +88,33 @@ fn parse_create(req: &pb::CreateProgramRequest) -> Result<(NewProgram, Option<Uu
     })
 }
 
-/// An `UpdateProgramRequest` as the program's id and the changes its mask
-/// names.
-fn parse_update(req: &pb::UpdateProgramRequest) -> Result<(ProgramId, Vec<ProgramChange>), Error> {
+/// An `UpdateProgramRequest` as the program's id, etag and the changes its
+/// mask names.
+fn parse_update(
+    req: &pb::UpdateProgramRequest,
+) -> Result<(ProgramId, String, Vec<ProgramChange>), Error> {
     let empty = pb::Program::default();
     let p = req.program.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let id = v.id_of("program.id", &p.id);
-    let mut changes = Vec::new();
-    for path in mask::<ProgramPath>(&mut v, req.update_mask.as_ref()) {
-        changes.push(match path {
-            ProgramPath::Name => name(&mut v, &p.name).map(ProgramChange::Name),
+    parse_changes(
+        "program",
+        (&p.id, &p.etag),
+        req.update_mask.as_ref(),
+        |v, path| match path {
+            ProgramPath::Name => name(v, &p.name).map(ProgramChange::Name),
             ProgramPath::Slug => v.slug("program.slug", &p.slug).map(ProgramChange::Slug),
             ProgramPath::Description => {
-                description(&mut v, &p.description).map(ProgramChange::Description)
+                description(v, &p.description).map(ProgramChange::Description)
             }
             ProgramPath::SourcePlatform => {
-                platform(&mut v, "program.source_platform", &p.source_platform)
+                platform(v, "program.source_platform", &p.source_platform)
                     .map(ProgramChange::SourcePlatform)
             }
             ProgramPath::TargetPlatform => {
-                platform(&mut v, "program.target_platform", &p.target_platform)
+                platform(v, "program.target_platform", &p.target_platform)
                     .map(ProgramChange::TargetPlatform)
             }
-        });
-    }
-    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+        },
+    )
 }
 
 /// An `AdvanceProgramPhaseRequest`: the program, the phase and the reason.
@@ -121,6 +126,57 @@ fn parse_advance(
     let to = v.enum_value("phase", req.phase);
     let reason = v.text("reason", &req.reason, 0, 1000);
     v.finish_with(|| Some((id?, to?, reason?)))
+}
+
+#[async_trait]
+impl Create for Program {
+    type New = NewProgram;
+
+    async fn insert(
+        new: &NewProgram,
+        tx: &mut Tx,
+        org_id: Uuid,
+        by: Uuid,
+    ) -> Result<Program, Error> {
+        store::insert_program(tx, org_id, new, by).await
+    }
+}
+
+#[async_trait]
+impl Update for Program {
+    /// An archived program does not change.
+    async fn check(&self, before: &Program, _: &mut Tx, _: &Call) -> Result<(), Error> {
+        before.check_not_archived().map_err(Error::from)
+    }
+
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Program, Error> {
+        store::update_program(tx, org_id, self).await
+    }
+}
+
+#[async_trait]
+impl Delete for Program {
+    /// Everything in it goes with it. The caller holds it `FOR UPDATE`:
+    /// creates of children hold `FOR KEY SHARE` on the program, so none is
+    /// in flight while the cascade runs.
+    async fn remove(&self, tx: &mut Tx, org_id: Uuid) -> Result<Option<serde_json::Value>, Error> {
+        let removed = store::delete_program(tx, org_id, self.id).await?;
+        Ok(Some(serde_json::json!({
+            "workstreams": removed.workstreams,
+            "requirements": removed.requirements,
+            "dependencies": removed.dependencies,
+            "tasks": removed.tasks,
+            "subtasks": removed.subtasks,
+            "risks": removed.risks,
+            "goals": removed.goals,
+            "work_orders": removed.work_orders,
+            "planner_phases": removed.planner_phases,
+            "features": removed.features,
+            "sprints": removed.sprints,
+            "sprint_gates": removed.sprint_gates,
+            "sprint_gate_evaluations": removed.sprint_gate_evaluations,
+        })))
+    }
 }
 
 #[tonic::async_trait]
@@ -139,20 +195,13 @@ impl ProgramService for Programs {
             )
             .into());
         }
-        let key = idempotency::Key::of(call.org_id, "CreateProgram", request_id, req.get_ref());
-        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
-            Begun::New(tx) => tx,
+        let creation = Creation {
+            method: "CreateProgram",
+            request: req.get_ref(),
+            request_id,
+            new,
         };
-        let p = store::insert_program(&mut tx, call.org_id, &new, call.principal_id()).await?;
-        call.actor
-            .event("delivery.program.create", RESOURCE, p.id)
-            .project(Some(p.id.uuid()))
-            .created(&p)
-            .record(&mut tx)
-            .await?;
-        let out = program_to_proto(&p);
-        tx.finish(&out).await?;
+        let out = resource::create(&self.0.db, &call, creation, program_to_proto).await?;
         Ok(Response::new(out))
     }
 
@@ -162,10 +211,8 @@ impl ProgramService for Programs {
         req: Request<pb::GetProgramRequest>,
     ) -> Result<Response<pb::Program>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let p = program(&mut tx, &call.caller, call.org_id, id, Lock::None).await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        let p: Program = resource::get(&self.0.db, &call, id).await?;
         Ok(Response::new(program_to_proto(&p)))
     }
 
@@ -179,26 +226,28 @@ impl ProgramService for Programs {
         let mut v = Violations::new();
         let phase: Option<Phase> = v.opt_enum_value("phase", req.phase);
         v.finish()?;
-        let page = self.0.pages.parse(
-            req.page_size,
-            &req.page_token,
-            &format!("phase={};archived={:?}", req.phase, req.archived),
-        )?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let mut programs = store::list_programs(
-            &mut tx,
-            call.org_id,
-            ProgramFilter {
-                phase,
-                archived: req.archived,
-                only: call.caller.claims.project_id,
-            },
-            page.after,
-            page.limit(),
-        )
-        .await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut programs, |p| p.id.uuid());
+        let paging = Paging {
+            size: req.page_size,
+            token: &req.page_token,
+            filters: format!("phase={};archived={:?}", req.phase, req.archived),
+        };
+        let filter = ProgramFilter {
+            phase,
+            archived: req.archived,
+            only: call.caller.claims.project_id,
+        };
+        let newest = Order::NewestFirst(|p: &Program| p.id.uuid());
+        let (programs, next_page_token) =
+            list_page(&self.0, &call, paging, newest, |tx, call, page| {
+                Box::pin(store::list_programs(
+                    tx,
+                    call.org_id,
+                    filter,
+                    page.after,
+                    page.limit(),
+                ))
+            })
+            .await?;
         Ok(Response::new(pb::ListProgramsResponse {
             programs: programs.iter().map(program_to_proto).collect(),
             next_page_token,
@@ -211,33 +260,8 @@ impl ProgramService for Programs {
         req: Request<pb::UpdateProgramRequest>,
     ) -> Result<Response<pb::Program>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let (id, changes) = parse_update(req.get_ref())?;
-        let etag = req
-            .get_ref()
-            .program
-            .as_ref()
-            .map_or("", |p| p.etag.as_str());
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = program(
-            &mut tx,
-            &call.caller,
-            call.org_id,
-            id.uuid(),
-            Lock::NoKeyUpdate,
-        )
-        .await?;
-        check_etag(etag, before.version, "program")?;
-        before.check_not_archived().map_err(Error::from)?;
-        let mut p = before.clone();
-        p.apply(changes);
-        let p = store::update_program(&mut tx, call.org_id, &p).await?;
-        call.actor
-            .event("delivery.program.update", RESOURCE, id)
-            .project(Some(id.uuid()))
-            .diff(&before, &p)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let (id, etag, changes) = parse_update(req.get_ref())?;
+        let p: Program = resource::update(&self.0.db, &call, id, &etag, changes).await?;
         Ok(Response::new(program_to_proto(&p)))
     }
 
@@ -247,38 +271,8 @@ impl ProgramService for Programs {
         req: Request<pb::DeleteProgramRequest>,
     ) -> Result<Response<()>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id: ProgramId = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        // FOR UPDATE: creates of children hold FOR KEY SHARE on the program,
-        // so none is in flight while the cascade runs.
-        let p = program(&mut tx, &call.caller, call.org_id, id.uuid(), Lock::Update).await?;
-        check_etag(&req.get_ref().etag, p.version, "program")?;
-        let removed = store::delete_program(&mut tx, call.org_id, id).await?;
-        call.actor
-            .event("delivery.program.delete", RESOURCE, id)
-            .project(Some(id.uuid()))
-            .removed(&p)
-            .set(
-                "removed",
-                serde_json::json!({
-                    "workstreams": removed.workstreams,
-                    "requirements": removed.requirements,
-                    "dependencies": removed.dependencies,
-                    "tasks": removed.tasks,
-                    "subtasks": removed.subtasks,
-                    "risks": removed.risks,
-                    "goals": removed.goals,
-                    "work_orders": removed.work_orders,
-                    "planner_phases": removed.planner_phases,
-                    "features": removed.features,
-                    "sprints": removed.sprints,
-                    "sprint_gates": removed.sprint_gates,
-                    "sprint_gate_evaluations": removed.sprint_gate_evaluations,
-                }),
-            )
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        resource::delete::<Program>(&self.0.db, &call, id, &req.get_ref().etag).await?;
         Ok(Response::new(()))
     }
 
@@ -298,15 +292,8 @@ impl ProgramService for Programs {
             .into());
         }
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = program(
-            &mut tx,
-            &call.caller,
-            call.org_id,
-            id.uuid(),
-            Lock::NoKeyUpdate,
-        )
-        .await?;
-        check_etag(&req.etag, before.version, "program")?;
+        let before = resource::fetch::<Program>(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
+        check_etag(&req.etag, before.stamp.version, Program::NAME)?;
         before.check_not_archived().map_err(Error::from)?;
         let step = domain::advance_phase(before.phase, to, req.force).map_err(Error::from)?;
         if step == PhaseMove::Unchanged {
@@ -316,7 +303,7 @@ impl ProgramService for Programs {
         let p = store::set_program_phase(&mut tx, call.org_id, id, to).await?;
         let mut event = call
             .actor
-            .event("delivery.program.advance_phase", RESOURCE, id)
+            .event("delivery.program.advance_phase", Program::KIND, id)
             .project(Some(id.uuid()))
             .diff(&before, &p);
         if matches!(step, PhaseMove::Skip | PhaseMove::Back) {
@@ -362,17 +349,10 @@ async fn set_archived(
     etag: &str,
     archive: bool,
 ) -> Result<Program, Error> {
-    let id: ProgramId = Violations::require_id("id", id).map(Id::from_uuid)?;
+    let id: ProgramId = Violations::require_id_of("id", id)?;
     let mut tx = state.db.tenant(call.org_id).await?;
-    let before = program(
-        &mut tx,
-        &call.caller,
-        call.org_id,
-        id.uuid(),
-        Lock::NoKeyUpdate,
-    )
-    .await?;
-    check_etag(etag, before.version, "program")?;
+    let before = resource::fetch::<Program>(&mut tx, call, id, Lock::NoKeyUpdate).await?;
+    check_etag(etag, before.stamp.version, Program::NAME)?;
     let (allowed, action) = if archive {
         (before.check_archivable(), "delivery.program.archive")
     } else {
@@ -381,7 +361,7 @@ async fn set_archived(
     allowed.map_err(Error::from)?;
     let p = store::set_program_archived(&mut tx, call.org_id, id, archive).await?;
     call.actor
-        .event(action, RESOURCE, id)
+        .event(action, Program::KIND, id)
         .project(Some(id.uuid()))
         .diff(&before, &p)
         .record(&mut tx)

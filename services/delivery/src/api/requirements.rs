@@ -3,27 +3,26 @@
 
 use std::sync::Arc;
 
-use foundry_domain::Id;
+use async_trait::async_trait;
 use foundry_outbox::Call;
 use foundry_platform::Error;
-use foundry_platform::convert::timestamp;
-use foundry_platform::db::{Tx, check_etag, etag};
-use foundry_platform::idempotency::{self, Begun};
-use foundry_platform::validate::{Violations, mask};
+use foundry_platform::db::Tx;
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{
     self as pb, requirement_service_server::RequirementService,
 };
+use foundry_resource::{self as resource, Create, Creation, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, SERVICE, criteria, dependencies, found, long_text, other_program, program,
-    requirement_not_found, workstream_not_found,
+    LONG_DESCRIPTION, Order, Paging, SERVICE, criteria, dependencies, list_page, long_text,
+    other_program, parse_changes,
 };
 use crate::domain::{
-    NewRequirement, Priority, ProgramId, Requirement, RequirementChange, RequirementId,
-    RequirementPath, RequirementStatus, WorkstreamId,
+    NewRequirement, Priority, Program, ProgramId, Requirement, RequirementChange, RequirementId,
+    RequirementPath, RequirementStatus, Workstream, WorkstreamId,
 };
 use crate::store::{self, Lock, RequirementFilter};
 
@@ -31,10 +30,15 @@ use crate::store::{self, Lock, RequirementFilter};
 #[derive(Clone, Debug)]
 pub struct Requirements(pub Arc<State>);
 
-const RESOURCE: &str = "delivery.requirement";
 const MAX_CRITERIA: usize = 100;
 
 pub fn requirement_to_proto(r: &Requirement) -> pb::Requirement {
+    let WireStamp {
+        created_by,
+        create_time,
+        update_time,
+        etag,
+    } = (&r.stamp).into();
     pb::Requirement {
         id: r.id.to_string(),
         program_id: r.program_id.to_string(),
@@ -45,10 +49,10 @@ pub fn requirement_to_proto(r: &Requirement) -> pb::Requirement {
         status: pb::RequirementStatus::from(r.status) as i32,
         acceptance_criteria: r.acceptance_criteria.clone(),
         batch: r.batch.clone(),
-        created_by: r.created_by.to_string(),
-        create_time: Some(timestamp(r.created_at)),
-        update_time: Some(timestamp(r.updated_at)),
-        etag: etag(r.version),
+        created_by,
+        create_time,
+        update_time,
+        etag,
     }
 }
 
@@ -124,24 +128,24 @@ fn parse_create(
     })
 }
 
-/// An `UpdateRequirementRequest` as the requirement's id and the changes
-/// its mask names.
+/// An `UpdateRequirementRequest` as the requirement's id, etag and the
+/// changes its mask names.
 fn parse_update(
     req: &pb::UpdateRequirementRequest,
-) -> Result<(RequirementId, Vec<RequirementChange>), Error> {
+) -> Result<(RequirementId, String, Vec<RequirementChange>), Error> {
     let empty = pb::Requirement::default();
     let r = req.requirement.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let id = v.id_of("requirement.id", &r.id);
-    let mut changes = Vec::new();
-    for path in mask::<RequirementPath>(&mut v, req.update_mask.as_ref()) {
-        changes.push(match path {
+    parse_changes(
+        "requirement",
+        (&r.id, &r.etag),
+        req.update_mask.as_ref(),
+        |v, path| match path {
             RequirementPath::WorkstreamId => v
                 .id_of("requirement.workstream_id", &r.workstream_id)
                 .map(RequirementChange::WorkstreamId),
-            RequirementPath::Title => title(&mut v, &r.title).map(RequirementChange::Title),
+            RequirementPath::Title => title(v, &r.title).map(RequirementChange::Title),
             RequirementPath::Description => {
-                description(&mut v, &r.description).map(RequirementChange::Description)
+                description(v, &r.description).map(RequirementChange::Description)
             }
             RequirementPath::Priority => v
                 .enum_value("requirement.priority", r.priority)
@@ -149,28 +153,10 @@ fn parse_update(
             RequirementPath::Status => v
                 .enum_value("requirement.status", r.status)
                 .map(RequirementChange::Status),
-            RequirementPath::AcceptanceCriteria => {
-                acceptance_criteria(&mut v, &r.acceptance_criteria)
-                    .map(RequirementChange::AcceptanceCriteria)
-            }
-            RequirementPath::Batch => batch(&mut v, &r.batch).map(RequirementChange::Batch),
-        });
-    }
-    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
-}
-
-/// A requirement the caller may see, with `lock`.
-pub(crate) async fn visible_requirement(
-    tx: &mut Tx,
-    call: &Call,
-    id: RequirementId,
-    lock: Lock,
-) -> Result<Requirement, Error> {
-    found(
-        store::get_requirement(tx, call.org_id, id, lock).await?,
-        &call.caller,
-        |r| r.program_id.uuid(),
-        requirement_not_found,
+            RequirementPath::AcceptanceCriteria => acceptance_criteria(v, &r.acceptance_criteria)
+                .map(RequirementChange::AcceptanceCriteria),
+            RequirementPath::Batch => batch(v, &r.batch).map(RequirementChange::Batch),
+        },
     )
 }
 
@@ -182,13 +168,59 @@ async fn workstream_program(
     id: WorkstreamId,
     lock: Lock,
 ) -> Result<ProgramId, Error> {
-    let w = found(
-        store::get_workstream(tx, call.org_id, id, lock).await?,
-        &call.caller,
-        |w| w.program_id.uuid(),
-        workstream_not_found,
-    )?;
+    let w = resource::fetch::<Workstream>(tx, call, id, lock).await?;
     Ok(w.program_id)
+}
+
+#[async_trait]
+impl Create for Requirement {
+    type New = NewRequirement;
+
+    /// The workstream is visible and held (`FOR KEY SHARE`) until commit;
+    /// the requirement goes in its program.
+    async fn check_new(new: &NewRequirement, tx: &mut Tx, call: &Call) -> Result<(), Error> {
+        workstream_program(tx, call, new.workstream_id, Lock::KeyShare).await?;
+        Ok(())
+    }
+
+    async fn insert(
+        new: &NewRequirement,
+        tx: &mut Tx,
+        org_id: Uuid,
+        by: Uuid,
+    ) -> Result<Requirement, Error> {
+        store::insert_requirement(tx, org_id, new, by).await
+    }
+}
+
+#[async_trait]
+impl Update for Requirement {
+    /// A new workstream must be visible and in the requirement's program.
+    async fn check(&self, before: &Requirement, tx: &mut Tx, call: &Call) -> Result<(), Error> {
+        if self.workstream_id != before.workstream_id
+            && workstream_program(tx, call, self.workstream_id, Lock::KeyShare).await?
+                != self.program_id
+        {
+            return Err(other_program("workstream"));
+        }
+        Ok(())
+    }
+
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Requirement, Error> {
+        store::update_requirement(tx, org_id, self).await
+    }
+}
+
+#[async_trait]
+impl Delete for Requirement {
+    /// Every edge touching it goes with it; its tasks stay, detached.
+    async fn remove(&self, tx: &mut Tx, org_id: Uuid) -> Result<Option<serde_json::Value>, Error> {
+        let removed = store::delete_requirements(tx, org_id, &[self.id.uuid()]).await?;
+        Ok(Some(serde_json::json!({
+            "dependencies": removed.dependencies,
+            "tasks_detached": removed.tasks_detached,
+        })))
+    }
 }
 
 #[tonic::async_trait]
@@ -200,24 +232,13 @@ impl RequirementService for Requirements {
     ) -> Result<Response<pb::Requirement>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let (new, request_id) = parse_create(req.get_ref())?;
-        let key = idempotency::Key::of(call.org_id, "CreateRequirement", request_id, req.get_ref());
-        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
-            Begun::New(tx) => tx,
+        let creation = Creation {
+            method: "CreateRequirement",
+            request: req.get_ref(),
+            request_id,
+            new,
         };
-        let program_id =
-            workstream_program(&mut tx, &call, new.workstream_id, Lock::KeyShare).await?;
-        let r =
-            store::insert_requirement(&mut tx, call.org_id, program_id, &new, call.principal_id())
-                .await?;
-        call.actor
-            .event("delivery.requirement.create", RESOURCE, r.id)
-            .project(Some(r.program_id.uuid()))
-            .created(&r)
-            .record(&mut tx)
-            .await?;
-        let out = requirement_to_proto(&r);
-        tx.finish(&out).await?;
+        let out = resource::create(&self.0.db, &call, creation, requirement_to_proto).await?;
         Ok(Response::new(out))
     }
 
@@ -227,10 +248,8 @@ impl RequirementService for Requirements {
         req: Request<pb::GetRequirementRequest>,
     ) -> Result<Response<pb::Requirement>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let r = visible_requirement(&mut tx, &call, id, Lock::None).await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        let r: Requirement = resource::get(&self.0.db, &call, id).await?;
         Ok(Response::new(requirement_to_proto(&r)))
     }
 
@@ -260,31 +279,31 @@ impl RequirementService for Requirements {
                 status: status?,
             })
         })?;
-        let page = self.0.pages.parse(
-            req.page_size,
-            &req.page_token,
-            &format!(
+        let paging = Paging {
+            size: req.page_size,
+            token: &req.page_token,
+            filters: format!(
                 "program={};workstream={};status={}",
                 req.program_id, req.workstream_id, req.status
             ),
-        )?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        // The parents named must exist and be visible; both named but
-        // unrelated simply match nothing.
-        if let Some(w) = filter.workstream_id {
-            workstream_program(&mut tx, &call, w, Lock::None).await?;
-        }
-        if let Some(p) = filter.program_id {
-            program(&mut tx, &call.caller, call.org_id, p.uuid(), Lock::None).await?;
-        }
-        let mut requirements =
-            store::list_requirements(&mut tx, call.org_id, filter, page.after, page.limit())
-                .await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self
-            .0
-            .pages
-            .finish(&page, &mut requirements, |r| r.id.uuid());
+        };
+        let newest = Order::NewestFirst(|r: &Requirement| r.id.uuid());
+        let (requirements, next_page_token) =
+            list_page(&self.0, &call, paging, newest, |tx, call, page| {
+                Box::pin(async move {
+                    // The parents named must exist and be visible; both
+                    // named but unrelated simply match nothing.
+                    if let Some(w) = filter.workstream_id {
+                        workstream_program(tx, call, w, Lock::None).await?;
+                    }
+                    if let Some(p) = filter.program_id {
+                        resource::fetch::<Program>(tx, call, p, Lock::None).await?;
+                    }
+                    let (after, limit) = (page.after, page.limit());
+                    store::list_requirements(tx, call.org_id, filter, after, limit).await
+                })
+            })
+            .await?;
         Ok(Response::new(pb::ListRequirementsResponse {
             requirements: requirements.iter().map(requirement_to_proto).collect(),
             next_page_token,
@@ -297,32 +316,8 @@ impl RequirementService for Requirements {
         req: Request<pb::UpdateRequirementRequest>,
     ) -> Result<Response<pb::Requirement>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let (id, changes) = parse_update(req.get_ref())?;
-        let etag = req
-            .get_ref()
-            .requirement
-            .as_ref()
-            .map_or("", |r| r.etag.as_str());
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = visible_requirement(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        check_etag(etag, before.version, "requirement")?;
-        let mut r = before.clone();
-        r.apply(changes);
-        // A new workstream must be visible and in the requirement's program.
-        if r.workstream_id != before.workstream_id
-            && workstream_program(&mut tx, &call, r.workstream_id, Lock::KeyShare).await?
-                != r.program_id
-        {
-            return Err(other_program("workstream").into());
-        }
-        let r = store::update_requirement(&mut tx, call.org_id, &r).await?;
-        call.actor
-            .event("delivery.requirement.update", RESOURCE, id)
-            .project(Some(r.program_id.uuid()))
-            .diff(&before, &r)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let (id, etag, changes) = parse_update(req.get_ref())?;
+        let r: Requirement = resource::update(&self.0.db, &call, id, &etag, changes).await?;
         Ok(Response::new(requirement_to_proto(&r)))
     }
 
@@ -332,26 +327,8 @@ impl RequirementService for Requirements {
         req: Request<pb::DeleteRequirementRequest>,
     ) -> Result<Response<()>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id: RequirementId =
-            Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let r = visible_requirement(&mut tx, &call, id, Lock::Update).await?;
-        check_etag(&req.get_ref().etag, r.version, "requirement")?;
-        let removed = store::delete_requirements(&mut tx, call.org_id, &[id.uuid()]).await?;
-        call.actor
-            .event("delivery.requirement.delete", RESOURCE, id)
-            .project(Some(r.program_id.uuid()))
-            .removed(&r)
-            .set(
-                "removed",
-                serde_json::json!({
-                    "dependencies": removed.dependencies,
-                    "tasks_detached": removed.tasks_detached,
-                }),
-            )
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id: RequirementId = Violations::require_id_of("id", &req.get_ref().id)?;
+        resource::delete::<Requirement>(&self.0.db, &call, id, &req.get_ref().etag).await?;
         Ok(Response::new(()))
     }
 

@@ -228,7 +228,7 @@ async fn requirement_of(
     requirement_id: RequirementId,
 ) -> Result<(), Error> {
     let r = found(
-        store::get_requirement(tx, org_id, requirement_id, Lock::KeyShare).await?,
+        resource::read::<domain::Requirement>(tx, org_id, requirement_id, Lock::KeyShare).await?,
         caller,
         |r| r.program_id.uuid(),
         requirement_not_found,

@@ -2,25 +2,25 @@
 
 use std::sync::Arc;
 
-use foundry_domain::Id;
+use async_trait::async_trait;
 use foundry_outbox::Call;
 use foundry_platform::Error;
-use foundry_platform::convert::timestamp;
-use foundry_platform::db::{Tx, check_etag, etag};
-use foundry_platform::idempotency::{self, Begun};
-use foundry_platform::validate::{Violations, mask};
+use foundry_platform::db::Tx;
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{
     self as pb, workstream_service_server::WorkstreamService,
 };
+use foundry_resource::{self as resource, Create, Creation, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    SERVICE, SHORT_DESCRIPTION, found, long_text, position, program, workstream_not_found,
+    Order, Paging, SERVICE, SHORT_DESCRIPTION, list_page, long_text, parse_changes, position,
+    program,
 };
 use crate::domain::{
-    NewWorkstream, ProgramId, Workstream, WorkstreamChange, WorkstreamId, WorkstreamPath,
+    NewWorkstream, Program, ProgramId, Workstream, WorkstreamChange, WorkstreamId, WorkstreamPath,
 };
 use crate::store::{self, Lock};
 
@@ -28,19 +28,23 @@ use crate::store::{self, Lock};
 #[derive(Clone, Debug)]
 pub struct Workstreams(pub Arc<State>);
 
-const RESOURCE: &str = "delivery.workstream";
-
 pub fn workstream_to_proto(w: &Workstream) -> pb::Workstream {
+    let WireStamp {
+        created_by,
+        create_time,
+        update_time,
+        etag,
+    } = (&w.stamp).into();
     pb::Workstream {
         id: w.id.to_string(),
         program_id: w.program_id.to_string(),
         name: w.name.clone(),
         description: w.description.clone(),
         position: w.position,
-        created_by: w.created_by.to_string(),
-        create_time: Some(timestamp(w.created_at)),
-        update_time: Some(timestamp(w.updated_at)),
-        etag: etag(w.version),
+        created_by,
+        create_time,
+        update_time,
+        etag,
     }
 }
 
@@ -73,50 +77,76 @@ fn parse_create(req: &pb::CreateWorkstreamRequest) -> Result<(NewWorkstream, Opt
     })
 }
 
-/// An `UpdateWorkstreamRequest` as the workstream's id and the changes its
-/// mask names.
+/// An `UpdateWorkstreamRequest` as the workstream's id, etag and the
+/// changes its mask names.
 fn parse_update(
     req: &pb::UpdateWorkstreamRequest,
-) -> Result<(WorkstreamId, Vec<WorkstreamChange>), Error> {
+) -> Result<(WorkstreamId, String, Vec<WorkstreamChange>), Error> {
     let empty = pb::Workstream::default();
     let w = req.workstream.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let id = v.id_of("workstream.id", &w.id);
-    let mut changes = Vec::new();
-    for path in mask::<WorkstreamPath>(&mut v, req.update_mask.as_ref()) {
-        changes.push(match path {
+    parse_changes(
+        "workstream",
+        (&w.id, &w.etag),
+        req.update_mask.as_ref(),
+        |v, path| match path {
             WorkstreamPath::Name => v
                 .text("workstream.name", &w.name, 1, 200)
                 .map(WorkstreamChange::Name),
             WorkstreamPath::Description => long_text(
-                &mut v,
+                v,
                 "workstream.description",
                 &w.description,
                 0,
                 SHORT_DESCRIPTION,
             )
             .map(WorkstreamChange::Description),
-            WorkstreamPath::Position => position(&mut v, "workstream.position", w.position, false)
+            WorkstreamPath::Position => position(v, "workstream.position", w.position, false)
                 .flatten()
                 .map(WorkstreamChange::Position),
-        });
-    }
-    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+        },
+    )
 }
 
-/// A workstream the caller may see, with `lock`.
-async fn visible_workstream(
-    tx: &mut Tx,
-    call: &Call,
-    id: WorkstreamId,
-    lock: Lock,
-) -> Result<Workstream, Error> {
-    found(
-        store::get_workstream(tx, call.org_id, id, lock).await?,
-        &call.caller,
-        |w| w.program_id.uuid(),
-        workstream_not_found,
-    )
+#[async_trait]
+impl Create for Workstream {
+    type New = NewWorkstream;
+
+    /// The program is visible and held (`FOR KEY SHARE`) until commit.
+    async fn check_new(new: &NewWorkstream, tx: &mut Tx, call: &Call) -> Result<(), Error> {
+        let (caller, org_id) = (&call.caller, call.org_id);
+        program(tx, caller, org_id, new.program_id.uuid(), Lock::KeyShare).await?;
+        Ok(())
+    }
+
+    async fn insert(
+        new: &NewWorkstream,
+        tx: &mut Tx,
+        org_id: Uuid,
+        by: Uuid,
+    ) -> Result<Workstream, Error> {
+        store::insert_workstream(tx, org_id, new, by).await
+    }
+}
+
+#[async_trait]
+impl Update for Workstream {
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Workstream, Error> {
+        store::update_workstream(tx, org_id, self).await
+    }
+}
+
+#[async_trait]
+impl Delete for Workstream {
+    /// Its requirements and their edges go with it; their tasks stay,
+    /// detached.
+    async fn remove(&self, tx: &mut Tx, org_id: Uuid) -> Result<Option<serde_json::Value>, Error> {
+        let removed = store::delete_workstream(tx, org_id, self.id).await?;
+        Ok(Some(serde_json::json!({
+            "requirements": removed.requirements,
+            "dependencies": removed.dependencies,
+            "tasks_detached": removed.tasks_detached,
+        })))
+    }
 }
 
 #[tonic::async_trait]
@@ -128,29 +158,13 @@ impl WorkstreamService for Workstreams {
     ) -> Result<Response<pb::Workstream>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let (new, request_id) = parse_create(req.get_ref())?;
-        let key = idempotency::Key::of(call.org_id, "CreateWorkstream", request_id, req.get_ref());
-        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
-            Begun::New(tx) => tx,
+        let creation = Creation {
+            method: "CreateWorkstream",
+            request: req.get_ref(),
+            request_id,
+            new,
         };
-        program(
-            &mut tx,
-            &call.caller,
-            call.org_id,
-            new.program_id.uuid(),
-            Lock::KeyShare,
-        )
-        .await?;
-        let workstream =
-            store::insert_workstream(&mut tx, call.org_id, &new, call.principal_id()).await?;
-        call.actor
-            .event("delivery.workstream.create", RESOURCE, workstream.id)
-            .project(Some(workstream.program_id.uuid()))
-            .created(&workstream)
-            .record(&mut tx)
-            .await?;
-        let out = workstream_to_proto(&workstream);
-        tx.finish(&out).await?;
+        let out = resource::create(&self.0.db, &call, creation, workstream_to_proto).await?;
         Ok(Response::new(out))
     }
 
@@ -160,11 +174,9 @@ impl WorkstreamService for Workstreams {
         req: Request<pb::GetWorkstreamRequest>,
     ) -> Result<Response<pb::Workstream>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let workstream = visible_workstream(&mut tx, &call, id, Lock::None).await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(workstream_to_proto(&workstream)))
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        let w: Workstream = resource::get(&self.0.db, &call, id).await?;
+        Ok(Response::new(workstream_to_proto(&w)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -174,34 +186,22 @@ impl WorkstreamService for Workstreams {
     ) -> Result<Response<pb::ListWorkstreamsResponse>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
-        let program_id: ProgramId =
-            Violations::require_id("program_id", &req.program_id).map(Id::from_uuid)?;
-        let page = self.0.pages.parse_keyed(
-            req.page_size,
-            &req.page_token,
-            &format!("program={program_id}"),
-        )?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        program(
-            &mut tx,
-            &call.caller,
-            call.org_id,
-            program_id.uuid(),
-            Lock::None,
-        )
-        .await?;
-        let mut workstreams = store::list_workstreams(
-            &mut tx,
-            call.org_id,
-            program_id,
-            page.after_key.zip(page.after),
-            page.limit(),
-        )
-        .await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish_keyed(&page, &mut workstreams, |w| {
-            (i64::from(w.position), w.id.uuid())
-        });
+        let program_id: ProgramId = Violations::require_id_of("program_id", &req.program_id)?;
+        let paging = Paging {
+            size: req.page_size,
+            token: &req.page_token,
+            filters: format!("program={program_id}"),
+        };
+        let by_position = Order::ByKey(|w: &Workstream| (i64::from(w.position), w.id.uuid()));
+        let (workstreams, next_page_token) =
+            list_page(&self.0, &call, paging, by_position, |tx, call, page| {
+                Box::pin(async move {
+                    resource::fetch::<Program>(tx, call, program_id, Lock::None).await?;
+                    let after = page.after_key.zip(page.after);
+                    store::list_workstreams(tx, call.org_id, program_id, after, page.limit()).await
+                })
+            })
+            .await?;
         Ok(Response::new(pb::ListWorkstreamsResponse {
             workstreams: workstreams.iter().map(workstream_to_proto).collect(),
             next_page_token,
@@ -214,26 +214,9 @@ impl WorkstreamService for Workstreams {
         req: Request<pb::UpdateWorkstreamRequest>,
     ) -> Result<Response<pb::Workstream>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let (id, changes) = parse_update(req.get_ref())?;
-        let etag = req
-            .get_ref()
-            .workstream
-            .as_ref()
-            .map_or("", |w| w.etag.as_str());
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = visible_workstream(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        check_etag(etag, before.version, "workstream")?;
-        let mut workstream = before.clone();
-        workstream.apply(changes);
-        let workstream = store::update_workstream(&mut tx, call.org_id, &workstream).await?;
-        call.actor
-            .event("delivery.workstream.update", RESOURCE, id)
-            .project(Some(workstream.program_id.uuid()))
-            .diff(&before, &workstream)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(workstream_to_proto(&workstream)))
+        let (id, etag, changes) = parse_update(req.get_ref())?;
+        let w: Workstream = resource::update(&self.0.db, &call, id, &etag, changes).await?;
+        Ok(Response::new(workstream_to_proto(&w)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -242,26 +225,8 @@ impl WorkstreamService for Workstreams {
         req: Request<pb::DeleteWorkstreamRequest>,
     ) -> Result<Response<()>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let workstream = visible_workstream(&mut tx, &call, id, Lock::Update).await?;
-        check_etag(&req.get_ref().etag, workstream.version, "workstream")?;
-        let removed = store::delete_workstream(&mut tx, call.org_id, id).await?;
-        call.actor
-            .event("delivery.workstream.delete", RESOURCE, id)
-            .project(Some(workstream.program_id.uuid()))
-            .removed(&workstream)
-            .set(
-                "removed",
-                serde_json::json!({
-                    "requirements": removed.requirements,
-                    "dependencies": removed.dependencies,
-                    "tasks_detached": removed.tasks_detached,
-                }),
-            )
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        resource::delete::<Workstream>(&self.0.db, &call, id, &req.get_ref().etag).await?;
         Ok(Response::new(()))
     }
 }

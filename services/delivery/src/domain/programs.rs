@@ -1,8 +1,7 @@
 //! Programs: the delivery phases and how a program moves between them.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath};
-use uuid::Uuid;
+use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
 
 use super::*;
 
@@ -20,11 +19,7 @@ pub struct Program {
     pub phase: Phase,
     /// Set while archived (ArchiveProgram / UnarchiveProgram).
     pub archived_at: Option<DateTime<Utc>>,
-    /// The principal that created it.
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub stamp: Stamp,
 }
 
 /// A program to create, as parsed at the edge (it starts in
@@ -88,9 +83,10 @@ pub enum ProgramChange {
     TargetPlatform(String),
 }
 
-impl Program {
-    /// Applies an update's changes.
-    pub fn apply(&mut self, changes: Vec<ProgramChange>) {
+impl Patch for Program {
+    type Change = ProgramChange;
+
+    fn apply(&mut self, changes: Vec<ProgramChange>) -> Result<(), Error> {
         for change in changes {
             match change {
                 ProgramChange::Name(x) => self.name = x,
@@ -100,8 +96,11 @@ impl Program {
                 ProgramChange::TargetPlatform(x) => self.target_platform = x,
             }
         }
+        Ok(())
     }
+}
 
+impl Program {
     /// Refuses changes to an archived program.
     pub fn check_not_archived(&self) -> Result<(), Error> {
         if self.archived_at.is_some() {
@@ -147,10 +146,7 @@ impl Audited for Program {
             target_platform,
             phase,
             archived_at,
-            created_by: _,
-            version: _,
-            created_at: _,
-            updated_at: _,
+            stamp: _,
         } = self;
         AuditFields::new()
             .field("name", name)

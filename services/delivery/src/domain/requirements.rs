@@ -1,7 +1,7 @@
 //! Requirements: priority and status.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath};
+use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
 use uuid::Uuid;
 
 use super::*;
@@ -20,11 +20,7 @@ pub struct Requirement {
     /// In the given order.
     pub acceptance_criteria: Vec<String>,
     pub batch: String,
-    /// The principal that created it.
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub stamp: Stamp,
 }
 
 /// A requirement to create, as parsed at the edge (its program is its
@@ -62,14 +58,7 @@ impl FieldPath for RequirementPath {
         RequirementPath::AcceptanceCriteria,
         RequirementPath::Batch,
     ];
-    const OUTPUT_ONLY: &'static [&'static str] = &[
-        "id",
-        "program_id",
-        "created_by",
-        "create_time",
-        "update_time",
-        "etag",
-    ];
+    const OUTPUT_ONLY: &'static [&'static str] = PROGRAM_CHILD_OUTPUT_ONLY;
 
     fn name(self) -> &'static str {
         match self {
@@ -97,9 +86,10 @@ pub enum RequirementChange {
     Batch(String),
 }
 
-impl Requirement {
-    /// Applies an update's changes.
-    pub fn apply(&mut self, changes: Vec<RequirementChange>) {
+impl Patch for Requirement {
+    type Change = RequirementChange;
+
+    fn apply(&mut self, changes: Vec<RequirementChange>) -> Result<(), Error> {
         for change in changes {
             match change {
                 RequirementChange::WorkstreamId(x) => self.workstream_id = x,
@@ -111,6 +101,7 @@ impl Requirement {
                 RequirementChange::Batch(x) => self.batch = x,
             }
         }
+        Ok(())
     }
 }
 
@@ -148,10 +139,7 @@ impl Audited for Requirement {
             status,
             acceptance_criteria,
             batch,
-            created_by: _,
-            version: _,
-            created_at: _,
-            updated_at: _,
+            stamp: _,
         } = self;
         AuditFields::new()
             .field("workstream_id", workstream_id)

@@ -1,9 +1,7 @@
 //! Workstreams: the ordered streams of a program that hold its
 //! requirements, and the fields an update may change.
 
-use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath};
-use uuid::Uuid;
+use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
 
 use super::*;
 
@@ -16,11 +14,7 @@ pub struct Workstream {
     pub description: String,
     /// Order among the program's workstreams (ties break by id).
     pub position: i32,
-    /// The principal that created it.
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub stamp: Stamp,
 }
 
 /// A workstream to create, as parsed at the edge.
@@ -47,14 +41,7 @@ impl FieldPath for WorkstreamPath {
         WorkstreamPath::Description,
         WorkstreamPath::Position,
     ];
-    const OUTPUT_ONLY: &'static [&'static str] = &[
-        "id",
-        "program_id",
-        "created_by",
-        "create_time",
-        "update_time",
-        "etag",
-    ];
+    const OUTPUT_ONLY: &'static [&'static str] = PROGRAM_CHILD_OUTPUT_ONLY;
 
     fn name(self) -> &'static str {
         match self {
@@ -73,9 +60,10 @@ pub enum WorkstreamChange {
     Position(i32),
 }
 
-impl Workstream {
-    /// Applies an update's changes.
-    pub fn apply(&mut self, changes: Vec<WorkstreamChange>) {
+impl Patch for Workstream {
+    type Change = WorkstreamChange;
+
+    fn apply(&mut self, changes: Vec<WorkstreamChange>) -> Result<(), Error> {
         for change in changes {
             match change {
                 WorkstreamChange::Name(x) => self.name = x,
@@ -83,6 +71,7 @@ impl Workstream {
                 WorkstreamChange::Position(x) => self.position = x,
             }
         }
+        Ok(())
     }
 }
 
@@ -94,10 +83,7 @@ impl Audited for Workstream {
             name,
             description,
             position,
-            created_by: _,
-            version: _,
-            created_at: _,
-            updated_at: _,
+            stamp: _,
         } = self;
         AuditFields::new()
             .field("program_id", program_id)

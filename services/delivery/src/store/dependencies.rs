@@ -5,10 +5,10 @@ use foundry_domain::Id;
 use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
+use foundry_resource::Resource;
 use uuid::Uuid;
 
 use super::qualified;
-use super::requirements::{COLS as REQUIREMENT_COLS, RequirementRow};
 use crate::domain::{Dependency, ProgramId, Requirement, RequirementId};
 
 /// An edge, as read: `requirement_id` depends on `depends_on_id`.
@@ -129,14 +129,15 @@ pub async fn list_dependencies(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Requirement>> {
-    let rows: Vec<RequirementRow> = sqlx::query_as(&dependencies_sql(direction, transitive))
-        .bind(org_id)
-        .bind(requirement_id.uuid())
-        .bind(before)
-        .bind(limit)
-        .fetch_all(&mut **tx)
-        .await?;
-    rows.into_iter().map(Requirement::try_from).collect()
+    let rows: Vec<<Requirement as Resource>::Row> =
+        sqlx::query_as(&dependencies_sql(direction, transitive))
+            .bind(org_id)
+            .bind(requirement_id.uuid())
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&mut **tx)
+            .await?;
+    rows.into_iter().map(Requirement::from_row).collect()
 }
 
 /// The statement of [`list_dependencies`] (public for the tests that
@@ -157,7 +158,7 @@ pub fn dependencies_sql(direction: Direction, transitive: bool) -> String {
     } else {
         String::new()
     };
-    let cols = qualified(REQUIREMENT_COLS, "r");
+    let cols = qualified(Requirement::COLUMNS, "r");
     format!(
         "WITH RECURSIVE walk(id) AS (\
            SELECT {to} FROM requirement_dependencies WHERE org_id = $1 AND {from} = $2{step}) \

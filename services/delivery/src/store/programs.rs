@@ -5,15 +5,16 @@ use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
+use foundry_resource::{Resource, StampRow};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{Lock, newest_first};
+use super::newest_first;
 use crate::domain::{NewProgram, Phase, Program, ProgramId};
 
-/// A program row, as read.
+/// A program row, as read (public only as [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct ProgramRow {
+pub struct ProgramRow {
     pub id: Uuid,
     pub name: String,
     pub slug: String,
@@ -22,16 +23,19 @@ struct ProgramRow {
     pub target_platform: String,
     pub phase: String,
     pub archived_at: Option<DateTime<Utc>>,
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub stamp: StampRow,
 }
 
-impl TryFrom<ProgramRow> for Program {
-    type Error = Error;
+impl Resource for Program {
+    type Key = ProgramId;
+    type Row = ProgramRow;
+    const KIND: &'static str = "delivery.program";
+    const NAME: &'static str = "program";
+    const TABLE: &'static str = "programs";
+    const COLUMNS: &'static str = PROGRAM_COLUMNS;
 
-    fn try_from(r: ProgramRow) -> Result<Program> {
+    fn from_row(r: ProgramRow) -> Result<Program> {
         Ok(Program {
             id: Id::from_uuid(r.id),
             name: r.name,
@@ -41,11 +45,25 @@ impl TryFrom<ProgramRow> for Program {
             target_platform: r.target_platform,
             phase: Phase::decode("programs", "phase", &r.phase)?,
             archived_at: r.archived_at,
-            created_by: r.created_by,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            stamp: r.stamp.into(),
         })
+    }
+
+    fn not_found() -> Error {
+        Error::not_found("PROGRAM_NOT_FOUND", "program")
+    }
+
+    fn key(&self) -> ProgramId {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.stamp.version
+    }
+
+    /// A program is its own project.
+    fn project(&self) -> Option<Uuid> {
+        Some(self.id.uuid())
     }
 }
 
@@ -88,24 +106,7 @@ pub async fn insert_program(
     .fetch_one(&mut **tx)
     .await
     .map_err(slug_taken)?;
-    row.try_into()
-}
-
-pub async fn get_program(
-    tx: &mut Tx,
-    org_id: Uuid,
-    id: Uuid,
-    lock: Lock,
-) -> Result<Option<Program>> {
-    let row: Option<ProgramRow> = sqlx::query_as(&format!(
-        "SELECT {PROGRAM_COLUMNS} FROM programs WHERE org_id = $1 AND id = $2{}",
-        lock.sql()
-    ))
-    .bind(org_id)
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(Program::try_from).transpose()
+    Program::from_row(row)
 }
 
 /// Filters of ListPrograms.
@@ -126,10 +127,7 @@ pub async fn list_programs(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Program>> {
-    let mut q = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {PROGRAM_COLUMNS} FROM programs WHERE org_id = "
-    ));
-    q.push_bind(org_id);
+    let mut q = select_list::<Program>(org_id);
     if let Some(phase) = f.phase {
         q.push(" AND phase = ").push_bind(phase.as_str());
     }
@@ -140,8 +138,7 @@ pub async fn list_programs(
         q.push(" AND id = ").push_bind(only);
     }
     newest_first(&mut q, "id", before, limit);
-    let rows: Vec<ProgramRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(Program::try_from).collect()
+    fetch_list(tx, q).await
 }
 
 /// Writes the user-editable fields of `p`.
@@ -161,43 +158,28 @@ pub async fn update_program(tx: &mut Tx, org_id: Uuid, p: &Program) -> Result<Pr
     .fetch_one(&mut **tx)
     .await
     .map_err(slug_taken)?;
-    row.try_into()
+    Program::from_row(row)
 }
 
+/// Moves a program to `phase`.
 pub async fn set_program_phase(
     tx: &mut Tx,
     org_id: Uuid,
     id: ProgramId,
     phase: Phase,
 ) -> Result<Program> {
-    let row: ProgramRow = sqlx::query_as(&format!(
-        "UPDATE programs SET phase = $3, version = version + 1, updated_at = now() \
-         WHERE org_id = $1 AND id = $2 RETURNING {PROGRAM_COLUMNS}"
-    ))
-    .bind(org_id)
-    .bind(id.uuid())
-    .bind(phase.as_str())
-    .fetch_one(&mut **tx)
-    .await?;
-    row.try_into()
+    set_column(tx, org_id, id, "phase = $3", phase.as_str()).await
 }
 
+/// Archives a program (now) or unarchives it.
 pub async fn set_program_archived(
     tx: &mut Tx,
     org_id: Uuid,
     id: ProgramId,
     archived: bool,
 ) -> Result<Program> {
-    let row: ProgramRow = sqlx::query_as(&format!(
-        "UPDATE programs SET archived_at = CASE WHEN $3 THEN now() END, version = version + 1, \
-         updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {PROGRAM_COLUMNS}"
-    ))
-    .bind(org_id)
-    .bind(id.uuid())
-    .bind(archived)
-    .fetch_one(&mut **tx)
-    .await?;
-    row.try_into()
+    let assignment = "archived_at = CASE WHEN $3 THEN now() END";
+    set_column(tx, org_id, id, assignment, archived).await
 }
 
 /// What a cascading delete removed.
@@ -272,4 +254,73 @@ pub async fn delete_program(tx: &mut Tx, org_id: Uuid, id: ProgramId) -> Result<
         .execute(&mut **tx)
         .await?;
     Ok(removed)
+}
+
+// The helpers below serve any [`Resource`]; they belong in `store/mod.rs`
+// (kept here while that file is being changed elsewhere).
+
+/// Sets one column of the row of `key` (`assignment` binds `value` as
+/// `$3`), bumping its version; returns the stored value.
+pub(crate) async fn set_column<R, V>(
+    tx: &mut Tx,
+    org_id: Uuid,
+    key: R::Key,
+    assignment: &str,
+    value: V,
+) -> Result<R>
+where
+    R: Resource,
+    V: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send,
+{
+    let row: R::Row = sqlx::query_as(&format!(
+        "UPDATE {} SET {assignment}, version = version + 1, updated_at = now() \
+         WHERE org_id = $1 AND id = $2 RETURNING {}",
+        R::TABLE,
+        R::COLUMNS
+    ))
+    .bind(org_id)
+    .bind(key.into())
+    .bind(value)
+    .fetch_one(&mut **tx)
+    .await?;
+    R::from_row(row)
+}
+
+/// The start of a list of `R`: its columns from its table, of `org_id`;
+/// filters go on with ` AND …`, then [`newest_first`] or an order, then
+/// [`fetch_list`].
+pub(crate) fn select_list<R: Resource>(org_id: Uuid) -> QueryBuilder<'static, Postgres> {
+    let mut q = QueryBuilder::new(format!(
+        "SELECT {} FROM {} WHERE org_id = ",
+        R::COLUMNS,
+        R::TABLE
+    ));
+    q.push_bind(org_id);
+    q
+}
+
+/// Runs a list query built by [`select_list`].
+pub(crate) async fn fetch_list<R: Resource>(
+    tx: &mut Tx,
+    mut q: QueryBuilder<'_, Postgres>,
+) -> Result<Vec<R>> {
+    let rows: Vec<R::Row> = q.build_query_as().fetch_all(&mut **tx).await?;
+    rows.into_iter().map(R::from_row).collect()
+}
+
+/// Ends a list ordered by `(position, id)`: rows after the cursor's
+/// `(position, id)`, if any, at most `limit`.
+pub(crate) fn by_position(
+    q: &mut QueryBuilder<'_, Postgres>,
+    after: Option<(i64, Uuid)>,
+    limit: i64,
+) {
+    if let Some((position, id)) = after {
+        q.push(" AND (position, id) > (")
+            .push_bind(position)
+            .push("::integer, ")
+            .push_bind(id)
+            .push(")");
+    }
+    q.push(" ORDER BY position, id LIMIT ").push_bind(limit);
 }

@@ -1,21 +1,21 @@
 //! Requirements.
 
-use chrono::{DateTime, Utc};
 use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
-use sqlx::{Postgres, QueryBuilder};
+use foundry_resource::{Resource, StampRow};
 use uuid::Uuid;
 
-use super::{Lock, Removed, newest_first};
+use super::programs::{fetch_list, select_list};
+use super::{Removed, newest_first};
 use crate::domain::{
     NewRequirement, PlanItem, Priority, ProgramId, Requirement, RequirementId, RequirementStatus,
     WorkstreamId,
 };
 
-/// A requirement row, as read.
+/// A requirement row, as read (public only as [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub(super) struct RequirementRow {
+pub struct RequirementRow {
     pub id: Uuid,
     pub program_id: Uuid,
     pub workstream_id: Uuid,
@@ -25,16 +25,19 @@ pub(super) struct RequirementRow {
     pub status: String,
     pub acceptance_criteria: Vec<String>,
     pub batch: String,
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub stamp: StampRow,
 }
 
-impl TryFrom<RequirementRow> for Requirement {
-    type Error = Error;
+impl Resource for Requirement {
+    type Key = RequirementId;
+    type Row = RequirementRow;
+    const KIND: &'static str = "delivery.requirement";
+    const NAME: &'static str = "requirement";
+    const TABLE: &'static str = "requirements";
+    const COLUMNS: &'static str = COLS;
 
-    fn try_from(r: RequirementRow) -> Result<Requirement> {
+    fn from_row(r: RequirementRow) -> Result<Requirement> {
         Ok(Requirement {
             id: Id::from_uuid(r.id),
             program_id: Id::from_uuid(r.program_id),
@@ -45,35 +48,48 @@ impl TryFrom<RequirementRow> for Requirement {
             status: RequirementStatus::decode("requirements", "status", &r.status)?,
             acceptance_criteria: r.acceptance_criteria,
             batch: r.batch,
-            created_by: r.created_by,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            stamp: r.stamp.into(),
         })
+    }
+
+    fn not_found() -> Error {
+        Error::not_found("REQUIREMENT_NOT_FOUND", "requirement")
+    }
+
+    fn key(&self) -> RequirementId {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.stamp.version
+    }
+
+    fn project(&self) -> Option<Uuid> {
+        Some(self.program_id.uuid())
     }
 }
 
 /// The columns every requirement read returns (`org_id`, which scopes the
 /// read, then `RequirementRow`'s).
-pub(super) const COLS: &str = "org_id, id, program_id, workstream_id, title, description, priority, \
+pub const COLS: &str = "org_id, id, program_id, workstream_id, title, description, priority, \
      status, acceptance_criteria, batch, created_by, version, created_at, updated_at";
 
-/// Inserts a new requirement of `program_id` made by `created_by`.
+/// Inserts a new requirement made by `created_by`, in its workstream's
+/// program (the caller holds the workstream).
 pub async fn insert_requirement(
     tx: &mut Tx,
     org_id: Uuid,
-    program_id: ProgramId,
     r: &NewRequirement,
     created_by: Uuid,
 ) -> Result<Requirement> {
     let row: RequirementRow = sqlx::query_as(&format!(
         "INSERT INTO requirements (org_id, id, program_id, workstream_id, title, description, priority, \
          status, acceptance_criteria, batch, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLS}"
+         VALUES ($1, $2, (SELECT program_id FROM workstreams WHERE org_id = $1 AND id = $3), \
+         $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLS}"
     ))
     .bind(org_id)
     .bind(Uuid::now_v7())
-    .bind(program_id.uuid())
     .bind(r.workstream_id.uuid())
     .bind(&r.title)
     .bind(&r.description)
@@ -84,24 +100,7 @@ pub async fn insert_requirement(
     .bind(created_by)
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
-}
-
-pub async fn get_requirement(
-    tx: &mut Tx,
-    org_id: Uuid,
-    id: RequirementId,
-    lock: Lock,
-) -> Result<Option<Requirement>> {
-    let row: Option<RequirementRow> = sqlx::query_as(&format!(
-        "SELECT {COLS} FROM requirements WHERE org_id = $1 AND id = $2{}",
-        lock.sql()
-    ))
-    .bind(org_id)
-    .bind(id.uuid())
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(Requirement::try_from).transpose()
+    Requirement::from_row(row)
 }
 
 /// Filters of ListRequirements (at least one of program and workstream).
@@ -122,9 +121,7 @@ pub async fn list_requirements(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Requirement>> {
-    let mut q =
-        QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM requirements WHERE org_id = "));
-    q.push_bind(org_id);
+    let mut q = select_list::<Requirement>(org_id);
     if let Some(w) = f.workstream_id {
         q.push(" AND workstream_id = ").push_bind(w.uuid());
     }
@@ -135,8 +132,7 @@ pub async fn list_requirements(
         q.push(" AND status = ").push_bind(s.as_str());
     }
     newest_first(&mut q, "id", before, limit);
-    let rows: Vec<RequirementRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(Requirement::try_from).collect()
+    fetch_list(tx, q).await
 }
 
 /// Writes the user-editable fields of `r`.
@@ -157,7 +153,7 @@ pub async fn update_requirement(tx: &mut Tx, org_id: Uuid, r: &Requirement) -> R
     .bind(&r.batch)
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
+    Requirement::from_row(row)
 }
 
 /// Deletes requirements (the caller holds their row locks) with every edge
@@ -167,31 +163,30 @@ pub async fn delete_requirements(tx: &mut Tx, org_id: Uuid, ids: &[Uuid]) -> Res
     if ids.is_empty() {
         return Ok(removed);
     }
-    removed.dependencies = sqlx::query(
-        "DELETE FROM requirement_dependencies WHERE org_id = $1 \
-         AND (requirement_id = ANY($2) OR depends_on_id = ANY($2))",
-    )
-    .bind(org_id)
-    .bind(ids)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    removed.tasks_detached = sqlx::query(
-        "UPDATE tasks SET requirement_id = NULL, version = version + 1, updated_at = now() \
-         WHERE org_id = $1 AND requirement_id = ANY($2)",
-    )
-    .bind(org_id)
-    .bind(ids)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    removed.requirements =
-        sqlx::query("DELETE FROM requirements WHERE org_id = $1 AND id = ANY($2)")
+    // Each statement binds the organization ($1) and the ids ($2).
+    for (count, sql) in [
+        (
+            &mut removed.dependencies,
+            "DELETE FROM requirement_dependencies WHERE org_id = $1 \
+             AND (requirement_id = ANY($2) OR depends_on_id = ANY($2))",
+        ),
+        (
+            &mut removed.tasks_detached,
+            "UPDATE tasks SET requirement_id = NULL, version = version + 1, updated_at = now() \
+             WHERE org_id = $1 AND requirement_id = ANY($2)",
+        ),
+        (
+            &mut removed.requirements,
+            "DELETE FROM requirements WHERE org_id = $1 AND id = ANY($2)",
+        ),
+    ] {
+        *count = sqlx::query(sql)
             .bind(org_id)
             .bind(ids)
             .execute(&mut **tx)
             .await?
             .rows_affected();
+    }
     Ok(removed)
 }
 

@@ -1,44 +1,60 @@
 //! Workstreams.
 
-use chrono::{DateTime, Utc};
 use foundry_domain::Id;
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
-use sqlx::{Postgres, QueryBuilder};
+use foundry_resource::{Resource, StampRow};
 use uuid::Uuid;
 
-use super::{Lock, Removed};
+use super::Removed;
+use super::programs::{by_position, fetch_list, select_list};
 use crate::domain::{NewWorkstream, ProgramId, Workstream, WorkstreamId};
 
-/// A workstream row, as read.
+/// A workstream row, as read (public only as [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct WorkstreamRow {
+pub struct WorkstreamRow {
     pub id: Uuid,
     pub program_id: Uuid,
     pub name: String,
     pub description: String,
     pub position: i32,
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub stamp: StampRow,
 }
 
-impl TryFrom<WorkstreamRow> for Workstream {
-    type Error = Error;
+impl Resource for Workstream {
+    type Key = WorkstreamId;
+    type Row = WorkstreamRow;
+    const KIND: &'static str = "delivery.workstream";
+    const NAME: &'static str = "workstream";
+    const TABLE: &'static str = "workstreams";
+    const COLUMNS: &'static str = COLS;
 
-    fn try_from(r: WorkstreamRow) -> Result<Workstream> {
+    fn from_row(r: WorkstreamRow) -> Result<Workstream> {
         Ok(Workstream {
             id: Id::from_uuid(r.id),
             program_id: Id::from_uuid(r.program_id),
             name: r.name,
             description: r.description,
             position: r.position,
-            created_by: r.created_by,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            stamp: r.stamp.into(),
         })
+    }
+
+    fn not_found() -> Error {
+        Error::not_found("WORKSTREAM_NOT_FOUND", "workstream")
+    }
+
+    fn key(&self) -> WorkstreamId {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.stamp.version
+    }
+
+    fn project(&self) -> Option<Uuid> {
+        Some(self.program_id.uuid())
     }
 }
 
@@ -68,24 +84,7 @@ pub async fn insert_workstream(
     .bind(created_by)
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
-}
-
-pub async fn get_workstream(
-    tx: &mut Tx,
-    org_id: Uuid,
-    id: WorkstreamId,
-    lock: Lock,
-) -> Result<Option<Workstream>> {
-    let row: Option<WorkstreamRow> = sqlx::query_as(&format!(
-        "SELECT {COLS} FROM workstreams WHERE org_id = $1 AND id = $2{}",
-        lock.sql()
-    ))
-    .bind(org_id)
-    .bind(id.uuid())
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(Workstream::try_from).transpose()
+    Workstream::from_row(row)
 }
 
 /// By `(position, id)` after the cursor, on workstreams_position_idx.
@@ -96,21 +95,10 @@ pub async fn list_workstreams(
     after: Option<(i64, Uuid)>,
     limit: i64,
 ) -> Result<Vec<Workstream>> {
-    let mut q =
-        QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM workstreams WHERE org_id = "));
-    q.push_bind(org_id)
-        .push(" AND program_id = ")
-        .push_bind(program_id.uuid());
-    if let Some((position, id)) = after {
-        q.push(" AND (position, id) > (")
-            .push_bind(position)
-            .push("::integer, ")
-            .push_bind(id)
-            .push(")");
-    }
-    q.push(" ORDER BY position, id LIMIT ").push_bind(limit);
-    let rows: Vec<WorkstreamRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(Workstream::try_from).collect()
+    let mut q = select_list::<Workstream>(org_id);
+    q.push(" AND program_id = ").push_bind(program_id.uuid());
+    by_position(&mut q, after, limit);
+    fetch_list(tx, q).await
 }
 
 /// Writes the user-editable fields of `w`.
@@ -126,7 +114,7 @@ pub async fn update_workstream(tx: &mut Tx, org_id: Uuid, w: &Workstream) -> Res
     .bind(w.position)
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
+    Workstream::from_row(row)
 }
 
 /// Deletes a workstream with its requirements and their edges; tasks under
