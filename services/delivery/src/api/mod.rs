@@ -15,14 +15,18 @@ pub mod tasks;
 pub mod work_orders;
 pub mod workstreams;
 
+use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::db::Tx;
+use foundry_platform::page::Page;
 use foundry_platform::validate::Violations;
+use foundry_resource::Resource;
 use foundry_tenancy::Caller;
 use uuid::Uuid;
 
 use foundry_proto::foundry::delivery::v1 as pb;
 
+use crate::State;
 use crate::domain;
 use crate::store::{self, Lock};
 
@@ -279,10 +283,6 @@ pub(crate) fn goal_not_found() -> Error {
     Error::not_found("GOAL_NOT_FOUND", "goal")
 }
 
-pub(crate) fn work_order_not_found() -> Error {
-    Error::not_found("WORK_ORDER_NOT_FOUND", "work order")
-}
-
 pub(crate) fn planner_phase_not_found() -> Error {
     Error::not_found("PLANNER_PHASE_NOT_FOUND", "planner phase")
 }
@@ -309,6 +309,84 @@ pub(crate) fn other_program(what: &str) -> Error {
         "DIFFERENT_PROGRAM",
         format!("the {what} belongs to another program"),
     )
+}
+
+/// What a [`Listing`]'s query returns: a page of rows, read in the
+/// transaction it borrows (`Box::pin(store::list_…(tx, …))`).
+pub(crate) type Rows<'t, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<T>, Error>> + Send + 't>>;
+
+/// A List of a program's children (AIP-132), written once: the page
+/// parsed (its token is good only for the same filters), the program
+/// visible to the caller, one page of rows read in a tenant transaction,
+/// and the next page token. A handler parses its filters, makes a
+/// `Listing` and [`Listing::run`]s it with its store query.
+pub(crate) struct Listing<'a, T> {
+    program_id: Uuid,
+    page_size: i32,
+    page_token: &'a str,
+    filters: String,
+    /// `None`: newest first, by id; else by `(key, id)`.
+    key_of: Option<KeyOf<T>>,
+}
+
+/// The `(key, id)` a keyed list is ordered by, of a row.
+pub(crate) type KeyOf<T> = fn(&T) -> (i64, Uuid);
+
+impl<'a, T: Resource> Listing<'a, T> {
+    /// A newest-first list of `program_id`'s rows; `filters` renders the
+    /// request's other filters (the page token is bound to
+    /// `program=<id>;<filters>`, or `program=<id>` when there are none).
+    pub(crate) fn new(
+        program_id: Uuid,
+        page_size: i32,
+        page_token: &'a str,
+        filters: String,
+    ) -> Self {
+        Listing {
+            program_id,
+            page_size,
+            page_token,
+            filters,
+            key_of: None,
+        }
+    }
+
+    /// Runs the list: `query` reads the page's rows (after its cursor, at
+    /// most [`Page::limit`]); returns them as `to_proto` makes them, and the
+    /// next page token (empty on the last page).
+    pub(crate) async fn run<M>(
+        self,
+        state: &State,
+        call: &Call,
+        to_proto: fn(&T) -> M,
+        query: impl for<'t> FnOnce(&'t mut Tx, Page) -> Rows<'t, T>,
+    ) -> Result<(Vec<M>, String), Error> {
+        let Listing {
+            program_id,
+            page_size,
+            page_token,
+            filters,
+            key_of,
+        } = self;
+        let filters = match filters.as_str() {
+            "" => format!("program={program_id}"),
+            rest => format!("program={program_id};{rest}"),
+        };
+        let page = match key_of {
+            None => state.pages.parse(page_size, page_token, &filters)?,
+            Some(_) => state.pages.parse_keyed(page_size, page_token, &filters)?,
+        };
+        let mut tx = state.db.tenant(call.org_id).await?;
+        program(&mut tx, &call.caller, call.org_id, program_id, Lock::None).await?;
+        let mut rows = query(&mut tx, page).await?;
+        tx.commit().await?;
+        let next = match key_of {
+            None => state.pages.finish(&page, &mut rows, |r| r.key().into()),
+            Some(key_of) => state.pages.finish_keyed(&page, &mut rows, key_of),
+        };
+        Ok((rows.iter().map(to_proto).collect(), next))
+    }
 }
 
 #[cfg(test)]
