@@ -283,10 +283,6 @@ pub(crate) fn goal_not_found() -> Error {
     Error::not_found("GOAL_NOT_FOUND", "goal")
 }
 
-pub(crate) fn planner_phase_not_found() -> Error {
-    Error::not_found("PLANNER_PHASE_NOT_FOUND", "planner phase")
-}
-
 pub(crate) fn feature_not_found() -> Error {
     Error::not_found("FEATURE_NOT_FOUND", "feature")
 }
@@ -349,6 +345,14 @@ impl<'a, T: Resource> Listing<'a, T> {
             page_token,
             filters,
             key_of: None,
+        }
+    }
+
+    /// Ordered by `(key, id)` instead, `key_of` giving both of a row.
+    pub(crate) fn ordered_by(self, key_of: KeyOf<T>) -> Self {
+        Listing {
+            key_of: Some(key_of),
+            ..self
         }
     }
 
