@@ -283,10 +283,6 @@ pub(crate) fn goal_not_found() -> Error {
     Error::not_found("GOAL_NOT_FOUND", "goal")
 }
 
-pub(crate) fn feature_not_found() -> Error {
-    Error::not_found("FEATURE_NOT_FOUND", "feature")
-}
-
 pub(crate) fn sprint_not_found() -> Error {
     Error::not_found("SPRINT_NOT_FOUND", "sprint")
 }

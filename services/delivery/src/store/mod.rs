@@ -62,29 +62,6 @@ pub(crate) fn newest_first(
         .push_bind(limit);
 }
 
-/// The row of `table` whose key is `(org_id, id)`, read as `R` (whose
-/// columns `columns` lists) with `lock`.
-pub(crate) async fn row_by_id<R>(
-    tx: &mut foundry_platform::db::Tx,
-    table: &'static str,
-    columns: &'static str,
-    org_id: uuid::Uuid,
-    id: uuid::Uuid,
-    lock: Lock,
-) -> foundry_platform::Result<Option<R>>
-where
-    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
-{
-    Ok(sqlx::query_as(&format!(
-        "SELECT {columns} FROM {table} WHERE org_id = $1 AND id = $2{}",
-        lock.sql()
-    ))
-    .bind(org_id)
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?)
-}
-
 /// Deletes the rows of `table` whose `column` is `id` in `org_id`;
 /// returns how many went.
 pub(crate) async fn delete_where(
