@@ -152,20 +152,35 @@ pub(crate) fn user_ids(
         v.add(field, format!("at most {max} assignees"));
         return None;
     }
-    let parsed: Option<Vec<Uuid>> = ids
+    each(v, field, ids, |v, field, s| v.id(field, s)).map(once_each)
+}
+
+/// Every item of the repeated field `field` parsed by `parse` (named
+/// `field[i]`), every bad one reported; `None` if any is bad.
+pub(crate) fn each<T>(
+    v: &mut Violations,
+    field: &str,
+    items: &[String],
+    parse: impl Fn(&mut Violations, &str, &str) -> Option<T>,
+) -> Option<Vec<T>> {
+    items
         .iter()
         .enumerate()
-        .map(|(i, s)| v.id(&format!("{field}[{i}]"), s))
+        .map(|(i, s)| parse(v, &format!("{field}[{i}]"), s))
         .collect::<Vec<_>>()
         .into_iter()
-        .collect();
-    let mut out: Vec<Uuid> = Vec::new();
-    for id in parsed? {
-        if !out.contains(&id) {
-            out.push(id);
+        .collect()
+}
+
+/// `items` each once, in their first order.
+pub(crate) fn once_each<T: PartialEq>(items: Vec<T>) -> Vec<T> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
         }
     }
-    Some(out)
+    out
 }
 
 /// At most `max_items` acceptance criteria under `field`, each
@@ -181,13 +196,9 @@ pub(crate) fn criteria(
         v.add(field, format!("at most {max_items} criteria"));
         return None;
     }
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, s)| long_text(v, &format!("{field}[{i}]"), s, 1, max_len))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .collect()
+    each(v, field, items, |v, field, s| {
+        long_text(v, field, s, 1, max_len)
+    })
 }
 
 /// Highest explicit position of an ordered child.

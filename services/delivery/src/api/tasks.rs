@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, Listing, SERVICE, found, long_text, other_program, program,
+    LONG_DESCRIPTION, Listing, SERVICE, each, found, long_text, once_each, other_program, program,
     requirement_not_found, sprint_not_found, task_not_found, user_ids,
 };
 use crate::domain::{
@@ -188,20 +188,10 @@ fn labels(v: &mut Violations, labels: &[String]) -> Option<Vec<String>> {
         v.add("task.labels", format!("at most {MAX_LABELS} labels"));
         return None;
     }
-    let parsed: Option<Vec<String>> = labels
-        .iter()
-        .enumerate()
-        .map(|(i, s)| v.text(&format!("task.labels[{i}]"), s, 1, 64))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .collect();
-    let mut out: Vec<String> = Vec::new();
-    for l in parsed? {
-        if !out.contains(&l) {
-            out.push(l);
-        }
-    }
-    Some(out)
+    each(v, "task.labels", labels, |v, field, s| {
+        v.text(field, s, 1, 64)
+    })
+    .map(once_each)
 }
 
 fn estimate(v: &mut Violations, hours: Option<f64>) -> Option<Option<f64>> {

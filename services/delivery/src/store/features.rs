@@ -5,10 +5,9 @@ use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
-use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::newest_first;
+use super::{fetch_rows, newest_first, select_where};
 use crate::domain::{Feature, FeatureId, NewFeature, ProgramId};
 
 /// A feature row, as read (public only as [`Resource::Row`]).
@@ -156,17 +155,12 @@ pub async fn list_features(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Feature>> {
-    let mut q =
-        QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM features WHERE org_id = "));
-    q.push_bind(org_id)
-        .push(" AND program_id = ")
-        .push_bind(program_id);
+    let mut q = select_where::<Feature>(org_id, "program_id", program_id);
     if let Some(p) = parent_feature_id {
         q.push(" AND parent_feature_id = ").push_bind(p);
     }
     newest_first(&mut q, "id", before, limit);
-    let rows: Vec<FeatureRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(Feature::from_row).collect()
+    fetch_rows(q, tx).await
 }
 
 /// Writes the user-editable fields of `f`.

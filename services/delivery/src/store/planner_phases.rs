@@ -5,9 +5,9 @@ use foundry_domain::Id;
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
-use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use super::{fetch_rows, in_position_order, select_where};
 use crate::domain::{NewPlannerPhase, PlannerPhase, PlannerPhaseId};
 
 /// A planner phase row, as read (public only as [`Resource::Row`]).
@@ -103,21 +103,9 @@ pub async fn list_planner_phases(
     after: Option<(i64, Uuid)>,
     limit: i64,
 ) -> Result<Vec<PlannerPhase>> {
-    let mut q =
-        QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM planner_phases WHERE org_id = "));
-    q.push_bind(org_id)
-        .push(" AND program_id = ")
-        .push_bind(program_id);
-    if let Some((position, id)) = after {
-        q.push(" AND (position, id) > (")
-            .push_bind(position)
-            .push("::integer, ")
-            .push_bind(id)
-            .push(")");
-    }
-    q.push(" ORDER BY position, id LIMIT ").push_bind(limit);
-    let rows: Vec<PlannerPhaseRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(PlannerPhase::from_row).collect()
+    let mut q = select_where::<PlannerPhase>(org_id, "program_id", program_id);
+    in_position_order(&mut q, after, limit);
+    fetch_rows(q, tx).await
 }
 
 /// Writes the user-editable fields of `p`.

@@ -7,7 +7,7 @@ use foundry_resource::{Resource, StampRow, remove_row};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{Assignees, newest_first, qualified, uuids};
+use super::{Assignees, fetch_rows, newest_first, qualified, uuids};
 use crate::domain::{NewWorkOrder, WorkOrder, WorkOrderId, WorkOrderStatus};
 
 /// A work order row, as read (public only as [`Resource::Row`]).
@@ -154,8 +154,7 @@ pub async fn list_work_orders(
         q.push(" AND w.feature_id = ").push_bind(feature);
     }
     newest_first(&mut q, &key, before, limit);
-    let rows: Vec<WorkOrderRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(WorkOrder::from_row).collect()
+    fetch_rows(q, tx).await
 }
 
 /// Writes the user-editable fields of `w` (and its assignee index).
