@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{Listing, SERVICE, SHORT_DESCRIPTION, long_text, other_program, program};
+use crate::api::{Listing, SERVICE, SHORT_DESCRIPTION, long_text, other_program, program_for};
 use crate::domain::{self, Feature, FeatureChange, FeatureId, FeaturePath, NewFeature, ProgramId};
 use crate::store::{self, Lock};
 
@@ -139,14 +139,7 @@ impl Create for Feature {
     /// and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewFeature, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         let program_id = new.program_id;
-        program(
-            tx,
-            &call.caller,
-            call.org_id,
-            program_id.uuid(),
-            Lock::KeyShare,
-        )
-        .await?;
+        program_for(tx, call, program_id.uuid(), Lock::KeyShare).await?;
         if let Some(p) = new.parent_feature_id {
             feature_in(tx, call, program_id, p, "parent feature").await?;
         }
@@ -269,14 +262,7 @@ impl FeatureService for Features {
         let current: Feature = resource::fetch(&mut tx, &call, id, Lock::None).await?;
         if let Some(p) = FeatureChange::new_parent(&changes) {
             let program_id = current.program_id;
-            program(
-                &mut tx,
-                &call.caller,
-                call.org_id,
-                program_id.uuid(),
-                Lock::NoKeyUpdate,
-            )
-            .await?;
+            program_for(&mut tx, &call, program_id.uuid(), Lock::NoKeyUpdate).await?;
             feature_in(&mut tx, &call, program_id, p, "parent feature").await?;
             let ancestry = store::feature_ancestry(&mut tx, call.org_id, p, MAX_DEPTH).await?;
             domain::check_feature_parent(id, &ancestry).map_err(Error::from)?;

@@ -389,7 +389,7 @@ impl<'a, T: Resource> Listing<'a, T> {
             Some(_) => state.pages.parse_keyed(page_size, page_token, &filters)?,
         };
         let mut tx = state.db.tenant(call.org_id).await?;
-        program(&mut tx, &call.caller, call.org_id, program_id, Lock::None).await?;
+        program_for(&mut tx, call, program_id, Lock::None).await?;
         let mut rows = query(&mut tx, page).await?;
         tx.commit().await?;
         let next = match key_of {
@@ -398,6 +398,17 @@ impl<'a, T: Resource> Listing<'a, T> {
         };
         Ok((rows.iter().map(to_proto).collect(), next))
     }
+}
+
+/// [`program`] for a call: the program `id` if the caller may see it,
+/// read with `lock`.
+pub(crate) async fn program_for(
+    tx: &mut Tx,
+    call: &Call,
+    id: Uuid,
+    lock: Lock,
+) -> Result<domain::Program, Error> {
+    program(tx, &call.caller, call.org_id, id, lock).await
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Listing, SERVICE, SHORT_DESCRIPTION, long_text, other_program, position, program,
+    Listing, SERVICE, SHORT_DESCRIPTION, long_text, other_program, position, program_for,
 };
 use crate::domain::{
     NewPlannerPhase, PlannerPhase, PlannerPhaseChange, PlannerPhaseId, PlannerPhasePath, ProgramId,
@@ -162,7 +162,7 @@ impl Create for PlannerPhase {
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewPlannerPhase, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         let program_id = new.program_id.uuid();
-        program(tx, &call.caller, call.org_id, program_id, Lock::KeyShare).await?;
+        program_for(tx, call, program_id, Lock::KeyShare).await?;
         Ok(())
     }
 

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::features::feature_in;
 use crate::api::planner_phases::phase_in;
-use crate::api::{LONG_DESCRIPTION, Listing, SERVICE, criteria, long_text, program, user_ids};
+use crate::api::{LONG_DESCRIPTION, Listing, SERVICE, criteria, long_text, program_for, user_ids};
 use crate::domain::{
     self, NewWorkOrder, UserId, WorkOrder, WorkOrderChange, WorkOrderId, WorkOrderPath,
     WorkOrderStatus,
@@ -183,14 +183,7 @@ impl Create for WorkOrder {
     /// program, and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewWorkOrder, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         let program_id = new.program_id;
-        program(
-            tx,
-            &call.caller,
-            call.org_id,
-            program_id.uuid(),
-            Lock::KeyShare,
-        )
-        .await?;
+        program_for(tx, call, program_id.uuid(), Lock::KeyShare).await?;
         if let Some(p) = new.phase_id {
             phase_in(tx, call, program_id, p).await?;
         }
