@@ -75,6 +75,14 @@ const ASSIGNEES: Assignees = Assignees {
     key: "work_order_id",
 };
 
+/// The work order of a row just written, its assignee index made to match.
+async fn indexed(tx: &mut Tx, row: WorkOrderRow) -> Result<WorkOrder> {
+    ASSIGNEES
+        .set(tx, row.org_id, row.id, row.program_id, &row.assignee_ids)
+        .await?;
+    WorkOrder::from_row(row)
+}
+
 const COLS: &str = "org_id, id, program_id, title, description, status, acceptance_criteria, \
      implementation_plan, assignee_ids, phase_id, feature_id, created_by, version, created_at, \
      updated_at";
@@ -105,10 +113,7 @@ pub async fn insert_work_order(
     .bind(created_by)
     .fetch_one(&mut **tx)
     .await?;
-    ASSIGNEES
-        .set(tx, row.org_id, row.id, row.program_id, &row.assignee_ids)
-        .await?;
-    WorkOrder::from_row(row)
+    indexed(tx, row).await
 }
 
 /// Filters of ListWorkOrders; all that are set apply.
@@ -176,10 +181,7 @@ pub async fn update_work_order(tx: &mut Tx, org_id: Uuid, w: &WorkOrder) -> Resu
     .bind(w.feature_id.map(Id::uuid))
     .fetch_one(&mut **tx)
     .await?;
-    ASSIGNEES
-        .set(tx, row.org_id, row.id, row.program_id, &row.assignee_ids)
-        .await?;
-    WorkOrder::from_row(row)
+    indexed(tx, row).await
 }
 
 pub async fn set_work_order_status(
