@@ -2,21 +2,19 @@
 
 use std::sync::Arc;
 
-use foundry_domain::Id;
+use async_trait::async_trait;
+use foundry_domain::Patch;
 use foundry_outbox::Call;
 use foundry_platform::Error;
-use foundry_platform::convert::timestamp;
-use foundry_platform::db::{Tx, check_etag, etag};
-use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, feature_service_server::FeatureService};
+use foundry_resource::{self as resource, Create, Creation, Delete, Resource, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{
-    SERVICE, SHORT_DESCRIPTION, feature_not_found, found, long_text, other_program, program,
-};
+use crate::api::{Listing, SERVICE, SHORT_DESCRIPTION, long_text, other_program, program_for};
 use crate::domain::{self, Feature, FeatureChange, FeatureId, FeaturePath, NewFeature, ProgramId};
 use crate::store::{self, Lock};
 
@@ -24,11 +22,16 @@ use crate::store::{self, Lock};
 #[derive(Clone, Debug)]
 pub struct Features(pub Arc<State>);
 
-const RESOURCE: &str = "delivery.feature";
 /// Deepest walk up a feature's ancestry.
 const MAX_DEPTH: i64 = 10_000;
 
 pub fn feature_to_proto(f: &Feature) -> pb::Feature {
+    let WireStamp {
+        created_by,
+        create_time,
+        update_time,
+        etag,
+    } = (&f.stamp).into();
     pb::Feature {
         id: f.id.to_string(),
         program_id: f.program_id.to_string(),
@@ -39,10 +42,10 @@ pub fn feature_to_proto(f: &Feature) -> pb::Feature {
         name: f.name.clone(),
         slug: f.slug.clone(),
         description: f.description.clone(),
-        created_by: f.created_by.to_string(),
-        create_time: Some(timestamp(f.created_at)),
-        update_time: Some(timestamp(f.updated_at)),
-        etag: etag(f.version),
+        created_by,
+        create_time,
+        update_time,
+        etag,
     }
 }
 
@@ -71,9 +74,11 @@ fn parse_create(req: &pb::CreateFeatureRequest) -> Result<(NewFeature, Option<Uu
     })
 }
 
-/// An `UpdateFeatureRequest` as the feature's id and the changes its mask
-/// names.
-fn parse_update(req: &pb::UpdateFeatureRequest) -> Result<(FeatureId, Vec<FeatureChange>), Error> {
+/// An `UpdateFeatureRequest` as the feature's id, etag and the changes its
+/// mask names.
+fn parse_update(
+    req: &pb::UpdateFeatureRequest,
+) -> Result<(FeatureId, String, Vec<FeatureChange>), Error> {
     let empty = pb::Feature::default();
     let f = req.feature.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
@@ -92,7 +97,13 @@ fn parse_update(req: &pb::UpdateFeatureRequest) -> Result<(FeatureId, Vec<Featur
             }
         });
     }
-    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+    v.finish_with(|| {
+        Some((
+            id?,
+            f.etag.clone(),
+            changes.into_iter().collect::<Option<Vec<_>>>()?,
+        ))
+    })
 }
 
 fn name(v: &mut Violations, name: &str) -> Option<String> {
@@ -101,21 +112,6 @@ fn name(v: &mut Violations, name: &str) -> Option<String> {
 
 fn description(v: &mut Violations, description: &str) -> Option<String> {
     long_text(v, "feature.description", description, 0, SHORT_DESCRIPTION)
-}
-
-/// A feature the caller may see, with `lock`.
-async fn visible_feature(
-    tx: &mut Tx,
-    call: &Call,
-    id: FeatureId,
-    lock: Lock,
-) -> Result<Feature, Error> {
-    found(
-        store::get_feature(tx, call.org_id, id, lock).await?,
-        &call.caller,
-        |f| f.program_id.uuid(),
-        feature_not_found,
-    )
 }
 
 /// A feature something of `program_id` refers to (`what`: a parent
@@ -128,11 +124,62 @@ pub(crate) async fn feature_in(
     id: FeatureId,
     what: &str,
 ) -> Result<Feature, Error> {
-    let f = visible_feature(tx, call, id, Lock::KeyShare).await?;
+    let f: Feature = resource::fetch(tx, call, id, Lock::KeyShare).await?;
     if f.program_id != program_id {
         return Err(other_program(what));
     }
     Ok(f)
+}
+
+#[async_trait]
+impl Create for Feature {
+    type New = NewFeature;
+
+    /// The program, and the parent if any, are visible, in that program,
+    /// and held (`FOR KEY SHARE`) until commit.
+    async fn check_new(new: &NewFeature, tx: &mut Tx, call: &Call) -> Result<(), Error> {
+        let program_id = new.program_id;
+        program_for(tx, call, program_id.uuid(), Lock::KeyShare).await?;
+        if let Some(p) = new.parent_feature_id {
+            feature_in(tx, call, program_id, p, "parent feature").await?;
+        }
+        Ok(())
+    }
+
+    async fn insert(
+        new: &NewFeature,
+        tx: &mut Tx,
+        org_id: Uuid,
+        by: Uuid,
+    ) -> Result<Feature, Error> {
+        store::insert_feature(tx, org_id, new, by).await
+    }
+}
+
+/// Written by `update_feature` itself rather than `resource::update`: a new
+/// parent is checked under the program's lock, taken before the feature's.
+#[async_trait]
+impl Update for Feature {
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Feature, Error> {
+        store::update_feature(tx, org_id, self).await
+    }
+}
+
+#[async_trait]
+impl Delete for Feature {
+    /// Refused while it has child features. The feature is held `FOR
+    /// UPDATE`: a child's create holds `KEY SHARE` on its parent, so no
+    /// child appears between the check and the delete.
+    async fn remove(&self, tx: &mut Tx, org_id: Uuid) -> Result<Option<serde_json::Value>, Error> {
+        if store::feature_has_children(tx, org_id, self.program_id, self.id).await? {
+            return Err(Error::failed_precondition(
+                "FEATURE_HAS_CHILDREN",
+                "the feature has child features; delete or move them first",
+            ));
+        }
+        resource::remove_row::<Feature>(tx, org_id, self.id).await?;
+        Ok(None)
+    }
 }
 
 #[tonic::async_trait]
@@ -144,31 +191,13 @@ impl FeatureService for Features {
     ) -> Result<Response<pb::Feature>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let (new, request_id) = parse_create(req.get_ref())?;
-        let key = idempotency::Key::of(call.org_id, "CreateFeature", request_id, req.get_ref());
-        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
-            Begun::New(tx) => tx,
+        let creation = Creation {
+            method: "CreateFeature",
+            request: req.get_ref(),
+            request_id,
+            new,
         };
-        program(
-            &mut tx,
-            &call.caller,
-            call.org_id,
-            new.program_id.uuid(),
-            Lock::KeyShare,
-        )
-        .await?;
-        if let Some(p) = new.parent_feature_id {
-            feature_in(&mut tx, &call, new.program_id, p, "parent feature").await?;
-        }
-        let f = store::insert_feature(&mut tx, call.org_id, &new, call.principal_id()).await?;
-        call.actor
-            .event("delivery.feature.create", RESOURCE, f.id)
-            .project(Some(f.program_id.uuid()))
-            .created(&f)
-            .record(&mut tx)
-            .await?;
-        let out = feature_to_proto(&f);
-        tx.finish(&out).await?;
+        let out = resource::create(&self.0.db, &call, creation, feature_to_proto).await?;
         Ok(Response::new(out))
     }
 
@@ -178,10 +207,8 @@ impl FeatureService for Features {
         req: Request<pb::GetFeatureRequest>,
     ) -> Result<Response<pb::Feature>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let f = visible_feature(&mut tx, &call, id, Lock::None).await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        let f: Feature = resource::get(&self.0.db, &call, id).await?;
         Ok(Response::new(feature_to_proto(&f)))
     }
 
@@ -194,73 +221,60 @@ impl FeatureService for Features {
         let req = req.into_inner();
         let mut v = Violations::new();
         let program_id = v.id("program_id", &req.program_id);
-        let parent_feature_id = v.opt_id("parent_feature_id", &req.parent_feature_id);
+        let parent = v.opt_id("parent_feature_id", &req.parent_feature_id);
         let program_id = v.finish_with(|| program_id)?;
-        let page = self.0.pages.parse(
-            req.page_size,
-            &req.page_token,
-            &format!(
-                "program={program_id};parent={}",
-                parent_feature_id.map(|p| p.to_string()).unwrap_or_default()
-            ),
-        )?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        program(&mut tx, &call.caller, call.org_id, program_id, Lock::None).await?;
-        let mut features = store::list_features(
-            &mut tx,
-            call.org_id,
-            program_id,
-            parent_feature_id,
-            page.after,
-            page.limit(),
-        )
-        .await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut features, |f| f.id.uuid());
+        let filters = format!(
+            "parent={}",
+            parent.map(|p| p.to_string()).unwrap_or_default()
+        );
+        let list = Listing::new(program_id, req.page_size, &req.page_token, filters);
+        let (features, next_page_token) = list
+            .run(&self.0, &call, feature_to_proto, |tx, page| {
+                Box::pin(store::list_features(
+                    tx,
+                    call.org_id,
+                    program_id,
+                    parent,
+                    page.after,
+                    page.limit(),
+                ))
+            })
+            .await?;
         Ok(Response::new(pb::ListFeaturesResponse {
-            features: features.iter().map(feature_to_proto).collect(),
+            features,
             next_page_token,
         }))
     }
 
     /// A new parent is checked against the feature's descendants while the
     /// program is held `FOR NO KEY UPDATE`: re-parentings of one program run
-    /// one after the other, so two cannot close a cycle together.
+    /// one after the other, so two cannot close a cycle together. The
+    /// program is locked before the feature (the order a program's delete
+    /// takes), so this method is not `resource::update`.
     #[tracing::instrument(skip_all)]
     async fn update_feature(
         &self,
         req: Request<pb::UpdateFeatureRequest>,
     ) -> Result<Response<pb::Feature>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let (id, changes) = parse_update(req.get_ref())?;
-        let etag = req
-            .get_ref()
-            .feature
-            .as_ref()
-            .map_or("", |f| f.etag.as_str());
+        let (id, etag, changes) = parse_update(req.get_ref())?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        let current = visible_feature(&mut tx, &call, id, Lock::None).await?;
+        let current: Feature = resource::fetch(&mut tx, &call, id, Lock::None).await?;
         if let Some(p) = FeatureChange::new_parent(&changes) {
-            program(
-                &mut tx,
-                &call.caller,
-                call.org_id,
-                current.program_id.uuid(),
-                Lock::NoKeyUpdate,
-            )
-            .await?;
-            feature_in(&mut tx, &call, current.program_id, p, "parent feature").await?;
+            let program_id = current.program_id;
+            program_for(&mut tx, &call, program_id.uuid(), Lock::NoKeyUpdate).await?;
+            feature_in(&mut tx, &call, program_id, p, "parent feature").await?;
             let ancestry = store::feature_ancestry(&mut tx, call.org_id, p, MAX_DEPTH).await?;
             domain::check_feature_parent(id, &ancestry).map_err(Error::from)?;
         }
-        let before = visible_feature(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        check_etag(etag, before.version, "feature")?;
+        let before: Feature = resource::fetch(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
+        check_etag(&etag, before.stamp.version, Feature::NAME)?;
         let mut f = before.clone();
-        f.apply(changes);
-        let f = store::update_feature(&mut tx, call.org_id, &f).await?;
+        f.apply(changes).map_err(Error::from)?;
+        let f = f.write(&mut tx, call.org_id).await?;
         call.actor
-            .event("delivery.feature.update", RESOURCE, id)
-            .project(Some(f.program_id.uuid()))
+            .event("delivery.feature.update", Feature::KIND, id)
+            .project(f.project())
             .diff(&before, &f)
             .record(&mut tx)
             .await?;
@@ -274,27 +288,8 @@ impl FeatureService for Features {
         req: Request<pb::DeleteFeatureRequest>,
     ) -> Result<Response<()>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        // FOR UPDATE: a child's create holds KEY SHARE on its parent, so no
-        // child appears between the check and the delete.
-        let f = visible_feature(&mut tx, &call, id, Lock::Update).await?;
-        check_etag(&req.get_ref().etag, f.version, "feature")?;
-        if store::feature_has_children(&mut tx, call.org_id, f.program_id, id).await? {
-            return Err(Error::failed_precondition(
-                "FEATURE_HAS_CHILDREN",
-                "the feature has child features; delete or move them first",
-            )
-            .into());
-        }
-        store::delete_feature(&mut tx, call.org_id, id).await?;
-        call.actor
-            .event("delivery.feature.delete", RESOURCE, id)
-            .project(Some(f.program_id.uuid()))
-            .removed(&f)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        resource::delete::<Feature>(&self.0.db, &call, id, &req.get_ref().etag).await?;
         Ok(Response::new(()))
     }
 }

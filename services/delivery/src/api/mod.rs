@@ -15,14 +15,18 @@ pub mod tasks;
 pub mod work_orders;
 pub mod workstreams;
 
+use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::db::Tx;
+use foundry_platform::page::Page;
 use foundry_platform::validate::Violations;
+use foundry_resource::Resource;
 use foundry_tenancy::Caller;
 use uuid::Uuid;
 
 use foundry_proto::foundry::delivery::v1 as pb;
 
+use crate::State;
 use crate::domain;
 use crate::store::Lock;
 
@@ -148,20 +152,35 @@ pub(crate) fn user_ids(
         v.add(field, format!("at most {max} assignees"));
         return None;
     }
-    let parsed: Option<Vec<Uuid>> = ids
+    each(v, field, ids, |v, field, s| v.id(field, s)).map(once_each)
+}
+
+/// Every item of the repeated field `field` parsed by `parse` (named
+/// `field[i]`), every bad one reported; `None` if any is bad.
+pub(crate) fn each<T>(
+    v: &mut Violations,
+    field: &str,
+    items: &[String],
+    parse: impl Fn(&mut Violations, &str, &str) -> Option<T>,
+) -> Option<Vec<T>> {
+    items
         .iter()
         .enumerate()
-        .map(|(i, s)| v.id(&format!("{field}[{i}]"), s))
+        .map(|(i, s)| parse(v, &format!("{field}[{i}]"), s))
         .collect::<Vec<_>>()
         .into_iter()
-        .collect();
-    let mut out: Vec<Uuid> = Vec::new();
-    for id in parsed? {
-        if !out.contains(&id) {
-            out.push(id);
+        .collect()
+}
+
+/// `items` each once, in their first order.
+pub(crate) fn once_each<T: PartialEq>(items: Vec<T>) -> Vec<T> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
         }
     }
-    Some(out)
+    out
 }
 
 /// At most `max_items` acceptance criteria under `field`, each
@@ -177,13 +196,9 @@ pub(crate) fn criteria(
         v.add(field, format!("at most {max_items} criteria"));
         return None;
     }
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, s)| long_text(v, &format!("{field}[{i}]"), s, 1, max_len))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .collect()
+    each(v, field, items, |v, field, s| {
+        long_text(v, field, s, 1, max_len)
+    })
 }
 
 /// Highest explicit position of an ordered child.
@@ -279,18 +294,6 @@ pub(crate) fn risk_not_found() -> Error {
 
 pub(crate) fn goal_not_found() -> Error {
     Error::not_found("GOAL_NOT_FOUND", "goal")
-}
-
-pub(crate) fn work_order_not_found() -> Error {
-    Error::not_found("WORK_ORDER_NOT_FOUND", "work order")
-}
-
-pub(crate) fn planner_phase_not_found() -> Error {
-    Error::not_found("PLANNER_PHASE_NOT_FOUND", "planner phase")
-}
-
-pub(crate) fn feature_not_found() -> Error {
-    Error::not_found("FEATURE_NOT_FOUND", "feature")
 }
 
 pub(crate) fn sprint_not_found() -> Error {
@@ -391,6 +394,98 @@ pub(crate) fn parse_changes<P: foundry_domain::FieldPath, K, C>(
             changes.into_iter().collect::<Option<_>>()?,
         ))
     })
+}
+
+/// A List of a program's children (AIP-132), written once: the page
+/// parsed (its token is good only for the same filters), the program
+/// visible to the caller, one page of rows read in a tenant transaction,
+/// and the next page token. A handler parses its filters, makes a
+/// `Listing` and [`Listing::run`]s it with its store query.
+pub(crate) struct Listing<'a, T> {
+    program_id: Uuid,
+    page_size: i32,
+    page_token: &'a str,
+    filters: String,
+    /// `None`: newest first, by id; else by `(key, id)`.
+    key_of: Option<KeyOf<T>>,
+}
+
+/// The `(key, id)` a keyed list is ordered by, of a row.
+pub(crate) type KeyOf<T> = fn(&T) -> (i64, Uuid);
+
+impl<'a, T: Resource> Listing<'a, T> {
+    /// A newest-first list of `program_id`'s rows; `filters` renders the
+    /// request's other filters (the page token is bound to
+    /// `program=<id>;<filters>`, or `program=<id>` when there are none).
+    pub(crate) fn new(
+        program_id: Uuid,
+        page_size: i32,
+        page_token: &'a str,
+        filters: String,
+    ) -> Self {
+        Listing {
+            program_id,
+            page_size,
+            page_token,
+            filters,
+            key_of: None,
+        }
+    }
+
+    /// Ordered by `(key, id)` instead, `key_of` giving both of a row.
+    pub(crate) fn ordered_by(self, key_of: KeyOf<T>) -> Self {
+        Listing {
+            key_of: Some(key_of),
+            ..self
+        }
+    }
+
+    /// Runs the list: `query` reads the page's rows (after its cursor, at
+    /// most [`Page::limit`]); returns them as `to_proto` makes them, and the
+    /// next page token (empty on the last page).
+    pub(crate) async fn run<M>(
+        self,
+        state: &State,
+        call: &Call,
+        to_proto: fn(&T) -> M,
+        query: impl for<'t> FnOnce(&'t mut Tx, Page) -> Rows<'t, T>,
+    ) -> Result<(Vec<M>, String), Error> {
+        let Listing {
+            program_id,
+            page_size,
+            page_token,
+            filters,
+            key_of,
+        } = self;
+        let filters = match filters.as_str() {
+            "" => format!("program={program_id}"),
+            rest => format!("program={program_id};{rest}"),
+        };
+        let page = match key_of {
+            None => state.pages.parse(page_size, page_token, &filters)?,
+            Some(_) => state.pages.parse_keyed(page_size, page_token, &filters)?,
+        };
+        let mut tx = state.db.tenant(call.org_id).await?;
+        program_for(&mut tx, call, program_id, Lock::None).await?;
+        let mut rows = query(&mut tx, page).await?;
+        tx.commit().await?;
+        let next = match key_of {
+            None => state.pages.finish(&page, &mut rows, |r| r.key().into()),
+            Some(key_of) => state.pages.finish_keyed(&page, &mut rows, key_of),
+        };
+        Ok((rows.iter().map(to_proto).collect(), next))
+    }
+}
+
+/// [`program`] for a call: the program `id` if the caller may see it,
+/// read with `lock`.
+pub(crate) async fn program_for(
+    tx: &mut Tx,
+    call: &Call,
+    id: Uuid,
+    lock: Lock,
+) -> Result<domain::Program, Error> {
+    program(tx, &call.caller, call.org_id, id, lock).await
 }
 
 #[cfg(test)]

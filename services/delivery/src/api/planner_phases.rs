@@ -2,23 +2,22 @@
 
 use std::sync::Arc;
 
-use foundry_domain::Id;
+use async_trait::async_trait;
 use foundry_outbox::Call;
 use foundry_platform::Error;
-use foundry_platform::convert::{opt_timestamp, timestamp};
-use foundry_platform::db::{Tx, check_etag, etag};
-use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::convert::opt_timestamp;
+use foundry_platform::db::Tx;
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{
     self as pb, planner_phase_service_server::PlannerPhaseService,
 };
+use foundry_resource::{self as resource, Create, Creation, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    SERVICE, SHORT_DESCRIPTION, found, long_text, other_program, planner_phase_not_found, position,
-    program,
+    Listing, SERVICE, SHORT_DESCRIPTION, long_text, other_program, position, program_for,
 };
 use crate::domain::{
     NewPlannerPhase, PlannerPhase, PlannerPhaseChange, PlannerPhaseId, PlannerPhasePath, ProgramId,
@@ -30,9 +29,13 @@ use crate::store::{self, Lock};
 #[derive(Clone, Debug)]
 pub struct PlannerPhases(pub Arc<State>);
 
-const RESOURCE: &str = "delivery.planner_phase";
-
 pub fn planner_phase_to_proto(p: &PlannerPhase) -> pb::PlannerPhase {
+    let WireStamp {
+        created_by,
+        create_time,
+        update_time,
+        etag,
+    } = (&p.stamp).into();
     pb::PlannerPhase {
         id: p.id.to_string(),
         program_id: p.program_id.to_string(),
@@ -41,10 +44,10 @@ pub fn planner_phase_to_proto(p: &PlannerPhase) -> pb::PlannerPhase {
         position: p.position,
         start_time: opt_timestamp(p.start_at),
         end_time: opt_timestamp(p.end_at),
-        created_by: p.created_by.to_string(),
-        create_time: Some(timestamp(p.created_at)),
-        update_time: Some(timestamp(p.updated_at)),
-        etag: etag(p.version),
+        created_by,
+        create_time,
+        update_time,
+        etag,
     }
 }
 
@@ -83,11 +86,11 @@ fn parse_create(
     })
 }
 
-/// An `UpdatePlannerPhaseRequest` as the phase's id and the changes its
-/// mask names.
+/// An `UpdatePlannerPhaseRequest` as the phase's id, etag and the changes
+/// its mask names.
 fn parse_update(
     req: &pb::UpdatePlannerPhaseRequest,
-) -> Result<(PlannerPhaseId, Vec<PlannerPhaseChange>), Error> {
+) -> Result<(PlannerPhaseId, String, Vec<PlannerPhaseChange>), Error> {
     let empty = pb::PlannerPhase::default();
     let p = req.planner_phase.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
@@ -114,7 +117,13 @@ fn parse_update(
                 .map(PlannerPhaseChange::EndTime),
         });
     }
-    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+    v.finish_with(|| {
+        Some((
+            id?,
+            p.etag.clone(),
+            changes.into_iter().collect::<Option<Vec<_>>>()?,
+        ))
+    })
 }
 
 fn name(v: &mut Violations, name: &str) -> Option<String> {
@@ -131,21 +140,6 @@ fn description(v: &mut Violations, description: &str) -> Option<String> {
     )
 }
 
-/// A planner phase the caller may see, with `lock`.
-async fn visible_phase(
-    tx: &mut Tx,
-    call: &Call,
-    id: PlannerPhaseId,
-    lock: Lock,
-) -> Result<PlannerPhase, Error> {
-    found(
-        store::get_planner_phase(tx, call.org_id, id, lock).await?,
-        &call.caller,
-        |p| p.program_id.uuid(),
-        planner_phase_not_found,
-    )
-}
-
 /// A planner phase something of `program_id` is planned in: visible, in
 /// that program, held with `KEY SHARE` (it cannot vanish before commit).
 pub(crate) async fn phase_in(
@@ -154,12 +148,42 @@ pub(crate) async fn phase_in(
     program_id: ProgramId,
     id: PlannerPhaseId,
 ) -> Result<PlannerPhase, Error> {
-    let p = visible_phase(tx, call, id, Lock::KeyShare).await?;
+    let p: PlannerPhase = resource::fetch(tx, call, id, Lock::KeyShare).await?;
     if p.program_id != program_id {
         return Err(other_program("planner phase"));
     }
     Ok(p)
 }
+
+#[async_trait]
+impl Create for PlannerPhase {
+    type New = NewPlannerPhase;
+
+    /// The program is visible and held (`FOR KEY SHARE`) until commit.
+    async fn check_new(new: &NewPlannerPhase, tx: &mut Tx, call: &Call) -> Result<(), Error> {
+        let program_id = new.program_id.uuid();
+        program_for(tx, call, program_id, Lock::KeyShare).await?;
+        Ok(())
+    }
+
+    async fn insert(
+        new: &NewPlannerPhase,
+        tx: &mut Tx,
+        org_id: Uuid,
+        by: Uuid,
+    ) -> Result<PlannerPhase, Error> {
+        store::insert_planner_phase(tx, org_id, new, by).await
+    }
+}
+
+#[async_trait]
+impl Update for PlannerPhase {
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<PlannerPhase, Error> {
+        store::update_planner_phase(tx, org_id, self).await
+    }
+}
+
+impl Delete for PlannerPhase {}
 
 #[tonic::async_trait]
 impl PlannerPhaseService for PlannerPhases {
@@ -170,30 +194,13 @@ impl PlannerPhaseService for PlannerPhases {
     ) -> Result<Response<pb::PlannerPhase>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let (new, request_id) = parse_create(req.get_ref())?;
-        let key =
-            idempotency::Key::of(call.org_id, "CreatePlannerPhase", request_id, req.get_ref());
-        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
-            Begun::New(tx) => tx,
+        let creation = Creation {
+            method: "CreatePlannerPhase",
+            request: req.get_ref(),
+            request_id,
+            new,
         };
-        program(
-            &mut tx,
-            &call.caller,
-            call.org_id,
-            new.program_id.uuid(),
-            Lock::KeyShare,
-        )
-        .await?;
-        let p =
-            store::insert_planner_phase(&mut tx, call.org_id, &new, call.principal_id()).await?;
-        call.actor
-            .event("delivery.planner_phase.create", RESOURCE, p.id)
-            .project(Some(p.program_id.uuid()))
-            .created(&p)
-            .record(&mut tx)
-            .await?;
-        let out = planner_phase_to_proto(&p);
-        tx.finish(&out).await?;
+        let out = resource::create(&self.0.db, &call, creation, planner_phase_to_proto).await?;
         Ok(Response::new(out))
     }
 
@@ -203,10 +210,8 @@ impl PlannerPhaseService for PlannerPhases {
         req: Request<pb::GetPlannerPhaseRequest>,
     ) -> Result<Response<pb::PlannerPhase>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let p = visible_phase(&mut tx, &call, id, Lock::None).await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        let p: PlannerPhase = resource::get(&self.0.db, &call, id).await?;
         Ok(Response::new(planner_phase_to_proto(&p)))
     }
 
@@ -218,28 +223,22 @@ impl PlannerPhaseService for PlannerPhases {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let program_id = Violations::require_id("program_id", &req.program_id)?;
-        let page = self.0.pages.parse_keyed(
-            req.page_size,
-            &req.page_token,
-            &format!("program={program_id}"),
-        )?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        program(&mut tx, &call.caller, call.org_id, program_id, Lock::None).await?;
-        let mut phases = store::list_planner_phases(
-            &mut tx,
-            call.org_id,
-            program_id,
-            page.after_key.zip(page.after),
-            page.limit(),
-        )
-        .await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self
-            .0
-            .pages
-            .finish_keyed(&page, &mut phases, |p| (i64::from(p.position), p.id.uuid()));
+        let list = Listing::new(program_id, req.page_size, &req.page_token, String::new())
+            .ordered_by(|p: &PlannerPhase| (i64::from(p.position), p.id.uuid()));
+        let (planner_phases, next_page_token) = list
+            .run(&self.0, &call, planner_phase_to_proto, |tx, page| {
+                let after = page.after_key.zip(page.after);
+                Box::pin(store::list_planner_phases(
+                    tx,
+                    call.org_id,
+                    program_id,
+                    after,
+                    page.limit(),
+                ))
+            })
+            .await?;
         Ok(Response::new(pb::ListPlannerPhasesResponse {
-            planner_phases: phases.iter().map(planner_phase_to_proto).collect(),
+            planner_phases,
             next_page_token,
         }))
     }
@@ -250,25 +249,8 @@ impl PlannerPhaseService for PlannerPhases {
         req: Request<pb::UpdatePlannerPhaseRequest>,
     ) -> Result<Response<pb::PlannerPhase>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let (id, changes) = parse_update(req.get_ref())?;
-        let etag = req
-            .get_ref()
-            .planner_phase
-            .as_ref()
-            .map_or("", |p| p.etag.as_str());
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = visible_phase(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        check_etag(etag, before.version, "planner phase")?;
-        let mut p = before.clone();
-        p.apply(changes).map_err(Error::from)?;
-        let p = store::update_planner_phase(&mut tx, call.org_id, &p).await?;
-        call.actor
-            .event("delivery.planner_phase.update", RESOURCE, id)
-            .project(Some(p.program_id.uuid()))
-            .diff(&before, &p)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let (id, etag, changes) = parse_update(req.get_ref())?;
+        let p: PlannerPhase = resource::update(&self.0.db, &call, id, &etag, changes).await?;
         Ok(Response::new(planner_phase_to_proto(&p)))
     }
 
@@ -278,18 +260,8 @@ impl PlannerPhaseService for PlannerPhases {
         req: Request<pb::DeletePlannerPhaseRequest>,
     ) -> Result<Response<()>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let p = visible_phase(&mut tx, &call, id, Lock::Update).await?;
-        check_etag(&req.get_ref().etag, p.version, "planner phase")?;
-        store::delete_planner_phase(&mut tx, call.org_id, id).await?;
-        call.actor
-            .event("delivery.planner_phase.delete", RESOURCE, id)
-            .project(Some(p.program_id.uuid()))
-            .removed(&p)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        resource::delete::<PlannerPhase>(&self.0.db, &call, id, &req.get_ref().etag).await?;
         Ok(Response::new(()))
     }
 }

@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, SERVICE, found, long_text, other_program, program, requirement_not_found,
-    sprint_not_found, task_not_found, user_ids,
+    LONG_DESCRIPTION, Listing, SERVICE, each, found, long_text, once_each, other_program, program,
+    requirement_not_found, sprint_not_found, task_not_found, user_ids,
 };
 use crate::domain::{
     self, NewTask, ProgramId, RequirementId, SprintId, Task, TaskChange, TaskMove, TaskPath,
@@ -188,20 +188,10 @@ fn labels(v: &mut Violations, labels: &[String]) -> Option<Vec<String>> {
         v.add("task.labels", format!("at most {MAX_LABELS} labels"));
         return None;
     }
-    let parsed: Option<Vec<String>> = labels
-        .iter()
-        .enumerate()
-        .map(|(i, s)| v.text(&format!("task.labels[{i}]"), s, 1, 64))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .collect();
-    let mut out: Vec<String> = Vec::new();
-    for l in parsed? {
-        if !out.contains(&l) {
-            out.push(l);
-        }
-    }
-    Some(out)
+    each(v, "task.labels", labels, |v, field, s| {
+        v.text(field, s, 1, 64)
+    })
+    .map(once_each)
 }
 
 fn estimate(v: &mut Violations, hours: Option<f64>) -> Option<Option<f64>> {
@@ -360,34 +350,31 @@ impl TaskService for Tasks {
         let requirement_id = v.opt_id("requirement_id", &req.requirement_id);
         let sprint_id = v.opt_id("sprint_id", &req.sprint_id);
         let program_id = v.finish_with(|| program_id)?;
-        let page = self.0.pages.parse(
-            req.page_size,
-            &req.page_token,
-            &format!(
-                "program={program_id};status={};assignee={};requirement={};sprint={}",
-                req.status, req.assignee_id, req.requirement_id, req.sprint_id
-            ),
-        )?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        program(&mut tx, &call.caller, call.org_id, program_id, Lock::None).await?;
-        let mut tasks = store::list_tasks(
-            &mut tx,
-            call.org_id,
-            TaskFilter {
-                program_id,
-                status,
-                assignee_id,
-                requirement_id,
-                sprint_id,
-            },
-            page.after,
-            page.limit(),
-        )
-        .await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut tasks, |t| t.id.uuid());
+        let filter = TaskFilter {
+            program_id,
+            status,
+            assignee_id,
+            requirement_id,
+            sprint_id,
+        };
+        let filters = format!(
+            "status={};assignee={};requirement={};sprint={}",
+            req.status, req.assignee_id, req.requirement_id, req.sprint_id
+        );
+        let list = Listing::new(program_id, req.page_size, &req.page_token, filters);
+        let (tasks, next_page_token) = list
+            .run(&self.0, &call, task_to_proto, |tx, page| {
+                Box::pin(store::list_tasks(
+                    tx,
+                    call.org_id,
+                    filter,
+                    page.after,
+                    page.limit(),
+                ))
+            })
+            .await?;
         Ok(Response::new(pb::ListTasksResponse {
-            tasks: tasks.iter().map(task_to_proto).collect(),
+            tasks,
             next_page_token,
         }))
     }

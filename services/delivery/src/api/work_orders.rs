@@ -2,25 +2,23 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use foundry_domain::Id;
 use foundry_outbox::Call;
 use foundry_platform::Error;
-use foundry_platform::convert::timestamp;
-use foundry_platform::db::{Tx, check_etag, etag};
-use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{
     self as pb, work_order_service_server::WorkOrderService,
 };
+use foundry_resource::{self as resource, Create, Creation, Delete, Resource, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::features::feature_in;
 use crate::api::planner_phases::phase_in;
-use crate::api::{
-    LONG_DESCRIPTION, SERVICE, criteria, found, long_text, program, user_ids, work_order_not_found,
-};
+use crate::api::{LONG_DESCRIPTION, Listing, SERVICE, criteria, long_text, program_for, user_ids};
 use crate::domain::{
     self, NewWorkOrder, UserId, WorkOrder, WorkOrderChange, WorkOrderId, WorkOrderPath,
     WorkOrderStatus,
@@ -31,12 +29,17 @@ use crate::store::{self, Lock, WorkOrderFilter};
 #[derive(Clone, Debug)]
 pub struct WorkOrders(pub Arc<State>);
 
-const RESOURCE: &str = "delivery.work_order";
 const MAX_ASSIGNEES: usize = 32;
 const MAX_CRITERIA: usize = 50;
 const MAX_CRITERION: usize = 2_000;
 
 pub fn work_order_to_proto(w: &WorkOrder) -> pb::WorkOrder {
+    let WireStamp {
+        created_by,
+        create_time,
+        update_time,
+        etag,
+    } = (&w.stamp).into();
     pb::WorkOrder {
         id: w.id.to_string(),
         program_id: w.program_id.to_string(),
@@ -48,10 +51,10 @@ pub fn work_order_to_proto(w: &WorkOrder) -> pb::WorkOrder {
         assignee_ids: w.assignee_ids.iter().map(Id::to_string).collect(),
         phase_id: w.phase_id.map(|x| x.to_string()).unwrap_or_default(),
         feature_id: w.feature_id.map(|x| x.to_string()).unwrap_or_default(),
-        created_by: w.created_by.to_string(),
-        create_time: Some(timestamp(w.created_at)),
-        update_time: Some(timestamp(w.updated_at)),
-        etag: etag(w.version),
+        created_by,
+        create_time,
+        update_time,
+        etag,
     }
 }
 
@@ -102,11 +105,11 @@ fn parse_create(req: &pb::CreateWorkOrderRequest) -> Result<(NewWorkOrder, Optio
     })
 }
 
-/// An `UpdateWorkOrderRequest` as the work order's id and the changes its
-/// mask names.
+/// An `UpdateWorkOrderRequest` as the work order's id, etag and the
+/// changes its mask names.
 fn parse_update(
     req: &pb::UpdateWorkOrderRequest,
-) -> Result<(WorkOrderId, Vec<WorkOrderChange>), Error> {
+) -> Result<(WorkOrderId, String, Vec<WorkOrderChange>), Error> {
     let empty = pb::WorkOrder::default();
     let w = req.work_order.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
@@ -139,7 +142,13 @@ fn parse_update(
                 .map(WorkOrderChange::FeatureId),
         });
     }
-    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+    v.finish_with(|| {
+        Some((
+            id?,
+            w.etag.clone(),
+            changes.into_iter().collect::<Option<Vec<_>>>()?,
+        ))
+    })
 }
 
 fn title(v: &mut Violations, title: &str) -> Option<String> {
@@ -166,19 +175,64 @@ fn assignees(v: &mut Violations, ids: &[String]) -> Option<Vec<UserId>> {
         .map(|ids| ids.into_iter().map(Id::from_uuid).collect())
 }
 
-/// A work order the caller may see, with `lock`.
-async fn visible_work_order(
-    tx: &mut Tx,
-    call: &Call,
-    id: WorkOrderId,
-    lock: Lock,
-) -> Result<WorkOrder, Error> {
-    found(
-        store::get_work_order(tx, call.org_id, id, lock).await?,
-        &call.caller,
-        |w| w.program_id.uuid(),
-        work_order_not_found,
-    )
+#[async_trait]
+impl Create for WorkOrder {
+    type New = NewWorkOrder;
+
+    /// The program, and the phase and feature if any, are visible, in that
+    /// program, and held (`FOR KEY SHARE`) until commit.
+    async fn check_new(new: &NewWorkOrder, tx: &mut Tx, call: &Call) -> Result<(), Error> {
+        let program_id = new.program_id;
+        program_for(tx, call, program_id.uuid(), Lock::KeyShare).await?;
+        if let Some(p) = new.phase_id {
+            phase_in(tx, call, program_id, p).await?;
+        }
+        if let Some(f) = new.feature_id {
+            feature_in(tx, call, program_id, f, "feature").await?;
+        }
+        Ok(())
+    }
+
+    async fn insert(
+        new: &NewWorkOrder,
+        tx: &mut Tx,
+        org_id: Uuid,
+        by: Uuid,
+    ) -> Result<WorkOrder, Error> {
+        store::insert_work_order(tx, org_id, new, by).await
+    }
+}
+
+#[async_trait]
+impl Update for WorkOrder {
+    /// A new phase or feature must be visible and in the work order's
+    /// program.
+    async fn check(&self, before: &WorkOrder, tx: &mut Tx, call: &Call) -> Result<(), Error> {
+        if let Some(p) = self.phase_id
+            && self.phase_id != before.phase_id
+        {
+            phase_in(tx, call, self.program_id, p).await?;
+        }
+        if let Some(f) = self.feature_id
+            && self.feature_id != before.feature_id
+        {
+            feature_in(tx, call, self.program_id, f, "feature").await?;
+        }
+        Ok(())
+    }
+
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<WorkOrder, Error> {
+        store::update_work_order(tx, org_id, self).await
+    }
+}
+
+#[async_trait]
+impl Delete for WorkOrder {
+    /// Its assignee index goes with it.
+    async fn remove(&self, tx: &mut Tx, org_id: Uuid) -> Result<Option<serde_json::Value>, Error> {
+        store::delete_work_order(tx, org_id, self.id).await?;
+        Ok(None)
+    }
 }
 
 #[tonic::async_trait]
@@ -190,34 +244,13 @@ impl WorkOrderService for WorkOrders {
     ) -> Result<Response<pb::WorkOrder>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let (new, request_id) = parse_create(req.get_ref())?;
-        let key = idempotency::Key::of(call.org_id, "CreateWorkOrder", request_id, req.get_ref());
-        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
-            Begun::New(tx) => tx,
+        let creation = Creation {
+            method: "CreateWorkOrder",
+            request: req.get_ref(),
+            request_id,
+            new,
         };
-        program(
-            &mut tx,
-            &call.caller,
-            call.org_id,
-            new.program_id.uuid(),
-            Lock::KeyShare,
-        )
-        .await?;
-        if let Some(p) = new.phase_id {
-            phase_in(&mut tx, &call, new.program_id, p).await?;
-        }
-        if let Some(f) = new.feature_id {
-            feature_in(&mut tx, &call, new.program_id, f, "feature").await?;
-        }
-        let w = store::insert_work_order(&mut tx, call.org_id, &new, call.principal_id()).await?;
-        call.actor
-            .event("delivery.work_order.create", RESOURCE, w.id)
-            .project(Some(w.program_id.uuid()))
-            .created(&w)
-            .record(&mut tx)
-            .await?;
-        let out = work_order_to_proto(&w);
-        tx.finish(&out).await?;
+        let out = resource::create(&self.0.db, &call, creation, work_order_to_proto).await?;
         Ok(Response::new(out))
     }
 
@@ -227,10 +260,8 @@ impl WorkOrderService for WorkOrders {
         req: Request<pb::GetWorkOrderRequest>,
     ) -> Result<Response<pb::WorkOrder>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let w = visible_work_order(&mut tx, &call, id, Lock::None).await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        let w: WorkOrder = resource::get(&self.0.db, &call, id).await?;
         Ok(Response::new(work_order_to_proto(&w)))
     }
 
@@ -248,37 +279,31 @@ impl WorkOrderService for WorkOrders {
         let phase_id = v.opt_id("phase_id", &req.phase_id);
         let feature_id = v.opt_id("feature_id", &req.feature_id);
         let program_id = v.finish_with(|| program_id)?;
-        let page = self.0.pages.parse(
-            req.page_size,
-            &req.page_token,
-            &format!(
-                "program={program_id};status={};assignee={};phase={};feature={}",
-                req.status, req.assignee_id, req.phase_id, req.feature_id
-            ),
-        )?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        program(&mut tx, &call.caller, call.org_id, program_id, Lock::None).await?;
-        let mut work_orders = store::list_work_orders(
-            &mut tx,
-            call.org_id,
-            WorkOrderFilter {
-                program_id,
-                status,
-                assignee_id,
-                phase_id,
-                feature_id,
-            },
-            page.after,
-            page.limit(),
-        )
-        .await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self
-            .0
-            .pages
-            .finish(&page, &mut work_orders, |w| w.id.uuid());
+        let filter = WorkOrderFilter {
+            program_id,
+            status,
+            assignee_id,
+            phase_id,
+            feature_id,
+        };
+        let filters = format!(
+            "status={};assignee={};phase={};feature={}",
+            req.status, req.assignee_id, req.phase_id, req.feature_id
+        );
+        let list = Listing::new(program_id, req.page_size, &req.page_token, filters);
+        let (work_orders, next_page_token) = list
+            .run(&self.0, &call, work_order_to_proto, |tx, page| {
+                Box::pin(store::list_work_orders(
+                    tx,
+                    call.org_id,
+                    filter,
+                    page.after,
+                    page.limit(),
+                ))
+            })
+            .await?;
         Ok(Response::new(pb::ListWorkOrdersResponse {
-            work_orders: work_orders.iter().map(work_order_to_proto).collect(),
+            work_orders,
             next_page_token,
         }))
     }
@@ -289,36 +314,8 @@ impl WorkOrderService for WorkOrders {
         req: Request<pb::UpdateWorkOrderRequest>,
     ) -> Result<Response<pb::WorkOrder>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let (id, changes) = parse_update(req.get_ref())?;
-        let etag = req
-            .get_ref()
-            .work_order
-            .as_ref()
-            .map_or("", |w| w.etag.as_str());
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = visible_work_order(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        check_etag(etag, before.version, "work order")?;
-        let mut w = before.clone();
-        w.apply(changes);
-        // New links must be visible and in the work order's program.
-        if let Some(p) = w.phase_id
-            && w.phase_id != before.phase_id
-        {
-            phase_in(&mut tx, &call, w.program_id, p).await?;
-        }
-        if let Some(f) = w.feature_id
-            && w.feature_id != before.feature_id
-        {
-            feature_in(&mut tx, &call, w.program_id, f, "feature").await?;
-        }
-        let w = store::update_work_order(&mut tx, call.org_id, &w).await?;
-        call.actor
-            .event("delivery.work_order.update", RESOURCE, id)
-            .project(Some(w.program_id.uuid()))
-            .diff(&before, &w)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let (id, etag, changes) = parse_update(req.get_ref())?;
+        let w: WorkOrder = resource::update(&self.0.db, &call, id, &etag, changes).await?;
         Ok(Response::new(work_order_to_proto(&w)))
     }
 
@@ -328,18 +325,8 @@ impl WorkOrderService for WorkOrders {
         req: Request<pb::DeleteWorkOrderRequest>,
     ) -> Result<Response<()>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let w = visible_work_order(&mut tx, &call, id, Lock::Update).await?;
-        check_etag(&req.get_ref().etag, w.version, "work order")?;
-        store::delete_work_order(&mut tx, call.org_id, id).await?;
-        call.actor
-            .event("delivery.work_order.delete", RESOURCE, id)
-            .project(Some(w.program_id.uuid()))
-            .removed(&w)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        resource::delete::<WorkOrder>(&self.0.db, &call, id, &req.get_ref().etag).await?;
         Ok(Response::new(()))
     }
 
@@ -355,16 +342,16 @@ impl WorkOrderService for WorkOrders {
         let to: Option<WorkOrderStatus> = v.enum_value("status", req.status);
         let (id, to) = v.finish_with(|| Some((id?, to?)))?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        let w = visible_work_order(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        check_etag(&req.etag, w.version, "work order")?;
+        let w: WorkOrder = resource::fetch(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
+        check_etag(&req.etag, w.stamp.version, WorkOrder::NAME)?;
         if !domain::change_work_order_status(w.status, to).map_err(Error::from)? {
             tx.commit().await.map_err(Error::from)?;
             return Ok(Response::new(work_order_to_proto(&w)));
         }
         let after = store::set_work_order_status(&mut tx, call.org_id, id, to).await?;
         call.actor
-            .event("delivery.work_order.change_status", RESOURCE, id)
-            .project(Some(after.program_id.uuid()))
+            .event("delivery.work_order.change_status", WorkOrder::KIND, id)
+            .project(after.project())
             .diff(&w, &after)
             .record(&mut tx)
             .await?;

@@ -1,8 +1,6 @@
 //! Features: a tree per program, and the parent tree stays a tree.
 
-use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath};
-use uuid::Uuid;
+use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
 
 use super::*;
 
@@ -18,11 +16,7 @@ pub struct Feature {
     /// Unique in the program.
     pub slug: String,
     pub description: String,
-    /// The principal that created it.
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub stamp: Stamp,
 }
 
 /// A feature to create, as parsed at the edge.
@@ -87,9 +81,10 @@ impl FeatureChange {
     }
 }
 
-impl Feature {
-    /// Applies an update's changes.
-    pub fn apply(&mut self, changes: Vec<FeatureChange>) {
+impl Patch for Feature {
+    type Change = FeatureChange;
+
+    fn apply(&mut self, changes: Vec<FeatureChange>) -> Result<(), Error> {
         for change in changes {
             match change {
                 FeatureChange::ParentFeatureId(x) => self.parent_feature_id = x,
@@ -98,6 +93,7 @@ impl Feature {
                 FeatureChange::Description(x) => self.description = x,
             }
         }
+        Ok(())
     }
 }
 
@@ -110,10 +106,7 @@ impl Audited for Feature {
             name,
             slug,
             description,
-            created_by: _,
-            version: _,
-            created_at: _,
-            updated_at: _,
+            stamp: _,
         } = self;
         AuditFields::new()
             .field("parent_feature_id", parent_feature_id)

@@ -2,8 +2,7 @@
 //! optional dates in order.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath};
-use uuid::Uuid;
+use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
 
 use super::*;
 
@@ -19,11 +18,7 @@ pub struct PlannerPhase {
     /// With `end_at`, before it ([`check_phase_dates`]).
     pub start_at: Option<DateTime<Utc>>,
     pub end_at: Option<DateTime<Utc>>,
-    /// The principal that created it.
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub stamp: Stamp,
 }
 
 /// A planner phase to create, as parsed at the edge.
@@ -81,10 +76,12 @@ pub enum PlannerPhaseChange {
     EndTime(Option<DateTime<Utc>>),
 }
 
-impl PlannerPhase {
+impl Patch for PlannerPhase {
+    type Change = PlannerPhaseChange;
+
     /// Applies an update's changes; refused when the dates end up out of
     /// order.
-    pub fn apply(&mut self, changes: Vec<PlannerPhaseChange>) -> Result<(), Error> {
+    fn apply(&mut self, changes: Vec<PlannerPhaseChange>) -> Result<(), Error> {
         for change in changes {
             match change {
                 PlannerPhaseChange::Name(x) => self.name = x,
@@ -108,10 +105,7 @@ impl Audited for PlannerPhase {
             position,
             start_at,
             end_at,
-            created_by: _,
-            version: _,
-            created_at: _,
-            updated_at: _,
+            stamp: _,
         } = self;
         AuditFields::new()
             .field("name", name)

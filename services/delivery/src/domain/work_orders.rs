@@ -1,8 +1,6 @@
 //! Work orders: status and its workflow.
 
-use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath};
-use uuid::Uuid;
+use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
 
 use super::*;
 
@@ -23,11 +21,7 @@ pub struct WorkOrder {
     pub phase_id: Option<PlannerPhaseId>,
     /// The feature it delivers, if any (same program).
     pub feature_id: Option<FeatureId>,
-    /// The principal that created it.
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub stamp: Stamp,
 }
 
 /// A work order to create, as parsed at the edge.
@@ -100,9 +94,10 @@ pub enum WorkOrderChange {
     FeatureId(Option<FeatureId>),
 }
 
-impl WorkOrder {
-    /// Applies an update's changes.
-    pub fn apply(&mut self, changes: Vec<WorkOrderChange>) {
+impl Patch for WorkOrder {
+    type Change = WorkOrderChange;
+
+    fn apply(&mut self, changes: Vec<WorkOrderChange>) -> Result<(), Error> {
         for change in changes {
             match change {
                 WorkOrderChange::Title(x) => self.title = x,
@@ -114,6 +109,7 @@ impl WorkOrder {
                 WorkOrderChange::FeatureId(x) => self.feature_id = x,
             }
         }
+        Ok(())
     }
 }
 
@@ -130,10 +126,7 @@ impl Audited for WorkOrder {
             assignee_ids,
             phase_id,
             feature_id,
-            created_by: _,
-            version: _,
-            created_at: _,
-            updated_at: _,
+            stamp: _,
         } = self;
         AuditFields::new()
             .field("title", title)

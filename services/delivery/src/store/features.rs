@@ -1,45 +1,62 @@
 //! Features: a tree per program.
 
-use chrono::{DateTime, Utc};
 use foundry_domain::Id;
 use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
-use sqlx::{Postgres, QueryBuilder};
+use foundry_resource::{Resource, StampRow};
 use uuid::Uuid;
 
-use super::{Lock, delete_where, newest_first, row_by_id};
+use super::{fetch_rows, newest_first, select_where};
 use crate::domain::{Feature, FeatureId, NewFeature, ProgramId};
 
-/// A feature row, as read.
+/// A feature row, as read (public only as [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct FeatureRow {
+pub struct FeatureRow {
     id: Uuid,
     program_id: Uuid,
     parent_feature_id: Option<Uuid>,
     name: String,
     slug: String,
     description: String,
-    created_by: Uuid,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    stamp: StampRow,
 }
 
-impl From<FeatureRow> for Feature {
-    fn from(r: FeatureRow) -> Feature {
-        Feature {
+impl Resource for Feature {
+    type Key = FeatureId;
+    type Row = FeatureRow;
+    const KIND: &'static str = "delivery.feature";
+    const NAME: &'static str = "feature";
+    const TABLE: &'static str = "features";
+    const COLUMNS: &'static str = COLS;
+
+    fn from_row(r: FeatureRow) -> Result<Feature> {
+        Ok(Feature {
             id: Id::from_uuid(r.id),
             program_id: Id::from_uuid(r.program_id),
             parent_feature_id: r.parent_feature_id.map(Id::from_uuid),
             name: r.name,
             slug: r.slug,
             description: r.description,
-            created_by: r.created_by,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
+            stamp: r.stamp.into(),
+        })
+    }
+
+    fn not_found() -> Error {
+        Error::not_found("FEATURE_NOT_FOUND", "feature")
+    }
+
+    fn key(&self) -> FeatureId {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.stamp.version
+    }
+
+    fn project(&self) -> Option<Uuid> {
+        Some(self.program_id.uuid())
     }
 }
 
@@ -80,17 +97,7 @@ pub async fn insert_feature(
     .fetch_one(&mut **tx)
     .await
     .map_err(slug_taken)?;
-    Ok(row.into())
-}
-
-pub async fn get_feature(
-    tx: &mut Tx,
-    org_id: Uuid,
-    id: FeatureId,
-    lock: Lock,
-) -> Result<Option<Feature>> {
-    let row: Option<FeatureRow> = row_by_id(tx, "features", COLS, org_id, id.uuid(), lock).await?;
-    Ok(row.map(Feature::from))
+    Feature::from_row(row)
 }
 
 /// The chain from `id` up to its root: `id`, its parent, its parent's
@@ -148,17 +155,12 @@ pub async fn list_features(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Feature>> {
-    let mut q =
-        QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM features WHERE org_id = "));
-    q.push_bind(org_id)
-        .push(" AND program_id = ")
-        .push_bind(program_id);
+    let mut q = select_where::<Feature>(org_id, "program_id", program_id);
     if let Some(p) = parent_feature_id {
         q.push(" AND parent_feature_id = ").push_bind(p);
     }
     newest_first(&mut q, "id", before, limit);
-    let rows: Vec<FeatureRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    Ok(rows.into_iter().map(Feature::from).collect())
+    fetch_rows(q, tx).await
 }
 
 /// Writes the user-editable fields of `f`.
@@ -176,10 +178,5 @@ pub async fn update_feature(tx: &mut Tx, org_id: Uuid, f: &Feature) -> Result<Fe
     .fetch_one(&mut **tx)
     .await
     .map_err(slug_taken)?;
-    Ok(row.into())
-}
-
-pub async fn delete_feature(tx: &mut Tx, org_id: Uuid, id: FeatureId) -> Result<()> {
-    delete_where(tx, "features", "id", org_id, id.uuid()).await?;
-    Ok(())
+    Feature::from_row(row)
 }

@@ -6,32 +6,34 @@
 //! names map to errors in the file of their table and nowhere else.
 
 mod dependencies;
-mod features;
-mod gates;
-mod goals;
-mod planner_phases;
-mod programs;
-mod requirements;
-mod risks;
-mod sprints;
-mod subtasks;
-mod tasks;
-mod work_orders;
-mod workstreams;
-
 pub use dependencies::*;
+mod features;
 pub use features::*;
+mod gates;
 pub use gates::*;
+mod goals;
 pub use goals::*;
+mod planner_phases;
 pub use planner_phases::*;
+mod programs;
 pub use programs::*;
+mod requirements;
 pub use requirements::*;
+mod risks;
 pub use risks::*;
+mod sprints;
 pub use sprints::*;
+mod subtasks;
 pub use subtasks::*;
+mod tasks;
 pub use tasks::*;
+mod work_orders;
 pub use work_orders::*;
+mod workstreams;
 pub use workstreams::*;
+
+use foundry_resource::Resource;
+use sqlx::{Postgres, QueryBuilder};
 
 /// Row locks: see [`Lock`]'s documentation for the order that keeps the
 /// delivery rules race free.
@@ -50,7 +52,7 @@ pub(crate) fn qualified(columns: &str, alias: &str) -> String {
 /// Ends a newest-first keyset list whose key column is `key`: rows before
 /// the cursor, if any, in descending key order, at most `limit`.
 pub(crate) fn newest_first(
-    q: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>,
+    q: &mut QueryBuilder<'_, Postgres>,
     key: &str,
     before: Option<uuid::Uuid>,
     limit: i64,
@@ -62,27 +64,49 @@ pub(crate) fn newest_first(
         .push_bind(limit);
 }
 
-/// The row of `table` whose key is `(org_id, id)`, read as `R` (whose
-/// columns `columns` lists) with `lock`.
-pub(crate) async fn row_by_id<R>(
-    tx: &mut foundry_platform::db::Tx,
-    table: &'static str,
-    columns: &'static str,
+/// A `SELECT` of `R`'s columns from its table: the rows of `org_id` whose
+/// `column` is `value`. Continue it with filters and an order
+/// ([`newest_first`], [`in_position_order`]), then [`fetch_rows`].
+pub(crate) fn select_where<R: Resource>(
     org_id: uuid::Uuid,
-    id: uuid::Uuid,
-    lock: Lock,
-) -> foundry_platform::Result<Option<R>>
-where
-    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
-{
-    Ok(sqlx::query_as(&format!(
-        "SELECT {columns} FROM {table} WHERE org_id = $1 AND id = $2{}",
-        lock.sql()
-    ))
-    .bind(org_id)
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?)
+    column: &str,
+    value: uuid::Uuid,
+) -> QueryBuilder<'static, Postgres> {
+    let mut q = QueryBuilder::new(format!(
+        "SELECT {} FROM {} WHERE org_id = ",
+        R::COLUMNS,
+        R::TABLE
+    ));
+    q.push_bind(org_id)
+        .push(format!(" AND {column} = "))
+        .push_bind(value);
+    q
+}
+
+/// Ends a keyset list in `(position, id)` order: rows after the cursor, if
+/// any, at most `limit` (on the table's `<table>_position_idx`).
+pub(crate) fn in_position_order(
+    q: &mut QueryBuilder<'_, Postgres>,
+    after: Option<(i64, uuid::Uuid)>,
+    limit: i64,
+) {
+    if let Some((position, id)) = after {
+        q.push(" AND (position, id) > (")
+            .push_bind(position)
+            .push("::integer, ")
+            .push_bind(id)
+            .push(")");
+    }
+    q.push(" ORDER BY position, id LIMIT ").push_bind(limit);
+}
+
+/// Runs a `SELECT` of `R`'s columns: its rows, decoded.
+pub(crate) async fn fetch_rows<R: Resource>(
+    mut q: QueryBuilder<'_, Postgres>,
+    tx: &mut foundry_platform::db::Tx,
+) -> foundry_platform::Result<Vec<R>> {
+    let rows: Vec<R::Row> = q.build_query_as().fetch_all(&mut **tx).await?;
+    rows.into_iter().map(R::from_row).collect()
 }
 
 /// Deletes the rows of `table` whose `column` is `id` in `org_id`;
@@ -169,7 +193,7 @@ impl Assignees {
     /// the keyset column of the walked index.
     pub(crate) fn scan_children(
         self,
-        q: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>,
+        q: &mut QueryBuilder<'_, Postgres>,
         children: &'static str,
         alias: &'static str,
         org_id: uuid::Uuid,

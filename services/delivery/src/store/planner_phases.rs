@@ -2,17 +2,17 @@
 
 use chrono::{DateTime, Utc};
 use foundry_domain::Id;
-use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use sqlx::{Postgres, QueryBuilder};
+use foundry_platform::{Error, Result};
+use foundry_resource::{Resource, StampRow};
 use uuid::Uuid;
 
-use super::{Lock, delete_where, row_by_id};
+use super::{fetch_rows, in_position_order, select_where};
 use crate::domain::{NewPlannerPhase, PlannerPhase, PlannerPhaseId};
 
-/// A planner phase row, as read.
+/// A planner phase row, as read (public only as [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct PlannerPhaseRow {
+pub struct PlannerPhaseRow {
     id: Uuid,
     program_id: Uuid,
     name: String,
@@ -20,15 +20,20 @@ struct PlannerPhaseRow {
     position: i32,
     start_at: Option<DateTime<Utc>>,
     end_at: Option<DateTime<Utc>>,
-    created_by: Uuid,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    stamp: StampRow,
 }
 
-impl From<PlannerPhaseRow> for PlannerPhase {
-    fn from(r: PlannerPhaseRow) -> PlannerPhase {
-        PlannerPhase {
+impl Resource for PlannerPhase {
+    type Key = PlannerPhaseId;
+    type Row = PlannerPhaseRow;
+    const KIND: &'static str = "delivery.planner_phase";
+    const NAME: &'static str = "planner phase";
+    const TABLE: &'static str = "planner_phases";
+    const COLUMNS: &'static str = COLS;
+
+    fn from_row(r: PlannerPhaseRow) -> Result<PlannerPhase> {
+        Ok(PlannerPhase {
             id: Id::from_uuid(r.id),
             program_id: Id::from_uuid(r.program_id),
             name: r.name,
@@ -36,11 +41,24 @@ impl From<PlannerPhaseRow> for PlannerPhase {
             position: r.position,
             start_at: r.start_at,
             end_at: r.end_at,
-            created_by: r.created_by,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
+            stamp: r.stamp.into(),
+        })
+    }
+
+    fn not_found() -> Error {
+        Error::not_found("PLANNER_PHASE_NOT_FOUND", "planner phase")
+    }
+
+    fn key(&self) -> PlannerPhaseId {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.stamp.version
+    }
+
+    fn project(&self) -> Option<Uuid> {
+        Some(self.program_id.uuid())
     }
 }
 
@@ -74,18 +92,7 @@ pub async fn insert_planner_phase(
     .bind(created_by)
     .fetch_one(&mut **tx)
     .await?;
-    Ok(row.into())
-}
-
-pub async fn get_planner_phase(
-    tx: &mut Tx,
-    org_id: Uuid,
-    id: PlannerPhaseId,
-    lock: Lock,
-) -> Result<Option<PlannerPhase>> {
-    let row: Option<PlannerPhaseRow> =
-        row_by_id(tx, "planner_phases", COLS, org_id, id.uuid(), lock).await?;
-    Ok(row.map(PlannerPhase::from))
+    PlannerPhase::from_row(row)
 }
 
 /// By `(position, id)` after the cursor, on planner_phases_position_idx.
@@ -96,21 +103,9 @@ pub async fn list_planner_phases(
     after: Option<(i64, Uuid)>,
     limit: i64,
 ) -> Result<Vec<PlannerPhase>> {
-    let mut q =
-        QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM planner_phases WHERE org_id = "));
-    q.push_bind(org_id)
-        .push(" AND program_id = ")
-        .push_bind(program_id);
-    if let Some((position, id)) = after {
-        q.push(" AND (position, id) > (")
-            .push_bind(position)
-            .push("::integer, ")
-            .push_bind(id)
-            .push(")");
-    }
-    q.push(" ORDER BY position, id LIMIT ").push_bind(limit);
-    let rows: Vec<PlannerPhaseRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    Ok(rows.into_iter().map(PlannerPhase::from).collect())
+    let mut q = select_where::<PlannerPhase>(org_id, "program_id", program_id);
+    in_position_order(&mut q, after, limit);
+    fetch_rows(q, tx).await
 }
 
 /// Writes the user-editable fields of `p`.
@@ -133,10 +128,5 @@ pub async fn update_planner_phase(
     .bind(p.end_at)
     .fetch_one(&mut **tx)
     .await?;
-    Ok(row.into())
-}
-
-pub async fn delete_planner_phase(tx: &mut Tx, org_id: Uuid, id: PlannerPhaseId) -> Result<()> {
-    delete_where(tx, "planner_phases", "id", org_id, id.uuid()).await?;
-    Ok(())
+    PlannerPhase::from_row(row)
 }

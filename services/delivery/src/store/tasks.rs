@@ -8,7 +8,7 @@ use foundry_resource::{Resource, StampRow};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{Assignees, Lock, delete_where, newest_first, qualified, uuids};
+use super::{Assignees, Lock, delete_where, fetch_rows, newest_first, qualified, uuids};
 use crate::domain::{NewTask, Task, TaskId, TaskStatus};
 
 /// A task row, as read (public only as [`Resource::Row`]).
@@ -151,8 +151,7 @@ pub async fn list_tasks(
         q.push(" AND t.status = ").push_bind(s.as_str());
     }
     newest_first(&mut q, &key, before, limit);
-    let rows: Vec<TaskRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(Task::from_row).collect()
+    fetch_rows(q, tx).await
 }
 
 /// Writes the user-editable fields of `t` (and its assignee index).

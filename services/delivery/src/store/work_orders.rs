@@ -1,18 +1,18 @@
 //! Work orders and their assignees.
 
-use chrono::{DateTime, Utc};
 use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
+use foundry_resource::{Resource, StampRow, remove_row};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{Assignees, Lock, delete_where, newest_first, qualified, row_by_id, uuids};
+use super::{Assignees, fetch_rows, newest_first, qualified, uuids};
 use crate::domain::{NewWorkOrder, WorkOrder, WorkOrderId, WorkOrderStatus};
 
-/// A work order row, as read.
+/// A work order row, as read (public only as [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct WorkOrderRow {
+pub struct WorkOrderRow {
     org_id: Uuid,
     id: Uuid,
     program_id: Uuid,
@@ -24,16 +24,19 @@ struct WorkOrderRow {
     assignee_ids: Vec<Uuid>,
     phase_id: Option<Uuid>,
     feature_id: Option<Uuid>,
-    created_by: Uuid,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    stamp: StampRow,
 }
 
-impl TryFrom<WorkOrderRow> for WorkOrder {
-    type Error = Error;
+impl Resource for WorkOrder {
+    type Key = WorkOrderId;
+    type Row = WorkOrderRow;
+    const KIND: &'static str = "delivery.work_order";
+    const NAME: &'static str = "work order";
+    const TABLE: &'static str = "work_orders";
+    const COLUMNS: &'static str = COLS;
 
-    fn try_from(r: WorkOrderRow) -> Result<WorkOrder> {
+    fn from_row(r: WorkOrderRow) -> Result<WorkOrder> {
         Ok(WorkOrder {
             id: Id::from_uuid(r.id),
             program_id: Id::from_uuid(r.program_id),
@@ -45,11 +48,24 @@ impl TryFrom<WorkOrderRow> for WorkOrder {
             assignee_ids: r.assignee_ids.into_iter().map(Id::from_uuid).collect(),
             phase_id: r.phase_id.map(Id::from_uuid),
             feature_id: r.feature_id.map(Id::from_uuid),
-            created_by: r.created_by,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            stamp: r.stamp.into(),
         })
+    }
+
+    fn not_found() -> Error {
+        Error::not_found("WORK_ORDER_NOT_FOUND", "work order")
+    }
+
+    fn key(&self) -> WorkOrderId {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.stamp.version
+    }
+
+    fn project(&self) -> Option<Uuid> {
+        Some(self.program_id.uuid())
     }
 }
 
@@ -58,6 +74,14 @@ const ASSIGNEES: Assignees = Assignees {
     table: "work_order_assignees",
     key: "work_order_id",
 };
+
+/// The work order of a row just written, its assignee index made to match.
+async fn indexed(tx: &mut Tx, row: WorkOrderRow) -> Result<WorkOrder> {
+    ASSIGNEES
+        .set(tx, row.org_id, row.id, row.program_id, &row.assignee_ids)
+        .await?;
+    WorkOrder::from_row(row)
+}
 
 const COLS: &str = "org_id, id, program_id, title, description, status, acceptance_criteria, \
      implementation_plan, assignee_ids, phase_id, feature_id, created_by, version, created_at, \
@@ -89,21 +113,7 @@ pub async fn insert_work_order(
     .bind(created_by)
     .fetch_one(&mut **tx)
     .await?;
-    ASSIGNEES
-        .set(tx, row.org_id, row.id, row.program_id, &row.assignee_ids)
-        .await?;
-    row.try_into()
-}
-
-pub async fn get_work_order(
-    tx: &mut Tx,
-    org_id: Uuid,
-    id: WorkOrderId,
-    lock: Lock,
-) -> Result<Option<WorkOrder>> {
-    let row: Option<WorkOrderRow> =
-        row_by_id(tx, "work_orders", COLS, org_id, id.uuid(), lock).await?;
-    row.map(WorkOrder::try_from).transpose()
+    indexed(tx, row).await
 }
 
 /// Filters of ListWorkOrders; all that are set apply.
@@ -149,8 +159,7 @@ pub async fn list_work_orders(
         q.push(" AND w.feature_id = ").push_bind(feature);
     }
     newest_first(&mut q, &key, before, limit);
-    let rows: Vec<WorkOrderRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(WorkOrder::try_from).collect()
+    fetch_rows(q, tx).await
 }
 
 /// Writes the user-editable fields of `w` (and its assignee index).
@@ -172,10 +181,7 @@ pub async fn update_work_order(tx: &mut Tx, org_id: Uuid, w: &WorkOrder) -> Resu
     .bind(w.feature_id.map(Id::uuid))
     .fetch_one(&mut **tx)
     .await?;
-    ASSIGNEES
-        .set(tx, row.org_id, row.id, row.program_id, &row.assignee_ids)
-        .await?;
-    row.try_into()
+    indexed(tx, row).await
 }
 
 pub async fn set_work_order_status(
@@ -193,12 +199,11 @@ pub async fn set_work_order_status(
     .bind(status.as_str())
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
+    WorkOrder::from_row(row)
 }
 
 /// Deletes a work order with its assignee index.
 pub async fn delete_work_order(tx: &mut Tx, org_id: Uuid, id: WorkOrderId) -> Result<()> {
     ASSIGNEES.remove(tx, org_id, id.uuid()).await?;
-    delete_where(tx, "work_orders", "id", org_id, id.uuid()).await?;
-    Ok(())
+    remove_row::<WorkOrder>(tx, org_id, id).await
 }
