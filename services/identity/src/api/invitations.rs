@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::memberships::{caller_role, member_to_proto};
-use crate::api::{SERVICE, actor};
+use crate::api::{SERVICE, actor, page_of};
 use crate::domain::{
     self, Invitation, InvitationState, InvitationStatus, NewInvitation, Role, SecretKind,
 };
@@ -158,38 +158,6 @@ impl InvitationService for Invitations {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn list_invitations(
-        &self,
-        req: Request<pb::ListInvitationsRequest>,
-    ) -> Result<Response<pb::ListInvitationsResponse>, Status> {
-        let org_id = Call::of(SERVICE, &req)?.org_id;
-        let req = req.into_inner();
-        let mut v = Violations::new();
-        let state: Option<InvitationStatus> = v.opt_enum_value("state", req.state);
-        v.finish()?;
-        let filter = state.map(|s| match s {
-            InvitationStatus::Pending => InvitationFilter::Pending,
-            InvitationStatus::Accepted => InvitationFilter::Accepted,
-            InvitationStatus::Revoked => InvitationFilter::Revoked,
-            InvitationStatus::Expired => InvitationFilter::Expired,
-        });
-        let page = self.0.pages.parse(
-            req.page_size,
-            &req.page_token,
-            &format!("state={}", req.state),
-        )?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let mut rows =
-            store::list_invitations(&mut tx, org_id, filter, page.after, page.limit()).await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut rows, |r| r.id);
-        Ok(Response::new(pb::ListInvitationsResponse {
-            invitations: rows.iter().map(invitation_to_proto).collect(),
-            next_page_token,
-        }))
-    }
-
-    #[tracing::instrument(skip_all)]
     async fn revoke_invitation(
         &self,
         req: Request<pb::RevokeInvitationRequest>,
@@ -300,5 +268,34 @@ impl InvitationService for Invitations {
             .await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(member_to_proto(&m)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_invitations(
+        &self,
+        req: Request<pb::ListInvitationsRequest>,
+    ) -> Result<Response<pb::ListInvitationsResponse>, Status> {
+        let org_id = Call::of(SERVICE, &req)?.org_id;
+        let req = req.into_inner();
+        let mut v = Violations::new();
+        let state: Option<InvitationStatus> = v.opt_enum_value("state", req.state);
+        v.finish()?;
+        let filter = state.map(|s| match s {
+            InvitationStatus::Pending => InvitationFilter::Pending,
+            InvitationStatus::Accepted => InvitationFilter::Accepted,
+            InvitationStatus::Revoked => InvitationFilter::Revoked,
+            InvitationStatus::Expired => InvitationFilter::Expired,
+        });
+        let page = self.0.pages.parse(
+            req.page_size,
+            &req.page_token,
+            &format!("state={}", req.state),
+        )?;
+        let mut out = pb::ListInvitationsResponse::default();
+        let mut tx = self.0.db.tenant(org_id).await?;
+        let rows = store::list_invitations(&mut tx, org_id, filter, page).await?;
+        (out.invitations, out.next_page_token) =
+            page_of(&self.0, (tx, page), rows, |i| i.id, invitation_to_proto).await?;
+        Ok(Response::new(out))
     }
 }

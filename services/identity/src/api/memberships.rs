@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, actor};
+use crate::api::{SERVICE, actor, page_of};
 use crate::domain::{self, Membership, MembershipChange, MembershipPath, Role};
 use crate::store;
 
@@ -111,32 +111,6 @@ async fn remove(
 #[tonic::async_trait]
 impl MembershipService for Memberships {
     #[tracing::instrument(skip_all)]
-    async fn list_memberships(
-        &self,
-        req: Request<pb::ListMembershipsRequest>,
-    ) -> Result<Response<pb::ListMembershipsResponse>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let req = req.into_inner();
-        let mut v = Violations::new();
-        let role: Option<Role> = v.opt_enum_value("role", req.role);
-        v.finish()?;
-        let page = self.0.pages.parse(
-            req.page_size,
-            &req.page_token,
-            &format!("role={}", req.role),
-        )?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let mut members =
-            store::list_memberships(&mut tx, call.org_id, role, page.after, page.limit()).await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut members, |m| m.id);
-        Ok(Response::new(pb::ListMembershipsResponse {
-            memberships: members.iter().map(member_to_proto).collect(),
-            next_page_token,
-        }))
-    }
-
-    #[tracing::instrument(skip_all)]
     async fn get_membership(
         &self,
         req: Request<pb::GetMembershipRequest>,
@@ -214,5 +188,28 @@ impl MembershipService for Memberships {
             .ok_or_else(not_found)?;
         let event = actor.event("identity.membership.leave", RESOURCE, m.id);
         Ok(remove(tx, event, owners, &m).await?)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_memberships(
+        &self,
+        req: Request<pb::ListMembershipsRequest>,
+    ) -> Result<Response<pb::ListMembershipsResponse>, Status> {
+        let call = Call::of(SERVICE, &req)?;
+        let req = req.into_inner();
+        let mut v = Violations::new();
+        let role: Option<Role> = v.opt_enum_value("role", req.role);
+        v.finish()?;
+        let page = self.0.pages.parse(
+            req.page_size,
+            &req.page_token,
+            &format!("role={}", req.role),
+        )?;
+        let mut out = pb::ListMembershipsResponse::default();
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let rows = store::list_memberships(&mut tx, call.org_id, role, page).await?;
+        (out.memberships, out.next_page_token) =
+            page_of(&self.0, (tx, page), rows, |m| m.id, member_to_proto).await?;
+        Ok(Response::new(out))
     }
 }

@@ -16,9 +16,28 @@ pub fn actor<T>(req: &tonic::Request<T>) -> foundry_outbox::Actor {
     foundry_outbox::Actor::of(SERVICE, req)
 }
 
+use foundry_platform::Error;
+use foundry_platform::db::Tx;
+use foundry_platform::page::Page;
 use foundry_proto::foundry::identity::v1 as pb;
+use uuid::Uuid;
 
-use crate::domain;
+use crate::{State, domain};
+
+/// The end of a list: `rows` (one page, as `page` asked, read in `tx`,
+/// which is committed here) as `to_proto` makes them, and the next page's
+/// token (the rows are ordered by the id `id_of` gives).
+pub async fn page_of<T, P>(
+    state: &State,
+    (tx, page): (Tx, Page),
+    mut rows: Vec<T>,
+    id_of: fn(&T) -> Uuid,
+    to_proto: fn(&T) -> P,
+) -> Result<(Vec<P>, String), Error> {
+    tx.commit().await?;
+    let next_page_token = state.pages.finish(&page, &mut rows, id_of);
+    Ok((rows.iter().map(to_proto).collect(), next_page_token))
+}
 
 /// Maps a domain enum to its proto enum (every variant, by name) and
 /// parses a proto value into it (`*_UNSPECIFIED` and unknown values are

@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::actor;
+use crate::api::{actor, page_of};
 use crate::domain::{NewOrganization, Organization, OrganizationChange, OrganizationPath, Role};
 use crate::store;
 
@@ -203,25 +203,6 @@ impl OrganizationService for Organizations {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn list_organizations(
-        &self,
-        req: Request<pb::ListOrganizationsRequest>,
-    ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
-        let caller = caller(&req)?;
-        let user_id = caller.user_id()?;
-        let req = req.into_inner();
-        let page = self.0.pages.parse(req.page_size, &req.page_token, "")?;
-        let mut tx = self.0.db.user(user_id).await?;
-        let mut orgs = store::list_user_orgs(&mut tx, user_id, page.after, page.limit()).await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut orgs, |o| o.id);
-        Ok(Response::new(pb::ListOrganizationsResponse {
-            organizations: orgs.iter().map(org_to_proto).collect(),
-            next_page_token,
-        }))
-    }
-
-    #[tracing::instrument(skip_all)]
     async fn update_organization(
         &self,
         req: Request<pb::UpdateOrganizationRequest>,
@@ -293,5 +274,22 @@ impl OrganizationService for Organizations {
         let org = store::set_org_deleted(&mut tx, org_id, false).await?;
         let event = actor.event("identity.organization.undelete", RESOURCE, org_id);
         Ok(recorded(tx, event, &before, org).await?)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_organizations(
+        &self,
+        req: Request<pb::ListOrganizationsRequest>,
+    ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
+        let caller = caller(&req)?;
+        let user_id = caller.user_id()?;
+        let req = req.into_inner();
+        let page = self.0.pages.parse(req.page_size, &req.page_token, "")?;
+        let mut out = pb::ListOrganizationsResponse::default();
+        let mut tx = self.0.db.user(user_id).await?;
+        let rows = store::list_user_orgs(&mut tx, user_id, page).await?;
+        (out.organizations, out.next_page_token) =
+            page_of(&self.0, (tx, page), rows, |o| o.id, org_to_proto).await?;
+        Ok(Response::new(out))
     }
 }

@@ -4,8 +4,12 @@ use chrono::{DateTime, Utc};
 use foundry_domain::StoredEnum;
 use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
+use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
+use sqlx::QueryBuilder;
 use uuid::Uuid;
+
+use super::{Order, page_of};
 
 use crate::domain::{Invitation, InvitationState, NewInvitation, Role};
 
@@ -121,8 +125,7 @@ pub async fn list_invitations(
     tx: &mut Tx,
     org_id: Uuid,
     filter: Option<InvitationFilter>,
-    before: Option<Uuid>,
-    limit: i64,
+    page: Page,
 ) -> Result<Vec<Invitation>> {
     let cond = match filter {
         None => "TRUE",
@@ -131,16 +134,11 @@ pub async fn list_invitations(
         Some(InvitationFilter::Accepted) => "state = 'accepted'",
         Some(InvitationFilter::Revoked) => "state = 'revoked'",
     };
-    let rows: Vec<InvitationRow> = sqlx::query_as(&format!(
-        "SELECT {COLS} FROM invitations WHERE org_id = $1 AND {cond} AND ($2::uuid IS NULL OR id < $2) \
-         ORDER BY id DESC LIMIT $3"
-    ))
-    .bind(org_id)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.into_iter().map(Invitation::try_from).collect()
+    let mut q = QueryBuilder::new(format!(
+        "SELECT {COLS} FROM invitations WHERE {cond} AND org_id = "
+    ));
+    q.push_bind(org_id);
+    page_of::<InvitationRow, _>(tx, q, ("id", Order::Newest), page, Invitation::try_from).await
 }
 
 pub async fn revoke_invitation(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Invitation> {

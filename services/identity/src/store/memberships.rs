@@ -4,8 +4,12 @@ use chrono::{DateTime, Utc};
 use foundry_domain::StoredEnum;
 use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
+use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
+use sqlx::QueryBuilder;
 use uuid::Uuid;
+
+use super::{Order, page_of};
 
 use crate::domain::{Membership, Role};
 
@@ -117,20 +121,14 @@ pub async fn list_memberships(
     tx: &mut Tx,
     org_id: Uuid,
     role: Option<Role>,
-    after: Option<Uuid>,
-    limit: i64,
+    page: Page,
 ) -> Result<Vec<Membership>> {
-    let rows: Vec<MemberRow> = sqlx::query_as(&format!(
-        "{MEMBER_SELECT} WHERE m.org_id = $1 AND ($2::text IS NULL OR m.role = $2) \
-         AND ($3::uuid IS NULL OR m.id > $3) ORDER BY m.id LIMIT $4"
-    ))
-    .bind(org_id)
-    .bind(role.map(Role::as_str))
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.into_iter().map(Membership::try_from).collect()
+    let mut q = QueryBuilder::new(format!("{MEMBER_SELECT} WHERE m.org_id = "));
+    q.push_bind(org_id);
+    if let Some(role) = role {
+        q.push(" AND m.role = ").push_bind(role.as_str());
+    }
+    page_of::<MemberRow, _>(tx, q, ("m.id", Order::Oldest), page, Membership::try_from).await
 }
 
 /// Counts owners, locking their rows so two concurrent demotions cannot both

@@ -3,8 +3,12 @@
 use chrono::{DateTime, Utc};
 use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
+use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
+use sqlx::QueryBuilder;
 use uuid::Uuid;
+
+use super::{Order, page_of};
 
 use crate::domain::{NewOrganization, Organization};
 
@@ -77,29 +81,18 @@ pub async fn get_org(tx: &mut Tx, id: Uuid, lock: bool) -> Result<Option<Organiz
     Ok(row.map(Organization::from))
 }
 
-pub async fn list_user_orgs(
-    tx: &mut Tx,
-    user_id: Uuid,
-    after: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<Organization>> {
-    let rows: Vec<OrgRow> = sqlx::query_as(&format!(
-        "SELECT {cols} FROM organizations o \
-         WHERE o.id IN (SELECT m.org_id FROM memberships m WHERE m.user_id = $1) \
-           AND o.deleted_at IS NULL AND ($2::uuid IS NULL OR o.id > $2) \
-         ORDER BY o.id LIMIT $3",
-        cols = ORG_COLUMNS
-            .split(", ")
-            .map(|c| format!("o.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
-    .bind(user_id)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows.into_iter().map(Organization::from).collect())
+pub async fn list_user_orgs(tx: &mut Tx, user_id: Uuid, page: Page) -> Result<Vec<Organization>> {
+    let cols = ORG_COLUMNS.split(", ").map(|c| format!("o.{c}"));
+    let mut q = QueryBuilder::new(format!(
+        "SELECT {} FROM organizations o WHERE o.deleted_at IS NULL AND o.id IN \
+         (SELECT m.org_id FROM memberships m WHERE m.user_id = ",
+        cols.collect::<Vec<_>>().join(", ")
+    ));
+    q.push_bind(user_id).push(")");
+    page_of(tx, q, ("o.id", Order::Oldest), page, |r: OrgRow| {
+        Ok(r.into())
+    })
+    .await
 }
 
 pub async fn update_org(tx: &mut Tx, o: &Organization) -> Result<Organization> {

@@ -3,8 +3,12 @@
 use chrono::{DateTime, Utc};
 use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
+use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
+use sqlx::QueryBuilder;
 use uuid::Uuid;
+
+use super::{Order, page_of};
 
 use crate::domain::{NewServiceAccount, ServiceAccount};
 
@@ -83,19 +87,16 @@ pub async fn get_service_account(tx: &mut Tx, id: Uuid) -> Result<Option<Service
     Ok(row.map(ServiceAccount::from))
 }
 
-pub async fn list_service_accounts(
-    tx: &mut Tx,
-    after: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<ServiceAccount>> {
-    let rows: Vec<ServiceAccountRow> = sqlx::query_as(&format!(
-        "SELECT {SA_COLS} FROM service_accounts WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"
-    ))
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows.into_iter().map(ServiceAccount::from).collect())
+pub async fn list_service_accounts(tx: &mut Tx, page: Page) -> Result<Vec<ServiceAccount>> {
+    let q = QueryBuilder::new(format!("SELECT {SA_COLS} FROM service_accounts WHERE TRUE"));
+    page_of(
+        tx,
+        q,
+        ("id", Order::Oldest),
+        page,
+        |r: ServiceAccountRow| Ok(r.into()),
+    )
+    .await
 }
 
 pub async fn disable_service_account(tx: &mut Tx, id: Uuid) -> Result<Option<ServiceAccount>> {
