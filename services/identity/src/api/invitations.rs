@@ -6,7 +6,7 @@ use chrono::Utc;
 use foundry_outbox::{Call, EventBuilder};
 use foundry_platform::Error;
 use foundry_platform::convert::{opt_timestamp, timestamp};
-use foundry_platform::db::{Tx, check_etag, etag};
+use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::idempotency::{self, Begun};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{
@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
+use crate::api::WireRevision;
 use crate::api::memberships::{caller_role, member_to_proto};
 use crate::api::{SERVICE, actor, page_of};
 use crate::domain::{
@@ -34,6 +35,11 @@ const RESOURCE: &str = "identity.invitation";
 pub struct Invitations(pub Arc<State>);
 
 fn invitation_to_proto(i: &Invitation) -> pb::Invitation {
+    let WireRevision {
+        create_time,
+        update_time,
+        etag,
+    } = (&i.revision).into();
     pb::Invitation {
         id: i.id.to_string(),
         org_id: i.org_id.to_string(),
@@ -43,9 +49,9 @@ fn invitation_to_proto(i: &Invitation) -> pb::Invitation {
         invited_by: i.invited_by.to_string(),
         expire_time: Some(timestamp(i.expires_at)),
         accept_time: opt_timestamp(i.accepted_at),
-        create_time: Some(timestamp(i.created_at)),
-        update_time: Some(timestamp(i.updated_at)),
-        etag: etag(i.version),
+        create_time,
+        update_time,
+        etag,
         token: String::new(),
     }
 }
@@ -166,7 +172,7 @@ impl InvitationService for Invitations {
         let id = Violations::require_id("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
         let before = invitation(&mut tx, call.org_id, id, true).await?;
-        check_etag(&req.get_ref().etag, before.version, "invitation")?;
+        check_etag(&req.get_ref().etag, before.revision.version, "invitation")?;
         pending(&before)?;
         let inv = store::revoke_invitation(&mut tx, call.org_id, id).await?;
         let event = call.actor.event("identity.invitation.revoke", RESOURCE, id);

@@ -4,9 +4,8 @@ use std::sync::Arc;
 
 use foundry_outbox::{Call, EventBuilder};
 use foundry_platform::Error;
-use foundry_platform::convert::timestamp;
-use foundry_platform::db::{Tx, check_etag, etag};
-use foundry_platform::validate::{Violations, mask};
+use foundry_platform::db::{Tx, check_etag};
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{
     self as pb, membership_service_server::MembershipService,
 };
@@ -16,6 +15,7 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{SERVICE, actor, page_of};
+use crate::api::{WireRevision, changes};
 use crate::domain::{self, Membership, MembershipChange, MembershipPath, Role};
 use crate::store;
 
@@ -26,6 +26,11 @@ const RESOURCE: &str = "identity.membership";
 pub struct Memberships(pub Arc<State>);
 
 pub fn member_to_proto(m: &Membership) -> pb::Membership {
+    let WireRevision {
+        create_time,
+        update_time,
+        etag,
+    } = (&m.revision).into();
     pb::Membership {
         id: m.id.to_string(),
         org_id: m.org_id.to_string(),
@@ -34,9 +39,9 @@ pub fn member_to_proto(m: &Membership) -> pb::Membership {
         invited_by: m.invited_by.map(|u| u.to_string()).unwrap_or_default(),
         email: m.email.clone(),
         display_name: m.display_name.clone(),
-        create_time: Some(timestamp(m.created_at)),
-        update_time: Some(timestamp(m.updated_at)),
-        etag: etag(m.version),
+        create_time,
+        update_time,
+        etag,
     }
 }
 
@@ -57,15 +62,12 @@ fn parse_update(req: &pb::UpdateMembershipRequest) -> Result<(Uuid, Vec<Membersh
     let m = req.membership.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
     let id = v.id("membership.id", &m.id);
-    let mut changes = Vec::new();
-    for path in mask::<MembershipPath>(&mut v, req.update_mask.as_ref()) {
-        changes.push(match path {
-            MembershipPath::Role => v
-                .enum_value("membership.role", m.role)
-                .map(MembershipChange::Role),
-        });
-    }
-    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+    let changes = changes(&mut v, req.update_mask.as_ref(), |v, path| match path {
+        MembershipPath::Role => v
+            .enum_value("membership.role", m.role)
+            .map(MembershipChange::Role),
+    });
+    v.finish_with(|| Some((id?, changes?)))
 }
 
 /// The owner count and the membership `id`, both locked, at the caller's
@@ -80,7 +82,7 @@ async fn locked(
     let m = store::get_membership(tx, org_id, id, true)
         .await?
         .ok_or_else(not_found)?;
-    check_etag(etag, m.version, "membership")?;
+    check_etag(etag, m.revision.version, "membership")?;
     Ok((owners, m))
 }
 

@@ -1,7 +1,6 @@
 //! Memberships: roles and what they grant, who may grant the owner role,
 //! and the last-owner rule.
 
-use chrono::{DateTime, Utc};
 use foundry_domain::{AuditFields, Audited, FieldPath};
 use uuid::Uuid;
 
@@ -71,9 +70,7 @@ pub struct Membership {
     pub invited_by: Option<Uuid>,
     pub email: String,
     pub display_name: String,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub revision: Revision,
 }
 
 /// The fields `UpdateMembership` may change.
@@ -130,9 +127,7 @@ impl Audited for Membership {
             invited_by: _,
             email: _,
             display_name: _,
-            version: _,
-            created_at: _,
-            updated_at: _,
+            revision: _,
         } = self;
         AuditFields::new()
             .field("user_id", user_id)

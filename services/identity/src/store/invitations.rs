@@ -3,11 +3,14 @@
 use chrono::{DateTime, Utc};
 use foundry_domain::StoredEnum;
 use foundry_platform::db::Tx;
-use foundry_platform::error::is_unique_violation;
 use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
+
+use super::unique;
+
+use super::RevisionRow;
 
 use super::{Order, page_of};
 
@@ -24,9 +27,8 @@ struct InvitationRow {
     state: String,
     expires_at: DateTime<Utc>,
     accepted_at: Option<DateTime<Utc>>,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    revision: RevisionRow,
 }
 
 impl TryFrom<InvitationRow> for Invitation {
@@ -42,9 +44,7 @@ impl TryFrom<InvitationRow> for Invitation {
             state: InvitationState::decode("invitations", "state", &r.state)?,
             expires_at: r.expires_at,
             accepted_at: r.accepted_at,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            revision: r.revision.into(),
         })
     }
 }
@@ -89,17 +89,13 @@ pub async fn insert_invitation(
     .bind(expires_at)
     .fetch_one(&mut **tx)
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e, "invitations_pending_email_key") {
-            Error::already_exists(
-                "INVITATION_PENDING",
-                "invitation.email",
-                "this email already has a pending invitation; resend it instead",
-            )
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(unique("invitations_pending_email_key", || {
+        Error::already_exists(
+            "INVITATION_PENDING",
+            "invitation.email",
+            "this email already has a pending invitation; resend it instead",
+        )
+    }))?;
     one(row)
 }
 

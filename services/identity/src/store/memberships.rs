@@ -1,13 +1,15 @@
 //! Memberships, with the member's display fields.
 
-use chrono::{DateTime, Utc};
 use foundry_domain::StoredEnum;
 use foundry_platform::db::Tx;
-use foundry_platform::error::is_unique_violation;
 use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
+
+use super::unique;
+
+use super::RevisionRow;
 
 use super::{Order, page_of};
 
@@ -23,9 +25,8 @@ struct MemberRow {
     invited_by: Option<Uuid>,
     email: String,
     display_name: String,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    revision: RevisionRow,
 }
 
 impl TryFrom<MemberRow> for Membership {
@@ -40,9 +41,7 @@ impl TryFrom<MemberRow> for Membership {
             invited_by: r.invited_by,
             email: r.email,
             display_name: r.display_name,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            revision: r.revision.into(),
         })
     }
 }
@@ -71,13 +70,9 @@ pub async fn insert_membership(
         .bind(invited_by)
         .execute(&mut **tx)
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e, "memberships_org_user_key") {
-                Error::already_exists("ALREADY_MEMBER", "user_id", "the user is already a member")
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(unique("memberships_org_user_key", || {
+Error::already_exists("ALREADY_MEMBER", "user_id", "the user is already a member")
+}))?;
     get_membership(tx, org_id, id, false)
         .await?
         .ok_or_else(|| Error::internal(anyhow::anyhow!("inserted membership missing")))

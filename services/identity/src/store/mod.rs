@@ -21,10 +21,68 @@ pub use service_accounts::*;
 pub use sessions::*;
 pub use users::*;
 
-use foundry_platform::Result;
 use foundry_platform::db::Tx;
+use foundry_platform::error::is_unique_violation;
 use foundry_platform::page::Page;
+use foundry_platform::{Error, Result};
 use sqlx::{Postgres, QueryBuilder};
+
+use crate::domain::Revision;
+
+/// The stored half of a [`Revision`]: flatten it into a row
+/// (`#[sqlx(flatten)]`) that reads `version, created_at, updated_at`.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub(crate) struct RevisionRow {
+    version: i64,
+    created_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<RevisionRow> for Revision {
+    fn from(r: RevisionRow) -> Revision {
+        Revision {
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Maps a violation of the unique `constraint` to `error`, any other
+/// failure to itself.
+pub(crate) fn unique(
+    constraint: &str,
+    error: impl FnOnce() -> Error,
+) -> impl FnOnce(sqlx::Error) -> Error {
+    move |e| {
+        if is_unique_violation(&e, constraint) {
+            error()
+        } else {
+            e.into()
+        }
+    }
+}
+
+/// The one row `select` (a `SELECT … FROM …`) finds where `column` is
+/// `value`, `FOR UPDATE` when `lock`, converted with `convert`.
+pub(crate) async fn find_by<R, T, V>(
+    tx: &mut Tx,
+    select: &str,
+    (column, value): (&str, V),
+    lock: bool,
+    convert: impl FnOnce(R) -> Result<T>,
+) -> Result<Option<T>>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    V: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send,
+{
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    let row: Option<R> = sqlx::query_as(&format!("{select} WHERE {column} = $1{lock}"))
+        .bind(value)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.map(convert).transpose()
+}
 
 /// Which way a list runs by id.
 #[derive(Clone, Copy, Debug)]

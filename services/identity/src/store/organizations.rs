@@ -8,7 +8,9 @@ use foundry_platform::{Error, Result};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{Order, page_of};
+use super::RevisionRow;
+
+use super::{Order, find_by, page_of};
 
 use crate::domain::{NewOrganization, Organization};
 
@@ -19,9 +21,8 @@ struct OrgRow {
     name: String,
     slug: String,
     settings: serde_json::Value,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    revision: RevisionRow,
     deleted_at: Option<DateTime<Utc>>,
 }
 
@@ -32,9 +33,7 @@ impl From<OrgRow> for Organization {
             name: r.name,
             slug: r.slug,
             settings: r.settings,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            revision: r.revision.into(),
             deleted_at: r.deleted_at,
         }
     }
@@ -71,14 +70,8 @@ pub async fn insert_org(tx: &mut Tx, id: Uuid, o: &NewOrganization) -> Result<Or
 }
 
 pub async fn get_org(tx: &mut Tx, id: Uuid, lock: bool) -> Result<Option<Organization>> {
-    let lock = if lock { " FOR UPDATE" } else { "" };
-    let row: Option<OrgRow> = sqlx::query_as(&format!(
-        "SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1{lock}"
-    ))
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(row.map(Organization::from))
+    let select = format!("SELECT {ORG_COLUMNS} FROM organizations");
+    find_by(tx, &select, ("id", id), lock, |r: OrgRow| Ok(r.into())).await
 }
 
 pub async fn list_user_orgs(tx: &mut Tx, user_id: Uuid, page: Page) -> Result<Vec<Organization>> {
