@@ -210,7 +210,7 @@ impl Identity {
             .record(&mut tx)
             .await?;
         tx.commit().await?;
-        Ok(m.id)
+        Ok(m.id.uuid())
     }
 
     /// Starts a session for a user and returns its refresh token.

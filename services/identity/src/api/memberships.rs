@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::{SERVICE, actor, page_of};
 use crate::api::{WireRevision, changes};
-use crate::domain::{self, Membership, MembershipChange, MembershipPath, Role};
+use crate::domain::{self, Membership, MembershipChange, MembershipId, MembershipPath, Role};
 use crate::store;
 
 const RESOURCE: &str = "identity.membership";
@@ -57,11 +57,13 @@ pub fn caller_role(call: &Call) -> Option<Role> {
 
 /// An `UpdateMembershipRequest` as the membership's id and the changes its
 /// mask names.
-fn parse_update(req: &pb::UpdateMembershipRequest) -> Result<(Uuid, Vec<MembershipChange>), Error> {
+fn parse_update(
+    req: &pb::UpdateMembershipRequest,
+) -> Result<(MembershipId, Vec<MembershipChange>), Error> {
     let empty = pb::Membership::default();
     let m = req.membership.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
-    let id = v.id("membership.id", &m.id);
+    let id = v.id_of("membership.id", &m.id);
     let changes = changes(&mut v, req.update_mask.as_ref(), |v, path| match path {
         MembershipPath::Role => v
             .enum_value("membership.role", m.role)
@@ -75,7 +77,7 @@ fn parse_update(req: &pb::UpdateMembershipRequest) -> Result<(Uuid, Vec<Membersh
 async fn locked(
     tx: &mut Tx,
     org_id: Uuid,
-    id: Uuid,
+    id: MembershipId,
     etag: &str,
 ) -> Result<(i64, Membership), Error> {
     let owners = store::lock_owner_count(tx, org_id).await?;
@@ -87,7 +89,11 @@ async fn locked(
 }
 
 /// Reads the membership `id`, commits and answers it.
-async fn answer(mut tx: Tx, org_id: Uuid, id: Uuid) -> Result<Response<pb::Membership>, Error> {
+async fn answer(
+    mut tx: Tx,
+    org_id: Uuid,
+    id: MembershipId,
+) -> Result<Response<pb::Membership>, Error> {
     let m = store::get_membership(&mut tx, org_id, id, false)
         .await?
         .ok_or_else(not_found)?;
@@ -118,7 +124,7 @@ impl MembershipService for Memberships {
         req: Request<pb::GetMembershipRequest>,
     ) -> Result<Response<pb::Membership>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
         let tx = self.0.db.tenant(call.org_id).await?;
         Ok(answer(tx, call.org_id, id).await?)
     }
@@ -160,7 +166,7 @@ impl MembershipService for Memberships {
         req: Request<pb::DeleteMembershipRequest>,
     ) -> Result<Response<()>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
         let (owners, m) = locked(&mut tx, call.org_id, id, &req.get_ref().etag).await?;
         if m.role == Role::Owner && caller_role(&call) != Some(Role::Owner) {
@@ -211,7 +217,7 @@ impl MembershipService for Memberships {
         let mut tx = self.0.db.tenant(call.org_id).await?;
         let rows = store::list_memberships(&mut tx, call.org_id, role, page).await?;
         (out.memberships, out.next_page_token) =
-            page_of(&self.0, (tx, page), rows, |m| m.id, member_to_proto).await?;
+            page_of(&self.0, (tx, page), rows, |m| m.id.uuid(), member_to_proto).await?;
         Ok(Response::new(out))
     }
 }

@@ -59,11 +59,14 @@ impl Role {
     }
 }
 
+/// A membership's id (not its member's: that is a user id).
+pub type MembershipId = foundry_domain::Id<Membership>;
+
 /// A user's membership of an organization, with the member's display
 /// fields.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Membership {
-    pub id: Uuid,
+    pub id: MembershipId,
     pub org_id: Uuid,
     pub user_id: Uuid,
     pub role: Role,

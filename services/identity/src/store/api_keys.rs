@@ -6,10 +6,9 @@ use foundry_platform::db::Tx;
 use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
-use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{Order, page_of};
+use super::{Order, of_org, page_of};
 
 use crate::domain::{ApiKey, ApiKeyId, ApiKeyKind, NewApiKey, Secret};
 
@@ -105,11 +104,12 @@ pub async fn list_api_keys(
     kind: Option<ApiKeyKind>,
     page: Page,
 ) -> Result<Vec<ApiKey>> {
-    let mut q = QueryBuilder::new(format!("SELECT {KEY_COLS} FROM api_keys WHERE org_id = "));
-    q.push_bind(org_id);
-    if let Some(kind) = kind {
-        q.push(" AND kind = ").push_bind(kind.as_str());
-    }
+    let select = format!("SELECT {KEY_COLS} FROM api_keys");
+    let q = of_org(
+        &select,
+        ("org_id", org_id),
+        ("kind", kind.map(ApiKeyKind::as_str)),
+    );
     page_of::<ApiKeyRow, _>(tx, q, ("id", Order::Newest), page, ApiKey::from_row).await
 }
 

@@ -4,16 +4,16 @@ use foundry_domain::StoredEnum;
 use foundry_platform::db::Tx;
 use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
-use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::unique;
 
 use super::RevisionRow;
 
-use super::{Order, page_of};
+use super::{Order, of_org, page_of};
 
-use crate::domain::{Membership, Role};
+use crate::domain::{Membership, MembershipId, Role};
+use foundry_domain::Id;
 
 /// A membership row joined with its user, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -34,7 +34,7 @@ impl TryFrom<MemberRow> for Membership {
 
     fn try_from(r: MemberRow) -> Result<Membership> {
         Ok(Membership {
-            id: r.id,
+            id: Id::from_uuid(r.id),
             org_id: r.org_id,
             user_id: r.user_id,
             role: Role::decode("memberships", "role", &r.role)?,
@@ -71,9 +71,9 @@ pub async fn insert_membership(
         .execute(&mut **tx)
         .await
         .map_err(unique("memberships_org_user_key", || {
-Error::already_exists("ALREADY_MEMBER", "user_id", "the user is already a member")
-}))?;
-    get_membership(tx, org_id, id, false)
+            Error::already_exists("ALREADY_MEMBER", "user_id", "the user is already a member")
+        }))?;
+    get_membership(tx, org_id, Id::from_uuid(id), false)
         .await?
         .ok_or_else(|| Error::internal(anyhow::anyhow!("inserted membership missing")))
 }
@@ -81,35 +81,37 @@ Error::already_exists("ALREADY_MEMBER", "user_id", "the user is already a member
 pub async fn get_membership(
     tx: &mut Tx,
     org_id: Uuid,
-    id: Uuid,
+    id: MembershipId,
     lock: bool,
 ) -> Result<Option<Membership>> {
-    let lock = if lock { " FOR UPDATE OF m" } else { "" };
-    decode(
-        sqlx::query_as(&format!(
-            "{MEMBER_SELECT} WHERE m.org_id = $1 AND m.id = $2{lock}"
-        ))
-        .bind(org_id)
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?,
-    )
+    member_where(tx, org_id, ("m.id", id.uuid()), lock).await
 }
 
+/// The membership of `user_id` in `org_id`.
 pub async fn get_membership_of(
     tx: &mut Tx,
     org_id: Uuid,
     user_id: Uuid,
 ) -> Result<Option<Membership>> {
-    decode(
-        sqlx::query_as(&format!(
-            "{MEMBER_SELECT} WHERE m.org_id = $1 AND m.user_id = $2"
-        ))
+    member_where(tx, org_id, ("m.user_id", user_id), false).await
+}
+
+/// The membership of `org_id` whose `column` is `value`, its row locked
+/// when `lock`.
+async fn member_where(
+    tx: &mut Tx,
+    org_id: Uuid,
+    (column, value): (&str, Uuid),
+    lock: bool,
+) -> Result<Option<Membership>> {
+    let lock = if lock { " FOR UPDATE OF m" } else { "" };
+    let sql = format!("{MEMBER_SELECT} WHERE m.org_id = $1 AND {column} = $2{lock}");
+    let row = sqlx::query_as(&sql)
         .bind(org_id)
-        .bind(user_id)
+        .bind(value)
         .fetch_optional(&mut **tx)
-        .await?,
-    )
+        .await?;
+    decode(row)
 }
 
 pub async fn list_memberships(
@@ -118,11 +120,11 @@ pub async fn list_memberships(
     role: Option<Role>,
     page: Page,
 ) -> Result<Vec<Membership>> {
-    let mut q = QueryBuilder::new(format!("{MEMBER_SELECT} WHERE m.org_id = "));
-    q.push_bind(org_id);
-    if let Some(role) = role {
-        q.push(" AND m.role = ").push_bind(role.as_str());
-    }
+    let q = of_org(
+        MEMBER_SELECT,
+        ("m.org_id", org_id),
+        ("m.role", role.map(Role::as_str)),
+    );
     page_of::<MemberRow, _>(tx, q, ("m.id", Order::Oldest), page, Membership::try_from).await
 }
 
@@ -142,17 +144,17 @@ pub async fn lock_owner_count(tx: &mut Tx, org_id: Uuid) -> Result<i64> {
 pub async fn update_membership(tx: &mut Tx, m: &Membership) -> Result<()> {
     sqlx::query("UPDATE memberships SET role = $3, version = version + 1, updated_at = now() WHERE org_id = $1 AND id = $2")
         .bind(m.org_id)
-        .bind(m.id)
+        .bind(m.id.uuid())
         .bind(m.role.as_str())
         .execute(&mut **tx)
         .await?;
     Ok(())
 }
 
-pub async fn delete_membership(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<()> {
+pub async fn delete_membership(tx: &mut Tx, org_id: Uuid, id: MembershipId) -> Result<()> {
     sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND id = $2")
         .bind(org_id)
-        .bind(id)
+        .bind(id.uuid())
         .execute(&mut **tx)
         .await?;
     Ok(())

@@ -26,6 +26,7 @@ use foundry_platform::error::is_unique_violation;
 use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
 use sqlx::{Postgres, QueryBuilder};
+use uuid::Uuid;
 
 use crate::domain::Revision;
 
@@ -47,6 +48,14 @@ impl From<RevisionRow> for Revision {
         }
     }
 }
+
+/// A row as a query reads it.
+pub(crate) trait Row:
+    for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin
+{
+}
+
+impl<R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin> Row for R {}
 
 /// Maps a violation of the unique `constraint` to `error`, any other
 /// failure to itself.
@@ -73,7 +82,7 @@ pub(crate) async fn find_by<R, T, V>(
     convert: impl FnOnce(R) -> Result<T>,
 ) -> Result<Option<T>>
 where
-    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    R: Row,
     V: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send,
 {
     let lock = if lock { " FOR UPDATE" } else { "" };
@@ -82,6 +91,22 @@ where
         .fetch_optional(&mut **tx)
         .await?;
     row.map(convert).transpose()
+}
+
+/// `select` (a `SELECT … FROM …`) where `org` (column, id) is the
+/// organization, and `filter` (column, value) holds when it has a value:
+/// the start of an organization's list.
+pub(crate) fn of_org<'a>(
+    select: &str,
+    (org_column, org_id): (&str, Uuid),
+    (column, value): (&str, Option<&'static str>),
+) -> QueryBuilder<'a, Postgres> {
+    let mut q = QueryBuilder::new(format!("{select} WHERE {org_column} = "));
+    q.push_bind(org_id);
+    if let Some(value) = value {
+        q.push(format!(" AND {column} = ")).push_bind(value);
+    }
+    q
 }
 
 /// Which way a list runs by id.
@@ -97,16 +122,13 @@ pub(crate) enum Order {
 /// `WHERE` clause to be continued with `AND`); the page's condition on
 /// `id`, the order and the limit are added here, and each row is
 /// converted with `convert`.
-pub(crate) async fn page_of<R, T>(
+pub(crate) async fn page_of<R: Row, T>(
     tx: &mut Tx,
     mut q: QueryBuilder<'_, Postgres>,
     (id, order): (&str, Order),
     page: Page,
     convert: impl Fn(R) -> Result<T>,
-) -> Result<Vec<T>>
-where
-    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
-{
+) -> Result<Vec<T>> {
     let (cmp, dir) = match order {
         Order::Oldest => (">", "ASC"),
         Order::Newest => ("<", "DESC"),
