@@ -138,14 +138,22 @@ pub async fn list_invitations(
 }
 
 pub async fn revoke_invitation(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Invitation> {
-    one(sqlx::query_as(&format!(
-        "UPDATE invitations SET state = 'revoked', version = version + 1, updated_at = now() \
+    set_state(tx, (org_id, id), "state = 'revoked'").await
+}
+
+/// Moves the invitation `id` of `org_id` on (`set`: its assignments), a new
+/// version; returns it.
+async fn set_state(tx: &mut Tx, (org_id, id): (Uuid, Uuid), set: &str) -> Result<Invitation> {
+    let sql = format!(
+        "UPDATE invitations SET {set}, version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
-    ))
-    .bind(org_id)
-    .bind(id)
-    .fetch_one(&mut **tx)
-    .await?)
+    );
+    let row = sqlx::query_as(&sql)
+        .bind(org_id)
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
+    one(row)
 }
 
 pub async fn reissue_invitation(
@@ -184,12 +192,5 @@ pub async fn find_invitation_by_token(
 }
 
 pub async fn mark_invitation_accepted(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Invitation> {
-    one(sqlx::query_as(&format!(
-        "UPDATE invitations SET state = 'accepted', accepted_at = now(), version = version + 1, updated_at = now() \
-         WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
-    ))
-    .bind(org_id)
-    .bind(id)
-    .fetch_one(&mut **tx)
-    .await?)
+    set_state(tx, (org_id, id), "state = 'accepted', accepted_at = now()").await
 }
