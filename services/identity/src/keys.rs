@@ -102,6 +102,22 @@ pub struct Grant {
     pub sid: Option<Uuid>,
 }
 
+impl Grant {
+    /// What a service account's token is minted for: the service, in no
+    /// organization.
+    pub fn service(id: Uuid) -> Grant {
+        Grant {
+            sub: id,
+            ptype: PrincipalType::Service,
+            org_id: None,
+            org_role: None,
+            perms: vec![],
+            project_id: None,
+            sid: None,
+        }
+    }
+}
+
 impl KeyRing {
     /// Loads the keys, creating the first one if there is none.
     pub async fn load(db: Db, config: TokenConfig) -> anyhow::Result<Arc<KeyRing>> {

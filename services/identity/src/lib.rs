@@ -210,7 +210,7 @@ impl Identity {
             .record(&mut tx)
             .await?;
         tx.commit().await?;
-        Ok(m.id)
+        Ok(m.id.uuid())
     }
 
     /// Starts a session for a user and returns its refresh token.
@@ -277,15 +277,7 @@ impl Identity {
         service_account_id: Uuid,
         ttl: Duration,
     ) -> anyhow::Result<String> {
-        let grant = Grant {
-            sub: service_account_id,
-            ptype: PrincipalType::Service,
-            org_id: None,
-            org_role: None,
-            perms: vec![],
-            project_id: None,
-            sid: None,
-        };
+        let grant = Grant::service(service_account_id);
         Ok(self.state.keys.mint_for(grant, ttl)?.0)
     }
 

@@ -6,22 +6,21 @@ use chrono::Utc;
 use foundry_domain::Id;
 use foundry_outbox::Call;
 use foundry_platform::Error;
-use foundry_platform::convert::{from_timestamp, opt_timestamp, timestamp};
-use foundry_platform::db::{check_etag, etag};
+use foundry_platform::convert::{from_timestamp, opt_timestamp};
+use foundry_platform::db::{Lock, check_etag};
 use foundry_platform::idempotency::{self, Begun};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{self as pb, api_key_service_server::ApiKeyService};
+use foundry_resource::{self as resource, Resource, WireStamp};
 use foundry_tenancy::Caller;
 use foundry_tenancy::access::granted;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::SERVICE;
+use crate::api::{SERVICE, page_of};
 use crate::domain::{self, ApiKey, ApiKeyKind, NewApiKey};
 use crate::store;
-
-const RESOURCE: &str = "identity.api_key";
 
 /// Handlers of `ApiKeyService`.
 #[derive(Clone, Debug)]
@@ -30,6 +29,12 @@ pub struct ApiKeys(pub Arc<State>);
 const MAX_SCOPES: usize = 64;
 
 fn key_to_proto(k: &ApiKey) -> pb::ApiKey {
+    let WireStamp {
+        created_by,
+        create_time,
+        update_time: _,
+        etag,
+    } = (&k.stamp).into();
     pb::ApiKey {
         id: k.id.to_string(),
         org_id: k.org_id.to_string(),
@@ -40,17 +45,13 @@ fn key_to_proto(k: &ApiKey) -> pb::ApiKey {
         expire_time: opt_timestamp(k.expires_at),
         state: pb::ApiKeyState::from(k.state(Utc::now())) as i32,
         prefix: k.prefix.clone(),
-        created_by: k.created_by.to_string(),
-        create_time: Some(timestamp(k.created_at)),
+        created_by,
+        create_time,
         last_use_time: opt_timestamp(k.last_used_at),
         revoke_time: opt_timestamp(k.revoked_at),
-        etag: etag(k.version),
+        etag,
         secret: String::new(),
     }
-}
-
-fn not_found() -> Error {
-    Error::not_found("API_KEY_NOT_FOUND", "API key")
 }
 
 fn valid_scope(s: &str) -> bool {
@@ -158,7 +159,7 @@ impl ApiKeyService for ApiKeys {
             store::insert_api_key(&mut tx, call.org_id, &new, &secret, call.principal_id()).await?;
         // Never the secret or its hash: the display prefix identifies it.
         call.actor
-            .event("identity.api_key.create", RESOURCE, key.id)
+            .event("identity.api_key.create", ApiKey::KIND, key.id)
             .project(key.project_id)
             .created(&key)
             .record(&mut tx)
@@ -177,14 +178,33 @@ impl ApiKeyService for ApiKeys {
         &self,
         req: Request<pb::GetApiKeyRequest>,
     ) -> Result<Response<pb::ApiKey>, Status> {
-        let org_id = Call::of(SERVICE, &req)?.org_id;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = store::get_api_key(&mut tx, org_id, id, false)
-            .await?
-            .ok_or_else(not_found)?;
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        let key = resource::get::<ApiKey>(&self.0.db, &call, id).await?;
+        Ok(Response::new(key_to_proto(&key)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn revoke_api_key(
+        &self,
+        req: Request<pb::RevokeApiKeyRequest>,
+    ) -> Result<Response<pb::ApiKey>, Status> {
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let before = resource::fetch::<ApiKey>(&mut tx, &call, id, Lock::Update).await?;
+        check_etag(&req.get_ref().etag, before.stamp.version, ApiKey::NAME)?;
+        let key = store::revoke_api_key(&mut tx, call.org_id, id).await?;
+        if before.revoked_at != key.revoked_at {
+            call.actor
+                .event("identity.api_key.revoke", ApiKey::KIND, id)
+                .project(key.project_id)
+                .diff(&before, &key)
+                .record(&mut tx)
+                .await?;
+        }
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(key_to_proto(&row)))
+        Ok(Response::new(key_to_proto(&key)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -202,40 +222,12 @@ impl ApiKeyService for ApiKeys {
             &req.page_token,
             &format!("kind={}", req.kind),
         )?;
+        let mut out = pb::ListApiKeysResponse::default();
         let mut tx = self.0.db.tenant(org_id).await?;
-        let mut rows =
-            store::list_api_keys(&mut tx, org_id, kind, page.after, page.limit()).await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut rows, |r| r.id);
-        Ok(Response::new(pb::ListApiKeysResponse {
-            api_keys: rows.iter().map(key_to_proto).collect(),
-            next_page_token,
-        }))
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn revoke_api_key(
-        &self,
-        req: Request<pb::RevokeApiKeyRequest>,
-    ) -> Result<Response<pb::ApiKey>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = store::get_api_key(&mut tx, call.org_id, id, true)
-            .await?
-            .ok_or_else(not_found)?;
-        check_etag(&req.get_ref().etag, before.version, "API key")?;
-        let key = store::revoke_api_key(&mut tx, call.org_id, id).await?;
-        if before.revoked_at != key.revoked_at {
-            call.actor
-                .event("identity.api_key.revoke", RESOURCE, id)
-                .project(key.project_id)
-                .diff(&before, &key)
-                .record(&mut tx)
-                .await?;
-        }
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(key_to_proto(&key)))
+        let rows = store::list_api_keys(&mut tx, org_id, kind, page).await?;
+        (out.api_keys, out.next_page_token) =
+            page_of(&self.0, (tx, page), rows, |k| k.id.uuid(), key_to_proto).await?;
+        Ok(Response::new(out))
     }
 }
 

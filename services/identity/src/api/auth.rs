@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::actor;
+use crate::api::{actor, page_of};
 use crate::domain::Session;
 use crate::domain::{self, Role, SecretKind};
 use crate::keys::Grant;
@@ -212,17 +212,16 @@ impl Auth {
             // A real key that no longer works: worth a security event in
             // its organization (unknown strings are not: they would let
             // anyone flood the log).
-            let event = actor
-                .clone()
-                .as_principal(ActorType::ApiKey, key.id)
-                .event(
-                    "identity.api_key.exchange_refused",
-                    "identity.api_key",
-                    key.id,
-                )
-                .org(key.org_id)
-                .project(key.project_id)
-                .set("reason", why);
+            let what = ("identity.api_key.exchange_refused", "identity.api_key");
+            let event = refusal(
+                actor,
+                (ActorType::ApiKey, key.id.uuid()),
+                what,
+                key.id.uuid(),
+                why,
+            )
+            .org(key.org_id)
+            .project(key.project_id);
             self.security_event(event).await;
             return Err(invalid_credential());
         }
@@ -233,7 +232,7 @@ impl Auth {
             ));
         }
         Ok(Grant {
-            sub: key.id,
+            sub: key.id.uuid(),
             ptype: if kind == SecretKind::Agent {
                 PrincipalType::Agent
             } else {
@@ -246,6 +245,23 @@ impl Auth {
             sid: None,
         })
     }
+}
+
+/// A security event for a refused exchange: `who` presented a real
+/// credential that no longer works; `what` is the event's action and
+/// resource type, `id` its resource.
+fn refusal(
+    actor: &Actor,
+    who: (ActorType, Uuid),
+    what: (&str, &str),
+    id: Uuid,
+    reason: &str,
+) -> EventBuilder {
+    actor
+        .clone()
+        .as_principal(who.0, who.1)
+        .event(what.0, what.1, id)
+        .set("reason", reason)
 }
 
 #[tonic::async_trait]
@@ -301,16 +317,10 @@ impl AuthService for Auth {
                             // A real session reaching for an organization it
                             // is not in. Recorded on the platform chain: the
                             // id may name no organization at all.
-                            let event = actor
-                                .clone()
-                                .as_principal(ActorType::User, session.user_id)
-                                .event(
-                                    "identity.token.exchange_refused",
-                                    "identity.session",
-                                    session.id,
-                                )
+                            let who = (ActorType::User, session.user_id);
+                            let what = ("identity.token.exchange_refused", "identity.session");
+                            let event = refusal(&actor, who, what, session.id, "not_a_member")
                                 .org(foundry_outbox::PLATFORM_ORG)
-                                .set("reason", "not_a_member")
                                 .set("org_id", org);
                             self.security_event(event).await;
                         }
@@ -341,31 +351,17 @@ impl AuthService for Auth {
                 tx.commit().await.map_err(Error::from)?;
                 let sa = sa.ok_or_else(invalid_credential)?;
                 if sa.disabled_at.is_some() {
-                    let event = actor
-                        .clone()
-                        .as_principal(ActorType::Service, sa.id)
-                        .event(
-                            "identity.service_account.exchange_refused",
-                            "identity.service_account",
-                            sa.id,
-                        )
-                        .org(foundry_outbox::PLATFORM_ORG)
-                        .set("reason", "disabled");
+                    let who = (ActorType::Service, sa.id);
+                    let what = (
+                        "identity.service_account.exchange_refused",
+                        "identity.service_account",
+                    );
+                    let event = refusal(&actor, who, what, sa.id, "disabled")
+                        .org(foundry_outbox::PLATFORM_ORG);
                     self.security_event(event).await;
                     return Err(invalid_credential().into());
                 }
-                (
-                    Grant {
-                        sub: sa.id,
-                        ptype: PrincipalType::Service,
-                        org_id: None,
-                        org_role: None,
-                        perms: vec![],
-                        project_id: None,
-                        sid: None,
-                    },
-                    None,
-                )
+                (Grant::service(sa.id), None)
             }
             Some(G::IdToken(t)) => {
                 let (grant, role, refresh) = self.id_token_grant(&t, org, &actor).await?;
@@ -399,24 +395,6 @@ impl AuthService for Auth {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn list_sessions(
-        &self,
-        req: Request<pb::ListSessionsRequest>,
-    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
-        let user_id = caller(&req)?.user_id()?;
-        let req = req.into_inner();
-        let page = self.0.pages.parse(req.page_size, &req.page_token, "")?;
-        let mut tx = self.0.db.user(user_id).await?;
-        let mut rows = store::list_sessions(&mut tx, user_id, page.after, page.limit()).await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut rows, |r| r.id);
-        Ok(Response::new(pb::ListSessionsResponse {
-            sessions: rows.iter().map(session_to_proto).collect(),
-            next_page_token,
-        }))
-    }
-
-    #[tracing::instrument(skip_all)]
     async fn revoke_session(
         &self,
         req: Request<pb::RevokeSessionRequest>,
@@ -446,6 +424,22 @@ impl AuthService for Auth {
     ) -> Result<Response<pb::Jwks>, Status> {
         self.0.keys.rotate(&actor(&req)).await?;
         Ok(Response::new(jwks(&self.0)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_sessions(
+        &self,
+        req: Request<pb::ListSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        let user_id = caller(&req)?.user_id()?;
+        let req = req.into_inner();
+        let page = self.0.pages.parse(req.page_size, &req.page_token, "")?;
+        let mut out = pb::ListSessionsResponse::default();
+        let mut tx = self.0.db.user(user_id).await?;
+        let rows = store::list_sessions(&mut tx, user_id, page).await?;
+        (out.sessions, out.next_page_token) =
+            page_of(&self.0, (tx, page), rows, |s| s.id, session_to_proto).await?;
+        Ok(Response::new(out))
     }
 }
 

@@ -6,7 +6,7 @@ use chrono::Utc;
 use foundry_outbox::{Call, EventBuilder};
 use foundry_platform::Error;
 use foundry_platform::convert::{opt_timestamp, timestamp};
-use foundry_platform::db::{Tx, check_etag, etag};
+use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::idempotency::{self, Begun};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{
@@ -17,8 +17,9 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
+use crate::api::WireRevision;
 use crate::api::memberships::{caller_role, member_to_proto};
-use crate::api::{SERVICE, actor};
+use crate::api::{SERVICE, actor, page_of};
 use crate::domain::{
     self, Invitation, InvitationState, InvitationStatus, NewInvitation, Role, SecretKind,
 };
@@ -34,6 +35,11 @@ const RESOURCE: &str = "identity.invitation";
 pub struct Invitations(pub Arc<State>);
 
 fn invitation_to_proto(i: &Invitation) -> pb::Invitation {
+    let WireRevision {
+        create_time,
+        update_time,
+        etag,
+    } = (&i.revision).into();
     pb::Invitation {
         id: i.id.to_string(),
         org_id: i.org_id.to_string(),
@@ -43,9 +49,9 @@ fn invitation_to_proto(i: &Invitation) -> pb::Invitation {
         invited_by: i.invited_by.to_string(),
         expire_time: Some(timestamp(i.expires_at)),
         accept_time: opt_timestamp(i.accepted_at),
-        create_time: Some(timestamp(i.created_at)),
-        update_time: Some(timestamp(i.updated_at)),
-        etag: etag(i.version),
+        create_time,
+        update_time,
+        etag,
         token: String::new(),
     }
 }
@@ -158,38 +164,6 @@ impl InvitationService for Invitations {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn list_invitations(
-        &self,
-        req: Request<pb::ListInvitationsRequest>,
-    ) -> Result<Response<pb::ListInvitationsResponse>, Status> {
-        let org_id = Call::of(SERVICE, &req)?.org_id;
-        let req = req.into_inner();
-        let mut v = Violations::new();
-        let state: Option<InvitationStatus> = v.opt_enum_value("state", req.state);
-        v.finish()?;
-        let filter = state.map(|s| match s {
-            InvitationStatus::Pending => InvitationFilter::Pending,
-            InvitationStatus::Accepted => InvitationFilter::Accepted,
-            InvitationStatus::Revoked => InvitationFilter::Revoked,
-            InvitationStatus::Expired => InvitationFilter::Expired,
-        });
-        let page = self.0.pages.parse(
-            req.page_size,
-            &req.page_token,
-            &format!("state={}", req.state),
-        )?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let mut rows =
-            store::list_invitations(&mut tx, org_id, filter, page.after, page.limit()).await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut rows, |r| r.id);
-        Ok(Response::new(pb::ListInvitationsResponse {
-            invitations: rows.iter().map(invitation_to_proto).collect(),
-            next_page_token,
-        }))
-    }
-
-    #[tracing::instrument(skip_all)]
     async fn revoke_invitation(
         &self,
         req: Request<pb::RevokeInvitationRequest>,
@@ -198,7 +172,7 @@ impl InvitationService for Invitations {
         let id = Violations::require_id("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
         let before = invitation(&mut tx, call.org_id, id, true).await?;
-        check_etag(&req.get_ref().etag, before.version, "invitation")?;
+        check_etag(&req.get_ref().etag, before.revision.version, "invitation")?;
         pending(&before)?;
         let inv = store::revoke_invitation(&mut tx, call.org_id, id).await?;
         let event = call.actor.event("identity.invitation.revoke", RESOURCE, id);
@@ -300,5 +274,34 @@ impl InvitationService for Invitations {
             .await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(member_to_proto(&m)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_invitations(
+        &self,
+        req: Request<pb::ListInvitationsRequest>,
+    ) -> Result<Response<pb::ListInvitationsResponse>, Status> {
+        let org_id = Call::of(SERVICE, &req)?.org_id;
+        let req = req.into_inner();
+        let mut v = Violations::new();
+        let state: Option<InvitationStatus> = v.opt_enum_value("state", req.state);
+        v.finish()?;
+        let filter = state.map(|s| match s {
+            InvitationStatus::Pending => InvitationFilter::Pending,
+            InvitationStatus::Accepted => InvitationFilter::Accepted,
+            InvitationStatus::Revoked => InvitationFilter::Revoked,
+            InvitationStatus::Expired => InvitationFilter::Expired,
+        });
+        let page = self.0.pages.parse(
+            req.page_size,
+            &req.page_token,
+            &format!("state={}", req.state),
+        )?;
+        let mut out = pb::ListInvitationsResponse::default();
+        let mut tx = self.0.db.tenant(org_id).await?;
+        let rows = store::list_invitations(&mut tx, org_id, filter, page).await?;
+        (out.invitations, out.next_page_token) =
+            page_of(&self.0, (tx, page), rows, |i| i.id, invitation_to_proto).await?;
+        Ok(Response::new(out))
     }
 }

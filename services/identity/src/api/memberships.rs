@@ -4,9 +4,8 @@ use std::sync::Arc;
 
 use foundry_outbox::{Call, EventBuilder};
 use foundry_platform::Error;
-use foundry_platform::convert::timestamp;
-use foundry_platform::db::{Tx, check_etag, etag};
-use foundry_platform::validate::{Violations, mask};
+use foundry_platform::db::{Tx, check_etag};
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{
     self as pb, membership_service_server::MembershipService,
 };
@@ -15,8 +14,9 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, actor};
-use crate::domain::{self, Membership, MembershipChange, MembershipPath, Role};
+use crate::api::{SERVICE, actor, page_of};
+use crate::api::{WireRevision, changes};
+use crate::domain::{self, Membership, MembershipChange, MembershipId, MembershipPath, Role};
 use crate::store;
 
 const RESOURCE: &str = "identity.membership";
@@ -26,6 +26,11 @@ const RESOURCE: &str = "identity.membership";
 pub struct Memberships(pub Arc<State>);
 
 pub fn member_to_proto(m: &Membership) -> pb::Membership {
+    let WireRevision {
+        create_time,
+        update_time,
+        etag,
+    } = (&m.revision).into();
     pb::Membership {
         id: m.id.to_string(),
         org_id: m.org_id.to_string(),
@@ -34,9 +39,9 @@ pub fn member_to_proto(m: &Membership) -> pb::Membership {
         invited_by: m.invited_by.map(|u| u.to_string()).unwrap_or_default(),
         email: m.email.clone(),
         display_name: m.display_name.clone(),
-        create_time: Some(timestamp(m.created_at)),
-        update_time: Some(timestamp(m.updated_at)),
-        etag: etag(m.version),
+        create_time,
+        update_time,
+        etag,
     }
 }
 
@@ -52,20 +57,19 @@ pub fn caller_role(call: &Call) -> Option<Role> {
 
 /// An `UpdateMembershipRequest` as the membership's id and the changes its
 /// mask names.
-fn parse_update(req: &pb::UpdateMembershipRequest) -> Result<(Uuid, Vec<MembershipChange>), Error> {
+fn parse_update(
+    req: &pb::UpdateMembershipRequest,
+) -> Result<(MembershipId, Vec<MembershipChange>), Error> {
     let empty = pb::Membership::default();
     let m = req.membership.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
-    let id = v.id("membership.id", &m.id);
-    let mut changes = Vec::new();
-    for path in mask::<MembershipPath>(&mut v, req.update_mask.as_ref()) {
-        changes.push(match path {
-            MembershipPath::Role => v
-                .enum_value("membership.role", m.role)
-                .map(MembershipChange::Role),
-        });
-    }
-    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+    let id = v.id_of("membership.id", &m.id);
+    let changes = changes(&mut v, req.update_mask.as_ref(), |v, path| match path {
+        MembershipPath::Role => v
+            .enum_value("membership.role", m.role)
+            .map(MembershipChange::Role),
+    });
+    v.finish_with(|| Some((id?, changes?)))
 }
 
 /// The owner count and the membership `id`, both locked, at the caller's
@@ -73,19 +77,23 @@ fn parse_update(req: &pb::UpdateMembershipRequest) -> Result<(Uuid, Vec<Membersh
 async fn locked(
     tx: &mut Tx,
     org_id: Uuid,
-    id: Uuid,
+    id: MembershipId,
     etag: &str,
 ) -> Result<(i64, Membership), Error> {
     let owners = store::lock_owner_count(tx, org_id).await?;
     let m = store::get_membership(tx, org_id, id, true)
         .await?
         .ok_or_else(not_found)?;
-    check_etag(etag, m.version, "membership")?;
+    check_etag(etag, m.revision.version, "membership")?;
     Ok((owners, m))
 }
 
 /// Reads the membership `id`, commits and answers it.
-async fn answer(mut tx: Tx, org_id: Uuid, id: Uuid) -> Result<Response<pb::Membership>, Error> {
+async fn answer(
+    mut tx: Tx,
+    org_id: Uuid,
+    id: MembershipId,
+) -> Result<Response<pb::Membership>, Error> {
     let m = store::get_membership(&mut tx, org_id, id, false)
         .await?
         .ok_or_else(not_found)?;
@@ -111,38 +119,12 @@ async fn remove(
 #[tonic::async_trait]
 impl MembershipService for Memberships {
     #[tracing::instrument(skip_all)]
-    async fn list_memberships(
-        &self,
-        req: Request<pb::ListMembershipsRequest>,
-    ) -> Result<Response<pb::ListMembershipsResponse>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let req = req.into_inner();
-        let mut v = Violations::new();
-        let role: Option<Role> = v.opt_enum_value("role", req.role);
-        v.finish()?;
-        let page = self.0.pages.parse(
-            req.page_size,
-            &req.page_token,
-            &format!("role={}", req.role),
-        )?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let mut members =
-            store::list_memberships(&mut tx, call.org_id, role, page.after, page.limit()).await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut members, |m| m.id);
-        Ok(Response::new(pb::ListMembershipsResponse {
-            memberships: members.iter().map(member_to_proto).collect(),
-            next_page_token,
-        }))
-    }
-
-    #[tracing::instrument(skip_all)]
     async fn get_membership(
         &self,
         req: Request<pb::GetMembershipRequest>,
     ) -> Result<Response<pb::Membership>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
         let tx = self.0.db.tenant(call.org_id).await?;
         Ok(answer(tx, call.org_id, id).await?)
     }
@@ -184,7 +166,7 @@ impl MembershipService for Memberships {
         req: Request<pb::DeleteMembershipRequest>,
     ) -> Result<Response<()>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
         let (owners, m) = locked(&mut tx, call.org_id, id, &req.get_ref().etag).await?;
         if m.role == Role::Owner && caller_role(&call) != Some(Role::Owner) {
@@ -214,5 +196,28 @@ impl MembershipService for Memberships {
             .ok_or_else(not_found)?;
         let event = actor.event("identity.membership.leave", RESOURCE, m.id);
         Ok(remove(tx, event, owners, &m).await?)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_memberships(
+        &self,
+        req: Request<pb::ListMembershipsRequest>,
+    ) -> Result<Response<pb::ListMembershipsResponse>, Status> {
+        let call = Call::of(SERVICE, &req)?;
+        let req = req.into_inner();
+        let mut v = Violations::new();
+        let role: Option<Role> = v.opt_enum_value("role", req.role);
+        v.finish()?;
+        let page = self.0.pages.parse(
+            req.page_size,
+            &req.page_token,
+            &format!("role={}", req.role),
+        )?;
+        let mut out = pb::ListMembershipsResponse::default();
+        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let rows = store::list_memberships(&mut tx, call.org_id, role, page).await?;
+        (out.memberships, out.next_page_token) =
+            page_of(&self.0, (tx, page), rows, |m| m.id.uuid(), member_to_proto).await?;
+        Ok(Response::new(out))
     }
 }

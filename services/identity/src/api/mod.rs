@@ -16,9 +16,62 @@ pub fn actor<T>(req: &tonic::Request<T>) -> foundry_outbox::Actor {
     foundry_outbox::Actor::of(SERVICE, req)
 }
 
+use foundry_domain::FieldPath;
+use foundry_platform::Error;
+use foundry_platform::convert::timestamp;
+use foundry_platform::db::{Tx, etag};
+use foundry_platform::page::Page;
+use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::identity::v1 as pb;
+use uuid::Uuid;
 
-use crate::domain;
+use crate::{State, domain};
+
+/// The wire half of a [`Revision`]: `create_time`, `update_time`, `etag`.
+pub struct WireRevision {
+    pub create_time: Option<prost_types::Timestamp>,
+    pub update_time: Option<prost_types::Timestamp>,
+    pub etag: String,
+}
+
+impl From<&domain::Revision> for WireRevision {
+    fn from(r: &domain::Revision) -> WireRevision {
+        WireRevision {
+            create_time: Some(timestamp(r.created_at)),
+            update_time: Some(timestamp(r.updated_at)),
+            etag: etag(r.version),
+        }
+    }
+}
+
+/// The changes an update mask names, each parsed by `change`: `None` when
+/// any path or value is refused (every violation is in `v`).
+pub fn changes<P: FieldPath, C>(
+    v: &mut Violations,
+    update_mask: Option<&prost_types::FieldMask>,
+    mut change: impl FnMut(&mut Violations, P) -> Option<C>,
+) -> Option<Vec<C>> {
+    let parsed: Vec<Option<C>> = mask::<P>(v, update_mask)
+        .into_iter()
+        .map(|path| change(v, path))
+        .collect();
+    parsed.into_iter().collect()
+}
+
+/// The end of a list: `rows` (one page, as `page` asked, read in `tx`,
+/// which is committed here) as `to_proto` makes them, and the next page's
+/// token (the rows are ordered by the id `id_of` gives).
+pub async fn page_of<T, P>(
+    state: &State,
+    (tx, page): (Tx, Page),
+    mut rows: Vec<T>,
+    id_of: fn(&T) -> Uuid,
+    to_proto: fn(&T) -> P,
+) -> Result<(Vec<P>, String), Error> {
+    tx.commit().await?;
+    let next_page_token = state.pages.finish(&page, &mut rows, id_of);
+    Ok((rows.iter().map(to_proto).collect(), next_page_token))
+}
 
 /// Maps a domain enum to its proto enum (every variant, by name) and
 /// parses a proto value into it (`*_UNSPECIFIED` and unknown values are

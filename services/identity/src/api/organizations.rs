@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use foundry_outbox::EventBuilder;
 use foundry_platform::Error;
-use foundry_platform::convert::{json_to_struct, opt_timestamp, struct_to_json, timestamp};
-use foundry_platform::db::{Tx, check_etag, etag};
+use foundry_platform::convert::{json_to_struct, opt_timestamp, struct_to_json};
+use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::idempotency::{self, Begun};
-use foundry_platform::validate::{Violations, mask};
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{
     self as pb, organization_service_server::OrganizationService,
 };
@@ -16,7 +16,8 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::actor;
+use crate::api::{WireRevision, changes};
+use crate::api::{actor, page_of};
 use crate::domain::{NewOrganization, Organization, OrganizationChange, OrganizationPath, Role};
 use crate::store;
 
@@ -28,15 +29,20 @@ const RESOURCE: &str = "identity.organization";
 pub struct Organizations(pub Arc<State>);
 
 pub fn org_to_proto(o: &Organization) -> pb::Organization {
+    let WireRevision {
+        create_time,
+        update_time,
+        etag,
+    } = (&o.revision).into();
     pb::Organization {
         id: o.id.to_string(),
         name: o.name.clone(),
         slug: o.slug.clone(),
         settings: Some(json_to_struct(&o.settings)),
-        create_time: Some(timestamp(o.created_at)),
-        update_time: Some(timestamp(o.updated_at)),
+        create_time,
+        update_time,
         delete_time: opt_timestamp(o.deleted_at),
-        etag: etag(o.version),
+        etag,
     }
 }
 
@@ -91,22 +97,17 @@ fn parse_update(req: &pb::UpdateOrganizationRequest) -> Result<Vec<OrganizationC
     let empty = pb::Organization::default();
     let o = req.organization.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
-    let mut changes = Vec::new();
-    for path in mask::<OrganizationPath>(&mut v, req.update_mask.as_ref()) {
-        changes.push(match path {
-            OrganizationPath::Name => v
-                .text("organization.name", &o.name, 1, 200)
-                .map(OrganizationChange::Name),
-            OrganizationPath::Slug => v
-                .slug("organization.slug", &o.slug)
-                .map(OrganizationChange::Slug),
-            OrganizationPath::Settings => {
-                settings(&mut v, "organization.settings", o.settings.as_ref())
-                    .map(OrganizationChange::Settings)
-            }
-        });
-    }
-    v.finish_with(|| changes.into_iter().collect::<Option<Vec<_>>>())
+    let changes = changes(&mut v, req.update_mask.as_ref(), |v, path| match path {
+        OrganizationPath::Name => v
+            .text("organization.name", &o.name, 1, 200)
+            .map(OrganizationChange::Name),
+        OrganizationPath::Slug => v
+            .slug("organization.slug", &o.slug)
+            .map(OrganizationChange::Slug),
+        OrganizationPath::Settings => settings(v, "organization.settings", o.settings.as_ref())
+            .map(OrganizationChange::Settings),
+    });
+    v.finish_with(|| changes)
 }
 
 /// The organization, locked, at the caller's etag and not deleted (`why`
@@ -120,7 +121,7 @@ async fn live_org(
     let org = store::get_org(tx, org_id, true)
         .await?
         .ok_or_else(not_found)?;
-    check_etag(etag, org.version, "organization")?;
+    check_etag(etag, org.revision.version, "organization")?;
     if org.deleted_at.is_some() {
         return Err(Error::failed_precondition("ORGANIZATION_DELETED", why));
     }
@@ -203,25 +204,6 @@ impl OrganizationService for Organizations {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn list_organizations(
-        &self,
-        req: Request<pb::ListOrganizationsRequest>,
-    ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
-        let caller = caller(&req)?;
-        let user_id = caller.user_id()?;
-        let req = req.into_inner();
-        let page = self.0.pages.parse(req.page_size, &req.page_token, "")?;
-        let mut tx = self.0.db.user(user_id).await?;
-        let mut orgs = store::list_user_orgs(&mut tx, user_id, page.after, page.limit()).await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut orgs, |o| o.id);
-        Ok(Response::new(pb::ListOrganizationsResponse {
-            organizations: orgs.iter().map(org_to_proto).collect(),
-            next_page_token,
-        }))
-    }
-
-    #[tracing::instrument(skip_all)]
     async fn update_organization(
         &self,
         req: Request<pb::UpdateOrganizationRequest>,
@@ -293,5 +275,22 @@ impl OrganizationService for Organizations {
         let org = store::set_org_deleted(&mut tx, org_id, false).await?;
         let event = actor.event("identity.organization.undelete", RESOURCE, org_id);
         Ok(recorded(tx, event, &before, org).await?)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_organizations(
+        &self,
+        req: Request<pb::ListOrganizationsRequest>,
+    ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
+        let caller = caller(&req)?;
+        let user_id = caller.user_id()?;
+        let req = req.into_inner();
+        let page = self.0.pages.parse(req.page_size, &req.page_token, "")?;
+        let mut out = pb::ListOrganizationsResponse::default();
+        let mut tx = self.0.db.user(user_id).await?;
+        let rows = store::list_user_orgs(&mut tx, user_id, page).await?;
+        (out.organizations, out.next_page_token) =
+            page_of(&self.0, (tx, page), rows, |o| o.id, org_to_proto).await?;
+        Ok(Response::new(out))
     }
 }

@@ -11,7 +11,7 @@ use foundry_proto::foundry::identity::v1::{
 use tonic::{Request, Response, Status};
 
 use crate::State;
-use crate::api::actor;
+use crate::api::{actor, page_of};
 use crate::domain::{self, NewServiceAccount, SecretKind, ServiceAccount};
 use crate::store;
 use foundry_outbox::{Actor, PLATFORM_ORG};
@@ -86,23 +86,6 @@ impl ServiceAccountService for ServiceAccounts {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn list_service_accounts(
-        &self,
-        req: Request<pb::ListServiceAccountsRequest>,
-    ) -> Result<Response<pb::ListServiceAccountsResponse>, Status> {
-        let req = req.into_inner();
-        let page = self.0.pages.parse(req.page_size, &req.page_token, "")?;
-        let mut tx = self.0.db.system().await?;
-        let mut rows = store::list_service_accounts(&mut tx, page.after, page.limit()).await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut rows, |r| r.id);
-        Ok(Response::new(pb::ListServiceAccountsResponse {
-            service_accounts: rows.iter().map(sa_to_proto).collect(),
-            next_page_token,
-        }))
-    }
-
-    #[tracing::instrument(skip_all)]
     async fn disable_service_account(
         &self,
         req: Request<pb::DisableServiceAccountRequest>,
@@ -127,5 +110,20 @@ impl ServiceAccountService for ServiceAccounts {
         }
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(sa_to_proto(&sa)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_service_accounts(
+        &self,
+        req: Request<pb::ListServiceAccountsRequest>,
+    ) -> Result<Response<pb::ListServiceAccountsResponse>, Status> {
+        let req = req.into_inner();
+        let page = self.0.pages.parse(req.page_size, &req.page_token, "")?;
+        let mut out = pb::ListServiceAccountsResponse::default();
+        let mut tx = self.0.db.system().await?;
+        let rows = store::list_service_accounts(&mut tx, page).await?;
+        (out.service_accounts, out.next_page_token) =
+            page_of(&self.0, (tx, page), rows, |s| s.id, sa_to_proto).await?;
+        Ok(Response::new(out))
     }
 }

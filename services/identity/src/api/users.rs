@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
-use foundry_platform::db::{check_etag, etag};
-use foundry_platform::validate::{Violations, mask};
+use foundry_platform::db::check_etag;
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{self as pb, user_service_server::UserService};
 use foundry_tenancy::{Caller, caller};
 use tonic::{Request, Response, Status};
@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::actor;
+use crate::api::{WireRevision, changes};
 use crate::domain::{User, UserChange, UserPath};
 use crate::store;
 
@@ -21,14 +22,19 @@ use crate::store;
 pub struct Users(pub Arc<State>);
 
 fn user_to_proto(u: &User) -> pb::User {
+    let WireRevision {
+        create_time,
+        update_time,
+        etag,
+    } = (&u.revision).into();
     pb::User {
         id: u.id.to_string(),
         email: u.email.clone(),
         display_name: u.display_name.clone(),
         avatar_url: u.avatar_url.clone(),
-        create_time: Some(timestamp(u.created_at)),
-        update_time: Some(timestamp(u.updated_at)),
-        etag: etag(u.version),
+        create_time,
+        update_time,
+        etag,
     }
 }
 
@@ -37,18 +43,15 @@ fn parse_update(req: &pb::UpdateUserRequest) -> Result<Vec<UserChange>, Error> {
     let empty = pb::User::default();
     let u = req.user.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
-    let mut changes = Vec::new();
-    for path in mask::<UserPath>(&mut v, req.update_mask.as_ref()) {
-        changes.push(match path {
-            UserPath::DisplayName => v
-                .text("user.display_name", &u.display_name, 1, 200)
-                .map(UserChange::DisplayName),
-            UserPath::AvatarUrl => v
-                .opt_https_url("user.avatar_url", &u.avatar_url, 2048)
-                .map(UserChange::AvatarUrl),
-        });
-    }
-    v.finish_with(|| changes.into_iter().collect::<Option<Vec<_>>>())
+    let changes = changes(&mut v, req.update_mask.as_ref(), |v, path| match path {
+        UserPath::DisplayName => v
+            .text("user.display_name", &u.display_name, 1, 200)
+            .map(UserChange::DisplayName),
+        UserPath::AvatarUrl => v
+            .opt_https_url("user.avatar_url", &u.avatar_url, 2048)
+            .map(UserChange::AvatarUrl),
+    });
+    v.finish_with(|| changes)
 }
 
 fn not_found() -> Error {
@@ -123,7 +126,11 @@ impl UserService for Users {
         let before = store::get_user(&mut tx, id, true)
             .await?
             .ok_or_else(not_found)?;
-        check_etag(u.map_or("", |u| u.etag.as_str()), before.version, "user")?;
+        check_etag(
+            u.map_or("", |u| u.etag.as_str()),
+            before.revision.version,
+            "user",
+        )?;
         let mut user = before.clone();
         user.apply(changes);
         let user = store::update_user(&mut tx, &user).await?;

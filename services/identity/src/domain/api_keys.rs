@@ -1,7 +1,7 @@
 //! API keys and agent tokens.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited};
+use foundry_domain::{AuditFields, Audited, Id, Stamp};
 use uuid::Uuid;
 
 use super::*;
@@ -34,23 +34,24 @@ pub enum ApiKeyState {
     Revoked,
 }
 
+/// An API key's id.
+pub type ApiKeyId = Id<ApiKey>;
+
 /// An API key (its secret is stored as a hash only).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ApiKey {
     pub org_id: Uuid,
-    pub id: Uuid,
+    pub id: ApiKeyId,
     pub kind: ApiKeyKind,
     pub display_name: String,
     pub scopes: Vec<String>,
     pub project_id: Option<Uuid>,
     /// The first characters of the secret, for recognition.
     pub prefix: String,
-    pub created_by: Uuid,
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
+    pub stamp: Stamp,
 }
 
 impl ApiKey {
@@ -87,12 +88,10 @@ impl Audited for ApiKey {
             scopes,
             project_id: _,
             prefix,
-            created_by: _,
             expires_at,
             last_used_at: _,
             revoked_at,
-            version: _,
-            created_at: _,
+            stamp: _,
         } = self;
         AuditFields::new()
             .field("display_name", display_name)

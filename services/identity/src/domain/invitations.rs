@@ -39,9 +39,7 @@ pub struct Invitation {
     pub state: InvitationState,
     pub expires_at: DateTime<Utc>,
     pub accepted_at: Option<DateTime<Utc>>,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub revision: Revision,
 }
 
 impl Invitation {
@@ -74,9 +72,7 @@ impl Audited for Invitation {
             state,
             expires_at,
             accepted_at: _,
-            version: _,
-            created_at: _,
-            updated_at: _,
+            revision: _,
         } = self;
         AuditFields::new()
             .field("email", email)

@@ -1,7 +1,6 @@
 //! Memberships: roles and what they grant, who may grant the owner role,
 //! and the last-owner rule.
 
-use chrono::{DateTime, Utc};
 use foundry_domain::{AuditFields, Audited, FieldPath};
 use uuid::Uuid;
 
@@ -60,20 +59,21 @@ impl Role {
     }
 }
 
+/// A membership's id (not its member's: that is a user id).
+pub type MembershipId = foundry_domain::Id<Membership>;
+
 /// A user's membership of an organization, with the member's display
 /// fields.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Membership {
-    pub id: Uuid,
+    pub id: MembershipId,
     pub org_id: Uuid,
     pub user_id: Uuid,
     pub role: Role,
     pub invited_by: Option<Uuid>,
     pub email: String,
     pub display_name: String,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub revision: Revision,
 }
 
 /// The fields `UpdateMembership` may change.
@@ -130,9 +130,7 @@ impl Audited for Membership {
             invited_by: _,
             email: _,
             display_name: _,
-            version: _,
-            created_at: _,
-            updated_at: _,
+            revision: _,
         } = self;
         AuditFields::new()
             .field("user_id", user_id)

@@ -35,6 +35,20 @@ macro_rules! stored_enum {
     };
 }
 
+/// The version (the etag, AIP-154) and times of a stored resource whose
+/// table names no creator (organizations, users, memberships,
+/// invitations); [`foundry_domain::Stamp`] where it does. Set by the store,
+/// never by a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revision {
+    /// Incremented by every write.
+    pub version: i64,
+    /// When it was created.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When it was last written.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
 pub mod api_keys;
 pub mod invitations;
 pub mod linked_accounts;

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use foundry_domain::{AuditFields, Audited, FieldPath};
 use uuid::Uuid;
 
+use super::Revision;
+
 /// A tenant.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Organization {
@@ -11,9 +13,7 @@ pub struct Organization {
     pub name: String,
     pub slug: String,
     pub settings: serde_json::Value,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub revision: Revision,
     /// Set while soft-deleted.
     pub deleted_at: Option<DateTime<Utc>>,
 }
@@ -80,9 +80,7 @@ impl Audited for Organization {
             name,
             slug,
             settings,
-            version: _,
-            created_at: _,
-            updated_at: _,
+            revision: _,
             deleted_at,
         } = self;
         AuditFields::new()

@@ -1,8 +1,9 @@
 //! Users.
 
-use chrono::{DateTime, Utc};
 use foundry_domain::{AuditFields, Audited, FieldPath};
 use uuid::Uuid;
+
+use super::Revision;
 
 /// A person who signs in.
 #[derive(Clone, Debug, PartialEq)]
@@ -12,9 +13,7 @@ pub struct User {
     pub display_name: String,
     /// Empty when none.
     pub avatar_url: String,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub revision: Revision,
 }
 
 /// The fields `UpdateUser` may change.
@@ -64,9 +63,7 @@ impl Audited for User {
             email: _,
             display_name,
             avatar_url,
-            version: _,
-            created_at: _,
-            updated_at: _,
+            revision: _,
         } = self;
         AuditFields::new()
             .field("display_name", display_name)

@@ -1,16 +1,21 @@
 //! API keys and agent tokens.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::StoredEnum;
+use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
+use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
+use foundry_resource::{Resource, StampRow};
 use uuid::Uuid;
 
-use crate::domain::{ApiKey, ApiKeyKind, NewApiKey, Secret};
+use super::{Order, of_org, page_of};
 
-/// An API key row, as read (never its hash).
+use crate::domain::{ApiKey, ApiKeyId, ApiKeyKind, NewApiKey, Secret};
+
+/// An API key row, as read (never its hash; public only as
+/// [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct ApiKeyRow {
+pub struct ApiKeyRow {
     org_id: Uuid,
     id: Uuid,
     kind: String,
@@ -18,38 +23,52 @@ struct ApiKeyRow {
     scopes: Vec<String>,
     project_id: Option<Uuid>,
     prefix: String,
-    created_by: Uuid,
     expires_at: Option<DateTime<Utc>>,
     last_used_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
-    version: i64,
-    created_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    stamp: StampRow,
 }
 
-impl TryFrom<ApiKeyRow> for ApiKey {
-    type Error = Error;
+impl Resource for ApiKey {
+    type Key = ApiKeyId;
+    type Row = ApiKeyRow;
+    const KIND: &'static str = "identity.api_key";
+    const NAME: &'static str = "API key";
+    const TABLE: &'static str = "api_keys";
+    const COLUMNS: &'static str = KEY_COLS;
 
-    fn try_from(r: ApiKeyRow) -> Result<ApiKey> {
+    fn from_row(r: ApiKeyRow) -> Result<ApiKey> {
         Ok(ApiKey {
             org_id: r.org_id,
-            id: r.id,
+            id: Id::from_uuid(r.id),
             kind: ApiKeyKind::decode("api_keys", "kind", &r.kind)?,
             display_name: r.display_name,
             scopes: r.scopes,
             project_id: r.project_id,
             prefix: r.prefix,
-            created_by: r.created_by,
             expires_at: r.expires_at,
             last_used_at: r.last_used_at,
             revoked_at: r.revoked_at,
-            version: r.version,
-            created_at: r.created_at,
+            stamp: r.stamp.into(),
         })
+    }
+
+    fn not_found() -> Error {
+        Error::not_found("API_KEY_NOT_FOUND", "API key")
+    }
+
+    fn key(&self) -> ApiKeyId {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.stamp.version
     }
 }
 
-const KEY_COLS: &str = "org_id, id, kind, display_name, scopes, project_id, prefix, created_by, expires_at, \
-     last_used_at, revoked_at, version, created_at";
+const KEY_COLS: &str = "org_id, id, kind, display_name, scopes, project_id, prefix, expires_at, \
+     last_used_at, revoked_at, created_by, version, created_at, updated_at";
 
 /// Inserts a key whose secret is `secret` (only its hash and prefix are
 /// stored), made by `created_by`.
@@ -76,56 +95,34 @@ pub async fn insert_api_key(
     .bind(k.expires_at)
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
-}
-
-pub async fn get_api_key(
-    tx: &mut Tx,
-    org_id: Uuid,
-    id: Uuid,
-    lock: bool,
-) -> Result<Option<ApiKey>> {
-    let lock = if lock { " FOR UPDATE" } else { "" };
-    let row: Option<ApiKeyRow> = sqlx::query_as(&format!(
-        "SELECT {KEY_COLS} FROM api_keys WHERE org_id = $1 AND id = $2{lock}"
-    ))
-    .bind(org_id)
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(ApiKey::try_from).transpose()
+    ApiKey::from_row(row)
 }
 
 pub async fn list_api_keys(
     tx: &mut Tx,
     org_id: Uuid,
     kind: Option<ApiKeyKind>,
-    before: Option<Uuid>,
-    limit: i64,
+    page: Page,
 ) -> Result<Vec<ApiKey>> {
-    let rows: Vec<ApiKeyRow> = sqlx::query_as(&format!(
-        "SELECT {KEY_COLS} FROM api_keys WHERE org_id = $1 AND ($2::text IS NULL OR kind = $2) \
-         AND ($3::uuid IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
-    ))
-    .bind(org_id)
-    .bind(kind.map(ApiKeyKind::as_str))
-    .bind(before)
-    .bind(limit)
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.into_iter().map(ApiKey::try_from).collect()
+    let select = format!("SELECT {KEY_COLS} FROM api_keys");
+    let q = of_org(
+        &select,
+        ("org_id", org_id),
+        ("kind", kind.map(ApiKeyKind::as_str)),
+    );
+    page_of::<ApiKeyRow, _>(tx, q, ("id", Order::Newest), page, ApiKey::from_row).await
 }
 
-pub async fn revoke_api_key(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<ApiKey> {
+pub async fn revoke_api_key(tx: &mut Tx, org_id: Uuid, id: ApiKeyId) -> Result<ApiKey> {
     let row: ApiKeyRow = sqlx::query_as(&format!(
         "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()), version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {KEY_COLS}"
     ))
     .bind(org_id)
-    .bind(id)
+    .bind(id.uuid())
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
+    ApiKey::from_row(row)
 }
 
 /// Resolves a key by its hash across tenants (the caller does not know its
@@ -148,5 +145,5 @@ pub async fn use_api_key(tx: &mut Tx, hash: &[u8]) -> Result<Option<ApiKey>> {
         .execute(&mut **tx)
         .await?;
     }
-    row.map(ApiKey::try_from).transpose()
+    row.map(ApiKey::from_row).transpose()
 }

@@ -3,9 +3,16 @@
 use chrono::{DateTime, Utc};
 use foundry_domain::StoredEnum;
 use foundry_platform::db::Tx;
-use foundry_platform::error::is_unique_violation;
+use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
+use sqlx::QueryBuilder;
 use uuid::Uuid;
+
+use super::unique;
+
+use super::RevisionRow;
+
+use super::{Order, page_of};
 
 use crate::domain::{Invitation, InvitationState, NewInvitation, Role};
 
@@ -20,9 +27,8 @@ struct InvitationRow {
     state: String,
     expires_at: DateTime<Utc>,
     accepted_at: Option<DateTime<Utc>>,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    revision: RevisionRow,
 }
 
 impl TryFrom<InvitationRow> for Invitation {
@@ -38,9 +44,7 @@ impl TryFrom<InvitationRow> for Invitation {
             state: InvitationState::decode("invitations", "state", &r.state)?,
             expires_at: r.expires_at,
             accepted_at: r.accepted_at,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            revision: r.revision.into(),
         })
     }
 }
@@ -85,17 +89,13 @@ pub async fn insert_invitation(
     .bind(expires_at)
     .fetch_one(&mut **tx)
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e, "invitations_pending_email_key") {
-            Error::already_exists(
-                "INVITATION_PENDING",
-                "invitation.email",
-                "this email already has a pending invitation; resend it instead",
-            )
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(unique("invitations_pending_email_key", || {
+        Error::already_exists(
+            "INVITATION_PENDING",
+            "invitation.email",
+            "this email already has a pending invitation; resend it instead",
+        )
+    }))?;
     one(row)
 }
 
@@ -121,8 +121,7 @@ pub async fn list_invitations(
     tx: &mut Tx,
     org_id: Uuid,
     filter: Option<InvitationFilter>,
-    before: Option<Uuid>,
-    limit: i64,
+    page: Page,
 ) -> Result<Vec<Invitation>> {
     let cond = match filter {
         None => "TRUE",
@@ -131,27 +130,30 @@ pub async fn list_invitations(
         Some(InvitationFilter::Accepted) => "state = 'accepted'",
         Some(InvitationFilter::Revoked) => "state = 'revoked'",
     };
-    let rows: Vec<InvitationRow> = sqlx::query_as(&format!(
-        "SELECT {COLS} FROM invitations WHERE org_id = $1 AND {cond} AND ($2::uuid IS NULL OR id < $2) \
-         ORDER BY id DESC LIMIT $3"
-    ))
-    .bind(org_id)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.into_iter().map(Invitation::try_from).collect()
+    let mut q = QueryBuilder::new(format!(
+        "SELECT {COLS} FROM invitations WHERE {cond} AND org_id = "
+    ));
+    q.push_bind(org_id);
+    page_of::<InvitationRow, _>(tx, q, ("id", Order::Newest), page, Invitation::try_from).await
 }
 
 pub async fn revoke_invitation(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Invitation> {
-    one(sqlx::query_as(&format!(
-        "UPDATE invitations SET state = 'revoked', version = version + 1, updated_at = now() \
+    set_state(tx, (org_id, id), "state = 'revoked'").await
+}
+
+/// Moves the invitation `id` of `org_id` on (`set`: its assignments), a new
+/// version; returns it.
+async fn set_state(tx: &mut Tx, (org_id, id): (Uuid, Uuid), set: &str) -> Result<Invitation> {
+    let sql = format!(
+        "UPDATE invitations SET {set}, version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
-    ))
-    .bind(org_id)
-    .bind(id)
-    .fetch_one(&mut **tx)
-    .await?)
+    );
+    let row = sqlx::query_as(&sql)
+        .bind(org_id)
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
+    one(row)
 }
 
 pub async fn reissue_invitation(
@@ -190,12 +192,5 @@ pub async fn find_invitation_by_token(
 }
 
 pub async fn mark_invitation_accepted(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Invitation> {
-    one(sqlx::query_as(&format!(
-        "UPDATE invitations SET state = 'accepted', accepted_at = now(), version = version + 1, updated_at = now() \
-         WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
-    ))
-    .bind(org_id)
-    .bind(id)
-    .fetch_one(&mut **tx)
-    .await?)
+    set_state(tx, (org_id, id), "state = 'accepted', accepted_at = now()").await
 }

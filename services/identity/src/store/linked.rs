@@ -2,9 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use foundry_platform::db::Tx;
-use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
 use uuid::Uuid;
+
+use super::unique;
 
 use crate::domain::LinkedAccount;
 
@@ -73,16 +74,12 @@ pub async fn insert_linked_account(
     .bind(email)
     .fetch_one(&mut **tx)
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e, "linked_accounts_issuer_subject_key") {
-            Error::aborted(
-                "CONCURRENT_SIGN_IN",
-                "the same account signed in twice at once; retry",
-            )
-        } else {
-            e.into()
-        }
-    })
+    .map_err(unique("linked_accounts_issuer_subject_key", || {
+        Error::aborted(
+            "CONCURRENT_SIGN_IN",
+            "the same account signed in twice at once; retry",
+        )
+    }))
 }
 
 /// A user's linked accounts, locked (the last one is never removed).

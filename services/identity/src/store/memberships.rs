@@ -1,13 +1,19 @@
 //! Memberships, with the member's display fields.
 
-use chrono::{DateTime, Utc};
 use foundry_domain::StoredEnum;
 use foundry_platform::db::Tx;
-use foundry_platform::error::is_unique_violation;
+use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
 use uuid::Uuid;
 
-use crate::domain::{Membership, Role};
+use super::unique;
+
+use super::RevisionRow;
+
+use super::{Order, of_org, page_of};
+
+use crate::domain::{Membership, MembershipId, Role};
+use foundry_domain::Id;
 
 /// A membership row joined with its user, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -19,9 +25,8 @@ struct MemberRow {
     invited_by: Option<Uuid>,
     email: String,
     display_name: String,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    revision: RevisionRow,
 }
 
 impl TryFrom<MemberRow> for Membership {
@@ -29,16 +34,14 @@ impl TryFrom<MemberRow> for Membership {
 
     fn try_from(r: MemberRow) -> Result<Membership> {
         Ok(Membership {
-            id: r.id,
+            id: Id::from_uuid(r.id),
             org_id: r.org_id,
             user_id: r.user_id,
             role: Role::decode("memberships", "role", &r.role)?,
             invited_by: r.invited_by,
             email: r.email,
             display_name: r.display_name,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            revision: r.revision.into(),
         })
     }
 }
@@ -67,14 +70,10 @@ pub async fn insert_membership(
         .bind(invited_by)
         .execute(&mut **tx)
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e, "memberships_org_user_key") {
-                Error::already_exists("ALREADY_MEMBER", "user_id", "the user is already a member")
-            } else {
-                e.into()
-            }
-        })?;
-    get_membership(tx, org_id, id, false)
+        .map_err(unique("memberships_org_user_key", || {
+            Error::already_exists("ALREADY_MEMBER", "user_id", "the user is already a member")
+        }))?;
+    get_membership(tx, org_id, Id::from_uuid(id), false)
         .await?
         .ok_or_else(|| Error::internal(anyhow::anyhow!("inserted membership missing")))
 }
@@ -82,55 +81,51 @@ pub async fn insert_membership(
 pub async fn get_membership(
     tx: &mut Tx,
     org_id: Uuid,
-    id: Uuid,
+    id: MembershipId,
     lock: bool,
 ) -> Result<Option<Membership>> {
-    let lock = if lock { " FOR UPDATE OF m" } else { "" };
-    decode(
-        sqlx::query_as(&format!(
-            "{MEMBER_SELECT} WHERE m.org_id = $1 AND m.id = $2{lock}"
-        ))
-        .bind(org_id)
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?,
-    )
+    member_where(tx, org_id, ("m.id", id.uuid()), lock).await
 }
 
+/// The membership of `user_id` in `org_id`.
 pub async fn get_membership_of(
     tx: &mut Tx,
     org_id: Uuid,
     user_id: Uuid,
 ) -> Result<Option<Membership>> {
-    decode(
-        sqlx::query_as(&format!(
-            "{MEMBER_SELECT} WHERE m.org_id = $1 AND m.user_id = $2"
-        ))
+    member_where(tx, org_id, ("m.user_id", user_id), false).await
+}
+
+/// The membership of `org_id` whose `column` is `value`, its row locked
+/// when `lock`.
+async fn member_where(
+    tx: &mut Tx,
+    org_id: Uuid,
+    (column, value): (&str, Uuid),
+    lock: bool,
+) -> Result<Option<Membership>> {
+    let lock = if lock { " FOR UPDATE OF m" } else { "" };
+    let sql = format!("{MEMBER_SELECT} WHERE m.org_id = $1 AND {column} = $2{lock}");
+    let row = sqlx::query_as(&sql)
         .bind(org_id)
-        .bind(user_id)
+        .bind(value)
         .fetch_optional(&mut **tx)
-        .await?,
-    )
+        .await?;
+    decode(row)
 }
 
 pub async fn list_memberships(
     tx: &mut Tx,
     org_id: Uuid,
     role: Option<Role>,
-    after: Option<Uuid>,
-    limit: i64,
+    page: Page,
 ) -> Result<Vec<Membership>> {
-    let rows: Vec<MemberRow> = sqlx::query_as(&format!(
-        "{MEMBER_SELECT} WHERE m.org_id = $1 AND ($2::text IS NULL OR m.role = $2) \
-         AND ($3::uuid IS NULL OR m.id > $3) ORDER BY m.id LIMIT $4"
-    ))
-    .bind(org_id)
-    .bind(role.map(Role::as_str))
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.into_iter().map(Membership::try_from).collect()
+    let q = of_org(
+        MEMBER_SELECT,
+        ("m.org_id", org_id),
+        ("m.role", role.map(Role::as_str)),
+    );
+    page_of::<MemberRow, _>(tx, q, ("m.id", Order::Oldest), page, Membership::try_from).await
 }
 
 /// Counts owners, locking their rows so two concurrent demotions cannot both
@@ -149,17 +144,17 @@ pub async fn lock_owner_count(tx: &mut Tx, org_id: Uuid) -> Result<i64> {
 pub async fn update_membership(tx: &mut Tx, m: &Membership) -> Result<()> {
     sqlx::query("UPDATE memberships SET role = $3, version = version + 1, updated_at = now() WHERE org_id = $1 AND id = $2")
         .bind(m.org_id)
-        .bind(m.id)
+        .bind(m.id.uuid())
         .bind(m.role.as_str())
         .execute(&mut **tx)
         .await?;
     Ok(())
 }
 
-pub async fn delete_membership(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<()> {
+pub async fn delete_membership(tx: &mut Tx, org_id: Uuid, id: MembershipId) -> Result<()> {
     sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND id = $2")
         .bind(org_id)
-        .bind(id)
+        .bind(id.uuid())
         .execute(&mut **tx)
         .await?;
     Ok(())

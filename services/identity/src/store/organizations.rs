@@ -3,8 +3,14 @@
 use chrono::{DateTime, Utc};
 use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
+use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
+use sqlx::QueryBuilder;
 use uuid::Uuid;
+
+use super::RevisionRow;
+
+use super::{Order, find_by, page_of};
 
 use crate::domain::{NewOrganization, Organization};
 
@@ -15,9 +21,8 @@ struct OrgRow {
     name: String,
     slug: String,
     settings: serde_json::Value,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    revision: RevisionRow,
     deleted_at: Option<DateTime<Utc>>,
 }
 
@@ -28,9 +33,7 @@ impl From<OrgRow> for Organization {
             name: r.name,
             slug: r.slug,
             settings: r.settings,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            revision: r.revision.into(),
             deleted_at: r.deleted_at,
         }
     }
@@ -67,39 +70,22 @@ pub async fn insert_org(tx: &mut Tx, id: Uuid, o: &NewOrganization) -> Result<Or
 }
 
 pub async fn get_org(tx: &mut Tx, id: Uuid, lock: bool) -> Result<Option<Organization>> {
-    let lock = if lock { " FOR UPDATE" } else { "" };
-    let row: Option<OrgRow> = sqlx::query_as(&format!(
-        "SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1{lock}"
-    ))
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(row.map(Organization::from))
+    let select = format!("SELECT {ORG_COLUMNS} FROM organizations");
+    find_by(tx, &select, ("id", id), lock, |r: OrgRow| Ok(r.into())).await
 }
 
-pub async fn list_user_orgs(
-    tx: &mut Tx,
-    user_id: Uuid,
-    after: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<Organization>> {
-    let rows: Vec<OrgRow> = sqlx::query_as(&format!(
-        "SELECT {cols} FROM organizations o \
-         WHERE o.id IN (SELECT m.org_id FROM memberships m WHERE m.user_id = $1) \
-           AND o.deleted_at IS NULL AND ($2::uuid IS NULL OR o.id > $2) \
-         ORDER BY o.id LIMIT $3",
-        cols = ORG_COLUMNS
-            .split(", ")
-            .map(|c| format!("o.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
-    .bind(user_id)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows.into_iter().map(Organization::from).collect())
+pub async fn list_user_orgs(tx: &mut Tx, user_id: Uuid, page: Page) -> Result<Vec<Organization>> {
+    let cols = ORG_COLUMNS.split(", ").map(|c| format!("o.{c}"));
+    let mut q = QueryBuilder::new(format!(
+        "SELECT {} FROM organizations o WHERE o.deleted_at IS NULL AND o.id IN \
+         (SELECT m.org_id FROM memberships m WHERE m.user_id = ",
+        cols.collect::<Vec<_>>().join(", ")
+    ));
+    q.push_bind(user_id).push(")");
+    page_of(tx, q, ("o.id", Order::Oldest), page, |r: OrgRow| {
+        Ok(r.into())
+    })
+    .await
 }
 
 pub async fn update_org(tx: &mut Tx, o: &Organization) -> Result<Organization> {

@@ -2,9 +2,14 @@
 
 use chrono::{DateTime, Utc};
 use foundry_platform::db::Tx;
-use foundry_platform::error::is_unique_violation;
+use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
+use sqlx::QueryBuilder;
 use uuid::Uuid;
+
+use super::{find_by, unique};
+
+use super::{Order, page_of};
 
 use crate::domain::{NewServiceAccount, ServiceAccount};
 
@@ -31,6 +36,8 @@ impl From<ServiceAccountRow> for ServiceAccount {
 }
 
 const SA_COLS: &str = "id, name, description, created_at, disabled_at";
+const SELECT_SA: &str =
+    "SELECT id, name, description, created_at, disabled_at FROM service_accounts";
 
 /// Inserts a service account whose key hashes to `key_hash`.
 pub async fn insert_service_account(
@@ -48,54 +55,46 @@ pub async fn insert_service_account(
     .bind(key_hash)
     .fetch_one(&mut **tx)
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e, "service_accounts_name_key") {
-            Error::already_exists(
-                "NAME_TAKEN",
-                "service_account.name",
-                "a service account with this name exists",
-            )
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(unique("service_accounts_name_key", || {
+        Error::already_exists(
+            "NAME_TAKEN",
+            "service_account.name",
+            "a service account with this name exists",
+        )
+    }))?;
     Ok(row.into())
 }
 
 /// The service account a key belongs to.
 pub async fn find_service_account(tx: &mut Tx, key_hash: &[u8]) -> Result<Option<ServiceAccount>> {
-    let row: Option<ServiceAccountRow> = sqlx::query_as(&format!(
-        "SELECT {SA_COLS} FROM service_accounts WHERE key_hash = $1"
-    ))
-    .bind(key_hash)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(row.map(ServiceAccount::from))
+    let by = ("key_hash", key_hash.to_vec());
+    find_by(
+        tx,
+        SELECT_SA,
+        by,
+        false,
+        |r: ServiceAccountRow| Ok(r.into()),
+    )
+    .await
 }
 
 pub async fn get_service_account(tx: &mut Tx, id: Uuid) -> Result<Option<ServiceAccount>> {
-    let row: Option<ServiceAccountRow> = sqlx::query_as(&format!(
-        "SELECT {SA_COLS} FROM service_accounts WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(row.map(ServiceAccount::from))
+    find_by(tx, SELECT_SA, ("id", id), false, |r: ServiceAccountRow| {
+        Ok(r.into())
+    })
+    .await
 }
 
-pub async fn list_service_accounts(
-    tx: &mut Tx,
-    after: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<ServiceAccount>> {
-    let rows: Vec<ServiceAccountRow> = sqlx::query_as(&format!(
-        "SELECT {SA_COLS} FROM service_accounts WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"
-    ))
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows.into_iter().map(ServiceAccount::from).collect())
+pub async fn list_service_accounts(tx: &mut Tx, page: Page) -> Result<Vec<ServiceAccount>> {
+    let q = QueryBuilder::new(format!("SELECT {SA_COLS} FROM service_accounts WHERE TRUE"));
+    page_of(
+        tx,
+        q,
+        ("id", Order::Oldest),
+        page,
+        |r: ServiceAccountRow| Ok(r.into()),
+    )
+    .await
 }
 
 pub async fn disable_service_account(tx: &mut Tx, id: Uuid) -> Result<Option<ServiceAccount>> {

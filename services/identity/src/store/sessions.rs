@@ -3,7 +3,11 @@
 use chrono::{DateTime, Utc};
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
+use foundry_platform::page::Page;
+use sqlx::QueryBuilder;
 use uuid::Uuid;
+
+use super::{Order, page_of};
 
 use crate::domain::Session;
 
@@ -73,21 +77,15 @@ pub async fn use_session(tx: &mut Tx, token_hash: &[u8]) -> Result<Option<Sessio
     Ok(row.map(Session::from))
 }
 
-pub async fn list_sessions(
-    tx: &mut Tx,
-    user_id: Uuid,
-    before: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<Session>> {
-    let rows: Vec<SessionRow> = sqlx::query_as(&format!(
-        "SELECT {SESSION_COLS} FROM sessions WHERE user_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
-    ))
-    .bind(user_id)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows.into_iter().map(Session::from).collect())
+pub async fn list_sessions(tx: &mut Tx, user_id: Uuid, page: Page) -> Result<Vec<Session>> {
+    let mut q = QueryBuilder::new(format!(
+        "SELECT {SESSION_COLS} FROM sessions WHERE user_id = "
+    ));
+    q.push_bind(user_id);
+    page_of(tx, q, ("id", Order::Newest), page, |r: SessionRow| {
+        Ok(r.into())
+    })
+    .await
 }
 
 pub async fn revoke_session(tx: &mut Tx, user_id: Uuid, id: Uuid) -> Result<Option<Session>> {

@@ -1,10 +1,12 @@
 //! Users.
 
-use chrono::{DateTime, Utc};
 use foundry_platform::db::Tx;
-use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
 use uuid::Uuid;
+
+use super::{find_by, unique};
+
+use super::RevisionRow;
 
 use crate::domain::User;
 
@@ -15,9 +17,8 @@ struct UserRow {
     email: String,
     display_name: String,
     avatar_url: String,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    revision: RevisionRow,
 }
 
 impl From<UserRow> for User {
@@ -27,9 +28,7 @@ impl From<UserRow> for User {
             email: r.email,
             display_name: r.display_name,
             avatar_url: r.avatar_url,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            revision: r.revision.into(),
         }
     }
 }
@@ -45,25 +44,15 @@ pub async fn insert_user(tx: &mut Tx, email: &str, display_name: &str) -> Result
     .bind(display_name)
     .fetch_one(&mut **tx)
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e, "users_email_key") {
-            Error::already_exists("EMAIL_TAKEN", "email", "a user with this email exists")
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(unique("users_email_key", || {
+        Error::already_exists("EMAIL_TAKEN", "email", "a user with this email exists")
+    }))?;
     Ok(row.into())
 }
 
 pub async fn get_user(tx: &mut Tx, id: Uuid, lock: bool) -> Result<Option<User>> {
-    let lock = if lock { " FOR UPDATE" } else { "" };
-    let row: Option<UserRow> = sqlx::query_as(&format!(
-        "SELECT {USER_COLS} FROM users WHERE id = $1{lock}"
-    ))
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(row.map(User::from))
+    let select = format!("SELECT {USER_COLS} FROM users");
+    find_by(tx, &select, ("id", id), lock, |r: UserRow| Ok(r.into())).await
 }
 
 /// Writes a user's updatable fields.
