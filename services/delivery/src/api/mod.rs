@@ -271,10 +271,6 @@ pub(crate) fn subtask_not_found() -> Error {
     Error::not_found("SUBTASK_NOT_FOUND", "subtask")
 }
 
-pub(crate) fn goal_not_found() -> Error {
-    Error::not_found("GOAL_NOT_FOUND", "goal")
-}
-
 pub(crate) fn work_order_not_found() -> Error {
     Error::not_found("WORK_ORDER_NOT_FOUND", "work order")
 }
