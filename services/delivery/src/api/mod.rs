@@ -267,10 +267,6 @@ pub(crate) fn task_not_found() -> Error {
     Error::not_found("TASK_NOT_FOUND", "task")
 }
 
-pub(crate) fn subtask_not_found() -> Error {
-    Error::not_found("SUBTASK_NOT_FOUND", "subtask")
-}
-
 pub(crate) fn work_order_not_found() -> Error {
     Error::not_found("WORK_ORDER_NOT_FOUND", "work order")
 }
