@@ -279,18 +279,6 @@ pub(crate) fn feature_not_found() -> Error {
     Error::not_found("FEATURE_NOT_FOUND", "feature")
 }
 
-pub(crate) fn sprint_not_found() -> Error {
-    Error::not_found("SPRINT_NOT_FOUND", "sprint")
-}
-
-pub(crate) fn sprint_gate_not_found() -> Error {
-    Error::not_found("SPRINT_GATE_NOT_FOUND", "sprint gate")
-}
-
-pub(crate) fn evaluation_not_found() -> Error {
-    Error::not_found("SPRINT_GATE_EVALUATION_NOT_FOUND", "sprint gate evaluation")
-}
-
 /// `FAILED_PRECONDITION` for a reference into another program.
 pub(crate) fn other_program(what: &str) -> Error {
     Error::failed_precondition(
