@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, SHORT_DESCRIPTION, long_text};
+use crate::api::{SERVICE, SHORT_DESCRIPTION, long_text, page_of};
 use crate::domain::{
     self, Answer, AnswerProblem, Criterion, Evaluation, EvaluatorType, NewEvaluation,
     NewSprintGate, Sprint, SprintGate, SprintGateChange, SprintGateId, SprintGatePath, SprintId,
@@ -349,10 +349,15 @@ impl SprintGateService for SprintGates {
         )?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
         resource::fetch::<Sprint>(&mut tx, &call, sprint_id, Lock::None).await?;
-        let mut gates =
-            store::list_gates(&mut tx, call.org_id, sprint_id, page.after, page.limit()).await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut gates, |g| g.id.uuid());
+        let (gates, next_page_token) = page_of::<SprintGate>(
+            &self.0,
+            call.org_id,
+            tx,
+            ("sprint_id", sprint_id.uuid()),
+            &[],
+            &page,
+        )
+        .await?;
         Ok(Response::new(pb::ListSprintGatesResponse {
             sprint_gates: gates.iter().map(gate_to_proto).collect(),
             next_page_token,
@@ -449,14 +454,15 @@ impl SprintGateService for SprintGates {
                 .parse(req.page_size, &req.page_token, &format!("gate={gate_id}"))?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
         resource::fetch::<SprintGate>(&mut tx, &call, gate_id, Lock::None).await?;
-        let mut evaluations =
-            store::list_evaluations(&mut tx, call.org_id, gate_id, page.after, page.limit())
-                .await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self
-            .0
-            .pages
-            .finish(&page, &mut evaluations, |e| e.id.uuid());
+        let (evaluations, next_page_token) = page_of::<Evaluation>(
+            &self.0,
+            call.org_id,
+            tx,
+            ("gate_id", gate_id.uuid()),
+            &[],
+            &page,
+        )
+        .await?;
         Ok(Response::new(pb::ListSprintGateEvaluationsResponse {
             sprint_gate_evaluations: evaluations.iter().map(evaluation_to_proto).collect(),
             next_page_token,

@@ -14,8 +14,8 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{LONG_DESCRIPTION, SERVICE, long_text, program};
-use crate::domain::{Goal, GoalChange, GoalId, GoalPath, GoalStatus, NewGoal};
+use crate::api::{LONG_DESCRIPTION, SERVICE, long_text, page_of, program};
+use crate::domain::{Goal, GoalChange, GoalId, GoalPath, GoalStatus, NewGoal, ProgramId};
 use crate::store::{self, Lock};
 
 /// Handlers of `GoalService`.
@@ -217,7 +217,7 @@ impl GoalService for Goals {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        let program_id = v.id_of("program_id", &req.program_id);
+        let program_id: Option<ProgramId> = v.id_of("program_id", &req.program_id);
         let status: Option<GoalStatus> = v.opt_enum_value("status", req.status);
         let program_id = v.finish_with(|| program_id)?;
         let page = self.0.pages.parse(
@@ -234,17 +234,15 @@ impl GoalService for Goals {
             Lock::None,
         )
         .await?;
-        let mut goals = store::list_goals(
-            &mut tx,
+        let (goals, next_page_token) = page_of::<Goal>(
+            &self.0,
             call.org_id,
-            program_id,
-            status,
-            page.after,
-            page.limit(),
+            tx,
+            ("program_id", program_id.uuid()),
+            &[("status", status.map(GoalStatus::as_str))],
+            &page,
         )
         .await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut goals, |g| g.id.uuid());
         Ok(Response::new(pb::ListGoalsResponse {
             goals: goals.iter().map(goal_to_proto).collect(),
             next_page_token,

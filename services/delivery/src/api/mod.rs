@@ -287,6 +287,24 @@ pub(crate) fn other_program(what: &str) -> Error {
     )
 }
 
+/// One page of `R` whose `parent.0` column is `parent.1`, matching every
+/// set filter, newest first, read in `tx` (in which the caller has already
+/// been shown the parent) and committed; and the next page's token.
+pub(crate) async fn page_of<R: foundry_resource::Resource>(
+    state: &crate::State,
+    org_id: Uuid,
+    mut tx: Tx,
+    parent: (&'static str, Uuid),
+    filters: &[store::Filter],
+    page: &foundry_platform::page::Page,
+) -> Result<(Vec<R>, String), Error> {
+    let mut rows =
+        store::list_newest::<R>(&mut tx, org_id, parent, filters, page.after, page.limit()).await?;
+    tx.commit().await?;
+    let next_page_token = state.pages.finish(page, &mut rows, |r| r.key().into());
+    Ok((rows, next_page_token))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,11 +13,11 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{LONG_DESCRIPTION, SERVICE, long_text, program};
+use crate::api::{LONG_DESCRIPTION, SERVICE, long_text, page_of, program};
 use crate::domain::{
-    NewRisk, Risk, RiskChange, RiskId, RiskLevel, RiskPath, RiskSeverity, RiskStatus,
+    NewRisk, ProgramId, Risk, RiskChange, RiskId, RiskLevel, RiskPath, RiskSeverity, RiskStatus,
 };
-use crate::store::{self, Lock, RiskFilter};
+use crate::store::{self, Lock};
 
 /// Handlers of `RiskService`.
 #[derive(Clone, Debug)]
@@ -216,7 +216,7 @@ impl RiskService for Risks {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        let program_id = v.id_of("program_id", &req.program_id);
+        let program_id: Option<ProgramId> = v.id_of("program_id", &req.program_id);
         let severity: Option<RiskSeverity> = v.opt_enum_value("severity", req.severity);
         let status: Option<RiskStatus> = v.opt_enum_value("status", req.status);
         let program_id = v.finish_with(|| program_id)?;
@@ -237,20 +237,18 @@ impl RiskService for Risks {
             Lock::None,
         )
         .await?;
-        let mut risks = store::list_risks(
-            &mut tx,
+        let (risks, next_page_token) = page_of::<Risk>(
+            &self.0,
             call.org_id,
-            RiskFilter {
-                program_id,
-                severity,
-                status,
-            },
-            page.after,
-            page.limit(),
+            tx,
+            ("program_id", program_id.uuid()),
+            &[
+                ("severity", severity.map(RiskSeverity::as_str)),
+                ("status", status.map(RiskStatus::as_str)),
+            ],
+            &page,
         )
         .await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut risks, |r| r.id.uuid());
         Ok(Response::new(pb::ListRisksResponse {
             risks: risks.iter().map(risk_to_proto).collect(),
             next_page_token,

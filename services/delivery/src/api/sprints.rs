@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, SHORT_DESCRIPTION, long_text, program};
+use crate::api::{SERVICE, SHORT_DESCRIPTION, long_text, page_of, program};
 use crate::domain::{
     self, CapacityUnit, NewSprint, ProgramId, Sprint, SprintChange, SprintId, SprintPath,
     SprintStatus,
@@ -262,17 +262,15 @@ impl SprintService for Sprints {
             Lock::None,
         )
         .await?;
-        let mut sprints = store::list_sprints(
-            &mut tx,
+        let (sprints, next_page_token) = page_of::<Sprint>(
+            &self.0,
             call.org_id,
-            program_id,
-            status,
-            page.after,
-            page.limit(),
+            tx,
+            ("program_id", program_id.uuid()),
+            &[("status", status.map(SprintStatus::as_str))],
+            &page,
         )
         .await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut sprints, |s| s.id.uuid());
         Ok(Response::new(pb::ListSprintsResponse {
             sprints: sprints.iter().map(sprint_to_proto).collect(),
             next_page_token,

@@ -7,13 +7,11 @@ use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
 use sqlx::types::Json;
-use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::newest_first;
 use crate::domain::{
     Criterion, CriterionResult, Evaluation, EvaluationId, EvaluatorType, NewEvaluation,
-    NewSprintGate, SprintGate, SprintGateId, SprintId,
+    NewSprintGate, SprintGate, SprintGateId,
 };
 
 /// A sprint gate row, as read (public only as [`Resource::Row`]).
@@ -91,24 +89,6 @@ pub async fn insert_gate(
     .fetch_one(&mut **tx)
     .await?;
     SprintGate::from_row(row)
-}
-
-/// Newest first, on `sprint_gates_sprint_id_key`.
-pub async fn list_gates(
-    tx: &mut Tx,
-    org_id: Uuid,
-    sprint_id: SprintId,
-    before: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<SprintGate>> {
-    let mut q =
-        QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM sprint_gates WHERE org_id = "));
-    q.push_bind(org_id)
-        .push(" AND sprint_id = ")
-        .push_bind(sprint_id.uuid());
-    newest_first(&mut q, "id", before, limit);
-    let rows: Vec<GateRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(SprintGate::from_row).collect()
 }
 
 /// Writes the user-editable fields of `g`.
@@ -229,23 +209,4 @@ pub async fn insert_evaluation(tx: &mut Tx, org_id: Uuid, e: &NewEvaluation) -> 
     .fetch_one(&mut **tx)
     .await?;
     Evaluation::from_row(row)
-}
-
-/// Newest first, on `sprint_gate_evaluations_gate_idx`.
-pub async fn list_evaluations(
-    tx: &mut Tx,
-    org_id: Uuid,
-    gate_id: SprintGateId,
-    before: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<Evaluation>> {
-    let mut q = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {EVAL_COLS} FROM sprint_gate_evaluations WHERE org_id = "
-    ));
-    q.push_bind(org_id)
-        .push(" AND gate_id = ")
-        .push_bind(gate_id.uuid());
-    newest_first(&mut q, "id", before, limit);
-    let rows: Vec<EvaluationRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(Evaluation::from_row).collect()
 }

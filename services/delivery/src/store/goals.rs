@@ -9,7 +9,7 @@ use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::newest_first;
-use crate::domain::{Goal, GoalId, GoalStatus, NewGoal, ProgramId};
+use crate::domain::{Goal, GoalId, GoalStatus, NewGoal};
 
 /// A goal row, as read (public only as [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -90,28 +90,6 @@ pub async fn insert_goal(tx: &mut Tx, org_id: Uuid, g: &NewGoal, created_by: Uui
     Goal::from_row(row)
 }
 
-/// Newest first: a status walks `goals_status_idx`, none
-/// `goals_program_id_key`.
-pub async fn list_goals(
-    tx: &mut Tx,
-    org_id: Uuid,
-    program_id: ProgramId,
-    status: Option<GoalStatus>,
-    before: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<Goal>> {
-    let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM goals WHERE org_id = "));
-    q.push_bind(org_id)
-        .push(" AND program_id = ")
-        .push_bind(program_id.uuid());
-    if let Some(s) = status {
-        q.push(" AND status = ").push_bind(s.as_str());
-    }
-    newest_first(&mut q, "id", before, limit);
-    let rows: Vec<GoalRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(Goal::from_row).collect()
-}
-
 /// Writes the user-editable fields of `g`.
 pub async fn update_goal(tx: &mut Tx, org_id: Uuid, g: &Goal) -> Result<Goal> {
     let row: GoalRow = sqlx::query_as(&format!(
@@ -130,4 +108,38 @@ pub async fn update_goal(tx: &mut Tx, org_id: Uuid, g: &Goal) -> Result<Goal> {
     .fetch_one(&mut **tx)
     .await?;
     Goal::from_row(row)
+}
+
+/// A text column of `R` that a list filters on, and the value it must have
+/// (`None`: no filter).
+pub type Filter = (&'static str, Option<&'static str>);
+
+/// One page of `R` under a parent, newest first: the rows whose `column`
+/// is `parent`, matching every set filter, before the cursor. The parent's
+/// index (`<table>_<column>_key`) or a filter's leads; the statement is
+/// fixed per filter combination, so each plans on its own index.
+pub async fn list_newest<R: Resource>(
+    tx: &mut Tx,
+    org_id: Uuid,
+    (column, parent): (&'static str, Uuid),
+    filters: &[Filter],
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<R>> {
+    let mut q = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {} FROM {} WHERE org_id = ",
+        R::COLUMNS,
+        R::TABLE
+    ));
+    q.push_bind(org_id)
+        .push(format!(" AND {column} = "))
+        .push_bind(parent);
+    for (column, value) in filters {
+        if let Some(value) = value {
+            q.push(format!(" AND {column} = ")).push_bind(*value);
+        }
+    }
+    newest_first(&mut q, "id", before, limit);
+    let rows: Vec<R::Row> = q.build_query_as().fetch_all(&mut **tx).await?;
+    rows.into_iter().map(R::from_row).collect()
 }

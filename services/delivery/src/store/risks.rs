@@ -4,11 +4,9 @@ use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
-use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::newest_first;
-use crate::domain::{NewRisk, ProgramId, Risk, RiskId, RiskLevel, RiskSeverity, RiskStatus};
+use crate::domain::{NewRisk, Risk, RiskId, RiskLevel, RiskSeverity, RiskStatus};
 
 /// A risk row, as read (public only as [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -93,39 +91,6 @@ pub async fn insert_risk(tx: &mut Tx, org_id: Uuid, r: &NewRisk, created_by: Uui
     .fetch_one(&mut **tx)
     .await?;
     Risk::from_row(row)
-}
-
-/// Filters of ListRisks; all that are set apply.
-#[derive(Clone, Copy, Debug)]
-pub struct RiskFilter {
-    pub program_id: ProgramId,
-    pub severity: Option<RiskSeverity>,
-    pub status: Option<RiskStatus>,
-}
-
-/// Newest first: a severity walks `risks_severity_idx` (a status is then
-/// checked on the rows found), a status alone `risks_status_idx`, none
-/// `risks_program_id_key`.
-pub async fn list_risks(
-    tx: &mut Tx,
-    org_id: Uuid,
-    f: RiskFilter,
-    before: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<Risk>> {
-    let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM risks WHERE org_id = "));
-    q.push_bind(org_id)
-        .push(" AND program_id = ")
-        .push_bind(f.program_id.uuid());
-    if let Some(s) = f.severity {
-        q.push(" AND severity = ").push_bind(s.as_str());
-    }
-    if let Some(s) = f.status {
-        q.push(" AND status = ").push_bind(s.as_str());
-    }
-    newest_first(&mut q, "id", before, limit);
-    let rows: Vec<RiskRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(Risk::from_row).collect()
 }
 
 /// Writes the user-editable fields of `r` (and its derived severity).

@@ -6,10 +6,8 @@ use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
-use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::newest_first;
 use crate::domain::{CapacityUnit, NewSprint, ProgramId, Sprint, SprintId, SprintStatus};
 
 /// A sprint row, as read (public only as [`Resource::Row`]).
@@ -111,29 +109,6 @@ pub async fn active_sprint(
     .fetch_optional(&mut **tx)
     .await?;
     Ok(id.map(Id::from_uuid))
-}
-
-/// Newest first: a status walks `sprints_status_idx`, none
-/// `sprints_program_id_key`.
-pub async fn list_sprints(
-    tx: &mut Tx,
-    org_id: Uuid,
-    program_id: ProgramId,
-    status: Option<SprintStatus>,
-    before: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<Sprint>> {
-    let mut q =
-        QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM sprints WHERE org_id = "));
-    q.push_bind(org_id)
-        .push(" AND program_id = ")
-        .push_bind(program_id.uuid());
-    if let Some(s) = status {
-        q.push(" AND status = ").push_bind(s.as_str());
-    }
-    newest_first(&mut q, "id", before, limit);
-    let rows: Vec<SprintRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(Sprint::from_row).collect()
 }
 
 /// Writes the user-editable fields of `s`.
