@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{LONG_DESCRIPTION, SERVICE, long_text, page_of, program};
+use crate::api::{LONG_DESCRIPTION, SERVICE, long_text, page_of, program_of};
 use crate::domain::{Goal, GoalChange, GoalId, GoalPath, GoalStatus, NewGoal, ProgramId};
 use crate::store::{self, Lock};
 
@@ -154,14 +154,7 @@ impl Create for Goal {
 
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewGoal, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        program(
-            tx,
-            &call.caller,
-            call.org_id,
-            new.program_id.uuid(),
-            Lock::KeyShare,
-        )
-        .await?;
+        program_of(tx, call, new.program_id, Lock::KeyShare).await?;
         Ok(())
     }
 
@@ -226,14 +219,7 @@ impl GoalService for Goals {
             &format!("program={program_id};status={}", req.status),
         )?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        program(
-            &mut tx,
-            &call.caller,
-            call.org_id,
-            program_id.uuid(),
-            Lock::None,
-        )
-        .await?;
+        program_of(&mut tx, &call, program_id, Lock::None).await?;
         let (goals, next_page_token) = page_of::<Goal>(
             &self.0,
             call.org_id,

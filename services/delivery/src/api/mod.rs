@@ -305,6 +305,17 @@ pub(crate) async fn page_of<R: foundry_resource::Resource>(
     Ok((rows, next_page_token))
 }
 
+/// The program `id` of a call: visible to the caller (else `NOT_FOUND`),
+/// read with `lock` (`FOR KEY SHARE` holds it for a new child).
+pub(crate) async fn program_of(
+    tx: &mut Tx,
+    call: &foundry_outbox::Call,
+    id: domain::ProgramId,
+    lock: Lock,
+) -> Result<domain::Program, Error> {
+    program(tx, &call.caller, call.org_id, id.uuid(), lock).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{LONG_DESCRIPTION, SERVICE, long_text, page_of, program};
+use crate::api::{LONG_DESCRIPTION, SERVICE, long_text, page_of, program_of};
 use crate::domain::{
     NewRisk, ProgramId, Risk, RiskChange, RiskId, RiskLevel, RiskPath, RiskSeverity, RiskStatus,
 };
@@ -153,14 +153,7 @@ impl Create for Risk {
 
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewRisk, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        program(
-            tx,
-            &call.caller,
-            call.org_id,
-            new.program_id.uuid(),
-            Lock::KeyShare,
-        )
-        .await?;
+        program_of(tx, call, new.program_id, Lock::KeyShare).await?;
         Ok(())
     }
 
@@ -229,14 +222,7 @@ impl RiskService for Risks {
             ),
         )?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        program(
-            &mut tx,
-            &call.caller,
-            call.org_id,
-            program_id.uuid(),
-            Lock::None,
-        )
-        .await?;
+        program_of(&mut tx, &call, program_id, Lock::None).await?;
         let (risks, next_page_token) = page_of::<Risk>(
             &self.0,
             call.org_id,

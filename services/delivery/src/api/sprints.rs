@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, SHORT_DESCRIPTION, long_text, page_of, program};
+use crate::api::{SERVICE, SHORT_DESCRIPTION, long_text, page_of, program_of};
 use crate::domain::{
     self, CapacityUnit, NewSprint, ProgramId, Sprint, SprintChange, SprintId, SprintPath,
     SprintStatus,
@@ -168,14 +168,7 @@ impl Create for Sprint {
 
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewSprint, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        program(
-            tx,
-            &call.caller,
-            call.org_id,
-            new.program_id.uuid(),
-            Lock::KeyShare,
-        )
-        .await?;
+        program_of(tx, call, new.program_id, Lock::KeyShare).await?;
         Ok(())
     }
 
@@ -254,14 +247,7 @@ impl SprintService for Sprints {
             &format!("program={program_id};status={}", req.status),
         )?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        program(
-            &mut tx,
-            &call.caller,
-            call.org_id,
-            program_id.uuid(),
-            Lock::None,
-        )
-        .await?;
+        program_of(&mut tx, &call, program_id, Lock::None).await?;
         let (sprints, next_page_token) = page_of::<Sprint>(
             &self.0,
             call.org_id,
