@@ -14,8 +14,8 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{LONG_DESCRIPTION, SERVICE, long_text, page_of, program_of};
-use crate::domain::{Goal, GoalChange, GoalId, GoalPath, GoalStatus, NewGoal, ProgramId};
+use crate::api::{LONG_DESCRIPTION, SERVICE, enum_filter, list_in_program, long_text, program_of};
+use crate::domain::{Goal, GoalChange, GoalId, GoalPath, GoalStatus, NewGoal};
 use crate::store::{self, Lock};
 
 /// Handlers of `GoalService`.
@@ -210,23 +210,16 @@ impl GoalService for Goals {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        let program_id: Option<ProgramId> = v.id_of("program_id", &req.program_id);
-        let status: Option<GoalStatus> = v.opt_enum_value("status", req.status);
-        let program_id = v.finish_with(|| program_id)?;
-        let page = self.0.pages.parse(
+        let program_id = v.id_of("program_id", &req.program_id);
+        let filters = [enum_filter::<GoalStatus>(&mut v, "status", req.status)];
+        let (goals, next_page_token) = list_in_program::<Goal>(
+            &self.0,
+            &call,
+            v,
+            program_id,
+            &filters,
             req.page_size,
             &req.page_token,
-            &format!("program={program_id};status={}", req.status),
-        )?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        program_of(&mut tx, &call, program_id, Lock::None).await?;
-        let (goals, next_page_token) = page_of::<Goal>(
-            &self.0,
-            call.org_id,
-            tx,
-            ("program_id", program_id.uuid()),
-            &[("status", status.map(GoalStatus::as_str))],
-            &page,
         )
         .await?;
         Ok(Response::new(pb::ListGoalsResponse {

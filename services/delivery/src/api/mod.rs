@@ -316,6 +316,59 @@ pub(crate) async fn program_of(
     program(tx, &call.caller, call.org_id, id.uuid(), lock).await
 }
 
+/// A list filter on a stored enum: the request field (named as its column),
+/// its proto number (0: none) and the stored spelling it asks for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EnumFilter {
+    column: &'static str,
+    number: i32,
+    value: Option<&'static str>,
+}
+
+/// The filter `field` of a list request (0: none; else a value of `E`).
+pub(crate) fn enum_filter<E>(v: &mut Violations, field: &'static str, number: i32) -> EnumFilter
+where
+    E: domain::StoredEnum + TryFrom<i32>,
+{
+    EnumFilter {
+        column: field,
+        number,
+        value: v.opt_enum_value::<E>(field, number).map(E::as_str),
+    }
+}
+
+/// ListX of a program's `R` (risks, goals, sprints): the program id and
+/// the filters as parsed (`v` holds their violations, in request order),
+/// the page token bound to them, the program shown to the caller, one page.
+pub(crate) async fn list_in_program<R: foundry_resource::Resource>(
+    state: &crate::State,
+    call: &foundry_outbox::Call,
+    v: Violations,
+    program_id: Option<domain::ProgramId>,
+    filters: &[EnumFilter],
+    page_size: i32,
+    page_token: &str,
+) -> Result<(Vec<R>, String), Error> {
+    let program_id = v.finish_with(|| program_id)?;
+    let mut bound = format!("program={program_id}");
+    for f in filters {
+        bound.push_str(&format!(";{}={}", f.column, f.number));
+    }
+    let page = state.pages.parse(page_size, page_token, &bound)?;
+    let mut tx = state.db.tenant(call.org_id).await?;
+    program_of(&mut tx, call, program_id, Lock::None).await?;
+    let filters: Vec<store::Filter> = filters.iter().map(|f| (f.column, f.value)).collect();
+    page_of::<R>(
+        state,
+        call.org_id,
+        tx,
+        ("program_id", program_id.uuid()),
+        &filters,
+        &page,
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,9 +13,9 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{LONG_DESCRIPTION, SERVICE, long_text, page_of, program_of};
+use crate::api::{LONG_DESCRIPTION, SERVICE, enum_filter, list_in_program, long_text, program_of};
 use crate::domain::{
-    NewRisk, ProgramId, Risk, RiskChange, RiskId, RiskLevel, RiskPath, RiskSeverity, RiskStatus,
+    NewRisk, Risk, RiskChange, RiskId, RiskLevel, RiskPath, RiskSeverity, RiskStatus,
 };
 use crate::store::{self, Lock};
 
@@ -209,30 +209,19 @@ impl RiskService for Risks {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        let program_id: Option<ProgramId> = v.id_of("program_id", &req.program_id);
-        let severity: Option<RiskSeverity> = v.opt_enum_value("severity", req.severity);
-        let status: Option<RiskStatus> = v.opt_enum_value("status", req.status);
-        let program_id = v.finish_with(|| program_id)?;
-        let page = self.0.pages.parse(
+        let program_id = v.id_of("program_id", &req.program_id);
+        let filters = [
+            enum_filter::<RiskSeverity>(&mut v, "severity", req.severity),
+            enum_filter::<RiskStatus>(&mut v, "status", req.status),
+        ];
+        let (risks, next_page_token) = list_in_program::<Risk>(
+            &self.0,
+            &call,
+            v,
+            program_id,
+            &filters,
             req.page_size,
             &req.page_token,
-            &format!(
-                "program={program_id};severity={};status={}",
-                req.severity, req.status
-            ),
-        )?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        program_of(&mut tx, &call, program_id, Lock::None).await?;
-        let (risks, next_page_token) = page_of::<Risk>(
-            &self.0,
-            call.org_id,
-            tx,
-            ("program_id", program_id.uuid()),
-            &[
-                ("severity", severity.map(RiskSeverity::as_str)),
-                ("status", status.map(RiskStatus::as_str)),
-            ],
-            &page,
         )
         .await?;
         Ok(Response::new(pb::ListRisksResponse {

@@ -15,10 +15,9 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, SHORT_DESCRIPTION, long_text, page_of, program_of};
+use crate::api::{SERVICE, SHORT_DESCRIPTION, enum_filter, list_in_program, long_text, program_of};
 use crate::domain::{
-    self, CapacityUnit, NewSprint, ProgramId, Sprint, SprintChange, SprintId, SprintPath,
-    SprintStatus,
+    self, CapacityUnit, NewSprint, Sprint, SprintChange, SprintId, SprintPath, SprintStatus,
 };
 use crate::store::{self, Lock};
 
@@ -238,23 +237,16 @@ impl SprintService for Sprints {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        let program_id: Option<ProgramId> = v.id_of("program_id", &req.program_id);
-        let status: Option<SprintStatus> = v.opt_enum_value("status", req.status);
-        let program_id = v.finish_with(|| program_id)?;
-        let page = self.0.pages.parse(
+        let program_id = v.id_of("program_id", &req.program_id);
+        let filters = [enum_filter::<SprintStatus>(&mut v, "status", req.status)];
+        let (sprints, next_page_token) = list_in_program::<Sprint>(
+            &self.0,
+            &call,
+            v,
+            program_id,
+            &filters,
             req.page_size,
             &req.page_token,
-            &format!("program={program_id};status={}", req.status),
-        )?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        program_of(&mut tx, &call, program_id, Lock::None).await?;
-        let (sprints, next_page_token) = page_of::<Sprint>(
-            &self.0,
-            call.org_id,
-            tx,
-            ("program_id", program_id.uuid()),
-            &[("status", status.map(SprintStatus::as_str))],
-            &page,
         )
         .await?;
         Ok(Response::new(pb::ListSprintsResponse {
