@@ -3,27 +3,24 @@
 
 use std::sync::Arc;
 
-use foundry_domain::Id;
+use async_trait::async_trait;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
-use foundry_platform::db::{Tx, check_etag, etag};
-use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{
     self as pb, sprint_gate_service_server::SprintGateService,
 };
+use foundry_resource::{self as resource, Create, Creation, Delete, Resource, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::sprints::visible_sprint;
-use crate::api::{
-    SERVICE, SHORT_DESCRIPTION, evaluation_not_found, found, long_text, sprint_gate_not_found,
-};
+use crate::api::{SERVICE, SHORT_DESCRIPTION, long_text, page_of};
 use crate::domain::{
     self, Answer, AnswerProblem, Criterion, Evaluation, EvaluatorType, NewEvaluation,
-    NewSprintGate, SprintGate, SprintGateChange, SprintGateId, SprintGatePath, SprintId,
+    NewSprintGate, Sprint, SprintGate, SprintGateChange, SprintGateId, SprintGatePath, SprintId,
 };
 use crate::store::{self, Lock};
 
@@ -31,14 +28,18 @@ use crate::store::{self, Lock};
 #[derive(Clone, Debug)]
 pub struct SprintGates(pub Arc<State>);
 
-const RESOURCE: &str = "delivery.sprint_gate";
-const EVALUATION: &str = "delivery.sprint_gate_evaluation";
 const MAX_CRITERIA: usize = 100;
 const MAX_CRITERION_ID: usize = 64;
 const MAX_CRITERION_DESCRIPTION: usize = 2_000;
 const MAX_EVIDENCE: usize = 10_000;
 
 pub fn gate_to_proto(g: &SprintGate) -> pb::SprintGate {
+    let WireStamp {
+        created_by,
+        create_time,
+        update_time,
+        etag,
+    } = (&g.stamp).into();
     pb::SprintGate {
         id: g.id.to_string(),
         sprint_id: g.sprint_id.to_string(),
@@ -54,10 +55,10 @@ pub fn gate_to_proto(g: &SprintGate) -> pb::SprintGate {
                 required: c.required,
             })
             .collect(),
-        created_by: g.created_by.to_string(),
-        create_time: Some(timestamp(g.created_at)),
-        update_time: Some(timestamp(g.updated_at)),
-        etag: etag(g.version),
+        created_by,
+        create_time,
+        update_time,
+        etag,
     }
 }
 
@@ -172,11 +173,11 @@ fn parse_create(req: &pb::CreateSprintGateRequest) -> Result<(NewSprintGate, Opt
     })
 }
 
-/// An `UpdateSprintGateRequest` as the gate's id and the changes its mask
-/// names.
+/// An `UpdateSprintGateRequest` as the gate's id, etag and the changes its
+/// mask names.
 fn parse_update(
     req: &pb::UpdateSprintGateRequest,
-) -> Result<(SprintGateId, Vec<SprintGateChange>), Error> {
+) -> Result<(SprintGateId, String, Vec<SprintGateChange>), Error> {
     let empty = pb::SprintGate::default();
     let g = req.sprint_gate.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
@@ -193,7 +194,13 @@ fn parse_update(
             }
         });
     }
-    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+    v.finish_with(|| {
+        Some((
+            id?,
+            g.etag.clone(),
+            changes.into_iter().collect::<Option<Vec<_>>>()?,
+        ))
+    })
 }
 
 /// An `EvaluateSprintGateRequest` as the gate's id and the answers.
@@ -258,19 +265,43 @@ fn answer_problems(problems: Vec<AnswerProblem>) -> Error {
         .unwrap_or_else(|| Error::invalid_field("results", "do not answer the gate"))
 }
 
-/// A gate the caller may see, with `lock`.
-async fn visible_gate(
-    tx: &mut Tx,
-    call: &Call,
-    id: SprintGateId,
-    lock: Lock,
-) -> Result<SprintGate, Error> {
-    found(
-        store::get_gate(tx, call.org_id, id, lock).await?,
-        &call.caller,
-        |g| g.program_id.uuid(),
-        sprint_gate_not_found,
-    )
+#[async_trait]
+impl Create for SprintGate {
+    type New = NewSprintGate;
+
+    /// The sprint is visible and held (`FOR KEY SHARE`) until commit.
+    async fn check_new(new: &NewSprintGate, tx: &mut Tx, call: &Call) -> Result<(), Error> {
+        resource::fetch::<Sprint>(tx, call, new.sprint_id, Lock::KeyShare).await?;
+        Ok(())
+    }
+
+    async fn insert(
+        new: &NewSprintGate,
+        tx: &mut Tx,
+        org_id: Uuid,
+        by: Uuid,
+    ) -> Result<SprintGate, Error> {
+        store::insert_gate(tx, org_id, new, by).await
+    }
+}
+
+#[async_trait]
+impl Update for SprintGate {
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<SprintGate, Error> {
+        store::update_gate(tx, org_id, self).await
+    }
+}
+
+#[async_trait]
+impl Delete for SprintGate {
+    /// Its evaluations go with it. [`resource::delete`] locks it `FOR
+    /// UPDATE`: evaluations hold `FOR SHARE` on the gate.
+    async fn remove(&self, tx: &mut Tx, org_id: Uuid) -> Result<Option<serde_json::Value>, Error> {
+        let evaluations = store::delete_gate(tx, org_id, self.id).await?;
+        Ok(Some(
+            serde_json::json!({ "sprint_gate_evaluations": evaluations }),
+        ))
+    }
 }
 
 #[tonic::async_trait]
@@ -282,28 +313,13 @@ impl SprintGateService for SprintGates {
     ) -> Result<Response<pb::SprintGate>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let (new, request_id) = parse_create(req.get_ref())?;
-        let key = idempotency::Key::of(call.org_id, "CreateSprintGate", request_id, req.get_ref());
-        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
-            Begun::New(tx) => tx,
+        let creation = Creation {
+            method: "CreateSprintGate",
+            request: req.get_ref(),
+            request_id,
+            new,
         };
-        let sprint = visible_sprint(&mut tx, &call, new.sprint_id, Lock::KeyShare).await?;
-        let gate = store::insert_gate(
-            &mut tx,
-            call.org_id,
-            sprint.program_id,
-            &new,
-            call.principal_id(),
-        )
-        .await?;
-        call.actor
-            .event("delivery.sprint_gate.create", RESOURCE, gate.id)
-            .project(Some(gate.program_id.uuid()))
-            .created(&gate)
-            .record(&mut tx)
-            .await?;
-        let out = gate_to_proto(&gate);
-        tx.finish(&out).await?;
+        let out = resource::create(&self.0.db, &call, creation, gate_to_proto).await?;
         Ok(Response::new(out))
     }
 
@@ -313,10 +329,8 @@ impl SprintGateService for SprintGates {
         req: Request<pb::GetSprintGateRequest>,
     ) -> Result<Response<pb::SprintGate>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let gate = visible_gate(&mut tx, &call, id, Lock::None).await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        let gate: SprintGate = resource::get(&self.0.db, &call, id).await?;
         Ok(Response::new(gate_to_proto(&gate)))
     }
 
@@ -327,19 +341,23 @@ impl SprintGateService for SprintGates {
     ) -> Result<Response<pb::ListSprintGatesResponse>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
-        let sprint_id: SprintId =
-            Violations::require_id("sprint_id", &req.sprint_id).map(Id::from_uuid)?;
+        let sprint_id: SprintId = Violations::require_id_of("sprint_id", &req.sprint_id)?;
         let page = self.0.pages.parse(
             req.page_size,
             &req.page_token,
             &format!("sprint={sprint_id}"),
         )?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        visible_sprint(&mut tx, &call, sprint_id, Lock::None).await?;
-        let mut gates =
-            store::list_gates(&mut tx, call.org_id, sprint_id, page.after, page.limit()).await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut gates, |g| g.id.uuid());
+        resource::fetch::<Sprint>(&mut tx, &call, sprint_id, Lock::None).await?;
+        let (gates, next_page_token) = page_of::<SprintGate>(
+            &self.0,
+            call.org_id,
+            tx,
+            ("sprint_id", sprint_id.uuid()),
+            &[],
+            &page,
+        )
+        .await?;
         Ok(Response::new(pb::ListSprintGatesResponse {
             sprint_gates: gates.iter().map(gate_to_proto).collect(),
             next_page_token,
@@ -352,25 +370,8 @@ impl SprintGateService for SprintGates {
         req: Request<pb::UpdateSprintGateRequest>,
     ) -> Result<Response<pb::SprintGate>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let (id, changes) = parse_update(req.get_ref())?;
-        let etag = req
-            .get_ref()
-            .sprint_gate
-            .as_ref()
-            .map_or("", |g| g.etag.as_str());
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = visible_gate(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        check_etag(etag, before.version, "sprint gate")?;
-        let mut gate = before.clone();
-        gate.apply(changes);
-        let gate = store::update_gate(&mut tx, call.org_id, &gate).await?;
-        call.actor
-            .event("delivery.sprint_gate.update", RESOURCE, id)
-            .project(Some(gate.program_id.uuid()))
-            .diff(&before, &gate)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let (id, etag, changes) = parse_update(req.get_ref())?;
+        let gate: SprintGate = resource::update(&self.0.db, &call, id, &etag, changes).await?;
         Ok(Response::new(gate_to_proto(&gate)))
     }
 
@@ -380,24 +381,8 @@ impl SprintGateService for SprintGates {
         req: Request<pb::DeleteSprintGateRequest>,
     ) -> Result<Response<()>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id: SprintGateId =
-            Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        // FOR UPDATE: evaluations hold FOR SHARE on the gate.
-        let gate = visible_gate(&mut tx, &call, id, Lock::Update).await?;
-        check_etag(&req.get_ref().etag, gate.version, "sprint gate")?;
-        let evaluations = store::delete_gate(&mut tx, call.org_id, id).await?;
-        call.actor
-            .event("delivery.sprint_gate.delete", RESOURCE, id)
-            .project(Some(gate.program_id.uuid()))
-            .removed(&gate)
-            .set(
-                "removed",
-                serde_json::json!({ "sprint_gate_evaluations": evaluations }),
-            )
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        resource::delete::<SprintGate>(&self.0.db, &call, id, &req.get_ref().etag).await?;
         Ok(Response::new(()))
     }
 
@@ -412,8 +397,8 @@ impl SprintGateService for SprintGates {
         let call = Call::of(SERVICE, &req)?;
         let (gate_id, answers) = parse_evaluate(req.get_ref())?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        let gate = visible_gate(&mut tx, &call, gate_id, Lock::Share).await?;
-        check_etag(&req.get_ref().etag, gate.version, "sprint gate")?;
+        let gate: SprintGate = resource::fetch(&mut tx, &call, gate_id, Lock::Share).await?;
+        check_etag(&req.get_ref().etag, gate.stamp.version, SprintGate::NAME)?;
         let (results, passed) =
             domain::evaluate_gate(&gate.criteria, &answers).map_err(answer_problems)?;
         let evaluation = store::insert_evaluation(
@@ -431,8 +416,12 @@ impl SprintGateService for SprintGates {
         )
         .await?;
         call.actor
-            .event("delivery.sprint_gate.evaluate", EVALUATION, evaluation.id)
-            .project(Some(evaluation.program_id.uuid()))
+            .event(
+                "delivery.sprint_gate.evaluate",
+                Evaluation::KIND,
+                evaluation.id,
+            )
+            .project(evaluation.project())
             .created(&evaluation)
             .record(&mut tx)
             .await?;
@@ -446,15 +435,8 @@ impl SprintGateService for SprintGates {
         req: Request<pb::GetSprintGateEvaluationRequest>,
     ) -> Result<Response<pb::SprintGateEvaluation>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let evaluation = found(
-            store::get_evaluation(&mut tx, call.org_id, id).await?,
-            &call.caller,
-            |e| e.program_id.uuid(),
-            evaluation_not_found,
-        )?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        let evaluation: Evaluation = resource::get(&self.0.db, &call, id).await?;
         Ok(Response::new(evaluation_to_proto(&evaluation)))
     }
 
@@ -465,22 +447,22 @@ impl SprintGateService for SprintGates {
     ) -> Result<Response<pb::ListSprintGateEvaluationsResponse>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
-        let gate_id: SprintGateId =
-            Violations::require_id("gate_id", &req.gate_id).map(Id::from_uuid)?;
+        let gate_id: SprintGateId = Violations::require_id_of("gate_id", &req.gate_id)?;
         let page =
             self.0
                 .pages
                 .parse(req.page_size, &req.page_token, &format!("gate={gate_id}"))?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        visible_gate(&mut tx, &call, gate_id, Lock::None).await?;
-        let mut evaluations =
-            store::list_evaluations(&mut tx, call.org_id, gate_id, page.after, page.limit())
-                .await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self
-            .0
-            .pages
-            .finish(&page, &mut evaluations, |e| e.id.uuid());
+        resource::fetch::<SprintGate>(&mut tx, &call, gate_id, Lock::None).await?;
+        let (evaluations, next_page_token) = page_of::<Evaluation>(
+            &self.0,
+            call.org_id,
+            tx,
+            ("gate_id", gate_id.uuid()),
+            &[],
+            &page,
+        )
+        .await?;
         Ok(Response::new(pb::ListSprintGateEvaluationsResponse {
             sprint_gate_evaluations: evaluations.iter().map(evaluation_to_proto).collect(),
             next_page_token,

@@ -2,19 +2,19 @@
 
 use std::sync::Arc;
 
-use foundry_domain::Id;
+use async_trait::async_trait;
 use foundry_outbox::Call;
 use foundry_platform::Error;
-use foundry_platform::convert::{opt_timestamp, timestamp};
-use foundry_platform::db::{Tx, check_etag, etag};
-use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::convert::opt_timestamp;
+use foundry_platform::db::Tx;
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, goal_service_server::GoalService};
+use foundry_resource::{self as resource, Create, Creation, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{LONG_DESCRIPTION, SERVICE, found, goal_not_found, long_text, program};
+use crate::api::{LONG_DESCRIPTION, SERVICE, enum_filter, list_in_program, long_text, program_of};
 use crate::domain::{Goal, GoalChange, GoalId, GoalPath, GoalStatus, NewGoal};
 use crate::store::{self, Lock};
 
@@ -22,10 +22,15 @@ use crate::store::{self, Lock};
 #[derive(Clone, Debug)]
 pub struct Goals(pub Arc<State>);
 
-const RESOURCE: &str = "delivery.goal";
 const MAX_TARGET_METRIC: usize = 2_000;
 
 pub fn goal_to_proto(g: &Goal) -> pb::Goal {
+    let WireStamp {
+        created_by,
+        create_time,
+        update_time,
+        etag,
+    } = (&g.stamp).into();
     pb::Goal {
         id: g.id.to_string(),
         program_id: g.program_id.to_string(),
@@ -35,10 +40,10 @@ pub fn goal_to_proto(g: &Goal) -> pb::Goal {
         target_time: opt_timestamp(g.target_at),
         status: pb::GoalStatus::from(g.status) as i32,
         owner_user_id: g.owner_user_id.map(|x| x.to_string()).unwrap_or_default(),
-        created_by: g.created_by.to_string(),
-        create_time: Some(timestamp(g.created_at)),
-        update_time: Some(timestamp(g.updated_at)),
-        etag: etag(g.version),
+        created_by,
+        create_time,
+        update_time,
+        etag,
     }
 }
 
@@ -94,7 +99,7 @@ fn parse_create(req: &pb::CreateGoalRequest) -> Result<(NewGoal, Option<Uuid>), 
 }
 
 /// An `UpdateGoalRequest` as the goal's id and the changes its mask names.
-fn parse_update(req: &pb::UpdateGoalRequest) -> Result<(GoalId, Vec<GoalChange>), Error> {
+fn parse_update(req: &pb::UpdateGoalRequest) -> Result<(GoalId, String, Vec<GoalChange>), Error> {
     let empty = pb::Goal::default();
     let g = req.goal.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
@@ -134,18 +139,38 @@ fn parse_update(req: &pb::UpdateGoalRequest) -> Result<(GoalId, Vec<GoalChange>)
                 .map(GoalChange::OwnerUserId),
         });
     }
-    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+    v.finish_with(|| {
+        Some((
+            id?,
+            g.etag.clone(),
+            changes.into_iter().collect::<Option<Vec<_>>>()?,
+        ))
+    })
 }
 
-/// A goal the caller may see, with `lock`.
-async fn visible_goal(tx: &mut Tx, call: &Call, id: GoalId, lock: Lock) -> Result<Goal, Error> {
-    found(
-        store::get_goal(tx, call.org_id, id, lock).await?,
-        &call.caller,
-        |g| g.program_id.uuid(),
-        goal_not_found,
-    )
+#[async_trait]
+impl Create for Goal {
+    type New = NewGoal;
+
+    /// The program is visible and held (`FOR KEY SHARE`) until commit.
+    async fn check_new(new: &NewGoal, tx: &mut Tx, call: &Call) -> Result<(), Error> {
+        program_of(tx, call, new.program_id, Lock::KeyShare).await?;
+        Ok(())
+    }
+
+    async fn insert(new: &NewGoal, tx: &mut Tx, org_id: Uuid, by: Uuid) -> Result<Goal, Error> {
+        store::insert_goal(tx, org_id, new, by).await
+    }
 }
+
+#[async_trait]
+impl Update for Goal {
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Goal, Error> {
+        store::update_goal(tx, org_id, self).await
+    }
+}
+
+impl Delete for Goal {}
 
 #[tonic::async_trait]
 impl GoalService for Goals {
@@ -156,28 +181,13 @@ impl GoalService for Goals {
     ) -> Result<Response<pb::Goal>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let (new, request_id) = parse_create(req.get_ref())?;
-        let key = idempotency::Key::of(call.org_id, "CreateGoal", request_id, req.get_ref());
-        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
-            Begun::New(tx) => tx,
+        let creation = Creation {
+            method: "CreateGoal",
+            request: req.get_ref(),
+            request_id,
+            new,
         };
-        program(
-            &mut tx,
-            &call.caller,
-            call.org_id,
-            new.program_id.uuid(),
-            Lock::KeyShare,
-        )
-        .await?;
-        let goal = store::insert_goal(&mut tx, call.org_id, &new, call.principal_id()).await?;
-        call.actor
-            .event("delivery.goal.create", RESOURCE, goal.id)
-            .project(Some(goal.program_id.uuid()))
-            .created(&goal)
-            .record(&mut tx)
-            .await?;
-        let out = goal_to_proto(&goal);
-        tx.finish(&out).await?;
+        let out = resource::create(&self.0.db, &call, creation, goal_to_proto).await?;
         Ok(Response::new(out))
     }
 
@@ -187,10 +197,8 @@ impl GoalService for Goals {
         req: Request<pb::GetGoalRequest>,
     ) -> Result<Response<pb::Goal>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let goal = visible_goal(&mut tx, &call, id, Lock::None).await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        let goal: Goal = resource::get(&self.0.db, &call, id).await?;
         Ok(Response::new(goal_to_proto(&goal)))
     }
 
@@ -203,33 +211,17 @@ impl GoalService for Goals {
         let req = req.into_inner();
         let mut v = Violations::new();
         let program_id = v.id_of("program_id", &req.program_id);
-        let status: Option<GoalStatus> = v.opt_enum_value("status", req.status);
-        let program_id = v.finish_with(|| program_id)?;
-        let page = self.0.pages.parse(
+        let filters = [enum_filter::<GoalStatus>(&mut v, "status", req.status)];
+        let (goals, next_page_token) = list_in_program::<Goal>(
+            &self.0,
+            &call,
+            v,
+            program_id,
+            &filters,
             req.page_size,
             &req.page_token,
-            &format!("program={program_id};status={}", req.status),
-        )?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        program(
-            &mut tx,
-            &call.caller,
-            call.org_id,
-            program_id.uuid(),
-            Lock::None,
         )
         .await?;
-        let mut goals = store::list_goals(
-            &mut tx,
-            call.org_id,
-            program_id,
-            status,
-            page.after,
-            page.limit(),
-        )
-        .await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut goals, |g| g.id.uuid());
         Ok(Response::new(pb::ListGoalsResponse {
             goals: goals.iter().map(goal_to_proto).collect(),
             next_page_token,
@@ -242,21 +234,8 @@ impl GoalService for Goals {
         req: Request<pb::UpdateGoalRequest>,
     ) -> Result<Response<pb::Goal>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let (id, changes) = parse_update(req.get_ref())?;
-        let etag = req.get_ref().goal.as_ref().map_or("", |g| g.etag.as_str());
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = visible_goal(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        check_etag(etag, before.version, "goal")?;
-        let mut goal = before.clone();
-        goal.apply(changes).map_err(Error::from)?;
-        let goal = store::update_goal(&mut tx, call.org_id, &goal).await?;
-        call.actor
-            .event("delivery.goal.update", RESOURCE, id)
-            .project(Some(goal.program_id.uuid()))
-            .diff(&before, &goal)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let (id, etag, changes) = parse_update(req.get_ref())?;
+        let goal: Goal = resource::update(&self.0.db, &call, id, &etag, changes).await?;
         Ok(Response::new(goal_to_proto(&goal)))
     }
 
@@ -266,18 +245,8 @@ impl GoalService for Goals {
         req: Request<pb::DeleteGoalRequest>,
     ) -> Result<Response<()>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let goal = visible_goal(&mut tx, &call, id, Lock::Update).await?;
-        check_etag(&req.get_ref().etag, goal.version, "goal")?;
-        store::delete_goal(&mut tx, call.org_id, id).await?;
-        call.actor
-            .event("delivery.goal.delete", RESOURCE, id)
-            .project(Some(goal.program_id.uuid()))
-            .removed(&goal)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        resource::delete::<Goal>(&self.0.db, &call, id, &req.get_ref().etag).await?;
         Ok(Response::new(()))
     }
 }

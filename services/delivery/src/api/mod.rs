@@ -28,7 +28,7 @@ use foundry_proto::foundry::delivery::v1 as pb;
 
 use crate::State;
 use crate::domain;
-use crate::store::Lock;
+use crate::store::{self, Lock};
 
 /// The proto mapping of a domain enum stored as text: domain → proto, and
 /// proto number → domain (`*_UNSPECIFIED` and unknown numbers are `Err`,
@@ -284,30 +284,6 @@ pub(crate) fn task_not_found() -> Error {
     Error::not_found("TASK_NOT_FOUND", "task")
 }
 
-pub(crate) fn subtask_not_found() -> Error {
-    Error::not_found("SUBTASK_NOT_FOUND", "subtask")
-}
-
-pub(crate) fn risk_not_found() -> Error {
-    Error::not_found("RISK_NOT_FOUND", "risk")
-}
-
-pub(crate) fn goal_not_found() -> Error {
-    Error::not_found("GOAL_NOT_FOUND", "goal")
-}
-
-pub(crate) fn sprint_not_found() -> Error {
-    Error::not_found("SPRINT_NOT_FOUND", "sprint")
-}
-
-pub(crate) fn sprint_gate_not_found() -> Error {
-    Error::not_found("SPRINT_GATE_NOT_FOUND", "sprint gate")
-}
-
-pub(crate) fn evaluation_not_found() -> Error {
-    Error::not_found("SPRINT_GATE_EVALUATION_NOT_FOUND", "sprint gate evaluation")
-}
-
 /// `FAILED_PRECONDITION` for a reference into another program.
 pub(crate) fn other_program(what: &str) -> Error {
     Error::failed_precondition(
@@ -486,6 +462,88 @@ pub(crate) async fn program_for(
     lock: Lock,
 ) -> Result<domain::Program, Error> {
     program(tx, &call.caller, call.org_id, id, lock).await
+}
+
+/// One page of `R` whose `parent.0` column is `parent.1`, matching every
+/// set filter, newest first, read in `tx` (in which the caller has already
+/// been shown the parent) and committed; and the next page's token.
+pub(crate) async fn page_of<R: foundry_resource::Resource>(
+    state: &crate::State,
+    org_id: Uuid,
+    mut tx: Tx,
+    parent: (&'static str, Uuid),
+    filters: &[store::Filter],
+    page: &foundry_platform::page::Page,
+) -> Result<(Vec<R>, String), Error> {
+    let mut rows =
+        store::list_newest::<R>(&mut tx, org_id, parent, filters, page.after, page.limit()).await?;
+    tx.commit().await?;
+    let next_page_token = state.pages.finish(page, &mut rows, |r| r.key().into());
+    Ok((rows, next_page_token))
+}
+
+/// The program `id` of a call: visible to the caller (else `NOT_FOUND`),
+/// read with `lock` (`FOR KEY SHARE` holds it for a new child).
+pub(crate) async fn program_of(
+    tx: &mut Tx,
+    call: &foundry_outbox::Call,
+    id: domain::ProgramId,
+    lock: Lock,
+) -> Result<domain::Program, Error> {
+    program(tx, &call.caller, call.org_id, id.uuid(), lock).await
+}
+
+/// A list filter on a stored enum: the request field (named as its column),
+/// its proto number (0: none) and the stored spelling it asks for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EnumFilter {
+    column: &'static str,
+    number: i32,
+    value: Option<&'static str>,
+}
+
+/// The filter `field` of a list request (0: none; else a value of `E`).
+pub(crate) fn enum_filter<E>(v: &mut Violations, field: &'static str, number: i32) -> EnumFilter
+where
+    E: domain::StoredEnum + TryFrom<i32>,
+{
+    EnumFilter {
+        column: field,
+        number,
+        value: v.opt_enum_value::<E>(field, number).map(E::as_str),
+    }
+}
+
+/// ListX of a program's `R` (risks, goals, sprints): the program id and
+/// the filters as parsed (`v` holds their violations, in request order),
+/// the page token bound to them, the program shown to the caller, one page.
+pub(crate) async fn list_in_program<R: foundry_resource::Resource>(
+    state: &crate::State,
+    call: &foundry_outbox::Call,
+    v: Violations,
+    program_id: Option<domain::ProgramId>,
+    filters: &[EnumFilter],
+    page_size: i32,
+    page_token: &str,
+) -> Result<(Vec<R>, String), Error> {
+    let program_id = v.finish_with(|| program_id)?;
+    let mut bound = format!("program={program_id}");
+    for f in filters {
+        bound.push_str(&format!(";{}={}", f.column, f.number));
+    }
+    let page = state.pages.parse(page_size, page_token, &bound)?;
+    let mut tx = state.db.tenant(call.org_id).await?;
+    program_of(&mut tx, call, program_id, Lock::None).await?;
+    let filters: Vec<store::Filter> = filters.iter().map(|f| (f.column, f.value)).collect();
+    page_of::<R>(
+        state,
+        call.org_id,
+        tx,
+        ("program_id", program_id.uuid()),
+        &filters,
+        &page,
+    )
+    .await
 }
 
 #[cfg(test)]

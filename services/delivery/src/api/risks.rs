@@ -2,31 +2,34 @@
 
 use std::sync::Arc;
 
-use foundry_domain::Id;
+use async_trait::async_trait;
 use foundry_outbox::Call;
 use foundry_platform::Error;
-use foundry_platform::convert::timestamp;
-use foundry_platform::db::{Tx, check_etag, etag};
-use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::db::Tx;
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, risk_service_server::RiskService};
+use foundry_resource::{self as resource, Create, Creation, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{LONG_DESCRIPTION, SERVICE, found, long_text, program, risk_not_found};
+use crate::api::{LONG_DESCRIPTION, SERVICE, enum_filter, list_in_program, long_text, program_of};
 use crate::domain::{
     NewRisk, Risk, RiskChange, RiskId, RiskLevel, RiskPath, RiskSeverity, RiskStatus,
 };
-use crate::store::{self, Lock, RiskFilter};
+use crate::store::{self, Lock};
 
 /// Handlers of `RiskService`.
 #[derive(Clone, Debug)]
 pub struct Risks(pub Arc<State>);
 
-const RESOURCE: &str = "delivery.risk";
-
 pub fn risk_to_proto(r: &Risk) -> pb::Risk {
+    let WireStamp {
+        created_by,
+        create_time,
+        update_time,
+        etag,
+    } = (&r.stamp).into();
     pb::Risk {
         id: r.id.to_string(),
         program_id: r.program_id.to_string(),
@@ -38,10 +41,10 @@ pub fn risk_to_proto(r: &Risk) -> pb::Risk {
         mitigation: r.mitigation.clone(),
         owner_user_id: r.owner_user_id.map(|x| x.to_string()).unwrap_or_default(),
         status: pb::RiskStatus::from(r.status) as i32,
-        created_by: r.created_by.to_string(),
-        create_time: Some(timestamp(r.created_at)),
-        update_time: Some(timestamp(r.updated_at)),
-        etag: etag(r.version),
+        created_by,
+        create_time,
+        update_time,
+        etag,
     }
 }
 
@@ -91,8 +94,9 @@ fn parse_create(req: &pb::CreateRiskRequest) -> Result<(NewRisk, Option<Uuid>), 
     })
 }
 
-/// An `UpdateRiskRequest` as the risk's id and the changes its mask names.
-fn parse_update(req: &pb::UpdateRiskRequest) -> Result<(RiskId, Vec<RiskChange>), Error> {
+/// An `UpdateRiskRequest` as the risk's id, etag and the changes its mask
+/// names.
+fn parse_update(req: &pb::UpdateRiskRequest) -> Result<(RiskId, String, Vec<RiskChange>), Error> {
     let empty = pb::Risk::default();
     let r = req.risk.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
@@ -134,18 +138,38 @@ fn parse_update(req: &pb::UpdateRiskRequest) -> Result<(RiskId, Vec<RiskChange>)
                 .map(RiskChange::Status),
         });
     }
-    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+    v.finish_with(|| {
+        Some((
+            id?,
+            r.etag.clone(),
+            changes.into_iter().collect::<Option<Vec<_>>>()?,
+        ))
+    })
 }
 
-/// A risk the caller may see, with `lock`.
-async fn visible_risk(tx: &mut Tx, call: &Call, id: RiskId, lock: Lock) -> Result<Risk, Error> {
-    found(
-        store::get_risk(tx, call.org_id, id, lock).await?,
-        &call.caller,
-        |r| r.program_id.uuid(),
-        risk_not_found,
-    )
+#[async_trait]
+impl Create for Risk {
+    type New = NewRisk;
+
+    /// The program is visible and held (`FOR KEY SHARE`) until commit.
+    async fn check_new(new: &NewRisk, tx: &mut Tx, call: &Call) -> Result<(), Error> {
+        program_of(tx, call, new.program_id, Lock::KeyShare).await?;
+        Ok(())
+    }
+
+    async fn insert(new: &NewRisk, tx: &mut Tx, org_id: Uuid, by: Uuid) -> Result<Risk, Error> {
+        store::insert_risk(tx, org_id, new, by).await
+    }
 }
+
+#[async_trait]
+impl Update for Risk {
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Risk, Error> {
+        store::update_risk(tx, org_id, self).await
+    }
+}
+
+impl Delete for Risk {}
 
 #[tonic::async_trait]
 impl RiskService for Risks {
@@ -156,28 +180,13 @@ impl RiskService for Risks {
     ) -> Result<Response<pb::Risk>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let (new, request_id) = parse_create(req.get_ref())?;
-        let key = idempotency::Key::of(call.org_id, "CreateRisk", request_id, req.get_ref());
-        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
-            Begun::New(tx) => tx,
+        let creation = Creation {
+            method: "CreateRisk",
+            request: req.get_ref(),
+            request_id,
+            new,
         };
-        program(
-            &mut tx,
-            &call.caller,
-            call.org_id,
-            new.program_id.uuid(),
-            Lock::KeyShare,
-        )
-        .await?;
-        let risk = store::insert_risk(&mut tx, call.org_id, &new, call.principal_id()).await?;
-        call.actor
-            .event("delivery.risk.create", RESOURCE, risk.id)
-            .project(Some(risk.program_id.uuid()))
-            .created(&risk)
-            .record(&mut tx)
-            .await?;
-        let out = risk_to_proto(&risk);
-        tx.finish(&out).await?;
+        let out = resource::create(&self.0.db, &call, creation, risk_to_proto).await?;
         Ok(Response::new(out))
     }
 
@@ -187,10 +196,8 @@ impl RiskService for Risks {
         req: Request<pb::GetRiskRequest>,
     ) -> Result<Response<pb::Risk>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let risk = visible_risk(&mut tx, &call, id, Lock::None).await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        let risk: Risk = resource::get(&self.0.db, &call, id).await?;
         Ok(Response::new(risk_to_proto(&risk)))
     }
 
@@ -203,40 +210,20 @@ impl RiskService for Risks {
         let req = req.into_inner();
         let mut v = Violations::new();
         let program_id = v.id_of("program_id", &req.program_id);
-        let severity: Option<RiskSeverity> = v.opt_enum_value("severity", req.severity);
-        let status: Option<RiskStatus> = v.opt_enum_value("status", req.status);
-        let program_id = v.finish_with(|| program_id)?;
-        let page = self.0.pages.parse(
+        let filters = [
+            enum_filter::<RiskSeverity>(&mut v, "severity", req.severity),
+            enum_filter::<RiskStatus>(&mut v, "status", req.status),
+        ];
+        let (risks, next_page_token) = list_in_program::<Risk>(
+            &self.0,
+            &call,
+            v,
+            program_id,
+            &filters,
             req.page_size,
             &req.page_token,
-            &format!(
-                "program={program_id};severity={};status={}",
-                req.severity, req.status
-            ),
-        )?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        program(
-            &mut tx,
-            &call.caller,
-            call.org_id,
-            program_id.uuid(),
-            Lock::None,
         )
         .await?;
-        let mut risks = store::list_risks(
-            &mut tx,
-            call.org_id,
-            RiskFilter {
-                program_id,
-                severity,
-                status,
-            },
-            page.after,
-            page.limit(),
-        )
-        .await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut risks, |r| r.id.uuid());
         Ok(Response::new(pb::ListRisksResponse {
             risks: risks.iter().map(risk_to_proto).collect(),
             next_page_token,
@@ -249,21 +236,8 @@ impl RiskService for Risks {
         req: Request<pb::UpdateRiskRequest>,
     ) -> Result<Response<pb::Risk>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let (id, changes) = parse_update(req.get_ref())?;
-        let etag = req.get_ref().risk.as_ref().map_or("", |r| r.etag.as_str());
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = visible_risk(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        check_etag(etag, before.version, "risk")?;
-        let mut risk = before.clone();
-        risk.apply(changes);
-        let risk = store::update_risk(&mut tx, call.org_id, &risk).await?;
-        call.actor
-            .event("delivery.risk.update", RESOURCE, id)
-            .project(Some(risk.program_id.uuid()))
-            .diff(&before, &risk)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let (id, etag, changes) = parse_update(req.get_ref())?;
+        let risk: Risk = resource::update(&self.0.db, &call, id, &etag, changes).await?;
         Ok(Response::new(risk_to_proto(&risk)))
     }
 
@@ -273,18 +247,8 @@ impl RiskService for Risks {
         req: Request<pb::DeleteRiskRequest>,
     ) -> Result<Response<()>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let risk = visible_risk(&mut tx, &call, id, Lock::Update).await?;
-        check_etag(&req.get_ref().etag, risk.version, "risk")?;
-        store::delete_risk(&mut tx, call.org_id, id).await?;
-        call.actor
-            .event("delivery.risk.delete", RESOURCE, id)
-            .project(Some(risk.program_id.uuid()))
-            .removed(&risk)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        resource::delete::<Risk>(&self.0.db, &call, id, &req.get_ref().etag).await?;
         Ok(Response::new(()))
     }
 }

@@ -2,23 +2,22 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use foundry_domain::Id;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::{from_timestamp, timestamp};
-use foundry_platform::db::{Tx, check_etag, etag};
-use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, sprint_service_server::SprintService};
+use foundry_resource::{self as resource, Create, Creation, Delete, Resource, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, SHORT_DESCRIPTION, found, long_text, program, sprint_not_found};
+use crate::api::{SERVICE, SHORT_DESCRIPTION, enum_filter, list_in_program, long_text, program_of};
 use crate::domain::{
-    self, CapacityUnit, NewSprint, ProgramId, Sprint, SprintChange, SprintId, SprintPath,
-    SprintStatus,
+    self, CapacityUnit, NewSprint, Sprint, SprintChange, SprintId, SprintPath, SprintStatus,
 };
 use crate::store::{self, Lock};
 
@@ -26,10 +25,15 @@ use crate::store::{self, Lock};
 #[derive(Clone, Debug)]
 pub struct Sprints(pub Arc<State>);
 
-const RESOURCE: &str = "delivery.sprint";
 const MAX_CAPACITY: f64 = 100_000.0;
 
 pub fn sprint_to_proto(s: &Sprint) -> pb::Sprint {
+    let WireStamp {
+        created_by,
+        create_time,
+        update_time,
+        etag,
+    } = (&s.stamp).into();
     pb::Sprint {
         id: s.id.to_string(),
         program_id: s.program_id.to_string(),
@@ -40,10 +44,10 @@ pub fn sprint_to_proto(s: &Sprint) -> pb::Sprint {
         capacity: s.capacity,
         capacity_unit: pb::SprintCapacityUnit::from(s.capacity_unit) as i32,
         status: pb::SprintStatus::from(s.status) as i32,
-        created_by: s.created_by.to_string(),
-        create_time: Some(timestamp(s.created_at)),
-        update_time: Some(timestamp(s.updated_at)),
-        etag: etag(s.version),
+        created_by,
+        create_time,
+        update_time,
+        etag,
     }
 }
 
@@ -123,9 +127,11 @@ fn parse_create(req: &pb::CreateSprintRequest) -> Result<(NewSprint, Option<Uuid
     })
 }
 
-/// An `UpdateSprintRequest` as the sprint's id and the changes its mask
-/// names.
-fn parse_update(req: &pb::UpdateSprintRequest) -> Result<(SprintId, Vec<SprintChange>), Error> {
+/// An `UpdateSprintRequest` as the sprint's id, etag and the changes its
+/// mask names.
+fn parse_update(
+    req: &pb::UpdateSprintRequest,
+) -> Result<(SprintId, String, Vec<SprintChange>), Error> {
     let empty = pb::Sprint::default();
     let s = req.sprint.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
@@ -146,22 +152,51 @@ fn parse_update(req: &pb::UpdateSprintRequest) -> Result<(SprintId, Vec<SprintCh
             }
         });
     }
-    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+    v.finish_with(|| {
+        Some((
+            id?,
+            s.etag.clone(),
+            changes.into_iter().collect::<Option<Vec<_>>>()?,
+        ))
+    })
 }
 
-/// A sprint the caller may see, with `lock`.
-pub(crate) async fn visible_sprint(
-    tx: &mut Tx,
-    call: &Call,
-    id: SprintId,
-    lock: Lock,
-) -> Result<Sprint, Error> {
-    found(
-        store::get_sprint(tx, call.org_id, id, lock).await?,
-        &call.caller,
-        |s| s.program_id.uuid(),
-        sprint_not_found,
-    )
+#[async_trait]
+impl Create for Sprint {
+    type New = NewSprint;
+
+    /// The program is visible and held (`FOR KEY SHARE`) until commit.
+    async fn check_new(new: &NewSprint, tx: &mut Tx, call: &Call) -> Result<(), Error> {
+        program_of(tx, call, new.program_id, Lock::KeyShare).await?;
+        Ok(())
+    }
+
+    async fn insert(new: &NewSprint, tx: &mut Tx, org_id: Uuid, by: Uuid) -> Result<Sprint, Error> {
+        store::insert_sprint(tx, org_id, new, by).await
+    }
+}
+
+#[async_trait]
+impl Update for Sprint {
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Sprint, Error> {
+        store::update_sprint(tx, org_id, self).await
+    }
+}
+
+#[async_trait]
+impl Delete for Sprint {
+    /// Its tasks are unplanned, its gates (and their evaluations) go with
+    /// it. [`resource::delete`] locks it `FOR UPDATE`: creates of gates and
+    /// plans of tasks hold `FOR KEY SHARE` on the sprint, so none is in
+    /// flight while it goes.
+    async fn remove(&self, tx: &mut Tx, org_id: Uuid) -> Result<Option<serde_json::Value>, Error> {
+        let removed = store::delete_sprint(tx, org_id, self.program_id, self.id).await?;
+        Ok(Some(serde_json::json!({
+            "sprint_gates": removed.gates,
+            "sprint_gate_evaluations": removed.evaluations,
+            "tasks_unplanned": removed.tasks_unplanned,
+        })))
+    }
 }
 
 #[tonic::async_trait]
@@ -173,28 +208,13 @@ impl SprintService for Sprints {
     ) -> Result<Response<pb::Sprint>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let (new, request_id) = parse_create(req.get_ref())?;
-        let key = idempotency::Key::of(call.org_id, "CreateSprint", request_id, req.get_ref());
-        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
-            Begun::New(tx) => tx,
+        let creation = Creation {
+            method: "CreateSprint",
+            request: req.get_ref(),
+            request_id,
+            new,
         };
-        program(
-            &mut tx,
-            &call.caller,
-            call.org_id,
-            new.program_id.uuid(),
-            Lock::KeyShare,
-        )
-        .await?;
-        let sprint = store::insert_sprint(&mut tx, call.org_id, &new, call.principal_id()).await?;
-        call.actor
-            .event("delivery.sprint.create", RESOURCE, sprint.id)
-            .project(Some(sprint.program_id.uuid()))
-            .created(&sprint)
-            .record(&mut tx)
-            .await?;
-        let out = sprint_to_proto(&sprint);
-        tx.finish(&out).await?;
+        let out = resource::create(&self.0.db, &call, creation, sprint_to_proto).await?;
         Ok(Response::new(out))
     }
 
@@ -204,10 +224,8 @@ impl SprintService for Sprints {
         req: Request<pb::GetSprintRequest>,
     ) -> Result<Response<pb::Sprint>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let sprint = visible_sprint(&mut tx, &call, id, Lock::None).await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        let sprint: Sprint = resource::get(&self.0.db, &call, id).await?;
         Ok(Response::new(sprint_to_proto(&sprint)))
     }
 
@@ -219,34 +237,18 @@ impl SprintService for Sprints {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        let program_id: Option<ProgramId> = v.id_of("program_id", &req.program_id);
-        let status: Option<SprintStatus> = v.opt_enum_value("status", req.status);
-        let program_id = v.finish_with(|| program_id)?;
-        let page = self.0.pages.parse(
+        let program_id = v.id_of("program_id", &req.program_id);
+        let filters = [enum_filter::<SprintStatus>(&mut v, "status", req.status)];
+        let (sprints, next_page_token) = list_in_program::<Sprint>(
+            &self.0,
+            &call,
+            v,
+            program_id,
+            &filters,
             req.page_size,
             &req.page_token,
-            &format!("program={program_id};status={}", req.status),
-        )?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        program(
-            &mut tx,
-            &call.caller,
-            call.org_id,
-            program_id.uuid(),
-            Lock::None,
         )
         .await?;
-        let mut sprints = store::list_sprints(
-            &mut tx,
-            call.org_id,
-            program_id,
-            status,
-            page.after,
-            page.limit(),
-        )
-        .await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish(&page, &mut sprints, |s| s.id.uuid());
         Ok(Response::new(pb::ListSprintsResponse {
             sprints: sprints.iter().map(sprint_to_proto).collect(),
             next_page_token,
@@ -259,25 +261,8 @@ impl SprintService for Sprints {
         req: Request<pb::UpdateSprintRequest>,
     ) -> Result<Response<pb::Sprint>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let (id, changes) = parse_update(req.get_ref())?;
-        let etag = req
-            .get_ref()
-            .sprint
-            .as_ref()
-            .map_or("", |s| s.etag.as_str());
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = visible_sprint(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        check_etag(etag, before.version, "sprint")?;
-        let mut sprint = before.clone();
-        sprint.apply(changes).map_err(Error::from)?;
-        let sprint = store::update_sprint(&mut tx, call.org_id, &sprint).await?;
-        call.actor
-            .event("delivery.sprint.update", RESOURCE, id)
-            .project(Some(sprint.program_id.uuid()))
-            .diff(&before, &sprint)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let (id, etag, changes) = parse_update(req.get_ref())?;
+        let sprint: Sprint = resource::update(&self.0.db, &call, id, &etag, changes).await?;
         Ok(Response::new(sprint_to_proto(&sprint)))
     }
 
@@ -287,28 +272,8 @@ impl SprintService for Sprints {
         req: Request<pb::DeleteSprintRequest>,
     ) -> Result<Response<()>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id: SprintId = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        // FOR UPDATE: creates of gates and plans of tasks hold FOR KEY
-        // SHARE on the sprint, so none is in flight while it goes.
-        let sprint = visible_sprint(&mut tx, &call, id, Lock::Update).await?;
-        check_etag(&req.get_ref().etag, sprint.version, "sprint")?;
-        let removed = store::delete_sprint(&mut tx, call.org_id, sprint.program_id, id).await?;
-        call.actor
-            .event("delivery.sprint.delete", RESOURCE, id)
-            .project(Some(sprint.program_id.uuid()))
-            .removed(&sprint)
-            .set(
-                "removed",
-                serde_json::json!({
-                    "sprint_gates": removed.gates,
-                    "sprint_gate_evaluations": removed.evaluations,
-                    "tasks_unplanned": removed.tasks_unplanned,
-                }),
-            )
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        resource::delete::<Sprint>(&self.0.db, &call, id, &req.get_ref().etag).await?;
         Ok(Response::new(()))
     }
 
@@ -344,10 +309,10 @@ async fn move_sprint(
     etag: &str,
     to: SprintStatus,
 ) -> Result<Sprint, Error> {
-    let id: SprintId = Violations::require_id("id", id).map(Id::from_uuid)?;
+    let id: SprintId = Violations::require_id_of("id", id)?;
     let mut tx = state.db.tenant(call.org_id).await?;
-    let before = visible_sprint(&mut tx, call, id, Lock::NoKeyUpdate).await?;
-    check_etag(etag, before.version, "sprint")?;
+    let before: Sprint = resource::fetch(&mut tx, call, id, Lock::NoKeyUpdate).await?;
+    check_etag(etag, before.stamp.version, Sprint::NAME)?;
     let action = match to {
         SprintStatus::Active => {
             domain::start_sprint(before.status)?;
@@ -371,8 +336,8 @@ async fn move_sprint(
     };
     let sprint = store::set_sprint_status(&mut tx, call.org_id, id, to).await?;
     call.actor
-        .event(action, RESOURCE, id)
-        .project(Some(sprint.program_id.uuid()))
+        .event(action, Sprint::KIND, id)
+        .project(sprint.project())
         .diff(&before, &sprint)
         .record(&mut tx)
         .await?;

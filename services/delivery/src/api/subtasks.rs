@@ -8,21 +8,19 @@
 
 use std::sync::Arc;
 
-use foundry_domain::Id;
+use async_trait::async_trait;
+use foundry_domain::Patch;
 use foundry_outbox::Call;
 use foundry_platform::Error;
-use foundry_platform::convert::timestamp;
-use foundry_platform::db::{Tx, check_etag, etag};
-use foundry_platform::idempotency::{self, Begun};
+use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, subtask_service_server::SubtaskService};
+use foundry_resource::{self as resource, Create, Creation, Delete, Resource, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{
-    LONG_DESCRIPTION, SERVICE, found, long_text, position, subtask_not_found, task_not_found,
-};
+use crate::api::{LONG_DESCRIPTION, SERVICE, long_text, position};
 use crate::domain::{
     NewSubtask, Subtask, SubtaskChange, SubtaskId, SubtaskPath, SubtaskStatus, Task, TaskId,
 };
@@ -32,9 +30,13 @@ use crate::store::{self, Lock};
 #[derive(Clone, Debug)]
 pub struct Subtasks(pub Arc<State>);
 
-const RESOURCE: &str = "delivery.subtask";
-
 pub fn subtask_to_proto(s: &Subtask) -> pb::Subtask {
+    let WireStamp {
+        created_by,
+        create_time,
+        update_time,
+        etag,
+    } = (&s.stamp).into();
     pb::Subtask {
         id: s.id.to_string(),
         task_id: s.task_id.to_string(),
@@ -43,10 +45,10 @@ pub fn subtask_to_proto(s: &Subtask) -> pb::Subtask {
         description: s.description.clone(),
         status: pb::SubtaskStatus::from(s.status) as i32,
         position: s.position,
-        created_by: s.created_by.to_string(),
-        create_time: Some(timestamp(s.created_at)),
-        update_time: Some(timestamp(s.updated_at)),
-        etag: etag(s.version),
+        created_by,
+        create_time,
+        update_time,
+        etag,
     }
 }
 
@@ -85,9 +87,11 @@ fn parse_create(req: &pb::CreateSubtaskRequest) -> Result<(NewSubtask, Option<Uu
     })
 }
 
-/// An `UpdateSubtaskRequest` as the subtask's id and the changes its mask
-/// names.
-fn parse_update(req: &pb::UpdateSubtaskRequest) -> Result<(SubtaskId, Vec<SubtaskChange>), Error> {
+/// An `UpdateSubtaskRequest` as the subtask's id, etag and the changes its
+/// mask names.
+fn parse_update(
+    req: &pb::UpdateSubtaskRequest,
+) -> Result<(SubtaskId, String, Vec<SubtaskChange>), Error> {
     let empty = pb::Subtask::default();
     let s = req.subtask.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
@@ -114,33 +118,37 @@ fn parse_update(req: &pb::UpdateSubtaskRequest) -> Result<(SubtaskId, Vec<Subtas
                 .map(SubtaskChange::Position),
         });
     }
-    v.finish_with(|| Some((id?, changes.into_iter().collect::<Option<Vec<_>>>()?)))
+    v.finish_with(|| {
+        Some((
+            id?,
+            s.etag.clone(),
+            changes.into_iter().collect::<Option<Vec<_>>>()?,
+        ))
+    })
 }
 
-/// A task the caller may see, with `lock`.
-async fn visible_task(tx: &mut Tx, call: &Call, id: TaskId, lock: Lock) -> Result<Task, Error> {
-    found(
-        store::get_task(tx, call.org_id, id, lock).await?,
-        &call.caller,
-        |t| t.program_id.uuid(),
-        task_not_found,
-    )
+#[async_trait]
+impl Create for Subtask {
+    type New = NewSubtask;
+
+    /// The task is visible and held (`FOR SHARE`: see the module) until
+    /// commit.
+    async fn check_new(new: &NewSubtask, tx: &mut Tx, call: &Call) -> Result<(), Error> {
+        resource::fetch::<Task>(tx, call, new.task_id, Lock::Share).await?;
+        Ok(())
+    }
+
+    async fn insert(
+        new: &NewSubtask,
+        tx: &mut Tx,
+        org_id: Uuid,
+        by: Uuid,
+    ) -> Result<Subtask, Error> {
+        store::insert_subtask(tx, org_id, new, by).await
+    }
 }
 
-/// A subtask the caller may see, with `lock`.
-async fn visible_subtask(
-    tx: &mut Tx,
-    call: &Call,
-    id: SubtaskId,
-    lock: Lock,
-) -> Result<Subtask, Error> {
-    found(
-        store::get_subtask(tx, call.org_id, id, lock).await?,
-        &call.caller,
-        |s| s.program_id.uuid(),
-        subtask_not_found,
-    )
-}
+impl Delete for Subtask {}
 
 #[tonic::async_trait]
 impl SubtaskService for Subtasks {
@@ -151,28 +159,13 @@ impl SubtaskService for Subtasks {
     ) -> Result<Response<pb::Subtask>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let (new, request_id) = parse_create(req.get_ref())?;
-        let key = idempotency::Key::of(call.org_id, "CreateSubtask", request_id, req.get_ref());
-        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
-            Begun::New(tx) => tx,
+        let creation = Creation {
+            method: "CreateSubtask",
+            request: req.get_ref(),
+            request_id,
+            new,
         };
-        let task = visible_task(&mut tx, &call, new.task_id, Lock::Share).await?;
-        let subtask = store::insert_subtask(
-            &mut tx,
-            call.org_id,
-            &new,
-            task.program_id,
-            call.principal_id(),
-        )
-        .await?;
-        call.actor
-            .event("delivery.subtask.create", RESOURCE, subtask.id)
-            .project(Some(subtask.program_id.uuid()))
-            .created(&subtask)
-            .record(&mut tx)
-            .await?;
-        let out = subtask_to_proto(&subtask);
-        tx.finish(&out).await?;
+        let out = resource::create(&self.0.db, &call, creation, subtask_to_proto).await?;
         Ok(Response::new(out))
     }
 
@@ -182,10 +175,8 @@ impl SubtaskService for Subtasks {
         req: Request<pb::GetSubtaskRequest>,
     ) -> Result<Response<pb::Subtask>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let subtask = visible_subtask(&mut tx, &call, id, Lock::None).await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        let subtask: Subtask = resource::get(&self.0.db, &call, id).await?;
         Ok(Response::new(subtask_to_proto(&subtask)))
     }
 
@@ -196,13 +187,13 @@ impl SubtaskService for Subtasks {
     ) -> Result<Response<pb::ListSubtasksResponse>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
-        let task_id: TaskId = Violations::require_id("task_id", &req.task_id).map(Id::from_uuid)?;
+        let task_id: TaskId = Violations::require_id_of("task_id", &req.task_id)?;
         let page =
             self.0
                 .pages
                 .parse_keyed(req.page_size, &req.page_token, &format!("task={task_id}"))?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        visible_task(&mut tx, &call, task_id, Lock::None).await?;
+        resource::fetch::<Task>(&mut tx, &call, task_id, Lock::None).await?;
         let mut subtasks = store::list_subtasks(
             &mut tx,
             call.org_id,
@@ -221,36 +212,32 @@ impl SubtaskService for Subtasks {
         }))
     }
 
+    /// Not [`resource::update`]: the task is locked before the subtask
+    /// (see the module).
     #[tracing::instrument(skip_all)]
     async fn update_subtask(
         &self,
         req: Request<pb::UpdateSubtaskRequest>,
     ) -> Result<Response<pb::Subtask>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let (id, changes) = parse_update(req.get_ref())?;
-        let etag = req
-            .get_ref()
-            .subtask
-            .as_ref()
-            .map_or("", |s| s.etag.as_str());
+        let (id, etag, changes) = parse_update(req.get_ref())?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        // The task first (lock order), then the subtask.
-        let task_id = visible_subtask(&mut tx, &call, id, Lock::None)
+        let task_id = resource::fetch::<Subtask>(&mut tx, &call, id, Lock::None)
             .await?
             .task_id;
-        store::get_task(&mut tx, call.org_id, task_id, Lock::Share)
+        resource::read::<Task>(&mut tx, call.org_id, task_id, Lock::Share)
             .await?
-            .ok_or_else(subtask_not_found)?;
-        let before = store::get_subtask(&mut tx, call.org_id, id, Lock::NoKeyUpdate)
+            .ok_or_else(Subtask::not_found)?;
+        let before: Subtask = resource::read(&mut tx, call.org_id, id, Lock::NoKeyUpdate)
             .await?
-            .ok_or_else(subtask_not_found)?;
-        check_etag(etag, before.version, "subtask")?;
+            .ok_or_else(Subtask::not_found)?;
+        check_etag(&etag, before.stamp.version, Subtask::NAME)?;
         let mut subtask = before.clone();
-        subtask.apply(changes);
+        subtask.apply(changes).map_err(Error::from)?;
         let subtask = store::update_subtask(&mut tx, call.org_id, &subtask).await?;
         call.actor
-            .event("delivery.subtask.update", RESOURCE, id)
-            .project(Some(subtask.program_id.uuid()))
+            .event("delivery.subtask.update", Subtask::KIND, id)
+            .project(subtask.project())
             .diff(&before, &subtask)
             .record(&mut tx)
             .await?;
@@ -264,18 +251,8 @@ impl SubtaskService for Subtasks {
         req: Request<pb::DeleteSubtaskRequest>,
     ) -> Result<Response<()>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id).map(Id::from_uuid)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let subtask = visible_subtask(&mut tx, &call, id, Lock::Update).await?;
-        check_etag(&req.get_ref().etag, subtask.version, "subtask")?;
-        store::delete_subtask(&mut tx, call.org_id, id).await?;
-        call.actor
-            .event("delivery.subtask.delete", RESOURCE, id)
-            .project(Some(subtask.program_id.uuid()))
-            .removed(&subtask)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        resource::delete::<Subtask>(&self.0.db, &call, id, &req.get_ref().etag).await?;
         Ok(Response::new(()))
     }
 }

@@ -10,7 +10,7 @@ use foundry_platform::convert::opt_timestamp;
 use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, task_service_server::TaskService};
-use foundry_resource::{self as resource, Create, Creation, Delete, Update, WireStamp};
+use foundry_resource::{self as resource, Create, Creation, Delete, Resource, Update, WireStamp};
 use foundry_tenancy::Caller;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -18,11 +18,11 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::{
     LONG_DESCRIPTION, Listing, SERVICE, each, found, long_text, once_each, other_program, program,
-    requirement_not_found, sprint_not_found, task_not_found, user_ids,
+    requirement_not_found, task_not_found, user_ids,
 };
 use crate::domain::{
-    self, NewTask, ProgramId, RequirementId, SprintId, Task, TaskChange, TaskMove, TaskPath,
-    TaskStatus,
+    self, NewTask, ProgramId, RequirementId, Sprint, SprintId, Task, TaskChange, TaskMove,
+    TaskPath, TaskStatus,
 };
 use crate::store::{self, Lock, TaskFilter};
 
@@ -239,10 +239,10 @@ async fn sprint_of(
     sprint_id: SprintId,
 ) -> Result<(), Error> {
     let s = found(
-        store::get_sprint(tx, org_id, sprint_id, Lock::KeyShare).await?,
+        resource::read::<Sprint>(tx, org_id, sprint_id, Lock::KeyShare).await?,
         caller,
         |s| s.program_id.uuid(),
-        sprint_not_found,
+        Sprint::not_found,
     )?;
     if s.program_id != program_id {
         return Err(other_program("sprint"));

@@ -1,7 +1,7 @@
 //! Sprint gates: criteria, answers, evaluation, who evaluated.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath};
+use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
 use uuid::Uuid;
 
 use super::*;
@@ -17,11 +17,7 @@ pub struct SprintGate {
     pub description: String,
     /// At least one; ids unique within the gate.
     pub criteria: Vec<Criterion>,
-    /// The principal that created it.
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub stamp: Stamp,
 }
 
 /// A sprint gate to create, as parsed at the edge (its program is its
@@ -75,9 +71,11 @@ pub enum SprintGateChange {
     Criteria(Vec<Criterion>),
 }
 
-impl SprintGate {
+impl Patch for SprintGate {
+    type Change = SprintGateChange;
+
     /// Applies an update's changes.
-    pub fn apply(&mut self, changes: Vec<SprintGateChange>) {
+    fn apply(&mut self, changes: Vec<SprintGateChange>) -> Result<(), Error> {
         for change in changes {
             match change {
                 SprintGateChange::Name(x) => self.name = x,
@@ -85,6 +83,7 @@ impl SprintGate {
                 SprintGateChange::Criteria(x) => self.criteria = x,
             }
         }
+        Ok(())
     }
 }
 
@@ -97,10 +96,7 @@ impl Audited for SprintGate {
             name,
             description,
             criteria,
-            created_by: _,
-            version: _,
-            created_at: _,
-            updated_at: _,
+            stamp: _,
         } = self;
         AuditFields::new()
             .field("sprint_id", sprint_id)

@@ -1,8 +1,7 @@
 //! Goals: status and its workflow, and the fields an update may change.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath};
-use uuid::Uuid;
+use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
 
 use super::*;
 
@@ -15,14 +14,10 @@ pub struct Goal {
     pub description: String,
     pub target_metric: String,
     pub target_at: Option<DateTime<Utc>>,
-    /// Moves only along [`GoalStatus::successors`] (checked by [`Goal::apply`]).
+    /// Moves only along [`GoalStatus::successors`] (checked by `Patch::apply`).
     pub status: GoalStatus,
     pub owner_user_id: Option<UserId>,
-    /// The principal that created it.
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub stamp: Stamp,
 }
 
 /// A goal to create, as parsed at the edge.
@@ -93,11 +88,13 @@ pub enum GoalChange {
     OwnerUserId(Option<UserId>),
 }
 
-impl Goal {
+impl Patch for Goal {
+    type Change = GoalChange;
+
     /// Applies an update's changes; a status change the workflow does not
     /// allow is refused (and `self` is then partly changed: apply to a
     /// copy).
-    pub fn apply(&mut self, changes: Vec<GoalChange>) -> Result<(), Error> {
+    fn apply(&mut self, changes: Vec<GoalChange>) -> Result<(), Error> {
         for change in changes {
             match change {
                 GoalChange::Title(x) => self.title = x,
@@ -126,10 +123,7 @@ impl Audited for Goal {
             target_at,
             status,
             owner_user_id,
-            created_by: _,
-            version: _,
-            created_at: _,
-            updated_at: _,
+            stamp: _,
         } = self;
         AuditFields::new()
             .field("title", title)

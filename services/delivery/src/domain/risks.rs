@@ -1,9 +1,7 @@
 //! Risks: the likelihood and impact scale, severity, status, and the
 //! fields an update may change.
 
-use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath, UnknownValue};
-use uuid::Uuid;
+use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp, UnknownValue};
 
 use super::*;
 
@@ -16,16 +14,12 @@ pub struct Risk {
     pub description: String,
     pub likelihood: RiskLevel,
     pub impact: RiskLevel,
-    /// Derived: [`severity`] of likelihood and impact (kept by [`Risk::apply`]).
+    /// Derived: [`severity`] of likelihood and impact (kept by `Patch::apply`).
     pub severity: RiskSeverity,
     pub mitigation: String,
     pub owner_user_id: Option<UserId>,
     pub status: RiskStatus,
-    /// The principal that created it.
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub stamp: Stamp,
 }
 
 /// A risk to create, as parsed at the edge (its severity is derived).
@@ -106,9 +100,11 @@ pub enum RiskChange {
     Status(RiskStatus),
 }
 
-impl Risk {
+impl Patch for Risk {
+    type Change = RiskChange;
+
     /// Applies an update's changes, then derives the severity again.
-    pub fn apply(&mut self, changes: Vec<RiskChange>) {
+    fn apply(&mut self, changes: Vec<RiskChange>) -> Result<(), Error> {
         for change in changes {
             match change {
                 RiskChange::Title(x) => self.title = x,
@@ -121,6 +117,7 @@ impl Risk {
             }
         }
         self.severity = severity(self.likelihood, self.impact);
+        Ok(())
     }
 }
 
@@ -137,10 +134,7 @@ impl Audited for Risk {
             mitigation,
             owner_user_id,
             status,
-            created_by: _,
-            version: _,
-            created_at: _,
-            updated_at: _,
+            stamp: _,
         } = self;
         AuditFields::new()
             .field("title", title)

@@ -1,8 +1,7 @@
 //! Sprints: status, capacity unit, start and completion.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath};
-use uuid::Uuid;
+use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
 
 use super::*;
 
@@ -20,11 +19,7 @@ pub struct Sprint {
     pub capacity_unit: CapacityUnit,
     /// Changed only through [`start_sprint`] and [`complete_sprint`].
     pub status: SprintStatus,
-    /// The principal that created it.
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub stamp: Stamp,
 }
 
 /// A sprint to create, as parsed at the edge (it starts
@@ -96,9 +91,11 @@ pub enum SprintChange {
     CapacityUnit(CapacityUnit),
 }
 
-impl Sprint {
+impl Patch for Sprint {
+    type Change = SprintChange;
+
     /// Applies an update's changes, then checks the dates.
-    pub fn apply(&mut self, changes: Vec<SprintChange>) -> Result<(), Error> {
+    fn apply(&mut self, changes: Vec<SprintChange>) -> Result<(), Error> {
         for change in changes {
             match change {
                 SprintChange::Name(x) => self.name = x,
@@ -137,10 +134,7 @@ impl Audited for Sprint {
             capacity,
             capacity_unit,
             status,
-            created_by: _,
-            version: _,
-            created_at: _,
-            updated_at: _,
+            stamp: _,
         } = self;
         AuditFields::new()
             .field("name", name)

@@ -1,8 +1,6 @@
 //! Subtasks: their status, and the fields an update may change.
 
-use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath};
-use uuid::Uuid;
+use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
 
 use super::*;
 
@@ -18,11 +16,7 @@ pub struct Subtask {
     pub status: SubtaskStatus,
     /// Order among the task's subtasks (ties break by id).
     pub position: i32,
-    /// The principal that created it.
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub stamp: Stamp,
 }
 
 /// A subtask to create, as parsed at the edge (its program is the task's).
@@ -81,9 +75,11 @@ pub enum SubtaskChange {
     Position(i32),
 }
 
-impl Subtask {
+impl Patch for Subtask {
+    type Change = SubtaskChange;
+
     /// Applies an update's changes.
-    pub fn apply(&mut self, changes: Vec<SubtaskChange>) {
+    fn apply(&mut self, changes: Vec<SubtaskChange>) -> Result<(), Error> {
         for change in changes {
             match change {
                 SubtaskChange::Title(x) => self.title = x,
@@ -92,6 +88,7 @@ impl Subtask {
                 SubtaskChange::Position(x) => self.position = x,
             }
         }
+        Ok(())
     }
 }
 
@@ -105,10 +102,7 @@ impl Audited for Subtask {
             description,
             status,
             position,
-            created_by: _,
-            version: _,
-            created_at: _,
-            updated_at: _,
+            stamp: _,
         } = self;
         AuditFields::new()
             .field("task_id", task_id)

@@ -5,66 +5,82 @@ use chrono::{DateTime, Utc};
 use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
+use foundry_resource::{Resource, StampRow};
 use sqlx::types::Json;
-use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{Lock, newest_first};
 use crate::domain::{
     Criterion, CriterionResult, Evaluation, EvaluationId, EvaluatorType, NewEvaluation,
-    NewSprintGate, ProgramId, SprintGate, SprintGateId, SprintId,
+    NewSprintGate, SprintGate, SprintGateId,
 };
 
-/// A sprint gate row, as read.
+/// A sprint gate row, as read (public only as [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct GateRow {
+pub struct GateRow {
     pub id: Uuid,
     pub program_id: Uuid,
     pub sprint_id: Uuid,
     pub name: String,
     pub description: String,
     pub criteria: Json<Vec<Criterion>>,
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub stamp: StampRow,
 }
 
-impl From<GateRow> for SprintGate {
-    fn from(r: GateRow) -> SprintGate {
-        SprintGate {
+impl Resource for SprintGate {
+    type Key = SprintGateId;
+    type Row = GateRow;
+    const KIND: &'static str = "delivery.sprint_gate";
+    const NAME: &'static str = "sprint gate";
+    const TABLE: &'static str = "sprint_gates";
+    const COLUMNS: &'static str = COLS;
+
+    fn from_row(r: GateRow) -> Result<SprintGate> {
+        Ok(SprintGate {
             id: Id::from_uuid(r.id),
             program_id: Id::from_uuid(r.program_id),
             sprint_id: Id::from_uuid(r.sprint_id),
             name: r.name,
             description: r.description,
             criteria: r.criteria.0,
-            created_by: r.created_by,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
+            stamp: r.stamp.into(),
+        })
+    }
+
+    fn not_found() -> Error {
+        Error::not_found("SPRINT_GATE_NOT_FOUND", "sprint gate")
+    }
+
+    fn key(&self) -> SprintGateId {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.stamp.version
+    }
+
+    fn project(&self) -> Option<Uuid> {
+        Some(self.program_id.uuid())
     }
 }
 
 const COLS: &str = "org_id, id, program_id, sprint_id, name, description, criteria, created_by, \
      version, created_at, updated_at";
 
-/// Inserts a new gate of `program_id` made by `created_by`.
+/// Inserts a new gate made by `created_by`, in its sprint's program.
 pub async fn insert_gate(
     tx: &mut Tx,
     org_id: Uuid,
-    program_id: ProgramId,
     g: &NewSprintGate,
     created_by: Uuid,
 ) -> Result<SprintGate> {
     let row: GateRow = sqlx::query_as(&format!(
         "INSERT INTO sprint_gates (org_id, id, program_id, sprint_id, name, description, criteria, \
-         created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLS}"
+         created_by) VALUES ($1, $2, (SELECT program_id FROM sprints WHERE org_id = $1 AND id = $3), \
+         $3, $4, $5, $6, $7) RETURNING {COLS}"
     ))
     .bind(org_id)
     .bind(Uuid::now_v7())
-    .bind(program_id.uuid())
     .bind(g.sprint_id.uuid())
     .bind(&g.name)
     .bind(&g.description)
@@ -72,42 +88,7 @@ pub async fn insert_gate(
     .bind(created_by)
     .fetch_one(&mut **tx)
     .await?;
-    Ok(row.into())
-}
-
-pub async fn get_gate(
-    tx: &mut Tx,
-    org_id: Uuid,
-    id: SprintGateId,
-    lock: Lock,
-) -> Result<Option<SprintGate>> {
-    let row: Option<GateRow> = sqlx::query_as(&format!(
-        "SELECT {COLS} FROM sprint_gates WHERE org_id = $1 AND id = $2{}",
-        lock.sql()
-    ))
-    .bind(org_id)
-    .bind(id.uuid())
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(row.map(SprintGate::from))
-}
-
-/// Newest first, on `sprint_gates_sprint_id_key`.
-pub async fn list_gates(
-    tx: &mut Tx,
-    org_id: Uuid,
-    sprint_id: SprintId,
-    before: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<SprintGate>> {
-    let mut q =
-        QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM sprint_gates WHERE org_id = "));
-    q.push_bind(org_id)
-        .push(" AND sprint_id = ")
-        .push_bind(sprint_id.uuid());
-    newest_first(&mut q, "id", before, limit);
-    let rows: Vec<GateRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    Ok(rows.into_iter().map(SprintGate::from).collect())
+    SprintGate::from_row(row)
 }
 
 /// Writes the user-editable fields of `g`.
@@ -123,7 +104,7 @@ pub async fn update_gate(tx: &mut Tx, org_id: Uuid, g: &SprintGate) -> Result<Sp
     .bind(Json(&g.criteria))
     .fetch_one(&mut **tx)
     .await?;
-    Ok(row.into())
+    SprintGate::from_row(row)
 }
 
 /// Deletes a gate (its evaluations go by cascade); returns how many
@@ -145,9 +126,10 @@ pub async fn delete_gate(tx: &mut Tx, org_id: Uuid, id: SprintGateId) -> Result<
     Ok(evaluations.unsigned_abs())
 }
 
-/// A sprint gate evaluation row, as read.
+/// A sprint gate evaluation row, as read (public only as
+/// [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct EvaluationRow {
+pub struct EvaluationRow {
     pub id: Uuid,
     pub gate_id: Uuid,
     pub sprint_id: Uuid,
@@ -159,10 +141,17 @@ struct EvaluationRow {
     pub created_at: DateTime<Utc>,
 }
 
-impl TryFrom<EvaluationRow> for Evaluation {
-    type Error = Error;
+/// Evaluations are read with [`foundry_resource::get`]; they are never
+/// written after insert (no update, no delete).
+impl Resource for Evaluation {
+    type Key = EvaluationId;
+    type Row = EvaluationRow;
+    const KIND: &'static str = "delivery.sprint_gate_evaluation";
+    const NAME: &'static str = "sprint gate evaluation";
+    const TABLE: &'static str = "sprint_gate_evaluations";
+    const COLUMNS: &'static str = EVAL_COLS;
 
-    fn try_from(r: EvaluationRow) -> Result<Evaluation> {
+    fn from_row(r: EvaluationRow) -> Result<Evaluation> {
         Ok(Evaluation {
             id: Id::from_uuid(r.id),
             gate_id: Id::from_uuid(r.gate_id),
@@ -178,6 +167,23 @@ impl TryFrom<EvaluationRow> for Evaluation {
             passed: r.passed,
             created_at: r.created_at,
         })
+    }
+
+    fn not_found() -> Error {
+        Error::not_found("SPRINT_GATE_EVALUATION_NOT_FOUND", "sprint gate evaluation")
+    }
+
+    fn key(&self) -> EvaluationId {
+        self.id
+    }
+
+    /// Immutable: its first version is its only one.
+    fn version(&self) -> i64 {
+        1
+    }
+
+    fn project(&self) -> Option<Uuid> {
+        Some(self.program_id.uuid())
     }
 }
 
@@ -202,39 +208,5 @@ pub async fn insert_evaluation(tx: &mut Tx, org_id: Uuid, e: &NewEvaluation) -> 
     .bind(e.passed)
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
-}
-
-pub async fn get_evaluation(
-    tx: &mut Tx,
-    org_id: Uuid,
-    id: EvaluationId,
-) -> Result<Option<Evaluation>> {
-    let row: Option<EvaluationRow> = sqlx::query_as(&format!(
-        "SELECT {EVAL_COLS} FROM sprint_gate_evaluations WHERE org_id = $1 AND id = $2"
-    ))
-    .bind(org_id)
-    .bind(id.uuid())
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(Evaluation::try_from).transpose()
-}
-
-/// Newest first, on `sprint_gate_evaluations_gate_idx`.
-pub async fn list_evaluations(
-    tx: &mut Tx,
-    org_id: Uuid,
-    gate_id: SprintGateId,
-    before: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<Evaluation>> {
-    let mut q = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {EVAL_COLS} FROM sprint_gate_evaluations WHERE org_id = "
-    ));
-    q.push_bind(org_id)
-        .push(" AND gate_id = ")
-        .push_bind(gate_id.uuid());
-    newest_first(&mut q, "id", before, limit);
-    let rows: Vec<EvaluationRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(Evaluation::try_from).collect()
+    Evaluation::from_row(row)
 }

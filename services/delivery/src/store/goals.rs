@@ -4,15 +4,16 @@ use chrono::{DateTime, Utc};
 use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
+use foundry_resource::{Resource, StampRow};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{Lock, newest_first};
-use crate::domain::{Goal, GoalId, GoalStatus, NewGoal, ProgramId};
+use super::newest_first;
+use crate::domain::{Goal, GoalId, GoalStatus, NewGoal};
 
-/// A goal row, as read.
+/// A goal row, as read (public only as [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct GoalRow {
+pub struct GoalRow {
     pub id: Uuid,
     pub program_id: Uuid,
     pub title: String,
@@ -21,16 +22,19 @@ struct GoalRow {
     pub target_at: Option<DateTime<Utc>>,
     pub status: String,
     pub owner_user_id: Option<Uuid>,
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub stamp: StampRow,
 }
 
-impl TryFrom<GoalRow> for Goal {
-    type Error = Error;
+impl Resource for Goal {
+    type Key = GoalId;
+    type Row = GoalRow;
+    const KIND: &'static str = "delivery.goal";
+    const NAME: &'static str = "goal";
+    const TABLE: &'static str = "goals";
+    const COLUMNS: &'static str = COLS;
 
-    fn try_from(r: GoalRow) -> Result<Goal> {
+    fn from_row(r: GoalRow) -> Result<Goal> {
         Ok(Goal {
             id: Id::from_uuid(r.id),
             program_id: Id::from_uuid(r.program_id),
@@ -40,11 +44,24 @@ impl TryFrom<GoalRow> for Goal {
             target_at: r.target_at,
             status: GoalStatus::decode("goals", "status", &r.status)?,
             owner_user_id: r.owner_user_id.map(Id::from_uuid),
-            created_by: r.created_by,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            stamp: r.stamp.into(),
         })
+    }
+
+    fn not_found() -> Error {
+        Error::not_found("GOAL_NOT_FOUND", "goal")
+    }
+
+    fn key(&self) -> GoalId {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.stamp.version
+    }
+
+    fn project(&self) -> Option<Uuid> {
+        Some(self.program_id.uuid())
     }
 }
 
@@ -70,41 +87,7 @@ pub async fn insert_goal(tx: &mut Tx, org_id: Uuid, g: &NewGoal, created_by: Uui
     .bind(created_by)
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
-}
-
-pub async fn get_goal(tx: &mut Tx, org_id: Uuid, id: GoalId, lock: Lock) -> Result<Option<Goal>> {
-    let row: Option<GoalRow> = sqlx::query_as(&format!(
-        "SELECT {COLS} FROM goals WHERE org_id = $1 AND id = $2{}",
-        lock.sql()
-    ))
-    .bind(org_id)
-    .bind(id.uuid())
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(Goal::try_from).transpose()
-}
-
-/// Newest first: a status walks `goals_status_idx`, none
-/// `goals_program_id_key`.
-pub async fn list_goals(
-    tx: &mut Tx,
-    org_id: Uuid,
-    program_id: ProgramId,
-    status: Option<GoalStatus>,
-    before: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<Goal>> {
-    let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM goals WHERE org_id = "));
-    q.push_bind(org_id)
-        .push(" AND program_id = ")
-        .push_bind(program_id.uuid());
-    if let Some(s) = status {
-        q.push(" AND status = ").push_bind(s.as_str());
-    }
-    newest_first(&mut q, "id", before, limit);
-    let rows: Vec<GoalRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(Goal::try_from).collect()
+    Goal::from_row(row)
 }
 
 /// Writes the user-editable fields of `g`.
@@ -124,14 +107,39 @@ pub async fn update_goal(tx: &mut Tx, org_id: Uuid, g: &Goal) -> Result<Goal> {
     .bind(g.owner_user_id.map(Id::uuid))
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
+    Goal::from_row(row)
 }
 
-pub async fn delete_goal(tx: &mut Tx, org_id: Uuid, id: GoalId) -> Result<()> {
-    sqlx::query("DELETE FROM goals WHERE org_id = $1 AND id = $2")
-        .bind(org_id)
-        .bind(id.uuid())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+/// A text column of `R` that a list filters on, and the value it must have
+/// (`None`: no filter).
+pub type Filter = (&'static str, Option<&'static str>);
+
+/// One page of `R` under a parent, newest first: the rows whose `column`
+/// is `parent`, matching every set filter, before the cursor. The parent's
+/// index (`<table>_<column>_key`) or a filter's leads; the statement is
+/// fixed per filter combination, so each plans on its own index.
+pub async fn list_newest<R: Resource>(
+    tx: &mut Tx,
+    org_id: Uuid,
+    (column, parent): (&'static str, Uuid),
+    filters: &[Filter],
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<R>> {
+    let mut q = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {} FROM {} WHERE org_id = ",
+        R::COLUMNS,
+        R::TABLE
+    ));
+    q.push_bind(org_id)
+        .push(format!(" AND {column} = "))
+        .push_bind(parent);
+    for (column, value) in filters {
+        if let Some(value) = value {
+            q.push(format!(" AND {column} = ")).push_bind(*value);
+        }
+    }
+    newest_first(&mut q, "id", before, limit);
+    let rows: Vec<R::Row> = q.build_query_as().fetch_all(&mut **tx).await?;
+    rows.into_iter().map(R::from_row).collect()
 }

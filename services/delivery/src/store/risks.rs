@@ -1,18 +1,16 @@
 //! Risks.
 
-use chrono::{DateTime, Utc};
 use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
-use sqlx::{Postgres, QueryBuilder};
+use foundry_resource::{Resource, StampRow};
 use uuid::Uuid;
 
-use super::{Lock, newest_first};
-use crate::domain::{NewRisk, ProgramId, Risk, RiskId, RiskLevel, RiskSeverity, RiskStatus};
+use crate::domain::{NewRisk, Risk, RiskId, RiskLevel, RiskSeverity, RiskStatus};
 
-/// A risk row, as read.
+/// A risk row, as read (public only as [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct RiskRow {
+pub struct RiskRow {
     pub id: Uuid,
     pub program_id: Uuid,
     pub title: String,
@@ -23,16 +21,19 @@ struct RiskRow {
     pub mitigation: String,
     pub owner_user_id: Option<Uuid>,
     pub status: String,
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub stamp: StampRow,
 }
 
-impl TryFrom<RiskRow> for Risk {
-    type Error = Error;
+impl Resource for Risk {
+    type Key = RiskId;
+    type Row = RiskRow;
+    const KIND: &'static str = "delivery.risk";
+    const NAME: &'static str = "risk";
+    const TABLE: &'static str = "risks";
+    const COLUMNS: &'static str = COLS;
 
-    fn try_from(r: RiskRow) -> Result<Risk> {
+    fn from_row(r: RiskRow) -> Result<Risk> {
         Ok(Risk {
             id: Id::from_uuid(r.id),
             program_id: Id::from_uuid(r.program_id),
@@ -44,11 +45,24 @@ impl TryFrom<RiskRow> for Risk {
             mitigation: r.mitigation,
             owner_user_id: r.owner_user_id.map(Id::from_uuid),
             status: RiskStatus::decode("risks", "status", &r.status)?,
-            created_by: r.created_by,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            stamp: r.stamp.into(),
         })
+    }
+
+    fn not_found() -> Error {
+        Error::not_found("RISK_NOT_FOUND", "risk")
+    }
+
+    fn key(&self) -> RiskId {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.stamp.version
+    }
+
+    fn project(&self) -> Option<Uuid> {
+        Some(self.program_id.uuid())
     }
 }
 
@@ -76,52 +90,7 @@ pub async fn insert_risk(tx: &mut Tx, org_id: Uuid, r: &NewRisk, created_by: Uui
     .bind(created_by)
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
-}
-
-pub async fn get_risk(tx: &mut Tx, org_id: Uuid, id: RiskId, lock: Lock) -> Result<Option<Risk>> {
-    let row: Option<RiskRow> = sqlx::query_as(&format!(
-        "SELECT {COLS} FROM risks WHERE org_id = $1 AND id = $2{}",
-        lock.sql()
-    ))
-    .bind(org_id)
-    .bind(id.uuid())
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(Risk::try_from).transpose()
-}
-
-/// Filters of ListRisks; all that are set apply.
-#[derive(Clone, Copy, Debug)]
-pub struct RiskFilter {
-    pub program_id: ProgramId,
-    pub severity: Option<RiskSeverity>,
-    pub status: Option<RiskStatus>,
-}
-
-/// Newest first: a severity walks `risks_severity_idx` (a status is then
-/// checked on the rows found), a status alone `risks_status_idx`, none
-/// `risks_program_id_key`.
-pub async fn list_risks(
-    tx: &mut Tx,
-    org_id: Uuid,
-    f: RiskFilter,
-    before: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<Risk>> {
-    let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM risks WHERE org_id = "));
-    q.push_bind(org_id)
-        .push(" AND program_id = ")
-        .push_bind(f.program_id.uuid());
-    if let Some(s) = f.severity {
-        q.push(" AND severity = ").push_bind(s.as_str());
-    }
-    if let Some(s) = f.status {
-        q.push(" AND status = ").push_bind(s.as_str());
-    }
-    newest_first(&mut q, "id", before, limit);
-    let rows: Vec<RiskRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(Risk::try_from).collect()
+    Risk::from_row(row)
 }
 
 /// Writes the user-editable fields of `r` (and its derived severity).
@@ -143,14 +112,5 @@ pub async fn update_risk(tx: &mut Tx, org_id: Uuid, r: &Risk) -> Result<Risk> {
     .bind(r.status.as_str())
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
-}
-
-pub async fn delete_risk(tx: &mut Tx, org_id: Uuid, id: RiskId) -> Result<()> {
-    sqlx::query("DELETE FROM risks WHERE org_id = $1 AND id = $2")
-        .bind(org_id)
-        .bind(id.uuid())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    Risk::from_row(row)
 }

@@ -5,15 +5,14 @@ use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
-use sqlx::{Postgres, QueryBuilder};
+use foundry_resource::{Resource, StampRow};
 use uuid::Uuid;
 
-use super::{Lock, newest_first};
 use crate::domain::{CapacityUnit, NewSprint, ProgramId, Sprint, SprintId, SprintStatus};
 
-/// A sprint row, as read.
+/// A sprint row, as read (public only as [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct SprintRow {
+pub struct SprintRow {
     pub id: Uuid,
     pub program_id: Uuid,
     pub name: String,
@@ -23,16 +22,19 @@ struct SprintRow {
     pub capacity: f64,
     pub capacity_unit: String,
     pub status: String,
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub stamp: StampRow,
 }
 
-impl TryFrom<SprintRow> for Sprint {
-    type Error = Error;
+impl Resource for Sprint {
+    type Key = SprintId;
+    type Row = SprintRow;
+    const KIND: &'static str = "delivery.sprint";
+    const NAME: &'static str = "sprint";
+    const TABLE: &'static str = "sprints";
+    const COLUMNS: &'static str = COLS;
 
-    fn try_from(r: SprintRow) -> Result<Sprint> {
+    fn from_row(r: SprintRow) -> Result<Sprint> {
         Ok(Sprint {
             id: Id::from_uuid(r.id),
             program_id: Id::from_uuid(r.program_id),
@@ -43,11 +45,24 @@ impl TryFrom<SprintRow> for Sprint {
             capacity: r.capacity,
             capacity_unit: CapacityUnit::decode("sprints", "capacity_unit", &r.capacity_unit)?,
             status: SprintStatus::decode("sprints", "status", &r.status)?,
-            created_by: r.created_by,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            stamp: r.stamp.into(),
         })
+    }
+
+    fn not_found() -> Error {
+        Error::not_found("SPRINT_NOT_FOUND", "sprint")
+    }
+
+    fn key(&self) -> SprintId {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.stamp.version
+    }
+
+    fn project(&self) -> Option<Uuid> {
+        Some(self.program_id.uuid())
     }
 }
 
@@ -77,24 +92,7 @@ pub async fn insert_sprint(
     .bind(created_by)
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
-}
-
-pub async fn get_sprint(
-    tx: &mut Tx,
-    org_id: Uuid,
-    id: SprintId,
-    lock: Lock,
-) -> Result<Option<Sprint>> {
-    let row: Option<SprintRow> = sqlx::query_as(&format!(
-        "SELECT {COLS} FROM sprints WHERE org_id = $1 AND id = $2{}",
-        lock.sql()
-    ))
-    .bind(org_id)
-    .bind(id.uuid())
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(Sprint::try_from).transpose()
+    Sprint::from_row(row)
 }
 
 /// The program's ACTIVE sprint, if any, on `sprints_one_active_key`.
@@ -111,29 +109,6 @@ pub async fn active_sprint(
     .fetch_optional(&mut **tx)
     .await?;
     Ok(id.map(Id::from_uuid))
-}
-
-/// Newest first: a status walks `sprints_status_idx`, none
-/// `sprints_program_id_key`.
-pub async fn list_sprints(
-    tx: &mut Tx,
-    org_id: Uuid,
-    program_id: ProgramId,
-    status: Option<SprintStatus>,
-    before: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<Sprint>> {
-    let mut q =
-        QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM sprints WHERE org_id = "));
-    q.push_bind(org_id)
-        .push(" AND program_id = ")
-        .push_bind(program_id.uuid());
-    if let Some(s) = status {
-        q.push(" AND status = ").push_bind(s.as_str());
-    }
-    newest_first(&mut q, "id", before, limit);
-    let rows: Vec<SprintRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(Sprint::try_from).collect()
 }
 
 /// Writes the user-editable fields of `s`.
@@ -153,7 +128,7 @@ pub async fn update_sprint(tx: &mut Tx, org_id: Uuid, s: &Sprint) -> Result<Spri
     .bind(s.capacity_unit.as_str())
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
+    Sprint::from_row(row)
 }
 
 /// Moves a sprint to `status`; a second ACTIVE sprint of the program (a
@@ -180,7 +155,7 @@ pub async fn set_sprint_status(
             Error::from(e)
         }
     })?;
-    row.try_into()
+    Sprint::from_row(row)
 }
 
 /// `FAILED_PRECONDITION`: the program already has an ACTIVE sprint.

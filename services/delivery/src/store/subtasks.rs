@@ -1,18 +1,17 @@
 //! Subtasks.
 
-use chrono::{DateTime, Utc};
 use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
+use foundry_resource::{Resource, StampRow};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::Lock;
-use crate::domain::{NewSubtask, ProgramId, Subtask, SubtaskId, SubtaskStatus, TaskId};
+use crate::domain::{NewSubtask, Subtask, SubtaskId, SubtaskStatus, TaskId};
 
-/// A subtask row, as read.
+/// A subtask row, as read (public only as [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct SubtaskRow {
+pub struct SubtaskRow {
     pub id: Uuid,
     pub task_id: Uuid,
     pub program_id: Uuid,
@@ -20,16 +19,19 @@ struct SubtaskRow {
     pub description: String,
     pub status: String,
     pub position: i32,
-    pub created_by: Uuid,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub stamp: StampRow,
 }
 
-impl TryFrom<SubtaskRow> for Subtask {
-    type Error = Error;
+impl Resource for Subtask {
+    type Key = SubtaskId;
+    type Row = SubtaskRow;
+    const KIND: &'static str = "delivery.subtask";
+    const NAME: &'static str = "subtask";
+    const TABLE: &'static str = "subtasks";
+    const COLUMNS: &'static str = COLS;
 
-    fn try_from(r: SubtaskRow) -> Result<Subtask> {
+    fn from_row(r: SubtaskRow) -> Result<Subtask> {
         Ok(Subtask {
             id: Id::from_uuid(r.id),
             task_id: Id::from_uuid(r.task_id),
@@ -38,36 +40,48 @@ impl TryFrom<SubtaskRow> for Subtask {
             description: r.description,
             status: SubtaskStatus::decode("subtasks", "status", &r.status)?,
             position: r.position,
-            created_by: r.created_by,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            stamp: r.stamp.into(),
         })
+    }
+
+    fn not_found() -> Error {
+        Error::not_found("SUBTASK_NOT_FOUND", "subtask")
+    }
+
+    fn key(&self) -> SubtaskId {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.stamp.version
+    }
+
+    fn project(&self) -> Option<Uuid> {
+        Some(self.program_id.uuid())
     }
 }
 
 const COLS: &str = "id, task_id, program_id, title, description, status, position, \
      created_by, version, created_at, updated_at";
 
-/// Inserts a new subtask of a task in `program_id`, made by `created_by`.
+/// Inserts a new subtask made by `created_by`, in its task's program.
 pub async fn insert_subtask(
     tx: &mut Tx,
     org_id: Uuid,
     s: &NewSubtask,
-    program_id: ProgramId,
     created_by: Uuid,
 ) -> Result<Subtask> {
     // Appending reads the last position on subtasks_position_idx; the
     // caller holds the task's share lock, and ties break by id anyway.
     let row: SubtaskRow = sqlx::query_as(&format!(
         "INSERT INTO subtasks (org_id, id, task_id, program_id, title, description, status, position, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, (SELECT coalesce(max(position), 0) + 1 \
-         FROM subtasks WHERE org_id = $1 AND task_id = $3)), $9) RETURNING {COLS}"
+         VALUES ($1, $2, $3, (SELECT program_id FROM tasks WHERE org_id = $1 AND id = $3), \
+         $4, $5, $6, coalesce($7, (SELECT coalesce(max(position), 0) + 1 \
+         FROM subtasks WHERE org_id = $1 AND task_id = $3)), $8) RETURNING {COLS}"
     ))
     .bind(org_id)
     .bind(Uuid::now_v7())
     .bind(s.task_id.uuid())
-    .bind(program_id.uuid())
     .bind(&s.title)
     .bind(&s.description)
     .bind(s.status.as_str())
@@ -75,24 +89,7 @@ pub async fn insert_subtask(
     .bind(created_by)
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
-}
-
-pub async fn get_subtask(
-    tx: &mut Tx,
-    org_id: Uuid,
-    id: SubtaskId,
-    lock: Lock,
-) -> Result<Option<Subtask>> {
-    let row: Option<SubtaskRow> = sqlx::query_as(&format!(
-        "SELECT {COLS} FROM subtasks WHERE org_id = $1 AND id = $2{}",
-        lock.sql()
-    ))
-    .bind(org_id)
-    .bind(id.uuid())
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(Subtask::try_from).transpose()
+    Subtask::from_row(row)
 }
 
 /// By `(position, id)` after the cursor, on subtasks_position_idx.
@@ -117,7 +114,7 @@ pub async fn list_subtasks(
     }
     q.push(" ORDER BY position, id LIMIT ").push_bind(limit);
     let rows: Vec<SubtaskRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(Subtask::try_from).collect()
+    rows.into_iter().map(Subtask::from_row).collect()
 }
 
 /// Writes the user-editable fields of `s`.
@@ -134,14 +131,5 @@ pub async fn update_subtask(tx: &mut Tx, org_id: Uuid, s: &Subtask) -> Result<Su
     .bind(s.position)
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
-}
-
-pub async fn delete_subtask(tx: &mut Tx, org_id: Uuid, id: SubtaskId) -> Result<()> {
-    sqlx::query("DELETE FROM subtasks WHERE org_id = $1 AND id = $2")
-        .bind(org_id)
-        .bind(id.uuid())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    Subtask::from_row(row)
 }
