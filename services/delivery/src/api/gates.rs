@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, SHORT_DESCRIPTION, long_text, page_of};
+use crate::api::{Order, Paging, SERVICE, SHORT_DESCRIPTION, list_children, long_text};
 use crate::domain::{
     self, Answer, AnswerProblem, Criterion, Evaluation, EvaluatorType, NewEvaluation,
     NewSprintGate, Sprint, SprintGate, SprintGateChange, SprintGateId, SprintGatePath, SprintId,
@@ -342,20 +342,15 @@ impl SprintGateService for SprintGates {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let sprint_id: SprintId = Violations::require_id_of("sprint_id", &req.sprint_id)?;
-        let page = self.0.pages.parse(
-            req.page_size,
-            &req.page_token,
-            &format!("sprint={sprint_id}"),
-        )?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        resource::fetch::<Sprint>(&mut tx, &call, sprint_id, Lock::None).await?;
-        let (gates, next_page_token) = page_of::<SprintGate>(
+        let paging = Paging::under("sprint", sprint_id, req.page_size, &req.page_token);
+        let parent = ("sprint_id", sprint_id);
+        let (gates, next_page_token) = list_children::<SprintGate, Sprint>(
             &self.0,
-            call.org_id,
-            tx,
-            ("sprint_id", sprint_id.uuid()),
+            &call,
+            paging,
+            Order::newest(),
+            parent,
             &[],
-            &page,
         )
         .await?;
         Ok(Response::new(pb::ListSprintGatesResponse {
@@ -448,19 +443,15 @@ impl SprintGateService for SprintGates {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let gate_id: SprintGateId = Violations::require_id_of("gate_id", &req.gate_id)?;
-        let page =
-            self.0
-                .pages
-                .parse(req.page_size, &req.page_token, &format!("gate={gate_id}"))?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        resource::fetch::<SprintGate>(&mut tx, &call, gate_id, Lock::None).await?;
-        let (evaluations, next_page_token) = page_of::<Evaluation>(
+        let paging = Paging::under("gate", gate_id, req.page_size, &req.page_token);
+        let parent = ("gate_id", gate_id);
+        let (evaluations, next_page_token) = list_children::<Evaluation, SprintGate>(
             &self.0,
-            call.org_id,
-            tx,
-            ("gate_id", gate_id.uuid()),
+            &call,
+            paging,
+            Order::newest(),
+            parent,
             &[],
-            &page,
         )
         .await?;
         Ok(Response::new(pb::ListSprintGateEvaluationsResponse {

@@ -14,8 +14,9 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{LONG_DESCRIPTION, SERVICE, enum_filter, list_in_program, long_text, program_of};
+use crate::api::{LONG_DESCRIPTION, Order, Paging, SERVICE, enum_filter, list_children, long_text};
 use crate::domain::{Goal, GoalChange, GoalId, GoalPath, GoalStatus, NewGoal};
+use crate::domain::{Program, ProgramId};
 use crate::store::{self, Lock};
 
 /// Handlers of `GoalService`.
@@ -154,7 +155,7 @@ impl Create for Goal {
 
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewGoal, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        program_of(tx, call, new.program_id, Lock::KeyShare).await?;
+        resource::fetch::<Program>(tx, call, new.program_id, Lock::KeyShare).await?;
         Ok(())
     }
 
@@ -212,18 +213,20 @@ impl GoalService for Goals {
         let mut v = Violations::new();
         let program_id = v.id_of("program_id", &req.program_id);
         let filters = [enum_filter::<GoalStatus>(&mut v, "status", req.status)];
-        let (goals, next_page_token) = list_in_program::<Goal>(
+        let program_id: ProgramId = v.finish_with(|| program_id)?;
+        let paging = Paging::under("program", program_id, req.page_size, &req.page_token);
+        let parent = ("program_id", program_id);
+        let (rows, next_page_token) = list_children::<Goal, Program>(
             &self.0,
             &call,
-            v,
-            program_id,
+            paging,
+            Order::newest(),
+            parent,
             &filters,
-            req.page_size,
-            &req.page_token,
         )
         .await?;
         Ok(Response::new(pb::ListGoalsResponse {
-            goals: goals.iter().map(goal_to_proto).collect(),
+            goals: rows.iter().map(goal_to_proto).collect(),
             next_page_token,
         }))
     }

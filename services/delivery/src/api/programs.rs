@@ -236,9 +236,8 @@ impl ProgramService for Programs {
             archived: req.archived,
             only: call.caller.claims.project_id,
         };
-        let newest = Order::NewestFirst(|p: &Program| p.id.uuid());
         let (programs, next_page_token) =
-            list_page(&self.0, &call, paging, newest, |tx, call, page| {
+            list_page(&self.0, &call, paging, Order::newest(), |tx, call, page| {
                 Box::pin(store::list_programs(
                     tx,
                     call.org_id,

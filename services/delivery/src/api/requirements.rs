@@ -287,9 +287,8 @@ impl RequirementService for Requirements {
                 req.program_id, req.workstream_id, req.status
             ),
         };
-        let newest = Order::NewestFirst(|r: &Requirement| r.id.uuid());
         let (requirements, next_page_token) =
-            list_page(&self.0, &call, paging, newest, |tx, call, page| {
+            list_page(&self.0, &call, paging, Order::newest(), |tx, call, page| {
                 Box::pin(async move {
                     // The parents named must exist and be visible; both
                     // named but unrelated simply match nothing.

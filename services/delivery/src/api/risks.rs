@@ -13,10 +13,11 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{LONG_DESCRIPTION, SERVICE, enum_filter, list_in_program, long_text, program_of};
+use crate::api::{LONG_DESCRIPTION, Order, Paging, SERVICE, enum_filter, list_children, long_text};
 use crate::domain::{
     NewRisk, Risk, RiskChange, RiskId, RiskLevel, RiskPath, RiskSeverity, RiskStatus,
 };
+use crate::domain::{Program, ProgramId};
 use crate::store::{self, Lock};
 
 /// Handlers of `RiskService`.
@@ -153,7 +154,7 @@ impl Create for Risk {
 
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewRisk, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        program_of(tx, call, new.program_id, Lock::KeyShare).await?;
+        resource::fetch::<Program>(tx, call, new.program_id, Lock::KeyShare).await?;
         Ok(())
     }
 
@@ -214,18 +215,20 @@ impl RiskService for Risks {
             enum_filter::<RiskSeverity>(&mut v, "severity", req.severity),
             enum_filter::<RiskStatus>(&mut v, "status", req.status),
         ];
-        let (risks, next_page_token) = list_in_program::<Risk>(
+        let program_id: ProgramId = v.finish_with(|| program_id)?;
+        let paging = Paging::under("program", program_id, req.page_size, &req.page_token);
+        let parent = ("program_id", program_id);
+        let (rows, next_page_token) = list_children::<Risk, Program>(
             &self.0,
             &call,
-            v,
-            program_id,
+            paging,
+            Order::newest(),
+            parent,
             &filters,
-            req.page_size,
-            &req.page_token,
         )
         .await?;
         Ok(Response::new(pb::ListRisksResponse {
-            risks: risks.iter().map(risk_to_proto).collect(),
+            risks: rows.iter().map(risk_to_proto).collect(),
             next_page_token,
         }))
     }

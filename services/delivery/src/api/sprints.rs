@@ -15,10 +15,13 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, SHORT_DESCRIPTION, enum_filter, list_in_program, long_text, program_of};
+use crate::api::{
+    Order, Paging, SERVICE, SHORT_DESCRIPTION, enum_filter, list_children, long_text,
+};
 use crate::domain::{
     self, CapacityUnit, NewSprint, Sprint, SprintChange, SprintId, SprintPath, SprintStatus,
 };
+use crate::domain::{Program, ProgramId};
 use crate::store::{self, Lock};
 
 /// Handlers of `SprintService`.
@@ -167,7 +170,7 @@ impl Create for Sprint {
 
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewSprint, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        program_of(tx, call, new.program_id, Lock::KeyShare).await?;
+        resource::fetch::<Program>(tx, call, new.program_id, Lock::KeyShare).await?;
         Ok(())
     }
 
@@ -239,18 +242,20 @@ impl SprintService for Sprints {
         let mut v = Violations::new();
         let program_id = v.id_of("program_id", &req.program_id);
         let filters = [enum_filter::<SprintStatus>(&mut v, "status", req.status)];
-        let (sprints, next_page_token) = list_in_program::<Sprint>(
+        let program_id: ProgramId = v.finish_with(|| program_id)?;
+        let paging = Paging::under("program", program_id, req.page_size, &req.page_token);
+        let parent = ("program_id", program_id);
+        let (rows, next_page_token) = list_children::<Sprint, Program>(
             &self.0,
             &call,
-            v,
-            program_id,
+            paging,
+            Order::newest(),
+            parent,
             &filters,
-            req.page_size,
-            &req.page_token,
         )
         .await?;
         Ok(Response::new(pb::ListSprintsResponse {
-            sprints: sprints.iter().map(sprint_to_proto).collect(),
+            sprints: rows.iter().map(sprint_to_proto).collect(),
             next_page_token,
         }))
     }

@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{LONG_DESCRIPTION, SERVICE, long_text, position};
+use crate::api::{LONG_DESCRIPTION, Order, Paging, SERVICE, list_children, long_text, position};
 use crate::domain::{
     NewSubtask, Subtask, SubtaskChange, SubtaskId, SubtaskPath, SubtaskStatus, Task, TaskId,
 };
@@ -188,24 +188,12 @@ impl SubtaskService for Subtasks {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let task_id: TaskId = Violations::require_id_of("task_id", &req.task_id)?;
-        let page =
-            self.0
-                .pages
-                .parse_keyed(req.page_size, &req.page_token, &format!("task={task_id}"))?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        resource::fetch::<Task>(&mut tx, &call, task_id, Lock::None).await?;
-        let mut subtasks = store::list_subtasks(
-            &mut tx,
-            call.org_id,
-            task_id,
-            page.after_key.zip(page.after),
-            page.limit(),
-        )
-        .await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish_keyed(&page, &mut subtasks, |s| {
-            (i64::from(s.position), s.id.uuid())
-        });
+        let paging = Paging::under("task", task_id, req.page_size, &req.page_token);
+        let by_position = Order::ByKey(|s: &Subtask| (i64::from(s.position), s.id.uuid()));
+        let parent = ("task_id", task_id);
+        let (subtasks, next_page_token) =
+            list_children::<Subtask, Task>(&self.0, &call, paging, by_position, parent, &[])
+                .await?;
         Ok(Response::new(pb::ListSubtasksResponse {
             subtasks: subtasks.iter().map(subtask_to_proto).collect(),
             next_page_token,

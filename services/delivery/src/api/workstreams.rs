@@ -16,8 +16,7 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, SHORT_DESCRIPTION, list_page, long_text, parse_changes, position,
-    program,
+    Order, Paging, SERVICE, SHORT_DESCRIPTION, list_children, long_text, parse_changes, position,
 };
 use crate::domain::{
     NewWorkstream, Program, ProgramId, Workstream, WorkstreamChange, WorkstreamId, WorkstreamPath,
@@ -113,8 +112,7 @@ impl Create for Workstream {
 
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewWorkstream, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        let (caller, org_id) = (&call.caller, call.org_id);
-        program(tx, caller, org_id, new.program_id.uuid(), Lock::KeyShare).await?;
+        resource::fetch::<Program>(tx, call, new.program_id, Lock::KeyShare).await?;
         Ok(())
     }
 
@@ -187,21 +185,12 @@ impl WorkstreamService for Workstreams {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let program_id: ProgramId = Violations::require_id_of("program_id", &req.program_id)?;
-        let paging = Paging {
-            size: req.page_size,
-            token: &req.page_token,
-            filters: format!("program={program_id}"),
-        };
+        let paging = Paging::under("program", program_id, req.page_size, &req.page_token);
         let by_position = Order::ByKey(|w: &Workstream| (i64::from(w.position), w.id.uuid()));
+        let parent = ("program_id", program_id);
         let (workstreams, next_page_token) =
-            list_page(&self.0, &call, paging, by_position, |tx, call, page| {
-                Box::pin(async move {
-                    resource::fetch::<Program>(tx, call, program_id, Lock::None).await?;
-                    let after = page.after_key.zip(page.after);
-                    store::list_workstreams(tx, call.org_id, program_id, after, page.limit()).await
-                })
-            })
-            .await?;
+            list_children::<Workstream, Program>(&self.0, &call, paging, by_position, parent, &[])
+                .await?;
         Ok(Response::new(pb::ListWorkstreamsResponse {
             workstreams: workstreams.iter().map(workstream_to_proto).collect(),
             next_page_token,
