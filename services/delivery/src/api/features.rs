@@ -9,12 +9,15 @@ use foundry_platform::Error;
 use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, feature_service_server::FeatureService};
-use foundry_resource::{self as resource, Create, Creation, Delete, Resource, Update, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{Order, Paging, SERVICE, SHORT_DESCRIPTION, in_program, list_page, long_text};
+use crate::api::{
+    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, in_program,
+    list_page, long_text,
+};
 use crate::domain::Program;
 use crate::domain::{self, Feature, FeatureChange, FeatureId, FeaturePath, NewFeature, ProgramId};
 use crate::store::{self, Lock};
@@ -173,16 +176,14 @@ impl FeatureService for Features {
         &self,
         req: Request<pb::CreateFeatureRequest>,
     ) -> Result<Response<pb::Feature>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreateFeature",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, feature_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(
+            &self.0,
+            &req,
+            "CreateFeature",
+            parse_create,
+            feature_to_proto,
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -190,10 +191,7 @@ impl FeatureService for Features {
         &self,
         req: Request<pb::GetFeatureRequest>,
     ) -> Result<Response<pb::Feature>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let f: Feature = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(feature_to_proto(&f)))
+        get_one(&self.0, &req, &req.get_ref().id, feature_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -270,9 +268,7 @@ impl FeatureService for Features {
         &self,
         req: Request<pb::DeleteFeatureRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<Feature>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<Feature, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 }

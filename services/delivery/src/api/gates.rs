@@ -12,12 +12,15 @@ use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{
     self as pb, sprint_gate_service_server::SprintGateService,
 };
-use foundry_resource::{self as resource, Create, Creation, Delete, Resource, Update, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{Order, Paging, SERVICE, SHORT_DESCRIPTION, list_children, long_text};
+use crate::api::{
+    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, list_children,
+    long_text, update_one,
+};
 use crate::domain::{
     self, Answer, AnswerProblem, Criterion, Evaluation, EvaluatorType, NewEvaluation,
     NewSprintGate, Sprint, SprintGate, SprintGateChange, SprintGateId, SprintGatePath, SprintId,
@@ -311,16 +314,14 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::CreateSprintGateRequest>,
     ) -> Result<Response<pb::SprintGate>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreateSprintGate",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, gate_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(
+            &self.0,
+            &req,
+            "CreateSprintGate",
+            parse_create,
+            gate_to_proto,
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -328,10 +329,7 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::GetSprintGateRequest>,
     ) -> Result<Response<pb::SprintGate>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let gate: SprintGate = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(gate_to_proto(&gate)))
+        get_one(&self.0, &req, &req.get_ref().id, gate_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -364,10 +362,7 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::UpdateSprintGateRequest>,
     ) -> Result<Response<pb::SprintGate>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update(req.get_ref())?;
-        let gate: SprintGate = resource::update(&self.0.db, &call, id, &etag, changes).await?;
-        Ok(Response::new(gate_to_proto(&gate)))
+        update_one(&self.0, &req, parse_update, gate_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -375,10 +370,8 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::DeleteSprintGateRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<SprintGate>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<SprintGate, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 
     /// The gate is read `FOR SHARE`: its criteria cannot change (updates
@@ -429,10 +422,7 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::GetSprintGateEvaluationRequest>,
     ) -> Result<Response<pb::SprintGateEvaluation>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let evaluation: Evaluation = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(evaluation_to_proto(&evaluation)))
+        get_one(&self.0, &req, &req.get_ref().id, evaluation_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]

@@ -9,12 +9,15 @@ use foundry_platform::convert::opt_timestamp;
 use foundry_platform::db::Tx;
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, goal_service_server::GoalService};
-use foundry_resource::{self as resource, Create, Creation, Delete, Update, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{LONG_DESCRIPTION, Order, Paging, SERVICE, enum_filter, list_children, long_text};
+use crate::api::{
+    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, delete_one, enum_filter, get_one,
+    list_children, long_text, update_one,
+};
 use crate::domain::{Goal, GoalChange, GoalId, GoalPath, GoalStatus, NewGoal};
 use crate::domain::{Program, ProgramId};
 use crate::store::{self, Lock};
@@ -180,16 +183,7 @@ impl GoalService for Goals {
         &self,
         req: Request<pb::CreateGoalRequest>,
     ) -> Result<Response<pb::Goal>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreateGoal",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, goal_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(&self.0, &req, "CreateGoal", parse_create, goal_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -197,10 +191,7 @@ impl GoalService for Goals {
         &self,
         req: Request<pb::GetGoalRequest>,
     ) -> Result<Response<pb::Goal>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let goal: Goal = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(goal_to_proto(&goal)))
+        get_one(&self.0, &req, &req.get_ref().id, goal_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -236,10 +227,7 @@ impl GoalService for Goals {
         &self,
         req: Request<pb::UpdateGoalRequest>,
     ) -> Result<Response<pb::Goal>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update(req.get_ref())?;
-        let goal: Goal = resource::update(&self.0.db, &call, id, &etag, changes).await?;
-        Ok(Response::new(goal_to_proto(&goal)))
+        update_one(&self.0, &req, parse_update, goal_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -247,9 +235,7 @@ impl GoalService for Goals {
         &self,
         req: Request<pb::DeleteGoalRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<Goal>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<Goal, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 }

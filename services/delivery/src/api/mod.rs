@@ -20,7 +20,7 @@ use foundry_platform::Error;
 use foundry_platform::db::Tx;
 use foundry_platform::page::Page;
 use foundry_platform::validate::Violations;
-use foundry_resource::Resource;
+use foundry_resource::{self as resource, Resource};
 use uuid::Uuid;
 
 use foundry_proto::foundry::delivery::v1 as pb;
@@ -246,7 +246,7 @@ pub(crate) async fn in_program<R: Resource>(
     key: R::Key,
     what: &str,
 ) -> Result<R, Error> {
-    let r: R = foundry_resource::fetch(tx, call, key, Lock::KeyShare).await?;
+    let r: R = resource::fetch(tx, call, key, Lock::KeyShare).await?;
     if r.project() != Some(program_id.uuid()) {
         return Err(other_program(what));
     }
@@ -275,6 +275,94 @@ pub(crate) fn parse_changes<P: foundry_domain::FieldPath, K, C>(
             changes.into_iter().collect::<Option<_>>()?,
         ))
     })
+}
+
+/// The response of a handler.
+pub(crate) type Reply<M> = Result<tonic::Response<M>, tonic::Status>;
+
+/// What a create request parses into: the new resource and its request id.
+pub(crate) type Parsed<N> = Result<(N, Option<Uuid>), Error>;
+
+/// What an update request parses into: the key, the etag and the changes.
+pub(crate) type Changes<R> = Result<
+    (
+        <R as Resource>::Key,
+        String,
+        Vec<<R as foundry_domain::Patch>::Change>,
+    ),
+    Error,
+>;
+
+/// AIP-133 Create of `R` from a request `parse` reads (the new resource
+/// and its request id), as `to_proto` makes it: see [`resource::create`].
+pub(crate) async fn create_one<R, Q, M>(
+    state: &State,
+    req: &tonic::Request<Q>,
+    method: &'static str,
+    parse: fn(&Q) -> Parsed<R::New>,
+    to_proto: fn(&R) -> M,
+) -> Reply<M>
+where
+    R: resource::Create,
+    Q: prost::Message + Sync,
+    M: prost::Message + Default,
+{
+    let call = Call::of(SERVICE, req)?;
+    let (new, request_id) = parse(req.get_ref())?;
+    let creation = resource::Creation {
+        method,
+        request: req.get_ref(),
+        request_id,
+        new,
+    };
+    let out = resource::create(&state.db, &call, creation, to_proto).await?;
+    Ok(tonic::Response::new(out))
+}
+
+/// AIP-131 Get of the `R` whose id is `id`, as `to_proto` makes it.
+pub(crate) async fn get_one<R, K, Q, M>(
+    state: &State,
+    req: &tonic::Request<Q>,
+    id: &str,
+    to_proto: fn(&R) -> M,
+) -> Reply<M>
+where
+    R: Resource<Key = foundry_domain::Id<K>>,
+{
+    let call = Call::of(SERVICE, req)?;
+    let id = Violations::require_id_of("id", id)?;
+    let r: R = resource::get(&state.db, &call, id).await?;
+    Ok(tonic::Response::new(to_proto(&r)))
+}
+
+/// AIP-134 Update of `R` from a request `parse` reads (its id, etag and
+/// changes), as `to_proto` makes it: see [`resource::update`].
+pub(crate) async fn update_one<R: resource::Update, Q, M>(
+    state: &State,
+    req: &tonic::Request<Q>,
+    parse: fn(&Q) -> Changes<R>,
+    to_proto: fn(&R) -> M,
+) -> Reply<M> {
+    let call = Call::of(SERVICE, req)?;
+    let (id, etag, changes) = parse(req.get_ref())?;
+    let r: R = resource::update(&state.db, &call, id, &etag, changes).await?;
+    Ok(tonic::Response::new(to_proto(&r)))
+}
+
+/// AIP-135 Delete of the `R` whose id is `id`, at `etag`.
+pub(crate) async fn delete_one<R, K, Q>(
+    state: &State,
+    req: &tonic::Request<Q>,
+    id: &str,
+    etag: &str,
+) -> Reply<()>
+where
+    R: resource::Delete<Key = foundry_domain::Id<K>>,
+{
+    let call = Call::of(SERVICE, req)?;
+    let id = Violations::require_id_of("id", id)?;
+    resource::delete::<R>(&state.db, &call, id, etag).await?;
+    Ok(tonic::Response::new(()))
 }
 
 /// How a list is ordered, and so paged: newest first by id, or by a
@@ -397,7 +485,7 @@ pub(crate) async fn list_children<R: Resource, P: Resource>(
     let values: Vec<store::Filter> = filters.iter().map(|f| (f.column, f.value)).collect();
     list_page(state, call, paging, order, move |tx, call, page| {
         Box::pin(async move {
-            foundry_resource::fetch::<P>(tx, call, parent, Lock::None).await?;
+            resource::fetch::<P>(tx, call, parent, Lock::None).await?;
             let at = (column, parent.into());
             store::list_children(
                 tx,

@@ -11,12 +11,15 @@ use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{
     self as pb, planner_phase_service_server::PlannerPhaseService,
 };
-use foundry_resource::{self as resource, Create, Creation, Delete, Update, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{Order, Paging, SERVICE, SHORT_DESCRIPTION, list_children, long_text, position};
+use crate::api::{
+    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, list_children,
+    long_text, position, update_one,
+};
 use crate::domain::Program;
 use crate::domain::{
     NewPlannerPhase, PlannerPhase, PlannerPhaseChange, PlannerPhaseId, PlannerPhasePath, ProgramId,
@@ -175,16 +178,14 @@ impl PlannerPhaseService for PlannerPhases {
         &self,
         req: Request<pb::CreatePlannerPhaseRequest>,
     ) -> Result<Response<pb::PlannerPhase>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreatePlannerPhase",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, planner_phase_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(
+            &self.0,
+            &req,
+            "CreatePlannerPhase",
+            parse_create,
+            planner_phase_to_proto,
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -192,10 +193,7 @@ impl PlannerPhaseService for PlannerPhases {
         &self,
         req: Request<pb::GetPlannerPhaseRequest>,
     ) -> Result<Response<pb::PlannerPhase>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let p: PlannerPhase = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(planner_phase_to_proto(&p)))
+        get_one(&self.0, &req, &req.get_ref().id, planner_phase_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -229,10 +227,7 @@ impl PlannerPhaseService for PlannerPhases {
         &self,
         req: Request<pb::UpdatePlannerPhaseRequest>,
     ) -> Result<Response<pb::PlannerPhase>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update(req.get_ref())?;
-        let p: PlannerPhase = resource::update(&self.0.db, &call, id, &etag, changes).await?;
-        Ok(Response::new(planner_phase_to_proto(&p)))
+        update_one(&self.0, &req, parse_update, planner_phase_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -240,9 +235,7 @@ impl PlannerPhaseService for PlannerPhases {
         &self,
         req: Request<pb::DeletePlannerPhaseRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<PlannerPhase>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<PlannerPhase, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 }

@@ -8,12 +8,15 @@ use foundry_platform::Error;
 use foundry_platform::db::Tx;
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, risk_service_server::RiskService};
-use foundry_resource::{self as resource, Create, Creation, Delete, Update, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{LONG_DESCRIPTION, Order, Paging, SERVICE, enum_filter, list_children, long_text};
+use crate::api::{
+    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, delete_one, enum_filter, get_one,
+    list_children, long_text, update_one,
+};
 use crate::domain::{
     NewRisk, Risk, RiskChange, RiskId, RiskLevel, RiskPath, RiskSeverity, RiskStatus,
 };
@@ -179,16 +182,7 @@ impl RiskService for Risks {
         &self,
         req: Request<pb::CreateRiskRequest>,
     ) -> Result<Response<pb::Risk>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreateRisk",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, risk_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(&self.0, &req, "CreateRisk", parse_create, risk_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -196,10 +190,7 @@ impl RiskService for Risks {
         &self,
         req: Request<pb::GetRiskRequest>,
     ) -> Result<Response<pb::Risk>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let risk: Risk = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(risk_to_proto(&risk)))
+        get_one(&self.0, &req, &req.get_ref().id, risk_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -238,10 +229,7 @@ impl RiskService for Risks {
         &self,
         req: Request<pb::UpdateRiskRequest>,
     ) -> Result<Response<pb::Risk>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update(req.get_ref())?;
-        let risk: Risk = resource::update(&self.0.db, &call, id, &etag, changes).await?;
-        Ok(Response::new(risk_to_proto(&risk)))
+        update_one(&self.0, &req, parse_update, risk_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -249,9 +237,7 @@ impl RiskService for Risks {
         &self,
         req: Request<pb::DeleteRiskRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<Risk>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<Risk, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 }

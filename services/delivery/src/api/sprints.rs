@@ -10,13 +10,14 @@ use foundry_platform::convert::{from_timestamp, timestamp};
 use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, sprint_service_server::SprintService};
-use foundry_resource::{self as resource, Create, Creation, Delete, Resource, Update, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, SHORT_DESCRIPTION, enum_filter, list_children, long_text,
+    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, enum_filter, get_one,
+    list_children, long_text, update_one,
 };
 use crate::domain::{
     self, CapacityUnit, NewSprint, Sprint, SprintChange, SprintId, SprintPath, SprintStatus,
@@ -209,16 +210,7 @@ impl SprintService for Sprints {
         &self,
         req: Request<pb::CreateSprintRequest>,
     ) -> Result<Response<pb::Sprint>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreateSprint",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, sprint_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(&self.0, &req, "CreateSprint", parse_create, sprint_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -226,10 +218,7 @@ impl SprintService for Sprints {
         &self,
         req: Request<pb::GetSprintRequest>,
     ) -> Result<Response<pb::Sprint>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let sprint: Sprint = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(sprint_to_proto(&sprint)))
+        get_one(&self.0, &req, &req.get_ref().id, sprint_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -265,10 +254,7 @@ impl SprintService for Sprints {
         &self,
         req: Request<pb::UpdateSprintRequest>,
     ) -> Result<Response<pb::Sprint>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update(req.get_ref())?;
-        let sprint: Sprint = resource::update(&self.0.db, &call, id, &etag, changes).await?;
-        Ok(Response::new(sprint_to_proto(&sprint)))
+        update_one(&self.0, &req, parse_update, sprint_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -276,10 +262,8 @@ impl SprintService for Sprints {
         &self,
         req: Request<pb::DeleteSprintRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<Sprint>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<Sprint, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 
     #[tracing::instrument(skip_all)]

@@ -15,12 +15,15 @@ use foundry_platform::Error;
 use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, subtask_service_server::SubtaskService};
-use foundry_resource::{self as resource, Create, Creation, Delete, Resource, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Resource, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{LONG_DESCRIPTION, Order, Paging, SERVICE, list_children, long_text, position};
+use crate::api::{
+    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, delete_one, get_one, list_children,
+    long_text, position,
+};
 use crate::domain::{
     NewSubtask, Subtask, SubtaskChange, SubtaskId, SubtaskPath, SubtaskStatus, Task, TaskId,
 };
@@ -157,16 +160,14 @@ impl SubtaskService for Subtasks {
         &self,
         req: Request<pb::CreateSubtaskRequest>,
     ) -> Result<Response<pb::Subtask>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreateSubtask",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, subtask_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(
+            &self.0,
+            &req,
+            "CreateSubtask",
+            parse_create,
+            subtask_to_proto,
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -174,10 +175,7 @@ impl SubtaskService for Subtasks {
         &self,
         req: Request<pb::GetSubtaskRequest>,
     ) -> Result<Response<pb::Subtask>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let subtask: Subtask = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(subtask_to_proto(&subtask)))
+        get_one(&self.0, &req, &req.get_ref().id, subtask_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -238,9 +236,7 @@ impl SubtaskService for Subtasks {
         &self,
         req: Request<pb::DeleteSubtaskRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<Subtask>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<Subtask, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 }

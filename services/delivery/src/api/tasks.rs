@@ -10,14 +10,14 @@ use foundry_platform::convert::opt_timestamp;
 use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, task_service_server::TaskService};
-use foundry_resource::{self as resource, Create, Creation, Delete, Update, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, Order, Paging, SERVICE, each, in_program, list_page, long_text, once_each,
-    user_ids,
+    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, delete_one, each, get_one, in_program,
+    list_page, long_text, once_each, update_one, user_ids,
 };
 use crate::domain::{
     self, NewTask, ProgramId, Sprint, Task, TaskChange, TaskMove, TaskPath, TaskStatus,
@@ -253,16 +253,7 @@ impl TaskService for Tasks {
         &self,
         req: Request<pb::CreateTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreateTask",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, task_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(&self.0, &req, "CreateTask", parse_create, task_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -270,10 +261,7 @@ impl TaskService for Tasks {
         &self,
         req: Request<pb::GetTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let task: Task = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(task_to_proto(&task)))
+        get_one(&self.0, &req, &req.get_ref().id, task_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -321,10 +309,7 @@ impl TaskService for Tasks {
         &self,
         req: Request<pb::UpdateTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update(req.get_ref())?;
-        let task: Task = resource::update(&self.0.db, &call, id, &etag, changes).await?;
-        Ok(Response::new(task_to_proto(&task)))
+        update_one(&self.0, &req, parse_update, task_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -332,10 +317,8 @@ impl TaskService for Tasks {
         &self,
         req: Request<pb::DeleteTaskRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<Task>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<Task, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 
     /// The task row is locked (`FOR NO KEY UPDATE`) before its open

@@ -11,13 +11,14 @@ use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{
     self as pb, work_order_service_server::WorkOrderService,
 };
-use foundry_resource::{self as resource, Create, Creation, Delete, Resource, Update, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, Order, Paging, SERVICE, criteria, in_program, list_page, long_text, user_ids,
+    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, criteria, delete_one, get_one,
+    in_program, list_page, long_text, update_one, user_ids,
 };
 use crate::domain::{
     self, NewWorkOrder, UserId, WorkOrder, WorkOrderChange, WorkOrderId, WorkOrderPath,
@@ -243,16 +244,14 @@ impl WorkOrderService for WorkOrders {
         &self,
         req: Request<pb::CreateWorkOrderRequest>,
     ) -> Result<Response<pb::WorkOrder>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreateWorkOrder",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, work_order_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(
+            &self.0,
+            &req,
+            "CreateWorkOrder",
+            parse_create,
+            work_order_to_proto,
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -260,10 +259,7 @@ impl WorkOrderService for WorkOrders {
         &self,
         req: Request<pb::GetWorkOrderRequest>,
     ) -> Result<Response<pb::WorkOrder>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let w: WorkOrder = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(work_order_to_proto(&w)))
+        get_one(&self.0, &req, &req.get_ref().id, work_order_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -311,10 +307,7 @@ impl WorkOrderService for WorkOrders {
         &self,
         req: Request<pb::UpdateWorkOrderRequest>,
     ) -> Result<Response<pb::WorkOrder>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update(req.get_ref())?;
-        let w: WorkOrder = resource::update(&self.0.db, &call, id, &etag, changes).await?;
-        Ok(Response::new(work_order_to_proto(&w)))
+        update_one(&self.0, &req, parse_update, work_order_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -322,10 +315,8 @@ impl WorkOrderService for WorkOrders {
         &self,
         req: Request<pb::DeleteWorkOrderRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<WorkOrder>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<WorkOrder, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 
     #[tracing::instrument(skip_all)]

@@ -10,13 +10,14 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{
     self as pb, workstream_service_server::WorkstreamService,
 };
-use foundry_resource::{self as resource, Create, Creation, Delete, Update, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, SHORT_DESCRIPTION, list_children, long_text, parse_changes, position,
+    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, list_children,
+    long_text, parse_changes, position, update_one,
 };
 use crate::domain::{
     NewWorkstream, Program, ProgramId, Workstream, WorkstreamChange, WorkstreamId, WorkstreamPath,
@@ -154,16 +155,14 @@ impl WorkstreamService for Workstreams {
         &self,
         req: Request<pb::CreateWorkstreamRequest>,
     ) -> Result<Response<pb::Workstream>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreateWorkstream",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, workstream_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(
+            &self.0,
+            &req,
+            "CreateWorkstream",
+            parse_create,
+            workstream_to_proto,
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -171,10 +170,7 @@ impl WorkstreamService for Workstreams {
         &self,
         req: Request<pb::GetWorkstreamRequest>,
     ) -> Result<Response<pb::Workstream>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let w: Workstream = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(workstream_to_proto(&w)))
+        get_one(&self.0, &req, &req.get_ref().id, workstream_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -202,10 +198,7 @@ impl WorkstreamService for Workstreams {
         &self,
         req: Request<pb::UpdateWorkstreamRequest>,
     ) -> Result<Response<pb::Workstream>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update(req.get_ref())?;
-        let w: Workstream = resource::update(&self.0.db, &call, id, &etag, changes).await?;
-        Ok(Response::new(workstream_to_proto(&w)))
+        update_one(&self.0, &req, parse_update, workstream_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -213,9 +206,7 @@ impl WorkstreamService for Workstreams {
         &self,
         req: Request<pb::DeleteWorkstreamRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<Workstream>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<Workstream, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 }
