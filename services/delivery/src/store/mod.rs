@@ -107,8 +107,7 @@ pub(crate) async fn fetch_rows<R: Resource>(
 /// (`None`: no filter).
 pub type Filter = (&'static str, Option<&'static str>);
 
-/// Where a list of children is read: the rows of `R` whose `column` is
-/// `parent`, matching every set filter, in `order`.
+/// Where a page of a keyset list starts, and so its order.
 #[derive(Clone, Copy, Debug)]
 pub enum Cursor {
     /// Newest first, before this id (the parent's `<table>_<column>_key`
