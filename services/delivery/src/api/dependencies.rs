@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::requirements::requirement_to_proto;
-use crate::api::{Order, Paging, SERVICE, list_page, other_program, requirement_not_found};
+use crate::api::{Order, Paging, SERVICE, list_page, other_program};
 use crate::domain::graph;
 use crate::domain::{Dependency, PlanItem, Program, ProgramId, Requirement, RequirementId};
 use crate::store::{self, Direction, Lock};
@@ -64,7 +64,7 @@ pub async fn add(
     resource::fetch::<Program>(&mut tx, &call, program_id, Lock::NoKeyUpdate).await?;
     resource::read::<Requirement>(&mut tx, call.org_id, requirement_id, Lock::KeyShare)
         .await?
-        .ok_or_else(requirement_not_found)?;
+        .ok_or_else(Requirement::not_found)?;
     let target =
         resource::fetch::<Requirement>(&mut tx, &call, depends_on_id, Lock::KeyShare).await?;
     if target.program_id != program_id {
@@ -154,9 +154,8 @@ pub async fn list(
         ),
     };
     let transitive = req.transitive;
-    let newest = Order::NewestFirst(|r: &Requirement| r.id.uuid());
     let (requirements, next_page_token) =
-        list_page(state, &call, paging, newest, |tx, call, page| {
+        list_page(state, &call, paging, Order::newest(), |tx, call, page| {
             Box::pin(async move {
                 resource::fetch::<Requirement>(tx, call, id, Lock::None).await?;
                 let (after, limit) = (page.after, page.limit());

@@ -9,12 +9,16 @@ use foundry_platform::Error;
 use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, feature_service_server::FeatureService};
-use foundry_resource::{self as resource, Create, Creation, Delete, Resource, Update, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{Listing, SERVICE, SHORT_DESCRIPTION, long_text, other_program, program_for};
+use crate::api::{
+    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, in_program,
+    list_page, long_text,
+};
+use crate::domain::Program;
 use crate::domain::{self, Feature, FeatureChange, FeatureId, FeaturePath, NewFeature, ProgramId};
 use crate::store::{self, Lock};
 
@@ -114,23 +118,6 @@ fn description(v: &mut Violations, description: &str) -> Option<String> {
     long_text(v, "feature.description", description, 0, SHORT_DESCRIPTION)
 }
 
-/// A feature something of `program_id` refers to (`what`: a parent
-/// feature, a work order's feature): visible, in that program, held with
-/// `KEY SHARE` (it cannot vanish before commit).
-pub(crate) async fn feature_in(
-    tx: &mut Tx,
-    call: &Call,
-    program_id: ProgramId,
-    id: FeatureId,
-    what: &str,
-) -> Result<Feature, Error> {
-    let f: Feature = resource::fetch(tx, call, id, Lock::KeyShare).await?;
-    if f.program_id != program_id {
-        return Err(other_program(what));
-    }
-    Ok(f)
-}
-
 #[async_trait]
 impl Create for Feature {
     type New = NewFeature;
@@ -139,9 +126,9 @@ impl Create for Feature {
     /// and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewFeature, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         let program_id = new.program_id;
-        program_for(tx, call, program_id.uuid(), Lock::KeyShare).await?;
+        resource::fetch::<domain::Program>(tx, call, program_id, Lock::KeyShare).await?;
         if let Some(p) = new.parent_feature_id {
-            feature_in(tx, call, program_id, p, "parent feature").await?;
+            in_program::<Feature>(tx, call, program_id, p, "parent feature").await?;
         }
         Ok(())
     }
@@ -189,16 +176,14 @@ impl FeatureService for Features {
         &self,
         req: Request<pb::CreateFeatureRequest>,
     ) -> Result<Response<pb::Feature>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreateFeature",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, feature_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(
+            &self.0,
+            &req,
+            "CreateFeature",
+            parse_create,
+            feature_to_proto,
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -206,10 +191,7 @@ impl FeatureService for Features {
         &self,
         req: Request<pb::GetFeatureRequest>,
     ) -> Result<Response<pb::Feature>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let f: Feature = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(feature_to_proto(&f)))
+        get_one(&self.0, &req, &req.get_ref().id, feature_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -220,28 +202,26 @@ impl FeatureService for Features {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        let program_id = v.id("program_id", &req.program_id);
+        let program_id: Option<ProgramId> = v.id_of("program_id", &req.program_id);
         let parent = v.opt_id("parent_feature_id", &req.parent_feature_id);
         let program_id = v.finish_with(|| program_id)?;
-        let filters = format!(
-            "parent={}",
-            parent.map(|p| p.to_string()).unwrap_or_default()
-        );
-        let list = Listing::new(program_id, req.page_size, &req.page_token, filters);
-        let (features, next_page_token) = list
-            .run(&self.0, &call, feature_to_proto, |tx, page| {
-                Box::pin(store::list_features(
-                    tx,
-                    call.org_id,
-                    program_id,
-                    parent,
-                    page.after,
-                    page.limit(),
-                ))
+        let paging =
+            Paging::under("program", program_id, req.page_size, &req.page_token).and(&format!(
+                "parent={}",
+                parent.map(|p| p.to_string()).unwrap_or_default()
+            ));
+        let (features, next_page_token) =
+            list_page(&self.0, &call, paging, Order::newest(), |tx, call, page| {
+                Box::pin(async move {
+                    resource::fetch::<Program>(tx, call, program_id, Lock::None).await?;
+                    let (after, limit) = (page.after, page.limit());
+                    store::list_features(tx, call.org_id, program_id.uuid(), parent, after, limit)
+                        .await
+                })
             })
             .await?;
         Ok(Response::new(pb::ListFeaturesResponse {
-            features,
+            features: features.iter().map(feature_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -262,8 +242,9 @@ impl FeatureService for Features {
         let current: Feature = resource::fetch(&mut tx, &call, id, Lock::None).await?;
         if let Some(p) = FeatureChange::new_parent(&changes) {
             let program_id = current.program_id;
-            program_for(&mut tx, &call, program_id.uuid(), Lock::NoKeyUpdate).await?;
-            feature_in(&mut tx, &call, program_id, p, "parent feature").await?;
+            resource::fetch::<domain::Program>(&mut tx, &call, program_id, Lock::NoKeyUpdate)
+                .await?;
+            in_program::<Feature>(&mut tx, &call, program_id, p, "parent feature").await?;
             let ancestry = store::feature_ancestry(&mut tx, call.org_id, p, MAX_DEPTH).await?;
             domain::check_feature_parent(id, &ancestry).map_err(Error::from)?;
         }
@@ -287,9 +268,7 @@ impl FeatureService for Features {
         &self,
         req: Request<pb::DeleteFeatureRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<Feature>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<Feature, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 }

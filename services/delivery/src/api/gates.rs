@@ -12,12 +12,15 @@ use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{
     self as pb, sprint_gate_service_server::SprintGateService,
 };
-use foundry_resource::{self as resource, Create, Creation, Delete, Resource, Update, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, SHORT_DESCRIPTION, long_text, page_of};
+use crate::api::{
+    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, list_children,
+    long_text, update_one,
+};
 use crate::domain::{
     self, Answer, AnswerProblem, Criterion, Evaluation, EvaluatorType, NewEvaluation,
     NewSprintGate, Sprint, SprintGate, SprintGateChange, SprintGateId, SprintGatePath, SprintId,
@@ -311,16 +314,14 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::CreateSprintGateRequest>,
     ) -> Result<Response<pb::SprintGate>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreateSprintGate",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, gate_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(
+            &self.0,
+            &req,
+            "CreateSprintGate",
+            parse_create,
+            gate_to_proto,
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -328,10 +329,7 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::GetSprintGateRequest>,
     ) -> Result<Response<pb::SprintGate>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let gate: SprintGate = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(gate_to_proto(&gate)))
+        get_one(&self.0, &req, &req.get_ref().id, gate_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -342,20 +340,15 @@ impl SprintGateService for SprintGates {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let sprint_id: SprintId = Violations::require_id_of("sprint_id", &req.sprint_id)?;
-        let page = self.0.pages.parse(
-            req.page_size,
-            &req.page_token,
-            &format!("sprint={sprint_id}"),
-        )?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        resource::fetch::<Sprint>(&mut tx, &call, sprint_id, Lock::None).await?;
-        let (gates, next_page_token) = page_of::<SprintGate>(
+        let paging = Paging::under("sprint", sprint_id, req.page_size, &req.page_token);
+        let parent = ("sprint_id", sprint_id);
+        let (gates, next_page_token) = list_children::<SprintGate, Sprint>(
             &self.0,
-            call.org_id,
-            tx,
-            ("sprint_id", sprint_id.uuid()),
+            &call,
+            paging,
+            Order::newest(),
+            parent,
             &[],
-            &page,
         )
         .await?;
         Ok(Response::new(pb::ListSprintGatesResponse {
@@ -369,10 +362,7 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::UpdateSprintGateRequest>,
     ) -> Result<Response<pb::SprintGate>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update(req.get_ref())?;
-        let gate: SprintGate = resource::update(&self.0.db, &call, id, &etag, changes).await?;
-        Ok(Response::new(gate_to_proto(&gate)))
+        update_one(&self.0, &req, parse_update, gate_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -380,10 +370,8 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::DeleteSprintGateRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<SprintGate>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<SprintGate, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 
     /// The gate is read `FOR SHARE`: its criteria cannot change (updates
@@ -434,10 +422,7 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::GetSprintGateEvaluationRequest>,
     ) -> Result<Response<pb::SprintGateEvaluation>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let evaluation: Evaluation = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(evaluation_to_proto(&evaluation)))
+        get_one(&self.0, &req, &req.get_ref().id, evaluation_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -448,19 +433,15 @@ impl SprintGateService for SprintGates {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let gate_id: SprintGateId = Violations::require_id_of("gate_id", &req.gate_id)?;
-        let page =
-            self.0
-                .pages
-                .parse(req.page_size, &req.page_token, &format!("gate={gate_id}"))?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        resource::fetch::<SprintGate>(&mut tx, &call, gate_id, Lock::None).await?;
-        let (evaluations, next_page_token) = page_of::<Evaluation>(
+        let paging = Paging::under("gate", gate_id, req.page_size, &req.page_token);
+        let parent = ("gate_id", gate_id);
+        let (evaluations, next_page_token) = list_children::<Evaluation, SprintGate>(
             &self.0,
-            call.org_id,
-            tx,
-            ("gate_id", gate_id.uuid()),
+            &call,
+            paging,
+            Order::newest(),
+            parent,
             &[],
-            &page,
         )
         .await?;
         Ok(Response::new(pb::ListSprintGateEvaluationsResponse {

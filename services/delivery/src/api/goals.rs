@@ -9,13 +9,17 @@ use foundry_platform::convert::opt_timestamp;
 use foundry_platform::db::Tx;
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, goal_service_server::GoalService};
-use foundry_resource::{self as resource, Create, Creation, Delete, Update, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{LONG_DESCRIPTION, SERVICE, enum_filter, list_in_program, long_text, program_of};
+use crate::api::{
+    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, delete_one, enum_filter, get_one,
+    list_children, long_text, update_one,
+};
 use crate::domain::{Goal, GoalChange, GoalId, GoalPath, GoalStatus, NewGoal};
+use crate::domain::{Program, ProgramId};
 use crate::store::{self, Lock};
 
 /// Handlers of `GoalService`.
@@ -154,7 +158,7 @@ impl Create for Goal {
 
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewGoal, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        program_of(tx, call, new.program_id, Lock::KeyShare).await?;
+        resource::fetch::<Program>(tx, call, new.program_id, Lock::KeyShare).await?;
         Ok(())
     }
 
@@ -179,16 +183,7 @@ impl GoalService for Goals {
         &self,
         req: Request<pb::CreateGoalRequest>,
     ) -> Result<Response<pb::Goal>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreateGoal",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, goal_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(&self.0, &req, "CreateGoal", parse_create, goal_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -196,10 +191,7 @@ impl GoalService for Goals {
         &self,
         req: Request<pb::GetGoalRequest>,
     ) -> Result<Response<pb::Goal>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let goal: Goal = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(goal_to_proto(&goal)))
+        get_one(&self.0, &req, &req.get_ref().id, goal_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -212,18 +204,20 @@ impl GoalService for Goals {
         let mut v = Violations::new();
         let program_id = v.id_of("program_id", &req.program_id);
         let filters = [enum_filter::<GoalStatus>(&mut v, "status", req.status)];
-        let (goals, next_page_token) = list_in_program::<Goal>(
+        let program_id: ProgramId = v.finish_with(|| program_id)?;
+        let paging = Paging::under("program", program_id, req.page_size, &req.page_token);
+        let parent = ("program_id", program_id);
+        let (rows, next_page_token) = list_children::<Goal, Program>(
             &self.0,
             &call,
-            v,
-            program_id,
+            paging,
+            Order::newest(),
+            parent,
             &filters,
-            req.page_size,
-            &req.page_token,
         )
         .await?;
         Ok(Response::new(pb::ListGoalsResponse {
-            goals: goals.iter().map(goal_to_proto).collect(),
+            goals: rows.iter().map(goal_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -233,10 +227,7 @@ impl GoalService for Goals {
         &self,
         req: Request<pb::UpdateGoalRequest>,
     ) -> Result<Response<pb::Goal>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update(req.get_ref())?;
-        let goal: Goal = resource::update(&self.0.db, &call, id, &etag, changes).await?;
-        Ok(Response::new(goal_to_proto(&goal)))
+        update_one(&self.0, &req, parse_update, goal_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -244,9 +235,7 @@ impl GoalService for Goals {
         &self,
         req: Request<pb::DeleteGoalRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<Goal>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<Goal, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 }

@@ -20,8 +20,7 @@ use foundry_platform::Error;
 use foundry_platform::db::Tx;
 use foundry_platform::page::Page;
 use foundry_platform::validate::Violations;
-use foundry_resource::Resource;
-use foundry_tenancy::Caller;
+use foundry_resource::{self as resource, Resource};
 use uuid::Uuid;
 
 use foundry_proto::foundry::delivery::v1 as pb;
@@ -229,61 +228,6 @@ pub(crate) fn position(
     }
 }
 
-/// Whether the caller may see rows of `program_id`: a credential bound to a
-/// project (an API key or agent token with `project_id`) sees only that
-/// program; others see every program of their organization.
-pub(crate) fn visible(caller: &Caller, program_id: Uuid) -> bool {
-    caller.claims.project_id.is_none_or(|p| p == program_id)
-}
-
-/// A row the caller may see, or `not_found` (missing, another tenant's, or
-/// outside the caller's project: never reveal which).
-pub(crate) fn found<T>(
-    row: Option<T>,
-    caller: &Caller,
-    program_of: impl Fn(&T) -> Uuid,
-    not_found: fn() -> Error,
-) -> Result<T, Error> {
-    match row {
-        Some(r) if visible(caller, program_of(&r)) => Ok(r),
-        _ => Err(not_found()),
-    }
-}
-
-/// Reads a program the caller may see, with `lock`.
-pub(crate) async fn program(
-    tx: &mut Tx,
-    caller: &Caller,
-    org_id: Uuid,
-    id: Uuid,
-    lock: Lock,
-) -> Result<domain::Program, Error> {
-    found(
-        foundry_resource::read::<domain::Program>(
-            tx,
-            org_id,
-            foundry_domain::Id::from_uuid(id),
-            lock,
-        )
-        .await?,
-        caller,
-        |p| p.id.uuid(),
-        program_not_found,
-    )
-}
-
-pub(crate) fn program_not_found() -> Error {
-    Error::not_found("PROGRAM_NOT_FOUND", "program")
-}
-
-pub(crate) fn requirement_not_found() -> Error {
-    Error::not_found("REQUIREMENT_NOT_FOUND", "requirement")
-}
-
-pub(crate) fn task_not_found() -> Error {
-    Error::not_found("TASK_NOT_FOUND", "task")
-}
-
 /// `FAILED_PRECONDITION` for a reference into another program.
 pub(crate) fn other_program(what: &str) -> Error {
     Error::failed_precondition(
@@ -292,60 +236,21 @@ pub(crate) fn other_program(what: &str) -> Error {
     )
 }
 
-/// How a list is ordered, and so paged: newest first by id, or by a
-/// `(key, id)` pair (positions).
-pub(crate) enum Order<T> {
-    /// By id, descending: the id of a row.
-    NewestFirst(fn(&T) -> Uuid),
-    /// By `(key, id)`, ascending: both of a row.
-    ByKey(fn(&T) -> (i64, Uuid)),
-}
-
-/// A list request's paging: `page_size`, `page_token` and its filters
-/// rendered stably (a token of other filters is refused).
-pub(crate) struct Paging<'a> {
-    pub size: i32,
-    pub token: &'a str,
-    pub filters: String,
-}
-
-/// The rows a [`list_page`] reads, as a boxed future (`Box::pin(async
-/// move { … })`) so that the handler stays `Send`; it borrows only the
-/// transaction, the call and the page it is given.
-pub(crate) type Rows<'t, T> =
-    std::pin::Pin<Box<dyn Future<Output = Result<Vec<T>, Error>> + Send + 't>>;
-
-/// One page of a list (AIP-132): the page parsed, the rows `read` returns
-/// in one tenant transaction (checks of the parent included), the page
-/// trimmed and the next page token (empty on the last page).
-pub(crate) async fn list_page<T>(
-    state: &crate::State,
-    call: &foundry_outbox::Call,
-    paging: Paging<'_>,
-    order: Order<T>,
-    read: impl for<'t> FnOnce(
-        &'t mut Tx,
-        &'t foundry_outbox::Call,
-        &'t foundry_platform::page::Page,
-    ) -> Rows<'t, T>,
-) -> Result<(Vec<T>, String), Error> {
-    let Paging {
-        size,
-        token,
-        filters,
-    } = paging;
-    let page = match order {
-        Order::NewestFirst(_) => state.pages.parse(size, token, &filters),
-        Order::ByKey(_) => state.pages.parse_keyed(size, token, &filters),
-    }?;
-    let mut tx = state.db.tenant(call.org_id).await?;
-    let mut rows = read(&mut tx, call, &page).await?;
-    tx.commit().await?;
-    let next = match order {
-        Order::NewestFirst(id) => state.pages.finish(&page, &mut rows, id),
-        Order::ByKey(key) => state.pages.finish_keyed(&page, &mut rows, key),
-    };
-    Ok((rows, next))
+/// The `R` of `key` a new or changed row refers to: visible to the caller
+/// (else `R`'s `NOT_FOUND`), in `program_id` (else [`other_program`],
+/// naming it `what`), held (`FOR KEY SHARE`) until commit.
+pub(crate) async fn in_program<R: Resource>(
+    tx: &mut Tx,
+    call: &Call,
+    program_id: domain::ProgramId,
+    key: R::Key,
+    what: &str,
+) -> Result<R, Error> {
+    let r: R = resource::fetch(tx, call, key, Lock::KeyShare).await?;
+    if r.project() != Some(program_id.uuid()) {
+        return Err(other_program(what));
+    }
+    Ok(r)
 }
 
 /// An update request's parse: the resource's id (`<name>.id`), its etag,
@@ -372,125 +277,228 @@ pub(crate) fn parse_changes<P: foundry_domain::FieldPath, K, C>(
     })
 }
 
-/// A List of a program's children (AIP-132), written once: the page
-/// parsed (its token is good only for the same filters), the program
-/// visible to the caller, one page of rows read in a tenant transaction,
-/// and the next page token. A handler parses its filters, makes a
-/// `Listing` and [`Listing::run`]s it with its store query.
-pub(crate) struct Listing<'a, T> {
-    program_id: Uuid,
-    page_size: i32,
-    page_token: &'a str,
-    filters: String,
-    /// `None`: newest first, by id; else by `(key, id)`.
-    key_of: Option<KeyOf<T>>,
+/// The response of a handler.
+pub(crate) type Reply<M> = Result<tonic::Response<M>, tonic::Status>;
+
+/// What a create request parses into: the new resource and its request id.
+pub(crate) type Parsed<N> = Result<(N, Option<Uuid>), Error>;
+
+/// What an update request parses into: the key, the etag and the changes.
+pub(crate) type Changes<R> = Result<
+    (
+        <R as Resource>::Key,
+        String,
+        Vec<<R as foundry_domain::Patch>::Change>,
+    ),
+    Error,
+>;
+
+/// AIP-133 Create of `R` from a request `parse` reads (the new resource
+/// and its request id), as `to_proto` makes it: see [`resource::create`].
+pub(crate) async fn create_one<R, Q, M>(
+    state: &State,
+    req: &tonic::Request<Q>,
+    method: &'static str,
+    parse: fn(&Q) -> Parsed<R::New>,
+    to_proto: fn(&R) -> M,
+) -> Reply<M>
+where
+    R: resource::Create,
+    Q: prost::Message + Sync,
+    M: prost::Message + Default,
+{
+    let call = Call::of(SERVICE, req)?;
+    let (new, request_id) = parse(req.get_ref())?;
+    let creation = resource::Creation {
+        method,
+        request: req.get_ref(),
+        request_id,
+        new,
+    };
+    let out = resource::create(&state.db, &call, creation, to_proto).await?;
+    Ok(tonic::Response::new(out))
 }
 
-/// The `(key, id)` a keyed list is ordered by, of a row.
-pub(crate) type KeyOf<T> = fn(&T) -> (i64, Uuid);
+/// AIP-131 Get of the `R` whose id is `id`, as `to_proto` makes it.
+pub(crate) async fn get_one<R, K, Q, M>(
+    state: &State,
+    req: &tonic::Request<Q>,
+    id: &str,
+    to_proto: fn(&R) -> M,
+) -> Reply<M>
+where
+    R: Resource<Key = foundry_domain::Id<K>>,
+{
+    let call = Call::of(SERVICE, req)?;
+    let id = Violations::require_id_of("id", id)?;
+    let r: R = resource::get(&state.db, &call, id).await?;
+    Ok(tonic::Response::new(to_proto(&r)))
+}
 
-impl<'a, T: Resource> Listing<'a, T> {
-    /// A newest-first list of `program_id`'s rows; `filters` renders the
-    /// request's other filters (the page token is bound to
-    /// `program=<id>;<filters>`, or `program=<id>` when there are none).
-    pub(crate) fn new(
-        program_id: Uuid,
-        page_size: i32,
-        page_token: &'a str,
-        filters: String,
+/// AIP-134 Update of `R` from a request `parse` reads (its id, etag and
+/// changes), as `to_proto` makes it: see [`resource::update`].
+pub(crate) async fn update_one<R: resource::Update, Q, M>(
+    state: &State,
+    req: &tonic::Request<Q>,
+    parse: fn(&Q) -> Changes<R>,
+    to_proto: fn(&R) -> M,
+) -> Reply<M> {
+    let call = Call::of(SERVICE, req)?;
+    let (id, etag, changes) = parse(req.get_ref())?;
+    let r: R = resource::update(&state.db, &call, id, &etag, changes).await?;
+    Ok(tonic::Response::new(to_proto(&r)))
+}
+
+/// AIP-135 Delete of the `R` whose id is `id`, at `etag`.
+pub(crate) async fn delete_one<R, K, Q>(
+    state: &State,
+    req: &tonic::Request<Q>,
+    id: &str,
+    etag: &str,
+) -> Reply<()>
+where
+    R: resource::Delete<Key = foundry_domain::Id<K>>,
+{
+    let call = Call::of(SERVICE, req)?;
+    let id = Violations::require_id_of("id", id)?;
+    resource::delete::<R>(&state.db, &call, id, etag).await?;
+    Ok(tonic::Response::new(()))
+}
+
+/// How a list is ordered, and so paged: newest first by id, or by a
+/// `(key, id)` pair (positions).
+pub(crate) enum Order<T> {
+    /// By id, descending: the id of a row.
+    NewestFirst(fn(&T) -> Uuid),
+    /// By `(key, id)`, ascending: both of a row.
+    ByKey(fn(&T) -> (i64, Uuid)),
+}
+
+impl<T> Clone for Order<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Order<T> {}
+
+impl<T: Resource> Order<T> {
+    /// Newest first, by the resource's key.
+    pub(crate) fn newest() -> Self {
+        Order::NewestFirst(|r| r.key().into())
+    }
+}
+
+impl<T> Order<T> {
+    /// Where the rows of `page` start, in this order.
+    fn cursor(self, page: &Page) -> store::Cursor {
+        match self {
+            Order::NewestFirst(_) => store::Cursor::Before(page.after),
+            Order::ByKey(_) => store::Cursor::After(page.after_key.zip(page.after)),
+        }
+    }
+}
+
+/// A list request's paging: `page_size`, `page_token` and its filters
+/// rendered stably (a token of other filters is refused).
+pub(crate) struct Paging<'a> {
+    pub size: i32,
+    pub token: &'a str,
+    pub filters: String,
+}
+
+impl<'a> Paging<'a> {
+    /// The paging of a list of `parent`'s children: its token is bound to
+    /// `<name>=<parent>` (and to the filters [`Paging::and`] adds).
+    pub(crate) fn under(
+        name: &str,
+        parent: impl std::fmt::Display,
+        size: i32,
+        token: &'a str,
     ) -> Self {
-        Listing {
-            program_id,
-            page_size,
-            page_token,
-            filters,
-            key_of: None,
+        Paging {
+            size,
+            token,
+            filters: format!("{name}={parent}"),
         }
     }
 
-    /// Ordered by `(key, id)` instead, `key_of` giving both of a row.
-    pub(crate) fn ordered_by(self, key_of: KeyOf<T>) -> Self {
-        Listing {
-            key_of: Some(key_of),
-            ..self
-        }
-    }
-
-    /// Runs the list: `query` reads the page's rows (after its cursor, at
-    /// most [`Page::limit`]); returns them as `to_proto` makes them, and the
-    /// next page token (empty on the last page).
-    pub(crate) async fn run<M>(
-        self,
-        state: &State,
-        call: &Call,
-        to_proto: fn(&T) -> M,
-        query: impl for<'t> FnOnce(&'t mut Tx, Page) -> Rows<'t, T>,
-    ) -> Result<(Vec<M>, String), Error> {
-        let Listing {
-            program_id,
-            page_size,
-            page_token,
-            filters,
-            key_of,
-        } = self;
-        let filters = match filters.as_str() {
-            "" => format!("program={program_id}"),
-            rest => format!("program={program_id};{rest}"),
-        };
-        let page = match key_of {
-            None => state.pages.parse(page_size, page_token, &filters)?,
-            Some(_) => state.pages.parse_keyed(page_size, page_token, &filters)?,
-        };
-        let mut tx = state.db.tenant(call.org_id).await?;
-        program_for(&mut tx, call, program_id, Lock::None).await?;
-        let mut rows = query(&mut tx, page).await?;
-        tx.commit().await?;
-        let next = match key_of {
-            None => state.pages.finish(&page, &mut rows, |r| r.key().into()),
-            Some(key_of) => state.pages.finish_keyed(&page, &mut rows, key_of),
-        };
-        Ok((rows.iter().map(to_proto).collect(), next))
+    /// The token also bound to `filters` (after a `;`).
+    pub(crate) fn and(mut self, filters: &str) -> Self {
+        self.filters.push(';');
+        self.filters.push_str(filters);
+        self
     }
 }
 
-/// [`program`] for a call: the program `id` if the caller may see it,
-/// read with `lock`.
-pub(crate) async fn program_for(
-    tx: &mut Tx,
+/// The rows a [`list_page`] reads, as a boxed future (`Box::pin(async
+/// move { … })`) so that the handler stays `Send`; it borrows only the
+/// transaction, the call and the page it is given.
+pub(crate) type Rows<'t, T> =
+    std::pin::Pin<Box<dyn Future<Output = Result<Vec<T>, Error>> + Send + 't>>;
+
+/// One page of a list (AIP-132), the one way every List reads: the page
+/// parsed (its token is good only for the same filters), the rows `read`
+/// returns in one tenant transaction (checks of the parent included), the
+/// page trimmed and the next page token (empty on the last page).
+pub(crate) async fn list_page<T>(
+    state: &State,
     call: &Call,
-    id: Uuid,
-    lock: Lock,
-) -> Result<domain::Program, Error> {
-    program(tx, &call.caller, call.org_id, id, lock).await
-}
-
-/// One page of `R` whose `parent.0` column is `parent.1`, matching every
-/// set filter, newest first, read in `tx` (in which the caller has already
-/// been shown the parent) and committed; and the next page's token.
-pub(crate) async fn page_of<R: foundry_resource::Resource>(
-    state: &crate::State,
-    org_id: Uuid,
-    mut tx: Tx,
-    parent: (&'static str, Uuid),
-    filters: &[store::Filter],
-    page: &foundry_platform::page::Page,
-) -> Result<(Vec<R>, String), Error> {
-    let mut rows =
-        store::list_newest::<R>(&mut tx, org_id, parent, filters, page.after, page.limit()).await?;
+    paging: Paging<'_>,
+    order: Order<T>,
+    read: impl for<'t> FnOnce(&'t mut Tx, &'t Call, &'t Page) -> Rows<'t, T>,
+) -> Result<(Vec<T>, String), Error> {
+    let Paging {
+        size,
+        token,
+        filters,
+    } = paging;
+    let page = match order {
+        Order::NewestFirst(_) => state.pages.parse(size, token, &filters),
+        Order::ByKey(_) => state.pages.parse_keyed(size, token, &filters),
+    }?;
+    let mut tx = state.db.tenant(call.org_id).await?;
+    let mut rows = read(&mut tx, call, &page).await?;
     tx.commit().await?;
-    let next_page_token = state.pages.finish(page, &mut rows, |r| r.key().into());
-    Ok((rows, next_page_token))
+    let next = match order {
+        Order::NewestFirst(id) => state.pages.finish(&page, &mut rows, id),
+        Order::ByKey(key) => state.pages.finish_keyed(&page, &mut rows, key),
+    };
+    Ok((rows, next))
 }
 
-/// The program `id` of a call: visible to the caller (else `NOT_FOUND`),
-/// read with `lock` (`FOR KEY SHARE` holds it for a new child).
-pub(crate) async fn program_of(
-    tx: &mut Tx,
-    call: &foundry_outbox::Call,
-    id: domain::ProgramId,
-    lock: Lock,
-) -> Result<domain::Program, Error> {
-    program(tx, &call.caller, call.org_id, id.uuid(), lock).await
+/// A [`list_page`] of the `R` under a parent `P` (its key, and `R`'s
+/// column naming it): the parent visible to the caller, then its children
+/// matching every set filter, in `order`. The page token is also bound to
+/// the filters, `;<column>=<number>` each.
+pub(crate) async fn list_children<R: Resource, P: Resource>(
+    state: &State,
+    call: &Call,
+    mut paging: Paging<'_>,
+    order: Order<R>,
+    (column, parent): (&'static str, P::Key),
+    filters: &[EnumFilter],
+) -> Result<(Vec<R>, String), Error> {
+    for f in filters {
+        paging = paging.and(&format!("{}={}", f.column, f.number));
+    }
+    let values: Vec<store::Filter> = filters.iter().map(|f| (f.column, f.value)).collect();
+    list_page(state, call, paging, order, move |tx, call, page| {
+        Box::pin(async move {
+            resource::fetch::<P>(tx, call, parent, Lock::None).await?;
+            let at = (column, parent.into());
+            store::list_children(
+                tx,
+                call.org_id,
+                at,
+                &values,
+                order.cursor(page),
+                page.limit(),
+            )
+            .await
+        })
+    })
+    .await
 }
 
 /// A list filter on a stored enum: the request field (named as its column),
@@ -512,38 +520,6 @@ where
         number,
         value: v.opt_enum_value::<E>(field, number).map(E::as_str),
     }
-}
-
-/// ListX of a program's `R` (risks, goals, sprints): the program id and
-/// the filters as parsed (`v` holds their violations, in request order),
-/// the page token bound to them, the program shown to the caller, one page.
-pub(crate) async fn list_in_program<R: foundry_resource::Resource>(
-    state: &crate::State,
-    call: &foundry_outbox::Call,
-    v: Violations,
-    program_id: Option<domain::ProgramId>,
-    filters: &[EnumFilter],
-    page_size: i32,
-    page_token: &str,
-) -> Result<(Vec<R>, String), Error> {
-    let program_id = v.finish_with(|| program_id)?;
-    let mut bound = format!("program={program_id}");
-    for f in filters {
-        bound.push_str(&format!(";{}={}", f.column, f.number));
-    }
-    let page = state.pages.parse(page_size, page_token, &bound)?;
-    let mut tx = state.db.tenant(call.org_id).await?;
-    program_of(&mut tx, call, program_id, Lock::None).await?;
-    let filters: Vec<store::Filter> = filters.iter().map(|f| (f.column, f.value)).collect();
-    page_of::<R>(
-        state,
-        call.org_id,
-        tx,
-        ("program_id", program_id.uuid()),
-        &filters,
-        &page,
-    )
-    .await
 }
 
 #[cfg(test)]

@@ -11,14 +11,16 @@ use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{
     self as pb, planner_phase_service_server::PlannerPhaseService,
 };
-use foundry_resource::{self as resource, Create, Creation, Delete, Update, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Listing, SERVICE, SHORT_DESCRIPTION, long_text, other_program, position, program_for,
+    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, list_children,
+    long_text, position, update_one,
 };
+use crate::domain::Program;
 use crate::domain::{
     NewPlannerPhase, PlannerPhase, PlannerPhaseChange, PlannerPhaseId, PlannerPhasePath, ProgramId,
     check_phase_dates,
@@ -140,29 +142,13 @@ fn description(v: &mut Violations, description: &str) -> Option<String> {
     )
 }
 
-/// A planner phase something of `program_id` is planned in: visible, in
-/// that program, held with `KEY SHARE` (it cannot vanish before commit).
-pub(crate) async fn phase_in(
-    tx: &mut Tx,
-    call: &Call,
-    program_id: ProgramId,
-    id: PlannerPhaseId,
-) -> Result<PlannerPhase, Error> {
-    let p: PlannerPhase = resource::fetch(tx, call, id, Lock::KeyShare).await?;
-    if p.program_id != program_id {
-        return Err(other_program("planner phase"));
-    }
-    Ok(p)
-}
-
 #[async_trait]
 impl Create for PlannerPhase {
     type New = NewPlannerPhase;
 
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewPlannerPhase, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        let program_id = new.program_id.uuid();
-        program_for(tx, call, program_id, Lock::KeyShare).await?;
+        resource::fetch::<Program>(tx, call, new.program_id, Lock::KeyShare).await?;
         Ok(())
     }
 
@@ -192,16 +178,14 @@ impl PlannerPhaseService for PlannerPhases {
         &self,
         req: Request<pb::CreatePlannerPhaseRequest>,
     ) -> Result<Response<pb::PlannerPhase>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreatePlannerPhase",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, planner_phase_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(
+            &self.0,
+            &req,
+            "CreatePlannerPhase",
+            parse_create,
+            planner_phase_to_proto,
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -209,10 +193,7 @@ impl PlannerPhaseService for PlannerPhases {
         &self,
         req: Request<pb::GetPlannerPhaseRequest>,
     ) -> Result<Response<pb::PlannerPhase>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let p: PlannerPhase = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(planner_phase_to_proto(&p)))
+        get_one(&self.0, &req, &req.get_ref().id, planner_phase_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -222,23 +203,21 @@ impl PlannerPhaseService for PlannerPhases {
     ) -> Result<Response<pb::ListPlannerPhasesResponse>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
-        let program_id = Violations::require_id("program_id", &req.program_id)?;
-        let list = Listing::new(program_id, req.page_size, &req.page_token, String::new())
-            .ordered_by(|p: &PlannerPhase| (i64::from(p.position), p.id.uuid()));
-        let (planner_phases, next_page_token) = list
-            .run(&self.0, &call, planner_phase_to_proto, |tx, page| {
-                let after = page.after_key.zip(page.after);
-                Box::pin(store::list_planner_phases(
-                    tx,
-                    call.org_id,
-                    program_id,
-                    after,
-                    page.limit(),
-                ))
-            })
-            .await?;
+        let program_id: ProgramId = Violations::require_id_of("program_id", &req.program_id)?;
+        let paging = Paging::under("program", program_id, req.page_size, &req.page_token);
+        let by_position = Order::ByKey(|p: &PlannerPhase| (i64::from(p.position), p.id.uuid()));
+        let parent = ("program_id", program_id);
+        let (rows, next_page_token) = list_children::<PlannerPhase, Program>(
+            &self.0,
+            &call,
+            paging,
+            by_position,
+            parent,
+            &[],
+        )
+        .await?;
         Ok(Response::new(pb::ListPlannerPhasesResponse {
-            planner_phases,
+            planner_phases: rows.iter().map(planner_phase_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -248,10 +227,7 @@ impl PlannerPhaseService for PlannerPhases {
         &self,
         req: Request<pb::UpdatePlannerPhaseRequest>,
     ) -> Result<Response<pb::PlannerPhase>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update(req.get_ref())?;
-        let p: PlannerPhase = resource::update(&self.0.db, &call, id, &etag, changes).await?;
-        Ok(Response::new(planner_phase_to_proto(&p)))
+        update_one(&self.0, &req, parse_update, planner_phase_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -259,9 +235,7 @@ impl PlannerPhaseService for PlannerPhases {
         &self,
         req: Request<pb::DeletePlannerPhaseRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<PlannerPhase>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<PlannerPhase, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 }

@@ -14,7 +14,10 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{Order, Paging, SERVICE, SHORT_DESCRIPTION, list_page, long_text, parse_changes};
+use crate::api::{
+    Order, Paging, SERVICE, SHORT_DESCRIPTION, delete_one, get_one, list_page, long_text,
+    parse_changes, update_one,
+};
 use crate::domain::{
     self, NewProgram, Phase, PhaseMove, Program, ProgramChange, ProgramId, ProgramPath,
 };
@@ -210,10 +213,7 @@ impl ProgramService for Programs {
         &self,
         req: Request<pb::GetProgramRequest>,
     ) -> Result<Response<pb::Program>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let p: Program = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(program_to_proto(&p)))
+        get_one(&self.0, &req, &req.get_ref().id, program_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -236,9 +236,8 @@ impl ProgramService for Programs {
             archived: req.archived,
             only: call.caller.claims.project_id,
         };
-        let newest = Order::NewestFirst(|p: &Program| p.id.uuid());
         let (programs, next_page_token) =
-            list_page(&self.0, &call, paging, newest, |tx, call, page| {
+            list_page(&self.0, &call, paging, Order::newest(), |tx, call, page| {
                 Box::pin(store::list_programs(
                     tx,
                     call.org_id,
@@ -259,10 +258,7 @@ impl ProgramService for Programs {
         &self,
         req: Request<pb::UpdateProgramRequest>,
     ) -> Result<Response<pb::Program>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update(req.get_ref())?;
-        let p: Program = resource::update(&self.0.db, &call, id, &etag, changes).await?;
-        Ok(Response::new(program_to_proto(&p)))
+        update_one(&self.0, &req, parse_update, program_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -270,10 +266,8 @@ impl ProgramService for Programs {
         &self,
         req: Request<pb::DeleteProgramRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<Program>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<Program, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 
     #[tracing::instrument(skip_all)]

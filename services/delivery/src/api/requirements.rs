@@ -11,14 +11,14 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{
     self as pb, requirement_service_server::RequirementService,
 };
-use foundry_resource::{self as resource, Create, Creation, Delete, Update, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, Order, Paging, SERVICE, criteria, dependencies, list_page, long_text,
-    other_program, parse_changes,
+    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, criteria, delete_one, dependencies,
+    get_one, list_page, long_text, other_program, parse_changes, update_one,
 };
 use crate::domain::{
     NewRequirement, Priority, Program, ProgramId, Requirement, RequirementChange, RequirementId,
@@ -230,16 +230,14 @@ impl RequirementService for Requirements {
         &self,
         req: Request<pb::CreateRequirementRequest>,
     ) -> Result<Response<pb::Requirement>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreateRequirement",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, requirement_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(
+            &self.0,
+            &req,
+            "CreateRequirement",
+            parse_create,
+            requirement_to_proto,
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -247,10 +245,7 @@ impl RequirementService for Requirements {
         &self,
         req: Request<pb::GetRequirementRequest>,
     ) -> Result<Response<pb::Requirement>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let r: Requirement = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(requirement_to_proto(&r)))
+        get_one(&self.0, &req, &req.get_ref().id, requirement_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -287,9 +282,8 @@ impl RequirementService for Requirements {
                 req.program_id, req.workstream_id, req.status
             ),
         };
-        let newest = Order::NewestFirst(|r: &Requirement| r.id.uuid());
         let (requirements, next_page_token) =
-            list_page(&self.0, &call, paging, newest, |tx, call, page| {
+            list_page(&self.0, &call, paging, Order::newest(), |tx, call, page| {
                 Box::pin(async move {
                     // The parents named must exist and be visible; both
                     // named but unrelated simply match nothing.
@@ -315,10 +309,7 @@ impl RequirementService for Requirements {
         &self,
         req: Request<pb::UpdateRequirementRequest>,
     ) -> Result<Response<pb::Requirement>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update(req.get_ref())?;
-        let r: Requirement = resource::update(&self.0.db, &call, id, &etag, changes).await?;
-        Ok(Response::new(requirement_to_proto(&r)))
+        update_one(&self.0, &req, parse_update, requirement_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -326,10 +317,8 @@ impl RequirementService for Requirements {
         &self,
         req: Request<pb::DeleteRequirementRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id: RequirementId = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<Requirement>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<Requirement, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 
     async fn add_requirement_dependency(

@@ -8,15 +8,19 @@ use foundry_platform::Error;
 use foundry_platform::db::Tx;
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, risk_service_server::RiskService};
-use foundry_resource::{self as resource, Create, Creation, Delete, Update, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{LONG_DESCRIPTION, SERVICE, enum_filter, list_in_program, long_text, program_of};
+use crate::api::{
+    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, delete_one, enum_filter, get_one,
+    list_children, long_text, update_one,
+};
 use crate::domain::{
     NewRisk, Risk, RiskChange, RiskId, RiskLevel, RiskPath, RiskSeverity, RiskStatus,
 };
+use crate::domain::{Program, ProgramId};
 use crate::store::{self, Lock};
 
 /// Handlers of `RiskService`.
@@ -153,7 +157,7 @@ impl Create for Risk {
 
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewRisk, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        program_of(tx, call, new.program_id, Lock::KeyShare).await?;
+        resource::fetch::<Program>(tx, call, new.program_id, Lock::KeyShare).await?;
         Ok(())
     }
 
@@ -178,16 +182,7 @@ impl RiskService for Risks {
         &self,
         req: Request<pb::CreateRiskRequest>,
     ) -> Result<Response<pb::Risk>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreateRisk",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, risk_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(&self.0, &req, "CreateRisk", parse_create, risk_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -195,10 +190,7 @@ impl RiskService for Risks {
         &self,
         req: Request<pb::GetRiskRequest>,
     ) -> Result<Response<pb::Risk>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let risk: Risk = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(risk_to_proto(&risk)))
+        get_one(&self.0, &req, &req.get_ref().id, risk_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -214,18 +206,20 @@ impl RiskService for Risks {
             enum_filter::<RiskSeverity>(&mut v, "severity", req.severity),
             enum_filter::<RiskStatus>(&mut v, "status", req.status),
         ];
-        let (risks, next_page_token) = list_in_program::<Risk>(
+        let program_id: ProgramId = v.finish_with(|| program_id)?;
+        let paging = Paging::under("program", program_id, req.page_size, &req.page_token);
+        let parent = ("program_id", program_id);
+        let (rows, next_page_token) = list_children::<Risk, Program>(
             &self.0,
             &call,
-            v,
-            program_id,
+            paging,
+            Order::newest(),
+            parent,
             &filters,
-            req.page_size,
-            &req.page_token,
         )
         .await?;
         Ok(Response::new(pb::ListRisksResponse {
-            risks: risks.iter().map(risk_to_proto).collect(),
+            risks: rows.iter().map(risk_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -235,10 +229,7 @@ impl RiskService for Risks {
         &self,
         req: Request<pb::UpdateRiskRequest>,
     ) -> Result<Response<pb::Risk>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update(req.get_ref())?;
-        let risk: Risk = resource::update(&self.0.db, &call, id, &etag, changes).await?;
-        Ok(Response::new(risk_to_proto(&risk)))
+        update_one(&self.0, &req, parse_update, risk_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -246,9 +237,7 @@ impl RiskService for Risks {
         &self,
         req: Request<pb::DeleteRiskRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<Risk>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<Risk, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 }

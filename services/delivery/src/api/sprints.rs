@@ -10,15 +10,19 @@ use foundry_platform::convert::{from_timestamp, timestamp};
 use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, sprint_service_server::SprintService};
-use foundry_resource::{self as resource, Create, Creation, Delete, Resource, Update, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, SHORT_DESCRIPTION, enum_filter, list_in_program, long_text, program_of};
+use crate::api::{
+    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, enum_filter, get_one,
+    list_children, long_text, update_one,
+};
 use crate::domain::{
     self, CapacityUnit, NewSprint, Sprint, SprintChange, SprintId, SprintPath, SprintStatus,
 };
+use crate::domain::{Program, ProgramId};
 use crate::store::{self, Lock};
 
 /// Handlers of `SprintService`.
@@ -167,7 +171,7 @@ impl Create for Sprint {
 
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewSprint, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        program_of(tx, call, new.program_id, Lock::KeyShare).await?;
+        resource::fetch::<Program>(tx, call, new.program_id, Lock::KeyShare).await?;
         Ok(())
     }
 
@@ -206,16 +210,7 @@ impl SprintService for Sprints {
         &self,
         req: Request<pb::CreateSprintRequest>,
     ) -> Result<Response<pb::Sprint>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreateSprint",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, sprint_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(&self.0, &req, "CreateSprint", parse_create, sprint_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -223,10 +218,7 @@ impl SprintService for Sprints {
         &self,
         req: Request<pb::GetSprintRequest>,
     ) -> Result<Response<pb::Sprint>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let sprint: Sprint = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(sprint_to_proto(&sprint)))
+        get_one(&self.0, &req, &req.get_ref().id, sprint_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -239,18 +231,20 @@ impl SprintService for Sprints {
         let mut v = Violations::new();
         let program_id = v.id_of("program_id", &req.program_id);
         let filters = [enum_filter::<SprintStatus>(&mut v, "status", req.status)];
-        let (sprints, next_page_token) = list_in_program::<Sprint>(
+        let program_id: ProgramId = v.finish_with(|| program_id)?;
+        let paging = Paging::under("program", program_id, req.page_size, &req.page_token);
+        let parent = ("program_id", program_id);
+        let (rows, next_page_token) = list_children::<Sprint, Program>(
             &self.0,
             &call,
-            v,
-            program_id,
+            paging,
+            Order::newest(),
+            parent,
             &filters,
-            req.page_size,
-            &req.page_token,
         )
         .await?;
         Ok(Response::new(pb::ListSprintsResponse {
-            sprints: sprints.iter().map(sprint_to_proto).collect(),
+            sprints: rows.iter().map(sprint_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -260,10 +254,7 @@ impl SprintService for Sprints {
         &self,
         req: Request<pb::UpdateSprintRequest>,
     ) -> Result<Response<pb::Sprint>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update(req.get_ref())?;
-        let sprint: Sprint = resource::update(&self.0.db, &call, id, &etag, changes).await?;
-        Ok(Response::new(sprint_to_proto(&sprint)))
+        update_one(&self.0, &req, parse_update, sprint_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -271,10 +262,8 @@ impl SprintService for Sprints {
         &self,
         req: Request<pb::DeleteSprintRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<Sprint>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<Sprint, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 
     #[tracing::instrument(skip_all)]

@@ -15,12 +15,15 @@ use foundry_platform::Error;
 use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, subtask_service_server::SubtaskService};
-use foundry_resource::{self as resource, Create, Creation, Delete, Resource, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Resource, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{LONG_DESCRIPTION, SERVICE, long_text, position};
+use crate::api::{
+    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, delete_one, get_one, list_children,
+    long_text, position,
+};
 use crate::domain::{
     NewSubtask, Subtask, SubtaskChange, SubtaskId, SubtaskPath, SubtaskStatus, Task, TaskId,
 };
@@ -157,16 +160,14 @@ impl SubtaskService for Subtasks {
         &self,
         req: Request<pb::CreateSubtaskRequest>,
     ) -> Result<Response<pb::Subtask>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreateSubtask",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, subtask_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(
+            &self.0,
+            &req,
+            "CreateSubtask",
+            parse_create,
+            subtask_to_proto,
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -174,10 +175,7 @@ impl SubtaskService for Subtasks {
         &self,
         req: Request<pb::GetSubtaskRequest>,
     ) -> Result<Response<pb::Subtask>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let subtask: Subtask = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(subtask_to_proto(&subtask)))
+        get_one(&self.0, &req, &req.get_ref().id, subtask_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -188,24 +186,12 @@ impl SubtaskService for Subtasks {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let task_id: TaskId = Violations::require_id_of("task_id", &req.task_id)?;
-        let page =
-            self.0
-                .pages
-                .parse_keyed(req.page_size, &req.page_token, &format!("task={task_id}"))?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        resource::fetch::<Task>(&mut tx, &call, task_id, Lock::None).await?;
-        let mut subtasks = store::list_subtasks(
-            &mut tx,
-            call.org_id,
-            task_id,
-            page.after_key.zip(page.after),
-            page.limit(),
-        )
-        .await?;
-        tx.commit().await.map_err(Error::from)?;
-        let next_page_token = self.0.pages.finish_keyed(&page, &mut subtasks, |s| {
-            (i64::from(s.position), s.id.uuid())
-        });
+        let paging = Paging::under("task", task_id, req.page_size, &req.page_token);
+        let by_position = Order::ByKey(|s: &Subtask| (i64::from(s.position), s.id.uuid()));
+        let parent = ("task_id", task_id);
+        let (subtasks, next_page_token) =
+            list_children::<Subtask, Task>(&self.0, &call, paging, by_position, parent, &[])
+                .await?;
         Ok(Response::new(pb::ListSubtasksResponse {
             subtasks: subtasks.iter().map(subtask_to_proto).collect(),
             next_page_token,
@@ -250,9 +236,7 @@ impl SubtaskService for Subtasks {
         &self,
         req: Request<pb::DeleteSubtaskRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<Subtask>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<Subtask, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 }

@@ -10,20 +10,19 @@ use foundry_platform::convert::opt_timestamp;
 use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{self as pb, task_service_server::TaskService};
-use foundry_resource::{self as resource, Create, Creation, Delete, Resource, Update, WireStamp};
-use foundry_tenancy::Caller;
+use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, Listing, SERVICE, each, found, long_text, once_each, other_program, program,
-    requirement_not_found, task_not_found, user_ids,
+    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, delete_one, each, get_one, in_program,
+    list_page, long_text, once_each, update_one, user_ids,
 };
 use crate::domain::{
-    self, NewTask, ProgramId, RequirementId, Sprint, SprintId, Task, TaskChange, TaskMove,
-    TaskPath, TaskStatus,
+    self, NewTask, ProgramId, Sprint, Task, TaskChange, TaskMove, TaskPath, TaskStatus,
 };
+use crate::domain::{Program, Requirement};
 use crate::store::{self, Lock, TaskFilter};
 
 /// Handlers of `TaskService`.
@@ -167,21 +166,6 @@ fn assignees(v: &mut Violations, ids: &[String]) -> Option<Vec<domain::UserId>> 
         .map(|ids| ids.into_iter().map(Id::from_uuid).collect())
 }
 
-/// A task the caller may see, with `lock`.
-async fn visible_task(
-    tx: &mut Tx,
-    call: &Call,
-    id: domain::TaskId,
-    lock: Lock,
-) -> Result<Task, Error> {
-    found(
-        store::get_task(tx, call.org_id, id, lock).await?,
-        &call.caller,
-        |t| t.program_id.uuid(),
-        task_not_found,
-    )
-}
-
 /// Labels, each once, in the given order.
 fn labels(v: &mut Violations, labels: &[String]) -> Option<Vec<String>> {
     if labels.len() > MAX_LABELS {
@@ -208,48 +192,6 @@ fn estimate(v: &mut Violations, hours: Option<f64>) -> Option<Option<f64>> {
     }
 }
 
-/// The requirement a task is put under: visible, in the task's program,
-/// held (`FOR KEY SHARE`) until commit.
-async fn requirement_of(
-    tx: &mut Tx,
-    caller: &Caller,
-    org_id: Uuid,
-    program_id: ProgramId,
-    requirement_id: RequirementId,
-) -> Result<(), Error> {
-    let r = found(
-        resource::read::<domain::Requirement>(tx, org_id, requirement_id, Lock::KeyShare).await?,
-        caller,
-        |r| r.program_id.uuid(),
-        requirement_not_found,
-    )?;
-    if r.program_id != program_id {
-        return Err(other_program("requirement"));
-    }
-    Ok(())
-}
-
-/// The sprint a task is planned in: visible, in the task's program, held
-/// (`FOR KEY SHARE`) until commit.
-async fn sprint_of(
-    tx: &mut Tx,
-    caller: &Caller,
-    org_id: Uuid,
-    program_id: ProgramId,
-    sprint_id: SprintId,
-) -> Result<(), Error> {
-    let s = found(
-        resource::read::<Sprint>(tx, org_id, sprint_id, Lock::KeyShare).await?,
-        caller,
-        |s| s.program_id.uuid(),
-        Sprint::not_found,
-    )?;
-    if s.program_id != program_id {
-        return Err(other_program("sprint"));
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Create for Task {
     type New = NewTask;
@@ -257,13 +199,12 @@ impl Create for Task {
     /// The program, and the requirement and sprint if any, are visible, in
     /// that program, and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewTask, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        let (caller, org_id) = (&call.caller, call.org_id);
-        program(tx, caller, org_id, new.program_id.uuid(), Lock::KeyShare).await?;
+        resource::fetch::<Program>(tx, call, new.program_id, Lock::KeyShare).await?;
         if let Some(r) = new.requirement_id {
-            requirement_of(tx, caller, org_id, new.program_id, r).await?;
+            in_program::<Requirement>(tx, call, new.program_id, r, "requirement").await?;
         }
         if let Some(s) = new.sprint_id {
-            sprint_of(tx, caller, org_id, new.program_id, s).await?;
+            in_program::<Sprint>(tx, call, new.program_id, s, "sprint").await?;
         }
         Ok(())
     }
@@ -278,16 +219,15 @@ impl Update for Task {
     /// A new requirement or sprint must be visible and in the task's
     /// program.
     async fn check(&self, before: &Task, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        let (caller, org_id) = (&call.caller, call.org_id);
         if let Some(r) = self.requirement_id
             && self.requirement_id != before.requirement_id
         {
-            requirement_of(tx, caller, org_id, self.program_id, r).await?;
+            in_program::<Requirement>(tx, call, self.program_id, r, "requirement").await?;
         }
         if let Some(s) = self.sprint_id
             && self.sprint_id != before.sprint_id
         {
-            sprint_of(tx, caller, org_id, self.program_id, s).await?;
+            in_program::<Sprint>(tx, call, self.program_id, s, "sprint").await?;
         }
         Ok(())
     }
@@ -313,16 +253,7 @@ impl TaskService for Tasks {
         &self,
         req: Request<pb::CreateTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreateTask",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, task_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(&self.0, &req, "CreateTask", parse_create, task_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -330,10 +261,7 @@ impl TaskService for Tasks {
         &self,
         req: Request<pb::GetTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let task: Task = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(task_to_proto(&task)))
+        get_one(&self.0, &req, &req.get_ref().id, task_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -344,37 +272,34 @@ impl TaskService for Tasks {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        let program_id = v.id("program_id", &req.program_id);
+        let program_id: Option<ProgramId> = v.id_of("program_id", &req.program_id);
         let status: Option<TaskStatus> = v.opt_enum_value("status", req.status);
         let assignee_id = v.opt_id("assignee_id", &req.assignee_id);
         let requirement_id = v.opt_id("requirement_id", &req.requirement_id);
         let sprint_id = v.opt_id("sprint_id", &req.sprint_id);
         let program_id = v.finish_with(|| program_id)?;
         let filter = TaskFilter {
-            program_id,
+            program_id: program_id.uuid(),
             status,
             assignee_id,
             requirement_id,
             sprint_id,
         };
-        let filters = format!(
-            "status={};assignee={};requirement={};sprint={}",
-            req.status, req.assignee_id, req.requirement_id, req.sprint_id
-        );
-        let list = Listing::new(program_id, req.page_size, &req.page_token, filters);
-        let (tasks, next_page_token) = list
-            .run(&self.0, &call, task_to_proto, |tx, page| {
-                Box::pin(store::list_tasks(
-                    tx,
-                    call.org_id,
-                    filter,
-                    page.after,
-                    page.limit(),
-                ))
+        let paging =
+            Paging::under("program", program_id, req.page_size, &req.page_token).and(&format!(
+                "status={};assignee={};requirement={};sprint={}",
+                req.status, req.assignee_id, req.requirement_id, req.sprint_id
+            ));
+        let (rows, next_page_token) =
+            list_page(&self.0, &call, paging, Order::newest(), |tx, call, page| {
+                Box::pin(async move {
+                    resource::fetch::<Program>(tx, call, program_id, Lock::None).await?;
+                    store::list_tasks(tx, call.org_id, filter, page.after, page.limit()).await
+                })
             })
             .await?;
         Ok(Response::new(pb::ListTasksResponse {
-            tasks,
+            tasks: rows.iter().map(task_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -384,10 +309,7 @@ impl TaskService for Tasks {
         &self,
         req: Request<pb::UpdateTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update(req.get_ref())?;
-        let task: Task = resource::update(&self.0.db, &call, id, &etag, changes).await?;
-        Ok(Response::new(task_to_proto(&task)))
+        update_one(&self.0, &req, parse_update, task_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -395,10 +317,8 @@ impl TaskService for Tasks {
         &self,
         req: Request<pb::DeleteTaskRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<Task>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<Task, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 
     /// The task row is locked (`FOR NO KEY UPDATE`) before its open
@@ -416,7 +336,7 @@ impl TaskService for Tasks {
         let to: Option<TaskStatus> = v.enum_value("status", req.status);
         let (id, to) = v.finish_with(|| Some((id?, to?)))?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        let task = visible_task(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
+        let task = resource::fetch::<Task>(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
         check_etag(&req.etag, task.stamp.version, "task")?;
         let from = task.status;
         let open = if to == TaskStatus::Done && from != TaskStatus::Done {

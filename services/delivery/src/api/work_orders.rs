@@ -11,18 +11,20 @@ use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::delivery::v1::{
     self as pb, work_order_service_server::WorkOrderService,
 };
-use foundry_resource::{self as resource, Create, Creation, Delete, Resource, Update, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::features::feature_in;
-use crate::api::planner_phases::phase_in;
-use crate::api::{LONG_DESCRIPTION, Listing, SERVICE, criteria, long_text, program_for, user_ids};
+use crate::api::{
+    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, criteria, delete_one, get_one,
+    in_program, list_page, long_text, update_one, user_ids,
+};
 use crate::domain::{
     self, NewWorkOrder, UserId, WorkOrder, WorkOrderChange, WorkOrderId, WorkOrderPath,
     WorkOrderStatus,
 };
+use crate::domain::{Feature, PlannerPhase, Program, ProgramId};
 use crate::store::{self, Lock, WorkOrderFilter};
 
 /// Handlers of `WorkOrderService`.
@@ -183,12 +185,12 @@ impl Create for WorkOrder {
     /// program, and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewWorkOrder, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         let program_id = new.program_id;
-        program_for(tx, call, program_id.uuid(), Lock::KeyShare).await?;
+        resource::fetch::<Program>(tx, call, program_id, Lock::KeyShare).await?;
         if let Some(p) = new.phase_id {
-            phase_in(tx, call, program_id, p).await?;
+            in_program::<PlannerPhase>(tx, call, program_id, p, "planner phase").await?;
         }
         if let Some(f) = new.feature_id {
-            feature_in(tx, call, program_id, f, "feature").await?;
+            in_program::<Feature>(tx, call, program_id, f, "feature").await?;
         }
         Ok(())
     }
@@ -211,12 +213,12 @@ impl Update for WorkOrder {
         if let Some(p) = self.phase_id
             && self.phase_id != before.phase_id
         {
-            phase_in(tx, call, self.program_id, p).await?;
+            in_program::<PlannerPhase>(tx, call, self.program_id, p, "planner phase").await?;
         }
         if let Some(f) = self.feature_id
             && self.feature_id != before.feature_id
         {
-            feature_in(tx, call, self.program_id, f, "feature").await?;
+            in_program::<Feature>(tx, call, self.program_id, f, "feature").await?;
         }
         Ok(())
     }
@@ -242,16 +244,14 @@ impl WorkOrderService for WorkOrders {
         &self,
         req: Request<pb::CreateWorkOrderRequest>,
     ) -> Result<Response<pb::WorkOrder>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreateWorkOrder",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, work_order_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(
+            &self.0,
+            &req,
+            "CreateWorkOrder",
+            parse_create,
+            work_order_to_proto,
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -259,10 +259,7 @@ impl WorkOrderService for WorkOrders {
         &self,
         req: Request<pb::GetWorkOrderRequest>,
     ) -> Result<Response<pb::WorkOrder>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let w: WorkOrder = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(work_order_to_proto(&w)))
+        get_one(&self.0, &req, &req.get_ref().id, work_order_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -273,37 +270,34 @@ impl WorkOrderService for WorkOrders {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        let program_id = v.id("program_id", &req.program_id);
+        let program_id: Option<ProgramId> = v.id_of("program_id", &req.program_id);
         let status: Option<WorkOrderStatus> = v.opt_enum_value("status", req.status);
         let assignee_id = v.opt_id("assignee_id", &req.assignee_id);
         let phase_id = v.opt_id("phase_id", &req.phase_id);
         let feature_id = v.opt_id("feature_id", &req.feature_id);
         let program_id = v.finish_with(|| program_id)?;
         let filter = WorkOrderFilter {
-            program_id,
+            program_id: program_id.uuid(),
             status,
             assignee_id,
             phase_id,
             feature_id,
         };
-        let filters = format!(
-            "status={};assignee={};phase={};feature={}",
-            req.status, req.assignee_id, req.phase_id, req.feature_id
-        );
-        let list = Listing::new(program_id, req.page_size, &req.page_token, filters);
-        let (work_orders, next_page_token) = list
-            .run(&self.0, &call, work_order_to_proto, |tx, page| {
-                Box::pin(store::list_work_orders(
-                    tx,
-                    call.org_id,
-                    filter,
-                    page.after,
-                    page.limit(),
-                ))
+        let paging =
+            Paging::under("program", program_id, req.page_size, &req.page_token).and(&format!(
+                "status={};assignee={};phase={};feature={}",
+                req.status, req.assignee_id, req.phase_id, req.feature_id
+            ));
+        let (rows, next_page_token) =
+            list_page(&self.0, &call, paging, Order::newest(), |tx, call, page| {
+                Box::pin(async move {
+                    resource::fetch::<Program>(tx, call, program_id, Lock::None).await?;
+                    store::list_work_orders(tx, call.org_id, filter, page.after, page.limit()).await
+                })
             })
             .await?;
         Ok(Response::new(pb::ListWorkOrdersResponse {
-            work_orders,
+            work_orders: rows.iter().map(work_order_to_proto).collect(),
             next_page_token,
         }))
     }
@@ -313,10 +307,7 @@ impl WorkOrderService for WorkOrders {
         &self,
         req: Request<pb::UpdateWorkOrderRequest>,
     ) -> Result<Response<pb::WorkOrder>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update(req.get_ref())?;
-        let w: WorkOrder = resource::update(&self.0.db, &call, id, &etag, changes).await?;
-        Ok(Response::new(work_order_to_proto(&w)))
+        update_one(&self.0, &req, parse_update, work_order_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -324,10 +315,8 @@ impl WorkOrderService for WorkOrders {
         &self,
         req: Request<pb::DeleteWorkOrderRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<WorkOrder>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<WorkOrder, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 
     #[tracing::instrument(skip_all)]

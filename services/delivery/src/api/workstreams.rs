@@ -10,14 +10,14 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{
     self as pb, workstream_service_server::WorkstreamService,
 };
-use foundry_resource::{self as resource, Create, Creation, Delete, Update, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, SHORT_DESCRIPTION, list_page, long_text, parse_changes, position,
-    program,
+    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, list_children,
+    long_text, parse_changes, position, update_one,
 };
 use crate::domain::{
     NewWorkstream, Program, ProgramId, Workstream, WorkstreamChange, WorkstreamId, WorkstreamPath,
@@ -113,8 +113,7 @@ impl Create for Workstream {
 
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewWorkstream, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        let (caller, org_id) = (&call.caller, call.org_id);
-        program(tx, caller, org_id, new.program_id.uuid(), Lock::KeyShare).await?;
+        resource::fetch::<Program>(tx, call, new.program_id, Lock::KeyShare).await?;
         Ok(())
     }
 
@@ -156,16 +155,14 @@ impl WorkstreamService for Workstreams {
         &self,
         req: Request<pb::CreateWorkstreamRequest>,
     ) -> Result<Response<pb::Workstream>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        let creation = Creation {
-            method: "CreateWorkstream",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, workstream_to_proto).await?;
-        Ok(Response::new(out))
+        create_one(
+            &self.0,
+            &req,
+            "CreateWorkstream",
+            parse_create,
+            workstream_to_proto,
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -173,10 +170,7 @@ impl WorkstreamService for Workstreams {
         &self,
         req: Request<pb::GetWorkstreamRequest>,
     ) -> Result<Response<pb::Workstream>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let w: Workstream = resource::get(&self.0.db, &call, id).await?;
-        Ok(Response::new(workstream_to_proto(&w)))
+        get_one(&self.0, &req, &req.get_ref().id, workstream_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -187,21 +181,12 @@ impl WorkstreamService for Workstreams {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let program_id: ProgramId = Violations::require_id_of("program_id", &req.program_id)?;
-        let paging = Paging {
-            size: req.page_size,
-            token: &req.page_token,
-            filters: format!("program={program_id}"),
-        };
+        let paging = Paging::under("program", program_id, req.page_size, &req.page_token);
         let by_position = Order::ByKey(|w: &Workstream| (i64::from(w.position), w.id.uuid()));
+        let parent = ("program_id", program_id);
         let (workstreams, next_page_token) =
-            list_page(&self.0, &call, paging, by_position, |tx, call, page| {
-                Box::pin(async move {
-                    resource::fetch::<Program>(tx, call, program_id, Lock::None).await?;
-                    let after = page.after_key.zip(page.after);
-                    store::list_workstreams(tx, call.org_id, program_id, after, page.limit()).await
-                })
-            })
-            .await?;
+            list_children::<Workstream, Program>(&self.0, &call, paging, by_position, parent, &[])
+                .await?;
         Ok(Response::new(pb::ListWorkstreamsResponse {
             workstreams: workstreams.iter().map(workstream_to_proto).collect(),
             next_page_token,
@@ -213,10 +198,7 @@ impl WorkstreamService for Workstreams {
         &self,
         req: Request<pb::UpdateWorkstreamRequest>,
     ) -> Result<Response<pb::Workstream>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update(req.get_ref())?;
-        let w: Workstream = resource::update(&self.0.db, &call, id, &etag, changes).await?;
-        Ok(Response::new(workstream_to_proto(&w)))
+        update_one(&self.0, &req, parse_update, workstream_to_proto).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -224,9 +206,7 @@ impl WorkstreamService for Workstreams {
         &self,
         req: Request<pb::DeleteWorkstreamRequest>,
     ) -> Result<Response<()>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        resource::delete::<Workstream>(&self.0.db, &call, id, &req.get_ref().etag).await?;
-        Ok(Response::new(()))
+        let r = req.get_ref();
+        delete_one::<Workstream, _, _>(&self.0, &req, &r.id, &r.etag).await
     }
 }

@@ -7,7 +7,7 @@ use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
 use uuid::Uuid;
 
-use super::{fetch_rows, newest_first, select_where};
+use super::{fetch_rows, newest_first, select};
 use crate::domain::{Feature, FeatureId, NewFeature, ProgramId};
 
 /// A feature row, as read (public only as [`Resource::Row`]).
@@ -155,7 +155,8 @@ pub async fn list_features(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Feature>> {
-    let mut q = select_where::<Feature>(org_id, "program_id", program_id);
+    let mut q = select::<Feature>(org_id);
+    q.push(" AND program_id = ").push_bind(program_id);
     if let Some(p) = parent_feature_id {
         q.push(" AND parent_feature_id = ").push_bind(p);
     }

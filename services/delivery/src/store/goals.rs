@@ -5,10 +5,8 @@ use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
-use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::newest_first;
 use crate::domain::{Goal, GoalId, GoalStatus, NewGoal};
 
 /// A goal row, as read (public only as [`Resource::Row`]).
@@ -108,38 +106,4 @@ pub async fn update_goal(tx: &mut Tx, org_id: Uuid, g: &Goal) -> Result<Goal> {
     .fetch_one(&mut **tx)
     .await?;
     Goal::from_row(row)
-}
-
-/// A text column of `R` that a list filters on, and the value it must have
-/// (`None`: no filter).
-pub type Filter = (&'static str, Option<&'static str>);
-
-/// One page of `R` under a parent, newest first: the rows whose `column`
-/// is `parent`, matching every set filter, before the cursor. The parent's
-/// index (`<table>_<column>_key`) or a filter's leads; the statement is
-/// fixed per filter combination, so each plans on its own index.
-pub async fn list_newest<R: Resource>(
-    tx: &mut Tx,
-    org_id: Uuid,
-    (column, parent): (&'static str, Uuid),
-    filters: &[Filter],
-    before: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<R>> {
-    let mut q = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {} FROM {} WHERE org_id = ",
-        R::COLUMNS,
-        R::TABLE
-    ));
-    q.push_bind(org_id)
-        .push(format!(" AND {column} = "))
-        .push_bind(parent);
-    for (column, value) in filters {
-        if let Some(value) = value {
-            q.push(format!(" AND {column} = ")).push_bind(*value);
-        }
-    }
-    newest_first(&mut q, "id", before, limit);
-    let rows: Vec<R::Row> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(R::from_row).collect()
 }

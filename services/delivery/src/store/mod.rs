@@ -64,22 +64,16 @@ pub(crate) fn newest_first(
         .push_bind(limit);
 }
 
-/// A `SELECT` of `R`'s columns from its table: the rows of `org_id` whose
-/// `column` is `value`. Continue it with filters and an order
-/// ([`newest_first`], [`in_position_order`]), then [`fetch_rows`].
-pub(crate) fn select_where<R: Resource>(
-    org_id: uuid::Uuid,
-    column: &str,
-    value: uuid::Uuid,
-) -> QueryBuilder<'static, Postgres> {
+/// The start of a list of `R`: its columns from its table, of `org_id`.
+/// Continue it with filters (` AND …`) and an order ([`newest_first`],
+/// [`in_position_order`]), then [`fetch_rows`].
+pub(crate) fn select<R: Resource>(org_id: uuid::Uuid) -> QueryBuilder<'static, Postgres> {
     let mut q = QueryBuilder::new(format!(
         "SELECT {} FROM {} WHERE org_id = ",
         R::COLUMNS,
         R::TABLE
     ));
-    q.push_bind(org_id)
-        .push(format!(" AND {column} = "))
-        .push_bind(value);
+    q.push_bind(org_id);
     q
 }
 
@@ -107,6 +101,73 @@ pub(crate) async fn fetch_rows<R: Resource>(
 ) -> foundry_platform::Result<Vec<R>> {
     let rows: Vec<R::Row> = q.build_query_as().fetch_all(&mut **tx).await?;
     rows.into_iter().map(R::from_row).collect()
+}
+
+/// A text column of `R` that a list filters on, and the value it must have
+/// (`None`: no filter).
+pub type Filter = (&'static str, Option<&'static str>);
+
+/// Where a page of a keyset list starts, and so its order.
+#[derive(Clone, Copy, Debug)]
+pub enum Cursor {
+    /// Newest first, before this id (the parent's `<table>_<column>_key`
+    /// index or a filter's leads).
+    Before(Option<uuid::Uuid>),
+    /// By `(position, id)`, after this pair (`<table>_position_idx`).
+    After(Option<(i64, uuid::Uuid)>),
+}
+
+/// One page of `R` under a parent: the rows whose `column` is `parent`,
+/// matching every set filter, from `cursor` on, at most `limit`. The
+/// statement is fixed per filter combination, so each plans on its own
+/// index.
+pub async fn list_children<R: Resource>(
+    tx: &mut foundry_platform::db::Tx,
+    org_id: uuid::Uuid,
+    (column, parent): (&'static str, uuid::Uuid),
+    filters: &[Filter],
+    cursor: Cursor,
+    limit: i64,
+) -> foundry_platform::Result<Vec<R>> {
+    let mut q = select::<R>(org_id);
+    q.push(format!(" AND {column} = ")).push_bind(parent);
+    for (column, value) in filters {
+        if let Some(value) = value {
+            q.push(format!(" AND {column} = ")).push_bind(*value);
+        }
+    }
+    match cursor {
+        Cursor::Before(before) => newest_first(&mut q, "id", before, limit),
+        Cursor::After(after) => in_position_order(&mut q, after, limit),
+    }
+    fetch_rows(q, tx).await
+}
+
+/// Sets one column of the row of `key` (`assignment` binds `value` as
+/// `$3`), bumping its version; returns the stored value.
+pub(crate) async fn set_column<R, V>(
+    tx: &mut foundry_platform::db::Tx,
+    org_id: uuid::Uuid,
+    key: R::Key,
+    assignment: &str,
+    value: V,
+) -> foundry_platform::Result<R>
+where
+    R: Resource,
+    V: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send,
+{
+    let row: R::Row = sqlx::query_as(&format!(
+        "UPDATE {} SET {assignment}, version = version + 1, updated_at = now() \
+         WHERE org_id = $1 AND id = $2 RETURNING {}",
+        R::TABLE,
+        R::COLUMNS
+    ))
+    .bind(org_id)
+    .bind(key.into())
+    .bind(value)
+    .fetch_one(&mut **tx)
+    .await?;
+    R::from_row(row)
 }
 
 /// Deletes the rows of `table` whose `column` is `id` in `org_id`;

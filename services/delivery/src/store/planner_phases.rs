@@ -7,7 +7,6 @@ use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
 use uuid::Uuid;
 
-use super::{fetch_rows, in_position_order, select_where};
 use crate::domain::{NewPlannerPhase, PlannerPhase, PlannerPhaseId};
 
 /// A planner phase row, as read (public only as [`Resource::Row`]).
@@ -93,19 +92,6 @@ pub async fn insert_planner_phase(
     .fetch_one(&mut **tx)
     .await?;
     PlannerPhase::from_row(row)
-}
-
-/// By `(position, id)` after the cursor, on planner_phases_position_idx.
-pub async fn list_planner_phases(
-    tx: &mut Tx,
-    org_id: Uuid,
-    program_id: Uuid,
-    after: Option<(i64, Uuid)>,
-    limit: i64,
-) -> Result<Vec<PlannerPhase>> {
-    let mut q = select_where::<PlannerPhase>(org_id, "program_id", program_id);
-    in_position_order(&mut q, after, limit);
-    fetch_rows(q, tx).await
 }
 
 /// Writes the user-editable fields of `p`.

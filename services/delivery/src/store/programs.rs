@@ -6,10 +6,9 @@ use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
-use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::newest_first;
+use super::{newest_first, set_column};
 use crate::domain::{NewProgram, Phase, Program, ProgramId};
 
 /// A program row, as read (public only as [`Resource::Row`]).
@@ -127,7 +126,7 @@ pub async fn list_programs(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Program>> {
-    let mut q = select_list::<Program>(org_id);
+    let mut q = super::select::<Program>(org_id);
     if let Some(phase) = f.phase {
         q.push(" AND phase = ").push_bind(phase.as_str());
     }
@@ -138,7 +137,7 @@ pub async fn list_programs(
         q.push(" AND id = ").push_bind(only);
     }
     newest_first(&mut q, "id", before, limit);
-    fetch_list(tx, q).await
+    super::fetch_rows(q, tx).await
 }
 
 /// Writes the user-editable fields of `p`.
@@ -254,73 +253,4 @@ pub async fn delete_program(tx: &mut Tx, org_id: Uuid, id: ProgramId) -> Result<
         .execute(&mut **tx)
         .await?;
     Ok(removed)
-}
-
-// The helpers below serve any [`Resource`]; they belong in `store/mod.rs`
-// (kept here while that file is being changed elsewhere).
-
-/// Sets one column of the row of `key` (`assignment` binds `value` as
-/// `$3`), bumping its version; returns the stored value.
-pub(crate) async fn set_column<R, V>(
-    tx: &mut Tx,
-    org_id: Uuid,
-    key: R::Key,
-    assignment: &str,
-    value: V,
-) -> Result<R>
-where
-    R: Resource,
-    V: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send,
-{
-    let row: R::Row = sqlx::query_as(&format!(
-        "UPDATE {} SET {assignment}, version = version + 1, updated_at = now() \
-         WHERE org_id = $1 AND id = $2 RETURNING {}",
-        R::TABLE,
-        R::COLUMNS
-    ))
-    .bind(org_id)
-    .bind(key.into())
-    .bind(value)
-    .fetch_one(&mut **tx)
-    .await?;
-    R::from_row(row)
-}
-
-/// The start of a list of `R`: its columns from its table, of `org_id`;
-/// filters go on with ` AND …`, then [`newest_first`] or an order, then
-/// [`fetch_list`].
-pub(crate) fn select_list<R: Resource>(org_id: Uuid) -> QueryBuilder<'static, Postgres> {
-    let mut q = QueryBuilder::new(format!(
-        "SELECT {} FROM {} WHERE org_id = ",
-        R::COLUMNS,
-        R::TABLE
-    ));
-    q.push_bind(org_id);
-    q
-}
-
-/// Runs a list query built by [`select_list`].
-pub(crate) async fn fetch_list<R: Resource>(
-    tx: &mut Tx,
-    mut q: QueryBuilder<'_, Postgres>,
-) -> Result<Vec<R>> {
-    let rows: Vec<R::Row> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(R::from_row).collect()
-}
-
-/// Ends a list ordered by `(position, id)`: rows after the cursor's
-/// `(position, id)`, if any, at most `limit`.
-pub(crate) fn by_position(
-    q: &mut QueryBuilder<'_, Postgres>,
-    after: Option<(i64, Uuid)>,
-    limit: i64,
-) {
-    if let Some((position, id)) = after {
-        q.push(" AND (position, id) > (")
-            .push_bind(position)
-            .push("::integer, ")
-            .push_bind(id)
-            .push(")");
-    }
-    q.push(" ORDER BY position, id LIMIT ").push_bind(limit);
 }

@@ -6,8 +6,8 @@ use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
 use uuid::Uuid;
 
-use super::programs::{fetch_list, select_list};
 use super::{Removed, newest_first};
+use super::{fetch_rows, select};
 use crate::domain::{
     NewRequirement, PlanItem, Priority, ProgramId, Requirement, RequirementId, RequirementStatus,
     WorkstreamId,
@@ -121,7 +121,7 @@ pub async fn list_requirements(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Requirement>> {
-    let mut q = select_list::<Requirement>(org_id);
+    let mut q = select::<Requirement>(org_id);
     if let Some(w) = f.workstream_id {
         q.push(" AND workstream_id = ").push_bind(w.uuid());
     }
@@ -132,7 +132,7 @@ pub async fn list_requirements(
         q.push(" AND status = ").push_bind(s.as_str());
     }
     newest_first(&mut q, "id", before, limit);
-    fetch_list(tx, q).await
+    fetch_rows(q, tx).await
 }
 
 /// Writes the user-editable fields of `r`.

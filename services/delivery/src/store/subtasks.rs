@@ -4,10 +4,9 @@ use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
-use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::domain::{NewSubtask, Subtask, SubtaskId, SubtaskStatus, TaskId};
+use crate::domain::{NewSubtask, Subtask, SubtaskId, SubtaskStatus};
 
 /// A subtask row, as read (public only as [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -90,31 +89,6 @@ pub async fn insert_subtask(
     .fetch_one(&mut **tx)
     .await?;
     Subtask::from_row(row)
-}
-
-/// By `(position, id)` after the cursor, on subtasks_position_idx.
-pub async fn list_subtasks(
-    tx: &mut Tx,
-    org_id: Uuid,
-    task_id: TaskId,
-    after: Option<(i64, Uuid)>,
-    limit: i64,
-) -> Result<Vec<Subtask>> {
-    let mut q =
-        QueryBuilder::<Postgres>::new(format!("SELECT {COLS} FROM subtasks WHERE org_id = "));
-    q.push_bind(org_id)
-        .push(" AND task_id = ")
-        .push_bind(task_id.uuid());
-    if let Some((position, id)) = after {
-        q.push(" AND (position, id) > (")
-            .push_bind(position)
-            .push("::integer, ")
-            .push_bind(id)
-            .push(")");
-    }
-    q.push(" ORDER BY position, id LIMIT ").push_bind(limit);
-    let rows: Vec<SubtaskRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(Subtask::from_row).collect()
 }
 
 /// Writes the user-editable fields of `s`.

@@ -7,8 +7,7 @@ use foundry_resource::{Resource, StampRow};
 use uuid::Uuid;
 
 use super::Removed;
-use super::programs::{by_position, fetch_list, select_list};
-use crate::domain::{NewWorkstream, ProgramId, Workstream, WorkstreamId};
+use crate::domain::{NewWorkstream, Workstream, WorkstreamId};
 
 /// A workstream row, as read (public only as [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -85,20 +84,6 @@ pub async fn insert_workstream(
     .fetch_one(&mut **tx)
     .await?;
     Workstream::from_row(row)
-}
-
-/// By `(position, id)` after the cursor, on workstreams_position_idx.
-pub async fn list_workstreams(
-    tx: &mut Tx,
-    org_id: Uuid,
-    program_id: ProgramId,
-    after: Option<(i64, Uuid)>,
-    limit: i64,
-) -> Result<Vec<Workstream>> {
-    let mut q = select_list::<Workstream>(org_id);
-    q.push(" AND program_id = ").push_bind(program_id.uuid());
-    by_position(&mut q, after, limit);
-    fetch_list(tx, q).await
 }
 
 /// Writes the user-editable fields of `w`.
