@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, page_of};
+use crate::api::{SERVICE, committed, page_of};
 use crate::domain::{self, ApiKey, ApiKeyKind, NewApiKey};
 use crate::store;
 
@@ -203,8 +203,7 @@ impl ApiKeyService for ApiKeys {
                 .record(&mut tx)
                 .await?;
         }
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(key_to_proto(&key)))
+        Ok(committed(tx, &key, key_to_proto).await?)
     }
 
     #[tracing::instrument(skip_all)]

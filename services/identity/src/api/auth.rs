@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{actor, page_of};
+use crate::api::{actor, page_of, recorded};
 use crate::domain::Session;
 use crate::domain::{self, Role, SecretKind};
 use crate::keys::Grant;
@@ -407,14 +407,11 @@ impl AuthService for Auth {
         let row = store::revoke_session(&mut tx, user_id, id)
             .await?
             .ok_or_else(not_found)?;
-        actor
+        let event = actor
             .event("identity.session.revoke", "identity.session", id)
             .org(foundry_outbox::PLATFORM_ORG)
-            .change("revoke_time", None::<()>, row.revoked_at)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(session_to_proto(&row)))
+            .change("revoke_time", None::<()>, row.revoked_at);
+        Ok(recorded(tx, event, &row, session_to_proto).await?)
     }
 
     #[tracing::instrument(skip_all)]

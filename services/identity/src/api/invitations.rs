@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use foundry_outbox::{Call, EventBuilder};
+use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::{opt_timestamp, timestamp};
-use foundry_platform::db::{Lock, Tx, check_etag};
+use foundry_platform::db::{Lock, check_etag};
 use foundry_platform::idempotency::{self, Begun};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{
@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::WireRevision;
 use crate::api::memberships::{caller_role, member_to_proto};
-use crate::api::{SERVICE, actor, page_of};
+use crate::api::{SERVICE, actor, committed, page_of, recorded};
 use crate::domain::{
     self, Invitation, InvitationState, InvitationStatus, NewInvitation, Role, SecretKind,
 };
@@ -84,19 +84,6 @@ fn parse_create(req: &pb::CreateInvitationRequest) -> Result<(NewInvitation, Opt
             request_id?,
         ))
     })
-}
-
-/// Records `event` with the changes from `before` to `after`, commits and
-/// answers `after`.
-async fn recorded(
-    mut tx: Tx,
-    event: EventBuilder,
-    before: &Invitation,
-    after: &Invitation,
-) -> Result<pb::Invitation, Error> {
-    event.diff(before, after).record(&mut tx).await?;
-    tx.commit().await?;
-    Ok(invitation_to_proto(after))
 }
 
 #[tonic::async_trait]
@@ -165,10 +152,10 @@ impl InvitationService for Invitations {
         )?;
         pending(&before)?;
         let inv = store::revoke_invitation(&mut tx, call.org_id, id).await?;
-        let event = call
-            .actor
-            .event("identity.invitation.revoke", Invitation::KIND, id);
-        Ok(Response::new(recorded(tx, event, &before, &inv).await?))
+        let event = (call.actor)
+            .event("identity.invitation.revoke", Invitation::KIND, id)
+            .diff(&before, &inv);
+        Ok(recorded(tx, event, &inv, invitation_to_proto).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -194,12 +181,13 @@ impl InvitationService for Invitations {
             Utc::now() + INVITATION_TTL,
         )
         .await?;
-        let event = call
-            .actor
-            .event("identity.invitation.resend", Invitation::KIND, id);
+        let event = (call.actor)
+            .event("identity.invitation.resend", Invitation::KIND, id)
+            .diff(&before, &inv);
+        let stored = recorded(tx, event, &inv, invitation_to_proto).await?;
         Ok(Response::new(pb::Invitation {
             token: token.value,
-            ..recorded(tx, event, &before, &inv).await?
+            ..stored.into_inner()
         }))
     }
 
@@ -266,8 +254,7 @@ impl InvitationService for Invitations {
             .set("invitation_id", inv.id)
             .record(&mut tx)
             .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(member_to_proto(&m)))
+        Ok(committed(tx, &m, member_to_proto).await?)
     }
 
     #[tracing::instrument(skip_all)]

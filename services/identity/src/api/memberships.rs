@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, actor, page_of};
+use crate::api::{SERVICE, actor, committed, page_of};
 use crate::api::{WireRevision, changes};
 use crate::domain::{self, Membership, MembershipChange, MembershipId, MembershipPath, Role};
 use crate::store;
@@ -97,8 +97,7 @@ async fn answer(
     let m = store::get_membership(&mut tx, org_id, id, false)
         .await?
         .ok_or_else(not_found)?;
-    tx.commit().await?;
-    Ok(Response::new(member_to_proto(&m)))
+    committed(tx, &m, member_to_proto).await
 }
 
 /// Removes a membership (never the last owner's, of `owners`), records

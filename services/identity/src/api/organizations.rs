@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{WireRevision, changes};
-use crate::api::{actor, page_of};
+use crate::api::{actor, committed, page_of, recorded};
 use crate::domain::{NewOrganization, Organization, OrganizationChange, OrganizationPath, Role};
 use crate::store;
 
@@ -130,19 +130,14 @@ async fn live_org(
 
 /// Records `event` with the changes from `before` to `after`, commits and
 /// answers `after`.
-async fn recorded(
-    mut tx: Tx,
+async fn diffed(
+    tx: Tx,
     event: EventBuilder,
     before: &Organization,
     after: Organization,
 ) -> Result<Response<pb::Organization>, Error> {
-    event
-        .org(after.id)
-        .diff(before, &after)
-        .record(&mut tx)
-        .await?;
-    tx.commit().await?;
-    Ok(Response::new(org_to_proto(&after)))
+    let event = event.org(after.id).diff(before, &after);
+    recorded(tx, event, &after, org_to_proto).await
 }
 
 #[tonic::async_trait]
@@ -199,8 +194,7 @@ impl OrganizationService for Organizations {
         let org = store::get_org(&mut tx, org_id, false)
             .await?
             .ok_or_else(not_found)?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(org_to_proto(&org)))
+        Ok(committed(tx, &org, org_to_proto).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -221,7 +215,7 @@ impl OrganizationService for Organizations {
         org.apply(changes);
         let org = store::update_org(&mut tx, &org).await?;
         let event = actor.event("identity.organization.update", RESOURCE, org_id);
-        Ok(recorded(tx, event, &before, org).await?)
+        Ok(diffed(tx, event, &before, org).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -243,7 +237,7 @@ impl OrganizationService for Organizations {
         .await?;
         let org = store::set_org_deleted(&mut tx, org_id, true).await?;
         let event = actor.event("identity.organization.delete", RESOURCE, org_id);
-        Ok(recorded(tx, event, &before, org).await?)
+        Ok(diffed(tx, event, &before, org).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -274,7 +268,7 @@ impl OrganizationService for Organizations {
         }
         let org = store::set_org_deleted(&mut tx, org_id, false).await?;
         let event = actor.event("identity.organization.undelete", RESOURCE, org_id);
-        Ok(recorded(tx, event, &before, org).await?)
+        Ok(diffed(tx, event, &before, org).await?)
     }
 
     #[tracing::instrument(skip_all)]

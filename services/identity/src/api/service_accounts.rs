@@ -11,7 +11,7 @@ use foundry_proto::foundry::identity::v1::{
 use tonic::{Request, Response, Status};
 
 use crate::State;
-use crate::api::{actor, page_of};
+use crate::api::{actor, committed, page_of};
 use crate::domain::{self, NewServiceAccount, SecretKind, ServiceAccount};
 use crate::store;
 use foundry_outbox::{Actor, PLATFORM_ORG};
@@ -108,8 +108,7 @@ impl ServiceAccountService for ServiceAccounts {
                 .record(&mut tx)
                 .await?;
         }
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(sa_to_proto(&sa)))
+        Ok(committed(tx, &sa, sa_to_proto).await?)
     }
 
     #[tracing::instrument(skip_all)]

@@ -12,8 +12,8 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::actor;
 use crate::api::{WireRevision, changes};
+use crate::api::{actor, committed, recorded};
 use crate::domain::{User, UserChange, UserPath};
 use crate::store;
 
@@ -102,13 +102,12 @@ impl UserService for Users {
                 Some(org) => store::get_membership_of(&mut tx, org, id).await?.is_some(),
                 None => false,
             };
-        let row = if visible {
+        let user = if visible {
             store::get_user(&mut tx, id, false).await?
         } else {
             None
         };
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(user_to_proto(&row.ok_or_else(not_found)?)))
+        Ok(committed(tx, &user.ok_or_else(not_found)?, user_to_proto).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -135,14 +134,11 @@ impl UserService for Users {
         user.apply(changes);
         let user = store::update_user(&mut tx, &user).await?;
         // A user's own profile: the platform chain (no organization owns it).
-        actor
+        let event = actor
             .event("identity.user.update", "identity.user", id)
             .org(foundry_outbox::PLATFORM_ORG)
-            .diff(&before, &user)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(user_to_proto(&user)))
+            .diff(&before, &user);
+        Ok(recorded(tx, event, &user, user_to_proto).await?)
     }
 
     #[tracing::instrument(skip_all)]
