@@ -245,7 +245,7 @@ impl Identity {
         };
         let (sa, key) = api::service_accounts::create(&mut tx, &actor, &new).await?;
         tx.commit().await?;
-        Ok((sa.id, key))
+        Ok((sa.id.uuid(), key))
     }
 
     /// Mints an access token for a member acting in an organization, with
@@ -311,6 +311,7 @@ impl Identity {
                     .await?
                     .0
                     .id
+                    .uuid()
             }
         };
         tx.commit().await?;

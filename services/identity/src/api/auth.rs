@@ -351,17 +351,17 @@ impl AuthService for Auth {
                 tx.commit().await.map_err(Error::from)?;
                 let sa = sa.ok_or_else(invalid_credential)?;
                 if sa.disabled_at.is_some() {
-                    let who = (ActorType::Service, sa.id);
+                    let who = (ActorType::Service, sa.id.uuid());
                     let what = (
                         "identity.service_account.exchange_refused",
                         "identity.service_account",
                     );
-                    let event = refusal(&actor, who, what, sa.id, "disabled")
+                    let event = refusal(&actor, who, what, sa.id.uuid(), "disabled")
                         .org(foundry_outbox::PLATFORM_ORG);
                     self.security_event(event).await;
                     return Err(invalid_credential().into());
                 }
-                (Grant::service(sa.id), None)
+                (Grant::service(sa.id.uuid()), None)
             }
             Some(G::IdToken(t)) => {
                 let (grant, role, refresh) = self.id_token_grant(&t, org, &actor).await?;

@@ -55,18 +55,31 @@ fn slug_taken(e: sqlx::Error) -> Error {
     }
 }
 
-pub async fn insert_org(tx: &mut Tx, id: Uuid, o: &NewOrganization) -> Result<Organization> {
-    let row: OrgRow = sqlx::query_as(&format!(
-        "INSERT INTO organizations (id, name, slug, settings) VALUES ($1, $2, $3, $4) RETURNING {ORG_COLUMNS}"
-    ))
-    .bind(id)
-    .bind(&o.name)
-    .bind(&o.slug)
-    .bind(&o.settings)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(slug_taken)?;
+/// Runs `sql` (an insert or update of one organization, binding `$1` id,
+/// `$2` name, `$3` slug, `$4` settings, returning [`ORG_COLUMNS`]) and
+/// returns what it wrote; a taken slug is `SLUG_TAKEN`.
+async fn write_org(
+    tx: &mut Tx,
+    sql: &str,
+    id: Uuid,
+    (name, slug, settings): (&str, &str, &serde_json::Value),
+) -> Result<Organization> {
+    let row: OrgRow = sqlx::query_as(sql)
+        .bind(id)
+        .bind(name)
+        .bind(slug)
+        .bind(settings)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(slug_taken)?;
     Ok(row.into())
+}
+
+pub async fn insert_org(tx: &mut Tx, id: Uuid, o: &NewOrganization) -> Result<Organization> {
+    let sql = format!(
+        "INSERT INTO organizations (id, name, slug, settings) VALUES ($1, $2, $3, $4) RETURNING {ORG_COLUMNS}"
+    );
+    write_org(tx, &sql, id, (&o.name, &o.slug, &o.settings)).await
 }
 
 pub async fn get_org(tx: &mut Tx, id: Uuid, lock: bool) -> Result<Option<Organization>> {
@@ -89,18 +102,11 @@ pub async fn list_user_orgs(tx: &mut Tx, user_id: Uuid, page: Page) -> Result<Ve
 }
 
 pub async fn update_org(tx: &mut Tx, o: &Organization) -> Result<Organization> {
-    let row: OrgRow = sqlx::query_as(&format!(
+    let sql = format!(
         "UPDATE organizations SET name = $2, slug = $3, settings = $4, version = version + 1, updated_at = now() \
          WHERE id = $1 RETURNING {ORG_COLUMNS}"
-    ))
-    .bind(o.id)
-    .bind(&o.name)
-    .bind(&o.slug)
-    .bind(&o.settings)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(slug_taken)?;
-    Ok(row.into())
+    );
+    write_org(tx, &sql, o.id, (&o.name, &o.slug, &o.settings)).await
 }
 
 pub async fn set_org_deleted(tx: &mut Tx, id: Uuid, deleted: bool) -> Result<Organization> {
