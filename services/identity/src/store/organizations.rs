@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::RevisionRow;
 
-use super::{Order, find_by, page_of};
+use super::{Order, decoded, find_by, page_of};
 
 use crate::domain::{NewOrganization, Organization};
 
@@ -84,7 +84,7 @@ pub async fn insert_org(tx: &mut Tx, id: Uuid, o: &NewOrganization) -> Result<Or
 
 pub async fn get_org(tx: &mut Tx, id: Uuid, lock: bool) -> Result<Option<Organization>> {
     let select = format!("SELECT {ORG_COLUMNS} FROM organizations");
-    find_by(tx, &select, ("id", id), lock, |r: OrgRow| Ok(r.into())).await
+    find_by(tx, &select, ("id", id), lock, decoded::<OrgRow, _>).await
 }
 
 pub async fn list_user_orgs(tx: &mut Tx, user_id: Uuid, page: Page) -> Result<Vec<Organization>> {
@@ -95,10 +95,7 @@ pub async fn list_user_orgs(tx: &mut Tx, user_id: Uuid, page: Page) -> Result<Ve
         cols.collect::<Vec<_>>().join(", ")
     ));
     q.push_bind(user_id).push(")");
-    page_of(tx, q, ("o.id", Order::Oldest), page, |r: OrgRow| {
-        Ok(r.into())
-    })
-    .await
+    page_of(tx, q, ("o.id", Order::Oldest), page, decoded::<OrgRow, _>).await
 }
 
 pub async fn update_org(tx: &mut Tx, o: &Organization) -> Result<Organization> {

@@ -8,7 +8,7 @@ use foundry_platform::{Error, Result};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{Order, find_by, page_of, unique};
+use super::{Order, decoded, find_by, page_of, unique};
 
 use crate::domain::{NewServiceAccount, ServiceAccount, ServiceAccountId};
 
@@ -67,14 +67,7 @@ pub async fn insert_service_account(
 /// The service account a key belongs to.
 pub async fn find_service_account(tx: &mut Tx, key_hash: &[u8]) -> Result<Option<ServiceAccount>> {
     let by = ("key_hash", key_hash.to_vec());
-    find_by(
-        tx,
-        SELECT_SA,
-        by,
-        false,
-        |r: ServiceAccountRow| Ok(r.into()),
-    )
-    .await
+    find_by(tx, SELECT_SA, by, false, decoded::<ServiceAccountRow, _>).await
 }
 
 pub async fn get_service_account(
@@ -86,7 +79,7 @@ pub async fn get_service_account(
         SELECT_SA,
         ("id", id.uuid()),
         false,
-        |r: ServiceAccountRow| Ok(r.into()),
+        decoded::<ServiceAccountRow, _>,
     )
     .await
 }
@@ -98,7 +91,7 @@ pub async fn list_service_accounts(tx: &mut Tx, page: Page) -> Result<Vec<Servic
         q,
         ("id", Order::Oldest),
         page,
-        |r: ServiceAccountRow| Ok(r.into()),
+        decoded::<ServiceAccountRow, _>,
     )
     .await
 }

@@ -4,7 +4,7 @@ use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
 use uuid::Uuid;
 
-use super::{find_by, unique};
+use super::{decoded, find_by, unique};
 
 use super::RevisionRow;
 
@@ -52,7 +52,7 @@ pub async fn insert_user(tx: &mut Tx, email: &str, display_name: &str) -> Result
 
 pub async fn get_user(tx: &mut Tx, id: Uuid, lock: bool) -> Result<Option<User>> {
     let select = format!("SELECT {USER_COLS} FROM users");
-    find_by(tx, &select, ("id", id), lock, |r: UserRow| Ok(r.into())).await
+    find_by(tx, &select, ("id", id), lock, decoded::<UserRow, _>).await
 }
 
 /// Writes a user's updatable fields.
