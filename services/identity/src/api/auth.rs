@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::{actor, page_of, recorded};
 use crate::domain::Session;
-use crate::domain::{self, Role, SecretKind};
+use crate::domain::{self, Role, SecretKind, UserId};
 use crate::keys::Grant;
 use crate::store;
 use foundry_outbox::{Actor, ActorType, EventBuilder};
@@ -112,13 +112,13 @@ impl Auth {
                         let user = store::insert_user(&mut tx, &email, &name).await?;
                         actor
                             .clone()
-                            .as_principal(ActorType::User, user.id)
+                            .as_principal(ActorType::User, user.id.uuid())
                             .event("identity.user.create", "identity.user", user.id)
                             .set("email", &user.email)
                             .set("display_name", &user.display_name)
                             .record(&mut tx)
                             .await?;
-                        user.id
+                        user.id.uuid()
                     }
                 };
                 if let Some(picture) = claims
@@ -463,7 +463,7 @@ async fn user_grant_in(
     let Some(org_id) = org else {
         return Ok((user_grant_none(user_id, sid), None));
     };
-    let member = store::get_membership_of(tx, org_id, user_id).await?;
+    let member = store::get_membership_of(tx, org_id, UserId::from_uuid(user_id)).await?;
     let live = store::get_org(tx, org_id, false)
         .await?
         .is_some_and(|o| o.deleted_at.is_none());

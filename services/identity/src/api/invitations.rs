@@ -22,7 +22,7 @@ use crate::api::WireRevision;
 use crate::api::memberships::{caller_role, member_to_proto};
 use crate::api::{SERVICE, actor, committed, page_of, recorded};
 use crate::domain::{
-    self, Invitation, InvitationState, InvitationStatus, NewInvitation, Role, SecretKind,
+    self, Invitation, InvitationState, InvitationStatus, NewInvitation, Role, SecretKind, UserId,
 };
 use crate::store::{self, InvitationFilter};
 
@@ -196,7 +196,7 @@ impl InvitationService for Invitations {
         &self,
         req: Request<pb::AcceptInvitationRequest>,
     ) -> Result<Response<pb::Membership>, Status> {
-        let user_id = caller(&req)?.user_id()?;
+        let user_id = UserId::from_uuid(caller(&req)?.user_id()?);
         let actor = actor(&req);
         let invalid = Invitation::not_found;
         let hash = domain::parse_secret(SecretKind::Invitation, &req.get_ref().token);

@@ -16,7 +16,9 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::{SERVICE, actor, committed, page_of};
 use crate::api::{WireRevision, changes};
-use crate::domain::{self, Membership, MembershipChange, MembershipId, MembershipPath, Role};
+use crate::domain::{
+    self, Membership, MembershipChange, MembershipId, MembershipPath, Role, UserId,
+};
 use crate::store;
 
 const RESOURCE: &str = "identity.membership";
@@ -186,7 +188,7 @@ impl MembershipService for Memberships {
     ) -> Result<Response<()>, Status> {
         let caller = caller(&req)?;
         let org_id = caller.require_org("org_id", &req.get_ref().org_id)?;
-        let user_id = caller.user_id()?;
+        let user_id = UserId::from_uuid(caller.user_id()?);
         let actor = actor(&req);
         let mut tx = self.0.db.tenant(org_id).await?;
         let owners = store::lock_owner_count(&mut tx, org_id).await?;

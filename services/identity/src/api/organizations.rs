@@ -18,7 +18,9 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::{WireRevision, changes};
 use crate::api::{actor, committed, page_of, recorded};
-use crate::domain::{NewOrganization, Organization, OrganizationChange, OrganizationPath, Role};
+use crate::domain::{
+    NewOrganization, Organization, OrganizationChange, OrganizationPath, Role, UserId,
+};
 use crate::store;
 
 const MAX_SETTINGS_BYTES: usize = 64 * 1024;
@@ -161,7 +163,9 @@ impl OrganizationService for Organizations {
             Begun::New(tx) => tx,
         };
         let org = store::insert_org(&mut tx, id, &new).await?;
-        let membership = store::insert_membership(&mut tx, id, user_id, Role::Owner, None).await?;
+        let membership =
+            store::insert_membership(&mut tx, id, UserId::from_uuid(user_id), Role::Owner, None)
+                .await?;
         actor
             .event("identity.organization.create", RESOURCE, id)
             .org(id)
@@ -246,7 +250,7 @@ impl OrganizationService for Organizations {
         req: Request<pb::UndeleteOrganizationRequest>,
     ) -> Result<Response<pb::Organization>, Status> {
         let caller = caller(&req)?;
-        let user_id = caller.user_id()?;
+        let user_id = UserId::from_uuid(caller.user_id()?);
         let actor = actor(&req);
         let org_id = Violations::require_id("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(org_id).await?;

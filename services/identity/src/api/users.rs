@@ -9,12 +9,11 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{self as pb, user_service_server::UserService};
 use foundry_tenancy::{Caller, caller};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use crate::State;
 use crate::api::{WireRevision, changes};
 use crate::api::{actor, committed, recorded};
-use crate::domain::{User, UserChange, UserPath};
+use crate::domain::{User, UserChange, UserId, UserPath};
 use crate::store;
 
 /// Handlers of `UserService`.
@@ -59,17 +58,17 @@ fn not_found() -> Error {
 }
 
 /// `me` or an id; `None` when malformed (reported in `v`).
-fn user_ref(v: &mut Violations, field: &str, value: &str, caller: &Caller) -> Option<Uuid> {
+fn user_ref(v: &mut Violations, field: &str, value: &str, caller: &Caller) -> Option<UserId> {
     if value == "me" {
-        Some(caller.principal_id())
+        Some(UserId::from_uuid(caller.principal_id()))
     } else {
-        v.id(field, value)
+        v.id(field, value).map(UserId::from_uuid)
     }
 }
 
 /// Resolves `me`/the caller's own id; anyone else is not found.
-fn own_id(field: &str, value: &str, caller: &Caller) -> Result<Uuid, Error> {
-    let me = caller.user_id()?;
+fn own_id(field: &str, value: &str, caller: &Caller) -> Result<UserId, Error> {
+    let me = UserId::from_uuid(caller.user_id()?);
     let mut v = Violations::new();
     let id = user_ref(&mut v, field, value, caller);
     v.finish()?;
@@ -88,7 +87,7 @@ impl UserService for Users {
         req: Request<pb::GetUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
         let caller = caller(&req)?;
-        let me = caller.user_id()?;
+        let me = UserId::from_uuid(caller.user_id()?);
         let mut v = Violations::new();
         let id = user_ref(&mut v, "id", &req.get_ref().id, &caller);
         v.finish()?;

@@ -68,7 +68,7 @@ pub type MembershipId = foundry_domain::Id<Membership>;
 pub struct Membership {
     pub id: MembershipId,
     pub org_id: Uuid,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub role: Role,
     pub invited_by: Option<Uuid>,
     pub email: String,

@@ -1,14 +1,15 @@
 //! Users.
 
-use foundry_domain::{AuditFields, Audited, FieldPath};
-use uuid::Uuid;
-
 use super::Revision;
+use foundry_domain::{AuditFields, Audited, FieldPath};
+
+/// A user's id (not a membership's, nor any other principal's).
+pub type UserId = foundry_domain::Id<User>;
 
 /// A person who signs in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct User {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: String,
     pub display_name: String,
     /// Empty when none.
