@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use foundry_domain::Patch;
 use foundry_outbox::{Call, EventBuilder};
 use foundry_platform::Error;
 use foundry_platform::db::{Tx, check_etag};
@@ -145,7 +146,7 @@ impl MembershipService for Memberships {
         let mut tx = self.0.db.tenant(call.org_id).await?;
         let (owners, before) = locked(&mut tx, call.org_id, id, etag).await?;
         let mut m = before.clone();
-        m.apply(changes);
+        m.apply(changes).map_err(Error::from)?;
         let (from, to) = (before.role, m.role);
         domain::may_change_role(caller_role(&call), from, to).map_err(Error::from)?;
         domain::keep_an_owner(owners, from == Role::Owner, to == Role::Owner)

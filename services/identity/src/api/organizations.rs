@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use foundry_domain::Patch;
 use foundry_outbox::EventBuilder;
 use foundry_platform::Error;
 use foundry_platform::convert::{json_to_struct, opt_timestamp, struct_to_json};
@@ -216,7 +217,7 @@ impl OrganizationService for Organizations {
         let etag = o.map_or("", |o| o.etag.as_str());
         let before = live_org(&mut tx, org_id, etag, "undelete the organization first").await?;
         let mut org = before.clone();
-        org.apply(changes);
+        org.apply(changes).map_err(Error::from)?;
         let org = store::update_org(&mut tx, &org).await?;
         let event = actor.event("identity.organization.update", RESOURCE, org_id);
         Ok(diffed(tx, event, &before, org).await?)

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use foundry_domain::Patch;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
 use foundry_platform::db::check_etag;
@@ -130,7 +131,7 @@ impl UserService for Users {
             "user",
         )?;
         let mut user = before.clone();
-        user.apply(changes);
+        user.apply(changes).map_err(Error::from)?;
         let user = store::update_user(&mut tx, &user).await?;
         // A user's own profile: the platform chain (no organization owns it).
         let event = actor
