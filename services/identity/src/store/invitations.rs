@@ -9,7 +9,7 @@ use foundry_resource::Resource;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{Order, RevisionRow, page_of, unique};
+use super::{Order, RevisionRow, page_of, taken};
 
 use crate::domain::{Invitation, InvitationId, InvitationState, NewInvitation, Role};
 
@@ -96,13 +96,14 @@ pub async fn insert_invitation(
     .bind(expires_at)
     .fetch_one(&mut **tx)
     .await
-    .map_err(unique("invitations_pending_email_key", || {
-        Error::already_exists(
+    .map_err(taken(
+        "invitations_pending_email_key",
+        (
             "INVITATION_PENDING",
             "invitation.email",
             "this email already has a pending invitation; resend it instead",
-        )
-    }))?;
+        ),
+    ))?;
     Invitation::from_row(row)
 }
 

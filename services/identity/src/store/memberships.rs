@@ -6,7 +6,7 @@ use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
 use uuid::Uuid;
 
-use super::unique;
+use super::taken;
 
 use super::RevisionRow;
 
@@ -70,9 +70,10 @@ pub async fn insert_membership(
         .bind(invited_by)
         .execute(&mut **tx)
         .await
-        .map_err(unique("memberships_org_user_key", || {
-            Error::already_exists("ALREADY_MEMBER", "user_id", "the user is already a member")
-        }))?;
+        .map_err(taken(
+            "memberships_org_user_key",
+            ("ALREADY_MEMBER", "user_id", "the user is already a member"),
+        ))?;
     get_membership(tx, org_id, Id::from_uuid(id), false)
         .await?
         .ok_or_else(|| Error::internal(anyhow::anyhow!("inserted membership missing")))

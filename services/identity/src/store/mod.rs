@@ -78,6 +78,17 @@ pub(crate) fn unique(
     }
 }
 
+/// Maps a violation of the unique `constraint` to `ALREADY_EXISTS` with
+/// `(reason, field, message)`, any other failure to itself.
+pub(crate) fn taken(
+    constraint: &'static str,
+    (reason, field, message): (&'static str, &'static str, &'static str),
+) -> impl FnOnce(sqlx::Error) -> Error {
+    unique(constraint, move || {
+        Error::already_exists(reason, field, message)
+    })
+}
+
 /// The one row `select` (a `SELECT … FROM …`) finds where `column` is
 /// `value`, `FOR UPDATE` when `lock`, converted with `convert`.
 pub(crate) async fn find_by<R, T, V>(

@@ -1,16 +1,15 @@
 //! Organizations.
 
 use chrono::{DateTime, Utc};
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::error::is_unique_violation;
 use foundry_platform::page::Page;
-use foundry_platform::{Error, Result};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::RevisionRow;
 
-use super::{Order, decoded, find_by, page_of};
+use super::{Order, decoded, find_by, page_of, taken};
 
 use crate::domain::{NewOrganization, Organization};
 
@@ -43,17 +42,12 @@ impl From<OrgRow> for Organization {
 pub const ORG_COLUMNS: &str =
     "id, name, slug, settings, version, created_at, updated_at, deleted_at";
 
-fn slug_taken(e: sqlx::Error) -> Error {
-    if is_unique_violation(&e, "organizations_slug_key") {
-        Error::already_exists(
-            "SLUG_TAKEN",
-            "organization.slug",
-            "an organization with this slug exists",
-        )
-    } else {
-        e.into()
-    }
-}
+/// A write whose slug another organization holds.
+const SLUG_TAKEN: (&str, &str, &str) = (
+    "SLUG_TAKEN",
+    "organization.slug",
+    "an organization with this slug exists",
+);
 
 /// Runs `sql` (an insert or update of one organization, binding `$1` id,
 /// `$2` name, `$3` slug, `$4` settings, returning [`ORG_COLUMNS`]) and
@@ -71,7 +65,7 @@ async fn write_org(
         .bind(settings)
         .fetch_one(&mut **tx)
         .await
-        .map_err(slug_taken)?;
+        .map_err(taken("organizations_slug_key", SLUG_TAKEN))?;
     Ok(row.into())
 }
 

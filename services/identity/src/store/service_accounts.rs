@@ -2,13 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use foundry_domain::Id;
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
 use foundry_platform::page::Page;
-use foundry_platform::{Error, Result};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{Order, decoded, find_by, page_of, unique};
+use super::{Order, decoded, find_by, page_of, taken};
 
 use crate::domain::{NewServiceAccount, ServiceAccount, ServiceAccountId};
 
@@ -54,13 +54,14 @@ pub async fn insert_service_account(
     .bind(key_hash)
     .fetch_one(&mut **tx)
     .await
-    .map_err(unique("service_accounts_name_key", || {
-        Error::already_exists(
+    .map_err(taken(
+        "service_accounts_name_key",
+        (
             "NAME_TAKEN",
             "service_account.name",
             "a service account with this name exists",
-        )
-    }))?;
+        ),
+    ))?;
     Ok(row.into())
 }
 

@@ -1,11 +1,11 @@
 //! Users.
 
 use foundry_domain::Id;
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::{Error, Result};
 use uuid::Uuid;
 
-use super::{decoded, find_by, unique};
+use super::{decoded, find_by, taken};
 
 use super::RevisionRow;
 
@@ -45,9 +45,10 @@ pub async fn insert_user(tx: &mut Tx, email: &str, display_name: &str) -> Result
     .bind(display_name)
     .fetch_one(&mut **tx)
     .await
-    .map_err(unique("users_email_key", || {
-        Error::already_exists("EMAIL_TAKEN", "email", "a user with this email exists")
-    }))?;
+    .map_err(taken(
+        "users_email_key",
+        ("EMAIL_TAKEN", "email", "a user with this email exists"),
+    ))?;
     Ok(row.into())
 }
 
