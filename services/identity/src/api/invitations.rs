@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::WireRevision;
 use crate::api::memberships::{caller_role, member_to_proto};
-use crate::api::{SERVICE, actor, committed, page_of, recorded};
+use crate::api::{SERVICE, actor, committed, created_once, page_of, recorded};
 use crate::domain::{
     self, Invitation, InvitationState, InvitationStatus, NewInvitation, Role, SecretKind, UserId,
 };
@@ -111,14 +111,10 @@ impl InvitationService for Invitations {
             Utc::now() + INVITATION_TTL,
         )
         .await?;
-        call.actor
+        let event = (call.actor)
             .event("identity.invitation.create", Invitation::KIND, inv.id)
-            .created(&inv)
-            .record(&mut tx)
-            .await?;
-        let stored = invitation_to_proto(&inv);
-        // The replay never carries the token: it is shown once.
-        tx.finish_redacted(&stored).await?;
+            .created(&inv);
+        let stored = created_once(tx, event, &inv, invitation_to_proto).await?;
         Ok(Response::new(pb::Invitation {
             token: token.value,
             ..stored

@@ -21,6 +21,7 @@ use foundry_outbox::EventBuilder;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
 use foundry_platform::db::{Tx, etag};
+use foundry_platform::idempotency::Creating;
 use foundry_platform::page::Page;
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::identity::v1 as pb;
@@ -81,6 +82,21 @@ pub async fn recorded<T, P>(
 ) -> Result<Response<P>, Error> {
     event.record(&mut tx).await?;
     committed(tx, value, to_proto).await
+}
+
+/// The end of a create whose answer carries a secret shown once: records
+/// `event`, stores the answer `to_proto` makes of `value` for a repeat
+/// (which never carries the secret), commits and returns that answer.
+pub async fn created_once<T, P: prost::Message>(
+    mut tx: Creating,
+    event: EventBuilder,
+    value: &T,
+    to_proto: fn(&T) -> P,
+) -> Result<P, Error> {
+    event.record(&mut tx).await?;
+    let stored = to_proto(value);
+    tx.finish_redacted(&stored).await?;
+    Ok(stored)
 }
 
 /// The end of a list: `rows` (one page, as `page` asked, read in `tx`,
