@@ -176,7 +176,7 @@ impl Identity {
         tx.commit().await?;
         Ok(DevBootstrap {
             org_id,
-            user_id: user.id,
+            user_id: user.id.uuid(),
             refresh_token: None,
         })
     }
@@ -191,7 +191,7 @@ impl Identity {
             .record(&mut tx)
             .await?;
         tx.commit().await?;
-        Ok(user.id)
+        Ok(user.id.uuid())
     }
 
     /// Adds a member with a role.
@@ -202,7 +202,14 @@ impl Identity {
         role: domain::Role,
     ) -> anyhow::Result<Uuid> {
         let mut tx = self.state.db.tenant(org_id).await?;
-        let m = store::insert_membership(&mut tx, org_id, user_id, role, None).await?;
+        let m = store::insert_membership(
+            &mut tx,
+            org_id,
+            domain::UserId::from_uuid(user_id),
+            role,
+            None,
+        )
+        .await?;
         foundry_outbox::Actor::system(api::SERVICE)
             .event("identity.membership.create", "identity.membership", m.id)
             .org(org_id)
@@ -245,7 +252,7 @@ impl Identity {
         };
         let (sa, key) = api::service_accounts::create(&mut tx, &actor, &new).await?;
         tx.commit().await?;
-        Ok((sa.id, key))
+        Ok((sa.id.uuid(), key))
     }
 
     /// Mints an access token for a member acting in an organization, with
@@ -311,6 +318,7 @@ impl Identity {
                     .await?
                     .0
                     .id
+                    .uuid()
             }
         };
         tx.commit().await?;

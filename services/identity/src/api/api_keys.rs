@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, page_of};
+use crate::api::{SERVICE, committed, created_once, page_of};
 use crate::domain::{self, ApiKey, ApiKeyKind, NewApiKey};
 use crate::store;
 
@@ -158,15 +158,11 @@ impl ApiKeyService for ApiKeys {
         let key =
             store::insert_api_key(&mut tx, call.org_id, &new, &secret, call.principal_id()).await?;
         // Never the secret or its hash: the display prefix identifies it.
-        call.actor
+        let event = (call.actor)
             .event("identity.api_key.create", ApiKey::KIND, key.id)
             .project(key.project_id)
-            .created(&key)
-            .record(&mut tx)
-            .await?;
-        let stored = key_to_proto(&key);
-        // The replay never carries the secret: it is shown once.
-        tx.finish_redacted(&stored).await?;
+            .created(&key);
+        let stored = created_once(tx, event, &key, key_to_proto).await?;
         Ok(Response::new(pb::ApiKey {
             secret: secret.value,
             ..stored
@@ -203,8 +199,7 @@ impl ApiKeyService for ApiKeys {
                 .record(&mut tx)
                 .await?;
         }
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(key_to_proto(&key)))
+        Ok(committed(tx, &key, key_to_proto).await?)
     }
 
     #[tracing::instrument(skip_all)]

@@ -12,9 +12,9 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{actor, page_of};
+use crate::api::{actor, page_of, recorded};
 use crate::domain::Session;
-use crate::domain::{self, Role, SecretKind};
+use crate::domain::{self, Role, SecretKind, UserId};
 use crate::keys::Grant;
 use crate::store;
 use foundry_outbox::{Actor, ActorType, EventBuilder};
@@ -112,13 +112,13 @@ impl Auth {
                         let user = store::insert_user(&mut tx, &email, &name).await?;
                         actor
                             .clone()
-                            .as_principal(ActorType::User, user.id)
+                            .as_principal(ActorType::User, user.id.uuid())
                             .event("identity.user.create", "identity.user", user.id)
                             .set("email", &user.email)
                             .set("display_name", &user.display_name)
                             .record(&mut tx)
                             .await?;
-                        user.id
+                        user.id.uuid()
                     }
                 };
                 if let Some(picture) = claims
@@ -351,17 +351,17 @@ impl AuthService for Auth {
                 tx.commit().await.map_err(Error::from)?;
                 let sa = sa.ok_or_else(invalid_credential)?;
                 if sa.disabled_at.is_some() {
-                    let who = (ActorType::Service, sa.id);
+                    let who = (ActorType::Service, sa.id.uuid());
                     let what = (
                         "identity.service_account.exchange_refused",
                         "identity.service_account",
                     );
-                    let event = refusal(&actor, who, what, sa.id, "disabled")
+                    let event = refusal(&actor, who, what, sa.id.uuid(), "disabled")
                         .org(foundry_outbox::PLATFORM_ORG);
                     self.security_event(event).await;
                     return Err(invalid_credential().into());
                 }
-                (Grant::service(sa.id), None)
+                (Grant::service(sa.id.uuid()), None)
             }
             Some(G::IdToken(t)) => {
                 let (grant, role, refresh) = self.id_token_grant(&t, org, &actor).await?;
@@ -407,14 +407,11 @@ impl AuthService for Auth {
         let row = store::revoke_session(&mut tx, user_id, id)
             .await?
             .ok_or_else(not_found)?;
-        actor
+        let event = actor
             .event("identity.session.revoke", "identity.session", id)
             .org(foundry_outbox::PLATFORM_ORG)
-            .change("revoke_time", None::<()>, row.revoked_at)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(session_to_proto(&row)))
+            .change("revoke_time", None::<()>, row.revoked_at);
+        Ok(recorded(tx, event, &row, session_to_proto).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -466,7 +463,7 @@ async fn user_grant_in(
     let Some(org_id) = org else {
         return Ok((user_grant_none(user_id, sid), None));
     };
-    let member = store::get_membership_of(tx, org_id, user_id).await?;
+    let member = store::get_membership_of(tx, org_id, UserId::from_uuid(user_id)).await?;
     let live = store::get_org(tx, org_id, false)
         .await?
         .is_some_and(|o| o.deleted_at.is_none());

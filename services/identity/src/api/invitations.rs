@@ -3,15 +3,16 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use foundry_outbox::{Call, EventBuilder};
+use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::{opt_timestamp, timestamp};
-use foundry_platform::db::{Tx, check_etag};
+use foundry_platform::db::{Lock, check_etag};
 use foundry_platform::idempotency::{self, Begun};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{
     self as pb, invitation_service_server::InvitationService,
 };
+use foundry_resource::{self as resource, Resource};
 use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -19,16 +20,14 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::WireRevision;
 use crate::api::memberships::{caller_role, member_to_proto};
-use crate::api::{SERVICE, actor, page_of};
+use crate::api::{SERVICE, actor, committed, created_once, page_of, recorded};
 use crate::domain::{
-    self, Invitation, InvitationState, InvitationStatus, NewInvitation, Role, SecretKind,
+    self, Invitation, InvitationState, InvitationStatus, NewInvitation, Role, SecretKind, UserId,
 };
 use crate::store::{self, InvitationFilter};
 
 /// How long an invitation token is valid.
 const INVITATION_TTL: chrono::Duration = chrono::Duration::days(7);
-
-const RESOURCE: &str = "identity.invitation";
 
 /// Handlers of `InvitationService`.
 #[derive(Clone, Debug)]
@@ -54,10 +53,6 @@ fn invitation_to_proto(i: &Invitation) -> pb::Invitation {
         etag,
         token: String::new(),
     }
-}
-
-fn not_found() -> Error {
-    Error::not_found("INVITATION_NOT_FOUND", "invitation")
 }
 
 /// Refuses a change to an invitation that is no longer pending.
@@ -91,26 +86,6 @@ fn parse_create(req: &pb::CreateInvitationRequest) -> Result<(NewInvitation, Opt
     })
 }
 
-/// The invitation `id` of `org_id`, locked when `lock`.
-async fn invitation(tx: &mut Tx, org_id: Uuid, id: Uuid, lock: bool) -> Result<Invitation, Error> {
-    store::get_invitation(tx, org_id, id, lock)
-        .await?
-        .ok_or_else(not_found)
-}
-
-/// Records `event` with the changes from `before` to `after`, commits and
-/// answers `after`.
-async fn recorded(
-    mut tx: Tx,
-    event: EventBuilder,
-    before: &Invitation,
-    after: &Invitation,
-) -> Result<pb::Invitation, Error> {
-    event.diff(before, after).record(&mut tx).await?;
-    tx.commit().await?;
-    Ok(invitation_to_proto(after))
-}
-
 #[tonic::async_trait]
 impl InvitationService for Invitations {
     #[tracing::instrument(skip_all)]
@@ -136,14 +111,10 @@ impl InvitationService for Invitations {
             Utc::now() + INVITATION_TTL,
         )
         .await?;
-        call.actor
-            .event("identity.invitation.create", RESOURCE, inv.id)
-            .created(&inv)
-            .record(&mut tx)
-            .await?;
-        let stored = invitation_to_proto(&inv);
-        // The replay never carries the token: it is shown once.
-        tx.finish_redacted(&stored).await?;
+        let event = (call.actor)
+            .event("identity.invitation.create", Invitation::KIND, inv.id)
+            .created(&inv);
+        let stored = created_once(tx, event, &inv, invitation_to_proto).await?;
         Ok(Response::new(pb::Invitation {
             token: token.value,
             ..stored
@@ -155,12 +126,10 @@ impl InvitationService for Invitations {
         &self,
         req: Request<pb::GetInvitationRequest>,
     ) -> Result<Response<pb::Invitation>, Status> {
-        let org_id = Call::of(SERVICE, &req)?.org_id;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let row = invitation(&mut tx, org_id, id, false).await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(invitation_to_proto(&row)))
+        let call = Call::of(SERVICE, &req)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
+        let inv = resource::get::<Invitation>(&self.0.db, &call, id).await?;
+        Ok(Response::new(invitation_to_proto(&inv)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -169,14 +138,20 @@ impl InvitationService for Invitations {
         req: Request<pb::RevokeInvitationRequest>,
     ) -> Result<Response<pb::Invitation>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = invitation(&mut tx, call.org_id, id, true).await?;
-        check_etag(&req.get_ref().etag, before.revision.version, "invitation")?;
+        let before = resource::fetch::<Invitation>(&mut tx, &call, id, Lock::Update).await?;
+        check_etag(
+            &req.get_ref().etag,
+            before.revision.version,
+            Invitation::NAME,
+        )?;
         pending(&before)?;
         let inv = store::revoke_invitation(&mut tx, call.org_id, id).await?;
-        let event = call.actor.event("identity.invitation.revoke", RESOURCE, id);
-        Ok(Response::new(recorded(tx, event, &before, &inv).await?))
+        let event = (call.actor)
+            .event("identity.invitation.revoke", Invitation::KIND, id)
+            .diff(&before, &inv);
+        Ok(recorded(tx, event, &inv, invitation_to_proto).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -185,9 +160,9 @@ impl InvitationService for Invitations {
         req: Request<pb::ResendInvitationRequest>,
     ) -> Result<Response<pb::Invitation>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let id = Violations::require_id("id", &req.get_ref().id)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = invitation(&mut tx, call.org_id, id, true).await?;
+        let before = resource::fetch::<Invitation>(&mut tx, &call, id, Lock::Update).await?;
         // A new token for a role is granting it again: the same rule as
         // inviting (an admin cannot hand out an owner invitation).
         domain::may_change_role(caller_role(&call), Role::Viewer, before.role)
@@ -202,10 +177,13 @@ impl InvitationService for Invitations {
             Utc::now() + INVITATION_TTL,
         )
         .await?;
-        let event = call.actor.event("identity.invitation.resend", RESOURCE, id);
+        let event = (call.actor)
+            .event("identity.invitation.resend", Invitation::KIND, id)
+            .diff(&before, &inv);
+        let stored = recorded(tx, event, &inv, invitation_to_proto).await?;
         Ok(Response::new(pb::Invitation {
             token: token.value,
-            ..recorded(tx, event, &before, &inv).await?
+            ..stored.into_inner()
         }))
     }
 
@@ -214,9 +192,9 @@ impl InvitationService for Invitations {
         &self,
         req: Request<pb::AcceptInvitationRequest>,
     ) -> Result<Response<pb::Membership>, Status> {
-        let user_id = caller(&req)?.user_id()?;
+        let user_id = UserId::from_uuid(caller(&req)?.user_id()?);
         let actor = actor(&req);
-        let invalid = || Error::not_found("INVITATION_NOT_FOUND", "invitation");
+        let invalid = Invitation::not_found;
         let hash = domain::parse_secret(SecretKind::Invitation, &req.get_ref().token);
         if req.get_ref().token.is_empty() {
             return Err(Error::invalid_field("token", "is required").into());
@@ -260,7 +238,7 @@ impl InvitationService for Invitations {
                 .await?;
         let accepted = store::mark_invitation_accepted(&mut tx, inv.org_id, inv.id).await?;
         actor
-            .event("identity.invitation.accept", RESOURCE, inv.id)
+            .event("identity.invitation.accept", Invitation::KIND, inv.id)
             .org(inv.org_id)
             .diff(&inv, &accepted)
             .record(&mut tx)
@@ -272,8 +250,7 @@ impl InvitationService for Invitations {
             .set("invitation_id", inv.id)
             .record(&mut tx)
             .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(member_to_proto(&m)))
+        Ok(committed(tx, &m, member_to_proto).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -300,8 +277,14 @@ impl InvitationService for Invitations {
         let mut out = pb::ListInvitationsResponse::default();
         let mut tx = self.0.db.tenant(org_id).await?;
         let rows = store::list_invitations(&mut tx, org_id, filter, page).await?;
-        (out.invitations, out.next_page_token) =
-            page_of(&self.0, (tx, page), rows, |i| i.id, invitation_to_proto).await?;
+        (out.invitations, out.next_page_token) = page_of(
+            &self.0,
+            (tx, page),
+            rows,
+            |i| i.id.uuid(),
+            invitation_to_proto,
+        )
+        .await?;
         Ok(Response::new(out))
     }
 }

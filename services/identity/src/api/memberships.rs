@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use foundry_domain::Patch;
 use foundry_outbox::{Call, EventBuilder};
 use foundry_platform::Error;
 use foundry_platform::db::{Tx, check_etag};
@@ -14,9 +15,11 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, actor, page_of};
+use crate::api::{SERVICE, actor, committed, page_of};
 use crate::api::{WireRevision, changes};
-use crate::domain::{self, Membership, MembershipChange, MembershipId, MembershipPath, Role};
+use crate::domain::{
+    self, Membership, MembershipChange, MembershipId, MembershipPath, Role, UserId,
+};
 use crate::store;
 
 const RESOURCE: &str = "identity.membership";
@@ -97,8 +100,7 @@ async fn answer(
     let m = store::get_membership(&mut tx, org_id, id, false)
         .await?
         .ok_or_else(not_found)?;
-    tx.commit().await?;
-    Ok(Response::new(member_to_proto(&m)))
+    committed(tx, &m, member_to_proto).await
 }
 
 /// Removes a membership (never the last owner's, of `owners`), records
@@ -144,7 +146,7 @@ impl MembershipService for Memberships {
         let mut tx = self.0.db.tenant(call.org_id).await?;
         let (owners, before) = locked(&mut tx, call.org_id, id, etag).await?;
         let mut m = before.clone();
-        m.apply(changes);
+        m.apply(changes).map_err(Error::from)?;
         let (from, to) = (before.role, m.role);
         domain::may_change_role(caller_role(&call), from, to).map_err(Error::from)?;
         domain::keep_an_owner(owners, from == Role::Owner, to == Role::Owner)
@@ -187,7 +189,7 @@ impl MembershipService for Memberships {
     ) -> Result<Response<()>, Status> {
         let caller = caller(&req)?;
         let org_id = caller.require_org("org_id", &req.get_ref().org_id)?;
-        let user_id = caller.user_id()?;
+        let user_id = UserId::from_uuid(caller.user_id()?);
         let actor = actor(&req);
         let mut tx = self.0.db.tenant(org_id).await?;
         let owners = store::lock_owner_count(&mut tx, org_id).await?;

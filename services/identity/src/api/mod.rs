@@ -17,12 +17,15 @@ pub fn actor<T>(req: &tonic::Request<T>) -> foundry_outbox::Actor {
 }
 
 use foundry_domain::FieldPath;
+use foundry_outbox::EventBuilder;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
 use foundry_platform::db::{Tx, etag};
+use foundry_platform::idempotency::Creating;
 use foundry_platform::page::Page;
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::identity::v1 as pb;
+use tonic::Response;
 use uuid::Uuid;
 
 use crate::{State, domain};
@@ -56,6 +59,44 @@ pub fn changes<P: FieldPath, C>(
         .map(|path| change(v, path))
         .collect();
     parsed.into_iter().collect()
+}
+
+/// The end of a read or a write: commits `tx` and answers `value` as
+/// `to_proto` makes it.
+pub async fn committed<T, P>(
+    tx: Tx,
+    value: &T,
+    to_proto: fn(&T) -> P,
+) -> Result<Response<P>, Error> {
+    tx.commit().await?;
+    Ok(Response::new(to_proto(value)))
+}
+
+/// The end of a write: records `event` in `tx`, commits and answers
+/// `value` as `to_proto` makes it.
+pub async fn recorded<T, P>(
+    mut tx: Tx,
+    event: EventBuilder,
+    value: &T,
+    to_proto: fn(&T) -> P,
+) -> Result<Response<P>, Error> {
+    event.record(&mut tx).await?;
+    committed(tx, value, to_proto).await
+}
+
+/// The end of a create whose answer carries a secret shown once: records
+/// `event`, stores the answer `to_proto` makes of `value` for a repeat
+/// (which never carries the secret), commits and returns that answer.
+pub async fn created_once<T, P: prost::Message>(
+    mut tx: Creating,
+    event: EventBuilder,
+    value: &T,
+    to_proto: fn(&T) -> P,
+) -> Result<P, Error> {
+    event.record(&mut tx).await?;
+    let stored = to_proto(value);
+    tx.finish_redacted(&stored).await?;
+    Ok(stored)
 }
 
 /// The end of a list: `rows` (one page, as `page` asked, read in `tx`,

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use foundry_domain::Patch;
 use foundry_outbox::EventBuilder;
 use foundry_platform::Error;
 use foundry_platform::convert::{json_to_struct, opt_timestamp, struct_to_json};
@@ -17,8 +18,10 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{WireRevision, changes};
-use crate::api::{actor, page_of};
-use crate::domain::{NewOrganization, Organization, OrganizationChange, OrganizationPath, Role};
+use crate::api::{actor, committed, page_of, recorded};
+use crate::domain::{
+    NewOrganization, Organization, OrganizationChange, OrganizationPath, Role, UserId,
+};
 use crate::store;
 
 const MAX_SETTINGS_BYTES: usize = 64 * 1024;
@@ -130,19 +133,14 @@ async fn live_org(
 
 /// Records `event` with the changes from `before` to `after`, commits and
 /// answers `after`.
-async fn recorded(
-    mut tx: Tx,
+async fn diffed(
+    tx: Tx,
     event: EventBuilder,
     before: &Organization,
     after: Organization,
 ) -> Result<Response<pb::Organization>, Error> {
-    event
-        .org(after.id)
-        .diff(before, &after)
-        .record(&mut tx)
-        .await?;
-    tx.commit().await?;
-    Ok(Response::new(org_to_proto(&after)))
+    let event = event.org(after.id).diff(before, &after);
+    recorded(tx, event, &after, org_to_proto).await
 }
 
 #[tonic::async_trait]
@@ -166,7 +164,9 @@ impl OrganizationService for Organizations {
             Begun::New(tx) => tx,
         };
         let org = store::insert_org(&mut tx, id, &new).await?;
-        let membership = store::insert_membership(&mut tx, id, user_id, Role::Owner, None).await?;
+        let membership =
+            store::insert_membership(&mut tx, id, UserId::from_uuid(user_id), Role::Owner, None)
+                .await?;
         actor
             .event("identity.organization.create", RESOURCE, id)
             .org(id)
@@ -199,8 +199,7 @@ impl OrganizationService for Organizations {
         let org = store::get_org(&mut tx, org_id, false)
             .await?
             .ok_or_else(not_found)?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(org_to_proto(&org)))
+        Ok(committed(tx, &org, org_to_proto).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -218,10 +217,10 @@ impl OrganizationService for Organizations {
         let etag = o.map_or("", |o| o.etag.as_str());
         let before = live_org(&mut tx, org_id, etag, "undelete the organization first").await?;
         let mut org = before.clone();
-        org.apply(changes);
+        org.apply(changes).map_err(Error::from)?;
         let org = store::update_org(&mut tx, &org).await?;
         let event = actor.event("identity.organization.update", RESOURCE, org_id);
-        Ok(recorded(tx, event, &before, org).await?)
+        Ok(diffed(tx, event, &before, org).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -243,7 +242,7 @@ impl OrganizationService for Organizations {
         .await?;
         let org = store::set_org_deleted(&mut tx, org_id, true).await?;
         let event = actor.event("identity.organization.delete", RESOURCE, org_id);
-        Ok(recorded(tx, event, &before, org).await?)
+        Ok(diffed(tx, event, &before, org).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -252,7 +251,7 @@ impl OrganizationService for Organizations {
         req: Request<pb::UndeleteOrganizationRequest>,
     ) -> Result<Response<pb::Organization>, Status> {
         let caller = caller(&req)?;
-        let user_id = caller.user_id()?;
+        let user_id = UserId::from_uuid(caller.user_id()?);
         let actor = actor(&req);
         let org_id = Violations::require_id("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(org_id).await?;
@@ -274,7 +273,7 @@ impl OrganizationService for Organizations {
         }
         let org = store::set_org_deleted(&mut tx, org_id, false).await?;
         let event = actor.event("identity.organization.undelete", RESOURCE, org_id);
-        Ok(recorded(tx, event, &before, org).await?)
+        Ok(diffed(tx, event, &before, org).await?)
     }
 
     #[tracing::instrument(skip_all)]

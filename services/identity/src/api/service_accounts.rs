@@ -11,7 +11,7 @@ use foundry_proto::foundry::identity::v1::{
 use tonic::{Request, Response, Status};
 
 use crate::State;
-use crate::api::{actor, page_of};
+use crate::api::{actor, committed, page_of};
 use crate::domain::{self, NewServiceAccount, SecretKind, ServiceAccount};
 use crate::store;
 use foundry_outbox::{Actor, PLATFORM_ORG};
@@ -91,7 +91,7 @@ impl ServiceAccountService for ServiceAccounts {
         req: Request<pb::DisableServiceAccountRequest>,
     ) -> Result<Response<pb::ServiceAccount>, Status> {
         let actor = actor(&req);
-        let id = Violations::require_id("id", &req.get_ref().id)?;
+        let id = Violations::require_id_of("id", &req.get_ref().id)?;
         let missing = || Error::not_found("SERVICE_ACCOUNT_NOT_FOUND", "service account");
         let mut tx = self.0.db.system().await?;
         let before = store::get_service_account(&mut tx, id)
@@ -108,8 +108,7 @@ impl ServiceAccountService for ServiceAccounts {
                 .record(&mut tx)
                 .await?;
         }
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(sa_to_proto(&sa)))
+        Ok(committed(tx, &sa, sa_to_proto).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -123,7 +122,7 @@ impl ServiceAccountService for ServiceAccounts {
         let mut tx = self.0.db.system().await?;
         let rows = store::list_service_accounts(&mut tx, page).await?;
         (out.service_accounts, out.next_page_token) =
-            page_of(&self.0, (tx, page), rows, |s| s.id, sa_to_proto).await?;
+            page_of(&self.0, (tx, page), rows, |s| s.id.uuid(), sa_to_proto).await?;
         Ok(Response::new(out))
     }
 }

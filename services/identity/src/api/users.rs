@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use foundry_domain::Patch;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
 use foundry_platform::db::check_etag;
@@ -9,12 +10,11 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{self as pb, user_service_server::UserService};
 use foundry_tenancy::{Caller, caller};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use crate::State;
-use crate::api::actor;
 use crate::api::{WireRevision, changes};
-use crate::domain::{User, UserChange, UserPath};
+use crate::api::{actor, committed, recorded};
+use crate::domain::{User, UserChange, UserId, UserPath};
 use crate::store;
 
 /// Handlers of `UserService`.
@@ -59,17 +59,17 @@ fn not_found() -> Error {
 }
 
 /// `me` or an id; `None` when malformed (reported in `v`).
-fn user_ref(v: &mut Violations, field: &str, value: &str, caller: &Caller) -> Option<Uuid> {
+fn user_ref(v: &mut Violations, field: &str, value: &str, caller: &Caller) -> Option<UserId> {
     if value == "me" {
-        Some(caller.principal_id())
+        Some(UserId::from_uuid(caller.principal_id()))
     } else {
-        v.id(field, value)
+        v.id(field, value).map(UserId::from_uuid)
     }
 }
 
 /// Resolves `me`/the caller's own id; anyone else is not found.
-fn own_id(field: &str, value: &str, caller: &Caller) -> Result<Uuid, Error> {
-    let me = caller.user_id()?;
+fn own_id(field: &str, value: &str, caller: &Caller) -> Result<UserId, Error> {
+    let me = UserId::from_uuid(caller.user_id()?);
     let mut v = Violations::new();
     let id = user_ref(&mut v, field, value, caller);
     v.finish()?;
@@ -88,7 +88,7 @@ impl UserService for Users {
         req: Request<pb::GetUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
         let caller = caller(&req)?;
-        let me = caller.user_id()?;
+        let me = UserId::from_uuid(caller.user_id()?);
         let mut v = Violations::new();
         let id = user_ref(&mut v, "id", &req.get_ref().id, &caller);
         v.finish()?;
@@ -102,13 +102,12 @@ impl UserService for Users {
                 Some(org) => store::get_membership_of(&mut tx, org, id).await?.is_some(),
                 None => false,
             };
-        let row = if visible {
+        let user = if visible {
             store::get_user(&mut tx, id, false).await?
         } else {
             None
         };
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(user_to_proto(&row.ok_or_else(not_found)?)))
+        Ok(committed(tx, &user.ok_or_else(not_found)?, user_to_proto).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -132,17 +131,14 @@ impl UserService for Users {
             "user",
         )?;
         let mut user = before.clone();
-        user.apply(changes);
+        user.apply(changes).map_err(Error::from)?;
         let user = store::update_user(&mut tx, &user).await?;
         // A user's own profile: the platform chain (no organization owns it).
-        actor
+        let event = actor
             .event("identity.user.update", "identity.user", id)
             .org(foundry_outbox::PLATFORM_ORG)
-            .diff(&before, &user)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(user_to_proto(&user)))
+            .diff(&before, &user);
+        Ok(recorded(tx, event, &user, user_to_proto).await?)
     }
 
     #[tracing::instrument(skip_all)]

@@ -28,11 +28,14 @@ pub enum InvitationStatus {
     Expired,
 }
 
+/// An invitation's id.
+pub type InvitationId = foundry_domain::Id<Invitation>;
+
 /// An invitation (its token is stored as a hash only).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Invitation {
     pub org_id: Uuid,
-    pub id: Uuid,
+    pub id: InvitationId,
     pub email: String,
     pub role: Role,
     pub invited_by: Uuid,

@@ -1,7 +1,7 @@
 //! Memberships: roles and what they grant, who may grant the owner role,
 //! and the last-owner rule.
 
-use foundry_domain::{AuditFields, Audited, FieldPath};
+use foundry_domain::{AuditFields, Audited, FieldPath, Patch};
 use uuid::Uuid;
 
 use super::*;
@@ -68,7 +68,7 @@ pub type MembershipId = foundry_domain::Id<Membership>;
 pub struct Membership {
     pub id: MembershipId,
     pub org_id: Uuid,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub role: Role,
     pub invited_by: Option<Uuid>,
     pub email: String,
@@ -109,14 +109,16 @@ pub enum MembershipChange {
     Role(Role),
 }
 
-impl Membership {
-    /// Applies an update's changes.
-    pub fn apply(&mut self, changes: Vec<MembershipChange>) {
+impl Patch for Membership {
+    type Change = MembershipChange;
+
+    fn apply(&mut self, changes: Vec<MembershipChange>) -> Result<(), Error> {
         for change in changes {
             match change {
                 MembershipChange::Role(x) => self.role = x,
             }
         }
+        Ok(())
     }
 }
 

@@ -1,7 +1,7 @@
 //! Organizations.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath};
+use foundry_domain::{AuditFields, Audited, DomainError as Error, FieldPath, Patch};
 use uuid::Uuid;
 
 use super::Revision;
@@ -60,9 +60,10 @@ pub enum OrganizationChange {
     Settings(serde_json::Value),
 }
 
-impl Organization {
-    /// Applies an update's changes.
-    pub fn apply(&mut self, changes: Vec<OrganizationChange>) {
+impl Patch for Organization {
+    type Change = OrganizationChange;
+
+    fn apply(&mut self, changes: Vec<OrganizationChange>) -> Result<(), Error> {
         for change in changes {
             match change {
                 OrganizationChange::Name(x) => self.name = x,
@@ -70,6 +71,7 @@ impl Organization {
                 OrganizationChange::Settings(x) => self.settings = x,
             }
         }
+        Ok(())
     }
 }
 

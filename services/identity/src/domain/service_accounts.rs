@@ -2,12 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use foundry_domain::{AuditFields, Audited};
-use uuid::Uuid;
+/// A service account's id.
+pub type ServiceAccountId = foundry_domain::Id<ServiceAccount>;
 
 /// A service account (its key is stored as a hash only).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServiceAccount {
-    pub id: Uuid,
+    pub id: ServiceAccountId,
     pub name: String,
     pub description: String,
     pub created_at: DateTime<Utc>,

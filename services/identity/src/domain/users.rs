@@ -1,14 +1,15 @@
 //! Users.
 
-use foundry_domain::{AuditFields, Audited, FieldPath};
-use uuid::Uuid;
-
 use super::Revision;
+use foundry_domain::{AuditFields, Audited, DomainError as Error, FieldPath, Patch};
+
+/// A user's id (not a membership's, nor any other principal's).
+pub type UserId = foundry_domain::Id<User>;
 
 /// A person who signs in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct User {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: String,
     pub display_name: String,
     /// Empty when none.
@@ -44,15 +45,17 @@ pub enum UserChange {
     AvatarUrl(String),
 }
 
-impl User {
-    /// Applies an update's changes.
-    pub fn apply(&mut self, changes: Vec<UserChange>) {
+impl Patch for User {
+    type Change = UserChange;
+
+    fn apply(&mut self, changes: Vec<UserChange>) -> Result<(), Error> {
         for change in changes {
             match change {
                 UserChange::DisplayName(x) => self.display_name = x,
                 UserChange::AvatarUrl(x) => self.avatar_url = x,
             }
         }
+        Ok(())
     }
 }
 

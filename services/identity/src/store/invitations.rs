@@ -1,24 +1,22 @@
 //! Invitations.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::StoredEnum;
+use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
+use foundry_resource::Resource;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::unique;
+use super::{Order, RevisionRow, page_of, taken};
 
-use super::RevisionRow;
+use crate::domain::{Invitation, InvitationId, InvitationState, NewInvitation, Role};
 
-use super::{Order, page_of};
-
-use crate::domain::{Invitation, InvitationState, NewInvitation, Role};
-
-/// An invitation row, as read (never its token hash).
+/// An invitation row, as read (never its token hash; public only as
+/// [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct InvitationRow {
+pub struct InvitationRow {
     org_id: Uuid,
     id: Uuid,
     email: String,
@@ -31,13 +29,18 @@ struct InvitationRow {
     revision: RevisionRow,
 }
 
-impl TryFrom<InvitationRow> for Invitation {
-    type Error = Error;
+impl Resource for Invitation {
+    type Key = InvitationId;
+    type Row = InvitationRow;
+    const KIND: &'static str = "identity.invitation";
+    const NAME: &'static str = "invitation";
+    const TABLE: &'static str = "invitations";
+    const COLUMNS: &'static str = COLS;
 
-    fn try_from(r: InvitationRow) -> Result<Invitation> {
+    fn from_row(r: InvitationRow) -> Result<Invitation> {
         Ok(Invitation {
             org_id: r.org_id,
-            id: r.id,
+            id: Id::from_uuid(r.id),
             email: r.email,
             role: Role::decode("invitations", "role", &r.role)?,
             invited_by: r.invited_by,
@@ -47,14 +50,18 @@ impl TryFrom<InvitationRow> for Invitation {
             revision: r.revision.into(),
         })
     }
-}
 
-fn one(row: InvitationRow) -> Result<Invitation> {
-    row.try_into()
-}
+    fn not_found() -> Error {
+        Error::not_found("INVITATION_NOT_FOUND", "invitation")
+    }
 
-fn maybe(row: Option<InvitationRow>) -> Result<Option<Invitation>> {
-    row.map(Invitation::try_from).transpose()
+    fn key(&self) -> InvitationId {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.revision.version
+    }
 }
 
 const COLS: &str = "org_id, id, email, role, invited_by, state, expires_at, accepted_at, version, created_at, updated_at";
@@ -89,32 +96,15 @@ pub async fn insert_invitation(
     .bind(expires_at)
     .fetch_one(&mut **tx)
     .await
-    .map_err(unique("invitations_pending_email_key", || {
-        Error::already_exists(
+    .map_err(taken(
+        "invitations_pending_email_key",
+        (
             "INVITATION_PENDING",
             "invitation.email",
             "this email already has a pending invitation; resend it instead",
-        )
-    }))?;
-    one(row)
-}
-
-pub async fn get_invitation(
-    tx: &mut Tx,
-    org_id: Uuid,
-    id: Uuid,
-    lock: bool,
-) -> Result<Option<Invitation>> {
-    let lock = if lock { " FOR UPDATE" } else { "" };
-    maybe(
-        sqlx::query_as(&format!(
-            "SELECT {COLS} FROM invitations WHERE org_id = $1 AND id = $2{lock}"
-        ))
-        .bind(org_id)
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?,
-    )
+        ),
+    ))?;
+    Invitation::from_row(row)
 }
 
 pub async fn list_invitations(
@@ -134,41 +124,45 @@ pub async fn list_invitations(
         "SELECT {COLS} FROM invitations WHERE {cond} AND org_id = "
     ));
     q.push_bind(org_id);
-    page_of::<InvitationRow, _>(tx, q, ("id", Order::Newest), page, Invitation::try_from).await
+    page_of::<InvitationRow, _>(tx, q, ("id", Order::Newest), page, Invitation::from_row).await
 }
 
-pub async fn revoke_invitation(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Invitation> {
+pub async fn revoke_invitation(tx: &mut Tx, org_id: Uuid, id: InvitationId) -> Result<Invitation> {
     set_state(tx, (org_id, id), "state = 'revoked'").await
 }
 
 /// Moves the invitation `id` of `org_id` on (`set`: its assignments), a new
 /// version; returns it.
-async fn set_state(tx: &mut Tx, (org_id, id): (Uuid, Uuid), set: &str) -> Result<Invitation> {
+async fn set_state(
+    tx: &mut Tx,
+    (org_id, id): (Uuid, InvitationId),
+    set: &str,
+) -> Result<Invitation> {
     let sql = format!(
         "UPDATE invitations SET {set}, version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
     );
     let row = sqlx::query_as(&sql)
         .bind(org_id)
-        .bind(id)
+        .bind(id.uuid())
         .fetch_one(&mut **tx)
         .await?;
-    one(row)
+    Invitation::from_row(row)
 }
 
 pub async fn reissue_invitation(
     tx: &mut Tx,
     org_id: Uuid,
-    id: Uuid,
+    id: InvitationId,
     token_hash: &[u8],
     expires_at: DateTime<Utc>,
 ) -> Result<Invitation> {
-    one(sqlx::query_as(&format!(
+    Invitation::from_row(sqlx::query_as(&format!(
         "UPDATE invitations SET token_hash = $3, expires_at = $4, version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
     ))
     .bind(org_id)
-    .bind(id)
+    .bind(id.uuid())
     .bind(token_hash)
     .bind(expires_at)
     .fetch_one(&mut **tx)
@@ -181,16 +175,19 @@ pub async fn find_invitation_by_token(
     tx: &mut Tx,
     token_hash: &[u8],
 ) -> Result<Option<Invitation>> {
-    maybe(
-        sqlx::query_as(&format!(
-            "SELECT {COLS} FROM invitations WHERE token_hash = $1 FOR UPDATE"
-        ))
-        .bind(token_hash)
-        .fetch_optional(&mut **tx)
-        .await?,
-    )
+    let row: Option<InvitationRow> = sqlx::query_as(&format!(
+        "SELECT {COLS} FROM invitations WHERE token_hash = $1 FOR UPDATE"
+    ))
+    .bind(token_hash)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(Invitation::from_row).transpose()
 }
 
-pub async fn mark_invitation_accepted(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Invitation> {
+pub async fn mark_invitation_accepted(
+    tx: &mut Tx,
+    org_id: Uuid,
+    id: InvitationId,
+) -> Result<Invitation> {
     set_state(tx, (org_id, id), "state = 'accepted', accepted_at = now()").await
 }

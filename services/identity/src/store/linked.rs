@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::unique;
 
-use crate::domain::LinkedAccount;
+use crate::domain::{LinkedAccount, UserId};
 
 /// A linked account row, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -83,21 +83,21 @@ pub async fn insert_linked_account(
 }
 
 /// A user's linked accounts, locked (the last one is never removed).
-pub async fn list_linked_accounts(tx: &mut Tx, user_id: Uuid) -> Result<Vec<LinkedAccount>> {
+pub async fn list_linked_accounts(tx: &mut Tx, user_id: UserId) -> Result<Vec<LinkedAccount>> {
     let rows: Vec<LinkedAccountRow> = sqlx::query_as(
         "SELECT id, provider, issuer, subject, email, created_at, last_login_at FROM linked_accounts \
          WHERE user_id = $1 ORDER BY id FOR UPDATE",
     )
-    .bind(user_id)
+    .bind(user_id.uuid())
     .fetch_all(&mut **tx)
     .await?;
     Ok(rows.into_iter().map(LinkedAccount::from).collect())
 }
 
-pub async fn delete_linked_account(tx: &mut Tx, user_id: Uuid, id: Uuid) -> Result<bool> {
+pub async fn delete_linked_account(tx: &mut Tx, user_id: UserId, id: Uuid) -> Result<bool> {
     Ok(
         sqlx::query("DELETE FROM linked_accounts WHERE user_id = $1 AND id = $2")
-            .bind(user_id)
+            .bind(user_id.uuid())
             .bind(id)
             .execute(&mut **tx)
             .await?

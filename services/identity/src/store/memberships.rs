@@ -6,13 +6,13 @@ use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
 use uuid::Uuid;
 
-use super::unique;
+use super::taken;
 
 use super::RevisionRow;
 
 use super::{Order, of_org, page_of};
 
-use crate::domain::{Membership, MembershipId, Role};
+use crate::domain::{Membership, MembershipId, Role, UserId};
 use foundry_domain::Id;
 
 /// A membership row joined with its user, as read.
@@ -36,7 +36,7 @@ impl TryFrom<MemberRow> for Membership {
         Ok(Membership {
             id: Id::from_uuid(r.id),
             org_id: r.org_id,
-            user_id: r.user_id,
+            user_id: Id::from_uuid(r.user_id),
             role: Role::decode("memberships", "role", &r.role)?,
             invited_by: r.invited_by,
             email: r.email,
@@ -57,7 +57,7 @@ fn decode(row: Option<MemberRow>) -> Result<Option<Membership>> {
 pub async fn insert_membership(
     tx: &mut Tx,
     org_id: Uuid,
-    user_id: Uuid,
+    user_id: UserId,
     role: Role,
     invited_by: Option<Uuid>,
 ) -> Result<Membership> {
@@ -65,14 +65,15 @@ pub async fn insert_membership(
     sqlx::query("INSERT INTO memberships (org_id, id, user_id, role, invited_by) VALUES ($1, $2, $3, $4, $5)")
         .bind(org_id)
         .bind(id)
-        .bind(user_id)
+        .bind(user_id.uuid())
         .bind(role.as_str())
         .bind(invited_by)
         .execute(&mut **tx)
         .await
-        .map_err(unique("memberships_org_user_key", || {
-            Error::already_exists("ALREADY_MEMBER", "user_id", "the user is already a member")
-        }))?;
+        .map_err(taken(
+            "memberships_org_user_key",
+            ("ALREADY_MEMBER", "user_id", "the user is already a member"),
+        ))?;
     get_membership(tx, org_id, Id::from_uuid(id), false)
         .await?
         .ok_or_else(|| Error::internal(anyhow::anyhow!("inserted membership missing")))
@@ -91,9 +92,9 @@ pub async fn get_membership(
 pub async fn get_membership_of(
     tx: &mut Tx,
     org_id: Uuid,
-    user_id: Uuid,
+    user_id: UserId,
 ) -> Result<Option<Membership>> {
-    member_where(tx, org_id, ("m.user_id", user_id), false).await
+    member_where(tx, org_id, ("m.user_id", user_id.uuid()), false).await
 }
 
 /// The membership of `org_id` whose `column` is `value`, its row locked

@@ -57,6 +57,12 @@ pub(crate) trait Row:
 
 impl<R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin> Row for R {}
 
+/// A row decoded into its domain value by a conversion that cannot fail,
+/// in the form [`find_by`] and [`page_of`] take.
+pub(crate) fn decoded<R: Into<T>, T>(row: R) -> Result<T> {
+    Ok(row.into())
+}
+
 /// Maps a violation of the unique `constraint` to `error`, any other
 /// failure to itself.
 pub(crate) fn unique(
@@ -70,6 +76,17 @@ pub(crate) fn unique(
             e.into()
         }
     }
+}
+
+/// Maps a violation of the unique `constraint` to `ALREADY_EXISTS` with
+/// `(reason, field, message)`, any other failure to itself.
+pub(crate) fn taken(
+    constraint: &'static str,
+    (reason, field, message): (&'static str, &'static str, &'static str),
+) -> impl FnOnce(sqlx::Error) -> Error {
+    unique(constraint, move || {
+        Error::already_exists(reason, field, message)
+    })
 }
 
 /// The one row `select` (a `SELECT … FROM …`) finds where `column` is

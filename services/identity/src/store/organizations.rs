@@ -1,16 +1,15 @@
 //! Organizations.
 
 use chrono::{DateTime, Utc};
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::error::is_unique_violation;
 use foundry_platform::page::Page;
-use foundry_platform::{Error, Result};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::RevisionRow;
 
-use super::{Order, find_by, page_of};
+use super::{Order, decoded, find_by, page_of, taken};
 
 use crate::domain::{NewOrganization, Organization};
 
@@ -43,35 +42,43 @@ impl From<OrgRow> for Organization {
 pub const ORG_COLUMNS: &str =
     "id, name, slug, settings, version, created_at, updated_at, deleted_at";
 
-fn slug_taken(e: sqlx::Error) -> Error {
-    if is_unique_violation(&e, "organizations_slug_key") {
-        Error::already_exists(
-            "SLUG_TAKEN",
-            "organization.slug",
-            "an organization with this slug exists",
-        )
-    } else {
-        e.into()
-    }
+/// A write whose slug another organization holds.
+const SLUG_TAKEN: (&str, &str, &str) = (
+    "SLUG_TAKEN",
+    "organization.slug",
+    "an organization with this slug exists",
+);
+
+/// Runs `sql` (an insert or update of one organization, binding `$1` id,
+/// `$2` name, `$3` slug, `$4` settings, returning [`ORG_COLUMNS`]) and
+/// returns what it wrote; a taken slug is `SLUG_TAKEN`.
+async fn write_org(
+    tx: &mut Tx,
+    sql: &str,
+    id: Uuid,
+    (name, slug, settings): (&str, &str, &serde_json::Value),
+) -> Result<Organization> {
+    let row: OrgRow = sqlx::query_as(sql)
+        .bind(id)
+        .bind(name)
+        .bind(slug)
+        .bind(settings)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(taken("organizations_slug_key", SLUG_TAKEN))?;
+    Ok(row.into())
 }
 
 pub async fn insert_org(tx: &mut Tx, id: Uuid, o: &NewOrganization) -> Result<Organization> {
-    let row: OrgRow = sqlx::query_as(&format!(
+    let sql = format!(
         "INSERT INTO organizations (id, name, slug, settings) VALUES ($1, $2, $3, $4) RETURNING {ORG_COLUMNS}"
-    ))
-    .bind(id)
-    .bind(&o.name)
-    .bind(&o.slug)
-    .bind(&o.settings)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(slug_taken)?;
-    Ok(row.into())
+    );
+    write_org(tx, &sql, id, (&o.name, &o.slug, &o.settings)).await
 }
 
 pub async fn get_org(tx: &mut Tx, id: Uuid, lock: bool) -> Result<Option<Organization>> {
     let select = format!("SELECT {ORG_COLUMNS} FROM organizations");
-    find_by(tx, &select, ("id", id), lock, |r: OrgRow| Ok(r.into())).await
+    find_by(tx, &select, ("id", id), lock, decoded::<OrgRow, _>).await
 }
 
 pub async fn list_user_orgs(tx: &mut Tx, user_id: Uuid, page: Page) -> Result<Vec<Organization>> {
@@ -82,25 +89,15 @@ pub async fn list_user_orgs(tx: &mut Tx, user_id: Uuid, page: Page) -> Result<Ve
         cols.collect::<Vec<_>>().join(", ")
     ));
     q.push_bind(user_id).push(")");
-    page_of(tx, q, ("o.id", Order::Oldest), page, |r: OrgRow| {
-        Ok(r.into())
-    })
-    .await
+    page_of(tx, q, ("o.id", Order::Oldest), page, decoded::<OrgRow, _>).await
 }
 
 pub async fn update_org(tx: &mut Tx, o: &Organization) -> Result<Organization> {
-    let row: OrgRow = sqlx::query_as(&format!(
+    let sql = format!(
         "UPDATE organizations SET name = $2, slug = $3, settings = $4, version = version + 1, updated_at = now() \
          WHERE id = $1 RETURNING {ORG_COLUMNS}"
-    ))
-    .bind(o.id)
-    .bind(&o.name)
-    .bind(&o.slug)
-    .bind(&o.settings)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(slug_taken)?;
-    Ok(row.into())
+    );
+    write_org(tx, &sql, o.id, (&o.name, &o.slug, &o.settings)).await
 }
 
 pub async fn set_org_deleted(tx: &mut Tx, id: Uuid, deleted: bool) -> Result<Organization> {

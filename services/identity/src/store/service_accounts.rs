@@ -1,17 +1,16 @@
 //! Service accounts.
 
 use chrono::{DateTime, Utc};
+use foundry_domain::Id;
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
 use foundry_platform::page::Page;
-use foundry_platform::{Error, Result};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{find_by, unique};
+use super::{Order, decoded, find_by, page_of, taken};
 
-use super::{Order, page_of};
-
-use crate::domain::{NewServiceAccount, ServiceAccount};
+use crate::domain::{NewServiceAccount, ServiceAccount, ServiceAccountId};
 
 /// A service account row, as read (never its key hash).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -26,7 +25,7 @@ struct ServiceAccountRow {
 impl From<ServiceAccountRow> for ServiceAccount {
     fn from(r: ServiceAccountRow) -> ServiceAccount {
         ServiceAccount {
-            id: r.id,
+            id: Id::from_uuid(r.id),
             name: r.name,
             description: r.description,
             created_at: r.created_at,
@@ -55,33 +54,34 @@ pub async fn insert_service_account(
     .bind(key_hash)
     .fetch_one(&mut **tx)
     .await
-    .map_err(unique("service_accounts_name_key", || {
-        Error::already_exists(
+    .map_err(taken(
+        "service_accounts_name_key",
+        (
             "NAME_TAKEN",
             "service_account.name",
             "a service account with this name exists",
-        )
-    }))?;
+        ),
+    ))?;
     Ok(row.into())
 }
 
 /// The service account a key belongs to.
 pub async fn find_service_account(tx: &mut Tx, key_hash: &[u8]) -> Result<Option<ServiceAccount>> {
     let by = ("key_hash", key_hash.to_vec());
+    find_by(tx, SELECT_SA, by, false, decoded::<ServiceAccountRow, _>).await
+}
+
+pub async fn get_service_account(
+    tx: &mut Tx,
+    id: ServiceAccountId,
+) -> Result<Option<ServiceAccount>> {
     find_by(
         tx,
         SELECT_SA,
-        by,
+        ("id", id.uuid()),
         false,
-        |r: ServiceAccountRow| Ok(r.into()),
+        decoded::<ServiceAccountRow, _>,
     )
-    .await
-}
-
-pub async fn get_service_account(tx: &mut Tx, id: Uuid) -> Result<Option<ServiceAccount>> {
-    find_by(tx, SELECT_SA, ("id", id), false, |r: ServiceAccountRow| {
-        Ok(r.into())
-    })
     .await
 }
 
@@ -92,16 +92,19 @@ pub async fn list_service_accounts(tx: &mut Tx, page: Page) -> Result<Vec<Servic
         q,
         ("id", Order::Oldest),
         page,
-        |r: ServiceAccountRow| Ok(r.into()),
+        decoded::<ServiceAccountRow, _>,
     )
     .await
 }
 
-pub async fn disable_service_account(tx: &mut Tx, id: Uuid) -> Result<Option<ServiceAccount>> {
+pub async fn disable_service_account(
+    tx: &mut Tx,
+    id: ServiceAccountId,
+) -> Result<Option<ServiceAccount>> {
     let row: Option<ServiceAccountRow> = sqlx::query_as(&format!(
         "UPDATE service_accounts SET disabled_at = coalesce(disabled_at, now()) WHERE id = $1 RETURNING {SA_COLS}"
     ))
-    .bind(id)
+    .bind(id.uuid())
     .fetch_optional(&mut **tx)
     .await?;
     Ok(row.map(ServiceAccount::from))

@@ -1,14 +1,15 @@
 //! Users.
 
+use foundry_domain::Id;
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::{Error, Result};
 use uuid::Uuid;
 
-use super::{find_by, unique};
+use super::{decoded, find_by, taken};
 
 use super::RevisionRow;
 
-use crate::domain::User;
+use crate::domain::{User, UserId};
 
 /// A user row, as read.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -24,7 +25,7 @@ struct UserRow {
 impl From<UserRow> for User {
     fn from(r: UserRow) -> User {
         User {
-            id: r.id,
+            id: Id::from_uuid(r.id),
             email: r.email,
             display_name: r.display_name,
             avatar_url: r.avatar_url,
@@ -44,15 +45,16 @@ pub async fn insert_user(tx: &mut Tx, email: &str, display_name: &str) -> Result
     .bind(display_name)
     .fetch_one(&mut **tx)
     .await
-    .map_err(unique("users_email_key", || {
-        Error::already_exists("EMAIL_TAKEN", "email", "a user with this email exists")
-    }))?;
+    .map_err(taken(
+        "users_email_key",
+        ("EMAIL_TAKEN", "email", "a user with this email exists"),
+    ))?;
     Ok(row.into())
 }
 
-pub async fn get_user(tx: &mut Tx, id: Uuid, lock: bool) -> Result<Option<User>> {
+pub async fn get_user(tx: &mut Tx, id: UserId, lock: bool) -> Result<Option<User>> {
     let select = format!("SELECT {USER_COLS} FROM users");
-    find_by(tx, &select, ("id", id), lock, |r: UserRow| Ok(r.into())).await
+    find_by(tx, &select, ("id", id.uuid()), lock, decoded::<UserRow, _>).await
 }
 
 /// Writes a user's updatable fields.
@@ -61,7 +63,7 @@ pub async fn update_user(tx: &mut Tx, u: &User) -> Result<User> {
         "UPDATE users SET display_name = $2, avatar_url = $3, version = version + 1, updated_at = now() \
          WHERE id = $1 RETURNING {USER_COLS}"
     ))
-    .bind(u.id)
+    .bind(u.id.uuid())
     .bind(&u.display_name)
     .bind(&u.avatar_url)
     .fetch_one(&mut **tx)
