@@ -249,10 +249,10 @@ async fn sprint_of(
     let s = found(
         resource::read::<Sprint>(tx, org_id, sprint_id, Lock::KeyShare).await?,
         caller,
-        |s| s.program_id.uuid(),
+        |s| s.fields.program_id.uuid(),
         Sprint::not_found,
     )?;
-    if s.program_id != program_id {
+    if s.fields.program_id != program_id {
         return Err(other_program("sprint"));
     }
     Ok(())

@@ -9,14 +9,7 @@ use super::*;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sprint {
     pub id: SprintId,
-    pub program_id: ProgramId,
-    pub name: String,
-    pub goal: String,
-    /// Before `end_at` ([`check_sprint_dates`]).
-    pub start_at: DateTime<Utc>,
-    pub end_at: DateTime<Utc>,
-    pub capacity: f64,
-    pub capacity_unit: CapacityUnit,
+    pub fields: NewSprint,
     /// Changed only through [`start_sprint`] and [`complete_sprint`].
     pub status: SprintStatus,
     pub stamp: Stamp,
@@ -29,6 +22,7 @@ pub struct NewSprint {
     pub program_id: ProgramId,
     pub name: String,
     pub goal: String,
+    /// Before `end_at` ([`check_sprint_dates`]).
     pub start_at: DateTime<Utc>,
     pub end_at: DateTime<Utc>,
     pub capacity: f64,
@@ -98,15 +92,15 @@ impl Patch for Sprint {
     fn apply(&mut self, changes: Vec<SprintChange>) -> Result<(), Error> {
         for change in changes {
             match change {
-                SprintChange::Name(x) => self.name = x,
-                SprintChange::Goal(x) => self.goal = x,
-                SprintChange::StartTime(x) => self.start_at = x,
-                SprintChange::EndTime(x) => self.end_at = x,
-                SprintChange::Capacity(x) => self.capacity = x,
-                SprintChange::CapacityUnit(x) => self.capacity_unit = x,
+                SprintChange::Name(x) => self.fields.name = x,
+                SprintChange::Goal(x) => self.fields.goal = x,
+                SprintChange::StartTime(x) => self.fields.start_at = x,
+                SprintChange::EndTime(x) => self.fields.end_at = x,
+                SprintChange::Capacity(x) => self.fields.capacity = x,
+                SprintChange::CapacityUnit(x) => self.fields.capacity_unit = x,
             }
         }
-        check_sprint_dates(self.start_at, self.end_at)
+        check_sprint_dates(self.fields.start_at, self.fields.end_at)
     }
 }
 
@@ -126,13 +120,16 @@ impl Audited for Sprint {
     fn audit_fields(&self) -> AuditFields {
         let Sprint {
             id: _,
-            program_id: _,
-            name,
-            goal,
-            start_at,
-            end_at,
-            capacity,
-            capacity_unit,
+            fields:
+                NewSprint {
+                    program_id: _,
+                    name,
+                    goal,
+                    start_at,
+                    end_at,
+                    capacity,
+                    capacity_unit,
+                },
             status,
             stamp: _,
         } = self;
