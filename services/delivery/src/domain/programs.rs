@@ -9,12 +9,7 @@ use super::*;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Program {
     pub id: ProgramId,
-    pub name: String,
-    /// Unique in the organization.
-    pub slug: String,
-    pub description: String,
-    pub source_platform: String,
-    pub target_platform: String,
+    pub fields: NewProgram,
     /// Changed only through [`advance_phase`].
     pub phase: Phase,
     /// Set while archived (ArchiveProgram / UnarchiveProgram).
@@ -27,6 +22,7 @@ pub struct Program {
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewProgram {
     pub name: String,
+    /// Unique in the organization.
     pub slug: String,
     pub description: String,
     pub source_platform: String,
@@ -89,11 +85,11 @@ impl Patch for Program {
     fn apply(&mut self, changes: Vec<ProgramChange>) -> Result<(), Error> {
         for change in changes {
             match change {
-                ProgramChange::Name(x) => self.name = x,
-                ProgramChange::Slug(x) => self.slug = x,
-                ProgramChange::Description(x) => self.description = x,
-                ProgramChange::SourcePlatform(x) => self.source_platform = x,
-                ProgramChange::TargetPlatform(x) => self.target_platform = x,
+                ProgramChange::Name(x) => self.fields.name = x,
+                ProgramChange::Slug(x) => self.fields.slug = x,
+                ProgramChange::Description(x) => self.fields.description = x,
+                ProgramChange::SourcePlatform(x) => self.fields.source_platform = x,
+                ProgramChange::TargetPlatform(x) => self.fields.target_platform = x,
             }
         }
         Ok(())
@@ -139,11 +135,14 @@ impl Audited for Program {
     fn audit_fields(&self) -> AuditFields {
         let Program {
             id: _,
-            name,
-            slug,
-            description,
-            source_platform,
-            target_platform,
+            fields:
+                NewProgram {
+                    name,
+                    slug,
+                    description,
+                    source_platform,
+                    target_platform,
+                },
             phase,
             archived_at,
             stamp: _,
