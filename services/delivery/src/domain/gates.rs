@@ -10,13 +10,9 @@ use super::*;
 #[derive(Clone, Debug, PartialEq)]
 pub struct SprintGate {
     pub id: SprintGateId,
+    pub fields: NewSprintGate,
     /// Its sprint's program.
     pub program_id: ProgramId,
-    pub sprint_id: SprintId,
-    pub name: String,
-    pub description: String,
-    /// At least one; ids unique within the gate.
-    pub criteria: Vec<Criterion>,
     pub stamp: Stamp,
 }
 
@@ -27,6 +23,7 @@ pub struct NewSprintGate {
     pub sprint_id: SprintId,
     pub name: String,
     pub description: String,
+    /// At least one; ids unique within the gate.
     pub criteria: Vec<Criterion>,
 }
 
@@ -78,9 +75,9 @@ impl Patch for SprintGate {
     fn apply(&mut self, changes: Vec<SprintGateChange>) -> Result<(), Error> {
         for change in changes {
             match change {
-                SprintGateChange::Name(x) => self.name = x,
-                SprintGateChange::Description(x) => self.description = x,
-                SprintGateChange::Criteria(x) => self.criteria = x,
+                SprintGateChange::Name(x) => self.fields.name = x,
+                SprintGateChange::Description(x) => self.fields.description = x,
+                SprintGateChange::Criteria(x) => self.fields.criteria = x,
             }
         }
         Ok(())
@@ -91,11 +88,14 @@ impl Audited for SprintGate {
     fn audit_fields(&self) -> AuditFields {
         let SprintGate {
             id: _,
+            fields:
+                NewSprintGate {
+                    sprint_id,
+                    name,
+                    description,
+                    criteria,
+                },
             program_id: _,
-            sprint_id,
-            name,
-            description,
-            criteria,
             stamp: _,
         } = self;
         AuditFields::new()

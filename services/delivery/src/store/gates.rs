@@ -38,11 +38,13 @@ impl Resource for SprintGate {
     fn from_row(r: GateRow) -> Result<SprintGate> {
         Ok(SprintGate {
             id: Id::from_uuid(r.id),
+            fields: NewSprintGate {
+                sprint_id: Id::from_uuid(r.sprint_id),
+                name: r.name,
+                description: r.description,
+                criteria: r.criteria.0,
+            },
             program_id: Id::from_uuid(r.program_id),
-            sprint_id: Id::from_uuid(r.sprint_id),
-            name: r.name,
-            description: r.description,
-            criteria: r.criteria.0,
             stamp: r.stamp.into(),
         })
     }
@@ -99,9 +101,9 @@ pub async fn update_gate(tx: &mut Tx, org_id: Uuid, g: &SprintGate) -> Result<Sp
     ))
     .bind(org_id)
     .bind(g.id.uuid())
-    .bind(&g.name)
-    .bind(&g.description)
-    .bind(Json(&g.criteria))
+    .bind(&g.fields.name)
+    .bind(&g.fields.description)
+    .bind(Json(&g.fields.criteria))
     .fetch_one(&mut **tx)
     .await?;
     SprintGate::from_row(row)
