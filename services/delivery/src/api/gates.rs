@@ -66,12 +66,13 @@ pub fn gate_to_proto(g: &SprintGate) -> pb::SprintGate {
 pub fn evaluation_to_proto(e: &Evaluation) -> pb::SprintGateEvaluation {
     pb::SprintGateEvaluation {
         id: e.id.to_string(),
-        gate_id: e.gate_id.to_string(),
-        sprint_id: e.sprint_id.to_string(),
-        program_id: e.program_id.to_string(),
-        evaluator_id: e.evaluator_id.to_string(),
-        evaluator_type: pb::SprintGateEvaluatorType::from(e.evaluator_type) as i32,
+        gate_id: e.fields.gate_id.to_string(),
+        sprint_id: e.fields.sprint_id.to_string(),
+        program_id: e.fields.program_id.to_string(),
+        evaluator_id: e.fields.evaluator_id.to_string(),
+        evaluator_type: pb::SprintGateEvaluatorType::from(e.fields.evaluator_type) as i32,
         results: e
+            .fields
             .results
             .iter()
             .map(|x| pb::SprintGateCriterionResult {
@@ -82,7 +83,7 @@ pub fn evaluation_to_proto(e: &Evaluation) -> pb::SprintGateEvaluation {
                 required: x.required,
             })
             .collect(),
-        passed: e.passed,
+        passed: e.fields.passed,
         create_time: Some(timestamp(e.created_at)),
     }
 }

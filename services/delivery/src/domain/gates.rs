@@ -110,15 +110,7 @@ impl Audited for SprintGate {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evaluation {
     pub id: EvaluationId,
-    pub gate_id: SprintGateId,
-    pub sprint_id: SprintId,
-    pub program_id: ProgramId,
-    /// The principal that evaluated.
-    pub evaluator_id: Uuid,
-    pub evaluator_type: EvaluatorType,
-    /// In the gate's criterion order ([`evaluate_gate`]).
-    pub results: Vec<CriterionResult>,
-    pub passed: bool,
+    pub fields: NewEvaluation,
     pub created_at: DateTime<Utc>,
 }
 
@@ -128,8 +120,10 @@ pub struct NewEvaluation {
     pub gate_id: SprintGateId,
     pub sprint_id: SprintId,
     pub program_id: ProgramId,
+    /// The principal that evaluated.
     pub evaluator_id: Uuid,
     pub evaluator_type: EvaluatorType,
+    /// In the gate's criterion order ([`evaluate_gate`]).
     pub results: Vec<CriterionResult>,
     pub passed: bool,
 }
@@ -138,13 +132,16 @@ impl Audited for Evaluation {
     fn audit_fields(&self) -> AuditFields {
         let Evaluation {
             id: _,
-            gate_id,
-            sprint_id,
-            program_id: _,
-            evaluator_id: _,
-            evaluator_type,
-            results,
-            passed,
+            fields:
+                NewEvaluation {
+                    gate_id,
+                    sprint_id,
+                    program_id: _,
+                    evaluator_id: _,
+                    evaluator_type,
+                    results,
+                    passed,
+                },
             created_at: _,
         } = self;
         AuditFields::new()

@@ -156,17 +156,19 @@ impl Resource for Evaluation {
     fn from_row(r: EvaluationRow) -> Result<Evaluation> {
         Ok(Evaluation {
             id: Id::from_uuid(r.id),
-            gate_id: Id::from_uuid(r.gate_id),
-            sprint_id: Id::from_uuid(r.sprint_id),
-            program_id: Id::from_uuid(r.program_id),
-            evaluator_id: r.evaluator_id,
-            evaluator_type: EvaluatorType::decode(
-                "sprint_gate_evaluations",
-                "evaluator_type",
-                &r.evaluator_type,
-            )?,
-            results: r.results.0,
-            passed: r.passed,
+            fields: NewEvaluation {
+                gate_id: Id::from_uuid(r.gate_id),
+                sprint_id: Id::from_uuid(r.sprint_id),
+                program_id: Id::from_uuid(r.program_id),
+                evaluator_id: r.evaluator_id,
+                evaluator_type: EvaluatorType::decode(
+                    "sprint_gate_evaluations",
+                    "evaluator_type",
+                    &r.evaluator_type,
+                )?,
+                results: r.results.0,
+                passed: r.passed,
+            },
             created_at: r.created_at,
         })
     }
@@ -185,7 +187,7 @@ impl Resource for Evaluation {
     }
 
     fn project(&self) -> Option<Uuid> {
-        Some(self.program_id.uuid())
+        Some(self.fields.program_id.uuid())
     }
 }
 
