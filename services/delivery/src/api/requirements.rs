@@ -169,7 +169,7 @@ async fn workstream_program(
     lock: Lock,
 ) -> Result<ProgramId, Error> {
     let w = resource::fetch::<Workstream>(tx, call, id, lock).await?;
-    Ok(w.program_id)
+    Ok(w.fields.program_id)
 }
 
 #[async_trait]
