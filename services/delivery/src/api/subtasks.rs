@@ -39,12 +39,12 @@ pub fn subtask_to_proto(s: &Subtask) -> pb::Subtask {
     } = (&s.stamp).into();
     pb::Subtask {
         id: s.id.to_string(),
-        task_id: s.task_id.to_string(),
+        task_id: s.fields.task_id.to_string(),
         program_id: s.program_id.to_string(),
-        title: s.title.clone(),
-        description: s.description.clone(),
-        status: pb::SubtaskStatus::from(s.status) as i32,
-        position: s.position,
+        title: s.fields.title.clone(),
+        description: s.fields.description.clone(),
+        status: pb::SubtaskStatus::from(s.fields.status) as i32,
+        position: s.fields.position,
         created_by,
         create_time,
         update_time,
@@ -204,7 +204,7 @@ impl SubtaskService for Subtasks {
         .await?;
         tx.commit().await.map_err(Error::from)?;
         let next_page_token = self.0.pages.finish_keyed(&page, &mut subtasks, |s| {
-            (i64::from(s.position), s.id.uuid())
+            (i64::from(s.fields.position), s.id.uuid())
         });
         Ok(Response::new(pb::ListSubtasksResponse {
             subtasks: subtasks.iter().map(subtask_to_proto).collect(),
@@ -224,6 +224,7 @@ impl SubtaskService for Subtasks {
         let mut tx = self.0.db.tenant(call.org_id).await?;
         let task_id = resource::fetch::<Subtask>(&mut tx, &call, id, Lock::None)
             .await?
+            .fields
             .task_id;
         resource::read::<Task>(&mut tx, call.org_id, task_id, Lock::Share)
             .await?
