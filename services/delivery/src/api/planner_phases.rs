@@ -38,12 +38,12 @@ pub fn planner_phase_to_proto(p: &PlannerPhase) -> pb::PlannerPhase {
     } = (&p.stamp).into();
     pb::PlannerPhase {
         id: p.id.to_string(),
-        program_id: p.program_id.to_string(),
-        name: p.name.clone(),
-        description: p.description.clone(),
-        position: p.position,
-        start_time: opt_timestamp(p.start_at),
-        end_time: opt_timestamp(p.end_at),
+        program_id: p.fields.program_id.to_string(),
+        name: p.fields.name.clone(),
+        description: p.fields.description.clone(),
+        position: p.fields.position,
+        start_time: opt_timestamp(p.fields.start_at),
+        end_time: opt_timestamp(p.fields.end_at),
         created_by,
         create_time,
         update_time,
@@ -149,7 +149,7 @@ pub(crate) async fn phase_in(
     id: PlannerPhaseId,
 ) -> Result<PlannerPhase, Error> {
     let p: PlannerPhase = resource::fetch(tx, call, id, Lock::KeyShare).await?;
-    if p.program_id != program_id {
+    if p.fields.program_id != program_id {
         return Err(other_program("planner phase"));
     }
     Ok(p)
@@ -224,7 +224,7 @@ impl PlannerPhaseService for PlannerPhases {
         let req = req.into_inner();
         let program_id = Violations::require_id("program_id", &req.program_id)?;
         let list = Listing::new(program_id, req.page_size, &req.page_token, String::new())
-            .ordered_by(|p: &PlannerPhase| (i64::from(p.position), p.id.uuid()));
+            .ordered_by(|p: &PlannerPhase| (i64::from(p.fields.position), p.id.uuid()));
         let (planner_phases, next_page_token) = list
             .run(&self.0, &call, planner_phase_to_proto, |tx, page| {
                 let after = page.after_key.zip(page.after);
