@@ -41,15 +41,8 @@ impl FieldPath for SprintGatePath {
         SprintGatePath::Description,
         SprintGatePath::Criteria,
     ];
-    const OUTPUT_ONLY: &'static [&'static str] = &[
-        "id",
-        "sprint_id",
-        "program_id",
-        "created_by",
-        "create_time",
-        "update_time",
-        "etag",
-    ];
+    const OUTPUT_ONLY: &'static [&'static str] =
+        &program_child_output_only_and::<7>(&["sprint_id"]);
 
     fn name(self) -> &'static str {
         match self {

@@ -160,19 +160,16 @@ impl GoalStatus {
 
 /// Checks a goal status change; staying put is allowed.
 pub fn change_goal_status(from: GoalStatus, to: GoalStatus) -> Result<(), Error> {
-    if from == to || from.successors().contains(&to) {
+    if from == to {
         return Ok(());
     }
-    let allowed: Vec<&str> = from.successors().iter().map(|s| s.as_str()).collect();
-    Err(Error::failed_precondition(
+    check_move(
+        "a goal",
         "GOAL_TRANSITION_NOT_ALLOWED",
-        format!(
-            "a goal cannot move from {} to {}; allowed: {}",
-            from.as_str(),
-            to.as_str(),
-            allowed.join(", ")
-        ),
-    ))
+        from,
+        to,
+        from.successors(),
+    )
 }
 
 #[cfg(test)]

@@ -57,15 +57,7 @@ impl FieldPath for RiskPath {
         RiskPath::OwnerUserId,
         RiskPath::Status,
     ];
-    const OUTPUT_ONLY: &'static [&'static str] = &[
-        "id",
-        "program_id",
-        "severity",
-        "created_by",
-        "create_time",
-        "update_time",
-        "etag",
-    ];
+    const OUTPUT_ONLY: &'static [&'static str] = &program_child_output_only_and::<7>(&["severity"]);
 
     fn name(self) -> &'static str {
         match self {

@@ -49,14 +49,7 @@ impl FieldPath for SprintPath {
         SprintPath::Capacity,
         SprintPath::CapacityUnit,
     ];
-    const OUTPUT_ONLY: &'static [&'static str] = &[
-        "id",
-        "program_id",
-        "created_by",
-        "create_time",
-        "update_time",
-        "etag",
-    ];
+    const OUTPUT_ONLY: &'static [&'static str] = PROGRAM_CHILD_OUTPUT_ONLY;
 
     fn name(self) -> &'static str {
         match self {

@@ -44,15 +44,7 @@ impl FieldPath for SubtaskPath {
         SubtaskPath::Status,
         SubtaskPath::Position,
     ];
-    const OUTPUT_ONLY: &'static [&'static str] = &[
-        "id",
-        "task_id",
-        "program_id",
-        "created_by",
-        "create_time",
-        "update_time",
-        "etag",
-    ];
+    const OUTPUT_ONLY: &'static [&'static str] = &program_child_output_only_and::<7>(&["task_id"]);
 
     fn name(self) -> &'static str {
         match self {

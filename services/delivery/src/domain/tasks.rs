@@ -206,18 +206,13 @@ pub fn change_task_status(
     if from == to {
         return Ok(TaskMove::Unchanged);
     }
-    if !from.successors().contains(&to) {
-        let allowed: Vec<&str> = from.successors().iter().map(|s| s.as_str()).collect();
-        return Err(Error::failed_precondition(
-            "TASK_TRANSITION_NOT_ALLOWED",
-            format!(
-                "a task cannot move from {} to {}; allowed: {}",
-                from.as_str(),
-                to.as_str(),
-                allowed.join(", ")
-            ),
-        ));
-    }
+    check_move(
+        "a task",
+        "TASK_TRANSITION_NOT_ALLOWED",
+        from,
+        to,
+        from.successors(),
+    )?;
     if to == TaskStatus::Done && open_subtasks > 0 {
         if !force {
             return Err(Error::failed_precondition(

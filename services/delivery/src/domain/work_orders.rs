@@ -177,19 +177,14 @@ pub fn change_work_order_status(from: WorkOrderStatus, to: WorkOrderStatus) -> R
     if from == to {
         return Ok(false);
     }
-    if from.successors().contains(&to) {
-        return Ok(true);
-    }
-    let allowed: Vec<&str> = from.successors().iter().map(|s| s.as_str()).collect();
-    Err(Error::failed_precondition(
+    check_move(
+        "a work order",
         "WORK_ORDER_TRANSITION_NOT_ALLOWED",
-        format!(
-            "a work order cannot move from {} to {}; allowed: {}",
-            from.as_str(),
-            to.as_str(),
-            allowed.join(", ")
-        ),
-    ))
+        from,
+        to,
+        from.successors(),
+    )?;
+    Ok(true)
 }
 
 #[cfg(test)]
