@@ -12,7 +12,8 @@ pub struct Feature {
     pub stamp: Stamp,
 }
 
-/// A feature to create, as parsed at the edge.
+/// A feature's own fields, held by a [`Feature`]: to create, as parsed at the
+/// edge.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewFeature {
     pub program_id: ProgramId,

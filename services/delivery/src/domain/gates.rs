@@ -16,8 +16,8 @@ pub struct SprintGate {
     pub stamp: Stamp,
 }
 
-/// A sprint gate to create, as parsed at the edge (its program is its
-/// sprint's).
+/// A sprint gate's own fields, held by a [`SprintGate`]: to create, as parsed
+/// at the edge (its program is its sprint's).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewSprintGate {
     pub sprint_id: SprintId,
@@ -107,7 +107,8 @@ pub struct Evaluation {
     pub created_at: DateTime<Utc>,
 }
 
-/// An evaluation to record: a gate's, with [`evaluate_gate`]'s verdict.
+/// An evaluation's own fields, held by an [`Evaluation`]: to record, a gate's,
+/// with [`evaluate_gate`]'s verdict.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewEvaluation {
     pub gate_id: SprintGateId,

@@ -15,7 +15,7 @@ pub struct Goal {
     pub stamp: Stamp,
 }
 
-/// A goal to create, as parsed at the edge.
+/// A goal's own fields, held by a [`Goal`]: to create, as parsed at the edge.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewGoal {
     pub program_id: ProgramId,

@@ -17,8 +17,8 @@ pub struct Program {
     pub stamp: Stamp,
 }
 
-/// A program to create, as parsed at the edge (it starts in
-/// [`Phase::Discovery`], unarchived).
+/// A program's own fields, held by a [`Program`]: to create, as parsed at the
+/// edge (it starts in [`Phase::Discovery`], unarchived).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewProgram {
     pub name: String,

@@ -16,8 +16,8 @@ pub struct Requirement {
     pub stamp: Stamp,
 }
 
-/// A requirement to create, as parsed at the edge (its program is its
-/// workstream's).
+/// A requirement's own fields, held by a [`Requirement`]: to create, as parsed
+/// at the edge (its program is its workstream's).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewRequirement {
     /// Its workstream (same program).

@@ -15,7 +15,8 @@ pub struct Risk {
     pub stamp: Stamp,
 }
 
-/// A risk to create, as parsed at the edge (its severity is derived).
+/// A risk's own fields, held by a [`Risk`]: to create, as parsed at the edge
+/// (its severity is derived).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewRisk {
     pub program_id: ProgramId,

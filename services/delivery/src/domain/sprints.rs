@@ -15,8 +15,8 @@ pub struct Sprint {
     pub stamp: Stamp,
 }
 
-/// A sprint to create, as parsed at the edge (it starts
-/// [`SprintStatus::Planned`]).
+/// A sprint's own fields, held by a [`Sprint`]: to create, as parsed at the
+/// edge (it starts [`SprintStatus::Planned`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewSprint {
     pub program_id: ProgramId,
@@ -161,30 +161,39 @@ stored_enum! {
 
 /// Checks that a sprint in `from` may start: only a PLANNED one.
 pub fn start_sprint(from: SprintStatus) -> Result<(), Error> {
-    match from {
-        SprintStatus::Planned => Ok(()),
-        other => Err(Error::failed_precondition(
-            "SPRINT_NOT_PLANNED",
-            format!(
-                "only a planned sprint starts; this one is {}",
-                other.as_str()
-            ),
-        )),
-    }
+    sprint_in(
+        SprintStatus::Planned,
+        from,
+        "SPRINT_NOT_PLANNED",
+        "only a planned sprint starts",
+    )
 }
 
 /// Checks that a sprint in `from` may complete: only an ACTIVE one.
 pub fn complete_sprint(from: SprintStatus) -> Result<(), Error> {
-    match from {
-        SprintStatus::Active => Ok(()),
-        other => Err(Error::failed_precondition(
-            "SPRINT_NOT_ACTIVE",
-            format!(
-                "only an active sprint completes; this one is {}",
-                other.as_str()
-            ),
-        )),
+    sprint_in(
+        SprintStatus::Active,
+        from,
+        "SPRINT_NOT_ACTIVE",
+        "only an active sprint completes",
+    )
+}
+
+/// Refuses a sprint in `from` unless it is in `wanted`: `reason`, with
+/// `rule` and where the sprint is.
+fn sprint_in(
+    wanted: SprintStatus,
+    from: SprintStatus,
+    reason: &'static str,
+    rule: &str,
+) -> Result<(), Error> {
+    if from == wanted {
+        return Ok(());
     }
+    Err(Error::failed_precondition(
+        reason,
+        format!("{rule}; this one is {}", from.as_str()),
+    ))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ pub struct Task {
     pub stamp: Stamp,
 }
 
-/// A task to create, as parsed at the edge.
+/// A task's own fields, held by a [`Task`]: to create, as parsed at the edge.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewTask {
     pub program_id: ProgramId,

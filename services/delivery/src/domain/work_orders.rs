@@ -12,7 +12,8 @@ pub struct WorkOrder {
     pub stamp: Stamp,
 }
 
-/// A work order to create, as parsed at the edge.
+/// A work order's own fields, held by a [`WorkOrder`]: to create, as parsed at
+/// the edge.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewWorkOrder {
     pub program_id: ProgramId,
