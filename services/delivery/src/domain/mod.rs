@@ -75,6 +75,18 @@ pub const fn program_child_output_only_and<const N: usize>(
     all
 }
 
+/// `reason` with `message` (a failed precondition) when `refused`.
+pub fn refuse_if(
+    refused: bool,
+    reason: &'static str,
+    message: impl Into<String>,
+) -> Result<(), Error> {
+    if refused {
+        return Err(Error::failed_precondition(reason, message));
+    }
+    Ok(())
+}
+
 /// Refuses a workflow move from `from` to `to` unless `to` is one of
 /// `allowed` (`from`'s successors): `reason`, naming `what` moves and where
 /// it may go instead.

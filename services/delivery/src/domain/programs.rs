@@ -99,35 +99,29 @@ impl Patch for Program {
 impl Program {
     /// Refuses changes to an archived program.
     pub fn check_not_archived(&self) -> Result<(), Error> {
-        if self.archived_at.is_some() {
-            return Err(Error::failed_precondition(
-                "PROGRAM_ARCHIVED",
-                "the program is archived; unarchive it first",
-            ));
-        }
-        Ok(())
+        refuse_if(
+            self.archived_at.is_some(),
+            "PROGRAM_ARCHIVED",
+            "the program is archived; unarchive it first",
+        )
     }
 
     /// Refuses archiving an archived program.
     pub fn check_archivable(&self) -> Result<(), Error> {
-        if self.archived_at.is_some() {
-            return Err(Error::failed_precondition(
-                "PROGRAM_ALREADY_ARCHIVED",
-                "the program is already archived",
-            ));
-        }
-        Ok(())
+        refuse_if(
+            self.archived_at.is_some(),
+            "PROGRAM_ALREADY_ARCHIVED",
+            "the program is already archived",
+        )
     }
 
     /// Refuses unarchiving a program that is not archived.
     pub fn check_unarchivable(&self) -> Result<(), Error> {
-        if self.archived_at.is_none() {
-            return Err(Error::failed_precondition(
-                "PROGRAM_NOT_ARCHIVED",
-                "the program is not archived",
-            ));
-        }
-        Ok(())
+        refuse_if(
+            self.archived_at.is_none(),
+            "PROGRAM_NOT_ARCHIVED",
+            "the program is not archived",
+        )
     }
 }
 

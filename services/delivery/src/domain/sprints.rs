@@ -187,13 +187,11 @@ fn sprint_in(
     reason: &'static str,
     rule: &str,
 ) -> Result<(), Error> {
-    if from == wanted {
-        return Ok(());
-    }
-    Err(Error::failed_precondition(
+    refuse_if(
+        from != wanted,
         reason,
         format!("{rule}; this one is {}", from.as_str()),
-    ))
+    )
 }
 
 #[cfg(test)]
