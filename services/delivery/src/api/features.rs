@@ -38,14 +38,15 @@ pub fn feature_to_proto(f: &Feature) -> pb::Feature {
     } = (&f.stamp).into();
     pb::Feature {
         id: f.id.to_string(),
-        program_id: f.program_id.to_string(),
+        program_id: f.fields.program_id.to_string(),
         parent_feature_id: f
+            .fields
             .parent_feature_id
             .map(|x| x.to_string())
             .unwrap_or_default(),
-        name: f.name.clone(),
-        slug: f.slug.clone(),
-        description: f.description.clone(),
+        name: f.fields.name.clone(),
+        slug: f.fields.slug.clone(),
+        description: f.fields.description.clone(),
         created_by,
         create_time,
         update_time,
@@ -158,7 +159,7 @@ impl Delete for Feature {
     /// UPDATE`: a child's create holds `KEY SHARE` on its parent, so no
     /// child appears between the check and the delete.
     async fn remove(&self, tx: &mut Tx, org_id: Uuid) -> Result<Option<serde_json::Value>, Error> {
-        if store::feature_has_children(tx, org_id, self.program_id, self.id).await? {
+        if store::feature_has_children(tx, org_id, self.fields.program_id, self.id).await? {
             return Err(Error::failed_precondition(
                 "FEATURE_HAS_CHILDREN",
                 "the feature has child features; delete or move them first",
@@ -241,7 +242,7 @@ impl FeatureService for Features {
         let mut tx = self.0.db.tenant(call.org_id).await?;
         let current: Feature = resource::fetch(&mut tx, &call, id, Lock::None).await?;
         if let Some(p) = FeatureChange::new_parent(&changes) {
-            let program_id = current.program_id;
+            let program_id = current.fields.program_id;
             resource::fetch::<domain::Program>(&mut tx, &call, program_id, Lock::NoKeyUpdate)
                 .await?;
             in_program::<Feature>(&mut tx, &call, program_id, p, "parent feature").await?;

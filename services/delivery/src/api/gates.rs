@@ -45,11 +45,12 @@ pub fn gate_to_proto(g: &SprintGate) -> pb::SprintGate {
     } = (&g.stamp).into();
     pb::SprintGate {
         id: g.id.to_string(),
-        sprint_id: g.sprint_id.to_string(),
+        sprint_id: g.fields.sprint_id.to_string(),
         program_id: g.program_id.to_string(),
-        name: g.name.clone(),
-        description: g.description.clone(),
+        name: g.fields.name.clone(),
+        description: g.fields.description.clone(),
         criteria: g
+            .fields
             .criteria
             .iter()
             .map(|c| pb::SprintGateCriterion {
@@ -68,12 +69,13 @@ pub fn gate_to_proto(g: &SprintGate) -> pb::SprintGate {
 pub fn evaluation_to_proto(e: &Evaluation) -> pb::SprintGateEvaluation {
     pb::SprintGateEvaluation {
         id: e.id.to_string(),
-        gate_id: e.gate_id.to_string(),
-        sprint_id: e.sprint_id.to_string(),
-        program_id: e.program_id.to_string(),
-        evaluator_id: e.evaluator_id.to_string(),
-        evaluator_type: pb::SprintGateEvaluatorType::from(e.evaluator_type) as i32,
+        gate_id: e.fields.gate_id.to_string(),
+        sprint_id: e.fields.sprint_id.to_string(),
+        program_id: e.fields.program_id.to_string(),
+        evaluator_id: e.fields.evaluator_id.to_string(),
+        evaluator_type: pb::SprintGateEvaluatorType::from(e.fields.evaluator_type) as i32,
         results: e
+            .fields
             .results
             .iter()
             .map(|x| pb::SprintGateCriterionResult {
@@ -84,7 +86,7 @@ pub fn evaluation_to_proto(e: &Evaluation) -> pb::SprintGateEvaluation {
                 required: x.required,
             })
             .collect(),
-        passed: e.passed,
+        passed: e.fields.passed,
         create_time: Some(timestamp(e.created_at)),
     }
 }
@@ -388,13 +390,13 @@ impl SprintGateService for SprintGates {
         let gate: SprintGate = resource::fetch(&mut tx, &call, gate_id, Lock::Share).await?;
         check_etag(&req.get_ref().etag, gate.stamp.version, SprintGate::NAME)?;
         let (results, passed) =
-            domain::evaluate_gate(&gate.criteria, &answers).map_err(answer_problems)?;
+            domain::evaluate_gate(&gate.fields.criteria, &answers).map_err(answer_problems)?;
         let evaluation = store::insert_evaluation(
             &mut tx,
             call.org_id,
             &NewEvaluation {
                 gate_id,
-                sprint_id: gate.sprint_id,
+                sprint_id: gate.fields.sprint_id,
                 program_id: gate.program_id,
                 evaluator_id: call.principal_id(),
                 evaluator_type: EvaluatorType::from(call.caller.principal_type()),

@@ -37,13 +37,17 @@ pub fn goal_to_proto(g: &Goal) -> pb::Goal {
     } = (&g.stamp).into();
     pb::Goal {
         id: g.id.to_string(),
-        program_id: g.program_id.to_string(),
-        title: g.title.clone(),
-        description: g.description.clone(),
-        target_metric: g.target_metric.clone(),
-        target_time: opt_timestamp(g.target_at),
-        status: pb::GoalStatus::from(g.status) as i32,
-        owner_user_id: g.owner_user_id.map(|x| x.to_string()).unwrap_or_default(),
+        program_id: g.fields.program_id.to_string(),
+        title: g.fields.title.clone(),
+        description: g.fields.description.clone(),
+        target_metric: g.fields.target_metric.clone(),
+        target_time: opt_timestamp(g.fields.target_at),
+        status: pb::GoalStatus::from(g.fields.status) as i32,
+        owner_user_id: g
+            .fields
+            .owner_user_id
+            .map(|x| x.to_string())
+            .unwrap_or_default(),
         created_by,
         create_time,
         update_time,

@@ -40,12 +40,12 @@ pub fn planner_phase_to_proto(p: &PlannerPhase) -> pb::PlannerPhase {
     } = (&p.stamp).into();
     pb::PlannerPhase {
         id: p.id.to_string(),
-        program_id: p.program_id.to_string(),
-        name: p.name.clone(),
-        description: p.description.clone(),
-        position: p.position,
-        start_time: opt_timestamp(p.start_at),
-        end_time: opt_timestamp(p.end_at),
+        program_id: p.fields.program_id.to_string(),
+        name: p.fields.name.clone(),
+        description: p.fields.description.clone(),
+        position: p.fields.position,
+        start_time: opt_timestamp(p.fields.start_at),
+        end_time: opt_timestamp(p.fields.end_at),
         created_by,
         create_time,
         update_time,
@@ -205,7 +205,8 @@ impl PlannerPhaseService for PlannerPhases {
         let req = req.into_inner();
         let program_id: ProgramId = Violations::require_id_of("program_id", &req.program_id)?;
         let paging = Paging::under("program", program_id, req.page_size, &req.page_token);
-        let by_position = Order::ByKey(|p: &PlannerPhase| (i64::from(p.position), p.id.uuid()));
+        let by_position =
+            Order::ByKey(|p: &PlannerPhase| (i64::from(p.fields.position), p.id.uuid()));
         let parent = ("program_id", program_id);
         let (rows, next_page_token) = list_children::<PlannerPhase, Program>(
             &self.0,

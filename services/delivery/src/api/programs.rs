@@ -39,11 +39,11 @@ pub fn program_to_proto(p: &Program) -> pb::Program {
     } = (&p.stamp).into();
     pb::Program {
         id: p.id.to_string(),
-        name: p.name.clone(),
-        slug: p.slug.clone(),
-        description: p.description.clone(),
-        source_platform: p.source_platform.clone(),
-        target_platform: p.target_platform.clone(),
+        name: p.fields.name.clone(),
+        slug: p.fields.slug.clone(),
+        description: p.fields.description.clone(),
+        source_platform: p.fields.source_platform.clone(),
+        target_platform: p.fields.target_platform.clone(),
         phase: pb::DeliveryPhase::from(p.phase) as i32,
         archived: p.archived_at.is_some(),
         archive_time: opt_timestamp(p.archived_at),

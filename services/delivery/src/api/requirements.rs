@@ -42,13 +42,13 @@ pub fn requirement_to_proto(r: &Requirement) -> pb::Requirement {
     pb::Requirement {
         id: r.id.to_string(),
         program_id: r.program_id.to_string(),
-        workstream_id: r.workstream_id.to_string(),
-        title: r.title.clone(),
-        description: r.description.clone(),
-        priority: pb::RequirementPriority::from(r.priority) as i32,
-        status: pb::RequirementStatus::from(r.status) as i32,
-        acceptance_criteria: r.acceptance_criteria.clone(),
-        batch: r.batch.clone(),
+        workstream_id: r.fields.workstream_id.to_string(),
+        title: r.fields.title.clone(),
+        description: r.fields.description.clone(),
+        priority: pb::RequirementPriority::from(r.fields.priority) as i32,
+        status: pb::RequirementStatus::from(r.fields.status) as i32,
+        acceptance_criteria: r.fields.acceptance_criteria.clone(),
+        batch: r.fields.batch.clone(),
         created_by,
         create_time,
         update_time,
@@ -169,7 +169,7 @@ async fn workstream_program(
     lock: Lock,
 ) -> Result<ProgramId, Error> {
     let w = resource::fetch::<Workstream>(tx, call, id, lock).await?;
-    Ok(w.program_id)
+    Ok(w.fields.program_id)
 }
 
 #[async_trait]
@@ -197,8 +197,8 @@ impl Create for Requirement {
 impl Update for Requirement {
     /// A new workstream must be visible and in the requirement's program.
     async fn check(&self, before: &Requirement, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        if self.workstream_id != before.workstream_id
-            && workstream_program(tx, call, self.workstream_id, Lock::KeyShare).await?
+        if self.fields.workstream_id != before.fields.workstream_id
+            && workstream_program(tx, call, self.fields.workstream_id, Lock::KeyShare).await?
                 != self.program_id
         {
             return Err(other_program("workstream"));

@@ -36,15 +36,19 @@ pub fn risk_to_proto(r: &Risk) -> pb::Risk {
     } = (&r.stamp).into();
     pb::Risk {
         id: r.id.to_string(),
-        program_id: r.program_id.to_string(),
-        title: r.title.clone(),
-        description: r.description.clone(),
-        likelihood: pb::RiskLevel::from(r.likelihood) as i32,
-        impact: pb::RiskLevel::from(r.impact) as i32,
+        program_id: r.fields.program_id.to_string(),
+        title: r.fields.title.clone(),
+        description: r.fields.description.clone(),
+        likelihood: pb::RiskLevel::from(r.fields.likelihood) as i32,
+        impact: pb::RiskLevel::from(r.fields.impact) as i32,
         severity: pb::RiskSeverity::from(r.severity) as i32,
-        mitigation: r.mitigation.clone(),
-        owner_user_id: r.owner_user_id.map(|x| x.to_string()).unwrap_or_default(),
-        status: pb::RiskStatus::from(r.status) as i32,
+        mitigation: r.fields.mitigation.clone(),
+        owner_user_id: r
+            .fields
+            .owner_user_id
+            .map(|x| x.to_string())
+            .unwrap_or_default(),
+        status: pb::RiskStatus::from(r.fields.status) as i32,
         created_by,
         create_time,
         update_time,

@@ -40,13 +40,13 @@ pub fn sprint_to_proto(s: &Sprint) -> pb::Sprint {
     } = (&s.stamp).into();
     pb::Sprint {
         id: s.id.to_string(),
-        program_id: s.program_id.to_string(),
-        name: s.name.clone(),
-        goal: s.goal.clone(),
-        start_time: Some(timestamp(s.start_at)),
-        end_time: Some(timestamp(s.end_at)),
-        capacity: s.capacity,
-        capacity_unit: pb::SprintCapacityUnit::from(s.capacity_unit) as i32,
+        program_id: s.fields.program_id.to_string(),
+        name: s.fields.name.clone(),
+        goal: s.fields.goal.clone(),
+        start_time: Some(timestamp(s.fields.start_at)),
+        end_time: Some(timestamp(s.fields.end_at)),
+        capacity: s.fields.capacity,
+        capacity_unit: pb::SprintCapacityUnit::from(s.fields.capacity_unit) as i32,
         status: pb::SprintStatus::from(s.status) as i32,
         created_by,
         create_time,
@@ -194,7 +194,7 @@ impl Delete for Sprint {
     /// plans of tasks hold `FOR KEY SHARE` on the sprint, so none is in
     /// flight while it goes.
     async fn remove(&self, tx: &mut Tx, org_id: Uuid) -> Result<Option<serde_json::Value>, Error> {
-        let removed = store::delete_sprint(tx, org_id, self.program_id, self.id).await?;
+        let removed = store::delete_sprint(tx, org_id, self.fields.program_id, self.id).await?;
         Ok(Some(serde_json::json!({
             "sprint_gates": removed.gates,
             "sprint_gate_evaluations": removed.evaluations,
@@ -307,7 +307,7 @@ async fn move_sprint(
             domain::start_sprint(before.status)?;
             // A start racing past this check meets sprints_one_active_key.
             if let Some(active) =
-                store::active_sprint(&mut tx, call.org_id, before.program_id).await?
+                store::active_sprint(&mut tx, call.org_id, before.fields.program_id).await?
             {
                 return Err(store::already_active(Some(active)));
             }

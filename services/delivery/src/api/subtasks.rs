@@ -42,12 +42,12 @@ pub fn subtask_to_proto(s: &Subtask) -> pb::Subtask {
     } = (&s.stamp).into();
     pb::Subtask {
         id: s.id.to_string(),
-        task_id: s.task_id.to_string(),
+        task_id: s.fields.task_id.to_string(),
         program_id: s.program_id.to_string(),
-        title: s.title.clone(),
-        description: s.description.clone(),
-        status: pb::SubtaskStatus::from(s.status) as i32,
-        position: s.position,
+        title: s.fields.title.clone(),
+        description: s.fields.description.clone(),
+        status: pb::SubtaskStatus::from(s.fields.status) as i32,
+        position: s.fields.position,
         created_by,
         create_time,
         update_time,
@@ -187,7 +187,7 @@ impl SubtaskService for Subtasks {
         let req = req.into_inner();
         let task_id: TaskId = Violations::require_id_of("task_id", &req.task_id)?;
         let paging = Paging::under("task", task_id, req.page_size, &req.page_token);
-        let by_position = Order::ByKey(|s: &Subtask| (i64::from(s.position), s.id.uuid()));
+        let by_position = Order::ByKey(|s: &Subtask| (i64::from(s.fields.position), s.id.uuid()));
         let parent = ("task_id", task_id);
         let (subtasks, next_page_token) =
             list_children::<Subtask, Task>(&self.0, &call, paging, by_position, parent, &[])
@@ -210,6 +210,7 @@ impl SubtaskService for Subtasks {
         let mut tx = self.0.db.tenant(call.org_id).await?;
         let task_id = resource::fetch::<Subtask>(&mut tx, &call, id, Lock::None)
             .await?
+            .fields
             .task_id;
         resource::read::<Task>(&mut tx, call.org_id, task_id, Lock::Share)
             .await?

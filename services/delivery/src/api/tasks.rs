@@ -43,16 +43,24 @@ pub fn task_to_proto(t: &Task) -> pb::Task {
     } = (&t.stamp).into();
     pb::Task {
         id: t.id.to_string(),
-        program_id: t.program_id.to_string(),
-        requirement_id: t.requirement_id.map(|x| x.to_string()).unwrap_or_default(),
-        title: t.title.clone(),
-        description: t.description.clone(),
-        status: pb::TaskStatus::from(t.status) as i32,
-        assignee_ids: t.assignee_ids.iter().map(Id::to_string).collect(),
-        estimate_hours: t.estimate_hours,
-        due_time: opt_timestamp(t.due_at),
-        labels: t.labels.clone(),
-        sprint_id: t.sprint_id.map(|x| x.to_string()).unwrap_or_default(),
+        program_id: t.fields.program_id.to_string(),
+        requirement_id: t
+            .fields
+            .requirement_id
+            .map(|x| x.to_string())
+            .unwrap_or_default(),
+        title: t.fields.title.clone(),
+        description: t.fields.description.clone(),
+        status: pb::TaskStatus::from(t.fields.status) as i32,
+        assignee_ids: t.fields.assignee_ids.iter().map(Id::to_string).collect(),
+        estimate_hours: t.fields.estimate_hours,
+        due_time: opt_timestamp(t.fields.due_at),
+        labels: t.fields.labels.clone(),
+        sprint_id: t
+            .fields
+            .sprint_id
+            .map(|x| x.to_string())
+            .unwrap_or_default(),
         created_by,
         create_time,
         update_time,
@@ -219,15 +227,15 @@ impl Update for Task {
     /// A new requirement or sprint must be visible and in the task's
     /// program.
     async fn check(&self, before: &Task, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        if let Some(r) = self.requirement_id
-            && self.requirement_id != before.requirement_id
+        if let Some(r) = self.fields.requirement_id
+            && self.fields.requirement_id != before.fields.requirement_id
         {
-            in_program::<Requirement>(tx, call, self.program_id, r, "requirement").await?;
+            in_program::<Requirement>(tx, call, self.fields.program_id, r, "requirement").await?;
         }
-        if let Some(s) = self.sprint_id
-            && self.sprint_id != before.sprint_id
+        if let Some(s) = self.fields.sprint_id
+            && self.fields.sprint_id != before.fields.sprint_id
         {
-            in_program::<Sprint>(tx, call, self.program_id, s, "sprint").await?;
+            in_program::<Sprint>(tx, call, self.fields.program_id, s, "sprint").await?;
         }
         Ok(())
     }
@@ -338,7 +346,7 @@ impl TaskService for Tasks {
         let mut tx = self.0.db.tenant(call.org_id).await?;
         let task = resource::fetch::<Task>(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
         check_etag(&req.etag, task.stamp.version, "task")?;
-        let from = task.status;
+        let from = task.fields.status;
         let open = if to == TaskStatus::Done && from != TaskStatus::Done {
             store::count_open_subtasks(&mut tx, call.org_id, id).await?
         } else {
@@ -353,7 +361,7 @@ impl TaskService for Tasks {
         let mut event = call
             .actor
             .event("delivery.task.change_status", RESOURCE, id)
-            .project(Some(after.program_id.uuid()))
+            .project(Some(after.fields.program_id.uuid()))
             .diff(&task, &after);
         if step == TaskMove::Forced {
             event = event.set("forced", true).set("open_subtasks", open);

@@ -44,15 +44,19 @@ pub fn work_order_to_proto(w: &WorkOrder) -> pb::WorkOrder {
     } = (&w.stamp).into();
     pb::WorkOrder {
         id: w.id.to_string(),
-        program_id: w.program_id.to_string(),
-        title: w.title.clone(),
-        description: w.description.clone(),
-        status: pb::WorkOrderStatus::from(w.status) as i32,
-        acceptance_criteria: w.acceptance_criteria.clone(),
-        implementation_plan: w.implementation_plan.clone(),
-        assignee_ids: w.assignee_ids.iter().map(Id::to_string).collect(),
-        phase_id: w.phase_id.map(|x| x.to_string()).unwrap_or_default(),
-        feature_id: w.feature_id.map(|x| x.to_string()).unwrap_or_default(),
+        program_id: w.fields.program_id.to_string(),
+        title: w.fields.title.clone(),
+        description: w.fields.description.clone(),
+        status: pb::WorkOrderStatus::from(w.fields.status) as i32,
+        acceptance_criteria: w.fields.acceptance_criteria.clone(),
+        implementation_plan: w.fields.implementation_plan.clone(),
+        assignee_ids: w.fields.assignee_ids.iter().map(Id::to_string).collect(),
+        phase_id: w.fields.phase_id.map(|x| x.to_string()).unwrap_or_default(),
+        feature_id: w
+            .fields
+            .feature_id
+            .map(|x| x.to_string())
+            .unwrap_or_default(),
         created_by,
         create_time,
         update_time,
@@ -210,15 +214,16 @@ impl Update for WorkOrder {
     /// A new phase or feature must be visible and in the work order's
     /// program.
     async fn check(&self, before: &WorkOrder, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        if let Some(p) = self.phase_id
-            && self.phase_id != before.phase_id
+        if let Some(p) = self.fields.phase_id
+            && self.fields.phase_id != before.fields.phase_id
         {
-            in_program::<PlannerPhase>(tx, call, self.program_id, p, "planner phase").await?;
+            in_program::<PlannerPhase>(tx, call, self.fields.program_id, p, "planner phase")
+                .await?;
         }
-        if let Some(f) = self.feature_id
-            && self.feature_id != before.feature_id
+        if let Some(f) = self.fields.feature_id
+            && self.fields.feature_id != before.fields.feature_id
         {
-            in_program::<Feature>(tx, call, self.program_id, f, "feature").await?;
+            in_program::<Feature>(tx, call, self.fields.program_id, f, "feature").await?;
         }
         Ok(())
     }
@@ -333,7 +338,7 @@ impl WorkOrderService for WorkOrders {
         let mut tx = self.0.db.tenant(call.org_id).await?;
         let w: WorkOrder = resource::fetch(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
         check_etag(&req.etag, w.stamp.version, WorkOrder::NAME)?;
-        if !domain::change_work_order_status(w.status, to).map_err(Error::from)? {
+        if !domain::change_work_order_status(w.fields.status, to).map_err(Error::from)? {
             tx.commit().await.map_err(Error::from)?;
             return Ok(Response::new(work_order_to_proto(&w)));
         }

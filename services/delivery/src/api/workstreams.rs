@@ -37,10 +37,10 @@ pub fn workstream_to_proto(w: &Workstream) -> pb::Workstream {
     } = (&w.stamp).into();
     pb::Workstream {
         id: w.id.to_string(),
-        program_id: w.program_id.to_string(),
-        name: w.name.clone(),
-        description: w.description.clone(),
-        position: w.position,
+        program_id: w.fields.program_id.to_string(),
+        name: w.fields.name.clone(),
+        description: w.fields.description.clone(),
+        position: w.fields.position,
         created_by,
         create_time,
         update_time,
@@ -182,7 +182,8 @@ impl WorkstreamService for Workstreams {
         let req = req.into_inner();
         let program_id: ProgramId = Violations::require_id_of("program_id", &req.program_id)?;
         let paging = Paging::under("program", program_id, req.page_size, &req.page_token);
-        let by_position = Order::ByKey(|w: &Workstream| (i64::from(w.position), w.id.uuid()));
+        let by_position =
+            Order::ByKey(|w: &Workstream| (i64::from(w.fields.position), w.id.uuid()));
         let parent = ("program_id", program_id);
         let (workstreams, next_page_token) =
             list_children::<Workstream, Program>(&self.0, &call, paging, by_position, parent, &[])

@@ -8,23 +8,20 @@ use super::*;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Feature {
     pub id: FeatureId,
+    pub fields: NewFeature,
+    pub stamp: Stamp,
+}
+
+/// A feature's own fields, held by a [`Feature`]: to create, as parsed at the
+/// edge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewFeature {
     pub program_id: ProgramId,
     /// `None` at the top; else a feature of the same program, never a
     /// descendant ([`check_feature_parent`]).
     pub parent_feature_id: Option<FeatureId>,
     pub name: String,
     /// Unique in the program.
-    pub slug: String,
-    pub description: String,
-    pub stamp: Stamp,
-}
-
-/// A feature to create, as parsed at the edge.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NewFeature {
-    pub program_id: ProgramId,
-    pub parent_feature_id: Option<FeatureId>,
-    pub name: String,
     pub slug: String,
     pub description: String,
 }
@@ -87,10 +84,10 @@ impl Patch for Feature {
     fn apply(&mut self, changes: Vec<FeatureChange>) -> Result<(), Error> {
         for change in changes {
             match change {
-                FeatureChange::ParentFeatureId(x) => self.parent_feature_id = x,
-                FeatureChange::Name(x) => self.name = x,
-                FeatureChange::Slug(x) => self.slug = x,
-                FeatureChange::Description(x) => self.description = x,
+                FeatureChange::ParentFeatureId(x) => self.fields.parent_feature_id = x,
+                FeatureChange::Name(x) => self.fields.name = x,
+                FeatureChange::Slug(x) => self.fields.slug = x,
+                FeatureChange::Description(x) => self.fields.description = x,
             }
         }
         Ok(())
@@ -101,11 +98,14 @@ impl Audited for Feature {
     fn audit_fields(&self) -> AuditFields {
         let Feature {
             id: _,
-            program_id: _,
-            parent_feature_id,
-            name,
-            slug,
-            description,
+            fields:
+                NewFeature {
+                    program_id: _,
+                    parent_feature_id,
+                    name,
+                    slug,
+                    description,
+                },
             stamp: _,
         } = self;
         AuditFields::new()

@@ -10,23 +10,20 @@ use super::*;
 #[derive(Clone, Debug, PartialEq)]
 pub struct SprintGate {
     pub id: SprintGateId,
+    pub fields: NewSprintGate,
     /// Its sprint's program.
     pub program_id: ProgramId,
-    pub sprint_id: SprintId,
-    pub name: String,
-    pub description: String,
-    /// At least one; ids unique within the gate.
-    pub criteria: Vec<Criterion>,
     pub stamp: Stamp,
 }
 
-/// A sprint gate to create, as parsed at the edge (its program is its
-/// sprint's).
+/// A sprint gate's own fields, held by a [`SprintGate`]: to create, as parsed
+/// at the edge (its program is its sprint's).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewSprintGate {
     pub sprint_id: SprintId,
     pub name: String,
     pub description: String,
+    /// At least one; ids unique within the gate.
     pub criteria: Vec<Criterion>,
 }
 
@@ -44,15 +41,8 @@ impl FieldPath for SprintGatePath {
         SprintGatePath::Description,
         SprintGatePath::Criteria,
     ];
-    const OUTPUT_ONLY: &'static [&'static str] = &[
-        "id",
-        "sprint_id",
-        "program_id",
-        "created_by",
-        "create_time",
-        "update_time",
-        "etag",
-    ];
+    const OUTPUT_ONLY: &'static [&'static str] =
+        &program_child_output_only_and::<7>(&["sprint_id"]);
 
     fn name(self) -> &'static str {
         match self {
@@ -78,9 +68,9 @@ impl Patch for SprintGate {
     fn apply(&mut self, changes: Vec<SprintGateChange>) -> Result<(), Error> {
         for change in changes {
             match change {
-                SprintGateChange::Name(x) => self.name = x,
-                SprintGateChange::Description(x) => self.description = x,
-                SprintGateChange::Criteria(x) => self.criteria = x,
+                SprintGateChange::Name(x) => self.fields.name = x,
+                SprintGateChange::Description(x) => self.fields.description = x,
+                SprintGateChange::Criteria(x) => self.fields.criteria = x,
             }
         }
         Ok(())
@@ -91,11 +81,14 @@ impl Audited for SprintGate {
     fn audit_fields(&self) -> AuditFields {
         let SprintGate {
             id: _,
+            fields:
+                NewSprintGate {
+                    sprint_id,
+                    name,
+                    description,
+                    criteria,
+                },
             program_id: _,
-            sprint_id,
-            name,
-            description,
-            criteria,
             stamp: _,
         } = self;
         AuditFields::new()
@@ -110,6 +103,14 @@ impl Audited for SprintGate {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evaluation {
     pub id: EvaluationId,
+    pub fields: NewEvaluation,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An evaluation's own fields, held by an [`Evaluation`]: to record, a gate's,
+/// with [`evaluate_gate`]'s verdict.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvaluation {
     pub gate_id: SprintGateId,
     pub sprint_id: SprintId,
     pub program_id: ProgramId,
@@ -119,32 +120,22 @@ pub struct Evaluation {
     /// In the gate's criterion order ([`evaluate_gate`]).
     pub results: Vec<CriterionResult>,
     pub passed: bool,
-    pub created_at: DateTime<Utc>,
-}
-
-/// An evaluation to record: a gate's, with [`evaluate_gate`]'s verdict.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NewEvaluation {
-    pub gate_id: SprintGateId,
-    pub sprint_id: SprintId,
-    pub program_id: ProgramId,
-    pub evaluator_id: Uuid,
-    pub evaluator_type: EvaluatorType,
-    pub results: Vec<CriterionResult>,
-    pub passed: bool,
 }
 
 impl Audited for Evaluation {
     fn audit_fields(&self) -> AuditFields {
         let Evaluation {
             id: _,
-            gate_id,
-            sprint_id,
-            program_id: _,
-            evaluator_id: _,
-            evaluator_type,
-            results,
-            passed,
+            fields:
+                NewEvaluation {
+                    gate_id,
+                    sprint_id,
+                    program_id: _,
+                    evaluator_id: _,
+                    evaluator_type,
+                    results,
+                    passed,
+                },
             created_at: _,
         } = self;
         AuditFields::new()

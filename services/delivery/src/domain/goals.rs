@@ -9,18 +9,13 @@ use super::*;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Goal {
     pub id: GoalId,
-    pub program_id: ProgramId,
-    pub title: String,
-    pub description: String,
-    pub target_metric: String,
-    pub target_at: Option<DateTime<Utc>>,
-    /// Moves only along [`GoalStatus::successors`] (checked by `Patch::apply`).
-    pub status: GoalStatus,
-    pub owner_user_id: Option<UserId>,
+    /// Its status moves only along [`GoalStatus::successors`] (checked by
+    /// `Patch::apply`).
+    pub fields: NewGoal,
     pub stamp: Stamp,
 }
 
-/// A goal to create, as parsed at the edge.
+/// A goal's own fields, held by a [`Goal`]: to create, as parsed at the edge.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewGoal {
     pub program_id: ProgramId,
@@ -28,7 +23,7 @@ pub struct NewGoal {
     pub description: String,
     pub target_metric: String,
     pub target_at: Option<DateTime<Utc>>,
-    /// [`GoalStatus::is_initial`].
+    /// [`GoalStatus::is_initial`] when created.
     pub status: GoalStatus,
     pub owner_user_id: Option<UserId>,
 }
@@ -53,14 +48,7 @@ impl FieldPath for GoalPath {
         GoalPath::Status,
         GoalPath::OwnerUserId,
     ];
-    const OUTPUT_ONLY: &'static [&'static str] = &[
-        "id",
-        "program_id",
-        "created_by",
-        "create_time",
-        "update_time",
-        "etag",
-    ];
+    const OUTPUT_ONLY: &'static [&'static str] = PROGRAM_CHILD_OUTPUT_ONLY;
 
     fn name(self) -> &'static str {
         match self {
@@ -97,15 +85,15 @@ impl Patch for Goal {
     fn apply(&mut self, changes: Vec<GoalChange>) -> Result<(), Error> {
         for change in changes {
             match change {
-                GoalChange::Title(x) => self.title = x,
-                GoalChange::Description(x) => self.description = x,
-                GoalChange::TargetMetric(x) => self.target_metric = x,
-                GoalChange::TargetTime(x) => self.target_at = x,
+                GoalChange::Title(x) => self.fields.title = x,
+                GoalChange::Description(x) => self.fields.description = x,
+                GoalChange::TargetMetric(x) => self.fields.target_metric = x,
+                GoalChange::TargetTime(x) => self.fields.target_at = x,
                 GoalChange::Status(x) => {
-                    change_goal_status(self.status, x)?;
-                    self.status = x;
+                    change_goal_status(self.fields.status, x)?;
+                    self.fields.status = x;
                 }
-                GoalChange::OwnerUserId(x) => self.owner_user_id = x,
+                GoalChange::OwnerUserId(x) => self.fields.owner_user_id = x,
             }
         }
         Ok(())
@@ -116,13 +104,16 @@ impl Audited for Goal {
     fn audit_fields(&self) -> AuditFields {
         let Goal {
             id: _,
-            program_id: _,
-            title,
-            description,
-            target_metric,
-            target_at,
-            status,
-            owner_user_id,
+            fields:
+                NewGoal {
+                    program_id: _,
+                    title,
+                    description,
+                    target_metric,
+                    target_at,
+                    status,
+                    owner_user_id,
+                },
             stamp: _,
         } = self;
         AuditFields::new()
@@ -169,19 +160,16 @@ impl GoalStatus {
 
 /// Checks a goal status change; staying put is allowed.
 pub fn change_goal_status(from: GoalStatus, to: GoalStatus) -> Result<(), Error> {
-    if from == to || from.successors().contains(&to) {
+    if from == to {
         return Ok(());
     }
-    let allowed: Vec<&str> = from.successors().iter().map(|s| s.as_str()).collect();
-    Err(Error::failed_precondition(
+    check_move(
+        "a goal",
         "GOAL_TRANSITION_NOT_ALLOWED",
-        format!(
-            "a goal cannot move from {} to {}; allowed: {}",
-            from.as_str(),
-            to.as_str(),
-            allowed.join(", ")
-        ),
-    ))
+        from,
+        to,
+        from.successors(),
+    )
 }
 
 #[cfg(test)]

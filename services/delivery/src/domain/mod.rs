@@ -51,6 +51,67 @@ pub const PROGRAM_CHILD_OUTPUT_ONLY: &[&str] = &[
     "etag",
 ];
 
+/// [`PROGRAM_CHILD_OUTPUT_ONLY`] and then `extra`, as one list of `N`
+/// (checked when compiled): the output-only fields of a resource that has
+/// more than those.
+pub const fn program_child_output_only_and<const N: usize>(
+    extra: &[&'static str],
+) -> [&'static str; N] {
+    let base = PROGRAM_CHILD_OUTPUT_ONLY;
+    assert!(
+        N == base.len() + extra.len(),
+        "N is the length of both lists"
+    );
+    let mut all = [""; N];
+    let mut i = 0;
+    while i < N {
+        all[i] = if i < base.len() {
+            base[i]
+        } else {
+            extra[i - base.len()]
+        };
+        i += 1;
+    }
+    all
+}
+
+/// `reason` with `message` (a failed precondition) when `refused`.
+pub fn refuse_if(
+    refused: bool,
+    reason: &'static str,
+    message: impl Into<String>,
+) -> Result<(), Error> {
+    if refused {
+        return Err(Error::failed_precondition(reason, message));
+    }
+    Ok(())
+}
+
+/// Refuses a workflow move from `from` to `to` unless `to` is one of
+/// `allowed` (`from`'s successors): `reason`, naming `what` moves and where
+/// it may go instead.
+pub fn check_move<S: StoredEnum + PartialEq>(
+    what: &str,
+    reason: &'static str,
+    from: S,
+    to: S,
+    allowed: &[S],
+) -> Result<(), Error> {
+    if allowed.contains(&to) {
+        return Ok(());
+    }
+    let names: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+    Err(Error::failed_precondition(
+        reason,
+        format!(
+            "{what} cannot move from {} to {}; allowed: {}",
+            from.as_str(),
+            to.as_str(),
+            names.join(", ")
+        ),
+    ))
+}
+
 pub mod features;
 pub mod gates;
 pub mod goals;

@@ -10,25 +10,21 @@ use super::*;
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlannerPhase {
     pub id: PlannerPhaseId,
-    pub program_id: ProgramId,
-    pub name: String,
-    pub description: String,
-    /// Its place in the program (ties break by id).
-    pub position: i32,
-    /// With `end_at`, before it ([`check_phase_dates`]).
-    pub start_at: Option<DateTime<Utc>>,
-    pub end_at: Option<DateTime<Utc>>,
+    pub fields: NewPlannerPhase<i32>,
     pub stamp: Stamp,
 }
 
-/// A planner phase to create, as parsed at the edge.
+/// A planner phase's own fields: to create, as parsed at the edge (with an
+/// `Option<i32>` position), or as held by a [`PlannerPhase`] (`i32`).
 #[derive(Clone, Debug, PartialEq)]
-pub struct NewPlannerPhase {
+pub struct NewPlannerPhase<Position = Option<i32>> {
     pub program_id: ProgramId,
     pub name: String,
     pub description: String,
-    /// `None`: after the program's last phase.
-    pub position: Option<i32>,
+    /// Its place in the program (ties break by id); when created, `None`
+    /// is after the program's last phase.
+    pub position: Position,
+    /// With `end_at`, before it ([`check_phase_dates`]).
     pub start_at: Option<DateTime<Utc>>,
     pub end_at: Option<DateTime<Utc>>,
 }
@@ -84,14 +80,14 @@ impl Patch for PlannerPhase {
     fn apply(&mut self, changes: Vec<PlannerPhaseChange>) -> Result<(), Error> {
         for change in changes {
             match change {
-                PlannerPhaseChange::Name(x) => self.name = x,
-                PlannerPhaseChange::Description(x) => self.description = x,
-                PlannerPhaseChange::Position(x) => self.position = x,
-                PlannerPhaseChange::StartTime(x) => self.start_at = x,
-                PlannerPhaseChange::EndTime(x) => self.end_at = x,
+                PlannerPhaseChange::Name(x) => self.fields.name = x,
+                PlannerPhaseChange::Description(x) => self.fields.description = x,
+                PlannerPhaseChange::Position(x) => self.fields.position = x,
+                PlannerPhaseChange::StartTime(x) => self.fields.start_at = x,
+                PlannerPhaseChange::EndTime(x) => self.fields.end_at = x,
             }
         }
-        check_phase_dates(self.start_at, self.end_at)
+        check_phase_dates(self.fields.start_at, self.fields.end_at)
     }
 }
 
@@ -99,12 +95,15 @@ impl Audited for PlannerPhase {
     fn audit_fields(&self) -> AuditFields {
         let PlannerPhase {
             id: _,
-            program_id: _,
-            name,
-            description,
-            position,
-            start_at,
-            end_at,
+            fields:
+                NewPlannerPhase {
+                    program_id: _,
+                    name,
+                    description,
+                    position,
+                    start_at,
+                    end_at,
+                },
             stamp: _,
         } = self;
         AuditFields::new()

@@ -9,12 +9,7 @@ use super::*;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Program {
     pub id: ProgramId,
-    pub name: String,
-    /// Unique in the organization.
-    pub slug: String,
-    pub description: String,
-    pub source_platform: String,
-    pub target_platform: String,
+    pub fields: NewProgram,
     /// Changed only through [`advance_phase`].
     pub phase: Phase,
     /// Set while archived (ArchiveProgram / UnarchiveProgram).
@@ -22,11 +17,12 @@ pub struct Program {
     pub stamp: Stamp,
 }
 
-/// A program to create, as parsed at the edge (it starts in
-/// [`Phase::Discovery`], unarchived).
+/// A program's own fields, held by a [`Program`]: to create, as parsed at the
+/// edge (it starts in [`Phase::Discovery`], unarchived).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewProgram {
     pub name: String,
+    /// Unique in the organization.
     pub slug: String,
     pub description: String,
     pub source_platform: String,
@@ -89,11 +85,11 @@ impl Patch for Program {
     fn apply(&mut self, changes: Vec<ProgramChange>) -> Result<(), Error> {
         for change in changes {
             match change {
-                ProgramChange::Name(x) => self.name = x,
-                ProgramChange::Slug(x) => self.slug = x,
-                ProgramChange::Description(x) => self.description = x,
-                ProgramChange::SourcePlatform(x) => self.source_platform = x,
-                ProgramChange::TargetPlatform(x) => self.target_platform = x,
+                ProgramChange::Name(x) => self.fields.name = x,
+                ProgramChange::Slug(x) => self.fields.slug = x,
+                ProgramChange::Description(x) => self.fields.description = x,
+                ProgramChange::SourcePlatform(x) => self.fields.source_platform = x,
+                ProgramChange::TargetPlatform(x) => self.fields.target_platform = x,
             }
         }
         Ok(())
@@ -103,35 +99,29 @@ impl Patch for Program {
 impl Program {
     /// Refuses changes to an archived program.
     pub fn check_not_archived(&self) -> Result<(), Error> {
-        if self.archived_at.is_some() {
-            return Err(Error::failed_precondition(
-                "PROGRAM_ARCHIVED",
-                "the program is archived; unarchive it first",
-            ));
-        }
-        Ok(())
+        refuse_if(
+            self.archived_at.is_some(),
+            "PROGRAM_ARCHIVED",
+            "the program is archived; unarchive it first",
+        )
     }
 
     /// Refuses archiving an archived program.
     pub fn check_archivable(&self) -> Result<(), Error> {
-        if self.archived_at.is_some() {
-            return Err(Error::failed_precondition(
-                "PROGRAM_ALREADY_ARCHIVED",
-                "the program is already archived",
-            ));
-        }
-        Ok(())
+        refuse_if(
+            self.archived_at.is_some(),
+            "PROGRAM_ALREADY_ARCHIVED",
+            "the program is already archived",
+        )
     }
 
     /// Refuses unarchiving a program that is not archived.
     pub fn check_unarchivable(&self) -> Result<(), Error> {
-        if self.archived_at.is_none() {
-            return Err(Error::failed_precondition(
-                "PROGRAM_NOT_ARCHIVED",
-                "the program is not archived",
-            ));
-        }
-        Ok(())
+        refuse_if(
+            self.archived_at.is_none(),
+            "PROGRAM_NOT_ARCHIVED",
+            "the program is not archived",
+        )
     }
 }
 
@@ -139,11 +129,14 @@ impl Audited for Program {
     fn audit_fields(&self) -> AuditFields {
         let Program {
             id: _,
-            name,
-            slug,
-            description,
-            source_platform,
-            target_platform,
+            fields:
+                NewProgram {
+                    name,
+                    slug,
+                    description,
+                    source_platform,
+                    target_platform,
+                },
             phase,
             archived_at,
             stamp: _,

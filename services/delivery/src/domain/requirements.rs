@@ -10,7 +10,16 @@ use super::*;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Requirement {
     pub id: RequirementId,
+    pub fields: NewRequirement,
+    /// Its workstream's program, taken from it when created.
     pub program_id: ProgramId,
+    pub stamp: Stamp,
+}
+
+/// A requirement's own fields, held by a [`Requirement`]: to create, as parsed
+/// at the edge (its program is its workstream's).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewRequirement {
     /// Its workstream (same program).
     pub workstream_id: WorkstreamId,
     pub title: String,
@@ -18,20 +27,6 @@ pub struct Requirement {
     pub priority: Priority,
     pub status: RequirementStatus,
     /// In the given order.
-    pub acceptance_criteria: Vec<String>,
-    pub batch: String,
-    pub stamp: Stamp,
-}
-
-/// A requirement to create, as parsed at the edge (its program is its
-/// workstream's).
-#[derive(Clone, Debug, PartialEq)]
-pub struct NewRequirement {
-    pub workstream_id: WorkstreamId,
-    pub title: String,
-    pub description: String,
-    pub priority: Priority,
-    pub status: RequirementStatus,
     pub acceptance_criteria: Vec<String>,
     pub batch: String,
 }
@@ -92,13 +87,13 @@ impl Patch for Requirement {
     fn apply(&mut self, changes: Vec<RequirementChange>) -> Result<(), Error> {
         for change in changes {
             match change {
-                RequirementChange::WorkstreamId(x) => self.workstream_id = x,
-                RequirementChange::Title(x) => self.title = x,
-                RequirementChange::Description(x) => self.description = x,
-                RequirementChange::Priority(x) => self.priority = x,
-                RequirementChange::Status(x) => self.status = x,
-                RequirementChange::AcceptanceCriteria(x) => self.acceptance_criteria = x,
-                RequirementChange::Batch(x) => self.batch = x,
+                RequirementChange::WorkstreamId(x) => self.fields.workstream_id = x,
+                RequirementChange::Title(x) => self.fields.title = x,
+                RequirementChange::Description(x) => self.fields.description = x,
+                RequirementChange::Priority(x) => self.fields.priority = x,
+                RequirementChange::Status(x) => self.fields.status = x,
+                RequirementChange::AcceptanceCriteria(x) => self.fields.acceptance_criteria = x,
+                RequirementChange::Batch(x) => self.fields.batch = x,
             }
         }
         Ok(())
@@ -131,14 +126,17 @@ impl Audited for Requirement {
     fn audit_fields(&self) -> AuditFields {
         let Requirement {
             id: _,
+            fields:
+                NewRequirement {
+                    workstream_id,
+                    title,
+                    description,
+                    priority,
+                    status,
+                    acceptance_criteria,
+                    batch,
+                },
             program_id: _,
-            workstream_id,
-            title,
-            description,
-            priority,
-            status,
-            acceptance_criteria,
-            batch,
             stamp: _,
         } = self;
         AuditFields::new()

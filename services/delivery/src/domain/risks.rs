@@ -9,20 +9,14 @@ use super::*;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Risk {
     pub id: RiskId,
-    pub program_id: ProgramId,
-    pub title: String,
-    pub description: String,
-    pub likelihood: RiskLevel,
-    pub impact: RiskLevel,
+    pub fields: NewRisk,
     /// Derived: [`severity`] of likelihood and impact (kept by `Patch::apply`).
     pub severity: RiskSeverity,
-    pub mitigation: String,
-    pub owner_user_id: Option<UserId>,
-    pub status: RiskStatus,
     pub stamp: Stamp,
 }
 
-/// A risk to create, as parsed at the edge (its severity is derived).
+/// A risk's own fields, held by a [`Risk`]: to create, as parsed at the edge
+/// (its severity is derived).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewRisk {
     pub program_id: ProgramId,
@@ -64,15 +58,7 @@ impl FieldPath for RiskPath {
         RiskPath::OwnerUserId,
         RiskPath::Status,
     ];
-    const OUTPUT_ONLY: &'static [&'static str] = &[
-        "id",
-        "program_id",
-        "severity",
-        "created_by",
-        "create_time",
-        "update_time",
-        "etag",
-    ];
+    const OUTPUT_ONLY: &'static [&'static str] = &program_child_output_only_and::<7>(&["severity"]);
 
     fn name(self) -> &'static str {
         match self {
@@ -107,16 +93,16 @@ impl Patch for Risk {
     fn apply(&mut self, changes: Vec<RiskChange>) -> Result<(), Error> {
         for change in changes {
             match change {
-                RiskChange::Title(x) => self.title = x,
-                RiskChange::Description(x) => self.description = x,
-                RiskChange::Likelihood(x) => self.likelihood = x,
-                RiskChange::Impact(x) => self.impact = x,
-                RiskChange::Mitigation(x) => self.mitigation = x,
-                RiskChange::OwnerUserId(x) => self.owner_user_id = x,
-                RiskChange::Status(x) => self.status = x,
+                RiskChange::Title(x) => self.fields.title = x,
+                RiskChange::Description(x) => self.fields.description = x,
+                RiskChange::Likelihood(x) => self.fields.likelihood = x,
+                RiskChange::Impact(x) => self.fields.impact = x,
+                RiskChange::Mitigation(x) => self.fields.mitigation = x,
+                RiskChange::OwnerUserId(x) => self.fields.owner_user_id = x,
+                RiskChange::Status(x) => self.fields.status = x,
             }
         }
-        self.severity = severity(self.likelihood, self.impact);
+        self.severity = severity(self.fields.likelihood, self.fields.impact);
         Ok(())
     }
 }
@@ -125,15 +111,18 @@ impl Audited for Risk {
     fn audit_fields(&self) -> AuditFields {
         let Risk {
             id: _,
-            program_id: _,
-            title,
-            description,
-            likelihood,
-            impact,
+            fields:
+                NewRisk {
+                    program_id: _,
+                    title,
+                    description,
+                    likelihood,
+                    impact,
+                    mitigation,
+                    owner_user_id,
+                    status,
+                },
             severity,
-            mitigation,
-            owner_user_id,
-            status,
             stamp: _,
         } = self;
         AuditFields::new()

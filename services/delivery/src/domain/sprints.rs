@@ -9,26 +9,20 @@ use super::*;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sprint {
     pub id: SprintId,
-    pub program_id: ProgramId,
-    pub name: String,
-    pub goal: String,
-    /// Before `end_at` ([`check_sprint_dates`]).
-    pub start_at: DateTime<Utc>,
-    pub end_at: DateTime<Utc>,
-    pub capacity: f64,
-    pub capacity_unit: CapacityUnit,
+    pub fields: NewSprint,
     /// Changed only through [`start_sprint`] and [`complete_sprint`].
     pub status: SprintStatus,
     pub stamp: Stamp,
 }
 
-/// A sprint to create, as parsed at the edge (it starts
-/// [`SprintStatus::Planned`]).
+/// A sprint's own fields, held by a [`Sprint`]: to create, as parsed at the
+/// edge (it starts [`SprintStatus::Planned`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewSprint {
     pub program_id: ProgramId,
     pub name: String,
     pub goal: String,
+    /// Before `end_at` ([`check_sprint_dates`]).
     pub start_at: DateTime<Utc>,
     pub end_at: DateTime<Utc>,
     pub capacity: f64,
@@ -55,14 +49,7 @@ impl FieldPath for SprintPath {
         SprintPath::Capacity,
         SprintPath::CapacityUnit,
     ];
-    const OUTPUT_ONLY: &'static [&'static str] = &[
-        "id",
-        "program_id",
-        "created_by",
-        "create_time",
-        "update_time",
-        "etag",
-    ];
+    const OUTPUT_ONLY: &'static [&'static str] = PROGRAM_CHILD_OUTPUT_ONLY;
 
     fn name(self) -> &'static str {
         match self {
@@ -98,15 +85,15 @@ impl Patch for Sprint {
     fn apply(&mut self, changes: Vec<SprintChange>) -> Result<(), Error> {
         for change in changes {
             match change {
-                SprintChange::Name(x) => self.name = x,
-                SprintChange::Goal(x) => self.goal = x,
-                SprintChange::StartTime(x) => self.start_at = x,
-                SprintChange::EndTime(x) => self.end_at = x,
-                SprintChange::Capacity(x) => self.capacity = x,
-                SprintChange::CapacityUnit(x) => self.capacity_unit = x,
+                SprintChange::Name(x) => self.fields.name = x,
+                SprintChange::Goal(x) => self.fields.goal = x,
+                SprintChange::StartTime(x) => self.fields.start_at = x,
+                SprintChange::EndTime(x) => self.fields.end_at = x,
+                SprintChange::Capacity(x) => self.fields.capacity = x,
+                SprintChange::CapacityUnit(x) => self.fields.capacity_unit = x,
             }
         }
-        check_sprint_dates(self.start_at, self.end_at)
+        check_sprint_dates(self.fields.start_at, self.fields.end_at)
     }
 }
 
@@ -126,13 +113,16 @@ impl Audited for Sprint {
     fn audit_fields(&self) -> AuditFields {
         let Sprint {
             id: _,
-            program_id: _,
-            name,
-            goal,
-            start_at,
-            end_at,
-            capacity,
-            capacity_unit,
+            fields:
+                NewSprint {
+                    program_id: _,
+                    name,
+                    goal,
+                    start_at,
+                    end_at,
+                    capacity,
+                    capacity_unit,
+                },
             status,
             stamp: _,
         } = self;
@@ -171,30 +161,37 @@ stored_enum! {
 
 /// Checks that a sprint in `from` may start: only a PLANNED one.
 pub fn start_sprint(from: SprintStatus) -> Result<(), Error> {
-    match from {
-        SprintStatus::Planned => Ok(()),
-        other => Err(Error::failed_precondition(
-            "SPRINT_NOT_PLANNED",
-            format!(
-                "only a planned sprint starts; this one is {}",
-                other.as_str()
-            ),
-        )),
-    }
+    sprint_in(
+        SprintStatus::Planned,
+        from,
+        "SPRINT_NOT_PLANNED",
+        "only a planned sprint starts",
+    )
 }
 
 /// Checks that a sprint in `from` may complete: only an ACTIVE one.
 pub fn complete_sprint(from: SprintStatus) -> Result<(), Error> {
-    match from {
-        SprintStatus::Active => Ok(()),
-        other => Err(Error::failed_precondition(
-            "SPRINT_NOT_ACTIVE",
-            format!(
-                "only an active sprint completes; this one is {}",
-                other.as_str()
-            ),
-        )),
-    }
+    sprint_in(
+        SprintStatus::Active,
+        from,
+        "SPRINT_NOT_ACTIVE",
+        "only an active sprint completes",
+    )
+}
+
+/// Refuses a sprint in `from` unless it is in `wanted`: `reason`, with
+/// `rule` and where the sprint is.
+fn sprint_in(
+    wanted: SprintStatus,
+    from: SprintStatus,
+    reason: &'static str,
+    rule: &str,
+) -> Result<(), Error> {
+    refuse_if(
+        from != wanted,
+        reason,
+        format!("{rule}; this one is {}", from.as_str()),
+    )
 }
 
 #[cfg(test)]

@@ -8,26 +8,24 @@ use super::*;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Subtask {
     pub id: SubtaskId,
-    pub task_id: TaskId,
+    pub fields: NewSubtask<i32>,
     /// The task's program (copied at creation).
     pub program_id: ProgramId,
-    pub title: String,
-    pub description: String,
-    pub status: SubtaskStatus,
-    /// Order among the task's subtasks (ties break by id).
-    pub position: i32,
     pub stamp: Stamp,
 }
 
-/// A subtask to create, as parsed at the edge (its program is the task's).
+/// A subtask's own fields: to create, as parsed at the edge (with an
+/// `Option<i32>` position; its program is the task's), or as held by a
+/// [`Subtask`] (`i32`).
 #[derive(Clone, Debug, PartialEq)]
-pub struct NewSubtask {
+pub struct NewSubtask<Position = Option<i32>> {
     pub task_id: TaskId,
     pub title: String,
     pub description: String,
     pub status: SubtaskStatus,
-    /// `None`: after the task's last subtask.
-    pub position: Option<i32>,
+    /// Order among the task's subtasks (ties break by id); when created,
+    /// `None` is after the task's last subtask.
+    pub position: Position,
 }
 
 /// The fields `UpdateSubtask` may change.
@@ -46,15 +44,7 @@ impl FieldPath for SubtaskPath {
         SubtaskPath::Status,
         SubtaskPath::Position,
     ];
-    const OUTPUT_ONLY: &'static [&'static str] = &[
-        "id",
-        "task_id",
-        "program_id",
-        "created_by",
-        "create_time",
-        "update_time",
-        "etag",
-    ];
+    const OUTPUT_ONLY: &'static [&'static str] = &program_child_output_only_and::<7>(&["task_id"]);
 
     fn name(self) -> &'static str {
         match self {
@@ -82,10 +72,10 @@ impl Patch for Subtask {
     fn apply(&mut self, changes: Vec<SubtaskChange>) -> Result<(), Error> {
         for change in changes {
             match change {
-                SubtaskChange::Title(x) => self.title = x,
-                SubtaskChange::Description(x) => self.description = x,
-                SubtaskChange::Status(x) => self.status = x,
-                SubtaskChange::Position(x) => self.position = x,
+                SubtaskChange::Title(x) => self.fields.title = x,
+                SubtaskChange::Description(x) => self.fields.description = x,
+                SubtaskChange::Status(x) => self.fields.status = x,
+                SubtaskChange::Position(x) => self.fields.position = x,
             }
         }
         Ok(())
@@ -96,12 +86,15 @@ impl Audited for Subtask {
     fn audit_fields(&self) -> AuditFields {
         let Subtask {
             id: _,
-            task_id,
+            fields:
+                NewSubtask {
+                    task_id,
+                    title,
+                    description,
+                    status,
+                    position,
+                },
             program_id: _,
-            title,
-            description,
-            status,
-            position,
             stamp: _,
         } = self;
         AuditFields::new()

@@ -9,12 +9,20 @@ use super::*;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Task {
     pub id: TaskId,
+    pub fields: NewTask,
+    pub stamp: Stamp,
+}
+
+/// A task's own fields, held by a [`Task`]: to create, as parsed at the edge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewTask {
     pub program_id: ProgramId,
     /// The requirement it delivers, if any (same program).
     pub requirement_id: Option<RequirementId>,
     pub title: String,
     pub description: String,
-    /// Changed only through [`change_task_status`].
+    /// [`TaskStatus::is_initial`] when created; then changed only through
+    /// [`change_task_status`].
     pub status: TaskStatus,
     /// Each once, in the given order.
     pub assignee_ids: Vec<UserId>,
@@ -23,23 +31,6 @@ pub struct Task {
     /// Each once, in the given order.
     pub labels: Vec<String>,
     /// The sprint it is planned in, if any (same program).
-    pub sprint_id: Option<SprintId>,
-    pub stamp: Stamp,
-}
-
-/// A task to create, as parsed at the edge.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NewTask {
-    pub program_id: ProgramId,
-    pub requirement_id: Option<RequirementId>,
-    pub title: String,
-    pub description: String,
-    /// [`TaskStatus::is_initial`].
-    pub status: TaskStatus,
-    pub assignee_ids: Vec<UserId>,
-    pub estimate_hours: Option<f64>,
-    pub due_at: Option<DateTime<Utc>>,
-    pub labels: Vec<String>,
     pub sprint_id: Option<SprintId>,
 }
 
@@ -108,14 +99,14 @@ impl Patch for Task {
     fn apply(&mut self, changes: Vec<TaskChange>) -> Result<(), Error> {
         for change in changes {
             match change {
-                TaskChange::RequirementId(x) => self.requirement_id = x,
-                TaskChange::Title(x) => self.title = x,
-                TaskChange::Description(x) => self.description = x,
-                TaskChange::AssigneeIds(x) => self.assignee_ids = x,
-                TaskChange::EstimateHours(x) => self.estimate_hours = x,
-                TaskChange::DueTime(x) => self.due_at = x,
-                TaskChange::Labels(x) => self.labels = x,
-                TaskChange::SprintId(x) => self.sprint_id = x,
+                TaskChange::RequirementId(x) => self.fields.requirement_id = x,
+                TaskChange::Title(x) => self.fields.title = x,
+                TaskChange::Description(x) => self.fields.description = x,
+                TaskChange::AssigneeIds(x) => self.fields.assignee_ids = x,
+                TaskChange::EstimateHours(x) => self.fields.estimate_hours = x,
+                TaskChange::DueTime(x) => self.fields.due_at = x,
+                TaskChange::Labels(x) => self.fields.labels = x,
+                TaskChange::SprintId(x) => self.fields.sprint_id = x,
             }
         }
         Ok(())
@@ -126,16 +117,19 @@ impl Audited for Task {
     fn audit_fields(&self) -> AuditFields {
         let Task {
             id: _,
-            program_id: _,
-            requirement_id,
-            title,
-            description,
-            status,
-            assignee_ids,
-            estimate_hours,
-            due_at,
-            labels,
-            sprint_id,
+            fields:
+                NewTask {
+                    program_id: _,
+                    requirement_id,
+                    title,
+                    description,
+                    status,
+                    assignee_ids,
+                    estimate_hours,
+                    due_at,
+                    labels,
+                    sprint_id,
+                },
             stamp: _,
         } = self;
         AuditFields::new()
@@ -212,18 +206,13 @@ pub fn change_task_status(
     if from == to {
         return Ok(TaskMove::Unchanged);
     }
-    if !from.successors().contains(&to) {
-        let allowed: Vec<&str> = from.successors().iter().map(|s| s.as_str()).collect();
-        return Err(Error::failed_precondition(
-            "TASK_TRANSITION_NOT_ALLOWED",
-            format!(
-                "a task cannot move from {} to {}; allowed: {}",
-                from.as_str(),
-                to.as_str(),
-                allowed.join(", ")
-            ),
-        ));
-    }
+    check_move(
+        "a task",
+        "TASK_TRANSITION_NOT_ALLOWED",
+        from,
+        to,
+        from.successors(),
+    )?;
     if to == TaskStatus::Done && open_subtasks > 0 {
         if !force {
             return Err(Error::failed_precondition(

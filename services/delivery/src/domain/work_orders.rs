@@ -8,10 +8,19 @@ use super::*;
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkOrder {
     pub id: WorkOrderId,
+    pub fields: NewWorkOrder,
+    pub stamp: Stamp,
+}
+
+/// A work order's own fields, held by a [`WorkOrder`]: to create, as parsed at
+/// the edge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewWorkOrder {
     pub program_id: ProgramId,
     pub title: String,
     pub description: String,
-    /// Changed only through [`change_work_order_status`].
+    /// [`WorkOrderStatus::is_initial`] when created; then changed only
+    /// through [`change_work_order_status`].
     pub status: WorkOrderStatus,
     pub acceptance_criteria: Vec<String>,
     pub implementation_plan: String,
@@ -20,22 +29,6 @@ pub struct WorkOrder {
     /// The planner phase it is planned in, if any (same program).
     pub phase_id: Option<PlannerPhaseId>,
     /// The feature it delivers, if any (same program).
-    pub feature_id: Option<FeatureId>,
-    pub stamp: Stamp,
-}
-
-/// A work order to create, as parsed at the edge.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NewWorkOrder {
-    pub program_id: ProgramId,
-    pub title: String,
-    pub description: String,
-    /// [`WorkOrderStatus::is_initial`].
-    pub status: WorkOrderStatus,
-    pub acceptance_criteria: Vec<String>,
-    pub implementation_plan: String,
-    pub assignee_ids: Vec<UserId>,
-    pub phase_id: Option<PlannerPhaseId>,
     pub feature_id: Option<FeatureId>,
 }
 
@@ -100,13 +93,13 @@ impl Patch for WorkOrder {
     fn apply(&mut self, changes: Vec<WorkOrderChange>) -> Result<(), Error> {
         for change in changes {
             match change {
-                WorkOrderChange::Title(x) => self.title = x,
-                WorkOrderChange::Description(x) => self.description = x,
-                WorkOrderChange::AcceptanceCriteria(x) => self.acceptance_criteria = x,
-                WorkOrderChange::ImplementationPlan(x) => self.implementation_plan = x,
-                WorkOrderChange::AssigneeIds(x) => self.assignee_ids = x,
-                WorkOrderChange::PhaseId(x) => self.phase_id = x,
-                WorkOrderChange::FeatureId(x) => self.feature_id = x,
+                WorkOrderChange::Title(x) => self.fields.title = x,
+                WorkOrderChange::Description(x) => self.fields.description = x,
+                WorkOrderChange::AcceptanceCriteria(x) => self.fields.acceptance_criteria = x,
+                WorkOrderChange::ImplementationPlan(x) => self.fields.implementation_plan = x,
+                WorkOrderChange::AssigneeIds(x) => self.fields.assignee_ids = x,
+                WorkOrderChange::PhaseId(x) => self.fields.phase_id = x,
+                WorkOrderChange::FeatureId(x) => self.fields.feature_id = x,
             }
         }
         Ok(())
@@ -117,15 +110,18 @@ impl Audited for WorkOrder {
     fn audit_fields(&self) -> AuditFields {
         let WorkOrder {
             id: _,
-            program_id: _,
-            title,
-            description,
-            status,
-            acceptance_criteria,
-            implementation_plan,
-            assignee_ids,
-            phase_id,
-            feature_id,
+            fields:
+                NewWorkOrder {
+                    program_id: _,
+                    title,
+                    description,
+                    status,
+                    acceptance_criteria,
+                    implementation_plan,
+                    assignee_ids,
+                    phase_id,
+                    feature_id,
+                },
             stamp: _,
         } = self;
         AuditFields::new()
@@ -182,19 +178,14 @@ pub fn change_work_order_status(from: WorkOrderStatus, to: WorkOrderStatus) -> R
     if from == to {
         return Ok(false);
     }
-    if from.successors().contains(&to) {
-        return Ok(true);
-    }
-    let allowed: Vec<&str> = from.successors().iter().map(|s| s.as_str()).collect();
-    Err(Error::failed_precondition(
+    check_move(
+        "a work order",
         "WORK_ORDER_TRANSITION_NOT_ALLOWED",
-        format!(
-            "a work order cannot move from {} to {}; allowed: {}",
-            from.as_str(),
-            to.as_str(),
-            allowed.join(", ")
-        ),
-    ))
+        from,
+        to,
+        from.successors(),
+    )?;
+    Ok(true)
 }
 
 #[cfg(test)]

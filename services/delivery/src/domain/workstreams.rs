@@ -9,22 +9,20 @@ use super::*;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Workstream {
     pub id: WorkstreamId,
-    pub program_id: ProgramId,
-    pub name: String,
-    pub description: String,
-    /// Order among the program's workstreams (ties break by id).
-    pub position: i32,
+    pub fields: NewWorkstream<i32>,
     pub stamp: Stamp,
 }
 
-/// A workstream to create, as parsed at the edge.
+/// A workstream's own fields: to create, as parsed at the edge (with an
+/// `Option<i32>` position), or as held by a [`Workstream`] (`i32`).
 #[derive(Clone, Debug, PartialEq)]
-pub struct NewWorkstream {
+pub struct NewWorkstream<Position = Option<i32>> {
     pub program_id: ProgramId,
     pub name: String,
     pub description: String,
-    /// `None`: after the program's last workstream.
-    pub position: Option<i32>,
+    /// Order among the program's workstreams (ties break by id); when
+    /// created, `None` is after the program's last workstream.
+    pub position: Position,
 }
 
 /// The fields `UpdateWorkstream` may change.
@@ -66,9 +64,9 @@ impl Patch for Workstream {
     fn apply(&mut self, changes: Vec<WorkstreamChange>) -> Result<(), Error> {
         for change in changes {
             match change {
-                WorkstreamChange::Name(x) => self.name = x,
-                WorkstreamChange::Description(x) => self.description = x,
-                WorkstreamChange::Position(x) => self.position = x,
+                WorkstreamChange::Name(x) => self.fields.name = x,
+                WorkstreamChange::Description(x) => self.fields.description = x,
+                WorkstreamChange::Position(x) => self.fields.position = x,
             }
         }
         Ok(())
@@ -79,10 +77,13 @@ impl Audited for Workstream {
     fn audit_fields(&self) -> AuditFields {
         let Workstream {
             id: _,
-            program_id,
-            name,
-            description,
-            position,
+            fields:
+                NewWorkstream {
+                    program_id,
+                    name,
+                    description,
+                    position,
+                },
             stamp: _,
         } = self;
         AuditFields::new()

@@ -34,11 +34,13 @@ impl Resource for Feature {
     fn from_row(r: FeatureRow) -> Result<Feature> {
         Ok(Feature {
             id: Id::from_uuid(r.id),
-            program_id: Id::from_uuid(r.program_id),
-            parent_feature_id: r.parent_feature_id.map(Id::from_uuid),
-            name: r.name,
-            slug: r.slug,
-            description: r.description,
+            fields: NewFeature {
+                program_id: Id::from_uuid(r.program_id),
+                parent_feature_id: r.parent_feature_id.map(Id::from_uuid),
+                name: r.name,
+                slug: r.slug,
+                description: r.description,
+            },
             stamp: r.stamp.into(),
         })
     }
@@ -56,7 +58,7 @@ impl Resource for Feature {
     }
 
     fn project(&self) -> Option<Uuid> {
-        Some(self.program_id.uuid())
+        Some(self.fields.program_id.uuid())
     }
 }
 
@@ -172,10 +174,10 @@ pub async fn update_feature(tx: &mut Tx, org_id: Uuid, f: &Feature) -> Result<Fe
     ))
     .bind(org_id)
     .bind(f.id.uuid())
-    .bind(f.parent_feature_id.map(Id::uuid))
-    .bind(&f.name)
-    .bind(&f.slug)
-    .bind(&f.description)
+    .bind(f.fields.parent_feature_id.map(Id::uuid))
+    .bind(&f.fields.name)
+    .bind(&f.fields.slug)
+    .bind(&f.fields.description)
     .fetch_one(&mut **tx)
     .await
     .map_err(slug_taken)?;

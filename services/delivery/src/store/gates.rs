@@ -38,11 +38,13 @@ impl Resource for SprintGate {
     fn from_row(r: GateRow) -> Result<SprintGate> {
         Ok(SprintGate {
             id: Id::from_uuid(r.id),
+            fields: NewSprintGate {
+                sprint_id: Id::from_uuid(r.sprint_id),
+                name: r.name,
+                description: r.description,
+                criteria: r.criteria.0,
+            },
             program_id: Id::from_uuid(r.program_id),
-            sprint_id: Id::from_uuid(r.sprint_id),
-            name: r.name,
-            description: r.description,
-            criteria: r.criteria.0,
             stamp: r.stamp.into(),
         })
     }
@@ -99,9 +101,9 @@ pub async fn update_gate(tx: &mut Tx, org_id: Uuid, g: &SprintGate) -> Result<Sp
     ))
     .bind(org_id)
     .bind(g.id.uuid())
-    .bind(&g.name)
-    .bind(&g.description)
-    .bind(Json(&g.criteria))
+    .bind(&g.fields.name)
+    .bind(&g.fields.description)
+    .bind(Json(&g.fields.criteria))
     .fetch_one(&mut **tx)
     .await?;
     SprintGate::from_row(row)
@@ -154,17 +156,19 @@ impl Resource for Evaluation {
     fn from_row(r: EvaluationRow) -> Result<Evaluation> {
         Ok(Evaluation {
             id: Id::from_uuid(r.id),
-            gate_id: Id::from_uuid(r.gate_id),
-            sprint_id: Id::from_uuid(r.sprint_id),
-            program_id: Id::from_uuid(r.program_id),
-            evaluator_id: r.evaluator_id,
-            evaluator_type: EvaluatorType::decode(
-                "sprint_gate_evaluations",
-                "evaluator_type",
-                &r.evaluator_type,
-            )?,
-            results: r.results.0,
-            passed: r.passed,
+            fields: NewEvaluation {
+                gate_id: Id::from_uuid(r.gate_id),
+                sprint_id: Id::from_uuid(r.sprint_id),
+                program_id: Id::from_uuid(r.program_id),
+                evaluator_id: r.evaluator_id,
+                evaluator_type: EvaluatorType::decode(
+                    "sprint_gate_evaluations",
+                    "evaluator_type",
+                    &r.evaluator_type,
+                )?,
+                results: r.results.0,
+                passed: r.passed,
+            },
             created_at: r.created_at,
         })
     }
@@ -183,7 +187,7 @@ impl Resource for Evaluation {
     }
 
     fn project(&self) -> Option<Uuid> {
-        Some(self.program_id.uuid())
+        Some(self.fields.program_id.uuid())
     }
 }
 

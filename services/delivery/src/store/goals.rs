@@ -35,13 +35,15 @@ impl Resource for Goal {
     fn from_row(r: GoalRow) -> Result<Goal> {
         Ok(Goal {
             id: Id::from_uuid(r.id),
-            program_id: Id::from_uuid(r.program_id),
-            title: r.title,
-            description: r.description,
-            target_metric: r.target_metric,
-            target_at: r.target_at,
-            status: GoalStatus::decode("goals", "status", &r.status)?,
-            owner_user_id: r.owner_user_id.map(Id::from_uuid),
+            fields: NewGoal {
+                program_id: Id::from_uuid(r.program_id),
+                title: r.title,
+                description: r.description,
+                target_metric: r.target_metric,
+                target_at: r.target_at,
+                status: GoalStatus::decode("goals", "status", &r.status)?,
+                owner_user_id: r.owner_user_id.map(Id::from_uuid),
+            },
             stamp: r.stamp.into(),
         })
     }
@@ -59,7 +61,7 @@ impl Resource for Goal {
     }
 
     fn project(&self) -> Option<Uuid> {
-        Some(self.program_id.uuid())
+        Some(self.fields.program_id.uuid())
     }
 }
 
@@ -97,12 +99,12 @@ pub async fn update_goal(tx: &mut Tx, org_id: Uuid, g: &Goal) -> Result<Goal> {
     ))
     .bind(org_id)
     .bind(g.id.uuid())
-    .bind(&g.title)
-    .bind(&g.description)
-    .bind(&g.target_metric)
-    .bind(g.target_at)
-    .bind(g.status.as_str())
-    .bind(g.owner_user_id.map(Id::uuid))
+    .bind(&g.fields.title)
+    .bind(&g.fields.description)
+    .bind(&g.fields.target_metric)
+    .bind(g.fields.target_at)
+    .bind(g.fields.status.as_str())
+    .bind(g.fields.owner_user_id.map(Id::uuid))
     .fetch_one(&mut **tx)
     .await?;
     Goal::from_row(row)

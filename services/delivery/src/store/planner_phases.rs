@@ -34,12 +34,14 @@ impl Resource for PlannerPhase {
     fn from_row(r: PlannerPhaseRow) -> Result<PlannerPhase> {
         Ok(PlannerPhase {
             id: Id::from_uuid(r.id),
-            program_id: Id::from_uuid(r.program_id),
-            name: r.name,
-            description: r.description,
-            position: r.position,
-            start_at: r.start_at,
-            end_at: r.end_at,
+            fields: NewPlannerPhase {
+                program_id: Id::from_uuid(r.program_id),
+                name: r.name,
+                description: r.description,
+                position: r.position,
+                start_at: r.start_at,
+                end_at: r.end_at,
+            },
             stamp: r.stamp.into(),
         })
     }
@@ -57,7 +59,7 @@ impl Resource for PlannerPhase {
     }
 
     fn project(&self) -> Option<Uuid> {
-        Some(self.program_id.uuid())
+        Some(self.fields.program_id.uuid())
     }
 }
 
@@ -107,11 +109,11 @@ pub async fn update_planner_phase(
     ))
     .bind(org_id)
     .bind(p.id.uuid())
-    .bind(&p.name)
-    .bind(&p.description)
-    .bind(p.position)
-    .bind(p.start_at)
-    .bind(p.end_at)
+    .bind(&p.fields.name)
+    .bind(&p.fields.description)
+    .bind(p.fields.position)
+    .bind(p.fields.start_at)
+    .bind(p.fields.end_at)
     .fetch_one(&mut **tx)
     .await?;
     PlannerPhase::from_row(row)

@@ -37,11 +37,13 @@ impl Resource for Program {
     fn from_row(r: ProgramRow) -> Result<Program> {
         Ok(Program {
             id: Id::from_uuid(r.id),
-            name: r.name,
-            slug: r.slug,
-            description: r.description,
-            source_platform: r.source_platform,
-            target_platform: r.target_platform,
+            fields: NewProgram {
+                name: r.name,
+                slug: r.slug,
+                description: r.description,
+                source_platform: r.source_platform,
+                target_platform: r.target_platform,
+            },
             phase: Phase::decode("programs", "phase", &r.phase)?,
             archived_at: r.archived_at,
             stamp: r.stamp.into(),
@@ -149,11 +151,11 @@ pub async fn update_program(tx: &mut Tx, org_id: Uuid, p: &Program) -> Result<Pr
     ))
     .bind(org_id)
     .bind(p.id.uuid())
-    .bind(&p.name)
-    .bind(&p.slug)
-    .bind(&p.description)
-    .bind(&p.source_platform)
-    .bind(&p.target_platform)
+    .bind(&p.fields.name)
+    .bind(&p.fields.slug)
+    .bind(&p.fields.description)
+    .bind(&p.fields.source_platform)
+    .bind(&p.fields.target_platform)
     .fetch_one(&mut **tx)
     .await
     .map_err(slug_taken)?;

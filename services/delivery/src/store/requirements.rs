@@ -40,14 +40,16 @@ impl Resource for Requirement {
     fn from_row(r: RequirementRow) -> Result<Requirement> {
         Ok(Requirement {
             id: Id::from_uuid(r.id),
+            fields: NewRequirement {
+                workstream_id: Id::from_uuid(r.workstream_id),
+                title: r.title,
+                description: r.description,
+                priority: Priority::decode("requirements", "priority", &r.priority)?,
+                status: RequirementStatus::decode("requirements", "status", &r.status)?,
+                acceptance_criteria: r.acceptance_criteria,
+                batch: r.batch,
+            },
             program_id: Id::from_uuid(r.program_id),
-            workstream_id: Id::from_uuid(r.workstream_id),
-            title: r.title,
-            description: r.description,
-            priority: Priority::decode("requirements", "priority", &r.priority)?,
-            status: RequirementStatus::decode("requirements", "status", &r.status)?,
-            acceptance_criteria: r.acceptance_criteria,
-            batch: r.batch,
             stamp: r.stamp.into(),
         })
     }
@@ -144,13 +146,13 @@ pub async fn update_requirement(tx: &mut Tx, org_id: Uuid, r: &Requirement) -> R
     ))
     .bind(org_id)
     .bind(r.id.uuid())
-    .bind(r.workstream_id.uuid())
-    .bind(&r.title)
-    .bind(&r.description)
-    .bind(r.priority.as_str())
-    .bind(r.status.as_str())
-    .bind(&r.acceptance_criteria)
-    .bind(&r.batch)
+    .bind(r.fields.workstream_id.uuid())
+    .bind(&r.fields.title)
+    .bind(&r.fields.description)
+    .bind(r.fields.priority.as_str())
+    .bind(r.fields.status.as_str())
+    .bind(&r.fields.acceptance_criteria)
+    .bind(&r.fields.batch)
     .fetch_one(&mut **tx)
     .await?;
     Requirement::from_row(row)

@@ -36,15 +36,17 @@ impl Resource for Risk {
     fn from_row(r: RiskRow) -> Result<Risk> {
         Ok(Risk {
             id: Id::from_uuid(r.id),
-            program_id: Id::from_uuid(r.program_id),
-            title: r.title,
-            description: r.description,
-            likelihood: RiskLevel::decode("risks", "likelihood", r.likelihood)?,
-            impact: RiskLevel::decode("risks", "impact", r.impact)?,
+            fields: NewRisk {
+                program_id: Id::from_uuid(r.program_id),
+                title: r.title,
+                description: r.description,
+                likelihood: RiskLevel::decode("risks", "likelihood", r.likelihood)?,
+                impact: RiskLevel::decode("risks", "impact", r.impact)?,
+                mitigation: r.mitigation,
+                owner_user_id: r.owner_user_id.map(Id::from_uuid),
+                status: RiskStatus::decode("risks", "status", &r.status)?,
+            },
             severity: RiskSeverity::decode("risks", "severity", &r.severity)?,
-            mitigation: r.mitigation,
-            owner_user_id: r.owner_user_id.map(Id::from_uuid),
-            status: RiskStatus::decode("risks", "status", &r.status)?,
             stamp: r.stamp.into(),
         })
     }
@@ -62,7 +64,7 @@ impl Resource for Risk {
     }
 
     fn project(&self) -> Option<Uuid> {
-        Some(self.program_id.uuid())
+        Some(self.fields.program_id.uuid())
     }
 }
 
@@ -102,14 +104,14 @@ pub async fn update_risk(tx: &mut Tx, org_id: Uuid, r: &Risk) -> Result<Risk> {
     ))
     .bind(org_id)
     .bind(r.id.uuid())
-    .bind(&r.title)
-    .bind(&r.description)
-    .bind(r.likelihood.value())
-    .bind(r.impact.value())
+    .bind(&r.fields.title)
+    .bind(&r.fields.description)
+    .bind(r.fields.likelihood.value())
+    .bind(r.fields.impact.value())
     .bind(r.severity.as_str())
-    .bind(&r.mitigation)
-    .bind(r.owner_user_id.map(Id::uuid))
-    .bind(r.status.as_str())
+    .bind(&r.fields.mitigation)
+    .bind(r.fields.owner_user_id.map(Id::uuid))
+    .bind(r.fields.status.as_str())
     .fetch_one(&mut **tx)
     .await?;
     Risk::from_row(row)

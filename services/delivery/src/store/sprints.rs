@@ -37,13 +37,15 @@ impl Resource for Sprint {
     fn from_row(r: SprintRow) -> Result<Sprint> {
         Ok(Sprint {
             id: Id::from_uuid(r.id),
-            program_id: Id::from_uuid(r.program_id),
-            name: r.name,
-            goal: r.goal,
-            start_at: r.start_at,
-            end_at: r.end_at,
-            capacity: r.capacity,
-            capacity_unit: CapacityUnit::decode("sprints", "capacity_unit", &r.capacity_unit)?,
+            fields: NewSprint {
+                program_id: Id::from_uuid(r.program_id),
+                name: r.name,
+                goal: r.goal,
+                start_at: r.start_at,
+                end_at: r.end_at,
+                capacity: r.capacity,
+                capacity_unit: CapacityUnit::decode("sprints", "capacity_unit", &r.capacity_unit)?,
+            },
             status: SprintStatus::decode("sprints", "status", &r.status)?,
             stamp: r.stamp.into(),
         })
@@ -62,7 +64,7 @@ impl Resource for Sprint {
     }
 
     fn project(&self) -> Option<Uuid> {
-        Some(self.program_id.uuid())
+        Some(self.fields.program_id.uuid())
     }
 }
 
@@ -120,12 +122,12 @@ pub async fn update_sprint(tx: &mut Tx, org_id: Uuid, s: &Sprint) -> Result<Spri
     ))
     .bind(org_id)
     .bind(s.id.uuid())
-    .bind(&s.name)
-    .bind(&s.goal)
-    .bind(s.start_at)
-    .bind(s.end_at)
-    .bind(s.capacity)
-    .bind(s.capacity_unit.as_str())
+    .bind(&s.fields.name)
+    .bind(&s.fields.goal)
+    .bind(s.fields.start_at)
+    .bind(s.fields.end_at)
+    .bind(s.fields.capacity)
+    .bind(s.fields.capacity_unit.as_str())
     .fetch_one(&mut **tx)
     .await?;
     Sprint::from_row(row)

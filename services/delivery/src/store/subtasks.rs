@@ -33,12 +33,14 @@ impl Resource for Subtask {
     fn from_row(r: SubtaskRow) -> Result<Subtask> {
         Ok(Subtask {
             id: Id::from_uuid(r.id),
-            task_id: Id::from_uuid(r.task_id),
+            fields: NewSubtask {
+                task_id: Id::from_uuid(r.task_id),
+                title: r.title,
+                description: r.description,
+                status: SubtaskStatus::decode("subtasks", "status", &r.status)?,
+                position: r.position,
+            },
             program_id: Id::from_uuid(r.program_id),
-            title: r.title,
-            description: r.description,
-            status: SubtaskStatus::decode("subtasks", "status", &r.status)?,
-            position: r.position,
             stamp: r.stamp.into(),
         })
     }
@@ -99,10 +101,10 @@ pub async fn update_subtask(tx: &mut Tx, org_id: Uuid, s: &Subtask) -> Result<Su
     ))
     .bind(org_id)
     .bind(s.id.uuid())
-    .bind(&s.title)
-    .bind(&s.description)
-    .bind(s.status.as_str())
-    .bind(s.position)
+    .bind(&s.fields.title)
+    .bind(&s.fields.description)
+    .bind(s.fields.status.as_str())
+    .bind(s.fields.position)
     .fetch_one(&mut **tx)
     .await?;
     Subtask::from_row(row)

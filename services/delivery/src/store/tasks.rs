@@ -41,16 +41,18 @@ impl Resource for Task {
     fn from_row(r: TaskRow) -> Result<Task> {
         Ok(Task {
             id: Id::from_uuid(r.id),
-            program_id: Id::from_uuid(r.program_id),
-            requirement_id: r.requirement_id.map(Id::from_uuid),
-            title: r.title,
-            description: r.description,
-            status: TaskStatus::decode("tasks", "status", &r.status)?,
-            assignee_ids: r.assignee_ids.into_iter().map(Id::from_uuid).collect(),
-            estimate_hours: r.estimate_hours,
-            due_at: r.due_at,
-            labels: r.labels,
-            sprint_id: r.sprint_id.map(Id::from_uuid),
+            fields: NewTask {
+                program_id: Id::from_uuid(r.program_id),
+                requirement_id: r.requirement_id.map(Id::from_uuid),
+                title: r.title,
+                description: r.description,
+                status: TaskStatus::decode("tasks", "status", &r.status)?,
+                assignee_ids: r.assignee_ids.into_iter().map(Id::from_uuid).collect(),
+                estimate_hours: r.estimate_hours,
+                due_at: r.due_at,
+                labels: r.labels,
+                sprint_id: r.sprint_id.map(Id::from_uuid),
+            },
             stamp: r.stamp.into(),
         })
     }
@@ -68,7 +70,7 @@ impl Resource for Task {
     }
 
     fn project(&self) -> Option<Uuid> {
-        Some(self.program_id.uuid())
+        Some(self.fields.program_id.uuid())
     }
 }
 
@@ -163,14 +165,14 @@ pub async fn update_task(tx: &mut Tx, org_id: Uuid, t: &Task) -> Result<Task> {
     ))
     .bind(org_id)
     .bind(t.id.uuid())
-    .bind(t.requirement_id.map(Id::uuid))
-    .bind(&t.title)
-    .bind(&t.description)
-    .bind(uuids(&t.assignee_ids))
-    .bind(t.estimate_hours)
-    .bind(t.due_at)
-    .bind(&t.labels)
-    .bind(t.sprint_id.map(Id::uuid))
+    .bind(t.fields.requirement_id.map(Id::uuid))
+    .bind(&t.fields.title)
+    .bind(&t.fields.description)
+    .bind(uuids(&t.fields.assignee_ids))
+    .bind(t.fields.estimate_hours)
+    .bind(t.fields.due_at)
+    .bind(&t.fields.labels)
+    .bind(t.fields.sprint_id.map(Id::uuid))
     .fetch_one(&mut **tx)
     .await?;
     ASSIGNEES

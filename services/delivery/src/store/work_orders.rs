@@ -39,15 +39,17 @@ impl Resource for WorkOrder {
     fn from_row(r: WorkOrderRow) -> Result<WorkOrder> {
         Ok(WorkOrder {
             id: Id::from_uuid(r.id),
-            program_id: Id::from_uuid(r.program_id),
-            title: r.title,
-            description: r.description,
-            status: WorkOrderStatus::decode("work_orders", "status", &r.status)?,
-            acceptance_criteria: r.acceptance_criteria,
-            implementation_plan: r.implementation_plan,
-            assignee_ids: r.assignee_ids.into_iter().map(Id::from_uuid).collect(),
-            phase_id: r.phase_id.map(Id::from_uuid),
-            feature_id: r.feature_id.map(Id::from_uuid),
+            fields: NewWorkOrder {
+                program_id: Id::from_uuid(r.program_id),
+                title: r.title,
+                description: r.description,
+                status: WorkOrderStatus::decode("work_orders", "status", &r.status)?,
+                acceptance_criteria: r.acceptance_criteria,
+                implementation_plan: r.implementation_plan,
+                assignee_ids: r.assignee_ids.into_iter().map(Id::from_uuid).collect(),
+                phase_id: r.phase_id.map(Id::from_uuid),
+                feature_id: r.feature_id.map(Id::from_uuid),
+            },
             stamp: r.stamp.into(),
         })
     }
@@ -65,7 +67,7 @@ impl Resource for WorkOrder {
     }
 
     fn project(&self) -> Option<Uuid> {
-        Some(self.program_id.uuid())
+        Some(self.fields.program_id.uuid())
     }
 }
 
@@ -172,13 +174,13 @@ pub async fn update_work_order(tx: &mut Tx, org_id: Uuid, w: &WorkOrder) -> Resu
     ))
     .bind(org_id)
     .bind(w.id.uuid())
-    .bind(&w.title)
-    .bind(&w.description)
-    .bind(&w.acceptance_criteria)
-    .bind(&w.implementation_plan)
-    .bind(uuids(&w.assignee_ids))
-    .bind(w.phase_id.map(Id::uuid))
-    .bind(w.feature_id.map(Id::uuid))
+    .bind(&w.fields.title)
+    .bind(&w.fields.description)
+    .bind(&w.fields.acceptance_criteria)
+    .bind(&w.fields.implementation_plan)
+    .bind(uuids(&w.fields.assignee_ids))
+    .bind(w.fields.phase_id.map(Id::uuid))
+    .bind(w.fields.feature_id.map(Id::uuid))
     .fetch_one(&mut **tx)
     .await?;
     indexed(tx, row).await

@@ -32,10 +32,12 @@ impl Resource for Workstream {
     fn from_row(r: WorkstreamRow) -> Result<Workstream> {
         Ok(Workstream {
             id: Id::from_uuid(r.id),
-            program_id: Id::from_uuid(r.program_id),
-            name: r.name,
-            description: r.description,
-            position: r.position,
+            fields: NewWorkstream {
+                program_id: Id::from_uuid(r.program_id),
+                name: r.name,
+                description: r.description,
+                position: r.position,
+            },
             stamp: r.stamp.into(),
         })
     }
@@ -53,7 +55,7 @@ impl Resource for Workstream {
     }
 
     fn project(&self) -> Option<Uuid> {
-        Some(self.program_id.uuid())
+        Some(self.fields.program_id.uuid())
     }
 }
 
@@ -94,9 +96,9 @@ pub async fn update_workstream(tx: &mut Tx, org_id: Uuid, w: &Workstream) -> Res
     ))
     .bind(org_id)
     .bind(w.id.uuid())
-    .bind(&w.name)
-    .bind(&w.description)
-    .bind(w.position)
+    .bind(&w.fields.name)
+    .bind(&w.fields.description)
+    .bind(w.fields.position)
     .fetch_one(&mut **tx)
     .await?;
     Workstream::from_row(row)
