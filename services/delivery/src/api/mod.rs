@@ -236,6 +236,14 @@ pub(crate) fn other_program(what: &str) -> Error {
     )
 }
 
+/// The `R` of `key` a new row belongs to (its program, its sprint):
+/// visible to the caller (else `R`'s `NOT_FOUND`) and held (`FOR KEY
+/// SHARE`) until commit.
+pub(crate) async fn hold<R: Resource>(tx: &mut Tx, call: &Call, key: R::Key) -> Result<(), Error> {
+    resource::fetch::<R>(tx, call, key, Lock::KeyShare).await?;
+    Ok(())
+}
+
 /// The `R` of `key` a new or changed row refers to: visible to the caller
 /// (else `R`'s `NOT_FOUND`), in `program_id` (else [`other_program`],
 /// naming it `what`), held (`FOR KEY SHARE`) until commit.

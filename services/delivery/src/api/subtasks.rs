@@ -13,7 +13,7 @@ use foundry_domain::Patch;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::db::{Tx, check_etag};
-use foundry_platform::validate::{Violations, mask};
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, subtask_service_server::SubtaskService};
 use foundry_resource::{self as resource, Create, Delete, Resource, WireStamp};
 use tonic::{Request, Response, Status};
@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::{
     LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, delete_one, get_one, list_children,
-    long_text, position,
+    long_text, parse_changes, position,
 };
 use crate::domain::{
     NewSubtask, Subtask, SubtaskChange, SubtaskId, SubtaskPath, SubtaskStatus, Task, TaskId,
@@ -97,16 +97,16 @@ fn parse_update(
 ) -> Result<(SubtaskId, String, Vec<SubtaskChange>), Error> {
     let empty = pb::Subtask::default();
     let s = req.subtask.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let id = v.id_of("subtask.id", &s.id);
-    let mut changes = Vec::new();
-    for path in mask::<SubtaskPath>(&mut v, req.update_mask.as_ref()) {
-        changes.push(match path {
+    parse_changes(
+        "subtask",
+        (&s.id, &s.etag),
+        req.update_mask.as_ref(),
+        |v, path| match path {
             SubtaskPath::Title => v
                 .text("subtask.title", &s.title, 1, 500)
                 .map(SubtaskChange::Title),
             SubtaskPath::Description => long_text(
-                &mut v,
+                v,
                 "subtask.description",
                 &s.description,
                 0,
@@ -116,18 +116,11 @@ fn parse_update(
             SubtaskPath::Status => v
                 .enum_value::<SubtaskStatus>("subtask.status", s.status)
                 .map(SubtaskChange::Status),
-            SubtaskPath::Position => position(&mut v, "subtask.position", s.position, false)
+            SubtaskPath::Position => position(v, "subtask.position", s.position, false)
                 .flatten()
                 .map(SubtaskChange::Position),
-        });
-    }
-    v.finish_with(|| {
-        Some((
-            id?,
-            s.etag.clone(),
-            changes.into_iter().collect::<Option<Vec<_>>>()?,
-        ))
-    })
+        },
+    )
 }
 
 #[async_trait]

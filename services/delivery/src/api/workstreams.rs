@@ -10,19 +10,19 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{
     self as pb, workstream_service_server::WorkstreamService,
 };
-use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
+use foundry_resource::{Create, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, list_children,
-    long_text, parse_changes, position, update_one,
+    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, hold,
+    list_children, long_text, parse_changes, position, update_one,
 };
 use crate::domain::{
     NewWorkstream, Program, ProgramId, Workstream, WorkstreamChange, WorkstreamId, WorkstreamPath,
 };
-use crate::store::{self, Lock};
+use crate::store;
 
 /// Handlers of `WorkstreamService`.
 #[derive(Clone, Debug)]
@@ -113,8 +113,7 @@ impl Create for Workstream {
 
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewWorkstream, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        resource::fetch::<Program>(tx, call, new.program_id, Lock::KeyShare).await?;
-        Ok(())
+        hold::<Program>(tx, call, new.program_id).await
     }
 
     async fn insert(
