@@ -18,12 +18,12 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, hold,
-    list_children, long_text, parse_changes, update_one,
+    Order, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, hold, list_under,
+    long_text, parse_changes, update_one,
 };
 use crate::domain::{
     self, Answer, AnswerProblem, Criterion, Evaluation, EvaluatorType, NewEvaluation,
-    NewSprintGate, Sprint, SprintGate, SprintGateChange, SprintGateId, SprintGatePath, SprintId,
+    NewSprintGate, Sprint, SprintGate, SprintGateChange, SprintGateId, SprintGatePath,
 };
 use crate::store::{self, Lock};
 
@@ -327,18 +327,13 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::ListSprintGatesRequest>,
     ) -> Result<Response<pb::ListSprintGatesResponse>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let req = req.into_inner();
-        let sprint_id: SprintId = Violations::require_id_of("sprint_id", &req.sprint_id)?;
-        let paging = Paging::under("sprint", sprint_id, req.page_size, &req.page_token);
-        let parent = ("sprint_id", sprint_id);
-        let (gates, next_page_token) = list_children::<SprintGate, Sprint>(
+        let r = req.get_ref();
+        let (gates, next_page_token) = list_under::<SprintGate, Sprint, _, _>(
             &self.0,
-            &call,
-            paging,
+            &req,
+            ("sprint_id", &r.sprint_id),
+            (r.page_size, &r.page_token),
             Order::newest(),
-            parent,
-            &[],
         )
         .await?;
         Ok(Response::new(pb::ListSprintGatesResponse {
@@ -420,18 +415,13 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::ListSprintGateEvaluationsRequest>,
     ) -> Result<Response<pb::ListSprintGateEvaluationsResponse>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let req = req.into_inner();
-        let gate_id: SprintGateId = Violations::require_id_of("gate_id", &req.gate_id)?;
-        let paging = Paging::under("gate", gate_id, req.page_size, &req.page_token);
-        let parent = ("gate_id", gate_id);
-        let (evaluations, next_page_token) = list_children::<Evaluation, SprintGate>(
+        let r = req.get_ref();
+        let (evaluations, next_page_token) = list_under::<Evaluation, SprintGate, _, _>(
             &self.0,
-            &call,
-            paging,
+            &req,
+            ("gate_id", &r.gate_id),
+            (r.page_size, &r.page_token),
             Order::newest(),
-            parent,
-            &[],
         )
         .await?;
         Ok(Response::new(pb::ListSprintGateEvaluationsResponse {

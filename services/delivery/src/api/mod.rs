@@ -509,6 +509,26 @@ pub(crate) async fn list_children<R: Resource, P: Resource>(
     .await
 }
 
+/// A List of the `R` under the parent `P` a request names in `field`
+/// (`sprint_id`; its token bound to `sprint=<id>`), in `order`: the
+/// parent's id parsed, then [`list_children`] with no filters.
+pub(crate) async fn list_under<R: Resource, P, K, Q>(
+    state: &State,
+    req: &tonic::Request<Q>,
+    (field, parent): (&'static str, &str),
+    (size, token): (i32, &str),
+    order: Order<R>,
+) -> Result<(Vec<R>, String), Error>
+where
+    P: Resource<Key = foundry_domain::Id<K>>,
+{
+    let call = Call::of(SERVICE, req)?;
+    let parent: P::Key = Violations::require_id_of(field, parent)?;
+    let name = field.strip_suffix("_id").unwrap_or(field);
+    let paging = Paging::under(name, parent, size, token);
+    list_children::<R, P>(state, &call, paging, order, (field, parent), &[]).await
+}
+
 /// A list filter on a stored enum: the request field (named as its column),
 /// its proto number (0: none) and the stored spelling it asks for.
 #[derive(Clone, Copy, Debug)]

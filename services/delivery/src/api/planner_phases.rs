@@ -17,12 +17,12 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, hold,
-    list_children, long_text, parse_changes, position, update_one,
+    Order, SHORT_DESCRIPTION, create_one, delete_one, get_one, hold, list_under, long_text,
+    parse_changes, position, update_one,
 };
 use crate::domain::Program;
 use crate::domain::{
-    NewPlannerPhase, PlannerPhase, PlannerPhaseChange, PlannerPhaseId, PlannerPhasePath, ProgramId,
+    NewPlannerPhase, PlannerPhase, PlannerPhaseChange, PlannerPhaseId, PlannerPhasePath,
     check_phase_dates,
 };
 use crate::store;
@@ -191,19 +191,14 @@ impl PlannerPhaseService for PlannerPhases {
         &self,
         req: Request<pb::ListPlannerPhasesRequest>,
     ) -> Result<Response<pb::ListPlannerPhasesResponse>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let req = req.into_inner();
-        let program_id: ProgramId = Violations::require_id_of("program_id", &req.program_id)?;
-        let paging = Paging::under("program", program_id, req.page_size, &req.page_token);
         let by_position = Order::ByKey(|p: &PlannerPhase| (i64::from(p.position), p.id.uuid()));
-        let parent = ("program_id", program_id);
-        let (rows, next_page_token) = list_children::<PlannerPhase, Program>(
+        let r = req.get_ref();
+        let (rows, next_page_token) = list_under::<PlannerPhase, Program, _, _>(
             &self.0,
-            &call,
-            paging,
+            &req,
+            ("program_id", &r.program_id),
+            (r.page_size, &r.page_token),
             by_position,
-            parent,
-            &[],
         )
         .await?;
         Ok(Response::new(pb::ListPlannerPhasesResponse {

@@ -21,11 +21,11 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, delete_one, get_one, list_children,
-    long_text, parse_changes, position,
+    LONG_DESCRIPTION, Order, SERVICE, create_one, delete_one, get_one, list_under, long_text,
+    parse_changes, position,
 };
 use crate::domain::{
-    NewSubtask, Subtask, SubtaskChange, SubtaskId, SubtaskPath, SubtaskStatus, Task, TaskId,
+    NewSubtask, Subtask, SubtaskChange, SubtaskId, SubtaskPath, SubtaskStatus, Task,
 };
 use crate::store::{self, Lock};
 
@@ -176,15 +176,16 @@ impl SubtaskService for Subtasks {
         &self,
         req: Request<pb::ListSubtasksRequest>,
     ) -> Result<Response<pb::ListSubtasksResponse>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let req = req.into_inner();
-        let task_id: TaskId = Violations::require_id_of("task_id", &req.task_id)?;
-        let paging = Paging::under("task", task_id, req.page_size, &req.page_token);
         let by_position = Order::ByKey(|s: &Subtask| (i64::from(s.position), s.id.uuid()));
-        let parent = ("task_id", task_id);
-        let (subtasks, next_page_token) =
-            list_children::<Subtask, Task>(&self.0, &call, paging, by_position, parent, &[])
-                .await?;
+        let r = req.get_ref();
+        let (subtasks, next_page_token) = list_under::<Subtask, Task, _, _>(
+            &self.0,
+            &req,
+            ("task_id", &r.task_id),
+            (r.page_size, &r.page_token),
+            by_position,
+        )
+        .await?;
         Ok(Response::new(pb::ListSubtasksResponse {
             subtasks: subtasks.iter().map(subtask_to_proto).collect(),
             next_page_token,

@@ -16,11 +16,11 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, hold,
-    list_children, long_text, parse_changes, position, update_one,
+    Order, SHORT_DESCRIPTION, create_one, delete_one, get_one, hold, list_under, long_text,
+    parse_changes, position, update_one,
 };
 use crate::domain::{
-    NewWorkstream, Program, ProgramId, Workstream, WorkstreamChange, WorkstreamId, WorkstreamPath,
+    NewWorkstream, Program, Workstream, WorkstreamChange, WorkstreamId, WorkstreamPath,
 };
 use crate::store;
 
@@ -177,15 +177,16 @@ impl WorkstreamService for Workstreams {
         &self,
         req: Request<pb::ListWorkstreamsRequest>,
     ) -> Result<Response<pb::ListWorkstreamsResponse>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let req = req.into_inner();
-        let program_id: ProgramId = Violations::require_id_of("program_id", &req.program_id)?;
-        let paging = Paging::under("program", program_id, req.page_size, &req.page_token);
         let by_position = Order::ByKey(|w: &Workstream| (i64::from(w.position), w.id.uuid()));
-        let parent = ("program_id", program_id);
-        let (workstreams, next_page_token) =
-            list_children::<Workstream, Program>(&self.0, &call, paging, by_position, parent, &[])
-                .await?;
+        let r = req.get_ref();
+        let (workstreams, next_page_token) = list_under::<Workstream, Program, _, _>(
+            &self.0,
+            &req,
+            ("program_id", &r.program_id),
+            (r.page_size, &r.page_token),
+            by_position,
+        )
+        .await?;
         Ok(Response::new(pb::ListWorkstreamsResponse {
             workstreams: workstreams.iter().map(workstream_to_proto).collect(),
             next_page_token,
