@@ -7,7 +7,7 @@ use foundry_domain::Patch;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::db::{Tx, check_etag};
-use foundry_platform::validate::{Violations, mask};
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, feature_service_server::FeatureService};
 use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
 use tonic::{Request, Response, Status};
@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, in_program,
-    list_page, long_text,
+    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, hold, in_program,
+    list_page, long_text, parse_changes,
 };
 use crate::domain::Program;
 use crate::domain::{self, Feature, FeatureChange, FeatureId, FeaturePath, NewFeature, ProgramId};
@@ -86,29 +86,22 @@ fn parse_update(
 ) -> Result<(FeatureId, String, Vec<FeatureChange>), Error> {
     let empty = pb::Feature::default();
     let f = req.feature.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let id = v.id_of("feature.id", &f.id);
-    let mut changes = Vec::new();
-    for path in mask::<FeaturePath>(&mut v, req.update_mask.as_ref()) {
-        changes.push(match path {
+    parse_changes(
+        "feature",
+        (&f.id, &f.etag),
+        req.update_mask.as_ref(),
+        |v, path| match path {
             // Empty makes it top-level.
             FeaturePath::ParentFeatureId => v
                 .maybe_id("feature.parent_feature_id", &f.parent_feature_id)
                 .map(FeatureChange::ParentFeatureId),
-            FeaturePath::Name => name(&mut v, &f.name).map(FeatureChange::Name),
+            FeaturePath::Name => name(v, &f.name).map(FeatureChange::Name),
             FeaturePath::Slug => v.slug("feature.slug", &f.slug).map(FeatureChange::Slug),
             FeaturePath::Description => {
-                description(&mut v, &f.description).map(FeatureChange::Description)
+                description(v, &f.description).map(FeatureChange::Description)
             }
-        });
-    }
-    v.finish_with(|| {
-        Some((
-            id?,
-            f.etag.clone(),
-            changes.into_iter().collect::<Option<Vec<_>>>()?,
-        ))
-    })
+        },
+    )
 }
 
 fn name(v: &mut Violations, name: &str) -> Option<String> {
@@ -127,7 +120,7 @@ impl Create for Feature {
     /// and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewFeature, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         let program_id = new.program_id;
-        resource::fetch::<domain::Program>(tx, call, program_id, Lock::KeyShare).await?;
+        hold::<domain::Program>(tx, call, program_id).await?;
         if let Some(p) = new.parent_feature_id {
             in_program::<Feature>(tx, call, program_id, p, "parent feature").await?;
         }

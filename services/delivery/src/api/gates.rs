@@ -8,7 +8,7 @@ use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
 use foundry_platform::db::{Tx, check_etag};
-use foundry_platform::validate::{Violations, mask};
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{
     self as pb, sprint_gate_service_server::SprintGateService,
 };
@@ -18,12 +18,12 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, list_children,
-    long_text, update_one,
+    Order, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, hold, list_under,
+    long_text, parse_changes, update_one,
 };
 use crate::domain::{
     self, Answer, AnswerProblem, Criterion, Evaluation, EvaluatorType, NewEvaluation,
-    NewSprintGate, Sprint, SprintGate, SprintGateChange, SprintGateId, SprintGatePath, SprintId,
+    NewSprintGate, Sprint, SprintGate, SprintGateChange, SprintGateId, SprintGatePath,
 };
 use crate::store::{self, Lock};
 
@@ -185,27 +185,18 @@ fn parse_update(
 ) -> Result<(SprintGateId, String, Vec<SprintGateChange>), Error> {
     let empty = pb::SprintGate::default();
     let g = req.sprint_gate.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let id = v.id_of("sprint_gate.id", &g.id);
-    let mut changes = Vec::new();
-    for path in mask::<SprintGatePath>(&mut v, req.update_mask.as_ref()) {
-        changes.push(match path {
-            SprintGatePath::Name => name(&mut v, &g.name).map(SprintGateChange::Name),
+    parse_changes(
+        "sprint_gate",
+        (&g.id, &g.etag),
+        req.update_mask.as_ref(),
+        |v, path| match path {
+            SprintGatePath::Name => name(v, &g.name).map(SprintGateChange::Name),
             SprintGatePath::Description => {
-                description(&mut v, &g.description).map(SprintGateChange::Description)
+                description(v, &g.description).map(SprintGateChange::Description)
             }
-            SprintGatePath::Criteria => {
-                criteria(&mut v, &g.criteria).map(SprintGateChange::Criteria)
-            }
-        });
-    }
-    v.finish_with(|| {
-        Some((
-            id?,
-            g.etag.clone(),
-            changes.into_iter().collect::<Option<Vec<_>>>()?,
-        ))
-    })
+            SprintGatePath::Criteria => criteria(v, &g.criteria).map(SprintGateChange::Criteria),
+        },
+    )
 }
 
 /// An `EvaluateSprintGateRequest` as the gate's id and the answers.
@@ -276,8 +267,7 @@ impl Create for SprintGate {
 
     /// The sprint is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewSprintGate, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        resource::fetch::<Sprint>(tx, call, new.sprint_id, Lock::KeyShare).await?;
-        Ok(())
+        hold::<Sprint>(tx, call, new.sprint_id).await
     }
 
     async fn insert(
@@ -339,18 +329,13 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::ListSprintGatesRequest>,
     ) -> Result<Response<pb::ListSprintGatesResponse>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let req = req.into_inner();
-        let sprint_id: SprintId = Violations::require_id_of("sprint_id", &req.sprint_id)?;
-        let paging = Paging::under("sprint", sprint_id, req.page_size, &req.page_token);
-        let parent = ("sprint_id", sprint_id);
-        let (gates, next_page_token) = list_children::<SprintGate, Sprint>(
+        let r = req.get_ref();
+        let (gates, next_page_token) = list_under::<SprintGate, Sprint, _, _>(
             &self.0,
-            &call,
-            paging,
+            &req,
+            ("sprint_id", &r.sprint_id),
+            (r.page_size, &r.page_token),
             Order::newest(),
-            parent,
-            &[],
         )
         .await?;
         Ok(Response::new(pb::ListSprintGatesResponse {
@@ -432,18 +417,13 @@ impl SprintGateService for SprintGates {
         &self,
         req: Request<pb::ListSprintGateEvaluationsRequest>,
     ) -> Result<Response<pb::ListSprintGateEvaluationsResponse>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let req = req.into_inner();
-        let gate_id: SprintGateId = Violations::require_id_of("gate_id", &req.gate_id)?;
-        let paging = Paging::under("gate", gate_id, req.page_size, &req.page_token);
-        let parent = ("gate_id", gate_id);
-        let (evaluations, next_page_token) = list_children::<Evaluation, SprintGate>(
+        let r = req.get_ref();
+        let (evaluations, next_page_token) = list_under::<Evaluation, SprintGate, _, _>(
             &self.0,
-            &call,
-            paging,
+            &req,
+            ("gate_id", &r.gate_id),
+            (r.page_size, &r.page_token),
             Order::newest(),
-            parent,
-            &[],
         )
         .await?;
         Ok(Response::new(pb::ListSprintGateEvaluationsResponse {

@@ -7,20 +7,20 @@ use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::opt_timestamp;
 use foundry_platform::db::Tx;
-use foundry_platform::validate::{Violations, mask};
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, goal_service_server::GoalService};
-use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
+use foundry_resource::{Create, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, delete_one, enum_filter, get_one,
-    list_children, long_text, update_one,
+    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, delete_one, enum_filter, get_one, hold,
+    list_children, long_text, parse_changes, update_one,
 };
 use crate::domain::{Goal, GoalChange, GoalId, GoalPath, GoalStatus, NewGoal};
 use crate::domain::{Program, ProgramId};
-use crate::store::{self, Lock};
+use crate::store;
 
 /// Handlers of `GoalService`.
 #[derive(Clone, Debug)]
@@ -110,24 +110,20 @@ fn parse_create(req: &pb::CreateGoalRequest) -> Result<(NewGoal, Option<Uuid>), 
 fn parse_update(req: &pb::UpdateGoalRequest) -> Result<(GoalId, String, Vec<GoalChange>), Error> {
     let empty = pb::Goal::default();
     let g = req.goal.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let id = v.id_of("goal.id", &g.id);
-    let mut changes = Vec::new();
-    for path in mask::<GoalPath>(&mut v, req.update_mask.as_ref()) {
-        changes.push(match path {
+    parse_changes(
+        "goal",
+        (&g.id, &g.etag),
+        req.update_mask.as_ref(),
+        |v, path| match path {
             GoalPath::Title => v
                 .text("goal.title", &g.title, 1, 500)
                 .map(GoalChange::Title),
-            GoalPath::Description => long_text(
-                &mut v,
-                "goal.description",
-                &g.description,
-                0,
-                LONG_DESCRIPTION,
-            )
-            .map(GoalChange::Description),
+            GoalPath::Description => {
+                long_text(v, "goal.description", &g.description, 0, LONG_DESCRIPTION)
+                    .map(GoalChange::Description)
+            }
             GoalPath::TargetMetric => long_text(
-                &mut v,
+                v,
                 "goal.target_metric",
                 &g.target_metric,
                 0,
@@ -145,15 +141,8 @@ fn parse_update(req: &pb::UpdateGoalRequest) -> Result<(GoalId, String, Vec<Goal
             GoalPath::OwnerUserId => v
                 .maybe_id("goal.owner_user_id", &g.owner_user_id)
                 .map(GoalChange::OwnerUserId),
-        });
-    }
-    v.finish_with(|| {
-        Some((
-            id?,
-            g.etag.clone(),
-            changes.into_iter().collect::<Option<Vec<_>>>()?,
-        ))
-    })
+        },
+    )
 }
 
 #[async_trait]
@@ -162,8 +151,7 @@ impl Create for Goal {
 
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewGoal, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        resource::fetch::<Program>(tx, call, new.program_id, Lock::KeyShare).await?;
-        Ok(())
+        hold::<Program>(tx, call, new.program_id).await
     }
 
     async fn insert(new: &NewGoal, tx: &mut Tx, org_id: Uuid, by: Uuid) -> Result<Goal, Error> {

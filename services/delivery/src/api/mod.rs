@@ -236,6 +236,14 @@ pub(crate) fn other_program(what: &str) -> Error {
     )
 }
 
+/// The `R` of `key` a new row belongs to (its program, its sprint):
+/// visible to the caller (else `R`'s `NOT_FOUND`) and held (`FOR KEY
+/// SHARE`) until commit.
+pub(crate) async fn hold<R: Resource>(tx: &mut Tx, call: &Call, key: R::Key) -> Result<(), Error> {
+    resource::fetch::<R>(tx, call, key, Lock::KeyShare).await?;
+    Ok(())
+}
+
 /// The `R` of `key` a new or changed row refers to: visible to the caller
 /// (else `R`'s `NOT_FOUND`), in `program_id` (else [`other_program`],
 /// naming it `what`), held (`FOR KEY SHARE`) until commit.
@@ -499,6 +507,26 @@ pub(crate) async fn list_children<R: Resource, P: Resource>(
         })
     })
     .await
+}
+
+/// A List of the `R` under the parent `P` a request names in `field`
+/// (`sprint_id`; its token bound to `sprint=<id>`), in `order`: the
+/// parent's id parsed, then [`list_children`] with no filters.
+pub(crate) async fn list_under<R: Resource, P, K, Q>(
+    state: &State,
+    req: &tonic::Request<Q>,
+    (field, parent): (&'static str, &str),
+    (size, token): (i32, &str),
+    order: Order<R>,
+) -> Result<(Vec<R>, String), Error>
+where
+    P: Resource<Key = foundry_domain::Id<K>>,
+{
+    let call = Call::of(SERVICE, req)?;
+    let parent: P::Key = Violations::require_id_of(field, parent)?;
+    let name = field.strip_suffix("_id").unwrap_or(field);
+    let paging = Paging::under(name, parent, size, token);
+    list_children::<R, P>(state, &call, paging, order, (field, parent), &[]).await
 }
 
 /// A list filter on a stored enum: the request field (named as its column),

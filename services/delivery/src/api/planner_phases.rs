@@ -7,25 +7,25 @@ use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::opt_timestamp;
 use foundry_platform::db::Tx;
-use foundry_platform::validate::{Violations, mask};
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{
     self as pb, planner_phase_service_server::PlannerPhaseService,
 };
-use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
+use foundry_resource::{Create, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, list_children,
-    long_text, position, update_one,
+    Order, SHORT_DESCRIPTION, create_one, delete_one, get_one, hold, list_under, long_text,
+    parse_changes, position, update_one,
 };
 use crate::domain::Program;
 use crate::domain::{
-    NewPlannerPhase, PlannerPhase, PlannerPhaseChange, PlannerPhaseId, PlannerPhasePath, ProgramId,
+    NewPlannerPhase, PlannerPhase, PlannerPhaseChange, PlannerPhaseId, PlannerPhasePath,
     check_phase_dates,
 };
-use crate::store::{self, Lock};
+use crate::store;
 
 /// Handlers of `PlannerPhaseService`.
 #[derive(Clone, Debug)]
@@ -95,21 +95,19 @@ fn parse_update(
 ) -> Result<(PlannerPhaseId, String, Vec<PlannerPhaseChange>), Error> {
     let empty = pb::PlannerPhase::default();
     let p = req.planner_phase.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let id = v.id_of("planner_phase.id", &p.id);
-    let mut changes = Vec::new();
-    for path in mask::<PlannerPhasePath>(&mut v, req.update_mask.as_ref()) {
-        changes.push(match path {
-            PlannerPhasePath::Name => name(&mut v, &p.name).map(PlannerPhaseChange::Name),
+    parse_changes(
+        "planner_phase",
+        (&p.id, &p.etag),
+        req.update_mask.as_ref(),
+        |v, path| match path {
+            PlannerPhasePath::Name => name(v, &p.name).map(PlannerPhaseChange::Name),
             PlannerPhasePath::Description => {
-                description(&mut v, &p.description).map(PlannerPhaseChange::Description)
+                description(v, &p.description).map(PlannerPhaseChange::Description)
             }
             // No appending here: a position is 1.. (never `Some(None)`).
-            PlannerPhasePath::Position => {
-                position(&mut v, "planner_phase.position", p.position, false)
-                    .flatten()
-                    .map(PlannerPhaseChange::Position)
-            }
+            PlannerPhasePath::Position => position(v, "planner_phase.position", p.position, false)
+                .flatten()
+                .map(PlannerPhaseChange::Position),
             // Unset clears the date.
             PlannerPhasePath::StartTime => v
                 .opt_time("planner_phase.start_time", p.start_time.as_ref())
@@ -117,15 +115,8 @@ fn parse_update(
             PlannerPhasePath::EndTime => v
                 .opt_time("planner_phase.end_time", p.end_time.as_ref())
                 .map(PlannerPhaseChange::EndTime),
-        });
-    }
-    v.finish_with(|| {
-        Some((
-            id?,
-            p.etag.clone(),
-            changes.into_iter().collect::<Option<Vec<_>>>()?,
-        ))
-    })
+        },
+    )
 }
 
 fn name(v: &mut Violations, name: &str) -> Option<String> {
@@ -148,8 +139,7 @@ impl Create for PlannerPhase {
 
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewPlannerPhase, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        resource::fetch::<Program>(tx, call, new.program_id, Lock::KeyShare).await?;
-        Ok(())
+        hold::<Program>(tx, call, new.program_id).await
     }
 
     async fn insert(
@@ -201,20 +191,15 @@ impl PlannerPhaseService for PlannerPhases {
         &self,
         req: Request<pb::ListPlannerPhasesRequest>,
     ) -> Result<Response<pb::ListPlannerPhasesResponse>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let req = req.into_inner();
-        let program_id: ProgramId = Violations::require_id_of("program_id", &req.program_id)?;
-        let paging = Paging::under("program", program_id, req.page_size, &req.page_token);
         let by_position =
             Order::ByKey(|p: &PlannerPhase| (i64::from(p.fields.position), p.id.uuid()));
-        let parent = ("program_id", program_id);
-        let (rows, next_page_token) = list_children::<PlannerPhase, Program>(
+        let r = req.get_ref();
+        let (rows, next_page_token) = list_under::<PlannerPhase, Program, _, _>(
             &self.0,
-            &call,
-            paging,
+            &req,
+            ("program_id", &r.program_id),
+            (r.page_size, &r.page_token),
             by_position,
-            parent,
-            &[],
         )
         .await?;
         Ok(Response::new(pb::ListPlannerPhasesResponse {

@@ -6,22 +6,22 @@ use async_trait::async_trait;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::db::Tx;
-use foundry_platform::validate::{Violations, mask};
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, risk_service_server::RiskService};
-use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
+use foundry_resource::{Create, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, delete_one, enum_filter, get_one,
-    list_children, long_text, update_one,
+    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, delete_one, enum_filter, get_one, hold,
+    list_children, long_text, parse_changes, update_one,
 };
 use crate::domain::{
     NewRisk, Risk, RiskChange, RiskId, RiskLevel, RiskPath, RiskSeverity, RiskStatus,
 };
 use crate::domain::{Program, ProgramId};
-use crate::store::{self, Lock};
+use crate::store;
 
 /// Handlers of `RiskService`.
 #[derive(Clone, Debug)]
@@ -107,36 +107,28 @@ fn parse_create(req: &pb::CreateRiskRequest) -> Result<(NewRisk, Option<Uuid>), 
 fn parse_update(req: &pb::UpdateRiskRequest) -> Result<(RiskId, String, Vec<RiskChange>), Error> {
     let empty = pb::Risk::default();
     let r = req.risk.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let id = v.id_of("risk.id", &r.id);
-    let mut changes = Vec::new();
-    for path in mask::<RiskPath>(&mut v, req.update_mask.as_ref()) {
-        changes.push(match path {
+    parse_changes(
+        "risk",
+        (&r.id, &r.etag),
+        req.update_mask.as_ref(),
+        |v, path| match path {
             RiskPath::Title => v
                 .text("risk.title", &r.title, 1, 500)
                 .map(RiskChange::Title),
-            RiskPath::Description => long_text(
-                &mut v,
-                "risk.description",
-                &r.description,
-                0,
-                LONG_DESCRIPTION,
-            )
-            .map(RiskChange::Description),
+            RiskPath::Description => {
+                long_text(v, "risk.description", &r.description, 0, LONG_DESCRIPTION)
+                    .map(RiskChange::Description)
+            }
             RiskPath::Likelihood => v
                 .enum_value::<RiskLevel>("risk.likelihood", r.likelihood)
                 .map(RiskChange::Likelihood),
             RiskPath::Impact => v
                 .enum_value::<RiskLevel>("risk.impact", r.impact)
                 .map(RiskChange::Impact),
-            RiskPath::Mitigation => long_text(
-                &mut v,
-                "risk.mitigation",
-                &r.mitigation,
-                0,
-                LONG_DESCRIPTION,
-            )
-            .map(RiskChange::Mitigation),
+            RiskPath::Mitigation => {
+                long_text(v, "risk.mitigation", &r.mitigation, 0, LONG_DESCRIPTION)
+                    .map(RiskChange::Mitigation)
+            }
             // Empty leaves the risk unowned.
             RiskPath::OwnerUserId => v
                 .maybe_id("risk.owner_user_id", &r.owner_user_id)
@@ -144,15 +136,8 @@ fn parse_update(req: &pb::UpdateRiskRequest) -> Result<(RiskId, String, Vec<Risk
             RiskPath::Status => v
                 .enum_value::<RiskStatus>("risk.status", r.status)
                 .map(RiskChange::Status),
-        });
-    }
-    v.finish_with(|| {
-        Some((
-            id?,
-            r.etag.clone(),
-            changes.into_iter().collect::<Option<Vec<_>>>()?,
-        ))
-    })
+        },
+    )
 }
 
 #[async_trait]
@@ -161,8 +146,7 @@ impl Create for Risk {
 
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewRisk, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        resource::fetch::<Program>(tx, call, new.program_id, Lock::KeyShare).await?;
-        Ok(())
+        hold::<Program>(tx, call, new.program_id).await
     }
 
     async fn insert(new: &NewRisk, tx: &mut Tx, org_id: Uuid, by: Uuid) -> Result<Risk, Error> {

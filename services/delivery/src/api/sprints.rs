@@ -8,7 +8,7 @@ use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::{from_timestamp, timestamp};
 use foundry_platform::db::{Tx, check_etag};
-use foundry_platform::validate::{Violations, mask};
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, sprint_service_server::SprintService};
 use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
 use tonic::{Request, Response, Status};
@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, enum_filter, get_one,
-    list_children, long_text, update_one,
+    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, enum_filter, get_one, hold,
+    list_children, long_text, parse_changes, update_one,
 };
 use crate::domain::{
     self, CapacityUnit, NewSprint, Sprint, SprintChange, SprintId, SprintPath, SprintStatus,
@@ -138,31 +138,23 @@ fn parse_update(
 ) -> Result<(SprintId, String, Vec<SprintChange>), Error> {
     let empty = pb::Sprint::default();
     let s = req.sprint.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let id = v.id_of("sprint.id", &s.id);
-    let mut changes = Vec::new();
-    for path in mask::<SprintPath>(&mut v, req.update_mask.as_ref()) {
-        changes.push(match path {
-            SprintPath::Name => name(&mut v, &s.name).map(SprintChange::Name),
-            SprintPath::Goal => goal(&mut v, &s.goal).map(SprintChange::Goal),
-            SprintPath::StartTime => time(&mut v, "sprint.start_time", s.start_time.as_ref())
-                .map(SprintChange::StartTime),
+    parse_changes(
+        "sprint",
+        (&s.id, &s.etag),
+        req.update_mask.as_ref(),
+        |v, path| match path {
+            SprintPath::Name => name(v, &s.name).map(SprintChange::Name),
+            SprintPath::Goal => goal(v, &s.goal).map(SprintChange::Goal),
+            SprintPath::StartTime => {
+                time(v, "sprint.start_time", s.start_time.as_ref()).map(SprintChange::StartTime)
+            }
             SprintPath::EndTime => {
-                time(&mut v, "sprint.end_time", s.end_time.as_ref()).map(SprintChange::EndTime)
+                time(v, "sprint.end_time", s.end_time.as_ref()).map(SprintChange::EndTime)
             }
-            SprintPath::Capacity => capacity(&mut v, s.capacity).map(SprintChange::Capacity),
-            SprintPath::CapacityUnit => {
-                unit(&mut v, s.capacity_unit).map(SprintChange::CapacityUnit)
-            }
-        });
-    }
-    v.finish_with(|| {
-        Some((
-            id?,
-            s.etag.clone(),
-            changes.into_iter().collect::<Option<Vec<_>>>()?,
-        ))
-    })
+            SprintPath::Capacity => capacity(v, s.capacity).map(SprintChange::Capacity),
+            SprintPath::CapacityUnit => unit(v, s.capacity_unit).map(SprintChange::CapacityUnit),
+        },
+    )
 }
 
 #[async_trait]
@@ -171,8 +163,7 @@ impl Create for Sprint {
 
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewSprint, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        resource::fetch::<Program>(tx, call, new.program_id, Lock::KeyShare).await?;
-        Ok(())
+        hold::<Program>(tx, call, new.program_id).await
     }
 
     async fn insert(new: &NewSprint, tx: &mut Tx, org_id: Uuid, by: Uuid) -> Result<Sprint, Error> {

@@ -13,7 +13,7 @@ use foundry_domain::Patch;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::db::{Tx, check_etag};
-use foundry_platform::validate::{Violations, mask};
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, subtask_service_server::SubtaskService};
 use foundry_resource::{self as resource, Create, Delete, Resource, WireStamp};
 use tonic::{Request, Response, Status};
@@ -21,11 +21,11 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, delete_one, get_one, list_children,
-    long_text, position,
+    LONG_DESCRIPTION, Order, SERVICE, create_one, delete_one, get_one, list_under, long_text,
+    parse_changes, position,
 };
 use crate::domain::{
-    NewSubtask, Subtask, SubtaskChange, SubtaskId, SubtaskPath, SubtaskStatus, Task, TaskId,
+    NewSubtask, Subtask, SubtaskChange, SubtaskId, SubtaskPath, SubtaskStatus, Task,
 };
 use crate::store::{self, Lock};
 
@@ -97,16 +97,16 @@ fn parse_update(
 ) -> Result<(SubtaskId, String, Vec<SubtaskChange>), Error> {
     let empty = pb::Subtask::default();
     let s = req.subtask.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let id = v.id_of("subtask.id", &s.id);
-    let mut changes = Vec::new();
-    for path in mask::<SubtaskPath>(&mut v, req.update_mask.as_ref()) {
-        changes.push(match path {
+    parse_changes(
+        "subtask",
+        (&s.id, &s.etag),
+        req.update_mask.as_ref(),
+        |v, path| match path {
             SubtaskPath::Title => v
                 .text("subtask.title", &s.title, 1, 500)
                 .map(SubtaskChange::Title),
             SubtaskPath::Description => long_text(
-                &mut v,
+                v,
                 "subtask.description",
                 &s.description,
                 0,
@@ -116,18 +116,11 @@ fn parse_update(
             SubtaskPath::Status => v
                 .enum_value::<SubtaskStatus>("subtask.status", s.status)
                 .map(SubtaskChange::Status),
-            SubtaskPath::Position => position(&mut v, "subtask.position", s.position, false)
+            SubtaskPath::Position => position(v, "subtask.position", s.position, false)
                 .flatten()
                 .map(SubtaskChange::Position),
-        });
-    }
-    v.finish_with(|| {
-        Some((
-            id?,
-            s.etag.clone(),
-            changes.into_iter().collect::<Option<Vec<_>>>()?,
-        ))
-    })
+        },
+    )
 }
 
 #[async_trait]
@@ -183,15 +176,16 @@ impl SubtaskService for Subtasks {
         &self,
         req: Request<pb::ListSubtasksRequest>,
     ) -> Result<Response<pb::ListSubtasksResponse>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let req = req.into_inner();
-        let task_id: TaskId = Violations::require_id_of("task_id", &req.task_id)?;
-        let paging = Paging::under("task", task_id, req.page_size, &req.page_token);
         let by_position = Order::ByKey(|s: &Subtask| (i64::from(s.fields.position), s.id.uuid()));
-        let parent = ("task_id", task_id);
-        let (subtasks, next_page_token) =
-            list_children::<Subtask, Task>(&self.0, &call, paging, by_position, parent, &[])
-                .await?;
+        let r = req.get_ref();
+        let (subtasks, next_page_token) = list_under::<Subtask, Task, _, _>(
+            &self.0,
+            &req,
+            ("task_id", &r.task_id),
+            (r.page_size, &r.page_token),
+            by_position,
+        )
+        .await?;
         Ok(Response::new(pb::ListSubtasksResponse {
             subtasks: subtasks.iter().map(subtask_to_proto).collect(),
             next_page_token,

@@ -8,7 +8,7 @@ use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::opt_timestamp;
 use foundry_platform::db::{Tx, check_etag};
-use foundry_platform::validate::{Violations, mask};
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, task_service_server::TaskService};
 use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, delete_one, each, get_one, in_program,
-    list_page, long_text, once_each, update_one, user_ids,
+    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, delete_one, each, get_one, hold,
+    in_program, list_page, long_text, once_each, parse_changes, update_one, user_ids,
 };
 use crate::domain::{
     self, NewTask, ProgramId, Sprint, Task, TaskChange, TaskMove, TaskPath, TaskStatus,
@@ -126,47 +126,32 @@ fn parse_update(
 ) -> Result<(domain::TaskId, String, Vec<TaskChange>), Error> {
     let empty = pb::Task::default();
     let t = req.task.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let id = v.id_of("task.id", &t.id);
-    let mut changes = Vec::new();
-    for path in mask::<TaskPath>(&mut v, req.update_mask.as_ref()) {
-        changes.push(match path {
+    parse_changes(
+        "task",
+        (&t.id, &t.etag),
+        req.update_mask.as_ref(),
+        |v, path| match path {
             TaskPath::RequirementId => v
                 .maybe_id("task.requirement_id", &t.requirement_id)
                 .map(TaskChange::RequirementId),
             TaskPath::Title => v
                 .text("task.title", &t.title, 1, 500)
                 .map(TaskChange::Title),
-            TaskPath::Description => long_text(
-                &mut v,
-                "task.description",
-                &t.description,
-                0,
-                LONG_DESCRIPTION,
-            )
-            .map(TaskChange::Description),
-            TaskPath::AssigneeIds => {
-                assignees(&mut v, &t.assignee_ids).map(TaskChange::AssigneeIds)
+            TaskPath::Description => {
+                long_text(v, "task.description", &t.description, 0, LONG_DESCRIPTION)
+                    .map(TaskChange::Description)
             }
-            TaskPath::EstimateHours => {
-                estimate(&mut v, t.estimate_hours).map(TaskChange::EstimateHours)
-            }
+            TaskPath::AssigneeIds => assignees(v, &t.assignee_ids).map(TaskChange::AssigneeIds),
+            TaskPath::EstimateHours => estimate(v, t.estimate_hours).map(TaskChange::EstimateHours),
             TaskPath::DueTime => v
                 .opt_time("task.due_time", t.due_time.as_ref())
                 .map(TaskChange::DueTime),
-            TaskPath::Labels => labels(&mut v, &t.labels).map(TaskChange::Labels),
+            TaskPath::Labels => labels(v, &t.labels).map(TaskChange::Labels),
             TaskPath::SprintId => v
                 .maybe_id("task.sprint_id", &t.sprint_id)
                 .map(TaskChange::SprintId),
-        });
-    }
-    v.finish_with(|| {
-        Some((
-            id?,
-            t.etag.clone(),
-            changes.into_iter().collect::<Option<Vec<_>>>()?,
-        ))
-    })
+        },
+    )
 }
 
 fn assignees(v: &mut Violations, ids: &[String]) -> Option<Vec<domain::UserId>> {
@@ -207,7 +192,7 @@ impl Create for Task {
     /// The program, and the requirement and sprint if any, are visible, in
     /// that program, and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewTask, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        resource::fetch::<Program>(tx, call, new.program_id, Lock::KeyShare).await?;
+        hold::<Program>(tx, call, new.program_id).await?;
         if let Some(r) = new.requirement_id {
             in_program::<Requirement>(tx, call, new.program_id, r, "requirement").await?;
         }

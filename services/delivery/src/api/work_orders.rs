@@ -7,7 +7,7 @@ use foundry_domain::Id;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::db::{Tx, check_etag};
-use foundry_platform::validate::{Violations, mask};
+use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{
     self as pb, work_order_service_server::WorkOrderService,
 };
@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, criteria, delete_one, get_one,
-    in_program, list_page, long_text, update_one, user_ids,
+    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, criteria, delete_one, get_one, hold,
+    in_program, list_page, long_text, parse_changes, update_one, user_ids,
 };
 use crate::domain::{
     self, NewWorkOrder, UserId, WorkOrder, WorkOrderChange, WorkOrderId, WorkOrderPath,
@@ -118,26 +118,23 @@ fn parse_update(
 ) -> Result<(WorkOrderId, String, Vec<WorkOrderChange>), Error> {
     let empty = pb::WorkOrder::default();
     let w = req.work_order.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let id = v.id_of("work_order.id", &w.id);
-    let mut changes = Vec::new();
-    for path in mask::<WorkOrderPath>(&mut v, req.update_mask.as_ref()) {
-        changes.push(match path {
-            WorkOrderPath::Title => title(&mut v, &w.title).map(WorkOrderChange::Title),
-            WorkOrderPath::Description => long(&mut v, "work_order.description", &w.description)
-                .map(WorkOrderChange::Description),
-            WorkOrderPath::AcceptanceCriteria => {
-                acceptance_criteria(&mut v, &w.acceptance_criteria)
-                    .map(WorkOrderChange::AcceptanceCriteria)
+    parse_changes(
+        "work_order",
+        (&w.id, &w.etag),
+        req.update_mask.as_ref(),
+        |v, path| match path {
+            WorkOrderPath::Title => title(v, &w.title).map(WorkOrderChange::Title),
+            WorkOrderPath::Description => {
+                long(v, "work_order.description", &w.description).map(WorkOrderChange::Description)
             }
-            WorkOrderPath::ImplementationPlan => long(
-                &mut v,
-                "work_order.implementation_plan",
-                &w.implementation_plan,
-            )
-            .map(WorkOrderChange::ImplementationPlan),
+            WorkOrderPath::AcceptanceCriteria => acceptance_criteria(v, &w.acceptance_criteria)
+                .map(WorkOrderChange::AcceptanceCriteria),
+            WorkOrderPath::ImplementationPlan => {
+                long(v, "work_order.implementation_plan", &w.implementation_plan)
+                    .map(WorkOrderChange::ImplementationPlan)
+            }
             WorkOrderPath::AssigneeIds => {
-                assignees(&mut v, &w.assignee_ids).map(WorkOrderChange::AssigneeIds)
+                assignees(v, &w.assignee_ids).map(WorkOrderChange::AssigneeIds)
             }
             // Empty unlinks.
             WorkOrderPath::PhaseId => v
@@ -146,15 +143,8 @@ fn parse_update(
             WorkOrderPath::FeatureId => v
                 .maybe_id("work_order.feature_id", &w.feature_id)
                 .map(WorkOrderChange::FeatureId),
-        });
-    }
-    v.finish_with(|| {
-        Some((
-            id?,
-            w.etag.clone(),
-            changes.into_iter().collect::<Option<Vec<_>>>()?,
-        ))
-    })
+        },
+    )
 }
 
 fn title(v: &mut Violations, title: &str) -> Option<String> {
@@ -189,7 +179,7 @@ impl Create for WorkOrder {
     /// program, and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewWorkOrder, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         let program_id = new.program_id;
-        resource::fetch::<Program>(tx, call, program_id, Lock::KeyShare).await?;
+        hold::<Program>(tx, call, program_id).await?;
         if let Some(p) = new.phase_id {
             in_program::<PlannerPhase>(tx, call, program_id, p, "planner phase").await?;
         }

@@ -10,19 +10,19 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{
     self as pb, workstream_service_server::WorkstreamService,
 };
-use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
+use foundry_resource::{Create, Delete, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, list_children,
-    long_text, parse_changes, position, update_one,
+    Order, SHORT_DESCRIPTION, create_one, delete_one, get_one, hold, list_under, long_text,
+    parse_changes, position, update_one,
 };
 use crate::domain::{
-    NewWorkstream, Program, ProgramId, Workstream, WorkstreamChange, WorkstreamId, WorkstreamPath,
+    NewWorkstream, Program, Workstream, WorkstreamChange, WorkstreamId, WorkstreamPath,
 };
-use crate::store::{self, Lock};
+use crate::store;
 
 /// Handlers of `WorkstreamService`.
 #[derive(Clone, Debug)]
@@ -113,8 +113,7 @@ impl Create for Workstream {
 
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewWorkstream, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        resource::fetch::<Program>(tx, call, new.program_id, Lock::KeyShare).await?;
-        Ok(())
+        hold::<Program>(tx, call, new.program_id).await
     }
 
     async fn insert(
@@ -178,16 +177,17 @@ impl WorkstreamService for Workstreams {
         &self,
         req: Request<pb::ListWorkstreamsRequest>,
     ) -> Result<Response<pb::ListWorkstreamsResponse>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let req = req.into_inner();
-        let program_id: ProgramId = Violations::require_id_of("program_id", &req.program_id)?;
-        let paging = Paging::under("program", program_id, req.page_size, &req.page_token);
         let by_position =
             Order::ByKey(|w: &Workstream| (i64::from(w.fields.position), w.id.uuid()));
-        let parent = ("program_id", program_id);
-        let (workstreams, next_page_token) =
-            list_children::<Workstream, Program>(&self.0, &call, paging, by_position, parent, &[])
-                .await?;
+        let r = req.get_ref();
+        let (workstreams, next_page_token) = list_under::<Workstream, Program, _, _>(
+            &self.0,
+            &req,
+            ("program_id", &r.program_id),
+            (r.page_size, &r.page_token),
+            by_position,
+        )
+        .await?;
         Ok(Response::new(pb::ListWorkstreamsResponse {
             workstreams: workstreams.iter().map(workstream_to_proto).collect(),
             next_page_token,
