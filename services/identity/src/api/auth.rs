@@ -5,6 +5,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use foundry_platform::Error;
 use foundry_platform::convert::{opt_timestamp, timestamp};
+use foundry_platform::db::Lock;
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{self as pb, auth_service_server::AuthService};
 use foundry_tenancy::{PrincipalType, caller, jwt};
@@ -190,9 +191,7 @@ impl Auth {
         let mut tx = self.0.db.system().await?;
         let key = store::use_api_key(&mut tx, &hash).await?;
         let live_org = match &key {
-            Some(k) => store::get_org(&mut tx, k.org_id, false)
-                .await?
-                .is_some_and(|o| o.deleted_at.is_none()),
+            Some(k) => store::org_live(&mut tx, k.org_id, Lock::None).await?,
             None => false,
         };
         tx.commit().await?;
@@ -464,9 +463,7 @@ async fn user_grant_in(
         return Ok((user_grant_none(user_id, sid), None));
     };
     let member = store::get_membership_of(tx, org_id, UserId::from_uuid(user_id)).await?;
-    let live = store::get_org(tx, org_id, false)
-        .await?
-        .is_some_and(|o| o.deleted_at.is_none());
+    let live = store::org_live(tx, org_id, Lock::None).await?;
     let role = match member.map(|m| m.role) {
         Some(role) if live => role,
         _ => {

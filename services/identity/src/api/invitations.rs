@@ -223,9 +223,7 @@ impl InvitationService for Invitations {
         pending(&inv)?;
         // No one joins a deleted organization (locked against a concurrent
         // delete); the invitation stays pending should it be undeleted.
-        let live = store::get_org(&mut tx, inv.org_id, true)
-            .await?
-            .is_some_and(|o| o.deleted_at.is_none());
+        let live = store::org_live(&mut tx, inv.org_id, Lock::Update).await?;
         if !live {
             return Err(Error::failed_precondition(
                 "ORGANIZATION_DELETED",

@@ -2,23 +2,23 @@
 
 use std::sync::Arc;
 
-use foundry_domain::Patch;
-use foundry_outbox::EventBuilder;
+use foundry_outbox::{Call, EventBuilder};
 use foundry_platform::Error;
 use foundry_platform::convert::{json_to_struct, opt_timestamp, struct_to_json};
-use foundry_platform::db::{Tx, check_etag};
+use foundry_platform::db::{Lock, Tx, check_etag};
 use foundry_platform::idempotency::{self, Begun};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{
     self as pb, organization_service_server::OrganizationService,
 };
+use foundry_resource::{self as resource, Resource, Update};
 use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{WireRevision, changes};
-use crate::api::{actor, committed, page_of, recorded};
+use crate::api::{SERVICE, WireRevision, changes};
+use crate::api::{actor, page_of, recorded};
 use crate::domain::{
     NewOrganization, Organization, OrganizationChange, OrganizationPath, Role, UserId,
 };
@@ -68,10 +68,6 @@ fn settings(
     Some(json)
 }
 
-fn not_found() -> Error {
-    Error::not_found("ORGANIZATION_NOT_FOUND", "organization")
-}
-
 /// A `CreateOrganizationRequest` as a [`NewOrganization`] and its request id.
 fn parse_create(
     req: &pb::CreateOrganizationRequest,
@@ -113,22 +109,23 @@ fn parse_update(req: &pb::UpdateOrganizationRequest) -> Result<Vec<OrganizationC
     v.finish_with(|| changes)
 }
 
-/// The organization, locked, at the caller's etag and not deleted (`why`
-/// says what to do instead).
-async fn live_org(
-    tx: &mut Tx,
-    org_id: Uuid,
-    etag: &str,
-    why: &'static str,
-) -> Result<Organization, Error> {
-    let org = store::get_org(tx, org_id, true)
-        .await?
-        .ok_or_else(not_found)?;
-    check_etag(etag, org.revision.version, "organization")?;
-    if org.deleted_at.is_some() {
-        return Err(Error::failed_precondition("ORGANIZATION_DELETED", why));
+/// `ORGANIZATION_DELETED`, with what to do instead.
+fn deleted(why: &'static str) -> Error {
+    Error::failed_precondition("ORGANIZATION_DELETED", why)
+}
+
+#[tonic::async_trait]
+impl Update for Organization {
+    async fn check(&self, before: &Self, _: &mut Tx, _: &Call) -> Result<(), Error> {
+        match before.deleted_at {
+            Some(_) => Err(deleted("undelete the organization first")),
+            None => Ok(()),
+        }
     }
-    Ok(org)
+
+    async fn write(&self, tx: &mut Tx, _: Uuid) -> Result<Self, Error> {
+        store::update_org(tx, self).await
+    }
 }
 
 /// Records `event` with the changes from `before` to `after`, commits and
@@ -193,13 +190,10 @@ impl OrganizationService for Organizations {
         &self,
         req: Request<pb::GetOrganizationRequest>,
     ) -> Result<Response<pb::Organization>, Status> {
-        let caller = caller(&req)?;
-        let org_id = caller.require_org("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let org = store::get_org(&mut tx, org_id, false)
-            .await?
-            .ok_or_else(not_found)?;
-        Ok(committed(tx, &org, org_to_proto).await?)
+        let call = Call::of(SERVICE, &req)?;
+        let org_id = call.caller.require_org("id", &req.get_ref().id)?;
+        let org = resource::get::<Organization>(&self.0.db, &call, org_id).await?;
+        Ok(Response::new(org_to_proto(&org)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -207,20 +201,17 @@ impl OrganizationService for Organizations {
         &self,
         req: Request<pb::UpdateOrganizationRequest>,
     ) -> Result<Response<pb::Organization>, Status> {
-        let caller = caller(&req)?;
-        let actor = actor(&req);
+        let call = Call::of(SERVICE, &req)?;
         let r = req.get_ref();
         let o = r.organization.as_ref();
-        let org_id = caller.require_org("organization.id", o.map_or("", |o| o.id.as_str()))?;
+        let org_id = call
+            .caller
+            .require_org("organization.id", o.map_or("", |o| o.id.as_str()))?;
         let changes = parse_update(r)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
         let etag = o.map_or("", |o| o.etag.as_str());
-        let before = live_org(&mut tx, org_id, etag, "undelete the organization first").await?;
-        let mut org = before.clone();
-        org.apply(changes).map_err(Error::from)?;
-        let org = store::update_org(&mut tx, &org).await?;
-        let event = actor.event("identity.organization.update", RESOURCE, org_id);
-        Ok(diffed(tx, event, &before, org).await?)
+        let org =
+            resource::update::<Organization>(&self.0.db, &call, org_id, etag, changes).await?;
+        Ok(Response::new(org_to_proto(&org)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -228,20 +219,19 @@ impl OrganizationService for Organizations {
         &self,
         req: Request<pb::DeleteOrganizationRequest>,
     ) -> Result<Response<pb::Organization>, Status> {
-        let caller = caller(&req)?;
-        let actor = actor(&req);
+        let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
-        let org_id = caller.require_org("id", &req.id)?;
+        let org_id = call.caller.require_org("id", &req.id)?;
         let mut tx = self.0.db.tenant(org_id).await?;
-        let before = live_org(
-            &mut tx,
-            org_id,
-            &req.etag,
-            "the organization is already deleted",
-        )
-        .await?;
+        let before = resource::fetch::<Organization>(&mut tx, &call, org_id, Lock::Update).await?;
+        check_etag(&req.etag, before.version(), Organization::NAME)?;
+        if before.deleted_at.is_some() {
+            return Err(deleted("the organization is already deleted").into());
+        }
         let org = store::set_org_deleted(&mut tx, org_id, true).await?;
-        let event = actor.event("identity.organization.delete", RESOURCE, org_id);
+        let event = call
+            .actor
+            .event("identity.organization.delete", RESOURCE, org_id);
         Ok(diffed(tx, event, &before, org).await?)
     }
 
@@ -260,9 +250,9 @@ impl OrganizationService for Organizations {
         let is_owner = store::get_membership_of(&mut tx, org_id, user_id)
             .await?
             .is_some_and(|m| m.role == Role::Owner);
-        let before = match store::get_org(&mut tx, org_id, true).await? {
+        let before = match store::get_org(&mut tx, org_id, Lock::Update).await? {
             Some(o) if is_owner => o,
-            _ => return Err(not_found().into()),
+            _ => return Err(Organization::not_found().into()),
         };
         if before.deleted_at.is_none() {
             return Err(Error::failed_precondition(

@@ -1,21 +1,22 @@
 //! Organizations.
 
 use chrono::{DateTime, Utc};
-use foundry_platform::Result;
-use foundry_platform::db::Tx;
+use foundry_platform::db::{Lock, Tx};
 use foundry_platform::page::Page;
+use foundry_platform::{Error, Result};
+use foundry_resource::{self as resource, Resource};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::RevisionRow;
 
-use super::{Order, decoded, find_by, page_of, taken};
+use super::{Order, decoded, page_of, taken};
 
 use crate::domain::{NewOrganization, Organization};
 
-/// An organization row, as read.
+/// An organization row, as read (public only as [`Resource::Row`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct OrgRow {
+pub struct OrgRow {
     id: Uuid,
     name: String,
     slug: String,
@@ -35,6 +36,32 @@ impl From<OrgRow> for Organization {
             revision: r.revision.into(),
             deleted_at: r.deleted_at,
         }
+    }
+}
+
+/// An organization is its own tenant: its generated `org_id` is its id.
+impl Resource for Organization {
+    type Key = Uuid;
+    type Row = OrgRow;
+    const KIND: &'static str = "identity.organization";
+    const NAME: &'static str = "organization";
+    const TABLE: &'static str = "organizations";
+    const COLUMNS: &'static str = ORG_COLUMNS;
+
+    fn from_row(r: OrgRow) -> Result<Organization> {
+        Ok(r.into())
+    }
+
+    fn not_found() -> Error {
+        Error::not_found("ORGANIZATION_NOT_FOUND", "organization")
+    }
+
+    fn key(&self) -> Uuid {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.revision.version
     }
 }
 
@@ -76,9 +103,15 @@ pub async fn insert_org(tx: &mut Tx, id: Uuid, o: &NewOrganization) -> Result<Or
     write_org(tx, &sql, id, (&o.name, &o.slug, &o.settings)).await
 }
 
-pub async fn get_org(tx: &mut Tx, id: Uuid, lock: bool) -> Result<Option<Organization>> {
-    let select = format!("SELECT {ORG_COLUMNS} FROM organizations");
-    find_by(tx, &select, ("id", id), lock, decoded::<OrgRow, _>).await
+pub async fn get_org(tx: &mut Tx, id: Uuid, lock: Lock) -> Result<Option<Organization>> {
+    resource::read::<Organization>(tx, id, id, lock).await
+}
+
+/// Whether organization `id` exists and is not deleted (read with `lock`).
+pub async fn org_live(tx: &mut Tx, id: Uuid, lock: Lock) -> Result<bool> {
+    Ok(get_org(tx, id, lock)
+        .await?
+        .is_some_and(|o| o.deleted_at.is_none()))
 }
 
 pub async fn list_user_orgs(tx: &mut Tx, user_id: Uuid, page: Page) -> Result<Vec<Organization>> {
