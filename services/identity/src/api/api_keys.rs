@@ -7,7 +7,6 @@ use foundry_domain::Id;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::{from_timestamp, opt_timestamp};
-use foundry_platform::db::{Lock, check_etag};
 use foundry_platform::idempotency::{self, Begun};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{self as pb, api_key_service_server::ApiKeyService};
@@ -18,7 +17,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, committed, created_once, page_of};
+use crate::api::{SERVICE, committed, created_once, filtered_page, locked, page_of};
 use crate::domain::{self, ApiKey, ApiKeyKind, NewApiKey};
 use crate::store;
 
@@ -187,9 +186,7 @@ impl ApiKeyService for ApiKeys {
     ) -> Result<Response<pb::ApiKey>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = resource::fetch::<ApiKey>(&mut tx, &call, id, Lock::Update).await?;
-        check_etag(&req.get_ref().etag, before.stamp.version, ApiKey::NAME)?;
+        let (mut tx, before) = locked::<ApiKey>(&self.0.db, &call, id, &req.get_ref().etag).await?;
         let key = store::revoke_api_key(&mut tx, call.org_id, id).await?;
         if before.revoked_at != key.revoked_at {
             call.actor
@@ -209,14 +206,8 @@ impl ApiKeyService for ApiKeys {
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
         let org_id = Call::of(SERVICE, &req)?.org_id;
         let req = req.into_inner();
-        let mut v = Violations::new();
-        let kind: Option<ApiKeyKind> = v.opt_enum_value("kind", req.kind);
-        v.finish()?;
-        let page = self.0.pages.parse(
-            req.page_size,
-            &req.page_token,
-            &format!("kind={}", req.kind),
-        )?;
+        let (kind, page): (Option<ApiKeyKind>, _) =
+            filtered_page(&self.0, "kind", req.kind, (req.page_size, &req.page_token))?;
         let mut out = pb::ListApiKeysResponse::default();
         let mut tx = self.0.db.tenant(org_id).await?;
         let rows = store::list_api_keys(&mut tx, org_id, kind, page).await?;

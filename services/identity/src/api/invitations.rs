@@ -6,7 +6,7 @@ use chrono::Utc;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::{opt_timestamp, timestamp};
-use foundry_platform::db::{Lock, check_etag};
+use foundry_platform::db::Lock;
 use foundry_platform::idempotency::{self, Begun};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{
@@ -20,7 +20,9 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::WireRevision;
 use crate::api::memberships::{caller_role, member_to_proto};
-use crate::api::{SERVICE, actor, committed, created_once, page_of, recorded};
+use crate::api::{
+    SERVICE, actor, committed, created_once, filtered_page, locked, page_of, recorded,
+};
 use crate::domain::{
     self, Invitation, InvitationState, InvitationStatus, NewInvitation, Role, SecretKind, UserId,
 };
@@ -139,13 +141,8 @@ impl InvitationService for Invitations {
     ) -> Result<Response<pb::Invitation>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = resource::fetch::<Invitation>(&mut tx, &call, id, Lock::Update).await?;
-        check_etag(
-            &req.get_ref().etag,
-            before.revision.version,
-            Invitation::NAME,
-        )?;
+        let (mut tx, before) =
+            locked::<Invitation>(&self.0.db, &call, id, &req.get_ref().etag).await?;
         pending(&before)?;
         let inv = store::revoke_invitation(&mut tx, call.org_id, id).await?;
         let event = (call.actor)
@@ -258,20 +255,18 @@ impl InvitationService for Invitations {
     ) -> Result<Response<pb::ListInvitationsResponse>, Status> {
         let org_id = Call::of(SERVICE, &req)?.org_id;
         let req = req.into_inner();
-        let mut v = Violations::new();
-        let state: Option<InvitationStatus> = v.opt_enum_value("state", req.state);
-        v.finish()?;
+        let (state, page) = filtered_page(
+            &self.0,
+            "state",
+            req.state,
+            (req.page_size, &req.page_token),
+        )?;
         let filter = state.map(|s| match s {
             InvitationStatus::Pending => InvitationFilter::Pending,
             InvitationStatus::Accepted => InvitationFilter::Accepted,
             InvitationStatus::Revoked => InvitationFilter::Revoked,
             InvitationStatus::Expired => InvitationFilter::Expired,
         });
-        let page = self.0.pages.parse(
-            req.page_size,
-            &req.page_token,
-            &format!("state={}", req.state),
-        )?;
         let mut out = pb::ListInvitationsResponse::default();
         let mut tx = self.0.db.tenant(org_id).await?;
         let rows = store::list_invitations(&mut tx, org_id, filter, page).await?;

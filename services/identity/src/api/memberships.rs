@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, actor, committed, page_of};
+use crate::api::{SERVICE, actor, committed, filtered_page, page_of};
 use crate::api::{WireRevision, changes};
 use crate::domain::{
     self, Membership, MembershipChange, MembershipId, MembershipPath, Role, UserId,
@@ -207,14 +207,8 @@ impl MembershipService for Memberships {
     ) -> Result<Response<pb::ListMembershipsResponse>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
-        let mut v = Violations::new();
-        let role: Option<Role> = v.opt_enum_value("role", req.role);
-        v.finish()?;
-        let page = self.0.pages.parse(
-            req.page_size,
-            &req.page_token,
-            &format!("role={}", req.role),
-        )?;
+        let (role, page): (Option<Role>, _) =
+            filtered_page(&self.0, "role", req.role, (req.page_size, &req.page_token))?;
         let mut out = pb::ListMembershipsResponse::default();
         let mut tx = self.0.db.tenant(call.org_id).await?;
         let rows = store::list_memberships(&mut tx, call.org_id, role, page).await?;

@@ -17,14 +17,16 @@ pub fn actor<T>(req: &tonic::Request<T>) -> foundry_outbox::Actor {
 }
 
 use foundry_domain::FieldPath;
+use foundry_outbox::Call;
 use foundry_outbox::EventBuilder;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
-use foundry_platform::db::{Tx, etag};
+use foundry_platform::db::{Db, Lock, Tx, check_etag, etag};
 use foundry_platform::idempotency::Creating;
 use foundry_platform::page::Page;
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::identity::v1 as pb;
+use foundry_resource::{self as resource, Resource};
 use tonic::Response;
 use uuid::Uuid;
 
@@ -45,6 +47,37 @@ impl From<&domain::Revision> for WireRevision {
             etag: etag(r.version),
         }
     }
+}
+
+/// The start of a write to one resource: a tenant transaction and `key` in
+/// it, locked for update, at the caller's `etag` (empty: any).
+pub async fn locked<R: Resource>(
+    db: &Db,
+    call: &Call,
+    key: R::Key,
+    etag: &str,
+) -> Result<(Tx, R), Error> {
+    let mut tx = db.tenant(call.org_id).await?;
+    let r = resource::fetch::<R>(&mut tx, call, key, Lock::Update).await?;
+    check_etag(etag, r.version(), R::NAME)?;
+    Ok((tx, r))
+}
+
+/// A list's optional enum filter `field` (`raw` as received; unspecified:
+/// none) and its page, the filter bound into the page token.
+pub fn filtered_page<E: TryFrom<i32>>(
+    state: &State,
+    field: &str,
+    raw: i32,
+    (page_size, page_token): (i32, &str),
+) -> Result<(Option<E>, Page), Error> {
+    let mut v = Violations::new();
+    let filter = v.opt_enum_value(field, raw);
+    v.finish()?;
+    let page = state
+        .pages
+        .parse(page_size, page_token, &format!("{field}={raw}"))?;
+    Ok((filter, page))
 }
 
 /// The changes an update mask names, each parsed by `change`: `None` when

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use foundry_outbox::{Call, EventBuilder};
 use foundry_platform::Error;
 use foundry_platform::convert::{json_to_struct, opt_timestamp, struct_to_json};
-use foundry_platform::db::{Lock, Tx, check_etag};
+use foundry_platform::db::{Lock, Tx};
 use foundry_platform::idempotency::{self, Begun};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{
@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{SERVICE, WireRevision, changes};
-use crate::api::{actor, page_of, recorded};
+use crate::api::{actor, locked, page_of, recorded};
 use crate::domain::{
     NewOrganization, Organization, OrganizationChange, OrganizationPath, Role, UserId,
 };
@@ -222,9 +222,7 @@ impl OrganizationService for Organizations {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let org_id = call.caller.require_org("id", &req.id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let before = resource::fetch::<Organization>(&mut tx, &call, org_id, Lock::Update).await?;
-        check_etag(&req.etag, before.version(), Organization::NAME)?;
+        let (mut tx, before) = locked::<Organization>(&self.0.db, &call, org_id, &req.etag).await?;
         if before.deleted_at.is_some() {
             return Err(deleted("the organization is already deleted").into());
         }
