@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::RevisionRow;
 
-use super::{Order, decoded, page_of, taken};
+use super::{Order, page_of, taken};
 
 use crate::domain::{NewOrganization, Organization};
 
@@ -26,19 +26,6 @@ pub struct OrgRow {
     deleted_at: Option<DateTime<Utc>>,
 }
 
-impl From<OrgRow> for Organization {
-    fn from(r: OrgRow) -> Organization {
-        Organization {
-            id: r.id,
-            name: r.name,
-            slug: r.slug,
-            settings: r.settings,
-            revision: r.revision.into(),
-            deleted_at: r.deleted_at,
-        }
-    }
-}
-
 /// An organization is its own tenant: its generated `org_id` is its id.
 impl Resource for Organization {
     type Key = Uuid;
@@ -49,7 +36,14 @@ impl Resource for Organization {
     const COLUMNS: &'static str = ORG_COLUMNS;
 
     fn from_row(r: OrgRow) -> Result<Organization> {
-        Ok(r.into())
+        Ok(Organization {
+            id: r.id,
+            name: r.name,
+            slug: r.slug,
+            settings: r.settings,
+            revision: r.revision.into(),
+            deleted_at: r.deleted_at,
+        })
     }
 
     fn not_found() -> Error {
@@ -93,7 +87,7 @@ async fn write_org(
         .fetch_one(&mut **tx)
         .await
         .map_err(taken("organizations_slug_key", SLUG_TAKEN))?;
-    Ok(row.into())
+    Organization::from_row(row)
 }
 
 pub async fn insert_org(tx: &mut Tx, id: Uuid, o: &NewOrganization) -> Result<Organization> {
@@ -122,7 +116,7 @@ pub async fn list_user_orgs(tx: &mut Tx, user_id: Uuid, page: Page) -> Result<Ve
         cols.collect::<Vec<_>>().join(", ")
     ));
     q.push_bind(user_id).push(")");
-    page_of(tx, q, ("o.id", Order::Oldest), page, decoded::<OrgRow, _>).await
+    page_of(tx, q, ("o.id", Order::Oldest), page, Organization::from_row).await
 }
 
 pub async fn update_org(tx: &mut Tx, o: &Organization) -> Result<Organization> {
@@ -142,7 +136,7 @@ pub async fn set_org_deleted(tx: &mut Tx, id: Uuid, deleted: bool) -> Result<Org
     .bind(deleted)
     .fetch_one(&mut **tx)
     .await?;
-    Ok(row.into())
+    Organization::from_row(row)
 }
 
 /// Lets the transaction also act for `user_id` (`app.user_id`), beside the
