@@ -50,11 +50,15 @@ pub trait Resource: Audited + Clone + Send + Sync + Sized + 'static {
     const TABLE: &'static str;
     /// The columns `Row` reads, in order.
     const COLUMNS: &'static str;
+    /// The reason of its `NOT_FOUND` (`TASK_NOT_FOUND`).
+    const NOT_FOUND: &'static str;
 
     /// The domain value of a row (stored enums decode loudly).
     fn from_row(row: Self::Row) -> Result<Self>;
-    /// `NOT_FOUND` with the resource's own reason.
-    fn not_found() -> Error;
+    /// `NOT_FOUND` with the resource's own reason: "<NAME> not found".
+    fn not_found() -> Error {
+        Error::not_found(Self::NOT_FOUND, Self::NAME)
+    }
     /// Its key.
     fn key(&self) -> Self::Key;
     /// Its version (the etag).

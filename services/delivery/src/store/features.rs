@@ -30,6 +30,7 @@ impl Resource for Feature {
     const NAME: &'static str = "feature";
     const TABLE: &'static str = "features";
     const COLUMNS: &'static str = COLS;
+    const NOT_FOUND: &'static str = "FEATURE_NOT_FOUND";
 
     fn from_row(r: FeatureRow) -> Result<Feature> {
         Ok(Feature {
@@ -43,10 +44,6 @@ impl Resource for Feature {
             },
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("FEATURE_NOT_FOUND", "feature")
     }
 
     fn key(&self) -> FeatureId {

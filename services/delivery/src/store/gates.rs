@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use foundry_domain::{Id, StoredEnum};
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -34,6 +34,7 @@ impl Resource for SprintGate {
     const NAME: &'static str = "sprint gate";
     const TABLE: &'static str = "sprint_gates";
     const COLUMNS: &'static str = COLS;
+    const NOT_FOUND: &'static str = "SPRINT_GATE_NOT_FOUND";
 
     fn from_row(r: GateRow) -> Result<SprintGate> {
         Ok(SprintGate {
@@ -47,10 +48,6 @@ impl Resource for SprintGate {
             program_id: Id::from_uuid(r.program_id),
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("SPRINT_GATE_NOT_FOUND", "sprint gate")
     }
 
     fn key(&self) -> SprintGateId {
@@ -152,6 +149,7 @@ impl Resource for Evaluation {
     const NAME: &'static str = "sprint gate evaluation";
     const TABLE: &'static str = "sprint_gate_evaluations";
     const COLUMNS: &'static str = EVAL_COLS;
+    const NOT_FOUND: &'static str = "SPRINT_GATE_EVALUATION_NOT_FOUND";
 
     fn from_row(r: EvaluationRow) -> Result<Evaluation> {
         Ok(Evaluation {
@@ -171,10 +169,6 @@ impl Resource for Evaluation {
             },
             created_at: r.created_at,
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("SPRINT_GATE_EVALUATION_NOT_FOUND", "sprint gate evaluation")
     }
 
     fn key(&self) -> EvaluationId {

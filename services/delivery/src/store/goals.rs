@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use foundry_domain::{Id, StoredEnum};
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
 use uuid::Uuid;
 
@@ -31,6 +31,7 @@ impl Resource for Goal {
     const NAME: &'static str = "goal";
     const TABLE: &'static str = "goals";
     const COLUMNS: &'static str = COLS;
+    const NOT_FOUND: &'static str = "GOAL_NOT_FOUND";
 
     fn from_row(r: GoalRow) -> Result<Goal> {
         Ok(Goal {
@@ -46,10 +47,6 @@ impl Resource for Goal {
             },
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("GOAL_NOT_FOUND", "goal")
     }
 
     fn key(&self) -> GoalId {

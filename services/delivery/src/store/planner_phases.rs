@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use foundry_domain::Id;
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
 use uuid::Uuid;
 
@@ -30,6 +30,7 @@ impl Resource for PlannerPhase {
     const NAME: &'static str = "planner phase";
     const TABLE: &'static str = "planner_phases";
     const COLUMNS: &'static str = COLS;
+    const NOT_FOUND: &'static str = "PLANNER_PHASE_NOT_FOUND";
 
     fn from_row(r: PlannerPhaseRow) -> Result<PlannerPhase> {
         Ok(PlannerPhase {
@@ -44,10 +45,6 @@ impl Resource for PlannerPhase {
             },
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("PLANNER_PHASE_NOT_FOUND", "planner phase")
     }
 
     fn key(&self) -> PlannerPhaseId {

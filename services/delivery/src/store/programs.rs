@@ -33,6 +33,7 @@ impl Resource for Program {
     const NAME: &'static str = "program";
     const TABLE: &'static str = "programs";
     const COLUMNS: &'static str = PROGRAM_COLUMNS;
+    const NOT_FOUND: &'static str = "PROGRAM_NOT_FOUND";
 
     fn from_row(r: ProgramRow) -> Result<Program> {
         Ok(Program {
@@ -48,10 +49,6 @@ impl Resource for Program {
             archived_at: r.archived_at,
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("PROGRAM_NOT_FOUND", "program")
     }
 
     fn key(&self) -> ProgramId {

@@ -36,6 +36,7 @@ impl Resource for Requirement {
     const NAME: &'static str = "requirement";
     const TABLE: &'static str = "requirements";
     const COLUMNS: &'static str = COLS;
+    const NOT_FOUND: &'static str = "REQUIREMENT_NOT_FOUND";
 
     fn from_row(r: RequirementRow) -> Result<Requirement> {
         Ok(Requirement {
@@ -52,10 +53,6 @@ impl Resource for Requirement {
             program_id: Id::from_uuid(r.program_id),
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("REQUIREMENT_NOT_FOUND", "requirement")
     }
 
     fn key(&self) -> RequirementId {

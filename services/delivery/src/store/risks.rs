@@ -1,8 +1,8 @@
 //! Risks.
 
 use foundry_domain::{Id, StoredEnum};
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
 use uuid::Uuid;
 
@@ -32,6 +32,7 @@ impl Resource for Risk {
     const NAME: &'static str = "risk";
     const TABLE: &'static str = "risks";
     const COLUMNS: &'static str = COLS;
+    const NOT_FOUND: &'static str = "RISK_NOT_FOUND";
 
     fn from_row(r: RiskRow) -> Result<Risk> {
         Ok(Risk {
@@ -49,10 +50,6 @@ impl Resource for Risk {
             severity: RiskSeverity::decode("risks", "severity", &r.severity)?,
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("RISK_NOT_FOUND", "risk")
     }
 
     fn key(&self) -> RiskId {

@@ -33,6 +33,7 @@ impl Resource for Sprint {
     const NAME: &'static str = "sprint";
     const TABLE: &'static str = "sprints";
     const COLUMNS: &'static str = COLS;
+    const NOT_FOUND: &'static str = "SPRINT_NOT_FOUND";
 
     fn from_row(r: SprintRow) -> Result<Sprint> {
         Ok(Sprint {
@@ -49,10 +50,6 @@ impl Resource for Sprint {
             status: SprintStatus::decode("sprints", "status", &r.status)?,
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("SPRINT_NOT_FOUND", "sprint")
     }
 
     fn key(&self) -> SprintId {

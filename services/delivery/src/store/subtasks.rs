@@ -1,8 +1,8 @@
 //! Subtasks.
 
 use foundry_domain::{Id, StoredEnum};
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
 use uuid::Uuid;
 
@@ -29,6 +29,7 @@ impl Resource for Subtask {
     const NAME: &'static str = "subtask";
     const TABLE: &'static str = "subtasks";
     const COLUMNS: &'static str = COLS;
+    const NOT_FOUND: &'static str = "SUBTASK_NOT_FOUND";
 
     fn from_row(r: SubtaskRow) -> Result<Subtask> {
         Ok(Subtask {
@@ -43,10 +44,6 @@ impl Resource for Subtask {
             program_id: Id::from_uuid(r.program_id),
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("SUBTASK_NOT_FOUND", "subtask")
     }
 
     fn key(&self) -> SubtaskId {

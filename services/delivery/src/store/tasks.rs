@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use foundry_domain::{Id, StoredEnum};
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -37,6 +37,7 @@ impl Resource for Task {
     const NAME: &'static str = "task";
     const TABLE: &'static str = "tasks";
     const COLUMNS: &'static str = TASK_COLUMNS;
+    const NOT_FOUND: &'static str = "TASK_NOT_FOUND";
 
     fn from_row(r: TaskRow) -> Result<Task> {
         Ok(Task {
@@ -55,10 +56,6 @@ impl Resource for Task {
             },
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("TASK_NOT_FOUND", "task")
     }
 
     fn key(&self) -> TaskId {

@@ -1,8 +1,8 @@
 //! Work orders and their assignees.
 
 use foundry_domain::{Id, StoredEnum};
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow, remove_row};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -35,6 +35,7 @@ impl Resource for WorkOrder {
     const NAME: &'static str = "work order";
     const TABLE: &'static str = "work_orders";
     const COLUMNS: &'static str = COLS;
+    const NOT_FOUND: &'static str = "WORK_ORDER_NOT_FOUND";
 
     fn from_row(r: WorkOrderRow) -> Result<WorkOrder> {
         Ok(WorkOrder {
@@ -52,10 +53,6 @@ impl Resource for WorkOrder {
             },
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("WORK_ORDER_NOT_FOUND", "work order")
     }
 
     fn key(&self) -> WorkOrderId {

@@ -1,8 +1,8 @@
 //! Workstreams.
 
 use foundry_domain::Id;
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
 use uuid::Uuid;
 
@@ -28,6 +28,7 @@ impl Resource for Workstream {
     const NAME: &'static str = "workstream";
     const TABLE: &'static str = "workstreams";
     const COLUMNS: &'static str = COLS;
+    const NOT_FOUND: &'static str = "WORKSTREAM_NOT_FOUND";
 
     fn from_row(r: WorkstreamRow) -> Result<Workstream> {
         Ok(Workstream {
@@ -40,10 +41,6 @@ impl Resource for Workstream {
             },
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("WORKSTREAM_NOT_FOUND", "workstream")
     }
 
     fn key(&self) -> WorkstreamId {
