@@ -30,12 +30,7 @@ pub struct Features(pub Arc<State>);
 const MAX_DEPTH: i64 = 10_000;
 
 pub fn feature_to_proto(f: &Feature) -> pb::Feature {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&f.stamp).into();
+    let w = WireStamp::from(&f.stamp);
     pb::Feature {
         id: f.id.to_string(),
         program_id: f.fields.program_id.to_string(),
@@ -47,10 +42,10 @@ pub fn feature_to_proto(f: &Feature) -> pb::Feature {
         name: f.fields.name.clone(),
         slug: f.fields.slug.clone(),
         description: f.fields.description.clone(),
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: w.created_by,
+        create_time: w.create_time,
+        update_time: w.update_time,
+        etag: w.etag,
     }
 }
 

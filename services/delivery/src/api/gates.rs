@@ -37,12 +37,7 @@ const MAX_CRITERION_DESCRIPTION: usize = 2_000;
 const MAX_EVIDENCE: usize = 10_000;
 
 pub fn gate_to_proto(g: &SprintGate) -> pb::SprintGate {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&g.stamp).into();
+    let w = WireStamp::from(&g.stamp);
     pb::SprintGate {
         id: g.id.to_string(),
         sprint_id: g.fields.sprint_id.to_string(),
@@ -59,10 +54,10 @@ pub fn gate_to_proto(g: &SprintGate) -> pb::SprintGate {
                 required: c.required,
             })
             .collect(),
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: w.created_by,
+        create_time: w.create_time,
+        update_time: w.update_time,
+        etag: w.etag,
     }
 }
 

@@ -29,12 +29,7 @@ pub struct Goals(pub Arc<State>);
 const MAX_TARGET_METRIC: usize = 2_000;
 
 pub fn goal_to_proto(g: &Goal) -> pb::Goal {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&g.stamp).into();
+    let w = WireStamp::from(&g.stamp);
     pb::Goal {
         id: g.id.to_string(),
         program_id: g.fields.program_id.to_string(),
@@ -48,10 +43,10 @@ pub fn goal_to_proto(g: &Goal) -> pb::Goal {
             .owner_user_id
             .map(|x| x.to_string())
             .unwrap_or_default(),
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: w.created_by,
+        create_time: w.create_time,
+        update_time: w.update_time,
+        etag: w.etag,
     }
 }
 

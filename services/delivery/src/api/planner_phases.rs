@@ -32,12 +32,7 @@ use crate::store;
 pub struct PlannerPhases(pub Arc<State>);
 
 pub fn planner_phase_to_proto(p: &PlannerPhase) -> pb::PlannerPhase {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&p.stamp).into();
+    let w = WireStamp::from(&p.stamp);
     pb::PlannerPhase {
         id: p.id.to_string(),
         program_id: p.fields.program_id.to_string(),
@@ -46,10 +41,10 @@ pub fn planner_phase_to_proto(p: &PlannerPhase) -> pb::PlannerPhase {
         position: p.fields.position,
         start_time: opt_timestamp(p.fields.start_at),
         end_time: opt_timestamp(p.fields.end_at),
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: w.created_by,
+        create_time: w.create_time,
+        update_time: w.update_time,
+        etag: w.etag,
     }
 }
 

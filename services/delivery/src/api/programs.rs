@@ -31,12 +31,7 @@ pub struct Programs(pub Arc<State>);
 pub const FORCE_PERMISSION: &str = "delivery.programs.admin";
 
 pub fn program_to_proto(p: &Program) -> pb::Program {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&p.stamp).into();
+    let w = WireStamp::from(&p.stamp);
     pb::Program {
         id: p.id.to_string(),
         name: p.fields.name.clone(),
@@ -47,10 +42,10 @@ pub fn program_to_proto(p: &Program) -> pb::Program {
         phase: pb::DeliveryPhase::from(p.phase) as i32,
         archived: p.archived_at.is_some(),
         archive_time: opt_timestamp(p.archived_at),
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: w.created_by,
+        create_time: w.create_time,
+        update_time: w.update_time,
+        etag: w.etag,
     }
 }
 

@@ -33,12 +33,7 @@ pub struct Requirements(pub Arc<State>);
 const MAX_CRITERIA: usize = 100;
 
 pub fn requirement_to_proto(r: &Requirement) -> pb::Requirement {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&r.stamp).into();
+    let w = WireStamp::from(&r.stamp);
     pb::Requirement {
         id: r.id.to_string(),
         program_id: r.program_id.to_string(),
@@ -49,10 +44,10 @@ pub fn requirement_to_proto(r: &Requirement) -> pb::Requirement {
         status: pb::RequirementStatus::from(r.fields.status) as i32,
         acceptance_criteria: r.fields.acceptance_criteria.clone(),
         batch: r.fields.batch.clone(),
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: w.created_by,
+        create_time: w.create_time,
+        update_time: w.update_time,
+        etag: w.etag,
     }
 }
 

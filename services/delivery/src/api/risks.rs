@@ -28,12 +28,7 @@ use crate::store;
 pub struct Risks(pub Arc<State>);
 
 pub fn risk_to_proto(r: &Risk) -> pb::Risk {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&r.stamp).into();
+    let w = WireStamp::from(&r.stamp);
     pb::Risk {
         id: r.id.to_string(),
         program_id: r.fields.program_id.to_string(),
@@ -49,10 +44,10 @@ pub fn risk_to_proto(r: &Risk) -> pb::Risk {
             .map(|x| x.to_string())
             .unwrap_or_default(),
         status: pb::RiskStatus::from(r.fields.status) as i32,
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: w.created_by,
+        create_time: w.create_time,
+        update_time: w.update_time,
+        etag: w.etag,
     }
 }
 

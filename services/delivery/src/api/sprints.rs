@@ -32,12 +32,7 @@ pub struct Sprints(pub Arc<State>);
 const MAX_CAPACITY: f64 = 100_000.0;
 
 pub fn sprint_to_proto(s: &Sprint) -> pb::Sprint {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&s.stamp).into();
+    let w = WireStamp::from(&s.stamp);
     pb::Sprint {
         id: s.id.to_string(),
         program_id: s.fields.program_id.to_string(),
@@ -48,10 +43,10 @@ pub fn sprint_to_proto(s: &Sprint) -> pb::Sprint {
         capacity: s.fields.capacity,
         capacity_unit: pb::SprintCapacityUnit::from(s.fields.capacity_unit) as i32,
         status: pb::SprintStatus::from(s.status) as i32,
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: w.created_by,
+        create_time: w.create_time,
+        update_time: w.update_time,
+        etag: w.etag,
     }
 }
 

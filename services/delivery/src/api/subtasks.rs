@@ -34,12 +34,7 @@ use crate::store::{self, Lock};
 pub struct Subtasks(pub Arc<State>);
 
 pub fn subtask_to_proto(s: &Subtask) -> pb::Subtask {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&s.stamp).into();
+    let w = WireStamp::from(&s.stamp);
     pb::Subtask {
         id: s.id.to_string(),
         task_id: s.fields.task_id.to_string(),
@@ -48,10 +43,10 @@ pub fn subtask_to_proto(s: &Subtask) -> pb::Subtask {
         description: s.fields.description.clone(),
         status: pb::SubtaskStatus::from(s.fields.status) as i32,
         position: s.fields.position,
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: w.created_by,
+        create_time: w.create_time,
+        update_time: w.update_time,
+        etag: w.etag,
     }
 }
 

@@ -35,12 +35,7 @@ const MAX_LABELS: usize = 32;
 const MAX_ESTIMATE_HOURS: f64 = 10_000.0;
 
 pub fn task_to_proto(t: &Task) -> pb::Task {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&t.stamp).into();
+    let w = WireStamp::from(&t.stamp);
     pb::Task {
         id: t.id.to_string(),
         program_id: t.fields.program_id.to_string(),
@@ -61,10 +56,10 @@ pub fn task_to_proto(t: &Task) -> pb::Task {
             .sprint_id
             .map(|x| x.to_string())
             .unwrap_or_default(),
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: w.created_by,
+        create_time: w.create_time,
+        update_time: w.update_time,
+        etag: w.etag,
     }
 }
 

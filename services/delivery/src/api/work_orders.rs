@@ -36,12 +36,7 @@ const MAX_CRITERIA: usize = 50;
 const MAX_CRITERION: usize = 2_000;
 
 pub fn work_order_to_proto(w: &WorkOrder) -> pb::WorkOrder {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&w.stamp).into();
+    let wire = WireStamp::from(&w.stamp);
     pb::WorkOrder {
         id: w.id.to_string(),
         program_id: w.fields.program_id.to_string(),
@@ -57,10 +52,10 @@ pub fn work_order_to_proto(w: &WorkOrder) -> pb::WorkOrder {
             .feature_id
             .map(|x| x.to_string())
             .unwrap_or_default(),
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: wire.created_by,
+        create_time: wire.create_time,
+        update_time: wire.update_time,
+        etag: wire.etag,
     }
 }
 

@@ -29,22 +29,17 @@ use crate::store;
 pub struct Workstreams(pub Arc<State>);
 
 pub fn workstream_to_proto(w: &Workstream) -> pb::Workstream {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&w.stamp).into();
+    let wire = WireStamp::from(&w.stamp);
     pb::Workstream {
         id: w.id.to_string(),
         program_id: w.fields.program_id.to_string(),
         name: w.fields.name.clone(),
         description: w.fields.description.clone(),
         position: w.fields.position,
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: wire.created_by,
+        create_time: wire.create_time,
+        update_time: wire.update_time,
+        etag: wire.etag,
     }
 }
 
