@@ -258,29 +258,13 @@ fn answer_problems(problems: Vec<AnswerProblem>) -> Error {
 
 #[async_trait]
 impl Create for SprintGate {
-    type New = NewSprintGate;
-
     /// The sprint is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewSprintGate, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         hold::<Sprint>(tx, call, new.sprint_id).await
     }
-
-    async fn insert(
-        new: &NewSprintGate,
-        tx: &mut Tx,
-        org_id: Uuid,
-        by: Uuid,
-    ) -> Result<SprintGate, Error> {
-        store::insert_gate(tx, org_id, new, by).await
-    }
 }
 
-#[async_trait]
-impl Update for SprintGate {
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<SprintGate, Error> {
-        store::update_gate(tx, org_id, self).await
-    }
-}
+impl Update for SprintGate {}
 
 #[async_trait]
 impl Delete for SprintGate {

@@ -20,7 +20,6 @@ use crate::api::{
 };
 use crate::domain::{Goal, GoalChange, GoalId, GoalPath, GoalStatus, NewGoal};
 use crate::domain::{Program, ProgramId};
-use crate::store;
 
 /// Handlers of `GoalService`.
 #[derive(Clone, Debug)]
@@ -142,24 +141,13 @@ fn parse_update(req: &pb::UpdateGoalRequest) -> Result<(GoalId, String, Vec<Goal
 
 #[async_trait]
 impl Create for Goal {
-    type New = NewGoal;
-
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewGoal, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         hold::<Program>(tx, call, new.program_id).await
     }
-
-    async fn insert(new: &NewGoal, tx: &mut Tx, org_id: Uuid, by: Uuid) -> Result<Goal, Error> {
-        store::insert_goal(tx, org_id, new, by).await
-    }
 }
 
-#[async_trait]
-impl Update for Goal {
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Goal, Error> {
-        store::update_goal(tx, org_id, self).await
-    }
-}
+impl Update for Goal {}
 
 impl Delete for Goal {}
 

@@ -25,7 +25,6 @@ use crate::domain::{
     NewPlannerPhase, PlannerPhase, PlannerPhaseChange, PlannerPhaseId, PlannerPhasePath,
     check_phase_dates,
 };
-use crate::store;
 
 /// Handlers of `PlannerPhaseService`.
 #[derive(Clone, Debug)]
@@ -130,29 +129,13 @@ fn description(v: &mut Violations, description: &str) -> Option<String> {
 
 #[async_trait]
 impl Create for PlannerPhase {
-    type New = NewPlannerPhase;
-
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewPlannerPhase, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         hold::<Program>(tx, call, new.program_id).await
     }
-
-    async fn insert(
-        new: &NewPlannerPhase,
-        tx: &mut Tx,
-        org_id: Uuid,
-        by: Uuid,
-    ) -> Result<PlannerPhase, Error> {
-        store::insert_planner_phase(tx, org_id, new, by).await
-    }
 }
 
-#[async_trait]
-impl Update for PlannerPhase {
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<PlannerPhase, Error> {
-        store::update_planner_phase(tx, org_id, self).await
-    }
-}
+impl Update for PlannerPhase {}
 
 impl Delete for PlannerPhase {}
 

@@ -126,29 +126,13 @@ fn parse_advance(
     v.finish_with(|| Some((id?, to?, reason?)))
 }
 
-#[async_trait]
-impl Create for Program {
-    type New = NewProgram;
-
-    async fn insert(
-        new: &NewProgram,
-        tx: &mut Tx,
-        org_id: Uuid,
-        by: Uuid,
-    ) -> Result<Program, Error> {
-        store::insert_program(tx, org_id, new, by).await
-    }
-}
+impl Create for Program {}
 
 #[async_trait]
 impl Update for Program {
     /// An archived program does not change.
     async fn check(&self, before: &Program, _: &mut Tx, _: &Call) -> Result<(), Error> {
         before.check_not_archived().map_err(Error::from)
-    }
-
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Program, Error> {
-        store::update_program(tx, org_id, self).await
     }
 }
 

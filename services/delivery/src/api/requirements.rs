@@ -169,22 +169,11 @@ async fn workstream_program(
 
 #[async_trait]
 impl Create for Requirement {
-    type New = NewRequirement;
-
     /// The workstream is visible and held (`FOR KEY SHARE`) until commit;
     /// the requirement goes in its program.
     async fn check_new(new: &NewRequirement, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         workstream_program(tx, call, new.workstream_id, Lock::KeyShare).await?;
         Ok(())
-    }
-
-    async fn insert(
-        new: &NewRequirement,
-        tx: &mut Tx,
-        org_id: Uuid,
-        by: Uuid,
-    ) -> Result<Requirement, Error> {
-        store::insert_requirement(tx, org_id, new, by).await
     }
 }
 
@@ -199,10 +188,6 @@ impl Update for Requirement {
             return Err(other_program("workstream"));
         }
         Ok(())
-    }
-
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Requirement, Error> {
-        store::update_requirement(tx, org_id, self).await
     }
 }
 

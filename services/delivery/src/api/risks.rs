@@ -21,7 +21,6 @@ use crate::domain::{
     NewRisk, Risk, RiskChange, RiskId, RiskLevel, RiskPath, RiskSeverity, RiskStatus,
 };
 use crate::domain::{Program, ProgramId};
-use crate::store;
 
 /// Handlers of `RiskService`.
 #[derive(Clone, Debug)]
@@ -137,24 +136,13 @@ fn parse_update(req: &pb::UpdateRiskRequest) -> Result<(RiskId, String, Vec<Risk
 
 #[async_trait]
 impl Create for Risk {
-    type New = NewRisk;
-
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewRisk, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         hold::<Program>(tx, call, new.program_id).await
     }
-
-    async fn insert(new: &NewRisk, tx: &mut Tx, org_id: Uuid, by: Uuid) -> Result<Risk, Error> {
-        store::insert_risk(tx, org_id, new, by).await
-    }
 }
 
-#[async_trait]
-impl Update for Risk {
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Risk, Error> {
-        store::update_risk(tx, org_id, self).await
-    }
-}
+impl Update for Risk {}
 
 impl Delete for Risk {}
 

@@ -154,24 +154,13 @@ fn parse_update(
 
 #[async_trait]
 impl Create for Sprint {
-    type New = NewSprint;
-
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewSprint, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         hold::<Program>(tx, call, new.program_id).await
     }
-
-    async fn insert(new: &NewSprint, tx: &mut Tx, org_id: Uuid, by: Uuid) -> Result<Sprint, Error> {
-        store::insert_sprint(tx, org_id, new, by).await
-    }
 }
 
-#[async_trait]
-impl Update for Sprint {
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Sprint, Error> {
-        store::update_sprint(tx, org_id, self).await
-    }
-}
+impl Update for Sprint {}
 
 #[async_trait]
 impl Delete for Sprint {

@@ -120,22 +120,11 @@ fn parse_update(
 
 #[async_trait]
 impl Create for Subtask {
-    type New = NewSubtask;
-
     /// The task is visible and held (`FOR SHARE`: see the module) until
     /// commit.
     async fn check_new(new: &NewSubtask, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         resource::fetch::<Task>(tx, call, new.task_id, Lock::Share).await?;
         Ok(())
-    }
-
-    async fn insert(
-        new: &NewSubtask,
-        tx: &mut Tx,
-        org_id: Uuid,
-        by: Uuid,
-    ) -> Result<Subtask, Error> {
-        store::insert_subtask(tx, org_id, new, by).await
     }
 }
 

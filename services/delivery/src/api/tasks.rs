@@ -182,8 +182,6 @@ fn estimate(v: &mut Violations, hours: Option<f64>) -> Option<Option<f64>> {
 
 #[async_trait]
 impl Create for Task {
-    type New = NewTask;
-
     /// The program, and the requirement and sprint if any, are visible, in
     /// that program, and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewTask, tx: &mut Tx, call: &Call) -> Result<(), Error> {
@@ -195,10 +193,6 @@ impl Create for Task {
             in_program::<Sprint>(tx, call, new.program_id, s, "sprint").await?;
         }
         Ok(())
-    }
-
-    async fn insert(new: &NewTask, tx: &mut Tx, org_id: Uuid, by: Uuid) -> Result<Task, Error> {
-        store::insert_task(tx, org_id, new, by).await
     }
 }
 
@@ -218,10 +212,6 @@ impl Update for Task {
             in_program::<Sprint>(tx, call, self.fields.program_id, s, "sprint").await?;
         }
         Ok(())
-    }
-
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Task, Error> {
-        store::update_task(tx, org_id, self).await
     }
 }
 

@@ -168,8 +168,6 @@ fn assignees(v: &mut Violations, ids: &[String]) -> Option<Vec<UserId>> {
 
 #[async_trait]
 impl Create for WorkOrder {
-    type New = NewWorkOrder;
-
     /// The program, and the phase and feature if any, are visible, in that
     /// program, and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewWorkOrder, tx: &mut Tx, call: &Call) -> Result<(), Error> {
@@ -182,15 +180,6 @@ impl Create for WorkOrder {
             in_program::<Feature>(tx, call, program_id, f, "feature").await?;
         }
         Ok(())
-    }
-
-    async fn insert(
-        new: &NewWorkOrder,
-        tx: &mut Tx,
-        org_id: Uuid,
-        by: Uuid,
-    ) -> Result<WorkOrder, Error> {
-        store::insert_work_order(tx, org_id, new, by).await
     }
 }
 
@@ -211,10 +200,6 @@ impl Update for WorkOrder {
             in_program::<Feature>(tx, call, self.fields.program_id, f, "feature").await?;
         }
         Ok(())
-    }
-
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<WorkOrder, Error> {
-        store::update_work_order(tx, org_id, self).await
     }
 }
 

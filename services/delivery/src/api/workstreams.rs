@@ -104,29 +104,13 @@ fn parse_update(
 
 #[async_trait]
 impl Create for Workstream {
-    type New = NewWorkstream;
-
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewWorkstream, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         hold::<Program>(tx, call, new.program_id).await
     }
-
-    async fn insert(
-        new: &NewWorkstream,
-        tx: &mut Tx,
-        org_id: Uuid,
-        by: Uuid,
-    ) -> Result<Workstream, Error> {
-        store::insert_workstream(tx, org_id, new, by).await
-    }
 }
 
-#[async_trait]
-impl Update for Workstream {
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Workstream, Error> {
-        store::update_workstream(tx, org_id, self).await
-    }
-}
+impl Update for Workstream {}
 
 #[async_trait]
 impl Delete for Workstream {

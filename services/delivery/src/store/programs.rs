@@ -1,11 +1,12 @@
 //! Programs, and the cascade that deletes one with everything in it.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
-use foundry_resource::{Resource, StampRow};
+use foundry_resource::{Insert, Resource, StampRow, Write};
 use uuid::Uuid;
 
 use super::{newest_first, set_column};
@@ -83,28 +84,33 @@ fn slug_taken(e: sqlx::Error) -> Error {
 }
 
 /// Inserts a new program made by `created_by`.
-pub async fn insert_program(
-    tx: &mut Tx,
-    org_id: Uuid,
-    p: &NewProgram,
-    created_by: Uuid,
-) -> Result<Program> {
-    let row: ProgramRow = sqlx::query_as(&format!(
-        "INSERT INTO programs (org_id, id, name, slug, description, source_platform, target_platform, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {PROGRAM_COLUMNS}"
-    ))
-    .bind(org_id)
-    .bind(Uuid::now_v7())
-    .bind(&p.name)
-    .bind(&p.slug)
-    .bind(&p.description)
-    .bind(&p.source_platform)
-    .bind(&p.target_platform)
-    .bind(created_by)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(slug_taken)?;
-    Program::from_row(row)
+#[async_trait]
+impl Insert for Program {
+    type New = NewProgram;
+
+    async fn insert(
+        p: &NewProgram,
+        tx: &mut Tx,
+        org_id: Uuid,
+        created_by: Uuid,
+    ) -> Result<Program> {
+        let row: ProgramRow = sqlx::query_as(&format!(
+            "INSERT INTO programs (org_id, id, name, slug, description, source_platform, target_platform, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {PROGRAM_COLUMNS}"
+        ))
+        .bind(org_id)
+        .bind(Uuid::now_v7())
+        .bind(&p.name)
+        .bind(&p.slug)
+        .bind(&p.description)
+        .bind(&p.source_platform)
+        .bind(&p.target_platform)
+        .bind(created_by)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(slug_taken)?;
+        Program::from_row(row)
+    }
 }
 
 /// Filters of ListPrograms.
@@ -140,23 +146,26 @@ pub async fn list_programs(
 }
 
 /// Writes the user-editable fields of `p`.
-pub async fn update_program(tx: &mut Tx, org_id: Uuid, p: &Program) -> Result<Program> {
-    let row: ProgramRow = sqlx::query_as(&format!(
-        "UPDATE programs SET name = $3, slug = $4, description = $5, source_platform = $6, \
-         target_platform = $7, version = version + 1, updated_at = now() \
-         WHERE org_id = $1 AND id = $2 RETURNING {PROGRAM_COLUMNS}"
-    ))
-    .bind(org_id)
-    .bind(p.id.uuid())
-    .bind(&p.fields.name)
-    .bind(&p.fields.slug)
-    .bind(&p.fields.description)
-    .bind(&p.fields.source_platform)
-    .bind(&p.fields.target_platform)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(slug_taken)?;
-    Program::from_row(row)
+#[async_trait]
+impl Write for Program {
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Program> {
+        let row: ProgramRow = sqlx::query_as(&format!(
+            "UPDATE programs SET name = $3, slug = $4, description = $5, source_platform = $6, \
+             target_platform = $7, version = version + 1, updated_at = now() \
+             WHERE org_id = $1 AND id = $2 RETURNING {PROGRAM_COLUMNS}"
+        ))
+        .bind(org_id)
+        .bind(self.id.uuid())
+        .bind(&self.fields.name)
+        .bind(&self.fields.slug)
+        .bind(&self.fields.description)
+        .bind(&self.fields.source_platform)
+        .bind(&self.fields.target_platform)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(slug_taken)?;
+        Program::from_row(row)
+    }
 }
 
 /// Moves a program to `phase`.
