@@ -78,6 +78,14 @@ const ASSIGNEES: Assignees = Assignees {
     key: "task_id",
 };
 
+/// The task of a row just written, its assignee index made to match.
+async fn indexed(tx: &mut Tx, row: TaskRow) -> Result<Task> {
+    ASSIGNEES
+        .set(tx, row.org_id, row.id, row.program_id, &row.assignee_ids)
+        .await?;
+    Task::from_row(row)
+}
+
 /// The columns every task read returns, in `TaskRow` order (the bench
 /// runs the same statements under pgbench).
 pub const TASK_COLUMNS: &str = "org_id, id, program_id, requirement_id, title, description, status, assignee_ids, \
@@ -109,10 +117,7 @@ impl Insert for Task {
         .bind(created_by)
         .fetch_one(&mut **tx)
         .await?;
-        ASSIGNEES
-            .set(tx, row.org_id, row.id, row.program_id, &row.assignee_ids)
-            .await?;
-        Task::from_row(row)
+        indexed(tx, row).await
     }
 }
 
@@ -180,10 +185,7 @@ impl Write for Task {
         .bind(self.fields.sprint_id.map(Id::uuid))
         .fetch_one(&mut **tx)
         .await?;
-        ASSIGNEES
-            .set(tx, row.org_id, row.id, row.program_id, &row.assignee_ids)
-            .await?;
-        Task::from_row(row)
+        indexed(tx, row).await
     }
 }
 
