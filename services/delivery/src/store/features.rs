@@ -3,12 +3,11 @@
 use async_trait::async_trait;
 use foundry_domain::Id;
 use foundry_platform::db::Tx;
-use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
 use foundry_resource::{Insert, Resource, StampRow, Write};
 use uuid::Uuid;
 
-use super::{fetch_rows, newest_first, select};
+use super::{fetch_rows, newest_first, select, unique_or};
 use crate::domain::{Feature, FeatureId, NewFeature, ProgramId};
 
 /// A feature row, as read (public only as [`Resource::Row`]).
@@ -64,15 +63,13 @@ const COLS: &str = "id, program_id, parent_feature_id, name, slug, description, 
      created_by, version, created_at, updated_at";
 
 fn slug_taken(e: sqlx::Error) -> Error {
-    if is_unique_violation(&e, "features_slug_key") {
+    unique_or(e, "features_slug_key", || {
         Error::already_exists(
             "FEATURE_SLUG_TAKEN",
             "feature.slug",
             "a feature with this slug exists in the program",
         )
-    } else {
-        e.into()
-    }
+    })
 }
 
 /// Inserts a new feature made by `created_by`.

@@ -4,12 +4,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
-use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
 use foundry_resource::{Insert, Resource, StampRow, Write};
 use uuid::Uuid;
 
-use super::{newest_first, set_column};
+use super::{newest_first, set_column, unique_or};
 use crate::domain::{NewProgram, Phase, Program, ProgramId};
 
 /// A program row, as read (public only as [`Resource::Row`]).
@@ -72,15 +71,13 @@ pub const PROGRAM_COLUMNS: &str = "org_id, id, name, slug, description, source_p
      archived_at, created_by, version, created_at, updated_at";
 
 fn slug_taken(e: sqlx::Error) -> Error {
-    if is_unique_violation(&e, "programs_slug_key") {
+    unique_or(e, "programs_slug_key", || {
         Error::already_exists(
             "PROGRAM_SLUG_TAKEN",
             "program.slug",
             "a program with this slug exists in the organization",
         )
-    } else {
-        e.into()
-    }
+    })
 }
 
 /// Inserts a new program made by `created_by`.

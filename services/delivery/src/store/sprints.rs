@@ -4,11 +4,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
-use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
 use foundry_resource::{Insert, Resource, StampRow, Write};
 use uuid::Uuid;
 
+use super::unique_or;
 use crate::domain::{CapacityUnit, NewSprint, ProgramId, Sprint, SprintId, SprintStatus};
 
 /// A sprint row, as read (public only as [`Resource::Row`]).
@@ -151,13 +151,7 @@ pub async fn set_sprint_status(
     .bind(status.as_str())
     .fetch_one(&mut **tx)
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e, "sprints_one_active_key") {
-            already_active(None)
-        } else {
-            Error::from(e)
-        }
-    })?;
+    .map_err(|e| unique_or(e, "sprints_one_active_key", || already_active(None)))?;
     Sprint::from_row(row)
 }
 
