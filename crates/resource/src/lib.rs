@@ -1,7 +1,8 @@
 //! The standard methods (AIP-131 Get, 133 Create, 134 Update, 135 Delete)
 //! written once. A resource describes itself with [`Resource`] (its table,
-//! row, key, kind and version) and, for each method it has, [`Create`],
-//! [`Update`] or [`Delete`]; the functions here then do the whole method in
+//! row, key, kind and version) and, for each method it has, [`Create`]
+//! (its SQL in [`Insert`]), [`Update`] (its SQL in [`Write`]) or
+//! [`Delete`]; the functions here then do the whole method in
 //! one tenant transaction with its audit event:
 //!
 //! - [`get`]: read, hidden unless visible to the caller (`NOT_FOUND`).
@@ -50,11 +51,15 @@ pub trait Resource: Audited + Clone + Send + Sync + Sized + 'static {
     const TABLE: &'static str;
     /// The columns `Row` reads, in order.
     const COLUMNS: &'static str;
+    /// The reason of its `NOT_FOUND` (`TASK_NOT_FOUND`).
+    const NOT_FOUND: &'static str;
 
     /// The domain value of a row (stored enums decode loudly).
     fn from_row(row: Self::Row) -> Result<Self>;
-    /// `NOT_FOUND` with the resource's own reason.
-    fn not_found() -> Error;
+    /// `NOT_FOUND` with the resource's own reason: "<NAME> not found".
+    fn not_found() -> Error {
+        Error::not_found(Self::NOT_FOUND, Self::NAME)
+    }
     /// Its key.
     fn key(&self) -> Self::Key;
     /// Its version (the etag).
@@ -66,35 +71,44 @@ pub trait Resource: Audited + Clone + Send + Sync + Sized + 'static {
     }
 }
 
-/// A resource [`update`] can change.
+/// How a resource is written: the store's half of [`Update`] (its SQL),
+/// so that the service's half holds only its rules.
 #[async_trait]
-pub trait Update: Resource + Patch {
+pub trait Write: Resource {
+    /// Writes the updatable fields; returns the stored value (new version).
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Self>;
+}
+
+/// A resource [`update`] can change: it is written by [`Write`].
+#[async_trait]
+pub trait Update: Write + Patch {
     /// Rules that need the database, on the patched value (references into
     /// other resources); `before` is the value as read.
     async fn check(&self, before: &Self, tx: &mut Tx, call: &Call) -> Result<()> {
         let _ = (before, tx, call);
         Ok(())
     }
-
-    /// Writes the updatable fields; returns the stored value (new version).
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Self>;
 }
 
-/// A resource [`create`] can make.
+/// How a resource is inserted: the store's half of [`Create`] (its SQL).
 #[async_trait]
-pub trait Create: Resource {
+pub trait Insert: Resource {
     /// What a create request parses into.
     type New: Send + Sync;
 
+    /// Inserts it, made by `created_by`.
+    async fn insert(new: &Self::New, tx: &mut Tx, org_id: Uuid, created_by: Uuid) -> Result<Self>;
+}
+
+/// A resource [`create`] can make: it is inserted by [`Insert`].
+#[async_trait]
+pub trait Create: Insert {
     /// Rules that need the database (the parent exists, is visible, and
     /// does not vanish before commit).
     async fn check_new(new: &Self::New, tx: &mut Tx, call: &Call) -> Result<()> {
         let _ = (new, tx, call);
         Ok(())
     }
-
-    /// Inserts it, made by `created_by`.
-    async fn insert(new: &Self::New, tx: &mut Tx, org_id: Uuid, created_by: Uuid) -> Result<Self>;
 }
 
 /// A resource [`delete`] can remove.

@@ -9,7 +9,7 @@ use foundry_platform::Error;
 use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, feature_service_server::FeatureService};
-use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp, Write};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -30,12 +30,7 @@ pub struct Features(pub Arc<State>);
 const MAX_DEPTH: i64 = 10_000;
 
 pub fn feature_to_proto(f: &Feature) -> pb::Feature {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&f.stamp).into();
+    let w = WireStamp::from(&f.stamp);
     pb::Feature {
         id: f.id.to_string(),
         program_id: f.fields.program_id.to_string(),
@@ -47,10 +42,10 @@ pub fn feature_to_proto(f: &Feature) -> pb::Feature {
         name: f.fields.name.clone(),
         slug: f.fields.slug.clone(),
         description: f.fields.description.clone(),
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: w.created_by,
+        create_time: w.create_time,
+        update_time: w.update_time,
+        etag: w.etag,
     }
 }
 
@@ -114,8 +109,6 @@ fn description(v: &mut Violations, description: &str) -> Option<String> {
 
 #[async_trait]
 impl Create for Feature {
-    type New = NewFeature;
-
     /// The program, and the parent if any, are visible, in that program,
     /// and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewFeature, tx: &mut Tx, call: &Call) -> Result<(), Error> {
@@ -126,25 +119,11 @@ impl Create for Feature {
         }
         Ok(())
     }
-
-    async fn insert(
-        new: &NewFeature,
-        tx: &mut Tx,
-        org_id: Uuid,
-        by: Uuid,
-    ) -> Result<Feature, Error> {
-        store::insert_feature(tx, org_id, new, by).await
-    }
 }
 
 /// Written by `update_feature` itself rather than `resource::update`: a new
 /// parent is checked under the program's lock, taken before the feature's.
-#[async_trait]
-impl Update for Feature {
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Feature, Error> {
-        store::update_feature(tx, org_id, self).await
-    }
-}
+impl Update for Feature {}
 
 #[async_trait]
 impl Delete for Feature {

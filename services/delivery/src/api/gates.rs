@@ -37,12 +37,7 @@ const MAX_CRITERION_DESCRIPTION: usize = 2_000;
 const MAX_EVIDENCE: usize = 10_000;
 
 pub fn gate_to_proto(g: &SprintGate) -> pb::SprintGate {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&g.stamp).into();
+    let w = WireStamp::from(&g.stamp);
     pb::SprintGate {
         id: g.id.to_string(),
         sprint_id: g.fields.sprint_id.to_string(),
@@ -59,10 +54,10 @@ pub fn gate_to_proto(g: &SprintGate) -> pb::SprintGate {
                 required: c.required,
             })
             .collect(),
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: w.created_by,
+        create_time: w.create_time,
+        update_time: w.update_time,
+        etag: w.etag,
     }
 }
 
@@ -263,29 +258,13 @@ fn answer_problems(problems: Vec<AnswerProblem>) -> Error {
 
 #[async_trait]
 impl Create for SprintGate {
-    type New = NewSprintGate;
-
     /// The sprint is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewSprintGate, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         hold::<Sprint>(tx, call, new.sprint_id).await
     }
-
-    async fn insert(
-        new: &NewSprintGate,
-        tx: &mut Tx,
-        org_id: Uuid,
-        by: Uuid,
-    ) -> Result<SprintGate, Error> {
-        store::insert_gate(tx, org_id, new, by).await
-    }
 }
 
-#[async_trait]
-impl Update for SprintGate {
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<SprintGate, Error> {
-        store::update_gate(tx, org_id, self).await
-    }
-}
+impl Update for SprintGate {}
 
 #[async_trait]
 impl Delete for SprintGate {

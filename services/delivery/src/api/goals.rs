@@ -20,7 +20,6 @@ use crate::api::{
 };
 use crate::domain::{Goal, GoalChange, GoalId, GoalPath, GoalStatus, NewGoal};
 use crate::domain::{Program, ProgramId};
-use crate::store;
 
 /// Handlers of `GoalService`.
 #[derive(Clone, Debug)]
@@ -29,12 +28,7 @@ pub struct Goals(pub Arc<State>);
 const MAX_TARGET_METRIC: usize = 2_000;
 
 pub fn goal_to_proto(g: &Goal) -> pb::Goal {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&g.stamp).into();
+    let w = WireStamp::from(&g.stamp);
     pb::Goal {
         id: g.id.to_string(),
         program_id: g.fields.program_id.to_string(),
@@ -48,10 +42,10 @@ pub fn goal_to_proto(g: &Goal) -> pb::Goal {
             .owner_user_id
             .map(|x| x.to_string())
             .unwrap_or_default(),
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: w.created_by,
+        create_time: w.create_time,
+        update_time: w.update_time,
+        etag: w.etag,
     }
 }
 
@@ -147,24 +141,13 @@ fn parse_update(req: &pb::UpdateGoalRequest) -> Result<(GoalId, String, Vec<Goal
 
 #[async_trait]
 impl Create for Goal {
-    type New = NewGoal;
-
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewGoal, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         hold::<Program>(tx, call, new.program_id).await
     }
-
-    async fn insert(new: &NewGoal, tx: &mut Tx, org_id: Uuid, by: Uuid) -> Result<Goal, Error> {
-        store::insert_goal(tx, org_id, new, by).await
-    }
 }
 
-#[async_trait]
-impl Update for Goal {
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Goal, Error> {
-        store::update_goal(tx, org_id, self).await
-    }
-}
+impl Update for Goal {}
 
 impl Delete for Goal {}
 

@@ -25,19 +25,13 @@ use crate::domain::{
     NewPlannerPhase, PlannerPhase, PlannerPhaseChange, PlannerPhaseId, PlannerPhasePath,
     check_phase_dates,
 };
-use crate::store;
 
 /// Handlers of `PlannerPhaseService`.
 #[derive(Clone, Debug)]
 pub struct PlannerPhases(pub Arc<State>);
 
 pub fn planner_phase_to_proto(p: &PlannerPhase) -> pb::PlannerPhase {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&p.stamp).into();
+    let w = WireStamp::from(&p.stamp);
     pb::PlannerPhase {
         id: p.id.to_string(),
         program_id: p.fields.program_id.to_string(),
@@ -46,10 +40,10 @@ pub fn planner_phase_to_proto(p: &PlannerPhase) -> pb::PlannerPhase {
         position: p.fields.position,
         start_time: opt_timestamp(p.fields.start_at),
         end_time: opt_timestamp(p.fields.end_at),
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: w.created_by,
+        create_time: w.create_time,
+        update_time: w.update_time,
+        etag: w.etag,
     }
 }
 
@@ -135,29 +129,13 @@ fn description(v: &mut Violations, description: &str) -> Option<String> {
 
 #[async_trait]
 impl Create for PlannerPhase {
-    type New = NewPlannerPhase;
-
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewPlannerPhase, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         hold::<Program>(tx, call, new.program_id).await
     }
-
-    async fn insert(
-        new: &NewPlannerPhase,
-        tx: &mut Tx,
-        org_id: Uuid,
-        by: Uuid,
-    ) -> Result<PlannerPhase, Error> {
-        store::insert_planner_phase(tx, org_id, new, by).await
-    }
 }
 
-#[async_trait]
-impl Update for PlannerPhase {
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<PlannerPhase, Error> {
-        store::update_planner_phase(tx, org_id, self).await
-    }
-}
+impl Update for PlannerPhase {}
 
 impl Delete for PlannerPhase {}
 

@@ -31,12 +31,7 @@ pub struct Programs(pub Arc<State>);
 pub const FORCE_PERMISSION: &str = "delivery.programs.admin";
 
 pub fn program_to_proto(p: &Program) -> pb::Program {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&p.stamp).into();
+    let w = WireStamp::from(&p.stamp);
     pb::Program {
         id: p.id.to_string(),
         name: p.fields.name.clone(),
@@ -47,10 +42,10 @@ pub fn program_to_proto(p: &Program) -> pb::Program {
         phase: pb::DeliveryPhase::from(p.phase) as i32,
         archived: p.archived_at.is_some(),
         archive_time: opt_timestamp(p.archived_at),
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: w.created_by,
+        create_time: w.create_time,
+        update_time: w.update_time,
+        etag: w.etag,
     }
 }
 
@@ -131,29 +126,13 @@ fn parse_advance(
     v.finish_with(|| Some((id?, to?, reason?)))
 }
 
-#[async_trait]
-impl Create for Program {
-    type New = NewProgram;
-
-    async fn insert(
-        new: &NewProgram,
-        tx: &mut Tx,
-        org_id: Uuid,
-        by: Uuid,
-    ) -> Result<Program, Error> {
-        store::insert_program(tx, org_id, new, by).await
-    }
-}
+impl Create for Program {}
 
 #[async_trait]
 impl Update for Program {
     /// An archived program does not change.
     async fn check(&self, before: &Program, _: &mut Tx, _: &Call) -> Result<(), Error> {
         before.check_not_archived().map_err(Error::from)
-    }
-
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Program, Error> {
-        store::update_program(tx, org_id, self).await
     }
 }
 

@@ -33,12 +33,7 @@ pub struct Requirements(pub Arc<State>);
 const MAX_CRITERIA: usize = 100;
 
 pub fn requirement_to_proto(r: &Requirement) -> pb::Requirement {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&r.stamp).into();
+    let w = WireStamp::from(&r.stamp);
     pb::Requirement {
         id: r.id.to_string(),
         program_id: r.program_id.to_string(),
@@ -49,10 +44,10 @@ pub fn requirement_to_proto(r: &Requirement) -> pb::Requirement {
         status: pb::RequirementStatus::from(r.fields.status) as i32,
         acceptance_criteria: r.fields.acceptance_criteria.clone(),
         batch: r.fields.batch.clone(),
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: w.created_by,
+        create_time: w.create_time,
+        update_time: w.update_time,
+        etag: w.etag,
     }
 }
 
@@ -174,22 +169,11 @@ async fn workstream_program(
 
 #[async_trait]
 impl Create for Requirement {
-    type New = NewRequirement;
-
     /// The workstream is visible and held (`FOR KEY SHARE`) until commit;
     /// the requirement goes in its program.
     async fn check_new(new: &NewRequirement, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         workstream_program(tx, call, new.workstream_id, Lock::KeyShare).await?;
         Ok(())
-    }
-
-    async fn insert(
-        new: &NewRequirement,
-        tx: &mut Tx,
-        org_id: Uuid,
-        by: Uuid,
-    ) -> Result<Requirement, Error> {
-        store::insert_requirement(tx, org_id, new, by).await
     }
 }
 
@@ -204,10 +188,6 @@ impl Update for Requirement {
             return Err(other_program("workstream"));
         }
         Ok(())
-    }
-
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Requirement, Error> {
-        store::update_requirement(tx, org_id, self).await
     }
 }
 

@@ -21,19 +21,13 @@ use crate::domain::{
     NewRisk, Risk, RiskChange, RiskId, RiskLevel, RiskPath, RiskSeverity, RiskStatus,
 };
 use crate::domain::{Program, ProgramId};
-use crate::store;
 
 /// Handlers of `RiskService`.
 #[derive(Clone, Debug)]
 pub struct Risks(pub Arc<State>);
 
 pub fn risk_to_proto(r: &Risk) -> pb::Risk {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&r.stamp).into();
+    let w = WireStamp::from(&r.stamp);
     pb::Risk {
         id: r.id.to_string(),
         program_id: r.fields.program_id.to_string(),
@@ -49,10 +43,10 @@ pub fn risk_to_proto(r: &Risk) -> pb::Risk {
             .map(|x| x.to_string())
             .unwrap_or_default(),
         status: pb::RiskStatus::from(r.fields.status) as i32,
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: w.created_by,
+        create_time: w.create_time,
+        update_time: w.update_time,
+        etag: w.etag,
     }
 }
 
@@ -142,24 +136,13 @@ fn parse_update(req: &pb::UpdateRiskRequest) -> Result<(RiskId, String, Vec<Risk
 
 #[async_trait]
 impl Create for Risk {
-    type New = NewRisk;
-
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewRisk, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         hold::<Program>(tx, call, new.program_id).await
     }
-
-    async fn insert(new: &NewRisk, tx: &mut Tx, org_id: Uuid, by: Uuid) -> Result<Risk, Error> {
-        store::insert_risk(tx, org_id, new, by).await
-    }
 }
 
-#[async_trait]
-impl Update for Risk {
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Risk, Error> {
-        store::update_risk(tx, org_id, self).await
-    }
-}
+impl Update for Risk {}
 
 impl Delete for Risk {}
 

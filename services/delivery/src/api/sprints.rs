@@ -32,12 +32,7 @@ pub struct Sprints(pub Arc<State>);
 const MAX_CAPACITY: f64 = 100_000.0;
 
 pub fn sprint_to_proto(s: &Sprint) -> pb::Sprint {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&s.stamp).into();
+    let w = WireStamp::from(&s.stamp);
     pb::Sprint {
         id: s.id.to_string(),
         program_id: s.fields.program_id.to_string(),
@@ -48,10 +43,10 @@ pub fn sprint_to_proto(s: &Sprint) -> pb::Sprint {
         capacity: s.fields.capacity,
         capacity_unit: pb::SprintCapacityUnit::from(s.fields.capacity_unit) as i32,
         status: pb::SprintStatus::from(s.status) as i32,
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: w.created_by,
+        create_time: w.create_time,
+        update_time: w.update_time,
+        etag: w.etag,
     }
 }
 
@@ -159,24 +154,13 @@ fn parse_update(
 
 #[async_trait]
 impl Create for Sprint {
-    type New = NewSprint;
-
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewSprint, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         hold::<Program>(tx, call, new.program_id).await
     }
-
-    async fn insert(new: &NewSprint, tx: &mut Tx, org_id: Uuid, by: Uuid) -> Result<Sprint, Error> {
-        store::insert_sprint(tx, org_id, new, by).await
-    }
 }
 
-#[async_trait]
-impl Update for Sprint {
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Sprint, Error> {
-        store::update_sprint(tx, org_id, self).await
-    }
-}
+impl Update for Sprint {}
 
 #[async_trait]
 impl Delete for Sprint {

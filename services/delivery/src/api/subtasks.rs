@@ -34,12 +34,7 @@ use crate::store::{self, Lock};
 pub struct Subtasks(pub Arc<State>);
 
 pub fn subtask_to_proto(s: &Subtask) -> pb::Subtask {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&s.stamp).into();
+    let w = WireStamp::from(&s.stamp);
     pb::Subtask {
         id: s.id.to_string(),
         task_id: s.fields.task_id.to_string(),
@@ -48,10 +43,10 @@ pub fn subtask_to_proto(s: &Subtask) -> pb::Subtask {
         description: s.fields.description.clone(),
         status: pb::SubtaskStatus::from(s.fields.status) as i32,
         position: s.fields.position,
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: w.created_by,
+        create_time: w.create_time,
+        update_time: w.update_time,
+        etag: w.etag,
     }
 }
 
@@ -125,22 +120,11 @@ fn parse_update(
 
 #[async_trait]
 impl Create for Subtask {
-    type New = NewSubtask;
-
     /// The task is visible and held (`FOR SHARE`: see the module) until
     /// commit.
     async fn check_new(new: &NewSubtask, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         resource::fetch::<Task>(tx, call, new.task_id, Lock::Share).await?;
         Ok(())
-    }
-
-    async fn insert(
-        new: &NewSubtask,
-        tx: &mut Tx,
-        org_id: Uuid,
-        by: Uuid,
-    ) -> Result<Subtask, Error> {
-        store::insert_subtask(tx, org_id, new, by).await
     }
 }
 

@@ -35,12 +35,7 @@ const MAX_LABELS: usize = 32;
 const MAX_ESTIMATE_HOURS: f64 = 10_000.0;
 
 pub fn task_to_proto(t: &Task) -> pb::Task {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&t.stamp).into();
+    let w = WireStamp::from(&t.stamp);
     pb::Task {
         id: t.id.to_string(),
         program_id: t.fields.program_id.to_string(),
@@ -61,10 +56,10 @@ pub fn task_to_proto(t: &Task) -> pb::Task {
             .sprint_id
             .map(|x| x.to_string())
             .unwrap_or_default(),
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: w.created_by,
+        create_time: w.create_time,
+        update_time: w.update_time,
+        etag: w.etag,
     }
 }
 
@@ -187,8 +182,6 @@ fn estimate(v: &mut Violations, hours: Option<f64>) -> Option<Option<f64>> {
 
 #[async_trait]
 impl Create for Task {
-    type New = NewTask;
-
     /// The program, and the requirement and sprint if any, are visible, in
     /// that program, and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewTask, tx: &mut Tx, call: &Call) -> Result<(), Error> {
@@ -200,10 +193,6 @@ impl Create for Task {
             in_program::<Sprint>(tx, call, new.program_id, s, "sprint").await?;
         }
         Ok(())
-    }
-
-    async fn insert(new: &NewTask, tx: &mut Tx, org_id: Uuid, by: Uuid) -> Result<Task, Error> {
-        store::insert_task(tx, org_id, new, by).await
     }
 }
 
@@ -223,10 +212,6 @@ impl Update for Task {
             in_program::<Sprint>(tx, call, self.fields.program_id, s, "sprint").await?;
         }
         Ok(())
-    }
-
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Task, Error> {
-        store::update_task(tx, org_id, self).await
     }
 }
 

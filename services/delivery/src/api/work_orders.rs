@@ -36,12 +36,7 @@ const MAX_CRITERIA: usize = 50;
 const MAX_CRITERION: usize = 2_000;
 
 pub fn work_order_to_proto(w: &WorkOrder) -> pb::WorkOrder {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&w.stamp).into();
+    let wire = WireStamp::from(&w.stamp);
     pb::WorkOrder {
         id: w.id.to_string(),
         program_id: w.fields.program_id.to_string(),
@@ -57,10 +52,10 @@ pub fn work_order_to_proto(w: &WorkOrder) -> pb::WorkOrder {
             .feature_id
             .map(|x| x.to_string())
             .unwrap_or_default(),
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: wire.created_by,
+        create_time: wire.create_time,
+        update_time: wire.update_time,
+        etag: wire.etag,
     }
 }
 
@@ -173,8 +168,6 @@ fn assignees(v: &mut Violations, ids: &[String]) -> Option<Vec<UserId>> {
 
 #[async_trait]
 impl Create for WorkOrder {
-    type New = NewWorkOrder;
-
     /// The program, and the phase and feature if any, are visible, in that
     /// program, and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewWorkOrder, tx: &mut Tx, call: &Call) -> Result<(), Error> {
@@ -187,15 +180,6 @@ impl Create for WorkOrder {
             in_program::<Feature>(tx, call, program_id, f, "feature").await?;
         }
         Ok(())
-    }
-
-    async fn insert(
-        new: &NewWorkOrder,
-        tx: &mut Tx,
-        org_id: Uuid,
-        by: Uuid,
-    ) -> Result<WorkOrder, Error> {
-        store::insert_work_order(tx, org_id, new, by).await
     }
 }
 
@@ -216,10 +200,6 @@ impl Update for WorkOrder {
             in_program::<Feature>(tx, call, self.fields.program_id, f, "feature").await?;
         }
         Ok(())
-    }
-
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<WorkOrder, Error> {
-        store::update_work_order(tx, org_id, self).await
     }
 }
 

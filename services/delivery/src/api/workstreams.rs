@@ -29,22 +29,17 @@ use crate::store;
 pub struct Workstreams(pub Arc<State>);
 
 pub fn workstream_to_proto(w: &Workstream) -> pb::Workstream {
-    let WireStamp {
-        created_by,
-        create_time,
-        update_time,
-        etag,
-    } = (&w.stamp).into();
+    let wire = WireStamp::from(&w.stamp);
     pb::Workstream {
         id: w.id.to_string(),
         program_id: w.fields.program_id.to_string(),
         name: w.fields.name.clone(),
         description: w.fields.description.clone(),
         position: w.fields.position,
-        created_by,
-        create_time,
-        update_time,
-        etag,
+        created_by: wire.created_by,
+        create_time: wire.create_time,
+        update_time: wire.update_time,
+        etag: wire.etag,
     }
 }
 
@@ -109,29 +104,13 @@ fn parse_update(
 
 #[async_trait]
 impl Create for Workstream {
-    type New = NewWorkstream;
-
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewWorkstream, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         hold::<Program>(tx, call, new.program_id).await
     }
-
-    async fn insert(
-        new: &NewWorkstream,
-        tx: &mut Tx,
-        org_id: Uuid,
-        by: Uuid,
-    ) -> Result<Workstream, Error> {
-        store::insert_workstream(tx, org_id, new, by).await
-    }
 }
 
-#[async_trait]
-impl Update for Workstream {
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Workstream, Error> {
-        store::update_workstream(tx, org_id, self).await
-    }
-}
+impl Update for Workstream {}
 
 #[async_trait]
 impl Delete for Workstream {

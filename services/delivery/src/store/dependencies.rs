@@ -3,12 +3,11 @@
 use chrono::{DateTime, Utc};
 use foundry_domain::Id;
 use foundry_platform::db::Tx;
-use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
 use foundry_resource::Resource;
 use uuid::Uuid;
 
-use super::qualified;
+use super::{qualified, unique_or};
 use crate::domain::{Dependency, ProgramId, Requirement, RequirementId};
 
 /// An edge, as read: `requirement_id` depends on `depends_on_id`.
@@ -71,13 +70,7 @@ pub async fn insert_dependency(
     .bind(created_by)
     .fetch_one(&mut **tx)
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e, "requirement_dependencies_pkey") {
-            dependency_exists()
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(|e| unique_or(e, "requirement_dependencies_pkey", dependency_exists))?;
     Ok(row.into())
 }
 

@@ -1,13 +1,13 @@
 //! Features: a tree per program.
 
+use async_trait::async_trait;
 use foundry_domain::Id;
 use foundry_platform::db::Tx;
-use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
-use foundry_resource::{Resource, StampRow};
+use foundry_resource::{Insert, Resource, StampRow, Write};
 use uuid::Uuid;
 
-use super::{fetch_rows, newest_first, select};
+use super::{fetch_rows, newest_first, select, unique_or};
 use crate::domain::{Feature, FeatureId, NewFeature, ProgramId};
 
 /// A feature row, as read (public only as [`Resource::Row`]).
@@ -30,6 +30,7 @@ impl Resource for Feature {
     const NAME: &'static str = "feature";
     const TABLE: &'static str = "features";
     const COLUMNS: &'static str = COLS;
+    const NOT_FOUND: &'static str = "FEATURE_NOT_FOUND";
 
     fn from_row(r: FeatureRow) -> Result<Feature> {
         Ok(Feature {
@@ -43,10 +44,6 @@ impl Resource for Feature {
             },
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("FEATURE_NOT_FOUND", "feature")
     }
 
     fn key(&self) -> FeatureId {
@@ -66,40 +63,43 @@ const COLS: &str = "id, program_id, parent_feature_id, name, slug, description, 
      created_by, version, created_at, updated_at";
 
 fn slug_taken(e: sqlx::Error) -> Error {
-    if is_unique_violation(&e, "features_slug_key") {
+    unique_or(e, "features_slug_key", || {
         Error::already_exists(
             "FEATURE_SLUG_TAKEN",
             "feature.slug",
             "a feature with this slug exists in the program",
         )
-    } else {
-        e.into()
-    }
+    })
 }
 
 /// Inserts a new feature made by `created_by`.
-pub async fn insert_feature(
-    tx: &mut Tx,
-    org_id: Uuid,
-    f: &NewFeature,
-    created_by: Uuid,
-) -> Result<Feature> {
-    let row: FeatureRow = sqlx::query_as(&format!(
-        "INSERT INTO features (org_id, id, program_id, parent_feature_id, name, slug, \
-         description, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLS}"
-    ))
-    .bind(org_id)
-    .bind(Uuid::now_v7())
-    .bind(f.program_id.uuid())
-    .bind(f.parent_feature_id.map(Id::uuid))
-    .bind(&f.name)
-    .bind(&f.slug)
-    .bind(&f.description)
-    .bind(created_by)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(slug_taken)?;
-    Feature::from_row(row)
+#[async_trait]
+impl Insert for Feature {
+    type New = NewFeature;
+
+    async fn insert(
+        f: &NewFeature,
+        tx: &mut Tx,
+        org_id: Uuid,
+        created_by: Uuid,
+    ) -> Result<Feature> {
+        let row: FeatureRow = sqlx::query_as(&format!(
+            "INSERT INTO features (org_id, id, program_id, parent_feature_id, name, slug, \
+             description, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLS}"
+        ))
+        .bind(org_id)
+        .bind(Uuid::now_v7())
+        .bind(f.program_id.uuid())
+        .bind(f.parent_feature_id.map(Id::uuid))
+        .bind(&f.name)
+        .bind(&f.slug)
+        .bind(&f.description)
+        .bind(created_by)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(slug_taken)?;
+        Feature::from_row(row)
+    }
 }
 
 /// The chain from `id` up to its root: `id`, its parent, its parent's
@@ -167,19 +167,22 @@ pub async fn list_features(
 }
 
 /// Writes the user-editable fields of `f`.
-pub async fn update_feature(tx: &mut Tx, org_id: Uuid, f: &Feature) -> Result<Feature> {
-    let row: FeatureRow = sqlx::query_as(&format!(
-        "UPDATE features SET parent_feature_id = $3, name = $4, slug = $5, description = $6, \
-         version = version + 1, updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
-    ))
-    .bind(org_id)
-    .bind(f.id.uuid())
-    .bind(f.fields.parent_feature_id.map(Id::uuid))
-    .bind(&f.fields.name)
-    .bind(&f.fields.slug)
-    .bind(&f.fields.description)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(slug_taken)?;
-    Feature::from_row(row)
+#[async_trait]
+impl Write for Feature {
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Feature> {
+        let row: FeatureRow = sqlx::query_as(&format!(
+            "UPDATE features SET parent_feature_id = $3, name = $4, slug = $5, description = $6, \
+             version = version + 1, updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
+        ))
+        .bind(org_id)
+        .bind(self.id.uuid())
+        .bind(self.fields.parent_feature_id.map(Id::uuid))
+        .bind(&self.fields.name)
+        .bind(&self.fields.slug)
+        .bind(&self.fields.description)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(slug_taken)?;
+        Feature::from_row(row)
+    }
 }

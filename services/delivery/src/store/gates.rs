@@ -1,11 +1,12 @@
 //! Sprint gates and their evaluations (insert-only: the service role has
 //! no UPDATE or DELETE on `sprint_gate_evaluations`).
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use foundry_domain::{Id, StoredEnum};
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::{Error, Result};
-use foundry_resource::{Resource, StampRow};
+use foundry_resource::{Insert, Resource, StampRow, Write};
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -34,6 +35,7 @@ impl Resource for SprintGate {
     const NAME: &'static str = "sprint gate";
     const TABLE: &'static str = "sprint_gates";
     const COLUMNS: &'static str = COLS;
+    const NOT_FOUND: &'static str = "SPRINT_GATE_NOT_FOUND";
 
     fn from_row(r: GateRow) -> Result<SprintGate> {
         Ok(SprintGate {
@@ -47,10 +49,6 @@ impl Resource for SprintGate {
             program_id: Id::from_uuid(r.program_id),
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("SPRINT_GATE_NOT_FOUND", "sprint gate")
     }
 
     fn key(&self) -> SprintGateId {
@@ -70,43 +68,51 @@ const COLS: &str = "org_id, id, program_id, sprint_id, name, description, criter
      version, created_at, updated_at";
 
 /// Inserts a new gate made by `created_by`, in its sprint's program.
-pub async fn insert_gate(
-    tx: &mut Tx,
-    org_id: Uuid,
-    g: &NewSprintGate,
-    created_by: Uuid,
-) -> Result<SprintGate> {
-    let row: GateRow = sqlx::query_as(&format!(
-        "INSERT INTO sprint_gates (org_id, id, program_id, sprint_id, name, description, criteria, \
-         created_by) VALUES ($1, $2, (SELECT program_id FROM sprints WHERE org_id = $1 AND id = $3), \
-         $3, $4, $5, $6, $7) RETURNING {COLS}"
-    ))
-    .bind(org_id)
-    .bind(Uuid::now_v7())
-    .bind(g.sprint_id.uuid())
-    .bind(&g.name)
-    .bind(&g.description)
-    .bind(Json(&g.criteria))
-    .bind(created_by)
-    .fetch_one(&mut **tx)
-    .await?;
-    SprintGate::from_row(row)
+#[async_trait]
+impl Insert for SprintGate {
+    type New = NewSprintGate;
+
+    async fn insert(
+        g: &NewSprintGate,
+        tx: &mut Tx,
+        org_id: Uuid,
+        created_by: Uuid,
+    ) -> Result<SprintGate> {
+        let row: GateRow = sqlx::query_as(&format!(
+            "INSERT INTO sprint_gates (org_id, id, program_id, sprint_id, name, description, criteria, \
+             created_by) VALUES ($1, $2, (SELECT program_id FROM sprints WHERE org_id = $1 AND id = $3), \
+             $3, $4, $5, $6, $7) RETURNING {COLS}"
+        ))
+        .bind(org_id)
+        .bind(Uuid::now_v7())
+        .bind(g.sprint_id.uuid())
+        .bind(&g.name)
+        .bind(&g.description)
+        .bind(Json(&g.criteria))
+        .bind(created_by)
+        .fetch_one(&mut **tx)
+        .await?;
+        SprintGate::from_row(row)
+    }
 }
 
 /// Writes the user-editable fields of `g`.
-pub async fn update_gate(tx: &mut Tx, org_id: Uuid, g: &SprintGate) -> Result<SprintGate> {
-    let row: GateRow = sqlx::query_as(&format!(
-        "UPDATE sprint_gates SET name = $3, description = $4, criteria = $5, \
-         version = version + 1, updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
-    ))
-    .bind(org_id)
-    .bind(g.id.uuid())
-    .bind(&g.fields.name)
-    .bind(&g.fields.description)
-    .bind(Json(&g.fields.criteria))
-    .fetch_one(&mut **tx)
-    .await?;
-    SprintGate::from_row(row)
+#[async_trait]
+impl Write for SprintGate {
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<SprintGate> {
+        let row: GateRow = sqlx::query_as(&format!(
+            "UPDATE sprint_gates SET name = $3, description = $4, criteria = $5, \
+             version = version + 1, updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
+        ))
+        .bind(org_id)
+        .bind(self.id.uuid())
+        .bind(&self.fields.name)
+        .bind(&self.fields.description)
+        .bind(Json(&self.fields.criteria))
+        .fetch_one(&mut **tx)
+        .await?;
+        SprintGate::from_row(row)
+    }
 }
 
 /// Deletes a gate (its evaluations go by cascade); returns how many
@@ -152,6 +158,7 @@ impl Resource for Evaluation {
     const NAME: &'static str = "sprint gate evaluation";
     const TABLE: &'static str = "sprint_gate_evaluations";
     const COLUMNS: &'static str = EVAL_COLS;
+    const NOT_FOUND: &'static str = "SPRINT_GATE_EVALUATION_NOT_FOUND";
 
     fn from_row(r: EvaluationRow) -> Result<Evaluation> {
         Ok(Evaluation {
@@ -171,10 +178,6 @@ impl Resource for Evaluation {
             },
             created_at: r.created_at,
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("SPRINT_GATE_EVALUATION_NOT_FOUND", "sprint gate evaluation")
     }
 
     fn key(&self) -> EvaluationId {

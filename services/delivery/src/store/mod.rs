@@ -189,6 +189,20 @@ pub(crate) async fn delete_where(
     .rows_affected())
 }
 
+/// `e` as `taken()` when it violates the unique `constraint`, else as
+/// itself: a unique constraint's error, mapped in its table's file.
+pub(crate) fn unique_or(
+    e: sqlx::Error,
+    constraint: &str,
+    taken: impl FnOnce() -> foundry_platform::Error,
+) -> foundry_platform::Error {
+    if foundry_platform::error::is_unique_violation(&e, constraint) {
+        taken()
+    } else {
+        e.into()
+    }
+}
+
 /// The UUIDs of typed ids, to bind as a `uuid[]`.
 pub(crate) fn uuids<K: ?Sized>(ids: &[foundry_domain::Id<K>]) -> Vec<uuid::Uuid> {
     ids.iter().map(|i| i.uuid()).collect()

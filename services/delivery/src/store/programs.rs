@@ -1,14 +1,14 @@
 //! Programs, and the cascade that deletes one with everything in it.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
-use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
-use foundry_resource::{Resource, StampRow};
+use foundry_resource::{Insert, Resource, StampRow, Write};
 use uuid::Uuid;
 
-use super::{newest_first, set_column};
+use super::{newest_first, set_column, unique_or};
 use crate::domain::{NewProgram, Phase, Program, ProgramId};
 
 /// A program row, as read (public only as [`Resource::Row`]).
@@ -33,6 +33,7 @@ impl Resource for Program {
     const NAME: &'static str = "program";
     const TABLE: &'static str = "programs";
     const COLUMNS: &'static str = PROGRAM_COLUMNS;
+    const NOT_FOUND: &'static str = "PROGRAM_NOT_FOUND";
 
     fn from_row(r: ProgramRow) -> Result<Program> {
         Ok(Program {
@@ -48,10 +49,6 @@ impl Resource for Program {
             archived_at: r.archived_at,
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("PROGRAM_NOT_FOUND", "program")
     }
 
     fn key(&self) -> ProgramId {
@@ -74,40 +71,43 @@ pub const PROGRAM_COLUMNS: &str = "org_id, id, name, slug, description, source_p
      archived_at, created_by, version, created_at, updated_at";
 
 fn slug_taken(e: sqlx::Error) -> Error {
-    if is_unique_violation(&e, "programs_slug_key") {
+    unique_or(e, "programs_slug_key", || {
         Error::already_exists(
             "PROGRAM_SLUG_TAKEN",
             "program.slug",
             "a program with this slug exists in the organization",
         )
-    } else {
-        e.into()
-    }
+    })
 }
 
 /// Inserts a new program made by `created_by`.
-pub async fn insert_program(
-    tx: &mut Tx,
-    org_id: Uuid,
-    p: &NewProgram,
-    created_by: Uuid,
-) -> Result<Program> {
-    let row: ProgramRow = sqlx::query_as(&format!(
-        "INSERT INTO programs (org_id, id, name, slug, description, source_platform, target_platform, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {PROGRAM_COLUMNS}"
-    ))
-    .bind(org_id)
-    .bind(Uuid::now_v7())
-    .bind(&p.name)
-    .bind(&p.slug)
-    .bind(&p.description)
-    .bind(&p.source_platform)
-    .bind(&p.target_platform)
-    .bind(created_by)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(slug_taken)?;
-    Program::from_row(row)
+#[async_trait]
+impl Insert for Program {
+    type New = NewProgram;
+
+    async fn insert(
+        p: &NewProgram,
+        tx: &mut Tx,
+        org_id: Uuid,
+        created_by: Uuid,
+    ) -> Result<Program> {
+        let row: ProgramRow = sqlx::query_as(&format!(
+            "INSERT INTO programs (org_id, id, name, slug, description, source_platform, target_platform, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {PROGRAM_COLUMNS}"
+        ))
+        .bind(org_id)
+        .bind(Uuid::now_v7())
+        .bind(&p.name)
+        .bind(&p.slug)
+        .bind(&p.description)
+        .bind(&p.source_platform)
+        .bind(&p.target_platform)
+        .bind(created_by)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(slug_taken)?;
+        Program::from_row(row)
+    }
 }
 
 /// Filters of ListPrograms.
@@ -143,23 +143,26 @@ pub async fn list_programs(
 }
 
 /// Writes the user-editable fields of `p`.
-pub async fn update_program(tx: &mut Tx, org_id: Uuid, p: &Program) -> Result<Program> {
-    let row: ProgramRow = sqlx::query_as(&format!(
-        "UPDATE programs SET name = $3, slug = $4, description = $5, source_platform = $6, \
-         target_platform = $7, version = version + 1, updated_at = now() \
-         WHERE org_id = $1 AND id = $2 RETURNING {PROGRAM_COLUMNS}"
-    ))
-    .bind(org_id)
-    .bind(p.id.uuid())
-    .bind(&p.fields.name)
-    .bind(&p.fields.slug)
-    .bind(&p.fields.description)
-    .bind(&p.fields.source_platform)
-    .bind(&p.fields.target_platform)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(slug_taken)?;
-    Program::from_row(row)
+#[async_trait]
+impl Write for Program {
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Program> {
+        let row: ProgramRow = sqlx::query_as(&format!(
+            "UPDATE programs SET name = $3, slug = $4, description = $5, source_platform = $6, \
+             target_platform = $7, version = version + 1, updated_at = now() \
+             WHERE org_id = $1 AND id = $2 RETURNING {PROGRAM_COLUMNS}"
+        ))
+        .bind(org_id)
+        .bind(self.id.uuid())
+        .bind(&self.fields.name)
+        .bind(&self.fields.slug)
+        .bind(&self.fields.description)
+        .bind(&self.fields.source_platform)
+        .bind(&self.fields.target_platform)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(slug_taken)?;
+        Program::from_row(row)
+    }
 }
 
 /// Moves a program to `phase`.

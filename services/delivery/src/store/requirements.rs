@@ -1,9 +1,10 @@
 //! Requirements.
 
+use async_trait::async_trait;
 use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
-use foundry_resource::{Resource, StampRow};
+use foundry_resource::{Insert, Resource, StampRow, Write};
 use uuid::Uuid;
 
 use super::{Removed, newest_first};
@@ -36,6 +37,7 @@ impl Resource for Requirement {
     const NAME: &'static str = "requirement";
     const TABLE: &'static str = "requirements";
     const COLUMNS: &'static str = COLS;
+    const NOT_FOUND: &'static str = "REQUIREMENT_NOT_FOUND";
 
     fn from_row(r: RequirementRow) -> Result<Requirement> {
         Ok(Requirement {
@@ -52,10 +54,6 @@ impl Resource for Requirement {
             program_id: Id::from_uuid(r.program_id),
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("REQUIREMENT_NOT_FOUND", "requirement")
     }
 
     fn key(&self) -> RequirementId {
@@ -78,31 +76,36 @@ pub const COLS: &str = "org_id, id, program_id, workstream_id, title, descriptio
 
 /// Inserts a new requirement made by `created_by`, in its workstream's
 /// program (the caller holds the workstream).
-pub async fn insert_requirement(
-    tx: &mut Tx,
-    org_id: Uuid,
-    r: &NewRequirement,
-    created_by: Uuid,
-) -> Result<Requirement> {
-    let row: RequirementRow = sqlx::query_as(&format!(
-        "INSERT INTO requirements (org_id, id, program_id, workstream_id, title, description, priority, \
-         status, acceptance_criteria, batch, created_by) \
-         VALUES ($1, $2, (SELECT program_id FROM workstreams WHERE org_id = $1 AND id = $3), \
-         $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLS}"
-    ))
-    .bind(org_id)
-    .bind(Uuid::now_v7())
-    .bind(r.workstream_id.uuid())
-    .bind(&r.title)
-    .bind(&r.description)
-    .bind(r.priority.as_str())
-    .bind(r.status.as_str())
-    .bind(&r.acceptance_criteria)
-    .bind(&r.batch)
-    .bind(created_by)
-    .fetch_one(&mut **tx)
-    .await?;
-    Requirement::from_row(row)
+#[async_trait]
+impl Insert for Requirement {
+    type New = NewRequirement;
+
+    async fn insert(
+        r: &NewRequirement,
+        tx: &mut Tx,
+        org_id: Uuid,
+        created_by: Uuid,
+    ) -> Result<Requirement> {
+        let row: RequirementRow = sqlx::query_as(&format!(
+            "INSERT INTO requirements (org_id, id, program_id, workstream_id, title, description, priority, \
+             status, acceptance_criteria, batch, created_by) \
+             VALUES ($1, $2, (SELECT program_id FROM workstreams WHERE org_id = $1 AND id = $3), \
+             $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLS}"
+        ))
+        .bind(org_id)
+        .bind(Uuid::now_v7())
+        .bind(r.workstream_id.uuid())
+        .bind(&r.title)
+        .bind(&r.description)
+        .bind(r.priority.as_str())
+        .bind(r.status.as_str())
+        .bind(&r.acceptance_criteria)
+        .bind(&r.batch)
+        .bind(created_by)
+        .fetch_one(&mut **tx)
+        .await?;
+        Requirement::from_row(row)
+    }
 }
 
 /// Filters of ListRequirements (at least one of program and workstream).
@@ -138,24 +141,27 @@ pub async fn list_requirements(
 }
 
 /// Writes the user-editable fields of `r`.
-pub async fn update_requirement(tx: &mut Tx, org_id: Uuid, r: &Requirement) -> Result<Requirement> {
-    let row: RequirementRow = sqlx::query_as(&format!(
-        "UPDATE requirements SET workstream_id = $3, title = $4, description = $5, priority = $6, \
-         status = $7, acceptance_criteria = $8, batch = $9, version = version + 1, updated_at = now() \
-         WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
-    ))
-    .bind(org_id)
-    .bind(r.id.uuid())
-    .bind(r.fields.workstream_id.uuid())
-    .bind(&r.fields.title)
-    .bind(&r.fields.description)
-    .bind(r.fields.priority.as_str())
-    .bind(r.fields.status.as_str())
-    .bind(&r.fields.acceptance_criteria)
-    .bind(&r.fields.batch)
-    .fetch_one(&mut **tx)
-    .await?;
-    Requirement::from_row(row)
+#[async_trait]
+impl Write for Requirement {
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Requirement> {
+        let row: RequirementRow = sqlx::query_as(&format!(
+            "UPDATE requirements SET workstream_id = $3, title = $4, description = $5, priority = $6, \
+             status = $7, acceptance_criteria = $8, batch = $9, version = version + 1, updated_at = now() \
+             WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
+        ))
+        .bind(org_id)
+        .bind(self.id.uuid())
+        .bind(self.fields.workstream_id.uuid())
+        .bind(&self.fields.title)
+        .bind(&self.fields.description)
+        .bind(self.fields.priority.as_str())
+        .bind(self.fields.status.as_str())
+        .bind(&self.fields.acceptance_criteria)
+        .bind(&self.fields.batch)
+        .fetch_one(&mut **tx)
+        .await?;
+        Requirement::from_row(row)
+    }
 }
 
 /// Deletes requirements (the caller holds their row locks) with every edge

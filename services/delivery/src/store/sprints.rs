@@ -1,13 +1,14 @@
 //! Sprints.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
-use foundry_platform::error::is_unique_violation;
 use foundry_platform::{Error, Result};
-use foundry_resource::{Resource, StampRow};
+use foundry_resource::{Insert, Resource, StampRow, Write};
 use uuid::Uuid;
 
+use super::unique_or;
 use crate::domain::{CapacityUnit, NewSprint, ProgramId, Sprint, SprintId, SprintStatus};
 
 /// A sprint row, as read (public only as [`Resource::Row`]).
@@ -33,6 +34,7 @@ impl Resource for Sprint {
     const NAME: &'static str = "sprint";
     const TABLE: &'static str = "sprints";
     const COLUMNS: &'static str = COLS;
+    const NOT_FOUND: &'static str = "SPRINT_NOT_FOUND";
 
     fn from_row(r: SprintRow) -> Result<Sprint> {
         Ok(Sprint {
@@ -49,10 +51,6 @@ impl Resource for Sprint {
             status: SprintStatus::decode("sprints", "status", &r.status)?,
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("SPRINT_NOT_FOUND", "sprint")
     }
 
     fn key(&self) -> SprintId {
@@ -72,29 +70,29 @@ const COLS: &str = "org_id, id, program_id, name, goal, start_at, end_at, capaci
      status, created_by, version, created_at, updated_at";
 
 /// Inserts a new (PLANNED) sprint made by `created_by`.
-pub async fn insert_sprint(
-    tx: &mut Tx,
-    org_id: Uuid,
-    s: &NewSprint,
-    created_by: Uuid,
-) -> Result<Sprint> {
-    let row: SprintRow = sqlx::query_as(&format!(
-        "INSERT INTO sprints (org_id, id, program_id, name, goal, start_at, end_at, capacity, \
-         capacity_unit, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLS}"
-    ))
-    .bind(org_id)
-    .bind(Uuid::now_v7())
-    .bind(s.program_id.uuid())
-    .bind(&s.name)
-    .bind(&s.goal)
-    .bind(s.start_at)
-    .bind(s.end_at)
-    .bind(s.capacity)
-    .bind(s.capacity_unit.as_str())
-    .bind(created_by)
-    .fetch_one(&mut **tx)
-    .await?;
-    Sprint::from_row(row)
+#[async_trait]
+impl Insert for Sprint {
+    type New = NewSprint;
+
+    async fn insert(s: &NewSprint, tx: &mut Tx, org_id: Uuid, created_by: Uuid) -> Result<Sprint> {
+        let row: SprintRow = sqlx::query_as(&format!(
+            "INSERT INTO sprints (org_id, id, program_id, name, goal, start_at, end_at, capacity, \
+             capacity_unit, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLS}"
+        ))
+        .bind(org_id)
+        .bind(Uuid::now_v7())
+        .bind(s.program_id.uuid())
+        .bind(&s.name)
+        .bind(&s.goal)
+        .bind(s.start_at)
+        .bind(s.end_at)
+        .bind(s.capacity)
+        .bind(s.capacity_unit.as_str())
+        .bind(created_by)
+        .fetch_one(&mut **tx)
+        .await?;
+        Sprint::from_row(row)
+    }
 }
 
 /// The program's ACTIVE sprint, if any, on `sprints_one_active_key`.
@@ -114,23 +112,26 @@ pub async fn active_sprint(
 }
 
 /// Writes the user-editable fields of `s`.
-pub async fn update_sprint(tx: &mut Tx, org_id: Uuid, s: &Sprint) -> Result<Sprint> {
-    let row: SprintRow = sqlx::query_as(&format!(
-        "UPDATE sprints SET name = $3, goal = $4, start_at = $5, end_at = $6, capacity = $7, \
-         capacity_unit = $8, version = version + 1, updated_at = now() \
-         WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
-    ))
-    .bind(org_id)
-    .bind(s.id.uuid())
-    .bind(&s.fields.name)
-    .bind(&s.fields.goal)
-    .bind(s.fields.start_at)
-    .bind(s.fields.end_at)
-    .bind(s.fields.capacity)
-    .bind(s.fields.capacity_unit.as_str())
-    .fetch_one(&mut **tx)
-    .await?;
-    Sprint::from_row(row)
+#[async_trait]
+impl Write for Sprint {
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Sprint> {
+        let row: SprintRow = sqlx::query_as(&format!(
+            "UPDATE sprints SET name = $3, goal = $4, start_at = $5, end_at = $6, capacity = $7, \
+             capacity_unit = $8, version = version + 1, updated_at = now() \
+             WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
+        ))
+        .bind(org_id)
+        .bind(self.id.uuid())
+        .bind(&self.fields.name)
+        .bind(&self.fields.goal)
+        .bind(self.fields.start_at)
+        .bind(self.fields.end_at)
+        .bind(self.fields.capacity)
+        .bind(self.fields.capacity_unit.as_str())
+        .fetch_one(&mut **tx)
+        .await?;
+        Sprint::from_row(row)
+    }
 }
 
 /// Moves a sprint to `status`; a second ACTIVE sprint of the program (a
@@ -150,13 +151,7 @@ pub async fn set_sprint_status(
     .bind(status.as_str())
     .fetch_one(&mut **tx)
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e, "sprints_one_active_key") {
-            already_active(None)
-        } else {
-            Error::from(e)
-        }
-    })?;
+    .map_err(|e| unique_or(e, "sprints_one_active_key", || already_active(None)))?;
     Sprint::from_row(row)
 }
 

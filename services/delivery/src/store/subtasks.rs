@@ -1,9 +1,10 @@
 //! Subtasks.
 
+use async_trait::async_trait;
 use foundry_domain::{Id, StoredEnum};
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::{Error, Result};
-use foundry_resource::{Resource, StampRow};
+use foundry_resource::{Insert, Resource, StampRow};
 use uuid::Uuid;
 
 use crate::domain::{NewSubtask, Subtask, SubtaskId, SubtaskStatus};
@@ -29,6 +30,7 @@ impl Resource for Subtask {
     const NAME: &'static str = "subtask";
     const TABLE: &'static str = "subtasks";
     const COLUMNS: &'static str = COLS;
+    const NOT_FOUND: &'static str = "SUBTASK_NOT_FOUND";
 
     fn from_row(r: SubtaskRow) -> Result<Subtask> {
         Ok(Subtask {
@@ -43,10 +45,6 @@ impl Resource for Subtask {
             program_id: Id::from_uuid(r.program_id),
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("SUBTASK_NOT_FOUND", "subtask")
     }
 
     fn key(&self) -> SubtaskId {
@@ -66,31 +64,36 @@ const COLS: &str = "id, task_id, program_id, title, description, status, positio
      created_by, version, created_at, updated_at";
 
 /// Inserts a new subtask made by `created_by`, in its task's program.
-pub async fn insert_subtask(
-    tx: &mut Tx,
-    org_id: Uuid,
-    s: &NewSubtask,
-    created_by: Uuid,
-) -> Result<Subtask> {
-    // Appending reads the last position on subtasks_position_idx; the
-    // caller holds the task's share lock, and ties break by id anyway.
-    let row: SubtaskRow = sqlx::query_as(&format!(
-        "INSERT INTO subtasks (org_id, id, task_id, program_id, title, description, status, position, created_by) \
-         VALUES ($1, $2, $3, (SELECT program_id FROM tasks WHERE org_id = $1 AND id = $3), \
-         $4, $5, $6, coalesce($7, (SELECT coalesce(max(position), 0) + 1 \
-         FROM subtasks WHERE org_id = $1 AND task_id = $3)), $8) RETURNING {COLS}"
-    ))
-    .bind(org_id)
-    .bind(Uuid::now_v7())
-    .bind(s.task_id.uuid())
-    .bind(&s.title)
-    .bind(&s.description)
-    .bind(s.status.as_str())
-    .bind(s.position)
-    .bind(created_by)
-    .fetch_one(&mut **tx)
-    .await?;
-    Subtask::from_row(row)
+#[async_trait]
+impl Insert for Subtask {
+    type New = NewSubtask;
+
+    async fn insert(
+        s: &NewSubtask,
+        tx: &mut Tx,
+        org_id: Uuid,
+        created_by: Uuid,
+    ) -> Result<Subtask> {
+        // Appending reads the last position on subtasks_position_idx; the
+        // caller holds the task's share lock, and ties break by id anyway.
+        let row: SubtaskRow = sqlx::query_as(&format!(
+            "INSERT INTO subtasks (org_id, id, task_id, program_id, title, description, status, position, created_by) \
+             VALUES ($1, $2, $3, (SELECT program_id FROM tasks WHERE org_id = $1 AND id = $3), \
+             $4, $5, $6, coalesce($7, (SELECT coalesce(max(position), 0) + 1 \
+             FROM subtasks WHERE org_id = $1 AND task_id = $3)), $8) RETURNING {COLS}"
+        ))
+        .bind(org_id)
+        .bind(Uuid::now_v7())
+        .bind(s.task_id.uuid())
+        .bind(&s.title)
+        .bind(&s.description)
+        .bind(s.status.as_str())
+        .bind(s.position)
+        .bind(created_by)
+        .fetch_one(&mut **tx)
+        .await?;
+        Subtask::from_row(row)
+    }
 }
 
 /// Writes the user-editable fields of `s`.

@@ -1,10 +1,11 @@
 //! Tasks and their assignees.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use foundry_domain::{Id, StoredEnum};
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::{Error, Result};
-use foundry_resource::{Resource, StampRow};
+use foundry_resource::{Insert, Resource, StampRow, Write};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -37,6 +38,7 @@ impl Resource for Task {
     const NAME: &'static str = "task";
     const TABLE: &'static str = "tasks";
     const COLUMNS: &'static str = TASK_COLUMNS;
+    const NOT_FOUND: &'static str = "TASK_NOT_FOUND";
 
     fn from_row(r: TaskRow) -> Result<Task> {
         Ok(Task {
@@ -55,10 +57,6 @@ impl Resource for Task {
             },
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("TASK_NOT_FOUND", "task")
     }
 
     fn key(&self) -> TaskId {
@@ -80,37 +78,47 @@ const ASSIGNEES: Assignees = Assignees {
     key: "task_id",
 };
 
+/// The task of a row just written, its assignee index made to match.
+async fn indexed(tx: &mut Tx, row: TaskRow) -> Result<Task> {
+    ASSIGNEES
+        .set(tx, row.org_id, row.id, row.program_id, &row.assignee_ids)
+        .await?;
+    Task::from_row(row)
+}
+
 /// The columns every task read returns, in `TaskRow` order (the bench
 /// runs the same statements under pgbench).
 pub const TASK_COLUMNS: &str = "org_id, id, program_id, requirement_id, title, description, status, assignee_ids, \
      estimate_hours, due_at, labels, sprint_id, created_by, version, created_at, updated_at";
 
 /// Inserts a new task made by `created_by`, with its assignee index.
-pub async fn insert_task(tx: &mut Tx, org_id: Uuid, t: &NewTask, created_by: Uuid) -> Result<Task> {
-    let row: TaskRow = sqlx::query_as(&format!(
-        "INSERT INTO tasks (org_id, id, program_id, requirement_id, title, description, status, \
-         assignee_ids, estimate_hours, due_at, labels, sprint_id, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {TASK_COLUMNS}"
-    ))
-    .bind(org_id)
-    .bind(Uuid::now_v7())
-    .bind(t.program_id.uuid())
-    .bind(t.requirement_id.map(Id::uuid))
-    .bind(&t.title)
-    .bind(&t.description)
-    .bind(t.status.as_str())
-    .bind(uuids(&t.assignee_ids))
-    .bind(t.estimate_hours)
-    .bind(t.due_at)
-    .bind(&t.labels)
-    .bind(t.sprint_id.map(Id::uuid))
-    .bind(created_by)
-    .fetch_one(&mut **tx)
-    .await?;
-    ASSIGNEES
-        .set(tx, row.org_id, row.id, row.program_id, &row.assignee_ids)
+#[async_trait]
+impl Insert for Task {
+    type New = NewTask;
+
+    async fn insert(t: &NewTask, tx: &mut Tx, org_id: Uuid, created_by: Uuid) -> Result<Task> {
+        let row: TaskRow = sqlx::query_as(&format!(
+            "INSERT INTO tasks (org_id, id, program_id, requirement_id, title, description, status, \
+             assignee_ids, estimate_hours, due_at, labels, sprint_id, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {TASK_COLUMNS}"
+        ))
+        .bind(org_id)
+        .bind(Uuid::now_v7())
+        .bind(t.program_id.uuid())
+        .bind(t.requirement_id.map(Id::uuid))
+        .bind(&t.title)
+        .bind(&t.description)
+        .bind(t.status.as_str())
+        .bind(uuids(&t.assignee_ids))
+        .bind(t.estimate_hours)
+        .bind(t.due_at)
+        .bind(&t.labels)
+        .bind(t.sprint_id.map(Id::uuid))
+        .bind(created_by)
+        .fetch_one(&mut **tx)
         .await?;
-    Task::from_row(row)
+        indexed(tx, row).await
+    }
 }
 
 pub async fn get_task(tx: &mut Tx, org_id: Uuid, id: TaskId, lock: Lock) -> Result<Option<Task>> {
@@ -157,28 +165,28 @@ pub async fn list_tasks(
 }
 
 /// Writes the user-editable fields of `t` (and its assignee index).
-pub async fn update_task(tx: &mut Tx, org_id: Uuid, t: &Task) -> Result<Task> {
-    let row: TaskRow = sqlx::query_as(&format!(
-        "UPDATE tasks SET requirement_id = $3, title = $4, description = $5, assignee_ids = $6, \
-         estimate_hours = $7, due_at = $8, labels = $9, sprint_id = $10, version = version + 1, \
-         updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {TASK_COLUMNS}"
-    ))
-    .bind(org_id)
-    .bind(t.id.uuid())
-    .bind(t.fields.requirement_id.map(Id::uuid))
-    .bind(&t.fields.title)
-    .bind(&t.fields.description)
-    .bind(uuids(&t.fields.assignee_ids))
-    .bind(t.fields.estimate_hours)
-    .bind(t.fields.due_at)
-    .bind(&t.fields.labels)
-    .bind(t.fields.sprint_id.map(Id::uuid))
-    .fetch_one(&mut **tx)
-    .await?;
-    ASSIGNEES
-        .set(tx, row.org_id, row.id, row.program_id, &row.assignee_ids)
+#[async_trait]
+impl Write for Task {
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Task> {
+        let row: TaskRow = sqlx::query_as(&format!(
+            "UPDATE tasks SET requirement_id = $3, title = $4, description = $5, assignee_ids = $6, \
+             estimate_hours = $7, due_at = $8, labels = $9, sprint_id = $10, version = version + 1, \
+             updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {TASK_COLUMNS}"
+        ))
+        .bind(org_id)
+        .bind(self.id.uuid())
+        .bind(self.fields.requirement_id.map(Id::uuid))
+        .bind(&self.fields.title)
+        .bind(&self.fields.description)
+        .bind(uuids(&self.fields.assignee_ids))
+        .bind(self.fields.estimate_hours)
+        .bind(self.fields.due_at)
+        .bind(&self.fields.labels)
+        .bind(self.fields.sprint_id.map(Id::uuid))
+        .fetch_one(&mut **tx)
         .await?;
-    Task::from_row(row)
+        indexed(tx, row).await
+    }
 }
 
 pub async fn set_task_status(

@@ -1,9 +1,10 @@
 //! Work orders and their assignees.
 
+use async_trait::async_trait;
 use foundry_domain::{Id, StoredEnum};
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::{Error, Result};
-use foundry_resource::{Resource, StampRow, remove_row};
+use foundry_resource::{Insert, Resource, StampRow, Write, remove_row};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -35,6 +36,7 @@ impl Resource for WorkOrder {
     const NAME: &'static str = "work order";
     const TABLE: &'static str = "work_orders";
     const COLUMNS: &'static str = COLS;
+    const NOT_FOUND: &'static str = "WORK_ORDER_NOT_FOUND";
 
     fn from_row(r: WorkOrderRow) -> Result<WorkOrder> {
         Ok(WorkOrder {
@@ -52,10 +54,6 @@ impl Resource for WorkOrder {
             },
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("WORK_ORDER_NOT_FOUND", "work order")
     }
 
     fn key(&self) -> WorkOrderId {
@@ -90,32 +88,37 @@ const COLS: &str = "org_id, id, program_id, title, description, status, acceptan
      updated_at";
 
 /// Inserts a new work order made by `created_by`, with its assignee index.
-pub async fn insert_work_order(
-    tx: &mut Tx,
-    org_id: Uuid,
-    w: &NewWorkOrder,
-    created_by: Uuid,
-) -> Result<WorkOrder> {
-    let row: WorkOrderRow = sqlx::query_as(&format!(
-        "INSERT INTO work_orders (org_id, id, program_id, title, description, status, \
-         acceptance_criteria, implementation_plan, assignee_ids, phase_id, feature_id, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLS}"
-    ))
-    .bind(org_id)
-    .bind(Uuid::now_v7())
-    .bind(w.program_id.uuid())
-    .bind(&w.title)
-    .bind(&w.description)
-    .bind(w.status.as_str())
-    .bind(&w.acceptance_criteria)
-    .bind(&w.implementation_plan)
-    .bind(uuids(&w.assignee_ids))
-    .bind(w.phase_id.map(Id::uuid))
-    .bind(w.feature_id.map(Id::uuid))
-    .bind(created_by)
-    .fetch_one(&mut **tx)
-    .await?;
-    indexed(tx, row).await
+#[async_trait]
+impl Insert for WorkOrder {
+    type New = NewWorkOrder;
+
+    async fn insert(
+        w: &NewWorkOrder,
+        tx: &mut Tx,
+        org_id: Uuid,
+        created_by: Uuid,
+    ) -> Result<WorkOrder> {
+        let row: WorkOrderRow = sqlx::query_as(&format!(
+            "INSERT INTO work_orders (org_id, id, program_id, title, description, status, \
+             acceptance_criteria, implementation_plan, assignee_ids, phase_id, feature_id, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLS}"
+        ))
+        .bind(org_id)
+        .bind(Uuid::now_v7())
+        .bind(w.program_id.uuid())
+        .bind(&w.title)
+        .bind(&w.description)
+        .bind(w.status.as_str())
+        .bind(&w.acceptance_criteria)
+        .bind(&w.implementation_plan)
+        .bind(uuids(&w.assignee_ids))
+        .bind(w.phase_id.map(Id::uuid))
+        .bind(w.feature_id.map(Id::uuid))
+        .bind(created_by)
+        .fetch_one(&mut **tx)
+        .await?;
+        indexed(tx, row).await
+    }
 }
 
 /// Filters of ListWorkOrders; all that are set apply.
@@ -165,25 +168,28 @@ pub async fn list_work_orders(
 }
 
 /// Writes the user-editable fields of `w` (and its assignee index).
-pub async fn update_work_order(tx: &mut Tx, org_id: Uuid, w: &WorkOrder) -> Result<WorkOrder> {
-    let row: WorkOrderRow = sqlx::query_as(&format!(
-        "UPDATE work_orders SET title = $3, description = $4, acceptance_criteria = $5, \
-         implementation_plan = $6, assignee_ids = $7, phase_id = $8, feature_id = $9, \
-         version = version + 1, updated_at = now() \
-         WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
-    ))
-    .bind(org_id)
-    .bind(w.id.uuid())
-    .bind(&w.fields.title)
-    .bind(&w.fields.description)
-    .bind(&w.fields.acceptance_criteria)
-    .bind(&w.fields.implementation_plan)
-    .bind(uuids(&w.fields.assignee_ids))
-    .bind(w.fields.phase_id.map(Id::uuid))
-    .bind(w.fields.feature_id.map(Id::uuid))
-    .fetch_one(&mut **tx)
-    .await?;
-    indexed(tx, row).await
+#[async_trait]
+impl Write for WorkOrder {
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<WorkOrder> {
+        let row: WorkOrderRow = sqlx::query_as(&format!(
+            "UPDATE work_orders SET title = $3, description = $4, acceptance_criteria = $5, \
+             implementation_plan = $6, assignee_ids = $7, phase_id = $8, feature_id = $9, \
+             version = version + 1, updated_at = now() \
+             WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
+        ))
+        .bind(org_id)
+        .bind(self.id.uuid())
+        .bind(&self.fields.title)
+        .bind(&self.fields.description)
+        .bind(&self.fields.acceptance_criteria)
+        .bind(&self.fields.implementation_plan)
+        .bind(uuids(&self.fields.assignee_ids))
+        .bind(self.fields.phase_id.map(Id::uuid))
+        .bind(self.fields.feature_id.map(Id::uuid))
+        .fetch_one(&mut **tx)
+        .await?;
+        indexed(tx, row).await
+    }
 }
 
 pub async fn set_work_order_status(

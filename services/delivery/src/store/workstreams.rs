@@ -1,9 +1,10 @@
 //! Workstreams.
 
+use async_trait::async_trait;
 use foundry_domain::Id;
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::{Error, Result};
-use foundry_resource::{Resource, StampRow};
+use foundry_resource::{Insert, Resource, StampRow, Write};
 use uuid::Uuid;
 
 use super::Removed;
@@ -28,6 +29,7 @@ impl Resource for Workstream {
     const NAME: &'static str = "workstream";
     const TABLE: &'static str = "workstreams";
     const COLUMNS: &'static str = COLS;
+    const NOT_FOUND: &'static str = "WORKSTREAM_NOT_FOUND";
 
     fn from_row(r: WorkstreamRow) -> Result<Workstream> {
         Ok(Workstream {
@@ -40,10 +42,6 @@ impl Resource for Workstream {
             },
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("WORKSTREAM_NOT_FOUND", "workstream")
     }
 
     fn key(&self) -> WorkstreamId {
@@ -63,45 +61,53 @@ const COLS: &str =
     "id, program_id, name, description, position, created_by, version, created_at, updated_at";
 
 /// Inserts a new workstream made by `created_by`.
-pub async fn insert_workstream(
-    tx: &mut Tx,
-    org_id: Uuid,
-    w: &NewWorkstream,
-    created_by: Uuid,
-) -> Result<Workstream> {
-    // Appending reads the last position on workstreams_position_idx. Two
-    // concurrent appends may share a position; the id breaks the tie.
-    let row: WorkstreamRow = sqlx::query_as(&format!(
-        "INSERT INTO workstreams (org_id, id, program_id, name, description, position, created_by) \
-         VALUES ($1, $2, $3, $4, $5, coalesce($6, (SELECT coalesce(max(position), 0) + 1 \
-         FROM workstreams WHERE org_id = $1 AND program_id = $3)), $7) RETURNING {COLS}"
-    ))
-    .bind(org_id)
-    .bind(Uuid::now_v7())
-    .bind(w.program_id.uuid())
-    .bind(&w.name)
-    .bind(&w.description)
-    .bind(w.position)
-    .bind(created_by)
-    .fetch_one(&mut **tx)
-    .await?;
-    Workstream::from_row(row)
+#[async_trait]
+impl Insert for Workstream {
+    type New = NewWorkstream;
+
+    async fn insert(
+        w: &NewWorkstream,
+        tx: &mut Tx,
+        org_id: Uuid,
+        created_by: Uuid,
+    ) -> Result<Workstream> {
+        // Appending reads the last position on workstreams_position_idx. Two
+        // concurrent appends may share a position; the id breaks the tie.
+        let row: WorkstreamRow = sqlx::query_as(&format!(
+            "INSERT INTO workstreams (org_id, id, program_id, name, description, position, created_by) \
+             VALUES ($1, $2, $3, $4, $5, coalesce($6, (SELECT coalesce(max(position), 0) + 1 \
+             FROM workstreams WHERE org_id = $1 AND program_id = $3)), $7) RETURNING {COLS}"
+        ))
+        .bind(org_id)
+        .bind(Uuid::now_v7())
+        .bind(w.program_id.uuid())
+        .bind(&w.name)
+        .bind(&w.description)
+        .bind(w.position)
+        .bind(created_by)
+        .fetch_one(&mut **tx)
+        .await?;
+        Workstream::from_row(row)
+    }
 }
 
 /// Writes the user-editable fields of `w`.
-pub async fn update_workstream(tx: &mut Tx, org_id: Uuid, w: &Workstream) -> Result<Workstream> {
-    let row: WorkstreamRow = sqlx::query_as(&format!(
-        "UPDATE workstreams SET name = $3, description = $4, position = $5, version = version + 1, \
-         updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
-    ))
-    .bind(org_id)
-    .bind(w.id.uuid())
-    .bind(&w.fields.name)
-    .bind(&w.fields.description)
-    .bind(w.fields.position)
-    .fetch_one(&mut **tx)
-    .await?;
-    Workstream::from_row(row)
+#[async_trait]
+impl Write for Workstream {
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Workstream> {
+        let row: WorkstreamRow = sqlx::query_as(&format!(
+            "UPDATE workstreams SET name = $3, description = $4, position = $5, version = version + 1, \
+             updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
+        ))
+        .bind(org_id)
+        .bind(self.id.uuid())
+        .bind(&self.fields.name)
+        .bind(&self.fields.description)
+        .bind(self.fields.position)
+        .fetch_one(&mut **tx)
+        .await?;
+        Workstream::from_row(row)
+    }
 }
 
 /// Deletes a workstream with its requirements and their edges; tasks under

@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use foundry_domain::{Id, StoredEnum};
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
 use foundry_platform::page::Page;
-use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, StampRow};
 use uuid::Uuid;
 
@@ -37,6 +37,7 @@ impl Resource for ApiKey {
     const NAME: &'static str = "API key";
     const TABLE: &'static str = "api_keys";
     const COLUMNS: &'static str = KEY_COLS;
+    const NOT_FOUND: &'static str = "API_KEY_NOT_FOUND";
 
     fn from_row(r: ApiKeyRow) -> Result<ApiKey> {
         Ok(ApiKey {
@@ -52,10 +53,6 @@ impl Resource for ApiKey {
             revoked_at: r.revoked_at,
             stamp: r.stamp.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("API_KEY_NOT_FOUND", "API key")
     }
 
     fn key(&self) -> ApiKeyId {

@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use foundry_domain::{Id, StoredEnum};
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
 use foundry_platform::page::Page;
-use foundry_platform::{Error, Result};
 use foundry_resource::Resource;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
@@ -36,6 +36,7 @@ impl Resource for Invitation {
     const NAME: &'static str = "invitation";
     const TABLE: &'static str = "invitations";
     const COLUMNS: &'static str = COLS;
+    const NOT_FOUND: &'static str = "INVITATION_NOT_FOUND";
 
     fn from_row(r: InvitationRow) -> Result<Invitation> {
         Ok(Invitation {
@@ -49,10 +50,6 @@ impl Resource for Invitation {
             accepted_at: r.accepted_at,
             revision: r.revision.into(),
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("INVITATION_NOT_FOUND", "invitation")
     }
 
     fn key(&self) -> InvitationId {
