@@ -11,7 +11,7 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{
     self as pb, organization_service_server::OrganizationService,
 };
-use foundry_resource::{self as resource, Resource, Update};
+use foundry_resource::{self as resource, Resource, Update, Write};
 use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -122,7 +122,10 @@ impl Update for Organization {
             None => Ok(()),
         }
     }
+}
 
+#[tonic::async_trait]
+impl Write for Organization {
     async fn write(&self, tx: &mut Tx, _: Uuid) -> Result<Self, Error> {
         store::update_org(tx, self).await
     }

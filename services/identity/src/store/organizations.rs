@@ -1,9 +1,9 @@
 //! Organizations.
 
 use chrono::{DateTime, Utc};
+use foundry_platform::Result;
 use foundry_platform::db::{Lock, Tx};
 use foundry_platform::page::Page;
-use foundry_platform::{Error, Result};
 use foundry_resource::{self as resource, Resource};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
@@ -34,6 +34,7 @@ impl Resource for Organization {
     const NAME: &'static str = "organization";
     const TABLE: &'static str = "organizations";
     const COLUMNS: &'static str = ORG_COLUMNS;
+    const NOT_FOUND: &'static str = "ORGANIZATION_NOT_FOUND";
 
     fn from_row(r: OrgRow) -> Result<Organization> {
         Ok(Organization {
@@ -44,10 +45,6 @@ impl Resource for Organization {
             revision: r.revision.into(),
             deleted_at: r.deleted_at,
         })
-    }
-
-    fn not_found() -> Error {
-        Error::not_found("ORGANIZATION_NOT_FOUND", "organization")
     }
 
     fn key(&self) -> Uuid {
