@@ -27,6 +27,54 @@ pub trait StoredEnum: Copy + Eq + fmt::Debug + 'static {
     }
 }
 
+/// Declares an enum stored as text (CHECK-constrained in the schema): the
+/// enum, its [`StoredEnum`] spelling, and inherent `ALL` and `as_str`. Its
+/// proto mapping is `foundry_platform::proto_enum!`, in `api`, so the
+/// domain knows no wire type.
+///
+/// ```
+/// foundry_domain::stored_enum! {
+///     /// Where a subtask stands.
+///     SubtaskStatus {
+///         /// Not started.
+///         Todo = "todo",
+///         /// Finished.
+///         Done = "done",
+///     }
+/// }
+/// assert_eq!(SubtaskStatus::Done.as_str(), "done");
+/// ```
+#[macro_export]
+macro_rules! stored_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $crate::StoredEnum for $name {
+            const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl $name {
+            /// Every value, in order.
+            pub const ALL: &'static [$name] = <$name as $crate::StoredEnum>::ALL;
+
+            /// Database spelling.
+            pub fn as_str(self) -> &'static str {
+                <$name as $crate::StoredEnum>::as_str(self)
+            }
+        }
+    };
+}
+
 /// A stored value that no variant matches: the schema and the code
 /// disagree (a migration ahead of the binary, a hand edit).
 #[derive(Clone, Debug, PartialEq, Eq)]

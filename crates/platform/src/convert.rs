@@ -77,6 +77,37 @@ fn json_to_value(v: &serde_json::Value) -> Value {
     Value { kind: Some(kind) }
 }
 
+/// Maps a domain enum to its proto enum, variant by variant (so a variant
+/// added on either side does not compile until mapped), and parses a proto
+/// number into it: `*_UNSPECIFIED` and unknown numbers are `Err`, which
+/// `Violations::enum_value` reports by field. Expects the proto package
+/// imported as `pb` where it is invoked:
+/// `proto_enum!(domain::TaskStatus => TaskStatus { Backlog, Todo, … });`
+#[macro_export]
+macro_rules! proto_enum {
+    ($name:path => $pb:ident { $($variant:ident),+ $(,)? }) => {
+        impl From<$name> for pb::$pb {
+            fn from(v: $name) -> Self {
+                use $name as D;
+                match v {
+                    $(D::$variant => pb::$pb::$variant),+
+                }
+            }
+        }
+
+        impl TryFrom<i32> for $name {
+            type Error = ();
+            fn try_from(v: i32) -> Result<Self, ()> {
+                use $name as D;
+                match pb::$pb::try_from(v).map_err(|_| ())? {
+                    $(pb::$pb::$variant => Ok(D::$variant),)+
+                    pb::$pb::Unspecified => Err(()),
+                }
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,32 +23,7 @@ use crate::domain::records::StoredRecord;
 use crate::domain::{self, ActorType, StoredEnum};
 use crate::store::EventRow;
 
-/// The proto mapping of a domain enum stored as text: domain → proto, and
-/// proto number → domain (`*_UNSPECIFIED` and unknown numbers are `Err`,
-/// which the edge's `Violations::enum_value` reports by field).
-macro_rules! proto_enum {
-    ($name:path => $pb:ident { $($variant:ident),+ $(,)? }) => {
-        impl From<$name> for pb::$pb {
-            fn from(v: $name) -> Self {
-                use $name as D;
-                match v {
-                    $(D::$variant => pb::$pb::$variant),+
-                }
-            }
-        }
-
-        impl TryFrom<i32> for $name {
-            type Error = ();
-            fn try_from(v: i32) -> Result<Self, ()> {
-                use $name as D;
-                match pb::$pb::try_from(v).map_err(|_| ())? {
-                    $(pb::$pb::$variant => Ok(D::$variant),)+
-                    pb::$pb::Unspecified => Err(()),
-                }
-            }
-        }
-    };
-}
+use foundry_platform::proto_enum;
 
 proto_enum!(domain::ActorType => ActorType { User, ApiKey, Agent, Service, System });
 

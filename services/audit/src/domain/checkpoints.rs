@@ -27,14 +27,13 @@ use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use uuid::Uuid;
 
-use super::StoredEnum;
 use super::canonical::{format_time, write_str};
 
 /// The `type` of the canonical form: a signature over it cannot be taken
 /// for a signature over anything else the key might sign.
 pub const CHECKPOINT_TYPE: &str = "foundry.audit.checkpoint.v1";
 
-stored_enum! {
+foundry_domain::stored_enum! {
     /// Why a checkpoint was written.
     Reason {
         /// `CreateAuditCheckpoint`.
@@ -145,6 +144,7 @@ impl Checkpoint {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use foundry_domain::StoredEnum;
     use serde_json::Value;
 
     fn checkpoint() -> Checkpoint {

@@ -33,8 +33,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::Error;
 use super::canonical::{format_time, write_json, write_str};
-use super::{Error, StoredEnum};
 
 /// The largest batch `AppendAuditEvents` takes.
 pub const MAX_BATCH: usize = 1000;
@@ -55,7 +55,7 @@ pub const MAX_USER_AGENT: usize = 1024;
 /// Largest `changes`, as compact JSON.
 pub const MAX_CHANGES_BYTES: usize = 64 * 1024;
 
-stored_enum! {
+foundry_domain::stored_enum! {
     /// Who made a change.
     ActorType {
         /// A signed-in user.
@@ -265,6 +265,7 @@ pub fn id_bounds(
 pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
+    use foundry_domain::StoredEnum;
     use serde_json::json;
 
     use crate::domain::GENESIS;

@@ -5,8 +5,6 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::StoredEnum;
-
 /// Longest task title.
 pub const MAX_TASK_TITLE: usize = 500;
 /// Longest skill name, model and user display name.
@@ -16,7 +14,7 @@ pub const MAX_SKILL_VERSION: usize = 64;
 /// Largest environment, as compact JSON.
 pub const MAX_ENVIRONMENT_BYTES: usize = 64 * 1024;
 
-stored_enum! {
+foundry_domain::stored_enum! {
     /// How an execution ended.
     Outcome {
         /// It completed its task.
@@ -79,6 +77,7 @@ pub struct StoredRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use foundry_domain::StoredEnum;
 
     #[test]
     fn outcomes_round_trip() {

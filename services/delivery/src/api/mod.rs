@@ -29,54 +29,31 @@ use crate::State;
 use crate::domain;
 use crate::store::{self, Lock};
 
-/// The proto mapping of a domain enum stored as text: domain → proto, and
-/// proto number → domain (`*_UNSPECIFIED` and unknown numbers are `Err`,
-/// which the edge's `Violations::enum_value` reports by field).
-macro_rules! proto_enum {
-    ($name:ident => $pb:ident { $($variant:ident),+ $(,)? }) => {
-        impl From<domain::$name> for pb::$pb {
-            fn from(v: domain::$name) -> Self {
-                match v {
-                    $(domain::$name::$variant => pb::$pb::$variant),+
-                }
-            }
-        }
+use foundry_platform::proto_enum;
 
-        impl TryFrom<i32> for domain::$name {
-            type Error = ();
-            fn try_from(v: i32) -> Result<Self, ()> {
-                match pb::$pb::try_from(v).map_err(|_| ())? {
-                    $(pb::$pb::$variant => Ok(domain::$name::$variant),)+
-                    pb::$pb::Unspecified => Err(()),
-                }
-            }
-        }
-    };
-}
+proto_enum!(domain::Phase => DeliveryPhase { Discovery, Build, Test, Deploy, Complete });
 
-proto_enum!(Phase => DeliveryPhase { Discovery, Build, Test, Deploy, Complete });
+proto_enum!(domain::Priority => RequirementPriority { Critical, High, Medium, Low });
 
-proto_enum!(Priority => RequirementPriority { Critical, High, Medium, Low });
+proto_enum!(domain::RequirementStatus => RequirementStatus { Draft, Approved, InProgress, Done, Deferred });
 
-proto_enum!(RequirementStatus => RequirementStatus { Draft, Approved, InProgress, Done, Deferred });
+proto_enum!(domain::TaskStatus => TaskStatus { Backlog, Todo, InProgress, InReview, Done, Blocked });
 
-proto_enum!(TaskStatus => TaskStatus { Backlog, Todo, InProgress, InReview, Done, Blocked });
+proto_enum!(domain::SubtaskStatus => SubtaskStatus { Todo, InProgress, Done });
 
-proto_enum!(SubtaskStatus => SubtaskStatus { Todo, InProgress, Done });
+proto_enum!(domain::RiskSeverity => RiskSeverity { Low, Medium, High, Critical });
 
-proto_enum!(RiskSeverity => RiskSeverity { Low, Medium, High, Critical });
+proto_enum!(domain::RiskStatus => RiskStatus { Open, Mitigating, Accepted, Closed });
 
-proto_enum!(RiskStatus => RiskStatus { Open, Mitigating, Accepted, Closed });
+proto_enum!(domain::GoalStatus => GoalStatus { Proposed, Active, Achieved, Abandoned });
 
-proto_enum!(GoalStatus => GoalStatus { Proposed, Active, Achieved, Abandoned });
+proto_enum!(domain::WorkOrderStatus => WorkOrderStatus { Backlog, Ready, InProgress, InReview, Done });
 
-proto_enum!(WorkOrderStatus => WorkOrderStatus { Backlog, Ready, InProgress, InReview, Done });
+proto_enum!(domain::SprintStatus => SprintStatus { Planned, Active, Completed });
 
-proto_enum!(SprintStatus => SprintStatus { Planned, Active, Completed });
+proto_enum!(domain::CapacityUnit => SprintCapacityUnit { Hours, Points });
 
-proto_enum!(CapacityUnit => SprintCapacityUnit { Hours, Points });
-
-proto_enum!(EvaluatorType => SprintGateEvaluatorType { User, Agent, ApiKey, Service });
+proto_enum!(domain::EvaluatorType => SprintGateEvaluatorType { User, Agent, ApiKey, Service });
 
 impl From<domain::RiskLevel> for pb::RiskLevel {
     fn from(v: domain::RiskLevel) -> Self {

@@ -147,7 +147,7 @@ impl Audited for Evaluation {
     }
 }
 
-stored_enum! {
+foundry_domain::stored_enum! {
     /// Who evaluated a sprint gate: the principal type of the caller.
     EvaluatorType {
         /// A person.

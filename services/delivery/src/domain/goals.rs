@@ -126,7 +126,7 @@ impl Audited for Goal {
     }
 }
 
-stored_enum! {
+foundry_domain::stored_enum! {
     /// Where a goal stands.
     GoalStatus {
         /// Suggested, not yet pursued.

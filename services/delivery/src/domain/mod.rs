@@ -7,39 +7,6 @@
 
 pub use foundry_domain::{DomainError as Error, StoredEnum};
 
-/// An enum stored as lowercase text (CHECK-constrained in the schema):
-/// the enum, its `ALL` and its [`StoredEnum`] spelling. Its proto mapping
-/// lives in `api` (`proto_enum!`), so the domain knows no wire type.
-macro_rules! stored_enum {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name {
-            $($(#[$vdoc])* $variant),+
-        }
-
-        impl StoredEnum for $name {
-            const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-        }
-
-        impl $name {
-            /// Every value, in order.
-            pub const ALL: &'static [$name] = <$name as StoredEnum>::ALL;
-
-            /// Database spelling.
-            pub fn as_str(self) -> &'static str {
-                <$name as StoredEnum>::as_str(self)
-            }
-        }
-    };
-}
-
 /// The output-only fields of a resource of a program (its `FieldPath::
 /// OUTPUT_ONLY`): what an update mask naming one refuses as such.
 pub const PROGRAM_CHILD_OUTPUT_ONLY: &[&str] = &[

@@ -152,7 +152,7 @@ impl Audited for Program {
     }
 }
 
-stored_enum! {
+foundry_domain::stored_enum! {
     /// The delivery phase of a program, in order.
     Phase {
         /// Understanding the current system; where every program starts.

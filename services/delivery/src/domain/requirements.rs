@@ -150,7 +150,7 @@ impl Audited for Requirement {
     }
 }
 
-stored_enum! {
+foundry_domain::stored_enum! {
     /// How much a requirement matters (declared most important first, so
     /// the derived order is planning order).
     Priority {
@@ -165,7 +165,7 @@ stored_enum! {
     }
 }
 
-stored_enum! {
+foundry_domain::stored_enum! {
     /// Where a requirement stands.
     RequirementStatus {
         /// Being written.

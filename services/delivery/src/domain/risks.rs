@@ -137,7 +137,7 @@ impl Audited for Risk {
     }
 }
 
-stored_enum! {
+foundry_domain::stored_enum! {
     /// How serious a risk is (least first), derived by [`severity`].
     RiskSeverity {
         /// Score 1..4.
@@ -151,7 +151,7 @@ stored_enum! {
     }
 }
 
-stored_enum! {
+foundry_domain::stored_enum! {
     /// Where a risk stands.
     RiskStatus {
         /// Identified, nothing done yet.

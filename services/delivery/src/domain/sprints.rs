@@ -137,7 +137,7 @@ impl Audited for Sprint {
     }
 }
 
-stored_enum! {
+foundry_domain::stored_enum! {
     /// The life of a sprint, in order.
     SprintStatus {
         /// Not started.
@@ -149,7 +149,7 @@ stored_enum! {
     }
 }
 
-stored_enum! {
+foundry_domain::stored_enum! {
     /// What a sprint's capacity counts.
     CapacityUnit {
         /// Hours of work.

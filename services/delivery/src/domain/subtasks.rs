@@ -106,7 +106,7 @@ impl Audited for Subtask {
     }
 }
 
-stored_enum! {
+foundry_domain::stored_enum! {
     /// Where a subtask stands.
     SubtaskStatus {
         /// Not started.

@@ -145,7 +145,7 @@ impl Audited for Task {
     }
 }
 
-stored_enum! {
+foundry_domain::stored_enum! {
     /// The workflow status of a task.
     TaskStatus {
         /// Not planned yet.

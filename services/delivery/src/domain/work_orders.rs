@@ -136,7 +136,7 @@ impl Audited for WorkOrder {
     }
 }
 
-stored_enum! {
+foundry_domain::stored_enum! {
     /// The workflow of a work order.
     WorkOrderStatus {
         /// Not yet ready to start; where a work order starts by default.

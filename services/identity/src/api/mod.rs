@@ -147,35 +147,12 @@ pub async fn page_of<T, P>(
     Ok((rows.iter().map(to_proto).collect(), next_page_token))
 }
 
-/// Maps a domain enum to its proto enum (every variant, by name) and
-/// parses a proto value into it (`*_UNSPECIFIED` and unknown values are
-/// refused).
-macro_rules! proto_enum {
-    ($name:ident => $pb:ident { $($variant:ident),+ $(,)? }) => {
-        impl From<domain::$name> for pb::$pb {
-            fn from(v: domain::$name) -> Self {
-                match v {
-                    $(domain::$name::$variant => pb::$pb::$variant),+
-                }
-            }
-        }
+use foundry_platform::proto_enum;
 
-        impl TryFrom<i32> for domain::$name {
-            type Error = ();
-            fn try_from(v: i32) -> Result<Self, ()> {
-                match pb::$pb::try_from(v).map_err(|_| ())? {
-                    $(pb::$pb::$variant => Ok(domain::$name::$variant),)+
-                    pb::$pb::Unspecified => Err(()),
-                }
-            }
-        }
-    };
-}
+proto_enum!(domain::Role => Role { Owner, Admin, Editor, Viewer, Billing });
 
-proto_enum!(Role => Role { Owner, Admin, Editor, Viewer, Billing });
+proto_enum!(domain::ApiKeyKind => ApiKeyKind { ApiKey, Agent });
 
-proto_enum!(ApiKeyKind => ApiKeyKind { ApiKey, Agent });
+proto_enum!(domain::ApiKeyState => ApiKeyState { Active, Expired, Revoked });
 
-proto_enum!(ApiKeyState => ApiKeyState { Active, Expired, Revoked });
-
-proto_enum!(InvitationStatus => InvitationState { Pending, Accepted, Revoked, Expired });
+proto_enum!(domain::InvitationStatus => InvitationState { Pending, Accepted, Revoked, Expired });

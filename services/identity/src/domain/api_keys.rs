@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::*;
 
-stored_enum! {
+foundry_domain::stored_enum! {
     /// What a key is for.
     ApiKeyKind {
         /// A key a program uses.

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::*;
 
-stored_enum! {
+foundry_domain::stored_enum! {
     /// An invitation's stored state (expiry is computed, not stored).
     InvitationState {
         /// Sent, not answered.

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::*;
 
-stored_enum! {
+foundry_domain::stored_enum! {
     /// A role in an organization.
     Role {
         /// Everything.

@@ -5,36 +5,6 @@
 
 pub use foundry_domain::{DomainError as Error, StoredEnum};
 
-/// An enum stored as lowercase text (CHECK-constrained in the schema):
-/// the enum and its [`StoredEnum`] spelling. Its proto mapping lives in
-/// `api`, so the domain knows no wire type.
-macro_rules! stored_enum {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vdoc])* $variant),+
-        }
-
-        impl StoredEnum for $name {
-            const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-        }
-
-        impl $name {
-            /// Database spelling.
-            pub fn as_str(self) -> &'static str {
-                <$name as StoredEnum>::as_str(self)
-            }
-        }
-    };
-}
-
 /// The version (the etag, AIP-154) and times of a stored resource whose
 /// table names no creator (organizations, users, memberships,
 /// invitations); [`foundry_domain::Stamp`] where it does. Set by the store,
