@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, hold, in_program,
-    list_page, long_text, parse_changes,
+    Order, Paging, SERVICE, create_one, delete_one, get_one, hold, in_program, list_page,
+    parse_changes, short_description,
 };
 use crate::domain::Program;
 use crate::domain::{self, Feature, FeatureChange, FeatureId, FeaturePath, NewFeature, ProgramId};
@@ -58,7 +58,7 @@ fn parse_create(req: &pb::CreateFeatureRequest) -> Result<(NewFeature, Option<Uu
     let parent_feature_id = v.maybe_id("feature.parent_feature_id", &f.parent_feature_id);
     let name = name(&mut v, &f.name);
     let slug = v.slug("feature.slug", &f.slug);
-    let description = description(&mut v, &f.description);
+    let description = short_description(&mut v, "feature.description", &f.description);
     let request_id = v.maybe_request_id(&req.request_id);
     v.finish_with(|| {
         Some((
@@ -92,19 +92,14 @@ fn parse_update(
                 .map(FeatureChange::ParentFeatureId),
             FeaturePath::Name => name(v, &f.name).map(FeatureChange::Name),
             FeaturePath::Slug => v.slug("feature.slug", &f.slug).map(FeatureChange::Slug),
-            FeaturePath::Description => {
-                description(v, &f.description).map(FeatureChange::Description)
-            }
+            FeaturePath::Description => short_description(v, "feature.description", &f.description)
+                .map(FeatureChange::Description),
         },
     )
 }
 
 fn name(v: &mut Violations, name: &str) -> Option<String> {
     v.text("feature.name", name, 1, 200)
-}
-
-fn description(v: &mut Violations, description: &str) -> Option<String> {
-    long_text(v, "feature.description", description, 0, SHORT_DESCRIPTION)
 }
 
 #[async_trait]

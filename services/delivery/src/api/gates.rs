@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, get_one, hold, list_under,
-    long_text, parse_changes, update_one,
+    Order, SERVICE, create_one, delete_one, get_one, hold, list_under, long_text, parse_changes,
+    short_description, update_one,
 };
 use crate::domain::{
     self, Answer, AnswerProblem, Criterion, Evaluation, EvaluatorType, NewEvaluation,
@@ -90,10 +90,6 @@ fn name(v: &mut Violations, value: &str) -> Option<String> {
     v.text("sprint_gate.name", value, 1, 200)
 }
 
-fn description(v: &mut Violations, value: &str) -> Option<String> {
-    long_text(v, "sprint_gate.description", value, 0, SHORT_DESCRIPTION)
-}
-
 /// The criteria of a gate: 1..MAX_CRITERIA, ids unique (assigned when
 /// empty), each with a description.
 fn criteria(v: &mut Violations, given: &[pb::SprintGateCriterion]) -> Option<Vec<Criterion>> {
@@ -157,7 +153,7 @@ fn parse_create(req: &pb::CreateSprintGateRequest) -> Result<(NewSprintGate, Opt
     let mut v = Violations::new();
     let sprint_id = v.id_of("sprint_gate.sprint_id", &g.sprint_id);
     let name = name(&mut v, &g.name);
-    let description = description(&mut v, &g.description);
+    let description = short_description(&mut v, "sprint_gate.description", &g.description);
     let criteria = criteria(&mut v, &g.criteria);
     let request_id = v.maybe_request_id(&req.request_id);
     v.finish_with(|| {
@@ -187,7 +183,8 @@ fn parse_update(
         |v, path| match path {
             SprintGatePath::Name => name(v, &g.name).map(SprintGateChange::Name),
             SprintGatePath::Description => {
-                description(v, &g.description).map(SprintGateChange::Description)
+                short_description(v, "sprint_gate.description", &g.description)
+                    .map(SprintGateChange::Description)
             }
             SprintGatePath::Criteria => criteria(v, &g.criteria).map(SprintGateChange::Criteria),
         },

@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, delete_one, enum_filter, get_one, hold,
-    list_children, long_text, parse_changes, update_one,
+    Order, Paging, SERVICE, create_one, delete_one, enum_filter, get_one, hold, list_children,
+    long_description, long_text, parse_changes, title, update_one,
 };
 use crate::domain::{Goal, GoalChange, GoalId, GoalPath, GoalStatus, NewGoal};
 use crate::domain::{Program, ProgramId};
@@ -55,14 +55,8 @@ fn parse_create(req: &pb::CreateGoalRequest) -> Result<(NewGoal, Option<Uuid>), 
     let g = req.goal.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
     let program_id = v.id_of("goal.program_id", &g.program_id);
-    let title = v.text("goal.title", &g.title, 1, 500);
-    let description = long_text(
-        &mut v,
-        "goal.description",
-        &g.description,
-        0,
-        LONG_DESCRIPTION,
-    );
+    let title = title(&mut v, "goal.title", &g.title);
+    let description = long_description(&mut v, "goal.description", &g.description);
     let target_metric = long_text(
         &mut v,
         "goal.target_metric",
@@ -109,12 +103,9 @@ fn parse_update(req: &pb::UpdateGoalRequest) -> Result<(GoalId, String, Vec<Goal
         (&g.id, &g.etag),
         req.update_mask.as_ref(),
         |v, path| match path {
-            GoalPath::Title => v
-                .text("goal.title", &g.title, 1, 500)
-                .map(GoalChange::Title),
+            GoalPath::Title => title(v, "goal.title", &g.title).map(GoalChange::Title),
             GoalPath::Description => {
-                long_text(v, "goal.description", &g.description, 0, LONG_DESCRIPTION)
-                    .map(GoalChange::Description)
+                long_description(v, "goal.description", &g.description).map(GoalChange::Description)
             }
             GoalPath::TargetMetric => long_text(
                 v,

@@ -86,6 +86,28 @@ pub(crate) const SHORT_DESCRIPTION: usize = 10_000;
 /// Longest descriptions of requirements, tasks and subtasks.
 pub(crate) const LONG_DESCRIPTION: usize = 20_000;
 
+/// Longest title of a requirement, task, subtask, goal, risk or work order.
+pub(crate) const MAX_TITLE: usize = 500;
+
+/// A title: `1..=MAX_TITLE` characters on one line.
+pub(crate) fn title(v: &mut Violations, field: &str, value: &str) -> Option<String> {
+    v.text(field, value, 1, MAX_TITLE)
+}
+
+/// Optional free text of a program-level resource (programs, workstreams,
+/// sprints, gates, features, planner phases): [`long_text`] of at most
+/// [`SHORT_DESCRIPTION`] characters.
+pub(crate) fn short_description(v: &mut Violations, field: &str, value: &str) -> Option<String> {
+    long_text(v, field, value, 0, SHORT_DESCRIPTION)
+}
+
+/// Optional free text of a unit of work (requirements, tasks, subtasks,
+/// goals, risks, work orders): [`long_text`] of at most
+/// [`LONG_DESCRIPTION`] characters.
+pub(crate) fn long_description(v: &mut Violations, field: &str, value: &str) -> Option<String> {
+    long_text(v, field, value, 0, LONG_DESCRIPTION)
+}
+
 /// Free text of `min..=max` characters, trimmed, that may span lines: tabs
 /// and line breaks are allowed, other control characters are not.
 pub(crate) fn long_text(

@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, SHORT_DESCRIPTION, create_one, delete_one, get_one, hold, list_under, long_text,
-    parse_changes, position, update_one,
+    Order, create_one, delete_one, get_one, hold, list_under, parse_changes, position,
+    short_description, update_one,
 };
 use crate::domain::Program;
 use crate::domain::{
@@ -57,7 +57,7 @@ fn parse_create(
     let mut v = Violations::new();
     let program_id = v.id_of("planner_phase.program_id", &p.program_id);
     let name = name(&mut v, &p.name);
-    let description = description(&mut v, &p.description);
+    let description = short_description(&mut v, "planner_phase.description", &p.description);
     let position = position(&mut v, "planner_phase.position", p.position, true);
     let start_at = v.opt_time("planner_phase.start_time", p.start_time.as_ref());
     let end_at = v.opt_time("planner_phase.end_time", p.end_time.as_ref());
@@ -96,7 +96,8 @@ fn parse_update(
         |v, path| match path {
             PlannerPhasePath::Name => name(v, &p.name).map(PlannerPhaseChange::Name),
             PlannerPhasePath::Description => {
-                description(v, &p.description).map(PlannerPhaseChange::Description)
+                short_description(v, "planner_phase.description", &p.description)
+                    .map(PlannerPhaseChange::Description)
             }
             // No appending here: a position is 1.. (never `Some(None)`).
             PlannerPhasePath::Position => position(v, "planner_phase.position", p.position, false)
@@ -115,16 +116,6 @@ fn parse_update(
 
 fn name(v: &mut Violations, name: &str) -> Option<String> {
     v.text("planner_phase.name", name, 1, 200)
-}
-
-fn description(v: &mut Violations, description: &str) -> Option<String> {
-    long_text(
-        v,
-        "planner_phase.description",
-        description,
-        0,
-        SHORT_DESCRIPTION,
-    )
 }
 
 #[async_trait]

@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, SHORT_DESCRIPTION, delete_one, get_one, list_page, long_text,
-    parse_changes, update_one,
+    Order, Paging, SERVICE, delete_one, get_one, list_page, parse_changes, short_description,
+    update_one,
 };
 use crate::domain::{
     self, NewProgram, Phase, PhaseMove, Program, ProgramChange, ProgramId, ProgramPath,
@@ -53,10 +53,6 @@ fn name(v: &mut Violations, value: &str) -> Option<String> {
     v.text("program.name", value, 1, 200)
 }
 
-fn description(v: &mut Violations, value: &str) -> Option<String> {
-    long_text(v, "program.description", value, 0, SHORT_DESCRIPTION)
-}
-
 fn platform(v: &mut Violations, field: &str, value: &str) -> Option<String> {
     v.text(field, value, 0, 100)
 }
@@ -68,7 +64,7 @@ fn parse_create(req: &pb::CreateProgramRequest) -> Result<(NewProgram, Option<Uu
     let mut v = Violations::new();
     let name = name(&mut v, &p.name);
     let slug = v.slug("program.slug", &p.slug);
-    let description = description(&mut v, &p.description);
+    let description = short_description(&mut v, "program.description", &p.description);
     let source_platform = platform(&mut v, "program.source_platform", &p.source_platform);
     let target_platform = platform(&mut v, "program.target_platform", &p.target_platform);
     let request_id = v.maybe_request_id(&req.request_id);
@@ -100,9 +96,8 @@ fn parse_update(
         |v, path| match path {
             ProgramPath::Name => name(v, &p.name).map(ProgramChange::Name),
             ProgramPath::Slug => v.slug("program.slug", &p.slug).map(ProgramChange::Slug),
-            ProgramPath::Description => {
-                description(v, &p.description).map(ProgramChange::Description)
-            }
+            ProgramPath::Description => short_description(v, "program.description", &p.description)
+                .map(ProgramChange::Description),
             ProgramPath::SourcePlatform => {
                 platform(v, "program.source_platform", &p.source_platform)
                     .map(ProgramChange::SourcePlatform)

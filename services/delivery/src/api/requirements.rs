@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, criteria, delete_one, dependencies,
-    get_one, list_page, long_text, other_program, parse_changes, update_one,
+    Order, Paging, SERVICE, create_one, criteria, delete_one, dependencies, get_one, list_page,
+    long_description, other_program, parse_changes, title, update_one,
 };
 use crate::domain::{
     NewRequirement, Priority, Program, ProgramId, Requirement, RequirementChange, RequirementId,
@@ -65,14 +65,6 @@ fn or_default<E: TryFrom<i32>>(
     }
 }
 
-fn title(v: &mut Violations, value: &str) -> Option<String> {
-    v.text("requirement.title", value, 1, 500)
-}
-
-fn description(v: &mut Violations, value: &str) -> Option<String> {
-    long_text(v, "requirement.description", value, 0, LONG_DESCRIPTION)
-}
-
 fn acceptance_criteria(v: &mut Violations, items: &[String]) -> Option<Vec<String>> {
     criteria(
         v,
@@ -95,8 +87,8 @@ fn parse_create(
     let r = req.requirement.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
     let workstream_id = v.id_of("requirement.workstream_id", &r.workstream_id);
-    let title = title(&mut v, &r.title);
-    let description = description(&mut v, &r.description);
+    let title = title(&mut v, "requirement.title", &r.title);
+    let description = long_description(&mut v, "requirement.description", &r.description);
     let priority = or_default(&mut v, "requirement.priority", r.priority, Priority::Medium);
     let status = or_default(
         &mut v,
@@ -138,9 +130,12 @@ fn parse_update(
             RequirementPath::WorkstreamId => v
                 .id_of("requirement.workstream_id", &r.workstream_id)
                 .map(RequirementChange::WorkstreamId),
-            RequirementPath::Title => title(v, &r.title).map(RequirementChange::Title),
+            RequirementPath::Title => {
+                title(v, "requirement.title", &r.title).map(RequirementChange::Title)
+            }
             RequirementPath::Description => {
-                description(v, &r.description).map(RequirementChange::Description)
+                long_description(v, "requirement.description", &r.description)
+                    .map(RequirementChange::Description)
             }
             RequirementPath::Priority => v
                 .enum_value("requirement.priority", r.priority)

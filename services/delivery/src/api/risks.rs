@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, delete_one, enum_filter, get_one, hold,
-    list_children, long_text, parse_changes, update_one,
+    Order, Paging, SERVICE, create_one, delete_one, enum_filter, get_one, hold, list_children,
+    long_description, parse_changes, title, update_one,
 };
 use crate::domain::{
     NewRisk, Risk, RiskChange, RiskId, RiskLevel, RiskPath, RiskSeverity, RiskStatus,
@@ -56,23 +56,11 @@ fn parse_create(req: &pb::CreateRiskRequest) -> Result<(NewRisk, Option<Uuid>), 
     let r = req.risk.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
     let program_id = v.id_of("risk.program_id", &r.program_id);
-    let title = v.text("risk.title", &r.title, 1, 500);
-    let description = long_text(
-        &mut v,
-        "risk.description",
-        &r.description,
-        0,
-        LONG_DESCRIPTION,
-    );
+    let title = title(&mut v, "risk.title", &r.title);
+    let description = long_description(&mut v, "risk.description", &r.description);
     let likelihood: Option<RiskLevel> = v.enum_value("risk.likelihood", r.likelihood);
     let impact: Option<RiskLevel> = v.enum_value("risk.impact", r.impact);
-    let mitigation = long_text(
-        &mut v,
-        "risk.mitigation",
-        &r.mitigation,
-        0,
-        LONG_DESCRIPTION,
-    );
+    let mitigation = long_description(&mut v, "risk.mitigation", &r.mitigation);
     let owner_user_id = v.maybe_id("risk.owner_user_id", &r.owner_user_id);
     let status = match r.status {
         0 => Some(RiskStatus::Open),
@@ -106,12 +94,9 @@ fn parse_update(req: &pb::UpdateRiskRequest) -> Result<(RiskId, String, Vec<Risk
         (&r.id, &r.etag),
         req.update_mask.as_ref(),
         |v, path| match path {
-            RiskPath::Title => v
-                .text("risk.title", &r.title, 1, 500)
-                .map(RiskChange::Title),
+            RiskPath::Title => title(v, "risk.title", &r.title).map(RiskChange::Title),
             RiskPath::Description => {
-                long_text(v, "risk.description", &r.description, 0, LONG_DESCRIPTION)
-                    .map(RiskChange::Description)
+                long_description(v, "risk.description", &r.description).map(RiskChange::Description)
             }
             RiskPath::Likelihood => v
                 .enum_value::<RiskLevel>("risk.likelihood", r.likelihood)
@@ -120,8 +105,7 @@ fn parse_update(req: &pb::UpdateRiskRequest) -> Result<(RiskId, String, Vec<Risk
                 .enum_value::<RiskLevel>("risk.impact", r.impact)
                 .map(RiskChange::Impact),
             RiskPath::Mitigation => {
-                long_text(v, "risk.mitigation", &r.mitigation, 0, LONG_DESCRIPTION)
-                    .map(RiskChange::Mitigation)
+                long_description(v, "risk.mitigation", &r.mitigation).map(RiskChange::Mitigation)
             }
             // Empty leaves the risk unowned.
             RiskPath::OwnerUserId => v

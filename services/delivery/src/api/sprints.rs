@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, SHORT_DESCRIPTION, create_one, delete_one, enum_filter, get_one, hold,
-    list_children, long_text, parse_changes, update_one,
+    Order, Paging, SERVICE, create_one, delete_one, enum_filter, get_one, hold, list_children,
+    parse_changes, short_description, update_one,
 };
 use crate::domain::{
     self, CapacityUnit, NewSprint, Sprint, SprintChange, SprintId, SprintPath, SprintStatus,
@@ -88,10 +88,6 @@ fn name(v: &mut Violations, value: &str) -> Option<String> {
     v.text("sprint.name", value, 1, 200)
 }
 
-fn goal(v: &mut Violations, value: &str) -> Option<String> {
-    long_text(v, "sprint.goal", value, 0, SHORT_DESCRIPTION)
-}
-
 /// A `CreateSprintRequest` as a [`NewSprint`] and its request id.
 fn parse_create(req: &pb::CreateSprintRequest) -> Result<(NewSprint, Option<Uuid>), Error> {
     let empty = pb::Sprint::default();
@@ -99,7 +95,7 @@ fn parse_create(req: &pb::CreateSprintRequest) -> Result<(NewSprint, Option<Uuid
     let mut v = Violations::new();
     let program_id = v.id_of("sprint.program_id", &s.program_id);
     let name = name(&mut v, &s.name);
-    let goal = goal(&mut v, &s.goal);
+    let goal = short_description(&mut v, "sprint.goal", &s.goal);
     let start_at = time(&mut v, "sprint.start_time", s.start_time.as_ref());
     let end_at = time(&mut v, "sprint.end_time", s.end_time.as_ref());
     if let (Some(a), Some(b)) = (start_at, end_at)
@@ -139,7 +135,9 @@ fn parse_update(
         req.update_mask.as_ref(),
         |v, path| match path {
             SprintPath::Name => name(v, &s.name).map(SprintChange::Name),
-            SprintPath::Goal => goal(v, &s.goal).map(SprintChange::Goal),
+            SprintPath::Goal => {
+                short_description(v, "sprint.goal", &s.goal).map(SprintChange::Goal)
+            }
             SprintPath::StartTime => {
                 time(v, "sprint.start_time", s.start_time.as_ref()).map(SprintChange::StartTime)
             }

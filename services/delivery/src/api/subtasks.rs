@@ -21,8 +21,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, Order, SERVICE, create_one, delete_one, get_one, list_under, long_text,
-    parse_changes, position,
+    Order, SERVICE, create_one, delete_one, get_one, list_under, long_description, parse_changes,
+    position, title,
 };
 use crate::domain::{
     NewSubtask, Subtask, SubtaskChange, SubtaskId, SubtaskPath, SubtaskStatus, Task,
@@ -56,14 +56,8 @@ fn parse_create(req: &pb::CreateSubtaskRequest) -> Result<(NewSubtask, Option<Uu
     let s = req.subtask.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
     let task_id = v.id_of("subtask.task_id", &s.task_id);
-    let title = v.text("subtask.title", &s.title, 1, 500);
-    let description = long_text(
-        &mut v,
-        "subtask.description",
-        &s.description,
-        0,
-        LONG_DESCRIPTION,
-    );
+    let title = title(&mut v, "subtask.title", &s.title);
+    let description = long_description(&mut v, "subtask.description", &s.description);
     let status = if s.status == 0 {
         Some(SubtaskStatus::Todo)
     } else {
@@ -97,17 +91,9 @@ fn parse_update(
         (&s.id, &s.etag),
         req.update_mask.as_ref(),
         |v, path| match path {
-            SubtaskPath::Title => v
-                .text("subtask.title", &s.title, 1, 500)
-                .map(SubtaskChange::Title),
-            SubtaskPath::Description => long_text(
-                v,
-                "subtask.description",
-                &s.description,
-                0,
-                LONG_DESCRIPTION,
-            )
-            .map(SubtaskChange::Description),
+            SubtaskPath::Title => title(v, "subtask.title", &s.title).map(SubtaskChange::Title),
+            SubtaskPath::Description => long_description(v, "subtask.description", &s.description)
+                .map(SubtaskChange::Description),
             SubtaskPath::Status => v
                 .enum_value::<SubtaskStatus>("subtask.status", s.status)
                 .map(SubtaskChange::Status),

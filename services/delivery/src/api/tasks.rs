@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, delete_one, each, get_one, hold,
-    in_program, list_page, long_text, once_each, parse_changes, update_one, user_ids,
+    Order, Paging, SERVICE, create_one, delete_one, each, get_one, hold, in_program, list_page,
+    long_description, once_each, parse_changes, title, update_one, user_ids,
 };
 use crate::domain::{
     self, NewTask, ProgramId, Sprint, Task, TaskChange, TaskMove, TaskPath, TaskStatus,
@@ -70,14 +70,8 @@ fn parse_create(req: &pb::CreateTaskRequest) -> Result<(NewTask, Option<Uuid>), 
     let mut v = Violations::new();
     let program_id = v.id_of("task.program_id", &t.program_id);
     let requirement_id = v.maybe_id("task.requirement_id", &t.requirement_id);
-    let title = v.text("task.title", &t.title, 1, 500);
-    let description = long_text(
-        &mut v,
-        "task.description",
-        &t.description,
-        0,
-        LONG_DESCRIPTION,
-    );
+    let title = title(&mut v, "task.title", &t.title);
+    let description = long_description(&mut v, "task.description", &t.description);
     let status = match t.status {
         0 => Some(TaskStatus::Backlog),
         s => match v.enum_value::<TaskStatus>("task.status", s) {
@@ -129,12 +123,9 @@ fn parse_update(
             TaskPath::RequirementId => v
                 .maybe_id("task.requirement_id", &t.requirement_id)
                 .map(TaskChange::RequirementId),
-            TaskPath::Title => v
-                .text("task.title", &t.title, 1, 500)
-                .map(TaskChange::Title),
+            TaskPath::Title => title(v, "task.title", &t.title).map(TaskChange::Title),
             TaskPath::Description => {
-                long_text(v, "task.description", &t.description, 0, LONG_DESCRIPTION)
-                    .map(TaskChange::Description)
+                long_description(v, "task.description", &t.description).map(TaskChange::Description)
             }
             TaskPath::AssigneeIds => assignees(v, &t.assignee_ids).map(TaskChange::AssigneeIds),
             TaskPath::EstimateHours => estimate(v, t.estimate_hours).map(TaskChange::EstimateHours),

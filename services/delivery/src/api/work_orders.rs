@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    LONG_DESCRIPTION, Order, Paging, SERVICE, create_one, criteria, delete_one, get_one, hold,
-    in_program, list_page, long_text, parse_changes, update_one, user_ids,
+    Order, Paging, SERVICE, create_one, criteria, delete_one, get_one, hold, in_program, list_page,
+    long_description, parse_changes, title, update_one, user_ids,
 };
 use crate::domain::{
     self, NewWorkOrder, UserId, WorkOrder, WorkOrderChange, WorkOrderId, WorkOrderPath,
@@ -65,8 +65,8 @@ fn parse_create(req: &pb::CreateWorkOrderRequest) -> Result<(NewWorkOrder, Optio
     let w = req.work_order.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
     let program_id = v.id_of("work_order.program_id", &w.program_id);
-    let title = title(&mut v, &w.title);
-    let description = long(&mut v, "work_order.description", &w.description);
+    let title = title(&mut v, "work_order.title", &w.title);
+    let description = long_description(&mut v, "work_order.description", &w.description);
     let status = match w.status {
         0 => Some(WorkOrderStatus::Backlog),
         s => match v.enum_value::<WorkOrderStatus>("work_order.status", s) {
@@ -79,7 +79,7 @@ fn parse_create(req: &pb::CreateWorkOrderRequest) -> Result<(NewWorkOrder, Optio
         },
     };
     let acceptance_criteria = acceptance_criteria(&mut v, &w.acceptance_criteria);
-    let implementation_plan = long(
+    let implementation_plan = long_description(
         &mut v,
         "work_order.implementation_plan",
         &w.implementation_plan,
@@ -118,14 +118,17 @@ fn parse_update(
         (&w.id, &w.etag),
         req.update_mask.as_ref(),
         |v, path| match path {
-            WorkOrderPath::Title => title(v, &w.title).map(WorkOrderChange::Title),
+            WorkOrderPath::Title => {
+                title(v, "work_order.title", &w.title).map(WorkOrderChange::Title)
+            }
             WorkOrderPath::Description => {
-                long(v, "work_order.description", &w.description).map(WorkOrderChange::Description)
+                long_description(v, "work_order.description", &w.description)
+                    .map(WorkOrderChange::Description)
             }
             WorkOrderPath::AcceptanceCriteria => acceptance_criteria(v, &w.acceptance_criteria)
                 .map(WorkOrderChange::AcceptanceCriteria),
             WorkOrderPath::ImplementationPlan => {
-                long(v, "work_order.implementation_plan", &w.implementation_plan)
+                long_description(v, "work_order.implementation_plan", &w.implementation_plan)
                     .map(WorkOrderChange::ImplementationPlan)
             }
             WorkOrderPath::AssigneeIds => {
@@ -140,15 +143,6 @@ fn parse_update(
                 .map(WorkOrderChange::FeatureId),
         },
     )
-}
-
-fn title(v: &mut Violations, title: &str) -> Option<String> {
-    v.text("work_order.title", title, 1, 500)
-}
-
-/// A description or an implementation plan: long text, may be empty.
-fn long(v: &mut Violations, field: &str, value: &str) -> Option<String> {
-    long_text(v, field, value, 0, LONG_DESCRIPTION)
 }
 
 fn acceptance_criteria(v: &mut Violations, items: &[String]) -> Option<Vec<String>> {

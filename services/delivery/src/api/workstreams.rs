@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, SHORT_DESCRIPTION, create_one, delete_one, get_one, hold, list_under, long_text,
-    parse_changes, position, update_one,
+    Order, create_one, delete_one, get_one, hold, list_under, parse_changes, position,
+    short_description, update_one,
 };
 use crate::domain::{
     NewWorkstream, Program, Workstream, WorkstreamChange, WorkstreamId, WorkstreamPath,
@@ -50,13 +50,7 @@ fn parse_create(req: &pb::CreateWorkstreamRequest) -> Result<(NewWorkstream, Opt
     let mut v = Violations::new();
     let program_id = v.id_of("workstream.program_id", &w.program_id);
     let name = v.text("workstream.name", &w.name, 1, 200);
-    let description = long_text(
-        &mut v,
-        "workstream.description",
-        &w.description,
-        0,
-        SHORT_DESCRIPTION,
-    );
+    let description = short_description(&mut v, "workstream.description", &w.description);
     let position = position(&mut v, "workstream.position", w.position, true);
     let request_id = v.maybe_request_id(&req.request_id);
     v.finish_with(|| {
@@ -87,14 +81,10 @@ fn parse_update(
             WorkstreamPath::Name => v
                 .text("workstream.name", &w.name, 1, 200)
                 .map(WorkstreamChange::Name),
-            WorkstreamPath::Description => long_text(
-                v,
-                "workstream.description",
-                &w.description,
-                0,
-                SHORT_DESCRIPTION,
-            )
-            .map(WorkstreamChange::Description),
+            WorkstreamPath::Description => {
+                short_description(v, "workstream.description", &w.description)
+                    .map(WorkstreamChange::Description)
+            }
             WorkstreamPath::Position => position(v, "workstream.position", w.position, false)
                 .flatten()
                 .map(WorkstreamChange::Position),
