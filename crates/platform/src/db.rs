@@ -263,6 +263,3 @@ pub fn check_etag(given: &str, version: i64, what: &str) -> Result<(), Error> {
         Err(Error::stale_etag(what))
     }
 }
-
-/// Idempotent creates (AIP-155); see [`crate::idempotency`].
-pub use crate::idempotency;

@@ -225,6 +225,37 @@ fn hash_filters(filters: &str) -> [u8; 8] {
     out
 }
 
+/// Which way a keyset list walks its id column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Walk {
+    /// Ascending (oldest first): the next page starts after the cursor.
+    Oldest,
+    /// Descending (newest first): the next page starts before the cursor.
+    Newest,
+}
+
+/// Ends a keyset list on the id column `key` (after a `WHERE` clause,
+/// continued with `AND`): the rows past the cursor `after`, if any, in
+/// `walk` order, at most `limit`. Each walk direction is one statement
+/// shape, so its plan stays on the index that ends in `key`.
+pub fn push_keyset(
+    q: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>,
+    key: &str,
+    walk: Walk,
+    after: Option<Uuid>,
+    limit: i64,
+) {
+    let (past, direction) = match walk {
+        Walk::Oldest => (">", "ASC"),
+        Walk::Newest => ("<", "DESC"),
+    };
+    if let Some(after) = after {
+        q.push(format!(" AND {key} {past} ")).push_bind(after);
+    }
+    q.push(format!(" ORDER BY {key} {direction} LIMIT "))
+        .push_bind(limit);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

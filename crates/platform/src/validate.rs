@@ -249,11 +249,6 @@ impl Violations {
             self.enum_value(field, value)
         }
     }
-
-    /// An optional idempotency key (AIP-155): empty, or a UUID.
-    pub fn request_id(&mut self, value: &str) -> Option<Uuid> {
-        self.opt_id("request_id", value)
-    }
 }
 
 /// The paths of an update mask (AIP-134) as the resource's path enum, in the

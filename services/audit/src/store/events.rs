@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
+use foundry_platform::page::{Walk, push_keyset};
 use foundry_platform::{Error, Result};
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, Postgres, QueryBuilder, Row};
@@ -300,20 +301,11 @@ pub async fn list_events(
     if let Some(end) = f.end {
         q.push(" AND occurred_at < ").push_bind(end);
     }
-    match keyset {
-        Keyset::NewestFirst { before } => {
-            if let Some(b) = before {
-                q.push(" AND id < ").push_bind(b);
-            }
-            q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
-        }
-        Keyset::OldestFirst { after } => {
-            if let Some(a) = after {
-                q.push(" AND id > ").push_bind(a);
-            }
-            q.push(" ORDER BY id LIMIT ").push_bind(limit);
-        }
-    }
+    let (walk, cursor) = match keyset {
+        Keyset::NewestFirst { before } => (Walk::Newest, before),
+        Keyset::OldestFirst { after } => (Walk::Oldest, after),
+    };
+    push_keyset(&mut q, "id", walk, cursor, limit);
     Ok(q.build_query_as().fetch_all(&mut **tx).await?)
 }
 

@@ -32,6 +32,7 @@ pub use work_orders::*;
 mod workstreams;
 pub use workstreams::*;
 
+use foundry_platform::page::Walk;
 use foundry_resource::Resource;
 use sqlx::{Postgres, QueryBuilder};
 
@@ -57,11 +58,7 @@ pub(crate) fn newest_first(
     before: Option<uuid::Uuid>,
     limit: i64,
 ) {
-    if let Some(before) = before {
-        q.push(format!(" AND {key} < ")).push_bind(before);
-    }
-    q.push(format!(" ORDER BY {key} DESC LIMIT "))
-        .push_bind(limit);
+    foundry_platform::page::push_keyset(q, key, Walk::Newest, before, limit);
 }
 
 /// The start of a list of `R`: its columns from its table, of `org_id`.

@@ -8,7 +8,7 @@ use foundry_platform::page::Page;
 use foundry_resource::{Resource, StampRow};
 use uuid::Uuid;
 
-use super::{Order, of_org, page_of};
+use super::{Walk, of_org, page_of};
 
 use crate::domain::{ApiKey, ApiKeyId, ApiKeyKind, NewApiKey, Secret};
 
@@ -107,7 +107,7 @@ pub async fn list_api_keys(
         ("org_id", org_id),
         ("kind", kind.map(ApiKeyKind::as_str)),
     );
-    page_of::<ApiKeyRow, _>(tx, q, ("id", Order::Newest), page, ApiKey::from_row).await
+    page_of::<ApiKeyRow, _>(tx, q, ("id", Walk::Newest), page, ApiKey::from_row).await
 }
 
 pub async fn revoke_api_key(tx: &mut Tx, org_id: Uuid, id: ApiKeyId) -> Result<ApiKey> {

@@ -9,7 +9,7 @@ use foundry_resource::Resource;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{Order, RevisionRow, page_of, taken};
+use super::{RevisionRow, Walk, page_of, taken};
 
 use crate::domain::{Invitation, InvitationId, InvitationState, NewInvitation, Role};
 
@@ -121,7 +121,7 @@ pub async fn list_invitations(
         "SELECT {COLS} FROM invitations WHERE {cond} AND org_id = "
     ));
     q.push_bind(org_id);
-    page_of::<InvitationRow, _>(tx, q, ("id", Order::Newest), page, Invitation::from_row).await
+    page_of::<InvitationRow, _>(tx, q, ("id", Walk::Newest), page, Invitation::from_row).await
 }
 
 pub async fn revoke_invitation(tx: &mut Tx, org_id: Uuid, id: InvitationId) -> Result<Invitation> {

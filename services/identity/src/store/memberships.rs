@@ -10,7 +10,7 @@ use super::taken;
 
 use super::RevisionRow;
 
-use super::{Order, of_org, page_of};
+use super::{Walk, of_org, page_of};
 
 use crate::domain::{Membership, MembershipId, Role, UserId};
 use foundry_domain::Id;
@@ -126,7 +126,7 @@ pub async fn list_memberships(
         ("m.org_id", org_id),
         ("m.role", role.map(Role::as_str)),
     );
-    page_of::<MemberRow, _>(tx, q, ("m.id", Order::Oldest), page, Membership::try_from).await
+    page_of::<MemberRow, _>(tx, q, ("m.id", Walk::Oldest), page, Membership::try_from).await
 }
 
 /// Counts owners, locking their rows so two concurrent demotions cannot both

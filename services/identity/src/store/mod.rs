@@ -24,6 +24,7 @@ pub use users::*;
 use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
 use foundry_platform::page::Page;
+use foundry_platform::page::{Walk, push_keyset};
 use foundry_platform::{Error, Result};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -126,15 +127,6 @@ pub(crate) fn of_org<'a>(
     q
 }
 
-/// Which way a list runs by id.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Order {
-    /// Ascending: the page goes on after the last id.
-    Oldest,
-    /// Descending: the page goes on before the last id.
-    Newest,
-}
-
 /// One page of a list: `q` is the query up to its own conditions (a
 /// `WHERE` clause to be continued with `AND`); the page's condition on
 /// `id`, the order and the limit are added here, and each row is
@@ -142,19 +134,11 @@ pub(crate) enum Order {
 pub(crate) async fn page_of<R: Row, T>(
     tx: &mut Tx,
     mut q: QueryBuilder<'_, Postgres>,
-    (id, order): (&str, Order),
+    (id, order): (&str, Walk),
     page: Page,
     convert: impl Fn(R) -> Result<T>,
 ) -> Result<Vec<T>> {
-    let (cmp, dir) = match order {
-        Order::Oldest => (">", "ASC"),
-        Order::Newest => ("<", "DESC"),
-    };
-    if let Some(after) = page.after {
-        q.push(format!(" AND {id} {cmp} ")).push_bind(after);
-    }
-    q.push(format!(" ORDER BY {id} {dir} LIMIT "))
-        .push_bind(page.limit());
+    push_keyset(&mut q, id, order, page.after, page.limit());
     let rows: Vec<R> = q.build_query_as().fetch_all(&mut **tx).await?;
     rows.into_iter().map(convert).collect()
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::RevisionRow;
 
-use super::{Order, page_of, taken};
+use super::{Walk, page_of, taken};
 
 use crate::domain::{NewOrganization, Organization};
 
@@ -113,7 +113,7 @@ pub async fn list_user_orgs(tx: &mut Tx, user_id: Uuid, page: Page) -> Result<Ve
         cols.collect::<Vec<_>>().join(", ")
     ));
     q.push_bind(user_id).push(")");
-    page_of(tx, q, ("o.id", Order::Oldest), page, Organization::from_row).await
+    page_of(tx, q, ("o.id", Walk::Oldest), page, Organization::from_row).await
 }
 
 pub async fn update_org(tx: &mut Tx, o: &Organization) -> Result<Organization> {

@@ -8,7 +8,7 @@ use foundry_platform::page::Page;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{Order, decoded, find_by, page_of, taken};
+use super::{Walk, decoded, find_by, page_of, taken};
 
 use crate::domain::{NewServiceAccount, ServiceAccount, ServiceAccountId};
 
@@ -90,7 +90,7 @@ pub async fn list_service_accounts(tx: &mut Tx, page: Page) -> Result<Vec<Servic
     page_of(
         tx,
         q,
-        ("id", Order::Oldest),
+        ("id", Walk::Oldest),
         page,
         decoded::<ServiceAccountRow, _>,
     )

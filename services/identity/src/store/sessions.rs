@@ -7,7 +7,7 @@ use foundry_platform::page::Page;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{Order, decoded, page_of};
+use super::{Walk, decoded, page_of};
 
 use crate::domain::Session;
 
@@ -82,7 +82,7 @@ pub async fn list_sessions(tx: &mut Tx, user_id: Uuid, page: Page) -> Result<Vec
         "SELECT {SESSION_COLS} FROM sessions WHERE user_id = "
     ));
     q.push_bind(user_id);
-    page_of(tx, q, ("id", Order::Newest), page, decoded::<SessionRow, _>).await
+    page_of(tx, q, ("id", Walk::Newest), page, decoded::<SessionRow, _>).await
 }
 
 pub async fn revoke_session(tx: &mut Tx, user_id: Uuid, id: Uuid) -> Result<Option<Session>> {
