@@ -1,13 +1,18 @@
 //! Audit changes computed from values, not listed by hand.
 //!
-//! A resource says once, in [`Audited::audit_fields`], which of its fields
-//! an audit event shows and under which (proto) names. An update's changes
-//! are then [`diff`] of the value before and after the patch, so a field
-//! cannot be written without its change being recorded. Implementations
-//! destructure `self` without `..`, so adding a field to the struct does
-//! not compile until it is listed (or explicitly left out with `_`).
+//! A resource is a struct `{ id, fields, stamp }`: its own fields (what a
+//! create parses into) in `fields`, its id and [`crate::Stamp`] beside
+//! them. [`Audited::audit_fields`] is by default every field of `fields`
+//! under its serialized name (the proto name), in declaration order, taken
+//! from the value's `Serialize`: a field added to the struct is audited
+//! without anyone listing it; one that must not be (a secret) is
+//! `#[serde(skip_serializing)]` or the resource writes `audit_fields`
+//! itself. An update's changes are then [`diff`] of the value before and
+//! after the patch, so a field cannot be written without its change being
+//! recorded.
 
 use serde::Serialize;
+use serde::ser::{self, Impossible, SerializeStruct};
 use serde_json::Value;
 
 /// The audited fields of a value, by name, in order.
@@ -40,9 +45,179 @@ impl AuditFields {
 }
 
 /// A value whose changes are audited.
-pub trait Audited {
-    /// Every audited field with its current value.
-    fn audit_fields(&self) -> AuditFields;
+pub trait Audited: Serialize {
+    /// Every audited field with its current value: by default the fields of
+    /// its `fields` member, or its own fields but `id` and `stamp` (see the
+    /// module documentation).
+    fn audit_fields(&self) -> AuditFields {
+        let mut out = AuditFields::new();
+        if let Err(e) = self.serialize(Collect(&mut out.0)) {
+            // Only a value that is not a struct gets here: a programming
+            // error the resource's own tests show.
+            out.0.push(("unauditable", Value::String(e.to_string())));
+        }
+        out
+    }
+}
+
+/// Collects a struct's fields as [`AuditFields`], descending into the
+/// member named `fields` and leaving out `id` and `stamp`.
+struct Collect<'a>(&'a mut Vec<(&'static str, Value)>);
+
+fn not_a_struct() -> serde_json::Error {
+    ser::Error::custom("an audited value is a struct")
+}
+
+impl SerializeStruct for Collect<'_> {
+    type Ok = ();
+    type Error = serde_json::Error;
+
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Self::Error> {
+        match key {
+            "fields" => value.serialize(Collect(self.0)),
+            "id" | "stamp" => Ok(()),
+            _ => {
+                self.0.push((key, serde_json::to_value(value)?));
+                Ok(())
+            }
+        }
+    }
+
+    fn end(self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+impl<'a> ser::Serializer for Collect<'a> {
+    type Ok = ();
+    type Error = serde_json::Error;
+    type SerializeSeq = Impossible<(), Self::Error>;
+    type SerializeTuple = Impossible<(), Self::Error>;
+    type SerializeTupleStruct = Impossible<(), Self::Error>;
+    type SerializeTupleVariant = Impossible<(), Self::Error>;
+    type SerializeMap = Impossible<(), Self::Error>;
+    type SerializeStruct = Collect<'a>;
+    type SerializeStructVariant = Impossible<(), Self::Error>;
+
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Collect<'a>, Self::Error> {
+        Ok(self)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), Self::Error> {
+        value.serialize(self)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Self::Error> {
+        value.serialize(self)
+    }
+    fn serialize_bool(self, _: bool) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_i8(self, _: i8) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_i16(self, _: i16) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_i32(self, _: i32) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_i64(self, _: i64) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_u8(self, _: u8) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_u16(self, _: u16) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_u32(self, _: u32) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_u64(self, _: u64) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_f32(self, _: f32) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_f64(self, _: f64) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_char(self, _: char) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_str(self, _: &str) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_none(self) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_unit(self) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+    ) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, Self::Error> {
+        Err(not_a_struct())
+    }
 }
 
 /// One field's change.
@@ -75,37 +250,43 @@ pub fn diff<T: Audited + ?Sized>(before: &T, after: &T) -> Vec<Change> {
 mod tests {
     use super::*;
 
+    #[derive(Serialize)]
     struct Task {
-        title: String,
-        labels: Vec<String>,
+        id: u32,
+        fields: NewTask,
+        #[serde(skip)]
         version: i64,
     }
 
-    impl Audited for Task {
-        fn audit_fields(&self) -> AuditFields {
-            let Task {
-                title,
-                labels,
-                version: _,
-            } = self;
-            AuditFields::new()
-                .field("title", title)
-                .field("labels", labels)
-        }
+    #[derive(Serialize)]
+    struct NewTask {
+        title: String,
+        labels: Vec<String>,
     }
+
+    impl Audited for Task {}
 
     #[test]
     fn only_changed_fields_are_changes() {
-        let a = Task {
-            title: "a".into(),
+        let new = |title: &str| NewTask {
+            title: title.into(),
             labels: vec!["x".into()],
+        };
+        let a = Task {
+            id: 1,
+            fields: new("a"),
             version: 1,
         };
         let b = Task {
-            title: "b".into(),
-            labels: vec!["x".into()],
+            id: 1,
+            fields: new("b"),
             version: 2,
         };
+        assert_eq!(
+            a.audit_fields().iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            ["title", "labels"],
+            "every field of `fields`, in order; not the id"
+        );
         let changes = diff(&a, &b);
         assert_eq!(
             changes,

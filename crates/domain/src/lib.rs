@@ -23,6 +23,11 @@ mod stored;
 pub use audit::{AuditFields, Audited, Change, diff};
 pub use error::{DomainError, ErrorKind};
 pub use fields::{FieldPath, path_from_str};
+pub use foundry_domain_derive::FieldPath;
 pub use id::Id;
 pub use patch::{Patch, Stamp};
 pub use stored::{StoredEnum, UnknownValue};
+
+// For `stored_enum!`, so a service needs no serde of its own to use it.
+#[doc(hidden)]
+pub use serde as __serde;

@@ -1,25 +1,33 @@
 //! Updates as values, and the stamp every stored resource carries.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::DomainError;
 
 /// A resource an update changes field by field: `Change` has one variant per
 /// update-mask path (see [`crate::FieldPath`]) holding the parsed new value,
-/// and [`Patch::apply`] writes them with an exhaustive `match` (no wildcard
+/// and [`Patch::apply_one`] writes each with an exhaustive `match` (no wildcard
 /// arm), checking the rules that span fields.
 pub trait Patch {
     /// One field's new value.
     type Change: Send;
 
-    /// Applies an update's changes, or refuses them.
-    fn apply(&mut self, changes: Vec<Self::Change>) -> Result<(), DomainError>;
+    /// Applies one change, or refuses it (then `self` may be partly
+    /// changed: apply to a copy).
+    fn apply_one(&mut self, change: Self::Change) -> Result<(), DomainError>;
+
+    /// Applies an update's changes in order, or refuses them at the first
+    /// refused one.
+    fn apply(&mut self, changes: Vec<Self::Change>) -> Result<(), DomainError> {
+        changes.into_iter().try_for_each(|c| self.apply_one(c))
+    }
 }
 
 /// Who made a resource, when it was made and last changed, and its version
 /// (the etag, AIP-154): set by the store, never by a request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stamp {
     /// The principal that created it.
     pub created_by: Uuid,

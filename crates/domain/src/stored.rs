@@ -63,6 +63,27 @@ macro_rules! stored_enum {
             }
         }
 
+        // As its stored text: in audit events, in rows read and written.
+        impl $crate::__serde::Serialize for $name {
+            fn serialize<S: $crate::__serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        // Loudly: a text no variant matches is an error naming it.
+        impl<'de> $crate::__serde::Deserialize<'de> for $name {
+            fn deserialize<D: $crate::__serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as $crate::__serde::Deserialize>::deserialize(d)?;
+                <$name as $crate::StoredEnum>::parse(&s).ok_or_else(|| {
+                    <D::Error as $crate::__serde::de::Error>::custom(format_args!(
+                        "{:?} is no {}",
+                        s,
+                        stringify!($name)
+                    ))
+                })
+            }
+        }
+
         impl $name {
             /// Every value, in order.
             pub const ALL: &'static [$name] = <$name as $crate::StoredEnum>::ALL;

@@ -29,18 +29,21 @@ use foundry_platform::db::{Db, Lock, Tx, check_etag, etag};
 use foundry_platform::idempotency::{self, Begun};
 use foundry_tenancy::Caller;
 use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
+
+pub mod row;
 
 /// Shorthand for results of the platform's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A stored resource of one organization.
-pub trait Resource: Audited + Clone + Send + Sync + Sized + 'static {
+/// A stored resource of one organization: a struct `{ id, fields, stamp }`
+/// (see [`row`]) whose rows read by the names of its fields.
+pub trait Resource: Audited + DeserializeOwned + Clone + Send + Sync + Sized + 'static {
     /// Its key (a typed id).
     type Key: Copy + Display + Into<Uuid> + Send + Sync + 'static;
-    /// Its row, as `COLUMNS` reads it.
-    type Row: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin;
 
     /// `<service>.<resource>`: the audit events' resource type; their
     /// actions are `<KIND>.create`, `<KIND>.update`, `<KIND>.delete`.
@@ -49,13 +52,16 @@ pub trait Resource: Audited + Clone + Send + Sync + Sized + 'static {
     const NAME: &'static str;
     /// Its table, keyed by `(org_id, id)`.
     const TABLE: &'static str;
-    /// The columns `Row` reads, in order.
-    const COLUMNS: &'static str;
+    /// The columns it is read from (every one, by default).
+    const COLUMNS: &'static str = "*";
     /// The reason of its `NOT_FOUND` (`TASK_NOT_FOUND`).
     const NOT_FOUND: &'static str;
 
-    /// The domain value of a row (stored enums decode loudly).
-    fn from_row(row: Self::Row) -> Result<Self>;
+    /// The domain value of a row: by default each field from the column of
+    /// its name ([`row::decode`]; stored enums decode loudly).
+    fn decode(row: &PgRow) -> Result<Self> {
+        row::decode(row, Self::TABLE)
+    }
     /// `NOT_FOUND` with the resource's own reason: "<NAME> not found".
     fn not_found() -> Error {
         Error::not_found(Self::NOT_FOUND, Self::NAME)
@@ -76,7 +82,12 @@ pub trait Resource: Audited + Clone + Send + Sync + Sized + 'static {
 #[async_trait]
 pub trait Write: Resource {
     /// Writes the updatable fields; returns the stored value (new version).
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Self>;
+    /// By default every member of `fields`, to the column of its name
+    /// ([`row::write_row`]).
+    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Self> {
+        let fields = row::fields_of(self)?;
+        row::write_row(tx, org_id, self.key(), &fields).await
+    }
 }
 
 /// A resource [`update`] can change: it is written by [`Write`].
@@ -94,10 +105,14 @@ pub trait Update: Write + Patch {
 #[async_trait]
 pub trait Insert: Resource {
     /// What a create request parses into.
-    type New: Send + Sync;
+    type New: Serialize + Send + Sync;
 
-    /// Inserts it, made by `created_by`.
-    async fn insert(new: &Self::New, tx: &mut Tx, org_id: Uuid, created_by: Uuid) -> Result<Self>;
+    /// Inserts it, made by `created_by`. By default each member of `New`
+    /// to the column of its name, with a new id ([`row::insert_row`]).
+    async fn insert(new: &Self::New, tx: &mut Tx, org_id: Uuid, created_by: Uuid) -> Result<Self> {
+        let fields = serde_json::to_value(new).map_err(Error::internal)?;
+        row::insert_row(tx, org_id, created_by, &fields).await
+    }
 }
 
 /// A resource [`create`] can make: it is inserted by [`Insert`].
@@ -138,7 +153,7 @@ pub async fn read<R: Resource>(
     key: R::Key,
     lock: Lock,
 ) -> Result<Option<R>> {
-    let row: Option<R::Row> = sqlx::query_as(&format!(
+    let row = sqlx::query(&format!(
         "SELECT {} FROM {} WHERE org_id = $1 AND id = $2{}",
         R::COLUMNS,
         R::TABLE,
@@ -148,7 +163,7 @@ pub async fn read<R: Resource>(
     .bind(key.into())
     .fetch_optional(&mut **tx)
     .await?;
-    row.map(R::from_row).transpose()
+    row.as_ref().map(R::decode).transpose()
 }
 
 /// Reads `key` for the call with `lock`: `NOT_FOUND` when it is missing,

@@ -1,5 +1,5 @@
-//! SQL of the delivery service: runtime `query_as` into `FromRow` rows,
-//! columns listed, every query led by `org_id` and served by an index that
+//! SQL of the delivery service: rows read into domain values by the names
+//! of their fields (`foundry_resource::row`), every query led by `org_id` and served by an index that
 //! starts with it. Lists with optional filters are assembled from fixed
 //! fragments ([`sqlx::QueryBuilder`]) so that each filter combination is its
 //! own statement whose plan uses the index for that filter. Constraint
@@ -96,8 +96,8 @@ pub(crate) async fn fetch_rows<R: Resource>(
     mut q: QueryBuilder<'_, Postgres>,
     tx: &mut foundry_platform::db::Tx,
 ) -> foundry_platform::Result<Vec<R>> {
-    let rows: Vec<R::Row> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(R::from_row).collect()
+    let rows = q.build().fetch_all(&mut **tx).await?;
+    rows.iter().map(R::decode).collect()
 }
 
 /// A text column of `R` that a list filters on, and the value it must have
@@ -153,7 +153,7 @@ where
     R: Resource,
     V: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send,
 {
-    let row: R::Row = sqlx::query_as(&format!(
+    let row = sqlx::query(&format!(
         "UPDATE {} SET {assignment}, version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {}",
         R::TABLE,
@@ -164,7 +164,7 @@ where
     .bind(value)
     .fetch_one(&mut **tx)
     .await?;
-    R::from_row(row)
+    R::decode(&row)
 }
 
 /// Deletes the rows of `table` whose `column` is `id` in `org_id`;

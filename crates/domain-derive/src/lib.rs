@@ -1,0 +1,146 @@
+//! `#[derive(FieldPath)]` for an enum of unit variants, one per update-mask
+//! path of a resource. It writes what would otherwise be listed twice by
+//! hand: `FieldPath::ALL` (every variant) and `FieldPath::name` (each
+//! variant's path, its name in `snake_case`). What it writes, for
+//! `enum GoalPath { Title, TargetTime }`:
+//!
+//! ```text
+//! impl foundry_domain::FieldPath for GoalPath {
+//!     const ALL: &'static [Self] = &[GoalPath::Title, GoalPath::TargetTime];
+//!     const OUTPUT_ONLY: &'static [&'static str] = <output_only, or &[]>;
+//!     fn name(self) -> &'static str {
+//!         match self { GoalPath::Title => "title", GoalPath::TargetTime => "target_time" }
+//!     }
+//!     fn elsewhere(path: &str) -> Option<&'static str> { <elsewhere>(path) } // if given
+//! }
+//! ```
+//!
+//! Attributes: on the enum, `#[field_path(output_only = EXPR)]` (the
+//! message's output-only fields) and `#[field_path(elsewhere = path::to_fn)]`
+//! (paths changed by another method, see `FieldPath::elsewhere`); on a
+//! variant, `#[field_path(name = "path")]` when its path is not its name in
+//! `snake_case`.
+
+use proc_macro::TokenStream;
+use proc_macro2::TokenStream as Tokens;
+use quote::quote;
+use syn::{Data, DeriveInput, Expr, Fields, LitStr, Path, parse_macro_input};
+
+/// See the crate documentation.
+#[proc_macro_derive(FieldPath, attributes(field_path))]
+pub fn derive_field_path(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
+    let name = &input.ident;
+    let Data::Enum(data) = &input.data else {
+        return Err(syn::Error::new_spanned(
+            input,
+            "FieldPath derives for an enum",
+        ));
+    };
+    let mut output_only: Option<Expr> = None;
+    let mut elsewhere: Option<Path> = None;
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("field_path")) {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("output_only") {
+                output_only = Some(meta.value()?.parse()?);
+                Ok(())
+            } else if meta.path.is_ident("elsewhere") {
+                elsewhere = Some(meta.value()?.parse()?);
+                Ok(())
+            } else {
+                Err(meta.error("expected `output_only = ...` or `elsewhere = ...`"))
+            }
+        })?;
+    }
+    let mut variants = Vec::new();
+    let mut names = Vec::new();
+    for v in &data.variants {
+        if !matches!(v.fields, Fields::Unit) {
+            return Err(syn::Error::new_spanned(v, "a path is a unit variant"));
+        }
+        let mut path = snake_case(&v.ident.to_string());
+        for attr in v.attrs.iter().filter(|a| a.path().is_ident("field_path")) {
+            attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("name") {
+                    path = meta.value()?.parse::<LitStr>()?.value();
+                    Ok(())
+                } else {
+                    Err(meta.error("expected `name = \"...\"`"))
+                }
+            })?;
+        }
+        variants.push(&v.ident);
+        names.push(path);
+    }
+    let output_only = output_only.map_or_else(|| quote!(&[]), |e| quote!(#e));
+    let elsewhere = elsewhere.map(|f| {
+        quote! {
+            fn elsewhere(path: &str) -> ::core::option::Option<&'static str> {
+                #f(path)
+            }
+        }
+    });
+    Ok(quote! {
+        impl ::foundry_domain::FieldPath for #name {
+            const ALL: &'static [Self] = &[#(#name::#variants),*];
+            const OUTPUT_ONLY: &'static [&'static str] = #output_only;
+
+            fn name(self) -> &'static str {
+                match self {
+                    #(#name::#variants => #names,)*
+                }
+            }
+
+            #elsewhere
+        }
+    })
+}
+
+/// `TargetTime` → `target_time`.
+fn snake_case(ident: &str) -> String {
+    let mut out = String::with_capacity(ident.len() + 4);
+    for (i, c) in ident.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variant_names_become_snake_case_paths() {
+        assert_eq!(snake_case("Title"), "title");
+        assert_eq!(snake_case("TargetTime"), "target_time");
+        assert_eq!(snake_case("OwnerUserId"), "owner_user_id");
+    }
+
+    #[test]
+    fn it_lists_every_variant_and_its_name() {
+        let input: DeriveInput = syn::parse_quote! {
+            #[field_path(output_only = OUT, elsewhere = crate::moved)]
+            enum P { Title, #[field_path(name = "due_time")] Due }
+        };
+        let out = expand(&input).expect("expands").to_string();
+        assert!(out.contains("& [P :: Title , P :: Due]"), "{out}");
+        assert!(out.contains("P :: Due => \"due_time\""), "{out}");
+        assert!(out.contains("OUT"), "{out}");
+        assert!(out.contains("crate :: moved (path)"), "{out}");
+        let bad: DeriveInput = syn::parse_quote! { enum P { Title(String) } };
+        assert!(expand(&bad).is_err());
+    }
+}
