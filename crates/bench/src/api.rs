@@ -18,8 +18,12 @@ use std::time::{Duration, Instant};
 use foundry::AuditDelivery;
 // The columns the handlers read: the stores' own lists, so pgbench runs
 // the very statements.
-use foundry_delivery::store::{PROGRAM_COLUMNS, TASK_COLUMNS};
+use foundry_delivery::domain::{Program, Task};
 use foundry_identity::store::ORG_COLUMNS;
+use foundry_resource::Resource;
+
+const TASK_COLUMNS: &str = <Task as Resource>::COLUMNS;
+const PROGRAM_COLUMNS: &str = <Program as Resource>::COLUMNS;
 use foundry_proto::foundry::delivery::v1 as dpb;
 use foundry_proto::foundry::identity::v1 as ipb;
 use serde::Serialize;
@@ -374,14 +378,30 @@ fn script_create_task(org: Uuid, program: Uuid, user: Uuid) -> String {
     // pgbench reads `:name` as a variable, even inside a literal: a space
     // after every colon keeps the JSON (and its size) and the text inert.
     let payload = payload.to_string().replace(':', ": ");
+    // The insert foundry_resource::row makes of a new task's fields.
+    let fields = serde_json::json!({
+        "assignee_ids": [], "description": "Created by the benchmark.", "due_time": null,
+        "estimate_hours": null, "labels": [], "program_id": program, "requirement_id": null,
+        "sprint_id": null, "status": "backlog", "title": "Benchmark task",
+    });
+    let names: Vec<&str> = fields
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let cols = names.join(", ");
+    let values = names
+        .iter()
+        .map(|n| format!("r.{n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let fields = fields.to_string().replace(':', ": ");
     tx(
         org,
         &format!(
             "SELECT {PROGRAM_COLUMNS} FROM programs WHERE org_id = '{org}' AND id = '{program}' FOR KEY SHARE;\n\
-             INSERT INTO tasks (org_id, id, program_id, requirement_id, title, description, status, \
-             assignee_ids, estimate_hours, due_at, labels, sprint_id, created_by) VALUES ('{org}', \
-             gen_random_uuid(), '{program}', NULL, 'Benchmark task', 'Created by the benchmark.', 'backlog', \
-             '{{}}', NULL, NULL, '{{}}', NULL, '{user}') RETURNING {TASK_COLUMNS}\n\\gset\n\
+             INSERT INTO tasks (org_id, id, created_by, {cols}) SELECT '{org}', gen_random_uuid(), \
+             '{user}', {values} FROM jsonb_populate_record(NULL::tasks, '{fields}') r \
+             RETURNING {TASK_COLUMNS}\n\\gset\n\
              DELETE FROM task_assignees WHERE org_id = '{org}' AND task_id = :id::uuid \
              AND NOT (user_id = ANY('{{}}'::uuid[]));\n\
              INSERT INTO task_assignees (org_id, task_id, user_id, program_id) SELECT '{org}', :id::uuid, u, \

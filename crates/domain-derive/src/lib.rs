@@ -24,7 +24,7 @@
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as Tokens;
 use quote::quote;
-use syn::{Data, DeriveInput, Expr, Fields, LitStr, Path, parse_macro_input};
+use syn::{Data, DeriveInput, Expr, Fields, LitStr, Path, Type, parse_macro_input};
 
 /// See the crate documentation.
 #[proc_macro_derive(FieldPath, attributes(field_path))]
@@ -45,7 +45,11 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
     };
     let mut output_only: Option<Expr> = None;
     let mut elsewhere: Option<Path> = None;
-    for attr in input.attrs.iter().filter(|a| a.path().is_ident("field_path")) {
+    for attr in input
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("field_path"))
+    {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("output_only") {
                 output_only = Some(meta.value()?.parse()?);
@@ -102,6 +106,61 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
     })
 }
 
+/// `#[derive(Record)]` for a stored resource's struct `{ id, .., stamp }`:
+/// its key is its `id` (whose type is `Record::Key`) and its version that
+/// of its `stamp`. What it writes, for `struct Goal { id: GoalId, .., stamp:
+/// Stamp }`:
+///
+/// ```text
+/// impl foundry_domain::Record for Goal {
+///     type Key = GoalId;
+///     fn key(&self) -> GoalId { self.id }
+///     fn version(&self) -> i64 { self.stamp.version }
+/// }
+/// ```
+#[proc_macro_derive(Record)]
+pub fn derive_record(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand_record(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+fn expand_record(input: &DeriveInput) -> syn::Result<Tokens> {
+    let name = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    let Data::Struct(data) = &input.data else {
+        return Err(syn::Error::new_spanned(
+            input,
+            "Record derives for a struct",
+        ));
+    };
+    let field = |wanted: &str| -> syn::Result<&Type> {
+        data.fields
+            .iter()
+            .find(|f| f.ident.as_ref().is_some_and(|i| i == wanted))
+            .map(|f| &f.ty)
+            .ok_or_else(|| {
+                syn::Error::new_spanned(input, format!("a Record has a field `{wanted}`"))
+            })
+    };
+    let key = field("id")?;
+    field("stamp")?;
+    Ok(quote! {
+        impl #impl_generics ::foundry_domain::Record for #name #ty_generics #where_clause {
+            type Key = #key;
+
+            fn key(&self) -> #key {
+                self.id
+            }
+
+            fn version(&self) -> i64 {
+                self.stamp.version
+            }
+        }
+    })
+}
+
 /// `TargetTime` → `target_time`.
 fn snake_case(ident: &str) -> String {
     let mut out = String::with_capacity(ident.len() + 4);
@@ -142,5 +201,17 @@ mod tests {
         assert!(out.contains("crate :: moved (path)"), "{out}");
         let bad: DeriveInput = syn::parse_quote! { enum P { Title(String) } };
         assert!(expand(&bad).is_err());
+    }
+
+    #[test]
+    fn a_record_is_keyed_by_its_id_and_versioned_by_its_stamp() {
+        let input: DeriveInput = syn::parse_quote! {
+            struct Goal { id: GoalId, fields: NewGoal, stamp: Stamp }
+        };
+        let out = expand_record(&input).expect("expands").to_string();
+        assert!(out.contains("type Key = GoalId"), "{out}");
+        assert!(out.contains("self . stamp . version"), "{out}");
+        let no_stamp: DeriveInput = syn::parse_quote! { struct E { id: EId } };
+        assert!(expand_record(&no_stamp).is_err());
     }
 }

@@ -24,8 +24,9 @@ pub use audit::{AuditFields, Audited, Change, diff};
 pub use error::{DomainError, ErrorKind};
 pub use fields::{FieldPath, path_from_str};
 pub use foundry_domain_derive::FieldPath;
+pub use foundry_domain_derive::Record;
 pub use id::Id;
-pub use patch::{Patch, Stamp};
+pub use patch::{Patch, Record, Stamp};
 pub use stored::{StoredEnum, UnknownValue};
 
 // For `stored_enum!`, so a service needs no serde of its own to use it.

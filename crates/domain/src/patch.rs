@@ -18,11 +18,30 @@ pub trait Patch {
     /// changed: apply to a copy).
     fn apply_one(&mut self, change: Self::Change) -> Result<(), DomainError>;
 
-    /// Applies an update's changes in order, or refuses them at the first
-    /// refused one.
-    fn apply(&mut self, changes: Vec<Self::Change>) -> Result<(), DomainError> {
-        changes.into_iter().try_for_each(|c| self.apply_one(c))
+    /// Rules that span fields (dates in order), checked once every change
+    /// of an update is applied.
+    fn check_fields(&self) -> Result<(), DomainError> {
+        Ok(())
     }
+
+    /// Applies an update's changes in order, then [`Patch::check_fields`];
+    /// refused at the first refusal.
+    fn apply(&mut self, changes: Vec<Self::Change>) -> Result<(), DomainError> {
+        changes.into_iter().try_for_each(|c| self.apply_one(c))?;
+        self.check_fields()
+    }
+}
+
+/// A stored resource's identity: its key (a typed id) and its version (the
+/// etag). `#[derive(Record)]` writes it for a struct `{ id, .., stamp }`.
+pub trait Record {
+    /// Its key.
+    type Key: Copy + std::fmt::Display + Into<Uuid> + Send + Sync + 'static;
+
+    /// Its key.
+    fn key(&self) -> Self::Key;
+    /// Its version (the etag).
+    fn version(&self) -> i64;
 }
 
 /// Who made a resource, when it was made and last changed, and its version

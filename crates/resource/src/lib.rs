@@ -28,9 +28,9 @@ use foundry_platform::convert::timestamp;
 use foundry_platform::db::{Db, Lock, Tx, check_etag, etag};
 use foundry_platform::idempotency::{self, Begun};
 use foundry_tenancy::Caller;
-use serde_json::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
@@ -62,6 +62,12 @@ pub trait Resource: Audited + DeserializeOwned + Clone + Send + Sync + Sized + '
     fn decode(row: &PgRow) -> Result<Self> {
         row::decode(row, Self::TABLE)
     }
+    /// A failed insert or write as the error a client sees: a resource maps
+    /// the constraints of its table here (a unique slug as
+    /// `ALREADY_EXISTS`); by default every database error is its own.
+    fn write_error(e: sqlx::Error) -> Error {
+        e.into()
+    }
     /// `NOT_FOUND` with the resource's own reason: "<NAME> not found".
     fn not_found() -> Error {
         Error::not_found(Self::NOT_FOUND, Self::NAME)
@@ -85,8 +91,7 @@ pub trait Write: Resource {
     /// By default every member of `fields`, to the column of its name
     /// ([`row::write_row`]).
     async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Self> {
-        let fields = row::fields_of(self)?;
-        row::write_row(tx, org_id, self.key(), &fields).await
+        row::write(tx, org_id, self).await
     }
 }
 
@@ -107,11 +112,16 @@ pub trait Insert: Resource {
     /// What a create request parses into.
     type New: Serialize + Send + Sync;
 
+    /// Columns whose value on insert is an SQL expression over the new
+    /// record `r` (its members as columns) and the organization `$1`: a
+    /// column taken from the parent (`program_id`), a position appended
+    /// when none is given. None by default.
+    const COMPUTED: &'static [(&'static str, &'static str)] = &[];
+
     /// Inserts it, made by `created_by`. By default each member of `New`
     /// to the column of its name, with a new id ([`row::insert_row`]).
     async fn insert(new: &Self::New, tx: &mut Tx, org_id: Uuid, created_by: Uuid) -> Result<Self> {
-        let fields = serde_json::to_value(new).map_err(Error::internal)?;
-        row::insert_row(tx, org_id, created_by, &fields).await
+        row::insert(tx, org_id, created_by, new).await
     }
 }
 

@@ -288,30 +288,68 @@ pub fn fields_of<R: Resource>(r: &R) -> Result<Value> {
     }
 }
 
-/// The columns an object's members name, as `a, b, c`.
-fn columns(fields: &Value) -> Result<String> {
-    let Value::Object(o) = fields else {
-        return Err(Error::internal(RowError(
+/// Inserts `new` as a row of `R` ([`insert_row`] of its JSON, with
+/// [`crate::Insert::COMPUTED`]): what [`crate::Insert::insert`] does unless
+/// a resource says otherwise, and what one that does more (an index table)
+/// starts with.
+pub async fn insert<R: crate::Insert>(
+    tx: &mut Tx,
+    org_id: Uuid,
+    created_by: Uuid,
+    new: &R::New,
+) -> Result<R> {
+    let fields = serde_json::to_value(new).map_err(Error::internal)?;
+    insert_row(tx, org_id, created_by, &fields, R::COMPUTED).await
+}
+
+/// Writes `r`'s own fields to its row ([`write_row`] of [`fields_of`]):
+/// what [`crate::Write::write`] does unless a resource says otherwise.
+pub async fn write<R: Resource>(tx: &mut Tx, org_id: Uuid, r: &R) -> Result<R> {
+    let fields = fields_of(r)?;
+    write_row(tx, org_id, r.key(), &fields).await
+}
+
+/// The members of an object, each the name of a column.
+fn members(fields: &Value) -> Result<Vec<&str>> {
+    match fields {
+        Value::Object(o) => Ok(o.keys().map(String::as_str).collect()),
+        _ => Err(Error::internal(RowError(
             "a row is written from a JSON object".into(),
-        )));
-    };
-    Ok(o.keys().map(String::as_str).collect::<Vec<_>>().join(", "))
+        ))),
+    }
 }
 
 /// Inserts a row of `R` with a new id, made by `created_by`, from `fields`
-/// (a JSON object whose members name their columns); returns it as read.
+/// (a JSON object whose members name their columns) and `computed`
+/// (columns whose value is an SQL expression over that record, `r`, and
+/// the organization, `$1`; a member of the same name is the expression's
+/// to use); returns it as read.
 pub async fn insert_row<R: Resource>(
     tx: &mut Tx,
     org_id: Uuid,
     created_by: Uuid,
     fields: &Value,
+    computed: &[(&str, &str)],
 ) -> Result<R> {
-    let cols = columns(fields)?;
+    let mut cols = Vec::new();
+    let mut values = Vec::new();
+    for m in members(fields)? {
+        if !computed.iter().any(|(c, _)| *c == m) {
+            cols.push(m);
+            values.push(format!("r.{m}"));
+        }
+    }
+    for (c, expr) in computed {
+        cols.push(c);
+        values.push((*expr).to_owned());
+    }
     let row = sqlx::query(&format!(
         "INSERT INTO {t} (org_id, id, created_by, {cols}) \
-         SELECT $1, $2, $3, {cols} FROM jsonb_populate_record(NULL::{t}, $4) \
+         SELECT $1, $2, $3, {values} FROM jsonb_populate_record(NULL::{t}, $4) r \
          RETURNING {c}",
         t = R::TABLE,
+        cols = cols.join(", "),
+        values = values.join(", "),
         c = R::COLUMNS,
     ))
     .bind(org_id)
@@ -319,7 +357,8 @@ pub async fn insert_row<R: Resource>(
     .bind(created_by)
     .bind(fields)
     .fetch_one(&mut **tx)
-    .await?;
+    .await
+    .map_err(R::write_error)?;
     R::decode(&row)
 }
 
@@ -331,7 +370,7 @@ pub async fn write_row<R: Resource>(
     key: R::Key,
     fields: &Value,
 ) -> Result<R> {
-    let cols = columns(fields)?;
+    let cols = members(fields)?.join(", ");
     let row = sqlx::query(&format!(
         "UPDATE {t} SET ({cols}) = (SELECT {cols} FROM jsonb_populate_record(NULL::{t}, $3)), \
          version = version + 1, updated_at = now() \
@@ -343,6 +382,7 @@ pub async fn write_row<R: Resource>(
     .bind(key.into())
     .bind(fields)
     .fetch_one(&mut **tx)
-    .await?;
+    .await
+    .map_err(R::write_error)?;
     R::decode(&row)
 }

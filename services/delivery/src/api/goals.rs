@@ -35,7 +35,7 @@ pub fn goal_to_proto(g: &Goal) -> pb::Goal {
         title: g.fields.title.clone(),
         description: g.fields.description.clone(),
         target_metric: g.fields.target_metric.clone(),
-        target_time: opt_timestamp(g.fields.target_at),
+        target_time: opt_timestamp(g.fields.target_time),
         status: pb::GoalStatus::from(g.fields.status) as i32,
         owner_user_id: g
             .fields
@@ -64,7 +64,7 @@ fn parse_create(req: &pb::CreateGoalRequest) -> Result<(NewGoal, Option<Uuid>), 
         0,
         MAX_TARGET_METRIC,
     );
-    let target_at = v.opt_time("goal.target_time", g.target_time.as_ref());
+    let target_time = v.opt_time("goal.target_time", g.target_time.as_ref());
     let status = match g.status {
         0 => Some(GoalStatus::Proposed),
         s => match v.enum_value::<GoalStatus>("goal.status", s) {
@@ -85,7 +85,7 @@ fn parse_create(req: &pb::CreateGoalRequest) -> Result<(NewGoal, Option<Uuid>), 
                 title: title?,
                 description: description?,
                 target_metric: target_metric?,
-                target_at: target_at?,
+                target_time: target_time?,
                 status: status?,
                 owner_user_id: owner_user_id?,
             },

@@ -38,8 +38,8 @@ pub fn planner_phase_to_proto(p: &PlannerPhase) -> pb::PlannerPhase {
         name: p.fields.name.clone(),
         description: p.fields.description.clone(),
         position: p.fields.position,
-        start_time: opt_timestamp(p.fields.start_at),
-        end_time: opt_timestamp(p.fields.end_at),
+        start_time: opt_timestamp(p.fields.start_time),
+        end_time: opt_timestamp(p.fields.end_time),
         created_by: w.created_by,
         create_time: w.create_time,
         update_time: w.update_time,
@@ -59,9 +59,9 @@ fn parse_create(
     let name = name(&mut v, &p.name);
     let description = short_description(&mut v, "planner_phase.description", &p.description);
     let position = position(&mut v, "planner_phase.position", p.position, true);
-    let start_at = v.opt_time("planner_phase.start_time", p.start_time.as_ref());
-    let end_at = v.opt_time("planner_phase.end_time", p.end_time.as_ref());
-    if let (Some(start), Some(end)) = (start_at, end_at)
+    let start_time = v.opt_time("planner_phase.start_time", p.start_time.as_ref());
+    let end_time = v.opt_time("planner_phase.end_time", p.end_time.as_ref());
+    if let (Some(start), Some(end)) = (start_time, end_time)
         && let Err(e) = check_phase_dates(start, end)
     {
         v.add(e.field.unwrap_or_default(), e.message);
@@ -74,8 +74,8 @@ fn parse_create(
                 name: name?,
                 description: description?,
                 position: position?,
-                start_at: start_at?,
-                end_at: end_at?,
+                start_time: start_time?,
+                end_time: end_time?,
             },
             request_id?,
         ))

@@ -38,8 +38,8 @@ pub fn sprint_to_proto(s: &Sprint) -> pb::Sprint {
         program_id: s.fields.program_id.to_string(),
         name: s.fields.name.clone(),
         goal: s.fields.goal.clone(),
-        start_time: Some(timestamp(s.fields.start_at)),
-        end_time: Some(timestamp(s.fields.end_at)),
+        start_time: Some(timestamp(s.fields.start_time)),
+        end_time: Some(timestamp(s.fields.end_time)),
         capacity: s.fields.capacity,
         capacity_unit: pb::SprintCapacityUnit::from(s.fields.capacity_unit) as i32,
         status: pb::SprintStatus::from(s.status) as i32,
@@ -96,9 +96,9 @@ fn parse_create(req: &pb::CreateSprintRequest) -> Result<(NewSprint, Option<Uuid
     let program_id = v.id_of("sprint.program_id", &s.program_id);
     let name = name(&mut v, &s.name);
     let goal = short_description(&mut v, "sprint.goal", &s.goal);
-    let start_at = time(&mut v, "sprint.start_time", s.start_time.as_ref());
-    let end_at = time(&mut v, "sprint.end_time", s.end_time.as_ref());
-    if let (Some(a), Some(b)) = (start_at, end_at)
+    let start_time = time(&mut v, "sprint.start_time", s.start_time.as_ref());
+    let end_time = time(&mut v, "sprint.end_time", s.end_time.as_ref());
+    if let (Some(a), Some(b)) = (start_time, end_time)
         && let Err(e) = domain::check_sprint_dates(a, b)
     {
         v.add(e.field.unwrap_or_default(), e.message);
@@ -112,8 +112,8 @@ fn parse_create(req: &pb::CreateSprintRequest) -> Result<(NewSprint, Option<Uuid
                 program_id: program_id?,
                 name: name?,
                 goal: goal?,
-                start_at: start_at?,
-                end_at: end_at?,
+                start_time: start_time?,
+                end_time: end_time?,
                 capacity: capacity?,
                 capacity_unit: capacity_unit?,
             },

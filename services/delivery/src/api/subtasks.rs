@@ -15,7 +15,7 @@ use foundry_platform::Error;
 use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, subtask_service_server::SubtaskService};
-use foundry_resource::{self as resource, Create, Delete, Resource, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Resource, WireStamp, Write};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -27,7 +27,7 @@ use crate::api::{
 use crate::domain::{
     NewSubtask, Subtask, SubtaskChange, SubtaskId, SubtaskPath, SubtaskStatus, Task,
 };
-use crate::store::{self, Lock};
+use crate::store::Lock;
 
 /// Handlers of `SubtaskService`.
 #[derive(Clone, Debug)]
@@ -185,7 +185,7 @@ impl SubtaskService for Subtasks {
         check_etag(&etag, before.stamp.version, Subtask::NAME)?;
         let mut subtask = before.clone();
         subtask.apply(changes).map_err(Error::from)?;
-        let subtask = store::update_subtask(&mut tx, call.org_id, &subtask).await?;
+        let subtask = subtask.write(&mut tx, call.org_id).await?;
         call.actor
             .event("delivery.subtask.update", Subtask::KIND, id)
             .project(subtask.project())

@@ -49,7 +49,7 @@ pub fn task_to_proto(t: &Task) -> pb::Task {
         status: pb::TaskStatus::from(t.fields.status) as i32,
         assignee_ids: t.fields.assignee_ids.iter().map(Id::to_string).collect(),
         estimate_hours: t.fields.estimate_hours,
-        due_time: opt_timestamp(t.fields.due_at),
+        due_time: opt_timestamp(t.fields.due_time),
         labels: t.fields.labels.clone(),
         sprint_id: t
             .fields
@@ -85,7 +85,7 @@ fn parse_create(req: &pb::CreateTaskRequest) -> Result<(NewTask, Option<Uuid>), 
     };
     let assignee_ids = assignees(&mut v, &t.assignee_ids);
     let estimate_hours = estimate(&mut v, t.estimate_hours);
-    let due_at = v.opt_time("task.due_time", t.due_time.as_ref());
+    let due_time = v.opt_time("task.due_time", t.due_time.as_ref());
     let labels = labels(&mut v, &t.labels);
     let sprint_id = v.maybe_id("task.sprint_id", &t.sprint_id);
     let request_id = v.maybe_request_id(&req.request_id);
@@ -99,7 +99,7 @@ fn parse_create(req: &pb::CreateTaskRequest) -> Result<(NewTask, Option<Uuid>), 
                 status: status?,
                 assignee_ids: assignee_ids?,
                 estimate_hours: estimate_hours?,
-                due_at: due_at?,
+                due_time: due_time?,
                 labels: labels?,
                 sprint_id: sprint_id?,
             },

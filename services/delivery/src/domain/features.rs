@@ -1,11 +1,12 @@
 //! Features: a tree per program, and the parent tree stays a tree.
 
-use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A feature of a program, under a parent feature or at the top.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Feature {
     pub id: FeatureId,
     pub fields: NewFeature,
@@ -14,7 +15,7 @@ pub struct Feature {
 
 /// A feature's own fields, held by a [`Feature`]: to create, as parsed at the
 /// edge.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewFeature {
     pub program_id: ProgramId,
     /// `None` at the top; else a feature of the same program, never a
@@ -27,31 +28,13 @@ pub struct NewFeature {
 }
 
 /// The fields `UpdateFeature` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
+#[field_path(output_only = PROGRAM_CHILD_OUTPUT_ONLY)]
 pub enum FeaturePath {
     ParentFeatureId,
     Name,
     Slug,
     Description,
-}
-
-impl FieldPath for FeaturePath {
-    const ALL: &'static [Self] = &[
-        FeaturePath::ParentFeatureId,
-        FeaturePath::Name,
-        FeaturePath::Slug,
-        FeaturePath::Description,
-    ];
-    const OUTPUT_ONLY: &'static [&'static str] = PROGRAM_CHILD_OUTPUT_ONLY;
-
-    fn name(self) -> &'static str {
-        match self {
-            FeaturePath::ParentFeatureId => "parent_feature_id",
-            FeaturePath::Name => "name",
-            FeaturePath::Slug => "slug",
-            FeaturePath::Description => "description",
-        }
-    }
 }
 
 /// One field's new value in an update.
@@ -81,40 +64,18 @@ impl FeatureChange {
 impl Patch for Feature {
     type Change = FeatureChange;
 
-    fn apply(&mut self, changes: Vec<FeatureChange>) -> Result<(), Error> {
-        for change in changes {
-            match change {
-                FeatureChange::ParentFeatureId(x) => self.fields.parent_feature_id = x,
-                FeatureChange::Name(x) => self.fields.name = x,
-                FeatureChange::Slug(x) => self.fields.slug = x,
-                FeatureChange::Description(x) => self.fields.description = x,
-            }
+    fn apply_one(&mut self, change: FeatureChange) -> Result<(), Error> {
+        match change {
+            FeatureChange::ParentFeatureId(x) => self.fields.parent_feature_id = x,
+            FeatureChange::Name(x) => self.fields.name = x,
+            FeatureChange::Slug(x) => self.fields.slug = x,
+            FeatureChange::Description(x) => self.fields.description = x,
         }
         Ok(())
     }
 }
 
-impl Audited for Feature {
-    fn audit_fields(&self) -> AuditFields {
-        let Feature {
-            id: _,
-            fields:
-                NewFeature {
-                    program_id: _,
-                    parent_feature_id,
-                    name,
-                    slug,
-                    description,
-                },
-            stamp: _,
-        } = self;
-        AuditFields::new()
-            .field("parent_feature_id", parent_feature_id)
-            .field("name", name)
-            .field("slug", slug)
-            .field("description", description)
-    }
-}
+impl Audited for Feature {}
 
 /// Checks that `id` may take the parent whose chain up to the root is
 /// `ancestry` (the parent first): refused when `id` is on it, naming the

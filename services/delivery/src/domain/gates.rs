@@ -1,13 +1,14 @@
 //! Sprint gates: criteria, answers, evaluation, who evaluated.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::*;
 
 /// A checklist a sprint is held to.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SprintGate {
     pub id: SprintGateId,
     pub fields: NewSprintGate,
@@ -18,7 +19,7 @@ pub struct SprintGate {
 
 /// A sprint gate's own fields, held by a [`SprintGate`]: to create, as parsed
 /// at the edge (its program is its sprint's).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewSprintGate {
     pub sprint_id: SprintId,
     pub name: String,
@@ -28,29 +29,12 @@ pub struct NewSprintGate {
 }
 
 /// The fields `UpdateSprintGate` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
+#[field_path(output_only = &program_child_output_only_and::<7>(&["sprint_id"]))]
 pub enum SprintGatePath {
     Name,
     Description,
     Criteria,
-}
-
-impl FieldPath for SprintGatePath {
-    const ALL: &'static [Self] = &[
-        SprintGatePath::Name,
-        SprintGatePath::Description,
-        SprintGatePath::Criteria,
-    ];
-    const OUTPUT_ONLY: &'static [&'static str] =
-        &program_child_output_only_and::<7>(&["sprint_id"]);
-
-    fn name(self) -> &'static str {
-        match self {
-            SprintGatePath::Name => "name",
-            SprintGatePath::Description => "description",
-            SprintGatePath::Criteria => "criteria",
-        }
-    }
 }
 
 /// One field's new value in an update.
@@ -65,42 +49,20 @@ impl Patch for SprintGate {
     type Change = SprintGateChange;
 
     /// Applies an update's changes.
-    fn apply(&mut self, changes: Vec<SprintGateChange>) -> Result<(), Error> {
-        for change in changes {
-            match change {
-                SprintGateChange::Name(x) => self.fields.name = x,
-                SprintGateChange::Description(x) => self.fields.description = x,
-                SprintGateChange::Criteria(x) => self.fields.criteria = x,
-            }
+    fn apply_one(&mut self, change: SprintGateChange) -> Result<(), Error> {
+        match change {
+            SprintGateChange::Name(x) => self.fields.name = x,
+            SprintGateChange::Description(x) => self.fields.description = x,
+            SprintGateChange::Criteria(x) => self.fields.criteria = x,
         }
         Ok(())
     }
 }
 
-impl Audited for SprintGate {
-    fn audit_fields(&self) -> AuditFields {
-        let SprintGate {
-            id: _,
-            fields:
-                NewSprintGate {
-                    sprint_id,
-                    name,
-                    description,
-                    criteria,
-                },
-            program_id: _,
-            stamp: _,
-        } = self;
-        AuditFields::new()
-            .field("sprint_id", sprint_id)
-            .field("name", name)
-            .field("description", description)
-            .field("criteria", criteria)
-    }
-}
+impl Audited for SprintGate {}
 
 /// A recorded evaluation of a sprint gate (immutable).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     pub id: EvaluationId,
     pub fields: NewEvaluation,
@@ -109,7 +71,7 @@ pub struct Evaluation {
 
 /// An evaluation's own fields, held by an [`Evaluation`]: to record, a gate's,
 /// with [`evaluate_gate`]'s verdict.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewEvaluation {
     pub gate_id: SprintGateId,
     pub sprint_id: SprintId,
@@ -122,30 +84,7 @@ pub struct NewEvaluation {
     pub passed: bool,
 }
 
-impl Audited for Evaluation {
-    fn audit_fields(&self) -> AuditFields {
-        let Evaluation {
-            id: _,
-            fields:
-                NewEvaluation {
-                    gate_id,
-                    sprint_id,
-                    program_id: _,
-                    evaluator_id: _,
-                    evaluator_type,
-                    results,
-                    passed,
-                },
-            created_at: _,
-        } = self;
-        AuditFields::new()
-            .field("gate_id", gate_id)
-            .field("sprint_id", sprint_id)
-            .field("evaluator_type", evaluator_type.as_str())
-            .field("passed", passed)
-            .field("results", results)
-    }
-}
+impl Audited for Evaluation {}
 
 foundry_domain::stored_enum! {
     /// Who evaluated a sprint gate: the principal type of the caller.

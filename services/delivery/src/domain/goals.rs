@@ -1,12 +1,13 @@
 //! Goals: status and its workflow, and the fields an update may change.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// An outcome a program aims for.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Goal {
     pub id: GoalId,
     /// Its status moves only along [`GoalStatus::successors`] (checked by
@@ -16,20 +17,21 @@ pub struct Goal {
 }
 
 /// A goal's own fields, held by a [`Goal`]: to create, as parsed at the edge.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewGoal {
     pub program_id: ProgramId,
     pub title: String,
     pub description: String,
     pub target_metric: String,
-    pub target_at: Option<DateTime<Utc>>,
+    pub target_time: Option<DateTime<Utc>>,
     /// [`GoalStatus::is_initial`] when created.
     pub status: GoalStatus,
     pub owner_user_id: Option<UserId>,
 }
 
 /// The fields `UpdateGoal` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
+#[field_path(output_only = PROGRAM_CHILD_OUTPUT_ONLY)]
 pub enum GoalPath {
     Title,
     Description,
@@ -37,29 +39,6 @@ pub enum GoalPath {
     TargetTime,
     Status,
     OwnerUserId,
-}
-
-impl FieldPath for GoalPath {
-    const ALL: &'static [Self] = &[
-        GoalPath::Title,
-        GoalPath::Description,
-        GoalPath::TargetMetric,
-        GoalPath::TargetTime,
-        GoalPath::Status,
-        GoalPath::OwnerUserId,
-    ];
-    const OUTPUT_ONLY: &'static [&'static str] = PROGRAM_CHILD_OUTPUT_ONLY;
-
-    fn name(self) -> &'static str {
-        match self {
-            GoalPath::Title => "title",
-            GoalPath::Description => "description",
-            GoalPath::TargetMetric => "target_metric",
-            GoalPath::TargetTime => "target_time",
-            GoalPath::Status => "status",
-            GoalPath::OwnerUserId => "owner_user_id",
-        }
-    }
 }
 
 /// One field's new value in an update.
@@ -82,49 +61,23 @@ impl Patch for Goal {
     /// Applies an update's changes; a status change the workflow does not
     /// allow is refused (and `self` is then partly changed: apply to a
     /// copy).
-    fn apply(&mut self, changes: Vec<GoalChange>) -> Result<(), Error> {
-        for change in changes {
-            match change {
-                GoalChange::Title(x) => self.fields.title = x,
-                GoalChange::Description(x) => self.fields.description = x,
-                GoalChange::TargetMetric(x) => self.fields.target_metric = x,
-                GoalChange::TargetTime(x) => self.fields.target_at = x,
-                GoalChange::Status(x) => {
-                    change_goal_status(self.fields.status, x)?;
-                    self.fields.status = x;
-                }
-                GoalChange::OwnerUserId(x) => self.fields.owner_user_id = x,
+    fn apply_one(&mut self, change: GoalChange) -> Result<(), Error> {
+        match change {
+            GoalChange::Title(x) => self.fields.title = x,
+            GoalChange::Description(x) => self.fields.description = x,
+            GoalChange::TargetMetric(x) => self.fields.target_metric = x,
+            GoalChange::TargetTime(x) => self.fields.target_time = x,
+            GoalChange::Status(x) => {
+                change_goal_status(self.fields.status, x)?;
+                self.fields.status = x;
             }
+            GoalChange::OwnerUserId(x) => self.fields.owner_user_id = x,
         }
         Ok(())
     }
 }
 
-impl Audited for Goal {
-    fn audit_fields(&self) -> AuditFields {
-        let Goal {
-            id: _,
-            fields:
-                NewGoal {
-                    program_id: _,
-                    title,
-                    description,
-                    target_metric,
-                    target_at,
-                    status,
-                    owner_user_id,
-                },
-            stamp: _,
-        } = self;
-        AuditFields::new()
-            .field("title", title)
-            .field("description", description)
-            .field("target_metric", target_metric)
-            .field("target_time", target_at)
-            .field("status", status.as_str())
-            .field("owner_user_id", owner_user_id)
-    }
-}
+impl Audited for Goal {}
 
 foundry_domain::stored_enum! {
     /// Where a goal stands.

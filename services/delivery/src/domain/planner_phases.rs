@@ -2,12 +2,13 @@
 //! optional dates in order.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A stage of a program's plan.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlannerPhase {
     pub id: PlannerPhaseId,
     pub fields: NewPlannerPhase<i32>,
@@ -16,7 +17,7 @@ pub struct PlannerPhase {
 
 /// A planner phase's own fields: to create, as parsed at the edge (with an
 /// `Option<i32>` position), or as held by a [`PlannerPhase`] (`i32`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewPlannerPhase<Position = Option<i32>> {
     pub program_id: ProgramId,
     pub name: String,
@@ -24,40 +25,20 @@ pub struct NewPlannerPhase<Position = Option<i32>> {
     /// Its place in the program (ties break by id); when created, `None`
     /// is after the program's last phase.
     pub position: Position,
-    /// With `end_at`, before it ([`check_phase_dates`]).
-    pub start_at: Option<DateTime<Utc>>,
-    pub end_at: Option<DateTime<Utc>>,
+    /// With `end_time`, before it ([`check_phase_dates`]).
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
 }
 
 /// The fields `UpdatePlannerPhase` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
+#[field_path(output_only = PROGRAM_CHILD_OUTPUT_ONLY)]
 pub enum PlannerPhasePath {
     Name,
     Description,
     Position,
     StartTime,
     EndTime,
-}
-
-impl FieldPath for PlannerPhasePath {
-    const ALL: &'static [Self] = &[
-        PlannerPhasePath::Name,
-        PlannerPhasePath::Description,
-        PlannerPhasePath::Position,
-        PlannerPhasePath::StartTime,
-        PlannerPhasePath::EndTime,
-    ];
-    const OUTPUT_ONLY: &'static [&'static str] = PROGRAM_CHILD_OUTPUT_ONLY;
-
-    fn name(self) -> &'static str {
-        match self {
-            PlannerPhasePath::Name => "name",
-            PlannerPhasePath::Description => "description",
-            PlannerPhasePath::Position => "position",
-            PlannerPhasePath::StartTime => "start_time",
-            PlannerPhasePath::EndTime => "end_time",
-        }
-    }
 }
 
 /// One field's new value in an update.
@@ -77,43 +58,23 @@ impl Patch for PlannerPhase {
 
     /// Applies an update's changes; refused when the dates end up out of
     /// order.
-    fn apply(&mut self, changes: Vec<PlannerPhaseChange>) -> Result<(), Error> {
-        for change in changes {
-            match change {
-                PlannerPhaseChange::Name(x) => self.fields.name = x,
-                PlannerPhaseChange::Description(x) => self.fields.description = x,
-                PlannerPhaseChange::Position(x) => self.fields.position = x,
-                PlannerPhaseChange::StartTime(x) => self.fields.start_at = x,
-                PlannerPhaseChange::EndTime(x) => self.fields.end_at = x,
-            }
+    fn apply_one(&mut self, change: PlannerPhaseChange) -> Result<(), Error> {
+        match change {
+            PlannerPhaseChange::Name(x) => self.fields.name = x,
+            PlannerPhaseChange::Description(x) => self.fields.description = x,
+            PlannerPhaseChange::Position(x) => self.fields.position = x,
+            PlannerPhaseChange::StartTime(x) => self.fields.start_time = x,
+            PlannerPhaseChange::EndTime(x) => self.fields.end_time = x,
         }
-        check_phase_dates(self.fields.start_at, self.fields.end_at)
+        Ok(())
+    }
+
+    fn check_fields(&self) -> Result<(), Error> {
+        check_phase_dates(self.fields.start_time, self.fields.end_time)
     }
 }
 
-impl Audited for PlannerPhase {
-    fn audit_fields(&self) -> AuditFields {
-        let PlannerPhase {
-            id: _,
-            fields:
-                NewPlannerPhase {
-                    program_id: _,
-                    name,
-                    description,
-                    position,
-                    start_at,
-                    end_at,
-                },
-            stamp: _,
-        } = self;
-        AuditFields::new()
-            .field("name", name)
-            .field("description", description)
-            .field("position", position)
-            .field("start_time", start_at)
-            .field("end_time", end_at)
-    }
-}
+impl Audited for PlannerPhase {}
 
 /// When both dates are set, the start is before the end; else invalid
 /// `planner_phase.end_time`.

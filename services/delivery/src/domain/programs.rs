@@ -1,25 +1,26 @@
 //! Programs: the delivery phases and how a program moves between them.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A delivery program (a project).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Program {
     pub id: ProgramId,
     pub fields: NewProgram,
     /// Changed only through [`advance_phase`].
     pub phase: Phase,
     /// Set while archived (ArchiveProgram / UnarchiveProgram).
-    pub archived_at: Option<DateTime<Utc>>,
+    pub archive_time: Option<DateTime<Utc>>,
     pub stamp: Stamp,
 }
 
 /// A program's own fields, held by a [`Program`]: to create, as parsed at the
 /// edge (it starts in [`Phase::Discovery`], unarchived).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewProgram {
     pub name: String,
     /// Unique in the organization.
@@ -30,24 +31,8 @@ pub struct NewProgram {
 }
 
 /// The fields `UpdateProgram` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProgramPath {
-    Name,
-    Slug,
-    Description,
-    SourcePlatform,
-    TargetPlatform,
-}
-
-impl FieldPath for ProgramPath {
-    const ALL: &'static [Self] = &[
-        ProgramPath::Name,
-        ProgramPath::Slug,
-        ProgramPath::Description,
-        ProgramPath::SourcePlatform,
-        ProgramPath::TargetPlatform,
-    ];
-    const OUTPUT_ONLY: &'static [&'static str] = &[
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
+#[field_path(output_only = &[
         "id",
         "phase",
         "archived",
@@ -56,17 +41,13 @@ impl FieldPath for ProgramPath {
         "create_time",
         "update_time",
         "etag",
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            ProgramPath::Name => "name",
-            ProgramPath::Slug => "slug",
-            ProgramPath::Description => "description",
-            ProgramPath::SourcePlatform => "source_platform",
-            ProgramPath::TargetPlatform => "target_platform",
-        }
-    }
+    ])]
+pub enum ProgramPath {
+    Name,
+    Slug,
+    Description,
+    SourcePlatform,
+    TargetPlatform,
 }
 
 /// One field's new value in an update.
@@ -82,15 +63,13 @@ pub enum ProgramChange {
 impl Patch for Program {
     type Change = ProgramChange;
 
-    fn apply(&mut self, changes: Vec<ProgramChange>) -> Result<(), Error> {
-        for change in changes {
-            match change {
-                ProgramChange::Name(x) => self.fields.name = x,
-                ProgramChange::Slug(x) => self.fields.slug = x,
-                ProgramChange::Description(x) => self.fields.description = x,
-                ProgramChange::SourcePlatform(x) => self.fields.source_platform = x,
-                ProgramChange::TargetPlatform(x) => self.fields.target_platform = x,
-            }
+    fn apply_one(&mut self, change: ProgramChange) -> Result<(), Error> {
+        match change {
+            ProgramChange::Name(x) => self.fields.name = x,
+            ProgramChange::Slug(x) => self.fields.slug = x,
+            ProgramChange::Description(x) => self.fields.description = x,
+            ProgramChange::SourcePlatform(x) => self.fields.source_platform = x,
+            ProgramChange::TargetPlatform(x) => self.fields.target_platform = x,
         }
         Ok(())
     }
@@ -100,7 +79,7 @@ impl Program {
     /// Refuses changes to an archived program.
     pub fn check_not_archived(&self) -> Result<(), Error> {
         refuse_if(
-            self.archived_at.is_some(),
+            self.archive_time.is_some(),
             "PROGRAM_ARCHIVED",
             "the program is archived; unarchive it first",
         )
@@ -109,7 +88,7 @@ impl Program {
     /// Refuses archiving an archived program.
     pub fn check_archivable(&self) -> Result<(), Error> {
         refuse_if(
-            self.archived_at.is_some(),
+            self.archive_time.is_some(),
             "PROGRAM_ALREADY_ARCHIVED",
             "the program is already archived",
         )
@@ -118,39 +97,14 @@ impl Program {
     /// Refuses unarchiving a program that is not archived.
     pub fn check_unarchivable(&self) -> Result<(), Error> {
         refuse_if(
-            self.archived_at.is_none(),
+            self.archive_time.is_none(),
             "PROGRAM_NOT_ARCHIVED",
             "the program is not archived",
         )
     }
 }
 
-impl Audited for Program {
-    fn audit_fields(&self) -> AuditFields {
-        let Program {
-            id: _,
-            fields:
-                NewProgram {
-                    name,
-                    slug,
-                    description,
-                    source_platform,
-                    target_platform,
-                },
-            phase,
-            archived_at,
-            stamp: _,
-        } = self;
-        AuditFields::new()
-            .field("name", name)
-            .field("slug", slug)
-            .field("description", description)
-            .field("source_platform", source_platform)
-            .field("target_platform", target_platform)
-            .field("phase", phase.as_str())
-            .field("archive_time", archived_at)
-    }
-}
+impl Audited for Program {}
 
 foundry_domain::stored_enum! {
     /// The delivery phase of a program, in order.

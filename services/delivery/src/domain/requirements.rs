@@ -1,13 +1,14 @@
 //! Requirements: priority and status.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::*;
 
 /// Something a program must deliver, under a workstream.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Requirement {
     pub id: RequirementId,
     pub fields: NewRequirement,
@@ -18,7 +19,7 @@ pub struct Requirement {
 
 /// A requirement's own fields, held by a [`Requirement`]: to create, as parsed
 /// at the edge (its program is its workstream's).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewRequirement {
     /// Its workstream (same program).
     pub workstream_id: WorkstreamId,
@@ -32,7 +33,8 @@ pub struct NewRequirement {
 }
 
 /// The fields `UpdateRequirement` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
+#[field_path(output_only = PROGRAM_CHILD_OUTPUT_ONLY)]
 pub enum RequirementPath {
     WorkstreamId,
     Title,
@@ -41,31 +43,6 @@ pub enum RequirementPath {
     Status,
     AcceptanceCriteria,
     Batch,
-}
-
-impl FieldPath for RequirementPath {
-    const ALL: &'static [Self] = &[
-        RequirementPath::WorkstreamId,
-        RequirementPath::Title,
-        RequirementPath::Description,
-        RequirementPath::Priority,
-        RequirementPath::Status,
-        RequirementPath::AcceptanceCriteria,
-        RequirementPath::Batch,
-    ];
-    const OUTPUT_ONLY: &'static [&'static str] = PROGRAM_CHILD_OUTPUT_ONLY;
-
-    fn name(self) -> &'static str {
-        match self {
-            RequirementPath::WorkstreamId => "workstream_id",
-            RequirementPath::Title => "title",
-            RequirementPath::Description => "description",
-            RequirementPath::Priority => "priority",
-            RequirementPath::Status => "status",
-            RequirementPath::AcceptanceCriteria => "acceptance_criteria",
-            RequirementPath::Batch => "batch",
-        }
-    }
 }
 
 /// One field's new value in an update.
@@ -84,17 +61,15 @@ pub enum RequirementChange {
 impl Patch for Requirement {
     type Change = RequirementChange;
 
-    fn apply(&mut self, changes: Vec<RequirementChange>) -> Result<(), Error> {
-        for change in changes {
-            match change {
-                RequirementChange::WorkstreamId(x) => self.fields.workstream_id = x,
-                RequirementChange::Title(x) => self.fields.title = x,
-                RequirementChange::Description(x) => self.fields.description = x,
-                RequirementChange::Priority(x) => self.fields.priority = x,
-                RequirementChange::Status(x) => self.fields.status = x,
-                RequirementChange::AcceptanceCriteria(x) => self.fields.acceptance_criteria = x,
-                RequirementChange::Batch(x) => self.fields.batch = x,
-            }
+    fn apply_one(&mut self, change: RequirementChange) -> Result<(), Error> {
+        match change {
+            RequirementChange::WorkstreamId(x) => self.fields.workstream_id = x,
+            RequirementChange::Title(x) => self.fields.title = x,
+            RequirementChange::Description(x) => self.fields.description = x,
+            RequirementChange::Priority(x) => self.fields.priority = x,
+            RequirementChange::Status(x) => self.fields.status = x,
+            RequirementChange::AcceptanceCriteria(x) => self.fields.acceptance_criteria = x,
+            RequirementChange::Batch(x) => self.fields.batch = x,
         }
         Ok(())
     }
@@ -102,7 +77,7 @@ impl Patch for Requirement {
 
 /// An edge of the requirement graph: `requirement_id` depends on
 /// `depends_on_id` (both of `program_id`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Dependency {
     pub program_id: ProgramId,
     pub requirement_id: RequirementId,
@@ -113,7 +88,7 @@ pub struct Dependency {
 }
 
 /// A requirement as a program plan needs it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlanItem {
     pub id: RequirementId,
     pub workstream_id: WorkstreamId,
@@ -122,33 +97,7 @@ pub struct PlanItem {
     pub status: RequirementStatus,
 }
 
-impl Audited for Requirement {
-    fn audit_fields(&self) -> AuditFields {
-        let Requirement {
-            id: _,
-            fields:
-                NewRequirement {
-                    workstream_id,
-                    title,
-                    description,
-                    priority,
-                    status,
-                    acceptance_criteria,
-                    batch,
-                },
-            program_id: _,
-            stamp: _,
-        } = self;
-        AuditFields::new()
-            .field("workstream_id", workstream_id)
-            .field("title", title)
-            .field("description", description)
-            .field("priority", priority.as_str())
-            .field("status", status.as_str())
-            .field("acceptance_criteria", acceptance_criteria)
-            .field("batch", batch)
-    }
-}
+impl Audited for Requirement {}
 
 foundry_domain::stored_enum! {
     /// How much a requirement matters (declared most important first, so

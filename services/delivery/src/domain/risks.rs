@@ -1,12 +1,13 @@
 //! Risks: the likelihood and impact scale, severity, status, and the
 //! fields an update may change.
 
-use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp, UnknownValue};
+use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::*;
 
 /// A risk to a program, scored by likelihood and impact.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Risk {
     pub id: RiskId,
     pub fields: NewRisk,
@@ -17,7 +18,7 @@ pub struct Risk {
 
 /// A risk's own fields, held by a [`Risk`]: to create, as parsed at the edge
 /// (its severity is derived).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewRisk {
     pub program_id: ProgramId,
     pub title: String,
@@ -37,7 +38,8 @@ impl NewRisk {
 }
 
 /// The fields `UpdateRisk` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
+#[field_path(output_only = &program_child_output_only_and::<7>(&["severity"]))]
 pub enum RiskPath {
     Title,
     Description,
@@ -46,31 +48,6 @@ pub enum RiskPath {
     Mitigation,
     OwnerUserId,
     Status,
-}
-
-impl FieldPath for RiskPath {
-    const ALL: &'static [Self] = &[
-        RiskPath::Title,
-        RiskPath::Description,
-        RiskPath::Likelihood,
-        RiskPath::Impact,
-        RiskPath::Mitigation,
-        RiskPath::OwnerUserId,
-        RiskPath::Status,
-    ];
-    const OUTPUT_ONLY: &'static [&'static str] = &program_child_output_only_and::<7>(&["severity"]);
-
-    fn name(self) -> &'static str {
-        match self {
-            RiskPath::Title => "title",
-            RiskPath::Description => "description",
-            RiskPath::Likelihood => "likelihood",
-            RiskPath::Impact => "impact",
-            RiskPath::Mitigation => "mitigation",
-            RiskPath::OwnerUserId => "owner_user_id",
-            RiskPath::Status => "status",
-        }
-    }
 }
 
 /// One field's new value in an update.
@@ -90,52 +67,22 @@ impl Patch for Risk {
     type Change = RiskChange;
 
     /// Applies an update's changes, then derives the severity again.
-    fn apply(&mut self, changes: Vec<RiskChange>) -> Result<(), Error> {
-        for change in changes {
-            match change {
-                RiskChange::Title(x) => self.fields.title = x,
-                RiskChange::Description(x) => self.fields.description = x,
-                RiskChange::Likelihood(x) => self.fields.likelihood = x,
-                RiskChange::Impact(x) => self.fields.impact = x,
-                RiskChange::Mitigation(x) => self.fields.mitigation = x,
-                RiskChange::OwnerUserId(x) => self.fields.owner_user_id = x,
-                RiskChange::Status(x) => self.fields.status = x,
-            }
+    fn apply_one(&mut self, change: RiskChange) -> Result<(), Error> {
+        match change {
+            RiskChange::Title(x) => self.fields.title = x,
+            RiskChange::Description(x) => self.fields.description = x,
+            RiskChange::Likelihood(x) => self.fields.likelihood = x,
+            RiskChange::Impact(x) => self.fields.impact = x,
+            RiskChange::Mitigation(x) => self.fields.mitigation = x,
+            RiskChange::OwnerUserId(x) => self.fields.owner_user_id = x,
+            RiskChange::Status(x) => self.fields.status = x,
         }
-        self.severity = severity(self.fields.likelihood, self.fields.impact);
+        self.severity = self.fields.severity();
         Ok(())
     }
 }
 
-impl Audited for Risk {
-    fn audit_fields(&self) -> AuditFields {
-        let Risk {
-            id: _,
-            fields:
-                NewRisk {
-                    program_id: _,
-                    title,
-                    description,
-                    likelihood,
-                    impact,
-                    mitigation,
-                    owner_user_id,
-                    status,
-                },
-            severity,
-            stamp: _,
-        } = self;
-        AuditFields::new()
-            .field("title", title)
-            .field("description", description)
-            .field("likelihood", likelihood.value())
-            .field("impact", impact.value())
-            .field("severity", severity.as_str())
-            .field("mitigation", mitigation)
-            .field("owner_user_id", owner_user_id)
-            .field("status", status.as_str())
-    }
-}
+impl Audited for Risk {}
 
 foundry_domain::stored_enum! {
     /// How serious a risk is (least first), derived by [`severity`].
@@ -185,22 +132,23 @@ impl RiskLevel {
     pub fn value(self) -> i16 {
         i16::from(self.0)
     }
+}
 
-    /// The stored value `v` read from `table`.`column`, or an error naming
-    /// where it was read (never a fallback step).
-    pub fn decode(
-        table: &'static str,
-        column: &'static str,
-        v: i16,
-    ) -> Result<RiskLevel, UnknownValue> {
-        u8::try_from(v)
+/// As its number (audit events, the stored `smallint`).
+impl Serialize for RiskLevel {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i16(self.value())
+    }
+}
+
+/// From its number, loudly: one off the scale is an error, never a step.
+impl<'de> Deserialize<'de> for RiskLevel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i16::deserialize(d)?;
+        u8::try_from(n)
             .ok()
             .and_then(RiskLevel::new)
-            .ok_or_else(|| UnknownValue {
-                table,
-                column,
-                value: v.to_string(),
-            })
+            .ok_or_else(|| serde::de::Error::custom(format_args!("{n} is no risk level (1..=5)")))
     }
 }
 
@@ -257,11 +205,10 @@ mod tests {
         }
         assert_eq!(RiskLevel::try_from(0), Err(()));
         assert_eq!(RiskLevel::try_from(6), Err(()));
-        assert_eq!(RiskLevel::decode("risks", "impact", 3), Ok(level(3)));
-        let e = RiskLevel::decode("risks", "impact", 9).expect_err("out of the scale");
-        assert_eq!(
-            e.to_string(),
-            "risks.impact holds \"9\", which no variant matches"
-        );
+        let read = |n: i16| serde_json::from_value::<RiskLevel>(n.into());
+        assert_eq!(read(3).ok(), Some(level(3)));
+        let e = read(9).expect_err("out of the scale");
+        assert_eq!(e.to_string(), "9 is no risk level (1..=5)");
+        assert_eq!(serde_json::to_value(level(4)).ok(), Some(4.into()));
     }
 }

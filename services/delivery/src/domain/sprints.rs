@@ -1,12 +1,13 @@
 //! Sprints: status, capacity unit, start and completion.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A time box of a program.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sprint {
     pub id: SprintId,
     pub fields: NewSprint,
@@ -17,20 +18,21 @@ pub struct Sprint {
 
 /// A sprint's own fields, held by a [`Sprint`]: to create, as parsed at the
 /// edge (it starts [`SprintStatus::Planned`]).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewSprint {
     pub program_id: ProgramId,
     pub name: String,
     pub goal: String,
-    /// Before `end_at` ([`check_sprint_dates`]).
-    pub start_at: DateTime<Utc>,
-    pub end_at: DateTime<Utc>,
+    /// Before `end_time` ([`check_sprint_dates`]).
+    pub start_time: DateTime<Utc>,
+    pub end_time: DateTime<Utc>,
     pub capacity: f64,
     pub capacity_unit: CapacityUnit,
 }
 
 /// The fields `UpdateSprint` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
+#[field_path(output_only = PROGRAM_CHILD_OUTPUT_ONLY, elsewhere = elsewhere_sprint)]
 pub enum SprintPath {
     Name,
     Goal,
@@ -38,33 +40,6 @@ pub enum SprintPath {
     EndTime,
     Capacity,
     CapacityUnit,
-}
-
-impl FieldPath for SprintPath {
-    const ALL: &'static [Self] = &[
-        SprintPath::Name,
-        SprintPath::Goal,
-        SprintPath::StartTime,
-        SprintPath::EndTime,
-        SprintPath::Capacity,
-        SprintPath::CapacityUnit,
-    ];
-    const OUTPUT_ONLY: &'static [&'static str] = PROGRAM_CHILD_OUTPUT_ONLY;
-
-    fn name(self) -> &'static str {
-        match self {
-            SprintPath::Name => "name",
-            SprintPath::Goal => "goal",
-            SprintPath::StartTime => "start_time",
-            SprintPath::EndTime => "end_time",
-            SprintPath::Capacity => "capacity",
-            SprintPath::CapacityUnit => "capacity_unit",
-        }
-    }
-
-    fn elsewhere(path: &str) -> Option<&'static str> {
-        (path == "status").then_some("changes through StartSprint and CompleteSprint")
-    }
 }
 
 /// One field's new value in an update.
@@ -82,18 +57,20 @@ impl Patch for Sprint {
     type Change = SprintChange;
 
     /// Applies an update's changes, then checks the dates.
-    fn apply(&mut self, changes: Vec<SprintChange>) -> Result<(), Error> {
-        for change in changes {
-            match change {
-                SprintChange::Name(x) => self.fields.name = x,
-                SprintChange::Goal(x) => self.fields.goal = x,
-                SprintChange::StartTime(x) => self.fields.start_at = x,
-                SprintChange::EndTime(x) => self.fields.end_at = x,
-                SprintChange::Capacity(x) => self.fields.capacity = x,
-                SprintChange::CapacityUnit(x) => self.fields.capacity_unit = x,
-            }
+    fn apply_one(&mut self, change: SprintChange) -> Result<(), Error> {
+        match change {
+            SprintChange::Name(x) => self.fields.name = x,
+            SprintChange::Goal(x) => self.fields.goal = x,
+            SprintChange::StartTime(x) => self.fields.start_time = x,
+            SprintChange::EndTime(x) => self.fields.end_time = x,
+            SprintChange::Capacity(x) => self.fields.capacity = x,
+            SprintChange::CapacityUnit(x) => self.fields.capacity_unit = x,
         }
-        check_sprint_dates(self.fields.start_at, self.fields.end_at)
+        Ok(())
+    }
+
+    fn check_fields(&self) -> Result<(), Error> {
+        check_sprint_dates(self.fields.start_time, self.fields.end_time)
     }
 }
 
@@ -109,33 +86,7 @@ pub fn check_sprint_dates(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<()
     }
 }
 
-impl Audited for Sprint {
-    fn audit_fields(&self) -> AuditFields {
-        let Sprint {
-            id: _,
-            fields:
-                NewSprint {
-                    program_id: _,
-                    name,
-                    goal,
-                    start_at,
-                    end_at,
-                    capacity,
-                    capacity_unit,
-                },
-            status,
-            stamp: _,
-        } = self;
-        AuditFields::new()
-            .field("name", name)
-            .field("goal", goal)
-            .field("start_time", start_at)
-            .field("end_time", end_at)
-            .field("capacity", capacity)
-            .field("capacity_unit", capacity_unit.as_str())
-            .field("status", status.as_str())
-    }
-}
+impl Audited for Sprint {}
 
 foundry_domain::stored_enum! {
     /// The life of a sprint, in order.
@@ -220,4 +171,9 @@ mod tests {
             "SPRINT_NOT_ACTIVE"
         );
     }
+}
+
+/// What `UpdateSprint` refuses as changed by another method.
+fn elsewhere_sprint(path: &str) -> Option<&'static str> {
+    (path == "status").then_some("changes through StartSprint and CompleteSprint")
 }

@@ -1,11 +1,12 @@
 //! Subtasks: their status, and the fields an update may change.
 
-use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A step of a task, ordered among its siblings.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Subtask {
     pub id: SubtaskId,
     pub fields: NewSubtask<i32>,
@@ -17,7 +18,7 @@ pub struct Subtask {
 /// A subtask's own fields: to create, as parsed at the edge (with an
 /// `Option<i32>` position; its program is the task's), or as held by a
 /// [`Subtask`] (`i32`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewSubtask<Position = Option<i32>> {
     pub task_id: TaskId,
     pub title: String,
@@ -29,31 +30,13 @@ pub struct NewSubtask<Position = Option<i32>> {
 }
 
 /// The fields `UpdateSubtask` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
+#[field_path(output_only = &program_child_output_only_and::<7>(&["task_id"]))]
 pub enum SubtaskPath {
     Title,
     Description,
     Status,
     Position,
-}
-
-impl FieldPath for SubtaskPath {
-    const ALL: &'static [Self] = &[
-        SubtaskPath::Title,
-        SubtaskPath::Description,
-        SubtaskPath::Status,
-        SubtaskPath::Position,
-    ];
-    const OUTPUT_ONLY: &'static [&'static str] = &program_child_output_only_and::<7>(&["task_id"]);
-
-    fn name(self) -> &'static str {
-        match self {
-            SubtaskPath::Title => "title",
-            SubtaskPath::Description => "description",
-            SubtaskPath::Status => "status",
-            SubtaskPath::Position => "position",
-        }
-    }
 }
 
 /// One field's new value in an update.
@@ -69,42 +52,18 @@ impl Patch for Subtask {
     type Change = SubtaskChange;
 
     /// Applies an update's changes.
-    fn apply(&mut self, changes: Vec<SubtaskChange>) -> Result<(), Error> {
-        for change in changes {
-            match change {
-                SubtaskChange::Title(x) => self.fields.title = x,
-                SubtaskChange::Description(x) => self.fields.description = x,
-                SubtaskChange::Status(x) => self.fields.status = x,
-                SubtaskChange::Position(x) => self.fields.position = x,
-            }
+    fn apply_one(&mut self, change: SubtaskChange) -> Result<(), Error> {
+        match change {
+            SubtaskChange::Title(x) => self.fields.title = x,
+            SubtaskChange::Description(x) => self.fields.description = x,
+            SubtaskChange::Status(x) => self.fields.status = x,
+            SubtaskChange::Position(x) => self.fields.position = x,
         }
         Ok(())
     }
 }
 
-impl Audited for Subtask {
-    fn audit_fields(&self) -> AuditFields {
-        let Subtask {
-            id: _,
-            fields:
-                NewSubtask {
-                    task_id,
-                    title,
-                    description,
-                    status,
-                    position,
-                },
-            program_id: _,
-            stamp: _,
-        } = self;
-        AuditFields::new()
-            .field("task_id", task_id)
-            .field("title", title)
-            .field("description", description)
-            .field("status", status.as_str())
-            .field("position", position)
-    }
-}
+impl Audited for Subtask {}
 
 foundry_domain::stored_enum! {
     /// Where a subtask stands.

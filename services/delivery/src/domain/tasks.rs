@@ -1,12 +1,13 @@
 //! Tasks: the workflow of a task's status and the subtask rule.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A unit of work in a program.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Task {
     pub id: TaskId,
     pub fields: NewTask,
@@ -14,7 +15,7 @@ pub struct Task {
 }
 
 /// A task's own fields, held by a [`Task`]: to create, as parsed at the edge.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewTask {
     pub program_id: ProgramId,
     /// The requirement it delivers, if any (same program).
@@ -27,7 +28,7 @@ pub struct NewTask {
     /// Each once, in the given order.
     pub assignee_ids: Vec<UserId>,
     pub estimate_hours: Option<f64>,
-    pub due_at: Option<DateTime<Utc>>,
+    pub due_time: Option<DateTime<Utc>>,
     /// Each once, in the given order.
     pub labels: Vec<String>,
     /// The sprint it is planned in, if any (same program).
@@ -35,7 +36,8 @@ pub struct NewTask {
 }
 
 /// The fields `UpdateTask` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
+#[field_path(output_only = PROGRAM_CHILD_OUTPUT_ONLY, elsewhere = elsewhere_task)]
 pub enum TaskPath {
     RequirementId,
     Title,
@@ -45,37 +47,6 @@ pub enum TaskPath {
     DueTime,
     Labels,
     SprintId,
-}
-
-impl FieldPath for TaskPath {
-    const ALL: &'static [Self] = &[
-        TaskPath::RequirementId,
-        TaskPath::Title,
-        TaskPath::Description,
-        TaskPath::AssigneeIds,
-        TaskPath::EstimateHours,
-        TaskPath::DueTime,
-        TaskPath::Labels,
-        TaskPath::SprintId,
-    ];
-    const OUTPUT_ONLY: &'static [&'static str] = PROGRAM_CHILD_OUTPUT_ONLY;
-
-    fn name(self) -> &'static str {
-        match self {
-            TaskPath::RequirementId => "requirement_id",
-            TaskPath::Title => "title",
-            TaskPath::Description => "description",
-            TaskPath::AssigneeIds => "assignee_ids",
-            TaskPath::EstimateHours => "estimate_hours",
-            TaskPath::DueTime => "due_time",
-            TaskPath::Labels => "labels",
-            TaskPath::SprintId => "sprint_id",
-        }
-    }
-
-    fn elsewhere(path: &str) -> Option<&'static str> {
-        (path == "status").then_some("changes through ChangeTaskStatus")
-    }
 }
 
 /// One field's new value in an update.
@@ -96,54 +67,22 @@ pub enum TaskChange {
 impl Patch for Task {
     type Change = TaskChange;
 
-    fn apply(&mut self, changes: Vec<TaskChange>) -> Result<(), Error> {
-        for change in changes {
-            match change {
-                TaskChange::RequirementId(x) => self.fields.requirement_id = x,
-                TaskChange::Title(x) => self.fields.title = x,
-                TaskChange::Description(x) => self.fields.description = x,
-                TaskChange::AssigneeIds(x) => self.fields.assignee_ids = x,
-                TaskChange::EstimateHours(x) => self.fields.estimate_hours = x,
-                TaskChange::DueTime(x) => self.fields.due_at = x,
-                TaskChange::Labels(x) => self.fields.labels = x,
-                TaskChange::SprintId(x) => self.fields.sprint_id = x,
-            }
+    fn apply_one(&mut self, change: TaskChange) -> Result<(), Error> {
+        match change {
+            TaskChange::RequirementId(x) => self.fields.requirement_id = x,
+            TaskChange::Title(x) => self.fields.title = x,
+            TaskChange::Description(x) => self.fields.description = x,
+            TaskChange::AssigneeIds(x) => self.fields.assignee_ids = x,
+            TaskChange::EstimateHours(x) => self.fields.estimate_hours = x,
+            TaskChange::DueTime(x) => self.fields.due_time = x,
+            TaskChange::Labels(x) => self.fields.labels = x,
+            TaskChange::SprintId(x) => self.fields.sprint_id = x,
         }
         Ok(())
     }
 }
 
-impl Audited for Task {
-    fn audit_fields(&self) -> AuditFields {
-        let Task {
-            id: _,
-            fields:
-                NewTask {
-                    program_id: _,
-                    requirement_id,
-                    title,
-                    description,
-                    status,
-                    assignee_ids,
-                    estimate_hours,
-                    due_at,
-                    labels,
-                    sprint_id,
-                },
-            stamp: _,
-        } = self;
-        AuditFields::new()
-            .field("requirement_id", requirement_id)
-            .field("title", title)
-            .field("description", description)
-            .field("status", status.as_str())
-            .field("assignee_ids", assignee_ids)
-            .field("estimate_hours", estimate_hours)
-            .field("due_time", due_at)
-            .field("labels", labels)
-            .field("sprint_id", sprint_id)
-    }
-}
+impl Audited for Task {}
 
 foundry_domain::stored_enum! {
     /// The workflow status of a task.
@@ -284,4 +223,9 @@ mod tests {
         );
         assert!(SubtaskStatus::Todo.is_open() && !SubtaskStatus::Done.is_open());
     }
+}
+
+/// What `UpdateTask` refuses as changed by another method.
+fn elsewhere_task(path: &str) -> Option<&'static str> {
+    (path == "status").then_some("changes through ChangeTaskStatus")
 }

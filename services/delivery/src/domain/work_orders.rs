@@ -1,11 +1,12 @@
 //! Work orders: status and its workflow.
 
-use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A unit of implementation work in a program, with its plan.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkOrder {
     pub id: WorkOrderId,
     pub fields: NewWorkOrder,
@@ -14,7 +15,7 @@ pub struct WorkOrder {
 
 /// A work order's own fields, held by a [`WorkOrder`]: to create, as parsed at
 /// the edge.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewWorkOrder {
     pub program_id: ProgramId,
     pub title: String,
@@ -33,7 +34,8 @@ pub struct NewWorkOrder {
 }
 
 /// The fields `UpdateWorkOrder` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
+#[field_path(output_only = PROGRAM_CHILD_OUTPUT_ONLY, elsewhere = elsewhere_work_order)]
 pub enum WorkOrderPath {
     Title,
     Description,
@@ -42,35 +44,6 @@ pub enum WorkOrderPath {
     AssigneeIds,
     PhaseId,
     FeatureId,
-}
-
-impl FieldPath for WorkOrderPath {
-    const ALL: &'static [Self] = &[
-        WorkOrderPath::Title,
-        WorkOrderPath::Description,
-        WorkOrderPath::AcceptanceCriteria,
-        WorkOrderPath::ImplementationPlan,
-        WorkOrderPath::AssigneeIds,
-        WorkOrderPath::PhaseId,
-        WorkOrderPath::FeatureId,
-    ];
-    const OUTPUT_ONLY: &'static [&'static str] = PROGRAM_CHILD_OUTPUT_ONLY;
-
-    fn name(self) -> &'static str {
-        match self {
-            WorkOrderPath::Title => "title",
-            WorkOrderPath::Description => "description",
-            WorkOrderPath::AcceptanceCriteria => "acceptance_criteria",
-            WorkOrderPath::ImplementationPlan => "implementation_plan",
-            WorkOrderPath::AssigneeIds => "assignee_ids",
-            WorkOrderPath::PhaseId => "phase_id",
-            WorkOrderPath::FeatureId => "feature_id",
-        }
-    }
-
-    fn elsewhere(path: &str) -> Option<&'static str> {
-        (path == "status").then_some("changes through ChangeWorkOrderStatus")
-    }
 }
 
 /// One field's new value in an update.
@@ -90,51 +63,21 @@ pub enum WorkOrderChange {
 impl Patch for WorkOrder {
     type Change = WorkOrderChange;
 
-    fn apply(&mut self, changes: Vec<WorkOrderChange>) -> Result<(), Error> {
-        for change in changes {
-            match change {
-                WorkOrderChange::Title(x) => self.fields.title = x,
-                WorkOrderChange::Description(x) => self.fields.description = x,
-                WorkOrderChange::AcceptanceCriteria(x) => self.fields.acceptance_criteria = x,
-                WorkOrderChange::ImplementationPlan(x) => self.fields.implementation_plan = x,
-                WorkOrderChange::AssigneeIds(x) => self.fields.assignee_ids = x,
-                WorkOrderChange::PhaseId(x) => self.fields.phase_id = x,
-                WorkOrderChange::FeatureId(x) => self.fields.feature_id = x,
-            }
+    fn apply_one(&mut self, change: WorkOrderChange) -> Result<(), Error> {
+        match change {
+            WorkOrderChange::Title(x) => self.fields.title = x,
+            WorkOrderChange::Description(x) => self.fields.description = x,
+            WorkOrderChange::AcceptanceCriteria(x) => self.fields.acceptance_criteria = x,
+            WorkOrderChange::ImplementationPlan(x) => self.fields.implementation_plan = x,
+            WorkOrderChange::AssigneeIds(x) => self.fields.assignee_ids = x,
+            WorkOrderChange::PhaseId(x) => self.fields.phase_id = x,
+            WorkOrderChange::FeatureId(x) => self.fields.feature_id = x,
         }
         Ok(())
     }
 }
 
-impl Audited for WorkOrder {
-    fn audit_fields(&self) -> AuditFields {
-        let WorkOrder {
-            id: _,
-            fields:
-                NewWorkOrder {
-                    program_id: _,
-                    title,
-                    description,
-                    status,
-                    acceptance_criteria,
-                    implementation_plan,
-                    assignee_ids,
-                    phase_id,
-                    feature_id,
-                },
-            stamp: _,
-        } = self;
-        AuditFields::new()
-            .field("title", title)
-            .field("description", description)
-            .field("status", status.as_str())
-            .field("acceptance_criteria", acceptance_criteria)
-            .field("implementation_plan", implementation_plan)
-            .field("assignee_ids", assignee_ids)
-            .field("phase_id", phase_id)
-            .field("feature_id", feature_id)
-    }
-}
+impl Audited for WorkOrder {}
 
 foundry_domain::stored_enum! {
     /// The workflow of a work order.
@@ -230,4 +173,9 @@ mod tests {
         assert!(Backlog.is_initial() && Ready.is_initial());
         assert!(!InProgress.is_initial() && !Done.is_initial());
     }
+}
+
+/// What `UpdateWorkOrder` refuses as changed by another method.
+fn elsewhere_work_order(path: &str) -> Option<&'static str> {
+    (path == "status").then_some("changes through ChangeWorkOrderStatus")
 }

@@ -1,12 +1,13 @@
 //! Workstreams: the ordered streams of a program that hold its
 //! requirements, and the fields an update may change.
 
-use foundry_domain::{AuditFields, Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A stream of work in a program, ordered among its siblings.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Workstream {
     pub id: WorkstreamId,
     pub fields: NewWorkstream<i32>,
@@ -15,7 +16,7 @@ pub struct Workstream {
 
 /// A workstream's own fields: to create, as parsed at the edge (with an
 /// `Option<i32>` position), or as held by a [`Workstream`] (`i32`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewWorkstream<Position = Option<i32>> {
     pub program_id: ProgramId,
     pub name: String,
@@ -26,28 +27,12 @@ pub struct NewWorkstream<Position = Option<i32>> {
 }
 
 /// The fields `UpdateWorkstream` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
+#[field_path(output_only = PROGRAM_CHILD_OUTPUT_ONLY)]
 pub enum WorkstreamPath {
     Name,
     Description,
     Position,
-}
-
-impl FieldPath for WorkstreamPath {
-    const ALL: &'static [Self] = &[
-        WorkstreamPath::Name,
-        WorkstreamPath::Description,
-        WorkstreamPath::Position,
-    ];
-    const OUTPUT_ONLY: &'static [&'static str] = PROGRAM_CHILD_OUTPUT_ONLY;
-
-    fn name(self) -> &'static str {
-        match self {
-            WorkstreamPath::Name => "name",
-            WorkstreamPath::Description => "description",
-            WorkstreamPath::Position => "position",
-        }
-    }
 }
 
 /// One field's new value in an update.
@@ -61,35 +46,14 @@ pub enum WorkstreamChange {
 impl Patch for Workstream {
     type Change = WorkstreamChange;
 
-    fn apply(&mut self, changes: Vec<WorkstreamChange>) -> Result<(), Error> {
-        for change in changes {
-            match change {
-                WorkstreamChange::Name(x) => self.fields.name = x,
-                WorkstreamChange::Description(x) => self.fields.description = x,
-                WorkstreamChange::Position(x) => self.fields.position = x,
-            }
+    fn apply_one(&mut self, change: WorkstreamChange) -> Result<(), Error> {
+        match change {
+            WorkstreamChange::Name(x) => self.fields.name = x,
+            WorkstreamChange::Description(x) => self.fields.description = x,
+            WorkstreamChange::Position(x) => self.fields.position = x,
         }
         Ok(())
     }
 }
 
-impl Audited for Workstream {
-    fn audit_fields(&self) -> AuditFields {
-        let Workstream {
-            id: _,
-            fields:
-                NewWorkstream {
-                    program_id,
-                    name,
-                    description,
-                    position,
-                },
-            stamp: _,
-        } = self;
-        AuditFields::new()
-            .field("program_id", program_id)
-            .field("name", name)
-            .field("description", description)
-            .field("position", position)
-    }
-}
+impl Audited for Workstream {}

@@ -1,38 +1,21 @@
 //! The requirement dependency graph.
 
-use chrono::{DateTime, Utc};
-use foundry_domain::Id;
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
-use foundry_resource::Resource;
+use foundry_resource::{Resource, row};
+use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::{qualified, unique_or};
 use crate::domain::{Dependency, ProgramId, Requirement, RequirementId};
 
-/// An edge, as read: `requirement_id` depends on `depends_on_id`.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct DependencyRow {
-    pub program_id: Uuid,
-    pub requirement_id: Uuid,
-    pub depends_on_id: Uuid,
-    pub created_by: Uuid,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<DependencyRow> for Dependency {
-    fn from(r: DependencyRow) -> Dependency {
-        Dependency {
-            program_id: Id::from_uuid(r.program_id),
-            requirement_id: Id::from_uuid(r.requirement_id),
-            depends_on_id: Id::from_uuid(r.depends_on_id),
-            created_by: r.created_by,
-            created_at: r.created_at,
-        }
-    }
-}
-
+/// The columns of an edge, as [`Dependency`] reads them.
 const COLS: &str = "program_id, requirement_id, depends_on_id, created_by, created_at";
+
+/// An edge as read.
+fn edge(row: &PgRow) -> Result<Dependency> {
+    row::decode(row, "requirement_dependencies")
+}
 
 /// Every edge of a program, `(requirement, depends_on)`, on
 /// `requirement_dependencies_program_idx` (index only).
@@ -59,7 +42,7 @@ pub async fn insert_dependency(
     depends_on_id: RequirementId,
     created_by: Uuid,
 ) -> Result<Dependency> {
-    let row: DependencyRow = sqlx::query_as(&format!(
+    let row = sqlx::query(&format!(
         "INSERT INTO requirement_dependencies (org_id, program_id, requirement_id, depends_on_id, created_by) \
          VALUES ($1, $2, $3, $4, $5) RETURNING {COLS}"
     ))
@@ -71,7 +54,7 @@ pub async fn insert_dependency(
     .fetch_one(&mut **tx)
     .await
     .map_err(|e| unique_or(e, "requirement_dependencies_pkey", dependency_exists))?;
-    Ok(row.into())
+    edge(&row)
 }
 
 /// `ALREADY_EXISTS` for an edge that is there.
@@ -89,7 +72,7 @@ pub async fn delete_dependency(
     requirement_id: RequirementId,
     depends_on_id: RequirementId,
 ) -> Result<Option<Dependency>> {
-    let row: Option<DependencyRow> = sqlx::query_as(&format!(
+    let row = sqlx::query(&format!(
         "DELETE FROM requirement_dependencies \
          WHERE org_id = $1 AND requirement_id = $2 AND depends_on_id = $3 RETURNING {COLS}"
     ))
@@ -98,7 +81,7 @@ pub async fn delete_dependency(
     .bind(depends_on_id.uuid())
     .fetch_optional(&mut **tx)
     .await?;
-    Ok(row.map(Dependency::from))
+    row.as_ref().map(edge).transpose()
 }
 
 /// Which way to walk the edges.
@@ -122,15 +105,14 @@ pub async fn list_dependencies(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Requirement>> {
-    let rows: Vec<<Requirement as Resource>::Row> =
-        sqlx::query_as(&dependencies_sql(direction, transitive))
-            .bind(org_id)
-            .bind(requirement_id.uuid())
-            .bind(before)
-            .bind(limit)
-            .fetch_all(&mut **tx)
-            .await?;
-    rows.into_iter().map(Requirement::from_row).collect()
+    let rows = sqlx::query(&dependencies_sql(direction, transitive))
+        .bind(org_id)
+        .bind(requirement_id.uuid())
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter().map(Requirement::decode).collect()
 }
 
 /// The statement of [`list_dependencies`] (public for the tests that

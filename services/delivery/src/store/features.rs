@@ -1,49 +1,23 @@
 //! Features: a tree per program.
 
-use async_trait::async_trait;
 use foundry_domain::Id;
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
-use foundry_resource::{Insert, Resource, StampRow, Write};
+use foundry_resource::{Insert, Resource, Write};
 use uuid::Uuid;
 
 use super::{fetch_rows, newest_first, select, unique_or};
 use crate::domain::{Feature, FeatureId, NewFeature, ProgramId};
 
-/// A feature row, as read (public only as [`Resource::Row`]).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct FeatureRow {
-    id: Uuid,
-    program_id: Uuid,
-    parent_feature_id: Option<Uuid>,
-    name: String,
-    slug: String,
-    description: String,
-    #[sqlx(flatten)]
-    stamp: StampRow,
-}
-
 impl Resource for Feature {
     type Key = FeatureId;
-    type Row = FeatureRow;
     const KIND: &'static str = "delivery.feature";
     const NAME: &'static str = "feature";
     const TABLE: &'static str = "features";
-    const COLUMNS: &'static str = COLS;
     const NOT_FOUND: &'static str = "FEATURE_NOT_FOUND";
 
-    fn from_row(r: FeatureRow) -> Result<Feature> {
-        Ok(Feature {
-            id: Id::from_uuid(r.id),
-            fields: NewFeature {
-                program_id: Id::from_uuid(r.program_id),
-                parent_feature_id: r.parent_feature_id.map(Id::from_uuid),
-                name: r.name,
-                slug: r.slug,
-                description: r.description,
-            },
-            stamp: r.stamp.into(),
-        })
+    fn write_error(e: sqlx::Error) -> Error {
+        slug_taken(e)
     }
 
     fn key(&self) -> FeatureId {
@@ -59,9 +33,6 @@ impl Resource for Feature {
     }
 }
 
-const COLS: &str = "id, program_id, parent_feature_id, name, slug, description, \
-     created_by, version, created_at, updated_at";
-
 fn slug_taken(e: sqlx::Error) -> Error {
     unique_or(e, "features_slug_key", || {
         Error::already_exists(
@@ -72,34 +43,8 @@ fn slug_taken(e: sqlx::Error) -> Error {
     })
 }
 
-/// Inserts a new feature made by `created_by`.
-#[async_trait]
 impl Insert for Feature {
     type New = NewFeature;
-
-    async fn insert(
-        f: &NewFeature,
-        tx: &mut Tx,
-        org_id: Uuid,
-        created_by: Uuid,
-    ) -> Result<Feature> {
-        let row: FeatureRow = sqlx::query_as(&format!(
-            "INSERT INTO features (org_id, id, program_id, parent_feature_id, name, slug, \
-             description, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLS}"
-        ))
-        .bind(org_id)
-        .bind(Uuid::now_v7())
-        .bind(f.program_id.uuid())
-        .bind(f.parent_feature_id.map(Id::uuid))
-        .bind(&f.name)
-        .bind(&f.slug)
-        .bind(&f.description)
-        .bind(created_by)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(slug_taken)?;
-        Feature::from_row(row)
-    }
 }
 
 /// The chain from `id` up to its root: `id`, its parent, its parent's
@@ -166,23 +111,4 @@ pub async fn list_features(
     fetch_rows(q, tx).await
 }
 
-/// Writes the user-editable fields of `f`.
-#[async_trait]
-impl Write for Feature {
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Feature> {
-        let row: FeatureRow = sqlx::query_as(&format!(
-            "UPDATE features SET parent_feature_id = $3, name = $4, slug = $5, description = $6, \
-             version = version + 1, updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
-        ))
-        .bind(org_id)
-        .bind(self.id.uuid())
-        .bind(self.fields.parent_feature_id.map(Id::uuid))
-        .bind(&self.fields.name)
-        .bind(&self.fields.slug)
-        .bind(&self.fields.description)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(slug_taken)?;
-        Feature::from_row(row)
-    }
-}
+impl Write for Feature {}

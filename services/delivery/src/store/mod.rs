@@ -12,19 +12,15 @@ pub use features::*;
 mod gates;
 pub use gates::*;
 mod goals;
-pub use goals::*;
 mod planner_phases;
-pub use planner_phases::*;
 mod programs;
 pub use programs::*;
 mod requirements;
 pub use requirements::*;
 mod risks;
-pub use risks::*;
 mod sprints;
 pub use sprints::*;
 mod subtasks;
-pub use subtasks::*;
 mod tasks;
 pub use tasks::*;
 mod work_orders;
@@ -163,7 +159,8 @@ where
     .bind(key.into())
     .bind(value)
     .fetch_one(&mut **tx)
-    .await?;
+    .await
+    .map_err(R::write_error)?;
     R::decode(&row)
 }
 
@@ -214,6 +211,29 @@ pub(crate) struct Assignees {
     pub table: &'static str,
     /// Its column holding the child's id.
     pub key: &'static str,
+}
+
+/// A program's child whose assignees are indexed in its [`Assignees`]:
+/// its row is inserted and written by `foundry_resource::row`, then
+/// [`indexed`] makes the index match.
+pub(crate) trait Assigned: Resource {
+    /// Its index.
+    const ASSIGNEES: Assignees;
+    /// Its program and its assignees.
+    fn assignment(&self) -> (uuid::Uuid, Vec<uuid::Uuid>);
+}
+
+/// `r` as just written, its assignee index made to match.
+pub(crate) async fn indexed<R: Assigned>(
+    tx: &mut foundry_platform::db::Tx,
+    org_id: uuid::Uuid,
+    r: R,
+) -> foundry_platform::Result<R> {
+    let (program_id, users) = r.assignment();
+    R::ASSIGNEES
+        .set(tx, org_id, r.key().into(), program_id, &users)
+        .await?;
+    Ok(r)
 }
 
 impl Assignees {

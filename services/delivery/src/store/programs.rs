@@ -1,54 +1,22 @@
 //! Programs, and the cascade that deletes one with everything in it.
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
-use foundry_resource::{Insert, Resource, StampRow, Write};
+use foundry_resource::{Insert, Resource, Write};
 use uuid::Uuid;
 
 use super::{newest_first, set_column, unique_or};
 use crate::domain::{NewProgram, Phase, Program, ProgramId};
 
-/// A program row, as read (public only as [`Resource::Row`]).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ProgramRow {
-    pub id: Uuid,
-    pub name: String,
-    pub slug: String,
-    pub description: String,
-    pub source_platform: String,
-    pub target_platform: String,
-    pub phase: String,
-    pub archived_at: Option<DateTime<Utc>>,
-    #[sqlx(flatten)]
-    pub stamp: StampRow,
-}
-
 impl Resource for Program {
     type Key = ProgramId;
-    type Row = ProgramRow;
     const KIND: &'static str = "delivery.program";
     const NAME: &'static str = "program";
     const TABLE: &'static str = "programs";
-    const COLUMNS: &'static str = PROGRAM_COLUMNS;
     const NOT_FOUND: &'static str = "PROGRAM_NOT_FOUND";
 
-    fn from_row(r: ProgramRow) -> Result<Program> {
-        Ok(Program {
-            id: Id::from_uuid(r.id),
-            fields: NewProgram {
-                name: r.name,
-                slug: r.slug,
-                description: r.description,
-                source_platform: r.source_platform,
-                target_platform: r.target_platform,
-            },
-            phase: Phase::decode("programs", "phase", &r.phase)?,
-            archived_at: r.archived_at,
-            stamp: r.stamp.into(),
-        })
+    fn write_error(e: sqlx::Error) -> Error {
+        slug_taken(e)
     }
 
     fn key(&self) -> ProgramId {
@@ -65,11 +33,6 @@ impl Resource for Program {
     }
 }
 
-/// The columns every program read returns (`org_id`, which scopes the
-/// read, then `ProgramRow`'s).
-pub const PROGRAM_COLUMNS: &str = "org_id, id, name, slug, description, source_platform, target_platform, phase, \
-     archived_at, created_by, version, created_at, updated_at";
-
 fn slug_taken(e: sqlx::Error) -> Error {
     unique_or(e, "programs_slug_key", || {
         Error::already_exists(
@@ -80,34 +43,8 @@ fn slug_taken(e: sqlx::Error) -> Error {
     })
 }
 
-/// Inserts a new program made by `created_by`.
-#[async_trait]
 impl Insert for Program {
     type New = NewProgram;
-
-    async fn insert(
-        p: &NewProgram,
-        tx: &mut Tx,
-        org_id: Uuid,
-        created_by: Uuid,
-    ) -> Result<Program> {
-        let row: ProgramRow = sqlx::query_as(&format!(
-            "INSERT INTO programs (org_id, id, name, slug, description, source_platform, target_platform, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {PROGRAM_COLUMNS}"
-        ))
-        .bind(org_id)
-        .bind(Uuid::now_v7())
-        .bind(&p.name)
-        .bind(&p.slug)
-        .bind(&p.description)
-        .bind(&p.source_platform)
-        .bind(&p.target_platform)
-        .bind(created_by)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(slug_taken)?;
-        Program::from_row(row)
-    }
 }
 
 /// Filters of ListPrograms.
@@ -142,28 +79,7 @@ pub async fn list_programs(
     super::fetch_rows(q, tx).await
 }
 
-/// Writes the user-editable fields of `p`.
-#[async_trait]
-impl Write for Program {
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Program> {
-        let row: ProgramRow = sqlx::query_as(&format!(
-            "UPDATE programs SET name = $3, slug = $4, description = $5, source_platform = $6, \
-             target_platform = $7, version = version + 1, updated_at = now() \
-             WHERE org_id = $1 AND id = $2 RETURNING {PROGRAM_COLUMNS}"
-        ))
-        .bind(org_id)
-        .bind(self.id.uuid())
-        .bind(&self.fields.name)
-        .bind(&self.fields.slug)
-        .bind(&self.fields.description)
-        .bind(&self.fields.source_platform)
-        .bind(&self.fields.target_platform)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(slug_taken)?;
-        Program::from_row(row)
-    }
-}
+impl Write for Program {}
 
 /// Moves a program to `phase`.
 pub async fn set_program_phase(
@@ -182,7 +98,7 @@ pub async fn set_program_archived(
     id: ProgramId,
     archived: bool,
 ) -> Result<Program> {
-    let assignment = "archived_at = CASE WHEN $3 THEN now() END";
+    let assignment = "archive_time = CASE WHEN $3 THEN now() END";
     set_column(tx, org_id, id, assignment, archived).await
 }
 

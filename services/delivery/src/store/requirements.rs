@@ -1,10 +1,9 @@
 //! Requirements.
 
-use async_trait::async_trait;
 use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
-use foundry_resource::{Insert, Resource, StampRow, Write};
+use foundry_resource::{Insert, Resource, Write};
 use uuid::Uuid;
 
 use super::{Removed, newest_first};
@@ -14,47 +13,12 @@ use crate::domain::{
     WorkstreamId,
 };
 
-/// A requirement row, as read (public only as [`Resource::Row`]).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct RequirementRow {
-    pub id: Uuid,
-    pub program_id: Uuid,
-    pub workstream_id: Uuid,
-    pub title: String,
-    pub description: String,
-    pub priority: String,
-    pub status: String,
-    pub acceptance_criteria: Vec<String>,
-    pub batch: String,
-    #[sqlx(flatten)]
-    pub stamp: StampRow,
-}
-
 impl Resource for Requirement {
     type Key = RequirementId;
-    type Row = RequirementRow;
     const KIND: &'static str = "delivery.requirement";
     const NAME: &'static str = "requirement";
     const TABLE: &'static str = "requirements";
-    const COLUMNS: &'static str = COLS;
     const NOT_FOUND: &'static str = "REQUIREMENT_NOT_FOUND";
-
-    fn from_row(r: RequirementRow) -> Result<Requirement> {
-        Ok(Requirement {
-            id: Id::from_uuid(r.id),
-            fields: NewRequirement {
-                workstream_id: Id::from_uuid(r.workstream_id),
-                title: r.title,
-                description: r.description,
-                priority: Priority::decode("requirements", "priority", &r.priority)?,
-                status: RequirementStatus::decode("requirements", "status", &r.status)?,
-                acceptance_criteria: r.acceptance_criteria,
-                batch: r.batch,
-            },
-            program_id: Id::from_uuid(r.program_id),
-            stamp: r.stamp.into(),
-        })
-    }
 
     fn key(&self) -> RequirementId {
         self.id
@@ -69,43 +33,12 @@ impl Resource for Requirement {
     }
 }
 
-/// The columns every requirement read returns (`org_id`, which scopes the
-/// read, then `RequirementRow`'s).
-pub const COLS: &str = "org_id, id, program_id, workstream_id, title, description, priority, \
-     status, acceptance_criteria, batch, created_by, version, created_at, updated_at";
-
-/// Inserts a new requirement made by `created_by`, in its workstream's
-/// program (the caller holds the workstream).
-#[async_trait]
 impl Insert for Requirement {
     type New = NewRequirement;
-
-    async fn insert(
-        r: &NewRequirement,
-        tx: &mut Tx,
-        org_id: Uuid,
-        created_by: Uuid,
-    ) -> Result<Requirement> {
-        let row: RequirementRow = sqlx::query_as(&format!(
-            "INSERT INTO requirements (org_id, id, program_id, workstream_id, title, description, priority, \
-             status, acceptance_criteria, batch, created_by) \
-             VALUES ($1, $2, (SELECT program_id FROM workstreams WHERE org_id = $1 AND id = $3), \
-             $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLS}"
-        ))
-        .bind(org_id)
-        .bind(Uuid::now_v7())
-        .bind(r.workstream_id.uuid())
-        .bind(&r.title)
-        .bind(&r.description)
-        .bind(r.priority.as_str())
-        .bind(r.status.as_str())
-        .bind(&r.acceptance_criteria)
-        .bind(&r.batch)
-        .bind(created_by)
-        .fetch_one(&mut **tx)
-        .await?;
-        Requirement::from_row(row)
-    }
+    const COMPUTED: &'static [(&'static str, &'static str)] = &[(
+        "program_id",
+        "(SELECT program_id FROM workstreams WHERE org_id = $1 AND id = r.workstream_id)",
+    )];
 }
 
 /// Filters of ListRequirements (at least one of program and workstream).
@@ -140,29 +73,7 @@ pub async fn list_requirements(
     fetch_rows(q, tx).await
 }
 
-/// Writes the user-editable fields of `r`.
-#[async_trait]
-impl Write for Requirement {
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Requirement> {
-        let row: RequirementRow = sqlx::query_as(&format!(
-            "UPDATE requirements SET workstream_id = $3, title = $4, description = $5, priority = $6, \
-             status = $7, acceptance_criteria = $8, batch = $9, version = version + 1, updated_at = now() \
-             WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
-        ))
-        .bind(org_id)
-        .bind(self.id.uuid())
-        .bind(self.fields.workstream_id.uuid())
-        .bind(&self.fields.title)
-        .bind(&self.fields.description)
-        .bind(self.fields.priority.as_str())
-        .bind(self.fields.status.as_str())
-        .bind(&self.fields.acceptance_criteria)
-        .bind(&self.fields.batch)
-        .fetch_one(&mut **tx)
-        .await?;
-        Requirement::from_row(row)
-    }
-}
+impl Write for Requirement {}
 
 /// Deletes requirements (the caller holds their row locks) with every edge
 /// touching them, detaching their tasks.

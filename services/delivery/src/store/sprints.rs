@@ -1,56 +1,25 @@
 //! Sprints.
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use foundry_domain::{Id, StoredEnum};
+use foundry_domain::Id;
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
-use foundry_resource::{Insert, Resource, StampRow, Write};
+use foundry_resource::{Insert, Resource, Write};
 use uuid::Uuid;
 
-use super::unique_or;
-use crate::domain::{CapacityUnit, NewSprint, ProgramId, Sprint, SprintId, SprintStatus};
-
-/// A sprint row, as read (public only as [`Resource::Row`]).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct SprintRow {
-    pub id: Uuid,
-    pub program_id: Uuid,
-    pub name: String,
-    pub goal: String,
-    pub start_at: DateTime<Utc>,
-    pub end_at: DateTime<Utc>,
-    pub capacity: f64,
-    pub capacity_unit: String,
-    pub status: String,
-    #[sqlx(flatten)]
-    pub stamp: StampRow,
-}
+use super::{set_column, unique_or};
+use crate::domain::{NewSprint, ProgramId, Sprint, SprintId, SprintStatus};
 
 impl Resource for Sprint {
     type Key = SprintId;
-    type Row = SprintRow;
     const KIND: &'static str = "delivery.sprint";
     const NAME: &'static str = "sprint";
     const TABLE: &'static str = "sprints";
-    const COLUMNS: &'static str = COLS;
     const NOT_FOUND: &'static str = "SPRINT_NOT_FOUND";
 
-    fn from_row(r: SprintRow) -> Result<Sprint> {
-        Ok(Sprint {
-            id: Id::from_uuid(r.id),
-            fields: NewSprint {
-                program_id: Id::from_uuid(r.program_id),
-                name: r.name,
-                goal: r.goal,
-                start_at: r.start_at,
-                end_at: r.end_at,
-                capacity: r.capacity,
-                capacity_unit: CapacityUnit::decode("sprints", "capacity_unit", &r.capacity_unit)?,
-            },
-            status: SprintStatus::decode("sprints", "status", &r.status)?,
-            stamp: r.stamp.into(),
-        })
+    /// A second ACTIVE sprint of a program (a race past the service's
+    /// check) is `FAILED_PRECONDITION`.
+    fn write_error(e: sqlx::Error) -> Error {
+        unique_or(e, "sprints_one_active_key", || already_active(None))
     }
 
     fn key(&self) -> SprintId {
@@ -66,33 +35,8 @@ impl Resource for Sprint {
     }
 }
 
-const COLS: &str = "org_id, id, program_id, name, goal, start_at, end_at, capacity, capacity_unit, \
-     status, created_by, version, created_at, updated_at";
-
-/// Inserts a new (PLANNED) sprint made by `created_by`.
-#[async_trait]
 impl Insert for Sprint {
     type New = NewSprint;
-
-    async fn insert(s: &NewSprint, tx: &mut Tx, org_id: Uuid, created_by: Uuid) -> Result<Sprint> {
-        let row: SprintRow = sqlx::query_as(&format!(
-            "INSERT INTO sprints (org_id, id, program_id, name, goal, start_at, end_at, capacity, \
-             capacity_unit, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLS}"
-        ))
-        .bind(org_id)
-        .bind(Uuid::now_v7())
-        .bind(s.program_id.uuid())
-        .bind(&s.name)
-        .bind(&s.goal)
-        .bind(s.start_at)
-        .bind(s.end_at)
-        .bind(s.capacity)
-        .bind(s.capacity_unit.as_str())
-        .bind(created_by)
-        .fetch_one(&mut **tx)
-        .await?;
-        Sprint::from_row(row)
-    }
 }
 
 /// The program's ACTIVE sprint, if any, on `sprints_one_active_key`.
@@ -111,28 +55,7 @@ pub async fn active_sprint(
     Ok(id.map(Id::from_uuid))
 }
 
-/// Writes the user-editable fields of `s`.
-#[async_trait]
-impl Write for Sprint {
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Sprint> {
-        let row: SprintRow = sqlx::query_as(&format!(
-            "UPDATE sprints SET name = $3, goal = $4, start_at = $5, end_at = $6, capacity = $7, \
-             capacity_unit = $8, version = version + 1, updated_at = now() \
-             WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
-        ))
-        .bind(org_id)
-        .bind(self.id.uuid())
-        .bind(&self.fields.name)
-        .bind(&self.fields.goal)
-        .bind(self.fields.start_at)
-        .bind(self.fields.end_at)
-        .bind(self.fields.capacity)
-        .bind(self.fields.capacity_unit.as_str())
-        .fetch_one(&mut **tx)
-        .await?;
-        Sprint::from_row(row)
-    }
-}
+impl Write for Sprint {}
 
 /// Moves a sprint to `status`; a second ACTIVE sprint of the program (a
 /// race past the caller's check) is `FAILED_PRECONDITION`.
@@ -142,17 +65,7 @@ pub async fn set_sprint_status(
     id: SprintId,
     status: SprintStatus,
 ) -> Result<Sprint> {
-    let row: SprintRow = sqlx::query_as(&format!(
-        "UPDATE sprints SET status = $3, version = version + 1, updated_at = now() \
-         WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
-    ))
-    .bind(org_id)
-    .bind(id.uuid())
-    .bind(status.as_str())
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(|e| unique_or(e, "sprints_one_active_key", || already_active(None)))?;
-    Sprint::from_row(row)
+    set_column(tx, org_id, id, "status = $3", status.as_str()).await
 }
 
 /// `FAILED_PRECONDITION`: the program already has an ACTIVE sprint.

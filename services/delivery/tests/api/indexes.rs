@@ -33,7 +33,7 @@ async fn every_list_query_shape_is_index_backed() {
     // with 20000 edges, 50000 tasks with assignees, 50000 subtasks.
     let seed = [
         format!(
-            "INSERT INTO delivery.programs (org_id, id, name, slug, phase, archived_at, created_by) \
+            "INSERT INTO delivery.programs (org_id, id, name, slug, phase, archive_time, created_by) \
              SELECT {org}, {id}, 'p', 'p' || g, (ARRAY['discovery','build','test','deploy','complete'])[g % 5 + 1], \
                     CASE WHEN g % 7 = 0 THEN now() END, {user} FROM generate_series(0, 4999) g",
             org = sql_id(ORG, "g % 10"),
@@ -65,7 +65,7 @@ async fn every_list_query_shape_is_index_backed() {
             b = sql_id(REQUIREMENT, "g - 20000"),
         ),
         format!(
-            "INSERT INTO delivery.sprints (org_id, id, program_id, name, start_at, end_at, status, created_by) \
+            "INSERT INTO delivery.sprints (org_id, id, program_id, name, start_time, end_time, status, created_by) \
              SELECT {org}, {id}, {program}, 's', now(), now() + interval '14 days', \
                     (ARRAY['planned','active','completed'])[g / 5000 + 1], {user} \
              FROM generate_series(0, 14999) g",

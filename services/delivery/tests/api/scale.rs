@@ -172,7 +172,7 @@ async fn seed(db: &mut PgConnection, big: &Big, creator: &str) -> Vec<(String, i
 
     // The big program: sprints, requirements, edges, tasks, subtasks.
     sqlx::query(&format!(
-        "INSERT INTO delivery.sprints (org_id, id, program_id, name, start_at, end_at, status, created_by) \
+        "INSERT INTO delivery.sprints (org_id, id, program_id, name, start_time, end_time, status, created_by) \
          SELECT {org}, {id}, {program}, 's' || g, timestamptz '2030-01-01' + g * interval '14 days', \
                 timestamptz '2030-01-15' + g * interval '14 days', \
                 CASE WHEN g < 5 THEN 'completed' WHEN g = 5 THEN 'active' ELSE 'planned' END, {creator} \
@@ -264,7 +264,7 @@ async fn seed(db: &mut PgConnection, big: &Big, creator: &str) -> Vec<(String, i
             p = noise_program("g"),
         ),
         format!(
-            "INSERT INTO delivery.sprints (org_id, id, program_id, name, start_at, end_at, created_by) \
+            "INSERT INTO delivery.sprints (org_id, id, program_id, name, start_time, end_time, created_by) \
              SELECT {o}, {s}, {p}, 's', timestamptz '2030-01-01', timestamptz '2030-01-15', {creator} \
              FROM generate_series(0, 5 * {NOISE_PROGRAMS} - 1) g",
             o = noise_org("g"),
