@@ -37,11 +37,15 @@ fn key_to_proto(k: &ApiKey) -> pb::ApiKey {
     pb::ApiKey {
         id: k.id.to_string(),
         org_id: k.org_id.to_string(),
-        kind: pb::ApiKeyKind::from(k.kind) as i32,
-        display_name: k.display_name.clone(),
-        scopes: k.scopes.clone(),
-        project_id: k.project_id.map(|p| p.to_string()).unwrap_or_default(),
-        expire_time: opt_timestamp(k.expires_at),
+        kind: pb::ApiKeyKind::from(k.fields.kind) as i32,
+        display_name: k.fields.display_name.clone(),
+        scopes: k.fields.scopes.clone(),
+        project_id: k
+            .fields
+            .project_id
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        expire_time: opt_timestamp(k.fields.expires_at),
         state: pb::ApiKeyState::from(k.state(Utc::now())) as i32,
         prefix: k.prefix.clone(),
         created_by,
@@ -159,7 +163,7 @@ impl ApiKeyService for ApiKeys {
         // Never the secret or its hash: the display prefix identifies it.
         let event = (call.actor)
             .event("identity.api_key.create", ApiKey::KIND, key.id)
-            .project(key.project_id)
+            .project(key.fields.project_id)
             .created(&key);
         let stored = created_once(tx, event, &key, key_to_proto).await?;
         Ok(Response::new(pb::ApiKey {
@@ -191,7 +195,7 @@ impl ApiKeyService for ApiKeys {
         if before.revoked_at != key.revoked_at {
             call.actor
                 .event("identity.api_key.revoke", ApiKey::KIND, id)
-                .project(key.project_id)
+                .project(key.fields.project_id)
                 .diff(&before, &key)
                 .record(&mut tx)
                 .await?;

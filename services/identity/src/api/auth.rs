@@ -196,11 +196,11 @@ impl Auth {
         };
         tx.commit().await?;
         let key = key
-            .filter(|k| k.kind.secret_kind() == kind)
+            .filter(|k| k.fields.kind.secret_kind() == kind)
             .ok_or_else(invalid_credential)?;
         let refused = if key.revoked_at.is_some() {
             Some("revoked")
-        } else if key.expires_at.is_some_and(|e| e <= Utc::now()) {
+        } else if key.fields.expires_at.is_some_and(|e| e <= Utc::now()) {
             Some("expired")
         } else if !live_org {
             Some("organization_deleted")
@@ -220,7 +220,7 @@ impl Auth {
                 why,
             )
             .org(key.org_id)
-            .project(key.project_id);
+            .project(key.fields.project_id);
             self.security_event(event).await;
             return Err(invalid_credential());
         }
@@ -239,8 +239,8 @@ impl Auth {
             },
             org_id: Some(key.org_id),
             org_role: None,
-            perms: key.scopes,
-            project_id: key.project_id,
+            perms: key.fields.scopes,
+            project_id: key.fields.project_id,
             sid: None,
         })
     }

@@ -40,13 +40,13 @@ fn invitation_to_proto(i: &Invitation) -> pb::Invitation {
         create_time,
         update_time,
         etag,
-    } = (&i.revision).into();
+    } = (&i.stamp).into();
     pb::Invitation {
         id: i.id.to_string(),
         org_id: i.org_id.to_string(),
         state: pb::InvitationState::from(i.status(Utc::now())) as i32,
-        email: i.email.clone(),
-        role: pb::Role::from(i.role) as i32,
+        email: i.fields.email.clone(),
+        role: pb::Role::from(i.fields.role) as i32,
         invited_by: i.invited_by.to_string(),
         expire_time: Some(timestamp(i.expires_at)),
         accept_time: opt_timestamp(i.accepted_at),
@@ -162,7 +162,7 @@ impl InvitationService for Invitations {
         let before = resource::fetch::<Invitation>(&mut tx, &call, id, Lock::Update).await?;
         // A new token for a role is granting it again: the same rule as
         // inviting (an admin cannot hand out an owner invitation).
-        domain::may_change_role(caller_role(&call), Role::Viewer, before.role)
+        domain::may_change_role(caller_role(&call), Role::Viewer, before.fields.role)
             .map_err(Error::from)?;
         pending(&before)?;
         let token = domain::mint_secret(SecretKind::Invitation);
@@ -206,7 +206,7 @@ impl InvitationService for Invitations {
         let user = store::get_user(&mut tx, user_id, false)
             .await?
             .ok_or_else(invalid)?;
-        if !user.email.eq_ignore_ascii_case(&inv.email) {
+        if !user.email.eq_ignore_ascii_case(&inv.fields.email) {
             // Do not reveal the invitation to someone it was not sent to.
             return Err(invalid().into());
         }
@@ -228,9 +228,14 @@ impl InvitationService for Invitations {
             )
             .into());
         }
-        let m =
-            store::insert_membership(&mut tx, inv.org_id, user_id, inv.role, Some(inv.invited_by))
-                .await?;
+        let m = store::insert_membership(
+            &mut tx,
+            inv.org_id,
+            user_id,
+            inv.fields.role,
+            Some(inv.invited_by),
+        )
+        .await?;
         let accepted = store::mark_invitation_accepted(&mut tx, inv.org_id, inv.id).await?;
         actor
             .event("identity.invitation.accept", Invitation::KIND, inv.id)

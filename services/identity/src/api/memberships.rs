@@ -33,7 +33,7 @@ pub fn member_to_proto(m: &Membership) -> pb::Membership {
         create_time,
         update_time,
         etag,
-    } = (&m.revision).into();
+    } = (&m.stamp).into();
     pb::Membership {
         id: m.id.to_string(),
         org_id: m.org_id.to_string(),
@@ -87,7 +87,7 @@ async fn locked(
     let m = store::get_membership(tx, org_id, id, true)
         .await?
         .ok_or_else(not_found)?;
-    check_etag(etag, m.revision.version, "membership")?;
+    check_etag(etag, m.stamp.version, "membership")?;
     Ok((owners, m))
 }
 

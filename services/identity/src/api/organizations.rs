@@ -11,7 +11,7 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{
     self as pb, organization_service_server::OrganizationService,
 };
-use foundry_resource::{self as resource, Resource, Update, Write};
+use foundry_resource::{self as resource, Resource, Update};
 use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -36,12 +36,12 @@ pub fn org_to_proto(o: &Organization) -> pb::Organization {
         create_time,
         update_time,
         etag,
-    } = (&o.revision).into();
+    } = (&o.stamp).into();
     pb::Organization {
         id: o.id.to_string(),
-        name: o.name.clone(),
-        slug: o.slug.clone(),
-        settings: Some(json_to_struct(&o.settings)),
+        name: o.fields.name.clone(),
+        slug: o.fields.slug.clone(),
+        settings: Some(json_to_struct(&o.fields.settings)),
         create_time,
         update_time,
         delete_time: opt_timestamp(o.deleted_at),
@@ -121,13 +121,6 @@ impl Update for Organization {
             Some(_) => Err(deleted("undelete the organization first")),
             None => Ok(()),
         }
-    }
-}
-
-#[tonic::async_trait]
-impl Write for Organization {
-    async fn write(&self, tx: &mut Tx, _: Uuid) -> Result<Self, Error> {
-        store::update_org(tx, self).await
     }
 }
 

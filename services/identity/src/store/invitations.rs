@@ -1,7 +1,6 @@
 //! Invitations.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{Id, StoredEnum};
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
 use foundry_platform::page::Page;
@@ -9,58 +8,28 @@ use foundry_resource::Resource;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{RevisionRow, Walk, page_of, taken};
+use super::{Walk, find_by, page_of, taken};
 
-use crate::domain::{Invitation, InvitationId, InvitationState, NewInvitation, Role};
-
-/// An invitation row, as read (never its token hash; public only as
-/// [`Resource::Row`]).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct InvitationRow {
-    org_id: Uuid,
-    id: Uuid,
-    email: String,
-    role: String,
-    invited_by: Uuid,
-    state: String,
-    expires_at: DateTime<Utc>,
-    accepted_at: Option<DateTime<Utc>>,
-    #[sqlx(flatten)]
-    revision: RevisionRow,
-}
+use crate::domain::{Invitation, InvitationId, NewInvitation};
 
 impl Resource for Invitation {
     type Key = InvitationId;
-    type Row = InvitationRow;
     const KIND: &'static str = "identity.invitation";
     const NAME: &'static str = "invitation";
     const TABLE: &'static str = "invitations";
     const COLUMNS: &'static str = COLS;
     const NOT_FOUND: &'static str = "INVITATION_NOT_FOUND";
 
-    fn from_row(r: InvitationRow) -> Result<Invitation> {
-        Ok(Invitation {
-            org_id: r.org_id,
-            id: Id::from_uuid(r.id),
-            email: r.email,
-            role: Role::decode("invitations", "role", &r.role)?,
-            invited_by: r.invited_by,
-            state: InvitationState::decode("invitations", "state", &r.state)?,
-            expires_at: r.expires_at,
-            accepted_at: r.accepted_at,
-            revision: r.revision.into(),
-        })
-    }
-
     fn key(&self) -> InvitationId {
         self.id
     }
 
     fn version(&self) -> i64 {
-        self.revision.version
+        self.stamp.version
     }
 }
 
+/// Every column but the token's hash, which is never read.
 const COLS: &str = "org_id, id, email, role, invited_by, state, expires_at, accepted_at, version, created_at, updated_at";
 
 /// State filters of a list; `expired` is a pending invitation past its expiry.
@@ -80,7 +49,7 @@ pub async fn insert_invitation(
     invited_by: Uuid,
     expires_at: DateTime<Utc>,
 ) -> Result<Invitation> {
-    let row: InvitationRow = sqlx::query_as(&format!(
+    let row = sqlx::query(&format!(
         "INSERT INTO invitations (org_id, id, email, role, token_hash, invited_by, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLS}"
     ))
@@ -101,7 +70,7 @@ pub async fn insert_invitation(
             "this email already has a pending invitation; resend it instead",
         ),
     ))?;
-    Invitation::from_row(row)
+    Invitation::decode(&row)
 }
 
 pub async fn list_invitations(
@@ -121,7 +90,7 @@ pub async fn list_invitations(
         "SELECT {COLS} FROM invitations WHERE {cond} AND org_id = "
     ));
     q.push_bind(org_id);
-    page_of::<InvitationRow, _>(tx, q, ("id", Walk::Newest), page, Invitation::from_row).await
+    page_of(tx, q, ("id", Walk::Newest), page).await
 }
 
 pub async fn revoke_invitation(tx: &mut Tx, org_id: Uuid, id: InvitationId) -> Result<Invitation> {
@@ -139,12 +108,12 @@ async fn set_state(
         "UPDATE invitations SET {set}, version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
     );
-    let row = sqlx::query_as(&sql)
+    let row = sqlx::query(&sql)
         .bind(org_id)
         .bind(id.uuid())
         .fetch_one(&mut **tx)
         .await?;
-    Invitation::from_row(row)
+    Invitation::decode(&row)
 }
 
 pub async fn reissue_invitation(
@@ -154,7 +123,7 @@ pub async fn reissue_invitation(
     token_hash: &[u8],
     expires_at: DateTime<Utc>,
 ) -> Result<Invitation> {
-    Invitation::from_row(sqlx::query_as(&format!(
+    Invitation::decode(&sqlx::query(&format!(
         "UPDATE invitations SET token_hash = $3, expires_at = $4, version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
     ))
@@ -172,13 +141,8 @@ pub async fn find_invitation_by_token(
     tx: &mut Tx,
     token_hash: &[u8],
 ) -> Result<Option<Invitation>> {
-    let row: Option<InvitationRow> = sqlx::query_as(&format!(
-        "SELECT {COLS} FROM invitations WHERE token_hash = $1 FOR UPDATE"
-    ))
-    .bind(token_hash)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(Invitation::from_row).transpose()
+    let select = format!("SELECT {COLS} FROM invitations");
+    find_by(tx, &select, ("token_hash", token_hash), true).await
 }
 
 pub async fn mark_invitation_accepted(

@@ -1,6 +1,6 @@
-//! SQL of the identity service: runtime `query_as` into private `FromRow`
-//! rows decoded into domain types (stored enums loudly), columns listed,
-//! every tenant query led by `org_id`. Constraint names map to errors here
+//! SQL of the identity service: runtime queries whose rows are read into
+//! domain types by the names of their fields ([`Stored`], stored enums
+//! loudly), every tenant query led by `org_id`. Constraint names map to errors here
 //! and nowhere else. One module per aggregate.
 
 mod api_keys;
@@ -26,42 +26,30 @@ use foundry_platform::error::is_unique_violation;
 use foundry_platform::page::Page;
 use foundry_platform::page::{Walk, push_keyset};
 use foundry_platform::{Error, Result};
+use foundry_resource::{Resource, row};
+use serde::de::DeserializeOwned;
+use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::domain::Revision;
+/// A domain value read from the rows of its table by the names of its
+/// fields ([`row::decode`]); a [`Resource`] is read as it says.
+pub(crate) trait Stored: DeserializeOwned {
+    /// The table (named when a row does not decode).
+    const TABLE: &'static str;
 
-/// The stored half of a [`Revision`]: flatten it into a row
-/// (`#[sqlx(flatten)]`) that reads `version, created_at, updated_at`.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub(crate) struct RevisionRow {
-    version: i64,
-    created_at: chrono::DateTime<chrono::Utc>,
-    updated_at: chrono::DateTime<chrono::Utc>,
-}
-
-impl From<RevisionRow> for Revision {
-    fn from(r: RevisionRow) -> Revision {
-        Revision {
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
+    /// The value of a row.
+    fn read(row: &PgRow) -> Result<Self> {
+        row::decode(row, Self::TABLE)
     }
 }
 
-/// A row as a query reads it.
-pub(crate) trait Row:
-    for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin
-{
-}
+impl<R: Resource> Stored for R {
+    const TABLE: &'static str = R::TABLE;
 
-impl<R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin> Row for R {}
-
-/// A row decoded into its domain value by a conversion that cannot fail,
-/// in the form [`find_by`] and [`page_of`] take.
-pub(crate) fn decoded<R: Into<T>, T>(row: R) -> Result<T> {
-    Ok(row.into())
+    fn read(row: &PgRow) -> Result<R> {
+        R::decode(row)
+    }
 }
 
 /// Maps a violation of the unique `constraint` to `error`, any other
@@ -91,24 +79,23 @@ pub(crate) fn taken(
 }
 
 /// The one row `select` (a `SELECT … FROM …`) finds where `column` is
-/// `value`, `FOR UPDATE` when `lock`, converted with `convert`.
-pub(crate) async fn find_by<R, T, V>(
+/// `value`, `FOR UPDATE` when `lock`.
+pub(crate) async fn find_by<T, V>(
     tx: &mut Tx,
     select: &str,
     (column, value): (&str, V),
     lock: bool,
-    convert: impl FnOnce(R) -> Result<T>,
 ) -> Result<Option<T>>
 where
-    R: Row,
+    T: Stored,
     V: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send,
 {
     let lock = if lock { " FOR UPDATE" } else { "" };
-    let row: Option<R> = sqlx::query_as(&format!("{select} WHERE {column} = $1{lock}"))
+    let row = sqlx::query(&format!("{select} WHERE {column} = $1{lock}"))
         .bind(value)
         .fetch_optional(&mut **tx)
         .await?;
-    row.map(convert).transpose()
+    row.as_ref().map(T::read).transpose()
 }
 
 /// `select` (a `SELECT … FROM …`) where `org` (column, id) is the
@@ -129,16 +116,14 @@ pub(crate) fn of_org<'a>(
 
 /// One page of a list: `q` is the query up to its own conditions (a
 /// `WHERE` clause to be continued with `AND`); the page's condition on
-/// `id`, the order and the limit are added here, and each row is
-/// converted with `convert`.
-pub(crate) async fn page_of<R: Row, T>(
+/// `id`, the order and the limit are added here.
+pub(crate) async fn page_of<T: Stored>(
     tx: &mut Tx,
     mut q: QueryBuilder<'_, Postgres>,
     (id, order): (&str, Walk),
     page: Page,
-    convert: impl Fn(R) -> Result<T>,
 ) -> Result<Vec<T>> {
     push_keyset(&mut q, id, order, page.after, page.limit());
-    let rows: Vec<R> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(convert).collect()
+    let rows = q.build().fetch_all(&mut **tx).await?;
+    rows.iter().map(T::read).collect()
 }
