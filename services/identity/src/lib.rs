@@ -15,7 +15,6 @@ use chrono::Utc;
 use foundry_platform::db::Db;
 use foundry_platform::page::PageTokens;
 use foundry_proto::foundry::identity::v1 as pb;
-use foundry_tenancy::PrincipalType;
 use sqlx::migrate::Migrator;
 use tonic::service::RoutesBuilder;
 use uuid::Uuid;
@@ -265,13 +264,10 @@ impl Identity {
         ttl: Duration,
     ) -> anyhow::Result<String> {
         let grant = Grant {
-            sub: user_id,
-            ptype: PrincipalType::User,
             org_id,
             org_role: role.map(|r| r.as_str().to_owned()),
             perms: role.map(|r| r.permissions()).unwrap_or_default(),
-            project_id: None,
-            sid: None,
+            ..Grant::user(user_id, None)
         };
         Ok(self.state.keys.mint_for(grant, ttl)?.0)
     }
