@@ -29,6 +29,10 @@ pub enum InvitationStatus {
     Expired,
 }
 
+/// How long an invitation's token is valid, from when it is sent (or
+/// resent).
+pub const INVITATION_TTL: chrono::Duration = chrono::Duration::days(7);
+
 /// An invitation's id.
 pub type InvitationId = foundry_domain::Id<Invitation>;
 

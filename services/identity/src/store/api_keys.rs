@@ -1,14 +1,15 @@
 //! API keys and agent tokens.
 
+use async_trait::async_trait;
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
 use foundry_platform::page::Page;
 use foundry_resource::Resource;
 use uuid::Uuid;
 
-use super::{Walk, of_org, page_of};
+use super::{InsertWithSecret, Walk, find_by, of_org, one, page_of, select};
 
-use crate::domain::{ApiKey, ApiKeyId, ApiKeyKind, NewApiKey, Secret};
+use crate::domain::{ApiKey, ApiKeyId, ApiKeyKind, NewApiKey, Secret, SecretKind};
 
 impl Resource for ApiKey {
     type Key = ApiKeyId;
@@ -31,32 +32,38 @@ impl Resource for ApiKey {
 const KEY_COLS: &str = "org_id, id, kind, display_name, scopes, project_id, prefix, expires_at, \
      last_used_at, revoked_at, created_by, version, created_at, updated_at";
 
-/// Inserts a key whose secret is `secret` (only its hash and prefix are
-/// stored), made by `created_by`.
-pub async fn insert_api_key(
-    tx: &mut Tx,
-    org_id: Uuid,
-    k: &NewApiKey,
-    secret: &Secret,
-    created_by: Uuid,
-) -> Result<ApiKey> {
-    let row = sqlx::query(&format!(
-        "INSERT INTO api_keys (org_id, id, kind, display_name, scopes, project_id, prefix, secret_hash, created_by, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {KEY_COLS}"
-    ))
-    .bind(org_id)
-    .bind(Uuid::now_v7())
-    .bind(k.kind.as_str())
-    .bind(&k.display_name)
-    .bind(&k.scopes)
-    .bind(k.project_id)
-    .bind(&secret.prefix)
-    .bind(&secret.hash)
-    .bind(created_by)
-    .bind(k.expires_at)
-    .fetch_one(&mut **tx)
-    .await?;
-    ApiKey::decode(&row)
+#[async_trait]
+impl InsertWithSecret for ApiKey {
+    type New = NewApiKey;
+
+    fn secret_kind(k: &NewApiKey) -> SecretKind {
+        k.kind.secret_kind()
+    }
+
+    async fn insert(
+        k: &NewApiKey,
+        secret: &Secret,
+        tx: &mut Tx,
+        org_id: Uuid,
+        created_by: Uuid,
+    ) -> Result<ApiKey> {
+        let sql = format!(
+            "INSERT INTO api_keys (org_id, id, kind, display_name, scopes, project_id, prefix, secret_hash, created_by, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {KEY_COLS}"
+        );
+        let q = sqlx::query(&sql)
+            .bind(org_id)
+            .bind(Uuid::now_v7())
+            .bind(k.kind.as_str())
+            .bind(&k.display_name)
+            .bind(&k.scopes)
+            .bind(k.project_id)
+            .bind(&secret.prefix)
+            .bind(&secret.hash)
+            .bind(created_by)
+            .bind(k.expires_at);
+        one(tx, q).await
+    }
 }
 
 pub async fn list_api_keys(
@@ -65,9 +72,8 @@ pub async fn list_api_keys(
     kind: Option<ApiKeyKind>,
     page: Page,
 ) -> Result<Vec<ApiKey>> {
-    let select = format!("SELECT {KEY_COLS} FROM api_keys");
     let q = of_org(
-        &select,
+        &select::<ApiKey>(),
         ("org_id", org_id),
         ("kind", kind.map(ApiKeyKind::as_str)),
     );
@@ -75,28 +81,18 @@ pub async fn list_api_keys(
 }
 
 pub async fn revoke_api_key(tx: &mut Tx, org_id: Uuid, id: ApiKeyId) -> Result<ApiKey> {
-    let row = sqlx::query(&format!(
+    let sql = format!(
         "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()), version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {KEY_COLS}"
-    ))
-    .bind(org_id)
-    .bind(id.uuid())
-    .fetch_one(&mut **tx)
-    .await?;
-    ApiKey::decode(&row)
+    );
+    one(tx, sqlx::query(&sql).bind(org_id).bind(id.uuid())).await
 }
 
 /// Resolves a key by its hash across tenants (the caller does not know its
 /// org yet: system transaction) and records the use at most once a minute,
 /// so a busy key does not write on every exchange.
 pub async fn use_api_key(tx: &mut Tx, hash: &[u8]) -> Result<Option<ApiKey>> {
-    let row = sqlx::query(&format!(
-        "SELECT {KEY_COLS} FROM api_keys WHERE secret_hash = $1"
-    ))
-    .bind(hash)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(key) = row.as_ref().map(ApiKey::decode).transpose()? else {
+    let Some(key) = find_by::<ApiKey, _>(tx, ("secret_hash", hash), false).await? else {
         return Ok(None);
     };
     sqlx::query(

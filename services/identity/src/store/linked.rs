@@ -1,10 +1,10 @@
 //! Linked accounts: external sign-in by (issuer, subject).
 
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::{Error, Result};
 use uuid::Uuid;
 
-use super::{Stored, unique};
+use super::{Stored, refused};
 
 use crate::domain::{LinkedAccount, UserId};
 
@@ -51,12 +51,7 @@ pub async fn insert_linked_account(
     .bind(email)
     .fetch_one(&mut **tx)
     .await
-    .map_err(unique("linked_accounts_issuer_subject_key", || {
-        Error::aborted(
-            "CONCURRENT_SIGN_IN",
-            "the same account signed in twice at once; retry",
-        )
-    }))
+    .map_err(refused)
 }
 
 /// A user's linked accounts, locked (the last one is never removed).

@@ -6,7 +6,7 @@ use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
 use uuid::Uuid;
 
-use super::{Stored, Walk, of_org, page_of, taken};
+use super::{Stored, Walk, maybe, of_org, page_of, refused};
 
 use crate::domain::{Membership, MembershipId, Role, UserId};
 
@@ -35,10 +35,7 @@ pub async fn insert_membership(
         .bind(invited_by)
         .execute(&mut **tx)
         .await
-        .map_err(taken(
-            "memberships_org_user_key",
-            ("ALREADY_MEMBER", "user_id", "the user is already a member"),
-        ))?;
+        .map_err(refused)?;
     get_membership(tx, org_id, Id::from_uuid(id), false)
         .await?
         .ok_or_else(|| Error::internal(anyhow::anyhow!("inserted membership missing")))
@@ -72,12 +69,7 @@ async fn member_where(
 ) -> Result<Option<Membership>> {
     let lock = if lock { " FOR UPDATE OF m" } else { "" };
     let sql = format!("{MEMBER_SELECT} WHERE m.org_id = $1 AND {column} = $2{lock}");
-    let row = sqlx::query(&sql)
-        .bind(org_id)
-        .bind(value)
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.as_ref().map(Membership::read).transpose()
+    maybe(tx, sqlx::query(&sql).bind(org_id).bind(value)).await
 }
 
 pub async fn list_memberships(

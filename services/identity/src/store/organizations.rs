@@ -8,7 +8,7 @@ use foundry_resource::{self as resource, Resource, Write};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{Walk, page_of, taken};
+use super::{Walk, one, page_of};
 
 use crate::domain::{NewOrganization, Organization};
 
@@ -29,26 +29,16 @@ impl Resource for Organization {
     }
 }
 
-/// A write whose slug another organization holds.
-const SLUG_TAKEN: (&str, &str, &str) = (
-    "SLUG_TAKEN",
-    "organization.slug",
-    "an organization with this slug exists",
-);
-
 /// Runs `sql` (an insert or update of one organization, binding `$1` id,
 /// `$2` name, `$3` slug, `$4` settings, returning every column) and
-/// returns what it wrote; a taken slug is `SLUG_TAKEN`.
+/// returns what it wrote (a taken slug: see [`super::refused`]).
 async fn write_org(tx: &mut Tx, sql: &str, id: Uuid, o: &NewOrganization) -> Result<Organization> {
-    let row = sqlx::query(sql)
+    let q = sqlx::query(sql)
         .bind(id)
         .bind(&o.name)
         .bind(&o.slug)
-        .bind(&o.settings)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(taken("organizations_slug_key", SLUG_TAKEN))?;
-    Organization::decode(&row)
+        .bind(&o.settings);
+    one(tx, q).await
 }
 
 pub async fn insert_org(tx: &mut Tx, id: Uuid, o: &NewOrganization) -> Result<Organization> {
@@ -79,7 +69,7 @@ pub async fn list_user_orgs(tx: &mut Tx, user_id: Uuid, page: Page) -> Result<Ve
 
 #[async_trait]
 impl Write for Organization {
-    /// Its own fields; a taken slug is `SLUG_TAKEN`.
+    /// Its own fields (a taken slug: see [`super::refused`]).
     async fn write(&self, tx: &mut Tx, _: Uuid) -> Result<Organization> {
         let sql = "UPDATE organizations SET name = $2, slug = $3, settings = $4, \
                    version = version + 1, updated_at = now() WHERE id = $1 RETURNING *";
@@ -88,15 +78,9 @@ impl Write for Organization {
 }
 
 pub async fn set_org_deleted(tx: &mut Tx, id: Uuid, deleted: bool) -> Result<Organization> {
-    let row = sqlx::query(
-        "UPDATE organizations SET deleted_at = CASE WHEN $2 THEN now() END, version = version + 1, updated_at = now() \
-         WHERE id = $1 RETURNING *",
-    )
-    .bind(id)
-    .bind(deleted)
-    .fetch_one(&mut **tx)
-    .await?;
-    Organization::decode(&row)
+    let sql = "UPDATE organizations SET deleted_at = CASE WHEN $2 THEN now() END, version = version + 1, updated_at = now() \
+         WHERE id = $1 RETURNING *";
+    one(tx, sqlx::query(sql).bind(id).bind(deleted)).await
 }
 
 /// Lets the transaction also act for `user_id` (`app.user_id`), beside the

@@ -6,18 +6,17 @@ use foundry_platform::page::Page;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{Stored, Walk, find_by, page_of, taken};
+use super::{Stored, Walk, find_by, maybe, one, page_of, select};
 
 use crate::domain::{NewServiceAccount, ServiceAccount, ServiceAccountId};
 
 impl Stored for ServiceAccount {
     const TABLE: &'static str = "service_accounts";
+    const COLUMNS: &'static str = SA_COLS;
 }
 
 /// Every column but the key's hash, which is never read.
 const SA_COLS: &str = "id, name, description, created_at, disabled_at";
-const SELECT_SA: &str =
-    "SELECT id, name, description, created_at, disabled_at FROM service_accounts";
 
 /// Inserts a service account whose key hashes to `key_hash`.
 pub async fn insert_service_account(
@@ -25,42 +24,32 @@ pub async fn insert_service_account(
     sa: &NewServiceAccount,
     key_hash: &[u8],
 ) -> Result<ServiceAccount> {
-    let row = sqlx::query(&format!(
+    let sql = format!(
         "INSERT INTO service_accounts (id, name, description, key_hash) VALUES ($1, $2, $3, $4) \
          RETURNING {SA_COLS}"
-    ))
-    .bind(Uuid::now_v7())
-    .bind(&sa.name)
-    .bind(&sa.description)
-    .bind(key_hash)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(taken(
-        "service_accounts_name_key",
-        (
-            "NAME_TAKEN",
-            "service_account.name",
-            "a service account with this name exists",
-        ),
-    ))?;
-    ServiceAccount::read(&row)
+    );
+    let q = sqlx::query(&sql)
+        .bind(Uuid::now_v7())
+        .bind(&sa.name)
+        .bind(&sa.description)
+        .bind(key_hash);
+    one(tx, q).await
 }
 
 /// The service account a key belongs to.
 pub async fn find_service_account(tx: &mut Tx, key_hash: &[u8]) -> Result<Option<ServiceAccount>> {
-    let by = ("key_hash", key_hash.to_vec());
-    find_by(tx, SELECT_SA, by, false).await
+    find_by(tx, ("key_hash", key_hash), false).await
 }
 
 pub async fn get_service_account(
     tx: &mut Tx,
     id: ServiceAccountId,
 ) -> Result<Option<ServiceAccount>> {
-    find_by(tx, SELECT_SA, ("id", id.uuid()), false).await
+    find_by(tx, ("id", id.uuid()), false).await
 }
 
 pub async fn list_service_accounts(tx: &mut Tx, page: Page) -> Result<Vec<ServiceAccount>> {
-    let q = QueryBuilder::new(format!("SELECT {SA_COLS} FROM service_accounts WHERE TRUE"));
+    let q = QueryBuilder::new(format!("{} WHERE TRUE", select::<ServiceAccount>()));
     page_of(tx, q, ("id", Walk::Oldest), page).await
 }
 
@@ -68,11 +57,8 @@ pub async fn disable_service_account(
     tx: &mut Tx,
     id: ServiceAccountId,
 ) -> Result<Option<ServiceAccount>> {
-    let row = sqlx::query(&format!(
+    let sql = format!(
         "UPDATE service_accounts SET disabled_at = coalesce(disabled_at, now()) WHERE id = $1 RETURNING {SA_COLS}"
-    ))
-    .bind(id.uuid())
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.as_ref().map(ServiceAccount::read).transpose()
+    );
+    maybe(tx, sqlx::query(&sql).bind(id.uuid())).await
 }

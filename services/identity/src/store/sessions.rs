@@ -7,12 +7,13 @@ use foundry_platform::page::Page;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{Stored, Walk, page_of};
+use super::{Stored, Walk, maybe, one, page_of, select};
 
 use crate::domain::Session;
 
 impl Stored for Session {
     const TABLE: &'static str = "sessions";
+    const COLUMNS: &'static str = SESSION_COLS;
 }
 
 /// Every column but the refresh token's hash, which is never read.
@@ -27,48 +28,38 @@ pub async fn insert_session(
     user_agent: &str,
     client_ip: &str,
 ) -> Result<Session> {
-    let row = sqlx::query(&format!(
+    let sql = format!(
         "INSERT INTO sessions (id, user_id, token_hash, expires_at, user_agent, client_ip) \
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING {SESSION_COLS}"
-    ))
-    .bind(Uuid::now_v7())
-    .bind(user_id)
-    .bind(token_hash)
-    .bind(expires_at)
-    .bind(user_agent)
-    .bind(client_ip)
-    .fetch_one(&mut **tx)
-    .await?;
-    Session::read(&row)
+    );
+    let q = sqlx::query(&sql)
+        .bind(Uuid::now_v7())
+        .bind(user_id)
+        .bind(token_hash)
+        .bind(expires_at)
+        .bind(user_agent)
+        .bind(client_ip);
+    one(tx, q).await
 }
 
 /// Finds a live session by its refresh token hash and records the use.
 pub async fn use_session(tx: &mut Tx, token_hash: &[u8]) -> Result<Option<Session>> {
-    let row = sqlx::query(&format!(
+    let sql = format!(
         "UPDATE sessions SET last_used_at = now() WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now() \
          RETURNING {SESSION_COLS}"
-    ))
-    .bind(token_hash)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.as_ref().map(Session::read).transpose()
+    );
+    maybe(tx, sqlx::query(&sql).bind(token_hash)).await
 }
 
 pub async fn list_sessions(tx: &mut Tx, user_id: Uuid, page: Page) -> Result<Vec<Session>> {
-    let mut q = QueryBuilder::new(format!(
-        "SELECT {SESSION_COLS} FROM sessions WHERE user_id = "
-    ));
+    let mut q = QueryBuilder::new(format!("{} WHERE user_id = ", select::<Session>()));
     q.push_bind(user_id);
     page_of(tx, q, ("id", Walk::Newest), page).await
 }
 
 pub async fn revoke_session(tx: &mut Tx, user_id: Uuid, id: Uuid) -> Result<Option<Session>> {
-    let row = sqlx::query(&format!(
+    let sql = format!(
         "UPDATE sessions SET revoked_at = coalesce(revoked_at, now()) WHERE user_id = $1 AND id = $2 RETURNING {SESSION_COLS}"
-    ))
-    .bind(user_id)
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.as_ref().map(Session::read).transpose()
+    );
+    maybe(tx, sqlx::query(&sql).bind(user_id).bind(id)).await
 }
