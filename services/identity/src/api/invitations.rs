@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 
 use crate::State;
 use crate::api::WireRevision;
-use crate::api::memberships::{caller_role, member_to_proto};
+use crate::api::memberships::{add_member, caller_role, member_to_proto};
 use crate::api::{
     SERVICE, actor, committed, create_with_secret, filtered_page, locked, page_of, recorded,
 };
@@ -201,14 +201,6 @@ impl InvitationService for Invitations {
             )
             .into());
         }
-        let m = store::insert_membership(
-            &mut tx,
-            inv.org_id,
-            user_id,
-            inv.fields.role,
-            Some(inv.invited_by),
-        )
-        .await?;
         let accepted = store::mark_invitation_accepted(&mut tx, inv.org_id, inv.id).await?;
         actor
             .event("identity.invitation.accept", Invitation::KIND, inv.id)
@@ -216,13 +208,8 @@ impl InvitationService for Invitations {
             .diff(&inv, &accepted)
             .record(&mut tx)
             .await?;
-        actor
-            .event("identity.membership.create", "identity.membership", m.id)
-            .org(inv.org_id)
-            .created(&m)
-            .set("invitation_id", inv.id)
-            .record(&mut tx)
-            .await?;
+        let member = (inv.org_id, user_id, inv.fields.role);
+        let m = add_member(&mut tx, &actor, member, Some(&inv)).await?;
         Ok(committed(tx, &m, member_to_proto).await?)
     }
 

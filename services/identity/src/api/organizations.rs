@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
+use crate::api::memberships::add_member;
 use crate::api::{SERVICE, WireRevision, changes};
 use crate::api::{actor, locked, page_of, recorded};
 use crate::domain::{
@@ -157,25 +158,14 @@ impl OrganizationService for Organizations {
             Begun::New(tx) => tx,
         };
         let org = store::insert_org(&mut tx, id, &new).await?;
-        let membership =
-            store::insert_membership(&mut tx, id, UserId::from_uuid(user_id), Role::Owner, None)
-                .await?;
         actor
             .event("identity.organization.create", RESOURCE, id)
             .org(id)
             .created(&org)
             .record(&mut tx)
             .await?;
-        actor
-            .event(
-                "identity.membership.create",
-                "identity.membership",
-                membership.id,
-            )
-            .org(id)
-            .created(&membership)
-            .record(&mut tx)
-            .await?;
+        let owner = (id, UserId::from_uuid(user_id), Role::Owner);
+        add_member(&mut tx, &actor, owner, None).await?;
         let out = org_to_proto(&org);
         tx.finish(&out).await?;
         Ok(Response::new(out))
