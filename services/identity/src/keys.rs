@@ -103,17 +103,32 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// What a service account's token is minted for: the service, in no
-    /// organization.
-    pub fn service(id: Uuid) -> Grant {
+    /// A principal in no organization, with no permissions, no project and
+    /// no session: what the other grants are made from.
+    pub fn of(sub: Uuid, ptype: PrincipalType) -> Grant {
         Grant {
-            sub: id,
-            ptype: PrincipalType::Service,
+            sub,
+            ptype,
             org_id: None,
             org_role: None,
             perms: vec![],
             project_id: None,
             sid: None,
+        }
+    }
+
+    /// What a service account's token is minted for: the service, in no
+    /// organization.
+    pub fn service(id: Uuid) -> Grant {
+        Grant::of(id, PrincipalType::Service)
+    }
+
+    /// A user's in session `sid`, in no organization (user-scoped
+    /// methods).
+    pub fn user(id: Uuid, sid: Option<Uuid>) -> Grant {
+        Grant {
+            sid,
+            ..Grant::of(id, PrincipalType::User)
         }
     }
 }

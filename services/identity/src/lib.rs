@@ -15,10 +15,11 @@ use chrono::Utc;
 use foundry_platform::db::Db;
 use foundry_platform::page::PageTokens;
 use foundry_proto::foundry::identity::v1 as pb;
-use foundry_tenancy::PrincipalType;
 use sqlx::migrate::Migrator;
 use tonic::service::RoutesBuilder;
 use uuid::Uuid;
+
+use crate::api::memberships::add_member;
 
 pub use keys::{Grant, KeyRing, RingSource, TokenConfig};
 pub use oidc::{OidcArgs, OidcProvider};
@@ -144,8 +145,6 @@ impl Identity {
             },
         )
         .await?;
-        let membership =
-            store::insert_membership(&mut tx, org_id, user.id, domain::Role::Owner, None).await?;
         let system = foundry_outbox::Actor::system(api::SERVICE);
         system
             .event("identity.user.create", "identity.user", user.id)
@@ -163,16 +162,8 @@ impl Identity {
             .set("slug", org_slug)
             .record(&mut tx)
             .await?;
-        system
-            .event(
-                "identity.membership.create",
-                "identity.membership",
-                membership.id,
-            )
-            .org(org_id)
-            .created(&membership)
-            .record(&mut tx)
-            .await?;
+        let owner = (org_id, user.id, domain::Role::Owner);
+        add_member(&mut tx, &system, owner, None).await?;
         tx.commit().await?;
         Ok(DevBootstrap {
             org_id,
@@ -202,20 +193,9 @@ impl Identity {
         role: domain::Role,
     ) -> anyhow::Result<Uuid> {
         let mut tx = self.state.db.tenant(org_id).await?;
-        let m = store::insert_membership(
-            &mut tx,
-            org_id,
-            domain::UserId::from_uuid(user_id),
-            role,
-            None,
-        )
-        .await?;
-        foundry_outbox::Actor::system(api::SERVICE)
-            .event("identity.membership.create", "identity.membership", m.id)
-            .org(org_id)
-            .created(&m)
-            .record(&mut tx)
-            .await?;
+        let system = foundry_outbox::Actor::system(api::SERVICE);
+        let member = (org_id, domain::UserId::from_uuid(user_id), role);
+        let m = add_member(&mut tx, &system, member, None).await?;
         tx.commit().await?;
         Ok(m.id.uuid())
     }
@@ -265,13 +245,10 @@ impl Identity {
         ttl: Duration,
     ) -> anyhow::Result<String> {
         let grant = Grant {
-            sub: user_id,
-            ptype: PrincipalType::User,
             org_id,
             org_role: role.map(|r| r.as_str().to_owned()),
             perms: role.map(|r| r.permissions()).unwrap_or_default(),
-            project_id: None,
-            sid: None,
+            ..Grant::user(user_id, None)
         };
         Ok(self.state.keys.mint_for(grant, ttl)?.0)
     }

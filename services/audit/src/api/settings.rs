@@ -2,6 +2,7 @@
 //! retention. A change is recorded in the organization's own chain, in the
 //! transaction that makes it (the audit service is its own log).
 
+use foundry_domain::Patch;
 use foundry_outbox::Actor;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
@@ -93,7 +94,7 @@ pub async fn update_audit_settings(
         .ok_or_else(|| Error::internal(anyhow::anyhow!("settings of {org_id} not created")))?;
     check_etag(&update.etag, before.version, "the audit settings")?;
     let mut after = before.clone();
-    after.apply(update.changes);
+    after.apply(update.changes).map_err(Error::from)?;
     let event = actor
         .event("audit.settings.update", "audit.settings", org_id)
         .org(org_id)

@@ -1,12 +1,13 @@
 //! Per-organization audit settings and retention. No I/O.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath};
+use foundry_domain::{AuditFields, Audited, FieldPath, Patch};
+use serde::{Deserialize, Serialize};
 
 use super::Error;
 
 /// An organization's stored audit settings.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     /// Days events are kept; `None` forever.
     pub retention_days: Option<i32>,
@@ -17,21 +18,10 @@ pub struct Settings {
 }
 
 /// The fields `UpdateAuditSettings` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
+#[field_path(output_only = &["org_id", "etag", "update_time", "retained_after_sequence"])]
 pub enum SettingsPath {
     RetentionDays,
-}
-
-impl FieldPath for SettingsPath {
-    const ALL: &'static [Self] = &[SettingsPath::RetentionDays];
-    const OUTPUT_ONLY: &'static [&'static str] =
-        &["org_id", "etag", "update_time", "retained_after_sequence"];
-
-    fn name(self) -> &'static str {
-        match self {
-            SettingsPath::RetentionDays => "retention_days",
-        }
-    }
 }
 
 /// One field's new value in an update.
@@ -41,18 +31,20 @@ pub enum SettingsChange {
     RetentionDays(Option<i32>),
 }
 
-impl Settings {
-    /// Applies an update's changes.
-    pub fn apply(&mut self, changes: Vec<SettingsChange>) {
-        for change in changes {
-            match change {
-                SettingsChange::RetentionDays(x) => self.retention_days = x,
-            }
+impl Patch for Settings {
+    type Change = SettingsChange;
+
+    fn apply_one(&mut self, change: SettingsChange) -> Result<(), Error> {
+        match change {
+            SettingsChange::RetentionDays(x) => self.retention_days = x,
         }
+        Ok(())
     }
 }
 
 impl Audited for Settings {
+    /// Written out rather than serialized: the wire's 0 for forever, not
+    /// the stored null.
     fn audit_fields(&self) -> AuditFields {
         let Settings {
             retention_days,
@@ -105,7 +97,9 @@ mod tests {
             updated_at: Utc::now(),
         };
         let mut after = before.clone();
-        after.apply(vec![SettingsChange::RetentionDays(Some(30))]);
+        after
+            .apply(vec![SettingsChange::RetentionDays(Some(30))])
+            .expect("applies");
         let changes = foundry_domain::diff(&before, &after);
         assert_eq!(changes.len(), 1);
         assert_eq!(

@@ -2,41 +2,29 @@
 //! removes events only through `remove_retained_prefix` (see the
 //! migration), which also moves the watermark.
 
-use chrono::{DateTime, Utc};
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
+use foundry_resource::row;
+use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use crate::domain::settings::Settings;
 
-/// A settings row, as read.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct SettingsRow {
-    retention_days: Option<i32>,
-    version: i64,
-    updated_at: DateTime<Utc>,
-}
-
-impl From<SettingsRow> for Settings {
-    fn from(r: SettingsRow) -> Settings {
-        Settings {
-            retention_days: r.retention_days,
-            version: r.version,
-            updated_at: r.updated_at,
-        }
-    }
+/// A settings row, read by the names of its fields.
+fn read(row: &PgRow) -> Result<Settings> {
+    row::decode(row, "settings")
 }
 
 /// An organization's settings, locked for update if `for_update`.
 pub async fn get_settings(tx: &mut Tx, org_id: Uuid, for_update: bool) -> Result<Option<Settings>> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
-    let row: Option<SettingsRow> = sqlx::query_as(&format!(
+    let row = sqlx::query(&format!(
         "SELECT retention_days, version, updated_at FROM settings WHERE org_id = $1{lock}"
     ))
     .bind(org_id)
     .fetch_optional(&mut **tx)
     .await?;
-    Ok(row.map(Settings::from))
+    row.as_ref().map(read).transpose()
 }
 
 /// Creates an organization's settings row with the defaults (version 0)
@@ -54,7 +42,7 @@ pub async fn ensure_settings(tx: &mut Tx, org_id: Uuid) -> Result<()> {
 
 /// Writes an organization's settings as the next version of `s`.
 pub async fn put_settings(tx: &mut Tx, org_id: Uuid, s: &Settings) -> Result<Settings> {
-    let row: SettingsRow = sqlx::query_as(
+    let row = sqlx::query(
         "INSERT INTO settings (org_id, retention_days, version) VALUES ($1, $2, $3) \
          ON CONFLICT (org_id) DO UPDATE \
          SET retention_days = EXCLUDED.retention_days, version = EXCLUDED.version, \
@@ -66,7 +54,7 @@ pub async fn put_settings(tx: &mut Tx, org_id: Uuid, s: &Settings) -> Result<Set
     .bind(s.version + 1)
     .fetch_one(&mut **tx)
     .await?;
-    Ok(row.into())
+    read(&row)
 }
 
 /// Organizations with a retention (system scope).

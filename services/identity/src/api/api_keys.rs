@@ -7,18 +7,16 @@ use foundry_domain::Id;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::{from_timestamp, opt_timestamp};
-use foundry_platform::idempotency::{self, Begun};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{self as pb, api_key_service_server::ApiKeyService};
-use foundry_resource::{self as resource, Resource, WireStamp};
+use foundry_resource::{self as resource, Creation, Resource, WireStamp};
 use foundry_tenancy::Caller;
 use foundry_tenancy::access::granted;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, committed, created_once, filtered_page, locked, page_of};
-use crate::domain::{self, ApiKey, ApiKeyKind, NewApiKey};
+use crate::api::{SERVICE, committed, create_with_secret, filtered_page, locked, page_of};
+use crate::domain::{ApiKey, ApiKeyKind, NewApiKey};
 use crate::store;
 
 /// Handlers of `ApiKeyService`.
@@ -37,11 +35,15 @@ fn key_to_proto(k: &ApiKey) -> pb::ApiKey {
     pb::ApiKey {
         id: k.id.to_string(),
         org_id: k.org_id.to_string(),
-        kind: pb::ApiKeyKind::from(k.kind) as i32,
-        display_name: k.display_name.clone(),
-        scopes: k.scopes.clone(),
-        project_id: k.project_id.map(|p| p.to_string()).unwrap_or_default(),
-        expire_time: opt_timestamp(k.expires_at),
+        kind: pb::ApiKeyKind::from(k.fields.kind) as i32,
+        display_name: k.fields.display_name.clone(),
+        scopes: k.fields.scopes.clone(),
+        project_id: k
+            .fields
+            .project_id
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        expire_time: opt_timestamp(k.fields.expires_at),
         state: pb::ApiKeyState::from(k.state(Utc::now())) as i32,
         prefix: k.prefix.clone(),
         created_by,
@@ -111,11 +113,11 @@ fn scopes(v: &mut Violations, caller: &Caller, given: &[String]) -> Option<Vec<S
     ok.then_some(scopes)
 }
 
-/// A `CreateApiKeyRequest` as a [`NewApiKey`] and its request id.
-fn parse_create(
+/// A `CreateApiKeyRequest` as the create of a [`NewApiKey`].
+fn parse_create<'r>(
     caller: &Caller,
-    req: &pb::CreateApiKeyRequest,
-) -> Result<(NewApiKey, Option<Uuid>), Error> {
+    req: &'r pb::CreateApiKeyRequest,
+) -> Result<Creation<'r, pb::CreateApiKeyRequest, NewApiKey>, Error> {
     let empty = pb::ApiKey::default();
     let k = req.api_key.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
@@ -126,16 +128,18 @@ fn parse_create(
     let scopes = scopes(&mut v, caller, &k.scopes);
     let request_id = v.maybe_request_id(&req.request_id);
     v.finish_with(|| {
-        Some((
-            NewApiKey {
+        Some(Creation {
+            method: "CreateApiKey",
+            request: req,
+            request_id: request_id?,
+            new: NewApiKey {
                 kind: kind?,
                 display_name: display_name?,
                 scopes: scopes?,
                 project_id: project_id?.map(Id::uuid),
                 expires_at: expires_at?,
             },
-            request_id?,
-        ))
+        })
     })
 }
 
@@ -147,25 +151,11 @@ impl ApiKeyService for ApiKeys {
         req: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::ApiKey>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(&call.caller, req.get_ref())?;
-        let key = idempotency::Key::of(call.org_id, "CreateApiKey", request_id, req.get_ref());
-        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
-            Begun::New(tx) => tx,
-        };
-        let secret = domain::mint_secret(new.kind.secret_kind());
-        let key =
-            store::insert_api_key(&mut tx, call.org_id, &new, &secret, call.principal_id()).await?;
-        // Never the secret or its hash: the display prefix identifies it.
-        let event = (call.actor)
-            .event("identity.api_key.create", ApiKey::KIND, key.id)
-            .project(key.project_id)
-            .created(&key);
-        let stored = created_once(tx, event, &key, key_to_proto).await?;
-        Ok(Response::new(pb::ApiKey {
-            secret: secret.value,
-            ..stored
-        }))
+        let c = parse_create(&call.caller, req.get_ref())?;
+        let project = c.new.project_id;
+        let reveal = |k, secret| pb::ApiKey { secret, ..k };
+        let key = create_with_secret(&self.0, &call, c, project, key_to_proto, reveal).await?;
+        Ok(Response::new(key))
     }
 
     #[tracing::instrument(skip_all)]
@@ -191,7 +181,7 @@ impl ApiKeyService for ApiKeys {
         if before.revoked_at != key.revoked_at {
             call.actor
                 .event("identity.api_key.revoke", ApiKey::KIND, id)
-                .project(key.project_id)
+                .project(key.fields.project_id)
                 .diff(&before, &key)
                 .record(&mut tx)
                 .await?;

@@ -68,7 +68,7 @@ impl Auth {
         org: Option<Uuid>,
     ) -> Result<(Grant, Option<Role>), Error> {
         let Some(org_id) = org else {
-            return Ok((user_grant_none(user_id, sid), None));
+            return Ok((Grant::user(user_id, sid), None));
         };
         let mut tx = self.0.db.tenant(org_id).await?;
         let grant = user_grant_in(&mut tx, user_id, sid, org).await?;
@@ -196,11 +196,11 @@ impl Auth {
         };
         tx.commit().await?;
         let key = key
-            .filter(|k| k.kind.secret_kind() == kind)
+            .filter(|k| k.fields.kind.secret_kind() == kind)
             .ok_or_else(invalid_credential)?;
         let refused = if key.revoked_at.is_some() {
             Some("revoked")
-        } else if key.expires_at.is_some_and(|e| e <= Utc::now()) {
+        } else if key.fields.expires_at.is_some_and(|e| e <= Utc::now()) {
             Some("expired")
         } else if !live_org {
             Some("organization_deleted")
@@ -220,7 +220,7 @@ impl Auth {
                 why,
             )
             .org(key.org_id)
-            .project(key.project_id);
+            .project(key.fields.project_id);
             self.security_event(event).await;
             return Err(invalid_credential());
         }
@@ -230,18 +230,16 @@ impl Auth {
                 "the key is bound to another organization",
             ));
         }
+        let ptype = if kind == SecretKind::Agent {
+            PrincipalType::Agent
+        } else {
+            PrincipalType::ApiKey
+        };
         Ok(Grant {
-            sub: key.id.uuid(),
-            ptype: if kind == SecretKind::Agent {
-                PrincipalType::Agent
-            } else {
-                PrincipalType::ApiKey
-            },
             org_id: Some(key.org_id),
-            org_role: None,
-            perms: key.scopes,
-            project_id: key.project_id,
-            sid: None,
+            perms: key.fields.scopes,
+            project_id: key.fields.project_id,
+            ..Grant::of(key.id.uuid(), ptype)
         })
     }
 }
@@ -439,19 +437,6 @@ impl AuthService for Auth {
     }
 }
 
-/// A user's grant with no active organization (user-scoped methods).
-fn user_grant_none(user_id: Uuid, sid: Option<Uuid>) -> Grant {
-    Grant {
-        sub: user_id,
-        ptype: PrincipalType::User,
-        org_id: None,
-        org_role: None,
-        perms: vec![],
-        project_id: None,
-        sid,
-    }
-}
-
 /// A user's grant in `org` (none: user scope only), read in `tx`.
 async fn user_grant_in(
     tx: &mut foundry_platform::db::Tx,
@@ -460,7 +445,7 @@ async fn user_grant_in(
     org: Option<Uuid>,
 ) -> Result<(Grant, Option<Role>), Error> {
     let Some(org_id) = org else {
-        return Ok((user_grant_none(user_id, sid), None));
+        return Ok((Grant::user(user_id, sid), None));
     };
     let member = store::get_membership_of(tx, org_id, UserId::from_uuid(user_id)).await?;
     let live = store::org_live(tx, org_id, Lock::None).await?;
@@ -474,13 +459,10 @@ async fn user_grant_in(
         }
     };
     let grant = Grant {
-        sub: user_id,
-        ptype: PrincipalType::User,
         org_id: Some(org_id),
         org_role: Some(role.as_str().to_owned()),
         perms: role.permissions(),
-        project_id: None,
-        sid,
+        ..Grant::user(user_id, sid)
     };
     Ok((grant, Some(role)))
 }

@@ -7,29 +7,24 @@ use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::{opt_timestamp, timestamp};
 use foundry_platform::db::Lock;
-use foundry_platform::idempotency::{self, Begun};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{
     self as pb, invitation_service_server::InvitationService,
 };
-use foundry_resource::{self as resource, Resource};
+use foundry_resource::{self as resource, Creation, Resource};
 use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use crate::State;
 use crate::api::WireRevision;
-use crate::api::memberships::{caller_role, member_to_proto};
+use crate::api::memberships::{add_member, caller_role, member_to_proto};
 use crate::api::{
-    SERVICE, actor, committed, created_once, filtered_page, locked, page_of, recorded,
+    SERVICE, actor, committed, create_with_secret, filtered_page, locked, page_of, recorded,
 };
 use crate::domain::{
     self, Invitation, InvitationState, InvitationStatus, NewInvitation, Role, SecretKind, UserId,
 };
 use crate::store::{self, InvitationFilter};
-
-/// How long an invitation token is valid.
-const INVITATION_TTL: chrono::Duration = chrono::Duration::days(7);
 
 /// Handlers of `InvitationService`.
 #[derive(Clone, Debug)]
@@ -40,13 +35,13 @@ fn invitation_to_proto(i: &Invitation) -> pb::Invitation {
         create_time,
         update_time,
         etag,
-    } = (&i.revision).into();
+    } = (&i.stamp).into();
     pb::Invitation {
         id: i.id.to_string(),
         org_id: i.org_id.to_string(),
         state: pb::InvitationState::from(i.status(Utc::now())) as i32,
-        email: i.email.clone(),
-        role: pb::Role::from(i.role) as i32,
+        email: i.fields.email.clone(),
+        role: pb::Role::from(i.fields.role) as i32,
         invited_by: i.invited_by.to_string(),
         expire_time: Some(timestamp(i.expires_at)),
         accept_time: opt_timestamp(i.accepted_at),
@@ -69,8 +64,10 @@ fn pending(i: &Invitation) -> Result<(), Error> {
     }
 }
 
-/// A `CreateInvitationRequest` as a [`NewInvitation`] and its request id.
-fn parse_create(req: &pb::CreateInvitationRequest) -> Result<(NewInvitation, Option<Uuid>), Error> {
+/// A `CreateInvitationRequest` as the create of a [`NewInvitation`].
+fn parse_create(
+    req: &pb::CreateInvitationRequest,
+) -> Result<Creation<'_, pb::CreateInvitationRequest, NewInvitation>, Error> {
     let empty = pb::Invitation::default();
     let inv = req.invitation.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
@@ -78,13 +75,15 @@ fn parse_create(req: &pb::CreateInvitationRequest) -> Result<(NewInvitation, Opt
     let role = v.enum_value("invitation.role", inv.role);
     let request_id = v.maybe_request_id(&req.request_id);
     v.finish_with(|| {
-        Some((
-            NewInvitation {
+        Some(Creation {
+            method: "CreateInvitation",
+            request: req,
+            request_id: request_id?,
+            new: NewInvitation {
                 email: email?,
                 role: role?,
             },
-            request_id?,
-        ))
+        })
     })
 }
 
@@ -96,31 +95,12 @@ impl InvitationService for Invitations {
         req: Request<pb::CreateInvitationRequest>,
     ) -> Result<Response<pb::Invitation>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
-        domain::may_change_role(caller_role(&call), Role::Viewer, new.role).map_err(Error::from)?;
-        let key = idempotency::Key::of(call.org_id, "CreateInvitation", request_id, req.get_ref());
-        let mut tx = match idempotency::begin(self.0.db.tenant(call.org_id).await?, key).await? {
-            Begun::Replay(previous) => return Ok(Response::new(previous)),
-            Begun::New(tx) => tx,
-        };
-        let token = domain::mint_secret(SecretKind::Invitation);
-        let inv = store::insert_invitation(
-            &mut tx,
-            call.org_id,
-            &new,
-            &token.hash,
-            call.principal_id(),
-            Utc::now() + INVITATION_TTL,
-        )
-        .await?;
-        let event = (call.actor)
-            .event("identity.invitation.create", Invitation::KIND, inv.id)
-            .created(&inv);
-        let stored = created_once(tx, event, &inv, invitation_to_proto).await?;
-        Ok(Response::new(pb::Invitation {
-            token: token.value,
-            ..stored
-        }))
+        let c = parse_create(req.get_ref())?;
+        domain::may_change_role(caller_role(&call), Role::Viewer, c.new.role)
+            .map_err(Error::from)?;
+        let reveal = |i, token| pb::Invitation { token, ..i };
+        let inv = create_with_secret(&self.0, &call, c, None, invitation_to_proto, reveal).await?;
+        Ok(Response::new(inv))
     }
 
     #[tracing::instrument(skip_all)]
@@ -162,18 +142,11 @@ impl InvitationService for Invitations {
         let before = resource::fetch::<Invitation>(&mut tx, &call, id, Lock::Update).await?;
         // A new token for a role is granting it again: the same rule as
         // inviting (an admin cannot hand out an owner invitation).
-        domain::may_change_role(caller_role(&call), Role::Viewer, before.role)
+        domain::may_change_role(caller_role(&call), Role::Viewer, before.fields.role)
             .map_err(Error::from)?;
         pending(&before)?;
         let token = domain::mint_secret(SecretKind::Invitation);
-        let inv = store::reissue_invitation(
-            &mut tx,
-            call.org_id,
-            id,
-            &token.hash,
-            Utc::now() + INVITATION_TTL,
-        )
-        .await?;
+        let inv = store::reissue_invitation(&mut tx, call.org_id, id, &token.hash).await?;
         let event = (call.actor)
             .event("identity.invitation.resend", Invitation::KIND, id)
             .diff(&before, &inv);
@@ -206,7 +179,7 @@ impl InvitationService for Invitations {
         let user = store::get_user(&mut tx, user_id, false)
             .await?
             .ok_or_else(invalid)?;
-        if !user.email.eq_ignore_ascii_case(&inv.email) {
+        if !user.email.eq_ignore_ascii_case(&inv.fields.email) {
             // Do not reveal the invitation to someone it was not sent to.
             return Err(invalid().into());
         }
@@ -228,9 +201,6 @@ impl InvitationService for Invitations {
             )
             .into());
         }
-        let m =
-            store::insert_membership(&mut tx, inv.org_id, user_id, inv.role, Some(inv.invited_by))
-                .await?;
         let accepted = store::mark_invitation_accepted(&mut tx, inv.org_id, inv.id).await?;
         actor
             .event("identity.invitation.accept", Invitation::KIND, inv.id)
@@ -238,13 +208,8 @@ impl InvitationService for Invitations {
             .diff(&inv, &accepted)
             .record(&mut tx)
             .await?;
-        actor
-            .event("identity.membership.create", "identity.membership", m.id)
-            .org(inv.org_id)
-            .created(&m)
-            .set("invitation_id", inv.id)
-            .record(&mut tx)
-            .await?;
+        let member = (inv.org_id, user_id, inv.fields.role);
+        let m = add_member(&mut tx, &actor, member, Some(&inv)).await?;
         Ok(committed(tx, &m, member_to_proto).await?)
     }
 

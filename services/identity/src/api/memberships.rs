@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use foundry_domain::Patch;
-use foundry_outbox::{Call, EventBuilder};
+use foundry_outbox::{Actor, Call, EventBuilder};
 use foundry_platform::Error;
 use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::Violations;
@@ -18,7 +18,7 @@ use crate::State;
 use crate::api::{SERVICE, actor, committed, filtered_page, page_of};
 use crate::api::{WireRevision, changes};
 use crate::domain::{
-    self, Membership, MembershipChange, MembershipId, MembershipPath, Role, UserId,
+    self, Invitation, Membership, MembershipChange, MembershipId, MembershipPath, Role, UserId,
 };
 use crate::store;
 
@@ -33,7 +33,7 @@ pub fn member_to_proto(m: &Membership) -> pb::Membership {
         create_time,
         update_time,
         etag,
-    } = (&m.revision).into();
+    } = (&m.stamp).into();
     pb::Membership {
         id: m.id.to_string(),
         org_id: m.org_id.to_string(),
@@ -50,6 +50,28 @@ pub fn member_to_proto(m: &Membership) -> pb::Membership {
 
 fn not_found() -> Error {
     Error::not_found("MEMBERSHIP_NOT_FOUND", "membership")
+}
+
+/// Makes `user_id` a member of `org_id` in `role` and records it
+/// (`identity.membership.create`, by `actor`): the owner of a new
+/// organization, the invitee of an accepted `invitation` (its inviter and
+/// id recorded), a member a bootstrap adds.
+pub async fn add_member(
+    tx: &mut Tx,
+    actor: &Actor,
+    (org_id, user_id, role): (Uuid, UserId, Role),
+    invitation: Option<&Invitation>,
+) -> Result<Membership, Error> {
+    let invited_by = invitation.map(|i| i.invited_by);
+    let m = store::insert_membership(tx, org_id, user_id, role, invited_by).await?;
+    actor
+        .event("identity.membership.create", RESOURCE, m.id)
+        .org(org_id)
+        .created(&m)
+        .set("invitation_id", invitation.map(|i| i.id))
+        .record(tx)
+        .await?;
+    Ok(m)
 }
 
 /// The caller's role in the organization it acts in, if its token names
@@ -87,7 +109,7 @@ async fn locked(
     let m = store::get_membership(tx, org_id, id, true)
         .await?
         .ok_or_else(not_found)?;
-    check_etag(etag, m.revision.version, "membership")?;
+    check_etag(etag, m.stamp.version, "membership")?;
     Ok((owners, m))
 }
 

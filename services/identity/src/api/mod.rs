@@ -22,14 +22,15 @@ use foundry_outbox::EventBuilder;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
 use foundry_platform::db::{Db, Lock, Tx, check_etag, etag};
-use foundry_platform::idempotency::Creating;
+use foundry_platform::idempotency::{self, Begun};
 use foundry_platform::page::Page;
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::identity::v1 as pb;
-use foundry_resource::{self as resource, Resource};
+use foundry_resource::{self as resource, Creation, Resource};
 use tonic::Response;
 use uuid::Uuid;
 
+use crate::store::InsertWithSecret;
 use crate::{State, domain};
 
 /// The wire half of a [`Revision`]: `create_time`, `update_time`, `etag`.
@@ -117,19 +118,42 @@ pub async fn recorded<T, P>(
     committed(tx, value, to_proto).await
 }
 
-/// The end of a create whose answer carries a secret shown once: records
-/// `event`, stores the answer `to_proto` makes of `value` for a repeat
-/// (which never carries the secret), commits and returns that answer.
-pub async fn created_once<T, P: prost::Message>(
-    mut tx: Creating,
-    event: EventBuilder,
-    value: &T,
-    to_proto: fn(&T) -> P,
-) -> Result<P, Error> {
-    event.record(&mut tx).await?;
-    let stored = to_proto(value);
+/// AIP-133 Create of a resource made with a secret shown once (an API
+/// key, an invitation's token), as `resource::create` makes the others:
+/// idempotent by request id, the secret minted and the resource inserted
+/// with its hash ([`InsertWithSecret`]), a `<KIND>.create` event with every
+/// audited field (in `project`), the answer `to_proto` makes stored for a
+/// repeat, in one transaction. Only this answer carries the secret
+/// (`reveal` adds it): a repeat is answered without it.
+pub async fn create_with_secret<R, Q, P>(
+    state: &State,
+    call: &Call,
+    c: Creation<'_, Q, R::New>,
+    project: Option<Uuid>,
+    to_proto: fn(&R) -> P,
+    reveal: fn(P, String) -> P,
+) -> Result<P, Error>
+where
+    R: InsertWithSecret,
+    Q: prost::Message,
+    P: prost::Message + Default,
+{
+    let key = idempotency::Key::of(call.org_id, c.method, c.request_id, c.request);
+    let mut tx = match idempotency::begin(state.db.tenant(call.org_id).await?, key).await? {
+        Begun::Replay(previous) => return Ok(previous),
+        Begun::New(tx) => tx,
+    };
+    let secret = domain::mint_secret(R::secret_kind(&c.new));
+    let r = R::insert(&c.new, &secret, &mut tx, call.org_id, call.principal_id()).await?;
+    (call.actor)
+        .event(&format!("{}.create", R::KIND), R::KIND, r.key())
+        .project(project)
+        .created(&r)
+        .record(&mut tx)
+        .await?;
+    let stored = to_proto(&r);
     tx.finish_redacted(&stored).await?;
-    Ok(stored)
+    Ok(reveal(stored, secret.value))
 }
 
 /// The end of a list: `rows` (one page, as `page` asked, read in `tx`,

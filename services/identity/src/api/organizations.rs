@@ -11,12 +11,13 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{
     self as pb, organization_service_server::OrganizationService,
 };
-use foundry_resource::{self as resource, Resource, Update, Write};
+use foundry_resource::{self as resource, Resource, Update};
 use foundry_tenancy::caller;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
+use crate::api::memberships::add_member;
 use crate::api::{SERVICE, WireRevision, changes};
 use crate::api::{actor, locked, page_of, recorded};
 use crate::domain::{
@@ -36,12 +37,12 @@ pub fn org_to_proto(o: &Organization) -> pb::Organization {
         create_time,
         update_time,
         etag,
-    } = (&o.revision).into();
+    } = (&o.stamp).into();
     pb::Organization {
         id: o.id.to_string(),
-        name: o.name.clone(),
-        slug: o.slug.clone(),
-        settings: Some(json_to_struct(&o.settings)),
+        name: o.fields.name.clone(),
+        slug: o.fields.slug.clone(),
+        settings: Some(json_to_struct(&o.fields.settings)),
         create_time,
         update_time,
         delete_time: opt_timestamp(o.deleted_at),
@@ -124,13 +125,6 @@ impl Update for Organization {
     }
 }
 
-#[tonic::async_trait]
-impl Write for Organization {
-    async fn write(&self, tx: &mut Tx, _: Uuid) -> Result<Self, Error> {
-        store::update_org(tx, self).await
-    }
-}
-
 /// Records `event` with the changes from `before` to `after`, commits and
 /// answers `after`.
 async fn diffed(
@@ -164,25 +158,14 @@ impl OrganizationService for Organizations {
             Begun::New(tx) => tx,
         };
         let org = store::insert_org(&mut tx, id, &new).await?;
-        let membership =
-            store::insert_membership(&mut tx, id, UserId::from_uuid(user_id), Role::Owner, None)
-                .await?;
         actor
             .event("identity.organization.create", RESOURCE, id)
             .org(id)
             .created(&org)
             .record(&mut tx)
             .await?;
-        actor
-            .event(
-                "identity.membership.create",
-                "identity.membership",
-                membership.id,
-            )
-            .org(id)
-            .created(&membership)
-            .record(&mut tx)
-            .await?;
+        let owner = (id, UserId::from_uuid(user_id), Role::Owner);
+        add_member(&mut tx, &actor, owner, None).await?;
         let out = org_to_proto(&org);
         tx.finish(&out).await?;
         Ok(Response::new(out))

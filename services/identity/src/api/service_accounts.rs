@@ -26,8 +26,8 @@ pub struct ServiceAccounts(pub Arc<State>);
 fn sa_to_proto(sa: &ServiceAccount) -> pb::ServiceAccount {
     pb::ServiceAccount {
         id: sa.id.to_string(),
-        name: sa.name.clone(),
-        description: sa.description.clone(),
+        name: sa.fields.name.clone(),
+        description: sa.fields.description.clone(),
         create_time: Some(timestamp(sa.created_at)),
         disable_time: opt_timestamp(sa.disabled_at),
         key: String::new(),

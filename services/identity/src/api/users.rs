@@ -26,7 +26,7 @@ fn user_to_proto(u: &User) -> pb::User {
         create_time,
         update_time,
         etag,
-    } = (&u.revision).into();
+    } = (&u.stamp).into();
     pb::User {
         id: u.id.to_string(),
         email: u.email.clone(),
@@ -127,7 +127,7 @@ impl UserService for Users {
             .ok_or_else(not_found)?;
         check_etag(
             u.map_or("", |u| u.etag.as_str()),
-            before.revision.version,
+            before.stamp.version,
             "user",
         )?;
         let mut user = before.clone();

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use foundry_domain::{AuditFields, Audited, Id, Stamp};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::*;
@@ -37,18 +38,14 @@ pub enum ApiKeyState {
 /// An API key's id.
 pub type ApiKeyId = Id<ApiKey>;
 
-/// An API key (its secret is stored as a hash only).
-#[derive(Clone, Debug, PartialEq)]
+/// An API key (its secret is stored as a hash only, never read).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ApiKey {
-    pub org_id: Uuid,
     pub id: ApiKeyId,
-    pub kind: ApiKeyKind,
-    pub display_name: String,
-    pub scopes: Vec<String>,
-    pub project_id: Option<Uuid>,
+    pub org_id: Uuid,
+    pub fields: NewApiKey,
     /// The first characters of the secret, for recognition.
     pub prefix: String,
-    pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub stamp: Stamp,
@@ -59,7 +56,7 @@ impl ApiKey {
     pub fn state(&self, now: DateTime<Utc>) -> ApiKeyState {
         if self.revoked_at.is_some() {
             ApiKeyState::Revoked
-        } else if self.expires_at.is_some_and(|e| e <= now) {
+        } else if self.fields.expires_at.is_some_and(|e| e <= now) {
             ApiKeyState::Expired
         } else {
             ApiKeyState::Active
@@ -68,7 +65,7 @@ impl ApiKey {
 }
 
 /// A key to create, as parsed at the edge.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewApiKey {
     pub kind: ApiKeyKind,
     pub display_name: String,
@@ -78,24 +75,28 @@ pub struct NewApiKey {
 }
 
 impl Audited for ApiKey {
-    /// Never the secret or its hash: the display prefix identifies it.
+    /// By the proto's names; never the secret or its hash (the display
+    /// prefix identifies it), nor what changes by use (`last_used_at`).
     fn audit_fields(&self) -> AuditFields {
         let ApiKey {
-            org_id: _,
             id: _,
-            kind,
-            display_name,
-            scopes,
-            project_id: _,
+            org_id: _,
+            fields:
+                NewApiKey {
+                    kind,
+                    display_name,
+                    scopes,
+                    project_id: _,
+                    expires_at,
+                },
             prefix,
-            expires_at,
             last_used_at: _,
             revoked_at,
             stamp: _,
         } = self;
         AuditFields::new()
             .field("display_name", display_name)
-            .field("kind", kind.as_str())
+            .field("kind", kind)
             .field("scopes", scopes)
             .field("prefix", prefix)
             .field("expire_time", expires_at)

@@ -1,7 +1,8 @@
 //! Invitations to join an organization.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited};
+use foundry_domain::Audited;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::*;
@@ -28,21 +29,29 @@ pub enum InvitationStatus {
     Expired,
 }
 
+/// How long an invitation's token is valid, from when it is sent (or
+/// resent).
+pub const INVITATION_TTL: chrono::Duration = chrono::Duration::days(7);
+
 /// An invitation's id.
 pub type InvitationId = foundry_domain::Id<Invitation>;
 
-/// An invitation (its token is stored as a hash only).
-#[derive(Clone, Debug, PartialEq)]
+/// An invitation (its token is stored as a hash only, never read).
+/// Audited: its own fields, its state and its `expire_time`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Invitation {
-    pub org_id: Uuid,
     pub id: InvitationId,
-    pub email: String,
-    pub role: Role,
+    #[serde(skip_serializing)]
+    pub org_id: Uuid,
+    pub fields: NewInvitation,
+    #[serde(skip_serializing)]
     pub invited_by: Uuid,
     pub state: InvitationState,
+    #[serde(rename(serialize = "expire_time"))]
     pub expires_at: DateTime<Utc>,
+    #[serde(skip_serializing)]
     pub accepted_at: Option<DateTime<Utc>>,
-    pub revision: Revision,
+    pub stamp: Revision,
 }
 
 impl Invitation {
@@ -58,29 +67,10 @@ impl Invitation {
 }
 
 /// An invitation to create, as parsed at the edge.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewInvitation {
     pub email: String,
     pub role: Role,
 }
 
-impl Audited for Invitation {
-    fn audit_fields(&self) -> AuditFields {
-        let Invitation {
-            org_id: _,
-            id: _,
-            email,
-            role,
-            invited_by: _,
-            state,
-            expires_at,
-            accepted_at: _,
-            revision: _,
-        } = self;
-        AuditFields::new()
-            .field("email", email)
-            .field("role", role.as_str())
-            .field("state", state.as_str())
-            .field("expire_time", expires_at)
-    }
-}
+impl Audited for Invitation {}

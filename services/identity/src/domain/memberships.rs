@@ -1,7 +1,8 @@
 //! Memberships: roles and what they grant, who may grant the owner role,
 //! and the last-owner rule.
 
-use foundry_domain::{AuditFields, Audited, FieldPath, Patch};
+use foundry_domain::{Audited, FieldPath, Patch};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::*;
@@ -63,44 +64,40 @@ impl Role {
 pub type MembershipId = foundry_domain::Id<Membership>;
 
 /// A user's membership of an organization, with the member's display
-/// fields.
-#[derive(Clone, Debug, PartialEq)]
+/// fields. Audited: who is a member and in which role.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Membership {
     pub id: MembershipId,
+    #[serde(skip_serializing)]
     pub org_id: Uuid,
     pub user_id: UserId,
     pub role: Role,
+    #[serde(skip_serializing)]
     pub invited_by: Option<Uuid>,
+    /// The member's, from its user.
+    #[serde(skip_serializing)]
     pub email: String,
+    /// The member's, from its user.
+    #[serde(skip_serializing)]
     pub display_name: String,
-    pub revision: Revision,
+    pub stamp: Revision,
 }
 
 /// The fields `UpdateMembership` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
+#[field_path(output_only = &[
+    "id",
+    "org_id",
+    "user_id",
+    "invited_by",
+    "email",
+    "display_name",
+    "create_time",
+    "update_time",
+    "etag",
+])]
 pub enum MembershipPath {
     Role,
-}
-
-impl FieldPath for MembershipPath {
-    const ALL: &'static [Self] = &[MembershipPath::Role];
-    const OUTPUT_ONLY: &'static [&'static str] = &[
-        "id",
-        "org_id",
-        "user_id",
-        "invited_by",
-        "email",
-        "display_name",
-        "create_time",
-        "update_time",
-        "etag",
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            MembershipPath::Role => "role",
-        }
-    }
 }
 
 /// One field's new value in an update.
@@ -112,33 +109,15 @@ pub enum MembershipChange {
 impl Patch for Membership {
     type Change = MembershipChange;
 
-    fn apply(&mut self, changes: Vec<MembershipChange>) -> Result<(), Error> {
-        for change in changes {
-            match change {
-                MembershipChange::Role(x) => self.role = x,
-            }
+    fn apply_one(&mut self, change: MembershipChange) -> Result<(), Error> {
+        match change {
+            MembershipChange::Role(x) => self.role = x,
         }
         Ok(())
     }
 }
 
-impl Audited for Membership {
-    fn audit_fields(&self) -> AuditFields {
-        let Membership {
-            id: _,
-            org_id: _,
-            user_id,
-            role,
-            invited_by: _,
-            email: _,
-            display_name: _,
-            revision: _,
-        } = self;
-        AuditFields::new()
-            .field("user_id", user_id)
-            .field("role", role.as_str())
-    }
-}
+impl Audited for Membership {}
 
 /// Refuses a change that would leave an organization without an owner.
 pub fn keep_an_owner(owners: i64, member_is_owner: bool, stays_owner: bool) -> Result<(), Error> {

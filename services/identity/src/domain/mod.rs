@@ -7,9 +7,11 @@ pub use foundry_domain::{DomainError as Error, StoredEnum};
 
 /// The version (the etag, AIP-154) and times of a stored resource whose
 /// table names no creator (organizations, users, memberships,
-/// invitations); [`foundry_domain::Stamp`] where it does. Set by the store,
-/// never by a request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// invitations): a [`foundry_domain::Stamp`] without `created_by`, which is
+/// used where the table has one (API keys). Set by the store, never by a
+/// request; a resource holds it as its `stamp` (read from the same row,
+/// left out of its audit).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Revision {
     /// Incremented by every write.
     pub version: i64,

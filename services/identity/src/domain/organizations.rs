@@ -1,25 +1,25 @@
 //! Organizations.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, DomainError as Error, FieldPath, Patch};
+use foundry_domain::{Audited, DomainError as Error, FieldPath, Patch};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Revision;
 
-/// A tenant.
-#[derive(Clone, Debug, PartialEq)]
+/// A tenant. Audited: its own fields and its `delete_time`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Organization {
     pub id: Uuid,
-    pub name: String,
-    pub slug: String,
-    pub settings: serde_json::Value,
-    pub revision: Revision,
+    pub fields: NewOrganization,
     /// Set while soft-deleted.
+    #[serde(rename(serialize = "delete_time"))]
     pub deleted_at: Option<DateTime<Utc>>,
+    pub stamp: Revision,
 }
 
 /// An organization to create, as parsed at the edge.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewOrganization {
     pub name: String,
     pub slug: String,
@@ -27,29 +27,12 @@ pub struct NewOrganization {
 }
 
 /// The fields `UpdateOrganization` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
+#[field_path(output_only = &["id", "create_time", "update_time", "delete_time", "etag"])]
 pub enum OrganizationPath {
     Name,
     Slug,
     Settings,
-}
-
-impl FieldPath for OrganizationPath {
-    const ALL: &'static [Self] = &[
-        OrganizationPath::Name,
-        OrganizationPath::Slug,
-        OrganizationPath::Settings,
-    ];
-    const OUTPUT_ONLY: &'static [&'static str] =
-        &["id", "create_time", "update_time", "delete_time", "etag"];
-
-    fn name(self) -> &'static str {
-        match self {
-            OrganizationPath::Name => "name",
-            OrganizationPath::Slug => "slug",
-            OrganizationPath::Settings => "settings",
-        }
-    }
 }
 
 /// One field's new value in an update.
@@ -63,32 +46,15 @@ pub enum OrganizationChange {
 impl Patch for Organization {
     type Change = OrganizationChange;
 
-    fn apply(&mut self, changes: Vec<OrganizationChange>) -> Result<(), Error> {
-        for change in changes {
-            match change {
-                OrganizationChange::Name(x) => self.name = x,
-                OrganizationChange::Slug(x) => self.slug = x,
-                OrganizationChange::Settings(x) => self.settings = x,
-            }
+    fn apply_one(&mut self, change: OrganizationChange) -> Result<(), Error> {
+        let f = &mut self.fields;
+        match change {
+            OrganizationChange::Name(x) => f.name = x,
+            OrganizationChange::Slug(x) => f.slug = x,
+            OrganizationChange::Settings(x) => f.settings = x,
         }
         Ok(())
     }
 }
 
-impl Audited for Organization {
-    fn audit_fields(&self) -> AuditFields {
-        let Organization {
-            id: _,
-            name,
-            slug,
-            settings,
-            revision: _,
-            deleted_at,
-        } = self;
-        AuditFields::new()
-            .field("name", name)
-            .field("slug", slug)
-            .field("settings", settings)
-            .field("delete_time", deleted_at)
-    }
-}
+impl Audited for Organization {}

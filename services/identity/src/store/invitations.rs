@@ -1,7 +1,7 @@
 //! Invitations.
 
-use chrono::{DateTime, Utc};
-use foundry_domain::{Id, StoredEnum};
+use async_trait::async_trait;
+use chrono::Utc;
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
 use foundry_platform::page::Page;
@@ -9,58 +9,28 @@ use foundry_resource::Resource;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{RevisionRow, Walk, page_of, taken};
+use super::{InsertWithSecret, Walk, find_by, one, page_of, select};
 
-use crate::domain::{Invitation, InvitationId, InvitationState, NewInvitation, Role};
-
-/// An invitation row, as read (never its token hash; public only as
-/// [`Resource::Row`]).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct InvitationRow {
-    org_id: Uuid,
-    id: Uuid,
-    email: String,
-    role: String,
-    invited_by: Uuid,
-    state: String,
-    expires_at: DateTime<Utc>,
-    accepted_at: Option<DateTime<Utc>>,
-    #[sqlx(flatten)]
-    revision: RevisionRow,
-}
+use crate::domain::{INVITATION_TTL, Invitation, InvitationId, NewInvitation, Secret, SecretKind};
 
 impl Resource for Invitation {
     type Key = InvitationId;
-    type Row = InvitationRow;
     const KIND: &'static str = "identity.invitation";
     const NAME: &'static str = "invitation";
     const TABLE: &'static str = "invitations";
     const COLUMNS: &'static str = COLS;
     const NOT_FOUND: &'static str = "INVITATION_NOT_FOUND";
 
-    fn from_row(r: InvitationRow) -> Result<Invitation> {
-        Ok(Invitation {
-            org_id: r.org_id,
-            id: Id::from_uuid(r.id),
-            email: r.email,
-            role: Role::decode("invitations", "role", &r.role)?,
-            invited_by: r.invited_by,
-            state: InvitationState::decode("invitations", "state", &r.state)?,
-            expires_at: r.expires_at,
-            accepted_at: r.accepted_at,
-            revision: r.revision.into(),
-        })
-    }
-
     fn key(&self) -> InvitationId {
         self.id
     }
 
     fn version(&self) -> i64 {
-        self.revision.version
+        self.stamp.version
     }
 }
 
+/// Every column but the token's hash, which is never read.
 const COLS: &str = "org_id, id, email, role, invited_by, state, expires_at, accepted_at, version, created_at, updated_at";
 
 /// State filters of a list; `expired` is a pending invitation past its expiry.
@@ -72,36 +42,36 @@ pub enum InvitationFilter {
     Expired,
 }
 
-pub async fn insert_invitation(
-    tx: &mut Tx,
-    org_id: Uuid,
-    new: &NewInvitation,
-    token_hash: &[u8],
-    invited_by: Uuid,
-    expires_at: DateTime<Utc>,
-) -> Result<Invitation> {
-    let row: InvitationRow = sqlx::query_as(&format!(
-        "INSERT INTO invitations (org_id, id, email, role, token_hash, invited_by, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLS}"
-    ))
-    .bind(org_id)
-    .bind(Uuid::now_v7())
-    .bind(&new.email)
-    .bind(new.role.as_str())
-    .bind(token_hash)
-    .bind(invited_by)
-    .bind(expires_at)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(taken(
-        "invitations_pending_email_key",
-        (
-            "INVITATION_PENDING",
-            "invitation.email",
-            "this email already has a pending invitation; resend it instead",
-        ),
-    ))?;
-    Invitation::from_row(row)
+/// Its token lives [`INVITATION_TTL`] from now.
+#[async_trait]
+impl InsertWithSecret for Invitation {
+    type New = NewInvitation;
+
+    fn secret_kind(_: &NewInvitation) -> SecretKind {
+        SecretKind::Invitation
+    }
+
+    async fn insert(
+        new: &NewInvitation,
+        token: &Secret,
+        tx: &mut Tx,
+        org_id: Uuid,
+        invited_by: Uuid,
+    ) -> Result<Invitation> {
+        let sql = format!(
+            "INSERT INTO invitations (org_id, id, email, role, token_hash, invited_by, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLS}"
+        );
+        let q = sqlx::query(&sql)
+            .bind(org_id)
+            .bind(Uuid::now_v7())
+            .bind(&new.email)
+            .bind(new.role.as_str())
+            .bind(&token.hash)
+            .bind(invited_by)
+            .bind(Utc::now() + INVITATION_TTL);
+        one(tx, q).await
+    }
 }
 
 pub async fn list_invitations(
@@ -118,10 +88,11 @@ pub async fn list_invitations(
         Some(InvitationFilter::Revoked) => "state = 'revoked'",
     };
     let mut q = QueryBuilder::new(format!(
-        "SELECT {COLS} FROM invitations WHERE {cond} AND org_id = "
+        "{} WHERE {cond} AND org_id = ",
+        select::<Invitation>()
     ));
     q.push_bind(org_id);
-    page_of::<InvitationRow, _>(tx, q, ("id", Walk::Newest), page, Invitation::from_row).await
+    page_of(tx, q, ("id", Walk::Newest), page).await
 }
 
 pub async fn revoke_invitation(tx: &mut Tx, org_id: Uuid, id: InvitationId) -> Result<Invitation> {
@@ -139,31 +110,23 @@ async fn set_state(
         "UPDATE invitations SET {set}, version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
     );
-    let row = sqlx::query_as(&sql)
-        .bind(org_id)
-        .bind(id.uuid())
-        .fetch_one(&mut **tx)
-        .await?;
-    Invitation::from_row(row)
+    one(tx, sqlx::query(&sql).bind(org_id).bind(id.uuid())).await
 }
 
+/// Gives the invitation `id` a new token (its hash), which lives
+/// [`INVITATION_TTL`] from now.
 pub async fn reissue_invitation(
     tx: &mut Tx,
     org_id: Uuid,
     id: InvitationId,
     token_hash: &[u8],
-    expires_at: DateTime<Utc>,
 ) -> Result<Invitation> {
-    Invitation::from_row(sqlx::query_as(&format!(
+    let sql = format!(
         "UPDATE invitations SET token_hash = $3, expires_at = $4, version = version + 1, updated_at = now() \
          WHERE org_id = $1 AND id = $2 RETURNING {COLS}"
-    ))
-    .bind(org_id)
-    .bind(id.uuid())
-    .bind(token_hash)
-    .bind(expires_at)
-    .fetch_one(&mut **tx)
-    .await?)
+    );
+    let q = sqlx::query(&sql).bind(org_id).bind(id.uuid());
+    one(tx, q.bind(token_hash).bind(Utc::now() + INVITATION_TTL)).await
 }
 
 /// Finds an invitation by its token hash across tenants (the invitee does
@@ -172,13 +135,7 @@ pub async fn find_invitation_by_token(
     tx: &mut Tx,
     token_hash: &[u8],
 ) -> Result<Option<Invitation>> {
-    let row: Option<InvitationRow> = sqlx::query_as(&format!(
-        "SELECT {COLS} FROM invitations WHERE token_hash = $1 FOR UPDATE"
-    ))
-    .bind(token_hash)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(Invitation::from_row).transpose()
+    find_by(tx, ("token_hash", token_hash), true).await
 }
 
 pub async fn mark_invitation_accepted(

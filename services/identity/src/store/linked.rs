@@ -1,38 +1,15 @@
 //! Linked accounts: external sign-in by (issuer, subject).
 
-use chrono::{DateTime, Utc};
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::{Error, Result};
 use uuid::Uuid;
 
-use super::unique;
+use super::{Stored, refused};
 
 use crate::domain::{LinkedAccount, UserId};
 
-/// A linked account row, as read.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct LinkedAccountRow {
-    id: Uuid,
-    provider: String,
-    issuer: String,
-    subject: String,
-    email: String,
-    created_at: DateTime<Utc>,
-    last_login_at: DateTime<Utc>,
-}
-
-impl From<LinkedAccountRow> for LinkedAccount {
-    fn from(r: LinkedAccountRow) -> LinkedAccount {
-        LinkedAccount {
-            id: r.id,
-            provider: r.provider,
-            issuer: r.issuer,
-            subject: r.subject,
-            email: r.email,
-            created_at: r.created_at,
-            last_login_at: r.last_login_at,
-        }
-    }
+impl Stored for LinkedAccount {
+    const TABLE: &'static str = "linked_accounts";
 }
 
 /// Records a sign-in through a linked account; returns its user, if linked.
@@ -74,24 +51,19 @@ pub async fn insert_linked_account(
     .bind(email)
     .fetch_one(&mut **tx)
     .await
-    .map_err(unique("linked_accounts_issuer_subject_key", || {
-        Error::aborted(
-            "CONCURRENT_SIGN_IN",
-            "the same account signed in twice at once; retry",
-        )
-    }))
+    .map_err(refused)
 }
 
 /// A user's linked accounts, locked (the last one is never removed).
 pub async fn list_linked_accounts(tx: &mut Tx, user_id: UserId) -> Result<Vec<LinkedAccount>> {
-    let rows: Vec<LinkedAccountRow> = sqlx::query_as(
+    let rows = sqlx::query(
         "SELECT id, provider, issuer, subject, email, created_at, last_login_at FROM linked_accounts \
          WHERE user_id = $1 ORDER BY id FOR UPDATE",
     )
     .bind(user_id.uuid())
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows.into_iter().map(LinkedAccount::from).collect())
+    rows.iter().map(LinkedAccount::read).collect()
 }
 
 pub async fn delete_linked_account(tx: &mut Tx, user_id: UserId, id: Uuid) -> Result<bool> {

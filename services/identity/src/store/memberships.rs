@@ -1,57 +1,22 @@
 //! Memberships, with the member's display fields.
 
-use foundry_domain::StoredEnum;
+use foundry_domain::Id;
 use foundry_platform::db::Tx;
 use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
 use uuid::Uuid;
 
-use super::taken;
-
-use super::RevisionRow;
-
-use super::{Walk, of_org, page_of};
+use super::{Stored, Walk, maybe, of_org, page_of, refused};
 
 use crate::domain::{Membership, MembershipId, Role, UserId};
-use foundry_domain::Id;
 
-/// A membership row joined with its user, as read.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct MemberRow {
-    id: Uuid,
-    org_id: Uuid,
-    user_id: Uuid,
-    role: String,
-    invited_by: Option<Uuid>,
-    email: String,
-    display_name: String,
-    #[sqlx(flatten)]
-    revision: RevisionRow,
+impl Stored for Membership {
+    const TABLE: &'static str = "memberships";
 }
 
-impl TryFrom<MemberRow> for Membership {
-    type Error = Error;
-
-    fn try_from(r: MemberRow) -> Result<Membership> {
-        Ok(Membership {
-            id: Id::from_uuid(r.id),
-            org_id: r.org_id,
-            user_id: Id::from_uuid(r.user_id),
-            role: Role::decode("memberships", "role", &r.role)?,
-            invited_by: r.invited_by,
-            email: r.email,
-            display_name: r.display_name,
-            revision: r.revision.into(),
-        })
-    }
-}
-
+/// A membership with its member's display fields.
 const MEMBER_SELECT: &str = "SELECT m.id, m.org_id, m.user_id, m.role, m.invited_by, u.email, u.display_name, \
      m.version, m.created_at, m.updated_at FROM memberships m JOIN users u ON u.id = m.user_id";
-
-fn decode(row: Option<MemberRow>) -> Result<Option<Membership>> {
-    row.map(Membership::try_from).transpose()
-}
 
 /// Inserts a membership; returns it with the member's display fields.
 pub async fn insert_membership(
@@ -70,10 +35,7 @@ pub async fn insert_membership(
         .bind(invited_by)
         .execute(&mut **tx)
         .await
-        .map_err(taken(
-            "memberships_org_user_key",
-            ("ALREADY_MEMBER", "user_id", "the user is already a member"),
-        ))?;
+        .map_err(refused)?;
     get_membership(tx, org_id, Id::from_uuid(id), false)
         .await?
         .ok_or_else(|| Error::internal(anyhow::anyhow!("inserted membership missing")))
@@ -107,12 +69,7 @@ async fn member_where(
 ) -> Result<Option<Membership>> {
     let lock = if lock { " FOR UPDATE OF m" } else { "" };
     let sql = format!("{MEMBER_SELECT} WHERE m.org_id = $1 AND {column} = $2{lock}");
-    let row = sqlx::query_as(&sql)
-        .bind(org_id)
-        .bind(value)
-        .fetch_optional(&mut **tx)
-        .await?;
-    decode(row)
+    maybe(tx, sqlx::query(&sql).bind(org_id).bind(value)).await
 }
 
 pub async fn list_memberships(
@@ -126,7 +83,7 @@ pub async fn list_memberships(
         ("m.org_id", org_id),
         ("m.role", role.map(Role::as_str)),
     );
-    page_of::<MemberRow, _>(tx, q, ("m.id", Walk::Oldest), page, Membership::try_from).await
+    page_of(tx, q, ("m.id", Walk::Oldest), page).await
 }
 
 /// Counts owners, locking their rows so two concurrent demotions cannot both

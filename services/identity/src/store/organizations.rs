@@ -1,97 +1,50 @@
 //! Organizations.
 
-use chrono::{DateTime, Utc};
+use async_trait::async_trait;
 use foundry_platform::Result;
 use foundry_platform::db::{Lock, Tx};
 use foundry_platform::page::Page;
-use foundry_resource::{self as resource, Resource};
+use foundry_resource::{self as resource, Resource, Write};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::RevisionRow;
-
-use super::{Walk, page_of, taken};
+use super::{Walk, one, page_of};
 
 use crate::domain::{NewOrganization, Organization};
-
-/// An organization row, as read (public only as [`Resource::Row`]).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct OrgRow {
-    id: Uuid,
-    name: String,
-    slug: String,
-    settings: serde_json::Value,
-    #[sqlx(flatten)]
-    revision: RevisionRow,
-    deleted_at: Option<DateTime<Utc>>,
-}
 
 /// An organization is its own tenant: its generated `org_id` is its id.
 impl Resource for Organization {
     type Key = Uuid;
-    type Row = OrgRow;
     const KIND: &'static str = "identity.organization";
     const NAME: &'static str = "organization";
     const TABLE: &'static str = "organizations";
-    const COLUMNS: &'static str = ORG_COLUMNS;
     const NOT_FOUND: &'static str = "ORGANIZATION_NOT_FOUND";
-
-    fn from_row(r: OrgRow) -> Result<Organization> {
-        Ok(Organization {
-            id: r.id,
-            name: r.name,
-            slug: r.slug,
-            settings: r.settings,
-            revision: r.revision.into(),
-            deleted_at: r.deleted_at,
-        })
-    }
 
     fn key(&self) -> Uuid {
         self.id
     }
 
     fn version(&self) -> i64 {
-        self.revision.version
+        self.stamp.version
     }
 }
 
-/// The columns every organization read returns, in `OrgRow` order.
-pub const ORG_COLUMNS: &str =
-    "id, name, slug, settings, version, created_at, updated_at, deleted_at";
-
-/// A write whose slug another organization holds.
-const SLUG_TAKEN: (&str, &str, &str) = (
-    "SLUG_TAKEN",
-    "organization.slug",
-    "an organization with this slug exists",
-);
-
 /// Runs `sql` (an insert or update of one organization, binding `$1` id,
-/// `$2` name, `$3` slug, `$4` settings, returning [`ORG_COLUMNS`]) and
-/// returns what it wrote; a taken slug is `SLUG_TAKEN`.
-async fn write_org(
-    tx: &mut Tx,
-    sql: &str,
-    id: Uuid,
-    (name, slug, settings): (&str, &str, &serde_json::Value),
-) -> Result<Organization> {
-    let row: OrgRow = sqlx::query_as(sql)
+/// `$2` name, `$3` slug, `$4` settings, returning every column) and
+/// returns what it wrote (a taken slug: see [`super::refused`]).
+async fn write_org(tx: &mut Tx, sql: &str, id: Uuid, o: &NewOrganization) -> Result<Organization> {
+    let q = sqlx::query(sql)
         .bind(id)
-        .bind(name)
-        .bind(slug)
-        .bind(settings)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(taken("organizations_slug_key", SLUG_TAKEN))?;
-    Organization::from_row(row)
+        .bind(&o.name)
+        .bind(&o.slug)
+        .bind(&o.settings);
+    one(tx, q).await
 }
 
 pub async fn insert_org(tx: &mut Tx, id: Uuid, o: &NewOrganization) -> Result<Organization> {
-    let sql = format!(
-        "INSERT INTO organizations (id, name, slug, settings) VALUES ($1, $2, $3, $4) RETURNING {ORG_COLUMNS}"
-    );
-    write_org(tx, &sql, id, (&o.name, &o.slug, &o.settings)).await
+    let sql =
+        "INSERT INTO organizations (id, name, slug, settings) VALUES ($1, $2, $3, $4) RETURNING *";
+    write_org(tx, sql, id, o).await
 }
 
 pub async fn get_org(tx: &mut Tx, id: Uuid, lock: Lock) -> Result<Option<Organization>> {
@@ -106,34 +59,28 @@ pub async fn org_live(tx: &mut Tx, id: Uuid, lock: Lock) -> Result<bool> {
 }
 
 pub async fn list_user_orgs(tx: &mut Tx, user_id: Uuid, page: Page) -> Result<Vec<Organization>> {
-    let cols = ORG_COLUMNS.split(", ").map(|c| format!("o.{c}"));
-    let mut q = QueryBuilder::new(format!(
-        "SELECT {} FROM organizations o WHERE o.deleted_at IS NULL AND o.id IN \
+    let mut q = QueryBuilder::new(
+        "SELECT o.* FROM organizations o WHERE o.deleted_at IS NULL AND o.id IN \
          (SELECT m.org_id FROM memberships m WHERE m.user_id = ",
-        cols.collect::<Vec<_>>().join(", ")
-    ));
+    );
     q.push_bind(user_id).push(")");
-    page_of(tx, q, ("o.id", Walk::Oldest), page, Organization::from_row).await
+    page_of(tx, q, ("o.id", Walk::Oldest), page).await
 }
 
-pub async fn update_org(tx: &mut Tx, o: &Organization) -> Result<Organization> {
-    let sql = format!(
-        "UPDATE organizations SET name = $2, slug = $3, settings = $4, version = version + 1, updated_at = now() \
-         WHERE id = $1 RETURNING {ORG_COLUMNS}"
-    );
-    write_org(tx, &sql, o.id, (&o.name, &o.slug, &o.settings)).await
+#[async_trait]
+impl Write for Organization {
+    /// Its own fields (a taken slug: see [`super::refused`]).
+    async fn write(&self, tx: &mut Tx, _: Uuid) -> Result<Organization> {
+        let sql = "UPDATE organizations SET name = $2, slug = $3, settings = $4, \
+                   version = version + 1, updated_at = now() WHERE id = $1 RETURNING *";
+        write_org(tx, sql, self.id, &self.fields).await
+    }
 }
 
 pub async fn set_org_deleted(tx: &mut Tx, id: Uuid, deleted: bool) -> Result<Organization> {
-    let row: OrgRow = sqlx::query_as(&format!(
-        "UPDATE organizations SET deleted_at = CASE WHEN $2 THEN now() END, version = version + 1, updated_at = now() \
-         WHERE id = $1 RETURNING {ORG_COLUMNS}"
-    ))
-    .bind(id)
-    .bind(deleted)
-    .fetch_one(&mut **tx)
-    .await?;
-    Organization::from_row(row)
+    let sql = "UPDATE organizations SET deleted_at = CASE WHEN $2 THEN now() END, version = version + 1, updated_at = now() \
+         WHERE id = $1 RETURNING *";
+    one(tx, sqlx::query(sql).bind(id).bind(deleted)).await
 }
 
 /// Lets the transaction also act for `user_id` (`app.user_id`), beside the

@@ -7,38 +7,16 @@ use foundry_platform::page::Page;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{Walk, decoded, page_of};
+use super::{Stored, Walk, maybe, one, page_of, select};
 
 use crate::domain::Session;
 
-/// A session row, as read.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct SessionRow {
-    id: Uuid,
-    user_id: Uuid,
-    user_agent: String,
-    client_ip: String,
-    created_at: DateTime<Utc>,
-    last_used_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-    revoked_at: Option<DateTime<Utc>>,
+impl Stored for Session {
+    const TABLE: &'static str = "sessions";
+    const COLUMNS: &'static str = SESSION_COLS;
 }
 
-impl From<SessionRow> for Session {
-    fn from(r: SessionRow) -> Session {
-        Session {
-            id: r.id,
-            user_id: r.user_id,
-            user_agent: r.user_agent,
-            client_ip: r.client_ip,
-            created_at: r.created_at,
-            last_used_at: r.last_used_at,
-            expires_at: r.expires_at,
-            revoked_at: r.revoked_at,
-        }
-    }
-}
-
+/// Every column but the refresh token's hash, which is never read.
 const SESSION_COLS: &str =
     "id, user_id, user_agent, client_ip, created_at, last_used_at, expires_at, revoked_at";
 
@@ -50,48 +28,38 @@ pub async fn insert_session(
     user_agent: &str,
     client_ip: &str,
 ) -> Result<Session> {
-    let row: SessionRow = sqlx::query_as(&format!(
+    let sql = format!(
         "INSERT INTO sessions (id, user_id, token_hash, expires_at, user_agent, client_ip) \
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING {SESSION_COLS}"
-    ))
-    .bind(Uuid::now_v7())
-    .bind(user_id)
-    .bind(token_hash)
-    .bind(expires_at)
-    .bind(user_agent)
-    .bind(client_ip)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(row.into())
+    );
+    let q = sqlx::query(&sql)
+        .bind(Uuid::now_v7())
+        .bind(user_id)
+        .bind(token_hash)
+        .bind(expires_at)
+        .bind(user_agent)
+        .bind(client_ip);
+    one(tx, q).await
 }
 
 /// Finds a live session by its refresh token hash and records the use.
 pub async fn use_session(tx: &mut Tx, token_hash: &[u8]) -> Result<Option<Session>> {
-    let row: Option<SessionRow> = sqlx::query_as(&format!(
+    let sql = format!(
         "UPDATE sessions SET last_used_at = now() WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now() \
          RETURNING {SESSION_COLS}"
-    ))
-    .bind(token_hash)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(row.map(Session::from))
+    );
+    maybe(tx, sqlx::query(&sql).bind(token_hash)).await
 }
 
 pub async fn list_sessions(tx: &mut Tx, user_id: Uuid, page: Page) -> Result<Vec<Session>> {
-    let mut q = QueryBuilder::new(format!(
-        "SELECT {SESSION_COLS} FROM sessions WHERE user_id = "
-    ));
+    let mut q = QueryBuilder::new(format!("{} WHERE user_id = ", select::<Session>()));
     q.push_bind(user_id);
-    page_of(tx, q, ("id", Walk::Newest), page, decoded::<SessionRow, _>).await
+    page_of(tx, q, ("id", Walk::Newest), page).await
 }
 
 pub async fn revoke_session(tx: &mut Tx, user_id: Uuid, id: Uuid) -> Result<Option<Session>> {
-    let row: Option<SessionRow> = sqlx::query_as(&format!(
+    let sql = format!(
         "UPDATE sessions SET revoked_at = coalesce(revoked_at, now()) WHERE user_id = $1 AND id = $2 RETURNING {SESSION_COLS}"
-    ))
-    .bind(user_id)
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(row.map(Session::from))
+    );
+    maybe(tx, sqlx::query(&sql).bind(user_id).bind(id)).await
 }

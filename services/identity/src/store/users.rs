@@ -1,74 +1,39 @@
 //! Users.
 
-use foundry_domain::Id;
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
 use uuid::Uuid;
 
-use super::{decoded, find_by, taken};
-
-use super::RevisionRow;
+use super::{Stored, find_by, one};
 
 use crate::domain::{User, UserId};
 
-/// A user row, as read.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct UserRow {
-    id: Uuid,
-    email: String,
-    display_name: String,
-    avatar_url: String,
-    #[sqlx(flatten)]
-    revision: RevisionRow,
+impl Stored for User {
+    const TABLE: &'static str = "users";
 }
-
-impl From<UserRow> for User {
-    fn from(r: UserRow) -> User {
-        User {
-            id: Id::from_uuid(r.id),
-            email: r.email,
-            display_name: r.display_name,
-            avatar_url: r.avatar_url,
-            revision: r.revision.into(),
-        }
-    }
-}
-
-const USER_COLS: &str = "id, email, display_name, avatar_url, version, created_at, updated_at";
 
 pub async fn insert_user(tx: &mut Tx, email: &str, display_name: &str) -> Result<User> {
-    let row: UserRow = sqlx::query_as(&format!(
-        "INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3) RETURNING {USER_COLS}"
-    ))
-    .bind(Uuid::now_v7())
-    .bind(email)
-    .bind(display_name)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(taken(
-        "users_email_key",
-        ("EMAIL_TAKEN", "email", "a user with this email exists"),
-    ))?;
-    Ok(row.into())
+    let sql = "INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3) RETURNING *";
+    let q = sqlx::query(sql)
+        .bind(Uuid::now_v7())
+        .bind(email)
+        .bind(display_name);
+    one(tx, q).await
 }
 
 pub async fn get_user(tx: &mut Tx, id: UserId, lock: bool) -> Result<Option<User>> {
-    let select = format!("SELECT {USER_COLS} FROM users");
-    find_by(tx, &select, ("id", id.uuid()), lock, decoded::<UserRow, _>).await
+    find_by(tx, ("id", id.uuid()), lock).await
 }
 
 /// Writes a user's updatable fields.
 pub async fn update_user(tx: &mut Tx, u: &User) -> Result<User> {
-    let row: UserRow = sqlx::query_as(&format!(
-        "UPDATE users SET display_name = $2, avatar_url = $3, version = version + 1, updated_at = now() \
-         WHERE id = $1 RETURNING {USER_COLS}"
-    ))
-    .bind(u.id.uuid())
-    .bind(&u.display_name)
-    .bind(&u.avatar_url)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(row.into())
+    let sql = "UPDATE users SET display_name = $2, avatar_url = $3, \
+               version = version + 1, updated_at = now() WHERE id = $1 RETURNING *";
+    let q = sqlx::query(sql)
+        .bind(u.id.uuid())
+        .bind(&u.display_name)
+        .bind(&u.avatar_url);
+    one(tx, q).await
 }
 
 /// The user with this email (case-insensitive), if any.
