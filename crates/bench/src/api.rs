@@ -19,11 +19,12 @@ use foundry::AuditDelivery;
 // The columns the handlers read: the stores' own lists, so pgbench runs
 // the very statements.
 use foundry_delivery::domain::{Program, Task};
-use foundry_identity::store::ORG_COLUMNS;
 use foundry_resource::Resource;
 
 const TASK_COLUMNS: &str = <Task as Resource>::COLUMNS;
 const PROGRAM_COLUMNS: &str = <Program as Resource>::COLUMNS;
+// Organizations are read whole (foundry_identity::store reads every column).
+const ORG_COLUMNS: &str = "*";
 use foundry_proto::foundry::delivery::v1 as dpb;
 use foundry_proto::foundry::identity::v1 as ipb;
 use serde::Serialize;

@@ -17,11 +17,10 @@
 //! convert the result; a resource's own module holds only what is its own
 //! (its fields, its checks, its SQL). See `crates/README.md`.
 
-use std::fmt::Display;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use foundry_domain::{Audited, Patch, Stamp};
+use foundry_domain::{Audited, Patch, Record, Stamp};
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
@@ -41,10 +40,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A stored resource of one organization: a struct `{ id, fields, stamp }`
 /// (see [`row`]) whose rows read by the names of its fields.
-pub trait Resource: Audited + DeserializeOwned + Clone + Send + Sync + Sized + 'static {
-    /// Its key (a typed id).
-    type Key: Copy + Display + Into<Uuid> + Send + Sync + 'static;
-
+pub trait Resource: Record + Audited + DeserializeOwned + Clone + Send + Sync + Sized + 'static {
     /// `<service>.<resource>`: the audit events' resource type; their
     /// actions are `<KIND>.create`, `<KIND>.update`, `<KIND>.delete`.
     const KIND: &'static str;
@@ -72,10 +68,6 @@ pub trait Resource: Audited + DeserializeOwned + Clone + Send + Sync + Sized + '
     fn not_found() -> Error {
         Error::not_found(Self::NOT_FOUND, Self::NAME)
     }
-    /// Its key.
-    fn key(&self) -> Self::Key;
-    /// Its version (the etag).
-    fn version(&self) -> i64;
     /// The project it belongs to, if any: audit events carry it, and a
     /// credential bound to a project sees only that project's resources.
     fn project(&self) -> Option<Uuid> {

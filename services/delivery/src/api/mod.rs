@@ -293,7 +293,7 @@ pub(crate) type Parsed<N> = Result<(N, Option<Uuid>), Error>;
 /// What an update request parses into: the key, the etag and the changes.
 pub(crate) type Changes<R> = Result<
     (
-        <R as Resource>::Key,
+        <R as foundry_domain::Record>::Key,
         String,
         Vec<<R as foundry_domain::Patch>::Change>,
     ),

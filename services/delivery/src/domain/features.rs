@@ -1,12 +1,12 @@
 //! Features: a tree per program, and the parent tree stays a tree.
 
-use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A feature of a program, under a parent feature or at the top.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
 pub struct Feature {
     pub id: FeatureId,
     pub fields: NewFeature,

@@ -1,14 +1,14 @@
 //! Sprint gates: criteria, answers, evaluation, who evaluated.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::*;
 
 /// A checklist a sprint is held to.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
 pub struct SprintGate {
     pub id: SprintGateId,
     pub fields: NewSprintGate,
@@ -85,6 +85,19 @@ pub struct NewEvaluation {
 }
 
 impl Audited for Evaluation {}
+
+/// An evaluation is never changed: its version is always 1.
+impl Record for Evaluation {
+    type Key = EvaluationId;
+
+    fn key(&self) -> EvaluationId {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        1
+    }
+}
 
 foundry_domain::stored_enum! {
     /// Who evaluated a sprint gate: the principal type of the caller.

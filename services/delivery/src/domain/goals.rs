@@ -1,13 +1,13 @@
 //! Goals: status and its workflow, and the fields an update may change.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// An outcome a program aims for.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
 pub struct Goal {
     pub id: GoalId,
     /// Its status moves only along [`GoalStatus::successors`] (checked by

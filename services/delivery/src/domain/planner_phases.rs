@@ -2,13 +2,13 @@
 //! optional dates in order.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A stage of a program's plan.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
 pub struct PlannerPhase {
     pub id: PlannerPhaseId,
     pub fields: NewPlannerPhase<i32>,

@@ -1,13 +1,13 @@
 //! Programs: the delivery phases and how a program moves between them.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A delivery program (a project).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
 pub struct Program {
     pub id: ProgramId,
     pub fields: NewProgram,

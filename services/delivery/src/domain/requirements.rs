@@ -1,14 +1,14 @@
 //! Requirements: priority and status.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::*;
 
 /// Something a program must deliver, under a workstream.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
 pub struct Requirement {
     pub id: RequirementId,
     pub fields: NewRequirement,

@@ -1,13 +1,13 @@
 //! Risks: the likelihood and impact scale, severity, status, and the
 //! fields an update may change.
 
-use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::*;
 
 /// A risk to a program, scored by likelihood and impact.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
 pub struct Risk {
     pub id: RiskId,
     pub fields: NewRisk,

@@ -1,13 +1,13 @@
 //! Sprints: status, capacity unit, start and completion.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A time box of a program.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
 pub struct Sprint {
     pub id: SprintId,
     pub fields: NewSprint,

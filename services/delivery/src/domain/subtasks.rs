@@ -1,12 +1,12 @@
 //! Subtasks: their status, and the fields an update may change.
 
-use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A step of a task, ordered among its siblings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
 pub struct Subtask {
     pub id: SubtaskId,
     pub fields: NewSubtask<i32>,

@@ -1,13 +1,13 @@
 //! Tasks: the workflow of a task's status and the subtask rule.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A unit of work in a program.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
 pub struct Task {
     pub id: TaskId,
     pub fields: NewTask,

@@ -1,12 +1,12 @@
 //! Work orders: status and its workflow.
 
-use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A unit of implementation work in a program, with its plan.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
 pub struct WorkOrder {
     pub id: WorkOrderId,
     pub fields: NewWorkOrder,

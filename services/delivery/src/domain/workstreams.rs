@@ -1,13 +1,13 @@
 //! Workstreams: the ordered streams of a program that hold its
 //! requirements, and the fields an update may change.
 
-use foundry_domain::{Audited, FieldPath, Patch, Stamp};
+use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A stream of work in a program, ordered among its siblings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
 pub struct Workstream {
     pub id: WorkstreamId,
     pub fields: NewWorkstream<i32>,

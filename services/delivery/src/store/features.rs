@@ -10,7 +10,6 @@ use super::{fetch_rows, newest_first, select, unique_or};
 use crate::domain::{Feature, FeatureId, NewFeature, ProgramId};
 
 impl Resource for Feature {
-    type Key = FeatureId;
     const KIND: &'static str = "delivery.feature";
     const NAME: &'static str = "feature";
     const TABLE: &'static str = "features";
@@ -18,14 +17,6 @@ impl Resource for Feature {
 
     fn write_error(e: sqlx::Error) -> Error {
         slug_taken(e)
-    }
-
-    fn key(&self) -> FeatureId {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        self.stamp.version
     }
 
     fn project(&self) -> Option<Uuid> {

@@ -8,23 +8,14 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::domain::{
-    Evaluation, EvaluationId, NewEvaluation, NewSprintGate, SprintGate, SprintGateId,
+    Evaluation, NewEvaluation, NewSprintGate, SprintGate, SprintGateId,
 };
 
 impl Resource for SprintGate {
-    type Key = SprintGateId;
     const KIND: &'static str = "delivery.sprint_gate";
     const NAME: &'static str = "sprint gate";
     const TABLE: &'static str = "sprint_gates";
     const NOT_FOUND: &'static str = "SPRINT_GATE_NOT_FOUND";
-
-    fn key(&self) -> SprintGateId {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        self.stamp.version
-    }
 
     fn project(&self) -> Option<Uuid> {
         Some(self.program_id.uuid())
@@ -63,19 +54,11 @@ pub async fn delete_gate(tx: &mut Tx, org_id: Uuid, id: SprintGateId) -> Result<
 /// Evaluations are read with [`foundry_resource::get`]; they are never
 /// written after insert (no update, no delete).
 impl Resource for Evaluation {
-    type Key = EvaluationId;
     const KIND: &'static str = "delivery.sprint_gate_evaluation";
     const NAME: &'static str = "sprint gate evaluation";
     const TABLE: &'static str = "sprint_gate_evaluations";
     const NOT_FOUND: &'static str = "SPRINT_GATE_EVALUATION_NOT_FOUND";
 
-    fn key(&self) -> EvaluationId {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        1
-    }
 
     fn project(&self) -> Option<Uuid> {
         Some(self.fields.program_id.uuid())

@@ -3,22 +3,13 @@
 use foundry_resource::{Insert, Resource, Write};
 use uuid::Uuid;
 
-use crate::domain::{Goal, GoalId, NewGoal};
+use crate::domain::{Goal, NewGoal};
 
 impl Resource for Goal {
-    type Key = GoalId;
     const KIND: &'static str = "delivery.goal";
     const NAME: &'static str = "goal";
     const TABLE: &'static str = "goals";
     const NOT_FOUND: &'static str = "GOAL_NOT_FOUND";
-
-    fn key(&self) -> GoalId {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        self.stamp.version
-    }
 
     fn project(&self) -> Option<Uuid> {
         Some(self.fields.program_id.uuid())

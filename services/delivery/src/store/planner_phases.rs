@@ -3,22 +3,13 @@
 use foundry_resource::{Insert, Resource, Write};
 use uuid::Uuid;
 
-use crate::domain::{NewPlannerPhase, PlannerPhase, PlannerPhaseId};
+use crate::domain::{NewPlannerPhase, PlannerPhase};
 
 impl Resource for PlannerPhase {
-    type Key = PlannerPhaseId;
     const KIND: &'static str = "delivery.planner_phase";
     const NAME: &'static str = "planner phase";
     const TABLE: &'static str = "planner_phases";
     const NOT_FOUND: &'static str = "PLANNER_PHASE_NOT_FOUND";
-
-    fn key(&self) -> PlannerPhaseId {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        self.stamp.version
-    }
 
     fn project(&self) -> Option<Uuid> {
         Some(self.fields.program_id.uuid())

@@ -9,7 +9,6 @@ use super::{newest_first, set_column, unique_or};
 use crate::domain::{NewProgram, Phase, Program, ProgramId};
 
 impl Resource for Program {
-    type Key = ProgramId;
     const KIND: &'static str = "delivery.program";
     const NAME: &'static str = "program";
     const TABLE: &'static str = "programs";
@@ -17,14 +16,6 @@ impl Resource for Program {
 
     fn write_error(e: sqlx::Error) -> Error {
         slug_taken(e)
-    }
-
-    fn key(&self) -> ProgramId {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        self.stamp.version
     }
 
     /// A program is its own project.

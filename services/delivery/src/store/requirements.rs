@@ -9,24 +9,15 @@ use uuid::Uuid;
 use super::{Removed, newest_first};
 use super::{fetch_rows, select};
 use crate::domain::{
-    NewRequirement, PlanItem, Priority, ProgramId, Requirement, RequirementId, RequirementStatus,
+    NewRequirement, PlanItem, Priority, ProgramId, Requirement, RequirementStatus,
     WorkstreamId,
 };
 
 impl Resource for Requirement {
-    type Key = RequirementId;
     const KIND: &'static str = "delivery.requirement";
     const NAME: &'static str = "requirement";
     const TABLE: &'static str = "requirements";
     const NOT_FOUND: &'static str = "REQUIREMENT_NOT_FOUND";
-
-    fn key(&self) -> RequirementId {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        self.stamp.version
-    }
 
     fn project(&self) -> Option<Uuid> {
         Some(self.program_id.uuid())

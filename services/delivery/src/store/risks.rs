@@ -6,22 +6,13 @@ use foundry_platform::{Error, Result};
 use foundry_resource::{Insert, Resource, Write, row};
 use uuid::Uuid;
 
-use crate::domain::{NewRisk, Risk, RiskId};
+use crate::domain::{NewRisk, Risk};
 
 impl Resource for Risk {
-    type Key = RiskId;
     const KIND: &'static str = "delivery.risk";
     const NAME: &'static str = "risk";
     const TABLE: &'static str = "risks";
     const NOT_FOUND: &'static str = "RISK_NOT_FOUND";
-
-    fn key(&self) -> RiskId {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        self.stamp.version
-    }
 
     fn project(&self) -> Option<Uuid> {
         Some(self.fields.program_id.uuid())

@@ -10,7 +10,6 @@ use super::{set_column, unique_or};
 use crate::domain::{NewSprint, ProgramId, Sprint, SprintId, SprintStatus};
 
 impl Resource for Sprint {
-    type Key = SprintId;
     const KIND: &'static str = "delivery.sprint";
     const NAME: &'static str = "sprint";
     const TABLE: &'static str = "sprints";
@@ -20,14 +19,6 @@ impl Resource for Sprint {
     /// check) is `FAILED_PRECONDITION`.
     fn write_error(e: sqlx::Error) -> Error {
         unique_or(e, "sprints_one_active_key", || already_active(None))
-    }
-
-    fn key(&self) -> SprintId {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        self.stamp.version
     }
 
     fn project(&self) -> Option<Uuid> {

@@ -3,22 +3,13 @@
 use foundry_resource::{Insert, Resource, Write};
 use uuid::Uuid;
 
-use crate::domain::{NewSubtask, Subtask, SubtaskId};
+use crate::domain::{NewSubtask, Subtask};
 
 impl Resource for Subtask {
-    type Key = SubtaskId;
     const KIND: &'static str = "delivery.subtask";
     const NAME: &'static str = "subtask";
     const TABLE: &'static str = "subtasks";
     const NOT_FOUND: &'static str = "SUBTASK_NOT_FOUND";
-
-    fn key(&self) -> SubtaskId {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        self.stamp.version
-    }
 
     fn project(&self) -> Option<Uuid> {
         Some(self.program_id.uuid())

@@ -14,19 +14,10 @@ use super::{
 use crate::domain::{NewTask, Task, TaskId, TaskStatus};
 
 impl Resource for Task {
-    type Key = TaskId;
     const KIND: &'static str = "delivery.task";
     const NAME: &'static str = "task";
     const TABLE: &'static str = "tasks";
     const NOT_FOUND: &'static str = "TASK_NOT_FOUND";
-
-    fn key(&self) -> TaskId {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        self.stamp.version
-    }
 
     fn project(&self) -> Option<Uuid> {
         Some(self.fields.program_id.uuid())

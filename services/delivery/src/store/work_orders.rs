@@ -11,19 +11,10 @@ use super::{Assigned, Assignees, fetch_rows, indexed, newest_first, qualified, s
 use crate::domain::{NewWorkOrder, WorkOrder, WorkOrderId, WorkOrderStatus};
 
 impl Resource for WorkOrder {
-    type Key = WorkOrderId;
     const KIND: &'static str = "delivery.work_order";
     const NAME: &'static str = "work order";
     const TABLE: &'static str = "work_orders";
     const NOT_FOUND: &'static str = "WORK_ORDER_NOT_FOUND";
-
-    fn key(&self) -> WorkOrderId {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        self.stamp.version
-    }
 
     fn project(&self) -> Option<Uuid> {
         Some(self.fields.program_id.uuid())

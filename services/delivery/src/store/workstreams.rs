@@ -9,19 +9,10 @@ use super::Removed;
 use crate::domain::{NewWorkstream, Workstream, WorkstreamId};
 
 impl Resource for Workstream {
-    type Key = WorkstreamId;
     const KIND: &'static str = "delivery.workstream";
     const NAME: &'static str = "workstream";
     const TABLE: &'static str = "workstreams";
     const NOT_FOUND: &'static str = "WORKSTREAM_NOT_FOUND";
-
-    fn key(&self) -> WorkstreamId {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        self.stamp.version
-    }
 
     fn project(&self) -> Option<Uuid> {
         Some(self.fields.program_id.uuid())

@@ -39,7 +39,7 @@ pub enum ApiKeyState {
 pub type ApiKeyId = Id<ApiKey>;
 
 /// An API key (its secret is stored as a hash only, never read).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, foundry_domain::Record)]
 pub struct ApiKey {
     pub id: ApiKeyId,
     pub org_id: Uuid,

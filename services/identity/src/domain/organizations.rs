@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::Revision;
 
 /// A tenant. Audited: its own fields and its `delete_time`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, foundry_domain::Record)]
 pub struct Organization {
     pub id: Uuid,
     pub fields: NewOrganization,

@@ -12,20 +12,12 @@ use super::{InsertWithSecret, Walk, find_by, of_org, one, page_of, select};
 use crate::domain::{ApiKey, ApiKeyId, ApiKeyKind, NewApiKey, Secret, SecretKind};
 
 impl Resource for ApiKey {
-    type Key = ApiKeyId;
     const KIND: &'static str = "identity.api_key";
     const NAME: &'static str = "API key";
     const TABLE: &'static str = "api_keys";
     const COLUMNS: &'static str = KEY_COLS;
     const NOT_FOUND: &'static str = "API_KEY_NOT_FOUND";
 
-    fn key(&self) -> ApiKeyId {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        self.stamp.version
-    }
 }
 
 /// Every column but the secret's hash, which is never read.

@@ -14,20 +14,12 @@ use super::{InsertWithSecret, Walk, find_by, one, page_of, select};
 use crate::domain::{INVITATION_TTL, Invitation, InvitationId, NewInvitation, Secret, SecretKind};
 
 impl Resource for Invitation {
-    type Key = InvitationId;
     const KIND: &'static str = "identity.invitation";
     const NAME: &'static str = "invitation";
     const TABLE: &'static str = "invitations";
     const COLUMNS: &'static str = COLS;
     const NOT_FOUND: &'static str = "INVITATION_NOT_FOUND";
 
-    fn key(&self) -> InvitationId {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        self.stamp.version
-    }
 }
 
 /// Every column but the token's hash, which is never read.

@@ -14,19 +14,11 @@ use crate::domain::{NewOrganization, Organization};
 
 /// An organization is its own tenant: its generated `org_id` is its id.
 impl Resource for Organization {
-    type Key = Uuid;
     const KIND: &'static str = "identity.organization";
     const NAME: &'static str = "organization";
     const TABLE: &'static str = "organizations";
     const NOT_FOUND: &'static str = "ORGANIZATION_NOT_FOUND";
 
-    fn key(&self) -> Uuid {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        self.stamp.version
-    }
 }
 
 /// Runs `sql` (an insert or update of one organization, binding `$1` id,
