@@ -388,7 +388,17 @@ impl AuthService for Auth {
         &self,
         _req: Request<pb::GetJwksRequest>,
     ) -> Result<Response<pb::Jwks>, Status> {
-        Ok(Response::new(jwks(&self.0)))
+        let keys = self.0.keys.published().into_iter().map(|k| pb::Jwk {
+            kty: "OKP".into(),
+            crv: "Ed25519".into(),
+            x: jwt::jwk_x(&k.key),
+            kid: k.kid,
+            alg: "EdDSA".into(),
+            r#use: "sig".into(),
+        });
+        Ok(Response::new(pb::Jwks {
+            keys: keys.collect(),
+        }))
     }
 
     #[tracing::instrument(skip_all)]
@@ -417,7 +427,8 @@ impl AuthService for Auth {
         req: Request<pb::RotateSigningKeyRequest>,
     ) -> Result<Response<pb::Jwks>, Status> {
         self.0.keys.rotate(&actor(&req)).await?;
-        Ok(Response::new(jwks(&self.0)))
+        // Answered as GetJwks is: the keys now published.
+        self.get_jwks(req.map(|_| pb::GetJwksRequest {})).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -465,22 +476,4 @@ async fn user_grant_in(
         ..Grant::user(user_id, sid)
     };
     Ok((grant, Some(role)))
-}
-
-fn jwks(state: &State) -> pb::Jwks {
-    pb::Jwks {
-        keys: state
-            .keys
-            .published()
-            .into_iter()
-            .map(|k| pb::Jwk {
-                kty: "OKP".into(),
-                crv: "Ed25519".into(),
-                x: jwt::jwk_x(&k.key),
-                kid: k.kid,
-                alg: "EdDSA".into(),
-                r#use: "sig".into(),
-            })
-            .collect(),
-    }
 }
