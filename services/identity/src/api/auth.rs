@@ -59,23 +59,6 @@ impl Auth {
         }
     }
 
-    /// A user's grant for an organization, checked against the database:
-    /// switching org always re-reads the membership.
-    async fn user_grant(
-        &self,
-        user_id: Uuid,
-        sid: Option<Uuid>,
-        org: Option<Uuid>,
-    ) -> Result<(Grant, Option<Role>), Error> {
-        let Some(org_id) = org else {
-            return Ok((Grant::user(user_id, sid), None));
-        };
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let grant = user_grant_in(&mut tx, user_id, sid, org).await?;
-        tx.commit().await?;
-        Ok(grant)
-    }
-
     /// The `id_token` grant: verifies the external token, finds the user by
     /// linked account (or by verified email, linking it), creates the user
     /// on first sign-in, and starts a session. Nothing is written when the
@@ -303,11 +286,11 @@ impl AuthService for Auth {
                 let session = store::use_session(&mut tx, &hash)
                     .await?
                     .ok_or_else(invalid_credential)?;
+                // Switching organization always re-reads the membership. The
+                // use is recorded even when the organization is refused.
+                let grant = user_grant_in(&mut tx, session.user_id, Some(session.id), org).await;
                 tx.commit().await.map_err(Error::from)?;
-                match self
-                    .user_grant(session.user_id, Some(session.id), org)
-                    .await
-                {
+                match grant {
                     Ok(grant) => grant,
                     Err(e) => {
                         if e.reason() == "NOT_A_MEMBER" {
