@@ -29,7 +29,8 @@ foundry_domain::stored_enum! {
 }
 
 /// A snapshot of one agent execution.
-#[derive(Clone, Debug, PartialEq)]
+/// Read from its row by the names of its fields.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 pub struct ExecutionRecord {
     /// UUID v7 minted by the producer (the idempotency key).
     pub id: Uuid,
@@ -66,7 +67,7 @@ pub struct ExecutionRecord {
 }
 
 /// A stored record: the snapshot and when it was stored.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 pub struct StoredRecord {
     /// The snapshot, as sent.
     pub record: ExecutionRecord,

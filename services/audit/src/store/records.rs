@@ -1,63 +1,18 @@
 //! SQL of execution audit records: inserted once, read, never changed (the
 //! service's role may only select and insert them).
 
-use chrono::{DateTime, Utc};
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::{Error, Result};
+use foundry_resource::row;
+use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::domain::StoredEnum;
-use crate::domain::records::{ExecutionRecord, Outcome, StoredRecord};
+use crate::domain::records::{ExecutionRecord, StoredRecord};
 
-/// A record row, as read.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct RecordRow {
-    org_id: Uuid,
-    id: Uuid,
-    execution_id: Option<Uuid>,
-    program_id: Uuid,
-    task_id: Uuid,
-    task_title: String,
-    skill_name: String,
-    skill_version: String,
-    user_id: Option<Uuid>,
-    user_display_name: String,
-    environment: serde_json::Value,
-    model: String,
-    outcome: String,
-    started_at: DateTime<Utc>,
-    ended_at: DateTime<Utc>,
-    duration_us: i64,
-    recorded_at: DateTime<Utc>,
-}
-
-impl TryFrom<RecordRow> for StoredRecord {
-    type Error = Error;
-
-    fn try_from(r: RecordRow) -> Result<StoredRecord> {
-        Ok(StoredRecord {
-            record: ExecutionRecord {
-                id: r.id,
-                org_id: r.org_id,
-                execution_id: r.execution_id,
-                program_id: r.program_id,
-                task_id: r.task_id,
-                task_title: r.task_title,
-                skill_name: r.skill_name,
-                skill_version: r.skill_version,
-                user_id: r.user_id,
-                user_display_name: r.user_display_name,
-                environment: r.environment,
-                model: r.model,
-                outcome: Outcome::decode("execution_records", "outcome", &r.outcome)?,
-                started_at: r.started_at,
-                ended_at: r.ended_at,
-                duration_us: r.duration_us,
-            },
-            recorded_at: r.recorded_at,
-        })
-    }
+/// A stored record, read by the names of its fields.
+fn read(row: &PgRow) -> Result<StoredRecord> {
+    row::decode(row, "execution_records")
 }
 
 const RECORD_COLS: &str = "org_id, id, execution_id, program_id, task_id, task_title, skill_name, \
@@ -98,14 +53,14 @@ pub async fn insert_record(tx: &mut Tx, r: &ExecutionRecord) -> Result<bool> {
 
 /// One record of an organization.
 pub async fn get_record(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Option<StoredRecord>> {
-    let row: Option<RecordRow> = sqlx::query_as(&format!(
+    let row = sqlx::query(&format!(
         "SELECT {RECORD_COLS} FROM execution_records WHERE org_id = $1 AND id = $2"
     ))
     .bind(org_id)
     .bind(id)
     .fetch_optional(&mut **tx)
     .await?;
-    row.map(StoredRecord::try_from).transpose()
+    row.as_ref().map(read).transpose()
 }
 
 /// A page of an organization's records, newest first (ids below
@@ -132,6 +87,6 @@ pub async fn list_records(
         q.push(" AND id < ").push_bind(b);
     }
     q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
-    let rows: Vec<RecordRow> = q.build_query_as().fetch_all(&mut **tx).await?;
-    rows.into_iter().map(StoredRecord::try_from).collect()
+    let rows = q.build().fetch_all(&mut **tx).await?;
+    rows.iter().map(read).collect()
 }

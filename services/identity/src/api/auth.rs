@@ -59,23 +59,6 @@ impl Auth {
         }
     }
 
-    /// A user's grant for an organization, checked against the database:
-    /// switching org always re-reads the membership.
-    async fn user_grant(
-        &self,
-        user_id: Uuid,
-        sid: Option<Uuid>,
-        org: Option<Uuid>,
-    ) -> Result<(Grant, Option<Role>), Error> {
-        let Some(org_id) = org else {
-            return Ok((Grant::user(user_id, sid), None));
-        };
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let grant = user_grant_in(&mut tx, user_id, sid, org).await?;
-        tx.commit().await?;
-        Ok(grant)
-    }
-
     /// The `id_token` grant: verifies the external token, finds the user by
     /// linked account (or by verified email, linking it), creates the user
     /// on first sign-in, and starts a session. Nothing is written when the
@@ -303,11 +286,11 @@ impl AuthService for Auth {
                 let session = store::use_session(&mut tx, &hash)
                     .await?
                     .ok_or_else(invalid_credential)?;
+                // Switching organization always re-reads the membership. The
+                // use is recorded even when the organization is refused.
+                let grant = user_grant_in(&mut tx, session.user_id, Some(session.id), org).await;
                 tx.commit().await.map_err(Error::from)?;
-                match self
-                    .user_grant(session.user_id, Some(session.id), org)
-                    .await
-                {
+                match grant {
                     Ok(grant) => grant,
                     Err(e) => {
                         if e.reason() == "NOT_A_MEMBER" {
@@ -388,7 +371,17 @@ impl AuthService for Auth {
         &self,
         _req: Request<pb::GetJwksRequest>,
     ) -> Result<Response<pb::Jwks>, Status> {
-        Ok(Response::new(jwks(&self.0)))
+        let keys = self.0.keys.published().into_iter().map(|k| pb::Jwk {
+            kty: "OKP".into(),
+            crv: "Ed25519".into(),
+            x: jwt::jwk_x(&k.key),
+            kid: k.kid,
+            alg: "EdDSA".into(),
+            r#use: "sig".into(),
+        });
+        Ok(Response::new(pb::Jwks {
+            keys: keys.collect(),
+        }))
     }
 
     #[tracing::instrument(skip_all)]
@@ -417,7 +410,8 @@ impl AuthService for Auth {
         req: Request<pb::RotateSigningKeyRequest>,
     ) -> Result<Response<pb::Jwks>, Status> {
         self.0.keys.rotate(&actor(&req)).await?;
-        Ok(Response::new(jwks(&self.0)))
+        // Answered as GetJwks is: the keys now published.
+        self.get_jwks(req.map(|_| pb::GetJwksRequest {})).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -465,22 +459,4 @@ async fn user_grant_in(
         ..Grant::user(user_id, sid)
     };
     Ok((grant, Some(role)))
-}
-
-fn jwks(state: &State) -> pb::Jwks {
-    pb::Jwks {
-        keys: state
-            .keys
-            .published()
-            .into_iter()
-            .map(|k| pb::Jwk {
-                kty: "OKP".into(),
-                crv: "Ed25519".into(),
-                x: jwt::jwk_x(&k.key),
-                kid: k.kid,
-                alg: "EdDSA".into(),
-                r#use: "sig".into(),
-            })
-            .collect(),
-    }
 }

@@ -58,25 +58,22 @@ fn not_found() -> Error {
     Error::not_found("USER_NOT_FOUND", "user")
 }
 
-/// `me` or an id; `None` when malformed (reported in `v`).
-fn user_ref(v: &mut Violations, field: &str, value: &str, caller: &Caller) -> Option<UserId> {
-    if value == "me" {
-        Some(UserId::from_uuid(caller.principal_id()))
-    } else {
-        v.id(field, value).map(UserId::from_uuid)
-    }
+/// The user `value` names (`me` or an id) and the caller, who must be a
+/// user.
+fn user_ref(field: &str, value: &str, caller: &Caller) -> Result<(UserId, UserId), Error> {
+    let me = UserId::from_uuid(caller.user_id()?);
+    let id = match value {
+        "me" => me,
+        _ => Violations::require_id_of(field, value)?,
+    };
+    Ok((id, me))
 }
 
 /// Resolves `me`/the caller's own id; anyone else is not found.
 fn own_id(field: &str, value: &str, caller: &Caller) -> Result<UserId, Error> {
-    let me = UserId::from_uuid(caller.user_id()?);
-    let mut v = Violations::new();
-    let id = user_ref(&mut v, field, value, caller);
-    v.finish()?;
-    if id == Some(me) {
-        Ok(me)
-    } else {
-        Err(not_found())
+    match user_ref(field, value, caller)? {
+        (id, me) if id == me => Ok(me),
+        _ => Err(not_found()),
     }
 }
 
@@ -88,13 +85,7 @@ impl UserService for Users {
         req: Request<pb::GetUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
         let caller = caller(&req)?;
-        let me = UserId::from_uuid(caller.user_id()?);
-        let mut v = Violations::new();
-        let id = user_ref(&mut v, "id", &req.get_ref().id, &caller);
-        v.finish()?;
-        let Some(id) = id else {
-            return Err(not_found().into());
-        };
+        let (id, me) = user_ref("id", &req.get_ref().id, &caller)?;
         let mut tx = self.0.db.system().await?;
         // Visible: yourself, or a member of the organization you act in.
         let visible = id == me
