@@ -106,6 +106,148 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
     })
 }
 
+/// `#[derive(Change)]` for a resource's update: an enum with one variant per
+/// updatable field, each holding the field's new value. From that one list
+/// it writes the mask paths and the setter, which a hand-written pair of
+/// lists would otherwise repeat. What it writes, for
+/// `#[change(path = GoalPath, fields = NewGoal)] enum GoalChange {
+/// Title(String), TargetTime(Option<DateTime<Utc>>) }`:
+///
+/// ```text
+/// #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// pub enum GoalPath { Title, TargetTime }           // the mask's paths
+/// impl foundry_domain::FieldPath for GoalPath { .. } // ALL, names (`target_time`),
+///                                                    // output_only, elsewhere
+/// impl foundry_domain::FieldChange for GoalChange {
+///     type Path = GoalPath;
+///     type Fields = NewGoal;
+///     fn path(&self) -> GoalPath { match self { GoalChange::Title(_) => GoalPath::Title, .. } }
+///     fn set(self, f: &mut NewGoal) { match self { GoalChange::Title(x) => f.title = x, .. } }
+/// }
+/// ```
+///
+/// Attributes: on the enum, `path = Ident` (the path enum to write),
+/// `fields = Type` (what `set` writes to), and as for `FieldPath`
+/// `output_only = EXPR` and `elsewhere = path::to_fn`; on a variant,
+/// `name = "path"` when its path (and field) is not its name in
+/// `snake_case`, `field = ident` when only its field is named otherwise.
+#[proc_macro_derive(Change, attributes(change))]
+pub fn derive_change(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand_change(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+fn expand_change(input: &DeriveInput) -> syn::Result<Tokens> {
+    let name = &input.ident;
+    let vis = &input.vis;
+    let Data::Enum(data) = &input.data else {
+        return Err(syn::Error::new_spanned(input, "Change derives for an enum"));
+    };
+    let mut path: Option<syn::Ident> = None;
+    let mut fields: Option<Type> = None;
+    let mut output_only: Option<Expr> = None;
+    let mut elsewhere: Option<Path> = None;
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("change")) {
+        attr.parse_nested_meta(|meta| {
+            let value = meta.value()?;
+            if meta.path.is_ident("path") {
+                path = Some(value.parse()?);
+            } else if meta.path.is_ident("fields") {
+                fields = Some(value.parse()?);
+            } else if meta.path.is_ident("output_only") {
+                output_only = Some(value.parse()?);
+            } else if meta.path.is_ident("elsewhere") {
+                elsewhere = Some(value.parse()?);
+            } else {
+                return Err(meta.error("expected path, fields, output_only or elsewhere"));
+            }
+            Ok(())
+        })?;
+    }
+    let missing =
+        |what: &str| syn::Error::new_spanned(input, format!("#[change({what} = ..)] is required"));
+    let path = path.ok_or_else(|| missing("path"))?;
+    let fields = fields.ok_or_else(|| missing("fields"))?;
+    let mut variants = Vec::new();
+    let mut names = Vec::new();
+    let mut targets = Vec::new();
+    for v in &data.variants {
+        if !matches!(&v.fields, Fields::Unnamed(f) if f.unnamed.len() == 1) {
+            return Err(syn::Error::new_spanned(
+                v,
+                "a change holds one value: `Title(String)`",
+            ));
+        }
+        let mut path_name = snake_case(&v.ident.to_string());
+        let mut field: Option<syn::Ident> = None;
+        for attr in v.attrs.iter().filter(|a| a.path().is_ident("change")) {
+            attr.parse_nested_meta(|meta| {
+                let value = meta.value()?;
+                if meta.path.is_ident("name") {
+                    path_name = value.parse::<LitStr>()?.value();
+                } else if meta.path.is_ident("field") {
+                    field = Some(value.parse()?);
+                } else {
+                    return Err(meta.error("expected name or field"));
+                }
+                Ok(())
+            })?;
+        }
+        let field = field.unwrap_or_else(|| syn::Ident::new(&path_name, v.ident.span()));
+        variants.push(&v.ident);
+        names.push(path_name);
+        targets.push(field);
+    }
+    let output_only = output_only.map_or_else(|| quote!(&[]), |e| quote!(#e));
+    let elsewhere = elsewhere.map(|f| {
+        quote! {
+            fn elsewhere(path: &str) -> ::core::option::Option<&'static str> {
+                #f(path)
+            }
+        }
+    });
+    let doc = format!("The update-mask paths of [`{name}`] (see `#[derive(Change)]`).");
+    Ok(quote! {
+        #[doc = #doc]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #vis enum #path {
+            #(#[allow(missing_docs)] #variants,)*
+        }
+
+        impl ::foundry_domain::FieldPath for #path {
+            const ALL: &'static [Self] = &[#(#path::#variants),*];
+            const OUTPUT_ONLY: &'static [&'static str] = #output_only;
+
+            fn name(self) -> &'static str {
+                match self {
+                    #(#path::#variants => #names,)*
+                }
+            }
+
+            #elsewhere
+        }
+
+        impl ::foundry_domain::FieldChange for #name {
+            type Path = #path;
+            type Fields = #fields;
+
+            fn path(&self) -> #path {
+                match self {
+                    #(#name::#variants(_) => #path::#variants,)*
+                }
+            }
+
+            fn set(self, fields: &mut #fields) {
+                match self {
+                    #(#name::#variants(x) => fields.#targets = x,)*
+                }
+            }
+        }
+    })
+}
+
 /// `#[derive(Record)]` for a stored resource's struct `{ id, .., stamp }`:
 /// its key is its `id` (whose type is `Record::Key`) and its version that
 /// of its `stamp`. What it writes, for `struct Goal { id: GoalId, .., stamp:
@@ -118,7 +260,14 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
 ///     fn version(&self) -> i64 { self.stamp.version }
 /// }
 /// ```
-#[proc_macro_derive(Record)]
+///
+/// When the struct has a `fields` member it also writes
+/// `foundry_domain::OwnFields` (what a patch writes).
+///
+/// With `#[record(project = fields.program_id)]` (a field holding an id) it
+/// also writes `fn project(&self) -> Option<Uuid>` returning it: the project
+/// the resource belongs to.
+#[proc_macro_derive(Record, attributes(record))]
 pub fn derive_record(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     expand_record(&input)
@@ -146,6 +295,35 @@ fn expand_record(input: &DeriveInput) -> syn::Result<Tokens> {
     };
     let key = field("id")?;
     field("stamp")?;
+    let own = field("fields").ok().map(|ty| {
+        quote! {
+            impl #impl_generics ::foundry_domain::OwnFields for #name #ty_generics #where_clause {
+                type Fields = #ty;
+
+                fn fields_mut(&mut self) -> &mut #ty {
+                    &mut self.fields
+                }
+            }
+        }
+    });
+    let mut project: Option<Expr> = None;
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("record")) {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("project") {
+                project = Some(meta.value()?.parse()?);
+                Ok(())
+            } else {
+                Err(meta.error("expected `project = ...`"))
+            }
+        })?;
+    }
+    let project = project.map(|p| {
+        quote! {
+            fn project(&self) -> ::core::option::Option<::foundry_domain::__uuid::Uuid> {
+                ::core::option::Option::Some(self.#p.into())
+            }
+        }
+    });
     Ok(quote! {
         impl #impl_generics ::foundry_domain::Record for #name #ty_generics #where_clause {
             type Key = #key;
@@ -157,7 +335,11 @@ fn expand_record(input: &DeriveInput) -> syn::Result<Tokens> {
             fn version(&self) -> i64 {
                 self.stamp.version
             }
+
+            #project
         }
+
+        #own
     })
 }
 
@@ -204,11 +386,44 @@ mod tests {
     }
 
     #[test]
+    fn a_change_writes_its_paths_and_its_setter() {
+        let input: DeriveInput = syn::parse_quote! {
+            #[change(path = GoalPath, fields = NewGoal, output_only = OUT)]
+            pub enum GoalChange { Title(String), #[change(field = due_at)] DueTime(Option<u8>) }
+        };
+        let out = expand_change(&input).expect("expands").to_string();
+        assert!(
+            out.contains("pub enum GoalPath { # [allow (missing_docs)] Title"),
+            "{out}"
+        );
+        assert!(out.contains("GoalPath :: DueTime => \"due_time\""), "{out}");
+        assert!(
+            out.contains("GoalChange :: DueTime (x) => fields . due_at = x"),
+            "{out}"
+        );
+        assert!(
+            out.contains("GoalChange :: Title (_) => GoalPath :: Title"),
+            "{out}"
+        );
+        let no_path: DeriveInput = syn::parse_quote! { enum C { Title(String) } };
+        assert!(expand_change(&no_path).is_err());
+        let unit: DeriveInput = syn::parse_quote! {
+            #[change(path = P, fields = F)] enum C { Title }
+        };
+        assert!(expand_change(&unit).is_err());
+    }
+
+    #[test]
     fn a_record_is_keyed_by_its_id_and_versioned_by_its_stamp() {
         let input: DeriveInput = syn::parse_quote! {
+            #[record(project = fields.program_id)]
             struct Goal { id: GoalId, fields: NewGoal, stamp: Stamp }
         };
         let out = expand_record(&input).expect("expands").to_string();
+        assert!(
+            out.contains("Some (self . fields . program_id . into ())"),
+            "{out}"
+        );
         assert!(out.contains("type Key = GoalId"), "{out}");
         assert!(out.contains("self . stamp . version"), "{out}");
         let no_stamp: DeriveInput = syn::parse_quote! { struct E { id: EId } };

@@ -29,6 +29,22 @@ pub trait FieldPath: Copy + Eq + Debug + 'static {
     }
 }
 
+/// An update's change of one field: its path and how it is written. Written
+/// by `#[derive(Change)]` from the change enum (one variant per updatable
+/// field), which also writes the path enum, so the fields an update may
+/// change are listed once.
+pub trait Change {
+    /// The mask path it changes.
+    type Path: FieldPath;
+    /// What it writes to (the resource's own fields).
+    type Fields;
+
+    /// Its path.
+    fn path(&self) -> Self::Path;
+    /// Writes its value to its field.
+    fn set(self, fields: &mut Self::Fields);
+}
+
 /// The path named `s`, if `P` has one.
 pub fn path_from_str<P: FieldPath>(s: &str) -> Option<P> {
     P::ALL.iter().copied().find(|p| p.name() == s)

@@ -22,13 +22,16 @@ mod stored;
 
 pub use audit::{AuditFields, Audited, Change, diff};
 pub use error::{DomainError, ErrorKind};
-pub use fields::{FieldPath, path_from_str};
-pub use foundry_domain_derive::FieldPath;
+pub use fields::{Change as FieldChange, FieldPath, path_from_str};
 pub use foundry_domain_derive::Record;
+pub use foundry_domain_derive::{Change, FieldPath};
 pub use id::Id;
-pub use patch::{Patch, Record, Stamp};
+pub use patch::{OwnFields, Patch, Record, Stamp};
 pub use stored::{StoredEnum, UnknownValue};
 
 // For `stored_enum!`, so a service needs no serde of its own to use it.
 #[doc(hidden)]
 pub use serde as __serde;
+// For `#[derive(Record)]`.
+#[doc(hidden)]
+pub use uuid as __uuid;

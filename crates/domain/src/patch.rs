@@ -5,18 +5,34 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::DomainError;
+use crate::fields::Change as FieldChange;
+
+/// A value with its own fields apart (a resource `{ id, fields, stamp }`):
+/// what its changes write. `#[derive(Record)]` writes it when the struct
+/// has a `fields` member; a value that is all its own fields returns itself.
+pub trait OwnFields {
+    /// Its own fields.
+    type Fields;
+
+    /// Its own fields, to change.
+    fn fields_mut(&mut self) -> &mut Self::Fields;
+}
 
 /// A resource an update changes field by field: `Change` has one variant per
-/// update-mask path (see [`crate::FieldPath`]) holding the parsed new value,
-/// and [`Patch::apply_one`] writes each with an exhaustive `match` (no wildcard
-/// arm), checking the rules that span fields.
-pub trait Patch {
+/// update-mask path holding the parsed new value (`#[derive(Change)]`, which
+/// writes the path enum and the exhaustive setter), and [`Patch::apply`]
+/// writes them one by one, then checks the rules that span fields.
+pub trait Patch: OwnFields {
     /// One field's new value.
-    type Change: Send;
+    type Change: FieldChange<Fields = Self::Fields> + Send;
 
     /// Applies one change, or refuses it (then `self` may be partly
-    /// changed: apply to a copy).
-    fn apply_one(&mut self, change: Self::Change) -> Result<(), DomainError>;
+    /// changed: apply to a copy). By default it is written as it is; a
+    /// resource with a rule on a field (a workflow) checks it first.
+    fn apply_one(&mut self, change: Self::Change) -> Result<(), DomainError> {
+        change.set(self.fields_mut());
+        Ok(())
+    }
 
     /// Rules that span fields (dates in order), checked once every change
     /// of an update is applied.
@@ -42,6 +58,11 @@ pub trait Record {
     fn key(&self) -> Self::Key;
     /// Its version (the etag).
     fn version(&self) -> i64;
+    /// The project it belongs to, if any: audit events carry it, and a
+    /// credential bound to a project sees only that project's resources.
+    fn project(&self) -> Option<Uuid> {
+        None
+    }
 }
 
 /// Who made a resource, when it was made and last changed, and its version

@@ -17,7 +17,6 @@
 //! convert the result; a resource's own module holds only what is its own
 //! (its fields, its checks, its SQL). See `crates/README.md`.
 
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use foundry_domain::{Audited, Patch, Record, Stamp};
@@ -40,7 +39,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A stored resource of one organization: a struct `{ id, fields, stamp }`
 /// (see [`row`]) whose rows read by the names of its fields.
-pub trait Resource: Record + Audited + DeserializeOwned + Clone + Send + Sync + Sized + 'static {
+pub trait Resource:
+    Record + Audited + DeserializeOwned + Clone + Send + Sync + Sized + 'static
+{
     /// `<service>.<resource>`: the audit events' resource type; their
     /// actions are `<KIND>.create`, `<KIND>.update`, `<KIND>.delete`.
     const KIND: &'static str;
@@ -67,11 +68,6 @@ pub trait Resource: Record + Audited + DeserializeOwned + Clone + Send + Sync + 
     /// `NOT_FOUND` with the resource's own reason: "<NAME> not found".
     fn not_found() -> Error {
         Error::not_found(Self::NOT_FOUND, Self::NAME)
-    }
-    /// The project it belongs to, if any: audit events carry it, and a
-    /// credential bound to a project sees only that project's resources.
-    fn project(&self) -> Option<Uuid> {
-        None
     }
 }
 

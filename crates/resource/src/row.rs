@@ -251,6 +251,14 @@ impl<'de> de::Deserializer<'de> for ColumnDe<'_> {
         self.deserialize_bytes(visitor)
     }
 
+    /// A `bytea` as a sequence of bytes (what a `Vec<u8>` asks for).
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, RowError> {
+        match self.type_name()?.as_deref() {
+            Some("BYTEA") => seq(self.get::<Vec<u8>>()?, visitor),
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
         _: &'static str,
@@ -265,7 +273,7 @@ impl<'de> de::Deserializer<'de> for ColumnDe<'_> {
 
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        unit unit_struct seq tuple tuple_struct map struct enum identifier
+        unit unit_struct tuple tuple_struct map struct enum identifier
         ignored_any
     }
 }

@@ -1,7 +1,7 @@
 //! Per-organization audit settings and retention. No I/O.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{AuditFields, Audited, FieldPath, Patch};
+use foundry_domain::{AuditFields, Audited, Change, OwnFields, Patch};
 use serde::{Deserialize, Serialize};
 
 use super::Error;
@@ -17,29 +17,25 @@ pub struct Settings {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The fields `UpdateAuditSettings` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
-#[field_path(output_only = &["org_id", "etag", "update_time", "retained_after_sequence"])]
-pub enum SettingsPath {
-    RetentionDays,
-}
-
 /// One field's new value in an update.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Change)]
+#[change(path = SettingsPath, fields = Settings, output_only = &["org_id", "etag", "update_time", "retained_after_sequence"])]
 pub enum SettingsChange {
     /// `None`: keep events forever.
     RetentionDays(Option<i32>),
 }
 
+/// All of it is its own fields.
+impl OwnFields for Settings {
+    type Fields = Settings;
+
+    fn fields_mut(&mut self) -> &mut Settings {
+        self
+    }
+}
+
 impl Patch for Settings {
     type Change = SettingsChange;
-
-    fn apply_one(&mut self, change: SettingsChange) -> Result<(), Error> {
-        match change {
-            SettingsChange::RetentionDays(x) => self.retention_days = x,
-        }
-        Ok(())
-    }
 }
 
 impl Audited for Settings {

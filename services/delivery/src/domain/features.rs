@@ -1,12 +1,13 @@
 //! Features: a tree per program, and the parent tree stays a tree.
 
-use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
+use foundry_domain::{Audited, Change, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A feature of a program, under a parent feature or at the top.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(project = fields.program_id)]
 pub struct Feature {
     pub id: FeatureId,
     pub fields: NewFeature,
@@ -27,18 +28,9 @@ pub struct NewFeature {
     pub description: String,
 }
 
-/// The fields `UpdateFeature` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
-#[field_path(output_only = PROGRAM_CHILD_OUTPUT_ONLY)]
-pub enum FeaturePath {
-    ParentFeatureId,
-    Name,
-    Slug,
-    Description,
-}
-
 /// One field's new value in an update.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Change)]
+#[change(path = FeaturePath, fields = NewFeature, output_only = PROGRAM_CHILD_OUTPUT_ONLY)]
 pub enum FeatureChange {
     /// `None` makes the feature top-level.
     ParentFeatureId(Option<FeatureId>),
@@ -63,16 +55,6 @@ impl FeatureChange {
 
 impl Patch for Feature {
     type Change = FeatureChange;
-
-    fn apply_one(&mut self, change: FeatureChange) -> Result<(), Error> {
-        match change {
-            FeatureChange::ParentFeatureId(x) => self.fields.parent_feature_id = x,
-            FeatureChange::Name(x) => self.fields.name = x,
-            FeatureChange::Slug(x) => self.fields.slug = x,
-            FeatureChange::Description(x) => self.fields.description = x,
-        }
-        Ok(())
-    }
 }
 
 impl Audited for Feature {}

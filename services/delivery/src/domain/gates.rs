@@ -1,7 +1,7 @@
 //! Sprint gates: criteria, answers, evaluation, who evaluated.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
+use foundry_domain::{Audited, Change, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -9,6 +9,7 @@ use super::*;
 
 /// A checklist a sprint is held to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(project = program_id)]
 pub struct SprintGate {
     pub id: SprintGateId,
     pub fields: NewSprintGate,
@@ -28,17 +29,9 @@ pub struct NewSprintGate {
     pub criteria: Vec<Criterion>,
 }
 
-/// The fields `UpdateSprintGate` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
-#[field_path(output_only = &program_child_output_only_and::<7>(&["sprint_id"]))]
-pub enum SprintGatePath {
-    Name,
-    Description,
-    Criteria,
-}
-
 /// One field's new value in an update.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Change)]
+#[change(path = SprintGatePath, fields = NewSprintGate, output_only = &program_child_output_only_and::<7>(&["sprint_id"]))]
 pub enum SprintGateChange {
     Name(String),
     Description(String),
@@ -47,16 +40,6 @@ pub enum SprintGateChange {
 
 impl Patch for SprintGate {
     type Change = SprintGateChange;
-
-    /// Applies an update's changes.
-    fn apply_one(&mut self, change: SprintGateChange) -> Result<(), Error> {
-        match change {
-            SprintGateChange::Name(x) => self.fields.name = x,
-            SprintGateChange::Description(x) => self.fields.description = x,
-            SprintGateChange::Criteria(x) => self.fields.criteria = x,
-        }
-        Ok(())
-    }
 }
 
 impl Audited for SprintGate {}
@@ -96,6 +79,10 @@ impl Record for Evaluation {
 
     fn version(&self) -> i64 {
         1
+    }
+
+    fn project(&self) -> Option<Uuid> {
+        Some(self.fields.program_id.uuid())
     }
 }
 

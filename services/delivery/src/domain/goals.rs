@@ -1,13 +1,14 @@
 //! Goals: status and its workflow, and the fields an update may change.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
+use foundry_domain::{Audited, Change, FieldChange, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// An outcome a program aims for.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(project = fields.program_id)]
 pub struct Goal {
     pub id: GoalId,
     /// Its status moves only along [`GoalStatus::successors`] (checked by
@@ -29,20 +30,9 @@ pub struct NewGoal {
     pub owner_user_id: Option<UserId>,
 }
 
-/// The fields `UpdateGoal` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
-#[field_path(output_only = PROGRAM_CHILD_OUTPUT_ONLY)]
-pub enum GoalPath {
-    Title,
-    Description,
-    TargetMetric,
-    TargetTime,
-    Status,
-    OwnerUserId,
-}
-
 /// One field's new value in an update.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Change)]
+#[change(path = GoalPath, fields = NewGoal, output_only = PROGRAM_CHILD_OUTPUT_ONLY)]
 pub enum GoalChange {
     Title(String),
     Description(String),
@@ -61,18 +51,12 @@ impl Patch for Goal {
     /// Applies an update's changes; a status change the workflow does not
     /// allow is refused (and `self` is then partly changed: apply to a
     /// copy).
+    /// A status change must be one the workflow allows.
     fn apply_one(&mut self, change: GoalChange) -> Result<(), Error> {
-        match change {
-            GoalChange::Title(x) => self.fields.title = x,
-            GoalChange::Description(x) => self.fields.description = x,
-            GoalChange::TargetMetric(x) => self.fields.target_metric = x,
-            GoalChange::TargetTime(x) => self.fields.target_time = x,
-            GoalChange::Status(x) => {
-                change_goal_status(self.fields.status, x)?;
-                self.fields.status = x;
-            }
-            GoalChange::OwnerUserId(x) => self.fields.owner_user_id = x,
+        if let GoalChange::Status(to) = change {
+            change_goal_status(self.fields.status, to)?;
         }
+        change.set(&mut self.fields);
         Ok(())
     }
 }

@@ -2,13 +2,14 @@
 //! optional dates in order.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
+use foundry_domain::{Audited, Change, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A stage of a program's plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(project = fields.program_id)]
 pub struct PlannerPhase {
     pub id: PlannerPhaseId,
     pub fields: NewPlannerPhase<i32>,
@@ -30,19 +31,9 @@ pub struct NewPlannerPhase<Position = Option<i32>> {
     pub end_time: Option<DateTime<Utc>>,
 }
 
-/// The fields `UpdatePlannerPhase` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
-#[field_path(output_only = PROGRAM_CHILD_OUTPUT_ONLY)]
-pub enum PlannerPhasePath {
-    Name,
-    Description,
-    Position,
-    StartTime,
-    EndTime,
-}
-
 /// One field's new value in an update.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Change)]
+#[change(path = PlannerPhasePath, fields = NewPlannerPhase<i32>, output_only = PROGRAM_CHILD_OUTPUT_ONLY)]
 pub enum PlannerPhaseChange {
     Name(String),
     Description(String),
@@ -55,19 +46,6 @@ pub enum PlannerPhaseChange {
 
 impl Patch for PlannerPhase {
     type Change = PlannerPhaseChange;
-
-    /// Applies an update's changes; refused when the dates end up out of
-    /// order.
-    fn apply_one(&mut self, change: PlannerPhaseChange) -> Result<(), Error> {
-        match change {
-            PlannerPhaseChange::Name(x) => self.fields.name = x,
-            PlannerPhaseChange::Description(x) => self.fields.description = x,
-            PlannerPhaseChange::Position(x) => self.fields.position = x,
-            PlannerPhaseChange::StartTime(x) => self.fields.start_time = x,
-            PlannerPhaseChange::EndTime(x) => self.fields.end_time = x,
-        }
-        Ok(())
-    }
 
     fn check_fields(&self) -> Result<(), Error> {
         check_phase_dates(self.fields.start_time, self.fields.end_time)

@@ -1,13 +1,14 @@
 //! Programs: the delivery phases and how a program moves between them.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
+use foundry_domain::{Audited, Change, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A delivery program (a project).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(project = id)]
 pub struct Program {
     pub id: ProgramId,
     pub fields: NewProgram,
@@ -30,9 +31,9 @@ pub struct NewProgram {
     pub target_platform: String,
 }
 
-/// The fields `UpdateProgram` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
-#[field_path(output_only = &[
+/// One field's new value in an update.
+#[derive(Clone, Debug, PartialEq, Change)]
+#[change(path = ProgramPath, fields = NewProgram, output_only = &[
         "id",
         "phase",
         "archived",
@@ -42,16 +43,6 @@ pub struct NewProgram {
         "update_time",
         "etag",
     ])]
-pub enum ProgramPath {
-    Name,
-    Slug,
-    Description,
-    SourcePlatform,
-    TargetPlatform,
-}
-
-/// One field's new value in an update.
-#[derive(Clone, Debug, PartialEq)]
 pub enum ProgramChange {
     Name(String),
     Slug(String),
@@ -62,17 +53,6 @@ pub enum ProgramChange {
 
 impl Patch for Program {
     type Change = ProgramChange;
-
-    fn apply_one(&mut self, change: ProgramChange) -> Result<(), Error> {
-        match change {
-            ProgramChange::Name(x) => self.fields.name = x,
-            ProgramChange::Slug(x) => self.fields.slug = x,
-            ProgramChange::Description(x) => self.fields.description = x,
-            ProgramChange::SourcePlatform(x) => self.fields.source_platform = x,
-            ProgramChange::TargetPlatform(x) => self.fields.target_platform = x,
-        }
-        Ok(())
-    }
 }
 
 impl Program {

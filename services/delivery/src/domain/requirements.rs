@@ -1,7 +1,7 @@
 //! Requirements: priority and status.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
+use foundry_domain::{Audited, Change, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -9,6 +9,7 @@ use super::*;
 
 /// Something a program must deliver, under a workstream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(project = program_id)]
 pub struct Requirement {
     pub id: RequirementId,
     pub fields: NewRequirement,
@@ -32,21 +33,9 @@ pub struct NewRequirement {
     pub batch: String,
 }
 
-/// The fields `UpdateRequirement` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
-#[field_path(output_only = PROGRAM_CHILD_OUTPUT_ONLY)]
-pub enum RequirementPath {
-    WorkstreamId,
-    Title,
-    Description,
-    Priority,
-    Status,
-    AcceptanceCriteria,
-    Batch,
-}
-
 /// One field's new value in an update.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Change)]
+#[change(path = RequirementPath, fields = NewRequirement, output_only = PROGRAM_CHILD_OUTPUT_ONLY)]
 pub enum RequirementChange {
     /// Another workstream of the same program.
     WorkstreamId(WorkstreamId),
@@ -60,19 +49,6 @@ pub enum RequirementChange {
 
 impl Patch for Requirement {
     type Change = RequirementChange;
-
-    fn apply_one(&mut self, change: RequirementChange) -> Result<(), Error> {
-        match change {
-            RequirementChange::WorkstreamId(x) => self.fields.workstream_id = x,
-            RequirementChange::Title(x) => self.fields.title = x,
-            RequirementChange::Description(x) => self.fields.description = x,
-            RequirementChange::Priority(x) => self.fields.priority = x,
-            RequirementChange::Status(x) => self.fields.status = x,
-            RequirementChange::AcceptanceCriteria(x) => self.fields.acceptance_criteria = x,
-            RequirementChange::Batch(x) => self.fields.batch = x,
-        }
-        Ok(())
-    }
 }
 
 /// An edge of the requirement graph: `requirement_id` depends on

@@ -1,13 +1,14 @@
 //! Risks: the likelihood and impact scale, severity, status, and the
 //! fields an update may change.
 
-use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
+use foundry_domain::{Audited, Change, FieldChange, Patch, Record, Stamp};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::*;
 
 /// A risk to a program, scored by likelihood and impact.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(project = fields.program_id)]
 pub struct Risk {
     pub id: RiskId,
     pub fields: NewRisk,
@@ -37,21 +38,9 @@ impl NewRisk {
     }
 }
 
-/// The fields `UpdateRisk` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
-#[field_path(output_only = &program_child_output_only_and::<7>(&["severity"]))]
-pub enum RiskPath {
-    Title,
-    Description,
-    Likelihood,
-    Impact,
-    Mitigation,
-    OwnerUserId,
-    Status,
-}
-
 /// One field's new value in an update.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Change)]
+#[change(path = RiskPath, fields = NewRisk, output_only = &program_child_output_only_and::<7>(&["severity"]))]
 pub enum RiskChange {
     Title(String),
     Description(String),
@@ -68,15 +57,7 @@ impl Patch for Risk {
 
     /// Applies an update's changes, then derives the severity again.
     fn apply_one(&mut self, change: RiskChange) -> Result<(), Error> {
-        match change {
-            RiskChange::Title(x) => self.fields.title = x,
-            RiskChange::Description(x) => self.fields.description = x,
-            RiskChange::Likelihood(x) => self.fields.likelihood = x,
-            RiskChange::Impact(x) => self.fields.impact = x,
-            RiskChange::Mitigation(x) => self.fields.mitigation = x,
-            RiskChange::OwnerUserId(x) => self.fields.owner_user_id = x,
-            RiskChange::Status(x) => self.fields.status = x,
-        }
+        change.set(&mut self.fields);
         self.severity = self.fields.severity();
         Ok(())
     }

@@ -1,13 +1,14 @@
 //! Sprints: status, capacity unit, start and completion.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
+use foundry_domain::{Audited, Change, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A time box of a program.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(project = fields.program_id)]
 pub struct Sprint {
     pub id: SprintId,
     pub fields: NewSprint,
@@ -30,20 +31,9 @@ pub struct NewSprint {
     pub capacity_unit: CapacityUnit,
 }
 
-/// The fields `UpdateSprint` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
-#[field_path(output_only = PROGRAM_CHILD_OUTPUT_ONLY, elsewhere = elsewhere_sprint)]
-pub enum SprintPath {
-    Name,
-    Goal,
-    StartTime,
-    EndTime,
-    Capacity,
-    CapacityUnit,
-}
-
 /// One field's new value in an update.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Change)]
+#[change(path = SprintPath, fields = NewSprint, output_only = PROGRAM_CHILD_OUTPUT_ONLY, elsewhere = elsewhere_sprint)]
 pub enum SprintChange {
     Name(String),
     Goal(String),
@@ -55,19 +45,6 @@ pub enum SprintChange {
 
 impl Patch for Sprint {
     type Change = SprintChange;
-
-    /// Applies an update's changes, then checks the dates.
-    fn apply_one(&mut self, change: SprintChange) -> Result<(), Error> {
-        match change {
-            SprintChange::Name(x) => self.fields.name = x,
-            SprintChange::Goal(x) => self.fields.goal = x,
-            SprintChange::StartTime(x) => self.fields.start_time = x,
-            SprintChange::EndTime(x) => self.fields.end_time = x,
-            SprintChange::Capacity(x) => self.fields.capacity = x,
-            SprintChange::CapacityUnit(x) => self.fields.capacity_unit = x,
-        }
-        Ok(())
-    }
 
     fn check_fields(&self) -> Result<(), Error> {
         check_sprint_dates(self.fields.start_time, self.fields.end_time)

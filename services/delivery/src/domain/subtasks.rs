@@ -1,12 +1,13 @@
 //! Subtasks: their status, and the fields an update may change.
 
-use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
+use foundry_domain::{Audited, Change, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A step of a task, ordered among its siblings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(project = program_id)]
 pub struct Subtask {
     pub id: SubtaskId,
     pub fields: NewSubtask<i32>,
@@ -29,18 +30,9 @@ pub struct NewSubtask<Position = Option<i32>> {
     pub position: Position,
 }
 
-/// The fields `UpdateSubtask` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
-#[field_path(output_only = &program_child_output_only_and::<7>(&["task_id"]))]
-pub enum SubtaskPath {
-    Title,
-    Description,
-    Status,
-    Position,
-}
-
 /// One field's new value in an update.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Change)]
+#[change(path = SubtaskPath, fields = NewSubtask<i32>, output_only = &program_child_output_only_and::<7>(&["task_id"]))]
 pub enum SubtaskChange {
     Title(String),
     Description(String),
@@ -50,17 +42,6 @@ pub enum SubtaskChange {
 
 impl Patch for Subtask {
     type Change = SubtaskChange;
-
-    /// Applies an update's changes.
-    fn apply_one(&mut self, change: SubtaskChange) -> Result<(), Error> {
-        match change {
-            SubtaskChange::Title(x) => self.fields.title = x,
-            SubtaskChange::Description(x) => self.fields.description = x,
-            SubtaskChange::Status(x) => self.fields.status = x,
-            SubtaskChange::Position(x) => self.fields.position = x,
-        }
-        Ok(())
-    }
 }
 
 impl Audited for Subtask {}

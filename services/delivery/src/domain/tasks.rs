@@ -1,13 +1,14 @@
 //! Tasks: the workflow of a task's status and the subtask rule.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
+use foundry_domain::{Audited, Change, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A unit of work in a program.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(project = fields.program_id)]
 pub struct Task {
     pub id: TaskId,
     pub fields: NewTask,
@@ -35,22 +36,9 @@ pub struct NewTask {
     pub sprint_id: Option<SprintId>,
 }
 
-/// The fields `UpdateTask` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
-#[field_path(output_only = PROGRAM_CHILD_OUTPUT_ONLY, elsewhere = elsewhere_task)]
-pub enum TaskPath {
-    RequirementId,
-    Title,
-    Description,
-    AssigneeIds,
-    EstimateHours,
-    DueTime,
-    Labels,
-    SprintId,
-}
-
 /// One field's new value in an update.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Change)]
+#[change(path = TaskPath, fields = NewTask, output_only = PROGRAM_CHILD_OUTPUT_ONLY, elsewhere = elsewhere_task)]
 pub enum TaskChange {
     /// `None` detaches the task from its requirement.
     RequirementId(Option<RequirementId>),
@@ -66,20 +54,6 @@ pub enum TaskChange {
 
 impl Patch for Task {
     type Change = TaskChange;
-
-    fn apply_one(&mut self, change: TaskChange) -> Result<(), Error> {
-        match change {
-            TaskChange::RequirementId(x) => self.fields.requirement_id = x,
-            TaskChange::Title(x) => self.fields.title = x,
-            TaskChange::Description(x) => self.fields.description = x,
-            TaskChange::AssigneeIds(x) => self.fields.assignee_ids = x,
-            TaskChange::EstimateHours(x) => self.fields.estimate_hours = x,
-            TaskChange::DueTime(x) => self.fields.due_time = x,
-            TaskChange::Labels(x) => self.fields.labels = x,
-            TaskChange::SprintId(x) => self.fields.sprint_id = x,
-        }
-        Ok(())
-    }
 }
 
 impl Audited for Task {}

@@ -1,12 +1,13 @@
 //! Work orders: status and its workflow.
 
-use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
+use foundry_domain::{Audited, Change, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A unit of implementation work in a program, with its plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(project = fields.program_id)]
 pub struct WorkOrder {
     pub id: WorkOrderId,
     pub fields: NewWorkOrder,
@@ -33,21 +34,9 @@ pub struct NewWorkOrder {
     pub feature_id: Option<FeatureId>,
 }
 
-/// The fields `UpdateWorkOrder` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
-#[field_path(output_only = PROGRAM_CHILD_OUTPUT_ONLY, elsewhere = elsewhere_work_order)]
-pub enum WorkOrderPath {
-    Title,
-    Description,
-    AcceptanceCriteria,
-    ImplementationPlan,
-    AssigneeIds,
-    PhaseId,
-    FeatureId,
-}
-
 /// One field's new value in an update.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Change)]
+#[change(path = WorkOrderPath, fields = NewWorkOrder, output_only = PROGRAM_CHILD_OUTPUT_ONLY, elsewhere = elsewhere_work_order)]
 pub enum WorkOrderChange {
     Title(String),
     Description(String),
@@ -62,19 +51,6 @@ pub enum WorkOrderChange {
 
 impl Patch for WorkOrder {
     type Change = WorkOrderChange;
-
-    fn apply_one(&mut self, change: WorkOrderChange) -> Result<(), Error> {
-        match change {
-            WorkOrderChange::Title(x) => self.fields.title = x,
-            WorkOrderChange::Description(x) => self.fields.description = x,
-            WorkOrderChange::AcceptanceCriteria(x) => self.fields.acceptance_criteria = x,
-            WorkOrderChange::ImplementationPlan(x) => self.fields.implementation_plan = x,
-            WorkOrderChange::AssigneeIds(x) => self.fields.assignee_ids = x,
-            WorkOrderChange::PhaseId(x) => self.fields.phase_id = x,
-            WorkOrderChange::FeatureId(x) => self.fields.feature_id = x,
-        }
-        Ok(())
-    }
 }
 
 impl Audited for WorkOrder {}

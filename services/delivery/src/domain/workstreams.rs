@@ -1,13 +1,14 @@
 //! Workstreams: the ordered streams of a program that hold its
 //! requirements, and the fields an update may change.
 
-use foundry_domain::{Audited, FieldPath, Patch, Record, Stamp};
+use foundry_domain::{Audited, Change, Patch, Record, Stamp};
 use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// A stream of work in a program, ordered among its siblings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(project = fields.program_id)]
 pub struct Workstream {
     pub id: WorkstreamId,
     pub fields: NewWorkstream<i32>,
@@ -26,17 +27,9 @@ pub struct NewWorkstream<Position = Option<i32>> {
     pub position: Position,
 }
 
-/// The fields `UpdateWorkstream` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
-#[field_path(output_only = PROGRAM_CHILD_OUTPUT_ONLY)]
-pub enum WorkstreamPath {
-    Name,
-    Description,
-    Position,
-}
-
 /// One field's new value in an update.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Change)]
+#[change(path = WorkstreamPath, fields = NewWorkstream<i32>, output_only = PROGRAM_CHILD_OUTPUT_ONLY)]
 pub enum WorkstreamChange {
     Name(String),
     Description(String),
@@ -45,15 +38,6 @@ pub enum WorkstreamChange {
 
 impl Patch for Workstream {
     type Change = WorkstreamChange;
-
-    fn apply_one(&mut self, change: WorkstreamChange) -> Result<(), Error> {
-        match change {
-            WorkstreamChange::Name(x) => self.fields.name = x,
-            WorkstreamChange::Description(x) => self.fields.description = x,
-            WorkstreamChange::Position(x) => self.fields.position = x,
-        }
-        Ok(())
-    }
 }
 
 impl Audited for Workstream {}

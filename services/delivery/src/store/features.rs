@@ -18,10 +18,6 @@ impl Resource for Feature {
     fn write_error(e: sqlx::Error) -> Error {
         slug_taken(e)
     }
-
-    fn project(&self) -> Option<Uuid> {
-        Some(self.fields.program_id.uuid())
-    }
 }
 
 fn slug_taken(e: sqlx::Error) -> Error {

@@ -7,19 +7,13 @@ use foundry_resource::{Insert, Resource, Write};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::domain::{
-    Evaluation, NewEvaluation, NewSprintGate, SprintGate, SprintGateId,
-};
+use crate::domain::{Evaluation, NewEvaluation, NewSprintGate, SprintGate, SprintGateId};
 
 impl Resource for SprintGate {
     const KIND: &'static str = "delivery.sprint_gate";
     const NAME: &'static str = "sprint gate";
     const TABLE: &'static str = "sprint_gates";
     const NOT_FOUND: &'static str = "SPRINT_GATE_NOT_FOUND";
-
-    fn project(&self) -> Option<Uuid> {
-        Some(self.program_id.uuid())
-    }
 }
 
 impl Insert for SprintGate {
@@ -58,11 +52,6 @@ impl Resource for Evaluation {
     const NAME: &'static str = "sprint gate evaluation";
     const TABLE: &'static str = "sprint_gate_evaluations";
     const NOT_FOUND: &'static str = "SPRINT_GATE_EVALUATION_NOT_FOUND";
-
-
-    fn project(&self) -> Option<Uuid> {
-        Some(self.fields.program_id.uuid())
-    }
 }
 
 const EVAL_COLS: &str = "org_id, id, gate_id, sprint_id, program_id, evaluator_id, evaluator_type, \

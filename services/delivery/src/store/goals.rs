@@ -1,7 +1,6 @@
 //! Goals.
 
 use foundry_resource::{Insert, Resource, Write};
-use uuid::Uuid;
 
 use crate::domain::{Goal, NewGoal};
 
@@ -10,10 +9,6 @@ impl Resource for Goal {
     const NAME: &'static str = "goal";
     const TABLE: &'static str = "goals";
     const NOT_FOUND: &'static str = "GOAL_NOT_FOUND";
-
-    fn project(&self) -> Option<Uuid> {
-        Some(self.fields.program_id.uuid())
-    }
 }
 
 impl Insert for Goal {

@@ -1,7 +1,6 @@
 //! Planner phases.
 
 use foundry_resource::{Insert, Resource, Write};
-use uuid::Uuid;
 
 use crate::domain::{NewPlannerPhase, PlannerPhase};
 
@@ -10,10 +9,6 @@ impl Resource for PlannerPhase {
     const NAME: &'static str = "planner phase";
     const TABLE: &'static str = "planner_phases";
     const NOT_FOUND: &'static str = "PLANNER_PHASE_NOT_FOUND";
-
-    fn project(&self) -> Option<Uuid> {
-        Some(self.fields.program_id.uuid())
-    }
 }
 
 impl Insert for PlannerPhase {

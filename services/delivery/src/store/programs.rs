@@ -17,11 +17,6 @@ impl Resource for Program {
     fn write_error(e: sqlx::Error) -> Error {
         slug_taken(e)
     }
-
-    /// A program is its own project.
-    fn project(&self) -> Option<Uuid> {
-        Some(self.id.uuid())
-    }
 }
 
 fn slug_taken(e: sqlx::Error) -> Error {

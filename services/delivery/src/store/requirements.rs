@@ -9,8 +9,7 @@ use uuid::Uuid;
 use super::{Removed, newest_first};
 use super::{fetch_rows, select};
 use crate::domain::{
-    NewRequirement, PlanItem, Priority, ProgramId, Requirement, RequirementStatus,
-    WorkstreamId,
+    NewRequirement, PlanItem, Priority, ProgramId, Requirement, RequirementStatus, WorkstreamId,
 };
 
 impl Resource for Requirement {
@@ -18,10 +17,6 @@ impl Resource for Requirement {
     const NAME: &'static str = "requirement";
     const TABLE: &'static str = "requirements";
     const NOT_FOUND: &'static str = "REQUIREMENT_NOT_FOUND";
-
-    fn project(&self) -> Option<Uuid> {
-        Some(self.program_id.uuid())
-    }
 }
 
 impl Insert for Requirement {

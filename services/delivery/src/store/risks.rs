@@ -13,10 +13,6 @@ impl Resource for Risk {
     const NAME: &'static str = "risk";
     const TABLE: &'static str = "risks";
     const NOT_FOUND: &'static str = "RISK_NOT_FOUND";
-
-    fn project(&self) -> Option<Uuid> {
-        Some(self.fields.program_id.uuid())
-    }
 }
 
 /// Inserts a new risk made by `created_by`, with its derived severity.

@@ -20,10 +20,6 @@ impl Resource for Sprint {
     fn write_error(e: sqlx::Error) -> Error {
         unique_or(e, "sprints_one_active_key", || already_active(None))
     }
-
-    fn project(&self) -> Option<Uuid> {
-        Some(self.fields.program_id.uuid())
-    }
 }
 
 impl Insert for Sprint {

@@ -1,7 +1,6 @@
 //! Subtasks.
 
 use foundry_resource::{Insert, Resource, Write};
-use uuid::Uuid;
 
 use crate::domain::{NewSubtask, Subtask};
 
@@ -10,10 +9,6 @@ impl Resource for Subtask {
     const NAME: &'static str = "subtask";
     const TABLE: &'static str = "subtasks";
     const NOT_FOUND: &'static str = "SUBTASK_NOT_FOUND";
-
-    fn project(&self) -> Option<Uuid> {
-        Some(self.program_id.uuid())
-    }
 }
 
 impl Insert for Subtask {

@@ -18,10 +18,6 @@ impl Resource for Task {
     const NAME: &'static str = "task";
     const TABLE: &'static str = "tasks";
     const NOT_FOUND: &'static str = "TASK_NOT_FOUND";
-
-    fn project(&self) -> Option<Uuid> {
-        Some(self.fields.program_id.uuid())
-    }
 }
 
 impl Assigned for Task {

@@ -15,10 +15,6 @@ impl Resource for WorkOrder {
     const NAME: &'static str = "work order";
     const TABLE: &'static str = "work_orders";
     const NOT_FOUND: &'static str = "WORK_ORDER_NOT_FOUND";
-
-    fn project(&self) -> Option<Uuid> {
-        Some(self.fields.program_id.uuid())
-    }
 }
 
 impl Assigned for WorkOrder {

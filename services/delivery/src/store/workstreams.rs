@@ -13,10 +13,6 @@ impl Resource for Workstream {
     const NAME: &'static str = "workstream";
     const TABLE: &'static str = "workstreams";
     const NOT_FOUND: &'static str = "WORKSTREAM_NOT_FOUND";
-
-    fn project(&self) -> Option<Uuid> {
-        Some(self.fields.program_id.uuid())
-    }
 }
 
 impl Insert for Workstream {

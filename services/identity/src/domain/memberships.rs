@@ -1,7 +1,7 @@
 //! Memberships: roles and what they grant, who may grant the owner role,
 //! and the last-owner rule.
 
-use foundry_domain::{Audited, FieldPath, Patch};
+use foundry_domain::{Audited, Change, OwnFields, Patch};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -83,9 +83,9 @@ pub struct Membership {
     pub stamp: Revision,
 }
 
-/// The fields `UpdateMembership` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
-#[field_path(output_only = &[
+/// One field's new value in an update.
+#[derive(Clone, Debug, PartialEq, Change)]
+#[change(path = MembershipPath, fields = Membership, output_only = &[
     "id",
     "org_id",
     "user_id",
@@ -96,25 +96,21 @@ pub struct Membership {
     "update_time",
     "etag",
 ])]
-pub enum MembershipPath {
-    Role,
-}
-
-/// One field's new value in an update.
-#[derive(Clone, Debug, PartialEq)]
 pub enum MembershipChange {
     Role(Role),
 }
 
+/// All of it is its own fields.
+impl OwnFields for Membership {
+    type Fields = Membership;
+
+    fn fields_mut(&mut self) -> &mut Membership {
+        self
+    }
+}
+
 impl Patch for Membership {
     type Change = MembershipChange;
-
-    fn apply_one(&mut self, change: MembershipChange) -> Result<(), Error> {
-        match change {
-            MembershipChange::Role(x) => self.role = x,
-        }
-        Ok(())
-    }
 }
 
 impl Audited for Membership {}

@@ -1,7 +1,7 @@
 //! Organizations.
 
 use chrono::{DateTime, Utc};
-use foundry_domain::{Audited, DomainError as Error, FieldPath, Patch};
+use foundry_domain::{Audited, Change, Patch};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -26,17 +26,9 @@ pub struct NewOrganization {
     pub settings: serde_json::Value,
 }
 
-/// The fields `UpdateOrganization` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
-#[field_path(output_only = &["id", "create_time", "update_time", "delete_time", "etag"])]
-pub enum OrganizationPath {
-    Name,
-    Slug,
-    Settings,
-}
-
 /// One field's new value in an update.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Change)]
+#[change(path = OrganizationPath, fields = NewOrganization, output_only = &["id", "create_time", "update_time", "delete_time", "etag"])]
 pub enum OrganizationChange {
     Name(String),
     Slug(String),
@@ -45,16 +37,6 @@ pub enum OrganizationChange {
 
 impl Patch for Organization {
     type Change = OrganizationChange;
-
-    fn apply_one(&mut self, change: OrganizationChange) -> Result<(), Error> {
-        let f = &mut self.fields;
-        match change {
-            OrganizationChange::Name(x) => f.name = x,
-            OrganizationChange::Slug(x) => f.slug = x,
-            OrganizationChange::Settings(x) => f.settings = x,
-        }
-        Ok(())
-    }
 }
 
 impl Audited for Organization {}

@@ -1,6 +1,6 @@
 //! Users.
 
-use foundry_domain::{Audited, DomainError as Error, FieldPath, Patch};
+use foundry_domain::{Audited, Change, OwnFields, Patch};
 use serde::{Deserialize, Serialize};
 
 use super::Revision;
@@ -21,32 +21,26 @@ pub struct User {
     pub stamp: Revision,
 }
 
-/// The fields `UpdateUser` may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FieldPath)]
-#[field_path(output_only = &["id", "email", "create_time", "update_time", "etag"])]
-pub enum UserPath {
-    DisplayName,
-    AvatarUrl,
-}
-
 /// One field's new value in an update.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Change)]
+#[change(path = UserPath, fields = User, output_only = &["id", "email", "create_time", "update_time", "etag"])]
 pub enum UserChange {
     DisplayName(String),
     /// Empty removes the avatar.
     AvatarUrl(String),
 }
 
+/// All of it is its own fields.
+impl OwnFields for User {
+    type Fields = User;
+
+    fn fields_mut(&mut self) -> &mut User {
+        self
+    }
+}
+
 impl Patch for User {
     type Change = UserChange;
-
-    fn apply_one(&mut self, change: UserChange) -> Result<(), Error> {
-        match change {
-            UserChange::DisplayName(x) => self.display_name = x,
-            UserChange::AvatarUrl(x) => self.avatar_url = x,
-        }
-        Ok(())
-    }
 }
 
 impl Audited for User {}

@@ -17,7 +17,6 @@ impl Resource for ApiKey {
     const TABLE: &'static str = "api_keys";
     const COLUMNS: &'static str = KEY_COLS;
     const NOT_FOUND: &'static str = "API_KEY_NOT_FOUND";
-
 }
 
 /// Every column but the secret's hash, which is never read.

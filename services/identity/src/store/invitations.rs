@@ -19,7 +19,6 @@ impl Resource for Invitation {
     const TABLE: &'static str = "invitations";
     const COLUMNS: &'static str = COLS;
     const NOT_FOUND: &'static str = "INVITATION_NOT_FOUND";
-
 }
 
 /// Every column but the token's hash, which is never read.

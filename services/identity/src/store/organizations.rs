@@ -18,7 +18,6 @@ impl Resource for Organization {
     const NAME: &'static str = "organization";
     const TABLE: &'static str = "organizations";
     const NOT_FOUND: &'static str = "ORGANIZATION_NOT_FOUND";
-
 }
 
 /// Runs `sql` (an insert or update of one organization, binding `$1` id,
