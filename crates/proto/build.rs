@@ -23,11 +23,139 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .include_file("foundry_protos.rs")
         .compile_with_config(config, &protos, &includes)?;
 
+    aip::write(
+        &std::fs::read(out_dir.join("foundry_descriptor.bin"))?,
+        &out_dir.join("foundry_aip.rs"),
+    )?;
+
     println!("cargo:rerun-if-changed={}", root.display());
     for p in &protos {
         println!("cargo:rerun-if-changed={}", p.display());
     }
     Ok(())
+}
+
+/// Implements `crate::aip`'s traits for every message of a `foundry.*`
+/// package that has the AIP shape, by its descriptor.
+mod aip {
+    use std::fmt::Write as _;
+
+    use prost::Message;
+    use prost_types::field_descriptor_proto::Type;
+    use prost_types::{DescriptorProto, FileDescriptorSet};
+
+    pub fn write(
+        descriptors: &[u8],
+        out: &std::path::Path,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let set = FileDescriptorSet::decode(descriptors)?;
+        let mut code = String::new();
+        for file in &set.file {
+            let package = file.package();
+            if !package.starts_with("foundry.") {
+                continue;
+            }
+            let module = format!("crate::{}", package.replace('.', "::"));
+            for m in &file.message_type {
+                implement(&mut code, &module, package, m, &file.message_type);
+            }
+        }
+        std::fs::write(out, code)?;
+        Ok(())
+    }
+
+    fn has(m: &DescriptorProto, name: &str, ty: Type) -> bool {
+        m.field.iter().any(|f| f.name() == name && f.r#type() == ty)
+    }
+
+    /// The field of `m` holding a `.package.X` message, named `x` in snake case.
+    fn resource_field<'a>(m: &'a DescriptorProto, package: &str, x: &str) -> Option<&'a str> {
+        let ty = format!(".{package}.{x}");
+        m.field
+            .iter()
+            .find(|f| f.r#type() == Type::Message && f.type_name() == ty && f.name() == snake(x))
+            .map(|f| f.name())
+    }
+
+    fn snake(camel: &str) -> String {
+        let mut out = String::new();
+        for (i, c) in camel.chars().enumerate() {
+            if c.is_ascii_uppercase() {
+                if i > 0 {
+                    out.push('_');
+                }
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// Whether the message `x` of the file is a resource (`id` and `etag`).
+    fn is_resource(messages: &[DescriptorProto], x: &str) -> bool {
+        messages
+            .iter()
+            .any(|r| r.name() == x && has(r, "id", Type::String) && has(r, "etag", Type::String))
+    }
+
+    fn implement(
+        code: &mut String,
+        module: &str,
+        package: &str,
+        m: &DescriptorProto,
+        messages: &[DescriptorProto],
+    ) {
+        let name = m.name();
+        let ty = format!("{module}::{name}");
+        if has(m, "id", Type::String) && has(m, "etag", Type::String) {
+            let _ = writeln!(
+                code,
+                "impl crate::aip::ResourceMessage for {ty} {{ fn id(&self) -> &str {{ &self.id }} \
+                 fn etag(&self) -> &str {{ &self.etag }} }}"
+            );
+        }
+        let Some(stem) = name.strip_suffix("Request") else {
+            return;
+        };
+        if let Some(x) = stem.strip_prefix("Create") {
+            let ok = has(m, "request_id", Type::String) && is_resource(messages, x);
+            if let Some(f) = resource_field(m, package, x).filter(|_| ok) {
+                let _ = writeln!(
+                    code,
+                    "impl crate::aip::CreateRequest for {ty} {{ type Resource = {module}::{x}; \
+                     const METHOD: &'static str = \"{stem}\"; const FIELD: &'static str = \"{f}\"; \
+                     fn resource(&self) -> Option<&{module}::{x}> {{ self.{f}.as_ref() }} \
+                     fn request_id(&self) -> &str {{ &self.request_id }} }}"
+                );
+            }
+        } else if let Some(x) = stem.strip_prefix("Update") {
+            let ok = has(m, "update_mask", Type::Message) && is_resource(messages, x);
+            if let Some(f) = resource_field(m, package, x).filter(|_| ok) {
+                let _ = writeln!(
+                    code,
+                    "impl crate::aip::UpdateRequest for {ty} {{ type Resource = {module}::{x}; \
+                     const FIELD: &'static str = \"{f}\"; \
+                     fn resource(&self) -> Option<&{module}::{x}> {{ self.{f}.as_ref() }} \
+                     fn update_mask(&self) -> Option<&prost_types::FieldMask> {{ self.update_mask.as_ref() }} }}"
+                );
+            }
+        } else if stem.starts_with("Get") && has(m, "id", Type::String) {
+            let _ = writeln!(
+                code,
+                "impl crate::aip::GetRequest for {ty} {{ fn id(&self) -> &str {{ &self.id }} }}"
+            );
+        } else if stem.starts_with("Delete")
+            && has(m, "id", Type::String)
+            && has(m, "etag", Type::String)
+        {
+            let _ = writeln!(
+                code,
+                "impl crate::aip::DeleteRequest for {ty} {{ fn id(&self) -> &str {{ &self.id }} \
+                 fn etag(&self) -> &str {{ &self.etag }} }}"
+            );
+        }
+    }
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

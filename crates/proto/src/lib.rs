@@ -5,6 +5,11 @@
 
 include!(concat!(env!("OUT_DIR"), "/foundry_protos.rs"));
 
+pub mod aip;
+
+// The `aip` traits for every message of the AIP shape (see build.rs).
+include!(concat!(env!("OUT_DIR"), "/foundry_aip.rs"));
+
 /// The encoded `FileDescriptorSet` of every Foundry proto and its imports:
 /// served by reflection, read by the tenancy layer for the method table, and
 /// written out by `foundry descriptors` for gateways.

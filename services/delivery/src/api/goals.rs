@@ -10,15 +10,14 @@ use foundry_platform::db::Tx;
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, goal_service_server::GoalService};
 use foundry_resource::{Create, Delete, Update, WireStamp};
-use tonic::{Request, Response, Status};
-use uuid::Uuid;
+use tonic::{Request, Response};
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, create_one, delete_one, enum_filter, get_one, hold, list_children,
-    long_description, long_text, parse_changes, title, update_one,
+    Order, Paging, Reply, SERVICE, Wire, WireChange, WireNew, create, delete, enum_filter, get,
+    hold, list_children, long_description, long_text, title, update,
 };
-use crate::domain::{Goal, GoalChange, GoalId, GoalPath, GoalStatus, NewGoal};
+use crate::domain::{Goal, GoalChange, GoalPath, GoalStatus, NewGoal};
 use crate::domain::{Program, ProgramId};
 
 /// Handlers of `GoalService`.
@@ -27,94 +26,69 @@ pub struct Goals(pub Arc<State>);
 
 const MAX_TARGET_METRIC: usize = 2_000;
 
-pub fn goal_to_proto(g: &Goal) -> pb::Goal {
-    let w = WireStamp::from(&g.stamp);
-    pb::Goal {
-        id: g.id.to_string(),
-        program_id: g.fields.program_id.to_string(),
-        title: g.fields.title.clone(),
-        description: g.fields.description.clone(),
-        target_metric: g.fields.target_metric.clone(),
-        target_time: opt_timestamp(g.fields.target_time),
-        status: pb::GoalStatus::from(g.fields.status) as i32,
-        owner_user_id: g
-            .fields
-            .owner_user_id
-            .map(|x| x.to_string())
-            .unwrap_or_default(),
-        created_by: w.created_by,
-        create_time: w.create_time,
-        update_time: w.update_time,
-        etag: w.etag,
+impl Wire for Goal {
+    type Message = pb::Goal;
+
+    fn to_proto(&self) -> pb::Goal {
+        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        pb::Goal {
+            id: self.id.to_string(),
+            program_id: f.program_id.to_string(),
+            title: f.title.clone(),
+            description: f.description.clone(),
+            target_metric: f.target_metric.clone(),
+            target_time: opt_timestamp(f.target_time),
+            status: pb::GoalStatus::from(f.status) as i32,
+            owner_user_id: f.owner_user_id.map(|x| x.to_string()).unwrap_or_default(),
+            created_by: w.created_by,
+            create_time: w.create_time,
+            update_time: w.update_time,
+            etag: w.etag,
+        }
     }
 }
 
-/// A `CreateGoalRequest` as a [`NewGoal`] and its request id.
-fn parse_create(req: &pb::CreateGoalRequest) -> Result<(NewGoal, Option<Uuid>), Error> {
-    let empty = pb::Goal::default();
-    let g = req.goal.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let program_id = v.id_of("goal.program_id", &g.program_id);
-    let title = title(&mut v, "goal.title", &g.title);
-    let description = long_description(&mut v, "goal.description", &g.description);
-    let target_metric = long_text(
-        &mut v,
-        "goal.target_metric",
-        &g.target_metric,
-        0,
-        MAX_TARGET_METRIC,
-    );
-    let target_time = v.opt_time("goal.target_time", g.target_time.as_ref());
-    let status = match g.status {
-        0 => Some(GoalStatus::Proposed),
-        s => match v.enum_value::<GoalStatus>("goal.status", s) {
-            Some(s) if s.is_initial() => Some(s),
-            Some(_) => {
-                v.add("goal.status", "a new goal is PROPOSED or ACTIVE");
-                None
-            }
-            None => None,
-        },
-    };
-    let owner_user_id = v.maybe_id("goal.owner_user_id", &g.owner_user_id);
-    let request_id = v.maybe_request_id(&req.request_id);
-    v.finish_with(|| {
-        Some((
-            NewGoal {
-                program_id: program_id?,
-                title: title?,
-                description: description?,
-                target_metric: target_metric?,
-                target_time: target_time?,
-                status: status?,
-                owner_user_id: owner_user_id?,
+impl WireNew for Goal {
+    fn parse_new(v: &mut Violations, g: &pb::Goal) -> Option<NewGoal> {
+        let program_id = v.id_of("goal.program_id", &g.program_id);
+        let title = title(v, "goal.title", &g.title);
+        let description = long_description(v, "goal.description", &g.description);
+        let target_metric = target_metric(v, &g.target_metric);
+        let target_time = v.opt_time("goal.target_time", g.target_time.as_ref());
+        let status = match g.status {
+            0 => Some(GoalStatus::Proposed),
+            s => match v.enum_value::<GoalStatus>("goal.status", s) {
+                Some(s) if s.is_initial() => Some(s),
+                Some(_) => {
+                    v.add("goal.status", "a new goal is PROPOSED or ACTIVE");
+                    None
+                }
+                None => None,
             },
-            request_id?,
-        ))
-    })
+        };
+        let owner_user_id = v.maybe_id("goal.owner_user_id", &g.owner_user_id);
+        Some(NewGoal {
+            program_id: program_id?,
+            title: title?,
+            description: description?,
+            target_metric: target_metric?,
+            target_time: target_time?,
+            status: status?,
+            owner_user_id: owner_user_id?,
+        })
+    }
 }
 
-/// An `UpdateGoalRequest` as the goal's id and the changes its mask names.
-fn parse_update(req: &pb::UpdateGoalRequest) -> Result<(GoalId, String, Vec<GoalChange>), Error> {
-    let empty = pb::Goal::default();
-    let g = req.goal.as_ref().unwrap_or(&empty);
-    parse_changes(
-        "goal",
-        (&g.id, &g.etag),
-        req.update_mask.as_ref(),
-        |v, path| match path {
+impl WireChange for Goal {
+    fn parse_change(v: &mut Violations, path: GoalPath, g: &pb::Goal) -> Option<GoalChange> {
+        match path {
             GoalPath::Title => title(v, "goal.title", &g.title).map(GoalChange::Title),
             GoalPath::Description => {
                 long_description(v, "goal.description", &g.description).map(GoalChange::Description)
             }
-            GoalPath::TargetMetric => long_text(
-                v,
-                "goal.target_metric",
-                &g.target_metric,
-                0,
-                MAX_TARGET_METRIC,
-            )
-            .map(GoalChange::TargetMetric),
+            GoalPath::TargetMetric => {
+                target_metric(v, &g.target_metric).map(GoalChange::TargetMetric)
+            }
             // Unset clears the target date.
             GoalPath::TargetTime => v
                 .opt_time("goal.target_time", g.target_time.as_ref())
@@ -126,8 +100,13 @@ fn parse_update(req: &pb::UpdateGoalRequest) -> Result<(GoalId, String, Vec<Goal
             GoalPath::OwnerUserId => v
                 .maybe_id("goal.owner_user_id", &g.owner_user_id)
                 .map(GoalChange::OwnerUserId),
-        },
-    )
+        }
+    }
+}
+
+/// A goal's target metric: up to [`MAX_TARGET_METRIC`] characters.
+fn target_metric(v: &mut Violations, value: &str) -> Option<String> {
+    long_text(v, "goal.target_metric", value, 0, MAX_TARGET_METRIC)
 }
 
 #[async_trait]
@@ -145,26 +124,17 @@ impl Delete for Goal {}
 #[tonic::async_trait]
 impl GoalService for Goals {
     #[tracing::instrument(skip_all)]
-    async fn create_goal(
-        &self,
-        req: Request<pb::CreateGoalRequest>,
-    ) -> Result<Response<pb::Goal>, Status> {
-        create_one(&self.0, &req, "CreateGoal", parse_create, goal_to_proto).await
+    async fn create_goal(&self, req: Request<pb::CreateGoalRequest>) -> Reply<pb::Goal> {
+        create::<Goal, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
-    async fn get_goal(
-        &self,
-        req: Request<pb::GetGoalRequest>,
-    ) -> Result<Response<pb::Goal>, Status> {
-        get_one(&self.0, &req, &req.get_ref().id, goal_to_proto).await
+    async fn get_goal(&self, req: Request<pb::GetGoalRequest>) -> Reply<pb::Goal> {
+        get::<Goal, _, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
-    async fn list_goals(
-        &self,
-        req: Request<pb::ListGoalsRequest>,
-    ) -> Result<Response<pb::ListGoalsResponse>, Status> {
+    async fn list_goals(&self, req: Request<pb::ListGoalsRequest>) -> Reply<pb::ListGoalsResponse> {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
@@ -183,25 +153,18 @@ impl GoalService for Goals {
         )
         .await?;
         Ok(Response::new(pb::ListGoalsResponse {
-            goals: rows.iter().map(goal_to_proto).collect(),
+            goals: rows.iter().map(Goal::to_proto).collect(),
             next_page_token,
         }))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn update_goal(
-        &self,
-        req: Request<pb::UpdateGoalRequest>,
-    ) -> Result<Response<pb::Goal>, Status> {
-        update_one(&self.0, &req, parse_update, goal_to_proto).await
+    async fn update_goal(&self, req: Request<pb::UpdateGoalRequest>) -> Reply<pb::Goal> {
+        update::<Goal, _, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
-    async fn delete_goal(
-        &self,
-        req: Request<pb::DeleteGoalRequest>,
-    ) -> Result<Response<()>, Status> {
-        let r = req.get_ref();
-        delete_one::<Goal, _, _>(&self.0, &req, &r.id, &r.etag).await
+    async fn delete_goal(&self, req: Request<pb::DeleteGoalRequest>) -> Reply<()> {
+        delete::<Goal, _, _>(&self.0, req).await
     }
 }

@@ -20,6 +20,9 @@ use foundry_platform::Error;
 use foundry_platform::db::Tx;
 use foundry_platform::page::Page;
 use foundry_platform::validate::Violations;
+use foundry_proto::aip::{
+    CreateRequest, DeleteRequest, GetRequest, ResourceMessage, UpdateRequest,
+};
 use foundry_resource::{self as resource, Resource};
 use uuid::Uuid;
 
@@ -286,6 +289,111 @@ pub(crate) fn parse_changes<P: foundry_domain::FieldPath, K, C>(
 
 /// The response of a handler.
 pub(crate) type Reply<M> = Result<tonic::Response<M>, tonic::Status>;
+
+/// How a resource travels: its message, as a resource's handlers return it.
+pub(crate) trait Wire: Resource {
+    /// Its message.
+    type Message: ResourceMessage + Default + prost::Message;
+
+    /// It as its message.
+    fn to_proto(&self) -> Self::Message;
+}
+
+/// A resource made by [`create`]: the new resource a create's message
+/// parses into.
+pub(crate) trait WireNew: Wire + resource::Create {
+    /// The new resource's values in `m` (its violations recorded in `v`,
+    /// named as in the request: `goal.title`), or `None` if any is invalid.
+    fn parse_new(v: &mut Violations, m: &Self::Message) -> Option<Self::New>;
+}
+
+/// A resource changed by [`update`]: the change an update's message holds
+/// for each path its mask names.
+pub(crate) trait WireChange: Wire + resource::Update {
+    /// The new value in `m` of the field at `path` (its violations recorded
+    /// in `v`, named as in the request: `goal.title`), or `None` if it is
+    /// invalid: an exhaustive `match` over the paths.
+    fn parse_change(
+        v: &mut Violations,
+        path: PathOf<Self>,
+        m: &Self::Message,
+    ) -> Option<Self::Change>;
+}
+
+/// The update-mask paths of `R`.
+pub(crate) type PathOf<R> =
+    <<R as foundry_domain::Patch>::Change as foundry_domain::FieldChange>::Path;
+
+/// AIP-133 Create (AIP-155 idempotent): the request's resource parsed
+/// ([`WireNew::parse_new`]) with its request id, then [`resource::create`].
+pub(crate) async fn create<R, Q>(state: &State, req: tonic::Request<Q>) -> Reply<R::Message>
+where
+    R: WireNew,
+    Q: CreateRequest<Resource = R::Message> + prost::Message + Sync,
+{
+    let call = Call::of(SERVICE, &req)?;
+    let q = req.get_ref();
+    let empty = R::Message::default();
+    let m = q.resource().unwrap_or(&empty);
+    let mut v = Violations::new();
+    let new = R::parse_new(&mut v, m);
+    let request_id = v.maybe_request_id(q.request_id());
+    let (new, request_id) = v.finish_with(|| Some((new?, request_id?)))?;
+    let creation = resource::Creation {
+        method: Q::METHOD,
+        request: q,
+        request_id,
+        new,
+    };
+    let out = resource::create(&state.db, &call, creation, R::to_proto).await?;
+    Ok(tonic::Response::new(out))
+}
+
+/// AIP-131 Get: the `R` whose id the request names.
+pub(crate) async fn get<R, K, Q>(state: &State, req: tonic::Request<Q>) -> Reply<R::Message>
+where
+    R: Wire<Key = foundry_domain::Id<K>>,
+    Q: GetRequest,
+{
+    let call = Call::of(SERVICE, &req)?;
+    let id = Violations::require_id_of("id", req.get_ref().id())?;
+    let r: R = resource::get(&state.db, &call, id).await?;
+    Ok(tonic::Response::new(r.to_proto()))
+}
+
+/// AIP-134 Update: the resource's id and etag, and a change for each path
+/// of the mask ([`WireChange::parse_change`]), then [`resource::update`].
+pub(crate) async fn update<R, K, Q>(state: &State, req: tonic::Request<Q>) -> Reply<R::Message>
+where
+    R: WireChange<Key = foundry_domain::Id<K>>,
+    Q: UpdateRequest<Resource = R::Message>,
+{
+    let call = Call::of(SERVICE, &req)?;
+    let q = req.get_ref();
+    let empty = R::Message::default();
+    let m = q.resource().unwrap_or(&empty);
+    let (id, etag, changes) = parse_changes::<PathOf<R>, K, _>(
+        Q::FIELD,
+        (m.id(), m.etag()),
+        q.update_mask(),
+        |v, path| R::parse_change(v, path, m),
+    )?;
+    let r: R = resource::update(&state.db, &call, id, &etag, changes).await?;
+    Ok(tonic::Response::new(r.to_proto()))
+}
+
+/// AIP-135 Delete: the `R` whose id the request names, at its etag.
+pub(crate) async fn delete<R, K, Q>(state: &State, req: tonic::Request<Q>) -> Reply<()>
+where
+    R: resource::Delete<Key = foundry_domain::Id<K>>,
+    Q: DeleteRequest,
+{
+    let call = Call::of(SERVICE, &req)?;
+    let q = req.get_ref();
+    let id = Violations::require_id_of("id", q.id())?;
+    resource::delete::<R>(&state.db, &call, id, q.etag()).await?;
+    Ok(tonic::Response::new(()))
+}
 
 /// What a create request parses into: the new resource and its request id.
 pub(crate) type Parsed<N> = Result<(N, Option<Uuid>), Error>;

@@ -122,6 +122,11 @@ fn sprint_in(
     )
 }
 
+/// What `UpdateSprint` refuses as changed by another method.
+fn elsewhere_sprint(path: &str) -> Option<&'static str> {
+    (path == "status").then_some("changes through StartSprint and CompleteSprint")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,9 +153,4 @@ mod tests {
             "SPRINT_NOT_ACTIVE"
         );
     }
-}
-
-/// What `UpdateSprint` refuses as changed by another method.
-fn elsewhere_sprint(path: &str) -> Option<&'static str> {
-    (path == "status").then_some("changes through StartSprint and CompleteSprint")
 }

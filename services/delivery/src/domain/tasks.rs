@@ -139,6 +139,11 @@ pub fn change_task_status(
     Ok(TaskMove::Allowed)
 }
 
+/// What `UpdateTask` refuses as changed by another method.
+fn elsewhere_task(path: &str) -> Option<&'static str> {
+    (path == "status").then_some("changes through ChangeTaskStatus")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,9 +202,4 @@ mod tests {
         );
         assert!(SubtaskStatus::Todo.is_open() && !SubtaskStatus::Done.is_open());
     }
-}
-
-/// What `UpdateTask` refuses as changed by another method.
-fn elsewhere_task(path: &str) -> Option<&'static str> {
-    (path == "status").then_some("changes through ChangeTaskStatus")
 }

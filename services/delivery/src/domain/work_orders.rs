@@ -107,6 +107,11 @@ pub fn change_work_order_status(from: WorkOrderStatus, to: WorkOrderStatus) -> R
     Ok(true)
 }
 
+/// What `UpdateWorkOrder` refuses as changed by another method.
+fn elsewhere_work_order(path: &str) -> Option<&'static str> {
+    (path == "status").then_some("changes through ChangeWorkOrderStatus")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,9 +154,4 @@ mod tests {
         assert!(Backlog.is_initial() && Ready.is_initial());
         assert!(!InProgress.is_initial() && !Done.is_initial());
     }
-}
-
-/// What `UpdateWorkOrder` refuses as changed by another method.
-fn elsewhere_work_order(path: &str) -> Option<&'static str> {
-    (path == "status").then_some("changes through ChangeWorkOrderStatus")
 }
