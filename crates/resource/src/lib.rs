@@ -1,9 +1,11 @@
 //! The standard methods (AIP-131 Get, 133 Create, 134 Update, 135 Delete)
-//! written once. A resource describes itself with [`Resource`] (its table,
-//! row, key, kind and version) and, for each method it has, [`Create`]
-//! (its SQL in [`Insert`]), [`Update`] (its SQL in [`Write`]) or
-//! [`Delete`]; the functions here then do the whole method in
-//! one tenant transaction with its audit event:
+//! written once. A resource describes itself with [`Resource`] (its kind
+//! and table; its key, version and project are its `foundry_domain::
+//! Record`) and, for each method it has, [`Create`] (its SQL in
+//! [`Insert`]), [`Update`] (its SQL in [`Write`]) or [`Delete`]. Rows are
+//! read and written by the names of the domain struct's fields ([`row`]),
+//! so a plain resource's store is its declaration alone. The functions here
+//! then do the whole method in one tenant transaction with its audit event:
 //!
 //! - [`get`]: read, hidden unless visible to the caller (`NOT_FOUND`).
 //! - [`create`]: idempotent by request id (replay, `REQUEST_ID_REUSED`),
@@ -18,7 +20,6 @@
 //! (its fields, its checks, its SQL). See `crates/README.md`.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use foundry_domain::{Audited, Patch, Record, Stamp};
 use foundry_outbox::Call;
 use foundry_platform::Error;
@@ -39,6 +40,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A stored resource of one organization: a struct `{ id, fields, stamp }`
 /// (see [`row`]) whose rows read by the names of its fields.
+#[async_trait]
 pub trait Resource:
     Record + Audited + DeserializeOwned + Clone + Send + Sync + Sized + 'static
 {
@@ -59,11 +61,28 @@ pub trait Resource:
     fn decode(row: &PgRow) -> Result<Self> {
         row::decode(row, Self::TABLE)
     }
-    /// A failed insert or write as the error a client sees: a resource maps
-    /// the constraints of its table here (a unique slug as
-    /// `ALREADY_EXISTS`); by default every database error is its own.
+    /// Its table's unique constraints that a client can violate (a slug),
+    /// each the `ALREADY_EXISTS` it is.
+    const UNIQUE: &'static [Unique] = &[];
+
+    /// A failed insert or write as the error a client sees: by default a
+    /// violated [`Resource::UNIQUE`] constraint is its `ALREADY_EXISTS`,
+    /// every other database error its own.
     fn write_error(e: sqlx::Error) -> Error {
-        e.into()
+        match Self::UNIQUE
+            .iter()
+            .find(|u| foundry_platform::error::is_unique_violation(&e, u.constraint))
+        {
+            Some(u) => Error::already_exists(u.reason, u.field, u.message),
+            None => e.into(),
+        }
+    }
+
+    /// What follows every insert and write of its row, in the same
+    /// transaction (an index table made to match); returns it as it is then.
+    async fn written(self, tx: &mut Tx, org_id: Uuid) -> Result<Self> {
+        let _ = (tx, org_id);
+        Ok(self)
     }
     /// `NOT_FOUND` with the resource's own reason: "<NAME> not found".
     fn not_found() -> Error {
@@ -79,7 +98,10 @@ pub trait Write: Resource {
     /// By default every member of `fields`, to the column of its name
     /// ([`row::write_row`]).
     async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Self> {
-        row::write(tx, org_id, self).await
+        row::write(tx, org_id, self)
+            .await?
+            .written(tx, org_id)
+            .await
     }
 }
 
@@ -100,16 +122,17 @@ pub trait Insert: Resource {
     /// What a create request parses into.
     type New: Serialize + Send + Sync;
 
-    /// Columns whose value on insert is an SQL expression over the new
-    /// record `r` (its members as columns) and the organization `$1`: a
-    /// column taken from the parent (`program_id`), a position appended
-    /// when none is given. None by default.
-    const COMPUTED: &'static [(&'static str, &'static str)] = &[];
+    /// Columns the database computes on insert (a column taken from the
+    /// parent, a position appended). None by default.
+    const COMPUTED: &'static [Computed] = &[];
 
     /// Inserts it, made by `created_by`. By default each member of `New`
     /// to the column of its name, with a new id ([`row::insert_row`]).
     async fn insert(new: &Self::New, tx: &mut Tx, org_id: Uuid, created_by: Uuid) -> Result<Self> {
-        row::insert(tx, org_id, created_by, new).await
+        row::insert::<Self>(tx, org_id, created_by, new)
+            .await?
+            .written(tx, org_id)
+            .await
     }
 }
 
@@ -132,6 +155,65 @@ pub trait Delete: Resource {
     async fn remove(&self, tx: &mut Tx, org_id: Uuid) -> Result<Option<Value>> {
         remove_row::<Self>(tx, org_id, self.key()).await?;
         Ok(None)
+    }
+}
+
+/// A unique constraint of a resource's table, and the `ALREADY_EXISTS` a
+/// write that violates it is.
+#[derive(Clone, Copy, Debug)]
+pub struct Unique {
+    /// The constraint (`features_slug_key`).
+    pub constraint: &'static str,
+    /// The error's reason (`FEATURE_SLUG_TAKEN`).
+    pub reason: &'static str,
+    /// The request field it is about (`feature.slug`).
+    pub field: &'static str,
+    /// What the client is told.
+    pub message: &'static str,
+}
+
+/// A column whose value on insert the database computes from the new
+/// record (its members as columns) rather than the record giving it.
+#[derive(Clone, Copy, Debug)]
+pub enum Computed {
+    /// `column` is the parent's: that of the row of `parent` whose id is the
+    /// record's `key` (a sprint gate's `program_id` is its sprint's).
+    FromParent {
+        /// The column, in both tables.
+        column: &'static str,
+        /// The parent's table.
+        parent: &'static str,
+        /// The record's member holding the parent's id.
+        key: &'static str,
+    },
+    /// `position` is the record's or, when it has none, one after the last
+    /// of its siblings (the rows whose `scope` column is the record's).
+    Appended {
+        /// The column its siblings share (`program_id`).
+        scope: &'static str,
+    },
+}
+
+impl Computed {
+    /// The column and the SQL expression of its value in `table`.
+    fn sql(self, table: &str) -> (&'static str, String) {
+        match self {
+            Computed::FromParent {
+                column,
+                parent,
+                key,
+            } => (
+                column,
+                format!("(SELECT {column} FROM {parent} WHERE org_id = $1 AND id = r.{key})"),
+            ),
+            Computed::Appended { scope } => (
+                "position",
+                format!(
+                    "coalesce(r.position, (SELECT coalesce(max(position), 0) + 1 FROM {table} \
+                     WHERE org_id = $1 AND {scope} = r.{scope}))"
+                ),
+            ),
+        }
     }
 }
 
@@ -288,30 +370,6 @@ pub async fn delete<R: Delete>(db: &Db, call: &Call, key: R::Key, etag: &str) ->
     event.record(&mut tx).await?;
     tx.commit().await?;
     Ok(r)
-}
-
-/// The stored half of a [`Stamp`]: flatten it into a row
-/// (`#[sqlx(flatten)]`) that reads [`STAMP_COLUMNS`].
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct StampRow {
-    created_by: Uuid,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-/// The columns of a [`StampRow`], last in a resource's column list.
-pub const STAMP_COLUMNS: &str = "created_by, version, created_at, updated_at";
-
-impl From<StampRow> for Stamp {
-    fn from(r: StampRow) -> Stamp {
-        Stamp {
-            created_by: r.created_by,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
 }
 
 /// The wire half of a [`Stamp`]: the output-only fields every resource

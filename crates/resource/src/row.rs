@@ -329,16 +329,15 @@ fn members(fields: &Value) -> Result<Vec<&str>> {
 
 /// Inserts a row of `R` with a new id, made by `created_by`, from `fields`
 /// (a JSON object whose members name their columns) and `computed`
-/// (columns whose value is an SQL expression over that record, `r`, and
-/// the organization, `$1`; a member of the same name is the expression's
-/// to use); returns it as read.
+/// (columns the database computes from that record); returns it as read.
 pub async fn insert_row<R: Resource>(
     tx: &mut Tx,
     org_id: Uuid,
     created_by: Uuid,
     fields: &Value,
-    computed: &[(&str, &str)],
+    computed: &[crate::Computed],
 ) -> Result<R> {
+    let computed: Vec<(&str, String)> = computed.iter().map(|c| c.sql(R::TABLE)).collect();
     let mut cols = Vec::new();
     let mut values = Vec::new();
     for m in members(fields)? {
@@ -349,7 +348,7 @@ pub async fn insert_row<R: Resource>(
     }
     for (c, expr) in computed {
         cols.push(c);
-        values.push((*expr).to_owned());
+        values.push(expr);
     }
     let row = sqlx::query(&format!(
         "INSERT INTO {t} (org_id, id, created_by, {cols}) \

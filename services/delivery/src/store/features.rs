@@ -1,12 +1,12 @@
 //! Features: a tree per program.
 
 use foundry_domain::Id;
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::{Error, Result};
-use foundry_resource::{Insert, Resource, Write};
+use foundry_resource::{Insert, Resource, Unique, Write};
 use uuid::Uuid;
 
-use super::{fetch_rows, newest_first, select, unique_or};
+use super::{fetch_rows, newest_first, select};
 use crate::domain::{Feature, FeatureId, NewFeature, ProgramId};
 
 impl Resource for Feature {
@@ -15,19 +15,12 @@ impl Resource for Feature {
     const TABLE: &'static str = "features";
     const NOT_FOUND: &'static str = "FEATURE_NOT_FOUND";
 
-    fn write_error(e: sqlx::Error) -> Error {
-        slug_taken(e)
-    }
-}
-
-fn slug_taken(e: sqlx::Error) -> Error {
-    unique_or(e, "features_slug_key", || {
-        Error::already_exists(
-            "FEATURE_SLUG_TAKEN",
-            "feature.slug",
-            "a feature with this slug exists in the program",
-        )
-    })
+    const UNIQUE: &'static [Unique] = &[Unique {
+        constraint: "features_slug_key",
+        reason: "FEATURE_SLUG_TAKEN",
+        field: "feature.slug",
+        message: "a feature with this slug exists in the program",
+    }];
 }
 
 impl Insert for Feature {

@@ -3,10 +3,11 @@
 
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_resource::{Insert, Resource, Write};
+use foundry_resource::{Computed, Insert, Resource, Write};
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use super::delete_where;
 use crate::domain::{Evaluation, NewEvaluation, NewSprintGate, SprintGate, SprintGateId};
 
 impl Resource for SprintGate {
@@ -18,10 +19,11 @@ impl Resource for SprintGate {
 
 impl Insert for SprintGate {
     type New = NewSprintGate;
-    const COMPUTED: &'static [(&'static str, &'static str)] = &[(
-        "program_id",
-        "(SELECT program_id FROM sprints WHERE org_id = $1 AND id = r.sprint_id)",
-    )];
+    const COMPUTED: &'static [Computed] = &[Computed::FromParent {
+        column: "program_id",
+        parent: "sprints",
+        key: "sprint_id",
+    }];
 }
 
 impl Write for SprintGate {}
@@ -37,11 +39,7 @@ pub async fn delete_gate(tx: &mut Tx, org_id: Uuid, id: SprintGateId) -> Result<
     .bind(id)
     .fetch_one(&mut **tx)
     .await?;
-    sqlx::query("DELETE FROM sprint_gates WHERE org_id = $1 AND id = $2")
-        .bind(org_id)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    delete_where(tx, "sprint_gates", "id", org_id, id).await?;
     Ok(evaluations.unsigned_abs())
 }
 

@@ -213,46 +213,23 @@ pub(crate) struct Assignees {
     pub key: &'static str,
 }
 
-/// A program's child whose assignees are indexed in its [`Assignees`]:
-/// its row is inserted and written by `foundry_resource::row`, then
-/// [`indexed`] makes the index match.
-pub(crate) trait Assigned: Resource {
-    /// Its index.
-    const ASSIGNEES: Assignees;
-    /// Its program and its assignees.
-    fn assignment(&self) -> (uuid::Uuid, Vec<uuid::Uuid>);
-}
-
-/// `r` as just written, its assignee index made to match.
-pub(crate) async fn indexed<R: Assigned>(
-    tx: &mut foundry_platform::db::Tx,
-    org_id: uuid::Uuid,
-    r: R,
-) -> foundry_platform::Result<R> {
-    let (program_id, users) = r.assignment();
-    R::ASSIGNEES
-        .set(tx, org_id, r.key().into(), program_id, &users)
-        .await?;
-    Ok(r)
-}
-
 impl Assignees {
     /// Makes the index hold exactly `users` for child `id` of `program_id`.
-    pub(crate) async fn set(
+    pub(crate) async fn set<K: ?Sized, P: ?Sized, U: ?Sized>(
         self,
         tx: &mut foundry_platform::db::Tx,
         org_id: uuid::Uuid,
-        id: uuid::Uuid,
-        program_id: uuid::Uuid,
-        users: &[uuid::Uuid],
+        (id, program_id): (foundry_domain::Id<K>, foundry_domain::Id<P>),
+        users: &[foundry_domain::Id<U>],
     ) -> foundry_platform::Result<()> {
         let Assignees { table, key } = self;
+        let (id, program_id, users) = (id.uuid(), program_id.uuid(), uuids(users));
         sqlx::query(&format!(
             "DELETE FROM {table} WHERE org_id = $1 AND {key} = $2 AND NOT (user_id = ANY($3))"
         ))
         .bind(org_id)
         .bind(id)
-        .bind(users)
+        .bind(&users)
         .execute(&mut **tx)
         .await?;
         sqlx::query(&format!(

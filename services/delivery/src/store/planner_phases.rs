@@ -1,6 +1,6 @@
 //! Planner phases.
 
-use foundry_resource::{Insert, Resource, Write};
+use foundry_resource::{Computed, Insert, Resource, Write};
 
 use crate::domain::{NewPlannerPhase, PlannerPhase};
 
@@ -13,11 +13,9 @@ impl Resource for PlannerPhase {
 
 impl Insert for PlannerPhase {
     type New = NewPlannerPhase;
-    const COMPUTED: &'static [(&'static str, &'static str)] = &[(
-        "position",
-        "coalesce(r.position, (SELECT coalesce(max(position), 0) + 1 FROM planner_phases \
-             WHERE org_id = $1 AND program_id = r.program_id))",
-    )];
+    const COMPUTED: &'static [Computed] = &[Computed::Appended {
+        scope: "program_id",
+    }];
 }
 
 impl Write for PlannerPhase {}

@@ -1,11 +1,11 @@
 //! Programs, and the cascade that deletes one with everything in it.
 
+use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_platform::{Error, Result};
-use foundry_resource::{Insert, Resource, Write};
+use foundry_resource::{Insert, Resource, Unique, Write};
 use uuid::Uuid;
 
-use super::{newest_first, set_column, unique_or};
+use super::{delete_where, newest_first, set_column};
 use crate::domain::{NewProgram, Phase, Program, ProgramId};
 
 impl Resource for Program {
@@ -14,19 +14,12 @@ impl Resource for Program {
     const TABLE: &'static str = "programs";
     const NOT_FOUND: &'static str = "PROGRAM_NOT_FOUND";
 
-    fn write_error(e: sqlx::Error) -> Error {
-        slug_taken(e)
-    }
-}
-
-fn slug_taken(e: sqlx::Error) -> Error {
-    unique_or(e, "programs_slug_key", || {
-        Error::already_exists(
-            "PROGRAM_SLUG_TAKEN",
-            "program.slug",
-            "a program with this slug exists in the organization",
-        )
-    })
+    const UNIQUE: &'static [Unique] = &[Unique {
+        constraint: "programs_slug_key",
+        reason: "PROGRAM_SLUG_TAKEN",
+        field: "program.slug",
+        message: "a program with this slug exists in the organization",
+    }];
 }
 
 impl Insert for Program {
@@ -145,19 +138,8 @@ pub async fn delete_program(tx: &mut Tx, org_id: Uuid, id: ProgramId) -> Result<
         ("sprint_gates", &mut removed.sprint_gates),
         ("sprints", &mut removed.sprints),
     ] {
-        *count = sqlx::query(&format!(
-            "DELETE FROM {table} WHERE org_id = $1 AND program_id = $2"
-        ))
-        .bind(org_id)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+        *count = delete_where(tx, table, "program_id", org_id, id).await?;
     }
-    sqlx::query("DELETE FROM programs WHERE org_id = $1 AND id = $2")
-        .bind(org_id)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    delete_where(tx, "programs", "id", org_id, id).await?;
     Ok(removed)
 }

@@ -3,7 +3,7 @@
 use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
-use foundry_resource::{Insert, Resource, Write};
+use foundry_resource::{Computed, Insert, Resource, Write};
 use uuid::Uuid;
 
 use super::{Removed, newest_first};
@@ -21,10 +21,11 @@ impl Resource for Requirement {
 
 impl Insert for Requirement {
     type New = NewRequirement;
-    const COMPUTED: &'static [(&'static str, &'static str)] = &[(
-        "program_id",
-        "(SELECT program_id FROM workstreams WHERE org_id = $1 AND id = r.workstream_id)",
-    )];
+    const COMPUTED: &'static [Computed] = &[Computed::FromParent {
+        column: "program_id",
+        parent: "workstreams",
+        key: "workstream_id",
+    }];
 }
 
 /// Filters of ListRequirements (at least one of program and workstream).

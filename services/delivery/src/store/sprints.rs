@@ -6,7 +6,7 @@ use foundry_platform::{Error, Result};
 use foundry_resource::{Insert, Resource, Write};
 use uuid::Uuid;
 
-use super::{set_column, unique_or};
+use super::{delete_where, set_column, unique_or};
 use crate::domain::{NewSprint, ProgramId, Sprint, SprintId, SprintStatus};
 
 impl Resource for Sprint {
@@ -107,16 +107,7 @@ pub async fn delete_sprint(
     .fetch_one(&mut **tx)
     .await?
     .unsigned_abs();
-    removed.gates = sqlx::query("DELETE FROM sprint_gates WHERE org_id = $1 AND sprint_id = $2")
-        .bind(org_id)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    sqlx::query("DELETE FROM sprints WHERE org_id = $1 AND id = $2")
-        .bind(org_id)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    removed.gates = delete_where(tx, "sprint_gates", "sprint_id", org_id, id).await?;
+    delete_where(tx, "sprints", "id", org_id, id).await?;
     Ok(removed)
 }

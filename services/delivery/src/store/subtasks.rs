@@ -1,6 +1,6 @@
 //! Subtasks.
 
-use foundry_resource::{Insert, Resource, Write};
+use foundry_resource::{Computed, Insert, Resource, Write};
 
 use crate::domain::{NewSubtask, Subtask};
 
@@ -13,16 +13,13 @@ impl Resource for Subtask {
 
 impl Insert for Subtask {
     type New = NewSubtask;
-    const COMPUTED: &'static [(&'static str, &'static str)] = &[
-        (
-            "program_id",
-            "(SELECT program_id FROM tasks WHERE org_id = $1 AND id = r.task_id)",
-        ),
-        (
-            "position",
-            "coalesce(r.position, (SELECT coalesce(max(position), 0) + 1 FROM subtasks \
-             WHERE org_id = $1 AND task_id = r.task_id))",
-        ),
+    const COMPUTED: &'static [Computed] = &[
+        Computed::FromParent {
+            column: "program_id",
+            parent: "tasks",
+            key: "task_id",
+        },
+        Computed::Appended { scope: "task_id" },
     ];
 }
 

@@ -3,45 +3,36 @@
 use async_trait::async_trait;
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_resource::{Insert, Resource, Write, row};
+use foundry_resource::{Insert, Resource, Write};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{
-    Assigned, Assignees, Lock, delete_where, fetch_rows, indexed, newest_first, qualified,
-    set_column, uuids,
-};
+use super::{Assignees, Lock, delete_where, fetch_rows, newest_first, qualified, set_column};
 use crate::domain::{NewTask, Task, TaskId, TaskStatus};
 
+#[async_trait]
 impl Resource for Task {
     const KIND: &'static str = "delivery.task";
     const NAME: &'static str = "task";
     const TABLE: &'static str = "tasks";
     const NOT_FOUND: &'static str = "TASK_NOT_FOUND";
-}
 
-impl Assigned for Task {
-    const ASSIGNEES: Assignees = Assignees {
-        table: "task_assignees",
-        key: "task_id",
-    };
-
-    fn assignment(&self) -> (Uuid, Vec<Uuid>) {
-        (
-            self.fields.program_id.uuid(),
-            uuids(&self.fields.assignee_ids),
-        )
+    /// Its assignee index is made to match.
+    async fn written(self, tx: &mut Tx, org_id: Uuid) -> Result<Task> {
+        let (f, at) = (&self.fields, (self.id, self.fields.program_id));
+        ASSIGNEES.set(tx, org_id, at, &f.assignee_ids).await?;
+        Ok(self)
     }
 }
 
-#[async_trait]
+/// The assignee index of tasks.
+const ASSIGNEES: Assignees = Assignees {
+    table: "task_assignees",
+    key: "task_id",
+};
+
 impl Insert for Task {
     type New = NewTask;
-
-    async fn insert(new: &NewTask, tx: &mut Tx, org_id: Uuid, created_by: Uuid) -> Result<Task> {
-        let inserted = row::insert(tx, org_id, created_by, new).await?;
-        indexed(tx, org_id, inserted).await
-    }
 }
 
 pub async fn get_task(tx: &mut Tx, org_id: Uuid, id: TaskId, lock: Lock) -> Result<Option<Task>> {
@@ -73,8 +64,7 @@ pub async fn list_tasks(
     let cols = qualified(Task::COLUMNS, "t");
     let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {cols} FROM "));
     // The keyset column of the walked index.
-    let key =
-        Task::ASSIGNEES.scan_children(&mut q, "tasks", "t", org_id, f.program_id, f.assignee_id);
+    let key = ASSIGNEES.scan_children(&mut q, "tasks", "t", org_id, f.program_id, f.assignee_id);
     if let Some(r) = f.requirement_id {
         q.push(" AND t.requirement_id = ").push_bind(r);
     }
@@ -88,13 +78,7 @@ pub async fn list_tasks(
     fetch_rows(q, tx).await
 }
 
-#[async_trait]
-impl Write for Task {
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Task> {
-        let written = row::write(tx, org_id, self).await?;
-        indexed(tx, org_id, written).await
-    }
-}
+impl Write for Task {}
 
 pub async fn set_task_status(
     tx: &mut Tx,
@@ -120,7 +104,7 @@ pub async fn count_open_subtasks(tx: &mut Tx, org_id: Uuid, task_id: TaskId) -> 
 pub async fn delete_task(tx: &mut Tx, org_id: Uuid, id: TaskId) -> Result<u64> {
     let id = id.uuid();
     let subtasks = delete_where(tx, "subtasks", "task_id", org_id, id).await?;
-    Task::ASSIGNEES.remove(tx, org_id, id).await?;
+    ASSIGNEES.remove(tx, org_id, id).await?;
     delete_where(tx, "tasks", "id", org_id, id).await?;
     Ok(subtasks)
 }

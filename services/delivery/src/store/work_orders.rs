@@ -3,47 +3,36 @@
 use async_trait::async_trait;
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_resource::{Insert, Resource, Write, remove_row, row};
+use foundry_resource::{Insert, Resource, Write, remove_row};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{Assigned, Assignees, fetch_rows, indexed, newest_first, qualified, set_column, uuids};
+use super::{Assignees, fetch_rows, newest_first, qualified, set_column};
 use crate::domain::{NewWorkOrder, WorkOrder, WorkOrderId, WorkOrderStatus};
 
+#[async_trait]
 impl Resource for WorkOrder {
     const KIND: &'static str = "delivery.work_order";
     const NAME: &'static str = "work order";
     const TABLE: &'static str = "work_orders";
     const NOT_FOUND: &'static str = "WORK_ORDER_NOT_FOUND";
-}
 
-impl Assigned for WorkOrder {
-    const ASSIGNEES: Assignees = Assignees {
-        table: "work_order_assignees",
-        key: "work_order_id",
-    };
-
-    fn assignment(&self) -> (Uuid, Vec<Uuid>) {
-        (
-            self.fields.program_id.uuid(),
-            uuids(&self.fields.assignee_ids),
-        )
+    /// Its assignee index is made to match.
+    async fn written(self, tx: &mut Tx, org_id: Uuid) -> Result<WorkOrder> {
+        let (f, at) = (&self.fields, (self.id, self.fields.program_id));
+        ASSIGNEES.set(tx, org_id, at, &f.assignee_ids).await?;
+        Ok(self)
     }
 }
 
-#[async_trait]
+/// The assignee index of work orders.
+const ASSIGNEES: Assignees = Assignees {
+    table: "work_order_assignees",
+    key: "work_order_id",
+};
+
 impl Insert for WorkOrder {
     type New = NewWorkOrder;
-
-    async fn insert(
-        new: &NewWorkOrder,
-        tx: &mut Tx,
-        org_id: Uuid,
-        created_by: Uuid,
-    ) -> Result<WorkOrder> {
-        let inserted = row::insert(tx, org_id, created_by, new).await?;
-        indexed(tx, org_id, inserted).await
-    }
 }
 
 /// Filters of ListWorkOrders; all that are set apply.
@@ -71,7 +60,7 @@ pub async fn list_work_orders(
     let cols = qualified(WorkOrder::COLUMNS, "w");
     let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {cols} FROM "));
     // The keyset column of the walked index.
-    let key = WorkOrder::ASSIGNEES.scan_children(
+    let key = ASSIGNEES.scan_children(
         &mut q,
         "work_orders",
         "w",
@@ -92,13 +81,7 @@ pub async fn list_work_orders(
     fetch_rows(q, tx).await
 }
 
-#[async_trait]
-impl Write for WorkOrder {
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<WorkOrder> {
-        let written = row::write(tx, org_id, self).await?;
-        indexed(tx, org_id, written).await
-    }
-}
+impl Write for WorkOrder {}
 
 pub async fn set_work_order_status(
     tx: &mut Tx,
@@ -111,6 +94,6 @@ pub async fn set_work_order_status(
 
 /// Deletes a work order with its assignee index.
 pub async fn delete_work_order(tx: &mut Tx, org_id: Uuid, id: WorkOrderId) -> Result<()> {
-    WorkOrder::ASSIGNEES.remove(tx, org_id, id.uuid()).await?;
+    ASSIGNEES.remove(tx, org_id, id.uuid()).await?;
     remove_row::<WorkOrder>(tx, org_id, id).await
 }

@@ -2,10 +2,10 @@
 
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_resource::{Insert, Resource, Write};
+use foundry_resource::{Computed, Insert, Resource, Write};
 use uuid::Uuid;
 
-use super::Removed;
+use super::{Removed, delete_where};
 use crate::domain::{NewWorkstream, Workstream, WorkstreamId};
 
 impl Resource for Workstream {
@@ -17,11 +17,9 @@ impl Resource for Workstream {
 
 impl Insert for Workstream {
     type New = NewWorkstream;
-    const COMPUTED: &'static [(&'static str, &'static str)] = &[(
-        "position",
-        "coalesce(r.position, (SELECT coalesce(max(position), 0) + 1 FROM workstreams \
-             WHERE org_id = $1 AND program_id = r.program_id))",
-    )];
+    const COMPUTED: &'static [Computed] = &[Computed::Appended {
+        scope: "program_id",
+    }];
 }
 
 impl Write for Workstream {}
@@ -38,11 +36,6 @@ pub async fn delete_workstream(tx: &mut Tx, org_id: Uuid, id: WorkstreamId) -> R
     .fetch_all(&mut **tx)
     .await?;
     let mut removed = super::delete_requirements(tx, org_id, &ids).await?;
-    removed.workstreams = sqlx::query("DELETE FROM workstreams WHERE org_id = $1 AND id = $2")
-        .bind(org_id)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+    removed.workstreams = delete_where(tx, "workstreams", "id", org_id, id).await?;
     Ok(removed)
 }
