@@ -343,6 +343,21 @@ fn expand_record(input: &DeriveInput) -> syn::Result<Tokens> {
     })
 }
 
+/// `#[derive(Audited)]`: the value is audited by its serialized fields (the
+/// default `foundry_domain::Audited::audit_fields`): it writes
+/// `impl foundry_domain::Audited for X {}`. A value whose audit differs
+/// implements the trait by hand instead.
+#[proc_macro_derive(Audited)]
+pub fn derive_audited(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    let name = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    quote! {
+        impl #impl_generics ::foundry_domain::Audited for #name #ty_generics #where_clause {}
+    }
+    .into()
+}
+
 /// `TargetTime` → `target_time`.
 fn snake_case(ident: &str) -> String {
     let mut out = String::with_capacity(ident.len() + 4);

@@ -24,7 +24,7 @@ pub use audit::{AuditFields, Audited, Change, diff};
 pub use error::{DomainError, ErrorKind};
 pub use fields::{Change as FieldChange, FieldPath, path_from_str};
 pub use foundry_domain_derive::Record;
-pub use foundry_domain_derive::{Change, FieldPath};
+pub use foundry_domain_derive::{Audited, Change, FieldPath};
 pub use id::Id;
 pub use patch::{OwnFields, Patch, Record, Stamp};
 pub use stored::{StoredEnum, UnknownValue};

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::*;
 
 /// A feature of a program, under a parent feature or at the top.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record, Audited)]
 #[record(project = fields.program_id)]
 pub struct Feature {
     pub id: FeatureId,
@@ -56,8 +56,6 @@ impl FeatureChange {
 impl Patch for Feature {
     type Change = FeatureChange;
 }
-
-impl Audited for Feature {}
 
 /// Checks that `id` may take the parent whose chain up to the root is
 /// `ancestry` (the parent first): refused when `id` is on it, naming the

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::*;
 
 /// A checklist a sprint is held to.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record, Audited)]
 #[record(project = program_id)]
 pub struct SprintGate {
     pub id: SprintGateId,
@@ -42,10 +42,8 @@ impl Patch for SprintGate {
     type Change = SprintGateChange;
 }
 
-impl Audited for SprintGate {}
-
 /// A recorded evaluation of a sprint gate (immutable).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Audited)]
 pub struct Evaluation {
     pub id: EvaluationId,
     pub fields: NewEvaluation,
@@ -66,8 +64,6 @@ pub struct NewEvaluation {
     pub results: Vec<CriterionResult>,
     pub passed: bool,
 }
-
-impl Audited for Evaluation {}
 
 /// An evaluation is never changed: its version is always 1.
 impl Record for Evaluation {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::*;
 
 /// An outcome a program aims for.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record, Audited)]
 #[record(project = fields.program_id)]
 pub struct Goal {
     pub id: GoalId,
@@ -60,8 +60,6 @@ impl Patch for Goal {
         Ok(())
     }
 }
-
-impl Audited for Goal {}
 
 foundry_domain::stored_enum! {
     /// Where a goal stands.

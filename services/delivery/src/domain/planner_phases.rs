@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::*;
 
 /// A stage of a program's plan.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record, Audited)]
 #[record(project = fields.program_id)]
 pub struct PlannerPhase {
     pub id: PlannerPhaseId,
@@ -51,8 +51,6 @@ impl Patch for PlannerPhase {
         check_phase_dates(self.fields.start_time, self.fields.end_time)
     }
 }
-
-impl Audited for PlannerPhase {}
 
 /// When both dates are set, the start is before the end; else invalid
 /// `planner_phase.end_time`.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::*;
 
 /// A delivery program (a project).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record, Audited)]
 #[record(project = id)]
 pub struct Program {
     pub id: ProgramId,
@@ -83,8 +83,6 @@ impl Program {
         )
     }
 }
-
-impl Audited for Program {}
 
 foundry_domain::stored_enum! {
     /// The delivery phase of a program, in order.

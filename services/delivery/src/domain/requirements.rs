@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::*;
 
 /// Something a program must deliver, under a workstream.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record, Audited)]
 #[record(project = program_id)]
 pub struct Requirement {
     pub id: RequirementId,
@@ -72,8 +72,6 @@ pub struct PlanItem {
     pub priority: Priority,
     pub status: RequirementStatus,
 }
-
-impl Audited for Requirement {}
 
 foundry_domain::stored_enum! {
     /// How much a requirement matters (declared most important first, so

@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::*;
 
 /// A risk to a program, scored by likelihood and impact.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record, Audited)]
 #[record(project = fields.program_id)]
 pub struct Risk {
     pub id: RiskId,
@@ -62,8 +62,6 @@ impl Patch for Risk {
         Ok(())
     }
 }
-
-impl Audited for Risk {}
 
 foundry_domain::stored_enum! {
     /// How serious a risk is (least first), derived by [`severity`].

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::*;
 
 /// A time box of a program.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record, Audited)]
 #[record(project = fields.program_id)]
 pub struct Sprint {
     pub id: SprintId,
@@ -62,8 +62,6 @@ pub fn check_sprint_dates(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<()
         ))
     }
 }
-
-impl Audited for Sprint {}
 
 foundry_domain::stored_enum! {
     /// The life of a sprint, in order.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::*;
 
 /// A step of a task, ordered among its siblings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record, Audited)]
 #[record(project = program_id)]
 pub struct Subtask {
     pub id: SubtaskId,
@@ -43,8 +43,6 @@ pub enum SubtaskChange {
 impl Patch for Subtask {
     type Change = SubtaskChange;
 }
-
-impl Audited for Subtask {}
 
 foundry_domain::stored_enum! {
     /// Where a subtask stands.

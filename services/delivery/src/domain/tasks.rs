@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::*;
 
 /// A unit of work in a program.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record, Audited)]
 #[record(project = fields.program_id)]
 pub struct Task {
     pub id: TaskId,
@@ -55,8 +55,6 @@ pub enum TaskChange {
 impl Patch for Task {
     type Change = TaskChange;
 }
-
-impl Audited for Task {}
 
 foundry_domain::stored_enum! {
     /// The workflow status of a task.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::*;
 
 /// A unit of implementation work in a program, with its plan.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record, Audited)]
 #[record(project = fields.program_id)]
 pub struct WorkOrder {
     pub id: WorkOrderId,
@@ -52,8 +52,6 @@ pub enum WorkOrderChange {
 impl Patch for WorkOrder {
     type Change = WorkOrderChange;
 }
-
-impl Audited for WorkOrder {}
 
 foundry_domain::stored_enum! {
     /// The workflow of a work order.

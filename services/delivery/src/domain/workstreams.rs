@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::*;
 
 /// A stream of work in a program, ordered among its siblings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Record, Audited)]
 #[record(project = fields.program_id)]
 pub struct Workstream {
     pub id: WorkstreamId,
@@ -39,5 +39,3 @@ pub enum WorkstreamChange {
 impl Patch for Workstream {
     type Change = WorkstreamChange;
 }
-
-impl Audited for Workstream {}

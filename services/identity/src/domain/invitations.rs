@@ -38,7 +38,7 @@ pub type InvitationId = foundry_domain::Id<Invitation>;
 
 /// An invitation (its token is stored as a hash only, never read).
 /// Audited: its own fields, its state and its `expire_time`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, foundry_domain::Record)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, foundry_domain::Record, Audited)]
 pub struct Invitation {
     pub id: InvitationId,
     #[serde(skip_serializing)]
@@ -72,5 +72,3 @@ pub struct NewInvitation {
     pub email: String,
     pub role: Role,
 }
-
-impl Audited for Invitation {}

@@ -65,7 +65,7 @@ pub type MembershipId = foundry_domain::Id<Membership>;
 
 /// A user's membership of an organization, with the member's display
 /// fields. Audited: who is a member and in which role.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Audited)]
 pub struct Membership {
     pub id: MembershipId,
     #[serde(skip_serializing)]
@@ -112,8 +112,6 @@ impl OwnFields for Membership {
 impl Patch for Membership {
     type Change = MembershipChange;
 }
-
-impl Audited for Membership {}
 
 /// Refuses a change that would leave an organization without an owner.
 pub fn keep_an_owner(owners: i64, member_is_owner: bool, stays_owner: bool) -> Result<(), Error> {

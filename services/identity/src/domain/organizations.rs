@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::Revision;
 
 /// A tenant. Audited: its own fields and its `delete_time`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, foundry_domain::Record)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, foundry_domain::Record, Audited)]
 pub struct Organization {
     pub id: Uuid,
     pub fields: NewOrganization,
@@ -38,5 +38,3 @@ pub enum OrganizationChange {
 impl Patch for Organization {
     type Change = OrganizationChange;
 }
-
-impl Audited for Organization {}

@@ -9,7 +9,7 @@ pub type ServiceAccountId = foundry_domain::Id<ServiceAccount>;
 
 /// A service account (its key is stored as a hash only, never read).
 /// Audited: its own fields and its `disable_time`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Audited)]
 pub struct ServiceAccount {
     pub id: ServiceAccountId,
     pub fields: NewServiceAccount,
@@ -26,5 +26,3 @@ pub struct NewServiceAccount {
     pub name: String,
     pub description: String,
 }
-
-impl Audited for ServiceAccount {}

@@ -10,7 +10,7 @@ pub type UserId = foundry_domain::Id<User>;
 
 /// A person who signs in. Audited: what its owner changes (the email comes
 /// from sign-in).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Audited)]
 pub struct User {
     pub id: UserId,
     #[serde(skip_serializing)]
@@ -42,5 +42,3 @@ impl OwnFields for User {
 impl Patch for User {
     type Change = UserChange;
 }
-
-impl Audited for User {}
