@@ -1,8 +1,9 @@
 //! The standard methods (AIP-131 Get, 133 Create, 134 Update, 135 Delete)
 //! written once. A resource describes itself with [`Resource`] (its kind
 //! and table; its key, version and project are its `foundry_domain::
-//! Record`) and, for each method it has, [`Create`] (its SQL in
-//! [`Insert`]), [`Update`] (its SQL in [`Write`]) or [`Delete`]. Rows are
+//! Record`) and, for each method it has, [`Create`], [`Update`] or
+//! [`Delete`] (their SQL is the resource's: [`Resource::insert`],
+//! [`Resource::write`]). Rows are
 //! read and written by the names of the domain struct's fields ([`row`]),
 //! so a plain resource's store is its declaration alone. The functions here
 //! then do the whole method in one tenant transaction with its audit event:
@@ -39,11 +40,17 @@ pub mod row;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A stored resource of one organization: a struct `{ id, fields, stamp }`
-/// (see [`row`]) whose rows read by the names of its fields.
+/// (see [`row`]) whose rows read and write by the names of its fields. Its
+/// store is this declaration: its kind and table, and only what differs
+/// from the defaults (a column computed on insert, a unique constraint's
+/// error, what follows a write).
 #[async_trait]
 pub trait Resource:
     Record + Audited + DeserializeOwned + Clone + Send + Sync + Sized + 'static
 {
+    /// What a create parses into and [`Resource::insert`] writes.
+    type New: Serialize + Send + Sync;
+
     /// `<service>.<resource>`: the audit events' resource type; their
     /// actions are `<KIND>.create`, `<KIND>.update`, `<KIND>.delete`.
     const KIND: &'static str;
@@ -55,15 +62,18 @@ pub trait Resource:
     const COLUMNS: &'static str = "*";
     /// The reason of its `NOT_FOUND` (`TASK_NOT_FOUND`).
     const NOT_FOUND: &'static str;
+    /// Columns the database computes on insert (a column taken from the
+    /// parent, a position appended). None by default.
+    const COMPUTED: &'static [Computed] = &[];
+    /// Its table's unique constraints that a client can violate (a slug),
+    /// each the `ALREADY_EXISTS` it is.
+    const UNIQUE: &'static [Unique] = &[];
 
     /// The domain value of a row: by default each field from the column of
     /// its name ([`row::decode`]; stored enums decode loudly).
     fn decode(row: &PgRow) -> Result<Self> {
         row::decode(row, Self::TABLE)
     }
-    /// Its table's unique constraints that a client can violate (a slug),
-    /// each the `ALREADY_EXISTS` it is.
-    const UNIQUE: &'static [Unique] = &[];
 
     /// A failed insert or write as the error a client sees: by default a
     /// violated [`Resource::UNIQUE`] constraint is its `ALREADY_EXISTS`,
@@ -78,36 +88,42 @@ pub trait Resource:
         }
     }
 
-    /// What follows every insert and write of its row, in the same
-    /// transaction (an index table made to match); returns it as it is then.
-    async fn written(self, tx: &mut Tx, org_id: Uuid) -> Result<Self> {
-        let _ = (tx, org_id);
-        Ok(self)
+    /// Inserts it, made by `created_by`: by default each member of `New`
+    /// to the column of its name, with a new id and [`Resource::COMPUTED`]
+    /// ([`row::insert`]), then [`Resource::written`].
+    async fn insert(new: &Self::New, tx: &mut Tx, org_id: Uuid, created_by: Uuid) -> Result<Self> {
+        row::insert::<Self>(tx, org_id, created_by, new)
+            .await?
+            .written(tx, org_id)
+            .await
     }
-    /// `NOT_FOUND` with the resource's own reason: "<NAME> not found".
-    fn not_found() -> Error {
-        Error::not_found(Self::NOT_FOUND, Self::NAME)
-    }
-}
 
-/// How a resource is written: the store's half of [`Update`] (its SQL),
-/// so that the service's half holds only its rules.
-#[async_trait]
-pub trait Write: Resource {
-    /// Writes the updatable fields; returns the stored value (new version).
-    /// By default every member of `fields`, to the column of its name
-    /// ([`row::write_row`]).
+    /// Writes its own fields; returns the stored value (new version): by
+    /// default every member of `fields` to the column of its name
+    /// ([`row::write`]), then [`Resource::written`].
     async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Self> {
         row::write(tx, org_id, self)
             .await?
             .written(tx, org_id)
             .await
     }
+
+    /// What follows every insert and write of its row, in the same
+    /// transaction (an index table made to match); returns it as it is then.
+    async fn written(self, tx: &mut Tx, org_id: Uuid) -> Result<Self> {
+        let _ = (tx, org_id);
+        Ok(self)
+    }
+
+    /// `NOT_FOUND` with the resource's own reason: "<NAME> not found".
+    fn not_found() -> Error {
+        Error::not_found(Self::NOT_FOUND, Self::NAME)
+    }
 }
 
-/// A resource [`update`] can change: it is written by [`Write`].
+/// A resource [`update`] can change (its SQL is [`Resource::write`]).
 #[async_trait]
-pub trait Update: Write + Patch {
+pub trait Update: Resource + Patch {
     /// Rules that need the database, on the patched value (references into
     /// other resources); `before` is the value as read.
     async fn check(&self, before: &Self, tx: &mut Tx, call: &Call) -> Result<()> {
@@ -116,29 +132,9 @@ pub trait Update: Write + Patch {
     }
 }
 
-/// How a resource is inserted: the store's half of [`Create`] (its SQL).
+/// A resource [`create`] can make (its SQL is [`Resource::insert`]).
 #[async_trait]
-pub trait Insert: Resource {
-    /// What a create request parses into.
-    type New: Serialize + Send + Sync;
-
-    /// Columns the database computes on insert (a column taken from the
-    /// parent, a position appended). None by default.
-    const COMPUTED: &'static [Computed] = &[];
-
-    /// Inserts it, made by `created_by`. By default each member of `New`
-    /// to the column of its name, with a new id ([`row::insert_row`]).
-    async fn insert(new: &Self::New, tx: &mut Tx, org_id: Uuid, created_by: Uuid) -> Result<Self> {
-        row::insert::<Self>(tx, org_id, created_by, new)
-            .await?
-            .written(tx, org_id)
-            .await
-    }
-}
-
-/// A resource [`create`] can make: it is inserted by [`Insert`].
-#[async_trait]
-pub trait Create: Insert {
+pub trait Create: Resource {
     /// Rules that need the database (the parent exists, is visible, and
     /// does not vanish before commit).
     async fn check_new(new: &Self::New, tx: &mut Tx, call: &Call) -> Result<()> {

@@ -297,10 +297,10 @@ pub fn fields_of<R: Resource>(r: &R) -> Result<Value> {
 }
 
 /// Inserts `new` as a row of `R` ([`insert_row`] of its JSON, with
-/// [`crate::Insert::COMPUTED`]): what [`crate::Insert::insert`] does unless
+/// [`Resource::COMPUTED`]): what [`Resource::insert`] does unless
 /// a resource says otherwise, and what one that does more (an index table)
 /// starts with.
-pub async fn insert<R: crate::Insert>(
+pub async fn insert<R: Resource>(
     tx: &mut Tx,
     org_id: Uuid,
     created_by: Uuid,
@@ -311,7 +311,7 @@ pub async fn insert<R: crate::Insert>(
 }
 
 /// Writes `r`'s own fields to its row ([`write_row`] of [`fields_of`]):
-/// what [`crate::Write::write`] does unless a resource says otherwise.
+/// what [`Resource::write`] does unless a resource says otherwise.
 pub async fn write<R: Resource>(tx: &mut Tx, org_id: Uuid, r: &R) -> Result<R> {
     let fields = fields_of(r)?;
     write_row(tx, org_id, r.key(), &fields).await

@@ -10,7 +10,7 @@ use foundry_platform::Error;
 use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, feature_service_server::FeatureService};
-use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp, Write};
+use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 

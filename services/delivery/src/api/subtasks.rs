@@ -16,7 +16,7 @@ use foundry_platform::Error;
 use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, subtask_service_server::SubtaskService};
-use foundry_resource::{self as resource, Create, Delete, Resource, WireStamp, Write};
+use foundry_resource::{self as resource, Create, Delete, Resource, WireStamp};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 

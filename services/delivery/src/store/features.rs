@@ -3,13 +3,14 @@
 use foundry_domain::Id;
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_resource::{Insert, Resource, Unique, Write};
+use foundry_resource::{Resource, Unique};
 use uuid::Uuid;
 
 use super::{fetch_rows, newest_first, select};
 use crate::domain::{Feature, FeatureId, NewFeature, ProgramId};
 
 impl Resource for Feature {
+    type New = NewFeature;
     const KIND: &'static str = "delivery.feature";
     const NAME: &'static str = "feature";
     const TABLE: &'static str = "features";
@@ -21,10 +22,6 @@ impl Resource for Feature {
         field: "feature.slug",
         message: "a feature with this slug exists in the program",
     }];
-}
-
-impl Insert for Feature {
-    type New = NewFeature;
 }
 
 /// The chain from `id` up to its root: `id`, its parent, its parent's
@@ -90,5 +87,3 @@ pub async fn list_features(
     newest_first(&mut q, "id", before, limit);
     fetch_rows(q, tx).await
 }
-
-impl Write for Feature {}

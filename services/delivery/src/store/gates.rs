@@ -3,7 +3,7 @@
 
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_resource::{Computed, Insert, Resource, Write};
+use foundry_resource::{Computed, Resource};
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -11,22 +11,18 @@ use super::delete_where;
 use crate::domain::{Evaluation, NewEvaluation, NewSprintGate, SprintGate, SprintGateId};
 
 impl Resource for SprintGate {
+    type New = NewSprintGate;
     const KIND: &'static str = "delivery.sprint_gate";
     const NAME: &'static str = "sprint gate";
     const TABLE: &'static str = "sprint_gates";
     const NOT_FOUND: &'static str = "SPRINT_GATE_NOT_FOUND";
-}
 
-impl Insert for SprintGate {
-    type New = NewSprintGate;
     const COMPUTED: &'static [Computed] = &[Computed::FromParent {
         column: "program_id",
         parent: "sprints",
         key: "sprint_id",
     }];
 }
-
-impl Write for SprintGate {}
 
 /// Deletes a gate (its evaluations go by cascade); returns how many
 /// evaluations went.
@@ -46,6 +42,7 @@ pub async fn delete_gate(tx: &mut Tx, org_id: Uuid, id: SprintGateId) -> Result<
 /// Evaluations are read with [`foundry_resource::get`]; they are never
 /// written after insert (no update, no delete).
 impl Resource for Evaluation {
+    type New = NewEvaluation;
     const KIND: &'static str = "delivery.sprint_gate_evaluation";
     const NAME: &'static str = "sprint gate evaluation";
     const TABLE: &'static str = "sprint_gate_evaluations";

@@ -2,13 +2,14 @@
 
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_resource::{Insert, Resource, Unique, Write};
+use foundry_resource::{Resource, Unique};
 use uuid::Uuid;
 
 use super::{delete_where, newest_first, set_column};
 use crate::domain::{NewProgram, Phase, Program, ProgramId};
 
 impl Resource for Program {
+    type New = NewProgram;
     const KIND: &'static str = "delivery.program";
     const NAME: &'static str = "program";
     const TABLE: &'static str = "programs";
@@ -20,10 +21,6 @@ impl Resource for Program {
         field: "program.slug",
         message: "a program with this slug exists in the organization",
     }];
-}
-
-impl Insert for Program {
-    type New = NewProgram;
 }
 
 /// Filters of ListPrograms.
@@ -57,8 +54,6 @@ pub async fn list_programs(
     newest_first(&mut q, "id", before, limit);
     super::fetch_rows(q, tx).await
 }
-
-impl Write for Program {}
 
 /// Moves a program to `phase`.
 pub async fn set_program_phase(

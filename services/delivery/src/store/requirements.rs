@@ -3,7 +3,7 @@
 use foundry_domain::{Id, StoredEnum};
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
-use foundry_resource::{Computed, Insert, Resource, Write};
+use foundry_resource::{Computed, Resource};
 use uuid::Uuid;
 
 use super::{Removed, newest_first};
@@ -13,14 +13,12 @@ use crate::domain::{
 };
 
 impl Resource for Requirement {
+    type New = NewRequirement;
     const KIND: &'static str = "delivery.requirement";
     const NAME: &'static str = "requirement";
     const TABLE: &'static str = "requirements";
     const NOT_FOUND: &'static str = "REQUIREMENT_NOT_FOUND";
-}
 
-impl Insert for Requirement {
-    type New = NewRequirement;
     const COMPUTED: &'static [Computed] = &[Computed::FromParent {
         column: "program_id",
         parent: "workstreams",
@@ -59,8 +57,6 @@ pub async fn list_requirements(
     newest_first(&mut q, "id", before, limit);
     fetch_rows(q, tx).await
 }
-
-impl Write for Requirement {}
 
 /// Deletes requirements (the caller holds their row locks) with every edge
 /// touching them, detaching their tasks.

@@ -3,13 +3,14 @@
 use foundry_domain::Id;
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
-use foundry_resource::{Insert, Resource, Write};
+use foundry_resource::Resource;
 use uuid::Uuid;
 
 use super::{delete_where, set_column, unique_or};
 use crate::domain::{NewSprint, ProgramId, Sprint, SprintId, SprintStatus};
 
 impl Resource for Sprint {
+    type New = NewSprint;
     const KIND: &'static str = "delivery.sprint";
     const NAME: &'static str = "sprint";
     const TABLE: &'static str = "sprints";
@@ -20,10 +21,6 @@ impl Resource for Sprint {
     fn write_error(e: sqlx::Error) -> Error {
         unique_or(e, "sprints_one_active_key", || already_active(None))
     }
-}
-
-impl Insert for Sprint {
-    type New = NewSprint;
 }
 
 /// The program's ACTIVE sprint, if any, on `sprints_one_active_key`.
@@ -41,8 +38,6 @@ pub async fn active_sprint(
     .await?;
     Ok(id.map(Id::from_uuid))
 }
-
-impl Write for Sprint {}
 
 /// Moves a sprint to `status`; a second ACTIVE sprint of the program (a
 /// race past the caller's check) is `FAILED_PRECONDITION`.

@@ -1,18 +1,16 @@
 //! Subtasks.
 
-use foundry_resource::{Computed, Insert, Resource, Write};
+use foundry_resource::{Computed, Resource};
 
 use crate::domain::{NewSubtask, Subtask};
 
 impl Resource for Subtask {
+    type New = NewSubtask;
     const KIND: &'static str = "delivery.subtask";
     const NAME: &'static str = "subtask";
     const TABLE: &'static str = "subtasks";
     const NOT_FOUND: &'static str = "SUBTASK_NOT_FOUND";
-}
 
-impl Insert for Subtask {
-    type New = NewSubtask;
     const COMPUTED: &'static [Computed] = &[
         Computed::FromParent {
             column: "program_id",
@@ -22,5 +20,3 @@ impl Insert for Subtask {
         Computed::Appended { scope: "task_id" },
     ];
 }
-
-impl Write for Subtask {}

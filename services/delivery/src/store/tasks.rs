@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_resource::{Insert, Resource, Write};
+use foundry_resource::Resource;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -12,6 +12,7 @@ use crate::domain::{NewTask, Task, TaskId, TaskStatus};
 
 #[async_trait]
 impl Resource for Task {
+    type New = NewTask;
     const KIND: &'static str = "delivery.task";
     const NAME: &'static str = "task";
     const TABLE: &'static str = "tasks";
@@ -30,10 +31,6 @@ const ASSIGNEES: Assignees = Assignees {
     table: "task_assignees",
     key: "task_id",
 };
-
-impl Insert for Task {
-    type New = NewTask;
-}
 
 pub async fn get_task(tx: &mut Tx, org_id: Uuid, id: TaskId, lock: Lock) -> Result<Option<Task>> {
     foundry_resource::read(tx, org_id, id, lock).await
@@ -77,8 +74,6 @@ pub async fn list_tasks(
     newest_first(&mut q, &key, before, limit);
     fetch_rows(q, tx).await
 }
-
-impl Write for Task {}
 
 pub async fn set_task_status(
     tx: &mut Tx,

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_resource::{Insert, Resource, Write, remove_row};
+use foundry_resource::{Resource, remove_row};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -12,6 +12,7 @@ use crate::domain::{NewWorkOrder, WorkOrder, WorkOrderId, WorkOrderStatus};
 
 #[async_trait]
 impl Resource for WorkOrder {
+    type New = NewWorkOrder;
     const KIND: &'static str = "delivery.work_order";
     const NAME: &'static str = "work order";
     const TABLE: &'static str = "work_orders";
@@ -30,10 +31,6 @@ const ASSIGNEES: Assignees = Assignees {
     table: "work_order_assignees",
     key: "work_order_id",
 };
-
-impl Insert for WorkOrder {
-    type New = NewWorkOrder;
-}
 
 /// Filters of ListWorkOrders; all that are set apply.
 #[derive(Clone, Copy, Debug)]
@@ -80,8 +77,6 @@ pub async fn list_work_orders(
     newest_first(&mut q, &key, before, limit);
     fetch_rows(q, tx).await
 }
-
-impl Write for WorkOrder {}
 
 pub async fn set_work_order_status(
     tx: &mut Tx,

@@ -2,27 +2,23 @@
 
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_resource::{Computed, Insert, Resource, Write};
+use foundry_resource::{Computed, Resource};
 use uuid::Uuid;
 
 use super::{Removed, delete_where};
 use crate::domain::{NewWorkstream, Workstream, WorkstreamId};
 
 impl Resource for Workstream {
+    type New = NewWorkstream;
     const KIND: &'static str = "delivery.workstream";
     const NAME: &'static str = "workstream";
     const TABLE: &'static str = "workstreams";
     const NOT_FOUND: &'static str = "WORKSTREAM_NOT_FOUND";
-}
 
-impl Insert for Workstream {
-    type New = NewWorkstream;
     const COMPUTED: &'static [Computed] = &[Computed::Appended {
         scope: "program_id",
     }];
 }
-
-impl Write for Workstream {}
 
 /// Deletes a workstream with its requirements and their edges; tasks under
 /// those requirements are detached (and their version bumped).

@@ -144,7 +144,9 @@ where
         Begun::New(tx) => tx,
     };
     let secret = domain::mint_secret(R::secret_kind(&c.new));
-    let r = R::insert(&c.new, &secret, &mut tx, call.org_id, call.principal_id()).await?;
+    let r =
+        <R as InsertWithSecret>::insert(&c.new, &secret, &mut tx, call.org_id, call.principal_id())
+            .await?;
     (call.actor)
         .event(&format!("{}.create", R::KIND), R::KIND, r.key())
         .project(project)

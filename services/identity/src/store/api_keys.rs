@@ -12,6 +12,7 @@ use super::{InsertWithSecret, Walk, find_by, of_org, one, page_of, select};
 use crate::domain::{ApiKey, ApiKeyId, ApiKeyKind, NewApiKey, Secret, SecretKind};
 
 impl Resource for ApiKey {
+    type New = NewApiKey;
     const KIND: &'static str = "identity.api_key";
     const NAME: &'static str = "API key";
     const TABLE: &'static str = "api_keys";
@@ -25,8 +26,6 @@ const KEY_COLS: &str = "org_id, id, kind, display_name, scopes, project_id, pref
 
 #[async_trait]
 impl InsertWithSecret for ApiKey {
-    type New = NewApiKey;
-
     fn secret_kind(k: &NewApiKey) -> SecretKind {
         k.kind.secret_kind()
     }

@@ -14,6 +14,7 @@ use super::{InsertWithSecret, Walk, find_by, one, page_of, select};
 use crate::domain::{INVITATION_TTL, Invitation, InvitationId, NewInvitation, Secret, SecretKind};
 
 impl Resource for Invitation {
+    type New = NewInvitation;
     const KIND: &'static str = "identity.invitation";
     const NAME: &'static str = "invitation";
     const TABLE: &'static str = "invitations";
@@ -36,8 +37,6 @@ pub enum InvitationFilter {
 /// Its token lives [`INVITATION_TTL`] from now.
 #[async_trait]
 impl InsertWithSecret for Invitation {
-    type New = NewInvitation;
-
     fn secret_kind(_: &NewInvitation) -> SecretKind {
         SecretKind::Invitation
     }

@@ -60,14 +60,11 @@ impl<R: Resource> Stored for R {
 
 /// How a resource made with a secret shown once (an API key, an
 /// invitation's token) is inserted: with the hash of the secret minted for
-/// it, never the secret. What [`foundry_resource::Insert`] is to the
+/// it, never the secret. What [`Resource::insert`] is to the
 /// resources `foundry_resource::create` makes, this is to
 /// `api::create_with_secret`.
 #[async_trait]
 pub trait InsertWithSecret: Resource {
-    /// What a create request parses into.
-    type New: Send + Sync;
-
     /// The kind of secret `new` is made with.
     fn secret_kind(new: &Self::New) -> SecretKind;
 

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use foundry_platform::Result;
 use foundry_platform::db::{Lock, Tx};
 use foundry_platform::page::Page;
-use foundry_resource::{self as resource, Resource, Write};
+use foundry_resource::{self as resource, Resource};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
@@ -13,11 +13,20 @@ use super::{Walk, one, page_of};
 use crate::domain::{NewOrganization, Organization};
 
 /// An organization is its own tenant: its generated `org_id` is its id.
+#[async_trait]
 impl Resource for Organization {
+    type New = NewOrganization;
     const KIND: &'static str = "identity.organization";
     const NAME: &'static str = "organization";
     const TABLE: &'static str = "organizations";
     const NOT_FOUND: &'static str = "ORGANIZATION_NOT_FOUND";
+
+    /// Its own fields (a taken slug: see [`super::refused`]).
+    async fn write(&self, tx: &mut Tx, _: Uuid) -> Result<Organization> {
+        let sql = "UPDATE organizations SET name = $2, slug = $3, settings = $4, \
+                   version = version + 1, updated_at = now() WHERE id = $1 RETURNING *";
+        write_org(tx, sql, self.id, &self.fields).await
+    }
 }
 
 /// Runs `sql` (an insert or update of one organization, binding `$1` id,
@@ -56,16 +65,6 @@ pub async fn list_user_orgs(tx: &mut Tx, user_id: Uuid, page: Page) -> Result<Ve
     );
     q.push_bind(user_id).push(")");
     page_of(tx, q, ("o.id", Walk::Oldest), page).await
-}
-
-#[async_trait]
-impl Write for Organization {
-    /// Its own fields (a taken slug: see [`super::refused`]).
-    async fn write(&self, tx: &mut Tx, _: Uuid) -> Result<Organization> {
-        let sql = "UPDATE organizations SET name = $2, slug = $3, settings = $4, \
-                   version = version + 1, updated_at = now() WHERE id = $1 RETURNING *";
-        write_org(tx, sql, self.id, &self.fields).await
-    }
 }
 
 pub async fn set_org_deleted(tx: &mut Tx, id: Uuid, deleted: bool) -> Result<Organization> {
