@@ -3,14 +3,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use foundry_domain::Patch;
-use foundry_domain::Record;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, feature_service_server::FeatureService};
-use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp, Write};
+use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
 use tonic::{Request, Response};
 use uuid::Uuid;
 
@@ -199,17 +197,7 @@ impl FeatureService for Features {
             domain::check_feature_parent(id, &ancestry).map_err(Error::from)?;
         }
         let before: Feature = resource::fetch(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        check_etag(&etag, before.stamp.version, Feature::NAME)?;
-        let mut f = before.clone();
-        f.apply(changes).map_err(Error::from)?;
-        let f = f.write(&mut tx, call.org_id).await?;
-        call.actor
-            .event("delivery.feature.update", Feature::KIND, id)
-            .project(f.project())
-            .diff(&before, &f)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let f = update_locked(tx, &call, before, &etag, changes).await?;
         Ok(Response::new(f.to_proto()))
     }
 
@@ -217,4 +205,31 @@ impl FeatureService for Features {
     async fn delete_feature(&self, req: Request<pb::DeleteFeatureRequest>) -> Reply<()> {
         delete::<Feature, _, _>(&self.0, req).await
     }
+}
+
+/// [`resource::update`] from its lock on, for an update that takes other
+/// locks first: `before` (read `FOR NO KEY UPDATE` in `tx`) at `etag`, the
+/// changes applied, checked and written, its event; committed. (Subtasks'
+/// update repeats it too: a candidate for `foundry_resource`, where
+/// `update` would be a fetch and this.)
+async fn update_locked<R: Update>(
+    mut tx: Tx,
+    call: &Call,
+    before: R,
+    etag: &str,
+    changes: Vec<R::Change>,
+) -> Result<R, Error> {
+    check_etag(etag, before.version(), R::NAME)?;
+    let mut after = before.clone();
+    after.apply(changes).map_err(Error::from)?;
+    after.check(&before, &mut tx, call).await?;
+    let after = after.write(&mut tx, call.org_id).await?;
+    call.actor
+        .event(&format!("{}.update", R::KIND), R::KIND, after.key())
+        .project(after.project())
+        .diff(&before, &after)
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(after)
 }
