@@ -9,12 +9,11 @@ use foundry_platform::convert::timestamp;
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1 as pb;
 use foundry_resource::{self as resource, Resource};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::requirements::requirement_to_proto;
-use crate::api::{Order, Paging, SERVICE, list_page, other_program};
+use crate::api::{Order, Paging, Reply, SERVICE, Wire, list_page, other_program};
 use crate::domain::graph;
 use crate::domain::{Dependency, PlanItem, Program, ProgramId, Requirement, RequirementId};
 use crate::store::{self, Direction, Lock};
@@ -51,7 +50,7 @@ fn edge(
 pub async fn add(
     state: &State,
     req: Request<pb::AddRequirementDependencyRequest>,
-) -> Result<Response<pb::RequirementDependency>, Status> {
+) -> Reply<pb::RequirementDependency> {
     let call = Call::of(SERVICE, &req)?;
     let (requirement_id, depends_on_id) =
         edge(&req.get_ref().requirement_id, &req.get_ref().depends_on_id)?;
@@ -106,7 +105,7 @@ pub async fn add(
 pub async fn remove(
     state: &State,
     req: Request<pb::RemoveRequirementDependencyRequest>,
-) -> Result<Response<()>, Status> {
+) -> Reply<()> {
     let call = Call::of(SERVICE, &req)?;
     let (requirement_id, depends_on_id) =
         edge(&req.get_ref().requirement_id, &req.get_ref().depends_on_id)?;
@@ -135,7 +134,7 @@ pub async fn remove(
 pub async fn list(
     state: &State,
     req: Request<pb::ListRequirementDependenciesRequest>,
-) -> Result<Response<pb::ListRequirementDependenciesResponse>, Status> {
+) -> Reply<pb::ListRequirementDependenciesResponse> {
     let call = Call::of(SERVICE, &req)?;
     let req = req.into_inner();
     let mut v = Violations::new();
@@ -165,7 +164,7 @@ pub async fn list(
         })
         .await?;
     Ok(Response::new(pb::ListRequirementDependenciesResponse {
-        requirements: requirements.iter().map(requirement_to_proto).collect(),
+        requirements: requirements.iter().map(Requirement::to_proto).collect(),
         next_page_token,
     }))
 }
@@ -176,7 +175,7 @@ pub async fn list(
 pub async fn plan(
     state: &State,
     req: Request<pb::GetProgramPlanRequest>,
-) -> Result<Response<pb::ProgramPlan>, Status> {
+) -> Reply<pb::ProgramPlan> {
     let call = Call::of(SERVICE, &req)?;
     let program_id: ProgramId = Violations::require_id_of("program_id", &req.get_ref().program_id)?;
     let mut tx = state.db.tenant(call.org_id).await?;

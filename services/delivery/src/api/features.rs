@@ -3,24 +3,22 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use foundry_domain::Patch;
-use foundry_domain::Record;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, feature_service_server::FeatureService};
-use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
-use tonic::{Request, Response, Status};
+use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
+use tonic::{Request, Response};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, create_one, delete_one, get_one, hold, in_program, list_page,
-    parse_changes, short_description,
+    Order, Paging, Reply, SERVICE, Wire, WireChange, WireNew, create, delete, get, hold,
+    in_program, list_page, parse_changes, short_description,
 };
 use crate::domain::Program;
-use crate::domain::{self, Feature, FeatureChange, FeatureId, FeaturePath, NewFeature, ProgramId};
+use crate::domain::{self, Feature, FeatureChange, FeaturePath, NewFeature, ProgramId};
 use crate::store::{self, Lock};
 
 /// Handlers of `FeatureService`.
@@ -30,63 +28,53 @@ pub struct Features(pub Arc<State>);
 /// Deepest walk up a feature's ancestry.
 const MAX_DEPTH: i64 = 10_000;
 
-pub fn feature_to_proto(f: &Feature) -> pb::Feature {
-    let w = WireStamp::from(&f.stamp);
-    pb::Feature {
-        id: f.id.to_string(),
-        program_id: f.fields.program_id.to_string(),
-        parent_feature_id: f
-            .fields
-            .parent_feature_id
-            .map(|x| x.to_string())
-            .unwrap_or_default(),
-        name: f.fields.name.clone(),
-        slug: f.fields.slug.clone(),
-        description: f.fields.description.clone(),
-        created_by: w.created_by,
-        create_time: w.create_time,
-        update_time: w.update_time,
-        etag: w.etag,
+impl Wire for Feature {
+    type Message = pb::Feature;
+
+    fn to_proto(&self) -> pb::Feature {
+        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        pb::Feature {
+            id: self.id.to_string(),
+            program_id: f.program_id.to_string(),
+            parent_feature_id: f
+                .parent_feature_id
+                .map(|x| x.to_string())
+                .unwrap_or_default(),
+            name: f.name.clone(),
+            slug: f.slug.clone(),
+            description: f.description.clone(),
+            created_by: w.created_by,
+            create_time: w.create_time,
+            update_time: w.update_time,
+            etag: w.etag,
+        }
     }
 }
 
-/// A `CreateFeatureRequest` as a [`NewFeature`] and its request id.
-fn parse_create(req: &pb::CreateFeatureRequest) -> Result<(NewFeature, Option<Uuid>), Error> {
-    let empty = pb::Feature::default();
-    let f = req.feature.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let program_id = v.id_of("feature.program_id", &f.program_id);
-    let parent_feature_id = v.maybe_id("feature.parent_feature_id", &f.parent_feature_id);
-    let name = name(&mut v, &f.name);
-    let slug = v.slug("feature.slug", &f.slug);
-    let description = short_description(&mut v, "feature.description", &f.description);
-    let request_id = v.maybe_request_id(&req.request_id);
-    v.finish_with(|| {
-        Some((
-            NewFeature {
-                program_id: program_id?,
-                parent_feature_id: parent_feature_id?,
-                name: name?,
-                slug: slug?,
-                description: description?,
-            },
-            request_id?,
-        ))
-    })
+impl WireNew for Feature {
+    fn parse_new(v: &mut Violations, f: &pb::Feature) -> Option<NewFeature> {
+        let program_id = v.id_of("feature.program_id", &f.program_id);
+        let parent_feature_id = v.maybe_id("feature.parent_feature_id", &f.parent_feature_id);
+        let name = name(v, &f.name);
+        let slug = v.slug("feature.slug", &f.slug);
+        let description = short_description(v, "feature.description", &f.description);
+        Some(NewFeature {
+            program_id: program_id?,
+            parent_feature_id: parent_feature_id?,
+            name: name?,
+            slug: slug?,
+            description: description?,
+        })
+    }
 }
 
-/// An `UpdateFeatureRequest` as the feature's id, etag and the changes its
-/// mask names.
-fn parse_update(
-    req: &pb::UpdateFeatureRequest,
-) -> Result<(FeatureId, String, Vec<FeatureChange>), Error> {
-    let empty = pb::Feature::default();
-    let f = req.feature.as_ref().unwrap_or(&empty);
-    parse_changes(
-        "feature",
-        (&f.id, &f.etag),
-        req.update_mask.as_ref(),
-        |v, path| match path {
+impl WireChange for Feature {
+    fn parse_change(
+        v: &mut Violations,
+        path: FeaturePath,
+        f: &pb::Feature,
+    ) -> Option<FeatureChange> {
+        match path {
             // Empty makes it top-level.
             FeaturePath::ParentFeatureId => v
                 .maybe_id("feature.parent_feature_id", &f.parent_feature_id)
@@ -95,8 +83,8 @@ fn parse_update(
             FeaturePath::Slug => v.slug("feature.slug", &f.slug).map(FeatureChange::Slug),
             FeaturePath::Description => short_description(v, "feature.description", &f.description)
                 .map(FeatureChange::Description),
-        },
-    )
+        }
+    }
 }
 
 fn name(v: &mut Violations, name: &str) -> Option<String> {
@@ -141,33 +129,20 @@ impl Delete for Feature {
 #[tonic::async_trait]
 impl FeatureService for Features {
     #[tracing::instrument(skip_all)]
-    async fn create_feature(
-        &self,
-        req: Request<pb::CreateFeatureRequest>,
-    ) -> Result<Response<pb::Feature>, Status> {
-        create_one(
-            &self.0,
-            &req,
-            "CreateFeature",
-            parse_create,
-            feature_to_proto,
-        )
-        .await
+    async fn create_feature(&self, req: Request<pb::CreateFeatureRequest>) -> Reply<pb::Feature> {
+        create::<Feature, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
-    async fn get_feature(
-        &self,
-        req: Request<pb::GetFeatureRequest>,
-    ) -> Result<Response<pb::Feature>, Status> {
-        get_one(&self.0, &req, &req.get_ref().id, feature_to_proto).await
+    async fn get_feature(&self, req: Request<pb::GetFeatureRequest>) -> Reply<pb::Feature> {
+        get::<Feature, _, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn list_features(
         &self,
         req: Request<pb::ListFeaturesRequest>,
-    ) -> Result<Response<pb::ListFeaturesResponse>, Status> {
+    ) -> Reply<pb::ListFeaturesResponse> {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
@@ -190,7 +165,7 @@ impl FeatureService for Features {
             })
             .await?;
         Ok(Response::new(pb::ListFeaturesResponse {
-            features: features.iter().map(feature_to_proto).collect(),
+            features: features.iter().map(Feature::to_proto).collect(),
             next_page_token,
         }))
     }
@@ -201,12 +176,16 @@ impl FeatureService for Features {
     /// program is locked before the feature (the order a program's delete
     /// takes), so this method is not `resource::update`.
     #[tracing::instrument(skip_all)]
-    async fn update_feature(
-        &self,
-        req: Request<pb::UpdateFeatureRequest>,
-    ) -> Result<Response<pb::Feature>, Status> {
+    async fn update_feature(&self, req: Request<pb::UpdateFeatureRequest>) -> Reply<pb::Feature> {
         let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update(req.get_ref())?;
+        let (q, empty) = (req.get_ref(), pb::Feature::default());
+        let m = q.feature.as_ref().unwrap_or(&empty);
+        let (id, etag, changes) = parse_changes::<FeaturePath, _, _>(
+            "feature",
+            (&m.id, &m.etag),
+            q.update_mask.as_ref(),
+            |v, path| Feature::parse_change(v, path, m),
+        )?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
         let current: Feature = resource::fetch(&mut tx, &call, id, Lock::None).await?;
         if let Some(p) = FeatureChange::new_parent(&changes) {
@@ -218,26 +197,39 @@ impl FeatureService for Features {
             domain::check_feature_parent(id, &ancestry).map_err(Error::from)?;
         }
         let before: Feature = resource::fetch(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        check_etag(&etag, before.stamp.version, Feature::NAME)?;
-        let mut f = before.clone();
-        f.apply(changes).map_err(Error::from)?;
-        let f = f.write(&mut tx, call.org_id).await?;
-        call.actor
-            .event("delivery.feature.update", Feature::KIND, id)
-            .project(f.project())
-            .diff(&before, &f)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(feature_to_proto(&f)))
+        let f = update_locked(tx, &call, before, &etag, changes).await?;
+        Ok(Response::new(f.to_proto()))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn delete_feature(
-        &self,
-        req: Request<pb::DeleteFeatureRequest>,
-    ) -> Result<Response<()>, Status> {
-        let r = req.get_ref();
-        delete_one::<Feature, _, _>(&self.0, &req, &r.id, &r.etag).await
+    async fn delete_feature(&self, req: Request<pb::DeleteFeatureRequest>) -> Reply<()> {
+        delete::<Feature, _, _>(&self.0, req).await
     }
+}
+
+/// [`resource::update`] from its lock on, for an update that takes other
+/// locks first: `before` (read `FOR NO KEY UPDATE` in `tx`) at `etag`, the
+/// changes applied, checked and written, its event; committed. (Subtasks'
+/// update repeats it too: a candidate for `foundry_resource`, where
+/// `update` would be a fetch and this.)
+async fn update_locked<R: Update>(
+    mut tx: Tx,
+    call: &Call,
+    before: R,
+    etag: &str,
+    changes: Vec<R::Change>,
+) -> Result<R, Error> {
+    check_etag(etag, before.version(), R::NAME)?;
+    let mut after = before.clone();
+    after.apply(changes).map_err(Error::from)?;
+    after.check(&before, &mut tx, call).await?;
+    let after = after.write(&mut tx, call.org_id).await?;
+    call.actor
+        .event(&format!("{}.update", R::KIND), R::KIND, after.key())
+        .project(after.project())
+        .diff(&before, &after)
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(after)
 }

@@ -14,13 +14,13 @@ use foundry_proto::foundry::delivery::v1::{
     self as pb, sprint_gate_service_server::SprintGateService,
 };
 use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, SERVICE, create_one, delete_one, get_one, hold, list_under, long_text, parse_changes,
-    short_description, update_one,
+    Order, Reply, SERVICE, Wire, WireChange, WireNew, create, delete, get, get_one, hold,
+    list_under, long_text, short_description, update,
 };
 use crate::domain::{
     self, Answer, AnswerProblem, Criterion, Evaluation, EvaluatorType, NewEvaluation,
@@ -37,28 +37,31 @@ const MAX_CRITERION_ID: usize = 64;
 const MAX_CRITERION_DESCRIPTION: usize = 2_000;
 const MAX_EVIDENCE: usize = 10_000;
 
-pub fn gate_to_proto(g: &SprintGate) -> pb::SprintGate {
-    let w = WireStamp::from(&g.stamp);
-    pb::SprintGate {
-        id: g.id.to_string(),
-        sprint_id: g.fields.sprint_id.to_string(),
-        program_id: g.program_id.to_string(),
-        name: g.fields.name.clone(),
-        description: g.fields.description.clone(),
-        criteria: g
-            .fields
-            .criteria
-            .iter()
-            .map(|c| pb::SprintGateCriterion {
-                id: c.id.clone(),
-                description: c.description.clone(),
-                required: c.required,
-            })
-            .collect(),
-        created_by: w.created_by,
-        create_time: w.create_time,
-        update_time: w.update_time,
-        etag: w.etag,
+impl Wire for SprintGate {
+    type Message = pb::SprintGate;
+
+    fn to_proto(&self) -> pb::SprintGate {
+        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        pb::SprintGate {
+            id: self.id.to_string(),
+            sprint_id: f.sprint_id.to_string(),
+            program_id: self.program_id.to_string(),
+            name: f.name.clone(),
+            description: f.description.clone(),
+            criteria: f
+                .criteria
+                .iter()
+                .map(|c| pb::SprintGateCriterion {
+                    id: c.id.clone(),
+                    description: c.description.clone(),
+                    required: c.required,
+                })
+                .collect(),
+            created_by: w.created_by,
+            create_time: w.create_time,
+            update_time: w.update_time,
+            etag: w.etag,
+        }
     }
 }
 
@@ -147,49 +150,36 @@ fn criteria(v: &mut Violations, given: &[pb::SprintGateCriterion]) -> Option<Vec
     ok.then_some(out)
 }
 
-/// A `CreateSprintGateRequest` as a [`NewSprintGate`] and its request id.
-fn parse_create(req: &pb::CreateSprintGateRequest) -> Result<(NewSprintGate, Option<Uuid>), Error> {
-    let empty = pb::SprintGate::default();
-    let g = req.sprint_gate.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let sprint_id = v.id_of("sprint_gate.sprint_id", &g.sprint_id);
-    let name = name(&mut v, &g.name);
-    let description = short_description(&mut v, "sprint_gate.description", &g.description);
-    let criteria = criteria(&mut v, &g.criteria);
-    let request_id = v.maybe_request_id(&req.request_id);
-    v.finish_with(|| {
-        Some((
-            NewSprintGate {
-                sprint_id: sprint_id?,
-                name: name?,
-                description: description?,
-                criteria: criteria?,
-            },
-            request_id?,
-        ))
-    })
+impl WireNew for SprintGate {
+    fn parse_new(v: &mut Violations, g: &pb::SprintGate) -> Option<NewSprintGate> {
+        let sprint_id = v.id_of("sprint_gate.sprint_id", &g.sprint_id);
+        let name = name(v, &g.name);
+        let description = short_description(v, "sprint_gate.description", &g.description);
+        let criteria = criteria(v, &g.criteria);
+        Some(NewSprintGate {
+            sprint_id: sprint_id?,
+            name: name?,
+            description: description?,
+            criteria: criteria?,
+        })
+    }
 }
 
-/// An `UpdateSprintGateRequest` as the gate's id, etag and the changes its
-/// mask names.
-fn parse_update(
-    req: &pb::UpdateSprintGateRequest,
-) -> Result<(SprintGateId, String, Vec<SprintGateChange>), Error> {
-    let empty = pb::SprintGate::default();
-    let g = req.sprint_gate.as_ref().unwrap_or(&empty);
-    parse_changes(
-        "sprint_gate",
-        (&g.id, &g.etag),
-        req.update_mask.as_ref(),
-        |v, path| match path {
+impl WireChange for SprintGate {
+    fn parse_change(
+        v: &mut Violations,
+        path: SprintGatePath,
+        g: &pb::SprintGate,
+    ) -> Option<SprintGateChange> {
+        match path {
             SprintGatePath::Name => name(v, &g.name).map(SprintGateChange::Name),
             SprintGatePath::Description => {
                 short_description(v, "sprint_gate.description", &g.description)
                     .map(SprintGateChange::Description)
             }
             SprintGatePath::Criteria => criteria(v, &g.criteria).map(SprintGateChange::Criteria),
-        },
-    )
+        }
+    }
 }
 
 /// An `EvaluateSprintGateRequest` as the gate's id and the answers.
@@ -282,30 +272,23 @@ impl SprintGateService for SprintGates {
     async fn create_sprint_gate(
         &self,
         req: Request<pb::CreateSprintGateRequest>,
-    ) -> Result<Response<pb::SprintGate>, Status> {
-        create_one(
-            &self.0,
-            &req,
-            "CreateSprintGate",
-            parse_create,
-            gate_to_proto,
-        )
-        .await
+    ) -> Reply<pb::SprintGate> {
+        create::<SprintGate, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn get_sprint_gate(
         &self,
         req: Request<pb::GetSprintGateRequest>,
-    ) -> Result<Response<pb::SprintGate>, Status> {
-        get_one(&self.0, &req, &req.get_ref().id, gate_to_proto).await
+    ) -> Reply<pb::SprintGate> {
+        get::<SprintGate, _, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn list_sprint_gates(
         &self,
         req: Request<pb::ListSprintGatesRequest>,
-    ) -> Result<Response<pb::ListSprintGatesResponse>, Status> {
+    ) -> Reply<pb::ListSprintGatesResponse> {
         let r = req.get_ref();
         let (gates, next_page_token) = list_under::<SprintGate, Sprint, _, _>(
             &self.0,
@@ -316,7 +299,7 @@ impl SprintGateService for SprintGates {
         )
         .await?;
         Ok(Response::new(pb::ListSprintGatesResponse {
-            sprint_gates: gates.iter().map(gate_to_proto).collect(),
+            sprint_gates: gates.iter().map(SprintGate::to_proto).collect(),
             next_page_token,
         }))
     }
@@ -325,17 +308,13 @@ impl SprintGateService for SprintGates {
     async fn update_sprint_gate(
         &self,
         req: Request<pb::UpdateSprintGateRequest>,
-    ) -> Result<Response<pb::SprintGate>, Status> {
-        update_one(&self.0, &req, parse_update, gate_to_proto).await
+    ) -> Reply<pb::SprintGate> {
+        update::<SprintGate, _, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
-    async fn delete_sprint_gate(
-        &self,
-        req: Request<pb::DeleteSprintGateRequest>,
-    ) -> Result<Response<()>, Status> {
-        let r = req.get_ref();
-        delete_one::<SprintGate, _, _>(&self.0, &req, &r.id, &r.etag).await
+    async fn delete_sprint_gate(&self, req: Request<pb::DeleteSprintGateRequest>) -> Reply<()> {
+        delete::<SprintGate, _, _>(&self.0, req).await
     }
 
     /// The gate is read `FOR SHARE`: its criteria cannot change (updates
@@ -345,7 +324,7 @@ impl SprintGateService for SprintGates {
     async fn evaluate_sprint_gate(
         &self,
         req: Request<pb::EvaluateSprintGateRequest>,
-    ) -> Result<Response<pb::SprintGateEvaluation>, Status> {
+    ) -> Reply<pb::SprintGateEvaluation> {
         let call = Call::of(SERVICE, &req)?;
         let (gate_id, answers) = parse_evaluate(req.get_ref())?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
@@ -385,7 +364,7 @@ impl SprintGateService for SprintGates {
     async fn get_sprint_gate_evaluation(
         &self,
         req: Request<pb::GetSprintGateEvaluationRequest>,
-    ) -> Result<Response<pb::SprintGateEvaluation>, Status> {
+    ) -> Reply<pb::SprintGateEvaluation> {
         get_one(&self.0, &req, &req.get_ref().id, evaluation_to_proto).await
     }
 
@@ -393,7 +372,7 @@ impl SprintGateService for SprintGates {
     async fn list_sprint_gate_evaluations(
         &self,
         req: Request<pb::ListSprintGateEvaluationsRequest>,
-    ) -> Result<Response<pb::ListSprintGateEvaluationsResponse>, Status> {
+    ) -> Reply<pb::ListSprintGateEvaluationsResponse> {
         let r = req.get_ref();
         let (evaluations, next_page_token) = list_under::<Evaluation, SprintGate, _, _>(
             &self.0,

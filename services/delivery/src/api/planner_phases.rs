@@ -12,88 +12,74 @@ use foundry_proto::foundry::delivery::v1::{
     self as pb, planner_phase_service_server::PlannerPhaseService,
 };
 use foundry_resource::{Create, Delete, Update, WireStamp};
-use tonic::{Request, Response, Status};
-use uuid::Uuid;
+use tonic::{Request, Response};
 
 use crate::State;
 use crate::api::{
-    Order, create_one, delete_one, get_one, hold, list_under, parse_changes, position,
-    short_description, update_one,
+    Order, Reply, Wire, WireChange, WireNew, create, delete, get, hold, list_under, position,
+    short_description, update,
 };
 use crate::domain::Program;
 use crate::domain::{
-    NewPlannerPhase, PlannerPhase, PlannerPhaseChange, PlannerPhaseId, PlannerPhasePath,
-    check_phase_dates,
+    NewPlannerPhase, PlannerPhase, PlannerPhaseChange, PlannerPhasePath, check_phase_dates,
 };
 
 /// Handlers of `PlannerPhaseService`.
 #[derive(Clone, Debug)]
 pub struct PlannerPhases(pub Arc<State>);
 
-pub fn planner_phase_to_proto(p: &PlannerPhase) -> pb::PlannerPhase {
-    let w = WireStamp::from(&p.stamp);
-    pb::PlannerPhase {
-        id: p.id.to_string(),
-        program_id: p.fields.program_id.to_string(),
-        name: p.fields.name.clone(),
-        description: p.fields.description.clone(),
-        position: p.fields.position,
-        start_time: opt_timestamp(p.fields.start_time),
-        end_time: opt_timestamp(p.fields.end_time),
-        created_by: w.created_by,
-        create_time: w.create_time,
-        update_time: w.update_time,
-        etag: w.etag,
+impl Wire for PlannerPhase {
+    type Message = pb::PlannerPhase;
+
+    fn to_proto(&self) -> pb::PlannerPhase {
+        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        pb::PlannerPhase {
+            id: self.id.to_string(),
+            program_id: f.program_id.to_string(),
+            name: f.name.clone(),
+            description: f.description.clone(),
+            position: f.position,
+            start_time: opt_timestamp(f.start_time),
+            end_time: opt_timestamp(f.end_time),
+            created_by: w.created_by,
+            create_time: w.create_time,
+            update_time: w.update_time,
+            etag: w.etag,
+        }
     }
 }
 
-/// A `CreatePlannerPhaseRequest` as a [`NewPlannerPhase`] and its request
-/// id.
-fn parse_create(
-    req: &pb::CreatePlannerPhaseRequest,
-) -> Result<(NewPlannerPhase, Option<Uuid>), Error> {
-    let empty = pb::PlannerPhase::default();
-    let p = req.planner_phase.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let program_id = v.id_of("planner_phase.program_id", &p.program_id);
-    let name = name(&mut v, &p.name);
-    let description = short_description(&mut v, "planner_phase.description", &p.description);
-    let position = position(&mut v, "planner_phase.position", p.position, true);
-    let start_time = v.opt_time("planner_phase.start_time", p.start_time.as_ref());
-    let end_time = v.opt_time("planner_phase.end_time", p.end_time.as_ref());
-    if let (Some(start), Some(end)) = (start_time, end_time)
-        && let Err(e) = check_phase_dates(start, end)
-    {
-        v.add(e.field.unwrap_or_default(), e.message);
+impl WireNew for PlannerPhase {
+    fn parse_new(v: &mut Violations, p: &pb::PlannerPhase) -> Option<NewPlannerPhase> {
+        let program_id = v.id_of("planner_phase.program_id", &p.program_id);
+        let name = name(v, &p.name);
+        let description = short_description(v, "planner_phase.description", &p.description);
+        let position = position(v, "planner_phase.position", p.position, true);
+        let start_time = v.opt_time("planner_phase.start_time", p.start_time.as_ref());
+        let end_time = v.opt_time("planner_phase.end_time", p.end_time.as_ref());
+        if let (Some(start), Some(end)) = (start_time, end_time)
+            && let Err(e) = check_phase_dates(start, end)
+        {
+            v.add(e.field.unwrap_or_default(), e.message);
+        }
+        Some(NewPlannerPhase {
+            program_id: program_id?,
+            name: name?,
+            description: description?,
+            position: position?,
+            start_time: start_time?,
+            end_time: end_time?,
+        })
     }
-    let request_id = v.maybe_request_id(&req.request_id);
-    v.finish_with(|| {
-        Some((
-            NewPlannerPhase {
-                program_id: program_id?,
-                name: name?,
-                description: description?,
-                position: position?,
-                start_time: start_time?,
-                end_time: end_time?,
-            },
-            request_id?,
-        ))
-    })
 }
 
-/// An `UpdatePlannerPhaseRequest` as the phase's id, etag and the changes
-/// its mask names.
-fn parse_update(
-    req: &pb::UpdatePlannerPhaseRequest,
-) -> Result<(PlannerPhaseId, String, Vec<PlannerPhaseChange>), Error> {
-    let empty = pb::PlannerPhase::default();
-    let p = req.planner_phase.as_ref().unwrap_or(&empty);
-    parse_changes(
-        "planner_phase",
-        (&p.id, &p.etag),
-        req.update_mask.as_ref(),
-        |v, path| match path {
+impl WireChange for PlannerPhase {
+    fn parse_change(
+        v: &mut Violations,
+        path: PlannerPhasePath,
+        p: &pb::PlannerPhase,
+    ) -> Option<PlannerPhaseChange> {
+        match path {
             PlannerPhasePath::Name => name(v, &p.name).map(PlannerPhaseChange::Name),
             PlannerPhasePath::Description => {
                 short_description(v, "planner_phase.description", &p.description)
@@ -110,8 +96,8 @@ fn parse_update(
             PlannerPhasePath::EndTime => v
                 .opt_time("planner_phase.end_time", p.end_time.as_ref())
                 .map(PlannerPhaseChange::EndTime),
-        },
-    )
+        }
+    }
 }
 
 fn name(v: &mut Violations, name: &str) -> Option<String> {
@@ -136,30 +122,23 @@ impl PlannerPhaseService for PlannerPhases {
     async fn create_planner_phase(
         &self,
         req: Request<pb::CreatePlannerPhaseRequest>,
-    ) -> Result<Response<pb::PlannerPhase>, Status> {
-        create_one(
-            &self.0,
-            &req,
-            "CreatePlannerPhase",
-            parse_create,
-            planner_phase_to_proto,
-        )
-        .await
+    ) -> Reply<pb::PlannerPhase> {
+        create::<PlannerPhase, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn get_planner_phase(
         &self,
         req: Request<pb::GetPlannerPhaseRequest>,
-    ) -> Result<Response<pb::PlannerPhase>, Status> {
-        get_one(&self.0, &req, &req.get_ref().id, planner_phase_to_proto).await
+    ) -> Reply<pb::PlannerPhase> {
+        get::<PlannerPhase, _, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn list_planner_phases(
         &self,
         req: Request<pb::ListPlannerPhasesRequest>,
-    ) -> Result<Response<pb::ListPlannerPhasesResponse>, Status> {
+    ) -> Reply<pb::ListPlannerPhasesResponse> {
         let by_position =
             Order::ByKey(|p: &PlannerPhase| (i64::from(p.fields.position), p.id.uuid()));
         let r = req.get_ref();
@@ -172,7 +151,7 @@ impl PlannerPhaseService for PlannerPhases {
         )
         .await?;
         Ok(Response::new(pb::ListPlannerPhasesResponse {
-            planner_phases: rows.iter().map(planner_phase_to_proto).collect(),
+            planner_phases: rows.iter().map(PlannerPhase::to_proto).collect(),
             next_page_token,
         }))
     }
@@ -181,16 +160,12 @@ impl PlannerPhaseService for PlannerPhases {
     async fn update_planner_phase(
         &self,
         req: Request<pb::UpdatePlannerPhaseRequest>,
-    ) -> Result<Response<pb::PlannerPhase>, Status> {
-        update_one(&self.0, &req, parse_update, planner_phase_to_proto).await
+    ) -> Reply<pb::PlannerPhase> {
+        update::<PlannerPhase, _, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
-    async fn delete_planner_phase(
-        &self,
-        req: Request<pb::DeletePlannerPhaseRequest>,
-    ) -> Result<Response<()>, Status> {
-        let r = req.get_ref();
-        delete_one::<PlannerPhase, _, _>(&self.0, &req, &r.id, &r.etag).await
+    async fn delete_planner_phase(&self, req: Request<pb::DeletePlannerPhaseRequest>) -> Reply<()> {
+        delete::<PlannerPhase, _, _>(&self.0, req).await
     }
 }

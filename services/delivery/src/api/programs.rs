@@ -9,14 +9,14 @@ use foundry_platform::convert::opt_timestamp;
 use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, program_service_server::ProgramService};
-use foundry_resource::{self as resource, Create, Creation, Delete, Resource, Update, WireStamp};
-use tonic::{Request, Response, Status};
+use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
+use tonic::{Request, Response};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, delete_one, get_one, list_page, parse_changes, short_description,
-    update_one,
+    Order, Paging, Reply, SERVICE, Wire, WireChange, WireNew, create, delete, get, list_page,
+    short_description, update,
 };
 use crate::domain::{
     self, NewProgram, Phase, PhaseMove, Program, ProgramChange, ProgramId, ProgramPath,
@@ -30,70 +30,53 @@ pub struct Programs(pub Arc<State>);
 /// The permission that lets AdvanceProgramPhase skip phases or go back.
 pub const FORCE_PERMISSION: &str = "delivery.programs.admin";
 
-pub fn program_to_proto(p: &Program) -> pb::Program {
-    let w = WireStamp::from(&p.stamp);
-    pb::Program {
-        id: p.id.to_string(),
-        name: p.fields.name.clone(),
-        slug: p.fields.slug.clone(),
-        description: p.fields.description.clone(),
-        source_platform: p.fields.source_platform.clone(),
-        target_platform: p.fields.target_platform.clone(),
-        phase: pb::DeliveryPhase::from(p.phase) as i32,
-        archived: p.archive_time.is_some(),
-        archive_time: opt_timestamp(p.archive_time),
-        created_by: w.created_by,
-        create_time: w.create_time,
-        update_time: w.update_time,
-        etag: w.etag,
+impl Wire for Program {
+    type Message = pb::Program;
+
+    fn to_proto(&self) -> pb::Program {
+        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        pb::Program {
+            id: self.id.to_string(),
+            name: f.name.clone(),
+            slug: f.slug.clone(),
+            description: f.description.clone(),
+            source_platform: f.source_platform.clone(),
+            target_platform: f.target_platform.clone(),
+            phase: pb::DeliveryPhase::from(self.phase) as i32,
+            archived: self.archive_time.is_some(),
+            archive_time: opt_timestamp(self.archive_time),
+            created_by: w.created_by,
+            create_time: w.create_time,
+            update_time: w.update_time,
+            etag: w.etag,
+        }
     }
 }
 
-fn name(v: &mut Violations, value: &str) -> Option<String> {
-    v.text("program.name", value, 1, 200)
+impl WireNew for Program {
+    fn parse_new(v: &mut Violations, p: &pb::Program) -> Option<NewProgram> {
+        let name = name(v, &p.name);
+        let slug = v.slug("program.slug", &p.slug);
+        let description = short_description(v, "program.description", &p.description);
+        let source_platform = platform(v, "program.source_platform", &p.source_platform);
+        let target_platform = platform(v, "program.target_platform", &p.target_platform);
+        Some(NewProgram {
+            name: name?,
+            slug: slug?,
+            description: description?,
+            source_platform: source_platform?,
+            target_platform: target_platform?,
+        })
+    }
 }
 
-fn platform(v: &mut Violations, field: &str, value: &str) -> Option<String> {
-    v.text(field, value, 0, 100)
-}
-
-/// A `CreateProgramRequest` as a [`NewProgram`] and its request id.
-fn parse_create(req: &pb::CreateProgramRequest) -> Result<(NewProgram, Option<Uuid>), Error> {
-    let empty = pb::Program::default();
-    let p = req.program.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let name = name(&mut v, &p.name);
-    let slug = v.slug("program.slug", &p.slug);
-    let description = short_description(&mut v, "program.description", &p.description);
-    let source_platform = platform(&mut v, "program.source_platform", &p.source_platform);
-    let target_platform = platform(&mut v, "program.target_platform", &p.target_platform);
-    let request_id = v.maybe_request_id(&req.request_id);
-    v.finish_with(|| {
-        Some((
-            NewProgram {
-                name: name?,
-                slug: slug?,
-                description: description?,
-                source_platform: source_platform?,
-                target_platform: target_platform?,
-            },
-            request_id?,
-        ))
-    })
-}
-
-/// An `UpdateProgramRequest` as the program's id, etag and the changes its
-/// mask names.
-fn parse_update(
-    req: &pb::UpdateProgramRequest,
-) -> Result<(ProgramId, String, Vec<ProgramChange>), Error> {
-    let empty = pb::Program::default();
-    let p = req.program.as_ref().unwrap_or(&empty);
-    parse_changes(
-        "program",
-        (&p.id, &p.etag),
-        req.update_mask.as_ref(),
-        |v, path| match path {
+impl WireChange for Program {
+    fn parse_change(
+        v: &mut Violations,
+        path: ProgramPath,
+        p: &pb::Program,
+    ) -> Option<ProgramChange> {
+        match path {
             ProgramPath::Name => name(v, &p.name).map(ProgramChange::Name),
             ProgramPath::Slug => v.slug("program.slug", &p.slug).map(ProgramChange::Slug),
             ProgramPath::Description => short_description(v, "program.description", &p.description)
@@ -106,8 +89,16 @@ fn parse_update(
                 platform(v, "program.target_platform", &p.target_platform)
                     .map(ProgramChange::TargetPlatform)
             }
-        },
-    )
+        }
+    }
+}
+
+fn name(v: &mut Violations, value: &str) -> Option<String> {
+    v.text("program.name", value, 1, 200)
+}
+
+fn platform(v: &mut Violations, field: &str, value: &str) -> Option<String> {
+    v.text(field, value, 0, 100)
 }
 
 /// An `AdvanceProgramPhaseRequest`: the program, the phase and the reason.
@@ -158,43 +149,36 @@ impl Delete for Program {
 
 #[tonic::async_trait]
 impl ProgramService for Programs {
+    /// Refused to a credential bound to one program (after the request's
+    /// violations, as for any caller).
     #[tracing::instrument(skip_all)]
-    async fn create_program(
-        &self,
-        req: Request<pb::CreateProgramRequest>,
-    ) -> Result<Response<pb::Program>, Status> {
+    async fn create_program(&self, req: Request<pb::CreateProgramRequest>) -> Reply<pb::Program> {
         let call = Call::of(SERVICE, &req)?;
-        let (new, request_id) = parse_create(req.get_ref())?;
         if call.caller.claims.project_id.is_some() {
+            let (q, empty) = (req.get_ref(), pb::Program::default());
+            let mut v = Violations::new();
+            Program::parse_new(&mut v, q.program.as_ref().unwrap_or(&empty));
+            v.maybe_request_id(&q.request_id);
+            v.finish()?;
             return Err(Error::permission_denied(
                 "PROJECT_BOUND_CREDENTIAL",
                 "a credential bound to one program cannot create programs",
             )
             .into());
         }
-        let creation = Creation {
-            method: "CreateProgram",
-            request: req.get_ref(),
-            request_id,
-            new,
-        };
-        let out = resource::create(&self.0.db, &call, creation, program_to_proto).await?;
-        Ok(Response::new(out))
+        create::<Program, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
-    async fn get_program(
-        &self,
-        req: Request<pb::GetProgramRequest>,
-    ) -> Result<Response<pb::Program>, Status> {
-        get_one(&self.0, &req, &req.get_ref().id, program_to_proto).await
+    async fn get_program(&self, req: Request<pb::GetProgramRequest>) -> Reply<pb::Program> {
+        get::<Program, _, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn list_programs(
         &self,
         req: Request<pb::ListProgramsRequest>,
-    ) -> Result<Response<pb::ListProgramsResponse>, Status> {
+    ) -> Reply<pb::ListProgramsResponse> {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
@@ -222,33 +206,26 @@ impl ProgramService for Programs {
             })
             .await?;
         Ok(Response::new(pb::ListProgramsResponse {
-            programs: programs.iter().map(program_to_proto).collect(),
+            programs: programs.iter().map(Program::to_proto).collect(),
             next_page_token,
         }))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn update_program(
-        &self,
-        req: Request<pb::UpdateProgramRequest>,
-    ) -> Result<Response<pb::Program>, Status> {
-        update_one(&self.0, &req, parse_update, program_to_proto).await
+    async fn update_program(&self, req: Request<pb::UpdateProgramRequest>) -> Reply<pb::Program> {
+        update::<Program, _, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
-    async fn delete_program(
-        &self,
-        req: Request<pb::DeleteProgramRequest>,
-    ) -> Result<Response<()>, Status> {
-        let r = req.get_ref();
-        delete_one::<Program, _, _>(&self.0, &req, &r.id, &r.etag).await
+    async fn delete_program(&self, req: Request<pb::DeleteProgramRequest>) -> Reply<()> {
+        delete::<Program, _, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn advance_program_phase(
         &self,
         req: Request<pb::AdvanceProgramPhaseRequest>,
-    ) -> Result<Response<pb::Program>, Status> {
+    ) -> Reply<pb::Program> {
         let call = Call::of(SERVICE, &req)?;
         let (id, to, reason) = parse_advance(req.get_ref())?;
         let req = req.into_inner();
@@ -266,7 +243,7 @@ impl ProgramService for Programs {
         let step = domain::advance_phase(before.phase, to, req.force).map_err(Error::from)?;
         if step == PhaseMove::Unchanged {
             tx.commit().await.map_err(Error::from)?;
-            return Ok(Response::new(program_to_proto(&before)));
+            return Ok(Response::new(before.to_proto()));
         }
         let p = store::set_program_phase(&mut tx, call.org_id, id, to).await?;
         let mut event = call
@@ -282,44 +259,37 @@ impl ProgramService for Programs {
         }
         event.record(&mut tx).await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(program_to_proto(&p)))
+        Ok(Response::new(p.to_proto()))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn archive_program(
-        &self,
-        req: Request<pb::ArchiveProgramRequest>,
-    ) -> Result<Response<pb::Program>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag) = (&req.get_ref().id, &req.get_ref().etag);
-        let p = set_archived(&self.0, &call, id, etag, true).await?;
-        Ok(Response::new(program_to_proto(&p)))
+    async fn archive_program(&self, req: Request<pb::ArchiveProgramRequest>) -> Reply<pb::Program> {
+        let r = req.get_ref();
+        set_archived(&self.0, &req, (&r.id, &r.etag), true).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn unarchive_program(
         &self,
         req: Request<pb::UnarchiveProgramRequest>,
-    ) -> Result<Response<pb::Program>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag) = (&req.get_ref().id, &req.get_ref().etag);
-        let p = set_archived(&self.0, &call, id, etag, false).await?;
-        Ok(Response::new(program_to_proto(&p)))
+    ) -> Reply<pb::Program> {
+        let r = req.get_ref();
+        set_archived(&self.0, &req, (&r.id, &r.etag), false).await
     }
 }
 
 /// ArchiveProgram (`archive`) and UnarchiveProgram: the program named `id`
 /// at `etag`, archived or not, with its audit event.
-async fn set_archived(
+async fn set_archived<Q>(
     state: &State,
-    call: &Call,
-    id: &str,
-    etag: &str,
+    req: &Request<Q>,
+    (id, etag): (&str, &str),
     archive: bool,
-) -> Result<Program, Error> {
+) -> Reply<pb::Program> {
+    let call = Call::of(SERVICE, req)?;
     let id: ProgramId = Violations::require_id_of("id", id)?;
     let mut tx = state.db.tenant(call.org_id).await?;
-    let before = resource::fetch::<Program>(&mut tx, call, id, Lock::NoKeyUpdate).await?;
+    let before = resource::fetch::<Program>(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
     check_etag(etag, before.stamp.version, Program::NAME)?;
     let (allowed, action) = if archive {
         (before.check_archivable(), "delivery.program.archive")
@@ -334,6 +304,6 @@ async fn set_archived(
         .diff(&before, &p)
         .record(&mut tx)
         .await?;
-    tx.commit().await?;
-    Ok(p)
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Response::new(p.to_proto()))
 }

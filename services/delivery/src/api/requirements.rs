@@ -12,17 +12,17 @@ use foundry_proto::foundry::delivery::v1::{
     self as pb, requirement_service_server::RequirementService,
 };
 use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, create_one, criteria, delete_one, dependencies, get_one, list_page,
-    long_description, other_program, parse_changes, title, update_one,
+    Order, Paging, Reply, SERVICE, Wire, WireChange, WireNew, create, criteria, delete,
+    dependencies, get, list_page, long_description, other_program, title, update,
 };
 use crate::domain::{
-    NewRequirement, Priority, Program, ProgramId, Requirement, RequirementChange, RequirementId,
-    RequirementPath, RequirementStatus, Workstream, WorkstreamId,
+    NewRequirement, Priority, Program, ProgramId, Requirement, RequirementChange, RequirementPath,
+    RequirementStatus, Workstream, WorkstreamId,
 };
 use crate::store::{self, Lock, RequirementFilter};
 
@@ -32,22 +32,26 @@ pub struct Requirements(pub Arc<State>);
 
 const MAX_CRITERIA: usize = 100;
 
-pub fn requirement_to_proto(r: &Requirement) -> pb::Requirement {
-    let w = WireStamp::from(&r.stamp);
-    pb::Requirement {
-        id: r.id.to_string(),
-        program_id: r.program_id.to_string(),
-        workstream_id: r.fields.workstream_id.to_string(),
-        title: r.fields.title.clone(),
-        description: r.fields.description.clone(),
-        priority: pb::RequirementPriority::from(r.fields.priority) as i32,
-        status: pb::RequirementStatus::from(r.fields.status) as i32,
-        acceptance_criteria: r.fields.acceptance_criteria.clone(),
-        batch: r.fields.batch.clone(),
-        created_by: w.created_by,
-        create_time: w.create_time,
-        update_time: w.update_time,
-        etag: w.etag,
+impl Wire for Requirement {
+    type Message = pb::Requirement;
+
+    fn to_proto(&self) -> pb::Requirement {
+        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        pb::Requirement {
+            id: self.id.to_string(),
+            program_id: self.program_id.to_string(),
+            workstream_id: f.workstream_id.to_string(),
+            title: f.title.clone(),
+            description: f.description.clone(),
+            priority: pb::RequirementPriority::from(f.priority) as i32,
+            status: pb::RequirementStatus::from(f.status) as i32,
+            acceptance_criteria: f.acceptance_criteria.clone(),
+            batch: f.batch.clone(),
+            created_by: w.created_by,
+            create_time: w.create_time,
+            update_time: w.update_time,
+            etag: w.etag,
+        }
     }
 }
 
@@ -79,54 +83,34 @@ fn batch(v: &mut Violations, value: &str) -> Option<String> {
     v.text("requirement.batch", value, 0, 100)
 }
 
-/// A `CreateRequirementRequest` as a [`NewRequirement`] and its request id.
-fn parse_create(
-    req: &pb::CreateRequirementRequest,
-) -> Result<(NewRequirement, Option<Uuid>), Error> {
-    let empty = pb::Requirement::default();
-    let r = req.requirement.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let workstream_id = v.id_of("requirement.workstream_id", &r.workstream_id);
-    let title = title(&mut v, "requirement.title", &r.title);
-    let description = long_description(&mut v, "requirement.description", &r.description);
-    let priority = or_default(&mut v, "requirement.priority", r.priority, Priority::Medium);
-    let status = or_default(
-        &mut v,
-        "requirement.status",
-        r.status,
-        RequirementStatus::Draft,
-    );
-    let acceptance_criteria = acceptance_criteria(&mut v, &r.acceptance_criteria);
-    let batch = batch(&mut v, &r.batch);
-    let request_id = v.maybe_request_id(&req.request_id);
-    v.finish_with(|| {
-        Some((
-            NewRequirement {
-                workstream_id: workstream_id?,
-                title: title?,
-                description: description?,
-                priority: priority?,
-                status: status?,
-                acceptance_criteria: acceptance_criteria?,
-                batch: batch?,
-            },
-            request_id?,
-        ))
-    })
+impl WireNew for Requirement {
+    fn parse_new(v: &mut Violations, r: &pb::Requirement) -> Option<NewRequirement> {
+        let workstream_id = v.id_of("requirement.workstream_id", &r.workstream_id);
+        let title = title(v, "requirement.title", &r.title);
+        let description = long_description(v, "requirement.description", &r.description);
+        let priority = or_default(v, "requirement.priority", r.priority, Priority::Medium);
+        let status = or_default(v, "requirement.status", r.status, RequirementStatus::Draft);
+        let acceptance_criteria = acceptance_criteria(v, &r.acceptance_criteria);
+        let batch = batch(v, &r.batch);
+        Some(NewRequirement {
+            workstream_id: workstream_id?,
+            title: title?,
+            description: description?,
+            priority: priority?,
+            status: status?,
+            acceptance_criteria: acceptance_criteria?,
+            batch: batch?,
+        })
+    }
 }
 
-/// An `UpdateRequirementRequest` as the requirement's id, etag and the
-/// changes its mask names.
-fn parse_update(
-    req: &pb::UpdateRequirementRequest,
-) -> Result<(RequirementId, String, Vec<RequirementChange>), Error> {
-    let empty = pb::Requirement::default();
-    let r = req.requirement.as_ref().unwrap_or(&empty);
-    parse_changes(
-        "requirement",
-        (&r.id, &r.etag),
-        req.update_mask.as_ref(),
-        |v, path| match path {
+impl WireChange for Requirement {
+    fn parse_change(
+        v: &mut Violations,
+        path: RequirementPath,
+        r: &pb::Requirement,
+    ) -> Option<RequirementChange> {
+        match path {
             RequirementPath::WorkstreamId => v
                 .id_of("requirement.workstream_id", &r.workstream_id)
                 .map(RequirementChange::WorkstreamId),
@@ -146,8 +130,8 @@ fn parse_update(
             RequirementPath::AcceptanceCriteria => acceptance_criteria(v, &r.acceptance_criteria)
                 .map(RequirementChange::AcceptanceCriteria),
             RequirementPath::Batch => batch(v, &r.batch).map(RequirementChange::Batch),
-        },
-    )
+        }
+    }
 }
 
 /// A workstream the caller may see, held (`lock`) until commit: its
@@ -204,30 +188,23 @@ impl RequirementService for Requirements {
     async fn create_requirement(
         &self,
         req: Request<pb::CreateRequirementRequest>,
-    ) -> Result<Response<pb::Requirement>, Status> {
-        create_one(
-            &self.0,
-            &req,
-            "CreateRequirement",
-            parse_create,
-            requirement_to_proto,
-        )
-        .await
+    ) -> Reply<pb::Requirement> {
+        create::<Requirement, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn get_requirement(
         &self,
         req: Request<pb::GetRequirementRequest>,
-    ) -> Result<Response<pb::Requirement>, Status> {
-        get_one(&self.0, &req, &req.get_ref().id, requirement_to_proto).await
+    ) -> Reply<pb::Requirement> {
+        get::<Requirement, _, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn list_requirements(
         &self,
         req: Request<pb::ListRequirementsRequest>,
-    ) -> Result<Response<pb::ListRequirementsResponse>, Status> {
+    ) -> Reply<pb::ListRequirementsResponse> {
         let call = Call::of(SERVICE, &req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
@@ -274,7 +251,7 @@ impl RequirementService for Requirements {
             })
             .await?;
         Ok(Response::new(pb::ListRequirementsResponse {
-            requirements: requirements.iter().map(requirement_to_proto).collect(),
+            requirements: requirements.iter().map(Requirement::to_proto).collect(),
             next_page_token,
         }))
     }
@@ -283,44 +260,40 @@ impl RequirementService for Requirements {
     async fn update_requirement(
         &self,
         req: Request<pb::UpdateRequirementRequest>,
-    ) -> Result<Response<pb::Requirement>, Status> {
-        update_one(&self.0, &req, parse_update, requirement_to_proto).await
+    ) -> Reply<pb::Requirement> {
+        update::<Requirement, _, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
-    async fn delete_requirement(
-        &self,
-        req: Request<pb::DeleteRequirementRequest>,
-    ) -> Result<Response<()>, Status> {
-        let r = req.get_ref();
-        delete_one::<Requirement, _, _>(&self.0, &req, &r.id, &r.etag).await
+    async fn delete_requirement(&self, req: Request<pb::DeleteRequirementRequest>) -> Reply<()> {
+        delete::<Requirement, _, _>(&self.0, req).await
     }
 
     async fn add_requirement_dependency(
         &self,
         req: Request<pb::AddRequirementDependencyRequest>,
-    ) -> Result<Response<pb::RequirementDependency>, Status> {
+    ) -> Reply<pb::RequirementDependency> {
         dependencies::add(&self.0, req).await
     }
 
     async fn remove_requirement_dependency(
         &self,
         req: Request<pb::RemoveRequirementDependencyRequest>,
-    ) -> Result<Response<()>, Status> {
+    ) -> Reply<()> {
         dependencies::remove(&self.0, req).await
     }
 
     async fn list_requirement_dependencies(
         &self,
         req: Request<pb::ListRequirementDependenciesRequest>,
-    ) -> Result<Response<pb::ListRequirementDependenciesResponse>, Status> {
+    ) -> Reply<pb::ListRequirementDependenciesResponse> {
         dependencies::list(&self.0, req).await
     }
 
     async fn get_program_plan(
         &self,
         req: Request<pb::GetProgramPlanRequest>,
-    ) -> Result<Response<pb::ProgramPlan>, Status> {
+    ) -> Reply<pb::ProgramPlan> {
         dependencies::plan(&self.0, req).await
     }
 }
