@@ -355,10 +355,7 @@ where
     R: Wire<Key = foundry_domain::Id<K>>,
     Q: GetRequest,
 {
-    let call = Call::of(SERVICE, &req)?;
-    let id = Violations::require_id_of("id", req.get_ref().id())?;
-    let r: R = resource::get(&state.db, &call, id).await?;
-    Ok(tonic::Response::new(r.to_proto()))
+    get_one(state, &req, req.get_ref().id(), R::to_proto).await
 }
 
 /// AIP-134 Update: the resource's id and etag, and a change for each path
@@ -395,45 +392,6 @@ where
     Ok(tonic::Response::new(()))
 }
 
-/// What a create request parses into: the new resource and its request id.
-pub(crate) type Parsed<N> = Result<(N, Option<Uuid>), Error>;
-
-/// What an update request parses into: the key, the etag and the changes.
-pub(crate) type Changes<R> = Result<
-    (
-        <R as foundry_domain::Record>::Key,
-        String,
-        Vec<<R as foundry_domain::Patch>::Change>,
-    ),
-    Error,
->;
-
-/// AIP-133 Create of `R` from a request `parse` reads (the new resource
-/// and its request id), as `to_proto` makes it: see [`resource::create`].
-pub(crate) async fn create_one<R, Q, M>(
-    state: &State,
-    req: &tonic::Request<Q>,
-    method: &'static str,
-    parse: fn(&Q) -> Parsed<R::New>,
-    to_proto: fn(&R) -> M,
-) -> Reply<M>
-where
-    R: resource::Create,
-    Q: prost::Message + Sync,
-    M: prost::Message + Default,
-{
-    let call = Call::of(SERVICE, req)?;
-    let (new, request_id) = parse(req.get_ref())?;
-    let creation = resource::Creation {
-        method,
-        request: req.get_ref(),
-        request_id,
-        new,
-    };
-    let out = resource::create(&state.db, &call, creation, to_proto).await?;
-    Ok(tonic::Response::new(out))
-}
-
 /// AIP-131 Get of the `R` whose id is `id`, as `to_proto` makes it.
 pub(crate) async fn get_one<R, K, Q, M>(
     state: &State,
@@ -448,36 +406,6 @@ where
     let id = Violations::require_id_of("id", id)?;
     let r: R = resource::get(&state.db, &call, id).await?;
     Ok(tonic::Response::new(to_proto(&r)))
-}
-
-/// AIP-134 Update of `R` from a request `parse` reads (its id, etag and
-/// changes), as `to_proto` makes it: see [`resource::update`].
-pub(crate) async fn update_one<R: resource::Update, Q, M>(
-    state: &State,
-    req: &tonic::Request<Q>,
-    parse: fn(&Q) -> Changes<R>,
-    to_proto: fn(&R) -> M,
-) -> Reply<M> {
-    let call = Call::of(SERVICE, req)?;
-    let (id, etag, changes) = parse(req.get_ref())?;
-    let r: R = resource::update(&state.db, &call, id, &etag, changes).await?;
-    Ok(tonic::Response::new(to_proto(&r)))
-}
-
-/// AIP-135 Delete of the `R` whose id is `id`, at `etag`.
-pub(crate) async fn delete_one<R, K, Q>(
-    state: &State,
-    req: &tonic::Request<Q>,
-    id: &str,
-    etag: &str,
-) -> Reply<()>
-where
-    R: resource::Delete<Key = foundry_domain::Id<K>>,
-{
-    let call = Call::of(SERVICE, req)?;
-    let id = Violations::require_id_of("id", id)?;
-    resource::delete::<R>(&state.db, &call, id, etag).await?;
-    Ok(tonic::Response::new(()))
 }
 
 /// How a list is ordered, and so paged: newest first by id, or by a

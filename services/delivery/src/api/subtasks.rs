@@ -17,13 +17,12 @@ use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, subtask_service_server::SubtaskService};
 use foundry_resource::{self as resource, Create, Delete, Resource, WireStamp};
-use tonic::{Request, Response, Status};
-use uuid::Uuid;
+use tonic::{Request, Response};
 
 use crate::State;
 use crate::api::{
-    Order, SERVICE, create_one, delete_one, get_one, list_under, long_description, parse_changes,
-    position, title,
+    Order, Reply, SERVICE, Wire, WireNew, create, delete, get, list_under, long_description,
+    parse_changes, position, title,
 };
 use crate::domain::{
     NewSubtask, Subtask, SubtaskChange, SubtaskId, SubtaskPath, SubtaskStatus, Task,
@@ -34,50 +33,46 @@ use crate::store::Lock;
 #[derive(Clone, Debug)]
 pub struct Subtasks(pub Arc<State>);
 
-pub fn subtask_to_proto(s: &Subtask) -> pb::Subtask {
-    let w = WireStamp::from(&s.stamp);
-    pb::Subtask {
-        id: s.id.to_string(),
-        task_id: s.fields.task_id.to_string(),
-        program_id: s.program_id.to_string(),
-        title: s.fields.title.clone(),
-        description: s.fields.description.clone(),
-        status: pb::SubtaskStatus::from(s.fields.status) as i32,
-        position: s.fields.position,
-        created_by: w.created_by,
-        create_time: w.create_time,
-        update_time: w.update_time,
-        etag: w.etag,
+impl Wire for Subtask {
+    type Message = pb::Subtask;
+
+    fn to_proto(&self) -> pb::Subtask {
+        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        pb::Subtask {
+            id: self.id.to_string(),
+            task_id: f.task_id.to_string(),
+            program_id: self.program_id.to_string(),
+            title: f.title.clone(),
+            description: f.description.clone(),
+            status: pb::SubtaskStatus::from(f.status) as i32,
+            position: f.position,
+            created_by: w.created_by,
+            create_time: w.create_time,
+            update_time: w.update_time,
+            etag: w.etag,
+        }
     }
 }
 
-/// A `CreateSubtaskRequest` as a [`NewSubtask`] and its request id.
-fn parse_create(req: &pb::CreateSubtaskRequest) -> Result<(NewSubtask, Option<Uuid>), Error> {
-    let empty = pb::Subtask::default();
-    let s = req.subtask.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let task_id = v.id_of("subtask.task_id", &s.task_id);
-    let title = title(&mut v, "subtask.title", &s.title);
-    let description = long_description(&mut v, "subtask.description", &s.description);
-    let status = if s.status == 0 {
-        Some(SubtaskStatus::Todo)
-    } else {
-        v.enum_value("subtask.status", s.status)
-    };
-    let position = position(&mut v, "subtask.position", s.position, true);
-    let request_id = v.maybe_request_id(&req.request_id);
-    v.finish_with(|| {
-        Some((
-            NewSubtask {
-                task_id: task_id?,
-                title: title?,
-                description: description?,
-                status: status?,
-                position: position?,
-            },
-            request_id?,
-        ))
-    })
+impl WireNew for Subtask {
+    fn parse_new(v: &mut Violations, s: &pb::Subtask) -> Option<NewSubtask> {
+        let task_id = v.id_of("subtask.task_id", &s.task_id);
+        let title = title(v, "subtask.title", &s.title);
+        let description = long_description(v, "subtask.description", &s.description);
+        let status = if s.status == 0 {
+            Some(SubtaskStatus::Todo)
+        } else {
+            v.enum_value("subtask.status", s.status)
+        };
+        let position = position(v, "subtask.position", s.position, true);
+        Some(NewSubtask {
+            task_id: task_id?,
+            title: title?,
+            description: description?,
+            status: status?,
+            position: position?,
+        })
+    }
 }
 
 /// An `UpdateSubtaskRequest` as the subtask's id, etag and the changes its
@@ -120,33 +115,20 @@ impl Delete for Subtask {}
 #[tonic::async_trait]
 impl SubtaskService for Subtasks {
     #[tracing::instrument(skip_all)]
-    async fn create_subtask(
-        &self,
-        req: Request<pb::CreateSubtaskRequest>,
-    ) -> Result<Response<pb::Subtask>, Status> {
-        create_one(
-            &self.0,
-            &req,
-            "CreateSubtask",
-            parse_create,
-            subtask_to_proto,
-        )
-        .await
+    async fn create_subtask(&self, req: Request<pb::CreateSubtaskRequest>) -> Reply<pb::Subtask> {
+        create::<Subtask, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
-    async fn get_subtask(
-        &self,
-        req: Request<pb::GetSubtaskRequest>,
-    ) -> Result<Response<pb::Subtask>, Status> {
-        get_one(&self.0, &req, &req.get_ref().id, subtask_to_proto).await
+    async fn get_subtask(&self, req: Request<pb::GetSubtaskRequest>) -> Reply<pb::Subtask> {
+        get::<Subtask, _, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn list_subtasks(
         &self,
         req: Request<pb::ListSubtasksRequest>,
-    ) -> Result<Response<pb::ListSubtasksResponse>, Status> {
+    ) -> Reply<pb::ListSubtasksResponse> {
         let by_position = Order::ByKey(|s: &Subtask| (i64::from(s.fields.position), s.id.uuid()));
         let r = req.get_ref();
         let (subtasks, next_page_token) = list_under::<Subtask, Task, _, _>(
@@ -158,7 +140,7 @@ impl SubtaskService for Subtasks {
         )
         .await?;
         Ok(Response::new(pb::ListSubtasksResponse {
-            subtasks: subtasks.iter().map(subtask_to_proto).collect(),
+            subtasks: subtasks.iter().map(Subtask::to_proto).collect(),
             next_page_token,
         }))
     }
@@ -166,10 +148,7 @@ impl SubtaskService for Subtasks {
     /// Not [`resource::update`]: the task is locked before the subtask
     /// (see the module).
     #[tracing::instrument(skip_all)]
-    async fn update_subtask(
-        &self,
-        req: Request<pb::UpdateSubtaskRequest>,
-    ) -> Result<Response<pb::Subtask>, Status> {
+    async fn update_subtask(&self, req: Request<pb::UpdateSubtaskRequest>) -> Reply<pb::Subtask> {
         let call = Call::of(SERVICE, &req)?;
         let (id, etag, changes) = parse_update(req.get_ref())?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
@@ -194,15 +173,11 @@ impl SubtaskService for Subtasks {
             .record(&mut tx)
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(subtask_to_proto(&subtask)))
+        Ok(Response::new(subtask.to_proto()))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn delete_subtask(
-        &self,
-        req: Request<pb::DeleteSubtaskRequest>,
-    ) -> Result<Response<()>, Status> {
-        let r = req.get_ref();
-        delete_one::<Subtask, _, _>(&self.0, &req, &r.id, &r.etag).await
+    async fn delete_subtask(&self, req: Request<pb::DeleteSubtaskRequest>) -> Reply<()> {
+        delete::<Subtask, _, _>(&self.0, req).await
     }
 }

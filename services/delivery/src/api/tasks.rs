@@ -4,20 +4,20 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use foundry_domain::Id;
-use foundry_outbox::Call;
+use foundry_outbox::{Call, EventBuilder};
 use foundry_platform::Error;
 use foundry_platform::convert::opt_timestamp;
 use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, task_service_server::TaskService};
-use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
-use tonic::{Request, Response, Status};
+use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
+use tonic::{Request, Response};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, SERVICE, create_one, delete_one, each, get_one, hold, in_program, list_page,
-    long_description, once_each, parse_changes, title, update_one, user_ids,
+    Order, Paging, Reply, Rows, SERVICE, Wire, WireChange, WireNew, create, delete, each, get,
+    hold, in_program, list_page, long_description, once_each, title, update, user_ids,
 };
 use crate::domain::{
     self, NewTask, ProgramId, Sprint, Task, TaskChange, TaskMove, TaskPath, TaskStatus,
@@ -29,97 +29,70 @@ use crate::store::{self, Lock, TaskFilter};
 #[derive(Clone, Debug)]
 pub struct Tasks(pub Arc<State>);
 
-const RESOURCE: &str = "delivery.task";
 const MAX_ASSIGNEES: usize = 32;
 const MAX_LABELS: usize = 32;
 const MAX_ESTIMATE_HOURS: f64 = 10_000.0;
 
-pub fn task_to_proto(t: &Task) -> pb::Task {
-    let w = WireStamp::from(&t.stamp);
-    pb::Task {
-        id: t.id.to_string(),
-        program_id: t.fields.program_id.to_string(),
-        requirement_id: t
-            .fields
-            .requirement_id
-            .map(|x| x.to_string())
-            .unwrap_or_default(),
-        title: t.fields.title.clone(),
-        description: t.fields.description.clone(),
-        status: pb::TaskStatus::from(t.fields.status) as i32,
-        assignee_ids: t.fields.assignee_ids.iter().map(Id::to_string).collect(),
-        estimate_hours: t.fields.estimate_hours,
-        due_time: opt_timestamp(t.fields.due_time),
-        labels: t.fields.labels.clone(),
-        sprint_id: t
-            .fields
-            .sprint_id
-            .map(|x| x.to_string())
-            .unwrap_or_default(),
-        created_by: w.created_by,
-        create_time: w.create_time,
-        update_time: w.update_time,
-        etag: w.etag,
+impl Wire for Task {
+    type Message = pb::Task;
+
+    fn to_proto(&self) -> pb::Task {
+        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        pb::Task {
+            id: self.id.to_string(),
+            program_id: f.program_id.to_string(),
+            requirement_id: f.requirement_id.map(|x| x.to_string()).unwrap_or_default(),
+            title: f.title.clone(),
+            description: f.description.clone(),
+            status: pb::TaskStatus::from(f.status) as i32,
+            assignee_ids: f.assignee_ids.iter().map(Id::to_string).collect(),
+            estimate_hours: f.estimate_hours,
+            due_time: opt_timestamp(f.due_time),
+            labels: f.labels.clone(),
+            sprint_id: f.sprint_id.map(|x| x.to_string()).unwrap_or_default(),
+            created_by: w.created_by,
+            create_time: w.create_time,
+            update_time: w.update_time,
+            etag: w.etag,
+        }
     }
 }
 
-/// A `CreateTaskRequest` as a [`NewTask`] and its request id.
-fn parse_create(req: &pb::CreateTaskRequest) -> Result<(NewTask, Option<Uuid>), Error> {
-    let empty = pb::Task::default();
-    let t = req.task.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let program_id = v.id_of("task.program_id", &t.program_id);
-    let requirement_id = v.maybe_id("task.requirement_id", &t.requirement_id);
-    let title = title(&mut v, "task.title", &t.title);
-    let description = long_description(&mut v, "task.description", &t.description);
-    let status = match t.status {
-        0 => Some(TaskStatus::Backlog),
-        s => match v.enum_value::<TaskStatus>("task.status", s) {
-            Some(s) if s.is_initial() => Some(s),
-            Some(_) => {
-                v.add("task.status", "a new task is BACKLOG or TODO");
-                None
-            }
-            None => None,
-        },
-    };
-    let assignee_ids = assignees(&mut v, &t.assignee_ids);
-    let estimate_hours = estimate(&mut v, t.estimate_hours);
-    let due_time = v.opt_time("task.due_time", t.due_time.as_ref());
-    let labels = labels(&mut v, &t.labels);
-    let sprint_id = v.maybe_id("task.sprint_id", &t.sprint_id);
-    let request_id = v.maybe_request_id(&req.request_id);
-    v.finish_with(|| {
-        Some((
-            NewTask {
-                program_id: program_id?,
-                requirement_id: requirement_id?,
-                title: title?,
-                description: description?,
-                status: status?,
-                assignee_ids: assignee_ids?,
-                estimate_hours: estimate_hours?,
-                due_time: due_time?,
-                labels: labels?,
-                sprint_id: sprint_id?,
-            },
-            request_id?,
-        ))
-    })
+impl WireNew for Task {
+    fn parse_new(v: &mut Violations, t: &pb::Task) -> Option<NewTask> {
+        let program_id = v.id_of("task.program_id", &t.program_id);
+        let requirement_id = v.maybe_id("task.requirement_id", &t.requirement_id);
+        let title = title(v, "task.title", &t.title);
+        let description = long_description(v, "task.description", &t.description);
+        let status = initial_status(
+            v,
+            ("task.status", t.status),
+            (TaskStatus::Backlog, TaskStatus::is_initial),
+            "a new task is BACKLOG or TODO",
+        );
+        let assignee_ids = assignees(v, &t.assignee_ids);
+        let estimate_hours = estimate(v, t.estimate_hours);
+        let due_time = v.opt_time("task.due_time", t.due_time.as_ref());
+        let labels = labels(v, &t.labels);
+        let sprint_id = v.maybe_id("task.sprint_id", &t.sprint_id);
+        Some(NewTask {
+            program_id: program_id?,
+            requirement_id: requirement_id?,
+            title: title?,
+            description: description?,
+            status: status?,
+            assignee_ids: assignee_ids?,
+            estimate_hours: estimate_hours?,
+            due_time: due_time?,
+            labels: labels?,
+            sprint_id: sprint_id?,
+        })
+    }
 }
 
-/// An `UpdateTaskRequest` as the task's id, etag and the changes its mask
-/// names.
-fn parse_update(
-    req: &pb::UpdateTaskRequest,
-) -> Result<(domain::TaskId, String, Vec<TaskChange>), Error> {
-    let empty = pb::Task::default();
-    let t = req.task.as_ref().unwrap_or(&empty);
-    parse_changes(
-        "task",
-        (&t.id, &t.etag),
-        req.update_mask.as_ref(),
-        |v, path| match path {
+impl WireChange for Task {
+    fn parse_change(v: &mut Violations, path: TaskPath, t: &pb::Task) -> Option<TaskChange> {
+        match path {
             TaskPath::RequirementId => v
                 .maybe_id("task.requirement_id", &t.requirement_id)
                 .map(TaskChange::RequirementId),
@@ -136,8 +109,33 @@ fn parse_update(
             TaskPath::SprintId => v
                 .maybe_id("task.sprint_id", &t.sprint_id)
                 .map(TaskChange::SprintId),
+        }
+    }
+}
+
+/// The status a new task or work order starts in, from `field` (its proto
+/// number `value`): unset, `default`; else a status `is_initial` accepts,
+/// or `refusal` is recorded.
+///
+/// Shared by tasks and work orders (goals start the same way): a candidate
+/// for `api/mod.rs`.
+pub(crate) fn initial_status<S: TryFrom<i32> + Copy>(
+    v: &mut Violations,
+    (field, value): (&str, i32),
+    (default, is_initial): (S, fn(S) -> bool),
+    refusal: &str,
+) -> Option<S> {
+    match value {
+        0 => Some(default),
+        s => match v.enum_value::<S>(field, s) {
+            Some(s) if is_initial(s) => Some(s),
+            Some(_) => {
+                v.add(field, refusal);
+                None
+            }
+            None => None,
         },
-    )
+    }
 }
 
 fn assignees(v: &mut Violations, ids: &[String]) -> Option<Vec<domain::UserId>> {
@@ -215,79 +213,185 @@ impl Delete for Task {
     }
 }
 
-#[tonic::async_trait]
-impl TaskService for Tasks {
-    #[tracing::instrument(skip_all)]
-    async fn create_task(
-        &self,
-        req: Request<pb::CreateTaskRequest>,
-    ) -> Result<Response<pb::Task>, Status> {
-        create_one(&self.0, &req, "CreateTask", parse_create, task_to_proto).await
-    }
+/// The store's list of a program's assigned units (tasks, work orders)
+/// as [`list_assigned`] reads it: its filter, made of the values parsed.
+pub(crate) trait AssignedFilter: Send + 'static {
+    /// The rows it lists.
+    type Row: Wire;
+    /// Their status.
+    type Status: TryFrom<i32> + Send;
+    /// The request fields of the two links a list also filters by
+    /// (`requirement_id`, `sprint_id`), in the order of [`Self::new`].
+    const LINKS: [&'static str; 2];
 
-    #[tracing::instrument(skip_all)]
-    async fn get_task(
-        &self,
-        req: Request<pb::GetTaskRequest>,
-    ) -> Result<Response<pb::Task>, Status> {
-        get_one(&self.0, &req, &req.get_ref().id, task_to_proto).await
-    }
+    /// The filter: in `program_id`, and each other value if set.
+    fn new(
+        program_id: Uuid,
+        status: Option<Self::Status>,
+        assignee_id: Option<Uuid>,
+        links: [Option<Uuid>; 2],
+    ) -> Self;
 
-    #[tracing::instrument(skip_all)]
-    async fn list_tasks(
-        &self,
-        req: Request<pb::ListTasksRequest>,
-    ) -> Result<Response<pb::ListTasksResponse>, Status> {
-        let call = Call::of(SERVICE, &req)?;
-        let req = req.into_inner();
-        let mut v = Violations::new();
-        let program_id: Option<ProgramId> = v.id_of("program_id", &req.program_id);
-        let status: Option<TaskStatus> = v.opt_enum_value("status", req.status);
-        let assignee_id = v.opt_id("assignee_id", &req.assignee_id);
-        let requirement_id = v.opt_id("requirement_id", &req.requirement_id);
-        let sprint_id = v.opt_id("sprint_id", &req.sprint_id);
-        let program_id = v.finish_with(|| program_id)?;
-        let filter = TaskFilter {
-            program_id: program_id.uuid(),
+    /// Its rows: newest first, from before `before`, at most `limit`.
+    fn rows<'t>(
+        self,
+        tx: &'t mut Tx,
+        org_id: Uuid,
+        before: Option<Uuid>,
+        limit: i64,
+    ) -> Rows<'t, Self::Row>;
+}
+
+impl AssignedFilter for TaskFilter {
+    type Row = Task;
+    type Status = TaskStatus;
+    const LINKS: [&'static str; 2] = ["requirement_id", "sprint_id"];
+
+    fn new(
+        program_id: Uuid,
+        status: Option<TaskStatus>,
+        assignee_id: Option<Uuid>,
+        [requirement_id, sprint_id]: [Option<Uuid>; 2],
+    ) -> Self {
+        TaskFilter {
+            program_id,
             status,
             assignee_id,
             requirement_id,
             sprint_id,
-        };
-        let paging =
-            Paging::under("program", program_id, req.page_size, &req.page_token).and(&format!(
-                "status={};assignee={};requirement={};sprint={}",
-                req.status, req.assignee_id, req.requirement_id, req.sprint_id
-            ));
-        let (rows, next_page_token) =
-            list_page(&self.0, &call, paging, Order::newest(), |tx, call, page| {
-                Box::pin(async move {
-                    resource::fetch::<Program>(tx, call, program_id, Lock::None).await?;
-                    store::list_tasks(tx, call.org_id, filter, page.after, page.limit()).await
-                })
+        }
+    }
+
+    fn rows<'t>(self, tx: &'t mut Tx, org: Uuid, before: Option<Uuid>, n: i64) -> Rows<'t, Task> {
+        Box::pin(store::list_tasks(tx, org, self, before, n))
+    }
+}
+
+/// A List of a program's tasks or work orders (`F`'s rows), newest first:
+/// the request's `program_id`, `status`, `assignee_id` and `F`'s two
+/// `links` (each empty: any) checked together, the program visible to the
+/// caller, the page token bound to every filter. The rows as their
+/// messages, and the next page token.
+///
+/// Shared by tasks and work orders: a candidate for `api/mod.rs`.
+pub(crate) async fn list_assigned<F: AssignedFilter, Q>(
+    state: &State,
+    req: &Request<Q>,
+    (program_id, status, assignee_id): (&str, i32, &str),
+    links: [&str; 2],
+    (size, token): (i32, &str),
+) -> Result<(Vec<<F::Row as Wire>::Message>, String), Error> {
+    let call = Call::of(SERVICE, req)?;
+    let mut v = Violations::new();
+    let program: Option<ProgramId> = v.id_of("program_id", program_id);
+    let in_status = v.opt_enum_value("status", status);
+    let assignee = v.opt_id("assignee_id", assignee_id);
+    let linked = [0, 1].map(|i| v.opt_id(F::LINKS[i], links[i]));
+    let program_id = v.finish_with(|| program)?;
+    let filter = F::new(program_id.uuid(), in_status, assignee, linked);
+    let mut paging = Paging::under("program", program_id, size, token)
+        .and(&format!("status={status};assignee={assignee_id}"));
+    for (field, value) in F::LINKS.into_iter().zip(links) {
+        let name = field.strip_suffix("_id").unwrap_or(field);
+        paging = paging.and(&format!("{name}={value}"));
+    }
+    let (rows, next_page_token) =
+        list_page(state, &call, paging, Order::newest(), |tx, call, page| {
+            Box::pin(async move {
+                resource::fetch::<Program>(tx, call, program_id, Lock::None).await?;
+                filter.rows(tx, call.org_id, page.after, page.limit()).await
             })
-            .await?;
+        })
+        .await?;
+    Ok((rows.iter().map(F::Row::to_proto).collect(), next_page_token))
+}
+
+/// A `Change<X>StatusRequest`'s `id` and the `status` it moves to.
+pub(crate) fn parse_move<K, S: TryFrom<i32>>(id: &str, status: i32) -> Result<(Id<K>, S), Error> {
+    let mut v = Violations::new();
+    let id = v.id_of("id", id);
+    let to = v.enum_value("status", status);
+    v.finish_with(|| Some((id?, to?)))
+}
+
+/// The `R` of `id` a method moves (to another status), at `etag`: visible
+/// to the caller and locked `FOR NO KEY UPDATE` in `tx`.
+pub(crate) async fn lock_at<R, K>(
+    tx: &mut Tx,
+    call: &Call,
+    id: Id<K>,
+    etag: &str,
+) -> Result<R, Error>
+where
+    R: Resource<Key = Id<K>>,
+{
+    let r: R = resource::fetch(tx, call, id, Lock::NoKeyUpdate).await?;
+    check_etag(etag, r.version(), R::NAME)?;
+    Ok(r)
+}
+
+/// The end of a method that moves `before` (read by [`lock_at`]): `after`,
+/// as written, recorded as `<KIND>.<verb>` (its diff, and what `event`
+/// adds) and committed, or if there is no `after` (it was there already)
+/// `before`, with no event. Its message.
+pub(crate) async fn moved<R: Wire>(
+    mut tx: Tx,
+    call: &Call,
+    verb: &str,
+    (before, after): (R, Option<R>),
+    event: impl FnOnce(EventBuilder) -> EventBuilder,
+) -> Reply<R::Message> {
+    let Some(after) = after else {
+        tx.commit().await.map_err(Error::from)?;
+        return Ok(Response::new(before.to_proto()));
+    };
+    let diff = call
+        .actor
+        .event(&format!("{}.{verb}", R::KIND), R::KIND, after.key())
+        .project(after.project())
+        .diff(&before, &after);
+    event(diff).record(&mut tx).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Response::new(after.to_proto()))
+}
+
+#[tonic::async_trait]
+impl TaskService for Tasks {
+    #[tracing::instrument(skip_all)]
+    async fn create_task(&self, req: Request<pb::CreateTaskRequest>) -> Reply<pb::Task> {
+        create::<Task, _>(&self.0, req).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_task(&self, req: Request<pb::GetTaskRequest>) -> Reply<pb::Task> {
+        get::<Task, _, _>(&self.0, req).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_tasks(&self, req: Request<pb::ListTasksRequest>) -> Reply<pb::ListTasksResponse> {
+        let r = req.get_ref();
+        let (tasks, next_page_token) = list_assigned::<TaskFilter, _>(
+            &self.0,
+            &req,
+            (&r.program_id, r.status, &r.assignee_id),
+            [&r.requirement_id, &r.sprint_id],
+            (r.page_size, &r.page_token),
+        )
+        .await?;
         Ok(Response::new(pb::ListTasksResponse {
-            tasks: rows.iter().map(task_to_proto).collect(),
+            tasks,
             next_page_token,
         }))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn update_task(
-        &self,
-        req: Request<pb::UpdateTaskRequest>,
-    ) -> Result<Response<pb::Task>, Status> {
-        update_one(&self.0, &req, parse_update, task_to_proto).await
+    async fn update_task(&self, req: Request<pb::UpdateTaskRequest>) -> Reply<pb::Task> {
+        update::<Task, _, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
-    async fn delete_task(
-        &self,
-        req: Request<pb::DeleteTaskRequest>,
-    ) -> Result<Response<()>, Status> {
-        let r = req.get_ref();
-        delete_one::<Task, _, _>(&self.0, &req, &r.id, &r.etag).await
+    async fn delete_task(&self, req: Request<pb::DeleteTaskRequest>) -> Reply<()> {
+        delete::<Task, _, _>(&self.0, req).await
     }
 
     /// The task row is locked (`FOR NO KEY UPDATE`) before its open
@@ -297,38 +401,27 @@ impl TaskService for Tasks {
     async fn change_task_status(
         &self,
         req: Request<pb::ChangeTaskStatusRequest>,
-    ) -> Result<Response<pb::Task>, Status> {
+    ) -> Reply<pb::Task> {
         let call = Call::of(SERVICE, &req)?;
-        let req = req.into_inner();
-        let mut v = Violations::new();
-        let id = v.id_of("id", &req.id);
-        let to: Option<TaskStatus> = v.enum_value("status", req.status);
-        let (id, to) = v.finish_with(|| Some((id?, to?)))?;
+        let r = req.get_ref();
+        let (id, to) = parse_move::<_, TaskStatus>(&r.id, r.status)?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        let task = resource::fetch::<Task>(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        check_etag(&req.etag, task.stamp.version, "task")?;
+        let task: Task = lock_at(&mut tx, &call, id, &r.etag).await?;
         let from = task.fields.status;
         let open = if to == TaskStatus::Done && from != TaskStatus::Done {
             store::count_open_subtasks(&mut tx, call.org_id, id).await?
         } else {
             0
         };
-        let step = domain::change_task_status(from, to, open, req.force).map_err(Error::from)?;
-        if step == TaskMove::Unchanged {
-            tx.commit().await.map_err(Error::from)?;
-            return Ok(Response::new(task_to_proto(&task)));
-        }
-        let after = store::set_task_status(&mut tx, call.org_id, id, to).await?;
-        let mut event = call
-            .actor
-            .event("delivery.task.change_status", RESOURCE, id)
-            .project(Some(after.fields.program_id.uuid()))
-            .diff(&task, &after);
-        if step == TaskMove::Forced {
-            event = event.set("forced", true).set("open_subtasks", open);
-        }
-        event.record(&mut tx).await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(task_to_proto(&after)))
+        let step = domain::change_task_status(from, to, open, r.force).map_err(Error::from)?;
+        let after = match step {
+            TaskMove::Unchanged => None,
+            _ => Some(store::set_task_status(&mut tx, call.org_id, id, to).await?),
+        };
+        moved(tx, &call, "change_status", (task, after), |e| match step {
+            TaskMove::Forced => e.set("forced", true).set("open_subtasks", open),
+            _ => e,
+        })
+        .await
     }
 }

@@ -11,76 +11,63 @@ use foundry_proto::foundry::delivery::v1::{
     self as pb, workstream_service_server::WorkstreamService,
 };
 use foundry_resource::{Create, Delete, Update, WireStamp};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, create_one, delete_one, get_one, hold, list_under, parse_changes, position,
-    short_description, update_one,
+    Order, Reply, Wire, WireChange, WireNew, create, delete, get, hold, list_under, position,
+    short_description, update,
 };
-use crate::domain::{
-    NewWorkstream, Program, Workstream, WorkstreamChange, WorkstreamId, WorkstreamPath,
-};
+use crate::domain::{NewWorkstream, Program, Workstream, WorkstreamChange, WorkstreamPath};
 use crate::store;
 
 /// Handlers of `WorkstreamService`.
 #[derive(Clone, Debug)]
 pub struct Workstreams(pub Arc<State>);
 
-pub fn workstream_to_proto(w: &Workstream) -> pb::Workstream {
-    let wire = WireStamp::from(&w.stamp);
-    pb::Workstream {
-        id: w.id.to_string(),
-        program_id: w.fields.program_id.to_string(),
-        name: w.fields.name.clone(),
-        description: w.fields.description.clone(),
-        position: w.fields.position,
-        created_by: wire.created_by,
-        create_time: wire.create_time,
-        update_time: wire.update_time,
-        etag: wire.etag,
+impl Wire for Workstream {
+    type Message = pb::Workstream;
+
+    fn to_proto(&self) -> pb::Workstream {
+        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        pb::Workstream {
+            id: self.id.to_string(),
+            program_id: f.program_id.to_string(),
+            name: f.name.clone(),
+            description: f.description.clone(),
+            position: f.position,
+            created_by: w.created_by,
+            create_time: w.create_time,
+            update_time: w.update_time,
+            etag: w.etag,
+        }
     }
 }
 
-/// A `CreateWorkstreamRequest` as a [`NewWorkstream`] and its request id.
-fn parse_create(req: &pb::CreateWorkstreamRequest) -> Result<(NewWorkstream, Option<Uuid>), Error> {
-    let empty = pb::Workstream::default();
-    let w = req.workstream.as_ref().unwrap_or(&empty);
-    let mut v = Violations::new();
-    let program_id = v.id_of("workstream.program_id", &w.program_id);
-    let name = v.text("workstream.name", &w.name, 1, 200);
-    let description = short_description(&mut v, "workstream.description", &w.description);
-    let position = position(&mut v, "workstream.position", w.position, true);
-    let request_id = v.maybe_request_id(&req.request_id);
-    v.finish_with(|| {
-        Some((
-            NewWorkstream {
-                program_id: program_id?,
-                name: name?,
-                description: description?,
-                position: position?,
-            },
-            request_id?,
-        ))
-    })
+impl WireNew for Workstream {
+    fn parse_new(v: &mut Violations, w: &pb::Workstream) -> Option<NewWorkstream> {
+        let program_id = v.id_of("workstream.program_id", &w.program_id);
+        let name = name(v, &w.name);
+        let description = short_description(v, "workstream.description", &w.description);
+        let position = position(v, "workstream.position", w.position, true);
+        Some(NewWorkstream {
+            program_id: program_id?,
+            name: name?,
+            description: description?,
+            position: position?,
+        })
+    }
 }
 
-/// An `UpdateWorkstreamRequest` as the workstream's id, etag and the
-/// changes its mask names.
-fn parse_update(
-    req: &pb::UpdateWorkstreamRequest,
-) -> Result<(WorkstreamId, String, Vec<WorkstreamChange>), Error> {
-    let empty = pb::Workstream::default();
-    let w = req.workstream.as_ref().unwrap_or(&empty);
-    parse_changes(
-        "workstream",
-        (&w.id, &w.etag),
-        req.update_mask.as_ref(),
-        |v, path| match path {
-            WorkstreamPath::Name => v
-                .text("workstream.name", &w.name, 1, 200)
-                .map(WorkstreamChange::Name),
+impl WireChange for Workstream {
+    fn parse_change(
+        v: &mut Violations,
+        path: WorkstreamPath,
+        w: &pb::Workstream,
+    ) -> Option<WorkstreamChange> {
+        match path {
+            WorkstreamPath::Name => name(v, &w.name).map(WorkstreamChange::Name),
             WorkstreamPath::Description => {
                 short_description(v, "workstream.description", &w.description)
                     .map(WorkstreamChange::Description)
@@ -88,8 +75,13 @@ fn parse_update(
             WorkstreamPath::Position => position(v, "workstream.position", w.position, false)
                 .flatten()
                 .map(WorkstreamChange::Position),
-        },
-    )
+        }
+    }
+}
+
+/// A workstream's name: 1..=200 characters on one line.
+fn name(v: &mut Violations, value: &str) -> Option<String> {
+    v.text("workstream.name", value, 1, 200)
 }
 
 #[async_trait]
@@ -122,30 +114,23 @@ impl WorkstreamService for Workstreams {
     async fn create_workstream(
         &self,
         req: Request<pb::CreateWorkstreamRequest>,
-    ) -> Result<Response<pb::Workstream>, Status> {
-        create_one(
-            &self.0,
-            &req,
-            "CreateWorkstream",
-            parse_create,
-            workstream_to_proto,
-        )
-        .await
+    ) -> Reply<pb::Workstream> {
+        create::<Workstream, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn get_workstream(
         &self,
         req: Request<pb::GetWorkstreamRequest>,
-    ) -> Result<Response<pb::Workstream>, Status> {
-        get_one(&self.0, &req, &req.get_ref().id, workstream_to_proto).await
+    ) -> Reply<pb::Workstream> {
+        get::<Workstream, _, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn list_workstreams(
         &self,
         req: Request<pb::ListWorkstreamsRequest>,
-    ) -> Result<Response<pb::ListWorkstreamsResponse>, Status> {
+    ) -> Reply<pb::ListWorkstreamsResponse> {
         let by_position =
             Order::ByKey(|w: &Workstream| (i64::from(w.fields.position), w.id.uuid()));
         let r = req.get_ref();
@@ -158,7 +143,7 @@ impl WorkstreamService for Workstreams {
         )
         .await?;
         Ok(Response::new(pb::ListWorkstreamsResponse {
-            workstreams: workstreams.iter().map(workstream_to_proto).collect(),
+            workstreams: workstreams.iter().map(Workstream::to_proto).collect(),
             next_page_token,
         }))
     }
@@ -167,16 +152,12 @@ impl WorkstreamService for Workstreams {
     async fn update_workstream(
         &self,
         req: Request<pb::UpdateWorkstreamRequest>,
-    ) -> Result<Response<pb::Workstream>, Status> {
-        update_one(&self.0, &req, parse_update, workstream_to_proto).await
+    ) -> Reply<pb::Workstream> {
+        update::<Workstream, _, _>(&self.0, req).await
     }
 
     #[tracing::instrument(skip_all)]
-    async fn delete_workstream(
-        &self,
-        req: Request<pb::DeleteWorkstreamRequest>,
-    ) -> Result<Response<()>, Status> {
-        let r = req.get_ref();
-        delete_one::<Workstream, _, _>(&self.0, &req, &r.id, &r.etag).await
+    async fn delete_workstream(&self, req: Request<pb::DeleteWorkstreamRequest>) -> Reply<()> {
+        delete::<Workstream, _, _>(&self.0, req).await
     }
 }
