@@ -41,7 +41,7 @@ mod aip {
     use std::fmt::Write as _;
 
     use prost::Message;
-    use prost_types::field_descriptor_proto::Type;
+    use prost_types::field_descriptor_proto::{Label, Type};
     use prost_types::{DescriptorProto, FileDescriptorSet};
 
     pub fn write(
@@ -115,9 +115,38 @@ mod aip {
                  fn etag(&self) -> &str {{ &self.etag }} }}"
             );
         }
+        if name.starts_with("List")
+            && name.ends_with("Response")
+            && has(m, "next_page_token", Type::String)
+        {
+            let items = m
+                .field
+                .iter()
+                .find(|f| f.label() == Label::Repeated && f.r#type() == Type::Message);
+            if let Some(f) = items {
+                let item = f.type_name().rsplit('.').next().unwrap_or_default();
+                let field = f.name();
+                let _ = writeln!(
+                    code,
+                    "impl crate::aip::ListResponse for {ty} {{ type Item = {module}::{item}; \
+                     fn of(items: Vec<{module}::{item}>, next_page_token: String) -> Self {{ \
+                     Self {{ {field}: items, next_page_token }} }} }}"
+                );
+            }
+        }
         let Some(stem) = name.strip_suffix("Request") else {
             return;
         };
+        if stem.starts_with("List")
+            && has(m, "page_size", Type::Int32)
+            && has(m, "page_token", Type::String)
+        {
+            let _ = writeln!(
+                code,
+                "impl crate::aip::ListRequest for {ty} {{ fn page_size(&self) -> i32 {{ self.page_size }} \
+                 fn page_token(&self) -> &str {{ &self.page_token }} }}"
+            );
+        }
         if let Some(x) = stem.strip_prefix("Create") {
             let ok = has(m, "request_id", Type::String) && is_resource(messages, x);
             if let Some(f) = resource_field(m, package, x).filter(|_| ok) {

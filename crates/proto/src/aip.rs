@@ -60,3 +60,20 @@ pub trait DeleteRequest {
     /// `etag` (empty: any version).
     fn etag(&self) -> &str;
 }
+
+/// AIP-132: `List<Xs>Request { .., page_size, page_token }`.
+pub trait ListRequest {
+    /// `page_size` (0: the default).
+    fn page_size(&self) -> i32;
+    /// `page_token` (empty: the first page).
+    fn page_token(&self) -> &str;
+}
+
+/// AIP-132: `List<Xs>Response { <xs>, next_page_token }`.
+pub trait ListResponse {
+    /// The message listed.
+    type Item;
+
+    /// A page of `items`, and the token of the next (empty on the last).
+    fn of(items: Vec<Self::Item>, next_page_token: String) -> Self;
+}

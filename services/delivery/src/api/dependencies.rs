@@ -13,7 +13,7 @@ use tonic::{Request, Response};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{Order, Paging, Reply, SERVICE, Wire, list_page, other_program};
+use crate::api::{Order, Paging, Reply, SERVICE, list_page, other_program, page};
 use crate::domain::graph;
 use crate::domain::{Dependency, PlanItem, Program, ProgramId, Requirement, RequirementId};
 use crate::store::{self, Direction, Lock};
@@ -163,10 +163,7 @@ pub async fn list(
             })
         })
         .await?;
-    Ok(Response::new(pb::ListRequirementDependenciesResponse {
-        requirements: requirements.iter().map(Requirement::to_proto).collect(),
-        next_page_token,
-    }))
+    page(&requirements, next_page_token)
 }
 
 /// GetProgramPlan: the program's requirements and edges, read in one

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::{
     Order, Paging, Reply, SERVICE, Wire, WireChange, WireNew, create, delete, get, hold,
-    in_program, list_page, parse_changes, short_description,
+    in_program, list_page, page, parse_changes, short_description,
 };
 use crate::domain::Program;
 use crate::domain::{self, Feature, FeatureChange, FeaturePath, NewFeature, ProgramId};
@@ -164,10 +164,7 @@ impl FeatureService for Features {
                 })
             })
             .await?;
-        Ok(Response::new(pb::ListFeaturesResponse {
-            features: features.iter().map(Feature::to_proto).collect(),
-            next_page_token,
-        }))
+        page(&features, next_page_token)
     }
 
     /// A new parent is checked against the feature's descendants while the

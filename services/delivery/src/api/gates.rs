@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::{
     Order, Reply, SERVICE, Wire, WireChange, WireNew, create, delete, get, get_one, hold,
-    list_under, long_text, short_description, update,
+    list_under, long_text, page, short_description, update,
 };
 use crate::domain::{
     self, Answer, AnswerProblem, Criterion, Evaluation, EvaluatorType, NewEvaluation,
@@ -298,10 +298,7 @@ impl SprintGateService for SprintGates {
             Order::newest(),
         )
         .await?;
-        Ok(Response::new(pb::ListSprintGatesResponse {
-            sprint_gates: gates.iter().map(SprintGate::to_proto).collect(),
-            next_page_token,
-        }))
+        page(&gates, next_page_token)
     }
 
     #[tracing::instrument(skip_all)]

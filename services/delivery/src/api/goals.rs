@@ -10,15 +10,15 @@ use foundry_platform::db::Tx;
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, goal_service_server::GoalService};
 use foundry_resource::{Create, Delete, Update, WireStamp};
-use tonic::{Request, Response};
+use tonic::Request;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, Reply, SERVICE, Wire, WireChange, WireNew, create, delete, enum_filter, get,
-    hold, list_children, long_description, long_text, title, update,
+    Reply, Wire, WireChange, WireNew, create, delete, enum_filter, get, hold, list_in_program,
+    long_description, long_text, title, update,
 };
+use crate::domain::Program;
 use crate::domain::{Goal, GoalChange, GoalPath, GoalStatus, NewGoal};
-use crate::domain::{Program, ProgramId};
 
 /// Handlers of `GoalService`.
 #[derive(Clone, Debug)]
@@ -135,27 +135,9 @@ impl GoalService for Goals {
 
     #[tracing::instrument(skip_all)]
     async fn list_goals(&self, req: Request<pb::ListGoalsRequest>) -> Reply<pb::ListGoalsResponse> {
-        let call = Call::of(SERVICE, &req)?;
-        let req = req.into_inner();
-        let mut v = Violations::new();
-        let program_id = v.id_of("program_id", &req.program_id);
-        let filters = [enum_filter::<GoalStatus>(&mut v, "status", req.status)];
-        let program_id: ProgramId = v.finish_with(|| program_id)?;
-        let paging = Paging::under("program", program_id, req.page_size, &req.page_token);
-        let parent = ("program_id", program_id);
-        let (rows, next_page_token) = list_children::<Goal, Program>(
-            &self.0,
-            &call,
-            paging,
-            Order::newest(),
-            parent,
-            &filters,
-        )
-        .await?;
-        Ok(Response::new(pb::ListGoalsResponse {
-            goals: rows.iter().map(Goal::to_proto).collect(),
-            next_page_token,
-        }))
+        let r = req.get_ref();
+        let status = |v: &mut Violations| vec![enum_filter::<GoalStatus>(v, "status", r.status)];
+        list_in_program::<Goal, _, _>(&self.0, &req, &r.program_id, status).await
     }
 
     #[tracing::instrument(skip_all)]

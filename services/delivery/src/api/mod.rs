@@ -21,7 +21,8 @@ use foundry_platform::db::Tx;
 use foundry_platform::page::Page;
 use foundry_platform::validate::Violations;
 use foundry_proto::aip::{
-    CreateRequest, DeleteRequest, GetRequest, ResourceMessage, UpdateRequest,
+    CreateRequest, DeleteRequest, GetRequest, ListRequest, ListResponse, ResourceMessage,
+    UpdateRequest,
 };
 use foundry_resource::{self as resource, Resource};
 use uuid::Uuid;
@@ -323,6 +324,45 @@ pub(crate) trait WireChange: Wire + resource::Update {
 /// The update-mask paths of `R`.
 pub(crate) type PathOf<R> =
     <<R as foundry_domain::Patch>::Change as foundry_domain::FieldChange>::Path;
+
+/// A page of `R` (AIP-132) as its list's response, with the token of the
+/// next page.
+pub(crate) fn page<R: Wire, P>(rows: &[R], next_page_token: String) -> Reply<P>
+where
+    P: ListResponse<Item = R::Message>,
+{
+    let items = rows.iter().map(R::to_proto).collect();
+    Ok(tonic::Response::new(P::of(items, next_page_token)))
+}
+
+/// A List of the `R` of the program a request names (`program_id`), newest
+/// first, matching the enum filters `filters` reads from it (checked with
+/// the program's id, so that every violation is reported at once); its
+/// page token bound to `program=<id>` and the filters: goals, risks and
+/// sprints list this way.
+pub(crate) async fn list_in_program<R: Wire, Q, P>(
+    state: &State,
+    req: &tonic::Request<Q>,
+    program_id: &str,
+    filters: impl FnOnce(&mut Violations) -> Vec<EnumFilter>,
+) -> Reply<P>
+where
+    Q: ListRequest,
+    P: ListResponse<Item = R::Message>,
+{
+    let call = Call::of(SERVICE, req)?;
+    let mut v = Violations::new();
+    let program_id = v.id_of("program_id", program_id);
+    let filters = filters(&mut v);
+    let program_id: domain::ProgramId = v.finish_with(|| program_id)?;
+    let q = req.get_ref();
+    let paging = Paging::under("program", program_id, q.page_size(), q.page_token());
+    let parent = ("program_id", program_id);
+    let order = Order::newest();
+    let (rows, next_page_token) =
+        list_children::<R, domain::Program>(state, &call, paging, order, parent, &filters).await?;
+    page(&rows, next_page_token)
+}
 
 /// AIP-133 Create (AIP-155 idempotent): the request's resource parsed
 /// ([`WireNew::parse_new`]) with its request id, then [`resource::create`].

@@ -12,11 +12,11 @@ use foundry_proto::foundry::delivery::v1::{
     self as pb, planner_phase_service_server::PlannerPhaseService,
 };
 use foundry_resource::{Create, Delete, Update, WireStamp};
-use tonic::{Request, Response};
+use tonic::Request;
 
 use crate::State;
 use crate::api::{
-    Order, Reply, Wire, WireChange, WireNew, create, delete, get, hold, list_under, position,
+    Order, Reply, Wire, WireChange, WireNew, create, delete, get, hold, list_under, page, position,
     short_description, update,
 };
 use crate::domain::Program;
@@ -150,10 +150,7 @@ impl PlannerPhaseService for PlannerPhases {
             by_position,
         )
         .await?;
-        Ok(Response::new(pb::ListPlannerPhasesResponse {
-            planner_phases: rows.iter().map(PlannerPhase::to_proto).collect(),
-            next_page_token,
-        }))
+        page(&rows, next_page_token)
     }
 
     #[tracing::instrument(skip_all)]

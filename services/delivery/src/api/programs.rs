@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, Reply, SERVICE, Wire, WireChange, WireNew, create, delete, get, list_page,
+    Order, Paging, Reply, SERVICE, Wire, WireChange, WireNew, create, delete, get, list_page, page,
     short_description, update,
 };
 use crate::domain::{
@@ -205,10 +205,7 @@ impl ProgramService for Programs {
                 ))
             })
             .await?;
-        Ok(Response::new(pb::ListProgramsResponse {
-            programs: programs.iter().map(Program::to_proto).collect(),
-            next_page_token,
-        }))
+        page(&programs, next_page_token)
     }
 
     #[tracing::instrument(skip_all)]

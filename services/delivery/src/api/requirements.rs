@@ -12,13 +12,13 @@ use foundry_proto::foundry::delivery::v1::{
     self as pb, requirement_service_server::RequirementService,
 };
 use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
-use tonic::{Request, Response};
+use tonic::Request;
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
     Order, Paging, Reply, SERVICE, Wire, WireChange, WireNew, create, criteria, delete,
-    dependencies, get, list_page, long_description, other_program, title, update,
+    dependencies, get, list_page, long_description, other_program, page, title, update,
 };
 use crate::domain::{
     NewRequirement, Priority, Program, ProgramId, Requirement, RequirementChange, RequirementPath,
@@ -250,10 +250,7 @@ impl RequirementService for Requirements {
                 })
             })
             .await?;
-        Ok(Response::new(pb::ListRequirementsResponse {
-            requirements: requirements.iter().map(Requirement::to_proto).collect(),
-            next_page_token,
-        }))
+        page(&requirements, next_page_token)
     }
 
     #[tracing::instrument(skip_all)]

@@ -9,15 +9,15 @@ use foundry_platform::db::Tx;
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, risk_service_server::RiskService};
 use foundry_resource::{Create, Delete, Update, WireStamp};
-use tonic::{Request, Response};
+use tonic::Request;
 
 use crate::State;
 use crate::api::{
-    EnumFilter, Order, Paging, Reply, SERVICE, Wire, WireChange, WireNew, create, delete,
-    enum_filter, get, hold, list_children, long_description, title, update,
+    Reply, Wire, WireChange, WireNew, create, delete, enum_filter, get, hold, list_in_program,
+    long_description, title, update,
 };
+use crate::domain::Program;
 use crate::domain::{NewRisk, Risk, RiskChange, RiskLevel, RiskPath, RiskSeverity, RiskStatus};
-use crate::domain::{Program, ProgramId};
 
 /// Handlers of `RiskService`.
 #[derive(Clone, Debug)]
@@ -100,33 +100,6 @@ impl WireChange for Risk {
     }
 }
 
-/// A List of the `R` of the program a request names (`program_id`), newest
-/// first, matching the enum filters `filters` reads from it (checked with
-/// the program's id, so that every violation is reported at once); its
-/// page token bound to `program=<id>` and the filters. The rows as their
-/// messages, and the next page token.
-///
-/// Shared by the lists of a program's risks and sprints (goals list the
-/// same way): a candidate for `api/mod.rs`.
-pub(crate) async fn list_in_program<R: Wire, Q>(
-    state: &State,
-    req: &Request<Q>,
-    (program_id, size, token): (&str, i32, &str),
-    filters: impl FnOnce(&mut Violations) -> Vec<EnumFilter>,
-) -> Result<(Vec<R::Message>, String), Error> {
-    let call = Call::of(SERVICE, req)?;
-    let mut v = Violations::new();
-    let program_id = v.id_of("program_id", program_id);
-    let filters = filters(&mut v);
-    let program_id: ProgramId = v.finish_with(|| program_id)?;
-    let paging = Paging::under("program", program_id, size, token);
-    let parent = ("program_id", program_id);
-    let (rows, next_page_token) =
-        list_children::<R, Program>(state, &call, paging, Order::newest(), parent, &filters)
-            .await?;
-    Ok((rows.iter().map(R::to_proto).collect(), next_page_token))
-}
-
 #[async_trait]
 impl Create for Risk {
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
@@ -154,22 +127,13 @@ impl RiskService for Risks {
     #[tracing::instrument(skip_all)]
     async fn list_risks(&self, req: Request<pb::ListRisksRequest>) -> Reply<pb::ListRisksResponse> {
         let r = req.get_ref();
-        let (risks, next_page_token) = list_in_program::<Risk, _>(
-            &self.0,
-            &req,
-            (&r.program_id, r.page_size, &r.page_token),
-            |v| {
-                vec![
-                    enum_filter::<RiskSeverity>(v, "severity", r.severity),
-                    enum_filter::<RiskStatus>(v, "status", r.status),
-                ]
-            },
-        )
-        .await?;
-        Ok(Response::new(pb::ListRisksResponse {
-            risks,
-            next_page_token,
-        }))
+        list_in_program::<Risk, _, _>(&self.0, &req, &r.program_id, |v| {
+            vec![
+                enum_filter::<RiskSeverity>(v, "severity", r.severity),
+                enum_filter::<RiskStatus>(v, "status", r.status),
+            ]
+        })
+        .await
     }
 
     #[tracing::instrument(skip_all)]

@@ -11,15 +11,14 @@ use foundry_platform::db::Tx;
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, sprint_service_server::SprintService};
 use foundry_resource::{Create, Delete, Update, WireStamp};
-use tonic::{Request, Response};
+use tonic::Request;
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::risks::list_in_program;
 use crate::api::tasks::{lock_at, moved};
 use crate::api::{
     Reply, SERVICE, Wire, WireChange, WireNew, create, delete, enum_filter, get, hold,
-    short_description, update,
+    list_in_program, short_description, update,
 };
 use crate::domain::{
     self, CapacityUnit, NewSprint, Program, Sprint, SprintChange, SprintId, SprintPath,
@@ -183,17 +182,10 @@ impl SprintService for Sprints {
         req: Request<pb::ListSprintsRequest>,
     ) -> Reply<pb::ListSprintsResponse> {
         let r = req.get_ref();
-        let (sprints, next_page_token) = list_in_program::<Sprint, _>(
-            &self.0,
-            &req,
-            (&r.program_id, r.page_size, &r.page_token),
-            |v| vec![enum_filter::<SprintStatus>(v, "status", r.status)],
-        )
-        .await?;
-        Ok(Response::new(pb::ListSprintsResponse {
-            sprints,
-            next_page_token,
-        }))
+        list_in_program::<Sprint, _, _>(&self.0, &req, &r.program_id, |v| {
+            vec![enum_filter::<SprintStatus>(v, "status", r.status)]
+        })
+        .await
     }
 
     #[tracing::instrument(skip_all)]

@@ -21,7 +21,7 @@ use tonic::{Request, Response};
 
 use crate::State;
 use crate::api::{
-    Order, Reply, SERVICE, Wire, WireNew, create, delete, get, list_under, long_description,
+    Order, Reply, SERVICE, Wire, WireNew, create, delete, get, list_under, long_description, page,
     parse_changes, position, title,
 };
 use crate::domain::{
@@ -139,10 +139,7 @@ impl SubtaskService for Subtasks {
             by_position,
         )
         .await?;
-        Ok(Response::new(pb::ListSubtasksResponse {
-            subtasks: subtasks.iter().map(Subtask::to_proto).collect(),
-            next_page_token,
-        }))
+        page(&subtasks, next_page_token)
     }
 
     /// Not [`resource::update`]: the task is locked before the subtask

@@ -9,6 +9,7 @@ use foundry_platform::Error;
 use foundry_platform::convert::opt_timestamp;
 use foundry_platform::db::{Tx, check_etag};
 use foundry_platform::validate::Violations;
+use foundry_proto::aip::{ListRequest, ListResponse};
 use foundry_proto::foundry::delivery::v1::{self as pb, task_service_server::TaskService};
 use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
 use tonic::{Request, Response};
@@ -17,7 +18,7 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::{
     Order, Paging, Reply, Rows, SERVICE, Wire, WireChange, WireNew, create, delete, each, get,
-    hold, in_program, list_page, long_description, once_each, title, update, user_ids,
+    hold, in_program, list_page, long_description, once_each, page, title, update, user_ids,
 };
 use crate::domain::{
     self, NewTask, ProgramId, Sprint, Task, TaskChange, TaskMove, TaskPath, TaskStatus,
@@ -274,13 +275,17 @@ impl AssignedFilter for TaskFilter {
 /// messages, and the next page token.
 ///
 /// Shared by tasks and work orders: a candidate for `api/mod.rs`.
-pub(crate) async fn list_assigned<F: AssignedFilter, Q>(
+pub(crate) async fn list_assigned<F: AssignedFilter, Q, P>(
     state: &State,
     req: &Request<Q>,
     (program_id, status, assignee_id): (&str, i32, &str),
     links: [&str; 2],
-    (size, token): (i32, &str),
-) -> Result<(Vec<<F::Row as Wire>::Message>, String), Error> {
+) -> Reply<P>
+where
+    Q: ListRequest,
+    P: ListResponse<Item = <F::Row as Wire>::Message>,
+{
+    let (size, token) = (req.get_ref().page_size(), req.get_ref().page_token());
     let call = Call::of(SERVICE, req)?;
     let mut v = Violations::new();
     let program: Option<ProgramId> = v.id_of("program_id", program_id);
@@ -303,7 +308,7 @@ pub(crate) async fn list_assigned<F: AssignedFilter, Q>(
             })
         })
         .await?;
-    Ok((rows.iter().map(F::Row::to_proto).collect(), next_page_token))
+    page(&rows, next_page_token)
 }
 
 /// A `Change<X>StatusRequest`'s `id` and the `status` it moves to.
@@ -370,18 +375,9 @@ impl TaskService for Tasks {
     #[tracing::instrument(skip_all)]
     async fn list_tasks(&self, req: Request<pb::ListTasksRequest>) -> Reply<pb::ListTasksResponse> {
         let r = req.get_ref();
-        let (tasks, next_page_token) = list_assigned::<TaskFilter, _>(
-            &self.0,
-            &req,
-            (&r.program_id, r.status, &r.assignee_id),
-            [&r.requirement_id, &r.sprint_id],
-            (r.page_size, &r.page_token),
-        )
-        .await?;
-        Ok(Response::new(pb::ListTasksResponse {
-            tasks,
-            next_page_token,
-        }))
+        let links = [&r.requirement_id[..], &r.sprint_id[..]];
+        let at = (&r.program_id[..], r.status, &r.assignee_id[..]);
+        list_assigned::<TaskFilter, _, _>(&self.0, &req, at, links).await
     }
 
     #[tracing::instrument(skip_all)]

@@ -12,7 +12,7 @@ use foundry_proto::foundry::delivery::v1::{
     self as pb, work_order_service_server::WorkOrderService,
 };
 use foundry_resource::{Create, Delete, Update, WireStamp};
-use tonic::{Request, Response};
+use tonic::Request;
 use uuid::Uuid;
 
 use crate::State;
@@ -239,18 +239,9 @@ impl WorkOrderService for WorkOrders {
         req: Request<pb::ListWorkOrdersRequest>,
     ) -> Reply<pb::ListWorkOrdersResponse> {
         let r = req.get_ref();
-        let (work_orders, next_page_token) = list_assigned::<WorkOrderFilter, _>(
-            &self.0,
-            &req,
-            (&r.program_id, r.status, &r.assignee_id),
-            [&r.phase_id, &r.feature_id],
-            (r.page_size, &r.page_token),
-        )
-        .await?;
-        Ok(Response::new(pb::ListWorkOrdersResponse {
-            work_orders,
-            next_page_token,
-        }))
+        let links = [&r.phase_id[..], &r.feature_id[..]];
+        let at = (&r.program_id[..], r.status, &r.assignee_id[..]);
+        list_assigned::<WorkOrderFilter, _, _>(&self.0, &req, at, links).await
     }
 
     #[tracing::instrument(skip_all)]

@@ -11,12 +11,12 @@ use foundry_proto::foundry::delivery::v1::{
     self as pb, workstream_service_server::WorkstreamService,
 };
 use foundry_resource::{Create, Delete, Update, WireStamp};
-use tonic::{Request, Response};
+use tonic::Request;
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Reply, Wire, WireChange, WireNew, create, delete, get, hold, list_under, position,
+    Order, Reply, Wire, WireChange, WireNew, create, delete, get, hold, list_under, page, position,
     short_description, update,
 };
 use crate::domain::{NewWorkstream, Program, Workstream, WorkstreamChange, WorkstreamPath};
@@ -142,10 +142,7 @@ impl WorkstreamService for Workstreams {
             by_position,
         )
         .await?;
-        Ok(Response::new(pb::ListWorkstreamsResponse {
-            workstreams: workstreams.iter().map(Workstream::to_proto).collect(),
-            next_page_token,
-        }))
+        page(&workstreams, next_page_token)
     }
 
     #[tracing::instrument(skip_all)]
