@@ -320,9 +320,8 @@ where
     Ok(out)
 }
 
-/// AIP-134 Update: the resource locked, its etag checked (empty: none),
-/// the changes applied and checked, the write and its event (the diff of
-/// before and after) in one transaction.
+/// AIP-134 Update: the resource locked (`FOR NO KEY UPDATE`), then
+/// [`update_locked`].
 pub async fn update<R: Update>(
     db: &Db,
     call: &Call,
@@ -332,13 +331,27 @@ pub async fn update<R: Update>(
 ) -> Result<R> {
     let mut tx = db.tenant(call.org_id).await?;
     let before = fetch::<R>(&mut tx, call, key, Lock::NoKeyUpdate).await?;
+    update_locked(tx, call, before, etag, changes).await
+}
+
+/// AIP-134 Update from its lock on, for a caller that read `before` `FOR
+/// NO KEY UPDATE` in `tx` (after other locks, when its lock order differs):
+/// its etag checked (empty: none), the changes applied and checked, the
+/// write and its event (the diff of before and after), committed.
+pub async fn update_locked<R: Update>(
+    mut tx: Tx,
+    call: &Call,
+    before: R,
+    etag: &str,
+    changes: Vec<R::Change>,
+) -> Result<R> {
     check_etag(etag, before.version(), R::NAME)?;
     let mut after = before.clone();
     after.apply(changes).map_err(Error::from)?;
     after.check(&before, &mut tx, call).await?;
     let after = after.write(&mut tx, call.org_id).await?;
     call.actor
-        .event(&format!("{}.update", R::KIND), R::KIND, key)
+        .event(&format!("{}.update", R::KIND), R::KIND, after.key())
         .project(after.project())
         .diff(&before, &after)
         .record(&mut tx)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use foundry_outbox::Call;
 use foundry_platform::Error;
-use foundry_platform::db::{Tx, check_etag};
+use foundry_platform::db::Tx;
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, feature_service_server::FeatureService};
 use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::{
     Order, Paging, Reply, SERVICE, Wire, WireChange, WireNew, create, delete, get, hold,
-    in_program, list_page, page, parse_changes, short_description,
+    in_program, list_page, page, parse_update, short_description,
 };
 use crate::domain::Program;
 use crate::domain::{self, Feature, FeatureChange, FeaturePath, NewFeature, ProgramId};
@@ -175,14 +175,7 @@ impl FeatureService for Features {
     #[tracing::instrument(skip_all)]
     async fn update_feature(&self, req: Request<pb::UpdateFeatureRequest>) -> Reply<pb::Feature> {
         let call = Call::of(SERVICE, &req)?;
-        let (q, empty) = (req.get_ref(), pb::Feature::default());
-        let m = q.feature.as_ref().unwrap_or(&empty);
-        let (id, etag, changes) = parse_changes::<FeaturePath, _, _>(
-            "feature",
-            (&m.id, &m.etag),
-            q.update_mask.as_ref(),
-            |v, path| Feature::parse_change(v, path, m),
-        )?;
+        let (id, etag, changes) = parse_update::<Feature, _, _>(req.get_ref())?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
         let current: Feature = resource::fetch(&mut tx, &call, id, Lock::None).await?;
         if let Some(p) = FeatureChange::new_parent(&changes) {
@@ -194,7 +187,7 @@ impl FeatureService for Features {
             domain::check_feature_parent(id, &ancestry).map_err(Error::from)?;
         }
         let before: Feature = resource::fetch(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        let f = update_locked(tx, &call, before, &etag, changes).await?;
+        let f = resource::update_locked(tx, &call, before, &etag, changes).await?;
         Ok(Response::new(f.to_proto()))
     }
 
@@ -202,31 +195,4 @@ impl FeatureService for Features {
     async fn delete_feature(&self, req: Request<pb::DeleteFeatureRequest>) -> Reply<()> {
         delete::<Feature, _, _>(&self.0, req).await
     }
-}
-
-/// [`resource::update`] from its lock on, for an update that takes other
-/// locks first: `before` (read `FOR NO KEY UPDATE` in `tx`) at `etag`, the
-/// changes applied, checked and written, its event; committed. (Subtasks'
-/// update repeats it too: a candidate for `foundry_resource`, where
-/// `update` would be a fetch and this.)
-async fn update_locked<R: Update>(
-    mut tx: Tx,
-    call: &Call,
-    before: R,
-    etag: &str,
-    changes: Vec<R::Change>,
-) -> Result<R, Error> {
-    check_etag(etag, before.version(), R::NAME)?;
-    let mut after = before.clone();
-    after.apply(changes).map_err(Error::from)?;
-    after.check(&before, &mut tx, call).await?;
-    let after = after.write(&mut tx, call.org_id).await?;
-    call.actor
-        .event(&format!("{}.update", R::KIND), R::KIND, after.key())
-        .project(after.project())
-        .diff(&before, &after)
-        .record(&mut tx)
-        .await?;
-    tx.commit().await?;
-    Ok(after)
 }

@@ -398,26 +398,41 @@ where
     get_one(state, &req, req.get_ref().id(), R::to_proto).await
 }
 
-/// AIP-134 Update: the resource's id and etag, and a change for each path
-/// of the mask ([`WireChange::parse_change`]), then [`resource::update`].
+/// AIP-134 Update: [`parse_update`], then [`resource::update`].
 pub(crate) async fn update<R, K, Q>(state: &State, req: tonic::Request<Q>) -> Reply<R::Message>
 where
     R: WireChange<Key = foundry_domain::Id<K>>,
     Q: UpdateRequest<Resource = R::Message>,
 {
     let call = Call::of(SERVICE, &req)?;
-    let q = req.get_ref();
-    let empty = R::Message::default();
-    let m = q.resource().unwrap_or(&empty);
-    let (id, etag, changes) = parse_changes::<PathOf<R>, K, _>(
-        Q::FIELD,
-        (m.id(), m.etag()),
-        q.update_mask(),
-        |v, path| R::parse_change(v, path, m),
-    )?;
+    let (id, etag, changes) = parse_update::<R, K, Q>(req.get_ref())?;
     let r: R = resource::update(&state.db, &call, id, &etag, changes).await?;
     Ok(tonic::Response::new(r.to_proto()))
 }
+
+/// An update request as the resource's id, its etag, and a change for each
+/// path of the mask ([`WireChange::parse_change`]); every violation at once.
+pub(crate) fn parse_update<R, K, Q>(q: &Q) -> Changes<R>
+where
+    R: WireChange<Key = foundry_domain::Id<K>>,
+    Q: UpdateRequest<Resource = R::Message>,
+{
+    let empty = R::Message::default();
+    let m = q.resource().unwrap_or(&empty);
+    parse_changes::<PathOf<R>, K, _>(Q::FIELD, (m.id(), m.etag()), q.update_mask(), |v, path| {
+        R::parse_change(v, path, m)
+    })
+}
+
+/// What an update request parses into: the key, the etag and the changes.
+pub(crate) type Changes<R> = Result<
+    (
+        <R as foundry_domain::Record>::Key,
+        String,
+        Vec<<R as foundry_domain::Patch>::Change>,
+    ),
+    Error,
+>;
 
 /// AIP-135 Delete: the `R` whose id the request names, at its etag.
 pub(crate) async fn delete<R, K, Q>(state: &State, req: tonic::Request<Q>) -> Reply<()>

@@ -9,24 +9,20 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use foundry_domain::Patch;
-use foundry_domain::Record;
 use foundry_outbox::Call;
 use foundry_platform::Error;
-use foundry_platform::db::{Tx, check_etag};
+use foundry_platform::db::Tx;
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1::{self as pb, subtask_service_server::SubtaskService};
-use foundry_resource::{self as resource, Create, Delete, Resource, WireStamp};
+use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
 use tonic::{Request, Response};
 
 use crate::State;
 use crate::api::{
-    Order, Reply, SERVICE, Wire, WireNew, create, delete, get, list_under, long_description, page,
-    parse_changes, position, title,
+    Order, Reply, SERVICE, Wire, WireChange, WireNew, create, delete, get, list_under,
+    long_description, page, parse_update, position, title,
 };
-use crate::domain::{
-    NewSubtask, Subtask, SubtaskChange, SubtaskId, SubtaskPath, SubtaskStatus, Task,
-};
+use crate::domain::{NewSubtask, Subtask, SubtaskChange, SubtaskPath, SubtaskStatus, Task};
 use crate::store::Lock;
 
 /// Handlers of `SubtaskService`.
@@ -75,18 +71,13 @@ impl WireNew for Subtask {
     }
 }
 
-/// An `UpdateSubtaskRequest` as the subtask's id, etag and the changes its
-/// mask names.
-fn parse_update(
-    req: &pb::UpdateSubtaskRequest,
-) -> Result<(SubtaskId, String, Vec<SubtaskChange>), Error> {
-    let empty = pb::Subtask::default();
-    let s = req.subtask.as_ref().unwrap_or(&empty);
-    parse_changes(
-        "subtask",
-        (&s.id, &s.etag),
-        req.update_mask.as_ref(),
-        |v, path| match path {
+impl WireChange for Subtask {
+    fn parse_change(
+        v: &mut Violations,
+        path: SubtaskPath,
+        s: &pb::Subtask,
+    ) -> Option<SubtaskChange> {
+        match path {
             SubtaskPath::Title => title(v, "subtask.title", &s.title).map(SubtaskChange::Title),
             SubtaskPath::Description => long_description(v, "subtask.description", &s.description)
                 .map(SubtaskChange::Description),
@@ -96,9 +87,12 @@ fn parse_update(
             SubtaskPath::Position => position(v, "subtask.position", s.position, false)
                 .flatten()
                 .map(SubtaskChange::Position),
-        },
-    )
+        }
+    }
 }
+
+/// Written by the handler: the task is locked before the subtask.
+impl Update for Subtask {}
 
 #[async_trait]
 impl Create for Subtask {
@@ -147,7 +141,7 @@ impl SubtaskService for Subtasks {
     #[tracing::instrument(skip_all)]
     async fn update_subtask(&self, req: Request<pb::UpdateSubtaskRequest>) -> Reply<pb::Subtask> {
         let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update(req.get_ref())?;
+        let (id, etag, changes) = parse_update::<Subtask, _, _>(req.get_ref())?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
         let task_id = resource::fetch::<Subtask>(&mut tx, &call, id, Lock::None)
             .await?
@@ -159,17 +153,7 @@ impl SubtaskService for Subtasks {
         let before: Subtask = resource::read(&mut tx, call.org_id, id, Lock::NoKeyUpdate)
             .await?
             .ok_or_else(Subtask::not_found)?;
-        check_etag(&etag, before.stamp.version, Subtask::NAME)?;
-        let mut subtask = before.clone();
-        subtask.apply(changes).map_err(Error::from)?;
-        let subtask = subtask.write(&mut tx, call.org_id).await?;
-        call.actor
-            .event("delivery.subtask.update", Subtask::KIND, id)
-            .project(subtask.project())
-            .diff(&before, &subtask)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
+        let subtask = resource::update_locked(tx, &call, before, &etag, changes).await?;
         Ok(Response::new(subtask.to_proto()))
     }
 
