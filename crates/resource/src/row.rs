@@ -156,7 +156,7 @@ struct ColumnDe<'r> {
     index: usize,
 }
 
-impl ColumnDe<'_> {
+impl<'r> ColumnDe<'r> {
     fn get<T>(&self) -> Result<T, RowError>
     where
         T: for<'q> sqlx::Decode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
@@ -166,13 +166,18 @@ impl ColumnDe<'_> {
             .map_err(|e| RowError(e.to_string()))
     }
 
-    /// Its type's name, or `None` when it is NULL.
-    fn type_name(&self) -> Result<Option<String>, RowError> {
+    /// Its type's name (the result column's, borrowed from the row), or
+    /// `None` when it is NULL.
+    fn type_name(&self) -> Result<Option<&'r str>, RowError> {
         let raw = self
             .row
             .try_get_raw(self.index)
             .map_err(|e| RowError(e.to_string()))?;
-        Ok((!raw.is_null()).then(|| raw.type_info().name().to_owned()))
+        if raw.is_null() {
+            return Ok(None);
+        }
+        let row: &'r PgRow = self.row;
+        Ok(Some(row.columns()[self.index].type_info().name()))
     }
 }
 
@@ -195,7 +200,7 @@ impl<'de> de::Deserializer<'de> for ColumnDe<'_> {
         let Some(ty) = self.type_name()? else {
             return visitor.visit_none();
         };
-        match ty.as_str() {
+        match ty {
             "BOOL" => visitor.visit_bool(self.get()?),
             "INT2" => visitor.visit_i16(self.get()?),
             "INT4" => visitor.visit_i32(self.get()?),
@@ -241,7 +246,7 @@ impl<'de> de::Deserializer<'de> for ColumnDe<'_> {
 
     /// A UUID as its 16 bytes (what `Uuid` asks a binary format for).
     fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, RowError> {
-        match self.type_name()?.as_deref() {
+        match self.type_name()? {
             Some("UUID") => visitor.visit_bytes(self.get::<Uuid>()?.as_bytes()),
             _ => self.deserialize_any(visitor),
         }
@@ -253,7 +258,7 @@ impl<'de> de::Deserializer<'de> for ColumnDe<'_> {
 
     /// A `bytea` as a sequence of bytes (what a `Vec<u8>` asks for).
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, RowError> {
-        match self.type_name()?.as_deref() {
+        match self.type_name()? {
             Some("BYTEA") => seq(self.get::<Vec<u8>>()?, visitor),
             _ => self.deserialize_any(visitor),
         }
