@@ -233,3 +233,101 @@ async fn delivery_mutations_reach_the_audit_log_through_its_own_relay() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Issue 13, finding 1: a task whose description is 20,000 emoji (80,000
+/// bytes, within its 20,000-character limit) made an event over audit's
+/// 64 KiB; audit refused it, the relay parked it, and the change stayed
+/// out of the audit log. Now the event carries the description's digest,
+/// length and prefix, and arrives.
+#[tokio::test]
+async fn a_change_can_escape_the_audit_log() {
+    use foundry_testkit::delivery as d;
+    use sha2::{Digest, Sha256};
+    let app = TestApp::start_configured(|c| c.audit_delivery = AuditDelivery::Local).await;
+    let program = app
+        .programs()
+        .create_program(authed(
+            &app.alice.token,
+            d::CreateProgramRequest {
+                program: Some(d::Program {
+                    name: "Long".into(),
+                    slug: "long".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let description = "🦀".repeat(20_000);
+    let task = app
+        .tasks()
+        .create_task(authed(
+            &app.alice.token,
+            d::CreateTaskRequest {
+                task: Some(d::Task {
+                    program_id: program.id.clone(),
+                    title: "Long description".into(),
+                    description: description.clone(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut db = app.admin_db().await;
+    let event = loop {
+        let events = alice_events(&app).await;
+        if let Some(e) = events
+            .into_iter()
+            .find(|e| e.action == "delivery.task.create" && e.resource_id == task.id)
+        {
+            break e;
+        }
+        let parked: Vec<String> = sqlx::query_scalar(
+            "SELECT coalesce(parked_reason, '') FROM delivery.outbox WHERE parked_at IS NOT NULL",
+        )
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+        assert!(
+            parked.is_empty(),
+            "the task's event was parked, out of the audit log: {parked:?}"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the task's event did not arrive"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let changes = foundry_platform::convert::struct_to_json(&event.changes.unwrap());
+    let recorded = &changes["description"]["new"];
+    let sha: String = Sha256::digest(description.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(recorded["sha256"], serde_json::json!(sha), "{recorded}");
+    assert_eq!(recorded["bytes"], serde_json::json!(80_000.0));
+    assert!(
+        description.starts_with(recorded["prefix"].as_str().unwrap()),
+        "a prefix of the description"
+    );
+    assert_eq!(
+        changes["title"]["new"],
+        serde_json::json!("Long description")
+    );
+    let verified = app
+        .audit()
+        .verify_audit_chain(authed(
+            &app.alice.token,
+            audit::VerifyAuditChainRequest::default(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verified.valid, "{verified:?}");
+}

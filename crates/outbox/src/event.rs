@@ -273,13 +273,14 @@ impl EventBuilder {
         self
     }
 
-    /// Records a field change; equal values are not a change.
+    /// Records a field change; equal values are not a change. A long value
+    /// is recorded as its digest, length and prefix ([`crate::bound`]).
     pub fn change(mut self, field: &str, old: impl Serialize, new: impl Serialize) -> Self {
         let (old, new) = (to_value(old), to_value(new));
         if old != new {
             let mut c = Map::new();
-            c.insert("old".into(), old);
-            c.insert("new".into(), new);
+            c.insert("old".into(), crate::bound::value(old));
+            c.insert("new".into(), crate::bound::value(new));
             self.0.changes.insert(field.to_owned(), Value::Object(c));
         }
         self
@@ -321,16 +322,19 @@ impl EventBuilder {
         !self.0.changes.is_empty()
     }
 
-    /// The event (for tests and callers that batch).
-    pub fn build(self) -> AuditEvent {
+    /// The event (for tests and callers that batch), its changes fitted to
+    /// what audit ingests ([`crate::bound::changes`]).
+    pub fn build(mut self) -> AuditEvent {
+        crate::bound::changes(&mut self.0.changes);
         self.0
     }
 
     /// Writes the event into the outbox of the transaction's schema. The
     /// caller commits: the event exists exactly when the change does.
     pub async fn record(self, tx: &mut Tx) -> Result<AuditEvent, Error> {
-        record(tx, &self.0).await?;
-        Ok(self.0)
+        let event = self.build();
+        record(tx, &event).await?;
+        Ok(event)
     }
 }
 

@@ -5,6 +5,7 @@
 //! roll back together. Each service's [`Relay`] ships its outbox to the
 //! audit service, at least once; the audit service keeps each event once.
 
+pub mod bound;
 pub mod call;
 pub mod event;
 pub mod relay;
