@@ -331,3 +331,110 @@ async fn a_change_can_escape_the_audit_log() {
         .into_inner();
     assert!(verified.valid, "{verified:?}");
 }
+
+/// Identity's events of the test below: `n` updates of Alice's
+/// organization, each changing 30 fields of 2,000 bytes (an event of about
+/// 62 KB), written straight into identity's outbox.
+async fn large_events(app: &TestApp, n: usize) {
+    let db = foundry_platform::db::Db::connect(&app.database_url, "identity", 2)
+        .await
+        .unwrap();
+    let actor = foundry_outbox::Actor::system("identity");
+    let org = app.alice.org_id;
+    let mut tx = db.tenant(org).await.unwrap();
+    for i in 0..n {
+        let mut e = actor.event(RENAME, "identity.organization", org).org(org);
+        for f in 0..30 {
+            e = e.set(&format!("field_{f}"), format!("{i:04}{}", "x".repeat(1996)));
+        }
+        e.record(&mut tx).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+/// Issue 13, finding 2: the relay sent up to 500 events per batch; above
+/// tonic's 4 MiB the audit service answered `OUT_OF_RANGE`, which the relay
+/// retried forever, and no later event of any tenant got through. Now
+/// batches are cut by bytes: 80 events of about 62 KB each (5 MB), queued
+/// while audit is away, all arrive once, in order, when it is back.
+#[tokio::test]
+async fn one_backlog_jams_audit_delivery_for_every_tenant() {
+    let port = foundry::tools::free_port().unwrap();
+    let app = TestApp::start_configured(|c| {
+        c.audit_delivery = AuditDelivery::Endpoint(format!("http://127.0.0.1:{port}"));
+    })
+    .await;
+    large_events(&app, 80).await;
+    assert!(
+        pending(&app).await >= 80,
+        "the backlog waits while audit is away"
+    );
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let audit_svc = app.suite.audit.clone();
+    let tenancy = app.suite.tenancy.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        foundry_tenancy::server::serve_services(
+            listener,
+            |routes| audit_svc.add_routes(routes),
+            foundry_audit::SERVICE_NAMES,
+            tenancy,
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .await
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while pending(&app).await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the backlog did not drain: {} left",
+            pending(&app).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Read back in small pages (each event is about 62 KB).
+    let mut large = vec![];
+    let mut page_token = String::new();
+    loop {
+        let page = app
+            .audit()
+            .list_audit_events(authed(
+                &app.alice.token,
+                audit::ListAuditEventsRequest {
+                    page_size: 20,
+                    page_token,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        large.extend(
+            page.audit_events
+                .into_iter()
+                .filter(|e| e.action == RENAME && e.actor_id.is_empty()),
+        );
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(large.len(), 80, "each event once");
+    large.sort_by_key(|e| e.sequence);
+    let order: Vec<String> = large
+        .iter()
+        .map(|e| {
+            let changes = foundry_platform::convert::struct_to_json(e.changes.as_ref().unwrap());
+            changes["field_0"]["new"].as_str().unwrap()[..4].to_owned()
+        })
+        .collect();
+    let expected: Vec<String> = (0..80).map(|i| format!("{i:04}")).collect();
+    assert_eq!(order, expected, "in the order they were made");
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}

@@ -90,8 +90,14 @@ impl Sink for GrpcSink {
 /// Relay settings.
 #[derive(Clone, Debug)]
 pub struct RelayConfig {
-    /// Events per delivery.
+    /// Events per delivery, at most.
     pub batch: i64,
+    /// Bytes per delivery (the events encoded), at most: below what the
+    /// audit service decodes in one message (tonic's 4 MiB), so that a
+    /// backlog of large events is delivered in several batches instead of
+    /// one the receiver refuses again and again. A single event larger
+    /// than this still goes alone.
+    pub max_batch_bytes: usize,
     /// Poll interval when no notification arrives (a safety net).
     pub idle_poll: Duration,
     /// First retry delay; doubles up to `max_backoff`.
@@ -106,6 +112,7 @@ impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
             batch: 500,
+            max_batch_bytes: 3 * 1024 * 1024,
             idle_poll: Duration::from_secs(2),
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
@@ -156,8 +163,21 @@ impl Relay {
             tx.commit().await?;
             return Ok(0);
         }
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-        let events: Vec<pb::AuditEvent> = rows.iter().map(|r| r.payload.0.to_proto()).collect();
+        // The oldest events, in order, up to the byte budget (at least one);
+        // the rest stay for the next batch.
+        let mut ids: Vec<Uuid> = Vec::with_capacity(rows.len());
+        let mut events: Vec<pb::AuditEvent> = Vec::with_capacity(rows.len());
+        let mut bytes = 0;
+        for r in &rows {
+            let event = r.payload.0.to_proto();
+            let size = prost::Message::encoded_len(&event) + 8;
+            if !events.is_empty() && bytes + size > self.cfg.max_batch_bytes {
+                break;
+            }
+            bytes += size;
+            ids.push(r.id);
+            events.push(event);
+        }
         match self.sink.deliver(events.clone()).await {
             Ok(()) => {}
             Err(DeliveryError::Retry(e)) => return Err(e),
@@ -202,7 +222,7 @@ impl Relay {
         loop {
             let n = self.drain_once().await?;
             total += n;
-            if n < self.cfg.batch as usize {
+            if n == 0 {
                 return Ok(total);
             }
         }

@@ -175,6 +175,7 @@ async fn make_events(app: &TestApp, n: usize) {
 fn quick() -> RelayConfig {
     RelayConfig {
         batch: 7,
+        max_batch_bytes: RelayConfig::default().max_batch_bytes,
         idle_poll: Duration::from_millis(50),
         min_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(40),
