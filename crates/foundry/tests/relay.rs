@@ -42,6 +42,12 @@ fn renamed(events: &[audit::AuditEvent]) -> usize {
 
 /// Alice's audit events (her organization's bootstrap and renames), all pages.
 async fn alice_events(app: &TestApp) -> Vec<audit::AuditEvent> {
+    alice_events_in_pages_of(app, 1000).await
+}
+
+/// [`alice_events`], read `page_size` at a time (large events: a page stays
+/// under the client's 4 MiB).
+async fn alice_events_in_pages_of(app: &TestApp, page_size: i32) -> Vec<audit::AuditEvent> {
     let mut out = vec![];
     let mut page_token = String::new();
     loop {
@@ -50,7 +56,7 @@ async fn alice_events(app: &TestApp) -> Vec<audit::AuditEvent> {
             .list_audit_events(authed(
                 &app.alice.token,
                 audit::ListAuditEventsRequest {
-                    page_size: 1000,
+                    page_size,
                     page_token,
                     ..Default::default()
                 },
@@ -82,6 +88,36 @@ async fn wait_for(app: &TestApp, n: usize) -> Vec<audit::AuditEvent> {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The suite's audit service, serving on `port` (where the relay points)
+/// until `stop` is sent.
+async fn audit_comes_up(
+    app: &TestApp,
+    port: u16,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let audit_svc = app.suite.audit.clone();
+    let tenancy = app.suite.tenancy.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        foundry_tenancy::server::serve_services(
+            listener,
+            |routes| audit_svc.add_routes(routes),
+            foundry_audit::SERVICE_NAMES,
+            tenancy,
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .await
+    });
+    (stop, server)
 }
 
 async fn pending(app: &TestApp) -> i64 {
@@ -143,24 +179,7 @@ async fn with_the_audit_service_away_mutations_succeed_and_events_arrive_once_wh
     assert_eq!(renamed(&alice_events(&app).await), 0);
 
     // The audit service comes up where the relay points.
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let audit_svc = app.suite.audit.clone();
-    let tenancy = app.suite.tenancy.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        foundry_tenancy::server::serve_services(
-            listener,
-            |routes| audit_svc.add_routes(routes),
-            foundry_audit::SERVICE_NAMES,
-            tenancy,
-            async {
-                let _ = stopped.await;
-            },
-        )
-        .await
-    });
+    let (stop, server) = audit_comes_up(&app, port).await;
     renames(&app, 5).await;
     let events = wait_for(&app, 30).await;
     assert_eq!(renamed(&events), 30, "none lost, none doubled");
@@ -370,24 +389,7 @@ async fn one_backlog_jams_audit_delivery_for_every_tenant() {
         "the backlog waits while audit is away"
     );
 
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let audit_svc = app.suite.audit.clone();
-    let tenancy = app.suite.tenancy.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        foundry_tenancy::server::serve_services(
-            listener,
-            |routes| audit_svc.add_routes(routes),
-            foundry_audit::SERVICE_NAMES,
-            tenancy,
-            async {
-                let _ = stopped.await;
-            },
-        )
-        .await
-    });
+    let (stop, server) = audit_comes_up(&app, port).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while pending(&app).await > 0 {
         assert!(
@@ -398,32 +400,11 @@ async fn one_backlog_jams_audit_delivery_for_every_tenant() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Read back in small pages (each event is about 62 KB).
-    let mut large = vec![];
-    let mut page_token = String::new();
-    loop {
-        let page = app
-            .audit()
-            .list_audit_events(authed(
-                &app.alice.token,
-                audit::ListAuditEventsRequest {
-                    page_size: 20,
-                    page_token,
-                    ..Default::default()
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        large.extend(
-            page.audit_events
-                .into_iter()
-                .filter(|e| e.action == RENAME && e.actor_id.is_empty()),
-        );
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+    let mut large: Vec<_> = alice_events_in_pages_of(&app, 20)
+        .await
+        .into_iter()
+        .filter(|e| e.action == RENAME && e.actor_id.is_empty())
+        .collect();
     assert_eq!(large.len(), 80, "each event once");
     large.sort_by_key(|e| e.sequence);
     let order: Vec<String> = large

@@ -64,7 +64,7 @@ fn size(v: &Value) -> usize {
 /// that is too much (thousands of fields), the whole set becomes one
 /// digest under `_changes`.
 pub fn changes(changes: &mut Map<String, Value>) {
-    let total = |c: &Map<String, Value>| Value::Object(c.clone()).to_string().len();
+    let total = |c: &Map<String, Value>| serde_json::to_vec(c).map_or(usize::MAX, |b| b.len());
     while total(changes) > MAX_CHANGES_BYTES {
         let largest = changes
             .iter()

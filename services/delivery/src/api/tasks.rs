@@ -274,7 +274,7 @@ impl AssignedFilter for TaskFilter {
 /// caller, the page token bound to every filter. The rows as their
 /// messages, and the next page token.
 ///
-/// Shared by tasks and work orders: a candidate for `api/mod.rs`.
+/// Shared by tasks and work orders (`work_orders.rs` calls it).
 pub(crate) async fn list_assigned<F: AssignedFilter, Q, P>(
     state: &State,
     req: &Request<Q>,
