@@ -15,6 +15,12 @@ use serde::Serialize;
 use serde::ser::{self, Impossible, SerializeStruct};
 use serde_json::Value;
 
+/// The key of the only change of an event whose changes the audit service
+/// refused: the producer parked the event and sent this stand-in, with the
+/// reason and the refused changes' length and SHA-256 (field names never
+/// start with `_`).
+pub const WITHHELD: &str = "_withheld";
+
 /// The audited fields of a value, by name, in order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AuditFields(Vec<(&'static str, Value)>);

@@ -20,7 +20,7 @@ mod id;
 mod patch;
 mod stored;
 
-pub use audit::{AuditFields, Audited, Change, diff};
+pub use audit::{AuditFields, Audited, Change, WITHHELD, diff};
 pub use error::{DomainError, ErrorKind};
 pub use fields::{Change as FieldChange, FieldPath, path_from_str};
 pub use foundry_domain_derive::Record;

@@ -72,6 +72,15 @@ async fn alice_events_in_pages_of(app: &TestApp, page_size: i32) -> Vec<audit::A
     }
 }
 
+/// `VerifyAuditChain` of the token's organization, whole.
+async fn verify(app: &TestApp, token: &str) -> audit::VerifyAuditChainResponse {
+    app.audit()
+        .verify_audit_chain(authed(token, audit::VerifyAuditChainRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 async fn wait_for(app: &TestApp, n: usize) -> Vec<audit::AuditEvent> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -149,15 +158,7 @@ async fn identity_mutations_reach_the_audit_log_through_the_relay() {
             .contains_key("name")
     );
     assert_eq!(events[0].actor_id, app.alice.user_id.to_string());
-    let verified = app
-        .audit()
-        .verify_audit_chain(authed(
-            &app.alice.token,
-            audit::VerifyAuditChainRequest::default(),
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let verified = verify(&app, &app.alice.token).await;
     assert!(verified.valid, "{verified:?}");
     assert_eq!(verified.events_checked, all.len() as i64);
     assert_eq!(pending(&app).await, 0, "delivered events leave the outbox");
@@ -339,15 +340,7 @@ async fn a_change_can_escape_the_audit_log() {
         changes["title"]["new"],
         serde_json::json!("Long description")
     );
-    let verified = app
-        .audit()
-        .verify_audit_chain(authed(
-            &app.alice.token,
-            audit::VerifyAuditChainRequest::default(),
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let verified = verify(&app, &app.alice.token).await;
     assert!(verified.valid, "{verified:?}");
 }
 
@@ -369,6 +362,28 @@ async fn large_events(app: &TestApp, n: usize) {
         e.record(&mut tx).await.unwrap();
     }
     tx.commit().await.unwrap();
+}
+
+/// Checks that the `n` events of [`large_events`] are in Alice's log, each
+/// once, in the order they were made.
+async fn large_events_arrived_once_in_order(app: &TestApp, n: usize) {
+    // Read back in small pages (each event is about 62 KB).
+    let mut large: Vec<_> = alice_events_in_pages_of(app, 20)
+        .await
+        .into_iter()
+        .filter(|e| e.action == RENAME && e.actor_id.is_empty())
+        .collect();
+    assert_eq!(large.len(), n, "each event once");
+    large.sort_by_key(|e| e.sequence);
+    let order: Vec<String> = large
+        .iter()
+        .map(|e| {
+            let changes = foundry_platform::convert::struct_to_json(e.changes.as_ref().unwrap());
+            changes["field_0"]["new"].as_str().unwrap()[..4].to_owned()
+        })
+        .collect();
+    let expected: Vec<String> = (0..n).map(|i| format!("{i:04}")).collect();
+    assert_eq!(order, expected, "in the order they were made");
 }
 
 /// Issue 13, finding 2: the relay sent up to 500 events per batch; above
@@ -399,23 +414,225 @@ async fn one_backlog_jams_audit_delivery_for_every_tenant() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Read back in small pages (each event is about 62 KB).
-    let mut large: Vec<_> = alice_events_in_pages_of(&app, 20)
-        .await
-        .into_iter()
-        .filter(|e| e.action == RENAME && e.actor_id.is_empty())
-        .collect();
-    assert_eq!(large.len(), 80, "each event once");
-    large.sort_by_key(|e| e.sequence);
-    let order: Vec<String> = large
+    large_events_arrived_once_in_order(&app, 80).await;
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// Inserts `events` into identity's outbox as they are (no bounding: what a
+/// producer of an older version, or one with a bug, could have written).
+async fn raw_events(app: &TestApp, events: &[foundry_outbox::AuditEvent]) {
+    let mut db = app.admin_db().await;
+    let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id).collect();
+    let orgs: Vec<uuid::Uuid> = events.iter().map(|e| e.org_id).collect();
+    let payloads: Vec<serde_json::Value> = events
         .iter()
-        .map(|e| {
-            let changes = foundry_platform::convert::struct_to_json(e.changes.as_ref().unwrap());
-            changes["field_0"]["new"].as_str().unwrap()[..4].to_owned()
-        })
+        .map(|e| serde_json::to_value(e).unwrap())
         .collect();
-    let expected: Vec<String> = (0..80).map(|i| format!("{i:04}")).collect();
-    assert_eq!(order, expected, "in the order they were made");
+    sqlx::query(
+        "INSERT INTO identity.outbox (id, org_id, payload) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[])",
+    )
+    .bind(&ids)
+    .bind(&orgs)
+    .bind(&payloads)
+    .execute(&mut db)
+    .await
+    .unwrap();
+}
+
+/// An update of `org`'s name by the system, as identity records one.
+fn system_rename(org: uuid::Uuid, name: &str) -> foundry_outbox::AuditEvent {
+    foundry_outbox::Actor::system("identity")
+        .event(RENAME, "identity.organization", org)
+        .org(org)
+        .set("name", name)
+        .build()
+}
+
+/// Issue 13, finding 1 (visibility): an event the audit service refuses
+/// (here: changes of 70 KB, over its 64 KiB, as a producer that does not
+/// bound its events would write) was parked in the outbox with nothing in
+/// the organization's log to say a change was missing, and
+/// `VerifyAuditChain` said all was well. Now its stand-in (who, what, when,
+/// with the changes withheld) is in the log, and verification counts it.
+#[tokio::test]
+async fn a_parked_event_is_visible_in_the_log_and_to_verification() {
+    let app = TestApp::start_configured(|c| c.audit_delivery = AuditDelivery::Local).await;
+    let org = app.alice.org_id;
+    let mut refused = system_rename(org, "refused");
+    refused.changes.insert(
+        "name".into(),
+        serde_json::json!({ "new": "x".repeat(70_000) }),
+    );
+    let refused_bytes = serde_json::Value::Object(refused.changes.clone())
+        .to_string()
+        .len();
+    raw_events(&app, std::slice::from_ref(&refused)).await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let stand_in = loop {
+        if let Some(e) = alice_events(&app)
+            .await
+            .into_iter()
+            .find(|e| e.id == refused.id.to_string())
+        {
+            break e;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing of the refused event reached the organization's log"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(stand_in.action, RENAME, "who did what, when, is kept");
+    assert_eq!(stand_in.resource_id, org.to_string());
+    let changes = foundry_platform::convert::struct_to_json(stand_in.changes.as_ref().unwrap());
+    let withheld = &changes["_withheld"];
+    assert_eq!(
+        changes.as_object().unwrap().len(),
+        1,
+        "only the withheld marker: {changes}"
+    );
+    assert!(
+        withheld["reason"].as_str().unwrap().contains("changes"),
+        "{withheld}"
+    );
+    assert_eq!(withheld["bytes"], serde_json::json!(refused_bytes as f64));
+    assert_eq!(withheld["sha256"].as_str().unwrap().len(), 64);
+
+    // The whole event stays in the producer's outbox, parked with the reason.
+    let mut db = app.admin_db().await;
+    let parked: Option<String> = sqlx::query_scalar(
+        "SELECT parked_reason FROM identity.outbox WHERE id = $1 AND parked_at IS NOT NULL",
+    )
+    .bind(refused.id)
+    .fetch_optional(&mut db)
+    .await
+    .unwrap();
+    assert!(parked.is_some_and(|r| r.contains("changes")), "parked");
+
+    let verified = verify(&app, &app.alice.token).await;
+    assert!(verified.valid, "{verified:?}");
+    assert_eq!(verified.withheld_events, 1, "{verified:?}");
+    let bobs = verify(&app, &app.bob.token).await;
+    assert_eq!(bobs.withheld_events, 0, "another organization's count");
+}
+
+/// Issue 13, finding 2 (fairness): the relay sent the outbox oldest first,
+/// so one organization's backlog (5,000 events here) held back every event
+/// another organization made after it. Now each batch takes every waiting
+/// organization's oldest events in turn: Bob's rename arrives with the
+/// first batch, while most of Alice's backlog still waits.
+#[tokio::test]
+async fn one_organizations_backlog_holds_back_another_organizations_events() {
+    let port = foundry::tools::free_port().unwrap();
+    let app = TestApp::start_configured(|c| {
+        c.audit_delivery = AuditDelivery::Endpoint(format!("http://127.0.0.1:{port}"));
+    })
+    .await;
+    let backlog: Vec<_> = (0..5_000)
+        .map(|i| system_rename(app.alice.org_id, &format!("backlog {i}")))
+        .collect();
+    raw_events(&app, &backlog).await;
+    let bob_org = app.bob.org_id.to_string();
+    app.orgs()
+        .update_organization(authed(
+            &app.bob.token,
+            rename(&bob_org, "after the backlog"),
+        ))
+        .await
+        .unwrap();
+
+    let (stop, server) = audit_comes_up(&app, port).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut db = app.admin_db().await;
+    let alice_waiting = loop {
+        let bobs = app
+            .audit()
+            .list_audit_events(authed(
+                &app.bob.token,
+                audit::ListAuditEventsRequest {
+                    page_size: 100,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .audit_events;
+        if bobs.iter().any(|e| e.action == RENAME) {
+            break sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM identity.outbox WHERE org_id = $1",
+            )
+            .bind(app.alice.org_id)
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Bob's event did not arrive"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(
+        alice_waiting > 2_500,
+        "Bob's event waited for Alice's backlog: only {alice_waiting} of her 5,000 events were still waiting when it arrived"
+    );
+    // And the backlog itself all arrives.
+    while pending(&app).await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the backlog did not drain"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// Issue 13, finding 2 (split): a batch the audit service refuses as too
+/// large (`OUT_OF_RANGE`: here the relay's byte budget is set above the
+/// receiver's 4 MiB) was retried whole, forever. Now it is split until it
+/// fits, and every event arrives once, in order.
+#[tokio::test]
+async fn a_batch_refused_as_too_large_is_retried_forever() {
+    let port = foundry::tools::free_port().unwrap();
+    let app = TestApp::start().await;
+    let (stop, server) = audit_comes_up(&app, port).await;
+    let sa = app
+        .suite
+        .identity
+        .ensure_service_account(foundry_outbox::RELAY_SERVICE_ACCOUNT, "relay")
+        .await
+        .unwrap();
+    let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect_lazy();
+    let sink = std::sync::Arc::new(foundry_outbox::GrpcSink::new(
+        channel,
+        app.suite.identity.service_tokens(sa),
+    ));
+    let db = foundry_platform::db::Db::connect(&app.database_url, "identity", 2)
+        .await
+        .unwrap();
+    let relay = foundry_outbox::Relay::new(
+        db,
+        sink,
+        foundry_outbox::RelayConfig {
+            max_batch_bytes: 64 * 1024 * 1024,
+            ..Default::default()
+        },
+    );
+    large_events(&app, 80).await;
+    let delivered = tokio::time::timeout(Duration::from_secs(60), relay.drain())
+        .await
+        .expect("the relay drains")
+        .expect("every batch is delivered");
+    assert!(delivered >= 80, "{delivered}");
+    assert_eq!(pending(&app).await, 0);
+    large_events_arrived_once_in_order(&app, 80).await;
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }

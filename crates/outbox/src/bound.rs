@@ -59,6 +59,22 @@ fn size(v: &Value) -> usize {
     v.to_string().len()
 }
 
+pub use foundry_domain::WITHHELD;
+/// Characters of the receiver's reason a withheld event keeps.
+const REASON_CHARS: usize = 500;
+
+/// What stands for `changes` the audit service refused: one entry,
+/// [`WITHHELD`], with the receiver's reason and the refused changes'
+/// length and SHA-256 (the producer keeps them whole, parked in its
+/// outbox).
+pub fn withheld(changes: &Map<String, Value>, reason: &str) -> Map<String, Value> {
+    let mut w = digest(&Value::Object(changes.clone()), false);
+    w["reason"] = Value::String(reason.chars().take(REASON_CHARS).collect());
+    let mut out = Map::new();
+    out.insert(WITHHELD.into(), w);
+    out
+}
+
 /// Makes `changes` (`field → {old, new}`) fit [`MAX_CHANGES_BYTES`]: the
 /// largest values lose their prefix (digest only) until it does; if even
 /// that is too much (thousands of fields), the whole set becomes one
@@ -111,6 +127,19 @@ mod tests {
         assert_eq!(v["sha256"], json!(sha));
         let prefix = v["prefix"].as_str().unwrap_or_default();
         assert_eq!(prefix, "🦀".repeat(PREFIX_BYTES / 4));
+    }
+
+    #[test]
+    fn withheld_changes_keep_the_reason_length_and_digest() {
+        let mut c = Map::new();
+        c.insert("title".into(), json!({ "old": "a", "new": "b" }));
+        let w = withheld(&c, &"r".repeat(900));
+        assert_eq!(w.len(), 1);
+        let entry = &w[WITHHELD];
+        assert_eq!(entry["reason"].as_str().map(str::len), Some(REASON_CHARS));
+        let original = Value::Object(c).to_string();
+        assert_eq!(entry["bytes"], json!(original.len()));
+        assert_eq!(entry["sha256"].as_str().map(str::len), Some(64));
     }
 
     #[test]

@@ -196,6 +196,9 @@ CREATE TABLE IF NOT EXISTS outbox (
 ALTER TABLE outbox ADD COLUMN IF NOT EXISTS parked_at timestamptz;
 ALTER TABLE outbox ADD COLUMN IF NOT EXISTS parked_reason text;
 CREATE INDEX IF NOT EXISTS outbox_live_idx ON outbox (id) WHERE parked_at IS NULL;
+-- The relay's walk of the organizations with waiting events, and each
+-- one's oldest events.
+CREATE INDEX IF NOT EXISTS outbox_org_live_idx ON outbox (org_id, id) WHERE parked_at IS NULL;
 ALTER TABLE outbox ENABLE ROW LEVEL SECURITY;
 ALTER TABLE outbox FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS producer ON outbox;

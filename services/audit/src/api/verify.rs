@@ -133,6 +133,7 @@ fn response(
     start: i64,
 ) -> pb::VerifyAuditChainResponse {
     let checked = walk.map_or(0, ChainWalk::checked);
+    let withheld_events = walk.map_or(0, ChainWalk::withheld);
     let head_hash = match walk {
         Some(w) if checked > 0 => hex::encode(w.last_hash()),
         _ => String::new(),
@@ -151,6 +152,7 @@ fn response(
                 _ => "no events to verify".to_owned(),
             },
             head_hash,
+            withheld_events,
         },
         Some(f) => pb::VerifyAuditChainResponse {
             valid: false,
@@ -160,6 +162,7 @@ fn response(
             problem_event_id: f.event_id.map(|i| i.to_string()).unwrap_or_default(),
             detail: f.detail,
             head_hash,
+            withheld_events,
         },
     }
 }

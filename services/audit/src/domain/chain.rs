@@ -46,6 +46,7 @@ pub struct ChainWalk {
     next_sequence: i64,
     prev_hash: Vec<u8>,
     checked: i64,
+    withheld: i64,
     last_id: Option<Uuid>,
 }
 
@@ -57,6 +58,7 @@ impl ChainWalk {
             next_sequence: start,
             prev_hash,
             checked: 0,
+            withheld: 0,
             last_id: None,
         }
     }
@@ -102,6 +104,9 @@ impl ChainWalk {
         self.next_sequence += 1;
         self.prev_hash = stored_hash.to_vec();
         self.checked += 1;
+        if event.changes.get(foundry_domain::WITHHELD).is_some() {
+            self.withheld += 1;
+        }
         self.last_id = Some(event.id);
         Ok(())
     }
@@ -169,6 +174,12 @@ impl ChainWalk {
     /// Events verified so far.
     pub fn checked(&self) -> i64 {
         self.checked
+    }
+
+    /// Events verified so far whose changes were withheld (the producer
+    /// parked them, refused).
+    pub fn withheld(&self) -> i64 {
+        self.withheld
     }
 
     /// The hash of the last verified event (or of the predecessor of the

@@ -117,8 +117,9 @@ async fn a_mutation_whose_event_cannot_be_written_is_rolled_back() {
     );
 }
 
-/// Records what it receives; fails the first `fail` deliveries, and
-/// refuses (as invalid) any batch holding the event `poison`.
+/// Records what it receives; fails the first `fail` deliveries, refuses
+/// (as invalid) any batch holding the event `poison`, and fails any batch
+/// holding an event of the organization `failing`.
 #[derive(Default)]
 struct Recorder {
     got: Mutex<HashMap<String, usize>>,
@@ -126,6 +127,9 @@ struct Recorder {
     calls: Mutex<usize>,
     delay: Duration,
     poison: Option<String>,
+    failing: Option<String>,
+    /// `(org_id, id)` of each delivered event, in the order they arrived.
+    order: Mutex<Vec<(String, String)>>,
 }
 
 #[async_trait::async_trait]
@@ -143,8 +147,16 @@ impl Sink for Recorder {
         if events.iter().any(|e| Some(&e.id) == self.poison.as_ref()) {
             return Err(DeliveryError::Refused("audit_events[0].action: bad".into()));
         }
+        if events
+            .iter()
+            .any(|e| Some(&e.org_id) == self.failing.as_ref())
+        {
+            return Err(anyhow::anyhow!("this organization's chain is busy").into());
+        }
         let mut got = self.got.lock().unwrap();
+        let mut order = self.order.lock().unwrap();
         for e in events {
+            order.push((e.org_id.clone(), e.id.clone()));
             *got.entry(e.id).or_default() += 1;
         }
         Ok(())
@@ -156,13 +168,18 @@ async fn identity_db(app: &TestApp) -> Db {
 }
 
 async fn make_events(app: &TestApp, n: usize) {
+    make_events_of(app, &app.alice, n).await;
+}
+
+/// `n` renames of `member`'s organization.
+async fn make_events_of(app: &TestApp, member: &foundry_testkit::Member, n: usize) {
     let mut etag = String::new();
-    let org = app.alice.org_id.to_string();
+    let org = member.org_id.to_string();
     for i in 0..n {
         let out = app
             .orgs()
             .update_organization(authed(
-                &app.alice.token,
+                &member.token,
                 rename(&org, &format!("name {i}"), &etag),
             ))
             .await
@@ -225,11 +242,36 @@ async fn the_relay_retries_while_the_audit_service_is_down_and_loses_nothing() {
     );
 }
 
+/// Events of 20 organizations (5 each, in the order of `i`), written
+/// straight into the outbox.
+async fn events_of_many_organizations(app: &TestApp) {
+    let mut admin = app.admin_db().await;
+    for i in 0..5 {
+        for _ in 0..20 {
+            let org = uuid::Uuid::now_v7();
+            let e = foundry_outbox::Actor::system("identity")
+                .event("identity.organization.update", "identity.organization", org)
+                .org(org)
+                .set("name", format!("{i}"))
+                .build();
+            sqlx::query("INSERT INTO identity.outbox (id, org_id, payload) VALUES ($1, $2, $3)")
+                .bind(e.id)
+                .bind(e.org_id)
+                .bind(serde_json::to_value(&e).unwrap())
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
+    }
+}
+
 #[tokio::test]
-async fn two_relays_at_once_never_deliver_an_event_twice() {
+async fn two_relays_at_once_never_deliver_an_event_twice_nor_out_of_order() {
     let app = TestApp::start().await;
-    make_events(&app, 60).await;
-    let total = outbox_rows(&app).await.len();
+    make_events(&app, 30).await;
+    events_of_many_organizations(&app).await;
+    let rows = outbox_rows(&app).await;
+    let total = rows.len();
     let sink = Arc::new(Recorder {
         delay: Duration::from_millis(5),
         ..Default::default()
@@ -243,6 +285,17 @@ async fn two_relays_at_once_never_deliver_an_event_twice() {
     let got = sink.got.lock().unwrap().clone();
     assert_eq!(got.len(), total);
     assert!(got.values().all(|&n| n == 1), "no event delivered twice");
+    // Each organization's events arrived in the order they were made.
+    let arrived = sink.order.lock().unwrap().clone();
+    let mut by_org: HashMap<String, Vec<String>> = HashMap::new();
+    for (org, id) in arrived {
+        by_org.entry(org).or_default().push(id);
+    }
+    for (org, ids) in by_org {
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        assert_eq!(ids, sorted, "{org}'s events in the order they were made");
+    }
     assert_eq!(a.pending().await.unwrap(), 0);
 }
 
@@ -343,8 +396,70 @@ async fn credential_lifecycle_and_refused_exchanges_are_recorded() {
     );
 }
 
+/// Issue 13, finding 2 (isolation): a batch that failed was retried whole,
+/// so an organization whose events the audit service could not take held
+/// back every other organization's. Now that organization is held back on
+/// its own backoff and the others' events flow.
+#[tokio::test]
+async fn one_organization_whose_events_fail_blocks_every_other() {
+    let app = TestApp::start().await;
+    make_events_of(&app, &app.alice, 6).await;
+    make_events_of(&app, &app.bob, 6).await;
+    let rows = outbox_rows(&app).await;
+    let alice = app.alice.org_id.to_string();
+    let sink = Arc::new(Recorder {
+        failing: Some(alice.clone()),
+        ..Default::default()
+    });
+    let relay = Relay::new(identity_db(&app).await, sink.clone(), quick());
+    // Alice's events fail: the round delivers everyone else's.
+    relay.drain().await.unwrap();
+    let got = sink.got.lock().unwrap().clone();
+    let others: Vec<&str> = rows
+        .iter()
+        .filter(|e| e["org_id"] != alice.as_str())
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert!(others.len() >= 6, "Bob's renames and the bootstrap events");
+    assert!(
+        others.iter().all(|id| got.get(*id) == Some(&1)),
+        "every other organization's event went, once"
+    );
+    assert_eq!(
+        relay.pending().await.unwrap(),
+        rows.len() as i64 - others.len() as i64,
+        "Alice's events wait"
+    );
+    // Alice's failing events never delay Bob's next ones.
+    make_events_of(&app, &app.bob, 2).await;
+    relay.drain().await.unwrap();
+    assert_eq!(sink.got.lock().unwrap().len(), others.len() + 2);
+}
+
+/// The parked-events counter (`foundry.outbox.parked`) as an OTLP or
+/// Prometheus exporter would read it.
+fn parked_metric(exporter: &opentelemetry_sdk::metrics::InMemoryMetricExporter) -> u64 {
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+    let mut total = 0;
+    for rm in exporter.get_finished_metrics().unwrap() {
+        for sm in rm.scope_metrics() {
+            for m in sm.metrics().filter(|m| m.name() == "foundry.outbox.parked") {
+                if let AggregatedMetrics::U64(MetricData::Sum(sum)) = m.data() {
+                    total = sum.data_points().map(|p| p.value()).sum();
+                }
+            }
+        }
+    }
+    total
+}
+
 #[tokio::test]
 async fn an_event_the_audit_service_refuses_is_parked_and_the_rest_flow() {
+    let exporter = opentelemetry_sdk::metrics::InMemoryMetricExporter::default();
+    let meters = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_reader(opentelemetry_sdk::metrics::PeriodicReader::builder(exporter.clone()).build())
+        .build();
+    opentelemetry::global::set_meter_provider(meters.clone());
     let app = TestApp::start().await;
     make_events(&app, 10).await;
     let rows = outbox_rows(&app).await;
@@ -372,4 +487,6 @@ async fn an_event_the_audit_service_refuses_is_parked_and_the_rest_flow() {
     .unwrap();
     assert_eq!(parked.0, poison);
     assert!(parked.1.contains("action"), "{parked:?}");
+    meters.force_flush().unwrap();
+    assert_eq!(parked_metric(&exporter), 1, "the parked event is counted");
 }
