@@ -55,6 +55,7 @@ impl Env {
             audit_delivery: delivery,
             audit_checkpoint_interval: None,
             request_id_retention: foundry_platform::idempotency::DEFAULT_RETENTION,
+            audit_retention: foundry::RetentionPolicy::default(),
         })
         .await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

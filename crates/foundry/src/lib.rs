@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use foundry_audit::Audit;
+pub use foundry_audit::RetentionPolicy;
 use foundry_delivery::Delivery;
 use foundry_identity::{Identity, OidcProvider, RingSource, TokenConfig};
 use foundry_outbox::{GrpcSink, RELAY_SERVICE_ACCOUNT, Relay, RelayConfig};
@@ -41,6 +42,36 @@ pub struct SuiteConfig {
     /// How long idempotent creates' request ids are kept; older ones are
     /// swept.
     pub request_id_retention: Duration,
+    /// The operator's bounds on organizations' audit retention.
+    pub audit_retention: RetentionPolicy,
+}
+
+/// The operator's bounds on audit retention: flags of `foundry` and
+/// `foundry-audit` (a tenant's setting cannot go past them).
+#[derive(Clone, Debug, clap::Args)]
+pub struct RetentionArgs {
+    /// The shortest audit retention an organization may set, in days:
+    /// younger events are never removed, whatever was set.
+    #[arg(long, env = "FOUNDRY_AUDIT_MIN_RETENTION_DAYS", default_value_t = 30)]
+    pub audit_min_retention_days: i32,
+    /// How long a shorter audit retention waits before it takes effect, in
+    /// seconds (an owner can revert it meanwhile); 0: at once.
+    #[arg(
+        long,
+        env = "FOUNDRY_AUDIT_RETENTION_REDUCTION_DELAY_SECONDS",
+        default_value_t = 7 * 86_400
+    )]
+    pub audit_retention_reduction_delay_seconds: u32,
+}
+
+impl RetentionArgs {
+    /// The policy these flags describe.
+    pub fn policy(&self) -> RetentionPolicy {
+        RetentionPolicy::new(
+            self.audit_min_retention_days,
+            chrono::TimeDelta::seconds(i64::from(self.audit_retention_reduction_delay_seconds)),
+        )
+    }
 }
 
 /// Where the services' outbox relays deliver.
@@ -145,7 +176,7 @@ impl Suite {
             cfg.max_connections,
         )
         .await?;
-        let audit = Audit::new(audit_db, cfg.page_tokens.clone())?;
+        let audit = Audit::with_retention(audit_db, cfg.page_tokens.clone(), cfg.audit_retention)?;
         audit.load_keys().await?;
         let delivery_db = Db::connect(
             &cfg.database_url,

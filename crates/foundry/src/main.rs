@@ -28,6 +28,8 @@ struct Cli {
     server: ServerArgs,
     #[command(flatten)]
     oidc: OidcArgs,
+    #[command(flatten)]
+    retention: foundry::RetentionArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -76,12 +78,12 @@ async fn main() -> anyhow::Result<()> {
             stop(pg).await;
             Ok(())
         }
-        Command::Serve => serve(&cli.server, &cli.oidc).await,
+        Command::Serve => serve(&cli.server, &cli.oidc, &cli.retention).await,
         Command::Token { role, ttl } => {
             let role = Role::parse(&role)
                 .context("role must be owner, admin, editor, viewer or billing")?;
             let (url, pg) = database(&cli.server).await?;
-            let suite = Suite::start(config(&cli.server, &cli.oidc, url)).await?;
+            let suite = Suite::start(config(&cli.server, &cli.oidc, &cli.retention, url)).await?;
             let (org_id, user_id) = suite
                 .identity
                 .find_org_by_slug(DEV_SLUG)
@@ -100,7 +102,12 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-fn config(args: &ServerArgs, oidc: &OidcArgs, database_url: String) -> SuiteConfig {
+fn config(
+    args: &ServerArgs,
+    oidc: &OidcArgs,
+    retention: &foundry::RetentionArgs,
+    database_url: String,
+) -> SuiteConfig {
     SuiteConfig {
         database_url,
         page_tokens: args.page_tokens(),
@@ -110,6 +117,7 @@ fn config(args: &ServerArgs, oidc: &OidcArgs, database_url: String) -> SuiteConf
         audit_delivery: foundry::AuditDelivery::Local,
         audit_checkpoint_interval: Some(AUDIT_CHECKPOINT_INTERVAL),
         request_id_retention: args.request_id_retention(),
+        audit_retention: retention.policy(),
     }
 }
 
@@ -135,9 +143,13 @@ async fn stop(pg: Option<EmbeddedPg>) {
     }
 }
 
-async fn serve(args: &ServerArgs, oidc: &OidcArgs) -> anyhow::Result<()> {
+async fn serve(
+    args: &ServerArgs,
+    oidc: &OidcArgs,
+    retention: &foundry::RetentionArgs,
+) -> anyhow::Result<()> {
     let (url, pg) = database(args).await?;
-    let suite = Suite::start(config(args, oidc, url)).await?;
+    let suite = Suite::start(config(args, oidc, retention, url)).await?;
 
     let (org_id, user_id) = match suite.identity.find_org_by_slug(DEV_SLUG).await? {
         Some(found) => found,

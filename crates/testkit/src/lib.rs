@@ -135,6 +135,7 @@ impl TestApp {
             audit_delivery: foundry::AuditDelivery::Off,
             audit_checkpoint_interval: None,
             request_id_retention: foundry_platform::idempotency::DEFAULT_RETENTION,
+            audit_retention: foundry::RetentionPolicy::default(),
         };
         adjust(&mut config);
         let suite = Suite::connect(config).await.expect("suite");

@@ -23,6 +23,7 @@ use sqlx::migrate::Migrator;
 use tokio::sync::OnceCell;
 use tonic::service::RoutesBuilder;
 
+pub use crate::domain::settings::RetentionPolicy;
 use crate::keys::Signer;
 
 /// The audit schema's migrations, embedded.
@@ -44,6 +45,8 @@ pub struct State {
     pub db: Db,
     /// Page token signer.
     pub pages: PageTokens,
+    /// The operator's bounds on organizations' retention.
+    pub retention: RetentionPolicy,
     /// The checkpoint signing key, loaded (or created) on first use or by
     /// [`Audit::load_keys`].
     signer: OnceCell<Signer>,
@@ -70,10 +73,20 @@ impl Audit {
     /// on first use; call [`Audit::load_keys`] to load (or, on the first
     /// start, create) it now.
     pub fn new(db: Db, pages: PageTokens) -> anyhow::Result<Audit> {
+        Self::with_retention(db, pages, RetentionPolicy::default())
+    }
+
+    /// [`Audit::new`] with the operator's bounds on retention.
+    pub fn with_retention(
+        db: Db,
+        pages: PageTokens,
+        retention: RetentionPolicy,
+    ) -> anyhow::Result<Audit> {
         Ok(Audit {
             state: Arc::new(State {
                 db,
                 pages,
+                retention,
                 signer: OnceCell::new(),
             }),
         })

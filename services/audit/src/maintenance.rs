@@ -193,9 +193,11 @@ pub struct Retained {
 pub async fn apply_retention(state: &State, org_id: Uuid) -> Result<Retained> {
     let mut tx = state.db.tenant(org_id).await?;
     checkpoints::lock_maintenance(&mut tx, org_id).await?;
-    let days = settings::get_settings(&mut tx, org_id, false)
-        .await?
-        .and_then(|s| s.retention_days);
+    let days = state.retention.effective_days(
+        settings::get_settings(&mut tx, org_id, false)
+            .await?
+            .and_then(|s| s.retention_days),
+    );
     let (_, mark) = head_and_watermark(&mut tx, org_id).await?;
     let nothing = Retained {
         removed: 0,
@@ -224,6 +226,25 @@ pub async fn apply_retention(state: &State, org_id: Uuid) -> Result<Retained> {
     })
 }
 
+/// Makes an organization's pending retention reduction, if due, its
+/// retention: recorded in its chain as the system's change, in the
+/// transaction that makes it.
+pub async fn promote_reduction(state: &State, org_id: Uuid) -> Result<()> {
+    let mut tx = state.db.tenant(org_id).await?;
+    let Some(before) = settings::get_settings(&mut tx, org_id, true).await? else {
+        tx.commit().await?;
+        return Ok(());
+    };
+    let mut after = before.clone();
+    if after.promote_due(chrono::Utc::now()) {
+        let system = foundry_outbox::Actor::system("audit");
+        crate::api::settings::record_change(&mut tx, &system, org_id, before, &after).await?;
+        tracing::info!(%org_id, retention_days = ?after.retention_days, "audit retention reduction took effect");
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// What one round of maintenance did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Round {
@@ -240,6 +261,15 @@ pub struct Round {
 /// A failure in one organization is logged and the others go on.
 pub async fn round(state: &State) -> Result<Round> {
     let mut out = Round::default();
+    let mut tx = state.db.system().await?;
+    let due = settings::orgs_with_due_reduction(&mut tx).await?;
+    tx.commit().await?;
+    for org_id in due {
+        if let Err(e) = promote_reduction(state, org_id).await {
+            out.failed += 1;
+            tracing::error!(%org_id, error = %e, "audit retention reduction failed");
+        }
+    }
     let mut tx = state.db.system().await?;
     let with_retention = settings::orgs_with_retention(&mut tx).await?;
     tx.commit().await?;

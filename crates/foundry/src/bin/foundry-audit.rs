@@ -21,6 +21,8 @@ struct Cli {
     migrate: MigrateArgs,
     #[command(flatten)]
     identity: IdentityArgs,
+    #[command(flatten)]
+    retention: foundry::RetentionArgs,
     /// Seconds between rounds that sign each organization's moved chain
     /// head into a checkpoint (and apply retention).
     #[arg(long, env = "FOUNDRY_AUDIT_CHECKPOINT_SECONDS", default_value_t = 300)]
@@ -42,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
     else {
         return Ok(());
     };
-    let audit = Audit::new(db, cli.server.page_tokens())?;
+    let audit = Audit::with_retention(db, cli.server.page_tokens(), cli.retention.policy())?;
     audit.load_keys().await?;
     let tenancy = Arc::new(Tenancy::remote(&cli.identity.identity_endpoint).await?);
     let listener = tokio::net::TcpListener::bind(cli.server.listen)

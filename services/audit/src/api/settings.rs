@@ -2,7 +2,6 @@
 //! retention. A change is recorded in the organization's own chain, in the
 //! transaction that makes it (the audit service is its own log).
 
-use foundry_domain::Patch;
 use foundry_outbox::Actor;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
@@ -15,7 +14,7 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{checked, ingest};
-use crate::domain::settings::{Settings, SettingsChange, SettingsPath, retention_days};
+use crate::domain::settings::{RetentionPolicy, Settings, SettingsChange, SettingsPath};
 use crate::domain::{ActorType, Event};
 use crate::store::settings as store;
 
@@ -26,6 +25,8 @@ async fn settings_to_proto(
 ) -> Result<pb::AuditSettings, Error> {
     let mark = store::get_watermark(tx, org_id).await?;
     let version = row.as_ref().map_or(0, |r| r.version);
+    let pending = row.as_ref().and_then(|r| r.pending_retention_days);
+    let pending_at = row.as_ref().and_then(|r| r.pending_effective_at);
     Ok(pb::AuditSettings {
         org_id: org_id.to_string(),
         retention_days: row.as_ref().and_then(|r| r.retention_days).unwrap_or(0),
@@ -34,6 +35,8 @@ async fn settings_to_proto(
             .filter(|r| r.version > 0)
             .map(|r| timestamp(r.updated_at)),
         retained_after_sequence: mark.map_or(0, |m| m.sequence),
+        pending_retention_days: pending.unwrap_or(0),
+        pending_retention_effective_time: pending_at.map(timestamp),
     })
 }
 
@@ -83,7 +86,7 @@ pub async fn update_audit_settings(
 ) -> Result<Response<pb::AuditSettings>, Status> {
     let org_id = caller(&req)?.org_id()?;
     let actor = Actor::of("audit", &req);
-    let update = parse_update(req.into_inner())?;
+    let update = parse_update(req.into_inner(), &state.retention)?;
 
     let mut tx = state.db.tenant(org_id).await?;
     // The row exists (version 0: the defaults) before it is locked, so two
@@ -94,21 +97,41 @@ pub async fn update_audit_settings(
         .ok_or_else(|| Error::internal(anyhow::anyhow!("settings of {org_id} not created")))?;
     check_etag(&update.etag, before.version, "the audit settings")?;
     let mut after = before.clone();
-    after.apply(update.changes).map_err(Error::from)?;
-    let event = actor
-        .event("audit.settings.update", "audit.settings", org_id)
-        .org(org_id)
-        .diff(&before, &after);
-    let row = if event.has_changes() {
-        let row = store::put_settings(&mut tx, org_id, &after).await?;
-        ingest::append(&mut tx, vec![to_event(event.build())?]).await?;
-        row
-    } else {
-        before
-    };
+    let now = chrono::Utc::now();
+    for change in update.changes {
+        match change {
+            // Through the policy: a shorter retention waits.
+            SettingsChange::RetentionDays(days) => {
+                after.request_retention(days, &state.retention, now);
+            }
+        }
+    }
+    let row = record_change(&mut tx, &actor, org_id, before, &after).await?;
     let out = settings_to_proto(&mut tx, org_id, Some(row)).await?;
     tx.commit().await.map_err(Error::from)?;
     Ok(Response::new(out))
+}
+
+/// Writes `after` over `before` (locked in `tx`) with its event in the
+/// organization's own chain, if anything changed; the settings as they
+/// now are.
+pub(crate) async fn record_change(
+    tx: &mut Tx,
+    actor: &Actor,
+    org_id: Uuid,
+    before: Settings,
+    after: &Settings,
+) -> Result<Settings, Error> {
+    let event = actor
+        .event("audit.settings.update", "audit.settings", org_id)
+        .org(org_id)
+        .diff(&before, after);
+    if !event.has_changes() {
+        return Ok(before);
+    }
+    let row = store::put_settings(tx, org_id, after).await?;
+    ingest::append(tx, vec![to_event(event.build())?]).await?;
+    Ok(row)
 }
 
 /// An `UpdateAuditSettings` request, parsed.
@@ -119,7 +142,10 @@ struct SettingsUpdate {
 
 /// Parses an update: the mask's paths and each named field's new value,
 /// every problem reported at once.
-fn parse_update(req: pb::UpdateAuditSettingsRequest) -> Result<SettingsUpdate, Error> {
+fn parse_update(
+    req: pb::UpdateAuditSettingsRequest,
+    policy: &RetentionPolicy,
+) -> Result<SettingsUpdate, Error> {
     let pb::UpdateAuditSettingsRequest {
         audit_settings,
         update_mask,
@@ -133,8 +159,10 @@ fn parse_update(req: pb::UpdateAuditSettingsRequest) -> Result<SettingsUpdate, E
     let changes: Vec<Option<SettingsChange>> = paths
         .into_iter()
         .map(|p| match p {
-            SettingsPath::RetentionDays => checked(&mut v, retention_days(given.retention_days))
-                .map(SettingsChange::RetentionDays),
+            SettingsPath::RetentionDays => {
+                checked(&mut v, policy.retention_days(given.retention_days))
+                    .map(SettingsChange::RetentionDays)
+            }
         })
         .collect();
     v.finish_with(|| {

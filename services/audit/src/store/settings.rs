@@ -19,7 +19,8 @@ fn read(row: &PgRow) -> Result<Settings> {
 pub async fn get_settings(tx: &mut Tx, org_id: Uuid, for_update: bool) -> Result<Option<Settings>> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
     let row = sqlx::query(&format!(
-        "SELECT retention_days, version, updated_at FROM settings WHERE org_id = $1{lock}"
+        "SELECT retention_days, pending_retention_days, pending_effective_at, version, updated_at \
+         FROM settings WHERE org_id = $1{lock}"
     ))
     .bind(org_id)
     .fetch_optional(&mut **tx)
@@ -43,14 +44,19 @@ pub async fn ensure_settings(tx: &mut Tx, org_id: Uuid) -> Result<()> {
 /// Writes an organization's settings as the next version of `s`.
 pub async fn put_settings(tx: &mut Tx, org_id: Uuid, s: &Settings) -> Result<Settings> {
     let row = sqlx::query(
-        "INSERT INTO settings (org_id, retention_days, version) VALUES ($1, $2, $3) \
+        "INSERT INTO settings (org_id, retention_days, pending_retention_days, \
+                               pending_effective_at, version) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (org_id) DO UPDATE \
-         SET retention_days = EXCLUDED.retention_days, version = EXCLUDED.version, \
-             updated_at = now() \
-         RETURNING retention_days, version, updated_at",
+         SET retention_days = EXCLUDED.retention_days, \
+             pending_retention_days = EXCLUDED.pending_retention_days, \
+             pending_effective_at = EXCLUDED.pending_effective_at, \
+             version = EXCLUDED.version, updated_at = now() \
+         RETURNING retention_days, pending_retention_days, pending_effective_at, version, updated_at",
     )
     .bind(org_id)
     .bind(s.retention_days)
+    .bind(s.pending_retention_days)
+    .bind(s.pending_effective_at)
     .bind(s.version + 1)
     .fetch_one(&mut **tx)
     .await?;
@@ -61,6 +67,15 @@ pub async fn put_settings(tx: &mut Tx, org_id: Uuid, s: &Settings) -> Result<Set
 pub async fn orgs_with_retention(tx: &mut Tx) -> Result<Vec<Uuid>> {
     Ok(sqlx::query_scalar(
         "SELECT org_id FROM settings WHERE retention_days IS NOT NULL ORDER BY org_id",
+    )
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// Organizations whose pending reduction is due (system scope).
+pub async fn orgs_with_due_reduction(tx: &mut Tx) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT org_id FROM settings WHERE pending_effective_at <= now() ORDER BY org_id",
     )
     .fetch_all(&mut **tx)
     .await?)

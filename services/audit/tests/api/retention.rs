@@ -41,6 +41,28 @@ async fn update(
         .map(tonic::Response::into_inner)
 }
 
+/// The suite with retention as the operator may configure it for tests of
+/// retention itself: a floor of one day, and reductions at once.
+async fn immediate() -> TestApp {
+    TestApp::start_configured(|c| {
+        c.audit_retention = foundry_audit::RetentionPolicy::new(1, chrono::TimeDelta::zero());
+    })
+    .await
+}
+
+/// The organization's `audit.settings.update` events, newest first.
+async fn settings_changes(app: &TestApp, token: &str) -> Vec<AuditEvent> {
+    list_all(
+        app,
+        token,
+        ListAuditEventsRequest {
+            action: "audit.settings.update".into(),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
 async fn settings(app: &TestApp, token: &str) -> AuditSettings {
     app.audit()
         .get_audit_settings(authed(token, GetAuditSettingsRequest {}))
@@ -72,7 +94,7 @@ fn old_events(org: Uuid, days: i64, n: usize) -> Vec<AuditEvent> {
 
 #[tokio::test]
 async fn settings_default_to_forever_and_change_with_mask_and_etag() {
-    let app = TestApp::start().await;
+    let app = immediate().await;
     let o = org(&app);
     let s = settings(&app, &o.token).await;
     assert_eq!((s.retention_days, s.etag.as_str()), (0, "0"));
@@ -94,15 +116,7 @@ async fn settings_default_to_forever_and_change_with_mask_and_etag() {
 
     // Each change is an event of the organization's own chain, which
     // still verifies.
-    let events = list_all(
-        &app,
-        &o.token,
-        ListAuditEventsRequest {
-            action: "audit.settings.update".into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let events = settings_changes(&app, &o.token).await;
     assert_eq!(events.len(), 2);
     assert_eq!(events[1].resource_id, o.id.to_string());
     assert_eq!(events[1].actor_type, ActorType::User as i32);
@@ -140,14 +154,14 @@ async fn settings_default_to_forever_and_change_with_mask_and_etag() {
     let status = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
     assert_eq!(violated_fields(&status), ["audit_settings"]);
 
-    // Another organization's settings are its own; admins may change
-    // them, viewers only read.
+    // Another organization's settings are its own; only owners change
+    // them, admins and viewers read.
     let other = org(&app);
     assert_eq!(settings(&app, &other.token).await.etag, "0");
     let admin = org_with(&app, Role::Admin);
-    update(&app, &admin.token, 90, "", &["retention_days"])
-        .await
-        .expect("admin");
+    settings(&app, &admin.token).await;
+    let r = update(&app, &admin.token, 90, "", &["retention_days"]).await;
+    assert_status(r, Code::PermissionDenied, "MISSING_PERMISSION");
     let viewer = org_with(&app, Role::Viewer);
     settings(&app, &viewer.token).await;
     let r = update(&app, &viewer.token, 90, "", &["retention_days"]).await;
@@ -156,7 +170,7 @@ async fn settings_default_to_forever_and_change_with_mask_and_etag() {
 
 #[tokio::test]
 async fn retention_removes_only_the_old_prefix_and_what_remains_verifies() {
-    let app = TestApp::start().await;
+    let app = immediate().await;
     let svc = app.service_token().await;
     let o = org(&app);
     // Sequences 1-3 and 4-6: 100 days old; 7-8 recent; 9 old again (it
@@ -254,7 +268,7 @@ async fn retention_removes_only_the_old_prefix_and_what_remains_verifies() {
 
 #[tokio::test]
 async fn the_checkpointer_applies_retention() {
-    let app = TestApp::start().await;
+    let app = immediate().await;
     let svc = app.service_token().await;
     let o = org(&app);
     append(&app, &svc, old_events(o.id, 10, 4)).await;
@@ -271,7 +285,7 @@ async fn the_checkpointer_applies_retention() {
 
 #[tokio::test]
 async fn the_service_role_cannot_remove_recent_events_through_retention() {
-    let app = TestApp::start().await;
+    let app = immediate().await;
     let svc = app.service_token().await;
     let o = org(&app);
     append(&app, &svc, old_events(o.id, 10, 2)).await;
@@ -363,4 +377,116 @@ async fn apply_audit_retention_is_internal_and_validated() {
     // An organization unknown to the log: nothing to do.
     let r = apply(&app, &svc, Uuid::now_v7()).await;
     assert_eq!((r.removed_count, r.retained_after_sequence), (0, 0));
+}
+
+/// Issue 13, finding 3: an admin set the organization's audit retention to
+/// one day, and the next maintenance round removed the record of the very
+/// change. Now retention is the owners' (`audit.retention.write`), the
+/// operator's floor (30 days by default) bounds it, and a reduction waits
+/// (7 days by default) in `pending_retention_days`, where an owner can
+/// revert it, before any event goes.
+#[tokio::test]
+async fn admins_can_set_audit_retention_to_one_day() {
+    let app = TestApp::start().await;
+    let svc = app.service_token().await;
+    let owner = org(&app);
+    let admin = Org {
+        id: owner.id,
+        token: app.token(Uuid::now_v7(), Some(owner.id), Some(Role::Admin)),
+    };
+    append(&app, &svc, old_events(owner.id, 100, 3)).await;
+
+    let r = update(&app, &admin.token, 1, "", &["retention_days"]).await;
+    assert_status(r, Code::PermissionDenied, "MISSING_PERMISSION");
+    let r = update(&app, &owner.token, 1, "", &["retention_days"]).await;
+    let status = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
+    assert_eq!(violated_fields(&status), ["audit_settings.retention_days"]);
+    assert!(status.message().contains("30"), "{status:?}");
+
+    // 90 days is shorter than forever: it waits.
+    let before = Utc::now();
+    let s = update(&app, &owner.token, 90, "", &["retention_days"])
+        .await
+        .expect("a reduction");
+    assert_eq!((s.retention_days, s.pending_retention_days), (0, 90));
+    let at = foundry_platform::convert::from_timestamp(
+        s.pending_retention_effective_time.as_ref().expect("when"),
+    )
+    .expect("time");
+    assert!(at >= before + Duration::days(7) && at <= Utc::now() + Duration::days(7));
+    let r = apply(&app, &svc, owner.id).await;
+    assert_eq!(r.removed_count, 0, "nothing goes while it waits");
+    let round = app.suite.audit.checkpoint_round().await.expect("round");
+    assert_eq!(round.removed, 0);
+
+    // The owner reverts it (today's retention again).
+    let s = update(&app, &owner.token, 0, "", &["retention_days"])
+        .await
+        .expect("revert");
+    assert_eq!((s.retention_days, s.pending_retention_days), (0, 0));
+    assert!(s.pending_retention_effective_time.is_none());
+
+    // Both are in the log, with who asked.
+    let events = settings_changes(&app, &owner.token).await;
+    let changes: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| struct_to_json(e.changes.as_ref().expect("changes")))
+        .collect();
+    // Newest first: the revert, then the request.
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert_eq!(changes[1]["pending_retention_days"]["new"], 90.0);
+    assert_eq!(changes[0]["pending_retention_days"]["new"], 0.0);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.actor_type == ActorType::User as i32)
+    );
+    assert_eq!(rows(&app, owner.id).await.len(), 5, "every event is kept");
+}
+
+/// A reduction takes effect once its delay has passed (here 1 second): the
+/// maintenance round makes it the retention, as the system's change in the
+/// log, and retention then applies; a retention stored below the floor
+/// (set before there was one) removes nothing younger than the floor.
+#[tokio::test]
+async fn a_retention_reduction_takes_effect_after_its_delay_and_never_below_the_floor() {
+    let app = TestApp::start_configured(|c| {
+        c.audit_retention = foundry_audit::RetentionPolicy::new(30, chrono::TimeDelta::seconds(1));
+    })
+    .await;
+    let svc = app.service_token().await;
+    let o = org(&app);
+    append(&app, &svc, old_events(o.id, 100, 3)).await;
+    append(&app, &svc, old_events(o.id, 10, 2)).await;
+    let s = update(&app, &o.token, 60, "", &["retention_days"])
+        .await
+        .expect("a reduction");
+    assert_eq!(s.pending_retention_days, 60);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let round = app.suite.audit.checkpoint_round().await.expect("round");
+    assert_eq!(round.removed, 3, "{round:?}");
+    let s = settings(&app, &o.token).await;
+    assert_eq!((s.retention_days, s.pending_retention_days), (60, 0));
+    let events = settings_changes(&app, &o.token).await;
+    // Newest first: the promotion, then the request.
+    assert_eq!(events.len(), 2);
+    let taken = &events[0];
+    assert_eq!(taken.actor_type, ActorType::System as i32);
+    assert_eq!(
+        struct_to_json(taken.changes.as_ref().expect("changes"))["retention_days"],
+        serde_json::json!({"old": 0.0, "new": 60.0})
+    );
+    assert!(verify(&app, &o.token, 0, 0).await.valid);
+
+    // One day stored (as an admin could set before this fix): 30 days hold.
+    let old = org(&app);
+    append(&app, &svc, old_events(old.id, 10, 2)).await;
+    let mut db = app.admin_db().await;
+    sqlx::query("INSERT INTO audit.settings (org_id, retention_days, version) VALUES ($1, 1, 1)")
+        .bind(old.id)
+        .execute(&mut db)
+        .await
+        .expect("an old setting");
+    let r = apply(&app, &svc, old.id).await;
+    assert_eq!(r.removed_count, 0, "nothing younger than the floor goes");
 }
