@@ -12,7 +12,7 @@ use foundry_audit::Audit;
 pub use foundry_audit::RetentionPolicy;
 use foundry_delivery::Delivery;
 use foundry_identity::{Identity, OidcProvider, RingSource, TokenConfig};
-use foundry_outbox::{GrpcSink, RELAY_SERVICE_ACCOUNT, Relay, RelayConfig};
+use foundry_outbox::{GrpcSink, Relay, RelayConfig};
 use foundry_platform::db::{self, Db};
 use foundry_platform::idempotency;
 use foundry_platform::page::PageTokens;
@@ -258,16 +258,18 @@ impl Suite {
             AuditDelivery::Endpoint(e) => e.clone(),
         };
         let channel = tonic::transport::Channel::from_shared(endpoint)?.connect_lazy();
-        let sa = self
-            .identity
-            .ensure_service_account(
-                RELAY_SERVICE_ACCOUNT,
-                "ships outbox events to the audit service",
-            )
-            .await?;
-        let sink = Arc::new(GrpcSink::new(channel, self.identity.service_tokens(sa)));
-        for db in [self.identity.db().clone(), self.delivery.db().clone()] {
-            let relay = Arc::new(Relay::new(db, sink.clone(), RelayConfig::default()));
+        // Each service's relay as its own service account: audit takes from
+        // it only that service's events.
+        for (service, db) in [
+            (foundry_identity::api::SERVICE, self.identity.db().clone()),
+            (foundry_delivery::api::SERVICE, self.delivery.db().clone()),
+        ] {
+            let sa = self.identity.ensure_relay_account(service).await?;
+            let sink = Arc::new(GrpcSink::new(
+                channel.clone(),
+                self.identity.service_tokens(sa),
+            ));
+            let relay = Arc::new(Relay::new(db, sink, RelayConfig::default()));
             background.spawn(|stop| relay.run(stop));
         }
         Ok(())

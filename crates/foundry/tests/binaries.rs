@@ -299,10 +299,15 @@ async fn delivery_as_its_own_process_relays_its_events_with_an_exchanged_token()
         .create_user_with_org("delivery@example.com", "Delivery", "split-delivery")
         .await
         .unwrap();
-    let (_, key) = seed
-        .create_service_account("delivery-relay", "ships delivery's outbox")
-        .await
+    // The operator's command for the relay's account, as the README says.
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_foundry-identity"))
+        .env("DATABASE_URL", &url)
+        .args(["--create-relay-account", "delivery"])
+        .output()
         .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let key = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("fnd_svc_"), "{key}");
     let owner = seed
         .mint_member_token(
             dev.user_id,

@@ -604,7 +604,7 @@ async fn a_batch_refused_as_too_large_is_retried_forever() {
     let sa = app
         .suite
         .identity
-        .ensure_service_account(foundry_outbox::RELAY_SERVICE_ACCOUNT, "relay")
+        .ensure_relay_account("identity")
         .await
         .unwrap();
     let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))

@@ -24,8 +24,14 @@ pub use call::Call;
 pub use event::{Actor, ActorType, AuditEvent, EventBuilder, PLATFORM_ORG, record};
 pub use relay::{DeliveryError, GrpcSink, Relay, RelayConfig, Sink, TokenSource};
 
-/// The service account relays authenticate as.
-pub const RELAY_SERVICE_ACCOUNT: &str = "outbox-relay";
+/// What a relay's service account holds: appending its own service's
+/// events to the audit log, nothing else.
+pub const RELAY_CAPABILITIES: &[&str] = &["audit.events.append"];
+
+/// The name of the service account `service`'s relay authenticates as.
+pub fn relay_service_account(service: &str) -> String {
+    format!("{service}-relay")
+}
 
 /// The relay flags of a per-service binary.
 #[derive(Clone, Debug, Default, clap::Args)]

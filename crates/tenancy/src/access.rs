@@ -25,7 +25,8 @@ pub enum Scope {
 pub struct Access {
     /// The scope.
     pub scope: Scope,
-    /// The permission (for `Org`).
+    /// The permission (for `Org`: the token's role grants it; for
+    /// `Internal`: the service account holds it as a capability).
     pub permission: String,
 }
 
@@ -98,8 +99,9 @@ fn access_from_proto(a: &AccessProto) -> Option<Access> {
         ScopeProto::Org => Scope::Org,
         ScopeProto::Internal => Scope::Internal,
     };
-    // An org method without a permission is a declaration mistake: refuse it.
-    if scope == Scope::Org && a.permission.is_empty() {
+    // An org or internal method without a permission is a declaration
+    // mistake: refuse it.
+    if matches!(scope, Scope::Org | Scope::Internal) && a.permission.is_empty() {
         return None;
     }
     Some(Access {

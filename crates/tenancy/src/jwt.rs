@@ -69,6 +69,9 @@ pub struct Claims {
     /// The session that minted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<Uuid>,
+    /// The service a service account runs as (`delivery`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub svc: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -283,6 +286,7 @@ mod tests {
             perms: vec!["*".into()],
             project_id: None,
             sid: None,
+            svc: None,
         }
     }
 

@@ -215,11 +215,11 @@ fn authorize(access: &Access, caller: &Caller) -> Result<(), Error> {
             "USER_REQUIRED",
             "only a user's token may call this method",
         )),
-        Scope::Internal if ptype == PrincipalType::Service => Ok(()),
-        Scope::Internal => Err(Error::permission_denied(
+        Scope::Internal if ptype != PrincipalType::Service => Err(Error::permission_denied(
             "INTERNAL_METHOD",
             "only service accounts may call this method",
         )),
+        Scope::Internal => permitted(caller, &access.permission),
         Scope::Org => {
             if ptype == PrincipalType::Service || caller.claims.org_id.is_none() {
                 return Err(Error::permission_denied(
@@ -227,16 +227,22 @@ fn authorize(access: &Access, caller: &Caller) -> Result<(), Error> {
                     "this method needs a token acting in an organization",
                 ));
             }
-            if granted(&caller.claims.perms, &access.permission) {
-                Ok(())
-            } else {
-                Err(Error::permission_denied(
-                    "MISSING_PERMISSION",
-                    format!("the token does not grant {}", access.permission),
-                )
-                .with_metadata("permission", access.permission.clone()))
-            }
+            permitted(caller, &access.permission)
         }
+    }
+}
+
+/// `MISSING_PERMISSION` unless the token grants `permission` (a role's
+/// permission, or a service account's capability).
+fn permitted(caller: &Caller, permission: &str) -> Result<(), Error> {
+    if granted(&caller.claims.perms, permission) {
+        Ok(())
+    } else {
+        Err(Error::permission_denied(
+            "MISSING_PERMISSION",
+            format!("the token does not grant {permission}"),
+        )
+        .with_metadata("permission", permission.to_owned()))
     }
 }
 

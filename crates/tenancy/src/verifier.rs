@@ -238,6 +238,7 @@ mod tests {
             perms: vec![],
             project_id: None,
             sid: None,
+            svc: None,
         }
     }
 

@@ -216,19 +216,28 @@ impl TestApp {
             .expect("mint")
     }
 
-    /// A new service account and an access token for it: the caller of
-    /// internal methods (`SCOPE_INTERNAL`), such as an outbox relay.
+    /// A new service account running as `identity` and holding every
+    /// capability, and an access token for it: the caller of internal
+    /// methods (`SCOPE_INTERNAL`) in tests of those methods.
     pub async fn service_token(&self) -> String {
+        self.service_token_with("identity", foundry_identity::domain::CAPABILITIES)
+            .await
+    }
+
+    /// A new service account running as `service` and holding only
+    /// `capabilities`, and an access token for it.
+    pub async fn service_token_with(&self, service: &str, capabilities: &[&str]) -> String {
         let name = format!("svc-{}", Uuid::now_v7().simple());
         let (id, _key) = self
             .suite
             .identity
-            .create_service_account(&name, "tests")
+            .create_service_account(&name, "tests", service, capabilities)
             .await
             .expect("service account");
         self.suite
             .identity
             .mint_service_token(id, Duration::from_secs(300))
+            .await
             .expect("mint")
     }
 

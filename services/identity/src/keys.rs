@@ -100,6 +100,8 @@ pub struct Grant {
     pub project_id: Option<Uuid>,
     /// Session.
     pub sid: Option<Uuid>,
+    /// The service a service account runs as.
+    pub svc: Option<String>,
 }
 
 impl Grant {
@@ -114,13 +116,18 @@ impl Grant {
             perms: vec![],
             project_id: None,
             sid: None,
+            svc: None,
         }
     }
 
-    /// What a service account's token is minted for: the service, in no
-    /// organization.
-    pub fn service(id: Uuid) -> Grant {
-        Grant::of(id, PrincipalType::Service)
+    /// What a service account's token is minted for: in no organization,
+    /// with its capabilities, as its service.
+    pub fn service(sa: &crate::domain::ServiceAccount) -> Grant {
+        Grant {
+            perms: sa.fields.capabilities.clone(),
+            svc: Some(sa.fields.service.clone()).filter(|s| !s.is_empty()),
+            ..Grant::of(sa.id.uuid(), PrincipalType::Service)
+        }
     }
 
     /// A user's in session `sid`, in no organization (user-scoped
@@ -288,6 +295,7 @@ impl KeyRing {
             perms: grant.perms,
             project_id: grant.project_id,
             sid: grant.sid,
+            svc: grant.svc,
         };
         Ok((jwt::sign(&claims, &kid, &key), claims))
     }

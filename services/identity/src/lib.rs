@@ -223,12 +223,16 @@ impl Identity {
         &self,
         name: &str,
         description: &str,
+        service: &str,
+        capabilities: &[&str],
     ) -> anyhow::Result<(Uuid, String)> {
         let mut tx = self.state.db.system().await?;
         let actor = foundry_outbox::Actor::system(api::SERVICE);
         let new = domain::NewServiceAccount {
             name: name.to_owned(),
             description: description.to_owned(),
+            service: service.to_owned(),
+            capabilities: capabilities.iter().map(|c| (*c).to_owned()).collect(),
         };
         let (sa, key) = api::service_accounts::create(&mut tx, &actor, &new).await?;
         tx.commit().await?;
@@ -256,13 +260,22 @@ impl Identity {
     /// Mints an access token for a service account (internal methods: what
     /// `ExchangeToken` with its key grants), for in-process callers and
     /// tests.
-    pub fn mint_service_token(
+    pub async fn mint_service_token(
         &self,
         service_account_id: Uuid,
         ttl: Duration,
     ) -> anyhow::Result<String> {
-        let grant = Grant::service(service_account_id);
-        Ok(self.state.keys.mint_for(grant, ttl)?.0)
+        let mut tx = self.state.db.system().await?;
+        let sa = store::get_service_account(
+            &mut tx,
+            domain::ServiceAccountId::from_uuid(service_account_id),
+        )
+        .await?;
+        tx.commit().await?;
+        let sa = sa.filter(|sa| sa.disabled_at.is_none()).ok_or_else(|| {
+            anyhow::anyhow!("service account {service_account_id} is missing or disabled")
+        })?;
+        Ok(self.state.keys.mint_for(Grant::service(&sa), ttl)?.0)
     }
 
     /// The service's database (its outbox relay runs over it).
@@ -276,6 +289,8 @@ impl Identity {
         &self,
         name: &str,
         description: &str,
+        service: &str,
+        capabilities: &[&str],
     ) -> anyhow::Result<Uuid> {
         let mut tx = self.state.db.system().await?;
         let found: Option<Uuid> =
@@ -290,6 +305,8 @@ impl Identity {
                 let new = domain::NewServiceAccount {
                     name: name.to_owned(),
                     description: description.to_owned(),
+                    service: service.to_owned(),
+                    capabilities: capabilities.iter().map(|c| (*c).to_owned()).collect(),
                 };
                 api::service_accounts::create(&mut tx, &actor, &new)
                     .await?
@@ -302,6 +319,19 @@ impl Identity {
         Ok(id)
     }
 
+    /// The service account `service`'s outbox relay authenticates as,
+    /// created if missing: running as `service`, holding only
+    /// [`foundry_outbox::RELAY_CAPABILITIES`].
+    pub async fn ensure_relay_account(&self, service: &str) -> anyhow::Result<Uuid> {
+        self.ensure_service_account(
+            &foundry_outbox::relay_service_account(service),
+            &format!("ships {service}'s outbox to the audit service"),
+            service,
+            foundry_outbox::RELAY_CAPABILITIES,
+        )
+        .await
+    }
+
     /// Access tokens of a service account, minted in process from the
     /// signing keys and cached until shortly before they expire.
     pub fn service_tokens(&self, service_account_id: Uuid) -> Arc<dyn foundry_outbox::TokenSource> {
@@ -310,7 +340,10 @@ impl Identity {
             let identity = identity.clone();
             async move {
                 let ttl = identity.state.keys.config().access_ttl;
-                Ok((identity.mint_service_token(service_account_id, ttl)?, ttl))
+                Ok((
+                    identity.mint_service_token(service_account_id, ttl).await?,
+                    ttl,
+                ))
             }
         })
     }

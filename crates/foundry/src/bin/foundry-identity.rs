@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use foundry_identity::{Identity, OidcArgs, RingSource, TokenConfig};
-use foundry_outbox::{GrpcSink, RELAY_SERVICE_ACCOUNT, Relay, RelayArgs, RelayConfig};
+use foundry_outbox::{GrpcSink, Relay, RelayArgs, RelayConfig};
 use foundry_platform::config::{MigrateArgs, ServerArgs, service_db};
 use foundry_platform::server::Background;
 use foundry_tenancy::{Tenancy, Verifier};
@@ -23,6 +23,12 @@ struct Cli {
     oidc: OidcArgs,
     #[command(flatten)]
     relay: RelayArgs,
+    /// Creates the service account `<SERVICE>-relay` (running as SERVICE,
+    /// holding only `audit.events.append`: what that service's outbox relay
+    /// needs), prints its key once and exits. The key goes in that
+    /// service's FOUNDRY_SERVICE_ACCOUNT_KEY.
+    #[arg(long, value_name = "SERVICE")]
+    create_relay_account: Option<String>,
 }
 
 #[tokio::main]
@@ -48,6 +54,18 @@ async fn main() -> anyhow::Result<()> {
         cli.oidc.providers,
     )
     .await?;
+    if let Some(service) = &cli.create_relay_account {
+        let (_, key) = identity
+            .create_service_account(
+                &foundry_outbox::relay_service_account(service),
+                &format!("ships {service}'s outbox to the audit service"),
+                service,
+                foundry_outbox::RELAY_CAPABILITIES,
+            )
+            .await?;
+        println!("{key}");
+        return Ok(());
+    }
     let verifier = Verifier::new(tokens.expectations(), Arc::new(RingSource(identity.keys())));
     let tenancy = Arc::new(Tenancy::new(verifier).await?);
     let listener = tokio::net::TcpListener::bind(cli.server.listen)
@@ -60,10 +78,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(endpoint) = &cli.relay.audit_endpoint {
         // Identity mints its own relay tokens: no key to configure.
         let sa = identity
-            .ensure_service_account(
-                RELAY_SERVICE_ACCOUNT,
-                "ships outbox events to the audit service",
-            )
+            .ensure_relay_account(foundry_identity::api::SERVICE)
             .await?;
         let channel = tonic::transport::Channel::from_shared(endpoint.clone())?.connect_lazy();
         let sink = Arc::new(GrpcSink::new(channel, identity.service_tokens(sa)));

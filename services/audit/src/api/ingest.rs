@@ -101,6 +101,19 @@ fn parse_event(v: &mut Violations, i: usize, e: pb::AuditEvent) -> Option<Event>
         // Not sent: the id's own time.
         None => id_time,
     };
+    let occurred_at = match occurred_at {
+        Some(t) if t > chrono::Utc::now() + domain::MAX_CLOCK_SKEW => {
+            v.add(
+                f("occur_time"),
+                format!(
+                    "is more than {} minutes in the future (the producer's clock is wrong)",
+                    domain::MAX_CLOCK_SKEW.num_minutes()
+                ),
+            );
+            None
+        }
+        t => t,
+    };
     let service = name(
         v,
         &f("service"),
@@ -197,6 +210,9 @@ impl AuditIngestService for Ingest {
         &self,
         req: Request<pb::AppendAuditEventsRequest>,
     ) -> Result<Response<pb::AppendAuditEventsResponse>, Status> {
+        // The service the caller runs as: the only one whose events it may
+        // append.
+        let own = foundry_tenancy::caller(&req)?.claims.svc.clone();
         let batch = req.into_inner().audit_events;
         tracing::Span::current().record("events", batch.len());
         if batch.len() > domain::MAX_BATCH {
@@ -215,6 +231,21 @@ impl AuditIngestService for Ingest {
             }
         }
         v.finish()?;
+        if let Some((i, e)) = events
+            .iter()
+            .enumerate()
+            .find(|(_, e)| own.as_deref() != Some(e.service.as_str()))
+        {
+            return Err(Error::permission_denied(
+                "SERVICE_MISMATCH",
+                format!(
+                    "audit_events[{i}] is an event of {}, and this service account runs as {}",
+                    e.service,
+                    own.as_deref().unwrap_or("no service")
+                ),
+            )
+            .into());
+        }
         // The same id twice in one batch is one event (the first).
         let mut seen = HashSet::with_capacity(events.len());
         events.retain(|e| seen.insert(e.id));

@@ -28,6 +28,7 @@ impl From<Problem> for pb::ChainProblem {
             Problem::HeadMismatch => pb::ChainProblem::HeadMismatch,
             Problem::CheckpointMismatch => pb::ChainProblem::CheckpointMismatch,
             Problem::CheckpointSignatureInvalid => pb::ChainProblem::CheckpointSignatureInvalid,
+            Problem::TimeOrder => pb::ChainProblem::TimeOrder,
         }
     }
 }

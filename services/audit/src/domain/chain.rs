@@ -1,9 +1,10 @@
 //! The chain that links an organization's events, and how a chain is
 //! verified. No I/O.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::events::Event;
+use super::events::{Event, MAX_CLOCK_SKEW};
 
 /// The `prev_hash` of the first event of a chain.
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -24,6 +25,9 @@ pub enum Problem {
     CheckpointMismatch,
     /// A checkpoint's signature does not verify.
     CheckpointSignatureInvalid,
+    /// An event occurred before an earlier event of its service, by more
+    /// than the clock skew: backdated.
+    TimeOrder,
 }
 /// A verification failure: what, where, and a sentence for humans.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +52,8 @@ pub struct ChainWalk {
     checked: i64,
     withheld: i64,
     last_id: Option<Uuid>,
+    /// Each service's latest occurrence so far.
+    latest: std::collections::HashMap<String, DateTime<Utc>>,
 }
 
 impl ChainWalk {
@@ -60,6 +66,7 @@ impl ChainWalk {
             checked: 0,
             withheld: 0,
             last_id: None,
+            latest: std::collections::HashMap::new(),
         }
     }
 
@@ -101,6 +108,24 @@ impl ChainWalk {
                 ),
             });
         }
+        if let Some(latest) = self.latest.get(&event.service)
+            && event.occurred_at + MAX_CLOCK_SKEW < *latest
+        {
+            return Err(Finding {
+                problem: Problem::TimeOrder,
+                sequence: event.sequence,
+                event_id: Some(event.id),
+                detail: format!(
+                    "event {} of {} occurred at {}, before an earlier event of {} at {}: it was backdated",
+                    event.sequence, event.service, event.occurred_at, event.service, latest
+                ),
+            });
+        }
+        let latest = self
+            .latest
+            .entry(event.service.clone())
+            .or_insert(event.occurred_at);
+        *latest = (*latest).max(event.occurred_at);
         self.next_sequence += 1;
         self.prev_hash = stored_hash.to_vec();
         self.checked += 1;

@@ -38,6 +38,12 @@ use super::canonical::{format_time, write_json, write_str};
 
 /// The largest batch `AppendAuditEvents` takes.
 pub const MAX_BATCH: usize = 1000;
+/// How far clocks may disagree: no event occurs further in the future than
+/// this when it arrives, and none of a service is older than an earlier
+/// event of the same service in the chain by more than this (a service's
+/// events are appended in the order its transactions made them; commits
+/// reorder them by at most a transaction's length).
+pub const MAX_CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// Longest `action` and `resource_type`.
 pub const MAX_NAME: usize = 128;

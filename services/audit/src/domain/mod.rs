@@ -19,7 +19,7 @@ pub mod settings;
 pub use canonical::format_time;
 pub use chain::{ChainWalk, Finding, GENESIS, Problem, check_anchor, check_anchor_reached, link};
 pub use events::{
-    ActorType, Event, MAX_BATCH, MAX_CHANGES_BYTES, MAX_CLIENT_IP, MAX_NAME, MAX_REQUEST_ID,
-    MAX_RESOURCE_ID, MAX_SERVICE, MAX_USER_AGENT, id_bounds, is_action, is_resource_type,
-    is_service, json_has_nul, storable_json, v7_floor, v7_time,
+    ActorType, Event, MAX_BATCH, MAX_CHANGES_BYTES, MAX_CLIENT_IP, MAX_CLOCK_SKEW, MAX_NAME,
+    MAX_REQUEST_ID, MAX_RESOURCE_ID, MAX_SERVICE, MAX_USER_AGENT, id_bounds, is_action,
+    is_resource_type, is_service, json_has_nul, storable_json, v7_floor, v7_time,
 };

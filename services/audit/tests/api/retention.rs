@@ -181,7 +181,20 @@ async fn retention_removes_only_the_old_prefix_and_what_remains_verifies() {
     assert_eq!(early.sequence, 3);
     append(&app, &svc, old.drain(..3).collect()).await;
     append(&app, &svc, vec![event(o.id), event(o.id)]).await;
-    append(&app, &svc, old).await;
+    // The late one is another service's (its relay was away).
+    let late: Vec<AuditEvent> = old
+        .into_iter()
+        .map(|mut e| {
+            e.service = "delivery".into();
+            e.action = "delivery.task.update".into();
+            e.resource_type = "delivery.task".into();
+            e
+        })
+        .collect();
+    let delivery = app
+        .service_token_with("delivery", &["audit.events.append"])
+        .await;
+    append(&app, &delivery, late).await;
     append(&app, &svc, vec![event(o.id)]).await;
     let before = checkpoint(&app, &o.token).await;
     assert_eq!(before.sequence, 10);

@@ -341,7 +341,7 @@ impl AuthService for Auth {
                     self.security_event(event).await;
                     return Err(invalid_credential().into());
                 }
-                (Grant::service(sa.id.uuid()), None)
+                (Grant::service(&sa), None)
             }
             Some(G::IdToken(t)) => {
                 let (grant, role, refresh) = self.id_token_grant(&t, org, &actor).await?;

@@ -31,22 +31,66 @@ fn sa_to_proto(sa: &ServiceAccount) -> pb::ServiceAccount {
         create_time: Some(timestamp(sa.created_at)),
         disable_time: opt_timestamp(sa.disabled_at),
         key: String::new(),
+        service: sa.fields.service.clone(),
+        capabilities: sa.fields.capabilities.clone(),
     }
 }
 
-/// A `CreateServiceAccountRequest` as a [`NewServiceAccount`].
-fn parse_create(req: &pb::CreateServiceAccountRequest) -> Result<NewServiceAccount, Error> {
+/// A `CreateServiceAccountRequest` as a [`NewServiceAccount`]; `holds`
+/// says whether the caller holds a capability (it may grant only those).
+fn parse_create(
+    req: &pb::CreateServiceAccountRequest,
+    holds: impl Fn(&str) -> bool,
+) -> Result<NewServiceAccount, Error> {
     let empty = pb::ServiceAccount::default();
     let sa = req.service_account.as_ref().unwrap_or(&empty);
     let mut v = Violations::new();
     let name = v.slug("service_account.name", &sa.name);
     let description = v.text("service_account.description", &sa.description, 0, 1000);
-    v.finish_with(|| {
+    let service_ok = sa.service.is_empty()
+        || (sa.service.len() <= 64
+            && sa.service.starts_with(|c: char| c.is_ascii_lowercase())
+            && sa
+                .service
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+    if !service_ok {
+        v.add(
+            "service_account.service",
+            "must be empty or a service name: a-z, 0-9 and '_', starting with a letter, at most 64 characters",
+        );
+    }
+    let mut capabilities = Vec::with_capacity(sa.capabilities.len());
+    for (i, c) in sa.capabilities.iter().enumerate() {
+        let field = format!("service_account.capabilities[{i}]");
+        if !domain::CAPABILITIES.contains(&c.as_str()) {
+            v.add(
+                field,
+                format!("must be one of {}", domain::CAPABILITIES.join(", ")),
+            );
+        } else if capabilities.contains(c) {
+            v.add(field, "is given twice");
+        } else {
+            capabilities.push(c.clone());
+        }
+    }
+    let new = v.finish_with(|| {
         Some(NewServiceAccount {
             name: name?,
             description: description?,
+            service: sa.service.clone(),
+            capabilities,
         })
-    })
+    })?;
+    match new.capabilities.iter().find(|c| !holds(c)) {
+        Some(c) => Err(Error::permission_denied(
+            "CAPABILITY_NOT_HELD",
+            format!(
+                "a service account may grant only capabilities it holds, and the caller does not hold {c}"
+            ),
+        )),
+        None => Ok(new),
+    }
 }
 
 /// Creates a service account with its audit event; returns it and its key
@@ -75,7 +119,8 @@ impl ServiceAccountService for ServiceAccounts {
         req: Request<pb::CreateServiceAccountRequest>,
     ) -> Result<Response<pb::ServiceAccount>, Status> {
         let actor = actor(&req);
-        let new = parse_create(req.get_ref())?;
+        let caller = foundry_tenancy::caller(&req)?;
+        let new = parse_create(req.get_ref(), |c| caller.can(c))?;
         let mut tx = self.0.db.system().await?;
         let (sa, key) = create(&mut tx, &actor, &new).await?;
         tx.commit().await.map_err(Error::from)?;

@@ -25,4 +25,19 @@ pub struct ServiceAccount {
 pub struct NewServiceAccount {
     pub name: String,
     pub description: String,
+    /// The service it runs as (empty: none); audit takes from it only that
+    /// service's events.
+    pub service: String,
+    /// The internal methods' permissions it holds.
+    pub capabilities: Vec<String>,
 }
+
+/// Every capability a service account may hold: the permissions of the
+/// internal methods (see each method's `access` option).
+pub const CAPABILITIES: &[&str] = &[
+    "audit.events.append",
+    "audit.records.write",
+    "audit.retention.apply",
+    "identity.service_accounts.admin",
+    "identity.signing_keys.admin",
+];

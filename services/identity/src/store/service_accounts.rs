@@ -16,7 +16,7 @@ impl Stored for ServiceAccount {
 }
 
 /// Every column but the key's hash, which is never read.
-const SA_COLS: &str = "id, name, description, created_at, disabled_at";
+const SA_COLS: &str = "id, name, description, service, capabilities, created_at, disabled_at";
 
 /// Inserts a service account whose key hashes to `key_hash`.
 pub async fn insert_service_account(
@@ -25,13 +25,15 @@ pub async fn insert_service_account(
     key_hash: &[u8],
 ) -> Result<ServiceAccount> {
     let sql = format!(
-        "INSERT INTO service_accounts (id, name, description, key_hash) VALUES ($1, $2, $3, $4) \
-         RETURNING {SA_COLS}"
+        "INSERT INTO service_accounts (id, name, description, service, capabilities, key_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {SA_COLS}"
     );
     let q = sqlx::query(&sql)
         .bind(Uuid::now_v7())
         .bind(&sa.name)
         .bind(&sa.description)
+        .bind(&sa.service)
+        .bind(&sa.capabilities)
         .bind(key_hash);
     one(tx, q).await
 }

@@ -216,7 +216,7 @@ async fn jwks_publishes_a_rotated_key_before_it_signs() {
     let (_, key) = app
         .suite
         .identity
-        .create_service_account("relay", "tests")
+        .create_service_account("relay", "tests", "", &["identity.signing_keys.admin"])
         .await
         .expect("sa");
     let svc = app

@@ -29,7 +29,12 @@ async fn service_caller(app: &TestApp) -> (Uuid, String) {
     let (id, key) = app
         .suite
         .identity
-        .create_service_account("bootstrap", "tests")
+        .create_service_account(
+            "bootstrap",
+            "tests",
+            "",
+            &["identity.service_accounts.admin"],
+        )
         .await
         .expect("service account");
     let resp = exchange(app, &key).await.expect("exchange");
@@ -133,17 +138,18 @@ async fn a_service_account_key_is_shown_once_and_only_its_hash_is_stored() {
     assert_eq!(row.0, sha2::Sha256::digest(created.key.as_bytes()).to_vec());
     assert!(!row.1.contains(&created.key["fnd_svc_".len()..]));
 
-    // The new key authenticates as the new account, which may call
-    // internal methods itself.
+    // The new key authenticates as the new account, which holds no
+    // capability (none was given): it may call no internal method.
     let token = exchange(&app, &created.key).await.expect("exchange");
     assert_eq!(token.subject, created.id);
-    app.service_accounts()
+    let r = app
+        .service_accounts()
         .list_service_accounts(authed(
             &token.access_token,
             ListServiceAccountsRequest::default(),
         ))
-        .await
-        .expect("the new account lists");
+        .await;
+    assert_status(r, Code::PermissionDenied, "MISSING_PERMISSION");
     // A service account acts in no organization.
     let r = app
         .members()
@@ -352,4 +358,170 @@ async fn a_disabled_service_account_can_no_longer_exchange_its_key() {
         let s = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
         assert_eq!(violated_fields(&s), ["id"]);
     }
+}
+
+fn delivery_event(
+    org: Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+) -> foundry_testkit::audit::AuditEvent {
+    use foundry_testkit::audit::{ActorType, AuditEvent};
+    let id = Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        at.timestamp() as u64,
+        at.timestamp_subsec_nanos(),
+    ));
+    AuditEvent {
+        id: id.to_string(),
+        org_id: org.to_string(),
+        occur_time: Some(foundry_platform::convert::timestamp(at)),
+        actor_type: ActorType::System as i32,
+        action: "delivery.task.update".into(),
+        resource_type: "delivery.task".into(),
+        resource_id: Uuid::now_v7().to_string(),
+        service: "delivery".into(),
+        ..Default::default()
+    }
+}
+
+async fn append_as(
+    app: &TestApp,
+    token: &str,
+    events: Vec<foundry_testkit::audit::AuditEvent>,
+) -> Result<foundry_testkit::audit::AppendAuditEventsResponse, tonic::Status> {
+    app.audit_ingest()
+        .append_audit_events(authed(
+            token,
+            foundry_testkit::audit::AppendAuditEventsRequest {
+                audit_events: events,
+            },
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Issue 13, finding 9: any service account (delivery's relay key among
+/// them) could append events to any organization as any service at any
+/// time, create service accounts, disable the relay's and rotate signing
+/// keys. Now each holds only its capabilities: a relay appends only its
+/// own service's events, not from the future; administering service
+/// accounts and keys needs capabilities of their own, which only a holder
+/// can grant; and verification finds a backdated event.
+#[tokio::test]
+async fn every_service_account_holds_platform_wide_power() {
+    use foundry_testkit::audit::{ChainProblem, VerifyAuditChainRequest};
+    let app = TestApp::start().await;
+    let relay = app
+        .service_token_with("delivery", &["audit.events.append"])
+        .await;
+    let (other, _) = service_caller(&app).await;
+
+    // Nothing but appending.
+    let r = app
+        .service_accounts()
+        .create_service_account(authed(&relay, new_sa("sneaky", "")))
+        .await;
+    assert_status(r, Code::PermissionDenied, "MISSING_PERMISSION");
+    let r = app
+        .service_accounts()
+        .disable_service_account(authed(
+            &relay,
+            DisableServiceAccountRequest {
+                id: other.to_string(),
+            },
+        ))
+        .await;
+    assert_status(r, Code::PermissionDenied, "MISSING_PERMISSION");
+    let r = app
+        .auth()
+        .rotate_signing_key(authed(&relay, RotateSigningKeyRequest {}))
+        .await;
+    assert_status(r, Code::PermissionDenied, "MISSING_PERMISSION");
+    let r = app
+        .audit_ingest()
+        .apply_audit_retention(authed(
+            &relay,
+            foundry_testkit::audit::ApplyAuditRetentionRequest {
+                org_id: app.alice.org_id.to_string(),
+            },
+        ))
+        .await;
+    assert_status(r, Code::PermissionDenied, "MISSING_PERMISSION");
+
+    // Its own service's events only, none from the future.
+    let org = Uuid::now_v7();
+    let now = chrono::Utc::now();
+    let mut as_identity = delivery_event(org, now);
+    as_identity.service = "identity".into();
+    as_identity.action = "identity.user.update".into();
+    as_identity.resource_type = "identity.user".into();
+    let r = append_as(&app, &relay, vec![as_identity]).await;
+    assert_status(r, Code::PermissionDenied, "SERVICE_MISMATCH");
+    let r = append_as(
+        &app,
+        &relay,
+        vec![delivery_event(org, now + chrono::TimeDelta::hours(1))],
+    )
+    .await;
+    let status = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
+    assert_eq!(violated_fields(&status), ["audit_events[0].occur_time"]);
+    let appended = append_as(&app, &relay, vec![delivery_event(org, now)])
+        .await
+        .expect("its own event");
+    assert_eq!(appended.appended, 1);
+
+    // A backdated event of the same service is found.
+    append_as(
+        &app,
+        &relay,
+        vec![delivery_event(org, now - chrono::TimeDelta::hours(1))],
+    )
+    .await
+    .expect("appended");
+    let owner = app.token(Uuid::now_v7(), Some(org), Some(R::Owner));
+    let v = app
+        .audit()
+        .verify_audit_chain(authed(&owner, VerifyAuditChainRequest::default()))
+        .await
+        .expect("verify")
+        .into_inner();
+    assert!(!v.valid, "{v:?}");
+    assert_eq!(
+        (v.problem, v.problem_sequence),
+        (ChainProblem::TimeOrder as i32, 2),
+        "{v:?}"
+    );
+
+    // An administrator of service accounts grants only what it holds.
+    let admin = app
+        .service_token_with("", &["identity.service_accounts.admin"])
+        .await;
+    let mut req = new_sa("escalate", "");
+    req.service_account.as_mut().unwrap().capabilities = vec!["audit.events.append".into()];
+    let r = app
+        .service_accounts()
+        .create_service_account(authed(&admin, req))
+        .await;
+    assert_status(r, Code::PermissionDenied, "CAPABILITY_NOT_HELD");
+    let mut req = new_sa("root", "");
+    req.service_account.as_mut().unwrap().capabilities = vec!["*".into()];
+    req.service_account.as_mut().unwrap().service = "Delivery!".into();
+    let r = app
+        .service_accounts()
+        .create_service_account(authed(&admin, req))
+        .await;
+    let status = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
+    assert_eq!(
+        violated_fields(&status),
+        ["service_account.service", "service_account.capabilities[0]"]
+    );
+    let mut req = new_sa("deputy", "");
+    req.service_account.as_mut().unwrap().capabilities =
+        vec!["identity.service_accounts.admin".into()];
+    let deputy = app
+        .service_accounts()
+        .create_service_account(authed(&admin, req))
+        .await
+        .expect("a capability it holds")
+        .into_inner();
+    assert_eq!(deputy.capabilities, ["identity.service_accounts.admin"]);
 }

@@ -30,6 +30,7 @@ fn claims(app: &TestApp) -> Claims {
         perms: vec!["*".into()],
         project_id: None,
         sid: None,
+        svc: None,
     }
 }
 
