@@ -56,6 +56,15 @@ impl From<ActorType> for pb::ActorType {
     }
 }
 
+/// Whom an actor acted for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnBehalfOf {
+    /// Their type.
+    pub actor_type: ActorType,
+    /// Their id.
+    pub id: Uuid,
+}
+
 /// One recorded mutation, as the producing service writes it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
@@ -71,6 +80,9 @@ pub struct AuditEvent {
     pub actor_type: ActorType,
     /// The actor's id.
     pub actor_id: Option<Uuid>,
+    /// Whom the actor acted for, if anyone (set once, from the call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<OnBehalfOf>,
     /// `<service>.<resource>.<verb>`.
     pub action: String,
     /// `<service>.<resource>`.
@@ -102,6 +114,14 @@ impl AuditEvent {
             record_time: None,
             actor_type: pb::ActorType::from(self.actor_type) as i32,
             actor_id: self.actor_id.map(|a| a.to_string()).unwrap_or_default(),
+            on_behalf_of_type: self
+                .on_behalf_of
+                .map_or(pb::ActorType::Unspecified, |o| o.actor_type.into())
+                as i32,
+            on_behalf_of_id: self
+                .on_behalf_of
+                .map(|o| o.id.to_string())
+                .unwrap_or_default(),
             action: self.action.clone(),
             resource_type: self.resource_type.clone(),
             resource_id: self.resource_id.clone(),
@@ -125,6 +145,7 @@ pub struct Actor {
     service: &'static str,
     actor_type: ActorType,
     actor_id: Option<Uuid>,
+    on_behalf_of: Option<OnBehalfOf>,
     org_id: Option<Uuid>,
     request_id: String,
     trace_id: String,
@@ -178,6 +199,13 @@ impl Actor {
                 .as_ref()
                 .map_or(ActorType::System, |c| c.principal_type().into()),
             actor_id: caller.as_ref().map(|c| c.principal_id()),
+            on_behalf_of: caller
+                .as_ref()
+                .and_then(|c| c.claims.obo)
+                .map(|o| OnBehalfOf {
+                    actor_type: o.ptype.into(),
+                    id: o.id,
+                }),
             org_id: caller.as_ref().and_then(|c| c.claims.org_id),
             request_id,
             trace_id: trace_id_of(&header(meta, "traceparent")),
@@ -202,6 +230,7 @@ impl Actor {
             service,
             actor_type: ActorType::System,
             actor_id: None,
+            on_behalf_of: None,
             org_id: None,
             request_id: String::new(),
             trace_id: String::new(),
@@ -242,6 +271,7 @@ impl Actor {
             service: self.service.to_owned(),
             actor_type: self.actor_type,
             actor_id: self.actor_id,
+            on_behalf_of: self.on_behalf_of,
             action: action.to_owned(),
             resource_type: resource_type.to_owned(),
             resource_id: resource_id.to_string(),

@@ -21,7 +21,7 @@ use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
 pub use call::Call;
-pub use event::{Actor, ActorType, AuditEvent, EventBuilder, PLATFORM_ORG, record};
+pub use event::{Actor, ActorType, AuditEvent, EventBuilder, OnBehalfOf, PLATFORM_ORG, record};
 pub use relay::{DeliveryError, GrpcSink, Relay, RelayConfig, Sink, TokenSource};
 
 /// What a relay's service account holds: appending its own service's

@@ -72,6 +72,19 @@ pub struct Claims {
     /// The service a service account runs as (`delivery`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub svc: Option<String>,
+    /// Whom a service account's token acts for (the user or agent whose
+    /// request the service carries out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub obo: Option<OnBehalfOf>,
+}
+
+/// Whom a token's principal acts for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnBehalfOf {
+    /// Their principal type.
+    pub ptype: PrincipalType,
+    /// Their id.
+    pub id: Uuid,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -287,6 +300,7 @@ mod tests {
             project_id: None,
             sid: None,
             svc: None,
+            obo: None,
         }
     }
 

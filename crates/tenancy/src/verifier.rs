@@ -239,6 +239,7 @@ mod tests {
             project_id: None,
             sid: None,
             svc: None,
+            obo: None,
         }
     }
 

@@ -102,6 +102,8 @@ pub struct Grant {
     pub sid: Option<Uuid>,
     /// The service a service account runs as.
     pub svc: Option<String>,
+    /// Whom it acts for.
+    pub obo: Option<foundry_tenancy::OnBehalfOf>,
 }
 
 impl Grant {
@@ -117,6 +119,7 @@ impl Grant {
             project_id: None,
             sid: None,
             svc: None,
+            obo: None,
         }
     }
 
@@ -296,6 +299,7 @@ impl KeyRing {
             project_id: grant.project_id,
             sid: grant.sid,
             svc: grant.svc,
+            obo: grant.obo,
         };
         Ok((jwt::sign(&claims, &kid, &key), claims))
     }

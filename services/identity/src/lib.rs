@@ -265,6 +265,19 @@ impl Identity {
         service_account_id: Uuid,
         ttl: Duration,
     ) -> anyhow::Result<String> {
+        self.mint_service_token_for(service_account_id, None, ttl)
+            .await
+    }
+
+    /// A service account's token acting for `on_behalf_of` (the user or
+    /// agent whose request the service carries out): the events it causes
+    /// record both.
+    pub async fn mint_service_token_for(
+        &self,
+        service_account_id: Uuid,
+        on_behalf_of: Option<foundry_tenancy::OnBehalfOf>,
+        ttl: Duration,
+    ) -> anyhow::Result<String> {
         let mut tx = self.state.db.system().await?;
         let sa = store::get_service_account(
             &mut tx,
@@ -275,7 +288,11 @@ impl Identity {
         let sa = sa.filter(|sa| sa.disabled_at.is_none()).ok_or_else(|| {
             anyhow::anyhow!("service account {service_account_id} is missing or disabled")
         })?;
-        Ok(self.state.keys.mint_for(Grant::service(&sa), ttl)?.0)
+        let grant = Grant {
+            obo: on_behalf_of,
+            ..Grant::service(&sa)
+        };
+        Ok(self.state.keys.mint_for(grant, ttl)?.0)
     }
 
     /// The service's database (its outbox relay runs over it).

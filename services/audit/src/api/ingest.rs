@@ -123,6 +123,20 @@ fn parse_event(v: &mut Violations, i: usize, e: pb::AuditEvent) -> Option<Event>
     );
     let actor_type: Option<ActorType> = v.enum_value(&f("actor_type"), e.actor_type);
     let actor_id = v.opt_id(&f("actor_id"), &e.actor_id);
+    let on_behalf_of = match pb::ActorType::try_from(e.on_behalf_of_type) {
+        Ok(pb::ActorType::Unspecified) if e.on_behalf_of_id.is_empty() => Some((None, None)),
+        Ok(pb::ActorType::Unspecified) => {
+            v.add(f("on_behalf_of_type"), "is required with on_behalf_of_id");
+            None
+        }
+        _ => {
+            let kind: Option<ActorType> =
+                v.enum_value(&f("on_behalf_of_type"), e.on_behalf_of_type);
+            let id = v.id(&f("on_behalf_of_id"), &e.on_behalf_of_id);
+            kind.zip(id)
+                .map(|(k, id)| (Some(k.as_str().to_owned()), Some(id)))
+        }
+    };
     let action = name(
         v,
         &f("action"),
@@ -157,6 +171,8 @@ fn parse_event(v: &mut Violations, i: usize, e: pb::AuditEvent) -> Option<Event>
         service: service?,
         actor_type: actor_type?.as_str().to_owned(),
         actor_id,
+        on_behalf_of_type: on_behalf_of.clone()?.0,
+        on_behalf_of_id: on_behalf_of?.1,
         action: action?,
         resource_type: resource_type?,
         resource_id: resource_id?,

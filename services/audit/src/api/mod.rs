@@ -63,6 +63,11 @@ pub fn event_to_proto(r: EventRow) -> Result<pb::AuditEvent, Error> {
         record_time: Some(timestamp(r.recorded_at)),
         actor_type: actor_type_to_proto(&e.actor_type)? as i32,
         actor_id: e.actor_id.map(|a| a.to_string()).unwrap_or_default(),
+        on_behalf_of_type: match &e.on_behalf_of_type {
+            Some(t) => actor_type_to_proto(t)? as i32,
+            None => pb::ActorType::Unspecified as i32,
+        },
+        on_behalf_of_id: e.on_behalf_of_id.map(|a| a.to_string()).unwrap_or_default(),
         action: e.action,
         resource_type: e.resource_type,
         resource_id: e.resource_id,

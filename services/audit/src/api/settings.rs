@@ -53,6 +53,11 @@ fn to_event(e: foundry_outbox::AuditEvent) -> Result<Event, Error> {
         service: e.service,
         actor_type: actor_type.as_str().to_owned(),
         actor_id: e.actor_id,
+        on_behalf_of_type: e.on_behalf_of.map(|o| {
+            ActorType::try_from(pb::ActorType::from(o.actor_type) as i32)
+                .map_or_else(|()| String::new(), |t| t.as_str().to_owned())
+        }),
+        on_behalf_of_id: e.on_behalf_of.map(|o| o.id),
         action: e.action,
         resource_type: e.resource_type,
         resource_id: e.resource_id,

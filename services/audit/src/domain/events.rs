@@ -15,6 +15,7 @@
 //! | `changes` | the JSON object (numbers as below) |
 //! | `id`, `org_id` | the UUID |
 //! | `occurred_at` | RFC 3339 UTC with exactly six fraction digits: `2026-01-02T03:04:05.123456Z` |
+//! | `on_behalf_of_id`, `on_behalf_of_type` | as `actor_id` and `actor_type`; both absent (not empty) when the actor acted for no one, so events from before they existed keep their hashes |
 //! | `prev_hash` | the previous event's hash, lowercase hex (64 zeros for the first) |
 //! | `sequence` | the position, an integer |
 //!
@@ -94,6 +95,10 @@ pub struct Event {
     pub actor_type: String,
     /// The actor.
     pub actor_id: Option<Uuid>,
+    /// Whom the actor acted for ([`ActorType::as_str`]), if anyone.
+    pub on_behalf_of_type: Option<String>,
+    /// Their id.
+    pub on_behalf_of_id: Option<Uuid>,
     /// `<service>.<resource>.<verb>`.
     pub action: String,
     /// `<service>.<resource>`.
@@ -120,8 +125,16 @@ impl Event {
     /// The canonical form (see the module documentation).
     pub fn canonical(&self) -> String {
         let opt = |u: Option<Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
-        // Keys in sorted order (asserted by a test).
-        let fields: [(&str, Field<'_>); 17] = [
+        // Keys in sorted order (asserted by a test); whom the actor acted
+        // for only when it acted for someone.
+        let on_behalf_of = match (&self.on_behalf_of_type, self.on_behalf_of_id) {
+            (Some(t), Some(id)) => vec![
+                ("on_behalf_of_id", Field::Owned(id.to_string())),
+                ("on_behalf_of_type", Field::Str(t)),
+            ],
+            _ => vec![],
+        };
+        let before: [(&str, Field<'_>); 7] = [
             ("action", Field::Str(&self.action)),
             ("actor_id", Field::Owned(opt(self.actor_id))),
             ("actor_type", Field::Str(&self.actor_type)),
@@ -129,6 +142,8 @@ impl Event {
             ("client_ip", Field::Str(&self.client_ip)),
             ("id", Field::Owned(self.id.to_string())),
             ("occurred_at", Field::Owned(format_time(self.occurred_at))),
+        ];
+        let after: [(&str, Field<'_>); 10] = [
             ("org_id", Field::Owned(self.org_id.to_string())),
             ("prev_hash", Field::Owned(hex::encode(&self.prev_hash))),
             ("project_id", Field::Owned(opt(self.project_id))),
@@ -140,9 +155,10 @@ impl Event {
             ("trace_id", Field::Str(&self.trace_id)),
             ("user_agent", Field::Str(&self.user_agent)),
         ];
+        let fields = before.into_iter().chain(on_behalf_of).chain(after);
         let mut out = String::with_capacity(512);
         out.push('{');
-        for (i, (key, value)) in fields.iter().enumerate() {
+        for (i, (key, value)) in fields.enumerate() {
             if i > 0 {
                 out.push(',');
             }
@@ -150,7 +166,7 @@ impl Event {
             out.push(':');
             match value {
                 Field::Str(s) => write_str(&mut out, s),
-                Field::Owned(s) => write_str(&mut out, s),
+                Field::Owned(s) => write_str(&mut out, &s),
                 Field::Int(n) => out.push_str(&n.to_string()),
                 Field::Json(v) => write_json(&mut out, v),
             }
@@ -288,6 +304,8 @@ pub(crate) mod tests {
             service: "identity".into(),
             actor_type: "user".into(),
             actor_id: Some(Uuid::parse_str("0190b6a0-0000-7000-8000-000000000003").expect("uuid")),
+            on_behalf_of_type: None,
+            on_behalf_of_id: None,
             action: "identity.membership.update".into(),
             resource_type: "identity.membership".into(),
             resource_id: "m-1".into(),
@@ -326,6 +344,25 @@ pub(crate) mod tests {
         sorted.sort();
         assert_eq!(keys, sorted);
         assert_eq!(keys.len(), 17);
+    }
+
+    #[test]
+    fn whom_the_actor_acted_for_is_in_the_form_only_when_set() {
+        let mut e = event();
+        let plain = e.hash();
+        e.on_behalf_of_type = Some("user".into());
+        e.on_behalf_of_id =
+            Some(Uuid::parse_str("0190b6a0-0000-7000-8000-000000000004").expect("uuid"));
+        let canonical = e.canonical();
+        assert!(
+            canonical.contains(concat!(
+                r#""occurred_at":"2026-01-02T03:04:05.123456Z","#,
+                r#""on_behalf_of_id":"0190b6a0-0000-7000-8000-000000000004","#,
+                r#""on_behalf_of_type":"user","org_id":"#
+            )),
+            "{canonical}"
+        );
+        assert_ne!(e.hash(), plain);
     }
 
     #[test]

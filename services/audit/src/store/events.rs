@@ -36,6 +36,8 @@ impl<'r> FromRow<'r, PgRow> for EventRow {
                 service: r.try_get("service")?,
                 actor_type: r.try_get("actor_type")?,
                 actor_id: r.try_get("actor_id")?,
+                on_behalf_of_type: r.try_get("on_behalf_of_type")?,
+                on_behalf_of_id: r.try_get("on_behalf_of_id")?,
                 action: r.try_get("action")?,
                 resource_type: r.try_get("resource_type")?,
                 resource_id: r.try_get("resource_id")?,
@@ -53,8 +55,9 @@ impl<'r> FromRow<'r, PgRow> for EventRow {
     }
 }
 
-const EVENT_COLS: &str = "org_id, sequence, id, occurred_at, recorded_at, service, actor_type, \
-     actor_id, action, resource_type, resource_id, project_id, changes, request_id, trace_id, \
+/// The columns an [`EventRow`] is read from.
+pub const EVENT_COLS: &str = "org_id, sequence, id, occurred_at, recorded_at, service, actor_type, \
+     actor_id, on_behalf_of_type, on_behalf_of_id, action, resource_type, resource_id, project_id, changes, request_id, trace_id, \
      client_ip, user_agent, prev_hash, hash";
 
 /// A chain's head: its last position and that event's hash.
@@ -117,6 +120,8 @@ pub async fn insert_events(tx: &mut Tx, events: &[Event], hashes: &[[u8; 32]]) -
     let mut service = Vec::with_capacity(n);
     let mut actor_type = Vec::with_capacity(n);
     let mut actor_id = Vec::with_capacity(n);
+    let mut on_behalf_of_type = Vec::with_capacity(n);
+    let mut on_behalf_of_id = Vec::with_capacity(n);
     let mut action = Vec::with_capacity(n);
     let mut resource_type = Vec::with_capacity(n);
     let mut resource_id = Vec::with_capacity(n);
@@ -136,6 +141,8 @@ pub async fn insert_events(tx: &mut Tx, events: &[Event], hashes: &[[u8; 32]]) -
         service.push(e.service.as_str());
         actor_type.push(e.actor_type.as_str());
         actor_id.push(e.actor_id);
+        on_behalf_of_type.push(e.on_behalf_of_type.as_deref());
+        on_behalf_of_id.push(e.on_behalf_of_id);
         action.push(e.action.as_str());
         resource_type.push(e.resource_type.as_str());
         resource_id.push(e.resource_id.as_str());
@@ -151,10 +158,11 @@ pub async fn insert_events(tx: &mut Tx, events: &[Event], hashes: &[[u8; 32]]) -
     sqlx::query(
         "INSERT INTO events (org_id, sequence, id, occurred_at, service, actor_type, actor_id, \
            action, resource_type, resource_id, project_id, changes, request_id, trace_id, \
-           client_ip, user_agent, prev_hash, hash) \
+           client_ip, user_agent, prev_hash, hash, on_behalf_of_type, on_behalf_of_id) \
          SELECT * FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::timestamptz[], $5::text[], \
            $6::text[], $7::uuid[], $8::text[], $9::text[], $10::text[], $11::uuid[], $12::jsonb[], \
-           $13::text[], $14::text[], $15::text[], $16::text[], $17::bytea[], $18::bytea[])",
+           $13::text[], $14::text[], $15::text[], $16::text[], $17::bytea[], $18::bytea[], \
+           $19::text[], $20::uuid[])",
     )
     .bind(org_id)
     .bind(sequence)
@@ -174,6 +182,8 @@ pub async fn insert_events(tx: &mut Tx, events: &[Event], hashes: &[[u8; 32]]) -
     .bind(user_agent)
     .bind(prev_hash)
     .bind(hash)
+    .bind(on_behalf_of_type)
+    .bind(on_behalf_of_id)
     .execute(&mut **tx)
     .await
     .map_err(|e| {

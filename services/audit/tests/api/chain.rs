@@ -172,11 +172,10 @@ async fn events_added_behind_the_service_are_a_head_mismatch() {
     let app = TestApp::start().await;
     let (o, _) = seeded(&app, 5).await;
     let mut db = app.admin_db().await;
-    let last: EventRow = sqlx::query_as(
-        "SELECT org_id, sequence, id, occurred_at, recorded_at, service, actor_type, actor_id, \
-         action, resource_type, resource_id, project_id, changes, request_id, trace_id, client_ip, \
-         user_agent, prev_hash, hash FROM audit.events WHERE org_id = $1 AND sequence = 5",
-    )
+    let last: EventRow = sqlx::query_as(&format!(
+        "SELECT {} FROM audit.events WHERE org_id = $1 AND sequence = 5",
+        foundry_audit::store::events::EVENT_COLS
+    ))
     .bind(o.id)
     .fetch_one(&mut db)
     .await

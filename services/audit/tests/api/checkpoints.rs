@@ -69,9 +69,7 @@ fn verifies_outside(c: &AuditCheckpoint, public_key: &str) -> bool {
         .is_ok()
 }
 
-const EVENT_COLS: &str = "org_id, sequence, id, occurred_at, recorded_at, service, actor_type, \
-     actor_id, action, resource_type, resource_id, project_id, changes, request_id, trace_id, \
-     client_ip, user_agent, prev_hash, hash";
+use foundry_audit::store::events::EVENT_COLS;
 
 #[tokio::test]
 async fn a_checkpoint_states_the_head_and_verifies_outside_foundry() {

@@ -294,3 +294,62 @@ async fn microsecond_times_round_trip_into_the_hash() {
     assert_eq!(stored, stored.trunc_subsecs(6));
     assert!(verify(&app, &acme.token, 0, 0).await.valid);
 }
+
+/// Issue 13, finding 9: an event says whom its actor acted for (a service
+/// carrying out a user's request) beside the actor; it is chained, so
+/// changing it afterwards is found, and an event without it hashes as
+/// before.
+#[tokio::test]
+async fn whom_the_actor_acted_for_is_kept_and_chained() {
+    let app = TestApp::start().await;
+    let svc = app.service_token().await;
+    let o = org(&app);
+    let user = Uuid::now_v7();
+    let mut e = event(o.id);
+    e.actor_type = ActorType::Service as i32;
+    e.on_behalf_of_type = ActorType::User as i32;
+    e.on_behalf_of_id = user.to_string();
+    append(&app, &svc, vec![e, event(o.id)]).await;
+    let listed = list_all(&app, &o.token, ListAuditEventsRequest::default()).await;
+    let acted = listed
+        .iter()
+        .find(|e| e.on_behalf_of_id == user.to_string())
+        .expect("listed with whom it acted for");
+    assert_eq!(acted.on_behalf_of_type, ActorType::User as i32);
+    assert_eq!(acted.actor_type, ActorType::Service as i32);
+    assert!(verify(&app, &o.token, 0, 0).await.valid);
+
+    // Half of it, or an unknown kind, is refused.
+    let mut half = event(o.id);
+    half.on_behalf_of_id = user.to_string();
+    let mut kind = event(o.id);
+    kind.on_behalf_of_type = 99;
+    kind.on_behalf_of_id = user.to_string();
+    let r = app
+        .audit_ingest()
+        .append_audit_events(authed(
+            &svc,
+            AppendAuditEventsRequest {
+                audit_events: vec![half, kind],
+            },
+        ))
+        .await;
+    let status = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
+    assert_eq!(
+        violated_fields(&status),
+        [
+            "audit_events[0].on_behalf_of_type",
+            "audit_events[1].on_behalf_of_type"
+        ]
+    );
+
+    // Changing whom it was for is found.
+    tamper(
+        &app,
+        "UPDATE audit.events SET on_behalf_of_id = gen_random_uuid() WHERE org_id = $1 AND sequence = 1",
+        o.id,
+    )
+    .await;
+    let v = verify(&app, &o.token, 0, 0).await;
+    assert_eq!(outcome(&v), (false, ChainProblem::HashMismatch, 1));
+}

@@ -525,3 +525,46 @@ async fn every_service_account_holds_platform_wide_power() {
         .into_inner();
     assert_eq!(deputy.capabilities, ["identity.service_accounts.admin"]);
 }
+
+/// Issue 13, finding 9: a service account's token minted to act for a
+/// user records both: the service as the actor, the user as whom it acted
+/// for, set once where the event is built.
+#[tokio::test]
+async fn a_service_acting_for_a_user_records_both() {
+    let app = TestApp::start().await;
+    let (admin, _) = app
+        .suite
+        .identity
+        .create_service_account(
+            "integrations",
+            "tests",
+            "",
+            &["identity.service_accounts.admin"],
+        )
+        .await
+        .expect("service account");
+    let obo = foundry_tenancy::OnBehalfOf {
+        ptype: foundry_tenancy::PrincipalType::User,
+        id: app.alice.user_id,
+    };
+    let token = app
+        .suite
+        .identity
+        .mint_service_token_for(admin, Some(obo), std::time::Duration::from_secs(60))
+        .await
+        .expect("token");
+    let made = create(&app, &token, "for-alice").await;
+    let payload: serde_json::Value = sqlx::query_scalar(
+        "SELECT payload FROM identity.outbox WHERE payload->>'resource_id' = $1",
+    )
+    .bind(&made.id)
+    .fetch_one(&mut app.admin_db().await)
+    .await
+    .expect("the event");
+    assert_eq!(payload["actor_type"], "service");
+    assert_eq!(payload["actor_id"], admin.to_string());
+    assert_eq!(
+        payload["on_behalf_of"],
+        serde_json::json!({"actor_type": "user", "id": app.alice.user_id})
+    );
+}

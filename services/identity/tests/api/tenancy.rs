@@ -31,6 +31,7 @@ fn claims(app: &TestApp) -> Claims {
         project_id: None,
         sid: None,
         svc: None,
+        obo: None,
     }
 }
 
