@@ -163,6 +163,81 @@ impl Auth {
         Ok((grant, role, secret.value))
     }
 
+    /// The `refresh_token` grant: the session's token is rotated (the
+    /// answer carries the next one) once the membership in `org` is
+    /// checked. A refused organization rotates nothing, so the token the
+    /// client holds stays good. A token rotated away before is a reuse:
+    /// its session is revoked, with a security event, in one transaction
+    /// committed before the call is refused.
+    async fn refresh_grant(
+        &self,
+        token: &str,
+        org: Option<Uuid>,
+        actor: &Actor,
+    ) -> Result<(Grant, Option<Role>, String), Error> {
+        let hash =
+            domain::parse_secret(SecretKind::Refresh, token).ok_or_else(invalid_credential)?;
+        // The session is not known before its token is read: system scope.
+        let mut tx = self.0.db.system().await?;
+        let Some(session) = store::lock_session_by_token(&mut tx, &hash).await? else {
+            let Some(before) = store::spent_token_session(&mut tx, &hash).await? else {
+                return Err(invalid_credential());
+            };
+            let after = store::revoke_session(&mut tx, before.user_id, before.id)
+                .await?
+                .ok_or_else(invalid_credential)?;
+            let who = (ActorType::User, before.user_id);
+            let what = ("identity.session.reuse_detected", "identity.session");
+            refusal(actor, who, what, before.id, "refresh_token_reused")
+                .org(foundry_outbox::PLATFORM_ORG)
+                .change("revoke_time", before.revoked_at, after.revoked_at)
+                .record(&mut tx)
+                .await?;
+            tx.commit().await?;
+            return Err(Error::unauthenticated(
+                "REFRESH_TOKEN_REUSED",
+                "the refresh token was already used; its session is revoked, sign in again",
+            ));
+        };
+        if !session.live(Utc::now()) {
+            return Err(invalid_credential());
+        }
+        // Switching organization always re-reads the membership.
+        match user_grant_in(&mut tx, session.user_id, Some(session.id), org).await {
+            Ok((grant, role)) => {
+                let next = domain::mint_secret(SecretKind::Refresh);
+                let after = store::rotate_session(&mut tx, &session, &hash, &next.hash).await?;
+                actor
+                    .clone()
+                    .as_principal(ActorType::User, session.user_id)
+                    .event("identity.session.refresh", "identity.session", session.id)
+                    .org(foundry_outbox::PLATFORM_ORG)
+                    .change("last_use_time", session.last_used_at, after.last_used_at)
+                    .record(&mut tx)
+                    .await?;
+                tx.commit().await?;
+                Ok((grant, role, next.value))
+            }
+            Err(e) => {
+                // The use is recorded even when the organization is refused.
+                store::touch_session(&mut tx, session.id).await?;
+                tx.commit().await?;
+                if e.reason() == "NOT_A_MEMBER" {
+                    // A real session reaching for an organization it is not
+                    // in. Recorded on the platform chain: the id may name no
+                    // organization at all.
+                    let who = (ActorType::User, session.user_id);
+                    let what = ("identity.token.exchange_refused", "identity.session");
+                    let event = refusal(actor, who, what, session.id, "not_a_member")
+                        .org(foundry_outbox::PLATFORM_ORG)
+                        .set("org_id", org);
+                    self.security_event(event).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
     async fn key_grant(
         &self,
         kind: SecretKind,
@@ -280,33 +355,9 @@ impl AuthService for Auth {
         let mut refresh_token = String::new();
         let (grant, role) = match req.grant {
             Some(G::RefreshToken(t)) => {
-                let hash =
-                    domain::parse_secret(SecretKind::Refresh, &t).ok_or_else(invalid_credential)?;
-                let mut tx = self.0.db.system().await?;
-                let session = store::use_session(&mut tx, &hash)
-                    .await?
-                    .ok_or_else(invalid_credential)?;
-                // Switching organization always re-reads the membership. The
-                // use is recorded even when the organization is refused.
-                let grant = user_grant_in(&mut tx, session.user_id, Some(session.id), org).await;
-                tx.commit().await.map_err(Error::from)?;
-                match grant {
-                    Ok(grant) => grant,
-                    Err(e) => {
-                        if e.reason() == "NOT_A_MEMBER" {
-                            // A real session reaching for an organization it
-                            // is not in. Recorded on the platform chain: the
-                            // id may name no organization at all.
-                            let who = (ActorType::User, session.user_id);
-                            let what = ("identity.token.exchange_refused", "identity.session");
-                            let event = refusal(&actor, who, what, session.id, "not_a_member")
-                                .org(foundry_outbox::PLATFORM_ORG)
-                                .set("org_id", org);
-                            self.security_event(event).await;
-                        }
-                        return Err(e.into());
-                    }
-                }
+                let (grant, role, next) = self.refresh_grant(&t, org, &actor).await?;
+                refresh_token = next;
+                (grant, role)
             }
             Some(G::ApiKey(k)) => (
                 self.key_grant(SecretKind::ApiKey, &k, org, &actor).await?,
