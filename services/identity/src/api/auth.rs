@@ -492,7 +492,8 @@ async fn user_grant_in(
     let Some(org_id) = org else {
         return Ok((Grant::user(user_id, sid), None));
     };
-    let member = store::get_membership_of(tx, org_id, UserId::from_uuid(user_id)).await?;
+    let member =
+        store::get_membership_of(tx, org_id, UserId::from_uuid(user_id), Lock::None).await?;
     let live = store::org_live(tx, org_id, Lock::None).await?;
     let role = match member.map(|m| m.role) {
         Some(role) if live => role,

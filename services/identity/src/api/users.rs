@@ -5,7 +5,7 @@ use std::sync::Arc;
 use foundry_domain::Patch;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
-use foundry_platform::db::check_etag;
+use foundry_platform::db::{Lock, check_etag};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{self as pb, user_service_server::UserService};
 use foundry_tenancy::{Caller, caller};
@@ -90,7 +90,9 @@ impl UserService for Users {
         // Visible: yourself, or a member of the organization you act in.
         let visible = id == me
             || match caller.claims.org_id {
-                Some(org) => store::get_membership_of(&mut tx, org, id).await?.is_some(),
+                Some(org) => store::get_membership_of(&mut tx, org, id, Lock::None)
+                    .await?
+                    .is_some(),
                 None => false,
             };
         let user = if visible {
