@@ -320,12 +320,16 @@ impl Identity {
     }
 
     /// Deletes what guards only credentials that are over: the spent
-    /// refresh tokens of sessions past their expiry (no one can present a
-    /// token of those again). Returns how many rows went.
+    /// refresh tokens of sessions past their expiry, and the used ID tokens
+    /// past the last moment they could be accepted (no one can present
+    /// either again). Returns how many rows went.
     pub async fn sweep(&self) -> anyhow::Result<u64> {
         let db = &self.state.db;
-        let keep = Duration::ZERO;
-        Ok(db::sweep(db, "spent_refresh_tokens", "expires_at", keep).await?)
+        let mut removed = 0;
+        for table in ["spent_refresh_tokens", "used_id_tokens"] {
+            removed += db::sweep(db, table, "expires_at", Duration::ZERO).await?;
+        }
+        Ok(removed)
     }
 
     /// Runs [`Identity::sweep`] every [`SWEEP_INTERVAL`] until `stop`.
