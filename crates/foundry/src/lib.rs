@@ -197,8 +197,8 @@ impl Suite {
     }
 
     /// Serves every service on `listener` until `shutdown` resolves. The
-    /// outbox relays, the audit checkpointer and the request-id sweeps run
-    /// beside it; on shutdown
+    /// outbox relays, the audit checkpointer, the request-id sweeps and
+    /// identity's sweep of spent credentials run beside it; on shutdown
     /// they stop first (the relays flush to the still-serving audit
     /// service), then the server drains.
     pub async fn serve(
@@ -218,6 +218,8 @@ impl Suite {
             let retention = self.request_id_retention;
             background.spawn(move |stop| idempotency::run_sweeper(db, retention, stop));
         }
+        let identity = self.identity.clone();
+        background.spawn(move |stop| identity.run_sweeper(stop));
         let (identity, audit, delivery) = (
             self.identity.clone(),
             self.audit.clone(),

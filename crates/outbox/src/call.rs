@@ -2,7 +2,8 @@
 //! organization, and the audit actor of the call.
 
 use foundry_platform::Error;
-use foundry_tenancy::{Caller, caller};
+use foundry_tenancy::access::granted;
+use foundry_tenancy::{Access, Caller, caller};
 use uuid::Uuid;
 
 use crate::event::Actor;
@@ -16,6 +17,10 @@ pub struct Call {
     pub org_id: Uuid,
     /// The audit actor (caller, request id, trace, client).
     pub actor: Actor,
+    /// The permission the method declares (`identity.members.write`), on
+    /// which the tenancy layer admitted the call by the token's grants;
+    /// `None` for a call that did not come through the layer.
+    pub permission: Option<String>,
 }
 
 impl Call {
@@ -28,7 +33,35 @@ impl Call {
             caller,
             org_id,
             actor: Actor::of(service, req),
+            permission: req
+                .extensions()
+                .get::<Access>()
+                .map(|a| a.permission.clone()),
         })
+    }
+
+    /// Decides the call again on `held`, what the caller is granted now as
+    /// the service's own records say (a user's role as its membership is
+    /// in the call's transaction), rather than on what its token said when
+    /// it was minted: `PERMISSION_DENIED` `MISSING_PERMISSION` when `held`
+    /// no longer grants the method's permission. A call that came without
+    /// the layer's declaration is refused (fail closed).
+    pub fn recheck(&self, held: &[String]) -> Result<(), Error> {
+        let Some(permission) = &self.permission else {
+            return Err(Error::permission_denied(
+                "METHOD_NOT_DECLARED",
+                "the call carries no declared permission to check",
+            ));
+        };
+        if granted(held, permission) {
+            Ok(())
+        } else {
+            Err(Error::permission_denied(
+                "MISSING_PERMISSION",
+                format!("the caller no longer holds {permission}"),
+            )
+            .with_metadata("permission", permission.clone()))
+        }
     }
 
     /// The principal making the call.

@@ -127,6 +127,34 @@ impl Db {
     }
 }
 
+/// Deletes the rows of `table` whose time `column` lies more than `keep`
+/// in the past (by the database's clock; `keep` zero: every row whose
+/// time has come), 5,000 at a time, each batch its own system-scoped
+/// transaction; returns how many went. What every sweep of expiring rows
+/// (request ids, spent credentials) runs.
+pub async fn sweep(db: &Db, table: &str, column: &str, keep: Duration) -> Result<u64, Error> {
+    const BATCH: u64 = 5000;
+    let secs = keep.as_secs_f64();
+    let sql = format!(
+        "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} \
+         WHERE {column} < now() - make_interval(secs => $1) LIMIT {BATCH})"
+    );
+    let mut total = 0;
+    loop {
+        let mut tx = db.system().await?;
+        let n = sqlx::query(&sql)
+            .bind(secs)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        total += n;
+        if n < BATCH {
+            return Ok(total);
+        }
+    }
+}
+
 /// Creates the service's schema and role if missing and applies its
 /// migrations (forward only; sqlx records them in `<schema>._sqlx_migrations`
 /// under an advisory lock, so replicas starting together migrate once).

@@ -215,22 +215,5 @@ pub async fn run_sweeper(db: Db, retention: Duration, stop: crate::server::StopS
 /// Deletes claims older than `retention`, a batch at a time; returns how
 /// many went.
 pub async fn sweep(db: &Db, retention: Duration) -> Result<u64, Error> {
-    let secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
-    let mut total = 0;
-    loop {
-        let mut tx = db.system().await?;
-        let n = sqlx::query(
-            "DELETE FROM request_ids WHERE ctid IN (SELECT ctid FROM request_ids \
-             WHERE created_at < now() - make_interval(secs => $1) LIMIT 5000)",
-        )
-        .bind(secs as f64)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        total += n;
-        if n < 5000 {
-            return Ok(total);
-        }
-    }
+    crate::db::sweep(db, "request_ids", "created_at", retention).await
 }

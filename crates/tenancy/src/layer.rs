@@ -154,6 +154,12 @@ where
                     if let Some(caller) = caller {
                         req.extensions_mut().insert(caller);
                     }
+                    // What the method declares, for handlers that decide
+                    // again on the caller's standing as it is now
+                    // (`foundry_outbox::Call::recheck`).
+                    if let Some(access) = tenancy.methods.get(&path) {
+                        req.extensions_mut().insert(access.clone());
+                    }
                     inner.call(req).await
                 }
                 Err(e) => Ok(tonic::Status::from(e).into_http()),

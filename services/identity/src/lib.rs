@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use foundry_platform::db::Db;
+use foundry_platform::db::{self, Db};
 use foundry_platform::page::PageTokens;
+use foundry_platform::server::{self, StopSignal};
 use foundry_proto::foundry::identity::v1 as pb;
 use sqlx::migrate::Migrator;
 use tonic::service::RoutesBuilder;
@@ -29,6 +30,9 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/identity");
 
 /// The Postgres schema of this service.
 pub const SCHEMA: &str = "identity";
+
+/// How often [`Identity::sweep`] runs.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 
 /// What the handlers share.
 #[derive(Debug)]
@@ -363,6 +367,31 @@ impl Identity {
                 ))
             }
         })
+    }
+
+    /// Deletes what guards only credentials that are over: the spent
+    /// refresh tokens of sessions past their expiry, and the used ID tokens
+    /// past the last moment they could be accepted (no one can present
+    /// either again). Returns how many rows went.
+    pub async fn sweep(&self) -> anyhow::Result<u64> {
+        let db = &self.state.db;
+        let mut removed = 0;
+        for table in ["spent_refresh_tokens", "used_id_tokens"] {
+            removed += db::sweep(db, table, "expires_at", Duration::ZERO).await?;
+        }
+        Ok(removed)
+    }
+
+    /// Runs [`Identity::sweep`] every [`SWEEP_INTERVAL`] until `stop`.
+    pub async fn run_sweeper(self, stop: StopSignal) {
+        server::every("identity sweep", SWEEP_INTERVAL, stop, || async {
+            let removed = self.sweep().await?;
+            if removed > 0 {
+                tracing::info!(removed, "expired identity credentials swept");
+            }
+            Ok(())
+        })
+        .await;
     }
 
     /// Finds the development organization made by an earlier start.

@@ -16,10 +16,12 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
 use foundry_platform::Error;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 /// The default least time between two key fetches of one issuer on an
 /// unknown `kid`.
@@ -28,6 +30,9 @@ pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 pub const MAX_KEY_AGE: Duration = Duration::from_secs(3600);
 /// Clock skew tolerated on `exp`/`nbf`/`iat`.
 const LEEWAY_SECS: u64 = 60;
+/// The default longest time after its `iat` that an ID token is accepted:
+/// a sign-in presents a token just issued.
+pub const MAX_TOKEN_AGE: Duration = Duration::from_secs(600);
 
 /// Where an issuer's keys come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,15 +58,49 @@ pub struct OidcProvider {
     pub jwks: JwksSource,
     /// The least time between two fetches on unknown `kid`.
     pub refetch: Duration,
+    /// Whether a first sign-in may be linked to the existing user with the
+    /// token's verified email (`link_email=true`). Off by default: anyone
+    /// who holds an account with that address at this issuer would become
+    /// that user, so only an issuer that owns its addresses (a company's
+    /// own directory) should be trusted with it.
+    pub link_email: bool,
+    /// The email domains linking by email is limited to (`email_domain=`,
+    /// repeatable); none: any.
+    pub email_domains: Vec<String>,
+    /// How long after its `iat` an ID token is still accepted
+    /// (`max_age=SECONDS`; default [`MAX_TOKEN_AGE`]), whatever its `exp`.
+    pub max_age: Duration,
+}
+
+impl OidcProvider {
+    /// Whether a first sign-in with the verified `email` is linked to the
+    /// user who has that email already.
+    pub fn links_email(&self, email: &str) -> bool {
+        let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
+        self.link_email
+            && (self.email_domains.is_empty()
+                || self
+                    .email_domains
+                    .iter()
+                    .any(|d| d.eq_ignore_ascii_case(domain)))
+    }
 }
 
 impl FromStr for OidcProvider {
     type Err = String;
 
-    /// `issuer=URL,audience=ID[,audience=ID…][,jwks=URL|PATH][,name=LABEL][,refetch=SECONDS]`.
+    /// `issuer=URL,audience=ID[,audience=ID…][,jwks=URL|PATH][,name=LABEL][,refetch=SECONDS]`
+    /// `[,link_email=true|false][,email_domain=DOMAIN…][,max_age=SECONDS]`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (mut issuer, mut audiences, mut jwks, mut name) = (None, vec![], None, None);
-        let mut refetch = REFETCH_INTERVAL;
+        let (mut refetch, mut max_age) = (REFETCH_INTERVAL, MAX_TOKEN_AGE);
+        let (mut link_email, mut email_domains) = (false, vec![]);
+        let seconds = |key: &str, v: &str| {
+            v.trim()
+                .parse::<u64>()
+                .map(|s| Duration::from_secs(s.max(1)))
+                .map_err(|_| format!("{key} `{v}` is not a number of seconds"))
+        };
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, v) = part
                 .split_once('=')
@@ -71,16 +110,25 @@ impl FromStr for OidcProvider {
                 "audience" => audiences.push(v.trim().to_owned()),
                 "jwks" => jwks = Some(v.trim().to_owned()),
                 "name" => name = Some(v.trim().to_owned()),
-                "refetch" => {
-                    let secs: u64 = v
+                "refetch" => refetch = seconds("refetch", v)?,
+                "max_age" => max_age = seconds("max_age", v)?,
+                "link_email" => {
+                    link_email = v
                         .trim()
                         .parse()
-                        .map_err(|_| format!("refetch `{v}` is not a number of seconds"))?;
-                    refetch = Duration::from_secs(secs.max(1));
+                        .map_err(|_| format!("link_email `{v}` is not true or false"))?;
+                }
+                "email_domain" => {
+                    let d = v.trim().trim_start_matches('@').to_ascii_lowercase();
+                    if d.is_empty() || d.contains(['@', '/', ' ']) {
+                        return Err(format!("email_domain `{v}` is not a domain"));
+                    }
+                    email_domains.push(d);
                 }
                 other => {
                     return Err(format!(
-                        "unknown key `{other}` (issuer, audience, jwks, name, refetch)"
+                        "unknown key `{other}` (issuer, audience, jwks, name, refetch, \
+                         link_email, email_domain, max_age)"
                     ));
                 }
             }
@@ -101,12 +149,18 @@ impl FromStr for OidcProvider {
             let host = issuer.split("://").nth(1).unwrap_or(&issuer);
             host.split(['/', ':']).next().unwrap_or(host).to_owned()
         });
+        if !email_domains.is_empty() && !link_email {
+            return Err("email_domain= limits link_email=true, which is not set".into());
+        }
         Ok(OidcProvider {
             name,
             issuer,
             audiences,
             jwks,
             refetch,
+            link_email,
+            email_domains,
+            max_age,
         })
     }
 }
@@ -115,7 +169,8 @@ impl FromStr for OidcProvider {
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct OidcArgs {
     /// A trusted external OIDC issuer for sign-in:
-    /// `issuer=URL,audience=CLIENT_ID[,jwks=URL|PATH][,name=LABEL]`.
+    /// `issuer=URL,audience=CLIENT_ID[,jwks=URL|PATH][,name=LABEL][,refetch=SECONDS]`
+    /// `[,link_email=true][,email_domain=DOMAIN…][,max_age=SECONDS]`.
     /// Repeat the flag, or separate entries with `;` in the variable.
     #[arg(
         long = "oidc-provider",
@@ -133,6 +188,14 @@ pub struct IdClaims {
     pub iss: String,
     /// The subject: stable id of the user at the issuer.
     pub sub: String,
+    /// Issued at (seconds since the epoch); required.
+    #[serde(default)]
+    pub iat: Option<i64>,
+    /// Expires at (seconds since the epoch).
+    pub exp: i64,
+    /// The token's id at the issuer, if it gives one.
+    #[serde(default)]
+    pub jti: Option<String>,
     /// Email, if shared.
     #[serde(default)]
     pub email: Option<String>,
@@ -307,8 +370,11 @@ impl Oidc {
         !self.issuers.is_empty()
     }
 
-    /// Verifies an ID token; returns its provider label and claims.
-    pub async fn verify(&self, token: &str) -> Result<(String, IdClaims), Error> {
+    /// Verifies an ID token: signed by a trusted issuer's published key,
+    /// for one of its audiences, unexpired, and issued at most the
+    /// issuer's `max_age` ago. Whether it was used before is the caller's
+    /// to check ([`Verified::token_id`]).
+    pub async fn verify(&self, token: &str) -> Result<Verified, Error> {
         if !self.is_configured() {
             return Err(Error::failed_precondition(
                 "OIDC_NOT_CONFIGURED",
@@ -374,11 +440,57 @@ impl Oidc {
                     _ => refused("TOKEN_MALFORMED", "malformed claims"),
                 }
             })?;
-        if data.claims.sub.is_empty() || data.claims.sub.len() > 255 {
+        let claims = data.claims;
+        if claims.sub.is_empty() || claims.sub.len() > 255 {
             return Err(refused("TOKEN_MALFORMED", "bad subject"));
         }
-        Ok((issuer.cfg.name.clone(), data.claims))
+        let now = Utc::now().timestamp();
+        let iat = claims
+            .iat
+            .ok_or_else(|| refused("TOKEN_MALFORMED", "no iat"))?;
+        let max_age = i64::try_from(issuer.cfg.max_age.as_secs()).unwrap_or(i64::MAX);
+        if iat > now.saturating_add(LEEWAY_SECS as i64) {
+            return Err(refused("TOKEN_NOT_YET_VALID", "issued in the future"));
+        }
+        if now.saturating_sub(iat) > max_age {
+            return Err(refused(
+                "ID_TOKEN_TOO_OLD",
+                &format!("issued more than {max_age} seconds ago; sign in again at the issuer"),
+            ));
+        }
+        let token_id = match claims.jti.as_deref() {
+            Some(jti) if !jti.is_empty() && jti.len() <= 255 => format!("jti:{jti}"),
+            _ => format!(
+                "sha256:{}",
+                URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
+            ),
+        };
+        let last = claims.exp.min(iat.saturating_add(max_age));
+        let usable_until = DateTime::from_timestamp(last.saturating_add(LEEWAY_SECS as i64), 0)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        Ok(Verified {
+            provider: issuer.cfg.clone(),
+            claims,
+            token_id,
+            usable_until,
+        })
     }
+}
+
+/// A verified ID token.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    /// The issuer's configuration.
+    pub provider: OidcProvider,
+    /// Its claims.
+    pub claims: IdClaims,
+    /// What tells this token from every other of its issuer: `jti:<jti>`,
+    /// or `sha256:<digest of the token>` when it has no `jti`. A token is
+    /// used once: its id is remembered until [`Verified::usable_until`].
+    pub token_id: String,
+    /// The last moment it could be accepted (the earlier of its `exp` and
+    /// `iat` + the issuer's `max_age`, plus the clock leeway).
+    pub usable_until: DateTime<Utc>,
 }
 
 #[cfg(test)]
@@ -410,10 +522,44 @@ mod tests {
     }
 
     #[test]
+    fn linking_by_email_is_off_unless_configured_and_kept_to_its_domains() {
+        let p: OidcProvider = "issuer=https://a,audience=x"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!p.link_email && !p.links_email("a@corp.example"));
+        assert_eq!(p.max_age, MAX_TOKEN_AGE);
+        let p: OidcProvider = "issuer=https://a,audience=x,link_email=true"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(p.links_email("a@anywhere.example"));
+        let p: OidcProvider = "issuer=https://a,audience=x,link_email=true,\
+                               email_domain=Corp.Example,email_domain=@sub.example,max_age=90"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.email_domains, ["corp.example", "sub.example"]);
+        assert!(p.links_email("a@CORP.example"));
+        assert!(p.links_email("b@sub.example"));
+        assert!(!p.links_email("a@corp.example.evil.com"));
+        assert!(!p.links_email("a@other.example"));
+        assert_eq!(p.max_age, Duration::from_secs(90));
+        for bad in [
+            "issuer=https://a,audience=x,link_email=yes",
+            "issuer=https://a,audience=x,email_domain=corp.example",
+            "issuer=https://a,audience=x,link_email=true,email_domain=a@b",
+            "issuer=https://a,audience=x,max_age=soon",
+        ] {
+            assert!(bad.parse::<OidcProvider>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn email_counts_only_when_verified() {
         let mut c = IdClaims {
             iss: "i".into(),
             sub: "s".into(),
+            iat: None,
+            exp: 0,
+            jti: None,
             email: Some("a@b.c".into()),
             email_verified: None,
             name: None,

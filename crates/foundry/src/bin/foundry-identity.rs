@@ -75,6 +75,8 @@ async fn main() -> anyhow::Result<()> {
     let mut background = Background::default();
     let (db, retention) = (identity.db().clone(), cli.server.request_id_retention());
     background.spawn(move |stop| foundry_platform::idempotency::run_sweeper(db, retention, stop));
+    let swept = identity.clone();
+    background.spawn(move |stop| swept.run_sweeper(stop));
     if let Some(endpoint) = &cli.relay.audit_endpoint {
         // Identity mints its own relay tokens: no key to configure.
         let sa = identity

@@ -10,11 +10,11 @@ use foundry_platform::convert::{from_timestamp, opt_timestamp};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{self as pb, api_key_service_server::ApiKeyService};
 use foundry_resource::{self as resource, Creation, Resource, WireStamp};
-use foundry_tenancy::Caller;
 use foundry_tenancy::access::granted;
 use tonic::{Request, Response, Status};
 
 use crate::State;
+use crate::api::{Check, Standing};
 use crate::api::{SERVICE, committed, create_with_secret, filtered_page, locked, page_of};
 use crate::domain::{ApiKey, ApiKeyKind, NewApiKey};
 use crate::store;
@@ -81,9 +81,9 @@ fn expiry(
     }
 }
 
-/// A key's scopes (`*.*.read` when none are given), each within what the
-/// caller holds.
-fn scopes(v: &mut Violations, caller: &Caller, given: &[String]) -> Option<Vec<String>> {
+/// A key's scopes (`*.*.read` when none are given), each well formed
+/// (whether the creator holds them is [`within_standing`]'s to decide).
+fn scopes(v: &mut Violations, given: &[String]) -> Option<Vec<String>> {
     let scopes = if given.is_empty() {
         vec!["*.*.read".to_owned()]
     } else {
@@ -101,21 +101,29 @@ fn scopes(v: &mut Violations, caller: &Caller, given: &[String]) -> Option<Vec<S
                 "must be `*` or `service.resource.verb` with `*` for any segment",
             );
             ok = false;
-        } else if !caller.permissions().iter().any(|p| p == "*") && !covers(caller.permissions(), s)
-        {
-            v.add(
-                format!("api_key.scopes[{i}]"),
-                "grants more than the caller holds",
-            );
-            ok = false;
         }
     }
     ok.then_some(scopes)
 }
 
+/// A key grants nothing its creator does not hold now: each scope within
+/// the creator's [`Standing`] (its role as it is, not as its token says).
+fn within_standing(new: &NewApiKey, standing: &Standing) -> Result<(), Error> {
+    let held = &standing.perms;
+    let mut v = Violations::new();
+    for (i, s) in new.scopes.iter().enumerate() {
+        if !held.iter().any(|p| p == "*") && !covers(held, s) {
+            v.add(
+                format!("api_key.scopes[{i}]"),
+                "grants more than the caller holds",
+            );
+        }
+    }
+    v.finish()
+}
+
 /// A `CreateApiKeyRequest` as the create of a [`NewApiKey`].
 fn parse_create<'r>(
-    caller: &Caller,
     req: &'r pb::CreateApiKeyRequest,
 ) -> Result<Creation<'r, pb::CreateApiKeyRequest, NewApiKey>, Error> {
     let empty = pb::ApiKey::default();
@@ -125,7 +133,7 @@ fn parse_create<'r>(
     let display_name = v.text("api_key.display_name", &k.display_name, 1, 200);
     let project_id = v.maybe_id::<()>("api_key.project_id", &k.project_id);
     let expires_at = expiry(&mut v, k.expire_time.as_ref());
-    let scopes = scopes(&mut v, caller, &k.scopes);
+    let scopes = scopes(&mut v, &k.scopes);
     let request_id = v.maybe_request_id(&req.request_id);
     v.finish_with(|| {
         Some(Creation {
@@ -151,9 +159,10 @@ impl ApiKeyService for ApiKeys {
         req: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::ApiKey>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let c = parse_create(&call.caller, req.get_ref())?;
+        let c = parse_create(req.get_ref())?;
         let project = c.new.project_id;
         let reveal = |k, secret| pb::ApiKey { secret, ..k };
+        let c = (c, within_standing as Check<NewApiKey>);
         let key = create_with_secret(&self.0, &call, c, project, key_to_proto, reveal).await?;
         Ok(Response::new(key))
     }

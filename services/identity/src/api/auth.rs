@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use foundry_platform::Error;
 use foundry_platform::convert::{opt_timestamp, timestamp};
-use foundry_platform::db::Lock;
+use foundry_platform::db::{Lock, Tx};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{self as pb, auth_service_server::AuthService};
 use foundry_tenancy::{PrincipalType, caller, jwt};
@@ -17,6 +17,7 @@ use crate::api::{actor, page_of, recorded};
 use crate::domain::Session;
 use crate::domain::{self, Role, SecretKind, UserId};
 use crate::keys::Grant;
+use crate::oidc::Verified;
 use crate::store;
 use foundry_outbox::{Actor, ActorType, EventBuilder};
 
@@ -59,19 +60,26 @@ impl Auth {
         }
     }
 
-    /// The `id_token` grant: verifies the external token, finds the user by
-    /// linked account (or by verified email, linking it), creates the user
-    /// on first sign-in, and starts a session. Nothing is written when the
-    /// requested organization is refused.
+    /// The `id_token` grant: verifies the external token and spends it
+    /// ([`spend_id_token`]: a token signs in once), finds the user by
+    /// linked account, or on a first sign-in creates the user, or joins
+    /// the existing user with its verified email where the issuer may link
+    /// by email ([`crate::oidc::OidcProvider::links_email`]; elsewhere that
+    /// user links the account from a session, `UserService.LinkAccount`),
+    /// and starts a session. Nothing is written, the token not spent, when
+    /// the sign-in or the requested organization is refused.
     async fn id_token_grant(
         &self,
         token: &str,
         org: Option<Uuid>,
         actor: &Actor,
     ) -> Result<(Grant, Option<Role>, String), Error> {
-        let (provider, claims) = self.0.oidc.verify(token).await?;
+        let verified = self.0.oidc.verify(token).await?;
+        let claims = &verified.claims;
+        let provider = verified.provider.name.clone();
         let email = claims.verified_email().unwrap_or_default().to_owned();
         let mut tx = self.0.db.system().await?;
+        spend_id_token(&mut tx, &verified).await?;
         let linked = store::touch_linked_account(&mut tx, &claims.iss, &claims.sub, &email).await?;
         let user_id = match linked {
             Some(user_id) => user_id,
@@ -83,7 +91,15 @@ impl Auth {
                     ));
                 }
                 let user_id = match store::find_user_by_email(&mut tx, &email).await? {
-                    Some(id) => id,
+                    Some(id) if verified.provider.links_email(&email) => id,
+                    Some(_) => {
+                        return Err(Error::failed_precondition(
+                            "LINK_REQUIRED",
+                            "a user with this email exists, and this issuer is not trusted to \
+                             link by email: sign in as that user and link this account \
+                             (UserService.LinkAccount)",
+                        ));
+                    }
                     None => {
                         let name = claims
                             .name
@@ -112,28 +128,8 @@ impl Auth {
                 {
                     store::default_avatar(&mut tx, user_id, picture).await?;
                 }
-                let linked_id = store::insert_linked_account(
-                    &mut tx,
-                    user_id,
-                    &provider,
-                    &claims.iss,
-                    &claims.sub,
-                    &email,
-                )
-                .await?;
-                actor
-                    .clone()
-                    .as_principal(ActorType::User, user_id)
-                    .event(
-                        "identity.linked_account.create",
-                        "identity.linked_account",
-                        linked_id,
-                    )
-                    .set("provider", &provider)
-                    .set("issuer", &claims.iss)
-                    .set("subject", &claims.sub)
-                    .record(&mut tx)
-                    .await?;
+                let signing_in = actor.clone().as_principal(ActorType::User, user_id);
+                link_account(&mut tx, &signing_in, user_id, &verified).await?;
                 user_id
             }
         };
@@ -161,6 +157,81 @@ impl Auth {
         let (grant, role) = user_grant_in(&mut tx, user_id, Some(session.id), org).await?;
         tx.commit().await?;
         Ok((grant, role, secret.value))
+    }
+
+    /// The `refresh_token` grant: the session's token is rotated (the
+    /// answer carries the next one) once the membership in `org` is
+    /// checked. A refused organization rotates nothing, so the token the
+    /// client holds stays good. A token rotated away before is a reuse:
+    /// its session is revoked, with a security event, in one transaction
+    /// committed before the call is refused.
+    async fn refresh_grant(
+        &self,
+        token: &str,
+        org: Option<Uuid>,
+        actor: &Actor,
+    ) -> Result<(Grant, Option<Role>, String), Error> {
+        let hash =
+            domain::parse_secret(SecretKind::Refresh, token).ok_or_else(invalid_credential)?;
+        // The session is not known before its token is read: system scope.
+        let mut tx = self.0.db.system().await?;
+        let Some(session) = store::lock_session_by_token(&mut tx, &hash).await? else {
+            let Some(before) = store::spent_token_session(&mut tx, &hash).await? else {
+                return Err(invalid_credential());
+            };
+            let after = store::revoke_session(&mut tx, before.user_id, before.id)
+                .await?
+                .ok_or_else(invalid_credential)?;
+            let who = (ActorType::User, before.user_id);
+            let what = ("identity.session.reuse_detected", "identity.session");
+            refusal(actor, who, what, before.id, "refresh_token_reused")
+                .org(foundry_outbox::PLATFORM_ORG)
+                .change("revoke_time", before.revoked_at, after.revoked_at)
+                .record(&mut tx)
+                .await?;
+            tx.commit().await?;
+            return Err(Error::unauthenticated(
+                "REFRESH_TOKEN_REUSED",
+                "the refresh token was already used; its session is revoked, sign in again",
+            ));
+        };
+        if !session.live(Utc::now()) {
+            return Err(invalid_credential());
+        }
+        // Switching organization always re-reads the membership.
+        match user_grant_in(&mut tx, session.user_id, Some(session.id), org).await {
+            Ok((grant, role)) => {
+                let next = domain::mint_secret(SecretKind::Refresh);
+                let after = store::rotate_session(&mut tx, &session, &hash, &next.hash).await?;
+                actor
+                    .clone()
+                    .as_principal(ActorType::User, session.user_id)
+                    .event("identity.session.refresh", "identity.session", session.id)
+                    .org(foundry_outbox::PLATFORM_ORG)
+                    .change("last_use_time", session.last_used_at, after.last_used_at)
+                    .record(&mut tx)
+                    .await?;
+                tx.commit().await?;
+                Ok((grant, role, next.value))
+            }
+            Err(e) => {
+                // The use is recorded even when the organization is refused.
+                store::touch_session(&mut tx, session.id).await?;
+                tx.commit().await?;
+                if e.reason() == "NOT_A_MEMBER" {
+                    // A real session reaching for an organization it is not
+                    // in. Recorded on the platform chain: the id may name no
+                    // organization at all.
+                    let who = (ActorType::User, session.user_id);
+                    let what = ("identity.token.exchange_refused", "identity.session");
+                    let event = refusal(actor, who, what, session.id, "not_a_member")
+                        .org(foundry_outbox::PLATFORM_ORG)
+                        .set("org_id", org);
+                    self.security_event(event).await;
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn key_grant(
@@ -269,44 +340,16 @@ impl AuthService for Auth {
                     G::IdToken(t) => ("id_token", t),
                     G::ServiceAccountKey(t) => ("service_account_key", t),
                 };
-                if value.is_empty() {
-                    v.add(field, "is required");
-                } else if value.len() > 16 * 1024 {
-                    v.add(field, "is longer than 16384 bytes");
-                }
+                credential(&mut v, field, value);
             }
         }
         v.finish()?;
         let mut refresh_token = String::new();
         let (grant, role) = match req.grant {
             Some(G::RefreshToken(t)) => {
-                let hash =
-                    domain::parse_secret(SecretKind::Refresh, &t).ok_or_else(invalid_credential)?;
-                let mut tx = self.0.db.system().await?;
-                let session = store::use_session(&mut tx, &hash)
-                    .await?
-                    .ok_or_else(invalid_credential)?;
-                // Switching organization always re-reads the membership. The
-                // use is recorded even when the organization is refused.
-                let grant = user_grant_in(&mut tx, session.user_id, Some(session.id), org).await;
-                tx.commit().await.map_err(Error::from)?;
-                match grant {
-                    Ok(grant) => grant,
-                    Err(e) => {
-                        if e.reason() == "NOT_A_MEMBER" {
-                            // A real session reaching for an organization it
-                            // is not in. Recorded on the platform chain: the
-                            // id may name no organization at all.
-                            let who = (ActorType::User, session.user_id);
-                            let what = ("identity.token.exchange_refused", "identity.session");
-                            let event = refusal(&actor, who, what, session.id, "not_a_member")
-                                .org(foundry_outbox::PLATFORM_ORG)
-                                .set("org_id", org);
-                            self.security_event(event).await;
-                        }
-                        return Err(e.into());
-                    }
-                }
+                let (grant, role, next) = self.refresh_grant(&t, org, &actor).await?;
+                refresh_token = next;
+                (grant, role)
             }
             Some(G::ApiKey(k)) => (
                 self.key_grant(SecretKind::ApiKey, &k, org, &actor).await?,
@@ -431,6 +474,58 @@ impl AuthService for Auth {
     }
 }
 
+/// Spends a verified ID token in `tx`: `UNAUTHENTICATED`
+/// `ID_TOKEN_REPLAYED` when it was used before. Its use commits with what
+/// it was used for.
+pub(crate) async fn spend_id_token(tx: &mut Tx, verified: &Verified) -> Result<(), Error> {
+    let (iss, id) = (&verified.claims.iss, &verified.token_id);
+    if store::claim_id_token(tx, iss, id, verified.usable_until).await? {
+        Ok(())
+    } else {
+        Err(Error::unauthenticated(
+            "ID_TOKEN_REPLAYED",
+            "ID token refused: it was used before; get a new one from the issuer",
+        ))
+    }
+}
+
+/// Checks a credential as received: present, and at most 16 KiB.
+pub(crate) fn credential(v: &mut Violations, field: &str, value: &str) {
+    if value.is_empty() {
+        v.add(field, "is required");
+    } else if value.len() > 16 * 1024 {
+        v.add(field, "is longer than 16384 bytes");
+    }
+}
+
+/// Links the external account of a verified ID token to `user_id` and
+/// records it (`identity.linked_account.create`, by `actor`, on the
+/// platform chain); returns the linked account's id.
+pub(crate) async fn link_account(
+    tx: &mut Tx,
+    actor: &Actor,
+    user_id: Uuid,
+    verified: &Verified,
+) -> Result<Uuid, Error> {
+    let (provider, claims) = (&verified.provider.name, &verified.claims);
+    let email = claims.verified_email().unwrap_or_default();
+    let id = store::insert_linked_account(tx, user_id, provider, &claims.iss, &claims.sub, email)
+        .await?;
+    actor
+        .event(
+            "identity.linked_account.create",
+            "identity.linked_account",
+            id,
+        )
+        .org(foundry_outbox::PLATFORM_ORG)
+        .set("provider", provider)
+        .set("issuer", &claims.iss)
+        .set("subject", &claims.sub)
+        .record(tx)
+        .await?;
+    Ok(id)
+}
+
 /// A user's grant in `org` (none: user scope only), read in `tx`.
 async fn user_grant_in(
     tx: &mut foundry_platform::db::Tx,
@@ -441,7 +536,8 @@ async fn user_grant_in(
     let Some(org_id) = org else {
         return Ok((Grant::user(user_id, sid), None));
     };
-    let member = store::get_membership_of(tx, org_id, UserId::from_uuid(user_id)).await?;
+    let member =
+        store::get_membership_of(tx, org_id, UserId::from_uuid(user_id), Lock::None).await?;
     let live = store::org_live(tx, org_id, Lock::None).await?;
     let role = match member.map(|m| m.role) {
         Some(role) if live => role,

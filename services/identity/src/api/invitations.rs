@@ -17,7 +17,8 @@ use tonic::{Request, Response, Status};
 
 use crate::State;
 use crate::api::WireRevision;
-use crate::api::memberships::{add_member, caller_role, member_to_proto};
+use crate::api::memberships::{add_member, member_to_proto};
+use crate::api::{Check, Standing, acting};
 use crate::api::{
     SERVICE, actor, committed, create_with_secret, filtered_page, locked, page_of, recorded,
 };
@@ -64,6 +65,16 @@ fn pending(i: &Invitation) -> Result<(), Error> {
     }
 }
 
+/// Inviting to a role is granting it: only an owner, as the caller's
+/// [`Standing`] is now, invites an owner.
+fn may_grant(new: &NewInvitation, standing: &Standing) -> Result<(), Error> {
+    Ok(domain::may_change_role(
+        standing.role,
+        Role::Viewer,
+        new.role,
+    )?)
+}
+
 /// A `CreateInvitationRequest` as the create of a [`NewInvitation`].
 fn parse_create(
     req: &pb::CreateInvitationRequest,
@@ -95,9 +106,10 @@ impl InvitationService for Invitations {
         req: Request<pb::CreateInvitationRequest>,
     ) -> Result<Response<pb::Invitation>, Status> {
         let call = Call::of(SERVICE, &req)?;
-        let c = parse_create(req.get_ref())?;
-        domain::may_change_role(caller_role(&call), Role::Viewer, c.new.role)
-            .map_err(Error::from)?;
+        let c = (
+            parse_create(req.get_ref())?,
+            may_grant as Check<NewInvitation>,
+        );
         let reveal = |i, token| pb::Invitation { token, ..i };
         let inv = create_with_secret(&self.0, &call, c, None, invitation_to_proto, reveal).await?;
         Ok(Response::new(inv))
@@ -138,12 +150,11 @@ impl InvitationService for Invitations {
     ) -> Result<Response<pb::Invitation>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
+        let (mut tx, standing) = acting(&self.0.db, &call).await?;
         let before = resource::fetch::<Invitation>(&mut tx, &call, id, Lock::Update).await?;
         // A new token for a role is granting it again: the same rule as
         // inviting (an admin cannot hand out an owner invitation).
-        domain::may_change_role(caller_role(&call), Role::Viewer, before.fields.role)
-            .map_err(Error::from)?;
+        may_grant(&before.fields, &standing)?;
         pending(&before)?;
         let token = domain::mint_secret(SecretKind::Invitation);
         let inv = store::reissue_invitation(&mut tx, call.org_id, id, &token.hash).await?;

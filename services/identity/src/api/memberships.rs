@@ -5,7 +5,7 @@ use std::sync::Arc;
 use foundry_domain::Patch;
 use foundry_outbox::{Actor, Call, EventBuilder};
 use foundry_platform::Error;
-use foundry_platform::db::{Tx, check_etag};
+use foundry_platform::db::{Lock, Tx, check_etag};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{
     self as pb, membership_service_server::MembershipService,
@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{SERVICE, actor, committed, filtered_page, page_of};
+use crate::api::{SERVICE, Standing, actor, committed, filtered_page, page_of, standing};
 use crate::api::{WireRevision, changes};
 use crate::domain::{
     self, Invitation, Membership, MembershipChange, MembershipId, MembershipPath, Role, UserId,
@@ -74,12 +74,6 @@ pub async fn add_member(
     Ok(m)
 }
 
-/// The caller's role in the organization it acts in, if its token names
-/// one.
-pub fn caller_role(call: &Call) -> Option<Role> {
-    call.caller.role().and_then(Role::parse)
-}
-
 /// An `UpdateMembershipRequest` as the membership's id and the changes its
 /// mask names.
 fn parse_update(
@@ -97,20 +91,22 @@ fn parse_update(
     v.finish_with(|| Some((id?, changes?)))
 }
 
-/// The owner count and the membership `id`, both locked, at the caller's
-/// etag.
+/// The owner count, the caller's [`Standing`] and the membership `id`, all
+/// locked in that order (every owner row first, so that two owners acting
+/// at once queue instead of deadlocking), at the caller's etag.
 async fn locked(
     tx: &mut Tx,
-    org_id: Uuid,
+    call: &Call,
     id: MembershipId,
     etag: &str,
-) -> Result<(i64, Membership), Error> {
-    let owners = store::lock_owner_count(tx, org_id).await?;
-    let m = store::get_membership(tx, org_id, id, true)
+) -> Result<(i64, Standing, Membership), Error> {
+    let owners = store::lock_owner_count(tx, call.org_id).await?;
+    let standing = standing(tx, call).await?;
+    let m = store::get_membership(tx, call.org_id, id, true)
         .await?
         .ok_or_else(not_found)?;
     check_etag(etag, m.stamp.version, "membership")?;
-    Ok((owners, m))
+    Ok((owners, standing, m))
 }
 
 /// Reads the membership `id`, commits and answers it.
@@ -166,11 +162,11 @@ impl MembershipService for Memberships {
             .as_ref()
             .map_or("", |m| m.etag.as_str());
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        let (owners, before) = locked(&mut tx, call.org_id, id, etag).await?;
+        let (owners, standing, before) = locked(&mut tx, &call, id, etag).await?;
         let mut m = before.clone();
         m.apply(changes).map_err(Error::from)?;
         let (from, to) = (before.role, m.role);
-        domain::may_change_role(caller_role(&call), from, to).map_err(Error::from)?;
+        domain::may_change_role(standing.role, from, to).map_err(Error::from)?;
         domain::keep_an_owner(owners, from == Role::Owner, to == Role::Owner)
             .map_err(Error::from)?;
         if m != before {
@@ -192,8 +188,8 @@ impl MembershipService for Memberships {
         let call = Call::of(SERVICE, &req)?;
         let id = Violations::require_id_of("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(call.org_id).await?;
-        let (owners, m) = locked(&mut tx, call.org_id, id, &req.get_ref().etag).await?;
-        if m.role == Role::Owner && caller_role(&call) != Some(Role::Owner) {
+        let (owners, standing, m) = locked(&mut tx, &call, id, &req.get_ref().etag).await?;
+        if m.role == Role::Owner && standing.role != Some(Role::Owner) {
             return Err(Error::permission_denied(
                 "OWNER_REQUIRED",
                 "only an owner removes an owner",
@@ -215,7 +211,7 @@ impl MembershipService for Memberships {
         let actor = actor(&req);
         let mut tx = self.0.db.tenant(org_id).await?;
         let owners = store::lock_owner_count(&mut tx, org_id).await?;
-        let m = store::get_membership_of(&mut tx, org_id, user_id)
+        let m = store::get_membership_of(&mut tx, org_id, user_id, Lock::None)
             .await?
             .ok_or_else(not_found)?;
         let event = actor.event("identity.membership.leave", RESOURCE, m.id);

@@ -27,10 +27,12 @@ use foundry_platform::page::Page;
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::identity::v1 as pb;
 use foundry_resource::{self as resource, Creation, Resource};
+use foundry_tenancy::PrincipalType;
 use tonic::Response;
 use uuid::Uuid;
 
-use crate::store::InsertWithSecret;
+use crate::domain::{Role, UserId};
+use crate::store::{self, InsertWithSecret};
 use crate::{State, domain};
 
 /// The wire half of a [`Revision`]: `create_time`, `update_time`, `etag`.
@@ -50,15 +52,68 @@ impl From<&domain::Revision> for WireRevision {
     }
 }
 
-/// The start of a write to one resource: a tenant transaction and `key` in
-/// it, locked for update, at the caller's `etag` (empty: any).
+/// What a caller may do in the organization its call acts in, as the
+/// database says in the call's transaction, not as its token said when it
+/// was minted (a token outlives a demotion by minutes).
+#[derive(Clone, Debug)]
+pub struct Standing {
+    /// A user's role now; `None` for a key or agent token, which holds no
+    /// role (its scopes are its key's, fixed when the key was made).
+    pub role: Option<Role>,
+    /// The permission patterns held now: the role's, or the key's scopes.
+    pub perms: Vec<String>,
+}
+
+/// The caller's [`Standing`] in `tx`, and the call decided again on it
+/// ([`Call::recheck`]). A user's membership is re-read and held `FOR
+/// SHARE` until `tx` ends, so a concurrent change of it waits for this
+/// write: a member whose membership is gone is `PERMISSION_DENIED`
+/// `NOT_A_MEMBER`, one whose role no longer grants the method's permission
+/// `MISSING_PERMISSION`. Every owner- or admin-only write of identity
+/// decides on this, first thing in its transaction ([`acting`]), or right
+/// after the owner rows it also locks (memberships'), so that the lock
+/// order is the same everywhere.
+pub async fn standing(tx: &mut Tx, call: &Call) -> Result<Standing, Error> {
+    let standing = if call.caller.principal_type() == PrincipalType::User {
+        let user = UserId::from_uuid(call.principal_id());
+        let member = store::get_membership_of(tx, call.org_id, user, Lock::Share).await?;
+        let role = member.map(|m| m.role).ok_or_else(|| {
+            Error::permission_denied(
+                "NOT_A_MEMBER",
+                "the caller is no longer a member of the organization",
+            )
+        })?;
+        Standing {
+            role: Some(role),
+            perms: role.permissions(),
+        }
+    } else {
+        Standing {
+            role: None,
+            perms: call.caller.permissions().to_vec(),
+        }
+    };
+    call.recheck(&standing.perms)?;
+    Ok(standing)
+}
+
+/// The start of an owner- or admin-only write: a tenant transaction and
+/// the caller's [`standing`] in it.
+pub async fn acting(db: &Db, call: &Call) -> Result<(Tx, Standing), Error> {
+    let mut tx = db.tenant(call.org_id).await?;
+    let standing = standing(&mut tx, call).await?;
+    Ok((tx, standing))
+}
+
+/// The start of a write to one resource: [`acting`], then `key` locked for
+/// update, at the caller's `etag` (empty: any).
 pub async fn locked<R: Resource>(
     db: &Db,
     call: &Call,
     key: R::Key,
     etag: &str,
 ) -> Result<(Tx, R), Error> {
-    let mut tx = db.tenant(call.org_id).await?;
+    let (mut tx, _) = acting(db, call).await?;
     let r = resource::fetch::<R>(&mut tx, call, key, Lock::Update).await?;
     check_etag(etag, r.version(), R::NAME)?;
     Ok((tx, r))
@@ -120,6 +175,7 @@ pub async fn recorded<T, P>(
 
 /// AIP-133 Create of a resource made with a secret shown once (an API
 /// key, an invitation's token), as `resource::create` makes the others:
+/// the caller's [`standing`] read and `check`ed against the new value,
 /// idempotent by request id, the secret minted and the resource inserted
 /// with its hash ([`InsertWithSecret`]), a `<KIND>.create` event with every
 /// audited field (in `project`), the answer `to_proto` makes stored for a
@@ -128,7 +184,7 @@ pub async fn recorded<T, P>(
 pub async fn create_with_secret<R, Q, P>(
     state: &State,
     call: &Call,
-    c: Creation<'_, Q, R::New>,
+    (c, check): (Creation<'_, Q, R::New>, Check<R::New>),
     project: Option<Uuid>,
     to_proto: fn(&R) -> P,
     reveal: fn(P, String) -> P,
@@ -138,8 +194,10 @@ where
     Q: prost::Message,
     P: prost::Message + Default,
 {
+    let (tx, standing) = acting(&state.db, call).await?;
+    check(&c.new, &standing)?;
     let key = idempotency::Key::of(call.org_id, c.method, c.request_id, c.request);
-    let mut tx = match idempotency::begin(state.db.tenant(call.org_id).await?, key).await? {
+    let mut tx = match idempotency::begin(tx, key).await? {
         Begun::Replay(previous) => return Ok(previous),
         Begun::New(tx) => tx,
     };
@@ -157,6 +215,11 @@ where
     tx.finish_redacted(&stored).await?;
     Ok(reveal(stored, secret.value))
 }
+
+/// A rule on a new value that depends on what its creator may do now (an
+/// API key's scopes within the creator's, the owner role granted only by
+/// an owner).
+pub type Check<N> = fn(&N, &Standing) -> Result<(), Error>;
 
 /// The end of a list: `rows` (one page, as `page` asked, read in `tx`,
 /// which is committed here) as `to_proto` makes them, and the next page's

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::memberships::add_member;
 use crate::api::{SERVICE, WireRevision, changes};
-use crate::api::{actor, locked, page_of, recorded};
+use crate::api::{acting, actor, locked, page_of, recorded};
 use crate::domain::{
     NewOrganization, Organization, OrganizationChange, OrganizationPath, Role, UserId,
 };
@@ -195,8 +195,11 @@ impl OrganizationService for Organizations {
             .require_org("organization.id", o.map_or("", |o| o.id.as_str()))?;
         let changes = parse_update(r)?;
         let etag = o.map_or("", |o| o.etag.as_str());
-        let org =
-            resource::update::<Organization>(&self.0.db, &call, org_id, etag, changes).await?;
+        // The caller's standing first, the organization after: the lock
+        // order of every identity write.
+        let (mut tx, _) = acting(&self.0.db, &call).await?;
+        let before = resource::fetch(&mut tx, &call, org_id, Lock::NoKeyUpdate).await?;
+        let org = resource::update_locked::<Organization>(tx, &call, before, etag, changes).await?;
         Ok(Response::new(org_to_proto(&org)))
     }
 
@@ -231,7 +234,7 @@ impl OrganizationService for Organizations {
         let mut tx = self.0.db.tenant(org_id).await?;
         // Only owners, checked here: no token can act in a deleted org. Not
         // an owner and not existing answer alike.
-        let is_owner = store::get_membership_of(&mut tx, org_id, user_id)
+        let is_owner = store::get_membership_of(&mut tx, org_id, user_id, Lock::Share)
             .await?
             .is_some_and(|m| m.role == Role::Owner);
         let before = match store::get_org(&mut tx, org_id, Lock::Update).await? {

@@ -5,16 +5,17 @@ use std::sync::Arc;
 use foundry_domain::Patch;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
-use foundry_platform::db::check_etag;
+use foundry_platform::db::{Lock, check_etag};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{self as pb, user_service_server::UserService};
 use foundry_tenancy::{Caller, caller};
 use tonic::{Request, Response, Status};
 
 use crate::State;
+use crate::api::auth::{credential, link_account, spend_id_token};
 use crate::api::{WireRevision, changes};
 use crate::api::{actor, committed, recorded};
-use crate::domain::{User, UserChange, UserId, UserPath};
+use crate::domain::{LinkedAccount, User, UserChange, UserId, UserPath};
 use crate::store;
 
 /// Handlers of `UserService`.
@@ -54,6 +55,18 @@ fn parse_update(req: &pb::UpdateUserRequest) -> Result<Vec<UserChange>, Error> {
     v.finish_with(|| changes)
 }
 
+fn linked_to_proto(a: &LinkedAccount) -> pb::LinkedAccount {
+    pb::LinkedAccount {
+        id: a.id.to_string(),
+        provider: a.provider.clone(),
+        issuer: a.issuer.clone(),
+        subject: a.subject.clone(),
+        email: a.email.clone(),
+        create_time: Some(timestamp(a.created_at)),
+        last_login_time: Some(timestamp(a.last_login_at)),
+    }
+}
+
 fn not_found() -> Error {
     Error::not_found("USER_NOT_FOUND", "user")
 }
@@ -90,7 +103,9 @@ impl UserService for Users {
         // Visible: yourself, or a member of the organization you act in.
         let visible = id == me
             || match caller.claims.org_id {
-                Some(org) => store::get_membership_of(&mut tx, org, id).await?.is_some(),
+                Some(org) => store::get_membership_of(&mut tx, org, id, Lock::None)
+                    .await?
+                    .is_some(),
                 None => false,
             };
         let user = if visible {
@@ -143,19 +158,42 @@ impl UserService for Users {
         let rows = store::list_linked_accounts(&mut tx, id).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::ListLinkedAccountsResponse {
-            linked_accounts: rows
-                .into_iter()
-                .map(|r| pb::LinkedAccount {
-                    id: r.id.to_string(),
-                    provider: r.provider,
-                    issuer: r.issuer,
-                    subject: r.subject,
-                    email: r.email,
-                    create_time: Some(timestamp(r.created_at)),
-                    last_login_time: Some(timestamp(r.last_login_at)),
-                })
-                .collect(),
+            linked_accounts: rows.iter().map(linked_to_proto).collect(),
         }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn link_account(
+        &self,
+        req: Request<pb::LinkAccountRequest>,
+    ) -> Result<Response<pb::LinkedAccount>, Status> {
+        let caller = caller(&req)?;
+        let actor = actor(&req);
+        let r = req.get_ref();
+        let user_id = own_id("user_id", &r.user_id, &caller)?;
+        let mut v = Violations::new();
+        credential(&mut v, "id_token", &r.id_token);
+        v.finish()?;
+        let verified = self.0.oidc.verify(&r.id_token).await?;
+        let (iss, sub) = (&verified.claims.iss, &verified.claims.sub);
+        // Linked accounts belong to no organization: system scope, the
+        // caller's own user named in every statement.
+        let mut tx = self.0.db.system().await?;
+        spend_id_token(&mut tx, &verified).await?;
+        if store::linked_user(&mut tx, iss, sub).await?.is_some() {
+            return Err(Error::already_exists(
+                "ACCOUNT_ALREADY_LINKED",
+                "id_token",
+                "this external account is linked to a user already",
+            )
+            .into());
+        }
+        let id = link_account(&mut tx, &actor, user_id.uuid(), &verified).await?;
+        let accounts = store::list_linked_accounts(&mut tx, user_id).await?;
+        let account = accounts.iter().find(|a| a.id == id).ok_or_else(|| {
+            Error::internal(anyhow::anyhow!("the account just linked is missing"))
+        })?;
+        Ok(committed(tx, account, linked_to_proto).await?)
     }
 
     #[tracing::instrument(skip_all)]

@@ -1,5 +1,6 @@
 //! Linked accounts: external sign-in by (issuer, subject).
 
+use chrono::{DateTime, Utc};
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
 use uuid::Uuid;
@@ -10,6 +11,28 @@ use crate::domain::{LinkedAccount, UserId};
 
 impl Stored for LinkedAccount {
     const TABLE: &'static str = "linked_accounts";
+}
+
+/// Records the use of the ID token `token_id` of `issuer`, remembered until
+/// `until`; `false` when it was used before (a replay). Of two uses at once
+/// the second waits for the first to commit and then finds it.
+pub async fn claim_id_token(
+    tx: &mut Tx,
+    issuer: &str,
+    token_id: &str,
+    until: DateTime<Utc>,
+) -> Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO used_id_tokens (issuer, token_id, expires_at) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(issuer)
+    .bind(token_id)
+    .bind(until)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
 }
 
 /// Records a sign-in through a linked account; returns its user, if linked.
@@ -28,6 +51,20 @@ pub async fn touch_linked_account(
     .bind(email)
     .fetch_optional(&mut **tx)
     .await?)
+}
+
+/// The user the external account (`issuer`, `subject`) is linked to, if
+/// any.
+pub async fn linked_user(tx: &mut Tx, issuer: &str, subject: &str) -> Result<Option<Uuid>> {
+    Ok(
+        sqlx::query_scalar(
+            "SELECT user_id FROM linked_accounts WHERE issuer = $1 AND subject = $2",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(&mut **tx)
+        .await?,
+    )
 }
 
 /// Links an external account to a user.

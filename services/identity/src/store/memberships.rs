@@ -1,7 +1,7 @@
 //! Memberships, with the member's display fields.
 
 use foundry_domain::Id;
-use foundry_platform::db::Tx;
+use foundry_platform::db::{Lock, Tx};
 use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
 use uuid::Uuid;
@@ -47,28 +47,33 @@ pub async fn get_membership(
     id: MembershipId,
     lock: bool,
 ) -> Result<Option<Membership>> {
+    let lock = if lock { Lock::Update } else { Lock::None };
     member_where(tx, org_id, ("m.id", id.uuid()), lock).await
 }
 
-/// The membership of `user_id` in `org_id`.
+/// The membership of `user_id` in `org_id`, its row read with `lock`.
 pub async fn get_membership_of(
     tx: &mut Tx,
     org_id: Uuid,
     user_id: UserId,
+    lock: Lock,
 ) -> Result<Option<Membership>> {
-    member_where(tx, org_id, ("m.user_id", user_id.uuid()), false).await
+    member_where(tx, org_id, ("m.user_id", user_id.uuid()), lock).await
 }
 
-/// The membership of `org_id` whose `column` is `value`, its row locked
-/// when `lock`.
+/// The membership of `org_id` whose `column` is `value`, its row (not its
+/// user's) read with `lock`.
 async fn member_where(
     tx: &mut Tx,
     org_id: Uuid,
     (column, value): (&str, Uuid),
-    lock: bool,
+    lock: Lock,
 ) -> Result<Option<Membership>> {
-    let lock = if lock { " FOR UPDATE OF m" } else { "" };
-    let sql = format!("{MEMBER_SELECT} WHERE m.org_id = $1 AND {column} = $2{lock}");
+    let of = if lock == Lock::None { "" } else { " OF m" };
+    let sql = format!(
+        "{MEMBER_SELECT} WHERE m.org_id = $1 AND {column} = $2{}{of}",
+        lock.sql()
+    );
     maybe(tx, sqlx::query(&sql).bind(org_id).bind(value)).await
 }
 

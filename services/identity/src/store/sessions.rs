@@ -42,11 +42,54 @@ pub async fn insert_session(
     one(tx, q).await
 }
 
-/// Finds a live session by its refresh token hash and records the use.
-pub async fn use_session(tx: &mut Tx, token_hash: &[u8]) -> Result<Option<Session>> {
+/// The session whose current refresh token hashes to `token_hash`, live
+/// or not, locked `FOR UPDATE`: of two exchanges of one token, the second
+/// waits here and then finds the token rotated away.
+pub async fn lock_session_by_token(tx: &mut Tx, token_hash: &[u8]) -> Result<Option<Session>> {
+    let sql = format!("SELECT {SESSION_COLS} FROM sessions WHERE token_hash = $1 FOR UPDATE");
+    maybe(tx, sqlx::query(&sql).bind(token_hash)).await
+}
+
+/// Records a use of the session `id` without rotating its token (an
+/// exchange refused for its organization).
+pub async fn touch_session(tx: &mut Tx, id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE sessions SET last_used_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Replaces the session's refresh token (`spent`, as locked by
+/// [`lock_session_by_token`]) with the one hashing to `next`, records the
+/// use, and keeps `spent` until the session expires, so that presenting it
+/// again is known as a reuse.
+pub async fn rotate_session(
+    tx: &mut Tx,
+    session: &Session,
+    spent: &[u8],
+    next: &[u8],
+) -> Result<Session> {
+    sqlx::query(
+        "INSERT INTO spent_refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)",
+    )
+    .bind(spent)
+    .bind(session.id)
+    .bind(session.expires_at)
+    .execute(&mut **tx)
+    .await?;
     let sql = format!(
-        "UPDATE sessions SET last_used_at = now() WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now() \
-         RETURNING {SESSION_COLS}"
+        "UPDATE sessions SET token_hash = $2, last_used_at = now() WHERE id = $1 RETURNING {SESSION_COLS}"
+    );
+    one(tx, sqlx::query(&sql).bind(session.id).bind(next)).await
+}
+
+/// The session a spent (rotated away) refresh token belonged to, if the
+/// token is one.
+pub async fn spent_token_session(tx: &mut Tx, token_hash: &[u8]) -> Result<Option<Session>> {
+    let sql = format!(
+        "SELECT {SESSION_COLS} FROM sessions WHERE id = \
+         (SELECT session_id FROM spent_refresh_tokens WHERE token_hash = $1) FOR UPDATE"
     );
     maybe(tx, sqlx::query(&sql).bind(token_hash)).await
 }

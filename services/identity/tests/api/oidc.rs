@@ -66,8 +66,13 @@ impl Idp {
     }
 
     fn provider(&self) -> OidcProvider {
+        self.provider_with("")
+    }
+
+    /// The issuer's configuration with `extra` keys (`,link_email=true`).
+    fn provider_with(&self, extra: &str) -> OidcProvider {
         format!(
-            "issuer={},audience={AUD},jwks={}/jwks,name=test-idp,refetch=2",
+            "issuer={},audience={AUD},jwks={}/jwks,name=test-idp,refetch=2{extra}",
             self.issuer, self.issuer
         )
         .parse()
@@ -101,6 +106,7 @@ impl Idp {
         let now = chrono::Utc::now().timestamp();
         json!({
             "iss": self.issuer, "aud": AUD, "sub": sub, "iat": now, "exp": now + 300,
+            "jti": uuid::Uuid::now_v7().to_string(),
             "email": email, "email_verified": true, "name": "Dana Scully",
             "picture": "https://img.example.com/dana.png",
         })
@@ -244,18 +250,12 @@ async fn first_sign_in_creates_the_user_and_later_ones_find_it() {
     );
 }
 
+/// Where the issuer is trusted to link by email (`link_email=true`).
 #[tokio::test]
 async fn verified_email_links_an_existing_user_and_enters_their_organization() {
     let idp = Idp::start().await;
-    let app = TestApp::start_with_oidc(vec![idp.provider()]).await;
-    let email: String = {
-        let mut db = app.admin_db().await;
-        sqlx::query_scalar("SELECT email FROM identity.users WHERE id = $1")
-            .bind(app.alice.user_id)
-            .fetch_one(&mut db)
-            .await
-            .unwrap()
-    };
+    let app = TestApp::start_with_oidc(vec![idp.provider_with(",link_email=true")]).await;
+    let email = email_of(&app, app.alice.user_id).await;
     let out = app
         .auth()
         .exchange_token(id_token(
@@ -339,6 +339,20 @@ async fn bad_id_tokens_are_refused() {
         exchange(idp.sign(&c)).await,
         Code::Unauthenticated,
         "TOKEN_EXPIRED",
+    );
+    let mut c = good.clone();
+    c.as_object_mut().unwrap().remove("iat");
+    assert_status(
+        exchange(idp.sign(&c)).await,
+        Code::Unauthenticated,
+        "TOKEN_MALFORMED",
+    );
+    let mut c = good.clone();
+    c["iat"] = json!(chrono::Utc::now().timestamp() + 3600);
+    assert_status(
+        exchange(idp.sign(&c)).await,
+        Code::Unauthenticated,
+        "TOKEN_NOT_YET_VALID",
     );
     let mut c = good.clone();
     c["iss"] = json!("https://evil.example.com");
@@ -439,4 +453,176 @@ async fn without_a_configured_issuer_the_grant_is_unavailable() {
         .exchange_token(id_token(idp.sign(&idp.claims("s", "s@example.org")), ""))
         .await;
     assert_status(r, Code::FailedPrecondition, "OIDC_NOT_CONFIGURED");
+}
+
+/// The email of `user_id`.
+async fn email_of(app: &TestApp, user_id: uuid::Uuid) -> String {
+    let mut db = app.admin_db().await;
+    sqlx::query_scalar("SELECT email FROM identity.users WHERE id = $1")
+        .bind(user_id)
+        .fetch_one(&mut db)
+        .await
+        .unwrap()
+}
+
+/// Signs in at `idp` as its `sub` with the verified `email`, acting in
+/// `org` (empty: none).
+async fn sign_in(
+    app: &TestApp,
+    idp: &Idp,
+    sub: &str,
+    email: &str,
+    org: &str,
+) -> Result<tonic::Response<pb::ExchangeTokenResponse>, tonic::Status> {
+    let token = idp.sign(&idp.claims(sub, email));
+    app.auth().exchange_token(id_token(token, org)).await
+}
+
+/// Who a sign-in at `idp` as its `sub` with `email` is: the token's
+/// subject (the sign-in must work).
+async fn subject_at(app: &TestApp, idp: &Idp, sub: &str, email: &str) -> String {
+    let out = sign_in(app, idp, sub, email, "").await.unwrap();
+    out.into_inner().subject
+}
+
+/// Links the account of `id_token` to the user of `user_token`.
+async fn link(
+    app: &TestApp,
+    user_token: &str,
+    id_token: String,
+) -> Result<tonic::Response<pb::LinkedAccount>, tonic::Status> {
+    let req = pb::LinkAccountRequest {
+        user_id: "me".into(),
+        id_token,
+    };
+    app.users().link_account(authed(user_token, req)).await
+}
+
+/// Issue 13, finding 6 (linking): a first sign-in from an issuer is linked
+/// to the existing user with the same email only where that issuer is
+/// configured to link by email (`link_email`, within its `email_domain`s)
+/// and the email is verified; elsewhere it is refused, and the user links
+/// the account from a signed-in session instead (`LinkAccount`).
+#[tokio::test]
+async fn first_external_sign_in_links_to_any_existing_user_with_the_same_email() {
+    let plain = Idp::start().await; // trusted for sign-in, not for linking
+    let linking = Idp::start().await;
+    let elsewhere = Idp::start().await; // links, but only corp.example emails
+    let app = TestApp::start_with_oidc(vec![
+        plain.provider(),
+        linking.provider_with(",link_email=true,email_domain=example.com"),
+        elsewhere.provider_with(",link_email=true,email_domain=corp.example"),
+    ])
+    .await;
+    let alices = email_of(&app, app.alice.user_id).await;
+    let linked = "SELECT count(*) FROM identity.linked_accounts";
+
+    // Anyone who controls an account at any trusted issuer with Alice's
+    // address would become Alice: refused.
+    let r = sign_in(
+        &app,
+        &plain,
+        "mallory",
+        &alices,
+        &app.alice.org_id.to_string(),
+    )
+    .await;
+    assert_status(r, Code::FailedPrecondition, "LINK_REQUIRED");
+    let r = sign_in(&app, &elsewhere, "mallory", &alices, "").await;
+    assert_status(r, Code::FailedPrecondition, "LINK_REQUIRED");
+    // An issuer that may link, with an email it says it did not verify.
+    let mut unverified = linking.claims("alice-at-linking", &alices);
+    unverified["email_verified"] = json!(false);
+    let r = app
+        .auth()
+        .exchange_token(id_token(linking.sign(&unverified), ""))
+        .await;
+    assert_status(r, Code::Unauthenticated, "ID_TOKEN_EMAIL_UNVERIFIED");
+    assert_eq!(count(&app, linked).await, 0, "nothing was linked");
+
+    // The issuer configured to link by email, in its domain: linked.
+    let alice = app.alice.user_id.to_string();
+    let subject = subject_at(&app, &linking, "alice-at-linking", &alices).await;
+    assert_eq!(subject, alice);
+
+    // Alice, signed in, links her account at the plain issuer herself;
+    // from then on it signs her in.
+    let user = app.token(app.alice.user_id, None, None);
+    let at_plain = || plain.sign(&plain.claims("alice-at-plain", &alices));
+    let account = link(&app, &user, at_plain()).await.unwrap().into_inner();
+    assert_eq!(
+        (account.issuer.as_str(), account.subject.as_str()),
+        (plain.issuer.as_str(), "alice-at-plain")
+    );
+    let subject = subject_at(&app, &plain, "alice-at-plain", &alices).await;
+    assert_eq!(subject, alice);
+    // An account linked to one user cannot be linked to another.
+    let bob = app.token(app.bob.user_id, None, None);
+    let r = link(&app, &bob, at_plain()).await;
+    assert_status(r, Code::AlreadyExists, "ACCOUNT_ALREADY_LINKED");
+    let r = link(&app, &bob, String::new()).await;
+    let s = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
+    assert_eq!(foundry_testkit::violated_fields(&s), ["id_token"]);
+    assert_eq!(count(&app, linked).await, 2);
+}
+
+/// Signs in with `token`, then presents it again: refused as a replay.
+async fn signs_in_once(app: &TestApp, token: String) {
+    let first = app.auth().exchange_token(id_token(token.clone(), "")).await;
+    first.expect("the first use signs in");
+    let again = app.auth().exchange_token(id_token(token, "")).await;
+    assert_status(again, Code::Unauthenticated, "ID_TOKEN_REPLAYED");
+}
+
+/// Issue 13, finding 6 (replay): an ID token signs in once. Its `jti` (or,
+/// without one, the token itself) is remembered until it could no longer
+/// be accepted; a token issued longer ago than the issuer's `max_age` is
+/// refused outright.
+#[tokio::test]
+async fn replaying_one_id_token_creates_a_second_session() {
+    let idp = Idp::start().await;
+    let app = TestApp::start_with_oidc(vec![idp.provider_with(",max_age=120")]).await;
+    let sessions = "SELECT count(*) FROM identity.sessions";
+    let before = count(&app, sessions).await;
+    let token = idp.sign(&idp.claims("sub-replay", "replay@example.org"));
+    signs_in_once(&app, token).await;
+    assert_eq!(count(&app, sessions).await, before + 1, "one session");
+
+    // Another token with the same jti is the same token.
+    let mut claims = idp.claims("sub-replay", "replay@example.org");
+    let jti = claims["jti"].clone();
+    app.auth()
+        .exchange_token(id_token(idp.sign(&claims), ""))
+        .await
+        .unwrap();
+    claims["name"] = json!("Someone Else");
+    claims["jti"] = jti;
+    let r = app
+        .auth()
+        .exchange_token(id_token(idp.sign(&claims), ""))
+        .await;
+    assert_status(r, Code::Unauthenticated, "ID_TOKEN_REPLAYED");
+
+    // Without a jti the token itself is what is remembered.
+    let mut bare = idp.claims("sub-replay", "replay@example.org");
+    bare.as_object_mut().unwrap().remove("jti");
+    signs_in_once(&app, idp.sign(&bare)).await;
+
+    // Issued three minutes ago (its exp still ahead): older than max_age.
+    let mut old = idp.claims("sub-replay", "replay@example.org");
+    old["iat"] = json!(chrono::Utc::now().timestamp() - 180);
+    let r = app
+        .auth()
+        .exchange_token(id_token(idp.sign(&old), ""))
+        .await;
+    assert_status(r, Code::Unauthenticated, "ID_TOKEN_TOO_OLD");
+    assert_eq!(count(&app, sessions).await, before + 3);
+
+    // Remembered uses go once their tokens could no longer be accepted.
+    let mut db = app.admin_db().await;
+    sqlx::query("UPDATE identity.used_id_tokens SET expires_at = now() - interval '1 second'")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(app.suite.identity.sweep().await.unwrap(), 3);
 }
