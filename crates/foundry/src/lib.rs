@@ -29,6 +29,9 @@ pub struct SuiteConfig {
     pub page_tokens: PageTokens,
     /// Access token settings.
     pub tokens: TokenConfig,
+    /// How often token verifiers refetch the published keys (and identity
+    /// reloads its key ring).
+    pub jwks_refresh: Duration,
     /// Connections per service pool.
     pub max_connections: u32,
     /// Trusted external OIDC issuers for sign-in.
@@ -137,7 +140,8 @@ impl Suite {
         let verifier = Verifier::new(
             cfg.tokens.expectations(),
             Arc::new(RingSource(identity.keys())),
-        );
+        )
+        .with_refresh_every(cfg.jwks_refresh);
         let tenancy = Arc::new(Tenancy::new(verifier).await?);
         let audit_db = Db::connect(
             &cfg.database_url,

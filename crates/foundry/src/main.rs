@@ -105,6 +105,7 @@ fn config(args: &ServerArgs, oidc: &OidcArgs, database_url: String) -> SuiteConf
         database_url,
         page_tokens: args.page_tokens(),
         tokens: TokenConfig::default(),
+        jwks_refresh: args.jwks_refresh(),
         max_connections: args.db_max_connections,
         oidc: oidc.providers.clone(),
         audit_delivery: foundry::AuditDelivery::Local,

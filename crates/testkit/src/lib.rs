@@ -130,6 +130,7 @@ impl TestApp {
             database_url: database_url.clone(),
             page_tokens: PageTokens::random(),
             tokens: TokenConfig::default(),
+            jwks_refresh: foundry_tenancy::verifier::DEFAULT_REFRESH,
             max_connections: 4,
             oidc: vec![],
             audit_delivery: foundry::AuditDelivery::Off,

@@ -44,7 +44,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let audit = Audit::new(db, cli.server.page_tokens())?;
     audit.load_keys().await?;
-    let tenancy = Arc::new(Tenancy::remote(&cli.identity.identity_endpoint).await?);
+    let tenancy = Arc::new(
+        Tenancy::remote(&cli.identity.identity_endpoint, cli.server.jwks_refresh()).await?,
+    );
     let listener = tokio::net::TcpListener::bind(cli.server.listen)
         .await
         .with_context(|| format!("binding {}", cli.server.listen))?;

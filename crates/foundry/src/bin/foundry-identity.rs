@@ -48,7 +48,8 @@ async fn main() -> anyhow::Result<()> {
         cli.oidc.providers,
     )
     .await?;
-    let verifier = Verifier::new(tokens.expectations(), Arc::new(RingSource(identity.keys())));
+    let verifier = Verifier::new(tokens.expectations(), Arc::new(RingSource(identity.keys())))
+        .with_refresh_every(cli.server.jwks_refresh());
     let tenancy = Arc::new(Tenancy::new(verifier).await?);
     let listener = tokio::net::TcpListener::bind(cli.server.listen)
         .await
