@@ -11,6 +11,7 @@ use std::time::Duration;
 use foundry_audit::Audit;
 use foundry_delivery::Delivery;
 use foundry_identity::{Identity, OidcProvider, RingSource, TokenConfig};
+use foundry_keyring::Keyring;
 use foundry_outbox::{GrpcSink, RELAY_SERVICE_ACCOUNT, Relay, RelayConfig};
 use foundry_platform::db::{self, Db};
 use foundry_platform::idempotency;
@@ -29,6 +30,9 @@ pub struct SuiteConfig {
     pub page_tokens: PageTokens,
     /// Access token settings.
     pub tokens: TokenConfig,
+    /// The key-encryption keys that seal identity's and audit's private
+    /// signing keys in the database.
+    pub keyring: Keyring,
     /// How often token verifiers refetch the published keys (and identity
     /// reloads its key ring).
     pub jwks_refresh: Duration,
@@ -135,6 +139,7 @@ impl Suite {
             cfg.tokens.clone(),
             cfg.page_tokens.clone(),
             cfg.oidc.clone(),
+            cfg.keyring.clone(),
         )
         .await?;
         let verifier = Verifier::new(
@@ -149,7 +154,7 @@ impl Suite {
             cfg.max_connections,
         )
         .await?;
-        let audit = Audit::new(audit_db, cfg.page_tokens.clone())?;
+        let audit = Audit::new(audit_db, cfg.page_tokens.clone(), cfg.keyring.clone())?;
         audit.load_keys().await?;
         let delivery_db = Db::connect(
             &cfg.database_url,

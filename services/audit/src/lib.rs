@@ -44,6 +44,8 @@ pub struct State {
     pub db: Db,
     /// Page token signer.
     pub pages: PageTokens,
+    /// Seals the checkpoint signing key at rest.
+    keyring: foundry_keyring::Keyring,
     /// The checkpoint signing key, loaded (or created) on first use or by
     /// [`Audit::load_keys`].
     signer: OnceCell<Signer>,
@@ -53,7 +55,7 @@ impl State {
     /// The key that signs checkpoints.
     pub async fn signer(&self) -> Result<&Signer, Error> {
         self.signer
-            .get_or_try_init(|| Signer::load_or_create(&self.db))
+            .get_or_try_init(|| Signer::load_or_create(&self.db, &self.keyring))
             .await
             .map_err(Error::internal)
     }
@@ -69,11 +71,16 @@ impl Audit {
     /// The service over its database. The checkpoint signing key is loaded
     /// on first use; call [`Audit::load_keys`] to load (or, on the first
     /// start, create) it now.
-    pub fn new(db: Db, pages: PageTokens) -> anyhow::Result<Audit> {
+    pub fn new(
+        db: Db,
+        pages: PageTokens,
+        keyring: foundry_keyring::Keyring,
+    ) -> anyhow::Result<Audit> {
         Ok(Audit {
             state: Arc::new(State {
                 db,
                 pages,
+                keyring,
                 signer: OnceCell::new(),
             }),
         })

@@ -11,6 +11,12 @@
 //! ([`RingSource`]), so other replicas' rotations and revocations reach it
 //! within the refresh interval; this process's own reach its verifier at
 //! once ([`KeySource::knows`]).
+//!
+//! The private keys are stored sealed ([`foundry_keyring`], purpose
+//! [`SIGNING_KEY_PURPOSE`], bound to the `kid`): the database alone cannot
+//! sign. Loading reseals what an earlier version stored in plaintext or an
+//! older key-encryption key sealed; a key that does not open with the
+//! configured keys stops the service from starting.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -18,6 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{SigningKey, VerifyingKey};
+use foundry_keyring::{Binding, Keyring};
 use foundry_platform::Error;
 use foundry_platform::db::Db;
 use foundry_tenancy::jwt::{self, Claims, Expectations, PrincipalType};
@@ -90,10 +97,14 @@ impl Loaded {
     }
 }
 
+/// What identity's private signing keys are sealed for.
+pub const SIGNING_KEY_PURPOSE: &str = "identity.signing_key";
+
 /// The signing keys, cached from the database.
 pub struct KeyRing {
     db: Db,
     config: TokenConfig,
+    keyring: Keyring,
     keys: RwLock<Vec<Loaded>>,
 }
 
@@ -154,17 +165,32 @@ impl Grant {
 }
 
 impl KeyRing {
-    /// Loads the keys, creating the first one if there is none.
-    pub async fn load(db: Db, config: TokenConfig) -> anyhow::Result<Arc<KeyRing>> {
+    /// Loads the keys (sealing any stored unsealed, or by an older
+    /// key-encryption key, first), creating the first one if there is none.
+    pub async fn load(
+        db: Db,
+        config: TokenConfig,
+        keyring: Keyring,
+    ) -> anyhow::Result<Arc<KeyRing>> {
+        foundry_keyring::store::reseal_column(
+            db.pool(),
+            &keyring,
+            SIGNING_KEY_PURPOSE,
+            "signing_keys",
+            "kid",
+            "private_key",
+        )
+        .await?;
         let ring = Arc::new(KeyRing {
             db,
             config,
+            keyring,
             keys: RwLock::new(Vec::new()),
         });
         ring.reload().await?;
         if ring.keys.read().map(|k| k.is_empty()).unwrap_or(true) {
             // First start: nothing can verify yet, so the key signs at once.
-            Self::insert_key(ring.db.pool(), Utc::now()).await?;
+            ring.insert_key(ring.db.pool(), Utc::now()).await?;
             ring.reload().await?;
         }
         Ok(ring)
@@ -185,20 +211,23 @@ impl KeyRing {
         .await?;
         let mut loaded = Vec::with_capacity(rows.len());
         for r in rows {
-            let private: [u8; 32] = r
-                .private_key
-                .as_slice()
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("signing key {} is corrupt", r.kid))?;
-            let public: [u8; 32] = r
-                .public_key
-                .as_slice()
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("public key {} is corrupt", r.kid))?;
+            let binding = Binding {
+                purpose: SIGNING_KEY_PURPOSE,
+                resource: &r.kid,
+            };
+            let seed = self
+                .keyring
+                .open_array::<32>(binding, &r.private_key)
+                .await
+                .map_err(|e| anyhow::anyhow!("signing key {}: {e}", r.kid))?;
+            let signing = SigningKey::from_bytes(&seed);
+            if signing.verifying_key().as_bytes().as_slice() != r.public_key.as_slice() {
+                anyhow::bail!("signing key {} does not match its public key", r.kid);
+            }
             loaded.push(Loaded {
+                public: signing.verifying_key(),
+                signing,
                 kid: r.kid,
-                signing: SigningKey::from_bytes(&private),
-                public: VerifyingKey::from_bytes(&public)?,
                 activates_at: r.activates_at,
                 retires_at: r.retires_at,
             });
@@ -210,16 +239,22 @@ impl KeyRing {
     }
 
     async fn insert_key<'c, E: sqlx::PgExecutor<'c>>(
+        &self,
         conn: E,
         activates_at: DateTime<Utc>,
     ) -> anyhow::Result<String> {
         let signing = SigningKey::from_bytes(&rand::random());
         let kid = Uuid::now_v7().simple().to_string();
+        let binding = Binding {
+            purpose: SIGNING_KEY_PURPOSE,
+            resource: &kid,
+        };
+        let sealed = self.keyring.seal(binding, &signing.to_bytes()).await?;
         sqlx::query(
             "INSERT INTO signing_keys (kid, private_key, public_key, activates_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(&kid)
-        .bind(signing.to_bytes().to_vec())
+        .bind(sealed)
         .bind(signing.verifying_key().to_bytes().to_vec())
         .bind(activates_at)
         .execute(conn)
@@ -238,7 +273,8 @@ impl KeyRing {
             + chrono::Duration::from_std(self.config.retire_grace).map_err(Error::internal)?;
         let mut tx = self.db.system().await?;
         lock_keys(&mut tx).await?;
-        let kid = Self::insert_key(&mut *tx, activates)
+        let kid = self
+            .insert_key(&mut *tx, activates)
             .await
             .map_err(Error::internal)?;
         let retired: Vec<String> = sqlx::query_scalar(
@@ -291,7 +327,7 @@ impl KeyRing {
             // Nothing left that signs: a new key signs at once. Verifiers
             // that do not know it yet fetch it on its first token.
             Some(
-                Self::insert_key(&mut *tx, revoked)
+                self.insert_key(&mut *tx, revoked)
                     .await
                     .map_err(Error::internal)?,
             )

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use foundry_identity::{Identity, OidcArgs, RingSource, TokenConfig};
+use foundry_keyring::KekArgs;
 use foundry_outbox::{GrpcSink, RELAY_SERVICE_ACCOUNT, Relay, RelayArgs, RelayConfig};
 use foundry_platform::config::{MigrateArgs, ServerArgs, service_db};
 use foundry_platform::server::Background;
@@ -23,6 +24,8 @@ struct Cli {
     oidc: OidcArgs,
     #[command(flatten)]
     relay: RelayArgs,
+    #[command(flatten)]
+    kek: KekArgs,
 }
 
 #[tokio::main]
@@ -46,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
         tokens.clone(),
         cli.server.page_tokens(),
         cli.oidc.providers,
+        cli.kek.required("foundry-identity")?,
     )
     .await?;
     let verifier = Verifier::new(tokens.expectations(), Arc::new(RingSource(identity.keys())))
