@@ -50,6 +50,8 @@ impl Env {
             database_url: database_url.clone(),
             page_tokens: PageTokens::random(),
             tokens: TokenConfig::default(),
+            keyring: foundry_keyring::Keyring::generate(),
+            jwks_refresh: foundry_tenancy::verifier::DEFAULT_REFRESH,
             max_connections: 16,
             oidc: vec![],
             audit_delivery: delivery,

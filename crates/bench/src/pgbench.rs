@@ -14,27 +14,22 @@ use sqlx::postgres::PgConnectOptions;
 use crate::load::{Summary, histogram, summarise};
 
 /// Where and as whom pgbench connects.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Target {
     /// The pgbench binary.
     pub bin: PathBuf,
-    host: String,
-    port: u16,
-    user: String,
-    database: String,
+    /// The database URL, password included; libpq takes it whole as the database name.
+    url: String,
 }
 
 impl Target {
     /// pgbench from the PostgreSQL the embedded cluster runs, against `url`.
     pub fn new(url: &str) -> anyhow::Result<Target> {
         let bin = foundry_pgembed::find_bin_dir()?.join("pgbench");
-        let o = PgConnectOptions::from_str(url)?;
+        PgConnectOptions::from_str(url)?;
         Ok(Target {
             bin,
-            host: o.get_host().to_owned(),
-            port: o.get_port(),
-            user: o.get_username().to_owned(),
-            database: o.get_database().unwrap_or("postgres").to_owned(),
+            url: url.to_owned(),
         })
     }
 }
@@ -59,12 +54,11 @@ pub async fn run(
     let out = tokio::process::Command::new(&t.bin)
         .args(["-n", "-M", "prepared", "-l"])
         .arg(format!("--log-prefix={}", dir.path().join("log").display()))
-        .args(["-h", &t.host, "-p", &t.port.to_string(), "-U", &t.user])
         .args(["-c", &clients.to_string()])
         .args(["-j", &clients.clamp(1, 2).to_string()])
         .args(["-T", &seconds.to_string(), "-f"])
         .arg(&file)
-        .arg(&t.database)
+        .arg(&t.url)
         .env(
             "PGOPTIONS",
             format!(

@@ -12,6 +12,7 @@ use foundry_audit::Audit;
 pub use foundry_audit::RetentionPolicy;
 use foundry_delivery::Delivery;
 use foundry_identity::{Identity, OidcProvider, RingSource, TokenConfig};
+use foundry_keyring::Keyring;
 use foundry_outbox::{GrpcSink, Relay, RelayConfig};
 use foundry_platform::db::{self, Db};
 use foundry_platform::idempotency;
@@ -30,6 +31,12 @@ pub struct SuiteConfig {
     pub page_tokens: PageTokens,
     /// Access token settings.
     pub tokens: TokenConfig,
+    /// The key-encryption keys that seal identity's and audit's private
+    /// signing keys in the database.
+    pub keyring: Keyring,
+    /// How often token verifiers refetch the published keys (and identity
+    /// reloads its key ring).
+    pub jwks_refresh: Duration,
     /// Connections per service pool.
     pub max_connections: u32,
     /// Trusted external OIDC issuers for sign-in.
@@ -163,12 +170,14 @@ impl Suite {
             cfg.tokens.clone(),
             cfg.page_tokens.clone(),
             cfg.oidc.clone(),
+            cfg.keyring.clone(),
         )
         .await?;
         let verifier = Verifier::new(
             cfg.tokens.expectations(),
             Arc::new(RingSource(identity.keys())),
-        );
+        )
+        .with_refresh_every(cfg.jwks_refresh);
         let tenancy = Arc::new(Tenancy::new(verifier).await?);
         let audit_db = Db::connect(
             &cfg.database_url,
@@ -176,7 +185,12 @@ impl Suite {
             cfg.max_connections,
         )
         .await?;
-        let audit = Audit::with_retention(audit_db, cfg.page_tokens.clone(), cfg.audit_retention)?;
+        let audit = Audit::new(
+            audit_db,
+            cfg.page_tokens.clone(),
+            cfg.keyring.clone(),
+            cfg.audit_retention,
+        )?;
         audit.load_keys().await?;
         let delivery_db = Db::connect(
             &cfg.database_url,

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use foundry::{Suite, SuiteConfig};
 use foundry_identity::domain::Role;
 use foundry_identity::{OidcArgs, TokenConfig};
+use foundry_keyring::KekArgs;
 use foundry_pgembed::{EmbeddedPg, PgOptions};
 use foundry_platform::config::ServerArgs;
 
@@ -28,6 +29,8 @@ struct Cli {
     server: ServerArgs,
     #[command(flatten)]
     oidc: OidcArgs,
+    #[command(flatten)]
+    kek: KekArgs,
     #[command(flatten)]
     retention: foundry::RetentionArgs,
 }
@@ -62,9 +65,9 @@ const AUDIT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     let _telemetry = foundry_platform::telemetry::init("foundry", cli.server.log_format);
-    match cli.command.unwrap_or(Command::Serve) {
+    match cli.command.take().unwrap_or(Command::Serve) {
         Command::Descriptors { output } => {
             std::fs::write(&output, foundry_proto::FILE_DESCRIPTOR_SET)
                 .with_context(|| format!("writing {}", output.display()))?;
@@ -78,12 +81,12 @@ async fn main() -> anyhow::Result<()> {
             stop(pg).await;
             Ok(())
         }
-        Command::Serve => serve(&cli.server, &cli.oidc, &cli.retention).await,
+        Command::Serve => serve(&cli).await,
         Command::Token { role, ttl } => {
             let role = Role::parse(&role)
                 .context("role must be owner, admin, editor, viewer or billing")?;
             let (url, pg) = database(&cli.server).await?;
-            let suite = Suite::start(config(&cli.server, &cli.oidc, &cli.retention, url)).await?;
+            let suite = Suite::start(config(&cli, url)?).await?;
             let (org_id, user_id) = suite
                 .identity
                 .find_org_by_slug(DEV_SLUG)
@@ -102,23 +105,28 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-fn config(
-    args: &ServerArgs,
-    oidc: &OidcArgs,
-    retention: &foundry::RetentionArgs,
-    database_url: String,
-) -> SuiteConfig {
-    SuiteConfig {
+fn config(cli: &Cli, database_url: String) -> anyhow::Result<SuiteConfig> {
+    let args = &cli.server;
+    // Zero configuration still seals the private keys: with a key of its own,
+    // generated beside the embedded cluster's directory, not inside it.
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let keyring = cli
+        .kek
+        .or_generated(&args.data_dir.join(foundry_keyring::GENERATED_FILE))?;
+    Ok(SuiteConfig {
         database_url,
         page_tokens: args.page_tokens(),
         tokens: TokenConfig::default(),
+        keyring,
+        jwks_refresh: args.jwks_refresh(),
         max_connections: args.db_max_connections,
-        oidc: oidc.providers.clone(),
+        oidc: cli.oidc.providers.clone(),
         audit_delivery: foundry::AuditDelivery::Local,
         audit_checkpoint_interval: Some(AUDIT_CHECKPOINT_INTERVAL),
         request_id_retention: args.request_id_retention(),
-        audit_retention: retention.policy(),
-    }
+        audit_retention: cli.retention.policy(),
+    })
 }
 
 /// The database URL, starting the embedded cluster if none is configured.
@@ -143,13 +151,10 @@ async fn stop(pg: Option<EmbeddedPg>) {
     }
 }
 
-async fn serve(
-    args: &ServerArgs,
-    oidc: &OidcArgs,
-    retention: &foundry::RetentionArgs,
-) -> anyhow::Result<()> {
+async fn serve(cli: &Cli) -> anyhow::Result<()> {
+    let args = &cli.server;
     let (url, pg) = database(args).await?;
-    let suite = Suite::start(config(args, oidc, retention, url)).await?;
+    let suite = Suite::start(config(cli, url)?).await?;
 
     let (org_id, user_id) = match suite.identity.find_org_by_slug(DEV_SLUG).await? {
         Some(found) => found,

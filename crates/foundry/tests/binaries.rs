@@ -25,6 +25,17 @@ fn free_port() -> u16 {
     foundry::tools::free_port().unwrap()
 }
 
+/// The key-encryption key this test process's services share, as an
+/// operator would configure it (`FOUNDRY_KEY_ENCRYPTION_KEY`).
+fn kek() -> &'static str {
+    static KEK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEK.get_or_init(|| {
+        foundry_keyring::LocalKek::generate()
+            .to_base64()
+            .to_string()
+    })
+}
+
 /// A service process, killed if the test fails before stopping it.
 struct Proc {
     child: Child,
@@ -43,6 +54,7 @@ fn spawn(exe: &str, name: &'static str, port: u16, env: &[(&str, String)]) -> Pr
     cmd.env("FOUNDRY_LISTEN", format!("127.0.0.1:{port}"))
         .env("FOUNDRY_LOG_FORMAT", "json")
         .env("RUST_LOG", "warn")
+        .env("FOUNDRY_KEY_ENCRYPTION_KEY", kek())
         .env_remove("FOUNDRY_AUDIT_ENDPOINT")
         .arg("--migrate")
         .stdout(Stdio::null())
@@ -131,6 +143,27 @@ fn service_binaries_refuse_to_start_without_a_database_url() {
 }
 
 #[tokio::test]
+async fn binaries_that_keep_private_keys_refuse_to_start_without_a_key_encryption_key() {
+    let url = foundry_testkit::empty_database().await;
+    for exe in [
+        env!("CARGO_BIN_EXE_foundry-identity"),
+        env!("CARGO_BIN_EXE_foundry-audit"),
+    ] {
+        let out = Command::new(exe)
+            .env("DATABASE_URL", &url)
+            .env_remove("FOUNDRY_KEY_ENCRYPTION_KEY")
+            .env_remove("FOUNDRY_KEY_ENCRYPTION_KEY_FILE")
+            .env("FOUNDRY_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .arg("--migrate")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{exe} started without one");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("FOUNDRY_KEY_ENCRYPTION_KEY"), "{exe}: {err}");
+    }
+}
+
+#[tokio::test]
 async fn migrate_only_applies_the_schema_and_exits() {
     let url = foundry_testkit::empty_database().await;
     let out = Command::new(env!("CARGO_BIN_EXE_foundry-audit"))
@@ -191,6 +224,7 @@ async fn identity_and_audit_as_separate_processes_carry_a_mutation_into_the_log(
         TokenConfig::default(),
         PageTokens::random(),
         vec![],
+        foundry_keyring::parse(kek()).unwrap(),
     )
     .await
     .unwrap();
@@ -292,6 +326,7 @@ async fn delivery_as_its_own_process_relays_its_events_with_an_exchanged_token()
         TokenConfig::default(),
         PageTokens::random(),
         vec![],
+        foundry_keyring::parse(kek()).unwrap(),
     )
     .await
     .unwrap();
@@ -302,6 +337,7 @@ async fn delivery_as_its_own_process_relays_its_events_with_an_exchanged_token()
     // The operator's command for the relay's account, as the README says.
     let made = std::process::Command::new(env!("CARGO_BIN_EXE_foundry-identity"))
         .env("DATABASE_URL", &url)
+        .env("FOUNDRY_KEY_ENCRYPTION_KEY", kek())
         .args(["--create-relay-account", "delivery"])
         .output()
         .unwrap();

@@ -83,16 +83,24 @@ fn binary_env(binary: &str) -> BTreeSet<&'static str> {
         "FOUNDRY_LOG_FORMAT",
         "FOUNDRY_PAGE_TOKEN_KEY",
         "FOUNDRY_DB_MAX_CONNECTIONS",
+        "FOUNDRY_JWKS_REFRESH_SECONDS",
         "FOUNDRY_MIGRATE",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "RUST_LOG",
     ]
     .into();
     let own: &[&str] = match binary {
-        "foundry-identity" => &["FOUNDRY_OIDC_PROVIDERS", "FOUNDRY_AUDIT_ENDPOINT"],
+        "foundry-identity" => &[
+            "FOUNDRY_OIDC_PROVIDERS",
+            "FOUNDRY_AUDIT_ENDPOINT",
+            "FOUNDRY_KEY_ENCRYPTION_KEY",
+            "FOUNDRY_KEY_ENCRYPTION_KEY_FILE",
+        ],
         "foundry-audit" => &[
             "FOUNDRY_IDENTITY_ENDPOINT",
             "FOUNDRY_AUDIT_CHECKPOINT_SECONDS",
+            "FOUNDRY_KEY_ENCRYPTION_KEY",
+            "FOUNDRY_KEY_ENCRYPTION_KEY_FILE",
         ],
         "foundry-delivery" => &[
             "FOUNDRY_IDENTITY_ENDPOINT",
@@ -278,7 +286,11 @@ fn kubernetes_manifests() {
                 value("OTEL_EXPORTER_OTLP_ENDPOINT").is_some_and(|v| v.contains("otel-collector")),
                 "{name}: OTLP endpoint"
             );
-            for secret_var in ["FOUNDRY_PAGE_TOKEN_KEY", "FOUNDRY_SERVICE_ACCOUNT_KEY"] {
+            for secret_var in [
+                "FOUNDRY_PAGE_TOKEN_KEY",
+                "FOUNDRY_SERVICE_ACCOUNT_KEY",
+                "FOUNDRY_KEY_ENCRYPTION_KEY",
+            ] {
                 assert!(
                     value(secret_var).is_none(),
                     "{name}: {secret_var} as a plain value"

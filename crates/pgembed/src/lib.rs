@@ -7,10 +7,10 @@
 //! that started it is gone, so neither a `static` that is never dropped nor a `kill -9` leaves
 //! a postgres behind.
 
+mod access;
 mod bins;
 mod privilege;
 
-use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+pub use access::PASSWORD_FILE;
 pub use bins::{BIN_DIR_ENV, find_bin_dir, find_bin_dir_with};
 use privilege::RunAs;
 
@@ -110,6 +111,12 @@ pub enum PgError {
         /// Combined stdout and stderr of `initdb`.
         output: String,
     },
+    /// Setting the superuser's password (single-user backend) failed.
+    #[error("setting the superuser's password failed; the backend's output:\n{output}")]
+    Secure {
+        /// Combined stdout and stderr of `postgres --single`, the password elided.
+        output: String,
+    },
     /// The server exited or did not accept connections in time.
     #[error(
         "PostgreSQL did not start; last lines of {LOG_FILE} in the data directory:\n{log_tail}"
@@ -191,19 +198,32 @@ impl PgOptions {
 
 /// A running cluster. Stop it with [`EmbeddedPg::stop`]; dropping it stops it too, and if
 /// neither happens the watchdog stops it once this process exits.
-#[derive(Debug)]
 pub struct EmbeddedPg {
     port: u16,
     data_dir: PathBuf,
     postmaster_pid: u32,
+    /// The superuser's password (also in [`PASSWORD_FILE`] in the data directory).
+    password: String,
     /// The watchdog shell; `None` once stopped.
     watchdog: Option<Child>,
 }
 
+impl std::fmt::Debug for EmbeddedPg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedPg")
+            .field("port", &self.port)
+            .field("data_dir", &self.data_dir)
+            .field("postmaster_pid", &self.postmaster_pid)
+            .finish_non_exhaustive()
+    }
+}
+
 impl EmbeddedPg {
-    /// Finds binaries, initdb if needed (superuser name "foundry", auth trust on 127.0.0.1
-    /// only, encoding UTF8, locale C), starts postgres listening on 127.0.0.1:port only, with
-    /// unix sockets disabled, waits until it accepts connections (up to ~30 s), and returns.
+    /// Finds binaries, initdb if needed (superuser name "foundry", encoding UTF8, locale C),
+    /// makes the superuser's password the only way in (see [`PASSWORD_FILE`]; a data directory
+    /// of an earlier version, which trusted 127.0.0.1, is secured here), starts postgres
+    /// listening on 127.0.0.1:port only, with unix sockets disabled, waits until it accepts
+    /// connections (up to ~30 s), and returns.
     ///
     /// A stale `postmaster.pid` from a crashed run is removed; a server of an earlier run that
     /// is still alive on this data directory is an [`PgError::AlreadyRunning`] error.
@@ -223,9 +243,18 @@ impl EmbeddedPg {
         self.port
     }
 
-    /// `postgres://foundry@127.0.0.1:{port}/{database}`
+    /// `postgres://foundry:{password}@127.0.0.1:{port}/{database}`: the superuser, with its
+    /// password. Treat it as a secret.
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://{SUPERUSER}@127.0.0.1:{}/{database}", self.port)
+        format!(
+            "postgres://{SUPERUSER}:{}@127.0.0.1:{}/{database}",
+            self.password, self.port
+        )
+    }
+
+    /// The file (mode 0600, in the data directory) that holds the superuser's password.
+    pub fn password_file(&self) -> PathBuf {
+        self.data_dir.join(PASSWORD_FILE)
     }
 
     /// The (absolute) data directory.
@@ -292,9 +321,11 @@ fn start_blocking(opts: &PgOptions, watched_pid: u32) -> Result<EmbeddedPg, PgEr
         run_as.check_access(&data_dir)?;
     }
 
-    if !data_dir.join("PG_VERSION").exists() {
+    let fresh = !data_dir.join("PG_VERSION").exists();
+    if fresh {
         init_cluster(&bin_dir, &data_dir, run_as.as_ref(), opts.ephemeral)?;
     }
+    let password = access::secure(&bin_dir, &data_dir, run_as.as_ref(), fresh)?;
 
     let log_path = data_dir.join(LOG_FILE);
     let log = OpenOptions::new()
@@ -359,6 +390,7 @@ fn start_blocking(opts: &PgOptions, watched_pid: u32) -> Result<EmbeddedPg, PgEr
                     port,
                     data_dir,
                     postmaster_pid,
+                    password,
                     watchdog: Some(watchdog),
                 });
             }
@@ -401,8 +433,8 @@ fn server_settings(opts: &PgOptions, port: u16) -> Vec<String> {
     let mut settings = vec![
         "listen_addresses=127.0.0.1".to_owned(),
         format!("port={port}"),
-        // Other local users must not reach a trust-auth server through a socket file, and the
-        // Debian default directory is not writable by us anyway.
+        // TCP on loopback is the one way in (pg_hba.conf has a rule for it alone), and the
+        // Debian default socket directory is not writable by us anyway.
         "unix_socket_directories=".to_owned(),
         "logging_collector=off".to_owned(),
         format!("max_connections={}", opts.max_connections),
@@ -444,49 +476,30 @@ fn init_cluster(
         });
     }
 
-    let mut argv: Vec<OsString> = run_as.map(RunAs::prefix).unwrap_or_default();
-    argv.push(bin_dir.join("initdb").into());
-    argv.extend([
-        "-D".into(),
-        data_dir.as_os_str().to_owned(),
-        format!("--username={SUPERUSER}").into(),
-        // pg_hba.conf is replaced below; trust here just silences initdb's warning.
-        "--auth=trust".into(),
-        "--encoding=UTF8".into(),
-        "--locale=C".into(),
+    let initdb = bin_dir.join("initdb");
+    let mut cmd = privilege::command(run_as, &initdb);
+    cmd.arg("-D").arg(data_dir).args([
+        &format!("--username={SUPERUSER}"),
+        // Nothing gets in until `access::secure` has set the password and written pg_hba.conf.
+        "--auth=reject",
+        "--encoding=UTF8",
+        "--locale=C",
     ]);
     if ephemeral {
-        argv.push("--no-sync".into());
+        cmd.arg("--no-sync");
     }
-    let (program, args) = argv.split_first().ok_or_else(|| {
-        io_err(
-            "building the initdb command".to_owned(),
-            io::Error::other("empty argv"),
-        )
-    })?;
     tracing::info!(data_dir = %data_dir.display(), "initialising embedded PostgreSQL cluster");
-    let out = Command::new(program)
-        .args(args)
+    let out = cmd
         .current_dir("/")
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| io_err(format!("running {}", bin_dir.join("initdb").display()), e))?;
+        .map_err(|e| io_err(format!("running {}", initdb.display()), e))?;
     if !out.status.success() {
         let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
         output.push_str(&String::from_utf8_lossy(&out.stderr));
         return Err(PgError::InitDb { output });
     }
-
-    // Only TCP on loopback is ever listened on, so only that needs a rule.
-    let hba = data_dir.join("pg_hba.conf");
-    fs::write(
-        &hba,
-        "# Written by foundry-pgembed: the server listens on 127.0.0.1 only.\n\
-         host all all 127.0.0.1/32 trust\n\
-         host replication all 127.0.0.1/32 trust\n",
-    )
-    .map_err(|e| io_err(format!("writing {}", hba.display()), e))?;
     Ok(())
 }
 

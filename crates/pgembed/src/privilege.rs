@@ -67,6 +67,13 @@ impl RunAs {
         ]
     }
 
+    /// A command that runs `program` as this user.
+    pub fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(&self.runuser);
+        cmd.args(["-u", &self.name, "--"]).arg(program);
+        cmd
+    }
+
     /// Gives `path` (recursively, if its top is not already ours) to this user.
     pub fn take_ownership(&self, path: &Path) -> Result<(), PgError> {
         let meta = fs::symlink_metadata(path)
@@ -142,6 +149,11 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A command that runs `program` as `run_as`, or as ourselves when that is `None`.
+pub(crate) fn command(run_as: Option<&RunAs>, program: &Path) -> Command {
+    run_as.map_or_else(|| Command::new(program), |run_as| run_as.command(program))
 }
 
 /// The effective uid, without `libc::geteuid` (unsafe code is forbidden here).

@@ -24,9 +24,12 @@ async fn an_ephemeral_cluster_answers_select_1_over_tcp() {
     let pg = EmbeddedPg::start(PgOptions::ephemeral(dir.path()))
         .await
         .expect("start");
-    assert_eq!(
-        pg.url("app"),
-        format!("postgres://foundry@127.0.0.1:{}/app", pg.port())
+    assert!(
+        pg.url("app").starts_with("postgres://foundry:")
+            && pg
+                .url("app")
+                .ends_with(&format!("@127.0.0.1:{}/app", pg.port())),
+        "the URL names the superuser with its password"
     );
 
     let mut conn = connect(&pg).await;
@@ -201,4 +204,159 @@ async fn the_server_stops_when_the_process_that_started_it_dies() {
     }
     // Stopping an already-stopped cluster is fine.
     pg.stop().await.expect("stop after the watchdog");
+}
+
+/// The effective uid of this process (from `/proc`, no unsafe code).
+fn effective_uid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|uid| uid.parse().ok())
+        .expect("Uid line")
+}
+
+/// `psql` as another OS user (a uid that owns nothing here), asking for no password.
+fn psql_as_stranger(port: u16) -> std::process::Output {
+    let psql = find_bin_dir_with(None).expect("binaries").join("psql");
+    std::process::Command::new("setpriv")
+        .args(["--reuid=4242", "--regid=4242", "--clear-groups", "--"])
+        .arg(psql)
+        .args(["-w", "-h", "127.0.0.1", "-p", &port.to_string()])
+        .args([
+            "-U",
+            foundry_pgembed::SUPERUSER,
+            "-d",
+            "postgres",
+            "-Atc",
+            "SELECT 1",
+        ])
+        .env("HOME", "/nonexistent")
+        .env_remove("PGPASSWORD")
+        .current_dir("/")
+        .output()
+        .expect("run psql through setpriv")
+}
+
+#[tokio::test]
+async fn embedded_postgres_is_open_to_every_local_user() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pg = EmbeddedPg::start(PgOptions::ephemeral(dir.path()))
+        .await
+        .expect("start");
+
+    // The owner's URL works.
+    connect(&pg).await.close().await.expect("close");
+
+    // The superuser without its password is refused.
+    let bare = format!(
+        "postgres://{}@127.0.0.1:{}/postgres",
+        foundry_pgembed::SUPERUSER,
+        pg.port()
+    );
+    let err = PgConnection::connect(&bare)
+        .await
+        .expect_err("a connection without the password must be refused");
+    assert!(
+        err.to_string().contains("password"),
+        "refused for the password, not something else: {err}"
+    );
+
+    // No line of pg_hba.conf trusts anyone.
+    let hba = std::fs::read_to_string(dir.path().join("pg_hba.conf")).expect("pg_hba.conf");
+    let trusting: Vec<&str> = hba
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter(|l| l.split_whitespace().any(|w| w == "trust"))
+        .collect();
+    assert!(trusting.is_empty(), "pg_hba.conf trusts: {trusting:?}");
+
+    // Another OS user can neither connect nor read the password.
+    assert_eq!(
+        effective_uid(),
+        0,
+        "the tests run as root, to act as another uid"
+    );
+    let out = psql_as_stranger(pg.port());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("no password supplied"),
+        "another uid must be asked for the password it cannot have: {} {said}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let password = pg.password_file();
+    assert_eq!(password, dir.path().join(foundry_pgembed::PASSWORD_FILE));
+    let read = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=4242",
+            "--regid=4242",
+            "--clear-groups",
+            "--",
+            "cat",
+        ])
+        .arg(&password)
+        .output()
+        .expect("cat as another uid");
+    assert!(
+        !read.status.success()
+            && String::from_utf8_lossy(&read.stderr).contains("Permission denied"),
+        "another uid read {}",
+        password.display()
+    );
+    let meta = std::fs::metadata(&password).expect("the password file exists");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+    pg.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_data_dir_of_an_earlier_version_is_secured_on_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pg = EmbeddedPg::start(PgOptions::persistent(dir.path()))
+        .await
+        .expect("first start");
+    let mut conn = connect(&pg).await;
+    sqlx::raw_sql("CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here')")
+        .execute(&mut conn)
+        .await
+        .expect("seed");
+    conn.close().await.expect("close");
+    pg.stop().await.expect("stop");
+
+    // As an earlier version left it: trust on loopback, no password file, no password set.
+    std::fs::write(
+        dir.path().join("pg_hba.conf"),
+        "host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n",
+    )
+    .expect("old pg_hba.conf");
+    std::fs::remove_file(dir.path().join(foundry_pgembed::PASSWORD_FILE)).expect("rm password");
+    let pg = EmbeddedPg::start(PgOptions::persistent(dir.path()))
+        .await
+        .expect("start the old directory");
+    let old_url = format!(
+        "postgres://{}@127.0.0.1:{}/postgres",
+        foundry_pgembed::SUPERUSER,
+        pg.port()
+    );
+    let refused = PgConnection::connect(&old_url).await;
+    assert!(refused.is_err(), "the old directory still lets anyone in");
+    let mut conn = connect(&pg).await;
+    let kept: String = sqlx::query_scalar("SELECT v FROM kept")
+        .fetch_one(&mut conn)
+        .await
+        .expect("data kept");
+    assert_eq!(kept, "still here");
+    conn.close().await.expect("close");
+    let url = pg.url("postgres");
+    pg.stop().await.expect("stop");
+
+    // The next start keeps the same password.
+    let pg = EmbeddedPg::start(PgOptions::persistent(dir.path()))
+        .await
+        .expect("third start");
+    assert_eq!(pg.url("postgres").split('@').next(), url.split('@').next());
+    connect(&pg).await.close().await.expect("close");
+    pg.stop().await.expect("stop");
 }

@@ -65,15 +65,32 @@ pub struct ServerArgs {
         default_value_t = 86_400
     )]
     pub request_id_retention_seconds: u64,
+
+    /// How often token verifiers refetch the published signing keys (and
+    /// identity reloads its key ring), in seconds: a retired or revoked key
+    /// stops verifying in every process within this interval.
+    #[arg(
+        long,
+        global = true,
+        env = "FOUNDRY_JWKS_REFRESH_SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=60)
+    )]
+    pub jwks_refresh_seconds: u64,
 }
 
 impl ServerArgs {
-    /// The page token signer these flags describe.
     /// The request-id retention window.
     pub fn request_id_retention(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.request_id_retention_seconds.max(1))
     }
 
+    /// How often verifiers refetch the signing keys.
+    pub fn jwks_refresh(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.jwks_refresh_seconds)
+    }
+
+    /// The page token signer these flags describe.
     pub fn page_tokens(&self) -> crate::page::PageTokens {
         self.page_token_key
             .as_deref()

@@ -108,6 +108,9 @@ pub enum TokenError {
     /// No key with that `kid` is published.
     #[error("token signed by an unknown key")]
     UnknownKey,
+    /// The key that signed it has retired (rotated out or revoked).
+    #[error("token signed by a retired key")]
+    RetiredKey,
     /// Signature does not verify.
     #[error("token signature is invalid")]
     BadSignature,
@@ -132,6 +135,7 @@ impl TokenError {
             Self::Malformed => "TOKEN_MALFORMED",
             Self::Algorithm(_) => "TOKEN_ALGORITHM",
             Self::UnknownKey => "TOKEN_UNKNOWN_KEY",
+            Self::RetiredKey => "TOKEN_KEY_RETIRED",
             Self::BadSignature => "TOKEN_SIGNATURE",
             Self::Issuer => "TOKEN_ISSUER",
             Self::Audience => "TOKEN_AUDIENCE",

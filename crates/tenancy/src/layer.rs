@@ -8,6 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use foundry_platform::Error;
 use foundry_platform::trace::RequestId;
@@ -74,14 +75,16 @@ pub struct IdentityArgs {
 
 impl Tenancy {
     /// The tenancy of a service deployed apart from identity: keys from
-    /// identity's `GetJwks` at `identity_endpoint`, default expectations.
-    pub async fn remote(identity_endpoint: &str) -> anyhow::Result<Tenancy> {
+    /// identity's `GetJwks` at `identity_endpoint`, refetched every
+    /// `refresh`, default expectations.
+    pub async fn remote(identity_endpoint: &str, refresh: Duration) -> anyhow::Result<Tenancy> {
         let channel =
             tonic::transport::Channel::from_shared(identity_endpoint.to_owned())?.connect_lazy();
         let verifier = Verifier::new(
             crate::jwt::Expectations::default(),
             Arc::new(crate::verifier::GrpcKeySource::new(channel)),
-        );
+        )
+        .with_refresh_every(refresh);
         Tenancy::new(verifier).await
     }
 }

@@ -14,13 +14,15 @@ use tower::ServiceBuilder;
 
 use crate::layer::{Tenancy, TenancyLayer};
 
-/// Serves `routes` on `listener` until `shutdown` resolves.
+/// Serves `routes` on `listener` until `shutdown` resolves; the verifier
+/// keeps its keys fresh meanwhile ([`crate::Verifier::keep_fresh`]).
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     tenancy: Arc<Tenancy>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let verifier = tenancy.verifier.clone();
     let layers = ServiceBuilder::new()
         .layer(RequestTraceLayer)
         .layer(TenancyLayer::new(tenancy))
@@ -34,22 +36,35 @@ pub async fn serve(
         tracing::info!("shutting down: draining in-flight calls");
         let _ = signalled.send(());
     };
+    let (stop_refresh, refresh_stopped) = tokio::sync::oneshot::channel::<()>();
+    let refresher = tokio::spawn(async move {
+        verifier
+            .keep_fresh(async {
+                let _ = refresh_stopped.await;
+            })
+            .await;
+    });
     let server = Server::builder()
         .layer(layers)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::pin!(server);
-    tokio::select! {
-        r = &mut server => r?,
+    let served = tokio::select! {
+        r = &mut server => r.map_err(anyhow::Error::from),
         () = async {
             if drain_started.await.is_ok() {
                 tokio::time::sleep(DRAIN_DEADLINE).await;
             } else {
                 std::future::pending::<()>().await;
             }
-        } => tracing::warn!(?DRAIN_DEADLINE, "drain deadline passed; closing the remaining connections"),
-    }
-    Ok(())
+        } => {
+            tracing::warn!(?DRAIN_DEADLINE, "drain deadline passed; closing the remaining connections");
+            Ok(())
+        }
+    };
+    let _ = stop_refresh.send(());
+    let _ = refresher.await;
+    served
 }
 
 /// How long in-flight calls may take to finish after a shutdown signal.

@@ -1,9 +1,16 @@
 //! Local verification of access tokens against the identity service's
 //! published keys, cached. No database and no network per call: keys are
-//! fetched at start-up and again only when a token names an unknown `kid`
-//! (rate-limited, so a flood of forged `kid`s cannot hammer identity).
+//! fetched at start-up, again on a timer ([`Verifier::keep_fresh`], every
+//! minute at most, so a key identity withdrew stops verifying everywhere
+//! within that interval), and when a token names an unknown `kid`
+//! (rate-limited, so a flood of forged `kid`s cannot hammer identity). A key
+//! is refused from its `retires_at` on, whether or not a fetch has happened
+//! since, and at once when an in-process source knows it was withdrawn (a
+//! revocation in this process; a key such a source knows is fetched at once
+//! too, rate limit or not).
 //! Verified tokens are remembered until they expire, so a busy client pays
-//! for one signature check per token, not per call.
+//! for one signature check per token, not per call; a remembered token is
+//! refused too once its key is gone.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +29,15 @@ pub struct PublicKey {
     pub kid: String,
     /// The key.
     pub key: VerifyingKey,
+    /// When it retires (Unix seconds): its tokens are refused from then on.
+    pub retires_at: Option<i64>,
+}
+
+impl PublicKey {
+    /// Whether it still verifies at `now`.
+    pub fn current(&self, now: i64) -> bool {
+        self.retires_at.is_none_or(|at| now < at)
+    }
 }
 
 /// Where a verifier gets the published keys: in process from the identity
@@ -30,16 +46,30 @@ pub struct PublicKey {
 pub trait KeySource: Send + Sync + 'static {
     /// The currently published keys.
     async fn fetch(&self) -> anyhow::Result<Vec<PublicKey>>;
+
+    /// Whether the source knows, without a fetch, that `kid` is a current
+    /// key (`Some(true)`: a key made in this process) or not (`Some(false)`:
+    /// revoked in this process, or unknown); `None` when it cannot tell
+    /// without fetching, as a remote source cannot (the default). Asked on
+    /// every verification, so it must be cheap.
+    fn knows(&self, _kid: &str) -> Option<bool> {
+        None
+    }
 }
+
+/// How often a verifier refetches the published keys unless configured.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 
 /// Verifies access tokens.
 pub struct Verifier {
     expect: Expectations,
-    keys: ArcSwap<HashMap<String, VerifyingKey>>,
+    keys: ArcSwap<HashMap<String, PublicKey>>,
     source: Arc<dyn KeySource>,
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
     min_refetch: Duration,
-    cache: Mutex<HashMap<String, Arc<Claims>>>,
+    refresh_every: Duration,
+    /// Verified tokens, with the `kid` that signed each.
+    cache: Mutex<HashMap<String, (String, Arc<Claims>)>>,
 }
 
 const CACHE_CAP: usize = 16_384;
@@ -61,8 +91,15 @@ impl Verifier {
             source,
             last_fetch: tokio::sync::Mutex::new(None),
             min_refetch: Duration::from_secs(5),
+            refresh_every: DEFAULT_REFRESH,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Sets how often [`Verifier::keep_fresh`] refetches the keys.
+    pub fn with_refresh_every(mut self, interval: Duration) -> Self {
+        self.refresh_every = interval;
+        self
     }
 
     /// Sets the minimum interval between two key fetches caused by unknown
@@ -86,63 +123,85 @@ impl Verifier {
     async fn fetch_locked(&self, last: &mut Option<Instant>) -> anyhow::Result<()> {
         *last = Some(Instant::now());
         let keys = self.source.fetch().await?;
-        let map: HashMap<_, _> = keys.into_iter().map(|k| (k.kid, k.key)).collect();
+        let map: HashMap<_, _> = keys.into_iter().map(|k| (k.kid.clone(), k)).collect();
         self.keys.store(Arc::new(map));
         Ok(())
+    }
+
+    /// Refetches the keys every refresh interval until `stop` resolves. A
+    /// failed fetch keeps the keys it had (each still refused from its
+    /// `retires_at` on) and is retried at the next tick.
+    pub async fn keep_fresh(&self, stop: impl std::future::Future<Output = ()> + Send) {
+        foundry_platform::server::every("token key refresh", self.refresh_every, stop, || {
+            self.refresh()
+        })
+        .await;
     }
 
     /// Verifies a token at the current time.
     pub async fn verify(&self, token: &str) -> Result<Arc<Claims>, TokenError> {
         let now = now_unix();
-        if let Some(hit) = self.cached(token) {
+        if let Some((kid, hit)) = self.cached(token) {
+            // Its key may have retired, or left the JWKS, since.
+            self.known_key(&kid, now)?;
             jwt::check_claims(&hit, &self.expect, now)?;
             return Ok(hit);
         }
         let unverified = jwt::decode_header(token)?;
-        let key = match self.keys.load().get(&unverified.kid) {
-            Some(k) => *k,
-            None => self
-                .refetch_for(&unverified.kid)
-                .await
-                .ok_or(TokenError::UnknownKey)?,
+        let key = match self.known_key(&unverified.kid, now) {
+            Err(TokenError::UnknownKey) => self.refetch_for(&unverified.kid, now).await?,
+            known => known?,
         };
+
         let claims = Arc::new(unverified.verify(&key, &self.expect, now)?);
-        self.remember(token, &claims, now);
+        self.remember(token, &unverified.kid, &claims, now);
         Ok(claims)
     }
 
-    async fn refetch_for(&self, kid: &str) -> Option<VerifyingKey> {
+    /// The key `kid` if it is known and current at `now`.
+    fn known_key(&self, kid: &str, now: i64) -> Result<VerifyingKey, TokenError> {
+        match self.keys.load().get(kid) {
+            None => Err(TokenError::UnknownKey),
+            Some(k) if !k.current(now) || self.source.knows(kid) == Some(false) => {
+                Err(TokenError::RetiredKey)
+            }
+            Some(k) => Ok(k.key),
+        }
+    }
+
+    async fn refetch_for(&self, kid: &str, now: i64) -> Result<VerifyingKey, TokenError> {
         let mut last = self.last_fetch.lock().await;
         // Another caller may have fetched while we waited for the lock.
-        if let Some(k) = self.keys.load().get(kid) {
-            return Some(*k);
+        if let Ok(k) = self.known_key(kid, now) {
+            return Ok(k);
         }
-        if last.is_some_and(|t| t.elapsed() < self.min_refetch) {
-            return None;
+        let vouched = self.source.knows(kid) == Some(true);
+        if !vouched && last.is_some_and(|t| t.elapsed() < self.min_refetch) {
+            return Err(TokenError::UnknownKey);
         }
         if let Err(e) = self.fetch_locked(&mut last).await {
             tracing::warn!(error = %format!("{e:#}"), "fetching signing keys failed");
-            return None;
+            return Err(TokenError::UnknownKey);
         }
-        self.keys.load().get(kid).copied()
+        self.known_key(kid, now)
     }
 
-    fn cached(&self, token: &str) -> Option<Arc<Claims>> {
+    fn cached(&self, token: &str) -> Option<(String, Arc<Claims>)> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.get(token).cloned()
     }
 
-    fn remember(&self, token: &str, claims: &Arc<Claims>, now: i64) {
+    fn remember(&self, token: &str, kid: &str, claims: &Arc<Claims>, now: i64) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_CAP {
             // Drop what expired; if that is not enough, start over. Tokens
             // live minutes, so a full reset costs one verify per live token.
-            cache.retain(|_, c| c.exp >= now);
+            cache.retain(|_, (_, c)| c.exp >= now);
             if cache.len() >= CACHE_CAP {
                 cache.clear();
             }
         }
-        cache.insert(token.to_owned(), claims.clone());
+        cache.insert(token.to_owned(), (kid.to_owned(), claims.clone()));
     }
 }
 
@@ -194,6 +253,7 @@ impl KeySource for GrpcKeySource {
             .filter_map(|k| {
                 Some(PublicKey {
                     key: jwt::verifying_key_from_x(&k.x)?,
+                    retires_at: k.retire_time.map(|t| t.seconds),
                     kid: k.kid,
                 })
             })
@@ -212,6 +272,17 @@ mod tests {
     struct Counting {
         keys: std::sync::Mutex<Vec<PublicKey>>,
         fetches: AtomicUsize,
+        withdrawn: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Counting {
+        fn of(keys: Vec<PublicKey>) -> Arc<Counting> {
+            Arc::new(Counting {
+                keys: std::sync::Mutex::new(keys),
+                fetches: AtomicUsize::new(0),
+                withdrawn: std::sync::Mutex::new(vec![]),
+            })
+        }
     }
 
     #[async_trait]
@@ -219,6 +290,24 @@ mod tests {
         async fn fetch(&self) -> anyhow::Result<Vec<PublicKey>> {
             self.fetches.fetch_add(1, Ordering::SeqCst);
             Ok(self.keys.lock().expect("lock").clone())
+        }
+
+        fn knows(&self, kid: &str) -> Option<bool> {
+            let withdrawn = self
+                .withdrawn
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|k| k == kid);
+            withdrawn.then_some(false)
+        }
+    }
+
+    fn public(kid: &str, key: &SigningKey, retires_at: Option<i64>) -> PublicKey {
+        PublicKey {
+            kid: kid.into(),
+            key: key.verifying_key(),
+            retires_at,
         }
     }
 
@@ -255,13 +344,7 @@ mod tests {
     async fn an_unknown_kid_triggers_one_rate_limited_refetch() {
         let k1 = SigningKey::from_bytes(&rand::random());
         let k2 = SigningKey::from_bytes(&rand::random());
-        let source = Arc::new(Counting {
-            keys: std::sync::Mutex::new(vec![PublicKey {
-                kid: "k1".into(),
-                key: k1.verifying_key(),
-            }]),
-            fetches: AtomicUsize::new(0),
-        });
+        let source = Counting::of(vec![public("k1", &k1, None)]);
         let v = Verifier::new(expect(), source.clone()).with_min_refetch(Duration::from_secs(60));
         v.refresh().await.expect("refresh");
         assert!(v.verify(&jwt::sign(&claims(), "k1", &k1)).await.is_ok());
@@ -269,10 +352,11 @@ mod tests {
 
         // A new key published after start-up: not yet known. The refresh at
         // start-up was just now, so the rate limit refuses a refetch.
-        source.keys.lock().expect("lock").push(PublicKey {
-            kid: "k2".into(),
-            key: k2.verifying_key(),
-        });
+        source
+            .keys
+            .lock()
+            .expect("lock")
+            .push(public("k2", &k2, None));
         let t2 = jwt::sign(&claims(), "k2", &k2);
         assert_eq!(v.verify(&t2).await.err(), Some(TokenError::UnknownKey));
         assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
@@ -287,19 +371,80 @@ mod tests {
     #[tokio::test]
     async fn a_cached_token_still_expires() {
         let k = SigningKey::from_bytes(&rand::random());
-        let v = Verifier::new(
-            expect(),
-            Arc::new(StaticKeys(vec![PublicKey {
-                kid: "k".into(),
-                key: k.verifying_key(),
-            }])),
-        );
+        let v = Verifier::new(expect(), Arc::new(StaticKeys(vec![public("k", &k, None)])));
         v.refresh().await.expect("refresh");
         let mut c = claims();
         c.exp = now_unix() - 1;
         let t = jwt::sign(&c, "k", &k);
         // Plant it in the cache as if it had been verified while valid.
-        v.remember(&t, &Arc::new(c), now_unix());
+        v.remember(&t, "k", &Arc::new(c), now_unix());
         assert_eq!(v.verify(&t).await.err(), Some(TokenError::Expired));
+    }
+
+    #[tokio::test]
+    async fn a_key_is_refused_from_its_retirement_on_without_a_fetch() {
+        let k = SigningKey::from_bytes(&rand::random());
+        let retires = now_unix() + 2;
+        let source = Counting::of(vec![public("k", &k, Some(retires))]);
+        let v = Verifier::new(expect(), source.clone());
+        v.refresh().await.expect("refresh");
+        let used = jwt::sign(&claims(), "k", &k);
+        assert!(v.verify(&used).await.is_ok(), "current until it retires");
+        while now_unix() < retires {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let unseen = jwt::sign(&claims(), "k", &k);
+        assert_eq!(v.verify(&unseen).await.err(), Some(TokenError::RetiredKey));
+        assert_eq!(
+            v.verify(&used).await.err(),
+            Some(TokenError::RetiredKey),
+            "a remembered token goes with its key"
+        );
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keep_fresh_drops_a_withdrawn_key_at_the_next_tick() {
+        let k = SigningKey::from_bytes(&rand::random());
+        let source = Counting::of(vec![public("k", &k, None)]);
+        let v = Arc::new(
+            Verifier::new(expect(), source.clone())
+                .with_refresh_every(Duration::from_secs(30))
+                .with_min_refetch(Duration::from_secs(3600)),
+        );
+        v.refresh().await.expect("refresh");
+        let token = jwt::sign(&claims(), "k", &k);
+        assert!(v.verify(&token).await.is_ok());
+
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let fresh = v.clone();
+        let task = tokio::spawn(async move {
+            fresh
+                .keep_fresh(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        source.keys.lock().expect("lock").clear();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(v.verify(&token).await.is_ok(), "not before the tick");
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        assert_eq!(v.verify(&token).await.err(), Some(TokenError::UnknownKey));
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
+        stop.send(()).expect("stop");
+        task.await.expect("stopped");
+    }
+
+    #[tokio::test]
+    async fn a_key_the_source_withdrew_is_refused_before_any_fetch() {
+        let k = SigningKey::from_bytes(&rand::random());
+        let source = Counting::of(vec![public("k", &k, None)]);
+        let v = Verifier::new(expect(), source.clone());
+        v.refresh().await.expect("refresh");
+        let token = jwt::sign(&claims(), "k", &k);
+        assert!(v.verify(&token).await.is_ok());
+        source.withdrawn.lock().expect("lock").push("k".into());
+        assert_eq!(v.verify(&token).await.err(), Some(TokenError::RetiredKey));
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
     }
 }

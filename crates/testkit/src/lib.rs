@@ -82,6 +82,25 @@ pub async fn fresh_database() -> String {
     c.pg.url(&name)
 }
 
+/// The configuration tests start the suite with on `database_url`: no OIDC
+/// issuers, outbox relays and audit checkpointer off, a fresh random
+/// key-encryption key.
+pub fn suite_config(database_url: String) -> SuiteConfig {
+    SuiteConfig {
+        database_url,
+        page_tokens: PageTokens::random(),
+        tokens: TokenConfig::default(),
+        keyring: foundry_keyring::Keyring::generate(),
+        jwks_refresh: foundry_tenancy::verifier::DEFAULT_REFRESH,
+        max_connections: 4,
+        oidc: vec![],
+        audit_delivery: foundry::AuditDelivery::Off,
+        audit_checkpoint_interval: None,
+        request_id_retention: foundry_platform::idempotency::DEFAULT_RETENTION,
+        audit_retention: foundry::RetentionPolicy::default(),
+    }
+}
+
 /// A member of an organization, with a token acting there.
 #[derive(Clone, Debug)]
 pub struct Member {
@@ -103,6 +122,9 @@ pub struct TestApp {
     pub suite: Suite,
     /// The database URL (superuser: bypasses RLS, for assertions).
     pub database_url: String,
+    /// The key-encryption keys its private signing keys are sealed with
+    /// (a fresh random key per app unless the test sets one).
+    pub keyring: foundry_keyring::Keyring,
     /// Owner of organization A.
     pub alice: Member,
     /// Owner of organization B.
@@ -126,18 +148,9 @@ impl TestApp {
     /// off).
     pub async fn start_configured(adjust: impl FnOnce(&mut SuiteConfig)) -> TestApp {
         let database_url = fresh_database().await;
-        let mut config = SuiteConfig {
-            database_url: database_url.clone(),
-            page_tokens: PageTokens::random(),
-            tokens: TokenConfig::default(),
-            max_connections: 4,
-            oidc: vec![],
-            audit_delivery: foundry::AuditDelivery::Off,
-            audit_checkpoint_interval: None,
-            request_id_retention: foundry_platform::idempotency::DEFAULT_RETENTION,
-            audit_retention: foundry::RetentionPolicy::default(),
-        };
+        let mut config = suite_config(database_url.clone());
         adjust(&mut config);
+        let keyring = config.keyring.clone();
         let suite = Suite::connect(config).await.expect("suite");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -162,6 +175,7 @@ impl TestApp {
             channel,
             suite,
             database_url,
+            keyring,
             alice: placeholder(),
             bob: placeholder(),
             _shutdown: tx,

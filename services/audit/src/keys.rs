@@ -5,11 +5,15 @@
 //! The first start creates the key (replicas starting together create one:
 //! an advisory lock serializes them) and stores it in `audit.signing_keys`;
 //! every checkpoint names the key that signed it, so verification looks
-//! keys up by id and a rotation (a newer row) needs no other change. In
-//! production a KMS would hold the private key and sign: whoever reads it
-//! from the database can sign a rewritten chain.
+//! keys up by id and a rotation (a newer row) needs no other change.
+//!
+//! The private key is stored sealed ([`foundry_keyring`], purpose
+//! [`SIGNING_KEY_PURPOSE`], bound to the `kid`), so whoever reads the
+//! database cannot sign a rewritten chain; loading reseals a key an earlier
+//! version stored in plaintext or an older key-encryption key sealed.
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
+use foundry_keyring::{Binding, Keyring};
 use foundry_platform::db::Db;
 use uuid::Uuid;
 
@@ -30,11 +34,31 @@ impl std::fmt::Debug for Signer {
     }
 }
 
+/// What the audit service's private signing keys are sealed for.
+pub const SIGNING_KEY_PURPOSE: &str = "audit.signing_key";
+
+fn binding(kid: &str) -> Binding<'_> {
+    Binding {
+        purpose: SIGNING_KEY_PURPOSE,
+        resource: kid,
+    }
+}
+
 impl Signer {
-    /// The newest stored key, created first if there is none.
-    pub async fn load_or_create(db: &Db) -> anyhow::Result<Signer> {
+    /// The newest stored key, created first if there is none. Every stored
+    /// key is sealed with the current key-encryption key first.
+    pub async fn load_or_create(db: &Db, keyring: &Keyring) -> anyhow::Result<Signer> {
+        foundry_keyring::store::reseal_column(
+            db.pool(),
+            keyring,
+            SIGNING_KEY_PURPOSE,
+            "signing_keys",
+            "kid",
+            "private_key",
+        )
+        .await?;
         if let Some(row) = store::newest_key(db.pool()).await? {
-            return Self::from_row(row);
+            return Self::from_row(row, keyring).await;
         }
         let mut tx = db.pool().begin().await?;
         store::lock_key_creation(&mut tx).await?;
@@ -43,32 +67,26 @@ impl Signer {
             None => {
                 let key = SigningKey::from_bytes(&rand::random());
                 let kid = Uuid::now_v7().simple().to_string();
-                store::insert_key(
-                    &mut *tx,
-                    &kid,
-                    &key.to_bytes(),
-                    &key.verifying_key().to_bytes(),
-                )
-                .await?;
+                let sealed = keyring.seal(binding(&kid), &key.to_bytes()).await?;
+                store::insert_key(&mut *tx, &kid, &sealed, &key.verifying_key().to_bytes()).await?;
                 tracing::info!(kid, "created the audit checkpoint signing key");
                 KeyRow {
                     kid,
-                    private_key: key.to_bytes().to_vec(),
+                    private_key: sealed,
                     public_key: key.verifying_key().to_bytes().to_vec(),
                     created_at: chrono::Utc::now(),
                 }
             }
         };
         tx.commit().await?;
-        Self::from_row(row)
+        Self::from_row(row, keyring).await
     }
 
-    fn from_row(row: KeyRow) -> anyhow::Result<Signer> {
-        let seed: [u8; 32] = row
-            .private_key
-            .as_slice()
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("audit signing key {} is corrupt", row.kid))?;
+    async fn from_row(row: KeyRow, keyring: &Keyring) -> anyhow::Result<Signer> {
+        let seed = keyring
+            .open_array::<32>(binding(&row.kid), &row.private_key)
+            .await
+            .map_err(|e| anyhow::anyhow!("audit signing key {}: {e}", row.kid))?;
         let key = SigningKey::from_bytes(&seed);
         if key.verifying_key().as_bytes().as_slice() != row.public_key.as_slice() {
             anyhow::bail!(

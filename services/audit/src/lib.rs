@@ -45,6 +45,8 @@ pub struct State {
     pub db: Db,
     /// Page token signer.
     pub pages: PageTokens,
+    /// Seals the checkpoint signing key at rest.
+    keyring: foundry_keyring::Keyring,
     /// The operator's bounds on organizations' retention.
     pub retention: RetentionPolicy,
     /// The checkpoint signing key, loaded (or created) on first use or by
@@ -56,7 +58,7 @@ impl State {
     /// The key that signs checkpoints.
     pub async fn signer(&self) -> Result<&Signer, Error> {
         self.signer
-            .get_or_try_init(|| Signer::load_or_create(&self.db))
+            .get_or_try_init(|| Signer::load_or_create(&self.db, &self.keyring))
             .await
             .map_err(Error::internal)
     }
@@ -72,20 +74,17 @@ impl Audit {
     /// The service over its database. The checkpoint signing key is loaded
     /// on first use; call [`Audit::load_keys`] to load (or, on the first
     /// start, create) it now.
-    pub fn new(db: Db, pages: PageTokens) -> anyhow::Result<Audit> {
-        Self::with_retention(db, pages, RetentionPolicy::default())
-    }
-
-    /// [`Audit::new`] with the operator's bounds on retention.
-    pub fn with_retention(
+    pub fn new(
         db: Db,
         pages: PageTokens,
+        keyring: foundry_keyring::Keyring,
         retention: RetentionPolicy,
     ) -> anyhow::Result<Audit> {
         Ok(Audit {
             state: Arc::new(State {
                 db,
                 pages,
+                keyring,
                 retention,
                 signer: OnceCell::new(),
             }),

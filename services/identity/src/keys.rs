@@ -3,6 +3,20 @@
 //! at `retires_at`, after every token it signed has expired. So a rotation
 //! never produces a token a verifier cannot check: the new key is in the JWKS
 //! before it signs, and verifiers refetch on an unknown `kid` anyway.
+//!
+//! A retired key is gone everywhere by its `retires_at`: the JWKS carries
+//! it, so verifiers refuse its tokens from then on even between fetches, and
+//! neither this ring nor the JWKS offers it after. A revocation retires a
+//! key now. The ring is reloaded by the in-process verifier's refresh
+//! ([`RingSource`]), so other replicas' rotations and revocations reach it
+//! within the refresh interval; this process's own reach its verifier at
+//! once ([`KeySource::knows`]).
+//!
+//! The private keys are stored sealed ([`foundry_keyring`], purpose
+//! [`SIGNING_KEY_PURPOSE`], bound to the `kid`): the database alone cannot
+//! sign. Loading reseals what an earlier version stored in plaintext or an
+//! older key-encryption key sealed; a key that does not open with the
+//! configured keys stops the service from starting.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -10,6 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{SigningKey, VerifyingKey};
+use foundry_keyring::{Binding, Keyring};
 use foundry_platform::Error;
 use foundry_platform::db::Db;
 use foundry_tenancy::jwt::{self, Claims, Expectations, PrincipalType};
@@ -29,6 +44,9 @@ pub struct TokenConfig {
     pub refresh_ttl: Duration,
     /// How long a new key is published before it signs.
     pub publish_ahead: Duration,
+    /// How long a replaced key stays published after the last token it
+    /// signed has expired (clock skew, in-flight calls).
+    pub retire_grace: Duration,
 }
 
 impl Default for TokenConfig {
@@ -39,6 +57,7 @@ impl Default for TokenConfig {
             access_ttl: Duration::from_secs(300),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             publish_ahead: Duration::from_secs(60),
+            retire_grace: Duration::from_secs(60),
         }
     }
 }
@@ -60,6 +79,7 @@ struct KeyRow {
     private_key: Vec<u8>,
     public_key: Vec<u8>,
     activates_at: DateTime<Utc>,
+    retires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone)]
@@ -68,12 +88,23 @@ struct Loaded {
     signing: SigningKey,
     public: VerifyingKey,
     activates_at: DateTime<Utc>,
+    retires_at: Option<DateTime<Utc>>,
 }
+
+impl Loaded {
+    fn current(&self, now: DateTime<Utc>) -> bool {
+        self.retires_at.is_none_or(|at| now < at)
+    }
+}
+
+/// What identity's private signing keys are sealed for.
+pub const SIGNING_KEY_PURPOSE: &str = "identity.signing_key";
 
 /// The signing keys, cached from the database.
 pub struct KeyRing {
     db: Db,
     config: TokenConfig,
+    keyring: Keyring,
     keys: RwLock<Vec<Loaded>>,
 }
 
@@ -144,17 +175,32 @@ impl Grant {
 }
 
 impl KeyRing {
-    /// Loads the keys, creating the first one if there is none.
-    pub async fn load(db: Db, config: TokenConfig) -> anyhow::Result<Arc<KeyRing>> {
+    /// Loads the keys (sealing any stored unsealed, or by an older
+    /// key-encryption key, first), creating the first one if there is none.
+    pub async fn load(
+        db: Db,
+        config: TokenConfig,
+        keyring: Keyring,
+    ) -> anyhow::Result<Arc<KeyRing>> {
+        foundry_keyring::store::reseal_column(
+            db.pool(),
+            &keyring,
+            SIGNING_KEY_PURPOSE,
+            "signing_keys",
+            "kid",
+            "private_key",
+        )
+        .await?;
         let ring = Arc::new(KeyRing {
             db,
             config,
+            keyring,
             keys: RwLock::new(Vec::new()),
         });
         ring.reload().await?;
         if ring.keys.read().map(|k| k.is_empty()).unwrap_or(true) {
             // First start: nothing can verify yet, so the key signs at once.
-            Self::insert_key(ring.db.pool(), Utc::now()).await?;
+            ring.insert_key(ring.db.pool(), Utc::now()).await?;
             ring.reload().await?;
         }
         Ok(ring)
@@ -168,28 +214,32 @@ impl KeyRing {
     /// Re-reads the published keys (other replicas may have rotated).
     pub async fn reload(&self) -> anyhow::Result<()> {
         let rows: Vec<KeyRow> = sqlx::query_as(
-            "SELECT kid, private_key, public_key, activates_at FROM signing_keys \
+            "SELECT kid, private_key, public_key, activates_at, retires_at FROM signing_keys \
              WHERE retires_at IS NULL OR retires_at > now() ORDER BY activates_at",
         )
         .fetch_all(self.db.pool())
         .await?;
         let mut loaded = Vec::with_capacity(rows.len());
         for r in rows {
-            let private: [u8; 32] = r
-                .private_key
-                .as_slice()
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("signing key {} is corrupt", r.kid))?;
-            let public: [u8; 32] = r
-                .public_key
-                .as_slice()
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("public key {} is corrupt", r.kid))?;
+            let binding = Binding {
+                purpose: SIGNING_KEY_PURPOSE,
+                resource: &r.kid,
+            };
+            let seed = self
+                .keyring
+                .open_array::<32>(binding, &r.private_key)
+                .await
+                .map_err(|e| anyhow::anyhow!("signing key {}: {e}", r.kid))?;
+            let signing = SigningKey::from_bytes(&seed);
+            if signing.verifying_key().as_bytes().as_slice() != r.public_key.as_slice() {
+                anyhow::bail!("signing key {} does not match its public key", r.kid);
+            }
             loaded.push(Loaded {
+                public: signing.verifying_key(),
+                signing,
                 kid: r.kid,
-                signing: SigningKey::from_bytes(&private),
-                public: VerifyingKey::from_bytes(&public)?,
                 activates_at: r.activates_at,
+                retires_at: r.retires_at,
             });
         }
         if let Ok(mut keys) = self.keys.write() {
@@ -199,16 +249,22 @@ impl KeyRing {
     }
 
     async fn insert_key<'c, E: sqlx::PgExecutor<'c>>(
+        &self,
         conn: E,
         activates_at: DateTime<Utc>,
     ) -> anyhow::Result<String> {
         let signing = SigningKey::from_bytes(&rand::random());
         let kid = Uuid::now_v7().simple().to_string();
+        let binding = Binding {
+            purpose: SIGNING_KEY_PURPOSE,
+            resource: &kid,
+        };
+        let sealed = self.keyring.seal(binding, &signing.to_bytes()).await?;
         sqlx::query(
             "INSERT INTO signing_keys (kid, private_key, public_key, activates_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(&kid)
-        .bind(signing.to_bytes().to_vec())
+        .bind(sealed)
         .bind(signing.verifying_key().to_bytes().to_vec())
         .bind(activates_at)
         .execute(conn)
@@ -224,9 +280,11 @@ impl KeyRing {
             + chrono::Duration::from_std(self.config.publish_ahead).map_err(Error::internal)?;
         let retire = activates
             + chrono::Duration::from_std(self.config.access_ttl).map_err(Error::internal)?
-            + chrono::Duration::seconds(60);
+            + chrono::Duration::from_std(self.config.retire_grace).map_err(Error::internal)?;
         let mut tx = self.db.system().await?;
-        let kid = Self::insert_key(&mut *tx, activates)
+        lock_keys(&mut tx).await?;
+        let kid = self
+            .insert_key(&mut *tx, activates)
             .await
             .map_err(Error::internal)?;
         let retired: Vec<String> = sqlx::query_scalar(
@@ -245,19 +303,78 @@ impl KeyRing {
             .record(&mut tx)
             .await?;
         tx.commit().await?;
-        self.reload().await.map_err(Error::internal)?;
-        Ok(())
+        self.reload().await.map_err(Error::internal)
     }
 
-    /// The keys verifiers should know.
+    /// Revokes key `kid` now: it retires at once (out of the JWKS; the
+    /// verifier of this process drops it at once, every other one within its
+    /// refresh interval). If no other key is signing, a new one signs from
+    /// now on. One transaction with its audit event. `NOT_FOUND` for a key
+    /// that is unknown or already retired.
+    pub async fn revoke(&self, actor: &foundry_outbox::Actor, kid: &str) -> Result<(), Error> {
+        let mut tx = self.db.system().await?;
+        lock_keys(&mut tx).await?;
+        // `now()` is the transaction's start: the key is retired as of it.
+        let revoked: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "UPDATE signing_keys SET retires_at = now() \
+             WHERE kid = $1 AND (retires_at IS NULL OR retires_at > now()) RETURNING retires_at",
+        )
+        .bind(kid)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(revoked) = revoked else {
+            return Err(Error::not_found("SIGNING_KEY_NOT_FOUND", "signing key"));
+        };
+        let signing: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM signing_keys WHERE activates_at <= now() \
+             AND (retires_at IS NULL OR retires_at > now()))",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let replacement = if signing {
+            None
+        } else {
+            // Nothing left that signs: a new key signs at once. Verifiers
+            // that do not know it yet fetch it on its first token.
+            Some(
+                self.insert_key(&mut *tx, revoked)
+                    .await
+                    .map_err(Error::internal)?,
+            )
+        };
+        actor
+            .event("identity.signing_key.revoke", "identity.signing_key", kid)
+            .org(foundry_outbox::PLATFORM_ORG)
+            .set("retire_time", revoked)
+            .set("replaced_by", &replacement)
+            .record(&mut tx)
+            .await?;
+        tx.commit().await?;
+        self.reload().await.map_err(Error::internal)
+    }
+
+    /// Whether key `kid` is loaded and not retired.
+    pub fn is_current(&self, kid: &str) -> bool {
+        let now = Utc::now();
+        self.keys
+            .read()
+            .map(|keys| keys.iter().any(|k| k.kid == kid && k.current(now)))
+            .unwrap_or(false)
+    }
+
+    /// The keys verifiers should know: every key not yet retired, with its
+    /// retirement time.
     pub fn published(&self) -> Vec<PublicKey> {
+        let now = Utc::now();
         self.keys
             .read()
             .map(|keys| {
                 keys.iter()
+                    .filter(|k| k.current(now))
                     .map(|k| PublicKey {
                         kid: k.kid.clone(),
                         key: k.public,
+                        retires_at: k.retires_at.map(|t| t.timestamp()),
                     })
                     .collect()
             })
@@ -268,7 +385,7 @@ impl KeyRing {
         let now = Utc::now();
         let keys = self.keys.read().ok()?;
         keys.iter()
-            .filter(|k| k.activates_at <= now)
+            .filter(|k| k.activates_at <= now && k.current(now))
             .max_by_key(|k| k.activates_at)
             .map(|k| (k.kid.clone(), k.signing.clone()))
     }
@@ -305,8 +422,19 @@ impl KeyRing {
     }
 }
 
+/// Serializes rotations and revocations (so two of them cannot leave no
+/// key signing).
+async fn lock_keys(tx: &mut foundry_platform::db::Tx) -> Result<(), Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('foundry_identity_signing_keys'))")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// The in-process key source for verifiers in the same process as identity:
-/// re-reads the table, so a rotation by another replica is seen.
+/// each fetch re-reads the table (so the verifier's refresh timer reloads
+/// the ring too, and a rotation or revocation by another replica is seen),
+/// and a key this process revoked (or made) is known at once.
 #[derive(Clone, Debug)]
 pub struct RingSource(pub Arc<KeyRing>);
 
@@ -315,5 +443,9 @@ impl KeySource for RingSource {
     async fn fetch(&self) -> anyhow::Result<Vec<PublicKey>> {
         self.0.reload().await?;
         Ok(self.0.published())
+    }
+
+    fn knows(&self, kid: &str) -> Option<bool> {
+        Some(self.0.is_current(kid))
     }
 }

@@ -82,8 +82,9 @@ impl Identity {
         tokens: TokenConfig,
         pages: PageTokens,
         oidc: Vec<OidcProvider>,
+        keyring: foundry_keyring::Keyring,
     ) -> anyhow::Result<Identity> {
-        let keys = KeyRing::load(db.clone(), tokens).await?;
+        let keys = KeyRing::load(db.clone(), tokens, keyring).await?;
         Ok(Identity {
             state: Arc::new(State {
                 db,

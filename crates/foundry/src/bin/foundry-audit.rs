@@ -2,6 +2,7 @@
 //! `DATABASE_URL` and the identity endpoint (whose JWKS verifies tokens);
 //! `--migrate` applies the schema first.
 
+use foundry_keyring::KekArgs;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -27,6 +28,8 @@ struct Cli {
     /// head into a checkpoint (and apply retention).
     #[arg(long, env = "FOUNDRY_AUDIT_CHECKPOINT_SECONDS", default_value_t = 300)]
     checkpoint_seconds: u64,
+    #[command(flatten)]
+    kek: KekArgs,
 }
 
 #[tokio::main]
@@ -44,9 +47,16 @@ async fn main() -> anyhow::Result<()> {
     else {
         return Ok(());
     };
-    let audit = Audit::with_retention(db, cli.server.page_tokens(), cli.retention.policy())?;
+    let audit = Audit::new(
+        db,
+        cli.server.page_tokens(),
+        cli.kek.required("foundry-audit")?,
+        cli.retention.policy(),
+    )?;
     audit.load_keys().await?;
-    let tenancy = Arc::new(Tenancy::remote(&cli.identity.identity_endpoint).await?);
+    let tenancy = Arc::new(
+        Tenancy::remote(&cli.identity.identity_endpoint, cli.server.jwks_refresh()).await?,
+    );
     let listener = tokio::net::TcpListener::bind(cli.server.listen)
         .await
         .with_context(|| format!("binding {}", cli.server.listen))?;

@@ -43,7 +43,9 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     };
     let delivery = Delivery::new(db, cli.server.page_tokens());
-    let tenancy = Arc::new(Tenancy::remote(&cli.identity.identity_endpoint).await?);
+    let tenancy = Arc::new(
+        Tenancy::remote(&cli.identity.identity_endpoint, cli.server.jwks_refresh()).await?,
+    );
     let listener = tokio::net::TcpListener::bind(cli.server.listen)
         .await
         .with_context(|| format!("binding {}", cli.server.listen))?;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use foundry_identity::{Identity, OidcArgs, RingSource, TokenConfig};
+use foundry_keyring::KekArgs;
 use foundry_outbox::{GrpcSink, Relay, RelayArgs, RelayConfig};
 use foundry_platform::config::{MigrateArgs, ServerArgs, service_db};
 use foundry_platform::server::Background;
@@ -23,6 +24,8 @@ struct Cli {
     oidc: OidcArgs,
     #[command(flatten)]
     relay: RelayArgs,
+    #[command(flatten)]
+    kek: KekArgs,
     /// Creates the service account `<SERVICE>-relay` (running as SERVICE,
     /// holding only `audit.events.append`: what that service's outbox relay
     /// needs), prints its key once and exits. The key goes in that
@@ -52,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
         tokens.clone(),
         cli.server.page_tokens(),
         cli.oidc.providers,
+        cli.kek.required("foundry-identity")?,
     )
     .await?;
     if let Some(service) = &cli.create_relay_account {
@@ -66,7 +70,8 @@ async fn main() -> anyhow::Result<()> {
         println!("{key}");
         return Ok(());
     }
-    let verifier = Verifier::new(tokens.expectations(), Arc::new(RingSource(identity.keys())));
+    let verifier = Verifier::new(tokens.expectations(), Arc::new(RingSource(identity.keys())))
+        .with_refresh_every(cli.server.jwks_refresh());
     let tenancy = Arc::new(Tenancy::new(verifier).await?);
     let listener = tokio::net::TcpListener::bind(cli.server.listen)
         .await

@@ -46,6 +46,28 @@ pub struct Server {
     pub token: String,
     /// The printed development organization.
     pub org_id: String,
+    /// Its `--data-dir`.
+    pub data_dir: PathBuf,
+}
+
+impl Server {
+    /// Stops it as an operator would (SIGTERM) and waits until it and its
+    /// embedded PostgreSQL are gone, so that the data directory can be
+    /// started again.
+    pub fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        self.child.wait().expect("wait");
+        let pid_file = self.data_dir.join("pg").join("postmaster.pid");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while pid_file.exists() {
+            assert!(Instant::now() < deadline, "PostgreSQL outlived foundry");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 impl Drop for Server {
@@ -62,6 +84,8 @@ pub fn start(data_dir: &Path) -> Server {
         .args(["serve", "--listen", &addr, "--data-dir"])
         .arg(data_dir)
         .env_remove("DATABASE_URL")
+        .env_remove("FOUNDRY_KEY_ENCRYPTION_KEY")
+        .env_remove("FOUNDRY_KEY_ENCRYPTION_KEY_FILE")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -92,5 +116,6 @@ pub fn start(data_dir: &Path) -> Server {
         addr,
         token,
         org_id,
+        data_dir: data_dir.to_path_buf(),
     }
 }

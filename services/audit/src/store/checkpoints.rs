@@ -1,5 +1,6 @@
 //! SQL of signing keys and checkpoints. The service's role inserts and
-//! reads both and can change or remove neither (see the migration).
+//! reads both and can change or remove neither (see the migrations), but
+//! for resealing a signing key's private half.
 
 use chrono::{DateTime, Utc};
 use foundry_platform::db::Tx;
@@ -15,7 +16,7 @@ use crate::domain::checkpoints::{Checkpoint, Reason, SignedCheckpoint};
 pub struct KeyRow {
     /// The key id.
     pub kid: String,
-    /// The Ed25519 seed (32 bytes).
+    /// The Ed25519 seed (32 bytes), sealed (`foundry_keyring`).
     pub private_key: Vec<u8>,
     /// The Ed25519 public key (32 bytes).
     pub public_key: Vec<u8>,

@@ -421,6 +421,9 @@ impl AuthService for Auth {
             kid: k.kid,
             alg: "EdDSA".into(),
             r#use: "sig".into(),
+            retire_time: k
+                .retires_at
+                .map(|seconds| prost_types::Timestamp { seconds, nanos: 0 }),
         });
         Ok(Response::new(pb::Jwks {
             keys: keys.collect(),
@@ -454,6 +457,18 @@ impl AuthService for Auth {
     ) -> Result<Response<pb::Jwks>, Status> {
         self.0.keys.rotate(&actor(&req)).await?;
         // Answered as GetJwks is: the keys now published.
+        self.get_jwks(req.map(|_| pb::GetJwksRequest {})).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn revoke_signing_key(
+        &self,
+        req: Request<pb::RevokeSigningKeyRequest>,
+    ) -> Result<Response<pb::Jwks>, Status> {
+        let mut v = Violations::new();
+        let kid = v.text("kid", &req.get_ref().kid, 1, 64);
+        let kid = v.finish_with(|| kid)?;
+        self.0.keys.revoke(&actor(&req), &kid).await?;
         self.get_jwks(req.map(|_| pb::GetJwksRequest {})).await
     }
 

@@ -13,5 +13,6 @@ mod oidc;
 mod organizations;
 mod outbox;
 mod service_accounts;
+mod signing_keys;
 mod tenancy;
 mod users;

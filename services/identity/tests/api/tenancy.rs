@@ -83,14 +83,24 @@ async fn forged_alg_none_unknown_key_and_garbage_tokens_are_refused() {
 #[tokio::test]
 async fn a_genuinely_signed_but_expired_or_misaddressed_token_is_refused() {
     let app = TestApp::start().await;
-    // Sign with the real private key read from the database (test only).
+    // Sign with the real private key read from the database and opened
+    // with the suite's key-encryption key (test only).
     let mut db = app.admin_db().await;
-    let (kid, private): (String, Vec<u8>) =
+    let (kid, sealed): (String, Vec<u8>) =
         sqlx::query_as("SELECT kid, private_key FROM identity.signing_keys LIMIT 1")
             .fetch_one(&mut db)
             .await
             .expect("key");
-    let key = ed25519_dalek::SigningKey::from_bytes(&private.try_into().expect("32 bytes"));
+    let binding = foundry_keyring::Binding {
+        purpose: foundry_identity::keys::SIGNING_KEY_PURPOSE,
+        resource: &kid,
+    };
+    let seed = app
+        .keyring
+        .open_array::<32>(binding, &sealed)
+        .await
+        .expect("opens with the suite's key-encryption key");
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
     let mut expired = claims(&app);
     expired.iat -= 1000;
     expired.nbf -= 1000;
