@@ -50,6 +50,7 @@ mod aip {
     ) -> Result<(), Box<dyn std::error::Error>> {
         let set = FileDescriptorSet::decode(descriptors)?;
         let mut code = String::new();
+        super::rpc::write(&mut code, &set);
         for file in &set.file {
             let package = file.package();
             if !package.starts_with("foundry.") {
@@ -113,6 +114,19 @@ mod aip {
                 code,
                 "impl crate::aip::ResourceMessage for {ty} {{ fn id(&self) -> &str {{ &self.id }} \
                  fn etag(&self) -> &str {{ &self.etag }} }}"
+            );
+        }
+        let stamp = ["created_by", "create_time", "update_time"];
+        if has(m, "id", Type::String)
+            && has(m, "etag", Type::String)
+            && stamp.iter().all(|f| m.field.iter().any(|x| x.name() == *f))
+        {
+            let _ = writeln!(
+                code,
+                "impl crate::aip::Stamped for {ty} {{ fn stamped(id: String, created_by: String, \
+                 create_time: Option<prost_types::Timestamp>, update_time: Option<prost_types::Timestamp>, \
+                 etag: String) -> Self {{ Self {{ id, created_by, create_time, update_time, etag, \
+                 ..Default::default() }} }} }}"
             );
         }
         if name.starts_with("List")
@@ -184,6 +198,118 @@ mod aip {
                  fn etag(&self) -> &str {{ &self.etag }} }}"
             );
         }
+    }
+}
+
+/// The services as tables of unary methods: a marker per service
+/// (`crate::service::delivery_v1::WorkstreamService`) with its name and
+/// methods, `crate::aip::Unary` for every request message that one method
+/// takes, and `crate::aip::Standard` for every resource whose service has
+/// its AIP Create, Get, Update and Delete.
+mod rpc {
+    use std::collections::{BTreeMap, HashMap};
+    use std::fmt::Write as _;
+
+    use prost_types::FileDescriptorSet;
+
+    /// `.foundry.delivery.v1.Task` → `crate::foundry::delivery::v1::Task`;
+    /// `.google.protobuf.Empty` → `()`; other types: none.
+    fn rust_type(proto: &str) -> Option<String> {
+        if proto == ".google.protobuf.Empty" {
+            return Some("()".into());
+        }
+        let path = proto.strip_prefix(".foundry.")?;
+        Some(format!("crate::foundry::{}", path.replace('.', "::")))
+    }
+
+    pub fn write(code: &mut String, set: &FileDescriptorSet) {
+        // A request message taken by more than one method has no one method.
+        let mut takers: HashMap<&str, usize> = HashMap::new();
+        for s in set.file.iter().flat_map(|f| &f.service) {
+            for m in &s.method {
+                *takers.entry(m.input_type()).or_default() += 1;
+            }
+        }
+        let mut markers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for file in &set.file {
+            let package = file.package();
+            let Some(short) = package.strip_prefix("foundry.") else {
+                continue;
+            };
+            let module = format!("crate::service::{}", short.replace('.', "_"));
+            for s in &file.service {
+                let service = format!("{module}::{}", s.name());
+                let full = format!("{package}.{}", s.name());
+                let mut methods = Vec::new();
+                let mut standard: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+                for m in &s.method {
+                    let streams = m.client_streaming() || m.server_streaming();
+                    let (Some(input), Some(output)) =
+                        (rust_type(m.input_type()), rust_type(m.output_type()))
+                    else {
+                        continue;
+                    };
+                    if streams || takers[m.input_type()] != 1 {
+                        continue;
+                    }
+                    let name = m.name();
+                    methods.push(format!("\"{name}\""));
+                    let _ = writeln!(
+                        code,
+                        "impl crate::aip::Unary for {input} {{ type Reply = {output}; \
+                         type Service = {service}; const RPC: &'static str = \"{name}\"; \
+                         const PATH: &'static str = \"/{full}/{name}\"; }}"
+                    );
+                    for verb in ["Create", "Get", "Update", "Delete"] {
+                        let Some(x) = name.strip_prefix(verb) else {
+                            continue;
+                        };
+                        let aip = m.input_type() == format!(".{package}.{name}Request");
+                        let returns = if verb == "Delete" {
+                            m.output_type() == ".google.protobuf.Empty"
+                        } else {
+                            m.output_type() == format!(".{package}.{x}")
+                        };
+                        if aip && returns {
+                            standard.entry(x.to_string()).or_default().push(verb);
+                        }
+                    }
+                }
+                let pkg = short.replace('.', "::");
+                for x in standard.keys().filter(|x| standard[*x].len() == 4) {
+                    let [c, g, u, d] = ["Create", "Get", "Update", "Delete"]
+                        .map(|verb| format!("crate::foundry::{pkg}::{verb}{x}Request"));
+                    let _ = writeln!(
+                        code,
+                        "impl crate::aip::Standard for crate::foundry::{pkg}::{x} {{ \
+                         type Create = {c}; type Get = {g}; type Update = {u}; type Delete = {d}; }}"
+                    );
+                }
+                let marker = format!(
+                    "/// `{full}`.\n#[derive(Debug)] pub struct {name}; \
+                     impl crate::aip::Service for {name} {{ const NAME: &'static str = \"{full}\"; \
+                     const METHODS: &'static [&'static str] = &[{methods}]; }}",
+                    name = s.name(),
+                    methods = methods.join(", "),
+                );
+                markers
+                    .entry(short.replace('.', "_"))
+                    .or_default()
+                    .push(marker);
+            }
+        }
+        code.push_str(
+            "/// A marker per service, naming it and its unary methods \
+             (`crate::aip::Service`).\npub mod service {\n",
+        );
+        for (module, markers) in markers {
+            let _ = writeln!(code, "/// Services of the package.\npub mod {module} {{");
+            for m in markers {
+                let _ = writeln!(code, "{m}");
+            }
+            code.push_str("}\n");
+        }
+        code.push_str("}\n");
     }
 }
 

@@ -6,6 +6,7 @@ pub mod db;
 pub mod error;
 pub mod idempotency;
 pub mod page;
+pub mod rpc;
 pub mod server;
 pub mod telemetry;
 pub mod trace;

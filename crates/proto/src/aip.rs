@@ -77,3 +77,54 @@ pub trait ListResponse {
     /// A page of `items`, and the token of the next (empty on the last).
     fn of(items: Vec<Self::Item>, next_page_token: String) -> Self;
 }
+
+/// A gRPC service (`foundry.delivery.v1.TaskService`): the build script
+/// writes a marker type per service, in `crate::service`.
+pub trait Service: 'static {
+    /// Its full name.
+    const NAME: &'static str;
+    /// Its unary methods (`CreateTask`), every one of which a server of it
+    /// must route.
+    const METHODS: &'static [&'static str];
+}
+
+/// The request of one unary method: what it answers and where it is routed.
+/// The build script implements it for every request message that exactly
+/// one method takes.
+pub trait Unary: prost::Message + Default + Send + Sync + 'static {
+    /// The method's response (`()` for `google.protobuf.Empty`).
+    type Reply: prost::Message + Default + Send + Sync + 'static;
+    /// The service it belongs to.
+    type Service: Service;
+    /// The method's name (`CreateTask`).
+    const RPC: &'static str;
+    /// Its HTTP/2 path (`/foundry.delivery.v1.TaskService/CreateTask`).
+    const PATH: &'static str;
+}
+
+/// A resource whose service has the four standard methods that read and
+/// write one resource (AIP-131, 133, 134, 135), by their request messages.
+pub trait Standard: ResourceMessage + Default + prost::Message + Sized {
+    /// `Create<X>Request`.
+    type Create: Unary<Reply = Self> + CreateRequest<Resource = Self>;
+    /// `Get<X>Request`.
+    type Get: Unary<Reply = Self, Service = <Self::Create as Unary>::Service> + GetRequest;
+    /// `Update<X>Request`.
+    type Update: Unary<Reply = Self, Service = <Self::Create as Unary>::Service>
+        + UpdateRequest<Resource = Self>;
+    /// `Delete<X>Request`.
+    type Delete: Unary<Reply = (), Service = <Self::Create as Unary>::Service> + DeleteRequest;
+}
+
+/// A resource message with the stamp every stored resource carries: `id`,
+/// `created_by`, `create_time`, `update_time` and `etag`.
+pub trait Stamped: Default {
+    /// The message with only those fields set.
+    fn stamped(
+        id: String,
+        created_by: String,
+        create_time: Option<prost_types::Timestamp>,
+        update_time: Option<prost_types::Timestamp>,
+        etag: String,
+    ) -> Self;
+}

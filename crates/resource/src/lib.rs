@@ -381,6 +381,20 @@ pub async fn delete<R: Delete>(db: &Db, call: &Call, key: R::Key, etag: &str) ->
     Ok(r)
 }
 
+/// A resource message with its id and [`Stamp`] set and every other field
+/// at its default: the base a resource's `to_proto` fills in
+/// (`pb::Goal { title, .., ..stamped(self.id, &self.stamp) }`).
+pub fn stamped<M: foundry_proto::aip::Stamped>(id: impl std::fmt::Display, s: &Stamp) -> M {
+    let w = WireStamp::from(s);
+    M::stamped(
+        id.to_string(),
+        w.created_by,
+        w.create_time,
+        w.update_time,
+        w.etag,
+    )
+}
+
 /// The wire half of a [`Stamp`]: the output-only fields every resource
 /// message has.
 #[derive(Clone, Debug, PartialEq)]

@@ -69,47 +69,19 @@ impl Delivery {
 
     /// Adds the service's handlers.
     pub fn add_routes(&self, routes: &mut RoutesBuilder) {
-        use foundry_proto::foundry::delivery::v1::{
-            feature_service_server::FeatureServiceServer, goal_service_server::GoalServiceServer,
-            planner_phase_service_server::PlannerPhaseServiceServer,
-            program_service_server::ProgramServiceServer,
-            requirement_service_server::RequirementServiceServer,
-            risk_service_server::RiskServiceServer,
-            sprint_gate_service_server::SprintGateServiceServer,
-            sprint_service_server::SprintServiceServer,
-            subtask_service_server::SubtaskServiceServer, task_service_server::TaskServiceServer,
-            work_order_service_server::WorkOrderServiceServer,
-            workstream_service_server::WorkstreamServiceServer,
-        };
         let s = &self.state;
         routes
-            .add_service(ProgramServiceServer::new(api::programs::Programs(
-                s.clone(),
-            )))
-            .add_service(WorkstreamServiceServer::new(api::workstreams::Workstreams(
-                s.clone(),
-            )))
-            .add_service(RequirementServiceServer::new(
-                api::requirements::Requirements(s.clone()),
-            ))
-            .add_service(TaskServiceServer::new(api::tasks::Tasks(s.clone())))
-            .add_service(SubtaskServiceServer::new(api::subtasks::Subtasks(
-                s.clone(),
-            )))
-            .add_service(RiskServiceServer::new(api::risks::Risks(s.clone())))
-            .add_service(SprintServiceServer::new(api::sprints::Sprints(s.clone())))
-            .add_service(SprintGateServiceServer::new(api::gates::SprintGates(
-                s.clone(),
-            )))
-            .add_service(GoalServiceServer::new(api::goals::Goals(s.clone())))
-            .add_service(WorkOrderServiceServer::new(api::work_orders::WorkOrders(
-                s.clone(),
-            )))
-            .add_service(PlannerPhaseServiceServer::new(
-                api::planner_phases::PlannerPhases(s.clone()),
-            ))
-            .add_service(FeatureServiceServer::new(api::features::Features(
-                s.clone(),
-            )));
+            .add_service(api::programs::service(s))
+            .add_service(api::workstreams::service(s))
+            .add_service(api::requirements::service(s))
+            .add_service(api::tasks::service(s))
+            .add_service(api::subtasks::service(s))
+            .add_service(api::risks::service(s))
+            .add_service(api::sprints::service(s))
+            .add_service(api::gates::service(s))
+            .add_service(api::goals::service(s))
+            .add_service(api::work_orders::service(s))
+            .add_service(api::planner_phases::service(s))
+            .add_service(api::features::service(s));
     }
 }

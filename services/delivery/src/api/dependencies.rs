@@ -2,6 +2,7 @@
 //! edges, walking them, and the program plan.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use foundry_outbox::Call;
 use foundry_platform::Error;
@@ -48,7 +49,7 @@ fn edge(
 /// both ends are held (`FOR KEY SHARE`) so neither is deleted meanwhile.
 #[tracing::instrument(skip_all)]
 pub async fn add(
-    state: &State,
+    state: Arc<State>,
     req: Request<pb::AddRequirementDependencyRequest>,
 ) -> Reply<pb::RequirementDependency> {
     let call = Call::of(SERVICE, &req)?;
@@ -103,7 +104,7 @@ pub async fn add(
 /// RemoveRequirementDependency.
 #[tracing::instrument(skip_all)]
 pub async fn remove(
-    state: &State,
+    state: Arc<State>,
     req: Request<pb::RemoveRequirementDependencyRequest>,
 ) -> Reply<()> {
     let call = Call::of(SERVICE, &req)?;
@@ -132,7 +133,7 @@ pub async fn remove(
 /// ListRequirementDependencies.
 #[tracing::instrument(skip_all)]
 pub async fn list(
-    state: &State,
+    state: Arc<State>,
     req: Request<pb::ListRequirementDependenciesRequest>,
 ) -> Reply<pb::ListRequirementDependenciesResponse> {
     let call = Call::of(SERVICE, &req)?;
@@ -154,7 +155,7 @@ pub async fn list(
     };
     let transitive = req.transitive;
     let (requirements, next_page_token) =
-        list_page(state, &call, paging, Order::newest(), |tx, call, page| {
+        list_page(&state, &call, paging, Order::newest(), |tx, call, page| {
             Box::pin(async move {
                 resource::fetch::<Requirement>(tx, call, id, Lock::None).await?;
                 let (after, limit) = (page.after, page.limit());
@@ -170,7 +171,7 @@ pub async fn list(
 /// transaction, ordered by [`graph::plan`].
 #[tracing::instrument(skip_all)]
 pub async fn plan(
-    state: &State,
+    state: Arc<State>,
     req: Request<pb::GetProgramPlanRequest>,
 ) -> Reply<pb::ProgramPlan> {
     let call = Call::of(SERVICE, &req)?;

@@ -6,9 +6,11 @@ use async_trait::async_trait;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::db::Tx;
+use foundry_platform::rpc::{Methods, Served};
 use foundry_platform::validate::Violations;
-use foundry_proto::foundry::delivery::v1::{self as pb, feature_service_server::FeatureService};
-use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
+use foundry_proto::foundry::delivery::v1 as pb;
+use foundry_proto::service::delivery_v1 as svc;
+use foundry_resource::{self as resource, Create, Delete, Update, stamped};
 use tonic::{Request, Response};
 use uuid::Uuid;
 
@@ -21,10 +23,6 @@ use crate::domain::Program;
 use crate::domain::{self, Feature, FeatureChange, FeaturePath, NewFeature, ProgramId};
 use crate::store::{self, Lock};
 
-/// Handlers of `FeatureService`.
-#[derive(Clone, Debug)]
-pub struct Features(pub Arc<State>);
-
 /// Deepest walk up a feature's ancestry.
 const MAX_DEPTH: i64 = 10_000;
 
@@ -32,9 +30,8 @@ impl Wire for Feature {
     type Message = pb::Feature;
 
     fn to_proto(&self) -> pb::Feature {
-        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        let f = &self.fields;
         pb::Feature {
-            id: self.id.to_string(),
             program_id: f.program_id.to_string(),
             parent_feature_id: f
                 .parent_feature_id
@@ -43,10 +40,7 @@ impl Wire for Feature {
             name: f.name.clone(),
             slug: f.slug.clone(),
             description: f.description.clone(),
-            created_by: w.created_by,
-            create_time: w.create_time,
-            update_time: w.update_time,
-            etag: w.etag,
+            ..stamped(self.id, &self.stamp)
         }
     }
 }
@@ -126,73 +120,65 @@ impl Delete for Feature {
     }
 }
 
-#[tonic::async_trait]
-impl FeatureService for Features {
-    #[tracing::instrument(skip_all)]
-    async fn create_feature(&self, req: Request<pb::CreateFeatureRequest>) -> Reply<pb::Feature> {
-        create::<Feature, _>(&self.0, req).await
-    }
+/// `FeatureService`.
+pub(crate) fn service(state: &Arc<State>) -> Served<svc::FeatureService> {
+    Methods::new(state.clone())
+        .unary(create::<Feature, pb::CreateFeatureRequest>)
+        .unary(get::<Feature, _, pb::GetFeatureRequest>)
+        .unary(delete::<Feature, _, pb::DeleteFeatureRequest>)
+        .unary(list_features)
+        .unary(update_feature)
+        .complete()
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn get_feature(&self, req: Request<pb::GetFeatureRequest>) -> Reply<pb::Feature> {
-        get::<Feature, _, _>(&self.0, req).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn list_features(
-        &self,
-        req: Request<pb::ListFeaturesRequest>,
-    ) -> Reply<pb::ListFeaturesResponse> {
-        let call = Call::of(SERVICE, &req)?;
-        let req = req.into_inner();
-        let mut v = Violations::new();
-        let program_id: Option<ProgramId> = v.id_of("program_id", &req.program_id);
-        let parent = v.opt_id("parent_feature_id", &req.parent_feature_id);
-        let program_id = v.finish_with(|| program_id)?;
-        let paging =
-            Paging::under("program", program_id, req.page_size, &req.page_token).and(&format!(
-                "parent={}",
-                parent.map(|p| p.to_string()).unwrap_or_default()
-            ));
-        let (features, next_page_token) =
-            list_page(&self.0, &call, paging, Order::newest(), |tx, call, page| {
-                Box::pin(async move {
-                    resource::fetch::<Program>(tx, call, program_id, Lock::None).await?;
-                    let (after, limit) = (page.after, page.limit());
-                    store::list_features(tx, call.org_id, program_id.uuid(), parent, after, limit)
-                        .await
-                })
+async fn list_features(
+    state: Arc<State>,
+    req: Request<pb::ListFeaturesRequest>,
+) -> Reply<pb::ListFeaturesResponse> {
+    let call = Call::of(SERVICE, &req)?;
+    let req = req.into_inner();
+    let mut v = Violations::new();
+    let program_id: Option<ProgramId> = v.id_of("program_id", &req.program_id);
+    let parent = v.opt_id("parent_feature_id", &req.parent_feature_id);
+    let program_id = v.finish_with(|| program_id)?;
+    let paging =
+        Paging::under("program", program_id, req.page_size, &req.page_token).and(&format!(
+            "parent={}",
+            parent.map(|p| p.to_string()).unwrap_or_default()
+        ));
+    let (features, next_page_token) =
+        list_page(&state, &call, paging, Order::newest(), |tx, call, page| {
+            Box::pin(async move {
+                resource::fetch::<Program>(tx, call, program_id, Lock::None).await?;
+                let (after, limit) = (page.after, page.limit());
+                store::list_features(tx, call.org_id, program_id.uuid(), parent, after, limit).await
             })
-            .await?;
-        page(&features, next_page_token)
-    }
+        })
+        .await?;
+    page(&features, next_page_token)
+}
 
-    /// A new parent is checked against the feature's descendants while the
-    /// program is held `FOR NO KEY UPDATE`: re-parentings of one program run
-    /// one after the other, so two cannot close a cycle together. The
-    /// program is locked before the feature (the order a program's delete
-    /// takes), so this method is not `resource::update`.
-    #[tracing::instrument(skip_all)]
-    async fn update_feature(&self, req: Request<pb::UpdateFeatureRequest>) -> Reply<pb::Feature> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update::<Feature, _, _>(req.get_ref())?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let current: Feature = resource::fetch(&mut tx, &call, id, Lock::None).await?;
-        if let Some(p) = FeatureChange::new_parent(&changes) {
-            let program_id = current.fields.program_id;
-            resource::fetch::<domain::Program>(&mut tx, &call, program_id, Lock::NoKeyUpdate)
-                .await?;
-            in_program::<Feature>(&mut tx, &call, program_id, p, "parent feature").await?;
-            let ancestry = store::feature_ancestry(&mut tx, call.org_id, p, MAX_DEPTH).await?;
-            domain::check_feature_parent(id, &ancestry).map_err(Error::from)?;
-        }
-        let before: Feature = resource::fetch(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        let f = resource::update_locked(tx, &call, before, &etag, changes).await?;
-        Ok(Response::new(f.to_proto()))
+/// A new parent is checked against the feature's descendants while the
+/// program is held `FOR NO KEY UPDATE`: re-parentings of one program run
+/// one after the other, so two cannot close a cycle together. The
+/// program is locked before the feature (the order a program's delete
+/// takes), so this method is not `resource::update`.
+async fn update_feature(
+    state: Arc<State>,
+    req: Request<pb::UpdateFeatureRequest>,
+) -> Reply<pb::Feature> {
+    let call = Call::of(SERVICE, &req)?;
+    let (id, etag, changes) = parse_update::<Feature, _, _>(req.get_ref())?;
+    let mut tx = state.db.tenant(call.org_id).await?;
+    let current: Feature = resource::fetch(&mut tx, &call, id, Lock::None).await?;
+    if let Some(p) = FeatureChange::new_parent(&changes) {
+        let program_id = current.fields.program_id;
+        resource::fetch::<domain::Program>(&mut tx, &call, program_id, Lock::NoKeyUpdate).await?;
+        in_program::<Feature>(&mut tx, &call, program_id, p, "parent feature").await?;
+        let ancestry = store::feature_ancestry(&mut tx, call.org_id, p, MAX_DEPTH).await?;
+        domain::check_feature_parent(id, &ancestry).map_err(Error::from)?;
     }
-
-    #[tracing::instrument(skip_all)]
-    async fn delete_feature(&self, req: Request<pb::DeleteFeatureRequest>) -> Reply<()> {
-        delete::<Feature, _, _>(&self.0, req).await
-    }
+    let before: Feature = resource::fetch(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
+    let f = resource::update_locked(tx, &call, before, &etag, changes).await?;
+    Ok(Response::new(f.to_proto()))
 }

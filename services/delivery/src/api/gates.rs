@@ -9,28 +9,25 @@ use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
 use foundry_platform::db::{Tx, check_etag};
+use foundry_platform::rpc::Served;
 use foundry_platform::validate::Violations;
-use foundry_proto::foundry::delivery::v1::{
-    self as pb, sprint_gate_service_server::SprintGateService,
-};
-use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
+use foundry_proto::foundry::delivery::v1 as pb;
+use foundry_proto::service::delivery_v1 as svc;
+use foundry_resource::{self as resource, Create, Delete, Resource, Update, stamped};
 use tonic::{Request, Response};
 use uuid::Uuid;
 
 use crate::State;
+use crate::api::standard;
 use crate::api::{
-    Order, Reply, SERVICE, Wire, WireChange, WireNew, create, delete, get, get_one, hold,
-    list_under, long_text, page, short_description, update,
+    Order, Reply, SERVICE, Wire, WireChange, WireNew, get_one, hold, list_under, long_text, page,
+    short_description,
 };
 use crate::domain::{
     self, Answer, AnswerProblem, Criterion, Evaluation, EvaluatorType, NewEvaluation,
     NewSprintGate, Sprint, SprintGate, SprintGateChange, SprintGateId, SprintGatePath,
 };
 use crate::store::{self, Lock};
-
-/// Handlers of `SprintGateService`.
-#[derive(Clone, Debug)]
-pub struct SprintGates(pub Arc<State>);
 
 const MAX_CRITERIA: usize = 100;
 const MAX_CRITERION_ID: usize = 64;
@@ -41,9 +38,8 @@ impl Wire for SprintGate {
     type Message = pb::SprintGate;
 
     fn to_proto(&self) -> pb::SprintGate {
-        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        let f = &self.fields;
         pb::SprintGate {
-            id: self.id.to_string(),
             sprint_id: f.sprint_id.to_string(),
             program_id: self.program_id.to_string(),
             name: f.name.clone(),
@@ -57,10 +53,7 @@ impl Wire for SprintGate {
                     required: c.required,
                 })
                 .collect(),
-            created_by: w.created_by,
-            create_time: w.create_time,
-            update_time: w.update_time,
-            etag: w.etag,
+            ..stamped(self.id, &self.stamp)
         }
     }
 }
@@ -266,122 +259,96 @@ impl Delete for SprintGate {
     }
 }
 
-#[tonic::async_trait]
-impl SprintGateService for SprintGates {
-    #[tracing::instrument(skip_all)]
-    async fn create_sprint_gate(
-        &self,
-        req: Request<pb::CreateSprintGateRequest>,
-    ) -> Reply<pb::SprintGate> {
-        create::<SprintGate, _>(&self.0, req).await
-    }
+/// `SprintGateService`.
+pub(crate) fn service(state: &Arc<State>) -> Served<svc::SprintGateService> {
+    standard::<SprintGate, _>(state)
+        .unary(list_sprint_gates)
+        .unary(evaluate_sprint_gate)
+        .unary(get_sprint_gate_evaluation)
+        .unary(list_sprint_gate_evaluations)
+        .complete()
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn get_sprint_gate(
-        &self,
-        req: Request<pb::GetSprintGateRequest>,
-    ) -> Reply<pb::SprintGate> {
-        get::<SprintGate, _, _>(&self.0, req).await
-    }
+async fn list_sprint_gates(
+    state: Arc<State>,
+    req: Request<pb::ListSprintGatesRequest>,
+) -> Reply<pb::ListSprintGatesResponse> {
+    let r = req.get_ref();
+    let (gates, next_page_token) = list_under::<SprintGate, Sprint, _, _>(
+        &state,
+        &req,
+        ("sprint_id", &r.sprint_id),
+        (r.page_size, &r.page_token),
+        Order::newest(),
+    )
+    .await?;
+    page(&gates, next_page_token)
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn list_sprint_gates(
-        &self,
-        req: Request<pb::ListSprintGatesRequest>,
-    ) -> Reply<pb::ListSprintGatesResponse> {
-        let r = req.get_ref();
-        let (gates, next_page_token) = list_under::<SprintGate, Sprint, _, _>(
-            &self.0,
-            &req,
-            ("sprint_id", &r.sprint_id),
-            (r.page_size, &r.page_token),
-            Order::newest(),
+/// The gate is read `FOR SHARE`: its criteria cannot change (updates
+/// take `FOR NO KEY UPDATE`) nor the gate vanish before the evaluation
+/// commits.
+async fn evaluate_sprint_gate(
+    state: Arc<State>,
+    req: Request<pb::EvaluateSprintGateRequest>,
+) -> Reply<pb::SprintGateEvaluation> {
+    let call = Call::of(SERVICE, &req)?;
+    let (gate_id, answers) = parse_evaluate(req.get_ref())?;
+    let mut tx = state.db.tenant(call.org_id).await?;
+    let gate: SprintGate = resource::fetch(&mut tx, &call, gate_id, Lock::Share).await?;
+    check_etag(&req.get_ref().etag, gate.stamp.version, SprintGate::NAME)?;
+    let (results, passed) =
+        domain::evaluate_gate(&gate.fields.criteria, &answers).map_err(answer_problems)?;
+    let evaluation = store::insert_evaluation(
+        &mut tx,
+        call.org_id,
+        &NewEvaluation {
+            gate_id,
+            sprint_id: gate.fields.sprint_id,
+            program_id: gate.program_id,
+            evaluator_id: call.principal_id(),
+            evaluator_type: EvaluatorType::from(call.caller.principal_type()),
+            results,
+            passed,
+        },
+    )
+    .await?;
+    call.actor
+        .event(
+            "delivery.sprint_gate.evaluate",
+            Evaluation::KIND,
+            evaluation.id,
         )
+        .project(evaluation.project())
+        .created(&evaluation)
+        .record(&mut tx)
         .await?;
-        page(&gates, next_page_token)
-    }
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Response::new(evaluation_to_proto(&evaluation)))
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn update_sprint_gate(
-        &self,
-        req: Request<pb::UpdateSprintGateRequest>,
-    ) -> Reply<pb::SprintGate> {
-        update::<SprintGate, _, _>(&self.0, req).await
-    }
+async fn get_sprint_gate_evaluation(
+    state: Arc<State>,
+    req: Request<pb::GetSprintGateEvaluationRequest>,
+) -> Reply<pb::SprintGateEvaluation> {
+    get_one(&state, &req, &req.get_ref().id, evaluation_to_proto).await
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn delete_sprint_gate(&self, req: Request<pb::DeleteSprintGateRequest>) -> Reply<()> {
-        delete::<SprintGate, _, _>(&self.0, req).await
-    }
-
-    /// The gate is read `FOR SHARE`: its criteria cannot change (updates
-    /// take `FOR NO KEY UPDATE`) nor the gate vanish before the evaluation
-    /// commits.
-    #[tracing::instrument(skip_all)]
-    async fn evaluate_sprint_gate(
-        &self,
-        req: Request<pb::EvaluateSprintGateRequest>,
-    ) -> Reply<pb::SprintGateEvaluation> {
-        let call = Call::of(SERVICE, &req)?;
-        let (gate_id, answers) = parse_evaluate(req.get_ref())?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let gate: SprintGate = resource::fetch(&mut tx, &call, gate_id, Lock::Share).await?;
-        check_etag(&req.get_ref().etag, gate.stamp.version, SprintGate::NAME)?;
-        let (results, passed) =
-            domain::evaluate_gate(&gate.fields.criteria, &answers).map_err(answer_problems)?;
-        let evaluation = store::insert_evaluation(
-            &mut tx,
-            call.org_id,
-            &NewEvaluation {
-                gate_id,
-                sprint_id: gate.fields.sprint_id,
-                program_id: gate.program_id,
-                evaluator_id: call.principal_id(),
-                evaluator_type: EvaluatorType::from(call.caller.principal_type()),
-                results,
-                passed,
-            },
-        )
-        .await?;
-        call.actor
-            .event(
-                "delivery.sprint_gate.evaluate",
-                Evaluation::KIND,
-                evaluation.id,
-            )
-            .project(evaluation.project())
-            .created(&evaluation)
-            .record(&mut tx)
-            .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(evaluation_to_proto(&evaluation)))
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn get_sprint_gate_evaluation(
-        &self,
-        req: Request<pb::GetSprintGateEvaluationRequest>,
-    ) -> Reply<pb::SprintGateEvaluation> {
-        get_one(&self.0, &req, &req.get_ref().id, evaluation_to_proto).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn list_sprint_gate_evaluations(
-        &self,
-        req: Request<pb::ListSprintGateEvaluationsRequest>,
-    ) -> Reply<pb::ListSprintGateEvaluationsResponse> {
-        let r = req.get_ref();
-        let (evaluations, next_page_token) = list_under::<Evaluation, SprintGate, _, _>(
-            &self.0,
-            &req,
-            ("gate_id", &r.gate_id),
-            (r.page_size, &r.page_token),
-            Order::newest(),
-        )
-        .await?;
-        Ok(Response::new(pb::ListSprintGateEvaluationsResponse {
-            sprint_gate_evaluations: evaluations.iter().map(evaluation_to_proto).collect(),
-            next_page_token,
-        }))
-    }
+async fn list_sprint_gate_evaluations(
+    state: Arc<State>,
+    req: Request<pb::ListSprintGateEvaluationsRequest>,
+) -> Reply<pb::ListSprintGateEvaluationsResponse> {
+    let r = req.get_ref();
+    let (evaluations, next_page_token) = list_under::<Evaluation, SprintGate, _, _>(
+        &state,
+        &req,
+        ("gate_id", &r.gate_id),
+        (r.page_size, &r.page_token),
+        Order::newest(),
+    )
+    .await?;
+    Ok(Response::new(pb::ListSprintGateEvaluationsResponse {
+        sprint_gate_evaluations: evaluations.iter().map(evaluation_to_proto).collect(),
+        next_page_token,
+    }))
 }

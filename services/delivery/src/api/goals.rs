@@ -7,22 +7,21 @@ use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::opt_timestamp;
 use foundry_platform::db::Tx;
+use foundry_platform::rpc::Served;
 use foundry_platform::validate::Violations;
-use foundry_proto::foundry::delivery::v1::{self as pb, goal_service_server::GoalService};
-use foundry_resource::{Create, Delete, Update, WireStamp};
+use foundry_proto::foundry::delivery::v1 as pb;
+use foundry_proto::service::delivery_v1 as svc;
+use foundry_resource::{Create, Delete, Update, stamped};
 use tonic::Request;
 
 use crate::State;
+use crate::api::standard;
 use crate::api::{
-    Reply, Wire, WireChange, WireNew, create, delete, enum_filter, get, hold, list_in_program,
-    long_description, long_text, title, update,
+    Reply, Wire, WireChange, WireNew, enum_filter, hold, list_in_program, long_description,
+    long_text, title,
 };
 use crate::domain::Program;
 use crate::domain::{Goal, GoalChange, GoalPath, GoalStatus, NewGoal};
-
-/// Handlers of `GoalService`.
-#[derive(Clone, Debug)]
-pub struct Goals(pub Arc<State>);
 
 const MAX_TARGET_METRIC: usize = 2_000;
 
@@ -30,9 +29,8 @@ impl Wire for Goal {
     type Message = pb::Goal;
 
     fn to_proto(&self) -> pb::Goal {
-        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        let f = &self.fields;
         pb::Goal {
-            id: self.id.to_string(),
             program_id: f.program_id.to_string(),
             title: f.title.clone(),
             description: f.description.clone(),
@@ -40,10 +38,7 @@ impl Wire for Goal {
             target_time: opt_timestamp(f.target_time),
             status: pb::GoalStatus::from(f.status) as i32,
             owner_user_id: f.owner_user_id.map(|x| x.to_string()).unwrap_or_default(),
-            created_by: w.created_by,
-            create_time: w.create_time,
-            update_time: w.update_time,
-            etag: w.etag,
+            ..stamped(self.id, &self.stamp)
         }
     }
 }
@@ -121,32 +116,16 @@ impl Update for Goal {}
 
 impl Delete for Goal {}
 
-#[tonic::async_trait]
-impl GoalService for Goals {
-    #[tracing::instrument(skip_all)]
-    async fn create_goal(&self, req: Request<pb::CreateGoalRequest>) -> Reply<pb::Goal> {
-        create::<Goal, _>(&self.0, req).await
-    }
+/// `GoalService`.
+pub(crate) fn service(state: &Arc<State>) -> Served<svc::GoalService> {
+    standard::<Goal, _>(state).unary(list_goals).complete()
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn get_goal(&self, req: Request<pb::GetGoalRequest>) -> Reply<pb::Goal> {
-        get::<Goal, _, _>(&self.0, req).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn list_goals(&self, req: Request<pb::ListGoalsRequest>) -> Reply<pb::ListGoalsResponse> {
-        let r = req.get_ref();
-        let status = |v: &mut Violations| vec![enum_filter::<GoalStatus>(v, "status", r.status)];
-        list_in_program::<Goal, _, _>(&self.0, &req, &r.program_id, status).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn update_goal(&self, req: Request<pb::UpdateGoalRequest>) -> Reply<pb::Goal> {
-        update::<Goal, _, _>(&self.0, req).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn delete_goal(&self, req: Request<pb::DeleteGoalRequest>) -> Reply<()> {
-        delete::<Goal, _, _>(&self.0, req).await
-    }
+async fn list_goals(
+    state: Arc<State>,
+    req: Request<pb::ListGoalsRequest>,
+) -> Reply<pb::ListGoalsResponse> {
+    let r = req.get_ref();
+    let status = |v: &mut Violations| vec![enum_filter::<GoalStatus>(v, "status", r.status)];
+    list_in_program::<Goal, _, _>(&state, &req, &r.program_id, status).await
 }

@@ -19,12 +19,14 @@ use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::db::Tx;
 use foundry_platform::page::Page;
+use foundry_platform::rpc::Methods;
 use foundry_platform::validate::Violations;
 use foundry_proto::aip::{
-    CreateRequest, DeleteRequest, GetRequest, ListRequest, ListResponse, ResourceMessage,
+    CreateRequest, DeleteRequest, GetRequest, ListRequest, ListResponse, ResourceMessage, Standard,
     UpdateRequest,
 };
 use foundry_resource::{self as resource, Resource};
+use std::sync::Arc;
 use uuid::Uuid;
 
 use foundry_proto::foundry::delivery::v1 as pb;
@@ -366,7 +368,7 @@ where
 
 /// AIP-133 Create (AIP-155 idempotent): the request's resource parsed
 /// ([`WireNew::parse_new`]) with its request id, then [`resource::create`].
-pub(crate) async fn create<R, Q>(state: &State, req: tonic::Request<Q>) -> Reply<R::Message>
+pub(crate) async fn create<R, Q>(state: Arc<State>, req: tonic::Request<Q>) -> Reply<R::Message>
 where
     R: WireNew,
     Q: CreateRequest<Resource = R::Message> + prost::Message + Sync,
@@ -390,16 +392,16 @@ where
 }
 
 /// AIP-131 Get: the `R` whose id the request names.
-pub(crate) async fn get<R, K, Q>(state: &State, req: tonic::Request<Q>) -> Reply<R::Message>
+pub(crate) async fn get<R, K, Q>(state: Arc<State>, req: tonic::Request<Q>) -> Reply<R::Message>
 where
     R: Wire<Key = foundry_domain::Id<K>>,
     Q: GetRequest,
 {
-    get_one(state, &req, req.get_ref().id(), R::to_proto).await
+    get_one(&state, &req, req.get_ref().id(), R::to_proto).await
 }
 
 /// AIP-134 Update: [`parse_update`], then [`resource::update`].
-pub(crate) async fn update<R, K, Q>(state: &State, req: tonic::Request<Q>) -> Reply<R::Message>
+pub(crate) async fn update<R, K, Q>(state: Arc<State>, req: tonic::Request<Q>) -> Reply<R::Message>
 where
     R: WireChange<Key = foundry_domain::Id<K>>,
     Q: UpdateRequest<Resource = R::Message>,
@@ -435,7 +437,7 @@ pub(crate) type Changes<R> = Result<
 >;
 
 /// AIP-135 Delete: the `R` whose id the request names, at its etag.
-pub(crate) async fn delete<R, K, Q>(state: &State, req: tonic::Request<Q>) -> Reply<()>
+pub(crate) async fn delete<R, K, Q>(state: Arc<State>, req: tonic::Request<Q>) -> Reply<()>
 where
     R: resource::Delete<Key = foundry_domain::Id<K>>,
     Q: DeleteRequest,
@@ -446,6 +448,27 @@ where
     resource::delete::<R>(&state.db, &call, id, q.etag()).await?;
     Ok(tonic::Response::new(()))
 }
+
+/// The service of the resource `R` (`foundry_proto::aip::Standard`), its
+/// Create, Get, Update and Delete routed to [`create`], [`get`], [`update`]
+/// and [`delete`]; its other methods are added by its module.
+pub(crate) fn standard<R, K>(state: &Arc<State>) -> Methods<ServiceOf<R>, Arc<State>>
+where
+    R: WireNew + WireChange<Key = foundry_domain::Id<K>> + resource::Delete + 'static,
+    R::Message: Standard,
+    K: 'static,
+{
+    type S<R> = <R as Wire>::Message;
+    Methods::new(state.clone())
+        .unary(create::<R, <S<R> as Standard>::Create>)
+        .unary(get::<R, K, <S<R> as Standard>::Get>)
+        .unary(update::<R, K, <S<R> as Standard>::Update>)
+        .unary(delete::<R, K, <S<R> as Standard>::Delete>)
+}
+
+/// The service whose standard methods serve `R`.
+pub(crate) type ServiceOf<R> =
+    <<<R as Wire>::Message as Standard>::Create as foundry_proto::aip::Unary>::Service;
 
 /// AIP-131 Get of the `R` whose id is `id`, as `to_proto` makes it.
 pub(crate) async fn get_one<R, K, Q, M>(

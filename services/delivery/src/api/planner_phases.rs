@@ -7,44 +7,36 @@ use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::opt_timestamp;
 use foundry_platform::db::Tx;
+use foundry_platform::rpc::Served;
 use foundry_platform::validate::Violations;
-use foundry_proto::foundry::delivery::v1::{
-    self as pb, planner_phase_service_server::PlannerPhaseService,
-};
-use foundry_resource::{Create, Delete, Update, WireStamp};
+use foundry_proto::foundry::delivery::v1 as pb;
+use foundry_proto::service::delivery_v1 as svc;
+use foundry_resource::{Create, Delete, Update, stamped};
 use tonic::Request;
 
 use crate::State;
+use crate::api::standard;
 use crate::api::{
-    Order, Reply, Wire, WireChange, WireNew, create, delete, get, hold, list_under, page, position,
-    short_description, update,
+    Order, Reply, Wire, WireChange, WireNew, hold, list_under, page, position, short_description,
 };
 use crate::domain::Program;
 use crate::domain::{
     NewPlannerPhase, PlannerPhase, PlannerPhaseChange, PlannerPhasePath, check_phase_dates,
 };
 
-/// Handlers of `PlannerPhaseService`.
-#[derive(Clone, Debug)]
-pub struct PlannerPhases(pub Arc<State>);
-
 impl Wire for PlannerPhase {
     type Message = pb::PlannerPhase;
 
     fn to_proto(&self) -> pb::PlannerPhase {
-        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        let f = &self.fields;
         pb::PlannerPhase {
-            id: self.id.to_string(),
             program_id: f.program_id.to_string(),
             name: f.name.clone(),
             description: f.description.clone(),
             position: f.position,
             start_time: opt_timestamp(f.start_time),
             end_time: opt_timestamp(f.end_time),
-            created_by: w.created_by,
-            create_time: w.create_time,
-            update_time: w.update_time,
-            etag: w.etag,
+            ..stamped(self.id, &self.stamp)
         }
     }
 }
@@ -116,53 +108,26 @@ impl Update for PlannerPhase {}
 
 impl Delete for PlannerPhase {}
 
-#[tonic::async_trait]
-impl PlannerPhaseService for PlannerPhases {
-    #[tracing::instrument(skip_all)]
-    async fn create_planner_phase(
-        &self,
-        req: Request<pb::CreatePlannerPhaseRequest>,
-    ) -> Reply<pb::PlannerPhase> {
-        create::<PlannerPhase, _>(&self.0, req).await
-    }
+/// `PlannerPhaseService`.
+pub(crate) fn service(state: &Arc<State>) -> Served<svc::PlannerPhaseService> {
+    standard::<PlannerPhase, _>(state)
+        .unary(list_planner_phases)
+        .complete()
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn get_planner_phase(
-        &self,
-        req: Request<pb::GetPlannerPhaseRequest>,
-    ) -> Reply<pb::PlannerPhase> {
-        get::<PlannerPhase, _, _>(&self.0, req).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn list_planner_phases(
-        &self,
-        req: Request<pb::ListPlannerPhasesRequest>,
-    ) -> Reply<pb::ListPlannerPhasesResponse> {
-        let by_position =
-            Order::ByKey(|p: &PlannerPhase| (i64::from(p.fields.position), p.id.uuid()));
-        let r = req.get_ref();
-        let (rows, next_page_token) = list_under::<PlannerPhase, Program, _, _>(
-            &self.0,
-            &req,
-            ("program_id", &r.program_id),
-            (r.page_size, &r.page_token),
-            by_position,
-        )
-        .await?;
-        page(&rows, next_page_token)
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn update_planner_phase(
-        &self,
-        req: Request<pb::UpdatePlannerPhaseRequest>,
-    ) -> Reply<pb::PlannerPhase> {
-        update::<PlannerPhase, _, _>(&self.0, req).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn delete_planner_phase(&self, req: Request<pb::DeletePlannerPhaseRequest>) -> Reply<()> {
-        delete::<PlannerPhase, _, _>(&self.0, req).await
-    }
+async fn list_planner_phases(
+    state: Arc<State>,
+    req: Request<pb::ListPlannerPhasesRequest>,
+) -> Reply<pb::ListPlannerPhasesResponse> {
+    let by_position = Order::ByKey(|p: &PlannerPhase| (i64::from(p.fields.position), p.id.uuid()));
+    let r = req.get_ref();
+    let (rows, next_page_token) = list_under::<PlannerPhase, Program, _, _>(
+        &state,
+        &req,
+        ("program_id", &r.program_id),
+        (r.page_size, &r.page_token),
+        by_position,
+    )
+    .await?;
+    page(&rows, next_page_token)
 }

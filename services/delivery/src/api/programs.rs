@@ -7,9 +7,11 @@ use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::opt_timestamp;
 use foundry_platform::db::{Tx, check_etag};
+use foundry_platform::rpc::{Methods, Served};
 use foundry_platform::validate::Violations;
-use foundry_proto::foundry::delivery::v1::{self as pb, program_service_server::ProgramService};
-use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
+use foundry_proto::foundry::delivery::v1 as pb;
+use foundry_proto::service::delivery_v1 as svc;
+use foundry_resource::{self as resource, Create, Delete, Resource, Update, stamped};
 use tonic::{Request, Response};
 use uuid::Uuid;
 
@@ -23,10 +25,6 @@ use crate::domain::{
 };
 use crate::store::{self, Lock, ProgramFilter};
 
-/// Handlers of `ProgramService`.
-#[derive(Clone, Debug)]
-pub struct Programs(pub Arc<State>);
-
 /// The permission that lets AdvanceProgramPhase skip phases or go back.
 pub const FORCE_PERMISSION: &str = "delivery.programs.admin";
 
@@ -34,9 +32,8 @@ impl Wire for Program {
     type Message = pb::Program;
 
     fn to_proto(&self) -> pb::Program {
-        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        let f = &self.fields;
         pb::Program {
-            id: self.id.to_string(),
             name: f.name.clone(),
             slug: f.slug.clone(),
             description: f.description.clone(),
@@ -45,10 +42,7 @@ impl Wire for Program {
             phase: pb::DeliveryPhase::from(self.phase) as i32,
             archived: self.archive_time.is_some(),
             archive_time: opt_timestamp(self.archive_time),
-            created_by: w.created_by,
-            create_time: w.create_time,
-            update_time: w.update_time,
-            etag: w.etag,
+            ..stamped(self.id, &self.stamp)
         }
     }
 }
@@ -147,132 +141,129 @@ impl Delete for Program {
     }
 }
 
-#[tonic::async_trait]
-impl ProgramService for Programs {
-    /// Refused to a credential bound to one program (after the request's
-    /// violations, as for any caller).
-    #[tracing::instrument(skip_all)]
-    async fn create_program(&self, req: Request<pb::CreateProgramRequest>) -> Reply<pb::Program> {
-        let call = Call::of(SERVICE, &req)?;
-        if call.caller.claims.project_id.is_some() {
-            let (q, empty) = (req.get_ref(), pb::Program::default());
-            let mut v = Violations::new();
-            Program::parse_new(&mut v, q.program.as_ref().unwrap_or(&empty));
-            v.maybe_request_id(&q.request_id);
-            v.finish()?;
-            return Err(Error::permission_denied(
-                "PROJECT_BOUND_CREDENTIAL",
-                "a credential bound to one program cannot create programs",
-            )
-            .into());
-        }
-        create::<Program, _>(&self.0, req).await
-    }
+/// `ProgramService`.
+pub(crate) fn service(state: &Arc<State>) -> Served<svc::ProgramService> {
+    Methods::new(state.clone())
+        .unary(get::<Program, _, pb::GetProgramRequest>)
+        .unary(update::<Program, _, pb::UpdateProgramRequest>)
+        .unary(delete::<Program, _, pb::DeleteProgramRequest>)
+        .unary(create_program)
+        .unary(list_programs)
+        .unary(advance_program_phase)
+        .unary(archive_program)
+        .unary(unarchive_program)
+        .complete()
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn get_program(&self, req: Request<pb::GetProgramRequest>) -> Reply<pb::Program> {
-        get::<Program, _, _>(&self.0, req).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn list_programs(
-        &self,
-        req: Request<pb::ListProgramsRequest>,
-    ) -> Reply<pb::ListProgramsResponse> {
-        let call = Call::of(SERVICE, &req)?;
-        let req = req.into_inner();
+/// Refused to a credential bound to one program (after the request's
+/// violations, as for any caller).
+async fn create_program(
+    state: Arc<State>,
+    req: Request<pb::CreateProgramRequest>,
+) -> Reply<pb::Program> {
+    let call = Call::of(SERVICE, &req)?;
+    if call.caller.claims.project_id.is_some() {
+        let (q, empty) = (req.get_ref(), pb::Program::default());
         let mut v = Violations::new();
-        let phase: Option<Phase> = v.opt_enum_value("phase", req.phase);
+        Program::parse_new(&mut v, q.program.as_ref().unwrap_or(&empty));
+        v.maybe_request_id(&q.request_id);
         v.finish()?;
-        let paging = Paging {
-            size: req.page_size,
-            token: &req.page_token,
-            filters: format!("phase={};archived={:?}", req.phase, req.archived),
-        };
-        let filter = ProgramFilter {
-            phase,
-            archived: req.archived,
-            only: call.caller.claims.project_id,
-        };
-        let (programs, next_page_token) =
-            list_page(&self.0, &call, paging, Order::newest(), |tx, call, page| {
-                Box::pin(store::list_programs(
-                    tx,
-                    call.org_id,
-                    filter,
-                    page.after,
-                    page.limit(),
-                ))
-            })
-            .await?;
-        page(&programs, next_page_token)
+        return Err(Error::permission_denied(
+            "PROJECT_BOUND_CREDENTIAL",
+            "a credential bound to one program cannot create programs",
+        )
+        .into());
     }
+    create::<Program, _>(state, req).await
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn update_program(&self, req: Request<pb::UpdateProgramRequest>) -> Reply<pb::Program> {
-        update::<Program, _, _>(&self.0, req).await
+async fn list_programs(
+    state: Arc<State>,
+    req: Request<pb::ListProgramsRequest>,
+) -> Reply<pb::ListProgramsResponse> {
+    let call = Call::of(SERVICE, &req)?;
+    let req = req.into_inner();
+    let mut v = Violations::new();
+    let phase: Option<Phase> = v.opt_enum_value("phase", req.phase);
+    v.finish()?;
+    let paging = Paging {
+        size: req.page_size,
+        token: &req.page_token,
+        filters: format!("phase={};archived={:?}", req.phase, req.archived),
+    };
+    let filter = ProgramFilter {
+        phase,
+        archived: req.archived,
+        only: call.caller.claims.project_id,
+    };
+    let (programs, next_page_token) =
+        list_page(&state, &call, paging, Order::newest(), |tx, call, page| {
+            Box::pin(store::list_programs(
+                tx,
+                call.org_id,
+                filter,
+                page.after,
+                page.limit(),
+            ))
+        })
+        .await?;
+    page(&programs, next_page_token)
+}
+
+async fn advance_program_phase(
+    state: Arc<State>,
+    req: Request<pb::AdvanceProgramPhaseRequest>,
+) -> Reply<pb::Program> {
+    let call = Call::of(SERVICE, &req)?;
+    let (id, to, reason) = parse_advance(req.get_ref())?;
+    let req = req.into_inner();
+    if req.force && !call.caller.can(FORCE_PERMISSION) {
+        return Err(Error::permission_denied(
+            "FORCE_NOT_PERMITTED",
+            format!("forcing a phase change needs {FORCE_PERMISSION}"),
+        )
+        .into());
     }
-
-    #[tracing::instrument(skip_all)]
-    async fn delete_program(&self, req: Request<pb::DeleteProgramRequest>) -> Reply<()> {
-        delete::<Program, _, _>(&self.0, req).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn advance_program_phase(
-        &self,
-        req: Request<pb::AdvanceProgramPhaseRequest>,
-    ) -> Reply<pb::Program> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, to, reason) = parse_advance(req.get_ref())?;
-        let req = req.into_inner();
-        if req.force && !call.caller.can(FORCE_PERMISSION) {
-            return Err(Error::permission_denied(
-                "FORCE_NOT_PERMITTED",
-                format!("forcing a phase change needs {FORCE_PERMISSION}"),
-            )
-            .into());
-        }
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let before = resource::fetch::<Program>(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
-        check_etag(&req.etag, before.stamp.version, Program::NAME)?;
-        before.check_not_archived().map_err(Error::from)?;
-        let step = domain::advance_phase(before.phase, to, req.force).map_err(Error::from)?;
-        if step == PhaseMove::Unchanged {
-            tx.commit().await.map_err(Error::from)?;
-            return Ok(Response::new(before.to_proto()));
-        }
-        let p = store::set_program_phase(&mut tx, call.org_id, id, to).await?;
-        let mut event = call
-            .actor
-            .event("delivery.program.advance_phase", Program::KIND, id)
-            .project(Some(id.uuid()))
-            .diff(&before, &p);
-        if matches!(step, PhaseMove::Skip | PhaseMove::Back) {
-            event = event.set("forced", true).set("move", step.as_str());
-        }
-        if !reason.is_empty() {
-            event = event.set("reason", &reason);
-        }
-        event.record(&mut tx).await?;
+    let mut tx = state.db.tenant(call.org_id).await?;
+    let before = resource::fetch::<Program>(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
+    check_etag(&req.etag, before.stamp.version, Program::NAME)?;
+    before.check_not_archived().map_err(Error::from)?;
+    let step = domain::advance_phase(before.phase, to, req.force).map_err(Error::from)?;
+    if step == PhaseMove::Unchanged {
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(p.to_proto()))
+        return Ok(Response::new(before.to_proto()));
     }
+    let p = store::set_program_phase(&mut tx, call.org_id, id, to).await?;
+    let mut event = call
+        .actor
+        .event("delivery.program.advance_phase", Program::KIND, id)
+        .project(Some(id.uuid()))
+        .diff(&before, &p);
+    if matches!(step, PhaseMove::Skip | PhaseMove::Back) {
+        event = event.set("forced", true).set("move", step.as_str());
+    }
+    if !reason.is_empty() {
+        event = event.set("reason", &reason);
+    }
+    event.record(&mut tx).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Response::new(p.to_proto()))
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn archive_program(&self, req: Request<pb::ArchiveProgramRequest>) -> Reply<pb::Program> {
-        let r = req.get_ref();
-        set_archived(&self.0, &req, (&r.id, &r.etag), true).await
-    }
+async fn archive_program(
+    state: Arc<State>,
+    req: Request<pb::ArchiveProgramRequest>,
+) -> Reply<pb::Program> {
+    let r = req.get_ref();
+    set_archived(&state, &req, (&r.id, &r.etag), true).await
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn unarchive_program(
-        &self,
-        req: Request<pb::UnarchiveProgramRequest>,
-    ) -> Reply<pb::Program> {
-        let r = req.get_ref();
-        set_archived(&self.0, &req, (&r.id, &r.etag), false).await
-    }
+async fn unarchive_program(
+    state: Arc<State>,
+    req: Request<pb::UnarchiveProgramRequest>,
+) -> Reply<pb::Program> {
+    let r = req.get_ref();
+    set_archived(&state, &req, (&r.id, &r.etag), false).await
 }
 
 /// ArchiveProgram (`archive`) and UnarchiveProgram: the program named `id`

@@ -7,18 +7,19 @@ use async_trait::async_trait;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::db::Tx;
+use foundry_platform::rpc::Served;
 use foundry_platform::validate::Violations;
-use foundry_proto::foundry::delivery::v1::{
-    self as pb, requirement_service_server::RequirementService,
-};
-use foundry_resource::{self as resource, Create, Delete, Update, WireStamp};
+use foundry_proto::foundry::delivery::v1 as pb;
+use foundry_proto::service::delivery_v1 as svc;
+use foundry_resource::{self as resource, Create, Delete, Update, stamped};
 use tonic::Request;
 use uuid::Uuid;
 
 use crate::State;
+use crate::api::standard;
 use crate::api::{
-    Order, Paging, Reply, SERVICE, Wire, WireChange, WireNew, create, criteria, delete,
-    dependencies, get, list_page, long_description, other_program, page, title, update,
+    Order, Paging, Reply, SERVICE, Wire, WireChange, WireNew, criteria, dependencies, list_page,
+    long_description, other_program, page, title,
 };
 use crate::domain::{
     NewRequirement, Priority, Program, ProgramId, Requirement, RequirementChange, RequirementPath,
@@ -26,19 +27,14 @@ use crate::domain::{
 };
 use crate::store::{self, Lock, RequirementFilter};
 
-/// Handlers of `RequirementService`.
-#[derive(Clone, Debug)]
-pub struct Requirements(pub Arc<State>);
-
 const MAX_CRITERIA: usize = 100;
 
 impl Wire for Requirement {
     type Message = pb::Requirement;
 
     fn to_proto(&self) -> pb::Requirement {
-        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        let f = &self.fields;
         pb::Requirement {
-            id: self.id.to_string(),
             program_id: self.program_id.to_string(),
             workstream_id: f.workstream_id.to_string(),
             title: f.title.clone(),
@@ -47,10 +43,7 @@ impl Wire for Requirement {
             status: pb::RequirementStatus::from(f.status) as i32,
             acceptance_criteria: f.acceptance_criteria.clone(),
             batch: f.batch.clone(),
-            created_by: w.created_by,
-            create_time: w.create_time,
-            update_time: w.update_time,
-            etag: w.etag,
+            ..stamped(self.id, &self.stamp)
         }
     }
 }
@@ -182,115 +175,65 @@ impl Delete for Requirement {
     }
 }
 
-#[tonic::async_trait]
-impl RequirementService for Requirements {
-    #[tracing::instrument(skip_all)]
-    async fn create_requirement(
-        &self,
-        req: Request<pb::CreateRequirementRequest>,
-    ) -> Reply<pb::Requirement> {
-        create::<Requirement, _>(&self.0, req).await
-    }
+/// `RequirementService`.
+pub(crate) fn service(state: &Arc<State>) -> Served<svc::RequirementService> {
+    standard::<Requirement, _>(state)
+        .unary(list_requirements)
+        .unary(dependencies::add)
+        .unary(dependencies::remove)
+        .unary(dependencies::list)
+        .unary(dependencies::plan)
+        .complete()
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn get_requirement(
-        &self,
-        req: Request<pb::GetRequirementRequest>,
-    ) -> Reply<pb::Requirement> {
-        get::<Requirement, _, _>(&self.0, req).await
+async fn list_requirements(
+    state: Arc<State>,
+    req: Request<pb::ListRequirementsRequest>,
+) -> Reply<pb::ListRequirementsResponse> {
+    let call = Call::of(SERVICE, &req)?;
+    let req = req.into_inner();
+    let mut v = Violations::new();
+    let program_id = v.maybe_id("program_id", &req.program_id);
+    let workstream_id = v.maybe_id("workstream_id", &req.workstream_id);
+    if req.program_id.is_empty() && req.workstream_id.is_empty() {
+        v.add("program_id", "is required unless workstream_id is given");
     }
-
-    #[tracing::instrument(skip_all)]
-    async fn list_requirements(
-        &self,
-        req: Request<pb::ListRequirementsRequest>,
-    ) -> Reply<pb::ListRequirementsResponse> {
-        let call = Call::of(SERVICE, &req)?;
-        let req = req.into_inner();
-        let mut v = Violations::new();
-        let program_id = v.maybe_id("program_id", &req.program_id);
-        let workstream_id = v.maybe_id("workstream_id", &req.workstream_id);
-        if req.program_id.is_empty() && req.workstream_id.is_empty() {
-            v.add("program_id", "is required unless workstream_id is given");
-        }
-        let status = if req.status == 0 {
-            Some(None)
-        } else {
-            v.enum_value::<RequirementStatus>("status", req.status)
-                .map(Some)
-        };
-        let filter = v.finish_with(|| {
-            Some(RequirementFilter {
-                program_id: program_id?,
-                workstream_id: workstream_id?,
-                status: status?,
+    let status = if req.status == 0 {
+        Some(None)
+    } else {
+        v.enum_value::<RequirementStatus>("status", req.status)
+            .map(Some)
+    };
+    let filter = v.finish_with(|| {
+        Some(RequirementFilter {
+            program_id: program_id?,
+            workstream_id: workstream_id?,
+            status: status?,
+        })
+    })?;
+    let paging = Paging {
+        size: req.page_size,
+        token: &req.page_token,
+        filters: format!(
+            "program={};workstream={};status={}",
+            req.program_id, req.workstream_id, req.status
+        ),
+    };
+    let (requirements, next_page_token) =
+        list_page(&state, &call, paging, Order::newest(), |tx, call, page| {
+            Box::pin(async move {
+                // The parents named must exist and be visible; both
+                // named but unrelated simply match nothing.
+                if let Some(w) = filter.workstream_id {
+                    workstream_program(tx, call, w, Lock::None).await?;
+                }
+                if let Some(p) = filter.program_id {
+                    resource::fetch::<Program>(tx, call, p, Lock::None).await?;
+                }
+                let (after, limit) = (page.after, page.limit());
+                store::list_requirements(tx, call.org_id, filter, after, limit).await
             })
-        })?;
-        let paging = Paging {
-            size: req.page_size,
-            token: &req.page_token,
-            filters: format!(
-                "program={};workstream={};status={}",
-                req.program_id, req.workstream_id, req.status
-            ),
-        };
-        let (requirements, next_page_token) =
-            list_page(&self.0, &call, paging, Order::newest(), |tx, call, page| {
-                Box::pin(async move {
-                    // The parents named must exist and be visible; both
-                    // named but unrelated simply match nothing.
-                    if let Some(w) = filter.workstream_id {
-                        workstream_program(tx, call, w, Lock::None).await?;
-                    }
-                    if let Some(p) = filter.program_id {
-                        resource::fetch::<Program>(tx, call, p, Lock::None).await?;
-                    }
-                    let (after, limit) = (page.after, page.limit());
-                    store::list_requirements(tx, call.org_id, filter, after, limit).await
-                })
-            })
-            .await?;
-        page(&requirements, next_page_token)
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn update_requirement(
-        &self,
-        req: Request<pb::UpdateRequirementRequest>,
-    ) -> Reply<pb::Requirement> {
-        update::<Requirement, _, _>(&self.0, req).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn delete_requirement(&self, req: Request<pb::DeleteRequirementRequest>) -> Reply<()> {
-        delete::<Requirement, _, _>(&self.0, req).await
-    }
-
-    async fn add_requirement_dependency(
-        &self,
-        req: Request<pb::AddRequirementDependencyRequest>,
-    ) -> Reply<pb::RequirementDependency> {
-        dependencies::add(&self.0, req).await
-    }
-
-    async fn remove_requirement_dependency(
-        &self,
-        req: Request<pb::RemoveRequirementDependencyRequest>,
-    ) -> Reply<()> {
-        dependencies::remove(&self.0, req).await
-    }
-
-    async fn list_requirement_dependencies(
-        &self,
-        req: Request<pb::ListRequirementDependenciesRequest>,
-    ) -> Reply<pb::ListRequirementDependenciesResponse> {
-        dependencies::list(&self.0, req).await
-    }
-
-    async fn get_program_plan(
-        &self,
-        req: Request<pb::GetProgramPlanRequest>,
-    ) -> Reply<pb::ProgramPlan> {
-        dependencies::plan(&self.0, req).await
-    }
+        })
+        .await?;
+    page(&requirements, next_page_token)
 }

@@ -6,30 +6,27 @@ use async_trait::async_trait;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::db::Tx;
+use foundry_platform::rpc::Served;
 use foundry_platform::validate::Violations;
-use foundry_proto::foundry::delivery::v1::{self as pb, risk_service_server::RiskService};
-use foundry_resource::{Create, Delete, Update, WireStamp};
+use foundry_proto::foundry::delivery::v1 as pb;
+use foundry_proto::service::delivery_v1 as svc;
+use foundry_resource::{Create, Delete, Update, stamped};
 use tonic::Request;
 
 use crate::State;
+use crate::api::standard;
 use crate::api::{
-    Reply, Wire, WireChange, WireNew, create, delete, enum_filter, get, hold, list_in_program,
-    long_description, title, update,
+    Reply, Wire, WireChange, WireNew, enum_filter, hold, list_in_program, long_description, title,
 };
 use crate::domain::Program;
 use crate::domain::{NewRisk, Risk, RiskChange, RiskLevel, RiskPath, RiskSeverity, RiskStatus};
-
-/// Handlers of `RiskService`.
-#[derive(Clone, Debug)]
-pub struct Risks(pub Arc<State>);
 
 impl Wire for Risk {
     type Message = pb::Risk;
 
     fn to_proto(&self) -> pb::Risk {
-        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        let f = &self.fields;
         pb::Risk {
-            id: self.id.to_string(),
             program_id: f.program_id.to_string(),
             title: f.title.clone(),
             description: f.description.clone(),
@@ -39,10 +36,7 @@ impl Wire for Risk {
             mitigation: f.mitigation.clone(),
             owner_user_id: f.owner_user_id.map(|x| x.to_string()).unwrap_or_default(),
             status: pb::RiskStatus::from(f.status) as i32,
-            created_by: w.created_by,
-            create_time: w.create_time,
-            update_time: w.update_time,
-            etag: w.etag,
+            ..stamped(self.id, &self.stamp)
         }
     }
 }
@@ -112,37 +106,21 @@ impl Update for Risk {}
 
 impl Delete for Risk {}
 
-#[tonic::async_trait]
-impl RiskService for Risks {
-    #[tracing::instrument(skip_all)]
-    async fn create_risk(&self, req: Request<pb::CreateRiskRequest>) -> Reply<pb::Risk> {
-        create::<Risk, _>(&self.0, req).await
-    }
+/// `RiskService`.
+pub(crate) fn service(state: &Arc<State>) -> Served<svc::RiskService> {
+    standard::<Risk, _>(state).unary(list_risks).complete()
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn get_risk(&self, req: Request<pb::GetRiskRequest>) -> Reply<pb::Risk> {
-        get::<Risk, _, _>(&self.0, req).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn list_risks(&self, req: Request<pb::ListRisksRequest>) -> Reply<pb::ListRisksResponse> {
-        let r = req.get_ref();
-        list_in_program::<Risk, _, _>(&self.0, &req, &r.program_id, |v| {
-            vec![
-                enum_filter::<RiskSeverity>(v, "severity", r.severity),
-                enum_filter::<RiskStatus>(v, "status", r.status),
-            ]
-        })
-        .await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn update_risk(&self, req: Request<pb::UpdateRiskRequest>) -> Reply<pb::Risk> {
-        update::<Risk, _, _>(&self.0, req).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn delete_risk(&self, req: Request<pb::DeleteRiskRequest>) -> Reply<()> {
-        delete::<Risk, _, _>(&self.0, req).await
-    }
+async fn list_risks(
+    state: Arc<State>,
+    req: Request<pb::ListRisksRequest>,
+) -> Reply<pb::ListRisksResponse> {
+    let r = req.get_ref();
+    list_in_program::<Risk, _, _>(&state, &req, &r.program_id, |v| {
+        vec![
+            enum_filter::<RiskSeverity>(v, "severity", r.severity),
+            enum_filter::<RiskStatus>(v, "status", r.status),
+        ]
+    })
+    .await
 }

@@ -8,17 +8,20 @@ use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::{from_timestamp, timestamp};
 use foundry_platform::db::Tx;
+use foundry_platform::rpc::Served;
 use foundry_platform::validate::Violations;
-use foundry_proto::foundry::delivery::v1::{self as pb, sprint_service_server::SprintService};
-use foundry_resource::{Create, Delete, Update, WireStamp};
+use foundry_proto::foundry::delivery::v1 as pb;
+use foundry_proto::service::delivery_v1 as svc;
+use foundry_resource::{Create, Delete, Update, stamped};
 use tonic::Request;
 use uuid::Uuid;
 
 use crate::State;
+use crate::api::standard;
 use crate::api::tasks::{lock_at, moved};
 use crate::api::{
-    Reply, SERVICE, Wire, WireChange, WireNew, create, delete, enum_filter, get, hold,
-    list_in_program, short_description, update,
+    Reply, SERVICE, Wire, WireChange, WireNew, enum_filter, hold, list_in_program,
+    short_description,
 };
 use crate::domain::{
     self, CapacityUnit, NewSprint, Program, Sprint, SprintChange, SprintId, SprintPath,
@@ -26,19 +29,14 @@ use crate::domain::{
 };
 use crate::store;
 
-/// Handlers of `SprintService`.
-#[derive(Clone, Debug)]
-pub struct Sprints(pub Arc<State>);
-
 const MAX_CAPACITY: f64 = 100_000.0;
 
 impl Wire for Sprint {
     type Message = pb::Sprint;
 
     fn to_proto(&self) -> pb::Sprint {
-        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        let f = &self.fields;
         pb::Sprint {
-            id: self.id.to_string(),
             program_id: f.program_id.to_string(),
             name: f.name.clone(),
             goal: f.goal.clone(),
@@ -47,10 +45,7 @@ impl Wire for Sprint {
             capacity: f.capacity,
             capacity_unit: pb::SprintCapacityUnit::from(f.capacity_unit) as i32,
             status: pb::SprintStatus::from(self.status) as i32,
-            created_by: w.created_by,
-            create_time: w.create_time,
-            update_time: w.update_time,
-            etag: w.etag,
+            ..stamped(self.id, &self.stamp)
         }
     }
 }
@@ -164,51 +159,40 @@ impl Delete for Sprint {
     }
 }
 
-#[tonic::async_trait]
-impl SprintService for Sprints {
-    #[tracing::instrument(skip_all)]
-    async fn create_sprint(&self, req: Request<pb::CreateSprintRequest>) -> Reply<pb::Sprint> {
-        create::<Sprint, _>(&self.0, req).await
-    }
+/// `SprintService`.
+pub(crate) fn service(state: &Arc<State>) -> Served<svc::SprintService> {
+    standard::<Sprint, _>(state)
+        .unary(list_sprints)
+        .unary(start_sprint)
+        .unary(complete_sprint)
+        .complete()
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn get_sprint(&self, req: Request<pb::GetSprintRequest>) -> Reply<pb::Sprint> {
-        get::<Sprint, _, _>(&self.0, req).await
-    }
+async fn list_sprints(
+    state: Arc<State>,
+    req: Request<pb::ListSprintsRequest>,
+) -> Reply<pb::ListSprintsResponse> {
+    let r = req.get_ref();
+    list_in_program::<Sprint, _, _>(&state, &req, &r.program_id, |v| {
+        vec![enum_filter::<SprintStatus>(v, "status", r.status)]
+    })
+    .await
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn list_sprints(
-        &self,
-        req: Request<pb::ListSprintsRequest>,
-    ) -> Reply<pb::ListSprintsResponse> {
-        let r = req.get_ref();
-        list_in_program::<Sprint, _, _>(&self.0, &req, &r.program_id, |v| {
-            vec![enum_filter::<SprintStatus>(v, "status", r.status)]
-        })
-        .await
-    }
+async fn start_sprint(
+    state: Arc<State>,
+    req: Request<pb::StartSprintRequest>,
+) -> Reply<pb::Sprint> {
+    let r = req.get_ref();
+    move_sprint(&state, &req, (&r.id, &r.etag), SprintStatus::Active).await
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn update_sprint(&self, req: Request<pb::UpdateSprintRequest>) -> Reply<pb::Sprint> {
-        update::<Sprint, _, _>(&self.0, req).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn delete_sprint(&self, req: Request<pb::DeleteSprintRequest>) -> Reply<()> {
-        delete::<Sprint, _, _>(&self.0, req).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn start_sprint(&self, req: Request<pb::StartSprintRequest>) -> Reply<pb::Sprint> {
-        let r = req.get_ref();
-        move_sprint(&self.0, &req, (&r.id, &r.etag), SprintStatus::Active).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn complete_sprint(&self, req: Request<pb::CompleteSprintRequest>) -> Reply<pb::Sprint> {
-        let r = req.get_ref();
-        move_sprint(&self.0, &req, (&r.id, &r.etag), SprintStatus::Completed).await
-    }
+async fn complete_sprint(
+    state: Arc<State>,
+    req: Request<pb::CompleteSprintRequest>,
+) -> Reply<pb::Sprint> {
+    let r = req.get_ref();
+    move_sprint(&state, &req, (&r.id, &r.etag), SprintStatus::Completed).await
 }
 
 /// StartSprint (to ACTIVE) and CompleteSprint (to COMPLETED): the sprint

@@ -12,9 +12,11 @@ use async_trait::async_trait;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::db::Tx;
+use foundry_platform::rpc::{Methods, Served};
 use foundry_platform::validate::Violations;
-use foundry_proto::foundry::delivery::v1::{self as pb, subtask_service_server::SubtaskService};
-use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
+use foundry_proto::foundry::delivery::v1 as pb;
+use foundry_proto::service::delivery_v1 as svc;
+use foundry_resource::{self as resource, Create, Delete, Resource, Update, stamped};
 use tonic::{Request, Response};
 
 use crate::State;
@@ -25,27 +27,19 @@ use crate::api::{
 use crate::domain::{NewSubtask, Subtask, SubtaskChange, SubtaskPath, SubtaskStatus, Task};
 use crate::store::Lock;
 
-/// Handlers of `SubtaskService`.
-#[derive(Clone, Debug)]
-pub struct Subtasks(pub Arc<State>);
-
 impl Wire for Subtask {
     type Message = pb::Subtask;
 
     fn to_proto(&self) -> pb::Subtask {
-        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        let f = &self.fields;
         pb::Subtask {
-            id: self.id.to_string(),
             task_id: f.task_id.to_string(),
             program_id: self.program_id.to_string(),
             title: f.title.clone(),
             description: f.description.clone(),
             status: pb::SubtaskStatus::from(f.status) as i32,
             position: f.position,
-            created_by: w.created_by,
-            create_time: w.create_time,
-            update_time: w.update_time,
-            etag: w.etag,
+            ..stamped(self.id, &self.stamp)
         }
     }
 }
@@ -106,59 +100,53 @@ impl Create for Subtask {
 
 impl Delete for Subtask {}
 
-#[tonic::async_trait]
-impl SubtaskService for Subtasks {
-    #[tracing::instrument(skip_all)]
-    async fn create_subtask(&self, req: Request<pb::CreateSubtaskRequest>) -> Reply<pb::Subtask> {
-        create::<Subtask, _>(&self.0, req).await
-    }
+/// `SubtaskService`.
+pub(crate) fn service(state: &Arc<State>) -> Served<svc::SubtaskService> {
+    Methods::new(state.clone())
+        .unary(create::<Subtask, pb::CreateSubtaskRequest>)
+        .unary(get::<Subtask, _, pb::GetSubtaskRequest>)
+        .unary(delete::<Subtask, _, pb::DeleteSubtaskRequest>)
+        .unary(list_subtasks)
+        .unary(update_subtask)
+        .complete()
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn get_subtask(&self, req: Request<pb::GetSubtaskRequest>) -> Reply<pb::Subtask> {
-        get::<Subtask, _, _>(&self.0, req).await
-    }
+async fn list_subtasks(
+    state: Arc<State>,
+    req: Request<pb::ListSubtasksRequest>,
+) -> Reply<pb::ListSubtasksResponse> {
+    let by_position = Order::ByKey(|s: &Subtask| (i64::from(s.fields.position), s.id.uuid()));
+    let r = req.get_ref();
+    let (subtasks, next_page_token) = list_under::<Subtask, Task, _, _>(
+        &state,
+        &req,
+        ("task_id", &r.task_id),
+        (r.page_size, &r.page_token),
+        by_position,
+    )
+    .await?;
+    page(&subtasks, next_page_token)
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn list_subtasks(
-        &self,
-        req: Request<pb::ListSubtasksRequest>,
-    ) -> Reply<pb::ListSubtasksResponse> {
-        let by_position = Order::ByKey(|s: &Subtask| (i64::from(s.fields.position), s.id.uuid()));
-        let r = req.get_ref();
-        let (subtasks, next_page_token) = list_under::<Subtask, Task, _, _>(
-            &self.0,
-            &req,
-            ("task_id", &r.task_id),
-            (r.page_size, &r.page_token),
-            by_position,
-        )
-        .await?;
-        page(&subtasks, next_page_token)
-    }
-
-    /// Not [`resource::update`]: the task is locked before the subtask
-    /// (see the module).
-    #[tracing::instrument(skip_all)]
-    async fn update_subtask(&self, req: Request<pb::UpdateSubtaskRequest>) -> Reply<pb::Subtask> {
-        let call = Call::of(SERVICE, &req)?;
-        let (id, etag, changes) = parse_update::<Subtask, _, _>(req.get_ref())?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let task_id = resource::fetch::<Subtask>(&mut tx, &call, id, Lock::None)
-            .await?
-            .fields
-            .task_id;
-        resource::read::<Task>(&mut tx, call.org_id, task_id, Lock::Share)
-            .await?
-            .ok_or_else(Subtask::not_found)?;
-        let before: Subtask = resource::read(&mut tx, call.org_id, id, Lock::NoKeyUpdate)
-            .await?
-            .ok_or_else(Subtask::not_found)?;
-        let subtask = resource::update_locked(tx, &call, before, &etag, changes).await?;
-        Ok(Response::new(subtask.to_proto()))
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn delete_subtask(&self, req: Request<pb::DeleteSubtaskRequest>) -> Reply<()> {
-        delete::<Subtask, _, _>(&self.0, req).await
-    }
+/// Not [`resource::update`]: the task is locked before the subtask
+/// (see the module).
+async fn update_subtask(
+    state: Arc<State>,
+    req: Request<pb::UpdateSubtaskRequest>,
+) -> Reply<pb::Subtask> {
+    let call = Call::of(SERVICE, &req)?;
+    let (id, etag, changes) = parse_update::<Subtask, _, _>(req.get_ref())?;
+    let mut tx = state.db.tenant(call.org_id).await?;
+    let task_id = resource::fetch::<Subtask>(&mut tx, &call, id, Lock::None)
+        .await?
+        .fields
+        .task_id;
+    resource::read::<Task>(&mut tx, call.org_id, task_id, Lock::Share)
+        .await?
+        .ok_or_else(Subtask::not_found)?;
+    let before: Subtask = resource::read(&mut tx, call.org_id, id, Lock::NoKeyUpdate)
+        .await?
+        .ok_or_else(Subtask::not_found)?;
+    let subtask = resource::update_locked(tx, &call, before, &etag, changes).await?;
+    Ok(Response::new(subtask.to_proto()))
 }

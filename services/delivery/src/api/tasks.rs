@@ -8,27 +8,26 @@ use foundry_outbox::{Call, EventBuilder};
 use foundry_platform::Error;
 use foundry_platform::convert::opt_timestamp;
 use foundry_platform::db::{Tx, check_etag};
+use foundry_platform::rpc::Served;
 use foundry_platform::validate::Violations;
 use foundry_proto::aip::{ListRequest, ListResponse};
-use foundry_proto::foundry::delivery::v1::{self as pb, task_service_server::TaskService};
-use foundry_resource::{self as resource, Create, Delete, Resource, Update, WireStamp};
+use foundry_proto::foundry::delivery::v1 as pb;
+use foundry_proto::service::delivery_v1 as svc;
+use foundry_resource::{self as resource, Create, Delete, Resource, Update, stamped};
 use tonic::{Request, Response};
 use uuid::Uuid;
 
 use crate::State;
+use crate::api::standard;
 use crate::api::{
-    Order, Paging, Reply, Rows, SERVICE, Wire, WireChange, WireNew, create, delete, each, get,
-    hold, in_program, list_page, long_description, once_each, page, title, update, user_ids,
+    Order, Paging, Reply, Rows, SERVICE, Wire, WireChange, WireNew, each, hold, in_program,
+    list_page, long_description, once_each, page, title, user_ids,
 };
 use crate::domain::{
     self, NewTask, ProgramId, Sprint, Task, TaskChange, TaskMove, TaskPath, TaskStatus,
 };
 use crate::domain::{Program, Requirement};
 use crate::store::{self, Lock, TaskFilter};
-
-/// Handlers of `TaskService`.
-#[derive(Clone, Debug)]
-pub struct Tasks(pub Arc<State>);
 
 const MAX_ASSIGNEES: usize = 32;
 const MAX_LABELS: usize = 32;
@@ -38,9 +37,8 @@ impl Wire for Task {
     type Message = pb::Task;
 
     fn to_proto(&self) -> pb::Task {
-        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        let f = &self.fields;
         pb::Task {
-            id: self.id.to_string(),
             program_id: f.program_id.to_string(),
             requirement_id: f.requirement_id.map(|x| x.to_string()).unwrap_or_default(),
             title: f.title.clone(),
@@ -51,10 +49,7 @@ impl Wire for Task {
             due_time: opt_timestamp(f.due_time),
             labels: f.labels.clone(),
             sprint_id: f.sprint_id.map(|x| x.to_string()).unwrap_or_default(),
-            created_by: w.created_by,
-            create_time: w.create_time,
-            update_time: w.update_time,
-            etag: w.etag,
+            ..stamped(self.id, &self.stamp)
         }
     }
 }
@@ -360,64 +355,50 @@ pub(crate) async fn moved<R: Wire>(
     Ok(Response::new(after.to_proto()))
 }
 
-#[tonic::async_trait]
-impl TaskService for Tasks {
-    #[tracing::instrument(skip_all)]
-    async fn create_task(&self, req: Request<pb::CreateTaskRequest>) -> Reply<pb::Task> {
-        create::<Task, _>(&self.0, req).await
-    }
+/// `TaskService`.
+pub(crate) fn service(state: &Arc<State>) -> Served<svc::TaskService> {
+    standard::<Task, _>(state)
+        .unary(list_tasks)
+        .unary(change_task_status)
+        .complete()
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn get_task(&self, req: Request<pb::GetTaskRequest>) -> Reply<pb::Task> {
-        get::<Task, _, _>(&self.0, req).await
-    }
+async fn list_tasks(
+    state: Arc<State>,
+    req: Request<pb::ListTasksRequest>,
+) -> Reply<pb::ListTasksResponse> {
+    let r = req.get_ref();
+    let links = [&r.requirement_id[..], &r.sprint_id[..]];
+    let at = (&r.program_id[..], r.status, &r.assignee_id[..]);
+    list_assigned::<TaskFilter, _, _>(&state, &req, at, links).await
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn list_tasks(&self, req: Request<pb::ListTasksRequest>) -> Reply<pb::ListTasksResponse> {
-        let r = req.get_ref();
-        let links = [&r.requirement_id[..], &r.sprint_id[..]];
-        let at = (&r.program_id[..], r.status, &r.assignee_id[..]);
-        list_assigned::<TaskFilter, _, _>(&self.0, &req, at, links).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn update_task(&self, req: Request<pb::UpdateTaskRequest>) -> Reply<pb::Task> {
-        update::<Task, _, _>(&self.0, req).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn delete_task(&self, req: Request<pb::DeleteTaskRequest>) -> Reply<()> {
-        delete::<Task, _, _>(&self.0, req).await
-    }
-
-    /// The task row is locked (`FOR NO KEY UPDATE`) before its open
-    /// subtasks are counted; subtask writers take `FOR SHARE` on it, so no
-    /// subtask is added or reopened between the count and the move.
-    #[tracing::instrument(skip_all)]
-    async fn change_task_status(
-        &self,
-        req: Request<pb::ChangeTaskStatusRequest>,
-    ) -> Reply<pb::Task> {
-        let call = Call::of(SERVICE, &req)?;
-        let r = req.get_ref();
-        let (id, to) = parse_move::<_, TaskStatus>(&r.id, r.status)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let task: Task = lock_at(&mut tx, &call, id, &r.etag).await?;
-        let from = task.fields.status;
-        let open = if to == TaskStatus::Done && from != TaskStatus::Done {
-            store::count_open_subtasks(&mut tx, call.org_id, id).await?
-        } else {
-            0
-        };
-        let step = domain::change_task_status(from, to, open, r.force).map_err(Error::from)?;
-        let after = match step {
-            TaskMove::Unchanged => None,
-            _ => Some(store::set_task_status(&mut tx, call.org_id, id, to).await?),
-        };
-        moved(tx, &call, "change_status", (task, after), |e| match step {
-            TaskMove::Forced => e.set("forced", true).set("open_subtasks", open),
-            _ => e,
-        })
-        .await
-    }
+/// The task row is locked (`FOR NO KEY UPDATE`) before its open
+/// subtasks are counted; subtask writers take `FOR SHARE` on it, so no
+/// subtask is added or reopened between the count and the move.
+async fn change_task_status(
+    state: Arc<State>,
+    req: Request<pb::ChangeTaskStatusRequest>,
+) -> Reply<pb::Task> {
+    let call = Call::of(SERVICE, &req)?;
+    let r = req.get_ref();
+    let (id, to) = parse_move::<_, TaskStatus>(&r.id, r.status)?;
+    let mut tx = state.db.tenant(call.org_id).await?;
+    let task: Task = lock_at(&mut tx, &call, id, &r.etag).await?;
+    let from = task.fields.status;
+    let open = if to == TaskStatus::Done && from != TaskStatus::Done {
+        store::count_open_subtasks(&mut tx, call.org_id, id).await?
+    } else {
+        0
+    };
+    let step = domain::change_task_status(from, to, open, r.force).map_err(Error::from)?;
+    let after = match step {
+        TaskMove::Unchanged => None,
+        _ => Some(store::set_task_status(&mut tx, call.org_id, id, to).await?),
+    };
+    moved(tx, &call, "change_status", (task, after), |e| match step {
+        TaskMove::Forced => e.set("forced", true).set("open_subtasks", open),
+        _ => e,
+    })
+    .await
 }

@@ -7,31 +7,28 @@ use foundry_domain::Id;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::db::Tx;
+use foundry_platform::rpc::Served;
 use foundry_platform::validate::Violations;
-use foundry_proto::foundry::delivery::v1::{
-    self as pb, work_order_service_server::WorkOrderService,
-};
-use foundry_resource::{Create, Delete, Update, WireStamp};
+use foundry_proto::foundry::delivery::v1 as pb;
+use foundry_proto::service::delivery_v1 as svc;
+use foundry_resource::{Create, Delete, Update, stamped};
 use tonic::Request;
 use uuid::Uuid;
 
 use crate::State;
+use crate::api::standard;
 use crate::api::tasks::{
     AssignedFilter, initial_status, list_assigned, lock_at, moved, parse_move,
 };
 use crate::api::{
-    Reply, Rows, SERVICE, Wire, WireChange, WireNew, create, criteria, delete, get, hold,
-    in_program, long_description, title, update, user_ids,
+    Reply, Rows, SERVICE, Wire, WireChange, WireNew, criteria, hold, in_program, long_description,
+    title, user_ids,
 };
 use crate::domain::{
     self, NewWorkOrder, UserId, WorkOrder, WorkOrderChange, WorkOrderPath, WorkOrderStatus,
 };
 use crate::domain::{Feature, PlannerPhase, Program};
 use crate::store::{self, WorkOrderFilter};
-
-/// Handlers of `WorkOrderService`.
-#[derive(Clone, Debug)]
-pub struct WorkOrders(pub Arc<State>);
 
 const MAX_ASSIGNEES: usize = 32;
 const MAX_CRITERIA: usize = 50;
@@ -41,9 +38,8 @@ impl Wire for WorkOrder {
     type Message = pb::WorkOrder;
 
     fn to_proto(&self) -> pb::WorkOrder {
-        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        let f = &self.fields;
         pb::WorkOrder {
-            id: self.id.to_string(),
             program_id: f.program_id.to_string(),
             title: f.title.clone(),
             description: f.description.clone(),
@@ -53,10 +49,7 @@ impl Wire for WorkOrder {
             assignee_ids: f.assignee_ids.iter().map(Id::to_string).collect(),
             phase_id: f.phase_id.map(|x| x.to_string()).unwrap_or_default(),
             feature_id: f.feature_id.map(|x| x.to_string()).unwrap_or_default(),
-            created_by: w.created_by,
-            create_time: w.create_time,
-            update_time: w.update_time,
-            etag: w.etag,
+            ..stamped(self.id, &self.stamp)
         }
     }
 }
@@ -218,60 +211,37 @@ impl AssignedFilter for WorkOrderFilter {
     }
 }
 
-#[tonic::async_trait]
-impl WorkOrderService for WorkOrders {
-    #[tracing::instrument(skip_all)]
-    async fn create_work_order(
-        &self,
-        req: Request<pb::CreateWorkOrderRequest>,
-    ) -> Reply<pb::WorkOrder> {
-        create::<WorkOrder, _>(&self.0, req).await
-    }
+/// `WorkOrderService`.
+pub(crate) fn service(state: &Arc<State>) -> Served<svc::WorkOrderService> {
+    standard::<WorkOrder, _>(state)
+        .unary(list_work_orders)
+        .unary(change_work_order_status)
+        .complete()
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn get_work_order(&self, req: Request<pb::GetWorkOrderRequest>) -> Reply<pb::WorkOrder> {
-        get::<WorkOrder, _, _>(&self.0, req).await
-    }
+async fn list_work_orders(
+    state: Arc<State>,
+    req: Request<pb::ListWorkOrdersRequest>,
+) -> Reply<pb::ListWorkOrdersResponse> {
+    let r = req.get_ref();
+    let links = [&r.phase_id[..], &r.feature_id[..]];
+    let at = (&r.program_id[..], r.status, &r.assignee_id[..]);
+    list_assigned::<WorkOrderFilter, _, _>(&state, &req, at, links).await
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn list_work_orders(
-        &self,
-        req: Request<pb::ListWorkOrdersRequest>,
-    ) -> Reply<pb::ListWorkOrdersResponse> {
-        let r = req.get_ref();
-        let links = [&r.phase_id[..], &r.feature_id[..]];
-        let at = (&r.program_id[..], r.status, &r.assignee_id[..]);
-        list_assigned::<WorkOrderFilter, _, _>(&self.0, &req, at, links).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn update_work_order(
-        &self,
-        req: Request<pb::UpdateWorkOrderRequest>,
-    ) -> Reply<pb::WorkOrder> {
-        update::<WorkOrder, _, _>(&self.0, req).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn delete_work_order(&self, req: Request<pb::DeleteWorkOrderRequest>) -> Reply<()> {
-        delete::<WorkOrder, _, _>(&self.0, req).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn change_work_order_status(
-        &self,
-        req: Request<pb::ChangeWorkOrderStatusRequest>,
-    ) -> Reply<pb::WorkOrder> {
-        let call = Call::of(SERVICE, &req)?;
-        let r = req.get_ref();
-        let (id, to) = parse_move::<_, WorkOrderStatus>(&r.id, r.status)?;
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let w: WorkOrder = lock_at(&mut tx, &call, id, &r.etag).await?;
-        let after = if domain::change_work_order_status(w.fields.status, to).map_err(Error::from)? {
-            Some(store::set_work_order_status(&mut tx, call.org_id, id, to).await?)
-        } else {
-            None
-        };
-        moved(tx, &call, "change_status", (w, after), |e| e).await
-    }
+async fn change_work_order_status(
+    state: Arc<State>,
+    req: Request<pb::ChangeWorkOrderStatusRequest>,
+) -> Reply<pb::WorkOrder> {
+    let call = Call::of(SERVICE, &req)?;
+    let r = req.get_ref();
+    let (id, to) = parse_move::<_, WorkOrderStatus>(&r.id, r.status)?;
+    let mut tx = state.db.tenant(call.org_id).await?;
+    let w: WorkOrder = lock_at(&mut tx, &call, id, &r.etag).await?;
+    let after = if domain::change_work_order_status(w.fields.status, to).map_err(Error::from)? {
+        Some(store::set_work_order_status(&mut tx, call.org_id, id, to).await?)
+    } else {
+        None
+    };
+    moved(tx, &call, "change_status", (w, after), |e| e).await
 }

@@ -6,41 +6,33 @@ use async_trait::async_trait;
 use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::db::Tx;
+use foundry_platform::rpc::Served;
 use foundry_platform::validate::Violations;
-use foundry_proto::foundry::delivery::v1::{
-    self as pb, workstream_service_server::WorkstreamService,
-};
-use foundry_resource::{Create, Delete, Update, WireStamp};
+use foundry_proto::foundry::delivery::v1 as pb;
+use foundry_proto::service::delivery_v1 as svc;
+use foundry_resource::{Create, Delete, Update, stamped};
 use tonic::Request;
 use uuid::Uuid;
 
 use crate::State;
+use crate::api::standard;
 use crate::api::{
-    Order, Reply, Wire, WireChange, WireNew, create, delete, get, hold, list_under, page, position,
-    short_description, update,
+    Order, Reply, Wire, WireChange, WireNew, hold, list_under, page, position, short_description,
 };
 use crate::domain::{NewWorkstream, Program, Workstream, WorkstreamChange, WorkstreamPath};
 use crate::store;
-
-/// Handlers of `WorkstreamService`.
-#[derive(Clone, Debug)]
-pub struct Workstreams(pub Arc<State>);
 
 impl Wire for Workstream {
     type Message = pb::Workstream;
 
     fn to_proto(&self) -> pb::Workstream {
-        let (f, w) = (&self.fields, WireStamp::from(&self.stamp));
+        let f = &self.fields;
         pb::Workstream {
-            id: self.id.to_string(),
             program_id: f.program_id.to_string(),
             name: f.name.clone(),
             description: f.description.clone(),
             position: f.position,
-            created_by: w.created_by,
-            create_time: w.create_time,
-            update_time: w.update_time,
-            etag: w.etag,
+            ..stamped(self.id, &self.stamp)
         }
     }
 }
@@ -108,53 +100,26 @@ impl Delete for Workstream {
     }
 }
 
-#[tonic::async_trait]
-impl WorkstreamService for Workstreams {
-    #[tracing::instrument(skip_all)]
-    async fn create_workstream(
-        &self,
-        req: Request<pb::CreateWorkstreamRequest>,
-    ) -> Reply<pb::Workstream> {
-        create::<Workstream, _>(&self.0, req).await
-    }
+/// `WorkstreamService`.
+pub(crate) fn service(state: &Arc<State>) -> Served<svc::WorkstreamService> {
+    standard::<Workstream, _>(state)
+        .unary(list_workstreams)
+        .complete()
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn get_workstream(
-        &self,
-        req: Request<pb::GetWorkstreamRequest>,
-    ) -> Reply<pb::Workstream> {
-        get::<Workstream, _, _>(&self.0, req).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn list_workstreams(
-        &self,
-        req: Request<pb::ListWorkstreamsRequest>,
-    ) -> Reply<pb::ListWorkstreamsResponse> {
-        let by_position =
-            Order::ByKey(|w: &Workstream| (i64::from(w.fields.position), w.id.uuid()));
-        let r = req.get_ref();
-        let (workstreams, next_page_token) = list_under::<Workstream, Program, _, _>(
-            &self.0,
-            &req,
-            ("program_id", &r.program_id),
-            (r.page_size, &r.page_token),
-            by_position,
-        )
-        .await?;
-        page(&workstreams, next_page_token)
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn update_workstream(
-        &self,
-        req: Request<pb::UpdateWorkstreamRequest>,
-    ) -> Reply<pb::Workstream> {
-        update::<Workstream, _, _>(&self.0, req).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn delete_workstream(&self, req: Request<pb::DeleteWorkstreamRequest>) -> Reply<()> {
-        delete::<Workstream, _, _>(&self.0, req).await
-    }
+async fn list_workstreams(
+    state: Arc<State>,
+    req: Request<pb::ListWorkstreamsRequest>,
+) -> Reply<pb::ListWorkstreamsResponse> {
+    let by_position = Order::ByKey(|w: &Workstream| (i64::from(w.fields.position), w.id.uuid()));
+    let r = req.get_ref();
+    let (workstreams, next_page_token) = list_under::<Workstream, Program, _, _>(
+        &state,
+        &req,
+        ("program_id", &r.program_id),
+        (r.page_size, &r.page_token),
+        by_position,
+    )
+    .await?;
+    page(&workstreams, next_page_token)
 }
