@@ -160,6 +160,21 @@ mod aip {
                 "impl crate::aip::ListRequest for {ty} {{ fn page_size(&self) -> i32 {{ self.page_size }} \
                  fn page_token(&self) -> &str {{ &self.page_token }} }}"
             );
+            let ids: Vec<&str> = m
+                .field
+                .iter()
+                .filter(|f| f.r#type() == Type::String && f.label() != Label::Repeated)
+                .map(|f| f.name())
+                .filter(|f| f.ends_with("_id"))
+                .collect();
+            if let [parent] = ids[..] {
+                let _ = writeln!(
+                    code,
+                    "impl crate::aip::ChildListRequest for {ty} {{ \
+                     const PARENT: &'static str = \"{parent}\"; \
+                     fn parent(&self) -> &str {{ &self.{parent} }} }}"
+                );
+            }
         }
         if let Some(x) = stem.strip_prefix("Create") {
             let ok = has(m, "request_id", Type::String) && is_resource(messages, x);

@@ -69,6 +69,15 @@ pub trait ListRequest {
     fn page_token(&self) -> &str;
 }
 
+/// AIP-132 under one parent: a list request whose one id field names the
+/// parent (`ListWorkstreamsRequest { program_id, page_size, page_token }`).
+pub trait ChildListRequest: ListRequest {
+    /// The parent's field (`program_id`).
+    const PARENT: &'static str;
+    /// Its value.
+    fn parent(&self) -> &str;
+}
+
 /// AIP-132: `List<Xs>Response { <xs>, next_page_token }`.
 pub trait ListResponse {
     /// The message listed.

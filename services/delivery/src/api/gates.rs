@@ -18,9 +18,9 @@ use tonic::{Request, Response};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::standard;
+use crate::api::{Listed, list, standard};
 use crate::api::{
-    Order, Reply, SERVICE, Wire, WireChange, WireNew, get_one, hold, list_under, long_text, page,
+    Order, Reply, SERVICE, Wire, WireChange, WireNew, get_one, hold, list_under, long_text,
     short_description,
 };
 use crate::domain::{
@@ -259,30 +259,16 @@ impl Delete for SprintGate {
     }
 }
 
+impl Listed for SprintGate {}
+
 /// `SprintGateService`.
 pub(crate) fn service(state: &Arc<State>) -> Served<svc::SprintGateService> {
     standard::<SprintGate, _>(state)
-        .unary(list_sprint_gates)
+        .unary(list::<SprintGate, Sprint, _, pb::ListSprintGatesRequest>)
         .unary(evaluate_sprint_gate)
         .unary(get_sprint_gate_evaluation)
         .unary(list_sprint_gate_evaluations)
         .complete()
-}
-
-async fn list_sprint_gates(
-    state: Arc<State>,
-    req: Request<pb::ListSprintGatesRequest>,
-) -> Reply<pb::ListSprintGatesResponse> {
-    let r = req.get_ref();
-    let (gates, next_page_token) = list_under::<SprintGate, Sprint, _, _>(
-        &state,
-        &req,
-        ("sprint_id", &r.sprint_id),
-        (r.page_size, &r.page_token),
-        Order::newest(),
-    )
-    .await?;
-    page(&gates, next_page_token)
 }
 
 /// The gate is read `FOR SHARE`: its criteria cannot change (updates

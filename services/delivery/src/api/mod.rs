@@ -22,8 +22,8 @@ use foundry_platform::page::Page;
 use foundry_platform::rpc::Methods;
 use foundry_platform::validate::Violations;
 use foundry_proto::aip::{
-    CreateRequest, DeleteRequest, GetRequest, ListRequest, ListResponse, ResourceMessage, Standard,
-    UpdateRequest,
+    ChildListRequest, CreateRequest, DeleteRequest, GetRequest, ListRequest, ListResponse,
+    ResourceMessage, Standard, Unary, UpdateRequest,
 };
 use foundry_resource::{self as resource, Resource};
 use std::sync::Arc;
@@ -640,6 +640,31 @@ where
     let name = field.strip_suffix("_id").unwrap_or(field);
     let paging = Paging::under(name, parent, size, token);
     list_children::<R, P>(state, &call, paging, order, (field, parent), &[]).await
+}
+
+/// A resource listed under its parent by [`list`]: in what order.
+pub(crate) trait Listed: Wire {
+    /// The order of its list: newest first unless it has positions.
+    fn order() -> Order<Self> {
+        Order::newest()
+    }
+}
+
+/// AIP-132 List of the `R` under the `P` the request names in its one id
+/// field (`aip::ChildListRequest`): [`list_under`] in `R`'s order, as the
+/// list's response.
+pub(crate) async fn list<R, P, K, Q>(state: Arc<State>, req: tonic::Request<Q>) -> Reply<Q::Reply>
+where
+    R: Listed,
+    P: Resource<Key = foundry_domain::Id<K>>,
+    Q: ChildListRequest + Unary,
+    Q::Reply: ListResponse<Item = R::Message>,
+{
+    let q = req.get_ref();
+    let (parent, paging) = ((Q::PARENT, q.parent()), (q.page_size(), q.page_token()));
+    let (rows, next_page_token) =
+        list_under::<R, P, K, Q>(&state, &req, parent, paging, R::order()).await?;
+    page(&rows, next_page_token)
 }
 
 /// A list filter on a stored enum: the request field (named as its column),

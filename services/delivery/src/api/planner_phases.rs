@@ -12,13 +12,10 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1 as pb;
 use foundry_proto::service::delivery_v1 as svc;
 use foundry_resource::{Create, Delete, Update, stamped};
-use tonic::Request;
 
 use crate::State;
-use crate::api::standard;
-use crate::api::{
-    Order, Reply, Wire, WireChange, WireNew, hold, list_under, page, position, short_description,
-};
+use crate::api::{Listed, list, standard};
+use crate::api::{Order, Wire, WireChange, WireNew, hold, position, short_description};
 use crate::domain::Program;
 use crate::domain::{
     NewPlannerPhase, PlannerPhase, PlannerPhaseChange, PlannerPhasePath, check_phase_dates,
@@ -108,26 +105,15 @@ impl Update for PlannerPhase {}
 
 impl Delete for PlannerPhase {}
 
+impl Listed for PlannerPhase {
+    fn order() -> Order<Self> {
+        Order::ByKey(|p| (i64::from(p.fields.position), p.id.uuid()))
+    }
+}
+
 /// `PlannerPhaseService`.
 pub(crate) fn service(state: &Arc<State>) -> Served<svc::PlannerPhaseService> {
     standard::<PlannerPhase, _>(state)
-        .unary(list_planner_phases)
+        .unary(list::<PlannerPhase, Program, _, pb::ListPlannerPhasesRequest>)
         .complete()
-}
-
-async fn list_planner_phases(
-    state: Arc<State>,
-    req: Request<pb::ListPlannerPhasesRequest>,
-) -> Reply<pb::ListPlannerPhasesResponse> {
-    let by_position = Order::ByKey(|p: &PlannerPhase| (i64::from(p.fields.position), p.id.uuid()));
-    let r = req.get_ref();
-    let (rows, next_page_token) = list_under::<PlannerPhase, Program, _, _>(
-        &state,
-        &req,
-        ("program_id", &r.program_id),
-        (r.page_size, &r.page_token),
-        by_position,
-    )
-    .await?;
-    page(&rows, next_page_token)
 }

@@ -20,9 +20,10 @@ use foundry_resource::{self as resource, Create, Delete, Resource, Update, stamp
 use tonic::{Request, Response};
 
 use crate::State;
+use crate::api::{Listed, list};
 use crate::api::{
-    Order, Reply, SERVICE, Wire, WireChange, WireNew, create, delete, get, list_under,
-    long_description, page, parse_update, position, title,
+    Order, Reply, SERVICE, Wire, WireChange, WireNew, create, delete, get, long_description,
+    parse_update, position, title,
 };
 use crate::domain::{NewSubtask, Subtask, SubtaskChange, SubtaskPath, SubtaskStatus, Task};
 use crate::store::Lock;
@@ -100,32 +101,21 @@ impl Create for Subtask {
 
 impl Delete for Subtask {}
 
+impl Listed for Subtask {
+    fn order() -> Order<Self> {
+        Order::ByKey(|s| (i64::from(s.fields.position), s.id.uuid()))
+    }
+}
+
 /// `SubtaskService`.
 pub(crate) fn service(state: &Arc<State>) -> Served<svc::SubtaskService> {
     Methods::new(state.clone())
         .unary(create::<Subtask, pb::CreateSubtaskRequest>)
         .unary(get::<Subtask, _, pb::GetSubtaskRequest>)
         .unary(delete::<Subtask, _, pb::DeleteSubtaskRequest>)
-        .unary(list_subtasks)
+        .unary(list::<Subtask, Task, _, pb::ListSubtasksRequest>)
         .unary(update_subtask)
         .complete()
-}
-
-async fn list_subtasks(
-    state: Arc<State>,
-    req: Request<pb::ListSubtasksRequest>,
-) -> Reply<pb::ListSubtasksResponse> {
-    let by_position = Order::ByKey(|s: &Subtask| (i64::from(s.fields.position), s.id.uuid()));
-    let r = req.get_ref();
-    let (subtasks, next_page_token) = list_under::<Subtask, Task, _, _>(
-        &state,
-        &req,
-        ("task_id", &r.task_id),
-        (r.page_size, &r.page_token),
-        by_position,
-    )
-    .await?;
-    page(&subtasks, next_page_token)
 }
 
 /// Not [`resource::update`]: the task is locked before the subtask

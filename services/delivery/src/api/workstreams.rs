@@ -11,14 +11,11 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1 as pb;
 use foundry_proto::service::delivery_v1 as svc;
 use foundry_resource::{Create, Delete, Update, stamped};
-use tonic::Request;
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::standard;
-use crate::api::{
-    Order, Reply, Wire, WireChange, WireNew, hold, list_under, page, position, short_description,
-};
+use crate::api::{Listed, list, standard};
+use crate::api::{Order, Wire, WireChange, WireNew, hold, position, short_description};
 use crate::domain::{NewWorkstream, Program, Workstream, WorkstreamChange, WorkstreamPath};
 use crate::store;
 
@@ -100,26 +97,15 @@ impl Delete for Workstream {
     }
 }
 
+impl Listed for Workstream {
+    fn order() -> Order<Self> {
+        Order::ByKey(|w| (i64::from(w.fields.position), w.id.uuid()))
+    }
+}
+
 /// `WorkstreamService`.
 pub(crate) fn service(state: &Arc<State>) -> Served<svc::WorkstreamService> {
     standard::<Workstream, _>(state)
-        .unary(list_workstreams)
+        .unary(list::<Workstream, Program, _, pb::ListWorkstreamsRequest>)
         .complete()
-}
-
-async fn list_workstreams(
-    state: Arc<State>,
-    req: Request<pb::ListWorkstreamsRequest>,
-) -> Reply<pb::ListWorkstreamsResponse> {
-    let by_position = Order::ByKey(|w: &Workstream| (i64::from(w.fields.position), w.id.uuid()));
-    let r = req.get_ref();
-    let (workstreams, next_page_token) = list_under::<Workstream, Program, _, _>(
-        &state,
-        &req,
-        ("program_id", &r.program_id),
-        (r.page_size, &r.page_token),
-        by_position,
-    )
-    .await?;
-    page(&workstreams, next_page_token)
 }
