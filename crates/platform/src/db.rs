@@ -194,7 +194,8 @@ pub async fn migrate(url: &str, schema: &'static str, migrator: &Migrator) -> an
     let outbox = format!(
         "BEGIN; SELECT pg_advisory_xact_lock(hashtext('foundry_outbox_{schema}')); \
          SET LOCAL search_path TO {schema}; SET LOCAL client_min_messages = warning; {OUTBOX_DDL} \
-         GRANT SELECT, INSERT, UPDATE, DELETE ON outbox TO {role}; COMMIT;"
+         GRANT SELECT, INSERT, UPDATE, DELETE ON outbox TO {role}; {JOBS_DDL} \
+         GRANT SELECT, INSERT, UPDATE, DELETE ON jobs, job_schedules TO {role}; COMMIT;"
     );
     conn.execute(outbox.as_str())
         .await
@@ -244,6 +245,85 @@ END $$;
 DROP TRIGGER IF EXISTS outbox_notify ON outbox;
 CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
     FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
+"#;
+
+/// Every service schema's job queue (see the `foundry-jobs` crate), applied
+/// by [`migrate`] with the outbox. A job belongs to an organization (the nil
+/// id: the service's own work, such as sweeps); a tenant's transaction may
+/// enqueue and read its organization's jobs, only system scope (the
+/// workers) claims, finishes or cancels them. Times are written from the
+/// queue's clock, never `now()`, so tests drive them.
+pub const JOBS_DDL: &str = r#"
+CREATE TABLE IF NOT EXISTS jobs (
+    id               uuid PRIMARY KEY,
+    org_id           uuid NOT NULL,
+    kind             text NOT NULL,
+    args             jsonb NOT NULL,
+    state            text NOT NULL,
+    run_at           timestamptz NOT NULL,
+    attempt          integer NOT NULL DEFAULT 0,
+    max_attempts     integer NOT NULL,
+    unique_key       text,
+    lease            bigint NOT NULL DEFAULT 0,
+    lease_until      timestamptz,
+    worker           text,
+    cancel_requested boolean NOT NULL DEFAULT false,
+    errors           jsonb NOT NULL DEFAULT '[]',
+    progress         jsonb,
+    result           jsonb,
+    created_at       timestamptz NOT NULL,
+    attempted_at     timestamptz,
+    finished_at      timestamptz,
+    CONSTRAINT jobs_state CHECK (state IN ('available', 'scheduled', 'retryable', 'running',
+        'completed', 'cancelled', 'dead', 'discarded')),
+    CONSTRAINT jobs_attempts CHECK (max_attempts >= 1 AND attempt >= 0)
+);
+-- One pending job per organization, kind and unique key.
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_unique_key ON jobs (org_id, kind, unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('available', 'scheduled', 'retryable', 'running');
+-- The claim's walk of the organizations with ready jobs, and each one's oldest.
+CREATE INDEX IF NOT EXISTS jobs_available ON jobs (org_id, run_at, id) WHERE state = 'available';
+-- Jobs whose time has not come (run-at jobs, retries in backoff).
+CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs (run_at) WHERE state IN ('scheduled', 'retryable');
+-- Running jobs: per-organization counts and lease expiry.
+CREATE INDEX IF NOT EXISTS jobs_running ON jobs (org_id, lease_until) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+ALTER TABLE jobs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE jobs FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS producer ON jobs;
+DROP POLICY IF EXISTS reader ON jobs;
+DROP POLICY IF EXISTS worker ON jobs;
+CREATE POLICY producer ON jobs FOR INSERT WITH CHECK (
+    org_id = NULLIF(current_setting('app.org_id', true), '')::uuid
+    OR coalesce(current_setting('app.system', true), '') = 'on');
+CREATE POLICY reader ON jobs FOR SELECT USING (
+    org_id = NULLIF(current_setting('app.org_id', true), '')::uuid
+    OR coalesce(current_setting('app.system', true), '') = 'on');
+CREATE POLICY worker ON jobs USING (coalesce(current_setting('app.system', true), '') = 'on');
+CREATE OR REPLACE FUNCTION jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('jobs_' || TG_TABLE_SCHEMA, '');
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS jobs_notify ON jobs;
+CREATE TRIGGER jobs_notify AFTER INSERT ON jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION jobs_notify();
+-- Cron schedules: each enqueues a job of its kind at its times.
+CREATE TABLE IF NOT EXISTS job_schedules (
+    name        text PRIMARY KEY,
+    cron        text NOT NULL,
+    time_zone   text NOT NULL,
+    kind        text NOT NULL,
+    args        jsonb NOT NULL,
+    missed      text NOT NULL CHECK (missed IN ('skip', 'once', 'all')),
+    next_run_at timestamptz NOT NULL,
+    updated_at  timestamptz NOT NULL
+);
+ALTER TABLE job_schedules ENABLE ROW LEVEL SECURITY;
+ALTER TABLE job_schedules FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS scheduler ON job_schedules;
+CREATE POLICY scheduler ON job_schedules
+    USING (coalesce(current_setting('app.system', true), '') = 'on');
 "#;
 
 /// Row lock taken by a read (PostgreSQL's four row lock modes).

@@ -1,5 +1,6 @@
 //! The platform kit: what every Foundry service stands on.
 
+pub mod clock;
 pub mod config;
 pub mod convert;
 pub mod db;

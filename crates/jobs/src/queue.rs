@@ -1,0 +1,682 @@
+//! Claiming, running and finishing jobs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use foundry_platform::clock::SharedClock;
+use foundry_platform::db::Db;
+use foundry_platform::server::StopSignal;
+use rand::Rng;
+use serde::de::DeserializeOwned;
+use sqlx::postgres::PgListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+/// How a queue's workers claim and run.
+#[derive(Clone, Debug)]
+pub struct QueueConfig {
+    /// This worker's name (in `jobs.worker` while it holds a job).
+    pub worker: String,
+    /// Jobs run at once by this worker.
+    pub concurrency: usize,
+    /// Jobs claimed at most per round trip.
+    pub batch: usize,
+    /// How long a claim lasts without a heartbeat; heartbeats come every
+    /// third of it.
+    pub lease: Duration,
+    /// How often to look for work when no notification comes.
+    pub poll: Duration,
+    /// Jobs of one organization running at once across every worker of
+    /// the queue (`None`: no limit). The service's own jobs ([`SYSTEM`])
+    /// count as one organization.
+    ///
+    /// [`SYSTEM`]: crate::SYSTEM
+    pub max_running_per_org: Option<i64>,
+    /// The first retry's delay; each next one doubles, up to
+    /// [`QueueConfig::backoff_max`], with ±20 % jitter.
+    pub backoff_base: Duration,
+    /// The longest retry delay.
+    pub backoff_max: Duration,
+    /// On stop, how long running jobs may go on before they are released
+    /// for another worker.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            worker: format!("worker-{}", Uuid::now_v7().simple()),
+            concurrency: 16,
+            batch: 64,
+            lease: Duration::from_secs(30),
+            poll: Duration::from_secs(1),
+            max_running_per_org: None,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(3600),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why an attempt did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Try again after the backoff (the dead letter once out of attempts).
+    #[error("{0}")]
+    Retry(String),
+    /// Never try again: the job is dead at once (bad arguments, a refusal
+    /// no retry changes).
+    #[error("{0}")]
+    Fail(String),
+}
+
+impl From<anyhow::Error> for JobError {
+    fn from(e: anyhow::Error) -> Self {
+        JobError::Retry(format!("{e:#}"))
+    }
+}
+
+/// Runs the jobs of one kind.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// One attempt at `job`: its result (kept on the job), or why not.
+    async fn run(&self, job: &JobContext) -> Result<Option<serde_json::Value>, JobError>;
+}
+
+/// A claimed job: what its handler is given.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    /// The job.
+    pub id: Uuid,
+    /// Its organization.
+    pub org_id: Uuid,
+    /// Its kind.
+    pub kind: String,
+    /// Its arguments.
+    pub args: serde_json::Value,
+    /// This attempt (1 for the first).
+    pub attempt: i32,
+    /// Its attempts before the dead letter.
+    pub max_attempts: i32,
+    /// The fencing token of this claim.
+    pub lease: i64,
+}
+
+/// A running job, as its handler sees it.
+#[derive(Debug)]
+pub struct JobContext {
+    /// The claim.
+    pub job: Claimed,
+    db: Db,
+    clock: SharedClock,
+    cancelled: watch::Receiver<bool>,
+}
+
+impl JobContext {
+    /// The arguments as `T`; arguments that do not parse fail the job for
+    /// good.
+    pub fn args<T: DeserializeOwned>(&self) -> Result<T, JobError> {
+        serde_json::from_value(self.job.args.clone())
+            .map_err(|e| JobError::Fail(format!("arguments of {}: {e}", self.job.kind)))
+    }
+
+    /// Whether cancellation was asked for.
+    pub fn is_cancelled(&self) -> bool {
+        *self.cancelled.borrow()
+    }
+
+    /// Resolves once cancellation is asked for (never, if it is not).
+    pub async fn cancelled(&self) {
+        let mut rx = self.cancelled.clone();
+        while !*rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Records progress (what a long-running operation's metadata shows);
+    /// `false` if the lease was lost meanwhile.
+    pub async fn progress(&self, progress: serde_json::Value) -> anyhow::Result<bool> {
+        let mut tx = self.db.system().await?;
+        let n = sqlx::query(
+            "UPDATE jobs SET progress = $3 WHERE id = $1 AND lease = $2 AND state = 'running'",
+        )
+        .bind(self.job.id)
+        .bind(self.job.lease)
+        .bind(progress)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    /// The queue's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+}
+
+/// How an attempt ended, for [`Queue::finish`].
+#[derive(Debug)]
+pub enum Finish {
+    /// Done, with its result.
+    Completed(Option<serde_json::Value>),
+    /// Failed ([`JobError`]).
+    Failed(JobError),
+    /// Stopped because cancellation was asked for.
+    Cancelled,
+}
+
+/// A service's job queue: its handlers by kind, and the loop that claims
+/// and runs.
+#[derive(Clone)]
+pub struct Queue {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    clock: SharedClock,
+    cfg: QueueConfig,
+    handlers: HashMap<String, Arc<dyn Handler>>,
+    /// Where the next claim's walk of organizations starts.
+    cursor: Mutex<Uuid>,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("schema", &self.inner.db.schema())
+            .field("kinds", &self.inner.handlers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The columns of a claim.
+const CLAIMED: &str = "jobs.id, jobs.org_id, jobs.kind, jobs.args, jobs.attempt, \
+                       jobs.max_attempts, jobs.lease";
+
+fn claimed(row: &sqlx::postgres::PgRow) -> Result<Claimed, sqlx::Error> {
+    use sqlx::Row;
+    Ok(Claimed {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        kind: row.try_get("kind")?,
+        args: row.try_get("args")?,
+        attempt: row.try_get("attempt")?,
+        max_attempts: row.try_get("max_attempts")?,
+        lease: row.try_get("lease")?,
+    })
+}
+
+impl Queue {
+    /// A queue over `db`'s schema with no handlers yet.
+    pub fn new(db: Db, clock: SharedClock, cfg: QueueConfig) -> Queue {
+        Queue {
+            inner: Arc::new(Inner {
+                db,
+                clock,
+                cfg,
+                handlers: HashMap::new(),
+                cursor: Mutex::new(Uuid::nil()),
+            }),
+        }
+    }
+
+    /// Runs jobs of `kind` with `handler`.
+    ///
+    /// # Panics
+    /// After the queue was cloned, or when `kind` has a handler already
+    /// (programming errors, at start).
+    #[must_use]
+    pub fn register(mut self, kind: &str, handler: impl Handler) -> Queue {
+        let inner = Arc::get_mut(&mut self.inner).expect("register handlers before cloning");
+        let old = inner.handlers.insert(kind.to_string(), Arc::new(handler));
+        assert!(old.is_none(), "jobs of kind {kind} have two handlers");
+        self
+    }
+
+    /// The queue's database.
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// The queue's clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
+    /// Makes the jobs whose time has come available: run-at jobs and
+    /// retries past their backoff. Returns how many.
+    pub async fn promote(&self) -> anyhow::Result<u64> {
+        let mut tx = self.inner.db.system().await?;
+        let n = sqlx::query(
+            "UPDATE jobs SET state = 'available' \
+             WHERE state IN ('scheduled', 'retryable') AND run_at <= $1",
+        )
+        .bind(self.inner.clock.now())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Takes back the jobs whose lease ran out (their worker died or
+    /// stalled): retried, dead if out of attempts, cancelled if that was
+    /// asked for. The old holder's lease no longer finishes them.
+    pub async fn rescue(&self) -> anyhow::Result<u64> {
+        let now = self.inner.clock.now();
+        let mut tx = self.inner.db.system().await?;
+        let n = sqlx::query(
+            "UPDATE jobs SET \
+               state = CASE WHEN cancel_requested THEN 'cancelled' \
+                            WHEN attempt >= max_attempts THEN 'dead' ELSE 'retryable' END, \
+               finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts \
+                                  THEN $1::timestamptz END, \
+               run_at = $1, lease_until = NULL, worker = NULL, \
+               errors = errors || jsonb_build_array(jsonb_build_object( \
+                 'attempt', attempt, 'at', $1::timestamptz, \
+                 'error', 'lease expired: its worker stopped answering')) \
+             WHERE state = 'running' AND lease_until < $1",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        if n > 0 {
+            tracing::warn!(
+                jobs = n,
+                schema = self.inner.db.schema(),
+                "jobs: leases expired; taken back"
+            );
+        }
+        Ok(n)
+    }
+
+    /// Claims up to `n` available jobs, fairly across organizations: the
+    /// walk of organizations with available jobs goes on from where the
+    /// last claim stopped (wrapping around), takes an equal share of `n`
+    /// from each of at most `n` of them, oldest first, and passes over an
+    /// organization running its limit or being claimed by another worker
+    /// at this moment.
+    pub async fn claim(&self, n: usize) -> anyhow::Result<Vec<Claimed>> {
+        if n == 0 {
+            return Ok(vec![]);
+        }
+        let cursor = *self.inner.cursor.lock().unwrap_or_else(|e| e.into_inner());
+        let mut orgs = self.orgs_after(cursor, n, false).await?;
+        if orgs.len() < n {
+            let more = self.orgs_after(cursor, n - orgs.len(), true).await?;
+            for o in more {
+                if !orgs.contains(&o) {
+                    orgs.push(o);
+                }
+            }
+        }
+        if orgs.is_empty() {
+            return Ok(vec![]);
+        }
+        let per_org = i64::try_from(n.div_ceil(orgs.len())).unwrap_or(i64::MAX);
+        let cfg = &self.inner.cfg;
+        let now = self.inner.clock.now();
+        let lease_until = now + delta(cfg.lease);
+        let sql = format!(
+            "WITH o AS ( \
+               SELECT org_id, ord FROM unnest($1::uuid[]) WITH ORDINALITY AS t(org_id, ord) \
+               WHERE $7::bool OR pg_try_advisory_xact_lock( \
+                 hashtextextended('foundry_jobs_{schema}_' || org_id::text, 0)) \
+               OFFSET 0), \
+             picked AS ( \
+               SELECT j.id FROM o CROSS JOIN LATERAL ( \
+                 SELECT id FROM jobs WHERE state = 'available' AND org_id = o.org_id \
+                 ORDER BY run_at, id \
+                 LIMIT GREATEST(0, LEAST($2, $3 - (SELECT count(*) FROM jobs r \
+                   WHERE r.state = 'running' AND r.org_id = o.org_id))) \
+                 FOR UPDATE SKIP LOCKED) j) \
+             UPDATE jobs SET state = 'running', attempt = jobs.attempt + 1, lease = jobs.lease + 1, \
+               lease_until = $4, attempted_at = $5, worker = $6 \
+             FROM picked WHERE jobs.id = picked.id \
+             RETURNING {CLAIMED}",
+            schema = self.inner.db.schema(),
+        );
+        let limit = cfg.max_running_per_org.unwrap_or(i64::MAX);
+        let mut tx = self.inner.db.system().await?;
+        let rows = sqlx::query(&sql)
+            .bind(&orgs)
+            .bind(per_org)
+            .bind(limit)
+            .bind(lease_until)
+            .bind(now)
+            .bind(&cfg.worker)
+            .bind(cfg.max_running_per_org.is_none())
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        if let Some(last) = orgs.last() {
+            *self.inner.cursor.lock().unwrap_or_else(|e| e.into_inner()) = *last;
+        }
+        let mut out = rows.iter().map(claimed).collect::<Result<Vec<_>, _>>()?;
+        out.sort_by_key(|c| c.id);
+        Ok(out)
+    }
+
+    /// Up to `n` organizations with available jobs, in id order: after
+    /// `cursor`, or (`wrapped`) from the start up to it. A loose index scan
+    /// of `jobs_available`: one probe per organization, whatever its
+    /// backlog.
+    async fn orgs_after(&self, cursor: Uuid, n: usize, wrapped: bool) -> anyhow::Result<Vec<Uuid>> {
+        let (start, bound) = if wrapped {
+            (Uuid::nil(), cursor)
+        } else {
+            (cursor, Uuid::max())
+        };
+        let mut tx = self.inner.db.system().await?;
+        let orgs: Vec<Uuid> = sqlx::query_scalar(
+            "WITH RECURSIVE walk(org_id) AS ( \
+               (SELECT org_id FROM jobs WHERE state = 'available' AND org_id >= $1 \
+                  AND ($4 OR org_id > $1) ORDER BY org_id LIMIT 1) \
+               UNION ALL \
+               SELECT (SELECT j.org_id FROM jobs j WHERE j.state = 'available' \
+                         AND j.org_id > walk.org_id ORDER BY j.org_id LIMIT 1) \
+               FROM walk WHERE walk.org_id IS NOT NULL) \
+             SELECT org_id FROM walk WHERE org_id IS NOT NULL AND org_id <= $2 LIMIT $3",
+        )
+        .bind(start)
+        .bind(bound)
+        .bind(i64::try_from(n).unwrap_or(i64::MAX))
+        .bind(wrapped)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(orgs)
+    }
+
+    /// Extends the lease of `job`: `Some(cancel asked)` while it holds it,
+    /// `None` once it lost it.
+    pub async fn heartbeat(&self, job: &Claimed) -> anyhow::Result<Option<bool>> {
+        let now = self.inner.clock.now();
+        let mut tx = self.inner.db.system().await?;
+        let cancel: Option<bool> = sqlx::query_scalar(
+            "UPDATE jobs SET lease_until = $3 \
+             WHERE id = $1 AND lease = $2 AND state = 'running' RETURNING cancel_requested",
+        )
+        .bind(job.id)
+        .bind(job.lease)
+        .bind(now + delta(self.inner.cfg.lease))
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(cancel)
+    }
+
+    /// Ends the attempt of `job` as `how`: `false` (nothing written) when
+    /// its lease is no longer current, so a worker that lost its job cannot
+    /// finish it too.
+    pub async fn finish(&self, job: &Claimed, how: Finish) -> anyhow::Result<bool> {
+        let now = self.inner.clock.now();
+        let mut tx = self.inner.db.system().await?;
+        let q = match how {
+            Finish::Completed(result) => sqlx::query(
+                "UPDATE jobs SET state = 'completed', result = $3, finished_at = $4, \
+                 lease_until = NULL WHERE id = $1 AND lease = $2 AND state = 'running'",
+            )
+            .bind(job.id)
+            .bind(job.lease)
+            .bind(result)
+            .bind(now),
+            Finish::Cancelled => sqlx::query(
+                "UPDATE jobs SET state = 'cancelled', finished_at = $3, lease_until = NULL \
+                 WHERE id = $1 AND lease = $2 AND state = 'running'",
+            )
+            .bind(job.id)
+            .bind(job.lease)
+            .bind(now),
+            Finish::Failed(e) => {
+                let dead = matches!(e, JobError::Fail(_)) || job.attempt >= job.max_attempts;
+                let retry_at = now + self.backoff(job.attempt);
+                let error = serde_json::json!([{
+                    "attempt": job.attempt,
+                    "at": now,
+                    "error": e.to_string(),
+                }]);
+                sqlx::query(
+                    "UPDATE jobs SET state = CASE WHEN $3 THEN 'dead' ELSE 'retryable' END, \
+                     run_at = CASE WHEN $3 THEN run_at ELSE $4 END, \
+                     finished_at = CASE WHEN $3 THEN $5::timestamptz END, \
+                     lease_until = NULL, worker = NULL, errors = errors || $6 \
+                     WHERE id = $1 AND lease = $2 AND state = 'running'",
+                )
+                .bind(job.id)
+                .bind(job.lease)
+                .bind(dead)
+                .bind(retry_at)
+                .bind(now)
+                .bind(error)
+            }
+        };
+        let n = q.execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        if n == 0 {
+            tracing::warn!(job = %job.id, kind = %job.kind, lease = job.lease,
+                "jobs: lease lost; this attempt's ending is refused");
+        }
+        Ok(n == 1)
+    }
+
+    /// Gives `jobs` back unstarted (a stopping worker): available again,
+    /// the attempt not counted.
+    pub async fn release(&self, jobs: &[Claimed]) -> anyhow::Result<u64> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
+        let leases: Vec<i64> = jobs.iter().map(|j| j.lease).collect();
+        let mut tx = self.inner.db.system().await?;
+        let n = sqlx::query(
+            "UPDATE jobs SET state = 'available', attempt = jobs.attempt - 1, \
+               lease_until = NULL, worker = NULL \
+             FROM unnest($1::uuid[], $2::int8[]) AS t(id, lease) \
+             WHERE jobs.id = t.id AND jobs.lease = t.lease AND jobs.state = 'running'",
+        )
+        .bind(&ids)
+        .bind(&leases)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// The delay before retry `attempt + 1`: `backoff_base · 2^(attempt-1)`
+    /// up to `backoff_max`, ±20 % jitter.
+    fn backoff(&self, attempt: i32) -> TimeDelta {
+        let cfg = &self.inner.cfg;
+        let exp = u32::try_from(attempt.clamp(1, 31) - 1).unwrap_or(0);
+        let base = cfg.backoff_base.saturating_mul(2u32.saturating_pow(exp));
+        let capped = base.min(cfg.backoff_max);
+        let jitter = rand::thread_rng().gen_range(0.8..1.2);
+        delta(capped.mul_f64(jitter))
+    }
+
+    /// Runs one attempt of `job` with its handler while heartbeating its
+    /// lease, then finishes it. An unknown kind fails it for good.
+    pub async fn run_one(&self, job: Claimed) -> anyhow::Result<bool> {
+        let Some(handler) = self.inner.handlers.get(&job.kind).cloned() else {
+            let e = JobError::Fail(format!("no handler for jobs of kind {}", job.kind));
+            return self.finish(&job, Finish::Failed(e)).await;
+        };
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let ctx = JobContext {
+            job: job.clone(),
+            db: self.inner.db.clone(),
+            clock: self.inner.clock.clone(),
+            cancelled: cancel_rx,
+        };
+        let beat = self.inner.cfg.lease / 3;
+        let run = handler.run(&ctx);
+        tokio::pin!(run);
+        let outcome = loop {
+            tokio::select! {
+                r = &mut run => break Some(r),
+                () = tokio::time::sleep(beat) => match self.heartbeat(&job).await {
+                    Ok(Some(cancel)) => { if cancel { let _ = cancel_tx.send(true); } }
+                    Ok(None) => break None,
+                    Err(e) => tracing::warn!(error = %e, job = %job.id, "jobs: heartbeat failed"),
+                },
+            }
+        };
+        let Some(outcome) = outcome else {
+            tracing::warn!(job = %job.id, kind = %job.kind, "jobs: lease lost while running; abandoned");
+            return Ok(false);
+        };
+        let how = match outcome {
+            Ok(result) => Finish::Completed(result),
+            Err(_) if ctx.is_cancelled() => Finish::Cancelled,
+            Err(e) => Finish::Failed(e),
+        };
+        let outcome_name = match &how {
+            Finish::Completed(_) => "completed",
+            Finish::Cancelled => "cancelled",
+            Finish::Failed(JobError::Fail(_)) => "dead",
+            Finish::Failed(_) if job.attempt >= job.max_attempts => "dead",
+            Finish::Failed(_) => "retry",
+        };
+        let done = self.finish(&job, how).await?;
+        record_attempt(self.inner.db.schema(), &job.kind, outcome_name);
+        Ok(done)
+    }
+
+    /// Claims and runs jobs until `stop` resolves; then lets running jobs
+    /// finish for the grace period and releases the rest. Promotes due
+    /// jobs, takes back expired leases and fires due schedules as it goes.
+    pub async fn run(self, stop: StopSignal) {
+        let cfg = self.inner.cfg.clone();
+        let schema = self.inner.db.schema();
+        let mut listener = match PgListener::connect_with(self.inner.db.pool()).await {
+            Ok(mut l) => match l.listen(&format!("jobs_{schema}")).await {
+                Ok(()) => Some(l),
+                Err(e) => {
+                    tracing::warn!(error = %e, "jobs: LISTEN failed; polling");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "jobs: no listener connection; polling");
+                None
+            }
+        };
+        let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+        let mut running: JoinSet<()> = JoinSet::new();
+        let held: Arc<Mutex<HashMap<Uuid, Claimed>>> = Arc::default();
+        tokio::pin!(stop);
+        loop {
+            while running.try_join_next().is_some() {}
+            if let Err(e) = self.maintain().await {
+                tracing::warn!(error = %e, schema, "jobs: maintenance failed");
+            }
+            let free = permits.available_permits().min(cfg.batch);
+            let claimed = match self.claim(free).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, schema, "jobs: claim failed");
+                    vec![]
+                }
+            };
+            let full = claimed.len() == free && free > 0;
+            for job in claimed {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                held.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(job.id, job.clone());
+                let (queue, held) = (self.clone(), held.clone());
+                running.spawn(async move {
+                    let id = job.id;
+                    if let Err(e) = queue.run_one(job).await {
+                        tracing::warn!(error = %e, job = %id, "jobs: finishing failed");
+                    }
+                    held.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                    drop(permit);
+                });
+            }
+            if full {
+                // More may be waiting: go again at once, unless every
+                // worker is busy.
+                if permits.available_permits() > 0 {
+                    continue;
+                }
+            }
+            tokio::select! {
+                () = &mut stop => break,
+                () = wait(listener.as_mut(), cfg.poll) => {}
+                Some(_) = running.join_next(), if permits.available_permits() == 0 => {}
+            }
+        }
+        // Stop: no more claims; let running jobs finish for the grace
+        // period, then release what is left.
+        let _ = tokio::time::timeout(cfg.shutdown_grace, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
+        running.abort_all();
+        while running.join_next().await.is_some() {}
+        let left: Vec<Claimed> = held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        match self.release(&left).await {
+            Ok(n) if n > 0 => tracing::info!(jobs = n, schema, "jobs: released on stop"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, schema, "jobs: release on stop failed"),
+        }
+    }
+
+    /// A round's housekeeping: due schedules fire, due jobs become
+    /// available, expired leases are taken back.
+    pub async fn maintain(&self) -> anyhow::Result<()> {
+        crate::schedule::fire_due(&self.inner.db, &*self.inner.clock).await?;
+        self.promote().await?;
+        self.rescue().await?;
+        Ok(())
+    }
+}
+
+/// Waits for a notification or the poll interval.
+async fn wait(listener: Option<&mut PgListener>, poll: Duration) {
+    match listener {
+        Some(l) => {
+            let _ = tokio::time::timeout(poll, l.recv()).await;
+        }
+        None => tokio::time::sleep(poll).await,
+    }
+}
+
+pub(crate) fn delta(d: Duration) -> TimeDelta {
+    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
+}
+
+fn record_attempt(schema: &'static str, kind: &str, outcome: &'static str) {
+    opentelemetry::global::meter("foundry-jobs")
+        .u64_counter("foundry.jobs.attempts")
+        .with_description("Job attempts ended, by schema, kind and outcome")
+        .build()
+        .add(
+            1,
+            &[
+                opentelemetry::KeyValue::new("schema", schema),
+                opentelemetry::KeyValue::new("kind", kind.to_string()),
+                opentelemetry::KeyValue::new("outcome", outcome),
+            ],
+        );
+}
