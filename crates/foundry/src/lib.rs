@@ -2,6 +2,7 @@
 //! same migrations, pools, verifier and routes in both.
 
 pub mod gateway;
+pub mod jobs;
 pub mod tools;
 
 use std::future::Future;
@@ -15,7 +16,6 @@ use foundry_identity::{Identity, OidcProvider, RingSource, TokenConfig};
 use foundry_keyring::Keyring;
 use foundry_outbox::{GrpcSink, Relay, RelayConfig};
 use foundry_platform::db::{self, Db};
-use foundry_platform::idempotency;
 use foundry_platform::page::PageTokens;
 use foundry_platform::server::Background;
 use foundry_tenancy::{Tenancy, Verifier};
@@ -211,10 +211,11 @@ impl Suite {
     }
 
     /// Serves every service on `listener` until `shutdown` resolves. The
-    /// outbox relays, the audit checkpointer, the request-id sweeps and
-    /// identity's sweep of spent credentials run beside it; on shutdown
-    /// they stop first (the relays flush to the still-serving audit
-    /// service), then the server drains.
+    /// outbox relays and each service's job queue (which runs the audit
+    /// checkpointer, the request-id sweeps and identity's sweep of spent
+    /// credentials as schedules) run beside it; on shutdown they stop first
+    /// (the relays flush to the still-serving audit service), then the
+    /// server drains.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -223,17 +224,15 @@ impl Suite {
         let mut background = Background::default();
         self.start_relays(listener.local_addr()?, &mut background)
             .await?;
-        if let Some(every) = self.audit_checkpoint_interval {
-            let audit = self.audit.clone();
-            background.spawn(move |stop| audit.run_checkpointer(every, stop));
+        // Each service's queue runs its maintenance as schedules.
+        let clock = foundry_platform::clock::system();
+        for service_jobs in [
+            jobs::ServiceJobs::identity(&self.identity, &clock, self.request_id_retention),
+            jobs::ServiceJobs::audit(&self.audit, &clock, self.audit_checkpoint_interval),
+            jobs::ServiceJobs::delivery(&self.delivery, &clock, self.request_id_retention),
+        ] {
+            service_jobs.start(&mut background).await?;
         }
-        // Every schema with idempotent creates sweeps its request ids.
-        for db in [self.identity.db().clone(), self.delivery.db().clone()] {
-            let retention = self.request_id_retention;
-            background.spawn(move |stop| idempotency::run_sweeper(db, retention, stop));
-        }
-        let identity = self.identity.clone();
-        background.spawn(move |stop| identity.run_sweeper(stop));
         let (identity, audit, delivery) = (
             self.identity.clone(),
             self.audit.clone(),

@@ -32,6 +32,7 @@
 pub mod admin;
 mod queue;
 pub mod schedule;
+mod task;
 
 use chrono::{DateTime, Utc};
 use foundry_platform::Error;
@@ -41,6 +42,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 pub use queue::{Claimed, Finish, Handler, JobContext, JobError, Queue, QueueConfig};
+pub use task::{Task, task};
 
 /// The organization of a service's own jobs (sweeps, schedules): the nil id.
 pub const SYSTEM: Uuid = Uuid::nil();
@@ -65,6 +67,10 @@ pub mod state {
     pub const DEAD: &str = "dead";
     /// A dead job set aside for good.
     pub const DISCARDED: &str = "discarded";
+    /// Every state.
+    pub const ALL: &[&str] = &[
+        AVAILABLE, SCHEDULED, RETRYABLE, RUNNING, COMPLETED, CANCELLED, DEAD, DISCARDED,
+    ];
 }
 
 /// The attempts a job gets unless it says otherwise.

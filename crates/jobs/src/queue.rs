@@ -11,7 +11,6 @@ use foundry_platform::db::Db;
 use foundry_platform::server::StopSignal;
 use rand::Rng;
 use serde::de::DeserializeOwned;
-use sqlx::postgres::PgListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -560,25 +559,24 @@ impl Queue {
     pub async fn run(self, stop: StopSignal) {
         let cfg = self.inner.cfg.clone();
         let schema = self.inner.db.schema();
-        let mut listener = match PgListener::connect_with(self.inner.db.pool()).await {
-            Ok(mut l) => match l.listen(&format!("jobs_{schema}")).await {
-                Ok(()) => Some(l),
-                Err(e) => {
-                    tracing::warn!(error = %e, "jobs: LISTEN failed; polling");
-                    None
-                }
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "jobs: no listener connection; polling");
-                None
-            }
-        };
+        let channel = format!("jobs_{schema}");
+        let mut listener = foundry_platform::db::listen(&self.inner.db, &channel, "jobs").await;
         let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
         let mut running: JoinSet<()> = JoinSet::new();
         let held: Arc<Mutex<HashMap<Uuid, Claimed>>> = Arc::default();
         tokio::pin!(stop);
+        let mut measured: Option<std::time::Instant> = None;
         loop {
             while running.try_join_next().is_some() {}
+            if measured.is_none_or(|t| t.elapsed() >= STATS_EVERY) {
+                measured = Some(std::time::Instant::now());
+                match crate::admin::stats(&self.inner.db, &*self.inner.clock).await {
+                    Ok(stats) => record_stats(schema, &stats),
+                    Err(e) => {
+                        tracing::warn!(error = %e, schema, "jobs: reading the queue's numbers failed")
+                    }
+                }
+            }
             if let Err(e) = self.maintain().await {
                 tracing::warn!(error = %e, schema, "jobs: maintenance failed");
             }
@@ -617,7 +615,7 @@ impl Queue {
             }
             tokio::select! {
                 () = &mut stop => break,
-                () = wait(listener.as_mut(), cfg.poll) => {}
+                () = foundry_platform::db::notified_or(listener.as_mut(), cfg.poll) => {}
                 Some(_) = running.join_next(), if permits.available_permits() == 0 => {}
             }
         }
@@ -652,18 +650,45 @@ impl Queue {
     }
 }
 
-/// Waits for a notification or the poll interval.
-async fn wait(listener: Option<&mut PgListener>, poll: Duration) {
-    match listener {
-        Some(l) => {
-            let _ = tokio::time::timeout(poll, l.recv()).await;
-        }
-        None => tokio::time::sleep(poll).await,
-    }
-}
-
 pub(crate) fn delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
+}
+
+/// How often a running queue records its depth and oldest job's age.
+const STATS_EVERY: Duration = Duration::from_secs(10);
+
+/// Records `stats` as gauges: `foundry.jobs.depth` by schema and state
+/// (every state, zero included), `foundry.jobs.oldest_available_age`.
+fn record_stats(schema: &'static str, stats: &crate::admin::Stats) {
+    use opentelemetry::KeyValue;
+    let meter = opentelemetry::global::meter("foundry-jobs");
+    let depth = meter
+        .i64_gauge("foundry.jobs.depth")
+        .with_description("Jobs by schema and state")
+        .build();
+    for state in crate::state::ALL {
+        let n = stats
+            .depth
+            .iter()
+            .find(|(s, _)| s == state)
+            .map_or(0, |(_, n)| *n);
+        depth.record(
+            n,
+            &[
+                KeyValue::new("schema", schema),
+                KeyValue::new("state", *state),
+            ],
+        );
+    }
+    meter
+        .f64_gauge("foundry.jobs.oldest_available_age")
+        .with_unit("s")
+        .with_description("How long the oldest available job has waited")
+        .build()
+        .record(
+            stats.oldest_available_seconds,
+            &[KeyValue::new("schema", schema)],
+        );
 }
 
 fn record_attempt(schema: &'static str, kind: &str, outcome: &'static str) {

@@ -9,17 +9,23 @@
 //! - a wall-clock time the clock passes twice (fall back: 02:30 on the last
 //!   Sunday of October) runs once, at its first occurrence (02:30 CEST).
 //!
+//! A schedule may instead run every fixed interval ([`When::Every`]): the
+//! maintenance loops (sweeps, audit checkpoints) run that way.
+//!
 //! Runs whose time passed while no worker ran ("missed": more than
 //! [`MISSED_AFTER`] late) follow the schedule's [`Missed`] policy. A run is
-//! enqueued with the unique key `schedule:<name>:<time>`, so two workers
-//! never enqueue one run twice.
+//! a job whose `run_at` is its scheduled time. Under [`Missed::All`] each
+//! run has its own unique key (`schedule:<name>:<time>`); otherwise the key
+//! is `schedule:<name>`, so a run still pending or running absorbs the next
+//! (runs of one schedule never overlap). Either way two workers never
+//! enqueue one run twice.
 
 use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use foundry_platform::clock::Clock;
-use foundry_platform::db::Db;
+use foundry_platform::db::{Db, Tx};
 
 use crate::{NewJob, SYSTEM};
 
@@ -58,22 +64,78 @@ impl Missed {
     }
 }
 
+/// When a schedule runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum When {
+    /// At the times of a cron expression (five fields: minute hour day
+    /// month weekday; or six, seconds first), read in a time zone.
+    Cron(String, Tz),
+    /// Every interval, from when it was created.
+    Every(std::time::Duration),
+}
+
+impl When {
+    /// Its stored form: the cron expression and zone, or `@every <ms>ms` in
+    /// UTC.
+    fn stored(&self) -> (String, &'static str) {
+        match self {
+            When::Cron(expr, tz) => (expr.clone(), tz.name()),
+            When::Every(d) => (format!("@every {}ms", d.as_millis()), "UTC"),
+        }
+    }
+
+    fn from_stored(cron: &str, time_zone: &str) -> Option<When> {
+        if let Some(ms) = cron
+            .strip_prefix("@every ")
+            .and_then(|r| r.strip_suffix("ms"))
+        {
+            return Some(When::Every(std::time::Duration::from_millis(
+                ms.parse().ok()?,
+            )));
+        }
+        Some(When::Cron(cron.to_string(), time_zone.parse().ok()?))
+    }
+
+    /// Its first run strictly after `after`.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, BadCron> {
+        match self {
+            When::Cron(expr, tz) => Ok(next_after(&parse_cron(expr)?, *tz, after)),
+            When::Every(d) if d.is_zero() => Err(BadCron {
+                expr: "@every 0ms".into(),
+                reason: "the interval must be positive".into(),
+            }),
+            When::Every(d) => Ok(Some(after + crate::queue::delta(*d))),
+        }
+    }
+}
+
 /// A schedule.
 #[derive(Clone, Debug)]
 pub struct Schedule {
     /// Its name (unique in the schema).
     pub name: String,
-    /// A cron expression: five fields (minute hour day month weekday) or
-    /// six with seconds first.
-    pub cron: String,
-    /// The time zone its times are read in.
-    pub time_zone: Tz,
+    /// When it runs.
+    pub when: When,
     /// The kind of job it enqueues.
     pub kind: String,
     /// The job's arguments.
     pub args: serde_json::Value,
     /// What happens to missed runs.
     pub missed: Missed,
+}
+
+impl Schedule {
+    /// A schedule enqueueing `kind` with no arguments every `interval`,
+    /// missed runs skipped.
+    pub fn every(name: &str, interval: std::time::Duration, kind: &str) -> Schedule {
+        Schedule {
+            name: name.to_string(),
+            when: When::Every(interval),
+            kind: kind.to_string(),
+            args: serde_json::json!({}),
+            missed: Missed::Skip,
+        }
+    }
 }
 
 /// A cron expression that does not parse.
@@ -129,15 +191,23 @@ fn skipped(tz: Tz, wall: NaiveDateTime) -> Option<DateTime<Utc>> {
     Some((wall - TimeDelta::seconds(i64::from(offset))).and_utc())
 }
 
-/// Creates or redefines `s`. A schedule whose cron and time zone are
-/// unchanged keeps its next run (so runs missed while the service was down
-/// are seen as missed); a new or changed one runs next after now.
+/// Creates or redefines `s`. A schedule whose times are unchanged keeps
+/// its next run (so runs missed while the service was down are seen as
+/// missed); a new or changed one runs next after now.
 pub async fn upsert(db: &Db, clock: &dyn Clock, s: &Schedule) -> anyhow::Result<()> {
-    let cron = parse_cron(&s.cron)?;
-    let now = clock.now();
-    let next = next_after(&cron, s.time_zone, now)
-        .ok_or_else(|| anyhow::anyhow!("schedule {} never runs", s.name))?;
     let mut tx = db.system().await?;
+    upsert_in(&mut tx, clock, s).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn upsert_in(tx: &mut Tx, clock: &dyn Clock, s: &Schedule) -> anyhow::Result<()> {
+    let now = clock.now();
+    let next = s
+        .when
+        .next_after(now)?
+        .ok_or_else(|| anyhow::anyhow!("schedule {} never runs", s.name))?;
+    let (cron, time_zone) = s.when.stored();
     sqlx::query(
         "INSERT INTO job_schedules (name, cron, time_zone, kind, args, missed, next_run_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -149,15 +219,31 @@ pub async fn upsert(db: &Db, clock: &dyn Clock, s: &Schedule) -> anyhow::Result<
            cron = EXCLUDED.cron, time_zone = EXCLUDED.time_zone",
     )
     .bind(&s.name)
-    .bind(&s.cron)
-    .bind(s.time_zone.name())
+    .bind(cron)
+    .bind(time_zone)
     .bind(&s.kind)
     .bind(&s.args)
     .bind(s.missed.as_str())
     .bind(next)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Makes `schedules` the schema's whole set, in one transaction: each
+/// upserted, every other schedule removed (one a configuration no longer
+/// asks for stops).
+pub async fn sync(db: &Db, clock: &dyn Clock, schedules: &[Schedule]) -> anyhow::Result<()> {
+    let mut tx = db.system().await?;
+    for s in schedules {
+        upsert_in(&mut tx, clock, s).await?;
+    }
+    let names: Vec<&str> = schedules.iter().map(|s| s.name.as_str()).collect();
+    sqlx::query("DELETE FROM job_schedules WHERE NOT (name = ANY($1))")
+        .bind(&names)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -175,7 +261,7 @@ struct Due {
 
 /// Enqueues the runs of every schedule whose time has come, by its missed
 /// policy, and moves each to its next run after now. Returns how many jobs
-/// it enqueued.
+/// it added (a run absorbed by a pending one of its schedule is not).
 pub async fn fire_due(db: &Db, clock: &dyn Clock) -> anyhow::Result<usize> {
     let now = clock.now();
     let mut tx = db.system().await?;
@@ -188,18 +274,20 @@ pub async fn fire_due(db: &Db, clock: &dyn Clock) -> anyhow::Result<usize> {
     .await?;
     let mut jobs = Vec::new();
     for d in &due {
-        let (Ok(cron), Ok(tz)) = (parse_cron(&d.cron), d.time_zone.parse::<Tz>()) else {
+        let Some(when) = When::from_stored(&d.cron, &d.time_zone) else {
             tracing::error!(schedule = %d.name, "jobs: a stored schedule no longer parses; left as is");
             continue;
         };
+        let next = |t| when.next_after(t).ok().flatten();
         let mut runs = vec![d.next_run_at];
-        while let Some(t) = runs.last().and_then(|t| next_after(&cron, tz, *t)) {
+        while let Some(t) = runs.last().and_then(|t| next(*t)) {
             if t > now || runs.len() >= MAX_CATCH_UP {
                 break;
             }
             runs.push(t);
         }
-        let runs: Vec<DateTime<Utc>> = match Missed::parse(&d.missed) {
+        let missed = Missed::parse(&d.missed);
+        let runs: Vec<DateTime<Utc>> = match missed {
             Missed::All => runs,
             Missed::Once => runs.last().copied().into_iter().collect(),
             Missed::Skip => runs
@@ -208,25 +296,26 @@ pub async fn fire_due(db: &Db, clock: &dyn Clock) -> anyhow::Result<usize> {
                 .collect(),
         };
         for t in runs {
+            let key = if missed == Missed::All {
+                format!("schedule:{}:{}", d.name, t.to_rfc3339())
+            } else {
+                format!("schedule:{}", d.name)
+            };
             jobs.push(
-                NewJob::new(d.kind.clone(), SYSTEM, d.args.clone()).unique(format!(
-                    "schedule:{}:{}",
-                    d.name,
-                    t.to_rfc3339()
-                )),
+                NewJob::new(d.kind.clone(), SYSTEM, d.args.clone())
+                    .at(t)
+                    .unique(key),
             );
         }
-        let next = next_after(&cron, tz, now);
         sqlx::query("UPDATE job_schedules SET next_run_at = $2 WHERE name = $1")
             .bind(&d.name)
-            .bind(next.unwrap_or(DateTime::<Utc>::MAX_UTC))
+            .bind(next(now).unwrap_or(DateTime::<Utc>::MAX_UTC))
             .execute(&mut *tx)
             .await?;
     }
-    let n = jobs.len();
-    crate::enqueue_many(&mut tx, clock, jobs).await?;
+    let added = crate::enqueue_many(&mut tx, clock, jobs).await?;
     tx.commit().await?;
-    Ok(n)
+    Ok(added.iter().filter(|e| !e.duplicate).count())
 }
 
 #[cfg(test)]

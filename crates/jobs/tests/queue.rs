@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use foundry_jobs::admin::{self, Cancel};
-use foundry_jobs::schedule::{self, Missed, Schedule};
+use foundry_jobs::schedule::{self, Missed, Schedule, When};
 use foundry_jobs::{
     Claimed, Finish, Handler, JobContext, JobError, NewJob, Queue, QueueConfig, SYSTEM, enqueue,
     enqueue_many,
@@ -461,13 +461,40 @@ async fn an_organization_at_its_concurrency_limit_is_passed_over() {
     assert_eq!(third[0].org_id, first[0].org_id);
 }
 
+async fn drain(e: &Env) {
+    let q = e.queue(QueueConfig::default());
+    for job in q.claim(100).await.expect("claim") {
+        q.finish(&job, Finish::Completed(None))
+            .await
+            .expect("finish");
+    }
+}
+
+/// The runs of the schedules so far: their unique keys and times.
+async fn schedule_runs(e: &Env) -> Vec<(String, String)> {
+    let mut tx = e.db.system().await.expect("tx");
+    let runs: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT unique_key, run_at FROM jobs WHERE org_id = $1 AND unique_key LIKE 'schedule:%' \
+         ORDER BY unique_key, run_at",
+    )
+    .bind(SYSTEM)
+    .fetch_all(&mut *tx)
+    .await
+    .expect("runs");
+    tx.commit().await.expect("commit");
+    runs.into_iter().map(|(k, t)| (k, t.to_rfc3339())).collect()
+}
+
+fn run(key: &str, at: &str) -> (String, String) {
+    (key.to_string(), at.to_string())
+}
+
 #[tokio::test]
 async fn a_schedule_fires_across_a_daylight_saving_change_and_keeps_its_missed_policy() {
     let e = env().await;
     let daily = |name: &str, missed| Schedule {
         name: name.into(),
-        cron: "30 2 * * *".into(),
-        time_zone: chrono_tz::Europe::Berlin,
+        when: When::Cron("30 2 * * *".into(), chrono_tz::Europe::Berlin),
         kind: "noop".into(),
         args: serde_json::json!({"from": name}),
         missed,
@@ -479,17 +506,18 @@ async fn a_schedule_fires_across_a_daylight_saving_change_and_keeps_its_missed_p
     e.clock.set(utc("2026-03-28T01:30:10Z"));
     assert_eq!(schedule::fire_due(&e.db, &e.clock).await.expect("fire"), 1);
     assert_eq!(schedule::fire_due(&e.db, &e.clock).await.expect("fire"), 0);
+    drain(&e).await;
     // The night the clock skips 02:00-03:00: once, at 03:30 CEST.
     e.clock.set(utc("2026-03-29T01:29:00Z"));
     assert_eq!(schedule::fire_due(&e.db, &e.clock).await.expect("fire"), 0);
     e.clock.set(utc("2026-03-29T01:30:05Z"));
     assert_eq!(schedule::fire_due(&e.db, &e.clock).await.expect("fire"), 1);
-    let keys = schedule_keys(&e).await;
+    drain(&e).await;
     assert_eq!(
-        keys,
+        schedule_runs(&e).await,
         [
-            "schedule:nightly:2026-03-28T01:30:00+00:00",
-            "schedule:nightly:2026-03-29T01:30:00+00:00",
+            run("schedule:nightly", "2026-03-28T01:30:00+00:00"),
+            run("schedule:nightly", "2026-03-29T01:30:00+00:00"),
         ]
     );
 
@@ -503,21 +531,20 @@ async fn a_schedule_fires_across_a_daylight_saving_change_and_keeps_its_missed_p
     e.clock.set(utc("2026-04-02T12:00:00Z"));
     let fired = schedule::fire_due(&e.db, &e.clock).await.expect("fire");
     assert_eq!(fired, 5, "skip 0, once 1, all 4");
-    let keys = schedule_keys(&e).await;
+    let runs = schedule_runs(&e).await;
     assert!(
-        keys.contains(&"schedule:once:2026-04-02T00:30:00+00:00".to_string()),
-        "{keys:?}"
+        runs.contains(&run("schedule:once", "2026-04-02T00:30:00+00:00")),
+        "{runs:?}"
     );
     for day in ["03-30", "03-31", "04-01", "04-02"] {
+        let at = format!("2026-{day}T00:30:00+00:00");
         assert!(
-            keys.contains(&format!("schedule:all:2026-{day}T00:30:00+00:00")),
-            "{keys:?}"
+            runs.contains(&run(&format!("schedule:all:{at}"), &at)),
+            "{runs:?}"
         );
     }
     assert_eq!(
-        keys.iter()
-            .filter(|k| k.starts_with("schedule:nightly"))
-            .count(),
+        runs.iter().filter(|(k, _)| k == "schedule:nightly").count(),
         2
     );
     // Redefining a schedule with the same times keeps its next run.
@@ -526,7 +553,7 @@ async fn a_schedule_fires_across_a_daylight_saving_change_and_keeps_its_missed_p
         .expect("schedule");
     assert_eq!(schedule::fire_due(&e.db, &e.clock).await.expect("fire"), 0);
     let bad = Schedule {
-        cron: "every night".into(),
+        when: When::Cron("every night".into(), chrono_tz::UTC),
         ..daily("bad", Missed::Skip)
     };
     let refused = schedule::upsert(&e.db, &e.clock, &bad)
@@ -535,24 +562,28 @@ async fn a_schedule_fires_across_a_daylight_saving_change_and_keeps_its_missed_p
     assert!(refused.to_string().contains("every night"), "{refused}");
 }
 
+#[tokio::test]
+async fn runs_of_one_schedule_never_overlap() {
+    let e = env().await;
+    let tick = Schedule::every("tick", Duration::from_secs(10), "noop");
+    schedule::upsert(&e.db, &e.clock, &tick)
+        .await
+        .expect("schedule");
+    e.clock.advance(TimeDelta::seconds(10));
+    assert_eq!(schedule::fire_due(&e.db, &e.clock).await.expect("fire"), 1);
+    // The first run has not finished: the next is absorbed.
+    e.clock.advance(TimeDelta::seconds(10));
+    assert_eq!(schedule::fire_due(&e.db, &e.clock).await.expect("fire"), 0);
+    drain(&e).await;
+    e.clock.advance(TimeDelta::seconds(10));
+    assert_eq!(schedule::fire_due(&e.db, &e.clock).await.expect("fire"), 1);
+    assert_eq!(schedule_runs(&e).await.len(), 2);
+}
+
 fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
         .expect("a time")
         .with_timezone(&Utc)
-}
-
-async fn schedule_keys(e: &Env) -> Vec<String> {
-    let mut tx = e.db.system().await.expect("tx");
-    let keys: Vec<String> = sqlx::query_scalar(
-        "SELECT unique_key FROM jobs WHERE org_id = $1 AND unique_key LIKE 'schedule:%' \
-         ORDER BY unique_key",
-    )
-    .bind(SYSTEM)
-    .fetch_all(&mut *tx)
-    .await
-    .expect("keys");
-    tx.commit().await.expect("commit");
-    keys
 }
 
 /// Counts its runs; sleeps as long as the arguments say.

@@ -32,7 +32,6 @@ use foundry_platform::db::Db;
 use foundry_proto::foundry::audit::v1::{
     self as pb, audit_ingest_service_client::AuditIngestServiceClient,
 };
-use sqlx::postgres::PgListener;
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -545,19 +544,7 @@ impl Relay {
     /// On shutdown it keeps flushing for up to `flush_deadline`.
     pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send) {
         let channel = format!("outbox_{}", self.db.schema());
-        let mut listener = match PgListener::connect_with(self.db.pool()).await {
-            Ok(mut l) => match l.listen(&channel).await {
-                Ok(()) => Some(l),
-                Err(e) => {
-                    tracing::warn!(error = %e, "outbox relay: LISTEN failed; polling");
-                    None
-                }
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "outbox relay: no listener connection; polling");
-                None
-            }
-        };
+        let mut listener = foundry_platform::db::listen(&self.db, &channel, "outbox relay").await;
         tokio::pin!(shutdown);
         let mut backoff = self.cfg.min_backoff;
         loop {
@@ -574,12 +561,12 @@ impl Relay {
                 }
             };
             let woke = async {
-                match (wait, listener.as_mut()) {
-                    (Some(w), _) => tokio::time::sleep(w).await,
-                    (None, Some(l)) => {
-                        let _ = tokio::time::timeout(self.cfg.idle_poll, l.recv()).await;
+                match wait {
+                    Some(w) => tokio::time::sleep(w).await,
+                    None => {
+                        let poll = self.cfg.idle_poll;
+                        foundry_platform::db::notified_or(listener.as_mut(), poll).await;
                     }
-                    (None, None) => tokio::time::sleep(self.cfg.idle_poll).await,
                 }
             };
             tokio::select! {

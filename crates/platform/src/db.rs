@@ -127,6 +127,37 @@ impl Db {
     }
 }
 
+/// A listener on the notification `channel` of `db` (the outbox's and the
+/// job queue's wake-ups), or `None` with a warning naming `who` when it
+/// cannot listen: the caller then polls.
+pub async fn listen(db: &Db, channel: &str, who: &str) -> Option<sqlx::postgres::PgListener> {
+    let mut l = match sqlx::postgres::PgListener::connect_with(db.pool()).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "{who}: no listener connection; polling");
+            return None;
+        }
+    };
+    match l.listen(channel).await {
+        Ok(()) => Some(l),
+        Err(e) => {
+            tracing::warn!(error = %e, "{who}: LISTEN {channel} failed; polling");
+            None
+        }
+    }
+}
+
+/// Waits for a notification on `listener` for at most `poll` (or just
+/// `poll`, without one).
+pub async fn notified_or(listener: Option<&mut sqlx::postgres::PgListener>, poll: Duration) {
+    match listener {
+        Some(l) => {
+            let _ = tokio::time::timeout(poll, l.recv()).await;
+        }
+        None => tokio::time::sleep(poll).await,
+    }
+}
+
 /// Deletes the rows of `table` whose time `column` lies more than `keep`
 /// in the past (by the database's clock; `keep` zero: every row whose
 /// time has come), 5,000 at a time, each batch its own system-scoped

@@ -192,26 +192,6 @@ pub fn sweep_interval(retention: Duration) -> Duration {
     (retention / 12).clamp(Duration::from_secs(1), Duration::from_secs(3600))
 }
 
-/// Sweeps `db`'s claims past `retention` every [`sweep_interval`] until
-/// `stop` resolves.
-pub async fn run_sweeper(db: Db, retention: Duration, stop: crate::server::StopSignal) {
-    crate::server::every("request-id sweep", sweep_interval(retention), stop, || {
-        let db = db.clone();
-        async move {
-            let n = sweep(&db, retention).await?;
-            if n > 0 {
-                tracing::info!(
-                    schema = db.schema(),
-                    removed = n,
-                    "request ids past retention swept"
-                );
-            }
-            Ok(())
-        }
-    })
-    .await;
-}
-
 /// Deletes claims older than `retention`, a batch at a time; returns how
 /// many went.
 pub async fn sweep(db: &Db, retention: Duration) -> Result<u64, Error> {

@@ -14,7 +14,6 @@ pub mod maintenance;
 pub mod store;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use foundry_platform::Error;
 use foundry_platform::db::Db;
@@ -107,18 +106,6 @@ impl Audit {
     /// moved since its newest checkpoint.
     pub async fn checkpoint_round(&self) -> anyhow::Result<maintenance::Round> {
         Ok(maintenance::round(&self.state).await?)
-    }
-
-    /// The periodic checkpointer: a [`Audit::checkpoint_round`] every
-    /// `every` until `shutdown` resolves. Replicas may all run it: each
-    /// chain's round holds a lock, and a chain already checkpointed at its
-    /// head is skipped.
-    pub async fn run_checkpointer(
-        self,
-        every: Duration,
-        shutdown: impl Future<Output = ()> + Send,
-    ) {
-        maintenance::run(&self.state, every, shutdown).await;
     }
 
     /// Adds the service's handlers.

@@ -3,8 +3,6 @@
 //! of the organization, holding its maintenance lock, so two replicas never
 //! checkpoint or cut one chain at once and appends are never blocked.
 
-use std::time::Duration;
-
 use chrono::{SubsecRound, Utc};
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
@@ -298,22 +296,4 @@ pub async fn round(state: &State) -> Result<Round> {
         }
     }
     Ok(out)
-}
-
-/// Runs [`round`] every `every` until `shutdown` resolves (a round under
-/// way finishes first).
-pub async fn run(state: &State, every: Duration, shutdown: impl Future<Output = ()> + Send) {
-    foundry_platform::server::every("audit checkpointer", every, shutdown, || async {
-        let r = round(state).await?;
-        if r.checkpoints > 0 || r.removed > 0 || r.failed > 0 {
-            tracing::info!(
-                checkpoints = r.checkpoints,
-                removed = r.removed,
-                failed = r.failed,
-                "audit checkpointer round"
-            );
-        }
-        Ok(())
-    })
-    .await;
 }

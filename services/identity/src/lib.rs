@@ -14,7 +14,6 @@ use std::time::Duration;
 use chrono::Utc;
 use foundry_platform::db::{self, Db};
 use foundry_platform::page::PageTokens;
-use foundry_platform::server::{self, StopSignal};
 use foundry_proto::foundry::identity::v1 as pb;
 use sqlx::migrate::Migrator;
 use tonic::service::RoutesBuilder;
@@ -381,18 +380,6 @@ impl Identity {
             removed += db::sweep(db, table, "expires_at", Duration::ZERO).await?;
         }
         Ok(removed)
-    }
-
-    /// Runs [`Identity::sweep`] every [`SWEEP_INTERVAL`] until `stop`.
-    pub async fn run_sweeper(self, stop: StopSignal) {
-        server::every("identity sweep", SWEEP_INTERVAL, stop, || async {
-            let removed = self.sweep().await?;
-            if removed > 0 {
-                tracing::info!(removed, "expired identity credentials swept");
-            }
-            Ok(())
-        })
-        .await;
     }
 
     /// Finds the development organization made by an earlier start.

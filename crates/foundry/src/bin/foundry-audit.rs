@@ -62,10 +62,10 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", cli.server.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "foundry-audit serving");
     let mut background = Background::default();
-    let checkpointer = audit.clone();
-    background.spawn(move |stop| {
-        checkpointer.run_checkpointer(std::time::Duration::from_secs(cli.checkpoint_seconds), stop)
-    });
+    let every = std::time::Duration::from_secs(cli.checkpoint_seconds);
+    foundry::jobs::ServiceJobs::audit(&audit, &foundry_platform::clock::system(), Some(every))
+        .start(&mut background)
+        .await?;
     background
         .serve(foundry_platform::server::shutdown_signal(), |stop| {
             foundry_tenancy::server::serve_services(

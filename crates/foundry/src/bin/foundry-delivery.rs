@@ -51,8 +51,11 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", cli.server.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "foundry-delivery serving");
     let mut background = Background::default();
-    let (db, retention) = (delivery.db().clone(), cli.server.request_id_retention());
-    background.spawn(move |stop| foundry_platform::idempotency::run_sweeper(db, retention, stop));
+    let clock = foundry_platform::clock::system();
+    let retention = cli.server.request_id_retention();
+    foundry::jobs::ServiceJobs::delivery(&delivery, &clock, retention)
+        .start(&mut background)
+        .await?;
     if let Some(endpoint) = &cli.relay.audit_endpoint {
         // The relay's token: its service-account key exchanged at identity.
         let key = cli.relay.service_account_key.clone().context(

@@ -78,10 +78,11 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", cli.server.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "foundry-identity serving");
     let mut background = Background::default();
-    let (db, retention) = (identity.db().clone(), cli.server.request_id_retention());
-    background.spawn(move |stop| foundry_platform::idempotency::run_sweeper(db, retention, stop));
-    let swept = identity.clone();
-    background.spawn(move |stop| swept.run_sweeper(stop));
+    let clock = foundry_platform::clock::system();
+    let retention = cli.server.request_id_retention();
+    foundry::jobs::ServiceJobs::identity(&identity, &clock, retention)
+        .start(&mut background)
+        .await?;
     if let Some(endpoint) = &cli.relay.audit_endpoint {
         // Identity mints its own relay tokens: no key to configure.
         let sa = identity
