@@ -17,6 +17,7 @@ mod api;
 mod ceiling;
 mod env;
 mod gateway;
+mod jobs;
 mod load;
 mod outbox;
 mod pgbench;
@@ -73,18 +74,38 @@ struct OutboxArgs {
     rate: f64,
 }
 
+#[derive(Args, Debug, Clone)]
+struct JobsArgs {
+    /// No-op jobs in the throughput run.
+    #[arg(long, default_value_t = 100_000)]
+    jobs: usize,
+    /// Jobs per enqueue batch and per claim.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Offered jobs per second in the pickup-latency run.
+    #[arg(long, default_value_t = 500.0)]
+    job_rate: f64,
+    /// The big organization's backlog in the fairness run.
+    #[arg(long, default_value_t = 100_000)]
+    backlog: usize,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// The API scenarios beside their baselines, and their growth.
     Api(ApiArgs),
     /// The outbox's cost per mutation and the relay's lag.
     Outbox(OutboxArgs),
+    /// The job queue: throughput, pickup latency, fairness.
+    Jobs(JobsArgs),
     /// Everything, written to a Markdown report.
     All {
         #[command(flatten)]
         api: ApiArgs,
         #[command(flatten)]
         outbox: OutboxArgs,
+        #[command(flatten)]
+        jobs: JobsArgs,
         /// Where the report goes.
         #[arg(long, default_value = "bench-report.md")]
         out: PathBuf,
@@ -127,6 +148,30 @@ impl Cli {
         }
     }
 
+    fn jobs_params(&self, j: &JobsArgs) -> jobs::Params {
+        if self.smoke {
+            jobs::Params {
+                jobs: 2_000,
+                batch: j.batch,
+                concurrency: 16,
+                rate: 100.0,
+                duration: Duration::from_millis(500),
+                backlog: 2_000,
+                few: 20,
+            }
+        } else {
+            jobs::Params {
+                jobs: j.jobs,
+                batch: j.batch,
+                concurrency: 64,
+                rate: j.job_rate,
+                duration: Duration::from_secs(self.seconds),
+                backlog: j.backlog,
+                few: 100,
+            }
+        }
+    }
+
     fn outbox_params(&self, o: &OutboxArgs) -> outbox::Params {
         if self.smoke {
             outbox::Params {
@@ -151,6 +196,7 @@ impl Cli {
 struct Json<'a> {
     api: Option<&'a api::Report>,
     outbox: Option<&'a outbox::Report>,
+    jobs: Option<&'a jobs::Report>,
 }
 
 fn check_outbox(r: &outbox::Report) -> anyhow::Result<()> {
@@ -216,15 +262,20 @@ async fn main() -> anyhow::Result<()> {
         LOG_FILTER,
     );
     let started = Instant::now();
-    let (api_report, outbox_report) = match &cli.command {
-        Command::Api(a) => (Some(api::run(&cli.api_params(a)).await?), None),
-        Command::Outbox(o) => (None, Some(outbox::run(&cli.outbox_params(o)).await?)),
+    let (api_report, outbox_report, jobs_report) = match &cli.command {
+        Command::Api(a) => (Some(api::run(&cli.api_params(a)).await?), None, None),
+        Command::Outbox(o) => (None, Some(outbox::run(&cli.outbox_params(o)).await?), None),
+        Command::Jobs(j) => (None, None, Some(jobs::run(&cli.jobs_params(j)).await?)),
         Command::All {
-            api: a, outbox: o, ..
+            api: a,
+            outbox: o,
+            jobs: j,
+            ..
         } => {
             let api_report = api::run(&cli.api_params(a)).await?;
             let outbox_report = outbox::run(&cli.outbox_params(o)).await?;
-            (Some(api_report), Some(outbox_report))
+            let jobs_report = jobs::run(&cli.jobs_params(j)).await?;
+            (Some(api_report), Some(outbox_report), Some(jobs_report))
         }
     };
     let mut md = String::new();
@@ -236,6 +287,10 @@ async fn main() -> anyhow::Result<()> {
         let c = if cli.smoke { 2 } else { cli.concurrency };
         md.push_str(&report::outbox(r, c));
     }
+    if let Some(r) = &jobs_report {
+        md.push('\n');
+        md.push_str(&report::jobs(r));
+    }
     println!("{md}");
     if let Command::All { out, .. } = &cli.command {
         let text = format!("{}\n{md}", preamble(started));
@@ -246,6 +301,7 @@ async fn main() -> anyhow::Result<()> {
         let json = Json {
             api: api_report.as_ref(),
             outbox: outbox_report.as_ref(),
+            jobs: jobs_report.as_ref(),
         };
         std::fs::write(path, serde_json::to_vec_pretty(&json)?)
             .with_context(|| format!("writing {}", path.display()))?;

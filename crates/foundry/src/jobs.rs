@@ -101,8 +101,9 @@ impl ServiceJobs {
         Self::new(delivery.db(), clock).with_request_id_sweep(retention)
     }
 
-    /// Audit's: a checkpointer round (retention, then a signed checkpoint
-    /// of every chain that grew) every `checkpoint`, if set.
+    /// Audit's: background chain verifications (long-running operations),
+    /// and a checkpointer round (retention, then a signed checkpoint of
+    /// every chain that grew) every `checkpoint`, if set.
     pub fn audit(audit: &Audit, clock: &SharedClock, checkpoint: Option<Duration>) -> ServiceJobs {
         let mut jobs = Self::new(audit.db(), clock);
         let a = audit.clone();
@@ -127,6 +128,10 @@ impl ServiceJobs {
                     }))
                 }
             }),
+        );
+        jobs.queue = jobs.queue.register(
+            foundry_audit::api::verify::VERIFY_JOB,
+            audit.verification_job(),
         );
         if let Some(every) = checkpoint {
             jobs.schedules.push(Schedule::every(

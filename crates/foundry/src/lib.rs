@@ -14,7 +14,8 @@ pub use foundry_audit::RetentionPolicy;
 use foundry_delivery::Delivery;
 use foundry_identity::{Identity, OidcProvider, RingSource, TokenConfig};
 use foundry_keyring::Keyring;
-use foundry_outbox::{GrpcSink, Relay, RelayConfig};
+use foundry_outbox::subscriptions::subscribers_of;
+use foundry_outbox::{AuditSubscriber, GrpcSink, Relay, RelayConfig};
 use foundry_platform::db::{self, Db};
 use foundry_platform::page::PageTokens;
 use foundry_platform::server::Background;
@@ -111,6 +112,10 @@ pub struct Suite {
     /// The tenancy layer's state.
     pub tenancy: Arc<Tenancy>,
 }
+
+/// The long-running operations service every binary serves for its own
+/// services (`operations/{service}/{id}`).
+pub const OPERATIONS_SERVICE: &str = "google.longrunning.Operations";
 
 /// Applies every service's migrations.
 pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
@@ -242,8 +247,15 @@ impl Suite {
             .iter()
             .chain(foundry_audit::SERVICE_NAMES)
             .chain(foundry_delivery::SERVICE_NAMES)
+            .chain(&[OPERATIONS_SERVICE])
             .copied()
             .collect();
+        // One Operations service for the three, by the service its names
+        // carry.
+        let operations = foundry_jobs::operations::Operations::new()
+            .serve("identity", self.identity.db().clone(), clock.clone())
+            .serve("audit", self.audit.db().clone(), clock.clone())
+            .serve("delivery", self.delivery.db().clone(), clock.clone());
         background
             .serve(shutdown, |stop| {
                 foundry_tenancy::server::serve_services(
@@ -252,6 +264,7 @@ impl Suite {
                         identity.add_routes(routes);
                         audit.add_routes(routes);
                         delivery.add_routes(routes);
+                        routes.add_service(operations.into_server());
                     },
                     &names,
                     self.tenancy,
@@ -284,7 +297,12 @@ impl Suite {
                 channel.clone(),
                 self.identity.service_tokens(sa),
             ));
-            let relay = Arc::new(Relay::new(db, sink, RelayConfig::default()));
+            let relay = Arc::new(Relay::subscriber(
+                db,
+                Arc::new(AuditSubscriber::new(sink)),
+                subscribers_of(service),
+                RelayConfig::default(),
+            ));
             background.spawn(|stop| relay.run(stop));
         }
         Ok(())

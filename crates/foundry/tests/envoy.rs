@@ -225,4 +225,35 @@ fn http_json_through_envoy() {
     assert_eq!(status, 403, "another organization: {foreign}");
     let (status, anon) = http.call("GET", &org_path, None, None);
     assert_eq!(status, 401, "{anon}");
+
+    // A long-running operation over HTTP: started, then polled by its name.
+    let (status, started) = http.call(
+        "POST",
+        "/v1/auditEvents:verifyInBackground",
+        Some(token),
+        Some(json!({ "verification": {} })),
+    );
+    assert_eq!(status, 200, "{started}");
+    let name = started["name"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let (status, op) = http.call("GET", &format!("/v1/{name}"), Some(token), None);
+        assert_eq!(status, 200, "{op}");
+        if op["done"] == true {
+            break op;
+        }
+        assert!(Instant::now() < deadline, "not done: {op}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(done["response"]["valid"], true, "{done}");
+    let (status, listed) = http.call("GET", "/v1/operations/audit", Some(token), None);
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["operations"][0]["name"], name.as_str(), "{listed}");
+    let (status, missing) = http.call(
+        "GET",
+        &format!("/v1/operations/audit/{}", uuid::Uuid::now_v7()),
+        Some(token),
+        None,
+    );
+    assert_eq!(status, 404, "{missing}");
 }

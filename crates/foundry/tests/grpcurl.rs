@@ -56,6 +56,7 @@ fn grpcurl_lists_describes_and_calls_the_suite_through_reflection_only() {
         .iter()
         .chain(foundry_audit::SERVICE_NAMES)
         .chain(foundry_delivery::SERVICE_NAMES)
+        .chain(&[foundry::OPERATIONS_SERVICE])
         .chain(&platform)
     {
         assert!(
@@ -225,6 +226,43 @@ fn grpcurl_lists_describes_and_calls_the_suite_through_reflection_only() {
     let evaluation: serde_json::Value = serde_json::from_str(&evaluation).unwrap();
     assert_eq!(evaluation["passed"], true, "{evaluation}");
     assert_eq!(evaluation["results"][0]["evidence"], "recording");
+
+    // A long-running operation, started and polled to done: the audit
+    // chain verified in the background (the events above reached the log).
+    let started = call(
+        "foundry.audit.v1.AuditService/StartAuditChainVerification",
+        r#"{"verification":{}}"#.into(),
+    );
+    let started: serde_json::Value = serde_json::from_str(&started).unwrap();
+    let name = started["name"].as_str().unwrap().to_owned();
+    assert!(name.starts_with("operations/audit/"), "{started}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let op = call(
+            "google.longrunning.Operations/GetOperation",
+            format!(r#"{{"name":"{name}"}}"#),
+        );
+        let op: serde_json::Value = serde_json::from_str(&op).unwrap();
+        if op["done"] == true {
+            break op;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the operation did not finish: {op}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        done["response"]["@type"], "type.googleapis.com/foundry.audit.v1.VerifyAuditChainResponse",
+        "{done}"
+    );
+    assert_eq!(done["response"]["valid"], true, "{done}");
+    assert_eq!(done["metadata"]["stage"], "verified", "{done}");
+    let listed = call(
+        "google.longrunning.Operations/ListOperations",
+        r#"{"name":"operations/audit"}"#.into(),
+    );
+    assert!(listed.contains(&name), "{listed}");
 
     let (ok, health) = run(&["-plaintext", &addr, "grpc.health.v1.Health/Check"]);
     assert!(ok && health.contains("SERVING"), "{health}");

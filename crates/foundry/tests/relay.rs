@@ -308,12 +308,10 @@ async fn a_change_can_escape_the_audit_log() {
         {
             break e;
         }
-        let parked: Vec<String> = sqlx::query_scalar(
-            "SELECT coalesce(parked_reason, '') FROM delivery.outbox WHERE parked_at IS NOT NULL",
-        )
-        .fetch_all(&mut db)
-        .await
-        .unwrap();
+        let parked: Vec<String> = sqlx::query_scalar("SELECT reason FROM delivery.outbox_parked")
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
         assert!(
             parked.is_empty(),
             "the task's event was parked, out of the audit log: {parked:?}"
@@ -504,7 +502,8 @@ async fn a_parked_event_is_visible_in_the_log_and_to_verification() {
     // The whole event stays in the producer's outbox, parked with the reason.
     let mut db = app.admin_db().await;
     let parked: Option<String> = sqlx::query_scalar(
-        "SELECT parked_reason FROM identity.outbox WHERE id = $1 AND parked_at IS NOT NULL",
+        "SELECT p.reason FROM identity.outbox_parked p JOIN identity.outbox o ON o.id = p.event_id \
+         WHERE p.event_id = $1 AND p.subscriber = 'audit'",
     )
     .bind(refused.id)
     .fetch_optional(&mut db)

@@ -29,6 +29,8 @@ pub struct Job {
     pub max_attempts: i32,
     /// Its unique key, if any.
     pub unique_key: Option<String>,
+    /// Served as a long-running operation.
+    pub operation: bool,
     /// Cancellation was asked for.
     pub cancel_requested: bool,
     /// Every failed attempt: `{attempt, at, error}`.
@@ -44,7 +46,8 @@ pub struct Job {
 }
 
 const COLUMNS: &str = "id, org_id, kind, args, state, run_at, attempt, max_attempts, unique_key, \
-                       cancel_requested, errors, progress, result, created_at, finished_at";
+                       operation, cancel_requested, errors, progress, result, created_at, \
+                       finished_at";
 
 /// The job `id` as `tx` may see it (a tenant's transaction sees only its
 /// organization's jobs).
@@ -53,6 +56,41 @@ pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<Job>, sqlx::Error> {
         .bind(id)
         .fetch_optional(&mut **tx)
         .await
+}
+
+/// The operations of `org_id` visible to `tx`, newest first, after the
+/// one `after` (a page's last), at most `limit`.
+pub async fn operations(
+    tx: &mut Tx,
+    org_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Job>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM jobs WHERE operation AND org_id = $1 \
+         AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+    ))
+    .bind(org_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// Deletes the ended job `id` of `org_id`; `false` if there is none.
+pub async fn delete_ended(db: &Db, org_id: Uuid, id: Uuid) -> anyhow::Result<bool> {
+    let mut tx = db.system().await?;
+    let n = sqlx::query(
+        "DELETE FROM jobs WHERE id = $1 AND org_id = $2 \
+         AND state IN ('completed', 'cancelled', 'dead', 'discarded')",
+    )
+    .bind(id)
+    .bind(org_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(n == 1)
 }
 
 /// What [`cancel`] did.

@@ -30,6 +30,7 @@
 //!   a grace period, then releases the rest for another worker.
 
 pub mod admin;
+pub mod operations;
 mod queue;
 pub mod schedule;
 mod task;
@@ -91,6 +92,9 @@ pub struct NewJob {
     pub unique_key: Option<String>,
     /// Attempts before the dead letter.
     pub max_attempts: i32,
+    /// Served to its organization as a long-running operation
+    /// ([`operations`]).
+    pub operation: bool,
 }
 
 impl NewJob {
@@ -107,7 +111,15 @@ impl NewJob {
             run_at: None,
             unique_key: None,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            operation: false,
         }
+    }
+
+    /// Served to its organization as a long-running operation.
+    #[must_use]
+    pub fn operation(mut self) -> NewJob {
+        self.operation = true;
+        self
     }
 
     /// Not before `at`.
@@ -165,6 +177,7 @@ pub async fn enqueue_many(
     let mut ids = Vec::with_capacity(n);
     let (mut orgs, mut kinds, mut args) = (vec![], vec![], vec![]);
     let (mut states, mut run_ats, mut attempts, mut keys) = (vec![], vec![], vec![], vec![]);
+    let mut operations = vec![];
     for j in &jobs {
         ids.push(Uuid::now_v7());
         orgs.push(j.org_id);
@@ -179,13 +192,15 @@ pub async fn enqueue_many(
         run_ats.push(run_at);
         attempts.push(j.max_attempts.max(1));
         keys.push(j.unique_key.clone());
+        operations.push(j.operation);
     }
     let inserted: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO jobs (id, org_id, kind, args, state, run_at, max_attempts, unique_key, created_at) \
-         SELECT id, org_id, kind, args, state, run_at, max_attempts, unique_key, $9 \
+        "INSERT INTO jobs (id, org_id, kind, args, state, run_at, max_attempts, unique_key, \
+                           operation, created_at) \
+         SELECT id, org_id, kind, args, state, run_at, max_attempts, unique_key, operation, $9 \
          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[], \
-                     $6::timestamptz[], $7::int4[], $8::text[]) \
-              AS t(id, org_id, kind, args, state, run_at, max_attempts, unique_key) \
+                     $6::timestamptz[], $7::int4[], $8::text[], $10::bool[]) \
+              AS t(id, org_id, kind, args, state, run_at, max_attempts, unique_key, operation) \
          ON CONFLICT (org_id, kind, unique_key) WHERE unique_key IS NOT NULL \
              AND state IN ('available', 'scheduled', 'retryable', 'running') DO NOTHING \
          RETURNING id",
@@ -199,6 +214,7 @@ pub async fn enqueue_many(
     .bind(&attempts)
     .bind(&keys)
     .bind(now)
+    .bind(&operations)
     .fetch_all(&mut **tx)
     .await?;
     let mut out = Vec::with_capacity(n);

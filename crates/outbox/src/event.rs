@@ -375,13 +375,8 @@ fn to_value(v: impl Serialize) -> Value {
 /// Writes `event` into the outbox in `tx`.
 pub async fn record(tx: &mut Tx, event: &AuditEvent) -> Result<(), Error> {
     let payload = serde_json::to_value(event).map_err(Error::internal)?;
-    sqlx::query("INSERT INTO outbox (id, org_id, payload) VALUES ($1, $2, $3)")
-        .bind(event.id)
-        .bind(event.org_id)
-        .bind(payload)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    let kind = (crate::envelope::AUDIT, event.action.as_str(), 1);
+    crate::envelope::insert(tx, (event.id, event.org_id), kind, payload).await
 }
 
 #[cfg(test)]

@@ -2,13 +2,19 @@
 //!
 //! A mutation records its audit event with [`Actor::event`] … `.record(&mut
 //! tx)` inside the transaction that makes the change, so the two commit or
-//! roll back together. Each service's [`Relay`] ships its outbox to the
-//! audit service, at least once; the audit service keeps each event once.
+//! roll back together; domain events and usage records for other services
+//! go the same way ([`envelope`]). Each subscriber of a service's outbox
+//! ([`subscriptions`]) has its own [`Relay`] and cursor and receives its
+//! events at least once, in each organization's commit order; the audit
+//! service keeps each event once, other receivers use [`inbox`].
 
 pub mod bound;
 pub mod call;
+pub mod envelope;
 pub mod event;
+pub mod inbox;
 pub mod relay;
+pub mod subscriptions;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,8 +27,12 @@ use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
 pub use call::Call;
+pub use envelope::{DomainEvent, UsageRecord};
 pub use event::{Actor, ActorType, AuditEvent, EventBuilder, OnBehalfOf, PLATFORM_ORG, record};
-pub use relay::{DeliveryError, GrpcSink, Relay, RelayConfig, Sink, TokenSource};
+pub use relay::{
+    AUDIT, AuditSubscriber, DeliveryError, Envelope, GrpcSink, Relay, RelayConfig, Sink,
+    Subscriber, TokenSource,
+};
 
 /// What a relay's service account holds: appending its own service's
 /// events to the audit log, nothing else.

@@ -1,26 +1,35 @@
-//! The relay: ships a service's outbox to the audit service.
+//! The relay: ships a service's outbox to one subscriber.
 //!
-//! Each round claims a batch with `FOR UPDATE SKIP LOCKED` (replicas share
-//! the work without waiting on each other), sends it, and deletes what the
-//! audit service acknowledged, in the same transaction that claimed it.
-//! Delivery is at least once; the audit service de-duplicates by event id.
+//! A schema's outbox holds typed envelopes (audit events, domain events,
+//! usage records), each numbered in its organization's commit order
+//! (`seq`, see `foundry_platform::db::OUTBOX_DDL`). Each subscriber of the
+//! schema (the audit service, and the services that react to this one's
+//! events: `crate::subscriptions`) has its own relay and its own cursor per
+//! organization: it takes the events past its cursor in `seq` order,
+//! delivers those of the types it takes, and moves its cursor past them
+//! (and past the ones it does not take) in the same transaction. An event
+//! leaves the outbox once every subscriber of the schema is past it, so a
+//! subscriber that is down or slow holds back nobody else, not even the
+//! audit service. Delivery is at least once; receivers de-duplicate by
+//! event id (the audit service does; others through `crate::inbox`).
 //!
 //! No organization holds up another's events: a batch takes each waiting
 //! organization's oldest events in turn (so one organization's backlog does
 //! not delay another's new event), an organization whose events fail is
 //! held back on its own backoff while the others flow, and a batch refused
-//! as too large is split. Within an organization events arrive in the order
-//! they were made: replicas take turns per organization (a transaction
-//! lock each), each moving on to organizations the others are not sending,
-//! and a batch holds a prefix of each organization's events.
+//! as too large is split. Within an organization events arrive in commit
+//! order: replicas take turns per subscriber and organization (a
+//! transaction lock each), each moving on to organizations the others are
+//! not sending, and a batch holds a prefix of each organization's events.
 //!
-//! An event the audit service refuses as invalid (a producer bug) is parked
-//! in the outbox with the reason, logged as an error and counted
-//! (`foundry.outbox.parked`); in its place the organization's log receives
-//! a stand-in: the same event (who, what, when, which resource) whose
-//! changes are only [`WITHHELD`](crate::bound::WITHHELD) with the reason and
-//! the refused changes' size and digest, so the change cannot vanish from
-//! the log unnoticed and `VerifyAuditChain` counts it.
+//! An event a subscriber refuses as invalid (a producer bug) is parked for
+//! that subscriber (`outbox_parked`, with the reason), logged as an error
+//! and counted (`foundry.outbox.parked`), and kept in the outbox for
+//! repair. For the audit service a stand-in takes its place in the
+//! organization's log: the same event (who, what, when, which resource)
+//! whose changes are only [`WITHHELD`](crate::bound::WITHHELD) with the
+//! reason and the refused changes' size and digest, so the change cannot
+//! vanish from the log unnoticed and `VerifyAuditChain` counts it.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -64,6 +73,102 @@ pub enum DeliveryError {
 pub trait Sink: Send + Sync + 'static {
     /// Delivers a batch; `Ok` means every event is durably in the log.
     async fn deliver(&self, events: Vec<pb::AuditEvent>) -> Result<(), DeliveryError>;
+}
+
+/// An event as the outbox holds it: a typed envelope.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct Envelope {
+    /// Its id (minted when it was made).
+    pub id: Uuid,
+    /// Its organization.
+    pub org_id: Uuid,
+    /// Its place in its organization's commit order.
+    pub seq: i64,
+    /// `audit`, `domain` or `usage` (`crate::envelope`).
+    pub kind: String,
+    /// Its type (an audit event's action; a domain event's or usage
+    /// record's name).
+    pub r#type: Option<String>,
+    /// The version of its type's schema.
+    pub version: i32,
+    /// The event.
+    pub payload: serde_json::Value,
+}
+
+/// Who takes a schema's events: the audit service, or another service
+/// reacting to this one's.
+#[async_trait]
+pub trait Subscriber: Send + Sync + 'static {
+    /// Its name: its cursors' key, one per schema.
+    fn name(&self) -> &str;
+    /// Whether it takes `e` (the others are passed over).
+    fn takes(&self, e: &Envelope) -> bool;
+    /// `e`'s size on the wire, for the batch's byte budget.
+    fn size(&self, e: &Envelope) -> usize {
+        e.payload.to_string().len()
+    }
+    /// Delivers a batch, in order; `Ok` means every event is durably
+    /// received.
+    async fn deliver(&self, events: &[&Envelope]) -> Result<(), DeliveryError>;
+    /// What takes the place of `e` once refused as invalid (`None`:
+    /// nothing).
+    fn stand_in(&self, e: &Envelope, why: &str) -> Option<Envelope> {
+        let _ = (e, why);
+        None
+    }
+}
+
+/// The audit service as a subscriber: it takes the audit events, over a
+/// [`Sink`].
+pub struct AuditSubscriber {
+    sink: Arc<dyn Sink>,
+}
+
+/// The audit service's subscriber name.
+pub const AUDIT: &str = "audit";
+
+impl AuditSubscriber {
+    /// Delivering to `sink`.
+    pub fn new(sink: Arc<dyn Sink>) -> AuditSubscriber {
+        AuditSubscriber { sink }
+    }
+
+    fn event(e: &Envelope) -> Result<AuditEvent, DeliveryError> {
+        serde_json::from_value(e.payload.clone())
+            .map_err(|err| DeliveryError::Refused(format!("not an audit event: {err}")))
+    }
+}
+
+#[async_trait]
+impl Subscriber for AuditSubscriber {
+    fn name(&self) -> &str {
+        AUDIT
+    }
+
+    fn takes(&self, e: &Envelope) -> bool {
+        e.kind == crate::envelope::AUDIT
+    }
+
+    fn size(&self, e: &Envelope) -> usize {
+        Self::event(e).map_or(0, |a| prost::Message::encoded_len(&a.to_proto()))
+    }
+
+    async fn deliver(&self, events: &[&Envelope]) -> Result<(), DeliveryError> {
+        let wire = events
+            .iter()
+            .map(|e| Self::event(e).map(|a| a.to_proto()))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.sink.deliver(wire).await
+    }
+
+    fn stand_in(&self, e: &Envelope, why: &str) -> Option<Envelope> {
+        let mut event = Self::event(e).ok()?;
+        event.changes = crate::bound::withheld(&event.changes, why);
+        Some(Envelope {
+            payload: serde_json::to_value(&event).ok()?,
+            ..e.clone()
+        })
+    }
 }
 
 /// A bearer token for the relay's calls (a service account's).
@@ -156,12 +261,15 @@ impl Default for RelayConfig {
     }
 }
 
-/// One service's relay.
+/// One subscriber's relay over a service's outbox.
 pub struct Relay {
     db: Db,
-    sink: Arc<dyn Sink>,
+    subscriber: Arc<dyn Subscriber>,
+    // Every subscriber of the schema: an event leaves once all are past it.
+    all: Vec<String>,
     cfg: RelayConfig,
-    // One drain at a time per process; other replicas use SKIP LOCKED.
+    // One drain at a time per process; other replicas take other
+    // organizations (transaction locks).
     running: Mutex<()>,
     // Organizations whose last delivery failed, until when.
     held: std::sync::Mutex<HashMap<Uuid, Hold>>,
@@ -174,56 +282,81 @@ struct Hold {
     backoff: Duration,
 }
 
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: Uuid,
-    payload: sqlx::types::Json<AuditEvent>,
+/// Where the subscriber named by parameter `$n` stands in the
+/// organization `org` (an SQL expression): its cursor, 0 before its first
+/// event.
+fn cursor_of(org: &str, n: u8) -> String {
+    format!(
+        "coalesce((SELECT c.seq FROM outbox_cursors c \
+         WHERE c.subscriber = ${n} AND c.org_id = {org}), 0)"
+    )
 }
 
-/// Each waiting organization's oldest events, `$2` at most per
-/// organization, the organizations in `$1` (ids) only.
-const OLDEST_OF_EACH: &str = "SELECT o.org_id, e.id FROM unnest($1::uuid[]) AS o(org_id) \
-     CROSS JOIN LATERAL (SELECT id FROM outbox WHERE org_id = o.org_id AND parked_at IS NULL \
-                         ORDER BY id LIMIT $2) e";
+/// Not parked for the subscriber named by parameter `$n`.
+fn not_parked(n: u8) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM outbox_parked p \
+         WHERE p.subscriber = ${n} AND p.event_id = outbox.id)"
+    )
+}
 
-/// The organizations with waiting events, those with the oldest first, at
-/// most `$1`, none of `$2`, each locked for this transaction (an advisory
-/// lock per schema and organization, so replicas take turns per
-/// organization and each moves on to the ones the others are not
-/// sending). The walk of the `(org_id, id)` index takes one step per
-/// organization; the lock is tried in order, above the sorted subquery
-/// (`OFFSET 0` keeps the planner from pushing the condition into it,
-/// which would lock every waiting organization), until `$1` are held.
-const WAITING_ORGS: &str = "WITH RECURSIVE orgs(org_id) AS ( \
-       (SELECT org_id FROM outbox WHERE parked_at IS NULL AND org_id <> ALL($2) \
-        ORDER BY org_id LIMIT 1) \
-       UNION ALL \
-       SELECT (SELECT o.org_id FROM outbox o WHERE o.parked_at IS NULL \
-                 AND o.org_id > orgs.org_id AND o.org_id <> ALL($2) \
-               ORDER BY o.org_id LIMIT 1) \
-       FROM orgs WHERE orgs.org_id IS NOT NULL) \
-     SELECT waiting.org_id FROM ( \
-       SELECT orgs.org_id, m.oldest FROM orgs \
-       CROSS JOIN LATERAL (SELECT id AS oldest FROM outbox \
-                           WHERE org_id = orgs.org_id AND parked_at IS NULL \
-                           ORDER BY id LIMIT 1) m \
-       WHERE orgs.org_id IS NOT NULL ORDER BY m.oldest OFFSET 0) waiting \
-     WHERE pg_try_advisory_xact_lock( \
-       hashtextextended('foundry_outbox:' || current_schema() || ':' || waiting.org_id::text, 0)) \
-     LIMIT $1";
+/// Each waiting organization's oldest events past the subscriber's cursor
+/// (`$3`), `$2` at most per organization, the organizations in `$1` only,
+/// in commit order.
+fn oldest_of_each() -> String {
+    format!(
+        "SELECT e.* FROM unnest($1::uuid[]) AS o(org_id) \
+         CROSS JOIN LATERAL (SELECT id, org_id, seq, kind, type, version, payload FROM outbox \
+           WHERE org_id = o.org_id AND seq > {} AND {} ORDER BY seq LIMIT $2) e \
+         ORDER BY e.org_id, e.seq",
+        cursor_of("o.org_id", 3),
+        not_parked(3)
+    )
+}
 
-/// One event of a claimed batch.
+/// The organizations with events past the subscriber's (`$3`) cursor,
+/// those waiting longest first, at most `$1`, none of `$2`, each locked for
+/// this transaction (an advisory lock per schema, subscriber and
+/// organization, so replicas take turns per organization and each moves
+/// on to the ones the others are not sending). The walk of the
+/// `(org_id, seq)` index takes one step per organization; the lock is
+/// tried in order, above the sorted subquery (`OFFSET 0` keeps the planner
+/// from pushing the condition into it, which would lock every waiting
+/// organization), until `$1` are held.
+fn waiting_orgs() -> String {
+    format!(
+        "WITH RECURSIVE orgs(org_id) AS ( \
+           (SELECT org_id FROM outbox WHERE org_id <> ALL($2) ORDER BY org_id LIMIT 1) \
+           UNION ALL \
+           SELECT (SELECT o.org_id FROM outbox o WHERE o.org_id > orgs.org_id \
+                     AND o.org_id <> ALL($2) ORDER BY o.org_id LIMIT 1) \
+           FROM orgs WHERE orgs.org_id IS NOT NULL) \
+         SELECT waiting.org_id FROM ( \
+           SELECT orgs.org_id, m.oldest FROM orgs \
+           CROSS JOIN LATERAL (SELECT id AS oldest FROM outbox \
+                               WHERE org_id = orgs.org_id AND seq > {} AND {} \
+                               ORDER BY seq LIMIT 1) m \
+           WHERE orgs.org_id IS NOT NULL ORDER BY m.oldest OFFSET 0) waiting \
+         WHERE pg_try_advisory_xact_lock(hashtextextended( \
+           'foundry_outbox:' || current_schema() || ':' || $3 || ':' || waiting.org_id::text, 0)) \
+         LIMIT $1",
+        cursor_of("orgs.org_id", 3),
+        not_parked(3)
+    )
+}
+
+/// One event of a batch.
 struct Claimed {
-    id: Uuid,
-    event: AuditEvent,
-    wire: pb::AuditEvent,
+    env: Envelope,
+    /// The subscriber takes it (otherwise it is only passed over).
+    take: bool,
 }
 
 /// What a round did.
 enum Round {
     /// Nothing to claim (or only held organizations' events).
     Empty,
-    /// This many events delivered or parked.
+    /// This many events delivered, parked or passed over.
     Settled(usize),
     /// Every organization of the batch failed (each is now held back).
     Failed(anyhow::Error),
@@ -236,16 +369,34 @@ struct Outcome {
     parked: Vec<(Uuid, String)>,
     /// Organizations whose delivery failed (retry later, on their own).
     failed: Vec<Uuid>,
-    /// The audit service is away.
+    /// The subscriber is away.
     unavailable: Option<anyhow::Error>,
 }
 
 impl Relay {
-    /// A relay over `db`'s outbox.
+    /// The audit service's relay over `db`'s outbox, its only subscriber.
     pub fn new(db: Db, sink: Arc<dyn Sink>, cfg: RelayConfig) -> Relay {
+        Relay::subscriber(
+            db,
+            Arc::new(AuditSubscriber::new(sink)),
+            vec![AUDIT.to_string()],
+            cfg,
+        )
+    }
+
+    /// `subscriber`'s relay over `db`'s outbox, whose subscribers are
+    /// `all` (it among them).
+    pub fn subscriber(
+        db: Db,
+        subscriber: Arc<dyn Subscriber>,
+        all: Vec<String>,
+        cfg: RelayConfig,
+    ) -> Relay {
+        debug_assert!(all.iter().any(|a| a == subscriber.name()));
         Relay {
             db,
-            sink,
+            subscriber,
+            all,
             cfg,
             running: Mutex::new(()),
             held: std::sync::Mutex::new(HashMap::new()),
@@ -287,9 +438,10 @@ impl Relay {
     }
 
     /// Claims the next batch: each waiting organization's oldest events in
-    /// turn (round robin), up to `batch` events and `max_batch_bytes`,
-    /// skipping held organizations and those whose oldest event another
-    /// replica holds. Rows stay locked until `tx` ends.
+    /// turn (round robin), up to `batch` events and `max_batch_bytes` of
+    /// those the subscriber takes, skipping held organizations and those
+    /// another replica is sending. The organizations stay locked until `tx`
+    /// ends.
     async fn claim(
         &self,
         tx: &mut foundry_platform::db::Tx,
@@ -297,61 +449,51 @@ impl Relay {
     ) -> anyhow::Result<Vec<Claimed>> {
         let mut held = self.held_orgs();
         held.extend_from_slice(skip);
-        let orgs: Vec<Uuid> = sqlx::query_scalar(WAITING_ORGS)
+        let name = self.subscriber.name();
+        let orgs: Vec<Uuid> = sqlx::query_scalar(&waiting_orgs())
             .bind(self.cfg.batch)
             .bind(&held)
+            .bind(name)
             .fetch_all(&mut **tx)
             .await?;
         if orgs.is_empty() {
             return Ok(vec![]);
         }
         let per_org = (self.cfg.batch / orgs.len() as i64).max(1);
-        let candidates: Vec<(Uuid, Uuid)> = sqlx::query_as(OLDEST_OF_EACH)
+        let rows: Vec<Envelope> = sqlx::query_as(&oldest_of_each())
             .bind(&orgs)
             .bind(per_org)
+            .bind(name)
             .fetch_all(&mut **tx)
             .await?;
-        let ids: Vec<Uuid> = candidates.iter().map(|(_, id)| *id).collect();
-        let locked: Vec<Row> = sqlx::query_as(
-            "SELECT id, payload FROM outbox WHERE id = ANY($1) AND parked_at IS NULL \
-             ORDER BY id FOR UPDATE SKIP LOCKED",
-        )
-        .bind(&ids)
-        .fetch_all(&mut **tx)
-        .await?;
-        // Per organization, its oldest events up to the first one another
-        // holds (a relay of a version without the organization locks): a
-        // prefix, so that none overtakes an older one.
-        let mut locked: HashMap<Uuid, Row> = locked.into_iter().map(|r| (r.id, r)).collect();
-        let mut queues: Vec<std::vec::IntoIter<Row>> = Vec::with_capacity(orgs.len());
-        for org in &orgs {
-            let mut oldest: Vec<Uuid> = candidates
-                .iter()
-                .filter(|(o, _)| o == org)
-                .map(|(_, id)| *id)
-                .collect();
-            oldest.sort_unstable();
-            let prefix: Vec<Row> = oldest.iter().map_while(|id| locked.remove(id)).collect();
-            queues.push(prefix.into_iter());
-        }
+        let mut queues: Vec<std::vec::IntoIter<Envelope>> = orgs
+            .iter()
+            .map(|org| {
+                rows.iter()
+                    .filter(|r| r.org_id == *org)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .into_iter()
+            })
+            .collect();
         // Round robin over the organizations, within the byte budget.
         let mut out = Vec::new();
         let mut bytes = 0;
         'fill: loop {
             let mut took = false;
             for q in &mut queues {
-                let Some(row) = q.next() else { continue };
-                let wire = row.payload.0.to_proto();
-                let size = prost::Message::encoded_len(&wire) + 8;
-                if !out.is_empty() && bytes + size > self.cfg.max_batch_bytes {
-                    break 'fill;
+                let Some(env) = q.next() else { continue };
+                let take = self.subscriber.takes(&env);
+                if take {
+                    let size = self.subscriber.size(&env) + 8;
+                    if out.iter().any(|c: &Claimed| c.take)
+                        && bytes + size > self.cfg.max_batch_bytes
+                    {
+                        break 'fill;
+                    }
+                    bytes += size;
                 }
-                bytes += size;
-                out.push(Claimed {
-                    id: row.id,
-                    event: row.payload.0,
-                    wire,
-                });
+                out.push(Claimed { env, take });
                 took = true;
             }
             if !took {
@@ -361,9 +503,11 @@ impl Relay {
         Ok(out)
     }
 
-    /// Claims, delivers and deletes one batch, none of `failed`'s
-    /// organizations (to which it adds those that fail now). `Err` when
-    /// the audit service is away (or the database fails).
+    /// Claims, delivers and settles one batch (the subscriber's cursors
+    /// move past what went, and what every subscriber is past leaves the
+    /// outbox), none of `failed`'s organizations (to which it adds those
+    /// that fail now). `Err` when the subscriber is away (or the database
+    /// fails).
     async fn round(&self, failed: &mut Vec<Uuid>) -> anyhow::Result<Round> {
         let _one = self.running.lock().await;
         let mut tx = self.db.system().await?;
@@ -373,27 +517,26 @@ impl Relay {
             return Ok(Round::Empty);
         }
         let orgs: Vec<Uuid> = {
-            let mut o: Vec<Uuid> = batch.iter().map(|c| c.event.org_id).collect();
+            let mut o: Vec<Uuid> = batch.iter().map(|c| c.env.org_id).collect();
             o.sort_unstable();
             o.dedup();
             o
         };
+        let taken: Vec<&Envelope> = batch.iter().filter(|c| c.take).map(|c| &c.env).collect();
         let mut outcome = Outcome::default();
-        match self
-            .sink
-            .deliver(batch.iter().map(|c| c.wire.clone()).collect())
-            .await
-        {
-            Ok(()) => outcome.delivered = batch.iter().map(|c| c.id).collect(),
-            Err(DeliveryError::Unavailable(e)) => return Err(e),
-            Err(_) => {
-                // Each organization on its own, in order: one's failure
-                // leaves the others' deliveries standing.
-                for org in &orgs {
-                    let mine: Vec<&Claimed> =
-                        batch.iter().filter(|c| c.event.org_id == *org).collect();
-                    if outcome.unavailable.is_none() {
-                        self.deliver_in_order(&mine, &mut outcome).await;
+        if !taken.is_empty() {
+            match self.subscriber.deliver(&taken).await {
+                Ok(()) => outcome.delivered = taken.iter().map(|e| e.id).collect(),
+                Err(DeliveryError::Unavailable(e)) => return Err(e),
+                Err(_) => {
+                    // Each organization on its own, in order: one's failure
+                    // leaves the others' deliveries standing.
+                    for org in &orgs {
+                        let mine: Vec<&Envelope> =
+                            taken.iter().copied().filter(|e| e.org_id == *org).collect();
+                        if outcome.unavailable.is_none() {
+                            self.deliver_in_order(&mine, &mut outcome).await;
+                        }
                     }
                 }
             }
@@ -403,43 +546,88 @@ impl Relay {
         }
         failed.extend_from_slice(&outcome.failed);
         self.release(orgs.iter().copied().filter(|o| !outcome.failed.contains(o)));
+        let name = self.subscriber.name();
         for (id, why) in &outcome.parked {
-            sqlx::query("UPDATE outbox SET parked_at = now(), parked_reason = $2 WHERE id = $1")
-                .bind(id)
-                .bind(why)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
-            .bind(&outcome.delivered)
+            let org = batch.iter().find(|c| c.env.id == *id).map(|c| c.env.org_id);
+            sqlx::query(
+                "INSERT INTO outbox_parked (subscriber, event_id, org_id, reason) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(name)
+            .bind(id)
+            .bind(org)
+            .bind(why)
             .execute(&mut *tx)
             .await?;
+        }
+        // Each organization's cursor moves past its settled prefix: what
+        // went, what was parked, what the subscriber does not take.
+        let mut settled = 0;
+        for org in &orgs {
+            let mut last = None;
+            for c in batch.iter().filter(|c| c.env.org_id == *org) {
+                let done = !c.take
+                    || outcome.delivered.contains(&c.env.id)
+                    || outcome.parked.iter().any(|(id, _)| *id == c.env.id);
+                if !done {
+                    break;
+                }
+                last = Some(c.env.seq);
+                settled += 1;
+            }
+            if let Some(seq) = last {
+                sqlx::query(
+                    "INSERT INTO outbox_cursors (subscriber, org_id, seq) VALUES ($1, $2, $3) \
+                     ON CONFLICT (subscriber, org_id) DO UPDATE \
+                     SET seq = GREATEST(outbox_cursors.seq, EXCLUDED.seq)",
+                )
+                .bind(name)
+                .bind(org)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        self.prune(&mut tx, &orgs).await?;
         tx.commit().await?;
-        let done = outcome.delivered.len() + outcome.parked.len();
         match outcome.unavailable {
-            Some(e) if done == 0 => Err(e),
-            _ if done == 0 => Ok(Round::Failed(anyhow::anyhow!(
+            Some(e) if settled == 0 => Err(e),
+            _ if settled == 0 => Ok(Round::Failed(anyhow::anyhow!(
                 "every organization's events of the batch failed; they are held back"
             ))),
-            _ => Ok(Round::Settled(done)),
+            _ => Ok(Round::Settled(settled)),
         }
+    }
+
+    /// Removes `orgs`' events every subscriber of the schema is past
+    /// (parked ones stay, for repair).
+    async fn prune(&self, tx: &mut foundry_platform::db::Tx, orgs: &[Uuid]) -> anyhow::Result<()> {
+        sqlx::query(
+            "DELETE FROM outbox o WHERE o.org_id = ANY($1) \
+             AND o.seq <= (SELECT min(coalesce(c.seq, 0)) FROM unnest($2::text[]) AS s(name) \
+                           LEFT JOIN outbox_cursors c \
+                             ON c.subscriber = s.name AND c.org_id = o.org_id) \
+             AND NOT EXISTS (SELECT 1 FROM outbox_parked p WHERE p.event_id = o.id)",
+        )
+        .bind(orgs)
+        .bind(&self.all)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 
     /// Delivers one organization's events in order: a batch refused as too
     /// large in halves, a batch refused as invalid one event at a time
-    /// (parking the invalid ones, with a stand-in in the log). Stops at the
-    /// first event that cannot go now, so none overtakes it.
-    async fn deliver_in_order(&self, events: &[&Claimed], out: &mut Outcome) -> bool {
+    /// (parking the invalid ones, with a stand-in where the subscriber has
+    /// one). Stops at the first event that cannot go now, so none
+    /// overtakes it.
+    async fn deliver_in_order(&self, events: &[&Envelope], out: &mut Outcome) -> bool {
         let Some(first) = events.first() else {
             return true;
         };
-        let result = self
-            .sink
-            .deliver(events.iter().map(|c| c.wire.clone()).collect())
-            .await;
-        match result {
+        match self.subscriber.deliver(events).await {
             Ok(()) => {
-                out.delivered.extend(events.iter().map(|c| c.id));
+                out.delivered.extend(events.iter().map(|e| e.id));
                 true
             }
             Err(DeliveryError::TooLarge(_) | DeliveryError::Refused(_)) if events.len() > 1 => {
@@ -455,60 +643,65 @@ impl Relay {
                 false
             }
             Err(DeliveryError::Retry(e)) => {
-                tracing::warn!(org_id = %first.event.org_id, error = %e, schema = self.db.schema(), "outbox relay: an organization's events failed; holding it back");
-                out.failed.push(first.event.org_id);
+                tracing::warn!(org_id = %first.org_id, error = %e, schema = self.db.schema(), subscriber = self.subscriber.name(), "outbox relay: an organization's events failed; holding it back");
+                out.failed.push(first.org_id);
                 false
             }
         }
     }
 
-    /// Parks an event the audit service refused and delivers its stand-in
-    /// (the event with its changes withheld). If the stand-in cannot go
-    /// now, the event stays for a later round.
-    async fn park(&self, c: &Claimed, why: String, out: &mut Outcome) -> bool {
-        let mut stand_in = c.event.clone();
-        stand_in.changes = crate::bound::withheld(&c.event.changes, &why);
-        let result = self.sink.deliver(vec![stand_in.to_proto()]).await;
+    /// Parks an event the subscriber refused and delivers its stand-in, if
+    /// it has one. If the stand-in cannot go now, the event stays for a
+    /// later round.
+    async fn park(&self, e: &Envelope, why: String, out: &mut Outcome) -> bool {
+        let result = match self.subscriber.stand_in(e, &why) {
+            Some(stand_in) => self.subscriber.deliver(&[&stand_in]).await.map(|()| true),
+            None => Ok(false),
+        };
         match result {
-            Ok(()) | Err(DeliveryError::Refused(_) | DeliveryError::TooLarge(_)) => {
-                let logged = result.is_ok();
+            Ok(_) | Err(DeliveryError::Refused(_) | DeliveryError::TooLarge(_)) => {
+                let logged = matches!(result, Ok(true));
                 tracing::error!(
-                    event_id = %c.id,
-                    org_id = %c.event.org_id,
-                    action = %c.event.action,
+                    event_id = %e.id,
+                    org_id = %e.org_id,
+                    r#type = e.r#type.as_deref().unwrap_or_default(),
                     reason = %why,
-                    stand_in_logged = logged,
+                    stand_in_delivered = logged,
                     schema = self.db.schema(),
-                    "audit service refused an event; parked in the outbox"
+                    subscriber = self.subscriber.name(),
+                    "a subscriber refused an event; parked in the outbox"
                 );
                 opentelemetry::global::meter("foundry-outbox")
                     .u64_counter("foundry.outbox.parked")
-                    .with_description("Events the audit service refused, parked in the outbox")
+                    .with_description("Events a subscriber refused, parked in the outbox")
                     .build()
                     .add(
                         1,
-                        &[opentelemetry::KeyValue::new(
-                            "schema",
-                            self.db.schema().to_owned(),
-                        )],
+                        &[
+                            opentelemetry::KeyValue::new("schema", self.db.schema().to_owned()),
+                            opentelemetry::KeyValue::new(
+                                "subscriber",
+                                self.subscriber.name().to_owned(),
+                            ),
+                        ],
                     );
-                out.parked.push((c.id, why));
+                out.parked.push((e.id, why));
                 true
             }
-            Err(DeliveryError::Unavailable(e)) => {
-                out.unavailable = Some(e);
+            Err(DeliveryError::Unavailable(err)) => {
+                out.unavailable = Some(err);
                 false
             }
             Err(DeliveryError::Retry(_)) => {
-                out.failed.push(c.event.org_id);
+                out.failed.push(e.org_id);
                 false
             }
         }
     }
 
     /// Delivers until nothing is left that may go now (held organizations
-    /// wait for their backoff); the number delivered or parked. `Err` if
-    /// the audit service is away, or if nothing went and some
+    /// wait for their backoff); the number delivered, parked or passed
+    /// over. `Err` if the subscriber is away, or if nothing went and some
     /// organization's events failed.
     pub async fn drain(&self) -> anyhow::Result<usize> {
         let mut total = 0;
@@ -529,12 +722,18 @@ impl Relay {
         }
     }
 
-    /// Events waiting in the outbox (not counting parked ones).
+    /// Events past the subscriber's cursors (not counting those parked for
+    /// it), whether it takes them or not.
     pub async fn pending(&self) -> anyhow::Result<i64> {
         let mut tx = self.db.system().await?;
-        let n = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE parked_at IS NULL")
-            .fetch_one(&mut *tx)
-            .await?;
+        let n = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM outbox WHERE seq > {} AND {}",
+            cursor_of("outbox.org_id", 1),
+            not_parked(1),
+        ))
+        .bind(self.subscriber.name())
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(n)
     }

@@ -225,7 +225,7 @@ pub async fn migrate(url: &str, schema: &'static str, migrator: &Migrator) -> an
     let outbox = format!(
         "BEGIN; SELECT pg_advisory_xact_lock(hashtext('foundry_outbox_{schema}')); \
          SET LOCAL search_path TO {schema}; SET LOCAL client_min_messages = warning; {OUTBOX_DDL} \
-         GRANT SELECT, INSERT, UPDATE, DELETE ON outbox TO {role}; {JOBS_DDL} \
+         GRANT SELECT, INSERT, UPDATE, DELETE ON outbox, outbox_seq, outbox_cursors, outbox_parked, inbox TO {role}; {JOBS_DDL} \
          GRANT SELECT, INSERT, UPDATE, DELETE ON jobs, job_schedules TO {role}; COMMIT;"
     );
     conn.execute(outbox.as_str())
@@ -255,10 +255,6 @@ CREATE TABLE IF NOT EXISTS outbox (
 -- with the reason so they stop blocking the rest, and kept for repair.
 ALTER TABLE outbox ADD COLUMN IF NOT EXISTS parked_at timestamptz;
 ALTER TABLE outbox ADD COLUMN IF NOT EXISTS parked_reason text;
-CREATE INDEX IF NOT EXISTS outbox_live_idx ON outbox (id) WHERE parked_at IS NULL;
--- The relay's walk of the organizations with waiting events, and each
--- one's oldest events.
-CREATE INDEX IF NOT EXISTS outbox_org_live_idx ON outbox (org_id, id) WHERE parked_at IS NULL;
 ALTER TABLE outbox ENABLE ROW LEVEL SECURITY;
 ALTER TABLE outbox FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS producer ON outbox;
@@ -276,6 +272,94 @@ END $$;
 DROP TRIGGER IF EXISTS outbox_notify ON outbox;
 CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
     FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
+-- Typed envelopes: an audit event, a domain event or a usage record, each
+-- of a type (an audit event's action) at a schema version.
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'audit';
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS type text;
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS version integer NOT NULL DEFAULT 1;
+-- Commit order per organization: each event takes the next number of its
+-- organization's counter as it is inserted, and the counter's row stays
+-- locked until the transaction ends, so an organization's events are
+-- numbered in the order their transactions commit (whatever the order of
+-- their ids, minted before), and no number is ever seen before a smaller
+-- one of the same organization.
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS seq bigint;
+CREATE TABLE IF NOT EXISTS outbox_seq (
+    org_id uuid PRIMARY KEY,
+    seq    bigint NOT NULL
+);
+ALTER TABLE outbox_seq ENABLE ROW LEVEL SECURITY;
+ALTER TABLE outbox_seq FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS producer ON outbox_seq;
+CREATE POLICY producer ON outbox_seq USING (
+    org_id = NULLIF(current_setting('app.org_id', true), '')::uuid
+    OR coalesce(current_setting('app.system', true), '') = 'on'
+    OR NULLIF(current_setting('app.user_id', true), '') IS NOT NULL);
+WITH numbered AS (
+    SELECT id, row_number() OVER (PARTITION BY org_id ORDER BY id) AS n FROM outbox WHERE seq IS NULL)
+UPDATE outbox o SET seq = numbered.n
+    + coalesce((SELECT s.seq FROM outbox_seq s WHERE s.org_id = o.org_id), 0)
+FROM numbered WHERE o.id = numbered.id;
+INSERT INTO outbox_seq (org_id, seq) SELECT org_id, max(seq) FROM outbox GROUP BY org_id
+    ON CONFLICT (org_id) DO UPDATE SET seq = GREATEST(outbox_seq.seq, EXCLUDED.seq);
+-- (Its own schema's counter, whatever the inserting session's search path.)
+CREATE OR REPLACE FUNCTION outbox_sequence() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
+BEGIN
+    INSERT INTO outbox_seq AS s (org_id, seq) VALUES (NEW.org_id, 1)
+        ON CONFLICT (org_id) DO UPDATE SET seq = s.seq + 1
+        RETURNING s.seq INTO NEW.seq;
+    RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS outbox_sequence ON outbox;
+CREATE TRIGGER outbox_sequence BEFORE INSERT ON outbox
+    FOR EACH ROW EXECUTE FUNCTION outbox_sequence();
+ALTER TABLE outbox ALTER COLUMN seq SET NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS outbox_org_seq_idx ON outbox (org_id, seq);
+DROP INDEX IF EXISTS outbox_live_idx;
+DROP INDEX IF EXISTS outbox_org_live_idx;
+-- Each subscriber's place in each organization's events: an event leaves
+-- the outbox once every subscriber of the schema is past it.
+CREATE TABLE IF NOT EXISTS outbox_cursors (
+    subscriber text NOT NULL,
+    org_id     uuid NOT NULL,
+    seq        bigint NOT NULL,
+    PRIMARY KEY (subscriber, org_id)
+);
+ALTER TABLE outbox_cursors ENABLE ROW LEVEL SECURITY;
+ALTER TABLE outbox_cursors FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS relay ON outbox_cursors;
+CREATE POLICY relay ON outbox_cursors
+    USING (coalesce(current_setting('app.system', true), '') = 'on');
+-- Events a subscriber refused as invalid (a producer bug): kept, with the
+-- reason, for repair; the subscriber's cursor moves past them.
+CREATE TABLE IF NOT EXISTS outbox_parked (
+    subscriber text NOT NULL,
+    event_id   uuid NOT NULL,
+    org_id     uuid NOT NULL,
+    reason     text NOT NULL,
+    parked_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (subscriber, event_id)
+);
+CREATE INDEX IF NOT EXISTS outbox_parked_event_idx ON outbox_parked (event_id);
+ALTER TABLE outbox_parked ENABLE ROW LEVEL SECURITY;
+ALTER TABLE outbox_parked FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS relay ON outbox_parked;
+CREATE POLICY relay ON outbox_parked
+    USING (coalesce(current_setting('app.system', true), '') = 'on');
+-- A subscriber's record of the events it has taken in (by id), so that a
+-- redelivery changes nothing.
+CREATE TABLE IF NOT EXISTS inbox (
+    subscriber  text NOT NULL,
+    event_id    uuid NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (subscriber, event_id)
+);
+ALTER TABLE inbox ENABLE ROW LEVEL SECURITY;
+ALTER TABLE inbox FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS receiver ON inbox;
+CREATE POLICY receiver ON inbox
+    USING (coalesce(current_setting('app.system', true), '') = 'on');
 "#;
 
 /// Every service schema's job queue (see the `foundry-jobs` crate), applied
@@ -295,6 +379,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempt          integer NOT NULL DEFAULT 0,
     max_attempts     integer NOT NULL,
     unique_key       text,
+    -- Served as a long-running operation (AIP-151) to its organization.
+    operation        boolean NOT NULL DEFAULT false,
     lease            bigint NOT NULL DEFAULT 0,
     lease_until      timestamptz,
     worker           text,
@@ -319,6 +405,7 @@ CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs (run_at) WHERE state IN ('schedu
 -- Running jobs: per-organization counts and lease expiry.
 CREATE INDEX IF NOT EXISTS jobs_running ON jobs (org_id, lease_until) WHERE state = 'running';
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_operations ON jobs (org_id, id) WHERE operation;
 ALTER TABLE jobs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE jobs FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS producer ON jobs;

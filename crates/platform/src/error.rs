@@ -158,6 +158,23 @@ impl Error {
     pub fn violations(&self) -> &[FieldViolation] {
         &self.0.violations
     }
+
+    /// The same error with its field violations named inside `field` (a
+    /// message validated where it is nested in another: `start_sequence`
+    /// becomes `verification.start_sequence`).
+    #[must_use]
+    pub fn within(self, field: &str) -> Error {
+        if self.0.violations.is_empty() {
+            return self;
+        }
+        let violations = self
+            .0
+            .violations
+            .iter()
+            .map(|v| FieldViolation::new(format!("{field}.{}", v.field), v.description.clone()))
+            .collect();
+        Error::invalid(violations)
+    }
 }
 
 impl std::fmt::Display for Error {

@@ -64,7 +64,10 @@ impl MethodTable {
                         _ => None,
                     }
                 });
-                match declared.and_then(|a| access_from_proto(&a)) {
+                let declared = declared
+                    .and_then(|a| access_from_proto(&a))
+                    .or_else(|| built_in(service.full_name()));
+                match declared {
                     Some(access) => {
                         table.methods.insert(path, access);
                     }
@@ -89,6 +92,17 @@ impl MethodTable {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Access)> {
         self.methods.iter().map(|(k, v)| (k.as_str(), v))
     }
+}
+
+/// The access of a service whose proto is not Foundry's to annotate:
+/// `google.longrunning.Operations` admits any member of the organization
+/// (every role reads the organization), and each method checks
+/// `{service}.operations.read|write` for the service its operation names.
+fn built_in(service: &str) -> Option<Access> {
+    (service == "google.longrunning.Operations").then(|| Access {
+        scope: Scope::Org,
+        permission: "identity.organizations.read".to_owned(),
+    })
 }
 
 fn access_from_proto(a: &AccessProto) -> Option<Access> {

@@ -523,10 +523,13 @@ pub async fn pages_have_no_gaps_or_repeats<C>(app: &Arc<TestApp>, r: &Resource<C
 /// The payloads of the resource's service outbox, oldest first.
 pub async fn outbox<C>(app: &TestApp, r: &Resource<C>) -> Vec<Value> {
     let mut db = app.admin_db().await;
-    sqlx::query_scalar(&format!("SELECT payload FROM {} ORDER BY id", r.outbox))
-        .fetch_all(&mut db)
-        .await
-        .expect("read the outbox")
+    sqlx::query_scalar(&format!(
+        "SELECT payload FROM {} WHERE kind = 'audit' ORDER BY id",
+        r.outbox
+    ))
+    .fetch_all(&mut db)
+    .await
+    .expect("read the outbox")
 }
 
 fn actions(events: &[Value]) -> Vec<String> {

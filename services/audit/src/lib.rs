@@ -108,6 +108,12 @@ impl Audit {
         Ok(maintenance::round(&self.state).await?)
     }
 
+    /// The handler of background chain verifications (its job kind:
+    /// [`api::verify::VERIFY_JOB`]).
+    pub fn verification_job(&self) -> api::verify::VerifyJob {
+        api::verify::VerifyJob(self.state.clone())
+    }
+
     /// Adds the service's handlers.
     pub fn add_routes(&self, routes: &mut RoutesBuilder) {
         use foundry_proto::foundry::audit::v1::{

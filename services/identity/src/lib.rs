@@ -139,7 +139,7 @@ impl Identity {
         let org_id = Uuid::now_v7();
         let mut tx = self.state.db.tenant(org_id).await?;
         let user = store::insert_user(&mut tx, email, name).await?;
-        store::insert_org(
+        let org = store::insert_org(
             &mut tx,
             org_id,
             &domain::NewOrganization {
@@ -149,6 +149,7 @@ impl Identity {
             },
         )
         .await?;
+        api::organizations::organization_created(&mut tx, &org, user.id.uuid()).await?;
         let system = foundry_outbox::Actor::system(api::SERVICE);
         system
             .event("identity.user.create", "identity.user", user.id)

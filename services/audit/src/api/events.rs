@@ -189,6 +189,14 @@ impl AuditService for Events {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn start_audit_chain_verification(
+        &self,
+        req: Request<pb::StartAuditChainVerificationRequest>,
+    ) -> Result<Response<foundry_proto::google::longrunning::Operation>, Status> {
+        verify::start_verification(&self.0, req).await
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn verify_audit_chain(
         &self,
         req: Request<pb::VerifyAuditChainRequest>,

@@ -18,6 +18,9 @@ use crate::domain::{self, ChainWalk, Finding, GENESIS, Problem};
 use crate::keys::verifying_key;
 use crate::store::settings::{self as settings, Watermark};
 use crate::store::{self, Head};
+use foundry_jobs::operations::progress;
+use foundry_jobs::{Handler, JobContext, JobError, NewJob};
+use prost::Message;
 
 impl From<Problem> for pb::ChainProblem {
     fn from(p: Problem) -> Self {
@@ -34,7 +37,7 @@ impl From<Problem> for pb::ChainProblem {
 }
 
 /// A checkpoint as the caller sent it, and its signature.
-struct Presented {
+pub(crate) struct Presented {
     checkpoint: Checkpoint,
     signature: Vec<u8>,
 }
@@ -175,11 +178,25 @@ pub async fn verify_audit_chain(
 ) -> Result<Response<pb::VerifyAuditChainResponse>, Status> {
     let who = caller(&req)?;
     let org_id = who.org_id()?;
+    let q = req.into_inner();
+    let presented = checked(&who, &q)?;
+    Ok(Response::new(
+        verify(state, org_id, &q, presented.as_ref()).await?,
+    ))
+}
+
+/// A verification request's violations, all at once, and its checkpoint
+/// parsed (another organization's refused, revealing nothing).
+pub(crate) fn checked(
+    who: &foundry_tenancy::Caller,
+    q: &pb::VerifyAuditChainRequest,
+) -> Result<Option<Presented>, Error> {
     let pb::VerifyAuditChainRequest {
         start_sequence,
         end_sequence,
         checkpoint,
-    } = req.into_inner();
+    } = q;
+    let (start_sequence, end_sequence) = (*start_sequence, *end_sequence);
     let mut v = Violations::new();
     if start_sequence < 0 {
         v.add("start_sequence", "must not be negative");
@@ -206,11 +223,20 @@ pub async fn verify_audit_chain(
     }
     v.finish()?;
     if let Some(p) = &presented {
-        // Another organization's checkpoint: refused as naming another
-        // organization anywhere is, revealing nothing.
         who.require_org("checkpoint.org_id", &p.checkpoint.org_id.to_string())?;
     }
+    Ok(presented)
+}
 
+/// Verifies `org_id`'s chain as `q` asks (checked by [`checked`], which
+/// parsed its checkpoint into `presented`).
+pub(crate) async fn verify(
+    state: &State,
+    org_id: uuid::Uuid,
+    q: &pb::VerifyAuditChainRequest,
+    presented: Option<&Presented>,
+) -> Result<pb::VerifyAuditChainResponse, Status> {
+    let (start_sequence, end_sequence) = (q.start_sequence, q.end_sequence);
     let mut tx = state.db.tenant(org_id).await?;
     // One snapshot for the head and every chunk: appends that commit
     // while we walk are neither half seen nor taken for tampering.
@@ -219,7 +245,7 @@ pub async fn verify_audit_chain(
         .await
         .map_err(Error::from)?;
 
-    if let Some(p) = &presented {
+    if let Some(p) = presented {
         let c = &p.checkpoint;
         let key = crate::store::checkpoints::public_key(&mut *tx, &c.key_id).await?;
         let finding = match key.as_deref().and_then(verifying_key) {
@@ -236,7 +262,7 @@ pub async fn verify_audit_chain(
         if let Some(detail) = finding {
             tx.commit().await.map_err(Error::from)?;
             tracing::warn!(%org_id, checkpoint = %c.id, "checkpoint signature does not verify");
-            return Ok(Response::new(response(
+            return Ok(response(
                 Some(Finding {
                     problem: Problem::CheckpointSignatureInvalid,
                     sequence: c.sequence,
@@ -245,7 +271,7 @@ pub async fn verify_audit_chain(
                 }),
                 None,
                 0,
-            )));
+            ));
         }
     }
 
@@ -371,7 +397,111 @@ pub async fn verify_audit_chain(
             "audit chain does not verify"
         );
     }
-    Ok(Response::new(response(finding, Some(&walk), start)))
+    Ok(response(finding, Some(&walk), start))
+}
+
+/// The job kind of a background verification.
+pub const VERIFY_JOB: &str = "audit.chain.verify";
+
+/// The service part of the operations' names (`operations/audit/{id}`).
+pub const OPERATIONS: &str = "audit";
+
+/// `StartAuditChainVerification`: checked as `VerifyAuditChain` is (its
+/// violations named under `verification`), then a job the organization
+/// sees as an operation.
+pub async fn start_verification(
+    state: &State,
+    req: Request<pb::StartAuditChainVerificationRequest>,
+) -> Result<Response<foundry_proto::google::longrunning::Operation>, Status> {
+    let who = caller(&req)?;
+    let org_id = who.org_id()?;
+    let q = req.into_inner();
+    let verification = q.verification.unwrap_or_default();
+    let mut v = Violations::new();
+    let request_id = v.maybe_request_id(&q.request_id);
+    v.finish()?;
+    checked(&who, &verification).map_err(|e| e.within("verification"))?;
+    let args =
+        serde_json::json!({ "request": URL_SAFE_NO_PAD.encode(verification.encode_to_vec()) });
+    let mut job = NewJob::new(VERIFY_JOB, org_id, args)
+        .operation()
+        .attempts(3);
+    if let Some(id) = request_id.flatten() {
+        job = job.unique(format!("request:{id}"));
+    }
+    let mut tx = state.db.tenant(org_id).await?;
+    let clock = foundry_platform::clock::SystemClock;
+    let queued = foundry_jobs::enqueue(&mut tx, &clock, job).await?;
+    let job = foundry_jobs::admin::get(&mut tx, queued.id)
+        .await
+        .map_err(Error::from)?
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("the job just enqueued is not there")))?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Response::new(foundry_jobs::operations::operation(
+        OPERATIONS, &job,
+    )))
+}
+
+/// Runs background verifications: the chain as the request asked, its
+/// progress reported, its `VerifyAuditChainResponse` the operation's
+/// response (a refusal, such as a start retention removed since, the
+/// operation's error).
+#[derive(Clone, Debug)]
+pub struct VerifyJob(pub std::sync::Arc<State>);
+
+#[async_trait::async_trait]
+impl Handler for VerifyJob {
+    async fn run(&self, job: &JobContext) -> Result<Option<serde_json::Value>, JobError> {
+        #[derive(serde::Deserialize)]
+        struct Args {
+            request: String,
+        }
+        let args: Args = job.args()?;
+        let q = URL_SAFE_NO_PAD
+            .decode(&args.request)
+            .ok()
+            .and_then(|b| pb::VerifyAuditChainRequest::decode(b.as_slice()).ok())
+            .ok_or_else(|| JobError::Fail("the verification request does not decode".into()))?;
+        let mut v = Violations::new();
+        let presented = q
+            .checkpoint
+            .as_ref()
+            .and_then(|c| parse_checkpoint(&mut v, c));
+        let org_id = job.job.org_id;
+        let total = {
+            let mut tx = self
+                .0
+                .db
+                .tenant(org_id)
+                .await
+                .map_err(|e| JobError::Retry(e.to_string()))?;
+            let head = store::get_head(&mut tx, org_id)
+                .await
+                .map_err(|e| JobError::Retry(e.to_string()))?;
+            tx.commit()
+                .await
+                .map_err(|e| JobError::Retry(e.to_string()))?;
+            head.map_or(0, |h| h.sequence)
+        };
+        job.progress(progress("verifying", 0, total)).await?;
+        match verify(&self.0, org_id, &q, presented.as_ref()).await {
+            Ok(r) => {
+                job.progress(progress("verified", r.events_checked, total))
+                    .await?;
+                Ok(Some(foundry_jobs::operations::response(
+                    "foundry.audit.v1.VerifyAuditChainResponse",
+                    &r,
+                )))
+            }
+            Err(s) if s.code() == tonic::Code::Unavailable => {
+                Err(JobError::Retry(s.message().into()))
+            }
+            Err(s) => Ok(Some(foundry_jobs::operations::failure(
+                s.code(),
+                s.message(),
+            ))),
+        }
+    }
 }
 
 #[cfg(test)]

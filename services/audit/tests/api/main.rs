@@ -14,6 +14,7 @@ mod checkpoints;
 mod events;
 mod export;
 mod ingest;
+mod operations;
 mod records;
 mod retention;
 

@@ -11,7 +11,7 @@ use foundry_platform::rpc::Served;
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1 as pb;
 use foundry_proto::service::delivery_v1 as svc;
-use foundry_resource::{self as resource, Create, Delete, Update, stamped};
+use foundry_resource::{self as resource, Create, Delete, Resource, Update, stamped};
 use tonic::Request;
 use uuid::Uuid;
 
@@ -168,6 +168,18 @@ impl Delete for Requirement {
     /// Every edge touching it goes with it; its tasks stay, detached.
     async fn remove(&self, tx: &mut Tx, org_id: Uuid) -> Result<Option<serde_json::Value>, Error> {
         let removed = store::delete_requirements(tx, org_id, &[self.id.uuid()]).await?;
+        // For the services holding links to it (knowledge's skill links).
+        foundry_outbox::DomainEvent::new(
+            org_id,
+            ("delivery.requirement.deleted", 1),
+            (<Requirement as Resource>::KIND, self.id.to_string()),
+            serde_json::json!({
+                "program_id": self.program_id,
+                "workstream_id": self.fields.workstream_id,
+            }),
+        )
+        .record(tx)
+        .await?;
         Ok(Some(serde_json::json!({
             "dependencies": removed.dependencies,
             "tasks_detached": removed.tasks_detached,

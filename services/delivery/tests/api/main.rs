@@ -374,7 +374,7 @@ pub async fn depend(app: &TestApp, token: &str, a: &str, b: &str) -> Requirement
 /// The payloads in delivery's outbox, oldest first.
 pub async fn outbox(app: &TestApp) -> Vec<Value> {
     let mut db = app.admin_db().await;
-    sqlx::query_scalar("SELECT payload FROM delivery.outbox ORDER BY id")
+    sqlx::query_scalar("SELECT payload FROM delivery.outbox WHERE kind = 'audit' ORDER BY id")
         .fetch_all(&mut db)
         .await
         .unwrap()

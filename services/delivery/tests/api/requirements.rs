@@ -419,6 +419,25 @@ async fn deleting_a_requirement_removes_its_edges_and_detaches_its_tasks() {
         events[0]["changes"]["removed"]["new"],
         serde_json::json!({"dependencies": 2, "tasks_detached": 1})
     );
+    // Beside the audit event, the domain event other services react to.
+    let mut db = app.admin_db().await;
+    let facts: Vec<(String, i32, serde_json::Value)> = sqlx::query_as(
+        "SELECT type, version, payload FROM delivery.outbox WHERE kind = 'domain' ORDER BY seq",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(facts.len(), 1, "{facts:?}");
+    let (r#type, version, fact) = &facts[0];
+    assert_eq!(
+        (r#type.as_str(), *version),
+        ("delivery.requirement.deleted", 1)
+    );
+    assert_eq!(fact["subject_type"], "delivery.requirement");
+    assert_eq!(fact["subject_id"], b.id.as_str());
+    assert_eq!(fact["org_id"], app.alice.org_id.to_string());
+    assert_eq!(fact["data"]["program_id"], p.id.as_str());
+    assert_eq!(fact["data"]["workstream_id"], w.id.as_str());
     let r = app
         .requirements()
         .get_requirement(authed(t, GetRequirementRequest { id: b.id }))

@@ -137,6 +137,29 @@ async fn diffed(
     recorded(tx, event, &after, org_to_proto).await
 }
 
+/// The domain event other services react to (billing's subscription):
+/// `identity.organization.created` v1, about the organization, with its
+/// name, slug and owner.
+pub(crate) async fn organization_created(
+    tx: &mut foundry_platform::db::Tx,
+    org: &crate::domain::Organization,
+    owner: Uuid,
+) -> Result<(), foundry_platform::Error> {
+    foundry_outbox::DomainEvent::new(
+        org.id,
+        ("identity.organization.created", 1),
+        (RESOURCE, org.id.to_string()),
+        serde_json::json!({
+            "name": org.fields.name,
+            "slug": org.fields.slug,
+            "owner_id": owner,
+        }),
+    )
+    .record(tx)
+    .await?;
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl OrganizationService for Organizations {
     #[tracing::instrument(skip_all)]
@@ -164,6 +187,7 @@ impl OrganizationService for Organizations {
             .created(&org)
             .record(&mut tx)
             .await?;
+        organization_created(&mut tx, &org, user_id).await?;
         let owner = (id, UserId::from_uuid(user_id), Role::Owner);
         add_member(&mut tx, &actor, owner, None).await?;
         let out = org_to_proto(&org);

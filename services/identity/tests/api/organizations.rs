@@ -102,6 +102,24 @@ async fn a_user_creates_an_organization_and_becomes_its_owner() {
         .into_inner();
     assert_eq!(members.memberships.len(), 1);
     assert_eq!(members.memberships[0].role, Role::Owner as i32);
+
+    // The domain event billing reacts to, in the new organization's order.
+    let mut db = app.admin_db().await;
+    let facts: Vec<(String, serde_json::Value)> = sqlx::query_as(
+        "SELECT type, payload FROM identity.outbox WHERE kind = 'domain' AND org_id = $1",
+    )
+    .bind(org_id)
+    .fetch_all(&mut db)
+    .await
+    .expect("outbox");
+    assert_eq!(facts.len(), 1, "{facts:?}");
+    assert_eq!(facts[0].0, "identity.organization.created");
+    assert_eq!(facts[0].1["subject_id"], org.id.as_str());
+    assert_eq!(facts[0].1["data"]["slug"], "acme");
+    assert_eq!(
+        facts[0].1["data"]["owner_id"],
+        app.alice.user_id.to_string()
+    );
 }
 
 #[tokio::test]

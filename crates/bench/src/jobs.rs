@@ -1,0 +1,305 @@
+//! The job queue: no-op jobs per second end to end, pickup latency
+//! (enqueue → start) at a stated rate, and fairness (one organization's
+//! backlog beside another's few jobs), on two clusters: the ephemeral one
+//! the tests use (fsync and synchronous_commit off) and a durable one
+//! (both on, as in production).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use foundry_jobs::{Handler, JobContext, JobError, NewJob, Queue, QueueConfig, enqueue_many};
+use foundry_pgembed::{EmbeddedPg, PgOptions};
+use foundry_platform::clock::{self, SharedClock};
+use foundry_platform::db::Db;
+use serde::Serialize;
+use uuid::Uuid;
+
+/// Knobs of the job benchmark.
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// No-op jobs in the throughput run.
+    pub jobs: usize,
+    /// Jobs per `enqueue_many` (and per claim).
+    pub batch: usize,
+    /// Jobs a worker runs at once.
+    pub concurrency: usize,
+    /// Offered jobs per second in the latency run.
+    pub rate: f64,
+    /// Length of the latency run.
+    pub duration: Duration,
+    /// The big organization's backlog in the fairness run.
+    pub backlog: usize,
+    /// The small organization's jobs in the fairness run.
+    pub few: usize,
+}
+
+/// One cluster's figures.
+#[derive(Debug, Serialize)]
+pub struct Run {
+    /// Which cluster.
+    pub cluster: &'static str,
+    /// No-op jobs per second, enqueue of the first to completion of the
+    /// last.
+    pub jobs_per_second: f64,
+    /// Jobs run in the throughput run.
+    pub jobs: usize,
+    /// The batch size (enqueue and claim).
+    pub batch: usize,
+    /// Offered rate in the latency run.
+    pub rate: f64,
+    /// Pickup latency (enqueue commit → start), p50, milliseconds.
+    pub pickup_p50_ms: f64,
+    /// p99.
+    pub pickup_p99_ms: f64,
+    /// The small organization's p95 wait beside the backlog, ms.
+    pub fair_p95_ms: f64,
+    /// Its p95 wait on an idle queue, ms.
+    pub idle_p95_ms: f64,
+}
+
+/// The figures.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Per cluster.
+    pub runs: Vec<Run>,
+}
+
+struct Noop(Arc<AtomicU64>);
+
+#[async_trait]
+impl Handler for Noop {
+    async fn run(&self, _: &JobContext) -> Result<Option<serde_json::Value>, JobError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(None)
+    }
+}
+
+/// Runs the scenarios on both clusters.
+pub async fn run(p: &Params) -> anyhow::Result<Report> {
+    let mut runs = Vec::new();
+    for (cluster, ephemeral) in [
+        ("ephemeral (fsync off)", true),
+        ("durable (fsync on)", false),
+    ] {
+        let dir = tempfile::Builder::new()
+            .prefix("foundry-bench-jobs")
+            .tempdir()?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+        }
+        let opts = if ephemeral {
+            PgOptions::ephemeral(dir.path().join("pg"))
+        } else {
+            PgOptions::persistent(dir.path().join("pg"))
+        };
+        let pg = EmbeddedPg::start(opts).await?;
+        foundry::ensure_database(&pg.url("postgres"), "bench").await?;
+        let url = pg.url("bench");
+        foundry::migrate(&url).await?;
+        let db = Db::connect(&url, "delivery", 32).await?;
+        tracing::info!(cluster, "jobs: throughput");
+        let jobs_per_second = throughput(&db, p).await?;
+        tracing::info!(cluster, "jobs: pickup latency");
+        let (pickup_p50_ms, pickup_p99_ms) = latency(&db, p).await?;
+        tracing::info!(cluster, "jobs: fairness");
+        let idle_p95_ms = fairness(&db, p, 0).await?;
+        let fair_p95_ms = fairness(&db, p, p.backlog).await?;
+        runs.push(Run {
+            cluster,
+            jobs_per_second,
+            jobs: p.jobs,
+            batch: p.batch,
+            rate: p.rate,
+            pickup_p50_ms,
+            pickup_p99_ms,
+            fair_p95_ms,
+            idle_p95_ms,
+        });
+        db.close().await;
+        drop(pg);
+    }
+    Ok(Report { runs })
+}
+
+fn queue(db: &Db, p: &Params, clock: &SharedClock, ran: &Arc<AtomicU64>) -> Queue {
+    Queue::new(
+        db.clone(),
+        clock.clone(),
+        QueueConfig {
+            concurrency: p.concurrency,
+            batch: p.batch,
+            poll: Duration::from_millis(200),
+            ..QueueConfig::default()
+        },
+    )
+    .register("noop", Noop(ran.clone()))
+}
+
+/// Runs `queue` until `done` returns true, then stops it.
+async fn with_worker<F>(q: Queue, until: F) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(q.run(Box::pin(async {
+        let _ = stopped.await;
+    })));
+    let r = until.await;
+    let _ = stop.send(());
+    worker.await?;
+    r
+}
+
+async fn enqueue(db: &Db, org: Uuid, n: usize, batch: usize) -> anyhow::Result<()> {
+    let clock = clock::SystemClock;
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(batch);
+        let mut tx = db.tenant(org).await?;
+        enqueue_many(
+            &mut tx,
+            &clock,
+            (0..k)
+                .map(|_| NewJob::new("noop", org, serde_json::json!({})))
+                .collect(),
+        )
+        .await?;
+        tx.commit().await?;
+        left -= k;
+    }
+    Ok(())
+}
+
+async fn wait_for(ran: &AtomicU64, n: u64, limit: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    while ran.load(Ordering::Relaxed) < n {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "jobs did not finish in {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+async fn clear(db: &Db) -> anyhow::Result<()> {
+    let mut tx = db.system().await?;
+    sqlx::query("DELETE FROM jobs").execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// No-op jobs of 10 organizations enqueued in batches while the worker
+/// runs; jobs per second from the first enqueue to the last completion.
+async fn throughput(db: &Db, p: &Params) -> anyhow::Result<f64> {
+    clear(db).await?;
+    let clock = clock::system();
+    let ran = Arc::new(AtomicU64::new(0));
+    let q = queue(db, p, &clock, &ran);
+    let started = Instant::now();
+    with_worker(q, async {
+        let orgs: Vec<Uuid> = (0..10).map(|_| Uuid::now_v7()).collect();
+        let per = p.jobs / orgs.len();
+        for org in &orgs {
+            enqueue(db, *org, per, p.batch).await?;
+        }
+        wait_for(&ran, (per * orgs.len()) as u64, Duration::from_secs(600)).await
+    })
+    .await?;
+    Ok(ran.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Percentiles (p50, p99) of `attempted_at - created_at` of the completed
+/// jobs of `org`, milliseconds.
+async fn waits(db: &Db, org: Uuid) -> anyhow::Result<Vec<f64>> {
+    let mut tx = db.system().await?;
+    let rows: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT created_at, attempted_at FROM jobs WHERE org_id = $1 AND state = 'completed'",
+    )
+    .bind(org)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let mut ms: Vec<f64> = rows
+        .iter()
+        .map(|(c, a)| (*a - *c).num_microseconds().unwrap_or(0) as f64 / 1000.0)
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    Ok(ms)
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Single jobs enqueued at `rate` (each its own transaction) while the
+/// worker runs.
+async fn latency(db: &Db, p: &Params) -> anyhow::Result<(f64, f64)> {
+    clear(db).await?;
+    let clock = clock::system();
+    let ran = Arc::new(AtomicU64::new(0));
+    let q = queue(db, p, &clock, &ran);
+    let org = Uuid::now_v7();
+    let mut sent = 0u64;
+    with_worker(q, async {
+        let gap = Duration::from_secs_f64(1.0 / p.rate);
+        let started = Instant::now();
+        let mut next = started;
+        while started.elapsed() < p.duration {
+            enqueue(db, org, 1, 1).await?;
+            sent += 1;
+            next += gap;
+            if let Some(d) = next.checked_duration_since(Instant::now()) {
+                tokio::time::sleep(d).await;
+            }
+        }
+        wait_for(&ran, sent, Duration::from_secs(60)).await
+    })
+    .await?;
+    let w = waits(db, org).await?;
+    Ok((pct(&w, 0.5), pct(&w, 0.99)))
+}
+
+/// A small organization's `few` jobs enqueued just after a big one's
+/// `backlog`; its p95 wait (0 backlog: on an idle queue).
+async fn fairness(db: &Db, p: &Params, backlog: usize) -> anyhow::Result<f64> {
+    clear(db).await?;
+    let (big, small) = (Uuid::now_v7(), Uuid::now_v7());
+    enqueue(db, big, backlog, 5_000).await?;
+    let clock = clock::system();
+    let ran = Arc::new(AtomicU64::new(0));
+    let q = queue(db, p, &clock, &ran);
+    with_worker(q, async {
+        enqueue(db, small, p.few, p.few.max(1)).await?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let mut tx = db.system().await?;
+            let left: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM jobs WHERE org_id = $1 AND state <> 'completed'",
+            )
+            .bind(small)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            if left == 0 {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the small organization waited > 120 s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await?;
+    Ok(pct(&waits(db, small).await?, 0.95))
+}
