@@ -163,7 +163,7 @@ impl Cli {
             jobs::Params {
                 jobs: j.jobs,
                 batch: j.batch,
-                concurrency: 64,
+                concurrency: j.batch,
                 rate: j.job_rate,
                 duration: Duration::from_secs(self.seconds),
                 backlog: j.backlog,

@@ -303,17 +303,18 @@ impl Queue {
     /// Claims up to `n` available jobs, fairly across organizations: the
     /// walk of organizations with available jobs goes on from where the
     /// last claim stopped (wrapping around), takes an equal share of `n`
-    /// from each of at most `n` of them, oldest first, and passes over an
-    /// organization running its limit or being claimed by another worker
-    /// at this moment.
+    /// (rounded up, the last ones cut to `n` in all) from each of at most
+    /// `n` of them, oldest first, and passes over an organization running
+    /// its limit or being claimed by another worker at this moment.
     pub async fn claim(&self, n: usize) -> anyhow::Result<Vec<Claimed>> {
         if n == 0 {
             return Ok(vec![]);
         }
         let cursor = *self.inner.cursor.lock().unwrap_or_else(|e| e.into_inner());
-        let mut orgs = self.orgs_after(cursor, n, false).await?;
+        let mut tx = self.inner.db.system().await?;
+        let mut orgs = Self::orgs_after(&mut tx, cursor, n, false).await?;
         if orgs.len() < n {
-            let more = self.orgs_after(cursor, n - orgs.len(), true).await?;
+            let more = Self::orgs_after(&mut tx, cursor, n - orgs.len(), true).await?;
             for o in more {
                 if !orgs.contains(&o) {
                     orgs.push(o);
@@ -321,6 +322,7 @@ impl Queue {
             }
         }
         if orgs.is_empty() {
+            tx.commit().await?;
             return Ok(vec![]);
         }
         let per_org = i64::try_from(n.div_ceil(orgs.len())).unwrap_or(i64::MAX);
@@ -339,7 +341,8 @@ impl Queue {
                  ORDER BY run_at, id \
                  LIMIT GREATEST(0, LEAST($2, $3 - (SELECT count(*) FROM jobs r \
                    WHERE r.state = 'running' AND r.org_id = o.org_id))) \
-                 FOR UPDATE SKIP LOCKED) j) \
+                 FOR UPDATE SKIP LOCKED) j \
+               ORDER BY o.ord LIMIT $8) \
              UPDATE jobs SET state = 'running', attempt = jobs.attempt + 1, lease = jobs.lease + 1, \
                lease_until = $4, attempted_at = $5, worker = $6 \
              FROM picked WHERE jobs.id = picked.id \
@@ -347,7 +350,6 @@ impl Queue {
             schema = self.inner.db.schema(),
         );
         let limit = cfg.max_running_per_org.unwrap_or(i64::MAX);
-        let mut tx = self.inner.db.system().await?;
         let rows = sqlx::query(&sql)
             .bind(&orgs)
             .bind(per_org)
@@ -356,6 +358,7 @@ impl Queue {
             .bind(now)
             .bind(&cfg.worker)
             .bind(cfg.max_running_per_org.is_none())
+            .bind(i64::try_from(n).unwrap_or(i64::MAX))
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -371,13 +374,17 @@ impl Queue {
     /// `cursor`, or (`wrapped`) from the start up to it. A loose index scan
     /// of `jobs_available`: one probe per organization, whatever its
     /// backlog.
-    async fn orgs_after(&self, cursor: Uuid, n: usize, wrapped: bool) -> anyhow::Result<Vec<Uuid>> {
+    async fn orgs_after(
+        tx: &mut foundry_platform::db::Tx,
+        cursor: Uuid,
+        n: usize,
+        wrapped: bool,
+    ) -> anyhow::Result<Vec<Uuid>> {
         let (start, bound) = if wrapped {
             (Uuid::nil(), cursor)
         } else {
             (cursor, Uuid::max())
         };
-        let mut tx = self.inner.db.system().await?;
         let orgs: Vec<Uuid> = sqlx::query_scalar(
             "WITH RECURSIVE walk(org_id) AS ( \
                (SELECT org_id FROM jobs WHERE state = 'available' AND org_id >= $1 \
@@ -392,9 +399,8 @@ impl Queue {
         .bind(bound)
         .bind(i64::try_from(n).unwrap_or(i64::MAX))
         .bind(wrapped)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
-        tx.commit().await?;
         Ok(orgs)
     }
 
@@ -508,9 +514,19 @@ impl Queue {
     /// Runs one attempt of `job` with its handler while heartbeating its
     /// lease, then finishes it. An unknown kind fails it for good.
     pub async fn run_one(&self, job: Claimed) -> anyhow::Result<bool> {
+        match self.attempt(&job).await {
+            Some(how) => self.finish(&job, how).await,
+            None => Ok(false),
+        }
+    }
+
+    /// One attempt of `job` with its handler while heartbeating its lease:
+    /// how it ended, or `None` when the lease was lost meanwhile (the job
+    /// is abandoned: another worker has it).
+    async fn attempt(&self, job: &Claimed) -> Option<Finish> {
         let Some(handler) = self.inner.handlers.get(&job.kind).cloned() else {
             let e = JobError::Fail(format!("no handler for jobs of kind {}", job.kind));
-            return self.finish(&job, Finish::Failed(e)).await;
+            return Some(Finish::Failed(e));
         };
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let ctx = JobContext {
@@ -525,7 +541,7 @@ impl Queue {
         let outcome = loop {
             tokio::select! {
                 r = &mut run => break Some(r),
-                () = tokio::time::sleep(beat) => match self.heartbeat(&job).await {
+                () = tokio::time::sleep(beat) => match self.heartbeat(job).await {
                     Ok(Some(cancel)) => { if cancel { let _ = cancel_tx.send(true); } }
                     Ok(None) => break None,
                     Err(e) => tracing::warn!(error = %e, job = %job.id, "jobs: heartbeat failed"),
@@ -534,7 +550,7 @@ impl Queue {
         };
         let Some(outcome) = outcome else {
             tracing::warn!(job = %job.id, kind = %job.kind, "jobs: lease lost while running; abandoned");
-            return Ok(false);
+            return None;
         };
         let how = match outcome {
             Ok(result) => Finish::Completed(result),
@@ -548,9 +564,44 @@ impl Queue {
             Finish::Failed(_) if job.attempt >= job.max_attempts => "dead",
             Finish::Failed(_) => "retry",
         };
-        let done = self.finish(&job, how).await?;
         record_attempt(self.inner.db.schema(), &job.kind, outcome_name);
-        Ok(done)
+        Some(how)
+    }
+
+    /// Completes `done` in one statement (each still fenced by its lease);
+    /// how many were completed.
+    pub async fn complete_all(
+        &self,
+        done: &[(Claimed, Option<serde_json::Value>)],
+    ) -> anyhow::Result<u64> {
+        if done.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<Uuid> = done.iter().map(|(c, _)| c.id).collect();
+        let leases: Vec<i64> = done.iter().map(|(c, _)| c.lease).collect();
+        let results: Vec<Option<serde_json::Value>> = done.iter().map(|(_, r)| r.clone()).collect();
+        let mut tx = self.inner.db.system().await?;
+        let n = sqlx::query(
+            "UPDATE jobs SET state = 'completed', result = t.result, finished_at = $4, \
+               lease_until = NULL \
+             FROM unnest($1::uuid[], $2::int8[], $3::jsonb[]) AS t(id, lease, result) \
+             WHERE jobs.id = t.id AND jobs.lease = t.lease AND jobs.state = 'running'",
+        )
+        .bind(&ids)
+        .bind(&leases)
+        .bind(&results)
+        .bind(self.inner.clock.now())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        if n < ids.len() as u64 {
+            tracing::warn!(
+                refused = ids.len() as u64 - n,
+                "jobs: leases lost; those completions are refused"
+            );
+        }
+        Ok(n)
     }
 
     /// Claims and runs jobs until `stop` resolves; then lets running jobs
@@ -564,10 +615,31 @@ impl Queue {
         let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
         let mut running: JoinSet<()> = JoinSet::new();
         let held: Arc<Mutex<HashMap<Uuid, Claimed>>> = Arc::default();
+        // Completions go out in batches: one statement for what finished
+        // together, instead of a transaction per job.
+        let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
+        let completer = tokio::spawn(self.clone().complete_batches(done_rx, held.clone()));
         tokio::pin!(stop);
         let mut measured: Option<std::time::Instant> = None;
+        let mut maintained: Option<std::time::Instant> = None;
+        // Claim when at least this many workers are free: a busy queue
+        // claims in batches, not a job at a time as each one ends.
+        let low_water = (cfg.concurrency / 2).clamp(1, cfg.batch.max(1));
         loop {
             while running.try_join_next().is_some() {}
+            if permits.available_permits() < low_water {
+                let freed = async {
+                    while permits.available_permits() < low_water {
+                        if running.join_next().await.is_none() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = &mut stop => break,
+                    () = freed => {}
+                }
+            }
             if measured.is_none_or(|t| t.elapsed() >= STATS_EVERY) {
                 measured = Some(std::time::Instant::now());
                 match crate::admin::stats(&self.inner.db, &*self.inner.clock).await {
@@ -577,8 +649,13 @@ impl Queue {
                     }
                 }
             }
-            if let Err(e) = self.maintain().await {
-                tracing::warn!(error = %e, schema, "jobs: maintenance failed");
+            // Housekeeping at most every poll interval, not before each
+            // claim: a busy queue claims back to back.
+            if maintained.is_none_or(|t| t.elapsed() >= cfg.poll) {
+                maintained = Some(std::time::Instant::now());
+                if let Err(e) = self.maintain().await {
+                    tracing::warn!(error = %e, schema, "jobs: maintenance failed");
+                }
             }
             let free = permits.available_permits().min(cfg.batch);
             let claimed = match self.claim(free).await {
@@ -588,7 +665,7 @@ impl Queue {
                     vec![]
                 }
             };
-            let full = claimed.len() == free && free > 0;
+            let full = claimed.len() >= free && free > 0;
             for job in claimed {
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     break;
@@ -596,37 +673,36 @@ impl Queue {
                 held.lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(job.id, job.clone());
-                let (queue, held) = (self.clone(), held.clone());
+                let (queue, done_tx) = (self.clone(), done_tx.clone());
                 running.spawn(async move {
-                    let id = job.id;
-                    if let Err(e) = queue.run_one(job).await {
-                        tracing::warn!(error = %e, job = %id, "jobs: finishing failed");
-                    }
-                    held.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                    let how = queue.attempt(&job).await;
                     drop(permit);
+                    if let Some(how) = how {
+                        let _ = done_tx.send((job, how));
+                    }
                 });
             }
             if full {
-                // More may be waiting: go again at once, unless every
-                // worker is busy.
-                if permits.available_permits() > 0 {
-                    continue;
-                }
+                // More may be waiting: go again once workers are free.
+                continue;
             }
             tokio::select! {
                 () = &mut stop => break,
                 () = foundry_platform::db::notified_or(listener.as_mut(), cfg.poll) => {}
-                Some(_) = running.join_next(), if permits.available_permits() == 0 => {}
             }
         }
         // Stop: no more claims; let running jobs finish for the grace
-        // period, then release what is left.
+        // period, write what finished, then release what is left.
         let _ = tokio::time::timeout(cfg.shutdown_grace, async {
             while running.join_next().await.is_some() {}
         })
         .await;
         running.abort_all();
         while running.join_next().await.is_some() {}
+        drop(done_tx);
+        if let Err(e) = completer.await {
+            tracing::warn!(error = %e, schema, "jobs: the completer failed");
+        }
         let left: Vec<Claimed> = held
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -637,6 +713,41 @@ impl Queue {
             Ok(n) if n > 0 => tracing::info!(jobs = n, schema, "jobs: released on stop"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, schema, "jobs: release on stop failed"),
+        }
+    }
+
+    /// Writes attempts' endings as they come: completions together (up to
+    /// a batch at a time), the rest one by one; each job leaves `held` once
+    /// written. Returns when every sender is gone and all is written.
+    async fn complete_batches(
+        self,
+        mut done: tokio::sync::mpsc::UnboundedReceiver<(Claimed, Finish)>,
+        held: Arc<Mutex<HashMap<Uuid, Claimed>>>,
+    ) {
+        let batch = self.inner.cfg.batch.max(1);
+        let mut buf = Vec::with_capacity(batch);
+        while done.recv_many(&mut buf, batch).await > 0 {
+            let mut completed = Vec::new();
+            for (job, how) in buf.drain(..) {
+                match how {
+                    Finish::Completed(result) => completed.push((job, result)),
+                    other => {
+                        if let Err(e) = self.finish(&job, other).await {
+                            tracing::warn!(error = %e, job = %job.id, "jobs: finishing failed");
+                        }
+                        held.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&job.id);
+                    }
+                }
+            }
+            if let Err(e) = self.complete_all(&completed).await {
+                tracing::warn!(error = %e, jobs = completed.len(), "jobs: completing failed; their leases will run out and they run again");
+            }
+            let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+            for (job, _) in &completed {
+                held.remove(&job.id);
+            }
         }
     }
 
@@ -692,10 +803,15 @@ fn record_stats(schema: &'static str, stats: &crate::admin::Stats) {
 }
 
 fn record_attempt(schema: &'static str, kind: &str, outcome: &'static str) {
-    opentelemetry::global::meter("foundry-jobs")
-        .u64_counter("foundry.jobs.attempts")
-        .with_description("Job attempts ended, by schema, kind and outcome")
-        .build()
+    static ATTEMPTS: std::sync::OnceLock<opentelemetry::metrics::Counter<u64>> =
+        std::sync::OnceLock::new();
+    ATTEMPTS
+        .get_or_init(|| {
+            opentelemetry::global::meter("foundry-jobs")
+                .u64_counter("foundry.jobs.attempts")
+                .with_description("Job attempts ended, by schema, kind and outcome")
+                .build()
+        })
         .add(
             1,
             &[
