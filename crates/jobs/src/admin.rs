@@ -219,18 +219,28 @@ pub async fn stats(db: &Db, clock: &dyn Clock) -> anyhow::Result<Stats> {
 }
 
 /// Deletes ended jobs (completed, cancelled, discarded) that ended more
-/// than `keep` ago by `clock`; dead jobs stay until discarded.
+/// than `keep` ago by `clock`; dead jobs stay until discarded. It walks the
+/// primary key up to the id minted at that time (ids are UUID v7): only
+/// jobs made before it can have ended before it.
 pub async fn sweep(db: &Db, clock: &dyn Clock, keep: std::time::Duration) -> anyhow::Result<u64> {
     let before = clock.now() - crate::queue::delta(keep);
+    let millis = u64::try_from(before.timestamp_millis()).unwrap_or(0);
+    let bound = Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        millis / 1000,
+        u32::try_from(millis % 1000).unwrap_or(0) * 1_000_000,
+    ));
     let mut total = 0;
     loop {
         let mut tx = db.system().await?;
         let n = sqlx::query(
             "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs \
-               WHERE state IN ('completed', 'cancelled', 'discarded') AND finished_at < $1 \
-               LIMIT 5000)",
+               WHERE id < $2 AND state IN ('completed', 'cancelled', 'discarded') \
+                 AND finished_at < $1 \
+               ORDER BY id LIMIT 5000)",
         )
         .bind(before)
+        .bind(bound)
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -339,8 +339,9 @@ impl Queue {
                SELECT j.id FROM o CROSS JOIN LATERAL ( \
                  SELECT id FROM jobs WHERE state = 'available' AND org_id = o.org_id \
                  ORDER BY run_at, id \
-                 LIMIT GREATEST(0, LEAST($2, $3 - (SELECT count(*) FROM jobs r \
-                   WHERE r.state = 'running' AND r.org_id = o.org_id))) \
+                 LIMIT CASE WHEN $7 THEN $2 ELSE GREATEST(0, LEAST($2, $3 - ( \
+                   SELECT count(*) FROM jobs r \
+                   WHERE r.state = 'running' AND r.org_id = o.org_id))) END \
                  FOR UPDATE SKIP LOCKED) j \
                ORDER BY o.ord LIMIT $8) \
              UPDATE jobs SET state = 'running', attempt = jobs.attempt + 1, lease = jobs.lease + 1, \
