@@ -428,16 +428,11 @@ impl Queue {
     /// finish it too.
     pub async fn finish(&self, job: &Claimed, how: Finish) -> anyhow::Result<bool> {
         let now = self.inner.clock.now();
-        let mut tx = self.inner.db.system().await?;
         let q = match how {
-            Finish::Completed(result) => sqlx::query(
-                "UPDATE jobs SET state = 'completed', result = $3, finished_at = $4, \
-                 lease_until = NULL WHERE id = $1 AND lease = $2 AND state = 'running'",
-            )
-            .bind(job.id)
-            .bind(job.lease)
-            .bind(result)
-            .bind(now),
+            // One way to complete: the batch statement, for one.
+            Finish::Completed(result) => {
+                return Ok(self.complete_all(&[(job.clone(), result)]).await? == 1);
+            }
             Finish::Cancelled => sqlx::query(
                 "UPDATE jobs SET state = 'cancelled', finished_at = $3, lease_until = NULL \
                  WHERE id = $1 AND lease = $2 AND state = 'running'",
@@ -468,6 +463,7 @@ impl Queue {
                 .bind(error)
             }
         };
+        let mut tx = self.inner.db.system().await?;
         let n = q.execute(&mut *tx).await?.rows_affected();
         tx.commit().await?;
         if n == 0 {

@@ -48,6 +48,16 @@ async fn wait(app: &TestApp, token: &str, name: &str) -> Operation {
         .into_inner()
 }
 
+async fn get(app: &TestApp, token: &str, name: &str) -> Result<Operation, tonic::Status> {
+    ops(app)
+        .get_operation(authed(
+            token,
+            lro::GetOperationRequest { name: name.into() },
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 async fn list(app: &TestApp, token: &str) -> lro::ListOperationsResponse {
     ops(app)
         .list_operations(authed(
@@ -96,28 +106,12 @@ async fn a_verification_runs_in_the_background_and_reports_progress_and_its_resu
     let p = progress(&done);
     assert_eq!((p.stage.as_str(), p.done, p.total), ("verified", 25, 25));
     // Get and List show the same; another organization sees nothing.
-    let got = ops(&app)
-        .get_operation(authed(
-            &o.token,
-            lro::GetOperationRequest {
-                name: started.name.clone(),
-            },
-        ))
-        .await
-        .expect("get")
-        .into_inner();
+    let got = get(&app, &o.token, &started.name).await.expect("get");
     assert_eq!(got, done);
     let listed = list(&app, &o.token).await;
     assert_eq!(listed.operations, std::slice::from_ref(&done));
     let other = org_with(&app, Role::Owner);
-    let refused = ops(&app)
-        .get_operation(authed(
-            &other.token,
-            lro::GetOperationRequest {
-                name: started.name.clone(),
-            },
-        ))
-        .await;
+    let refused = get(&app, &other.token, &started.name).await;
     assert_status(refused, Code::NotFound, "OPERATION_NOT_FOUND");
     let theirs = list(&app, &other.token).await;
     assert!(theirs.operations.is_empty());
@@ -174,12 +168,7 @@ async fn a_request_id_starts_one_operation_and_a_done_one_is_cancelled_as_a_no_o
         ))
         .await
         .expect("delete");
-    let gone = ops(&app)
-        .get_operation(authed(
-            &o.token,
-            lro::GetOperationRequest { name: first.name },
-        ))
-        .await;
+    let gone = get(&app, &o.token, &first.name).await;
     assert_status(gone, Code::NotFound, "OPERATION_NOT_FOUND");
 }
 
@@ -250,22 +239,12 @@ async fn bad_requests_name_their_fields() {
         "operations/audit/x",
         "ops/audit/1",
     ] {
-        let r = ops(&app)
-            .get_operation(authed(
-                &o.token,
-                lro::GetOperationRequest { name: name.into() },
-            ))
-            .await;
+        let r = get(&app, &o.token, name).await;
         let s = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
         assert_eq!(violated_fields(&s), ["name"], "{name:?}");
     }
     let elsewhere = format!("operations/billing/{}", uuid::Uuid::now_v7());
-    let r = ops(&app)
-        .get_operation(authed(
-            &o.token,
-            lro::GetOperationRequest { name: elsewhere },
-        ))
-        .await;
+    let r = get(&app, &o.token, &elsewhere).await;
     assert_status(r, Code::NotFound, "OPERATION_NOT_FOUND");
     let r = ops(&app)
         .list_operations(authed(
