@@ -226,19 +226,23 @@ pub async fn enqueue_many(
             });
             continue;
         }
-        let first: Uuid = sqlx::query_scalar(
+        let first: Option<Uuid> = sqlx::query_scalar(
             "SELECT id FROM jobs WHERE org_id = $3 AND kind = $1 AND unique_key = $2 \
              AND state IN ('available', 'scheduled', 'retryable', 'running')",
         )
         .bind(&j.kind)
         .bind(&j.unique_key)
         .bind(j.org_id)
-        .fetch_one(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await?;
-        out.push(Enqueued {
-            id: first,
-            duplicate: true,
-        });
+        match first {
+            Some(id) => out.push(Enqueued {
+                id,
+                duplicate: true,
+            }),
+            // The pending job it met ended since: the key is free again.
+            None => out.extend(Box::pin(enqueue_many(tx, clock, vec![j.clone()])).await?),
+        }
     }
     Ok(out)
 }

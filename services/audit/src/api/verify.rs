@@ -426,13 +426,34 @@ pub async fn start_verification(
     let mut job = NewJob::new(VERIFY_JOB, org_id, args)
         .operation()
         .attempts(3);
-    if let Some(id) = request_id.flatten() {
-        job = job.unique(format!("request:{id}"));
-    }
     let mut tx = state.db.tenant(org_id).await?;
-    let clock = foundry_platform::clock::SystemClock;
-    let queued = foundry_jobs::enqueue(&mut tx, &clock, job).await?;
-    let job = foundry_jobs::admin::get(&mut tx, queued.id)
+    // A repeated request id answers the operation it started, done or
+    // not (AIP-155), for as long as that operation is kept.
+    let key = request_id.flatten().map(|id| format!("request:{id}"));
+    let started: Option<uuid::Uuid> = match &key {
+        Some(key) => sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE org_id = $1 AND kind = $2 AND unique_key = $3 \
+             ORDER BY id LIMIT 1",
+        )
+        .bind(org_id)
+        .bind(VERIFY_JOB)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(Error::from)?,
+        None => None,
+    };
+    let id = match started {
+        Some(id) => id,
+        None => {
+            if let Some(key) = key {
+                job = job.unique(key);
+            }
+            let clock = foundry_platform::clock::SystemClock;
+            foundry_jobs::enqueue(&mut tx, &clock, job).await?.id
+        }
+    };
+    let job = foundry_jobs::admin::get(&mut tx, id)
         .await
         .map_err(Error::from)?
         .ok_or_else(|| Error::internal(anyhow::anyhow!("the job just enqueued is not there")))?;

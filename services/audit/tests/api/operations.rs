@@ -149,6 +149,9 @@ async fn a_request_id_starts_one_operation_and_a_done_one_is_cancelled_as_a_no_o
     assert_eq!(first.name, again.name);
     let done = wait(&app, &o.token, &first.name).await;
     assert!(done.done);
+    // Still the same operation once it is done.
+    let after = start(&app, &o, &request_id).await;
+    assert_eq!(after, done);
     ops(&app)
         .cancel_operation(authed(
             &o.token,
