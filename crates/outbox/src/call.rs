@@ -69,3 +69,34 @@ impl Call {
         self.caller.principal_id()
     }
 }
+
+/// A service's state, which names the service on the audit events of its
+/// calls.
+pub trait Serves: Send + Sync + 'static {
+    /// The service's name on audit events (`delivery`).
+    const SERVICE: &'static str;
+}
+
+/// A call to a tenant method as the method's function takes it
+/// ([`foundry_platform::rpc::Methods::call`]): the service's state, the
+/// [`Call`] (its caller and organization checked before the function
+/// runs) and the request's message.
+pub struct In<S, Q> {
+    /// The service's state.
+    pub state: std::sync::Arc<S>,
+    /// Who calls, in which organization.
+    pub call: Call,
+    /// The request's message.
+    pub req: Q,
+}
+
+impl<S: Serves, Q> foundry_platform::rpc::Called<std::sync::Arc<S>, Q> for In<S, Q> {
+    fn called(state: std::sync::Arc<S>, req: tonic::Request<Q>) -> Result<Self, tonic::Status> {
+        let call = Call::of(S::SERVICE, &req)?;
+        Ok(In {
+            state,
+            call,
+            req: req.into_inner(),
+        })
+    }
+}

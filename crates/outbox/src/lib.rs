@@ -26,7 +26,7 @@ use foundry_proto::foundry::identity::v1::{
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
-pub use call::Call;
+pub use call::{Call, In, Serves};
 pub use envelope::{DomainEvent, UsageRecord};
 pub use event::{Actor, ActorType, AuditEvent, EventBuilder, OnBehalfOf, PLATFORM_ORG, record};
 pub use relay::{

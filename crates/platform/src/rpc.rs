@@ -86,6 +86,34 @@ impl<N: Service, S: Clone + Send + Sync + 'static> Methods<N, S> {
         self
     }
 
+    /// Routes the method that takes `Q` to `f`, called with what
+    /// [`Called::called`] makes of the state and the request (`f` is not
+    /// called when that fails: its error is the answer); `f`'s message is
+    /// the response.
+    ///
+    /// # Panics
+    /// When the method is routed already (a programming error, at start).
+    #[must_use]
+    pub fn call<Q, C, F, Fut, E>(self, f: F) -> Self
+    where
+        Q: Unary<Service = N>,
+        C: Called<S, Q> + Send,
+        F: Fn(C) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<Q::Reply, E>> + Send + 'static,
+        E: Into<tonic::Status>,
+    {
+        self.unary(move |state: S, req: tonic::Request<Q>| {
+            let f = f.clone();
+            async move {
+                let called = C::called(state, req)?;
+                f(called)
+                    .await
+                    .map(tonic::Response::new)
+                    .map_err(Into::into)
+            }
+        })
+    }
+
     /// The service, once every unary method of the proto's is routed.
     ///
     /// # Panics
@@ -104,6 +132,18 @@ impl<N: Service, S: Clone + Send + Sync + 'static> Methods<N, S> {
             service: PhantomData,
         }
     }
+}
+
+/// What a method's function takes in place of the state and the raw
+/// request (for [`Methods::call`]): made from both before the function runs
+/// (the caller checked, the message taken out of its envelope), or the
+/// error the call answers instead.
+pub trait Called<S, Q>: Sized {
+    /// It for `req`, made to the service whose state is `state`.
+    ///
+    /// # Errors
+    /// The status the call answers without running (no caller, say).
+    fn called(state: S, req: tonic::Request<Q>) -> Result<Self, tonic::Status>;
 }
 
 /// A service whose every method is routed: what tonic's `Routes` serves.
@@ -147,6 +187,7 @@ impl<N> tower::Service<http::Request<Body>> for Served<N> {
 mod tests {
     use foundry_proto::foundry::delivery::v1 as pb;
     use foundry_proto::service::delivery_v1::WorkstreamService;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use tower::ServiceExt;
 
     use super::*;
@@ -194,5 +235,64 @@ mod tests {
         let Ok(res) = served.oneshot(req).await;
         let status = tonic::Status::from_header_map(res.headers()).expect("a status");
         assert_eq!(status.code(), tonic::Code::Unimplemented);
+    }
+
+    /// A caller named by the `x-name` header, or `UNAUTHENTICATED`.
+    struct Named;
+
+    impl Called<Arc<AtomicBool>, pb::GetWorkstreamRequest> for Named {
+        fn called(
+            ran: Arc<AtomicBool>,
+            req: tonic::Request<pb::GetWorkstreamRequest>,
+        ) -> Result<Self, tonic::Status> {
+            ran.store(req.metadata().contains_key("x-name"), Ordering::SeqCst);
+            match req.metadata().get("x-name") {
+                Some(_) => Ok(Named),
+                None => Err(tonic::Status::unauthenticated("no name")),
+            }
+        }
+    }
+
+    async fn named(Named: Named) -> Result<pb::Workstream, tonic::Status> {
+        Ok(pb::Workstream::default())
+    }
+
+    /// `GetWorkstream` with `id: "x"`, framed, named `name` if any.
+    fn framed(name: Option<&str>) -> http::Request<Body> {
+        let frame = String::from_utf8(vec![0, 0, 0, 0, 3, 0x0a, 1, b'x']).expect("ascii");
+        let mut req = http::Request::builder()
+            .method("POST")
+            .uri("/foundry.delivery.v1.WorkstreamService/GetWorkstream")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+        if let Some(name) = name {
+            req = req.header("x-name", name);
+        }
+        req.body(Body::new(frame)).expect("a request")
+    }
+
+    #[tokio::test]
+    async fn a_called_method_answers_what_its_call_refuses_and_runs_when_it_does_not() {
+        let ran = Arc::new(AtomicBool::new(false));
+        let served = Methods::<WorkstreamService, _>::new(ran.clone())
+            .call(named)
+            .table;
+        let served = Served::<WorkstreamService> {
+            table: Arc::new(served),
+            service: PhantomData,
+        };
+        let Ok(res) = served.clone().oneshot(framed(None)).await;
+        let status = tonic::Status::from_header_map(res.headers()).expect("a status");
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+        assert_eq!(status.message(), "no name");
+        assert!(!ran.load(Ordering::SeqCst));
+
+        let Ok(res) = served.oneshot(framed(Some("ada"))).await;
+        assert_eq!(res.status(), http::StatusCode::OK);
+        assert!(
+            tonic::Status::from_header_map(res.headers()).is_none(),
+            "no error before the message"
+        );
+        assert!(ran.load(Ordering::SeqCst));
     }
 }

@@ -48,6 +48,10 @@ pub struct State {
     pub pages: PageTokens,
 }
 
+impl foundry_outbox::Serves for State {
+    const SERVICE: &'static str = api::SERVICE;
+}
+
 /// The running service.
 #[derive(Clone, Debug)]
 pub struct Delivery {

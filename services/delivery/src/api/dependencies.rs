@@ -2,19 +2,15 @@
 //! edges, walking them, and the program plan.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::timestamp;
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1 as pb;
 use foundry_resource::{self as resource, Resource};
-use tonic::{Request, Response};
 use uuid::Uuid;
 
-use crate::State;
-use crate::api::{Order, Paging, Reply, SERVICE, list_page, other_program, page};
+use crate::api::{In, Order, Paging, Reply, list_page, other_program, page};
 use crate::domain::graph;
 use crate::domain::{Dependency, PlanItem, Program, ProgramId, Requirement, RequirementId};
 use crate::store::{self, Direction, Lock};
@@ -48,13 +44,9 @@ fn edge(
 /// once are checked one after the other and cannot close a cycle together;
 /// both ends are held (`FOR KEY SHARE`) so neither is deleted meanwhile.
 #[tracing::instrument(skip_all)]
-pub async fn add(
-    state: Arc<State>,
-    req: Request<pb::AddRequirementDependencyRequest>,
-) -> Reply<pb::RequirementDependency> {
-    let call = Call::of(SERVICE, &req)?;
-    let (requirement_id, depends_on_id) =
-        edge(&req.get_ref().requirement_id, &req.get_ref().depends_on_id)?;
+pub async fn add(c: In<pb::AddRequirementDependencyRequest>) -> Reply<pb::RequirementDependency> {
+    let In { state, call, req } = c;
+    let (requirement_id, depends_on_id) = edge(&req.requirement_id, &req.depends_on_id)?;
     let mut tx = state.db.tenant(call.org_id).await?;
     // Its program first (a requirement never changes program), then the
     // graph lock, then both ends.
@@ -68,15 +60,15 @@ pub async fn add(
     let target =
         resource::fetch::<Requirement>(&mut tx, &call, depends_on_id, Lock::KeyShare).await?;
     if target.program_id != program_id {
-        return Err(other_program("requirement named by depends_on_id").into());
+        return Err(other_program("requirement named by depends_on_id"));
     }
     let edges = store::program_edges(&mut tx, call.org_id, program_id).await?;
     let (a, b) = (requirement_id.uuid(), depends_on_id.uuid());
     if edges.contains(&(a, b)) {
-        return Err(store::dependency_exists().into());
+        return Err(store::dependency_exists());
     }
     if let Some(cycle) = graph::cycle_through(&edges, a, b) {
-        return Err(Error::from(graph::cycle_error(&cycle)).into());
+        return Err(Error::from(graph::cycle_error(&cycle)));
     }
     let dependency = store::insert_dependency(
         &mut tx,
@@ -98,18 +90,14 @@ pub async fn add(
         .record(&mut tx)
         .await?;
     tx.commit().await.map_err(Error::from)?;
-    Ok(Response::new(dependency_to_proto(&dependency)))
+    Ok(dependency_to_proto(&dependency))
 }
 
 /// RemoveRequirementDependency.
 #[tracing::instrument(skip_all)]
-pub async fn remove(
-    state: Arc<State>,
-    req: Request<pb::RemoveRequirementDependencyRequest>,
-) -> Reply<()> {
-    let call = Call::of(SERVICE, &req)?;
-    let (requirement_id, depends_on_id) =
-        edge(&req.get_ref().requirement_id, &req.get_ref().depends_on_id)?;
+pub async fn remove(c: In<pb::RemoveRequirementDependencyRequest>) -> Reply<()> {
+    let In { state, call, req } = c;
+    let (requirement_id, depends_on_id) = edge(&req.requirement_id, &req.depends_on_id)?;
     let mut tx = state.db.tenant(call.org_id).await?;
     let requirement =
         resource::fetch::<Requirement>(&mut tx, &call, requirement_id, Lock::None).await?;
@@ -127,17 +115,15 @@ pub async fn remove(
         .record(&mut tx)
         .await?;
     tx.commit().await.map_err(Error::from)?;
-    Ok(Response::new(()))
+    Ok(())
 }
 
 /// ListRequirementDependencies.
 #[tracing::instrument(skip_all)]
 pub async fn list(
-    state: Arc<State>,
-    req: Request<pb::ListRequirementDependenciesRequest>,
+    c: In<pb::ListRequirementDependenciesRequest>,
 ) -> Reply<pb::ListRequirementDependenciesResponse> {
-    let call = Call::of(SERVICE, &req)?;
-    let req = req.into_inner();
+    let req = &c.req;
     let mut v = Violations::new();
     let id: Option<RequirementId> = v.id_of("requirement_id", &req.requirement_id);
     let direction = match v.opt_enum_value("direction", req.direction) {
@@ -155,7 +141,7 @@ pub async fn list(
     };
     let transitive = req.transitive;
     let (requirements, next_page_token) =
-        list_page(&state, &call, paging, Order::newest(), |tx, call, page| {
+        list_page(&c, paging, Order::newest(), |tx, call, page| {
             Box::pin(async move {
                 resource::fetch::<Requirement>(tx, call, id, Lock::None).await?;
                 let (after, limit) = (page.after, page.limit());
@@ -170,12 +156,9 @@ pub async fn list(
 /// GetProgramPlan: the program's requirements and edges, read in one
 /// transaction, ordered by [`graph::plan`].
 #[tracing::instrument(skip_all)]
-pub async fn plan(
-    state: Arc<State>,
-    req: Request<pb::GetProgramPlanRequest>,
-) -> Reply<pb::ProgramPlan> {
-    let call = Call::of(SERVICE, &req)?;
-    let program_id: ProgramId = Violations::require_id_of("program_id", &req.get_ref().program_id)?;
+pub async fn plan(c: In<pb::GetProgramPlanRequest>) -> Reply<pb::ProgramPlan> {
+    let In { state, call, req } = c;
+    let program_id: ProgramId = Violations::require_id_of("program_id", &req.program_id)?;
     let mut tx = state.db.tenant(call.org_id).await?;
     resource::fetch::<Program>(&mut tx, &call, program_id, Lock::None).await?;
     let requirements = store::plan_requirements(&mut tx, call.org_id, program_id).await?;
@@ -213,9 +196,9 @@ pub async fn plan(
             })
         })
         .collect();
-    Ok(Response::new(pb::ProgramPlan {
+    Ok(pb::ProgramPlan {
         program_id: program_id.to_string(),
         requirements: planned,
         dependency_count: i32::try_from(edges.len()).unwrap_or(i32::MAX),
-    }))
+    })
 }

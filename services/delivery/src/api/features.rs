@@ -11,20 +11,16 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1 as pb;
 use foundry_proto::service::delivery_v1 as svc;
 use foundry_resource::{self as resource, Create, Delete, Update, stamped};
-use tonic::{Request, Response};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, Reply, SERVICE, Wire, WireChange, WireNew, create, delete, get, hold,
-    in_program, list_page, page, parse_update, short_description,
+    In, Order, Paging, PathOf, Reply, Wire, create, delete, get, hold, in_program, list_page, page,
+    parse_update, short_description,
 };
 use crate::domain::Program;
 use crate::domain::{self, Feature, FeatureChange, FeaturePath, NewFeature, ProgramId};
 use crate::store::{self, Lock};
-
-/// Deepest walk up a feature's ancestry.
-const MAX_DEPTH: i64 = 10_000;
 
 impl Wire for Feature {
     type Message = pb::Feature;
@@ -43,10 +39,8 @@ impl Wire for Feature {
             ..stamped(self.id, &self.stamp)
         }
     }
-}
 
-impl WireNew for Feature {
-    fn parse_new(v: &mut Violations, f: &pb::Feature) -> Option<NewFeature> {
+    fn parse(v: &mut Violations, f: &pb::Feature) -> Option<NewFeature> {
         let program_id = v.id_of("feature.program_id", &f.program_id);
         let parent_feature_id = v.maybe_id("feature.parent_feature_id", &f.parent_feature_id);
         let name = name(v, &f.name);
@@ -60,14 +54,8 @@ impl WireNew for Feature {
             description: description?,
         })
     }
-}
 
-impl WireChange for Feature {
-    fn parse_change(
-        v: &mut Violations,
-        path: FeaturePath,
-        f: &pb::Feature,
-    ) -> Option<FeatureChange> {
+    fn change(v: &mut Violations, path: PathOf<Self>, f: &Self::Message) -> Option<Self::Change> {
         match path {
             // Empty makes it top-level.
             FeaturePath::ParentFeatureId => v
@@ -80,6 +68,9 @@ impl WireChange for Feature {
         }
     }
 }
+
+/// Deepest walk up a feature's ancestry.
+const MAX_DEPTH: i64 = 10_000;
 
 fn name(v: &mut Violations, name: &str) -> Option<String> {
     v.text("feature.name", name, 1, 200)
@@ -123,20 +114,16 @@ impl Delete for Feature {
 /// `FeatureService`.
 pub(crate) fn service(state: &Arc<State>) -> Served<svc::FeatureService> {
     Methods::new(state.clone())
-        .unary(create::<Feature, pb::CreateFeatureRequest>)
-        .unary(get::<Feature, _, pb::GetFeatureRequest>)
-        .unary(delete::<Feature, _, pb::DeleteFeatureRequest>)
-        .unary(list_features)
-        .unary(update_feature)
+        .call(create::<Feature, pb::CreateFeatureRequest>)
+        .call(get::<Feature, _, pb::GetFeatureRequest>)
+        .call(delete::<Feature, _, pb::DeleteFeatureRequest>)
+        .call(list_features)
+        .call(update_feature)
         .complete()
 }
 
-async fn list_features(
-    state: Arc<State>,
-    req: Request<pb::ListFeaturesRequest>,
-) -> Reply<pb::ListFeaturesResponse> {
-    let call = Call::of(SERVICE, &req)?;
-    let req = req.into_inner();
+async fn list_features(c: In<pb::ListFeaturesRequest>) -> Reply<pb::ListFeaturesResponse> {
+    let req = &c.req;
     let mut v = Violations::new();
     let program_id: Option<ProgramId> = v.id_of("program_id", &req.program_id);
     let parent = v.opt_id("parent_feature_id", &req.parent_feature_id);
@@ -146,15 +133,14 @@ async fn list_features(
             "parent={}",
             parent.map(|p| p.to_string()).unwrap_or_default()
         ));
-    let (features, next_page_token) =
-        list_page(&state, &call, paging, Order::newest(), |tx, call, page| {
-            Box::pin(async move {
-                resource::fetch::<Program>(tx, call, program_id, Lock::None).await?;
-                let (after, limit) = (page.after, page.limit());
-                store::list_features(tx, call.org_id, program_id.uuid(), parent, after, limit).await
-            })
+    let (features, next_page_token) = list_page(&c, paging, Order::newest(), |tx, call, page| {
+        Box::pin(async move {
+            resource::fetch::<Program>(tx, call, program_id, Lock::None).await?;
+            let (after, limit) = (page.after, page.limit());
+            store::list_features(tx, call.org_id, program_id.uuid(), parent, after, limit).await
         })
-        .await?;
+    })
+    .await?;
     page(&features, next_page_token)
 }
 
@@ -163,12 +149,9 @@ async fn list_features(
 /// one after the other, so two cannot close a cycle together. The
 /// program is locked before the feature (the order a program's delete
 /// takes), so this method is not `resource::update`.
-async fn update_feature(
-    state: Arc<State>,
-    req: Request<pb::UpdateFeatureRequest>,
-) -> Reply<pb::Feature> {
-    let call = Call::of(SERVICE, &req)?;
-    let (id, etag, changes) = parse_update::<Feature, _, _>(req.get_ref())?;
+async fn update_feature(c: In<pb::UpdateFeatureRequest>) -> Reply<pb::Feature> {
+    let In { state, call, req } = c;
+    let (id, etag, changes) = parse_update::<Feature, _, _>(&req)?;
     let mut tx = state.db.tenant(call.org_id).await?;
     let current: Feature = resource::fetch(&mut tx, &call, id, Lock::None).await?;
     if let Some(p) = FeatureChange::new_parent(&changes) {
@@ -180,5 +163,5 @@ async fn update_feature(
     }
     let before: Feature = resource::fetch(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
     let f = resource::update_locked(tx, &call, before, &etag, changes).await?;
-    Ok(Response::new(f.to_proto()))
+    Ok(f.to_proto())
 }

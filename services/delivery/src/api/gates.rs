@@ -14,25 +14,18 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1 as pb;
 use foundry_proto::service::delivery_v1 as svc;
 use foundry_resource::{self as resource, Create, Delete, Resource, Update, stamped};
-use tonic::{Request, Response};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::{Listed, list, standard};
+use crate::api::{In, Listed, list, standard};
 use crate::api::{
-    Order, Reply, SERVICE, Wire, WireChange, WireNew, get_one, hold, list_under, long_text,
-    short_description,
+    Order, PathOf, Reply, Wire, get_one, hold, list_under, long_text, short_description,
 };
 use crate::domain::{
     self, Answer, AnswerProblem, Criterion, Evaluation, EvaluatorType, NewEvaluation,
     NewSprintGate, Sprint, SprintGate, SprintGateChange, SprintGateId, SprintGatePath,
 };
 use crate::store::{self, Lock};
-
-const MAX_CRITERIA: usize = 100;
-const MAX_CRITERION_ID: usize = 64;
-const MAX_CRITERION_DESCRIPTION: usize = 2_000;
-const MAX_EVIDENCE: usize = 10_000;
 
 impl Wire for SprintGate {
     type Message = pb::SprintGate;
@@ -56,7 +49,36 @@ impl Wire for SprintGate {
             ..stamped(self.id, &self.stamp)
         }
     }
+
+    fn parse(v: &mut Violations, g: &pb::SprintGate) -> Option<NewSprintGate> {
+        let sprint_id = v.id_of("sprint_gate.sprint_id", &g.sprint_id);
+        let name = name(v, &g.name);
+        let description = short_description(v, "sprint_gate.description", &g.description);
+        let criteria = criteria(v, &g.criteria);
+        Some(NewSprintGate {
+            sprint_id: sprint_id?,
+            name: name?,
+            description: description?,
+            criteria: criteria?,
+        })
+    }
+
+    fn change(v: &mut Violations, path: PathOf<Self>, g: &Self::Message) -> Option<Self::Change> {
+        match path {
+            SprintGatePath::Name => name(v, &g.name).map(SprintGateChange::Name),
+            SprintGatePath::Description => {
+                short_description(v, "sprint_gate.description", &g.description)
+                    .map(SprintGateChange::Description)
+            }
+            SprintGatePath::Criteria => criteria(v, &g.criteria).map(SprintGateChange::Criteria),
+        }
+    }
 }
+
+const MAX_CRITERIA: usize = 100;
+const MAX_CRITERION_ID: usize = 64;
+const MAX_CRITERION_DESCRIPTION: usize = 2_000;
+const MAX_EVIDENCE: usize = 10_000;
 
 pub fn evaluation_to_proto(e: &Evaluation) -> pb::SprintGateEvaluation {
     pb::SprintGateEvaluation {
@@ -141,38 +163,6 @@ fn criteria(v: &mut Violations, given: &[pb::SprintGateCriterion]) -> Option<Vec
         }
     }
     ok.then_some(out)
-}
-
-impl WireNew for SprintGate {
-    fn parse_new(v: &mut Violations, g: &pb::SprintGate) -> Option<NewSprintGate> {
-        let sprint_id = v.id_of("sprint_gate.sprint_id", &g.sprint_id);
-        let name = name(v, &g.name);
-        let description = short_description(v, "sprint_gate.description", &g.description);
-        let criteria = criteria(v, &g.criteria);
-        Some(NewSprintGate {
-            sprint_id: sprint_id?,
-            name: name?,
-            description: description?,
-            criteria: criteria?,
-        })
-    }
-}
-
-impl WireChange for SprintGate {
-    fn parse_change(
-        v: &mut Violations,
-        path: SprintGatePath,
-        g: &pb::SprintGate,
-    ) -> Option<SprintGateChange> {
-        match path {
-            SprintGatePath::Name => name(v, &g.name).map(SprintGateChange::Name),
-            SprintGatePath::Description => {
-                short_description(v, "sprint_gate.description", &g.description)
-                    .map(SprintGateChange::Description)
-            }
-            SprintGatePath::Criteria => criteria(v, &g.criteria).map(SprintGateChange::Criteria),
-        }
-    }
 }
 
 /// An `EvaluateSprintGateRequest` as the gate's id and the answers.
@@ -264,10 +254,10 @@ impl Listed for SprintGate {}
 /// `SprintGateService`.
 pub(crate) fn service(state: &Arc<State>) -> Served<svc::SprintGateService> {
     standard::<SprintGate, _>(state)
-        .unary(list::<SprintGate, Sprint, _, pb::ListSprintGatesRequest>)
-        .unary(evaluate_sprint_gate)
-        .unary(get_sprint_gate_evaluation)
-        .unary(list_sprint_gate_evaluations)
+        .call(list::<SprintGate, Sprint, _, pb::ListSprintGatesRequest>)
+        .call(evaluate_sprint_gate)
+        .call(get_sprint_gate_evaluation)
+        .call(list_sprint_gate_evaluations)
         .complete()
 }
 
@@ -275,14 +265,13 @@ pub(crate) fn service(state: &Arc<State>) -> Served<svc::SprintGateService> {
 /// take `FOR NO KEY UPDATE`) nor the gate vanish before the evaluation
 /// commits.
 async fn evaluate_sprint_gate(
-    state: Arc<State>,
-    req: Request<pb::EvaluateSprintGateRequest>,
+    c: In<pb::EvaluateSprintGateRequest>,
 ) -> Reply<pb::SprintGateEvaluation> {
-    let call = Call::of(SERVICE, &req)?;
-    let (gate_id, answers) = parse_evaluate(req.get_ref())?;
+    let In { state, call, req } = c;
+    let (gate_id, answers) = parse_evaluate(&req)?;
     let mut tx = state.db.tenant(call.org_id).await?;
     let gate: SprintGate = resource::fetch(&mut tx, &call, gate_id, Lock::Share).await?;
-    check_etag(&req.get_ref().etag, gate.stamp.version, SprintGate::NAME)?;
+    check_etag(&req.etag, gate.stamp.version, SprintGate::NAME)?;
     let (results, passed) =
         domain::evaluate_gate(&gate.fields.criteria, &answers).map_err(answer_problems)?;
     let evaluation = store::insert_evaluation(
@@ -310,31 +299,28 @@ async fn evaluate_sprint_gate(
         .record(&mut tx)
         .await?;
     tx.commit().await.map_err(Error::from)?;
-    Ok(Response::new(evaluation_to_proto(&evaluation)))
+    Ok(evaluation_to_proto(&evaluation))
 }
 
 async fn get_sprint_gate_evaluation(
-    state: Arc<State>,
-    req: Request<pb::GetSprintGateEvaluationRequest>,
+    c: In<pb::GetSprintGateEvaluationRequest>,
 ) -> Reply<pb::SprintGateEvaluation> {
-    get_one(&state, &req, &req.get_ref().id, evaluation_to_proto).await
+    get_one(&c, &c.req.id, evaluation_to_proto).await
 }
 
 async fn list_sprint_gate_evaluations(
-    state: Arc<State>,
-    req: Request<pb::ListSprintGateEvaluationsRequest>,
+    c: In<pb::ListSprintGateEvaluationsRequest>,
 ) -> Reply<pb::ListSprintGateEvaluationsResponse> {
-    let r = req.get_ref();
+    let r = &c.req;
     let (evaluations, next_page_token) = list_under::<Evaluation, SprintGate, _, _>(
-        &state,
-        &req,
+        &c,
         ("gate_id", &r.gate_id),
         (r.page_size, &r.page_token),
         Order::newest(),
     )
     .await?;
-    Ok(Response::new(pb::ListSprintGateEvaluationsResponse {
+    Ok(pb::ListSprintGateEvaluationsResponse {
         sprint_gate_evaluations: evaluations.iter().map(evaluation_to_proto).collect(),
         next_page_token,
-    }))
+    })
 }

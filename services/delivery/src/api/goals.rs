@@ -12,18 +12,14 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1 as pb;
 use foundry_proto::service::delivery_v1 as svc;
 use foundry_resource::{Create, Delete, Update, stamped};
-use tonic::Request;
 
 use crate::State;
 use crate::api::standard;
 use crate::api::{
-    Reply, Wire, WireChange, WireNew, enum_filter, hold, list_in_program, long_description,
-    long_text, title,
+    In, PathOf, Reply, Wire, enum_filter, hold, list_in_program, long_description, long_text, title,
 };
 use crate::domain::Program;
 use crate::domain::{Goal, GoalChange, GoalPath, GoalStatus, NewGoal};
-
-const MAX_TARGET_METRIC: usize = 2_000;
 
 impl Wire for Goal {
     type Message = pb::Goal;
@@ -41,10 +37,8 @@ impl Wire for Goal {
             ..stamped(self.id, &self.stamp)
         }
     }
-}
 
-impl WireNew for Goal {
-    fn parse_new(v: &mut Violations, g: &pb::Goal) -> Option<NewGoal> {
+    fn parse(v: &mut Violations, g: &pb::Goal) -> Option<NewGoal> {
         let program_id = v.id_of("goal.program_id", &g.program_id);
         let title = title(v, "goal.title", &g.title);
         let description = long_description(v, "goal.description", &g.description);
@@ -72,10 +66,8 @@ impl WireNew for Goal {
             owner_user_id: owner_user_id?,
         })
     }
-}
 
-impl WireChange for Goal {
-    fn parse_change(v: &mut Violations, path: GoalPath, g: &pb::Goal) -> Option<GoalChange> {
+    fn change(v: &mut Violations, path: PathOf<Self>, g: &Self::Message) -> Option<Self::Change> {
         match path {
             GoalPath::Title => title(v, "goal.title", &g.title).map(GoalChange::Title),
             GoalPath::Description => {
@@ -99,6 +91,8 @@ impl WireChange for Goal {
     }
 }
 
+const MAX_TARGET_METRIC: usize = 2_000;
+
 /// A goal's target metric: up to [`MAX_TARGET_METRIC`] characters.
 fn target_metric(v: &mut Violations, value: &str) -> Option<String> {
     long_text(v, "goal.target_metric", value, 0, MAX_TARGET_METRIC)
@@ -118,14 +112,11 @@ impl Delete for Goal {}
 
 /// `GoalService`.
 pub(crate) fn service(state: &Arc<State>) -> Served<svc::GoalService> {
-    standard::<Goal, _>(state).unary(list_goals).complete()
+    standard::<Goal, _>(state).call(list_goals).complete()
 }
 
-async fn list_goals(
-    state: Arc<State>,
-    req: Request<pb::ListGoalsRequest>,
-) -> Reply<pb::ListGoalsResponse> {
-    let r = req.get_ref();
+async fn list_goals(c: In<pb::ListGoalsRequest>) -> Reply<pb::ListGoalsResponse> {
+    let r = &c.req;
     let status = |v: &mut Violations| vec![enum_filter::<GoalStatus>(v, "status", r.status)];
-    list_in_program::<Goal, _, _>(&state, &req, &r.program_id, status).await
+    list_in_program::<Goal, _, _>(&c, &r.program_id, status).await
 }

@@ -290,37 +290,30 @@ pub(crate) fn parse_changes<P: foundry_domain::FieldPath, K, C>(
     })
 }
 
-/// The response of a handler.
-pub(crate) type Reply<M> = Result<tonic::Response<M>, tonic::Status>;
+/// A call to one of the service's methods, as its function takes it (see
+/// [`Methods::call`]).
+pub(crate) type In<Q> = foundry_outbox::In<State, Q>;
 
-/// How a resource travels: its message, as a resource's handlers return it.
-pub(crate) trait Wire: Resource {
+/// What a method's function answers: the response's message.
+pub(crate) type Reply<M> = Result<M, Error>;
+
+/// How a resource travels: its message, as its handlers return it, and
+/// what a create's message ([`create`]) and an update's ([`update`]) parse
+/// into. Violations are recorded in `v`, each named as in the request
+/// (`goal.title`); a parse that meets one returns `None`.
+pub(crate) trait Wire: resource::Create + resource::Update {
     /// Its message.
     type Message: ResourceMessage + Default + prost::Message;
 
     /// It as its message.
     fn to_proto(&self) -> Self::Message;
-}
 
-/// A resource made by [`create`]: the new resource a create's message
-/// parses into.
-pub(crate) trait WireNew: Wire + resource::Create {
-    /// The new resource's values in `m` (its violations recorded in `v`,
-    /// named as in the request: `goal.title`), or `None` if any is invalid.
-    fn parse_new(v: &mut Violations, m: &Self::Message) -> Option<Self::New>;
-}
+    /// The new resource's values in a create's `m`.
+    fn parse(v: &mut Violations, m: &Self::Message) -> Option<Self::New>;
 
-/// A resource changed by [`update`]: the change an update's message holds
-/// for each path its mask names.
-pub(crate) trait WireChange: Wire + resource::Update {
-    /// The new value in `m` of the field at `path` (its violations recorded
-    /// in `v`, named as in the request: `goal.title`), or `None` if it is
-    /// invalid: an exhaustive `match` over the paths.
-    fn parse_change(
-        v: &mut Violations,
-        path: PathOf<Self>,
-        m: &Self::Message,
-    ) -> Option<Self::Change>;
+    /// The new value in an update's `m` of the field at `path`: an
+    /// exhaustive `match` over the paths.
+    fn change(v: &mut Violations, path: PathOf<Self>, m: &Self::Message) -> Option<Self::Change>;
 }
 
 /// The update-mask paths of `R`.
@@ -334,7 +327,7 @@ where
     P: ListResponse<Item = R::Message>,
 {
     let items = rows.iter().map(R::to_proto).collect();
-    Ok(tonic::Response::new(P::of(items, next_page_token)))
+    Ok(P::of(items, next_page_token))
 }
 
 /// A List of the `R` of the program a request names (`program_id`), newest
@@ -343,8 +336,7 @@ where
 /// page token bound to `program=<id>` and the filters: goals, risks and
 /// sprints list this way.
 pub(crate) async fn list_in_program<R: Wire, Q, P>(
-    state: &State,
-    req: &tonic::Request<Q>,
+    c: &In<Q>,
     program_id: &str,
     filters: impl FnOnce(&mut Violations) -> Vec<EnumFilter>,
 ) -> Reply<P>
@@ -352,33 +344,30 @@ where
     Q: ListRequest,
     P: ListResponse<Item = R::Message>,
 {
-    let call = Call::of(SERVICE, req)?;
     let mut v = Violations::new();
     let program_id = v.id_of("program_id", program_id);
     let filters = filters(&mut v);
     let program_id: domain::ProgramId = v.finish_with(|| program_id)?;
-    let q = req.get_ref();
-    let paging = Paging::under("program", program_id, q.page_size(), q.page_token());
+    let paging = Paging::under("program", program_id, c.req.page_size(), c.req.page_token());
     let parent = ("program_id", program_id);
     let order = Order::newest();
     let (rows, next_page_token) =
-        list_children::<R, domain::Program>(state, &call, paging, order, parent, &filters).await?;
+        list_children::<R, domain::Program, Q>(c, paging, order, parent, &filters).await?;
     page(&rows, next_page_token)
 }
 
 /// AIP-133 Create (AIP-155 idempotent): the request's resource parsed
-/// ([`WireNew::parse_new`]) with its request id, then [`resource::create`].
-pub(crate) async fn create<R, Q>(state: Arc<State>, req: tonic::Request<Q>) -> Reply<R::Message>
+/// ([`Wire::parse`]) with its request id, then [`resource::create`].
+pub(crate) async fn create<R, Q>(c: In<Q>) -> Reply<R::Message>
 where
-    R: WireNew,
+    R: Wire,
     Q: CreateRequest<Resource = R::Message> + prost::Message + Sync,
 {
-    let call = Call::of(SERVICE, &req)?;
-    let q = req.get_ref();
+    let q = &c.req;
     let empty = R::Message::default();
     let m = q.resource().unwrap_or(&empty);
     let mut v = Violations::new();
-    let new = R::parse_new(&mut v, m);
+    let new = R::parse(&mut v, m);
     let request_id = v.maybe_request_id(q.request_id());
     let (new, request_id) = v.finish_with(|| Some((new?, request_id?)))?;
     let creation = resource::Creation {
@@ -387,42 +376,40 @@ where
         request_id,
         new,
     };
-    let out = resource::create(&state.db, &call, creation, R::to_proto).await?;
-    Ok(tonic::Response::new(out))
+    resource::create(&c.state.db, &c.call, creation, R::to_proto).await
 }
 
 /// AIP-131 Get: the `R` whose id the request names.
-pub(crate) async fn get<R, K, Q>(state: Arc<State>, req: tonic::Request<Q>) -> Reply<R::Message>
+pub(crate) async fn get<R, K, Q>(c: In<Q>) -> Reply<R::Message>
 where
     R: Wire<Key = foundry_domain::Id<K>>,
     Q: GetRequest,
 {
-    get_one(&state, &req, req.get_ref().id(), R::to_proto).await
+    get_one(&c, c.req.id(), R::to_proto).await
 }
 
 /// AIP-134 Update: [`parse_update`], then [`resource::update`].
-pub(crate) async fn update<R, K, Q>(state: Arc<State>, req: tonic::Request<Q>) -> Reply<R::Message>
+pub(crate) async fn update<R, K, Q>(c: In<Q>) -> Reply<R::Message>
 where
-    R: WireChange<Key = foundry_domain::Id<K>>,
+    R: Wire<Key = foundry_domain::Id<K>>,
     Q: UpdateRequest<Resource = R::Message>,
 {
-    let call = Call::of(SERVICE, &req)?;
-    let (id, etag, changes) = parse_update::<R, K, Q>(req.get_ref())?;
-    let r: R = resource::update(&state.db, &call, id, &etag, changes).await?;
-    Ok(tonic::Response::new(r.to_proto()))
+    let (id, etag, changes) = parse_update::<R, K, Q>(&c.req)?;
+    let r: R = resource::update(&c.state.db, &c.call, id, &etag, changes).await?;
+    Ok(r.to_proto())
 }
 
 /// An update request as the resource's id, its etag, and a change for each
-/// path of the mask ([`WireChange::parse_change`]); every violation at once.
+/// path of the mask ([`Wire::change`]); every violation at once.
 pub(crate) fn parse_update<R, K, Q>(q: &Q) -> Changes<R>
 where
-    R: WireChange<Key = foundry_domain::Id<K>>,
+    R: Wire<Key = foundry_domain::Id<K>>,
     Q: UpdateRequest<Resource = R::Message>,
 {
     let empty = R::Message::default();
     let m = q.resource().unwrap_or(&empty);
     parse_changes::<PathOf<R>, K, _>(Q::FIELD, (m.id(), m.etag()), q.update_mask(), |v, path| {
-        R::parse_change(v, path, m)
+        R::change(v, path, m)
     })
 }
 
@@ -437,16 +424,14 @@ pub(crate) type Changes<R> = Result<
 >;
 
 /// AIP-135 Delete: the `R` whose id the request names, at its etag.
-pub(crate) async fn delete<R, K, Q>(state: Arc<State>, req: tonic::Request<Q>) -> Reply<()>
+pub(crate) async fn delete<R, K, Q>(c: In<Q>) -> Reply<()>
 where
     R: resource::Delete<Key = foundry_domain::Id<K>>,
     Q: DeleteRequest,
 {
-    let call = Call::of(SERVICE, &req)?;
-    let q = req.get_ref();
-    let id = Violations::require_id_of("id", q.id())?;
-    resource::delete::<R>(&state.db, &call, id, q.etag()).await?;
-    Ok(tonic::Response::new(()))
+    let id = Violations::require_id_of("id", c.req.id())?;
+    resource::delete::<R>(&c.state.db, &c.call, id, c.req.etag()).await?;
+    Ok(())
 }
 
 /// The service of the resource `R` (`foundry_proto::aip::Standard`), its
@@ -454,16 +439,16 @@ where
 /// and [`delete`]; its other methods are added by its module.
 pub(crate) fn standard<R, K>(state: &Arc<State>) -> Methods<ServiceOf<R>, Arc<State>>
 where
-    R: WireNew + WireChange<Key = foundry_domain::Id<K>> + resource::Delete + 'static,
+    R: Wire<Key = foundry_domain::Id<K>> + resource::Delete + 'static,
     R::Message: Standard,
     K: 'static,
 {
     type S<R> = <R as Wire>::Message;
     Methods::new(state.clone())
-        .unary(create::<R, <S<R> as Standard>::Create>)
-        .unary(get::<R, K, <S<R> as Standard>::Get>)
-        .unary(update::<R, K, <S<R> as Standard>::Update>)
-        .unary(delete::<R, K, <S<R> as Standard>::Delete>)
+        .call(create::<R, <S<R> as Standard>::Create>)
+        .call(get::<R, K, <S<R> as Standard>::Get>)
+        .call(update::<R, K, <S<R> as Standard>::Update>)
+        .call(delete::<R, K, <S<R> as Standard>::Delete>)
 }
 
 /// The service whose standard methods serve `R`.
@@ -471,19 +456,13 @@ pub(crate) type ServiceOf<R> =
     <<<R as Wire>::Message as Standard>::Create as foundry_proto::aip::Unary>::Service;
 
 /// AIP-131 Get of the `R` whose id is `id`, as `to_proto` makes it.
-pub(crate) async fn get_one<R, K, Q, M>(
-    state: &State,
-    req: &tonic::Request<Q>,
-    id: &str,
-    to_proto: fn(&R) -> M,
-) -> Reply<M>
+pub(crate) async fn get_one<R, K, Q, M>(c: &In<Q>, id: &str, to_proto: fn(&R) -> M) -> Reply<M>
 where
     R: Resource<Key = foundry_domain::Id<K>>,
 {
-    let call = Call::of(SERVICE, req)?;
     let id = Violations::require_id_of("id", id)?;
-    let r: R = resource::get(&state.db, &call, id).await?;
-    Ok(tonic::Response::new(to_proto(&r)))
+    let r: R = resource::get(&c.state.db, &c.call, id).await?;
+    Ok(to_proto(&r))
 }
 
 /// How a list is ordered, and so paged: newest first by id, or by a
@@ -562,9 +541,8 @@ pub(crate) type Rows<'t, T> =
 /// parsed (its token is good only for the same filters), the rows `read`
 /// returns in one tenant transaction (checks of the parent included), the
 /// page trimmed and the next page token (empty on the last page).
-pub(crate) async fn list_page<T>(
-    state: &State,
-    call: &Call,
+pub(crate) async fn list_page<T, Q>(
+    c: &In<Q>,
     paging: Paging<'_>,
     order: Order<T>,
     read: impl for<'t> FnOnce(&'t mut Tx, &'t Call, &'t Page) -> Rows<'t, T>,
@@ -574,6 +552,7 @@ pub(crate) async fn list_page<T>(
         token,
         filters,
     } = paging;
+    let (state, call) = (&c.state, &c.call);
     let page = match order {
         Order::NewestFirst(_) => state.pages.parse(size, token, &filters),
         Order::ByKey(_) => state.pages.parse_keyed(size, token, &filters),
@@ -592,9 +571,8 @@ pub(crate) async fn list_page<T>(
 /// column naming it): the parent visible to the caller, then its children
 /// matching every set filter, in `order`. The page token is also bound to
 /// the filters, `;<column>=<number>` each.
-pub(crate) async fn list_children<R: Resource, P: Resource>(
-    state: &State,
-    call: &Call,
+pub(crate) async fn list_children<R: Resource, P: Resource, Q>(
+    c: &In<Q>,
     mut paging: Paging<'_>,
     order: Order<R>,
     (column, parent): (&'static str, P::Key),
@@ -604,7 +582,7 @@ pub(crate) async fn list_children<R: Resource, P: Resource>(
         paging = paging.and(&format!("{}={}", f.column, f.number));
     }
     let values: Vec<store::Filter> = filters.iter().map(|f| (f.column, f.value)).collect();
-    list_page(state, call, paging, order, move |tx, call, page| {
+    list_page(c, paging, order, move |tx, call, page| {
         Box::pin(async move {
             resource::fetch::<P>(tx, call, parent, Lock::None).await?;
             let at = (column, parent.into());
@@ -626,8 +604,7 @@ pub(crate) async fn list_children<R: Resource, P: Resource>(
 /// (`sprint_id`; its token bound to `sprint=<id>`), in `order`: the
 /// parent's id parsed, then [`list_children`] with no filters.
 pub(crate) async fn list_under<R: Resource, P, K, Q>(
-    state: &State,
-    req: &tonic::Request<Q>,
+    c: &In<Q>,
     (field, parent): (&'static str, &str),
     (size, token): (i32, &str),
     order: Order<R>,
@@ -635,11 +612,10 @@ pub(crate) async fn list_under<R: Resource, P, K, Q>(
 where
     P: Resource<Key = foundry_domain::Id<K>>,
 {
-    let call = Call::of(SERVICE, req)?;
     let parent: P::Key = Violations::require_id_of(field, parent)?;
     let name = field.strip_suffix("_id").unwrap_or(field);
     let paging = Paging::under(name, parent, size, token);
-    list_children::<R, P>(state, &call, paging, order, (field, parent), &[]).await
+    list_children::<R, P, Q>(c, paging, order, (field, parent), &[]).await
 }
 
 /// A resource listed under its parent by [`list`]: in what order.
@@ -653,17 +629,16 @@ pub(crate) trait Listed: Wire {
 /// AIP-132 List of the `R` under the `P` the request names in its one id
 /// field (`aip::ChildListRequest`): [`list_under`] in `R`'s order, as the
 /// list's response.
-pub(crate) async fn list<R, P, K, Q>(state: Arc<State>, req: tonic::Request<Q>) -> Reply<Q::Reply>
+pub(crate) async fn list<R, P, K, Q>(c: In<Q>) -> Reply<Q::Reply>
 where
     R: Listed,
     P: Resource<Key = foundry_domain::Id<K>>,
     Q: ChildListRequest + Unary,
     Q::Reply: ListResponse<Item = R::Message>,
 {
-    let q = req.get_ref();
+    let q = &c.req;
     let (parent, paging) = ((Q::PARENT, q.parent()), (q.page_size(), q.page_token()));
-    let (rows, next_page_token) =
-        list_under::<R, P, K, Q>(&state, &req, parent, paging, R::order()).await?;
+    let (rows, next_page_token) = list_under::<R, P, K, Q>(&c, parent, paging, R::order()).await?;
     page(&rows, next_page_token)
 }
 

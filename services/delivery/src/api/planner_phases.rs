@@ -15,7 +15,7 @@ use foundry_resource::{Create, Delete, Update, stamped};
 
 use crate::State;
 use crate::api::{Listed, list, standard};
-use crate::api::{Order, Wire, WireChange, WireNew, hold, position, short_description};
+use crate::api::{Order, PathOf, Wire, hold, position, short_description};
 use crate::domain::Program;
 use crate::domain::{
     NewPlannerPhase, PlannerPhase, PlannerPhaseChange, PlannerPhasePath, check_phase_dates,
@@ -36,10 +36,8 @@ impl Wire for PlannerPhase {
             ..stamped(self.id, &self.stamp)
         }
     }
-}
 
-impl WireNew for PlannerPhase {
-    fn parse_new(v: &mut Violations, p: &pb::PlannerPhase) -> Option<NewPlannerPhase> {
+    fn parse(v: &mut Violations, p: &pb::PlannerPhase) -> Option<NewPlannerPhase> {
         let program_id = v.id_of("planner_phase.program_id", &p.program_id);
         let name = name(v, &p.name);
         let description = short_description(v, "planner_phase.description", &p.description);
@@ -60,14 +58,8 @@ impl WireNew for PlannerPhase {
             end_time: end_time?,
         })
     }
-}
 
-impl WireChange for PlannerPhase {
-    fn parse_change(
-        v: &mut Violations,
-        path: PlannerPhasePath,
-        p: &pb::PlannerPhase,
-    ) -> Option<PlannerPhaseChange> {
+    fn change(v: &mut Violations, path: PathOf<Self>, p: &Self::Message) -> Option<Self::Change> {
         match path {
             PlannerPhasePath::Name => name(v, &p.name).map(PlannerPhaseChange::Name),
             PlannerPhasePath::Description => {
@@ -114,6 +106,6 @@ impl Listed for PlannerPhase {
 /// `PlannerPhaseService`.
 pub(crate) fn service(state: &Arc<State>) -> Served<svc::PlannerPhaseService> {
     standard::<PlannerPhase, _>(state)
-        .unary(list::<PlannerPhase, Program, _, pb::ListPlannerPhasesRequest>)
+        .call(list::<PlannerPhase, Program, _, pb::ListPlannerPhasesRequest>)
         .complete()
 }

@@ -12,12 +12,11 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1 as pb;
 use foundry_proto::service::delivery_v1 as svc;
 use foundry_resource::{self as resource, Create, Delete, Resource, Update, stamped};
-use tonic::{Request, Response};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    Order, Paging, Reply, SERVICE, Wire, WireChange, WireNew, create, delete, get, list_page, page,
+    In, Order, Paging, PathOf, Reply, Wire, create, delete, get, list_page, page,
     short_description, update,
 };
 use crate::domain::{
@@ -45,10 +44,8 @@ impl Wire for Program {
             ..stamped(self.id, &self.stamp)
         }
     }
-}
 
-impl WireNew for Program {
-    fn parse_new(v: &mut Violations, p: &pb::Program) -> Option<NewProgram> {
+    fn parse(v: &mut Violations, p: &pb::Program) -> Option<NewProgram> {
         let name = name(v, &p.name);
         let slug = v.slug("program.slug", &p.slug);
         let description = short_description(v, "program.description", &p.description);
@@ -62,14 +59,8 @@ impl WireNew for Program {
             target_platform: target_platform?,
         })
     }
-}
 
-impl WireChange for Program {
-    fn parse_change(
-        v: &mut Violations,
-        path: ProgramPath,
-        p: &pb::Program,
-    ) -> Option<ProgramChange> {
+    fn change(v: &mut Violations, path: PathOf<Self>, p: &Self::Message) -> Option<Self::Change> {
         match path {
             ProgramPath::Name => name(v, &p.name).map(ProgramChange::Name),
             ProgramPath::Slug => v.slug("program.slug", &p.slug).map(ProgramChange::Slug),
@@ -144,45 +135,36 @@ impl Delete for Program {
 /// `ProgramService`.
 pub(crate) fn service(state: &Arc<State>) -> Served<svc::ProgramService> {
     Methods::new(state.clone())
-        .unary(get::<Program, _, pb::GetProgramRequest>)
-        .unary(update::<Program, _, pb::UpdateProgramRequest>)
-        .unary(delete::<Program, _, pb::DeleteProgramRequest>)
-        .unary(create_program)
-        .unary(list_programs)
-        .unary(advance_program_phase)
-        .unary(archive_program)
-        .unary(unarchive_program)
+        .call(get::<Program, _, pb::GetProgramRequest>)
+        .call(update::<Program, _, pb::UpdateProgramRequest>)
+        .call(delete::<Program, _, pb::DeleteProgramRequest>)
+        .call(create_program)
+        .call(list_programs)
+        .call(advance_program_phase)
+        .call(archive_program)
+        .call(unarchive_program)
         .complete()
 }
 
 /// Refused to a credential bound to one program (after the request's
 /// violations, as for any caller).
-async fn create_program(
-    state: Arc<State>,
-    req: Request<pb::CreateProgramRequest>,
-) -> Reply<pb::Program> {
-    let call = Call::of(SERVICE, &req)?;
-    if call.caller.claims.project_id.is_some() {
-        let (q, empty) = (req.get_ref(), pb::Program::default());
+async fn create_program(c: In<pb::CreateProgramRequest>) -> Reply<pb::Program> {
+    if c.call.caller.claims.project_id.is_some() {
+        let (q, empty) = (&c.req, pb::Program::default());
         let mut v = Violations::new();
-        Program::parse_new(&mut v, q.program.as_ref().unwrap_or(&empty));
+        Program::parse(&mut v, q.program.as_ref().unwrap_or(&empty));
         v.maybe_request_id(&q.request_id);
         v.finish()?;
         return Err(Error::permission_denied(
             "PROJECT_BOUND_CREDENTIAL",
             "a credential bound to one program cannot create programs",
-        )
-        .into());
+        ));
     }
-    create::<Program, _>(state, req).await
+    create::<Program, _>(c).await
 }
 
-async fn list_programs(
-    state: Arc<State>,
-    req: Request<pb::ListProgramsRequest>,
-) -> Reply<pb::ListProgramsResponse> {
-    let call = Call::of(SERVICE, &req)?;
-    let req = req.into_inner();
+async fn list_programs(c: In<pb::ListProgramsRequest>) -> Reply<pb::ListProgramsResponse> {
+    let req = &c.req;
     let mut v = Violations::new();
     let phase: Option<Phase> = v.opt_enum_value("phase", req.phase);
     v.finish()?;
@@ -194,35 +176,29 @@ async fn list_programs(
     let filter = ProgramFilter {
         phase,
         archived: req.archived,
-        only: call.caller.claims.project_id,
+        only: c.call.caller.claims.project_id,
     };
-    let (programs, next_page_token) =
-        list_page(&state, &call, paging, Order::newest(), |tx, call, page| {
-            Box::pin(store::list_programs(
-                tx,
-                call.org_id,
-                filter,
-                page.after,
-                page.limit(),
-            ))
-        })
-        .await?;
+    let (programs, next_page_token) = list_page(&c, paging, Order::newest(), |tx, call, page| {
+        Box::pin(store::list_programs(
+            tx,
+            call.org_id,
+            filter,
+            page.after,
+            page.limit(),
+        ))
+    })
+    .await?;
     page(&programs, next_page_token)
 }
 
-async fn advance_program_phase(
-    state: Arc<State>,
-    req: Request<pb::AdvanceProgramPhaseRequest>,
-) -> Reply<pb::Program> {
-    let call = Call::of(SERVICE, &req)?;
-    let (id, to, reason) = parse_advance(req.get_ref())?;
-    let req = req.into_inner();
+async fn advance_program_phase(c: In<pb::AdvanceProgramPhaseRequest>) -> Reply<pb::Program> {
+    let In { state, call, req } = c;
+    let (id, to, reason) = parse_advance(&req)?;
     if req.force && !call.caller.can(FORCE_PERMISSION) {
         return Err(Error::permission_denied(
             "FORCE_NOT_PERMITTED",
             format!("forcing a phase change needs {FORCE_PERMISSION}"),
-        )
-        .into());
+        ));
     }
     let mut tx = state.db.tenant(call.org_id).await?;
     let before = resource::fetch::<Program>(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
@@ -231,7 +207,7 @@ async fn advance_program_phase(
     let step = domain::advance_phase(before.phase, to, req.force).map_err(Error::from)?;
     if step == PhaseMove::Unchanged {
         tx.commit().await.map_err(Error::from)?;
-        return Ok(Response::new(before.to_proto()));
+        return Ok(before.to_proto());
     }
     let p = store::set_program_phase(&mut tx, call.org_id, id, to).await?;
     let mut event = call
@@ -247,37 +223,26 @@ async fn advance_program_phase(
     }
     event.record(&mut tx).await?;
     tx.commit().await.map_err(Error::from)?;
-    Ok(Response::new(p.to_proto()))
+    Ok(p.to_proto())
 }
 
-async fn archive_program(
-    state: Arc<State>,
-    req: Request<pb::ArchiveProgramRequest>,
-) -> Reply<pb::Program> {
-    let r = req.get_ref();
-    set_archived(&state, &req, (&r.id, &r.etag), true).await
+async fn archive_program(c: In<pb::ArchiveProgramRequest>) -> Reply<pb::Program> {
+    let r = &c.req;
+    set_archived(&c, (&r.id, &r.etag), true).await
 }
 
-async fn unarchive_program(
-    state: Arc<State>,
-    req: Request<pb::UnarchiveProgramRequest>,
-) -> Reply<pb::Program> {
-    let r = req.get_ref();
-    set_archived(&state, &req, (&r.id, &r.etag), false).await
+async fn unarchive_program(c: In<pb::UnarchiveProgramRequest>) -> Reply<pb::Program> {
+    let r = &c.req;
+    set_archived(&c, (&r.id, &r.etag), false).await
 }
 
 /// ArchiveProgram (`archive`) and UnarchiveProgram: the program named `id`
 /// at `etag`, archived or not, with its audit event.
-async fn set_archived<Q>(
-    state: &State,
-    req: &Request<Q>,
-    (id, etag): (&str, &str),
-    archive: bool,
-) -> Reply<pb::Program> {
-    let call = Call::of(SERVICE, req)?;
+async fn set_archived<Q>(c: &In<Q>, (id, etag): (&str, &str), archive: bool) -> Reply<pb::Program> {
+    let (state, call) = (&c.state, &c.call);
     let id: ProgramId = Violations::require_id_of("id", id)?;
     let mut tx = state.db.tenant(call.org_id).await?;
-    let before = resource::fetch::<Program>(&mut tx, &call, id, Lock::NoKeyUpdate).await?;
+    let before = resource::fetch::<Program>(&mut tx, call, id, Lock::NoKeyUpdate).await?;
     check_etag(etag, before.stamp.version, Program::NAME)?;
     let (allowed, action) = if archive {
         (before.check_archivable(), "delivery.program.archive")
@@ -293,5 +258,5 @@ async fn set_archived<Q>(
         .record(&mut tx)
         .await?;
     tx.commit().await.map_err(Error::from)?;
-    Ok(Response::new(p.to_proto()))
+    Ok(p.to_proto())
 }

@@ -12,22 +12,19 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1 as pb;
 use foundry_proto::service::delivery_v1 as svc;
 use foundry_resource::{self as resource, Create, Delete, Resource, Update, stamped};
-use tonic::Request;
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::standard;
 use crate::api::{
-    Order, Paging, Reply, SERVICE, Wire, WireChange, WireNew, criteria, dependencies, list_page,
-    long_description, other_program, page, title,
+    In, Order, Paging, PathOf, Reply, Wire, criteria, dependencies, list_page, long_description,
+    other_program, page, title,
 };
 use crate::domain::{
     NewRequirement, Priority, Program, ProgramId, Requirement, RequirementChange, RequirementPath,
     RequirementStatus, Workstream, WorkstreamId,
 };
 use crate::store::{self, Lock, RequirementFilter};
-
-const MAX_CRITERIA: usize = 100;
 
 impl Wire for Requirement {
     type Message = pb::Requirement;
@@ -46,7 +43,52 @@ impl Wire for Requirement {
             ..stamped(self.id, &self.stamp)
         }
     }
+
+    fn parse(v: &mut Violations, r: &pb::Requirement) -> Option<NewRequirement> {
+        let workstream_id = v.id_of("requirement.workstream_id", &r.workstream_id);
+        let title = title(v, "requirement.title", &r.title);
+        let description = long_description(v, "requirement.description", &r.description);
+        let priority = or_default(v, "requirement.priority", r.priority, Priority::Medium);
+        let status = or_default(v, "requirement.status", r.status, RequirementStatus::Draft);
+        let acceptance_criteria = acceptance_criteria(v, &r.acceptance_criteria);
+        let batch = batch(v, &r.batch);
+        Some(NewRequirement {
+            workstream_id: workstream_id?,
+            title: title?,
+            description: description?,
+            priority: priority?,
+            status: status?,
+            acceptance_criteria: acceptance_criteria?,
+            batch: batch?,
+        })
+    }
+
+    fn change(v: &mut Violations, path: PathOf<Self>, r: &Self::Message) -> Option<Self::Change> {
+        match path {
+            RequirementPath::WorkstreamId => v
+                .id_of("requirement.workstream_id", &r.workstream_id)
+                .map(RequirementChange::WorkstreamId),
+            RequirementPath::Title => {
+                title(v, "requirement.title", &r.title).map(RequirementChange::Title)
+            }
+            RequirementPath::Description => {
+                long_description(v, "requirement.description", &r.description)
+                    .map(RequirementChange::Description)
+            }
+            RequirementPath::Priority => v
+                .enum_value("requirement.priority", r.priority)
+                .map(RequirementChange::Priority),
+            RequirementPath::Status => v
+                .enum_value("requirement.status", r.status)
+                .map(RequirementChange::Status),
+            RequirementPath::AcceptanceCriteria => acceptance_criteria(v, &r.acceptance_criteria)
+                .map(RequirementChange::AcceptanceCriteria),
+            RequirementPath::Batch => batch(v, &r.batch).map(RequirementChange::Batch),
+        }
+    }
 }
+
+const MAX_CRITERIA: usize = 100;
 
 /// An enum that defaults when unspecified (at creation).
 fn or_default<E: TryFrom<i32>>(
@@ -74,57 +116,6 @@ fn acceptance_criteria(v: &mut Violations, items: &[String]) -> Option<Vec<Strin
 
 fn batch(v: &mut Violations, value: &str) -> Option<String> {
     v.text("requirement.batch", value, 0, 100)
-}
-
-impl WireNew for Requirement {
-    fn parse_new(v: &mut Violations, r: &pb::Requirement) -> Option<NewRequirement> {
-        let workstream_id = v.id_of("requirement.workstream_id", &r.workstream_id);
-        let title = title(v, "requirement.title", &r.title);
-        let description = long_description(v, "requirement.description", &r.description);
-        let priority = or_default(v, "requirement.priority", r.priority, Priority::Medium);
-        let status = or_default(v, "requirement.status", r.status, RequirementStatus::Draft);
-        let acceptance_criteria = acceptance_criteria(v, &r.acceptance_criteria);
-        let batch = batch(v, &r.batch);
-        Some(NewRequirement {
-            workstream_id: workstream_id?,
-            title: title?,
-            description: description?,
-            priority: priority?,
-            status: status?,
-            acceptance_criteria: acceptance_criteria?,
-            batch: batch?,
-        })
-    }
-}
-
-impl WireChange for Requirement {
-    fn parse_change(
-        v: &mut Violations,
-        path: RequirementPath,
-        r: &pb::Requirement,
-    ) -> Option<RequirementChange> {
-        match path {
-            RequirementPath::WorkstreamId => v
-                .id_of("requirement.workstream_id", &r.workstream_id)
-                .map(RequirementChange::WorkstreamId),
-            RequirementPath::Title => {
-                title(v, "requirement.title", &r.title).map(RequirementChange::Title)
-            }
-            RequirementPath::Description => {
-                long_description(v, "requirement.description", &r.description)
-                    .map(RequirementChange::Description)
-            }
-            RequirementPath::Priority => v
-                .enum_value("requirement.priority", r.priority)
-                .map(RequirementChange::Priority),
-            RequirementPath::Status => v
-                .enum_value("requirement.status", r.status)
-                .map(RequirementChange::Status),
-            RequirementPath::AcceptanceCriteria => acceptance_criteria(v, &r.acceptance_criteria)
-                .map(RequirementChange::AcceptanceCriteria),
-            RequirementPath::Batch => batch(v, &r.batch).map(RequirementChange::Batch),
-        }
-    }
 }
 
 /// A workstream the caller may see, held (`lock`) until commit: its
@@ -190,20 +181,18 @@ impl Delete for Requirement {
 /// `RequirementService`.
 pub(crate) fn service(state: &Arc<State>) -> Served<svc::RequirementService> {
     standard::<Requirement, _>(state)
-        .unary(list_requirements)
-        .unary(dependencies::add)
-        .unary(dependencies::remove)
-        .unary(dependencies::list)
-        .unary(dependencies::plan)
+        .call(list_requirements)
+        .call(dependencies::add)
+        .call(dependencies::remove)
+        .call(dependencies::list)
+        .call(dependencies::plan)
         .complete()
 }
 
 async fn list_requirements(
-    state: Arc<State>,
-    req: Request<pb::ListRequirementsRequest>,
+    c: In<pb::ListRequirementsRequest>,
 ) -> Reply<pb::ListRequirementsResponse> {
-    let call = Call::of(SERVICE, &req)?;
-    let req = req.into_inner();
+    let req = &c.req;
     let mut v = Violations::new();
     let program_id = v.maybe_id("program_id", &req.program_id);
     let workstream_id = v.maybe_id("workstream_id", &req.workstream_id);
@@ -232,7 +221,7 @@ async fn list_requirements(
         ),
     };
     let (requirements, next_page_token) =
-        list_page(&state, &call, paging, Order::newest(), |tx, call, page| {
+        list_page(&c, paging, Order::newest(), |tx, call, page| {
             Box::pin(async move {
                 // The parents named must exist and be visible; both
                 // named but unrelated simply match nothing.

@@ -11,12 +11,11 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1 as pb;
 use foundry_proto::service::delivery_v1 as svc;
 use foundry_resource::{Create, Delete, Update, stamped};
-use tonic::Request;
 
 use crate::State;
 use crate::api::standard;
 use crate::api::{
-    Reply, Wire, WireChange, WireNew, enum_filter, hold, list_in_program, long_description, title,
+    In, PathOf, Reply, Wire, enum_filter, hold, list_in_program, long_description, title,
 };
 use crate::domain::Program;
 use crate::domain::{NewRisk, Risk, RiskChange, RiskLevel, RiskPath, RiskSeverity, RiskStatus};
@@ -39,10 +38,8 @@ impl Wire for Risk {
             ..stamped(self.id, &self.stamp)
         }
     }
-}
 
-impl WireNew for Risk {
-    fn parse_new(v: &mut Violations, r: &pb::Risk) -> Option<NewRisk> {
+    fn parse(v: &mut Violations, r: &pb::Risk) -> Option<NewRisk> {
         let program_id = v.id_of("risk.program_id", &r.program_id);
         let title = title(v, "risk.title", &r.title);
         let description = long_description(v, "risk.description", &r.description);
@@ -65,10 +62,8 @@ impl WireNew for Risk {
             status: status?,
         })
     }
-}
 
-impl WireChange for Risk {
-    fn parse_change(v: &mut Violations, path: RiskPath, r: &pb::Risk) -> Option<RiskChange> {
+    fn change(v: &mut Violations, path: PathOf<Self>, r: &Self::Message) -> Option<Self::Change> {
         match path {
             RiskPath::Title => title(v, "risk.title", &r.title).map(RiskChange::Title),
             RiskPath::Description => {
@@ -108,15 +103,12 @@ impl Delete for Risk {}
 
 /// `RiskService`.
 pub(crate) fn service(state: &Arc<State>) -> Served<svc::RiskService> {
-    standard::<Risk, _>(state).unary(list_risks).complete()
+    standard::<Risk, _>(state).call(list_risks).complete()
 }
 
-async fn list_risks(
-    state: Arc<State>,
-    req: Request<pb::ListRisksRequest>,
-) -> Reply<pb::ListRisksResponse> {
-    let r = req.get_ref();
-    list_in_program::<Risk, _, _>(&state, &req, &r.program_id, |v| {
+async fn list_risks(c: In<pb::ListRisksRequest>) -> Reply<pb::ListRisksResponse> {
+    let r = &c.req;
+    list_in_program::<Risk, _, _>(&c, &r.program_id, |v| {
         vec![
             enum_filter::<RiskSeverity>(v, "severity", r.severity),
             enum_filter::<RiskStatus>(v, "status", r.status),

@@ -13,23 +13,17 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1 as pb;
 use foundry_proto::service::delivery_v1 as svc;
 use foundry_resource::{Create, Delete, Update, stamped};
-use tonic::Request;
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::standard;
 use crate::api::tasks::{lock_at, moved};
-use crate::api::{
-    Reply, SERVICE, Wire, WireChange, WireNew, enum_filter, hold, list_in_program,
-    short_description,
-};
+use crate::api::{In, PathOf, Reply, Wire, enum_filter, hold, list_in_program, short_description};
 use crate::domain::{
     self, CapacityUnit, NewSprint, Program, Sprint, SprintChange, SprintId, SprintPath,
     SprintStatus,
 };
 use crate::store;
-
-const MAX_CAPACITY: f64 = 100_000.0;
 
 impl Wire for Sprint {
     type Message = pb::Sprint;
@@ -48,7 +42,50 @@ impl Wire for Sprint {
             ..stamped(self.id, &self.stamp)
         }
     }
+
+    fn parse(v: &mut Violations, s: &pb::Sprint) -> Option<NewSprint> {
+        let program_id = v.id_of("sprint.program_id", &s.program_id);
+        let name = name(v, &s.name);
+        let goal = short_description(v, "sprint.goal", &s.goal);
+        let start_time = time(v, "sprint.start_time", s.start_time.as_ref());
+        let end_time = time(v, "sprint.end_time", s.end_time.as_ref());
+        if let (Some(a), Some(b)) = (start_time, end_time)
+            && let Err(e) = domain::check_sprint_dates(a, b)
+        {
+            v.add(e.field.unwrap_or_default(), e.message);
+        }
+        let capacity = capacity(v, s.capacity);
+        let capacity_unit = unit(v, s.capacity_unit);
+        Some(NewSprint {
+            program_id: program_id?,
+            name: name?,
+            goal: goal?,
+            start_time: start_time?,
+            end_time: end_time?,
+            capacity: capacity?,
+            capacity_unit: capacity_unit?,
+        })
+    }
+
+    fn change(v: &mut Violations, path: PathOf<Self>, s: &Self::Message) -> Option<Self::Change> {
+        match path {
+            SprintPath::Name => name(v, &s.name).map(SprintChange::Name),
+            SprintPath::Goal => {
+                short_description(v, "sprint.goal", &s.goal).map(SprintChange::Goal)
+            }
+            SprintPath::StartTime => {
+                time(v, "sprint.start_time", s.start_time.as_ref()).map(SprintChange::StartTime)
+            }
+            SprintPath::EndTime => {
+                time(v, "sprint.end_time", s.end_time.as_ref()).map(SprintChange::EndTime)
+            }
+            SprintPath::Capacity => capacity(v, s.capacity).map(SprintChange::Capacity),
+            SprintPath::CapacityUnit => unit(v, s.capacity_unit).map(SprintChange::CapacityUnit),
+        }
+    }
 }
+
+const MAX_CAPACITY: f64 = 100_000.0;
 
 fn time(
     v: &mut Violations,
@@ -88,51 +125,6 @@ fn name(v: &mut Violations, value: &str) -> Option<String> {
     v.text("sprint.name", value, 1, 200)
 }
 
-impl WireNew for Sprint {
-    fn parse_new(v: &mut Violations, s: &pb::Sprint) -> Option<NewSprint> {
-        let program_id = v.id_of("sprint.program_id", &s.program_id);
-        let name = name(v, &s.name);
-        let goal = short_description(v, "sprint.goal", &s.goal);
-        let start_time = time(v, "sprint.start_time", s.start_time.as_ref());
-        let end_time = time(v, "sprint.end_time", s.end_time.as_ref());
-        if let (Some(a), Some(b)) = (start_time, end_time)
-            && let Err(e) = domain::check_sprint_dates(a, b)
-        {
-            v.add(e.field.unwrap_or_default(), e.message);
-        }
-        let capacity = capacity(v, s.capacity);
-        let capacity_unit = unit(v, s.capacity_unit);
-        Some(NewSprint {
-            program_id: program_id?,
-            name: name?,
-            goal: goal?,
-            start_time: start_time?,
-            end_time: end_time?,
-            capacity: capacity?,
-            capacity_unit: capacity_unit?,
-        })
-    }
-}
-
-impl WireChange for Sprint {
-    fn parse_change(v: &mut Violations, path: SprintPath, s: &pb::Sprint) -> Option<SprintChange> {
-        match path {
-            SprintPath::Name => name(v, &s.name).map(SprintChange::Name),
-            SprintPath::Goal => {
-                short_description(v, "sprint.goal", &s.goal).map(SprintChange::Goal)
-            }
-            SprintPath::StartTime => {
-                time(v, "sprint.start_time", s.start_time.as_ref()).map(SprintChange::StartTime)
-            }
-            SprintPath::EndTime => {
-                time(v, "sprint.end_time", s.end_time.as_ref()).map(SprintChange::EndTime)
-            }
-            SprintPath::Capacity => capacity(v, s.capacity).map(SprintChange::Capacity),
-            SprintPath::CapacityUnit => unit(v, s.capacity_unit).map(SprintChange::CapacityUnit),
-        }
-    }
-}
-
 #[async_trait]
 impl Create for Sprint {
     /// The program is visible and held (`FOR KEY SHARE`) until commit.
@@ -162,51 +154,41 @@ impl Delete for Sprint {
 /// `SprintService`.
 pub(crate) fn service(state: &Arc<State>) -> Served<svc::SprintService> {
     standard::<Sprint, _>(state)
-        .unary(list_sprints)
-        .unary(start_sprint)
-        .unary(complete_sprint)
+        .call(list_sprints)
+        .call(start_sprint)
+        .call(complete_sprint)
         .complete()
 }
 
-async fn list_sprints(
-    state: Arc<State>,
-    req: Request<pb::ListSprintsRequest>,
-) -> Reply<pb::ListSprintsResponse> {
-    let r = req.get_ref();
-    list_in_program::<Sprint, _, _>(&state, &req, &r.program_id, |v| {
+async fn list_sprints(c: In<pb::ListSprintsRequest>) -> Reply<pb::ListSprintsResponse> {
+    let r = &c.req;
+    list_in_program::<Sprint, _, _>(&c, &r.program_id, |v| {
         vec![enum_filter::<SprintStatus>(v, "status", r.status)]
     })
     .await
 }
 
-async fn start_sprint(
-    state: Arc<State>,
-    req: Request<pb::StartSprintRequest>,
-) -> Reply<pb::Sprint> {
-    let r = req.get_ref();
-    move_sprint(&state, &req, (&r.id, &r.etag), SprintStatus::Active).await
+async fn start_sprint(c: In<pb::StartSprintRequest>) -> Reply<pb::Sprint> {
+    let r = &c.req;
+    move_sprint(&c, (&r.id, &r.etag), SprintStatus::Active).await
 }
 
-async fn complete_sprint(
-    state: Arc<State>,
-    req: Request<pb::CompleteSprintRequest>,
-) -> Reply<pb::Sprint> {
-    let r = req.get_ref();
-    move_sprint(&state, &req, (&r.id, &r.etag), SprintStatus::Completed).await
+async fn complete_sprint(c: In<pb::CompleteSprintRequest>) -> Reply<pb::Sprint> {
+    let r = &c.req;
+    move_sprint(&c, (&r.id, &r.etag), SprintStatus::Completed).await
 }
 
 /// StartSprint (to ACTIVE) and CompleteSprint (to COMPLETED): the sprint
 /// named `id` at `etag`, moved, with its audit event.
 async fn move_sprint<Q>(
-    state: &State,
-    req: &Request<Q>,
+    c: &In<Q>,
     (id, etag): (&str, &str),
     to: SprintStatus,
 ) -> Reply<pb::Sprint> {
-    let call = Call::of(SERVICE, req)?;
+    let (state, call) = (&c.state, &c.call);
     let id: SprintId = Violations::require_id_of("id", id)?;
     let mut tx = state.db.tenant(call.org_id).await?;
-    let before: Sprint = lock_at(&mut tx, &call, id, etag).await?;
+    let before: Sprint = lock_at(&mut tx, call, id, etag).await?;
     let verb = match to {
         SprintStatus::Active => {
             domain::start_sprint(before.status).map_err(Error::from)?;
@@ -214,7 +196,7 @@ async fn move_sprint<Q>(
             if let Some(active) =
                 store::active_sprint(&mut tx, call.org_id, before.fields.program_id).await?
             {
-                return Err(store::already_active(Some(active)).into());
+                return Err(store::already_active(Some(active)));
             }
             "start"
         }
@@ -225,10 +207,9 @@ async fn move_sprint<Q>(
         SprintStatus::Planned => {
             return Err(Error::internal(anyhow::anyhow!(
                 "no method moves a sprint back to planned"
-            ))
-            .into());
+            )));
         }
     };
-    let sprint = store::set_sprint_status(&mut tx, call.org_id, id, to).await?;
-    moved(tx, &call, verb, (before, Some(sprint)), |e| e).await
+    let sprint = store::set_status(&mut tx, call.org_id, id, to).await?;
+    moved(tx, call, verb, (before, Some(sprint)), |e| e).await
 }

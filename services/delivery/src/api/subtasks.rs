@@ -17,13 +17,12 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1 as pb;
 use foundry_proto::service::delivery_v1 as svc;
 use foundry_resource::{self as resource, Create, Delete, Resource, Update, stamped};
-use tonic::{Request, Response};
 
 use crate::State;
-use crate::api::{Listed, list};
+use crate::api::{In, Listed, list};
 use crate::api::{
-    Order, Reply, SERVICE, Wire, WireChange, WireNew, create, delete, get, long_description,
-    parse_update, position, title,
+    Order, PathOf, Reply, Wire, create, delete, get, long_description, parse_update, position,
+    title,
 };
 use crate::domain::{NewSubtask, Subtask, SubtaskChange, SubtaskPath, SubtaskStatus, Task};
 use crate::store::Lock;
@@ -43,10 +42,8 @@ impl Wire for Subtask {
             ..stamped(self.id, &self.stamp)
         }
     }
-}
 
-impl WireNew for Subtask {
-    fn parse_new(v: &mut Violations, s: &pb::Subtask) -> Option<NewSubtask> {
+    fn parse(v: &mut Violations, s: &pb::Subtask) -> Option<NewSubtask> {
         let task_id = v.id_of("subtask.task_id", &s.task_id);
         let title = title(v, "subtask.title", &s.title);
         let description = long_description(v, "subtask.description", &s.description);
@@ -64,14 +61,8 @@ impl WireNew for Subtask {
             position: position?,
         })
     }
-}
 
-impl WireChange for Subtask {
-    fn parse_change(
-        v: &mut Violations,
-        path: SubtaskPath,
-        s: &pb::Subtask,
-    ) -> Option<SubtaskChange> {
+    fn change(v: &mut Violations, path: PathOf<Self>, s: &Self::Message) -> Option<Self::Change> {
         match path {
             SubtaskPath::Title => title(v, "subtask.title", &s.title).map(SubtaskChange::Title),
             SubtaskPath::Description => long_description(v, "subtask.description", &s.description)
@@ -110,22 +101,19 @@ impl Listed for Subtask {
 /// `SubtaskService`.
 pub(crate) fn service(state: &Arc<State>) -> Served<svc::SubtaskService> {
     Methods::new(state.clone())
-        .unary(create::<Subtask, pb::CreateSubtaskRequest>)
-        .unary(get::<Subtask, _, pb::GetSubtaskRequest>)
-        .unary(delete::<Subtask, _, pb::DeleteSubtaskRequest>)
-        .unary(list::<Subtask, Task, _, pb::ListSubtasksRequest>)
-        .unary(update_subtask)
+        .call(create::<Subtask, pb::CreateSubtaskRequest>)
+        .call(get::<Subtask, _, pb::GetSubtaskRequest>)
+        .call(delete::<Subtask, _, pb::DeleteSubtaskRequest>)
+        .call(list::<Subtask, Task, _, pb::ListSubtasksRequest>)
+        .call(update_subtask)
         .complete()
 }
 
 /// Not [`resource::update`]: the task is locked before the subtask
 /// (see the module).
-async fn update_subtask(
-    state: Arc<State>,
-    req: Request<pb::UpdateSubtaskRequest>,
-) -> Reply<pb::Subtask> {
-    let call = Call::of(SERVICE, &req)?;
-    let (id, etag, changes) = parse_update::<Subtask, _, _>(req.get_ref())?;
+async fn update_subtask(c: In<pb::UpdateSubtaskRequest>) -> Reply<pb::Subtask> {
+    let In { state, call, req } = c;
+    let (id, etag, changes) = parse_update::<Subtask, _, _>(&req)?;
     let mut tx = state.db.tenant(call.org_id).await?;
     let task_id = resource::fetch::<Subtask>(&mut tx, &call, id, Lock::None)
         .await?
@@ -138,5 +126,5 @@ async fn update_subtask(
         .await?
         .ok_or_else(Subtask::not_found)?;
     let subtask = resource::update_locked(tx, &call, before, &etag, changes).await?;
-    Ok(Response::new(subtask.to_proto()))
+    Ok(subtask.to_proto())
 }

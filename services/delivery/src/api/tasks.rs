@@ -14,24 +14,19 @@ use foundry_proto::aip::{ListRequest, ListResponse};
 use foundry_proto::foundry::delivery::v1 as pb;
 use foundry_proto::service::delivery_v1 as svc;
 use foundry_resource::{self as resource, Create, Delete, Resource, Update, stamped};
-use tonic::{Request, Response};
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::standard;
 use crate::api::{
-    Order, Paging, Reply, Rows, SERVICE, Wire, WireChange, WireNew, each, hold, in_program,
-    list_page, long_description, once_each, page, title, user_ids,
+    In, Order, Paging, PathOf, Reply, Wire, each, hold, in_program, list_page, long_description,
+    once_each, page, title, user_ids,
 };
 use crate::domain::{
     self, NewTask, ProgramId, Sprint, Task, TaskChange, TaskMove, TaskPath, TaskStatus,
 };
 use crate::domain::{Program, Requirement};
-use crate::store::{self, Lock, TaskFilter};
-
-const MAX_ASSIGNEES: usize = 32;
-const MAX_LABELS: usize = 32;
-const MAX_ESTIMATE_HOURS: f64 = 10_000.0;
+use crate::store::{self, Lock};
 
 impl Wire for Task {
     type Message = pb::Task;
@@ -52,10 +47,8 @@ impl Wire for Task {
             ..stamped(self.id, &self.stamp)
         }
     }
-}
 
-impl WireNew for Task {
-    fn parse_new(v: &mut Violations, t: &pb::Task) -> Option<NewTask> {
+    fn parse(v: &mut Violations, t: &pb::Task) -> Option<NewTask> {
         let program_id = v.id_of("task.program_id", &t.program_id);
         let requirement_id = v.maybe_id("task.requirement_id", &t.requirement_id);
         let title = title(v, "task.title", &t.title);
@@ -84,10 +77,8 @@ impl WireNew for Task {
             sprint_id: sprint_id?,
         })
     }
-}
 
-impl WireChange for Task {
-    fn parse_change(v: &mut Violations, path: TaskPath, t: &pb::Task) -> Option<TaskChange> {
+    fn change(v: &mut Violations, path: PathOf<Self>, t: &Self::Message) -> Option<Self::Change> {
         match path {
             TaskPath::RequirementId => v
                 .maybe_id("task.requirement_id", &t.requirement_id)
@@ -108,6 +99,10 @@ impl WireChange for Task {
         }
     }
 }
+
+const MAX_ASSIGNEES: usize = 32;
+const MAX_LABELS: usize = 32;
+const MAX_ESTIMATE_HOURS: f64 = 10_000.0;
 
 /// The status a new task or work order starts in, from `field` (its proto
 /// number `value`): unset, `default`; else a status `is_initial` accepts,
@@ -209,100 +204,50 @@ impl Delete for Task {
     }
 }
 
-/// The store's list of a program's assigned units (tasks, work orders)
-/// as [`list_assigned`] reads it: its filter, made of the values parsed.
-pub(crate) trait AssignedFilter: Send + 'static {
-    /// The rows it lists.
-    type Row: Wire;
-    /// Their status.
-    type Status: TryFrom<i32> + Send;
-    /// The request fields of the two links a list also filters by
-    /// (`requirement_id`, `sprint_id`), in the order of [`Self::new`].
-    const LINKS: [&'static str; 2];
-
-    /// The filter: in `program_id`, and each other value if set.
-    fn new(
-        program_id: Uuid,
-        status: Option<Self::Status>,
-        assignee_id: Option<Uuid>,
-        links: [Option<Uuid>; 2],
-    ) -> Self;
-
-    /// Its rows: newest first, from before `before`, at most `limit`.
-    fn rows<'t>(
-        self,
-        tx: &'t mut Tx,
-        org_id: Uuid,
-        before: Option<Uuid>,
-        limit: i64,
-    ) -> Rows<'t, Self::Row>;
-}
-
-impl AssignedFilter for TaskFilter {
-    type Row = Task;
-    type Status = TaskStatus;
-    const LINKS: [&'static str; 2] = ["requirement_id", "sprint_id"];
-
-    fn new(
-        program_id: Uuid,
-        status: Option<TaskStatus>,
-        assignee_id: Option<Uuid>,
-        [requirement_id, sprint_id]: [Option<Uuid>; 2],
-    ) -> Self {
-        TaskFilter {
-            program_id,
-            status,
-            assignee_id,
-            requirement_id,
-            sprint_id,
-        }
-    }
-
-    fn rows<'t>(self, tx: &'t mut Tx, org: Uuid, before: Option<Uuid>, n: i64) -> Rows<'t, Task> {
-        Box::pin(store::list_tasks(tx, org, self, before, n))
-    }
-}
-
-/// A List of a program's tasks or work orders (`F`'s rows), newest first:
-/// the request's `program_id`, `status`, `assignee_id` and `F`'s two
-/// `links` (each empty: any) checked together, the program visible to the
-/// caller, the page token bound to every filter. The rows as their
-/// messages, and the next page token.
+/// A List of a program's tasks or work orders (`R`), newest first: the
+/// request's `program_id`, `status` (of `R`'s statuses `S`), `assignee_id`
+/// and two `links` (request fields named as their columns, each empty:
+/// any) checked together, the program visible to the caller, the page
+/// token bound to every filter.
 ///
 /// Shared by tasks and work orders (`work_orders.rs` calls it).
-pub(crate) async fn list_assigned<F: AssignedFilter, Q, P>(
-    state: &State,
-    req: &Request<Q>,
+pub(crate) async fn list_assigned<R, S, Q, P>(
+    c: &In<Q>,
     (program_id, status, assignee_id): (&str, i32, &str),
-    links: [&str; 2],
+    links: [(&'static str, &str); 2],
 ) -> Reply<P>
 where
+    R: Wire + store::Assigned,
+    S: domain::StoredEnum + TryFrom<i32>,
     Q: ListRequest,
-    P: ListResponse<Item = <F::Row as Wire>::Message>,
+    P: ListResponse<Item = R::Message>,
 {
-    let (size, token) = (req.get_ref().page_size(), req.get_ref().page_token());
-    let call = Call::of(SERVICE, req)?;
+    let (size, token) = (c.req.page_size(), c.req.page_token());
     let mut v = Violations::new();
     let program: Option<ProgramId> = v.id_of("program_id", program_id);
-    let in_status = v.opt_enum_value("status", status);
+    let in_status = v.opt_enum_value::<S>("status", status);
     let assignee = v.opt_id("assignee_id", assignee_id);
-    let linked = [0, 1].map(|i| v.opt_id(F::LINKS[i], links[i]));
+    let linked = links.map(|(field, value)| (field, v.opt_id(field, value)));
     let program_id = v.finish_with(|| program)?;
-    let filter = F::new(program_id.uuid(), in_status, assignee, linked);
+    let filter = store::AssignedFilter {
+        program_id: program_id.uuid(),
+        status: in_status.map(S::as_str),
+        assignee_id: assignee,
+        links: linked,
+    };
     let mut paging = Paging::under("program", program_id, size, token)
         .and(&format!("status={status};assignee={assignee_id}"));
-    for (field, value) in F::LINKS.into_iter().zip(links) {
+    for (field, value) in links {
         let name = field.strip_suffix("_id").unwrap_or(field);
         paging = paging.and(&format!("{name}={value}"));
     }
-    let (rows, next_page_token) =
-        list_page(state, &call, paging, Order::newest(), |tx, call, page| {
-            Box::pin(async move {
-                resource::fetch::<Program>(tx, call, program_id, Lock::None).await?;
-                filter.rows(tx, call.org_id, page.after, page.limit()).await
-            })
+    let (rows, next_page_token) = list_page(c, paging, Order::<R>::newest(), |tx, call, page| {
+        Box::pin(async move {
+            resource::fetch::<Program>(tx, call, program_id, Lock::None).await?;
+            store::list_assigned(tx, call.org_id, filter, page.after, page.limit()).await
         })
-        .await?;
+    })
+    .await?;
     page(&rows, next_page_token)
 }
 
@@ -343,7 +288,7 @@ pub(crate) async fn moved<R: Wire>(
 ) -> Reply<R::Message> {
     let Some(after) = after else {
         tx.commit().await.map_err(Error::from)?;
-        return Ok(Response::new(before.to_proto()));
+        return Ok(before.to_proto());
     };
     let diff = call
         .actor
@@ -352,39 +297,39 @@ pub(crate) async fn moved<R: Wire>(
         .diff(&before, &after);
     event(diff).record(&mut tx).await?;
     tx.commit().await.map_err(Error::from)?;
-    Ok(Response::new(after.to_proto()))
+    Ok(after.to_proto())
 }
 
 /// `TaskService`.
 pub(crate) fn service(state: &Arc<State>) -> Served<svc::TaskService> {
     standard::<Task, _>(state)
-        .unary(list_tasks)
-        .unary(change_task_status)
+        .call(list_tasks)
+        .call(change_task_status)
         .complete()
 }
 
-async fn list_tasks(
-    state: Arc<State>,
-    req: Request<pb::ListTasksRequest>,
-) -> Reply<pb::ListTasksResponse> {
-    let r = req.get_ref();
-    let links = [&r.requirement_id[..], &r.sprint_id[..]];
+async fn list_tasks(c: In<pb::ListTasksRequest>) -> Reply<pb::ListTasksResponse> {
+    let r = &c.req;
+    let links = [
+        ("requirement_id", &r.requirement_id[..]),
+        ("sprint_id", &r.sprint_id),
+    ];
     let at = (&r.program_id[..], r.status, &r.assignee_id[..]);
-    list_assigned::<TaskFilter, _, _>(&state, &req, at, links).await
+    list_assigned::<Task, TaskStatus, _, _>(&c, at, links).await
 }
 
 /// The task row is locked (`FOR NO KEY UPDATE`) before its open
 /// subtasks are counted; subtask writers take `FOR SHARE` on it, so no
 /// subtask is added or reopened between the count and the move.
-async fn change_task_status(
-    state: Arc<State>,
-    req: Request<pb::ChangeTaskStatusRequest>,
-) -> Reply<pb::Task> {
-    let call = Call::of(SERVICE, &req)?;
-    let r = req.get_ref();
+async fn change_task_status(c: In<pb::ChangeTaskStatusRequest>) -> Reply<pb::Task> {
+    let In {
+        state,
+        call,
+        req: r,
+    } = &c;
     let (id, to) = parse_move::<_, TaskStatus>(&r.id, r.status)?;
     let mut tx = state.db.tenant(call.org_id).await?;
-    let task: Task = lock_at(&mut tx, &call, id, &r.etag).await?;
+    let task: Task = lock_at(&mut tx, call, id, &r.etag).await?;
     let from = task.fields.status;
     let open = if to == TaskStatus::Done && from != TaskStatus::Done {
         store::count_open_subtasks(&mut tx, call.org_id, id).await?
@@ -394,9 +339,9 @@ async fn change_task_status(
     let step = domain::change_task_status(from, to, open, r.force).map_err(Error::from)?;
     let after = match step {
         TaskMove::Unchanged => None,
-        _ => Some(store::set_task_status(&mut tx, call.org_id, id, to).await?),
+        _ => Some(store::set_status(&mut tx, call.org_id, id, to).await?),
     };
-    moved(tx, &call, "change_status", (task, after), |e| match step {
+    moved(tx, call, "change_status", (task, after), |e| match step {
         TaskMove::Forced => e.set("forced", true).set("open_subtasks", open),
         _ => e,
     })

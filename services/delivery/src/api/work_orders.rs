@@ -12,27 +12,19 @@ use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1 as pb;
 use foundry_proto::service::delivery_v1 as svc;
 use foundry_resource::{Create, Delete, Update, stamped};
-use tonic::Request;
 use uuid::Uuid;
 
 use crate::State;
 use crate::api::standard;
-use crate::api::tasks::{
-    AssignedFilter, initial_status, list_assigned, lock_at, moved, parse_move,
-};
+use crate::api::tasks::{initial_status, list_assigned, lock_at, moved, parse_move};
 use crate::api::{
-    Reply, Rows, SERVICE, Wire, WireChange, WireNew, criteria, hold, in_program, long_description,
-    title, user_ids,
+    In, PathOf, Reply, Wire, criteria, hold, in_program, long_description, title, user_ids,
 };
 use crate::domain::{
     self, NewWorkOrder, UserId, WorkOrder, WorkOrderChange, WorkOrderPath, WorkOrderStatus,
 };
 use crate::domain::{Feature, PlannerPhase, Program};
-use crate::store::{self, WorkOrderFilter};
-
-const MAX_ASSIGNEES: usize = 32;
-const MAX_CRITERIA: usize = 50;
-const MAX_CRITERION: usize = 2_000;
+use crate::store;
 
 impl Wire for WorkOrder {
     type Message = pb::WorkOrder;
@@ -52,10 +44,8 @@ impl Wire for WorkOrder {
             ..stamped(self.id, &self.stamp)
         }
     }
-}
 
-impl WireNew for WorkOrder {
-    fn parse_new(v: &mut Violations, w: &pb::WorkOrder) -> Option<NewWorkOrder> {
+    fn parse(v: &mut Violations, w: &pb::WorkOrder) -> Option<NewWorkOrder> {
         let program_id = v.id_of("work_order.program_id", &w.program_id);
         let title = title(v, "work_order.title", &w.title);
         let description = long_description(v, "work_order.description", &w.description);
@@ -83,14 +73,8 @@ impl WireNew for WorkOrder {
             feature_id: feature_id?,
         })
     }
-}
 
-impl WireChange for WorkOrder {
-    fn parse_change(
-        v: &mut Violations,
-        path: WorkOrderPath,
-        w: &pb::WorkOrder,
-    ) -> Option<WorkOrderChange> {
+    fn change(v: &mut Violations, path: PathOf<Self>, w: &Self::Message) -> Option<Self::Change> {
         match path {
             WorkOrderPath::Title => {
                 title(v, "work_order.title", &w.title).map(WorkOrderChange::Title)
@@ -118,6 +102,10 @@ impl WireChange for WorkOrder {
         }
     }
 }
+
+const MAX_ASSIGNEES: usize = 32;
+const MAX_CRITERIA: usize = 50;
+const MAX_CRITERION: usize = 2_000;
 
 fn acceptance_criteria(v: &mut Violations, items: &[String]) -> Option<Vec<String>> {
     criteria(
@@ -180,68 +168,34 @@ impl Delete for WorkOrder {
     }
 }
 
-impl AssignedFilter for WorkOrderFilter {
-    type Row = WorkOrder;
-    type Status = WorkOrderStatus;
-    const LINKS: [&'static str; 2] = ["phase_id", "feature_id"];
-
-    fn new(
-        program_id: Uuid,
-        status: Option<WorkOrderStatus>,
-        assignee_id: Option<Uuid>,
-        [phase_id, feature_id]: [Option<Uuid>; 2],
-    ) -> Self {
-        WorkOrderFilter {
-            program_id,
-            status,
-            assignee_id,
-            phase_id,
-            feature_id,
-        }
-    }
-
-    fn rows<'t>(
-        self,
-        tx: &'t mut Tx,
-        org: Uuid,
-        before: Option<Uuid>,
-        n: i64,
-    ) -> Rows<'t, WorkOrder> {
-        Box::pin(store::list_work_orders(tx, org, self, before, n))
-    }
-}
-
 /// `WorkOrderService`.
 pub(crate) fn service(state: &Arc<State>) -> Served<svc::WorkOrderService> {
     standard::<WorkOrder, _>(state)
-        .unary(list_work_orders)
-        .unary(change_work_order_status)
+        .call(list_work_orders)
+        .call(change_work_order_status)
         .complete()
 }
 
-async fn list_work_orders(
-    state: Arc<State>,
-    req: Request<pb::ListWorkOrdersRequest>,
-) -> Reply<pb::ListWorkOrdersResponse> {
-    let r = req.get_ref();
-    let links = [&r.phase_id[..], &r.feature_id[..]];
+async fn list_work_orders(c: In<pb::ListWorkOrdersRequest>) -> Reply<pb::ListWorkOrdersResponse> {
+    let r = &c.req;
+    let links = [("phase_id", &r.phase_id[..]), ("feature_id", &r.feature_id)];
     let at = (&r.program_id[..], r.status, &r.assignee_id[..]);
-    list_assigned::<WorkOrderFilter, _, _>(&state, &req, at, links).await
+    list_assigned::<WorkOrder, WorkOrderStatus, _, _>(&c, at, links).await
 }
 
-async fn change_work_order_status(
-    state: Arc<State>,
-    req: Request<pb::ChangeWorkOrderStatusRequest>,
-) -> Reply<pb::WorkOrder> {
-    let call = Call::of(SERVICE, &req)?;
-    let r = req.get_ref();
+async fn change_work_order_status(c: In<pb::ChangeWorkOrderStatusRequest>) -> Reply<pb::WorkOrder> {
+    let In {
+        state,
+        call,
+        req: r,
+    } = &c;
     let (id, to) = parse_move::<_, WorkOrderStatus>(&r.id, r.status)?;
     let mut tx = state.db.tenant(call.org_id).await?;
-    let w: WorkOrder = lock_at(&mut tx, &call, id, &r.etag).await?;
+    let w: WorkOrder = lock_at(&mut tx, call, id, &r.etag).await?;
     let after = if domain::change_work_order_status(w.fields.status, to).map_err(Error::from)? {
-        Some(store::set_work_order_status(&mut tx, call.org_id, id, to).await?)
+        Some(store::set_status(&mut tx, call.org_id, id, to).await?)
     } else {
         None
     };
-    moved(tx, &call, "change_status", (w, after), |e| e).await
+    moved(tx, call, "change_status", (w, after), |e| e).await
 }

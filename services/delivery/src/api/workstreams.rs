@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{Listed, list, standard};
-use crate::api::{Order, Wire, WireChange, WireNew, hold, position, short_description};
+use crate::api::{Order, PathOf, Wire, hold, position, short_description};
 use crate::domain::{NewWorkstream, Program, Workstream, WorkstreamChange, WorkstreamPath};
 use crate::store;
 
@@ -32,10 +32,8 @@ impl Wire for Workstream {
             ..stamped(self.id, &self.stamp)
         }
     }
-}
 
-impl WireNew for Workstream {
-    fn parse_new(v: &mut Violations, w: &pb::Workstream) -> Option<NewWorkstream> {
+    fn parse(v: &mut Violations, w: &pb::Workstream) -> Option<NewWorkstream> {
         let program_id = v.id_of("workstream.program_id", &w.program_id);
         let name = name(v, &w.name);
         let description = short_description(v, "workstream.description", &w.description);
@@ -47,14 +45,8 @@ impl WireNew for Workstream {
             position: position?,
         })
     }
-}
 
-impl WireChange for Workstream {
-    fn parse_change(
-        v: &mut Violations,
-        path: WorkstreamPath,
-        w: &pb::Workstream,
-    ) -> Option<WorkstreamChange> {
+    fn change(v: &mut Violations, path: PathOf<Self>, w: &Self::Message) -> Option<Self::Change> {
         match path {
             WorkstreamPath::Name => name(v, &w.name).map(WorkstreamChange::Name),
             WorkstreamPath::Description => {
@@ -106,6 +98,6 @@ impl Listed for Workstream {
 /// `WorkstreamService`.
 pub(crate) fn service(state: &Arc<State>) -> Served<svc::WorkstreamService> {
     standard::<Workstream, _>(state)
-        .unary(list::<Workstream, Program, _, pb::ListWorkstreamsRequest>)
+        .call(list::<Workstream, Program, _, pb::ListWorkstreamsRequest>)
         .complete()
 }

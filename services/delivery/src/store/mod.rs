@@ -202,11 +202,71 @@ pub(crate) fn uuids<K: ?Sized>(ids: &[foundry_domain::Id<K>]) -> Vec<uuid::Uuid>
     ids.iter().map(|i| i.uuid()).collect()
 }
 
+/// A program's children with assignees (tasks, work orders): their
+/// assignee index.
+pub trait Assigned: Resource {
+    /// Its assignee index.
+    const ASSIGNEES: Assignees;
+}
+
+/// Filters of a list of a program's assigned children (ListTasks,
+/// ListWorkOrders); all that are set apply.
+#[derive(Clone, Copy, Debug)]
+pub struct AssignedFilter {
+    pub program_id: uuid::Uuid,
+    /// A stored status.
+    pub status: Option<&'static str>,
+    pub assignee_id: Option<uuid::Uuid>,
+    /// Two columns naming a link (`requirement_id`, `sprint_id`), each
+    /// with the id it must hold, if any.
+    pub links: [(&'static str, Option<uuid::Uuid>); 2],
+}
+
+/// The `R` of a program that `f` selects, newest first. The leading index
+/// follows the most selective filter: an assignee walks the assignee
+/// index's `<table>_user_idx` and joins each row by key; a link its
+/// `<table>_<link>_idx` (`tasks_sprint_idx`); a status `<table>_status_idx`;
+/// none `<table>_program_id_key`. The other filters are checked on the rows
+/// found.
+pub async fn list_assigned<R: Assigned>(
+    tx: &mut foundry_platform::db::Tx,
+    org_id: uuid::Uuid,
+    f: AssignedFilter,
+    before: Option<uuid::Uuid>,
+    limit: i64,
+) -> foundry_platform::Result<Vec<R>> {
+    let cols = qualified(R::COLUMNS, "r");
+    let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {cols} FROM "));
+    // The keyset column of the walked index.
+    let key = R::ASSIGNEES.scan_children(&mut q, R::TABLE, org_id, f.program_id, f.assignee_id);
+    for (column, id) in f.links {
+        if let Some(id) = id {
+            q.push(format!(" AND r.{column} = ")).push_bind(id);
+        }
+    }
+    if let Some(s) = f.status {
+        q.push(" AND r.status = ").push_bind(s);
+    }
+    newest_first(&mut q, &key, before, limit);
+    fetch_rows(q, tx).await
+}
+
+/// Moves the `R` of `key` to `status` (its `status` column), bumping its
+/// version; returns the stored value.
+pub async fn set_status<R: Resource, S: crate::domain::StoredEnum>(
+    tx: &mut foundry_platform::db::Tx,
+    org_id: uuid::Uuid,
+    key: R::Key,
+    status: S,
+) -> foundry_platform::Result<R> {
+    set_column(tx, org_id, key, "status = $3", status.as_str()).await
+}
+
 /// The assignee index of a program's children (tasks, work orders): a
 /// `table` of `(org_id, <key>, user_id, program_id)` kept equal to each
 /// child's `assignee_ids`, walked by `<table>_user_idx` to list a user's.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Assignees {
+pub struct Assignees {
     /// The index table.
     pub table: &'static str,
     /// Its column holding the child's id.
@@ -257,14 +317,13 @@ impl Assignees {
     }
 
     /// Continues `q` (`SELECT … FROM `) with the children of `program_id`
-    /// in `children AS alias`: through this index (joined by key) when
-    /// listing an `assignee`'s, else the children's table alone. Returns
-    /// the keyset column of the walked index.
-    pub(crate) fn scan_children(
+    /// in `children AS r`: through this index (joined by key) when listing
+    /// an `assignee`'s, else the children's table alone. Returns the keyset
+    /// column of the walked index.
+    fn scan_children(
         self,
         q: &mut QueryBuilder<'_, Postgres>,
         children: &'static str,
-        alias: &'static str,
         org_id: uuid::Uuid,
         program_id: uuid::Uuid,
         assignee: Option<uuid::Uuid>,
@@ -272,8 +331,8 @@ impl Assignees {
         let Assignees { table, key } = self;
         if let Some(user) = assignee {
             q.push(format!(
-                "{table} a JOIN {children} {alias} \
-                 ON {alias}.org_id = a.org_id AND {alias}.id = a.{key} WHERE a.org_id = "
+                "{table} a JOIN {children} r \
+                 ON r.org_id = a.org_id AND r.id = a.{key} WHERE a.org_id = "
             ))
             .push_bind(org_id)
             .push(" AND a.program_id = ")
@@ -282,11 +341,11 @@ impl Assignees {
             .push_bind(user);
             format!("a.{key}")
         } else {
-            q.push(format!("{children} {alias} WHERE {alias}.org_id = "))
+            q.push(format!("{children} r WHERE r.org_id = "))
                 .push_bind(org_id)
-                .push(format!(" AND {alias}.program_id = "))
+                .push(" AND r.program_id = ")
                 .push_bind(program_id);
-            format!("{alias}.id")
+            "r.id".to_owned()
         }
     }
 }

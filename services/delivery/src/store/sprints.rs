@@ -6,8 +6,8 @@ use foundry_platform::{Error, Result};
 use foundry_resource::Resource;
 use uuid::Uuid;
 
-use super::{delete_where, set_column, unique_or};
-use crate::domain::{NewSprint, ProgramId, Sprint, SprintId, SprintStatus};
+use super::{delete_where, unique_or};
+use crate::domain::{NewSprint, ProgramId, Sprint, SprintId};
 
 impl Resource for Sprint {
     type New = NewSprint;
@@ -37,17 +37,6 @@ pub async fn active_sprint(
     .fetch_optional(&mut **tx)
     .await?;
     Ok(id.map(Id::from_uuid))
-}
-
-/// Moves a sprint to `status`; a second ACTIVE sprint of the program (a
-/// race past the caller's check) is `FAILED_PRECONDITION`.
-pub async fn set_sprint_status(
-    tx: &mut Tx,
-    org_id: Uuid,
-    id: SprintId,
-    status: SprintStatus,
-) -> Result<Sprint> {
-    set_column(tx, org_id, id, "status = $3", status.as_str()).await
 }
 
 /// `FAILED_PRECONDITION`: the program already has an ACTIVE sprint.
