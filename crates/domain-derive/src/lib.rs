@@ -17,7 +17,8 @@
 //!
 //! Attributes: on the enum, `#[field_path(output_only = EXPR)]` (the
 //! message's output-only fields) and `#[field_path(elsewhere = path::to_fn)]`
-//! (paths changed by another method, see `FieldPath::elsewhere`); on a
+//! or `#[field_path(elsewhere(status = "changes through …"))]` (paths
+//! changed by another method, see `FieldPath::elsewhere`); on a
 //! variant, `#[field_path(name = "path")]` when its path is not its name in
 //! `snake_case`.
 
@@ -25,6 +26,53 @@ use proc_macro::TokenStream;
 use proc_macro2::TokenStream as Tokens;
 use quote::quote;
 use syn::{Data, DeriveInput, Expr, Fields, LitStr, Path, Type, parse_macro_input};
+
+/// The paths another method changes (`FieldPath::elsewhere`):
+/// `elsewhere = path::to_fn`, or each path with what the client is told,
+/// `elsewhere(status = "changes through ChangeTaskStatus")`.
+enum Elsewhere {
+    Fn(Path),
+    Paths(Vec<(String, LitStr)>),
+}
+
+impl Elsewhere {
+    fn parse(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<Self> {
+        if !meta.input.peek(syn::token::Paren) {
+            return Ok(Elsewhere::Fn(meta.value()?.parse()?));
+        }
+        let mut paths = Vec::new();
+        meta.parse_nested_meta(|inner| {
+            let Some(path) = inner.path.get_ident() else {
+                return Err(inner.error("a path is a field's name"));
+            };
+            paths.push((path.to_string(), inner.value()?.parse()?));
+            Ok(())
+        })?;
+        Ok(Elsewhere::Paths(paths))
+    }
+
+    /// `FieldPath::elsewhere`.
+    fn method(&self) -> Tokens {
+        let body = match self {
+            Elsewhere::Fn(f) => quote!(#f(path)),
+            Elsewhere::Paths(paths) => {
+                let (names, whys): (Vec<&String>, Vec<&LitStr>) =
+                    paths.iter().map(|(n, w)| (n, w)).unzip();
+                quote! {
+                    match path {
+                        #(#names => ::core::option::Option::Some(#whys),)*
+                        _ => ::core::option::Option::None,
+                    }
+                }
+            }
+        };
+        quote! {
+            fn elsewhere(path: &str) -> ::core::option::Option<&'static str> {
+                #body
+            }
+        }
+    }
+}
 
 /// See the crate documentation.
 #[proc_macro_derive(FieldPath, attributes(field_path))]
@@ -44,7 +92,7 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
         ));
     };
     let mut output_only: Option<Expr> = None;
-    let mut elsewhere: Option<Path> = None;
+    let mut elsewhere: Option<Elsewhere> = None;
     for attr in input
         .attrs
         .iter()
@@ -55,7 +103,7 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
                 output_only = Some(meta.value()?.parse()?);
                 Ok(())
             } else if meta.path.is_ident("elsewhere") {
-                elsewhere = Some(meta.value()?.parse()?);
+                elsewhere = Some(Elsewhere::parse(&meta)?);
                 Ok(())
             } else {
                 Err(meta.error("expected `output_only = ...` or `elsewhere = ...`"))
@@ -83,13 +131,7 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
         names.push(path);
     }
     let output_only = output_only.map_or_else(|| quote!(&[]), |e| quote!(#e));
-    let elsewhere = elsewhere.map(|f| {
-        quote! {
-            fn elsewhere(path: &str) -> ::core::option::Option<&'static str> {
-                #f(path)
-            }
-        }
-    });
+    let elsewhere = elsewhere.map(|e| e.method());
     Ok(quote! {
         impl ::foundry_domain::FieldPath for #name {
             const ALL: &'static [Self] = &[#(#name::#variants),*];
@@ -148,9 +190,13 @@ fn expand_change(input: &DeriveInput) -> syn::Result<Tokens> {
     let mut path: Option<syn::Ident> = None;
     let mut fields: Option<Type> = None;
     let mut output_only: Option<Expr> = None;
-    let mut elsewhere: Option<Path> = None;
+    let mut elsewhere: Option<Elsewhere> = None;
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("change")) {
         attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("elsewhere") {
+                elsewhere = Some(Elsewhere::parse(&meta)?);
+                return Ok(());
+            }
             let value = meta.value()?;
             if meta.path.is_ident("path") {
                 path = Some(value.parse()?);
@@ -158,8 +204,6 @@ fn expand_change(input: &DeriveInput) -> syn::Result<Tokens> {
                 fields = Some(value.parse()?);
             } else if meta.path.is_ident("output_only") {
                 output_only = Some(value.parse()?);
-            } else if meta.path.is_ident("elsewhere") {
-                elsewhere = Some(value.parse()?);
             } else {
                 return Err(meta.error("expected path, fields, output_only or elsewhere"));
             }
@@ -201,13 +245,7 @@ fn expand_change(input: &DeriveInput) -> syn::Result<Tokens> {
         targets.push(field);
     }
     let output_only = output_only.map_or_else(|| quote!(&[]), |e| quote!(#e));
-    let elsewhere = elsewhere.map(|f| {
-        quote! {
-            fn elsewhere(path: &str) -> ::core::option::Option<&'static str> {
-                #f(path)
-            }
-        }
-    });
+    let elsewhere = elsewhere.map(|e| e.method());
     let doc = format!("The update-mask paths of [`{name}`] (see `#[derive(Change)]`).");
     Ok(quote! {
         #[doc = #doc]
@@ -403,10 +441,17 @@ mod tests {
     #[test]
     fn a_change_writes_its_paths_and_its_setter() {
         let input: DeriveInput = syn::parse_quote! {
-            #[change(path = GoalPath, fields = NewGoal, output_only = OUT)]
+            #[change(path = GoalPath, fields = NewGoal, output_only = OUT,
+                     elsewhere(status = "changes through ChangeGoalStatus"))]
             pub enum GoalChange { Title(String), #[change(field = due_at)] DueTime(Option<u8>) }
         };
         let out = expand_change(&input).expect("expands").to_string();
+        assert!(
+            out.contains(
+                "match path { \"status\" => :: core :: option :: Option :: Some (\"changes through ChangeGoalStatus\") , _ => :: core :: option :: Option :: None , }"
+            ),
+            "{out}"
+        );
         assert!(
             out.contains("pub enum GoalPath { # [allow (missing_docs)] Title"),
             "{out}"

@@ -154,6 +154,33 @@ pub trait Delete: Resource {
     }
 }
 
+/// The names a [`Resource`] impl declares, from its service, its name in
+/// snake case and its table: `KIND` `<service>.<name>`, `NAME` the name in
+/// words (`sprint gate`), `TABLE`, and `NOT_FOUND` the name in upper case
+/// with `_NOT_FOUND` (`SPRINT_GATE_NOT_FOUND`).
+///
+/// ```ignore
+/// impl Resource for SprintGate {
+///     type New = NewSprintGate;
+///     foundry_resource::names!("delivery", "sprint_gate", "sprint_gates");
+/// }
+/// ```
+#[macro_export]
+macro_rules! names {
+    ($service:literal, $name:literal, $table:literal) => {
+        const KIND: &'static str = concat!($service, ".", $name);
+        const NAME: &'static str = $crate::const_format::str_replace!($name, "_", " ");
+        const TABLE: &'static str = $table;
+        const NOT_FOUND: &'static str = $crate::const_format::concatcp!(
+            $crate::const_format::map_ascii_case!($crate::const_format::Case::Upper, $name),
+            "_NOT_FOUND"
+        );
+    };
+}
+
+#[doc(hidden)]
+pub use const_format;
+
 /// A unique constraint of a resource's table, and the `ALREADY_EXISTS` a
 /// write that violates it is.
 #[derive(Clone, Copy, Debug)]
@@ -417,5 +444,23 @@ impl From<&Stamp> for WireStamp {
             update_time: Some(timestamp(s.updated_at)),
             etag: etag(s.version),
         }
+    }
+}
+
+#[cfg(test)]
+mod names_tests {
+    /// What a `Resource` impl gets from [`names!`](crate::names).
+    struct SprintGate;
+
+    impl SprintGate {
+        crate::names!("delivery", "sprint_gate", "sprint_gates");
+    }
+
+    #[test]
+    fn names_derive_from_the_service_the_snake_case_name_and_the_table() {
+        assert_eq!(SprintGate::KIND, "delivery.sprint_gate");
+        assert_eq!(SprintGate::NAME, "sprint gate");
+        assert_eq!(SprintGate::TABLE, "sprint_gates");
+        assert_eq!(SprintGate::NOT_FOUND, "SPRINT_GATE_NOT_FOUND");
     }
 }

@@ -178,31 +178,21 @@ mod tests {
     #[test]
     fn phases_advance_one_step_at_a_time_unless_forced() {
         use Phase::*;
-        assert_eq!(
-            advance_phase(Discovery, Build, false).ok(),
-            Some(PhaseMove::Next)
-        );
-        assert_eq!(
-            advance_phase(Deploy, Complete, false).ok(),
-            Some(PhaseMove::Next)
-        );
-        assert_eq!(
-            advance_phase(Build, Build, false).ok(),
-            Some(PhaseMove::Unchanged)
-        );
+        for (from, to, force, step) in [
+            (Discovery, Build, false, PhaseMove::Next),
+            (Deploy, Complete, false, PhaseMove::Next),
+            (Build, Build, false, PhaseMove::Unchanged),
+            (Discovery, Complete, true, PhaseMove::Skip),
+            (Complete, Discovery, true, PhaseMove::Back),
+        ] {
+            let got = advance_phase(from, to, force).ok();
+            assert_eq!(got, Some(step), "{from:?} -> {to:?}");
+        }
         let skip = advance_phase(Discovery, Test, false).expect_err("skip");
         assert_eq!(skip.reason(), "PHASE_SKIP_NOT_ALLOWED");
         assert!(skip.message().contains("build"), "{}", skip.message());
         let back = advance_phase(Test, Build, false).expect_err("back");
         assert_eq!(back.reason(), "PHASE_BACKWARDS_NOT_ALLOWED");
-        assert_eq!(
-            advance_phase(Discovery, Complete, true).ok(),
-            Some(PhaseMove::Skip)
-        );
-        assert_eq!(
-            advance_phase(Complete, Discovery, true).ok(),
-            Some(PhaseMove::Back)
-        );
         assert_eq!(next_phase(Complete), None);
         assert_eq!(next_phase(Discovery), Some(Build));
     }

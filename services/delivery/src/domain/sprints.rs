@@ -33,7 +33,7 @@ pub struct NewSprint {
 
 /// One field's new value in an update.
 #[derive(Clone, Debug, PartialEq, Change)]
-#[change(path = SprintPath, fields = NewSprint, output_only = PROGRAM_CHILD_OUTPUT_ONLY, elsewhere = elsewhere_sprint)]
+#[change(path = SprintPath, fields = NewSprint, output_only = PROGRAM_CHILD_OUTPUT_ONLY, elsewhere(status = "changes through StartSprint and CompleteSprint"))]
 pub enum SprintChange {
     Name(String),
     Goal(String),
@@ -120,11 +120,6 @@ fn sprint_in(
     )
 }
 
-/// What `UpdateSprint` refuses as changed by another method.
-fn elsewhere_sprint(path: &str) -> Option<&'static str> {
-    (path == "status").then_some("changes through StartSprint and CompleteSprint")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,23 +127,22 @@ mod tests {
     #[test]
     fn sprints_start_when_planned_and_complete_when_active() {
         use SprintStatus::*;
-        assert!(start_sprint(Planned).is_ok());
-        assert_eq!(
-            start_sprint(Active).expect_err("active").reason(),
-            "SPRINT_NOT_PLANNED"
-        );
-        assert_eq!(
-            start_sprint(Completed).expect_err("completed").reason(),
-            "SPRINT_NOT_PLANNED"
-        );
-        assert!(complete_sprint(Active).is_ok());
-        assert_eq!(
-            complete_sprint(Planned).expect_err("planned").reason(),
-            "SPRINT_NOT_ACTIVE"
-        );
-        assert_eq!(
-            complete_sprint(Completed).expect_err("completed").reason(),
-            "SPRINT_NOT_ACTIVE"
-        );
+        let reason = |r: Result<(), Error>| r.err().map(|e| e.reason());
+        for (from, start, complete) in [
+            (Planned, None, Some("SPRINT_NOT_ACTIVE")),
+            (Active, Some("SPRINT_NOT_PLANNED"), None),
+            (
+                Completed,
+                Some("SPRINT_NOT_PLANNED"),
+                Some("SPRINT_NOT_ACTIVE"),
+            ),
+        ] {
+            assert_eq!(reason(start_sprint(from)), start, "start from {from:?}");
+            assert_eq!(
+                reason(complete_sprint(from)),
+                complete,
+                "complete from {from:?}"
+            );
+        }
     }
 }

@@ -38,7 +38,7 @@ pub struct NewTask {
 
 /// One field's new value in an update.
 #[derive(Clone, Debug, PartialEq, Change)]
-#[change(path = TaskPath, fields = NewTask, output_only = PROGRAM_CHILD_OUTPUT_ONLY, elsewhere = elsewhere_task)]
+#[change(path = TaskPath, fields = NewTask, output_only = PROGRAM_CHILD_OUTPUT_ONLY, elsewhere(status = "changes through ChangeTaskStatus"))]
 pub enum TaskChange {
     /// `None` detaches the task from its requirement.
     RequirementId(Option<RequirementId>),
@@ -137,11 +137,6 @@ pub fn change_task_status(
     Ok(TaskMove::Allowed)
 }
 
-/// What `UpdateTask` refuses as changed by another method.
-fn elsewhere_task(path: &str) -> Option<&'static str> {
-    (path == "status").then_some("changes through ChangeTaskStatus")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,22 +144,15 @@ mod tests {
     #[test]
     fn the_task_workflow_allows_only_its_moves() {
         use TaskStatus::*;
-        assert_eq!(
-            change_task_status(Backlog, Todo, 0, false).ok(),
-            Some(TaskMove::Allowed)
-        );
-        assert_eq!(
-            change_task_status(InReview, Done, 0, false).ok(),
-            Some(TaskMove::Allowed)
-        );
-        assert_eq!(
-            change_task_status(Done, InProgress, 0, false).ok(),
-            Some(TaskMove::Allowed)
-        );
-        assert_eq!(
-            change_task_status(Todo, Todo, 3, false).ok(),
-            Some(TaskMove::Unchanged)
-        );
+        for (from, to, open, step) in [
+            (Backlog, Todo, 0, TaskMove::Allowed),
+            (InReview, Done, 0, TaskMove::Allowed),
+            (Done, InProgress, 0, TaskMove::Allowed),
+            (Todo, Todo, 3, TaskMove::Unchanged),
+        ] {
+            let got = change_task_status(from, to, open, false).ok();
+            assert_eq!(got, Some(step), "{from:?} -> {to:?}");
+        }
         for (from, to) in [
             (Backlog, Done),
             (Todo, InReview),

@@ -36,7 +36,7 @@ pub struct NewWorkOrder {
 
 /// One field's new value in an update.
 #[derive(Clone, Debug, PartialEq, Change)]
-#[change(path = WorkOrderPath, fields = NewWorkOrder, output_only = PROGRAM_CHILD_OUTPUT_ONLY, elsewhere = elsewhere_work_order)]
+#[change(path = WorkOrderPath, fields = NewWorkOrder, output_only = PROGRAM_CHILD_OUTPUT_ONLY, elsewhere(status = "changes through ChangeWorkOrderStatus"))]
 pub enum WorkOrderChange {
     Title(String),
     Description(String),
@@ -103,11 +103,6 @@ pub fn change_work_order_status(from: WorkOrderStatus, to: WorkOrderStatus) -> R
         from.successors(),
     )?;
     Ok(true)
-}
-
-/// What `UpdateWorkOrder` refuses as changed by another method.
-fn elsewhere_work_order(path: &str) -> Option<&'static str> {
-    (path == "status").then_some("changes through ChangeWorkOrderStatus")
 }
 
 #[cfg(test)]

@@ -11,10 +11,7 @@ use crate::domain::{Feature, FeatureId, NewFeature, ProgramId};
 
 impl Resource for Feature {
     type New = NewFeature;
-    const KIND: &'static str = "delivery.feature";
-    const NAME: &'static str = "feature";
-    const TABLE: &'static str = "features";
-    const NOT_FOUND: &'static str = "FEATURE_NOT_FOUND";
+    foundry_resource::names!("delivery", "feature", "features");
 
     const UNIQUE: &'static [Unique] = &[Unique {
         constraint: "features_slug_key",

@@ -12,10 +12,7 @@ use crate::domain::{Evaluation, NewEvaluation, NewSprintGate, SprintGate, Sprint
 
 impl Resource for SprintGate {
     type New = NewSprintGate;
-    const KIND: &'static str = "delivery.sprint_gate";
-    const NAME: &'static str = "sprint gate";
-    const TABLE: &'static str = "sprint_gates";
-    const NOT_FOUND: &'static str = "SPRINT_GATE_NOT_FOUND";
+    foundry_resource::names!("delivery", "sprint_gate", "sprint_gates");
 
     const COMPUTED: &'static [Computed] = &[Computed::FromParent {
         column: "program_id",
@@ -43,10 +40,11 @@ pub async fn delete_gate(tx: &mut Tx, org_id: Uuid, id: SprintGateId) -> Result<
 /// written after insert (no update, no delete).
 impl Resource for Evaluation {
     type New = NewEvaluation;
-    const KIND: &'static str = "delivery.sprint_gate_evaluation";
-    const NAME: &'static str = "sprint gate evaluation";
-    const TABLE: &'static str = "sprint_gate_evaluations";
-    const NOT_FOUND: &'static str = "SPRINT_GATE_EVALUATION_NOT_FOUND";
+    foundry_resource::names!(
+        "delivery",
+        "sprint_gate_evaluation",
+        "sprint_gate_evaluations"
+    );
 }
 
 const EVAL_COLS: &str = "org_id, id, gate_id, sprint_id, program_id, evaluator_id, evaluator_type, \

@@ -183,6 +183,22 @@ pub(crate) async fn delete_where(
     .rows_affected())
 }
 
+/// The count `sql` selects (`SELECT count(*) … WHERE org_id = $1 AND … =
+/// $2`) for `org_id` and `id`.
+pub(crate) async fn count(
+    tx: &mut foundry_platform::db::Tx,
+    sql: &str,
+    org_id: uuid::Uuid,
+    id: uuid::Uuid,
+) -> foundry_platform::Result<u64> {
+    let n: i64 = sqlx::query_scalar(sql)
+        .bind(org_id)
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(n.unsigned_abs())
+}
+
 /// `e` as `taken()` when it violates the unique `constraint`, else as
 /// itself: a unique constraint's error, mapped in its table's file.
 pub(crate) fn unique_or(

@@ -5,15 +5,12 @@ use foundry_platform::db::Tx;
 use foundry_resource::{Resource, Unique};
 use uuid::Uuid;
 
-use super::{delete_where, newest_first, set_column};
+use super::{count, delete_where, newest_first, set_column};
 use crate::domain::{NewProgram, Phase, Program, ProgramId};
 
 impl Resource for Program {
     type New = NewProgram;
-    const KIND: &'static str = "delivery.program";
-    const NAME: &'static str = "program";
-    const TABLE: &'static str = "programs";
-    const NOT_FOUND: &'static str = "PROGRAM_NOT_FOUND";
+    foundry_resource::names!("delivery", "program", "programs");
 
     const UNIQUE: &'static [Unique] = &[Unique {
         constraint: "programs_slug_key",
@@ -104,15 +101,10 @@ pub async fn delete_program(tx: &mut Tx, org_id: Uuid, id: ProgramId) -> Result<
     let id = id.uuid();
     // Evaluations are insert-only for the service role: they go with their
     // gates by cascade, counted first.
+    let evaluations =
+        "SELECT count(*) FROM sprint_gate_evaluations WHERE org_id = $1 AND program_id = $2";
     let mut removed = Removed {
-        sprint_gate_evaluations: sqlx::query_scalar::<_, i64>(
-            "SELECT count(*) FROM sprint_gate_evaluations WHERE org_id = $1 AND program_id = $2",
-        )
-        .bind(org_id)
-        .bind(id)
-        .fetch_one(&mut **tx)
-        .await?
-        .unsigned_abs(),
+        sprint_gate_evaluations: count(tx, evaluations, org_id, id).await?,
         ..Removed::default()
     };
     let mut assignees = 0; // index rows of the tasks: not reported

@@ -14,10 +14,7 @@ use crate::domain::{
 
 impl Resource for Requirement {
     type New = NewRequirement;
-    const KIND: &'static str = "delivery.requirement";
-    const NAME: &'static str = "requirement";
-    const TABLE: &'static str = "requirements";
-    const NOT_FOUND: &'static str = "REQUIREMENT_NOT_FOUND";
+    foundry_resource::names!("delivery", "requirement", "requirements");
 
     const COMPUTED: &'static [Computed] = &[Computed::FromParent {
         column: "program_id",

@@ -11,10 +11,7 @@ use crate::domain::{NewRisk, Risk};
 #[async_trait]
 impl Resource for Risk {
     type New = NewRisk;
-    const KIND: &'static str = "delivery.risk";
-    const NAME: &'static str = "risk";
-    const TABLE: &'static str = "risks";
-    const NOT_FOUND: &'static str = "RISK_NOT_FOUND";
+    foundry_resource::names!("delivery", "risk", "risks");
 
     async fn insert(new: &NewRisk, tx: &mut Tx, org_id: Uuid, created_by: Uuid) -> Result<Risk> {
         let mut fields = serde_json::to_value(new).map_err(Error::internal)?;

@@ -6,15 +6,12 @@ use foundry_platform::{Error, Result};
 use foundry_resource::Resource;
 use uuid::Uuid;
 
-use super::{delete_where, unique_or};
+use super::{count, delete_where, unique_or};
 use crate::domain::{NewSprint, ProgramId, Sprint, SprintId};
 
 impl Resource for Sprint {
     type New = NewSprint;
-    const KIND: &'static str = "delivery.sprint";
-    const NAME: &'static str = "sprint";
-    const TABLE: &'static str = "sprints";
-    const NOT_FOUND: &'static str = "SPRINT_NOT_FOUND";
+    foundry_resource::names!("delivery", "sprint", "sprints");
 
     /// A second ACTIVE sprint of a program (a race past the service's
     /// check) is `FAILED_PRECONDITION`.
@@ -82,15 +79,9 @@ pub async fn delete_sprint(
         .rows_affected(),
         ..SprintRemoved::default()
     };
-    removed.evaluations = sqlx::query_scalar::<_, i64>(
-        "SELECT count(*) FROM sprint_gate_evaluations e JOIN sprint_gates g \
-         ON e.org_id = g.org_id AND e.gate_id = g.id WHERE g.org_id = $1 AND g.sprint_id = $2",
-    )
-    .bind(org_id)
-    .bind(id)
-    .fetch_one(&mut **tx)
-    .await?
-    .unsigned_abs();
+    let evaluations = "SELECT count(*) FROM sprint_gate_evaluations e JOIN sprint_gates g \
+         ON e.org_id = g.org_id AND e.gate_id = g.id WHERE g.org_id = $1 AND g.sprint_id = $2";
+    removed.evaluations = count(tx, evaluations, org_id, id).await?;
     removed.gates = delete_where(tx, "sprint_gates", "sprint_id", org_id, id).await?;
     delete_where(tx, "sprints", "id", org_id, id).await?;
     Ok(removed)

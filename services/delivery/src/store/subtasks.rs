@@ -6,10 +6,7 @@ use crate::domain::{NewSubtask, Subtask};
 
 impl Resource for Subtask {
     type New = NewSubtask;
-    const KIND: &'static str = "delivery.subtask";
-    const NAME: &'static str = "subtask";
-    const TABLE: &'static str = "subtasks";
-    const NOT_FOUND: &'static str = "SUBTASK_NOT_FOUND";
+    foundry_resource::names!("delivery", "subtask", "subtasks");
 
     const COMPUTED: &'static [Computed] = &[
         Computed::FromParent {

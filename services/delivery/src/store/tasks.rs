@@ -12,10 +12,7 @@ use crate::domain::{NewTask, Task, TaskId};
 #[async_trait]
 impl Resource for Task {
     type New = NewTask;
-    const KIND: &'static str = "delivery.task";
-    const NAME: &'static str = "task";
-    const TABLE: &'static str = "tasks";
-    const NOT_FOUND: &'static str = "TASK_NOT_FOUND";
+    foundry_resource::names!("delivery", "task", "tasks");
 
     /// Its assignee index is made to match.
     async fn written(self, tx: &mut Tx, org_id: Uuid) -> Result<Task> {

@@ -12,10 +12,7 @@ use crate::domain::{NewWorkOrder, WorkOrder, WorkOrderId};
 #[async_trait]
 impl Resource for WorkOrder {
     type New = NewWorkOrder;
-    const KIND: &'static str = "delivery.work_order";
-    const NAME: &'static str = "work order";
-    const TABLE: &'static str = "work_orders";
-    const NOT_FOUND: &'static str = "WORK_ORDER_NOT_FOUND";
+    foundry_resource::names!("delivery", "work_order", "work_orders");
 
     /// Its assignee index is made to match.
     async fn written(self, tx: &mut Tx, org_id: Uuid) -> Result<WorkOrder> {

@@ -10,10 +10,7 @@ use crate::domain::{NewWorkstream, Workstream, WorkstreamId};
 
 impl Resource for Workstream {
     type New = NewWorkstream;
-    const KIND: &'static str = "delivery.workstream";
-    const NAME: &'static str = "workstream";
-    const TABLE: &'static str = "workstreams";
-    const NOT_FOUND: &'static str = "WORKSTREAM_NOT_FOUND";
+    foundry_resource::names!("delivery", "workstream", "workstreams");
 
     const COMPUTED: &'static [Computed] = &[Computed::Appended {
         scope: "program_id",

@@ -15,11 +15,8 @@ use crate::domain::{INVITATION_TTL, Invitation, InvitationId, NewInvitation, Sec
 
 impl Resource for Invitation {
     type New = NewInvitation;
-    const KIND: &'static str = "identity.invitation";
-    const NAME: &'static str = "invitation";
-    const TABLE: &'static str = "invitations";
+    foundry_resource::names!("identity", "invitation", "invitations");
     const COLUMNS: &'static str = COLS;
-    const NOT_FOUND: &'static str = "INVITATION_NOT_FOUND";
 }
 
 /// Every column but the token's hash, which is never read.

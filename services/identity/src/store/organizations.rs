@@ -16,10 +16,7 @@ use crate::domain::{NewOrganization, Organization};
 #[async_trait]
 impl Resource for Organization {
     type New = NewOrganization;
-    const KIND: &'static str = "identity.organization";
-    const NAME: &'static str = "organization";
-    const TABLE: &'static str = "organizations";
-    const NOT_FOUND: &'static str = "ORGANIZATION_NOT_FOUND";
+    foundry_resource::names!("identity", "organization", "organizations");
 
     /// Its own fields (a taken slug: see [`super::refused`]).
     async fn write(&self, tx: &mut Tx, _: Uuid) -> Result<Organization> {
