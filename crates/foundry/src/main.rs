@@ -134,9 +134,18 @@ async fn database(args: &ServerArgs) -> anyhow::Result<(String, Option<EmbeddedP
     if let Some(url) = &args.database_url {
         return Ok((url.clone(), None));
     }
-    let dir = args.data_dir.join("pg");
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let meant = args.data_dir.join("pg");
+    let dir = foundry_pgembed::reachable_dir(&meant)?;
+    if dir != meant {
+        tracing::warn!(
+            meant = %meant.display(),
+            data_dir = %dir.display(),
+            "running as root, and PostgreSQL's unprivileged user cannot reach the data directory: \
+             the cluster lives in data_dir instead"
+        );
+    }
     tracing::info!(data_dir = %dir.display(), "starting embedded PostgreSQL");
     let pg = EmbeddedPg::start(PgOptions::persistent(dir)).await?;
     foundry::ensure_database(&pg.url("postgres"), "foundry").await?;

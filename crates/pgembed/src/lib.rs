@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 pub use access::PASSWORD_FILE;
 pub use bins::{BIN_DIR_ENV, find_bin_dir, find_bin_dir_with};
 use privilege::RunAs;
+pub use privilege::{RELOCATED_BASE, reachable_dir};
 
 /// The superuser role `initdb` creates; connect as this user.
 pub const SUPERUSER: &str = "foundry";

