@@ -58,6 +58,7 @@ impl Env {
             audit_checkpoint_interval: None,
             request_id_retention: foundry_platform::idempotency::DEFAULT_RETENTION,
             audit_retention: foundry::RetentionPolicy::default(),
+            trusted_proxy_hops: 0,
         })
         .await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -52,6 +52,9 @@ pub struct SuiteConfig {
     pub request_id_retention: Duration,
     /// The operator's bounds on organizations' audit retention.
     pub audit_retention: RetentionPolicy,
+    /// Proxies in front of the server that append to `X-Forwarded-For`
+    /// (`foundry_tenancy::ClientIp`).
+    pub trusted_proxy_hops: u8,
 }
 
 /// The operator's bounds on audit retention: flags of `foundry` and
@@ -183,7 +186,11 @@ impl Suite {
             Arc::new(RingSource(identity.keys())),
         )
         .with_refresh_every(cfg.jwks_refresh);
-        let tenancy = Arc::new(Tenancy::new(verifier).await?);
+        let tenancy = Arc::new(
+            Tenancy::new(verifier)
+                .await?
+                .with_trusted_proxy_hops(cfg.trusted_proxy_hops),
+        );
         let audit_db = Db::connect(
             &cfg.database_url,
             foundry_audit::SCHEMA,

@@ -126,6 +126,7 @@ fn config(cli: &Cli, database_url: String) -> anyhow::Result<SuiteConfig> {
         audit_checkpoint_interval: Some(AUDIT_CHECKPOINT_INTERVAL),
         request_id_retention: args.request_id_retention(),
         audit_retention: cli.retention.policy(),
+        trusted_proxy_hops: args.trusted_proxy_hops,
     })
 }
 

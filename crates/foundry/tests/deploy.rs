@@ -84,6 +84,7 @@ fn binary_env(binary: &str) -> BTreeSet<&'static str> {
         "FOUNDRY_PAGE_TOKEN_KEY",
         "FOUNDRY_DB_MAX_CONNECTIONS",
         "FOUNDRY_JWKS_REFRESH_SECONDS",
+        "FOUNDRY_TRUSTED_PROXY_HOPS",
         "FOUNDRY_MIGRATE",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "RUST_LOG",

@@ -178,14 +178,14 @@ impl Actor {
     pub fn of<T>(service: &'static str, req: &tonic::Request<T>) -> Actor {
         let caller: Option<Caller> = caller_opt(req);
         let meta = req.metadata();
-        let forwarded = header(meta, "x-forwarded-for");
-        let client_ip = match forwarded.split(',').next().map(str::trim) {
-            Some(ip) if !ip.is_empty() => ip.to_owned(),
-            _ => req
-                .remote_addr()
-                .map(|a| a.ip().to_string())
-                .unwrap_or_default(),
-        };
+        // The tenancy layer's reading of the peer and X-Forwarded-For.
+        let client_ip = req
+            .extensions()
+            .get::<foundry_tenancy::ClientIp>()
+            .map(|c| c.0)
+            .or_else(|| req.remote_addr().map(|a| a.ip()))
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
         let request_id = req
             .extensions()
             .get::<RequestId>()

@@ -77,6 +77,20 @@ pub struct ServerArgs {
         value_parser = clap::value_parser!(u64).range(1..=60)
     )]
     pub jwks_refresh_seconds: u64,
+
+    /// How many proxies in front of this server append the address they
+    /// saw to `X-Forwarded-For` (Envoy with `use_remote_address`): the
+    /// caller's address is the one the outermost of them saw. 0 (the
+    /// default): `X-Forwarded-For` is ignored and the caller is the
+    /// connection's peer.
+    #[arg(
+        long,
+        global = true,
+        env = "FOUNDRY_TRUSTED_PROXY_HOPS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u8).range(0..=16)
+    )]
+    pub trusted_proxy_hops: u8,
 }
 
 impl ServerArgs {

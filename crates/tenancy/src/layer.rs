@@ -36,6 +36,47 @@ pub struct Tenancy {
     pub verifier: Arc<Verifier>,
     /// Declared access per method.
     pub methods: MethodTable,
+    /// Proxies in front of the server that append to `X-Forwarded-For`
+    /// ([`ClientIp`]).
+    pub trusted_proxy_hops: u8,
+}
+
+/// The caller's address, in request extensions: the connection's peer or,
+/// behind `hops` trusted proxies that each append the address they saw to
+/// `X-Forwarded-For`, the address the outermost of them saw (the `hops`-th
+/// entry from the end of `X-Forwarded-For` followed by the peer). What a
+/// client wrote into the header itself comes before that and is ignored;
+/// a chain shorter than `hops` gives its first entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+impl ClientIp {
+    /// The address of a request from `peer` with `forwarded` in
+    /// `X-Forwarded-For`, behind `hops` trusted proxies.
+    pub fn of(peer: Option<std::net::IpAddr>, forwarded: Option<&str>, hops: u8) -> Option<Self> {
+        if hops == 0 {
+            return peer.map(ClientIp);
+        }
+        let mut chain: Vec<Option<std::net::IpAddr>> = forwarded
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().ok())
+            .collect();
+        chain.push(peer);
+        let at = chain.len().saturating_sub(1 + usize::from(hops));
+        chain[at].or(peer).map(ClientIp)
+    }
+}
+
+impl Tenancy {
+    /// Trusts `hops` proxies in front of the server ([`ClientIp`]).
+    #[must_use]
+    pub fn with_trusted_proxy_hops(mut self, hops: u8) -> Self {
+        self.trusted_proxy_hops = hops;
+        self
+    }
 }
 
 impl Tenancy {
@@ -57,6 +98,7 @@ impl Tenancy {
         Ok(Tenancy {
             verifier: Arc::new(verifier),
             methods,
+            trusted_proxy_hops: 0,
         })
     }
 }
@@ -141,6 +183,18 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let tenancy = self.tenancy.clone();
         Box::pin(async move {
+            let peer = req
+                .extensions()
+                .get::<tonic::transport::server::TcpConnectInfo>()
+                .and_then(|c| c.remote_addr())
+                .map(|a| a.ip());
+            let forwarded = req
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok());
+            if let Some(ip) = ClientIp::of(peer, forwarded, tenancy.trusted_proxy_hops) {
+                req.extensions_mut().insert(ip);
+            }
             let path = req.uri().path();
             if OPEN_PREFIXES.iter().any(|p| path.starts_with(p)) {
                 return inner.call(req).await;
@@ -272,4 +326,29 @@ fn bearer(headers: &http::HeaderMap) -> Result<&str, Error> {
         return Err(missing());
     }
     Ok(token.trim())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::ClientIp;
+
+    fn ip(s: &str) -> Option<ClientIp> {
+        Some(ClientIp(s.parse().unwrap()))
+    }
+
+    #[test]
+    fn the_client_is_the_address_the_outermost_trusted_proxy_saw() {
+        let peer = Some("10.0.0.9".parse().unwrap());
+        let xff = Some("198.51.100.1, 203.0.113.7");
+        assert_eq!(ClientIp::of(peer, xff, 0), ip("10.0.0.9"));
+        assert_eq!(ClientIp::of(peer, xff, 1), ip("203.0.113.7"));
+        assert_eq!(ClientIp::of(peer, xff, 2), ip("198.51.100.1"));
+        // Fewer entries than hops: the first one there is.
+        assert_eq!(ClientIp::of(peer, xff, 5), ip("198.51.100.1"));
+        // No header behind a proxy: the peer; garbage at the trusted spot: the peer.
+        assert_eq!(ClientIp::of(peer, None, 1), ip("10.0.0.9"));
+        assert_eq!(ClientIp::of(peer, Some("x, not-an-ip"), 1), ip("10.0.0.9"));
+        assert_eq!(ClientIp::of(None, None, 0), None);
+    }
 }

@@ -14,6 +14,6 @@ pub mod verifier;
 pub use access::{Access, MethodTable, Scope};
 pub use caller::{Caller, caller, caller_opt};
 pub use jwt::{Claims, OnBehalfOf, PrincipalType};
-pub use layer::{IdentityArgs, Tenancy, TenancyLayer};
+pub use layer::{ClientIp, IdentityArgs, Tenancy, TenancyLayer};
 pub use propagate::Propagate;
 pub use verifier::{KeySource, PublicKey, Verifier};

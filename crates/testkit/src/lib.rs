@@ -98,6 +98,7 @@ pub fn suite_config(database_url: String) -> SuiteConfig {
         audit_checkpoint_interval: None,
         request_id_retention: foundry_platform::idempotency::DEFAULT_RETENTION,
         audit_retention: foundry::RetentionPolicy::default(),
+        trusted_proxy_hops: 0,
     }
 }
 

@@ -55,7 +55,9 @@ async fn main() -> anyhow::Result<()> {
     )?;
     audit.load_keys().await?;
     let tenancy = Arc::new(
-        Tenancy::remote(&cli.identity.identity_endpoint, cli.server.jwks_refresh()).await?,
+        Tenancy::remote(&cli.identity.identity_endpoint, cli.server.jwks_refresh())
+            .await?
+            .with_trusted_proxy_hops(cli.server.trusted_proxy_hops),
     );
     let listener = tokio::net::TcpListener::bind(cli.server.listen)
         .await

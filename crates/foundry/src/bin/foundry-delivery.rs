@@ -44,7 +44,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let delivery = Delivery::new(db, cli.server.page_tokens());
     let tenancy = Arc::new(
-        Tenancy::remote(&cli.identity.identity_endpoint, cli.server.jwks_refresh()).await?,
+        Tenancy::remote(&cli.identity.identity_endpoint, cli.server.jwks_refresh())
+            .await?
+            .with_trusted_proxy_hops(cli.server.trusted_proxy_hops),
     );
     let listener = tokio::net::TcpListener::bind(cli.server.listen)
         .await

@@ -72,7 +72,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let verifier = Verifier::new(tokens.expectations(), Arc::new(RingSource(identity.keys())))
         .with_refresh_every(cli.server.jwks_refresh());
-    let tenancy = Arc::new(Tenancy::new(verifier).await?);
+    let tenancy = Arc::new(
+        Tenancy::new(verifier)
+            .await?
+            .with_trusted_proxy_hops(cli.server.trusted_proxy_hops),
+    );
     let listener = tokio::net::TcpListener::bind(cli.server.listen)
         .await
         .with_context(|| format!("binding {}", cli.server.listen))?;

@@ -54,8 +54,8 @@ pub const MAX_SERVICE: usize = 64;
 pub const MAX_RESOURCE_ID: usize = 256;
 /// Longest `request_id` and `trace_id`.
 pub const MAX_REQUEST_ID: usize = 128;
-/// Longest `client_ip` (producers take the first `x-forwarded-for` hop,
-/// a header they cut at 512 characters).
+/// Longest `client_ip` (producers record an address:
+/// `foundry_tenancy::ClientIp`).
 pub const MAX_CLIENT_IP: usize = 512;
 /// Longest `user_agent`.
 pub const MAX_USER_AGENT: usize = 1024;

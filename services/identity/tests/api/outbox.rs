@@ -72,7 +72,8 @@ async fn a_mutation_writes_its_event_in_the_same_transaction() {
     );
     assert_eq!(e["request_id"], request_id);
     assert_eq!(e["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
-    assert_eq!(e["client_ip"], "203.0.113.7");
+    // No proxy is trusted by default: the header is the client's own word.
+    assert_eq!(e["client_ip"], "127.0.0.1");
 
     // A refused mutation writes no event.
     let r = app
@@ -81,6 +82,38 @@ async fn a_mutation_writes_its_event_in_the_same_transaction() {
         .await;
     assert_eq!(r.unwrap_err().code(), tonic::Code::Aborted);
     assert_eq!(outbox_rows(&app).await.len(), before + 1);
+}
+
+/// The `client_ip` of a rename sent from this test (127.0.0.1) with
+/// `X-Forwarded-For: 203.0.113.7, 10.0.0.1`, to an app trusting `hops`
+/// proxies.
+async fn client_ip_behind(hops: u8) -> Value {
+    let app = TestApp::start_configured(|c| c.trusted_proxy_hops = hops).await;
+    let org = app.alice.org_id.to_string();
+    let mut req = authed(&app.alice.token, rename(&org, "Renamed", ""));
+    req.metadata_mut()
+        .insert("x-forwarded-for", "203.0.113.7, 10.0.0.1".parse().unwrap());
+    app.orgs().update_organization(req).await.unwrap();
+    let rows = outbox_rows(&app).await;
+    rows.last().unwrap()["client_ip"].clone()
+}
+
+/// A client that writes `X-Forwarded-For` itself does not choose the
+/// address its events record: the header is read only through the proxies
+/// the server is told to trust, each of which appends the address it saw.
+#[tokio::test]
+async fn client_ip_trusts_x_forwarded_for_only_through_the_configured_proxy_hops() {
+    assert_eq!(client_ip_behind(0).await, "127.0.0.1", "no proxy: the peer");
+    assert_eq!(
+        client_ip_behind(1).await,
+        "10.0.0.1",
+        "one proxy: what it appended"
+    );
+    assert_eq!(
+        client_ip_behind(2).await,
+        "203.0.113.7",
+        "two proxies: what the outer one appended"
+    );
 }
 
 #[tokio::test]
