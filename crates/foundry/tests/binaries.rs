@@ -214,12 +214,7 @@ async fn binaries_that_keep_private_keys_refuse_to_start_without_a_key_encryptio
 #[tokio::test]
 async fn migrate_only_applies_the_schema_and_exits() {
     let url = foundry_testkit::empty_database().await;
-    let out = Command::new(env!("CARGO_BIN_EXE_foundry-audit"))
-        .env("DATABASE_URL", &url)
-        .arg("--migrate-only")
-        .output()
-        .unwrap();
-    common::assert_ran(&out);
+    common::migrate_only(env!("CARGO_BIN_EXE_foundry-audit"), &url);
     let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(url.as_str())
         .await
         .unwrap();

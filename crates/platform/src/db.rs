@@ -81,7 +81,51 @@ impl Db {
             .connect_with(options)
             .await
             .with_context(|| format!("connecting to PostgreSQL for schema {schema}"))?;
-        Ok(Db { pool, schema })
+        let db = Db { pool, schema };
+        db.check_role().await?;
+        Ok(db)
+    }
+
+    /// Refuses a pool whose role would step around row-level security: the
+    /// role its connections act as must be the service's own
+    /// ([`app_role`]), neither superuser nor `BYPASSRLS` (both skip every
+    /// policy, forced or not), and own none of the schema's tables (an
+    /// owner may turn their policies off).
+    async fn check_role(&self) -> anyhow::Result<()> {
+        let (schema, expected) = (self.schema, app_role(self.schema));
+        let (role, superuser, bypass, owned): (String, bool, bool, Vec<String>) = sqlx::query_as(
+            "SELECT current_user::text, r.rolsuper, r.rolbypassrls, \
+                    coalesce(array_agg(t.tablename::text ORDER BY t.tablename) \
+                             FILTER (WHERE t.tablename IS NOT NULL), '{}') \
+             FROM pg_roles r \
+             LEFT JOIN pg_tables t ON t.schemaname = $1 AND t.tableowner = r.rolname \
+             WHERE r.rolname = current_user GROUP BY r.rolsuper, r.rolbypassrls",
+        )
+        .bind(schema)
+        .fetch_one(&self.pool)
+        .await
+        .with_context(|| format!("checking the database role of schema {schema}"))?;
+        let refuse = |why: String| {
+            anyhow::anyhow!(
+                "refusing to start: the {schema} service's connections act as database role \
+                 {role}, which {why}; row-level security would not hold. Connect as a login role \
+                 that is a member of {expected} and owns the schema's tables, while {expected} \
+                 stays NOSUPERUSER NOBYPASSRLS and owns nothing (deploy/k8s/README.md)"
+            )
+        };
+        if role != expected {
+            return Err(refuse(format!("is not {expected}")));
+        }
+        if superuser {
+            return Err(refuse("is a superuser".into()));
+        }
+        if bypass {
+            return Err(refuse("has BYPASSRLS".into()));
+        }
+        if !owned.is_empty() {
+            return Err(refuse(format!("owns its tables {}", owned.join(", "))));
+        }
+        Ok(())
     }
 
     /// The pool, for queries outside a transaction.
@@ -216,11 +260,16 @@ pub async fn migrate(url: &str, schema: &'static str, migrator: &Migrator) -> an
         sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
             .fetch_one(&mut conn)
             .await?;
-    if !superuser {
-        // A non-superuser owner must be a member of the role to SET ROLE.
+    let member: bool = sqlx::query_scalar("SELECT pg_has_role(current_user, $1, 'MEMBER')")
+        .bind(&role)
+        .fetch_one(&mut conn)
+        .await?;
+    if !superuser && !member {
+        // A non-superuser owner must be a member of the role to SET ROLE
+        // (granted here when it made the role; else the operator grants it).
         conn.execute(format!("GRANT {role} TO current_user").as_str())
             .await
-            .with_context(|| format!("granting {role} to the connecting user"))?;
+            .with_context(|| format!("granting {role} to the connecting user (GRANT {role} TO <login role> as its admin)"))?;
     }
     let outbox = format!(
         "BEGIN; SELECT pg_advisory_xact_lock(hashtext('foundry_outbox_{schema}')); \

@@ -57,6 +57,16 @@ pub fn descriptors(dir: &Path) -> PathBuf {
     descriptor
 }
 
+/// Runs `exe --migrate-only` on `url`; asserts it succeeded.
+pub fn migrate_only(exe: &str, url: &str) {
+    let out = Command::new(exe)
+        .env("DATABASE_URL", url)
+        .arg("--migrate-only")
+        .output()
+        .unwrap();
+    assert_ran(&out);
+}
+
 /// Asserts a command exited 0, showing its standard error if not.
 pub fn assert_ran(out: &std::process::Output) {
     assert!(
