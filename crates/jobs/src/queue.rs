@@ -618,8 +618,10 @@ impl Queue {
         // together, instead of a transaction per job.
         let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
         let completer = tokio::spawn(self.clone().complete_batches(done_rx, held.clone()));
+        // The queue's numbers are read beside the loop: counting a big
+        // backlog takes a while, and no claim waits for it.
+        let stats = tokio::spawn(self.clone().record_stats_every(STATS_EVERY));
         tokio::pin!(stop);
-        let mut measured: Option<std::time::Instant> = None;
         let mut maintained: Option<std::time::Instant> = None;
         // Claim when at least this many workers are free: a busy queue
         // claims in batches, not a job at a time as each one ends.
@@ -637,15 +639,6 @@ impl Queue {
                 tokio::select! {
                     () = &mut stop => break,
                     () = freed => {}
-                }
-            }
-            if measured.is_none_or(|t| t.elapsed() >= STATS_EVERY) {
-                measured = Some(std::time::Instant::now());
-                match crate::admin::stats(&self.inner.db, &*self.inner.clock).await {
-                    Ok(stats) => record_stats(schema, &stats),
-                    Err(e) => {
-                        tracing::warn!(error = %e, schema, "jobs: reading the queue's numbers failed")
-                    }
                 }
             }
             // Housekeeping at most every poll interval, not before each
@@ -690,6 +683,7 @@ impl Queue {
                 () = foundry_platform::db::notified_or(listener.as_mut(), cfg.poll) => {}
             }
         }
+        stats.abort();
         // Stop: no more claims; let running jobs finish for the grace
         // period, write what finished, then release what is left.
         let _ = tokio::time::timeout(cfg.shutdown_grace, async {
@@ -712,6 +706,21 @@ impl Queue {
             Ok(n) if n > 0 => tracing::info!(jobs = n, schema, "jobs: released on stop"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, schema, "jobs: release on stop failed"),
+        }
+    }
+
+    /// Records the queue's numbers ([`record_stats`]) every `every`, until
+    /// aborted.
+    async fn record_stats_every(self, every: Duration) {
+        let schema = self.inner.db.schema();
+        loop {
+            match crate::admin::stats(&self.inner.db, &*self.inner.clock).await {
+                Ok(stats) => record_stats(schema, &stats),
+                Err(e) => {
+                    tracing::warn!(error = %e, schema, "jobs: reading the queue's numbers failed")
+                }
+            }
+            tokio::time::sleep(every).await;
         }
     }
 
