@@ -206,7 +206,10 @@ impl std::fmt::Debug for Queue {
 /// next organization's oldest available job (one probe, whatever its
 /// backlog), first after the cursor, then (`wrapped`) from the start up to
 /// it. `picked` reads each organization's share from that job on (a row
-/// comparison on the index, so it starts where the probe stopped).
+/// comparison on the index, so it starts where the probe stopped), passing
+/// over a job whose concurrency key runs its limit or is being claimed by
+/// another worker at this moment (an advisory lock per key, held to
+/// commit); [`TRIM`] then sees to jobs of one key claimed together.
 const CLAIM: &str = "\
 WITH RECURSIVE walk(org_id, run_at, id, wrapped, k) AS ( \
   (SELECT * FROM ( \
@@ -236,8 +239,15 @@ shares AS ( \
     max(k) OVER () = k AS last FROM o), \
 picked AS ( \
   SELECT j.id FROM shares s CROSS JOIN LATERAL ( \
-    SELECT id FROM jobs \
+    SELECT id FROM jobs a \
     WHERE state = 'available' AND org_id = s.org_id AND (run_at, id) >= (s.run_at, s.id) \
+      AND (a.concurrency_key IS NULL OR ( \
+        pg_try_advisory_xact_lock(hashtextextended( \
+          'foundry_jobs_key_{schema}_' || a.org_id::text || '_' || a.concurrency_key, 0)) \
+        AND (SELECT count(*) FROM jobs r \
+             WHERE r.lease_until IS NOT NULL AND r.state = 'running' \
+               AND r.org_id = a.org_id AND r.concurrency_key = a.concurrency_key) \
+            < a.concurrency_limit)) \
     ORDER BY run_at, id \
     LIMIT CASE WHEN $7 THEN s.per ELSE GREATEST(0, LEAST(s.per, $3 - ( \
       SELECT count(*) FROM jobs r \
@@ -248,7 +258,24 @@ UPDATE jobs SET state = 'running', attempt = jobs.attempt + 1, lease = jobs.leas
   lease_until = $4, attempted_at = $5, worker = $6 \
 FROM picked WHERE jobs.id = picked.id \
 RETURNING jobs.id, jobs.org_id, jobs.kind, jobs.args, jobs.attempt, jobs.max_attempts, jobs.lease, \
-  (SELECT org_id FROM shares WHERE last) AS last_org";
+  jobs.concurrency_key, (SELECT org_id FROM shares WHERE last) AS last_org";
+
+/// After a claim that took jobs with concurrency keys (`$1`), in its
+/// transaction: puts back, unstarted, those over their key's limit. Its
+/// snapshot is taken after the claim's key locks were granted, so it sees
+/// every other worker's claim of those keys (each held the lock until it
+/// committed); the claim's own count did not see its fellow jobs.
+const TRIM: &str = "\
+WITH mine AS ( \
+  SELECT j.id, j.concurrency_limit AS lim, \
+    row_number() OVER (PARTITION BY j.org_id, j.concurrency_key ORDER BY j.run_at, j.id) AS nth, \
+    (SELECT count(*) FROM jobs r \
+     WHERE r.lease_until IS NOT NULL AND r.state = 'running' AND r.org_id = j.org_id \
+       AND r.concurrency_key = j.concurrency_key AND r.id <> ALL($1)) AS others \
+  FROM jobs j WHERE j.id = ANY($1)) \
+UPDATE jobs SET state = 'available', attempt = jobs.attempt - 1, lease_until = NULL, worker = NULL \
+FROM mine WHERE jobs.id = mine.id AND mine.others + mine.nth > mine.lim \
+RETURNING jobs.id";
 
 fn claimed(row: &sqlx::postgres::PgRow) -> Result<Claimed, sqlx::Error> {
     use sqlx::Row;
@@ -394,15 +421,30 @@ impl Queue {
             .bind(cfg.max_running_per_org.is_none())
             .fetch_all(&mut *tx)
             .await?;
-        tx.commit().await?;
         let mut out = Vec::with_capacity(rows.len());
+        let mut keyed = Vec::new();
         for row in &rows {
             use sqlx::Row;
             if let Some(last) = row.try_get::<Option<Uuid>, _>("last_org")? {
                 *self.inner.cursor.lock().unwrap_or_else(|e| e.into_inner()) = last;
             }
-            out.push(claimed(row)?);
+            let job = claimed(row)?;
+            if row
+                .try_get::<Option<String>, _>("concurrency_key")?
+                .is_some()
+            {
+                keyed.push(job.id);
+            }
+            out.push(job);
         }
+        if !keyed.is_empty() {
+            let back: Vec<Uuid> = sqlx::query_scalar(TRIM)
+                .bind(&keyed)
+                .fetch_all(&mut *tx)
+                .await?;
+            out.retain(|c| !back.contains(&c.id));
+        }
+        tx.commit().await?;
         out.sort_by_key(|c| c.id);
         Ok(out)
     }

@@ -417,6 +417,12 @@ CREATE INDEX IF NOT EXISTS jobs_lease_until ON jobs (lease_until) WHERE lease_un
 -- walks the primary key, ids being minted in time order.)
 DROP INDEX IF EXISTS jobs_finished;
 CREATE INDEX IF NOT EXISTS jobs_operations ON jobs (org_id, id) WHERE operation;
+-- A concurrency key: at most concurrency_limit jobs of the organization with
+-- that key run at once (both set, or neither); running ones counted here.
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS concurrency_key text;
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS concurrency_limit integer;
+CREATE INDEX IF NOT EXISTS jobs_leased_key ON jobs (org_id, concurrency_key)
+    WHERE lease_until IS NOT NULL AND concurrency_key IS NOT NULL;
 ALTER TABLE jobs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE jobs FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS producer ON jobs;
