@@ -657,7 +657,10 @@ impl Queue {
         let mut running: JoinSet<()> = JoinSet::new();
         let held: Arc<Mutex<HashMap<Uuid, Claimed>>> = Arc::default();
         // Completions go out in batches: one statement for what finished
-        // together, instead of a transaction per job.
+        // together, instead of a transaction per job. A job's worker is
+        // free once its ending is written (the permit travels with it), so
+        // claims never run ahead of the completer: a lagging completer
+        // would let leases run out on jobs that are done.
         let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
         let completer = tokio::spawn(self.clone().complete_batches(done_rx, held.clone()));
         // The queue's numbers are read beside the loop: counting a big
@@ -671,12 +674,9 @@ impl Queue {
         loop {
             while running.try_join_next().is_some() {}
             if permits.available_permits() < low_water {
+                let want = u32::try_from(low_water).unwrap_or(u32::MAX);
                 let freed = async {
-                    while permits.available_permits() < low_water {
-                        if running.join_next().await.is_none() {
-                            std::future::pending::<()>().await;
-                        }
-                    }
+                    let _ = permits.acquire_many(want).await;
                 };
                 tokio::select! {
                     () = &mut stop => break,
@@ -699,7 +699,9 @@ impl Queue {
                     vec![]
                 }
             };
-            let full = claimed.len() >= free && free > 0;
+            // Go again while claims find jobs: a claim short of `free` may
+            // only mean that some organizations had less than their share.
+            let more = !claimed.is_empty();
             for job in claimed {
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     break;
@@ -709,15 +711,12 @@ impl Queue {
                     .insert(job.id, job.clone());
                 let (queue, done_tx) = (self.clone(), done_tx.clone());
                 running.spawn(async move {
-                    let how = queue.attempt(&job).await;
-                    drop(permit);
-                    if let Some(how) = how {
-                        let _ = done_tx.send((job, how));
+                    if let Some(how) = queue.attempt(&job).await {
+                        let _ = done_tx.send((job, how, permit));
                     }
                 });
             }
-            if full {
-                // More may be waiting: go again once workers are free.
+            if more {
                 continue;
             }
             tokio::select! {
@@ -767,20 +766,29 @@ impl Queue {
     }
 
     /// Writes attempts' endings as they come: completions together (up to
-    /// a batch at a time), the rest one by one; each job leaves `held` once
-    /// written. Returns when every sender is gone and all is written.
+    /// a batch at a time), the rest one by one; each job leaves `held`, and
+    /// its permit is given back, once written. Returns when every sender is
+    /// gone and all is written.
     async fn complete_batches(
         self,
-        mut done: tokio::sync::mpsc::UnboundedReceiver<(Claimed, Finish)>,
+        mut done: tokio::sync::mpsc::UnboundedReceiver<(
+            Claimed,
+            Finish,
+            tokio::sync::OwnedSemaphorePermit,
+        )>,
         held: Arc<Mutex<HashMap<Uuid, Claimed>>>,
     ) {
         let batch = self.inner.cfg.batch.max(1);
         let mut buf = Vec::with_capacity(batch);
         while done.recv_many(&mut buf, batch).await > 0 {
             let mut completed = Vec::new();
-            for (job, how) in buf.drain(..) {
+            let mut permits = Vec::new();
+            for (job, how, permit) in buf.drain(..) {
                 match how {
-                    Finish::Completed(result) => completed.push((job, result)),
+                    Finish::Completed(result) => {
+                        completed.push((job, result));
+                        permits.push(permit);
+                    }
                     other => {
                         if let Err(e) = self.finish(&job, other).await {
                             tracing::warn!(error = %e, job = %job.id, "jobs: finishing failed");
@@ -798,6 +806,7 @@ impl Queue {
             for (job, _) in &completed {
                 held.remove(&job.id);
             }
+            drop(permits);
         }
     }
 
