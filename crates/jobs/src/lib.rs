@@ -16,6 +16,8 @@
 //!   equal share from each, and an organization already running its limit
 //!   ([`QueueConfig::max_running_per_org`]) is passed over; one tenant's
 //!   backlog of 100,000 jobs does not delay another's 100.
+//! - **Concurrency keys** ([`NewJob::concurrency`]): at most N jobs of an
+//!   organization with a key run at once, across every worker.
 //! - **Retries** with exponential backoff and jitter up to the job's
 //!   `max_attempts`, then the dead letter state, where a job can be read,
 //!   retried or discarded ([`admin`]). Pending jobs are cancelled at once,
@@ -95,6 +97,9 @@ pub struct NewJob {
     /// Served to its organization as a long-running operation
     /// ([`operations`]).
     pub operation: bool,
+    /// A concurrency key and its limit: at most that many jobs of the
+    /// organization with the key run at once, across every worker.
+    pub concurrency: Option<(String, i32)>,
 }
 
 impl NewJob {
@@ -112,6 +117,7 @@ impl NewJob {
             unique_key: None,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             operation: false,
+            concurrency: None,
         }
     }
 
@@ -133,6 +139,16 @@ impl NewJob {
     #[must_use]
     pub fn unique(mut self, key: impl Into<String>) -> NewJob {
         self.unique_key = Some(key.into());
+        self
+    }
+
+    /// At most `limit` (at least 1) jobs of its organization with `key` run
+    /// at once, across every worker of the queue; the others wait, and
+    /// jobs behind them in the queue go first. Keys are the organization's
+    /// own: another's jobs with the same key do not count.
+    #[must_use]
+    pub fn concurrency(mut self, key: impl Into<String>, limit: i32) -> NewJob {
+        self.concurrency = Some((key.into(), limit.max(1)));
         self
     }
 
@@ -177,7 +193,7 @@ pub async fn enqueue_many(
     let mut ids = Vec::with_capacity(n);
     let (mut orgs, mut kinds, mut args) = (vec![], vec![], vec![]);
     let (mut states, mut run_ats, mut attempts, mut keys) = (vec![], vec![], vec![], vec![]);
-    let mut operations = vec![];
+    let (mut operations, mut ckeys, mut climits) = (vec![], vec![], vec![]);
     for j in &jobs {
         ids.push(Uuid::now_v7());
         orgs.push(j.org_id);
@@ -193,14 +209,19 @@ pub async fn enqueue_many(
         attempts.push(j.max_attempts.max(1));
         keys.push(j.unique_key.clone());
         operations.push(j.operation);
+        ckeys.push(j.concurrency.as_ref().map(|(k, _)| k.clone()));
+        climits.push(j.concurrency.as_ref().map(|(_, n)| *n));
     }
     let inserted: Vec<Uuid> = sqlx::query_scalar(
         "INSERT INTO jobs (id, org_id, kind, args, state, run_at, max_attempts, unique_key, \
-                           operation, created_at) \
-         SELECT id, org_id, kind, args, state, run_at, max_attempts, unique_key, operation, $9 \
+                           operation, created_at, concurrency_key, concurrency_limit) \
+         SELECT id, org_id, kind, args, state, run_at, max_attempts, unique_key, operation, $9, \
+                concurrency_key, concurrency_limit \
          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[], \
-                     $6::timestamptz[], $7::int4[], $8::text[], $10::bool[]) \
-              AS t(id, org_id, kind, args, state, run_at, max_attempts, unique_key, operation) \
+                     $6::timestamptz[], $7::int4[], $8::text[], $10::bool[], $11::text[], \
+                     $12::int4[]) \
+              AS t(id, org_id, kind, args, state, run_at, max_attempts, unique_key, operation, \
+                   concurrency_key, concurrency_limit) \
          ON CONFLICT (org_id, kind, unique_key) WHERE unique_key IS NOT NULL \
              AND state IN ('available', 'scheduled', 'retryable', 'running') DO NOTHING \
          RETURNING id",
@@ -215,6 +236,8 @@ pub async fn enqueue_many(
     .bind(&keys)
     .bind(now)
     .bind(&operations)
+    .bind(&ckeys)
+    .bind(&climits)
     .fetch_all(&mut **tx)
     .await?;
     let mut out = Vec::with_capacity(n);

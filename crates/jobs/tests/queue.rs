@@ -661,3 +661,64 @@ async fn the_worker_runs_what_is_enqueued_and_a_stop_releases_what_it_could_not_
         [("available".to_string(), 1), ("completed".to_string(), 21)]
     );
 }
+
+#[tokio::test]
+async fn jobs_sharing_a_concurrency_key_run_at_most_its_limit_at_once() {
+    let e = env().await;
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let keyed = |org, key: &str, limit| noop(org).concurrency(key, limit);
+    // Five jobs of one key (limit 2) ahead of two without a key and two of
+    // another key (limit 1); another organization's key of the same name is
+    // its own.
+    let mut jobs: Vec<NewJob> = (0..5).map(|_| keyed(a, "sync", 2)).collect();
+    jobs.extend([noop(a), noop(a), keyed(a, "mail", 1), keyed(a, "mail", 1)]);
+    let ids: Vec<Uuid> = e.enqueue_for(a, jobs).await.iter().map(|j| j.id).collect();
+    let other = e.enqueue_for(b, vec![keyed(b, "sync", 1)]).await[0].id;
+
+    let (w1, w2) = (
+        e.queue(QueueConfig::default()),
+        e.queue(QueueConfig::default()),
+    );
+    // One claim meets all five of the key: two start, and the jobs behind
+    // them are not held up.
+    let first = w1.claim(50).await.expect("claim");
+    let mut got: Vec<Uuid> = first.iter().map(|c| c.id).collect();
+    got.sort();
+    let mut want = vec![ids[0], ids[1], ids[5], ids[6], ids[7], other];
+    want.sort();
+    assert_eq!(
+        got, want,
+        "two of sync, both without a key, one of mail, b's"
+    );
+    for id in &ids[2..5] {
+        let job = e.job(*id).await;
+        assert_eq!(
+            (job.state.as_str(), job.attempt),
+            ("available", 0),
+            "put back unstarted"
+        );
+    }
+    // Another worker finds every key at its limit.
+    assert!(w2.claim(50).await.expect("claim").is_empty());
+
+    // One of sync ends: one more of it starts, and no more.
+    let done = first.iter().find(|c| c.id == ids[0]).expect("sync job");
+    w1.finish(done, Finish::Completed(None))
+        .await
+        .expect("finish");
+    let next = w2.claim(50).await.expect("claim");
+    assert_eq!(
+        next.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![ids[2]],
+        "the oldest waiting one"
+    );
+    assert!(w1.claim(50).await.expect("claim").is_empty());
+
+    // A failed attempt frees its place too (the retry waits its backoff).
+    let mail = first.iter().find(|c| c.id == ids[7]).expect("mail job");
+    w1.finish(mail, Finish::Failed(JobError::Retry("later".into())))
+        .await
+        .expect("finish");
+    let next = w1.claim(50).await.expect("claim");
+    assert_eq!(next.iter().map(|c| c.id).collect::<Vec<_>>(), vec![ids[8]]);
+}

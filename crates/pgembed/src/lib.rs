@@ -455,11 +455,20 @@ fn server_settings(opts: &PgOptions, port: u16) -> Vec<String> {
             .map(str::to_owned),
         );
     }
+    // Settings for a diagnosis, e.g. `FOUNDRY_PG_SETTINGS=shared_preload_libraries=pg_stat_statements`
+    // to see which statements a benchmark's cluster spends its time on.
+    if let Ok(extra) = std::env::var(EXTRA_SETTINGS) {
+        settings.extend(extra.split_whitespace().map(str::to_owned));
+    }
     settings
         .into_iter()
         .flat_map(|s| ["-c".to_owned(), s])
         .collect()
 }
+
+/// Environment variable of extra server settings (`name=value`, separated by
+/// white space) for every cluster started; for diagnosis, not for tests.
+pub const EXTRA_SETTINGS: &str = "FOUNDRY_PG_SETTINGS";
 
 fn init_cluster(
     bin_dir: &Path,

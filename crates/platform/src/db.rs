@@ -451,14 +451,27 @@ CREATE UNIQUE INDEX IF NOT EXISTS jobs_unique_key ON jobs (org_id, kind, unique_
 CREATE INDEX IF NOT EXISTS jobs_available ON jobs (org_id, run_at, id) WHERE state = 'available';
 -- Jobs whose time has not come (run-at jobs, retries in backoff).
 CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs (run_at) WHERE state IN ('scheduled', 'retryable');
--- Running jobs: per-organization counts, and lease expiry.
+-- Running jobs (they alone hold a lease: lease_until is set by a claim and
+-- cleared by every ending): per-organization counts, and lease expiry.
+-- Keyed on lease_until, not on state = 'running', so that no index but the
+-- primary key serves a statement that finishes jobs by id: with statistics
+-- taken when no job ran (a queue's usual state), the planner took such an
+-- index for one row and joined every running job against the batch.
 DROP INDEX IF EXISTS jobs_running;
-CREATE INDEX IF NOT EXISTS jobs_running_org ON jobs (org_id) WHERE state = 'running';
-CREATE INDEX IF NOT EXISTS jobs_leases ON jobs (lease_until) WHERE state = 'running';
+DROP INDEX IF EXISTS jobs_running_org;
+DROP INDEX IF EXISTS jobs_leases;
+CREATE INDEX IF NOT EXISTS jobs_leased_org ON jobs (org_id) WHERE lease_until IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_lease_until ON jobs (lease_until) WHERE lease_until IS NOT NULL;
 -- (No index on finished_at: every completion would pay for it; the sweep
 -- walks the primary key, ids being minted in time order.)
 DROP INDEX IF EXISTS jobs_finished;
 CREATE INDEX IF NOT EXISTS jobs_operations ON jobs (org_id, id) WHERE operation;
+-- A concurrency key: at most concurrency_limit jobs of the organization with
+-- that key run at once (both set, or neither); running ones counted here.
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS concurrency_key text;
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS concurrency_limit integer;
+CREATE INDEX IF NOT EXISTS jobs_leased_key ON jobs (org_id, concurrency_key)
+    WHERE lease_until IS NOT NULL AND concurrency_key IS NOT NULL;
 ALTER TABLE jobs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE jobs FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS producer ON jobs;
