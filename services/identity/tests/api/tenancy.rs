@@ -213,3 +213,36 @@ async fn row_level_security_hides_other_tenants_from_an_unfiltered_query() {
         .expect("update");
     assert_eq!(r.rows_affected(), 0);
 }
+
+/// A transaction acting for a user alone (listing their organizations)
+/// writes no membership: not its user's into another organization (as
+/// owner), nor a higher role on one it has.
+#[tokio::test]
+async fn a_user_scoped_transaction_cannot_make_its_user_a_member_or_owner_anywhere() {
+    let app = TestApp::start().await;
+    let db = Db::connect(&app.database_url, "identity", 2)
+        .await
+        .expect("db");
+    let viewer = app.new_member(&app.bob, R::Viewer).await;
+
+    let mut tx = db.user(app.alice.user_id).await.expect("tx");
+    let joined = sqlx::query(
+        "INSERT INTO memberships (org_id, id, user_id, role) VALUES ($1, $2, $3, 'owner')",
+    )
+    .bind(app.bob.org_id)
+    .bind(uuid::Uuid::now_v7())
+    .bind(app.alice.user_id)
+    .execute(&mut *tx)
+    .await;
+    let e = joined.expect_err("alice joined bob's organization as owner");
+    assert!(e.to_string().contains("row-level security"), "{e}");
+    drop(tx);
+
+    let mut tx = db.user(viewer.user_id).await.expect("tx");
+    let promoted = sqlx::query("UPDATE memberships SET role = 'owner' WHERE user_id = $1")
+        .bind(viewer.user_id)
+        .execute(&mut *tx)
+        .await;
+    let e = promoted.expect_err("a viewer made itself owner");
+    assert!(e.to_string().contains("row-level security"), "{e}");
+}
