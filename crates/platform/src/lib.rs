@@ -10,6 +10,7 @@ pub mod page;
 pub mod rpc;
 pub mod server;
 pub mod telemetry;
+pub mod throttle;
 pub mod trace;
 pub mod validate;
 

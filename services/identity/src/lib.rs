@@ -44,7 +44,13 @@ pub struct State {
     pub pages: PageTokens,
     /// Trusted external OIDC issuers.
     pub oidc: oidc::Oidc,
+    /// Refused exchanges of a real credential: one security event per
+    /// credential per [`REFUSAL_WINDOW`], with the count held back.
+    pub refusals: foundry_platform::throttle::Throttle,
 }
+
+/// How often a refused credential's exchange is recorded, at most.
+pub const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
 
 /// The running service.
 #[derive(Clone, Debug)]
@@ -90,6 +96,7 @@ impl Identity {
                 keys,
                 pages,
                 oidc: oidc::Oidc::new(oidc),
+                refusals: foundry_platform::throttle::Throttle::new(REFUSAL_WINDOW, 100_000),
             }),
         })
     }

@@ -47,7 +47,20 @@ impl Auth {
     /// Records a security event on its own (the call it belongs to fails,
     /// so there is no transaction to join). A failure to record is logged;
     /// the refusal stands either way.
-    async fn security_event(&self, event: EventBuilder) {
+    /// Records `event`, the refused exchange of credential `credential`:
+    /// once per credential per [`crate::REFUSAL_WINDOW`] (the next one
+    /// says how many were held back, `suppressed`), so presenting a dead
+    /// credential in a loop cannot flood the log.
+    async fn security_event(&self, credential: Uuid, event: EventBuilder) {
+        let Some(held) = self.0.refusals.admit(credential) else {
+            tracing::debug!(%credential, "refused exchange not recorded: one was recorded within the window");
+            return;
+        };
+        let event = if held > 0 {
+            event.set("suppressed", held)
+        } else {
+            event
+        };
         let result = async {
             let mut tx = self.0.db.system().await?;
             event.record(&mut tx).await?;
@@ -227,7 +240,7 @@ impl Auth {
                     let event = refusal(actor, who, what, session.id, "not_a_member")
                         .org(foundry_outbox::PLATFORM_ORG)
                         .set("org_id", org);
-                    self.security_event(event).await;
+                    self.security_event(session.id, event).await;
                 }
                 Err(e)
             }
@@ -275,7 +288,7 @@ impl Auth {
             )
             .org(key.org_id)
             .project(key.fields.project_id);
-            self.security_event(event).await;
+            self.security_event(key.id.uuid(), event).await;
             return Err(invalid_credential());
         }
         if org.is_some_and(|o| o != key.org_id) {
@@ -381,7 +394,7 @@ impl AuthService for Auth {
                     );
                     let event = refusal(&actor, who, what, sa.id.uuid(), "disabled")
                         .org(foundry_outbox::PLATFORM_ORG);
-                    self.security_event(event).await;
+                    self.security_event(sa.id.uuid(), event).await;
                     return Err(invalid_credential().into());
                 }
                 (Grant::service(&sa), None)

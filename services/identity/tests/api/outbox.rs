@@ -343,37 +343,66 @@ fn actions(rows: &[Value]) -> Vec<&str> {
     rows.iter().map(|e| e["action"].as_str().unwrap()).collect()
 }
 
+/// An API key of alice's organization, made and revoked.
+async fn revoked_api_key(app: &TestApp) -> pb::ApiKey {
+    let made = pb::CreateApiKeyRequest {
+        api_key: Some(pb::ApiKey {
+            kind: pb::ApiKeyKind::ApiKey as i32,
+            display_name: "revoked".into(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    let key = app
+        .api_keys()
+        .create_api_key(authed(&app.alice.token, made))
+        .await
+        .unwrap()
+        .into_inner();
+    let revoke = pb::RevokeApiKeyRequest {
+        id: key.id.clone(),
+        etag: String::new(),
+    };
+    app.api_keys()
+        .revoke_api_key(authed(&app.alice.token, revoke))
+        .await
+        .unwrap();
+    key
+}
+
+/// A revoked key presented in a loop writes one security event per
+/// credential per window, not one per attempt: the log cannot be flooded
+/// with a real but dead credential.
+#[tokio::test]
+async fn refused_exchanges_of_one_credential_write_a_bounded_number_of_events() {
+    use pb::exchange_token_request::Grant;
+    let app = TestApp::start().await;
+    let key = revoked_api_key(&app).await;
+    for _ in 0..25 {
+        let refused = app
+            .auth()
+            .exchange_token(pb::ExchangeTokenRequest {
+                grant: Some(Grant::ApiKey(key.secret.clone())),
+                org_id: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    }
+    let refusals = outbox_rows(&app)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "identity.api_key.exchange_refused")
+        .count();
+    assert_eq!(refusals, 1, "25 refused exchanges of one key");
+}
+
 #[tokio::test]
 async fn credential_lifecycle_and_refused_exchanges_are_recorded() {
     use pb::exchange_token_request::Grant;
     let app = TestApp::start().await;
     let baseline = outbox_rows(&app).await.len();
-    let key = app
-        .api_keys()
-        .create_api_key(authed(
-            &app.alice.token,
-            pb::CreateApiKeyRequest {
-                api_key: Some(pb::ApiKey {
-                    kind: pb::ApiKeyKind::ApiKey as i32,
-                    display_name: "ci".into(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    app.api_keys()
-        .revoke_api_key(authed(
-            &app.alice.token,
-            pb::RevokeApiKeyRequest {
-                id: key.id.clone(),
-                etag: String::new(),
-            },
-        ))
-        .await
-        .unwrap();
+    let key = revoked_api_key(&app).await;
     let r = app
         .auth()
         .exchange_token(pb::ExchangeTokenRequest {
