@@ -120,6 +120,40 @@ pub struct Suite {
 /// services (`operations/{service}/{id}`).
 pub const OPERATIONS_SERVICE: &str = "google.longrunning.Operations";
 
+/// Serves one service as its own binary does, until the process is
+/// signalled to stop: its gRPC services (what `add` registers, named
+/// `names` on health) and its own long-running operations
+/// (`operations/{service}/{id}`, from `db`'s job queue) behind the tenancy
+/// layer, with `background`'s tasks (relays, job workers) stopped first.
+pub async fn serve_service(
+    (service, db): (&'static str, Db),
+    names: &[&str],
+    add: impl FnOnce(&mut tonic::service::RoutesBuilder),
+    (listener, tenancy): (TcpListener, Arc<Tenancy>),
+    background: Background,
+) -> anyhow::Result<()> {
+    let operations = foundry_jobs::operations::Operations::new().serve(
+        service,
+        db,
+        foundry_platform::clock::system(),
+    );
+    let names: Vec<&str> = names.iter().copied().chain([OPERATIONS_SERVICE]).collect();
+    background
+        .serve(foundry_platform::server::shutdown_signal(), |stop| {
+            foundry_tenancy::server::serve_services(
+                listener,
+                |routes| {
+                    add(routes);
+                    routes.add_service(operations.into_server());
+                },
+                &names,
+                tenancy,
+                stop,
+            )
+        })
+        .await
+}
+
 /// Applies every service's migrations.
 pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
     db::migrate(

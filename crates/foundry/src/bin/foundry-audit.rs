@@ -68,30 +68,14 @@ async fn main() -> anyhow::Result<()> {
     foundry::jobs::ServiceJobs::audit(&audit, &foundry_platform::clock::system(), Some(every))
         .start(&mut background)
         .await?;
-    let operations = foundry_jobs::operations::Operations::new().serve(
-        "audit",
-        audit.db().clone(),
-        foundry_platform::clock::system(),
-    );
-    let names: Vec<&str> = foundry_audit::SERVICE_NAMES
-        .iter()
-        .copied()
-        .chain([foundry::OPERATIONS_SERVICE])
-        .collect();
-    background
-        .serve(foundry_platform::server::shutdown_signal(), |stop| {
-            foundry_tenancy::server::serve_services(
-                listener,
-                |routes| {
-                    audit.add_routes(routes);
-                    routes.add_service(operations.into_server());
-                },
-                &names,
-                tenancy,
-                stop,
-            )
-        })
-        .await?;
+    foundry::serve_service(
+        ("audit", audit.db().clone()),
+        foundry_audit::SERVICE_NAMES,
+        |routes| audit.add_routes(routes),
+        (listener, tenancy),
+        background,
+    )
+    .await?;
     tracing::info!("foundry-audit stopped");
     Ok(())
 }

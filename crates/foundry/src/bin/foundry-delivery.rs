@@ -80,30 +80,14 @@ async fn main() -> anyhow::Result<()> {
     } else {
         tracing::warn!("FOUNDRY_AUDIT_ENDPOINT unset: audit events stay in the outbox");
     }
-    let operations = foundry_jobs::operations::Operations::new().serve(
-        "delivery",
-        delivery.db().clone(),
-        foundry_platform::clock::system(),
-    );
-    let names: Vec<&str> = foundry_delivery::SERVICE_NAMES
-        .iter()
-        .copied()
-        .chain([foundry::OPERATIONS_SERVICE])
-        .collect();
-    background
-        .serve(foundry_platform::server::shutdown_signal(), |stop| {
-            foundry_tenancy::server::serve_services(
-                listener,
-                |routes| {
-                    delivery.add_routes(routes);
-                    routes.add_service(operations.into_server());
-                },
-                &names,
-                tenancy,
-                stop,
-            )
-        })
-        .await?;
+    foundry::serve_service(
+        ("delivery", delivery.db().clone()),
+        foundry_delivery::SERVICE_NAMES,
+        |routes| delivery.add_routes(routes),
+        (listener, tenancy),
+        background,
+    )
+    .await?;
     tracing::info!("foundry-delivery stopped");
     Ok(())
 }
