@@ -200,35 +200,25 @@ async fn a_viewer_follows_operations_and_only_writers_cancel_them() {
 async fn bad_requests_name_their_fields() {
     let app = TestApp::start().await;
     let (o, _) = org_with_events(&app, 1).await;
+    // Bad sequences, with a bad request id and then a good one: the id is
+    // checked before the verification.
+    let request = |request_id: &str| StartAuditChainVerificationRequest {
+        verification: Some(VerifyAuditChainRequest {
+            start_sequence: -1,
+            end_sequence: -2,
+            checkpoint: None,
+        }),
+        request_id: request_id.into(),
+    };
     let bad_start = app
         .audit()
-        .start_audit_chain_verification(authed(
-            &o.token,
-            StartAuditChainVerificationRequest {
-                verification: Some(VerifyAuditChainRequest {
-                    start_sequence: -1,
-                    end_sequence: -2,
-                    checkpoint: None,
-                }),
-                request_id: "not-a-uuid".into(),
-            },
-        ))
+        .start_audit_chain_verification(authed(&o.token, request("not-a-uuid")))
         .await;
     let s = assert_status(bad_start, Code::InvalidArgument, "INVALID_ARGUMENT");
     assert_eq!(violated_fields(&s), ["request_id"]);
     let bad_start = app
         .audit()
-        .start_audit_chain_verification(authed(
-            &o.token,
-            StartAuditChainVerificationRequest {
-                verification: Some(VerifyAuditChainRequest {
-                    start_sequence: -1,
-                    end_sequence: -2,
-                    checkpoint: None,
-                }),
-                request_id: String::new(),
-            },
-        ))
+        .start_audit_chain_verification(authed(&o.token, request("")))
         .await;
     let s = assert_status(bad_start, Code::InvalidArgument, "INVALID_ARGUMENT");
     assert_eq!(
