@@ -667,7 +667,10 @@ impl Queue {
         // backlog takes a while, and no claim waits for it.
         let stats = tokio::spawn(self.clone().record_stats_every(STATS_EVERY));
         tokio::pin!(stop);
-        let mut maintained: Option<std::time::Instant> = None;
+        // Housekeeping beside the loop, so that no claim waits for it; it
+        // wakes the loop when it made jobs available.
+        let woken = Arc::new(tokio::sync::Notify::new());
+        let housekeeper = tokio::spawn(self.clone().maintain_every(cfg.poll, woken.clone()));
         // Claim when at least this many workers are free: a busy queue
         // claims in batches, not a job at a time as each one ends.
         let low_water = (cfg.concurrency / 2).clamp(1, cfg.batch.max(1));
@@ -681,14 +684,6 @@ impl Queue {
                 tokio::select! {
                     () = &mut stop => break,
                     () = freed => {}
-                }
-            }
-            // Housekeeping at most every poll interval, not before each
-            // claim: a busy queue claims back to back.
-            if maintained.is_none_or(|t| t.elapsed() >= cfg.poll) {
-                maintained = Some(std::time::Instant::now());
-                if let Err(e) = self.maintain().await {
-                    tracing::warn!(error = %e, schema, "jobs: maintenance failed");
                 }
             }
             let free = permits.available_permits().min(cfg.batch);
@@ -722,9 +717,11 @@ impl Queue {
             tokio::select! {
                 () = &mut stop => break,
                 () = foundry_platform::db::notified_or(listener.as_mut(), cfg.poll) => {}
+                () = woken.notified() => {}
             }
         }
         stats.abort();
+        housekeeper.abort();
         // Stop: no more claims; let running jobs finish for the grace
         // period, write what finished, then release what is left.
         let _ = tokio::time::timeout(cfg.shutdown_grace, async {
@@ -810,13 +807,28 @@ impl Queue {
         }
     }
 
-    /// A round's housekeeping: due schedules fire, due jobs become
-    /// available, expired leases are taken back.
-    pub async fn maintain(&self) -> anyhow::Result<()> {
+    /// A round's housekeeping: due schedules fire, expired leases are
+    /// taken back, due jobs (those retries among them) become available.
+    /// Returns how many became available.
+    pub async fn maintain(&self) -> anyhow::Result<u64> {
         crate::schedule::fire_due(&self.inner.db, &*self.inner.clock).await?;
-        self.promote().await?;
         self.rescue().await?;
-        Ok(())
+        self.promote().await
+    }
+
+    /// Runs [`Queue::maintain`] every `every` until aborted, waking the
+    /// claim loop through `woken` when jobs became available (an insert
+    /// notifies by itself; a promotion does not).
+    async fn maintain_every(self, every: Duration, woken: Arc<tokio::sync::Notify>) {
+        let schema = self.inner.db.schema();
+        loop {
+            match self.maintain().await {
+                Ok(0) => {}
+                Ok(_) => woken.notify_one(),
+                Err(e) => tracing::warn!(error = %e, schema, "jobs: maintenance failed"),
+            }
+            tokio::time::sleep(every).await;
+        }
     }
 }
 
