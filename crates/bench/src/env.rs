@@ -59,6 +59,15 @@ impl Env {
             request_id_retention: foundry_platform::idempotency::DEFAULT_RETENTION,
             audit_retention: foundry::RetentionPolicy::default(),
             trusted_proxy_hops: 0,
+            // The bench drives one principal from many callers: the
+            // per-principal and per-organization bounds would refuse
+            // what it came to measure.
+            limits: foundry_platform::load::Limits {
+                concurrent: 4096,
+                per_org: 4096,
+                per_principal: 4096,
+                ..foundry_platform::load::Limits::default()
+            },
         })
         .await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -55,6 +55,8 @@ pub struct SuiteConfig {
     /// Proxies in front of the server that append to `X-Forwarded-For`
     /// (`foundry_tenancy::ClientIp`).
     pub trusted_proxy_hops: u8,
+    /// Deadlines and bounds on calls in flight, per server.
+    pub limits: foundry_platform::load::Limits,
 }
 
 /// The operator's bounds on audit retention: flags of `foundry` and
@@ -223,7 +225,8 @@ impl Suite {
         let tenancy = Arc::new(
             Tenancy::new(verifier)
                 .await?
-                .with_trusted_proxy_hops(cfg.trusted_proxy_hops),
+                .with_trusted_proxy_hops(cfg.trusted_proxy_hops)
+                .with_limits(cfg.limits),
         );
         let audit_db = Db::connect(
             &cfg.database_url,

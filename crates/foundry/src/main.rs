@@ -127,6 +127,7 @@ fn config(cli: &Cli, database_url: String) -> anyhow::Result<SuiteConfig> {
         request_id_retention: args.request_id_retention(),
         audit_retention: cli.retention.policy(),
         trusted_proxy_hops: args.trusted_proxy_hops,
+        limits: args.limits(),
     })
 }
 

@@ -35,6 +35,9 @@ use crate::admin::{self, Cancel, Job};
 /// How long WaitOperation waits at most (and by default).
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
 
+/// How long before the call's deadline a wait answers.
+const WAIT_MARGIN: Duration = Duration::from_millis(200);
+
 /// The progress a job reports ([`crate::JobContext::progress`]): what an
 /// operation's metadata shows.
 pub fn progress(stage: &str, done: i64, total: i64) -> serde_json::Value {
@@ -366,6 +369,12 @@ impl operations_server::Operations for Operations {
             return Err(not_found().into());
         };
         let org = Self::permitted(&req, n.service, "read")?;
+        // Answer (with the operation as it stands) before the call's own
+        // deadline, which a shorter `grpc-timeout` may have set.
+        let wait = match foundry_platform::load::Deadline::remaining(req.extensions()) {
+            Some(left) => wait.min(left.saturating_sub(WAIT_MARGIN)),
+            None => wait,
+        };
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let job = Self::find(n.served, org, n.id).await?;

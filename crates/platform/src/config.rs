@@ -91,9 +91,75 @@ pub struct ServerArgs {
         value_parser = clap::value_parser!(u8).range(0..=16)
     )]
     pub trusted_proxy_hops: u8,
+
+    /// The longest a call may take, in milliseconds; a shorter
+    /// `grpc-timeout` from the caller wins. Past it the call ends with
+    /// `DEADLINE_EXCEEDED` and what it changed is rolled back.
+    #[arg(
+        long,
+        global = true,
+        env = "FOUNDRY_CALL_DEADLINE_MS",
+        default_value_t = 30_000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub call_deadline_ms: u64,
+
+    /// Calls the server runs at once; the next is refused at once with
+    /// `RESOURCE_EXHAUSTED` (`SERVER_BUSY`) and a `RetryInfo`.
+    #[arg(
+        long,
+        global = true,
+        env = "FOUNDRY_MAX_CONCURRENT_CALLS",
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_concurrent_calls: u32,
+
+    /// Calls one organization runs at once on the server
+    /// (`ORGANIZATION_BUSY` past it).
+    #[arg(
+        long,
+        global = true,
+        env = "FOUNDRY_MAX_CONCURRENT_CALLS_PER_ORG",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_concurrent_calls_per_org: u32,
+
+    /// Calls one principal (user, service account, API key) runs at once
+    /// on the server (`PRINCIPAL_BUSY` past it).
+    #[arg(
+        long,
+        global = true,
+        env = "FOUNDRY_MAX_CONCURRENT_CALLS_PER_PRINCIPAL",
+        default_value_t = 32,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_concurrent_calls_per_principal: u32,
+
+    /// The wait a refusal for load asks of the caller (`RetryInfo`), in
+    /// milliseconds.
+    #[arg(
+        long,
+        global = true,
+        env = "FOUNDRY_RETRY_AFTER_MS",
+        default_value_t = 1_000
+    )]
+    pub retry_after_ms: u64,
 }
 
 impl ServerArgs {
+    /// The load limits these flags describe ([`crate::load`]).
+    pub fn limits(&self) -> crate::load::Limits {
+        crate::load::Limits {
+            deadline: std::time::Duration::from_millis(self.call_deadline_ms),
+            concurrent: self.max_concurrent_calls as usize,
+            per_org: self.max_concurrent_calls_per_org as usize,
+            per_principal: self.max_concurrent_calls_per_principal as usize,
+            retry_after: std::time::Duration::from_millis(self.retry_after_ms),
+        }
+    }
+
     /// The request-id retention window.
     pub fn request_id_retention(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.request_id_retention_seconds.max(1))

@@ -28,6 +28,7 @@ struct Inner {
     message: String,
     violations: Vec<FieldViolation>,
     metadata: HashMap<String, String>,
+    retry_after: Option<std::time::Duration>,
     source: Option<anyhow::Error>,
 }
 
@@ -42,6 +43,7 @@ impl Error {
             message: message.into(),
             violations: Vec::new(),
             metadata: HashMap::new(),
+            retry_after: None,
             source: None,
         }))
     }
@@ -119,6 +121,25 @@ impl Error {
     /// `RESOURCE_EXHAUSTED`: quota or rate limit.
     pub fn resource_exhausted(reason: &'static str, message: impl Into<String>) -> Self {
         Self::new(Code::ResourceExhausted, reason, message)
+    }
+
+    /// `DEADLINE_EXCEEDED`: the call ran out of time; what it changed was
+    /// rolled back.
+    pub fn deadline_exceeded(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(Code::DeadlineExceeded, reason, message)
+    }
+
+    /// The same error telling the caller when to try again
+    /// (`google.rpc.RetryInfo`).
+    #[must_use]
+    pub fn with_retry_after(mut self, delay: std::time::Duration) -> Self {
+        self.0.retry_after = Some(delay);
+        self
+    }
+
+    /// When the caller may try again, if the error says.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.0.retry_after
     }
 
     /// `UNAVAILABLE`: a dependency is down; retry later.
@@ -201,6 +222,9 @@ impl From<Error> for Status {
         details.set_error_info(e.reason, ERROR_DOMAIN, e.metadata);
         if !e.violations.is_empty() {
             details.set_bad_request(e.violations);
+        }
+        if let Some(delay) = e.retry_after {
+            details.set_retry_info(Some(delay));
         }
         Status::with_error_details(e.code, e.message, details)
     }

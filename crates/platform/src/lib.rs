@@ -6,6 +6,7 @@ pub mod convert;
 pub mod db;
 pub mod error;
 pub mod idempotency;
+pub mod load;
 pub mod page;
 pub mod rpc;
 pub mod server;

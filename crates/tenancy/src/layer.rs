@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use foundry_platform::Error;
+use foundry_platform::load::{Deadline, Limits, Load};
 use foundry_platform::trace::RequestId;
 use http::{Request, Response};
 use tower::{Layer, Service};
@@ -39,6 +40,8 @@ pub struct Tenancy {
     /// Proxies in front of the server that append to `X-Forwarded-For`
     /// ([`ClientIp`]).
     pub trusted_proxy_hops: u8,
+    /// Deadlines and bounds on calls in flight ([`foundry_platform::load`]).
+    pub load: Load,
 }
 
 /// The caller's address, in request extensions: the connection's peer or,
@@ -77,6 +80,13 @@ impl Tenancy {
         self.trusted_proxy_hops = hops;
         self
     }
+
+    /// Runs calls within `limits` ([`foundry_platform::load`]).
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.load = Load::new(limits);
+        self
+    }
 }
 
 impl Tenancy {
@@ -99,6 +109,7 @@ impl Tenancy {
             verifier: Arc::new(verifier),
             methods,
             trusted_proxy_hops: 0,
+            load: Load::new(Limits::default()),
         })
     }
 }
@@ -199,6 +210,12 @@ where
             if OPEN_PREFIXES.iter().any(|p| path.starts_with(p)) {
                 return inner.call(req).await;
             }
+            // Load first: a refused call costs no token verification.
+            let _server = match tenancy.load.enter() {
+                Ok(p) => p,
+                Err(e) => return Ok(tonic::Status::from(e).into_http()),
+            };
+            let deadline = tenancy.load.deadline(req.headers());
             let request_id = req
                 .extensions()
                 .get::<RequestId>()
@@ -206,20 +223,40 @@ where
                 .unwrap_or_else(Uuid::now_v7);
             let path = path.to_owned();
             let headers = req.headers().clone();
-            match tenancy.admit(&path, &headers, request_id).await {
-                Ok(caller) => {
-                    if let Some(caller) = caller {
-                        req.extensions_mut().insert(caller);
-                    }
-                    // What the method declares, for handlers that decide
-                    // again on the caller's standing as it is now
-                    // (`foundry_outbox::Call::recheck`).
-                    if let Some(access) = tenancy.methods.get(&path) {
-                        req.extensions_mut().insert(access.clone());
-                    }
-                    inner.call(req).await
+            req.extensions_mut()
+                .insert(Deadline(tokio::time::Instant::now() + deadline));
+            let method = path.clone();
+            let call = async move {
+                let caller = match tenancy.admit(&path, &headers, request_id).await {
+                    Ok(caller) => caller,
+                    Err(e) => return Ok(tonic::Status::from(e).into_http()),
+                };
+                let _permit = match &caller {
+                    Some(c) => match tenancy.load.enter_as(c.claims.org_id, c.principal_id()) {
+                        Ok(p) => Some(p),
+                        Err(e) => return Ok(tonic::Status::from(e).into_http()),
+                    },
+                    None => None,
+                };
+                if let Some(caller) = caller {
+                    req.extensions_mut().insert(caller);
                 }
-                Err(e) => Ok(tonic::Status::from(e).into_http()),
+                // What the method declares, for handlers that decide
+                // again on the caller's standing as it is now
+                // (`foundry_outbox::Call::recheck`).
+                if let Some(access) = tenancy.methods.get(&path) {
+                    req.extensions_mut().insert(access.clone());
+                }
+                inner.call(req).await
+            };
+            // Past the deadline the call is dropped where it stands: an
+            // open transaction rolls back, nothing is half written.
+            match tokio::time::timeout(deadline, call).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!(method, ?deadline, "call past its deadline");
+                    Ok(tonic::Status::from(Load::expired(deadline)).into_http())
+                }
             }
         })
     }

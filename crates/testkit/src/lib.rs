@@ -99,6 +99,7 @@ pub fn suite_config(database_url: String) -> SuiteConfig {
         request_id_retention: foundry_platform::idempotency::DEFAULT_RETENTION,
         audit_retention: foundry::RetentionPolicy::default(),
         trusted_proxy_hops: 0,
+        limits: foundry_platform::load::Limits::default(),
     }
 }
 

@@ -75,7 +75,8 @@ async fn main() -> anyhow::Result<()> {
     let tenancy = Arc::new(
         Tenancy::new(verifier)
             .await?
-            .with_trusted_proxy_hops(cli.server.trusted_proxy_hops),
+            .with_trusted_proxy_hops(cli.server.trusted_proxy_hops)
+            .with_limits(cli.server.limits()),
     );
     let listener = tokio::net::TcpListener::bind(cli.server.listen)
         .await

@@ -39,6 +39,16 @@ fn edge(
     v.finish_with(|| Some((a?, b?)))
 }
 
+/// The requirements a plan covers at most (GetProgramPlan reads them in
+/// one transaction and orders them in memory).
+pub const PLAN_LIMIT: i64 = 10_000;
+
+/// The dependencies a plan covers at most.
+pub const PLAN_EDGE_LIMIT: i64 = 50_000;
+
+/// The edges read at most to name a cycle a new edge would close.
+const CYCLE_EDGES_READ: i64 = 50_000;
+
 /// AddRequirementDependency. The program row is locked (`FOR NO KEY
 /// UPDATE`) before the program's edges are read, so two edges added at
 /// once are checked one after the other and cannot close a cycle together;
@@ -62,12 +72,18 @@ pub async fn add(c: In<pb::AddRequirementDependencyRequest>) -> Reply<pb::Requir
     if target.program_id != program_id {
         return Err(other_program("requirement named by depends_on_id"));
     }
-    let edges = store::program_edges(&mut tx, call.org_id, program_id).await?;
     let (a, b) = (requirement_id.uuid(), depends_on_id.uuid());
-    if edges.contains(&(a, b)) {
+    if store::has_dependency(&mut tx, call.org_id, a, b).await? {
         return Err(store::dependency_exists());
     }
-    if let Some(cycle) = graph::cycle_through(&edges, a, b) {
+    // A cycle iff b already depends on a: a walk from b in the database,
+    // not the program's every edge read into memory. Only when it finds
+    // one is the part upstream of b read, to name the cycle.
+    if store::depends_on(&mut tx, call.org_id, b, a).await? {
+        let upstream = store::edges_upstream(&mut tx, call.org_id, b, CYCLE_EDGES_READ).await?;
+        // Cut short (a graph past the read bound): the new edge and its
+        // end, which is still a cycle's start and end.
+        let cycle = graph::cycle_through(&upstream, a, b).unwrap_or_else(|| vec![a, b]);
         return Err(Error::from(graph::cycle_error(&cycle)));
     }
     let dependency = store::insert_dependency(
@@ -161,9 +177,21 @@ pub async fn plan(c: In<pb::GetProgramPlanRequest>) -> Reply<pb::ProgramPlan> {
     let program_id: ProgramId = Violations::require_id_of("program_id", &req.program_id)?;
     let mut tx = state.db.tenant(call.org_id).await?;
     resource::fetch::<Program>(&mut tx, &call, program_id, Lock::None).await?;
-    let requirements = store::plan_requirements(&mut tx, call.org_id, program_id).await?;
-    let edges = store::program_edges(&mut tx, call.org_id, program_id).await?;
+    let requirements =
+        store::plan_requirements(&mut tx, call.org_id, program_id, PLAN_LIMIT + 1).await?;
+    let edges = store::program_edges(&mut tx, call.org_id, program_id, PLAN_EDGE_LIMIT + 1).await?;
     tx.commit().await.map_err(Error::from)?;
+    if requirements.len() as i64 > PLAN_LIMIT || edges.len() as i64 > PLAN_EDGE_LIMIT {
+        return Err(Error::failed_precondition(
+            "PROGRAM_PLAN_TOO_LARGE",
+            format!(
+                "a plan covers at most {PLAN_LIMIT} requirements and {PLAN_EDGE_LIMIT} dependencies; \
+                 read this program's requirements with ListRequirements and their dependencies with ListRequirementDependencies"
+            ),
+        )
+        .with_metadata("max_requirements", PLAN_LIMIT.to_string())
+        .with_metadata("max_dependencies", PLAN_EDGE_LIMIT.to_string()));
+    }
 
     let nodes: Vec<_> = requirements
         .iter()

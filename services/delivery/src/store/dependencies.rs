@@ -17,20 +17,85 @@ fn edge(row: &PgRow) -> Result<Dependency> {
     row::decode(row, "requirement_dependencies")
 }
 
-/// Every edge of a program, `(requirement, depends_on)`, on
-/// `requirement_dependencies_program_idx` (index only).
+/// The edges of a program, `(requirement, depends_on)`, on
+/// `requirement_dependencies_program_idx` (index only), at most `limit`.
 pub async fn program_edges(
     tx: &mut Tx,
     org_id: Uuid,
     program_id: ProgramId,
+    limit: i64,
 ) -> Result<Vec<(Uuid, Uuid)>> {
     Ok(sqlx::query_as(
         "SELECT requirement_id, depends_on_id FROM requirement_dependencies \
-         WHERE org_id = $1 AND program_id = $2",
+         WHERE org_id = $1 AND program_id = $2 LIMIT $3",
     )
     .bind(org_id)
     .bind(program_id.uuid())
+    .bind(limit)
     .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// The requirements `from` depends on, directly or not: a walk on the
+/// primary key, each requirement visited once (`UNION`).
+const WALK_UPSTREAM: &str = "\
+WITH RECURSIVE walk(id) AS ( \
+  SELECT $2::uuid \
+  UNION \
+  SELECT d.depends_on_id FROM requirement_dependencies d JOIN walk w \
+    ON d.org_id = $1 AND d.requirement_id = w.id)";
+
+/// Whether `from` depends on `to`, directly or not: the cycle check of a
+/// new edge `to → from`. It walks only what `from` depends on, in the
+/// database, and stops once it meets `to`; nothing comes back but the
+/// answer.
+pub async fn depends_on(tx: &mut Tx, org_id: Uuid, from: Uuid, to: Uuid) -> Result<bool> {
+    Ok(sqlx::query_scalar(&format!(
+        "{WALK_UPSTREAM} SELECT EXISTS (SELECT 1 FROM walk WHERE id = $3)"
+    ))
+    .bind(org_id)
+    .bind(from)
+    .bind(to)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// The edges out of everything `from` depends on (itself included), at
+/// most `limit`: where a cycle through `from` is named from, once
+/// [`depends_on`] found one.
+pub async fn edges_upstream(
+    tx: &mut Tx,
+    org_id: Uuid,
+    from: Uuid,
+    limit: i64,
+) -> Result<Vec<(Uuid, Uuid)>> {
+    Ok(sqlx::query_as(&format!(
+        "{WALK_UPSTREAM} SELECT d.requirement_id, d.depends_on_id \
+         FROM requirement_dependencies d JOIN walk w \
+           ON d.org_id = $1 AND d.requirement_id = w.id LIMIT $3"
+    ))
+    .bind(org_id)
+    .bind(from)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// Whether the edge `requirement → depends_on` exists.
+pub async fn has_dependency(
+    tx: &mut Tx,
+    org_id: Uuid,
+    requirement: Uuid,
+    depends_on: Uuid,
+) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM requirement_dependencies \
+         WHERE org_id = $1 AND requirement_id = $2 AND depends_on_id = $3)",
+    )
+    .bind(org_id)
+    .bind(requirement)
+    .bind(depends_on)
+    .fetch_one(&mut **tx)
     .await?)
 }
 

@@ -118,13 +118,15 @@ pub async fn plan_requirements(
     tx: &mut Tx,
     org_id: Uuid,
     program_id: ProgramId,
+    limit: i64,
 ) -> Result<Vec<PlanItem>> {
     let rows: Vec<PlanRow> = sqlx::query_as(
         "SELECT id, workstream_id, title, priority, status FROM requirements \
-         WHERE org_id = $1 AND program_id = $2 ORDER BY id",
+         WHERE org_id = $1 AND program_id = $2 ORDER BY id LIMIT $3",
     )
     .bind(org_id)
     .bind(program_id.uuid())
+    .bind(limit)
     .fetch_all(&mut **tx)
     .await?;
     rows.into_iter().map(PlanItem::try_from).collect()

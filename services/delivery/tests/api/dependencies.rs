@@ -442,3 +442,69 @@ async fn the_program_plan_puts_every_requirement_after_what_it_depends_on() {
         .await;
     assert_status(r2, Code::NotFound, "PROGRAM_NOT_FOUND");
 }
+
+/// Issue 15, finding 5: GetProgramPlan orders a program in memory, so it
+/// covers a bounded program and refuses a bigger one with a clear error
+/// instead of reading it all (before: every requirement and edge read,
+/// however many).
+#[tokio::test]
+async fn a_program_past_the_plans_bound_is_refused_with_where_to_read_it_instead() {
+    let app = TestApp::start().await;
+    let t = &app.alice.token;
+    let (program_id, ids) = requirements(&app, "big-plan", 1).await;
+    let plan = |token: &str| {
+        let mut client = app.requirements();
+        let req = authed(
+            token,
+            GetProgramPlanRequest {
+                program_id: program_id.clone(),
+            },
+        );
+        async move { client.get_program_plan(req).await }
+    };
+    assert_eq!(plan(t).await.unwrap().into_inner().requirements.len(), 1);
+    // Copies of the requirement up to one past the bound, written
+    // directly (10,000 creates through the API would take minutes).
+    let mut db = app.admin_db().await;
+    sqlx::query(
+        "INSERT INTO delivery.requirements \
+         SELECT (jsonb_populate_record(r, jsonb_build_object('id', gen_random_uuid()))).* \
+         FROM delivery.requirements r, generate_series(1, $2) WHERE r.id = $1::uuid",
+    )
+    .bind(&ids[0])
+    .bind(10_000_i32)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let status = assert_status(
+        plan(t).await,
+        Code::FailedPrecondition,
+        "PROGRAM_PLAN_TOO_LARGE",
+    );
+    assert!(status.message().contains("ListRequirementDependencies"));
+    assert_eq!(
+        error_metadata(&status)
+            .get("max_requirements")
+            .map(String::as_str),
+        Some("10000")
+    );
+    // Validation and tenancy come first, as for any call.
+    let r = app
+        .requirements()
+        .get_program_plan(authed(
+            t,
+            GetProgramPlanRequest {
+                program_id: "nope".into(),
+            },
+        ))
+        .await;
+    assert_eq!(
+        violated_fields(&assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT")),
+        ["program_id"]
+    );
+    assert_status(
+        plan(&app.bob.token).await,
+        Code::NotFound,
+        "PROGRAM_NOT_FOUND",
+    );
+}

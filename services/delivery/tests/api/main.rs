@@ -10,6 +10,7 @@ mod features;
 mod gates;
 mod goals;
 mod indexes;
+mod load;
 mod outbox;
 mod planner_phases;
 mod programs;
