@@ -91,6 +91,12 @@ pub struct ServerArgs {
         value_parser = clap::value_parser!(u8).range(0..=16)
     )]
     pub trusted_proxy_hops: u8,
+
+    /// Address to serve the Prometheus scrape endpoint (`GET /metrics`)
+    /// on. Unset: none (metrics still go over OTLP when
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set).
+    #[arg(long, global = true, env = "FOUNDRY_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl ServerArgs {
