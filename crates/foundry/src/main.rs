@@ -196,9 +196,12 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     println!(
         "  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{\"id\":\"{org_id}\"}}' {addr} foundry.identity.v1.OrganizationService/GetOrganization\n"
     );
+    let mut metrics = foundry_platform::server::Background::default();
+    foundry_platform::metrics::serve(args.metrics_addr, &mut metrics).await?;
     let result = suite
         .serve(listener, foundry_platform::server::shutdown_signal())
         .await;
+    metrics.stop().await;
     tracing::info!("drained; stopping");
     stop(pg).await;
     result

@@ -9,169 +9,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use foundry_identity::{Identity, TokenConfig};
-use foundry_platform::db::Db;
-use foundry_platform::page::PageTokens;
 use foundry_proto::foundry::audit::v1 as audit;
 use foundry_proto::foundry::identity::v1 as pb;
 use foundry_testkit::authed;
 use tonic::transport::Channel;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
 mod common;
 
 use common::free_port;
-
-/// The key-encryption key this test process's services share, as an
-/// operator would configure it (`FOUNDRY_KEY_ENCRYPTION_KEY`).
-fn kek() -> &'static str {
-    static KEK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    KEK.get_or_init(|| {
-        foundry_keyring::LocalKek::generate()
-            .to_base64()
-            .to_string()
-    })
-}
-
-/// Identity over the split deployment's database, as the tests' seed: it
-/// makes users and mints their tokens with the keys the processes use.
-async fn seed(url: &str) -> Identity {
-    Identity::new(
-        Db::connect(url, foundry_identity::SCHEMA, 2).await.unwrap(),
-        TokenConfig::default(),
-        PageTokens::random(),
-        vec![],
-        foundry_keyring::parse(kek()).unwrap(),
-    )
-    .await
-    .unwrap()
-}
-
-/// Identity serving (without an audit endpoint), and audit starting on
-/// `audit_port`, verifying tokens with identity's keys.
-async fn identity_and_audit(url: &str, audit_port: u16) -> (Proc, Proc) {
-    let mut identity = spawn(
-        env!("CARGO_BIN_EXE_foundry-identity"),
-        "foundry-identity",
-        free_port(),
-        &[("DATABASE_URL", url.to_owned())],
-    );
-    identity.ready("foundry.identity.v1.AuthService").await;
-    let audit = spawn(
-        env!("CARGO_BIN_EXE_foundry-audit"),
-        "foundry-audit",
-        audit_port,
-        &[
-            ("DATABASE_URL", url.to_owned()),
-            ("FOUNDRY_IDENTITY_ENDPOINT", identity.endpoint()),
-        ],
-    );
-    (identity, audit)
-}
-
-/// A five-minute token of `user` as the owner of `org`.
-fn owner_token(seed: &Identity, user: uuid::Uuid, org: uuid::Uuid) -> String {
-    seed.mint_member_token(
-        user,
-        Some(org),
-        Some(foundry_identity::domain::Role::Owner),
-        Duration::from_secs(300),
-    )
-    .unwrap()
-}
-
-/// A service process, killed if the test fails before stopping it.
-struct Proc {
-    child: Child,
-    port: u16,
-    name: &'static str,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
-fn spawn(exe: &str, name: &'static str, port: u16, env: &[(&str, String)]) -> Proc {
-    let mut cmd = Command::new(exe);
-    cmd.env("FOUNDRY_LISTEN", format!("127.0.0.1:{port}"))
-        .env("FOUNDRY_LOG_FORMAT", "json")
-        .env("RUST_LOG", "warn")
-        .env("FOUNDRY_KEY_ENCRYPTION_KEY", kek())
-        .env_remove("FOUNDRY_AUDIT_ENDPOINT")
-        .arg("--migrate")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Proc {
-        child: cmd.spawn().unwrap(),
-        port,
-        name,
-    }
-}
-
-impl Proc {
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Waits until the process serves; returns a channel to it.
-    async fn ready(&mut self, service: &str) -> Channel {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(c) = Channel::from_shared(self.endpoint())
-                .unwrap()
-                .connect()
-                .await
-            {
-                let health = HealthClient::new(c.clone())
-                    .check(HealthCheckRequest {
-                        service: service.into(),
-                    })
-                    .await;
-                if health.is_ok_and(|h| h.into_inner().status == ServingStatus::Serving as i32) {
-                    return c;
-                }
-            }
-            assert!(
-                self.child.try_wait().unwrap().is_none(),
-                "{} exited early",
-                self.name
-            );
-            assert!(Instant::now() < deadline, "{} did not serve", self.name);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// SIGTERM, then the exit status; asserts a clean exit.
-    async fn stop(mut self) {
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "{} ignored SIGTERM", self.name);
-            // An async sleep: our client connections must keep being driven
-            // to see the server's GOAWAY and close, as a real client would.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        assert!(status.success(), "{} exit status {status:?}", self.name);
-    }
-}
+use common::split::{Split, identity_and_audit, owner_token, seed, spawn};
 
 #[test]
 fn service_binaries_refuse_to_start_without_a_database_url() {
@@ -320,46 +169,9 @@ async fn identity_and_audit_as_separate_processes_carry_a_mutation_into_the_log(
 async fn delivery_as_its_own_process_relays_its_events_with_an_exchanged_token() {
     use foundry_proto::foundry::delivery::v1 as delivery;
     let url = foundry_testkit::empty_database().await;
-    let audit_port = free_port();
-    let (identity, mut audit_proc) = identity_and_audit(&url, audit_port).await;
-    let audit_channel = audit_proc.ready("foundry.audit.v1.AuditService").await;
-
-    // An owner, and the relay's service account (its key is what an
-    // operator would put in FOUNDRY_SERVICE_ACCOUNT_KEY).
-    let seed = seed(&url).await;
-    let dev = seed
-        .create_user_with_org("delivery@example.com", "Delivery", "split-delivery")
-        .await
-        .unwrap();
-    // The operator's command for the relay's account, as the README says.
-    let made = std::process::Command::new(env!("CARGO_BIN_EXE_foundry-identity"))
-        .env("DATABASE_URL", &url)
-        .env("FOUNDRY_KEY_ENCRYPTION_KEY", kek())
-        .args(["--create-relay-account", "delivery"])
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{made:?}");
-    let key = String::from_utf8(made.stdout).unwrap().trim().to_owned();
-    assert!(key.starts_with("fnd_svc_"), "{key}");
-    let owner = owner_token(&seed, dev.user_id, dev.org_id);
-
-    let mut delivery_proc = spawn(
-        env!("CARGO_BIN_EXE_foundry-delivery"),
-        "foundry-delivery",
-        free_port(),
-        &[
-            ("DATABASE_URL", url.clone()),
-            ("FOUNDRY_IDENTITY_ENDPOINT", identity.endpoint()),
-            (
-                "FOUNDRY_AUDIT_ENDPOINT",
-                format!("http://127.0.0.1:{audit_port}"),
-            ),
-            ("FOUNDRY_SERVICE_ACCOUNT_KEY", key),
-        ],
-    );
-    let delivery_channel = delivery_proc
-        .ready("foundry.delivery.v1.ProgramService")
-        .await;
+    let mut split = Split::start(&url, &[], &[]).await;
+    let audit_channel = split.audit.ready("foundry.audit.v1.AuditService").await;
+    let (delivery_channel, dev, owner) = split.delivery_owner("split-delivery").await;
     let program = delivery::program_service_client::ProgramServiceClient::new(delivery_channel)
         .create_program(authed(
             &owner,
@@ -403,9 +215,7 @@ async fn delivery_as_its_own_process_relays_its_events_with_an_exchanged_token()
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    delivery_proc.stop().await;
-    audit_proc.stop().await;
-    identity.stop().await;
+    split.stop().await;
 }
 
 /// The split deployment's gateway config (`deploy/compose/envoy.yaml`) with
@@ -445,7 +255,7 @@ async fn the_split_gateway_routes_operations_to_the_service_their_name_carries()
     use foundry_proto::google::longrunning::{self as lro, operations_client::OperationsClient};
 
     let url = foundry_testkit::empty_database().await;
-    let (identity, mut audit_proc) = identity_and_audit(&url, free_port()).await;
+    let (identity, mut audit_proc) = identity_and_audit(&url, free_port(), &[]).await;
     audit_proc.ready("foundry.audit.v1.AuditService").await;
     let seed = seed(&url).await;
     let dev = seed

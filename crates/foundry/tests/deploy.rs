@@ -86,6 +86,7 @@ fn binary_env(binary: &str) -> BTreeSet<&'static str> {
         "FOUNDRY_JWKS_REFRESH_SECONDS",
         "FOUNDRY_TRUSTED_PROXY_HOPS",
         "FOUNDRY_MIGRATE",
+        "FOUNDRY_METRICS_ADDR",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "RUST_LOG",
     ]
@@ -165,6 +166,7 @@ fn kubernetes_manifests() {
             ),
             "{name}: selector does not match its pod labels"
         );
+        let pod_meta = get(dep, &["spec", "template", "metadata"]).unwrap();
         let pod = get(dep, &["spec", "template", "spec"]).unwrap();
         assert_eq!(
             get(pod, &["securityContext", "runAsNonRoot"]).and_then(Value::as_bool),
@@ -287,6 +289,26 @@ fn kubernetes_manifests() {
                 value("OTEL_EXPORTER_OTLP_ENDPOINT").is_some_and(|v| v.contains("otel-collector")),
                 "{name}: OTLP endpoint"
             );
+            // Prometheus finds the metrics port the binary serves.
+            let metrics = value("FOUNDRY_METRICS_ADDR")
+                .and_then(|a| a.rsplit_once(':'))
+                .map(|(_, p)| p)
+                .unwrap_or_else(|| panic!("{name}: FOUNDRY_METRICS_ADDR"));
+            assert!(
+                seq(main, &["ports"])
+                    .iter()
+                    .any(|p| s(p, &["name"]) == Some("metrics")
+                        && p["containerPort"]
+                            .as_u64()
+                            .map(|p| p.to_string())
+                            .as_deref()
+                            == Some(metrics)),
+                "{name}: a container port `metrics` at {metrics}"
+            );
+            let annotation = |key: &str| s(pod_meta, &["annotations", key]);
+            assert_eq!(annotation("prometheus.io/scrape"), Some("true"), "{name}");
+            assert_eq!(annotation("prometheus.io/port"), Some(metrics), "{name}");
+            assert_eq!(annotation("prometheus.io/path"), Some("/metrics"), "{name}");
             for secret_var in [
                 "FOUNDRY_PAGE_TOKEN_KEY",
                 "FOUNDRY_SERVICE_ACCOUNT_KEY",
@@ -523,6 +545,16 @@ fn compose_topology() {
         assert_eq!(
             s(svc, &["environment", "OTEL_EXPORTER_OTLP_ENDPOINT"]),
             Some("http://otel-collector:4317")
+        );
+        let metrics = s(svc, &["environment", "FOUNDRY_METRICS_ADDR"])
+            .and_then(|a| a.rsplit_once(':'))
+            .map(|(_, p)| p)
+            .unwrap_or_else(|| panic!("{name}: FOUNDRY_METRICS_ADDR"));
+        assert!(
+            seq(svc, &["ports"]).iter().any(|p| p
+                .as_str()
+                .is_some_and(|p| p.ends_with(&format!(":{metrics}")))),
+            "{name}: the metrics port {metrics} is published"
         );
         for var in ["FOUNDRY_IDENTITY_ENDPOINT", "FOUNDRY_AUDIT_ENDPOINT"] {
             if let Some(url) = s(svc, &["environment", var]) {

@@ -120,7 +120,8 @@ impl UsageRecord {
     }
 }
 
-/// Inserts one envelope (its `seq` is set as it is inserted).
+/// Inserts one envelope (its `seq` is set as it is inserted), with the
+/// current call's trace context.
 pub(crate) async fn insert(
     tx: &mut Tx,
     (id, org_id): (Uuid, Uuid),
@@ -128,8 +129,8 @@ pub(crate) async fn insert(
     payload: serde_json::Value,
 ) -> Result<(), Error> {
     sqlx::query(
-        "INSERT INTO outbox (id, org_id, payload, kind, type, version) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO outbox (id, org_id, payload, kind, type, version, traceparent) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(id)
     .bind(org_id)
@@ -137,6 +138,7 @@ pub(crate) async fn insert(
     .bind(kind)
     .bind(r#type)
     .bind(version)
+    .bind(foundry_platform::telemetry::current_traceparent())
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -43,6 +43,8 @@ use foundry_proto::foundry::audit::v1::{
 };
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use uuid::Uuid;
 
 use crate::event::AuditEvent;
@@ -93,6 +95,9 @@ pub struct Envelope {
     pub version: i32,
     /// The event.
     pub payload: serde_json::Value,
+    /// The W3C `traceparent` of the call that wrote it, if it was traced:
+    /// the span delivering it links to that trace.
+    pub traceparent: Option<String>,
 }
 
 /// Who takes a schema's events: the audit service, or another service
@@ -210,6 +215,8 @@ impl Sink for GrpcSink {
             .parse()
             .map_err(|e| DeliveryError::Retry(anyhow::anyhow!("token header: {e}")))?;
         req.metadata_mut().insert("authorization", bearer);
+        // The delivery span's trace continues in the audit service.
+        foundry_platform::telemetry::inject_current_metadata(req.metadata_mut());
         req.set_timeout(Duration::from_secs(10));
         match self.client.clone().append_audit_events(req).await {
             Ok(_) => Ok(()),
@@ -261,6 +268,20 @@ impl Default for RelayConfig {
     }
 }
 
+/// What waits for a subscriber ([`Relay::backlog`]).
+#[derive(Clone, Copy, Debug, PartialEq, sqlx::FromRow)]
+pub struct Backlog {
+    /// Events past its cursors, parked ones not counted.
+    pub depth: i64,
+    /// How long the oldest of them has waited, in seconds (0: none).
+    pub lag_seconds: f64,
+    /// Events parked for it.
+    pub parked: i64,
+}
+
+/// How often a running relay records its backlog (after a round).
+const BACKLOG_EVERY: Duration = Duration::from_secs(5);
+
 /// One subscriber's relay over a service's outbox.
 pub struct Relay {
     db: Db,
@@ -306,7 +327,7 @@ fn not_parked(n: u8) -> String {
 fn oldest_of_each() -> String {
     format!(
         "SELECT e.* FROM unnest($1::uuid[]) AS o(org_id) \
-         CROSS JOIN LATERAL (SELECT id, org_id, seq, kind, type, version, payload FROM outbox \
+         CROSS JOIN LATERAL (SELECT id, org_id, seq, kind, type, version, payload, traceparent FROM outbox \
            WHERE org_id = o.org_id AND seq > {} AND {} ORDER BY seq LIMIT $2) e \
          ORDER BY e.org_id, e.seq",
         cursor_of("o.org_id", 3),
@@ -525,7 +546,9 @@ impl Relay {
         let taken: Vec<&Envelope> = batch.iter().filter(|c| c.take).map(|c| &c.env).collect();
         let mut outcome = Outcome::default();
         if !taken.is_empty() {
-            match self.subscriber.deliver(&taken).await {
+            let span = self.delivery_span(&taken);
+            let delivered = self.subscriber.deliver(&taken).instrument(span).await;
+            match delivered {
                 Ok(()) => outcome.delivered = taken.iter().map(|e| e.id).collect(),
                 Err(DeliveryError::Unavailable(e)) => return Err(e),
                 Err(_) => {
@@ -597,6 +620,33 @@ impl Relay {
             ))),
             _ => Ok(Round::Settled(settled)),
         }
+    }
+
+    /// The span of a batch's delivery: a trace of its own (the relay works
+    /// for no one call), linked to the trace of each call that wrote one of
+    /// its events, so a mutation's trace leads to its delivery and back.
+    fn delivery_span(&self, events: &[&Envelope]) -> tracing::Span {
+        let span = tracing::info_span!(
+            parent: None,
+            "outbox.deliver",
+            otel.kind = "producer",
+            schema = self.db.schema(),
+            subscriber = self.subscriber.name(),
+            events = events.len(),
+        );
+        let mut linked = std::collections::HashSet::new();
+        for tp in events.iter().filter_map(|e| e.traceparent.as_deref()) {
+            // The SDK keeps 128 links a span.
+            if linked.len() == 128 {
+                break;
+            }
+            if linked.insert(tp)
+                && let Some(cx) = foundry_platform::telemetry::span_context_of(tp)
+            {
+                span.add_link(cx);
+            }
+        }
+        span
     }
 
     /// Removes `orgs`' events every subscriber of the schema is past
@@ -725,9 +775,17 @@ impl Relay {
     /// Events past the subscriber's cursors (not counting those parked for
     /// it), whether it takes them or not.
     pub async fn pending(&self) -> anyhow::Result<i64> {
+        Ok(self.backlog().await?.depth)
+    }
+
+    /// What waits for the subscriber, in one statement.
+    pub async fn backlog(&self) -> anyhow::Result<Backlog> {
         let mut tx = self.db.system().await?;
-        let n = sqlx::query_scalar(&format!(
-            "SELECT count(*) FROM outbox WHERE seq > {} AND {}",
+        let backlog = sqlx::query_as(&format!(
+            "SELECT count(*) AS depth, \
+                    coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS lag_seconds, \
+                    (SELECT count(*) FROM outbox_parked WHERE subscriber = $1) AS parked \
+             FROM outbox WHERE seq > {} AND {}",
             cursor_of("outbox.org_id", 1),
             not_parked(1),
         ))
@@ -735,7 +793,41 @@ impl Relay {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(n)
+        Ok(backlog)
+    }
+
+    /// Records the backlog as gauges by schema and subscriber:
+    /// `foundry.outbox.depth`, `foundry.outbox.lag` (seconds) and
+    /// `foundry.outbox.parked_events`.
+    async fn record_backlog(&self) {
+        let b = match self.backlog().await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::debug!(error = %e, "outbox relay: backlog not read");
+                return;
+            }
+        };
+        let labels = [
+            opentelemetry::KeyValue::new("schema", self.db.schema()),
+            opentelemetry::KeyValue::new("subscriber", self.subscriber.name().to_owned()),
+        ];
+        let meter = opentelemetry::global::meter("foundry-outbox");
+        meter
+            .i64_gauge("foundry.outbox.depth")
+            .with_description("Events waiting for a subscriber (parked ones not counted)")
+            .build()
+            .record(b.depth, &labels);
+        meter
+            .f64_gauge("foundry.outbox.lag")
+            .with_unit("s")
+            .with_description("How long the oldest event waiting for a subscriber has waited")
+            .build()
+            .record(b.lag_seconds, &labels);
+        meter
+            .i64_gauge("foundry.outbox.parked_events")
+            .with_description("Events a subscriber refused, kept in the outbox for repair")
+            .build()
+            .record(b.parked, &labels);
     }
 
     /// Runs until `shutdown`: wakes on the outbox's notifications (or the
@@ -746,8 +838,14 @@ impl Relay {
         let mut listener = foundry_platform::db::listen(&self.db, &channel, "outbox relay").await;
         tokio::pin!(shutdown);
         let mut backoff = self.cfg.min_backoff;
+        let mut recorded: Option<Instant> = None;
         loop {
-            let wait = match self.drain().await {
+            let drained = self.drain().await;
+            if recorded.is_none_or(|at| at.elapsed() >= BACKLOG_EVERY) {
+                self.record_backlog().await;
+                recorded = Some(Instant::now());
+            }
+            let wait = match drained {
                 Ok(_) => {
                     backoff = self.cfg.min_backoff;
                     None

@@ -146,6 +146,12 @@ pub struct ServerArgs {
         default_value_t = 1_000
     )]
     pub retry_after_ms: u64,
+
+    /// Address to serve the Prometheus scrape endpoint (`GET /metrics`)
+    /// on. Unset: none (metrics still go over OTLP when
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set).
+    #[arg(long, global = true, env = "FOUNDRY_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl ServerArgs {

@@ -83,6 +83,7 @@ impl Db {
             .with_context(|| format!("connecting to PostgreSQL for schema {schema}"))?;
         let db = Db { pool, schema };
         db.check_role().await?;
+        observe_pool(&db.pool, schema, max_connections);
         Ok(db)
     }
 
@@ -169,6 +170,43 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The pool's usage as gauges, read at each collection (no cost between):
+/// `db.client.connection.count` by `pool.name` (the schema) and `state`
+/// (`idle`, `used`), and `db.client.connection.max` by `pool.name`.
+fn observe_pool(pool: &PgPool, schema: &'static str, max_connections: u32) {
+    let meter = opentelemetry::global::meter("foundry-db");
+    let counted = pool.clone();
+    meter
+        .u64_observable_gauge("db.client.connection.count")
+        .with_description("Connections of a service's pool, by state")
+        .with_callback(move |o| {
+            if counted.is_closed() {
+                return;
+            }
+            let (size, idle) = (u64::from(counted.size()), counted.num_idle() as u64);
+            for (state, n) in [("idle", idle), ("used", size.saturating_sub(idle))] {
+                o.observe(
+                    n,
+                    &[
+                        opentelemetry::KeyValue::new("pool.name", schema),
+                        opentelemetry::KeyValue::new("state", state),
+                    ],
+                );
+            }
+        })
+        .build();
+    meter
+        .u64_observable_gauge("db.client.connection.max")
+        .with_description("The most connections a service's pool opens")
+        .with_callback(move |o| {
+            o.observe(
+                u64::from(max_connections),
+                &[opentelemetry::KeyValue::new("pool.name", schema)],
+            )
+        })
+        .build();
 }
 
 /// A listener on the notification `channel` of `db` (the outbox's and the
@@ -367,6 +405,9 @@ ALTER TABLE outbox ALTER COLUMN seq SET NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS outbox_org_seq_idx ON outbox (org_id, seq);
 DROP INDEX IF EXISTS outbox_live_idx;
 DROP INDEX IF EXISTS outbox_org_live_idx;
+-- The W3C traceparent of the call that wrote the event, so that the span
+-- delivering it links to the mutation's trace.
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS traceparent text;
 -- Each subscriber's place in each organization's events: an event leaves
 -- the outbox once every subscriber of the schema is past it.
 CREATE TABLE IF NOT EXISTS outbox_cursors (

@@ -1,13 +1,19 @@
-//! Logs and traces. `tracing` everywhere; text or JSON lines on stderr;
-//! spans exported over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
-//! with W3C `traceparent` propagation in and out.
+//! Logs, traces and metrics. `tracing` everywhere; text or JSON lines on
+//! stderr; spans (and metrics) exported over OTLP/gRPC when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, with W3C `traceparent` propagation
+//! in and out; metrics also scraped from `GET /metrics`
+//! ([`crate::metrics`]).
 
-use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{SpanContext, TraceContextExt as _};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -21,10 +27,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// Flushes exported spans when dropped (at shutdown).
-#[must_use = "dropping the guard flushes and stops trace export"]
+/// Flushes exported spans and metrics when dropped (at shutdown).
+#[must_use = "dropping the guard flushes and stops trace and metric export"]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    meters: Option<SdkMeterProvider>,
 }
 
 impl Drop for TelemetryGuard {
@@ -34,11 +41,18 @@ impl Drop for TelemetryGuard {
         {
             eprintln!("trace export shutdown: {e}");
         }
+        if let Some(meters) = self.meters.take()
+            && let Err(e) = meters.shutdown()
+        {
+            eprintln!("metric export shutdown: {e}");
+        }
     }
 }
 
-/// Installs the global subscriber. `RUST_LOG` filters (default `info`).
-/// Safe to call more than once (later calls only return a guard).
+/// Installs the global subscriber. `RUST_LOG` filters the log lines
+/// (default `info`); exported spans are those of level `info` and above
+/// whatever it says, so quiet logs do not silence traces. Safe to call
+/// more than once (later calls only return a guard).
 pub fn init(service_name: &str, format: LogFormat) -> TelemetryGuard {
     init_with_default(service_name, format, "info")
 }
@@ -53,21 +67,26 @@ pub fn init_with_default(
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
 
-    let provider = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+    let otlp = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
         .ok()
-        .filter(|v| !v.is_empty())
-        .and_then(|_| match otlp_provider(service_name) {
+        .is_some_and(|v| !v.is_empty());
+    let provider = otlp
+        .then(|| match otlp_provider(service_name) {
             Ok(p) => Some(p),
             Err(e) => {
                 eprintln!("OTLP trace export disabled: {e:#}");
                 None
             }
-        });
-    let otel = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service_name.to_owned())));
+        })
+        .flatten();
+    let meters = meter_provider(service_name, otlp);
+    let otel = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer(service_name.to_owned()))
+            .with_filter(LevelFilter::INFO)
+    });
 
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let registry = tracing_subscriber::registry().with(otel);
     let result = match format {
         LogFormat::Json => registry
             .with(
@@ -75,16 +94,50 @@ pub fn init_with_default(
                     .json()
                     .with_current_span(true)
                     .with_span_list(false)
-                    .with_writer(std::io::stderr),
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
             )
             .try_init(),
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
+            )
             .try_init(),
     };
     // Already initialized (tests, or two services in one process): keep it.
     drop(result);
-    TelemetryGuard { provider }
+    TelemetryGuard { provider, meters }
+}
+
+/// Installs the process's meter provider (once; `None` after): read by
+/// `GET /metrics` and, with `otlp`, exported over OTLP every
+/// `OTEL_METRIC_EXPORT_INTERVAL` milliseconds (default a minute).
+fn meter_provider(service_name: &str, otlp: bool) -> Option<SdkMeterProvider> {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    let mut made = None;
+    INSTALLED.call_once(|| {
+        let resource = opentelemetry_sdk::Resource::builder()
+            .with_service_name(service_name.to_owned())
+            .build();
+        let mut builder = SdkMeterProvider::builder()
+            .with_resource(resource)
+            .with_reader(crate::metrics::scrape_reader());
+        if otlp {
+            match opentelemetry_otlp::MetricExporter::builder()
+                .with_tonic()
+                .build()
+            {
+                Ok(exporter) => builder = builder.with_periodic_exporter(exporter),
+                Err(e) => eprintln!("OTLP metric export disabled: {e:#}"),
+            }
+        }
+        let provider = builder.build();
+        opentelemetry::global::set_meter_provider(provider.clone());
+        made = Some(provider);
+    });
+    made
 }
 
 fn otlp_provider(service_name: &str) -> anyhow::Result<SdkTracerProvider> {
@@ -140,4 +193,41 @@ pub fn inject_current(headers: &mut http::HeaderMap) {
     opentelemetry::global::get_text_map_propagator(|p| {
         p.inject_context(&cx, &mut HeaderInjector(headers))
     });
+}
+
+/// [`inject_current`] onto an outgoing gRPC request's metadata.
+pub fn inject_current_metadata(metadata: &mut tonic::metadata::MetadataMap) {
+    let mut headers = http::HeaderMap::new();
+    inject_current(&mut headers);
+    for (name, value) in &headers {
+        if let (Ok(key), Ok(value)) = (
+            tonic::metadata::MetadataKey::from_bytes(name.as_str().as_bytes()),
+            tonic::metadata::MetadataValue::try_from(value.as_bytes()),
+        ) {
+            metadata.insert(key, value);
+        }
+    }
+}
+
+/// The current span's context as a W3C `traceparent`, if it is in a trace
+/// (what work done later on its behalf links to: an outbox event).
+pub fn current_traceparent() -> Option<String> {
+    let mut headers = http::HeaderMap::new();
+    inject_current(&mut headers);
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The span context a `traceparent` names (a valid one only).
+pub fn span_context_of(traceparent: &str) -> Option<SpanContext> {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        http::HeaderValue::from_str(traceparent).ok()?,
+    );
+    let cx = TraceContextPropagator::new().extract(&HeaderExtractor(&headers));
+    let span = cx.span().span_context().clone();
+    span.is_valid().then_some(span)
 }

@@ -1,5 +1,5 @@
 //! The outermost layer of every server: one span per call (method, request
-//! id, parent from `traceparent`), the request id in extensions and echoed
+//! id, the caller's organization, parent from `traceparent`), the request id in extensions and echoed
 //! in `x-request-id`, and one structured log line per finished call.
 
 use std::future::Future;
@@ -68,6 +68,8 @@ where
             otel.kind = "server",
             rpc.method = %method,
             request_id = %request_id,
+            // The caller's organization, once the tenancy layer knows it.
+            org_id = tracing::field::Empty,
         );
         crate::telemetry::set_parent_from(&span, req.headers());
 

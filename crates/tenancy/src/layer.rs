@@ -239,6 +239,10 @@ where
                     None => None,
                 };
                 if let Some(caller) = caller {
+                    // On the call's span (`foundry_platform::trace`).
+                    if let Some(org) = caller.claims.org_id {
+                        tracing::Span::current().record("org_id", tracing::field::display(org));
+                    }
                     req.extensions_mut().insert(caller);
                 }
                 // What the method declares, for handlers that decide

@@ -31,17 +31,7 @@ impl Interceptor for Propagate {
         if let Some(auth) = &self.authorization {
             req.metadata_mut().insert("authorization", auth.clone());
         }
-        let mut headers = http::HeaderMap::new();
-        foundry_platform::telemetry::inject_current(&mut headers);
-        for (name, value) in &headers {
-            if let Ok(v) = MetadataValue::try_from(value.as_bytes()) {
-                req.metadata_mut().insert(
-                    tonic::metadata::MetadataKey::from_bytes(name.as_str().as_bytes())
-                        .map_err(|_| Status::internal("bad propagation header"))?,
-                    v,
-                );
-            }
-        }
+        foundry_platform::telemetry::inject_current_metadata(req.metadata_mut());
         Ok(req)
     }
 }

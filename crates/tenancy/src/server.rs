@@ -1,11 +1,12 @@
-//! Serving routes behind the platform layers: request trace outermost, then
-//! tenancy; graceful shutdown (in-flight calls drain) when `shutdown`
+//! Serving routes behind the platform layers: RED metrics outermost (so a
+//! call refused by any layer is counted), request trace, then tenancy; graceful shutdown (in-flight calls drain) when `shutdown`
 //! resolves. Build the routes on [`foundry_platform::server::platform_routes`]
 //! so health and reflection are always there.
 
 use std::future::Future;
 use std::sync::Arc;
 
+use foundry_platform::rpc_metrics::RpcMetricsLayer;
 use foundry_platform::trace::RequestTraceLayer;
 use tokio::net::TcpListener;
 use tonic::service::{Routes, RoutesBuilder};
@@ -24,6 +25,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let verifier = tenancy.verifier.clone();
     let layers = ServiceBuilder::new()
+        .layer(RpcMetricsLayer)
         .layer(RequestTraceLayer)
         .layer(TenancyLayer::new(tenancy))
         .into_inner();

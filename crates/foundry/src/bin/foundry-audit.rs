@@ -69,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
     foundry::jobs::ServiceJobs::audit(&audit, &foundry_platform::clock::system(), Some(every))
         .start(&mut background)
         .await?;
+    foundry_platform::metrics::serve(cli.server.metrics_addr, &mut background).await?;
     foundry::serve_service(
         ("audit", audit.db().clone()),
         foundry_audit::SERVICE_NAMES,

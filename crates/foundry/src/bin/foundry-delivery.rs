@@ -81,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         tracing::warn!("FOUNDRY_AUDIT_ENDPOINT unset: audit events stay in the outbox");
     }
+    foundry_platform::metrics::serve(cli.server.metrics_addr, &mut background).await?;
     foundry::serve_service(
         ("delivery", delivery.db().clone()),
         foundry_delivery::SERVICE_NAMES,

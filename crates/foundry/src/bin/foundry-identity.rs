@@ -104,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         tracing::warn!("FOUNDRY_AUDIT_ENDPOINT unset: audit events stay in the outbox");
     }
+    foundry_platform::metrics::serve(cli.server.metrics_addr, &mut background).await?;
     foundry::serve_service(
         ("identity", identity.db().clone()),
         foundry_identity::SERVICE_NAMES,
