@@ -304,7 +304,8 @@ fn expand_change(input: &DeriveInput) -> syn::Result<Tokens> {
 ///
 /// With `#[record(project = fields.program_id)]` (a field holding an id) it
 /// also writes `fn project(&self) -> Option<Uuid>` returning it: the project
-/// the resource belongs to.
+/// the resource belongs to; with `#[record(project_opt = fields.project_id)]`
+/// (a field holding an optional id) it returns that.
 #[proc_macro_derive(Record, attributes(record))]
 pub fn derive_record(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
@@ -344,21 +345,27 @@ fn expand_record(input: &DeriveInput) -> syn::Result<Tokens> {
             }
         }
     });
-    let mut project: Option<Expr> = None;
+    let mut project: Option<(Expr, bool)> = None;
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("record")) {
         attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("project") {
-                project = Some(meta.value()?.parse()?);
+            let optional = meta.path.is_ident("project_opt");
+            if meta.path.is_ident("project") || optional {
+                project = Some((meta.value()?.parse()?, optional));
                 Ok(())
             } else {
-                Err(meta.error("expected `project = ...`"))
+                Err(meta.error("expected `project = ...` or `project_opt = ...`"))
             }
         })?;
     }
-    let project = project.map(|p| {
+    let project = project.map(|(p, optional)| {
+        let value = if optional {
+            quote! { self.#p.map(::core::convert::Into::into) }
+        } else {
+            quote! { ::core::option::Option::Some(self.#p.into()) }
+        };
         quote! {
             fn project(&self) -> ::core::option::Option<::foundry_domain::__uuid::Uuid> {
-                ::core::option::Option::Some(self.#p.into())
+                #value
             }
         }
     });

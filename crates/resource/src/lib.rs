@@ -241,12 +241,11 @@ impl Computed {
 }
 
 /// Whether `caller` may see `r`: a credential bound to a project sees only
-/// that project's resources; others see all of their organization's.
+/// what its binding admits (that project's resources, or its one
+/// resource; nothing of the organization as a whole); others see all of
+/// their organization's ([`Caller::sees`]).
 pub fn visible<R: Resource>(caller: &Caller, r: &R) -> bool {
-    match (caller.claims.project_id, r.project()) {
-        (Some(bound), Some(project)) => bound == project,
-        _ => true,
-    }
+    caller.sees(r.project(), r.key().into())
 }
 
 /// Reads `key` in `org_id` with `lock`, without checking visibility.

@@ -28,6 +28,10 @@ pub struct Access {
     /// The permission (for `Org`: the token's role grants it; for
     /// `Internal`: the service account holds it as a capability).
     pub permission: String,
+    /// Whether the handler confines a caller bound to a project to what
+    /// its binding admits; the layer refuses the method to bound callers
+    /// otherwise ([`crate::binding`]).
+    pub confined: bool,
 }
 
 /// Paths (`/package.Service/Method`) to their declared access.
@@ -102,6 +106,7 @@ fn built_in(service: &str) -> Option<Access> {
     (service == "google.longrunning.Operations").then(|| Access {
         scope: Scope::Org,
         permission: "identity.organizations.read".to_owned(),
+        confined: false,
     })
 }
 
@@ -121,6 +126,7 @@ fn access_from_proto(a: &AccessProto) -> Option<Access> {
     Some(Access {
         scope,
         permission: a.permission.clone(),
+        confined: a.confined,
     })
 }
 
@@ -164,6 +170,19 @@ mod tests {
             .expect("declared");
         assert_eq!(get.scope, Scope::Org);
         assert_eq!(get.permission, "identity.organizations.read");
+        assert!(
+            !get.confined,
+            "organization-wide: refused to a bound caller"
+        );
+        let confined = |path: &str| table.get(path).map(|a| a.confined);
+        assert_eq!(
+            confined("/foundry.delivery.v1.ProgramService/ListPrograms"),
+            Some(true)
+        );
+        assert_eq!(
+            confined("/foundry.delivery.v1.ProgramService/CreateProgram"),
+            Some(false)
+        );
         assert_eq!(
             table
                 .get("/foundry.identity.v1.AuthService/ExchangeToken")

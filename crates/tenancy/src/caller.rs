@@ -7,6 +7,7 @@ use foundry_platform::Error;
 use uuid::Uuid;
 
 use crate::access::granted;
+use crate::binding::{Binding, Limits};
 use crate::jwt::{Claims, PrincipalType};
 
 /// Who is calling, as the token says (verified).
@@ -84,6 +85,43 @@ impl Caller {
     /// The permission patterns the token grants.
     pub fn permissions(&self) -> &[String] {
         &self.claims.perms
+    }
+
+    /// What the token is confined to, if it is bound ([`Binding`]).
+    pub fn binding(&self) -> Option<Binding> {
+        Binding::of(self.claims.project_id, self.claims.resource_id)
+    }
+
+    /// Whether the caller may see a thing of `project` (none: of the
+    /// organization as a whole) whose id is `id`: anything of its
+    /// organization when it is not bound, else what its binding admits.
+    pub fn sees(&self, project: Option<Uuid>, id: Uuid) -> bool {
+        self.binding().is_none_or(|b| b.admits(project, id))
+    }
+
+    /// The project a list is narrowed to, given the project the request
+    /// names in `field` (`asked`): `asked` for a caller not bound; for a
+    /// bound one, its project ([`Binding::narrow_list`]: another project is
+    /// `PERMISSION_DENIED` `PROJECT_BOUND_CREDENTIAL`).
+    pub fn confine(&self, field: &str, asked: Option<Uuid>) -> Result<Option<Uuid>, Error> {
+        match self.binding() {
+            None => Ok(asked),
+            Some(b) => b.narrow_list(field, asked).map(Some),
+        }
+    }
+
+    /// What a credential the caller mints may have at most, with `scopes`
+    /// the permissions it holds now: its binding and its credential's
+    /// expiry ([`Limits::narrow`]).
+    pub fn limits(&self, scopes: Vec<String>) -> Limits {
+        Limits {
+            binding: self.binding(),
+            scopes,
+            expires_at: self
+                .claims
+                .cexp
+                .and_then(|s| chrono::DateTime::from_timestamp(s, 0)),
+        }
     }
 }
 

@@ -63,9 +63,17 @@ pub struct Claims {
     /// Permission patterns granted (`service.resource.verb`, `*` a segment).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub perms: Vec<String>,
-    /// The project a key is bound to.
+    /// The project a key is bound to ([`crate::Binding`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<Uuid>,
+    /// The one resource inside `project_id` a key is bound to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<Uuid>,
+    /// When the credential the token was exchanged for expires (Unix
+    /// seconds), if it does: what that credential mints expires no later
+    /// ([`crate::Limits`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cexp: Option<i64>,
     /// The session that minted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<Uuid>,
@@ -302,6 +310,8 @@ mod tests {
             org_role: Some("owner".into()),
             perms: vec!["*".into()],
             project_id: None,
+            resource_id: None,
+            cexp: None,
             sid: None,
             svc: None,
             obo: None,

@@ -18,6 +18,7 @@ use tower::{Layer, Service};
 use uuid::Uuid;
 
 use crate::access::{Access, MethodTable, Scope, granted};
+use crate::binding::Binding;
 use crate::caller::Caller;
 use crate::jwt::PrincipalType;
 use crate::verifier::Verifier;
@@ -331,7 +332,13 @@ fn authorize(access: &Access, caller: &Caller) -> Result<(), Error> {
                     "this method needs a token acting in an organization",
                 ));
             }
-            permitted(caller, &access.permission)
+            permitted(caller, &access.permission)?;
+            if !access.confined && caller.binding().is_some() {
+                return Err(Binding::refusal(
+                    "call an organization-wide method (it reads or changes more than its project)",
+                ));
+            }
+            Ok(())
         }
     }
 }

@@ -4,6 +4,7 @@
 //! into handlers and onward to other services.
 
 pub mod access;
+pub mod binding;
 pub mod caller;
 pub mod jwt;
 pub mod layer;
@@ -12,6 +13,7 @@ pub mod server;
 pub mod verifier;
 
 pub use access::{Access, MethodTable, Scope};
+pub use binding::{BOUND_REASON, Binding, LimitFields, Limits};
 pub use caller::{Caller, caller, caller_opt};
 pub use jwt::{Claims, OnBehalfOf, PrincipalType};
 pub use layer::{ClientIp, IdentityArgs, Tenancy, TenancyLayer};

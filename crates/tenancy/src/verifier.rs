@@ -326,6 +326,8 @@ mod tests {
             org_role: None,
             perms: vec![],
             project_id: None,
+            resource_id: None,
+            cexp: None,
             sid: None,
             svc: None,
             obo: None,

@@ -257,6 +257,44 @@ impl TestApp {
             .expect("mint")
     }
 
+    /// Creates `key` (an API key or agent token) as the caller of
+    /// `creator_token` and exchanges it: the key as created (its secret
+    /// shown) and an access token acting as it.
+    pub async fn key_and_token(
+        &self,
+        creator_token: &str,
+        key: identity::ApiKey,
+    ) -> (identity::ApiKey, String) {
+        let created = self
+            .api_keys()
+            .create_api_key(authed(
+                creator_token,
+                identity::CreateApiKeyRequest {
+                    api_key: Some(key),
+                    request_id: String::new(),
+                },
+            ))
+            .await
+            .expect("create key")
+            .into_inner();
+        let grant = if created.kind == identity::ApiKeyKind::Agent as i32 {
+            identity::exchange_token_request::Grant::AgentToken(created.secret.clone())
+        } else {
+            identity::exchange_token_request::Grant::ApiKey(created.secret.clone())
+        };
+        let token = self
+            .auth()
+            .exchange_token(identity::ExchangeTokenRequest {
+                grant: Some(grant),
+                org_id: String::new(),
+            })
+            .await
+            .expect("exchange key")
+            .into_inner()
+            .access_token;
+        (created, token)
+    }
+
     /// The superuser connection (bypasses RLS), for assertions on rows.
     pub async fn admin_db(&self) -> sqlx::PgConnection {
         sqlx::PgConnection::connect(&self.database_url)

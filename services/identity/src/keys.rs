@@ -129,6 +129,11 @@ pub struct Grant {
     pub perms: Vec<String>,
     /// Project binding.
     pub project_id: Option<Uuid>,
+    /// The resource inside the project it is bound to.
+    pub resource_id: Option<Uuid>,
+    /// When the credential exchanged expires, if it does: the token
+    /// expires no later ([`foundry_tenancy::Limits::cap`]).
+    pub expires_at: Option<chrono::DateTime<Utc>>,
     /// Session.
     pub sid: Option<Uuid>,
     /// The service a service account runs as.
@@ -148,6 +153,8 @@ impl Grant {
             org_role: None,
             perms: vec![],
             project_id: None,
+            resource_id: None,
+            expires_at: None,
             sid: None,
             svc: None,
             obo: None,
@@ -401,19 +408,30 @@ impl KeyRing {
             .signer()
             .ok_or_else(|| Error::unavailable("NO_SIGNING_KEY", "no signing key is active"))?;
         let now = Utc::now().timestamp();
+        // A token inherits its credential's limits: its binding and scopes
+        // as they are, its expiry at most the credential's.
+        let limits = foundry_tenancy::Limits {
+            binding: foundry_tenancy::Binding::of(grant.project_id, grant.resource_id),
+            scopes: grant.perms,
+            expires_at: grant.expires_at,
+        };
+        let until = DateTime::from_timestamp(now + ttl.as_secs() as i64, 0)
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("token lifetime out of range")))?;
         let claims = Claims {
             iss: self.config.issuer.clone(),
             aud: self.config.audience.clone(),
             sub: grant.sub,
             iat: now,
             nbf: now,
-            exp: now + ttl.as_secs() as i64,
+            exp: limits.cap(until).timestamp(),
             jti: Uuid::now_v7(),
             ptype: grant.ptype,
             org_id: grant.org_id,
             org_role: grant.org_role,
-            perms: grant.perms,
-            project_id: grant.project_id,
+            perms: limits.scopes,
+            project_id: limits.binding.map(|b| b.project),
+            resource_id: limits.binding.and_then(|b| b.resource),
+            cexp: limits.expires_at.map(|e| e.timestamp()),
             sid: grant.sid,
             svc: grant.svc,
             obo: grant.obo,

@@ -46,14 +46,17 @@ fn activity_to_proto(r: EventRow) -> Result<pb::Activity, Error> {
 
 /// `ListActivity`. A project of another organization (or none) has no
 /// activity here: the feed is empty, never an error that would tell it
-/// exists.
+/// exists. A caller bound to another project is refused, whether or not
+/// the project exists ([`foundry_tenancy::Caller::confine`]).
 pub async fn list_activity(
     state: &State,
     req: Request<pb::ListActivityRequest>,
 ) -> Result<Response<pb::ListActivityResponse>, Status> {
-    let org_id = caller(&req)?.org_id()?;
+    let who = caller(&req)?;
+    let org_id = who.org_id()?;
     let req = req.into_inner();
     let project_id = Violations::require_id("project_id", &req.project_id)?;
+    who.confine("project_id", Some(project_id))?;
     let page = state
         .pages
         .parse(req.page_size, &req.page_token, &project_id.to_string())?;

@@ -149,12 +149,14 @@ impl AuditService for Events {
         &self,
         req: Request<pb::ListAuditEventsRequest>,
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
-        let org_id = caller(&req)?.org_id()?;
+        let who = caller(&req)?;
+        let org_id = who.org_id()?;
         let req = req.into_inner();
         let fields = filter_fields!(req);
         let mut v = Violations::new();
-        let filter = fields.parse(&mut v);
+        let mut filter = fields.parse(&mut v);
         v.finish()?;
+        filter.project_id = who.confine("project_id", filter.project_id)?;
         let page = self
             .0
             .pages
@@ -178,11 +180,14 @@ impl AuditService for Events {
         &self,
         req: Request<pb::GetAuditEventRequest>,
     ) -> Result<Response<pb::AuditEvent>, Status> {
-        let org_id = caller(&req)?.org_id()?;
+        let who = caller(&req)?;
+        let org_id = who.org_id()?;
         let id = Violations::require_id("id", &req.get_ref().id)?;
         let mut tx = self.0.db.tenant(org_id).await?;
+        // Outside a bound caller's project: not found, as if it were not.
         let row = store::get_event(&mut tx, org_id, id)
             .await?
+            .filter(|r| who.sees(r.event.project_id, r.event.id))
             .ok_or_else(not_found)?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(event_to_proto(row)?))

@@ -120,11 +120,13 @@ pub async fn export_audit_events(
     state: Arc<State>,
     req: Request<pb::ExportAuditEventsRequest>,
 ) -> Result<Response<ExportStream>, Status> {
-    let org_id = caller(&req)?.org_id()?;
+    let who = caller(&req)?;
+    let org_id = who.org_id()?;
     let req = req.into_inner();
     let mut v = Violations::new();
-    let filter = filter_fields!(req).parse(&mut v);
+    let mut filter = filter_fields!(req).parse(&mut v);
     v.finish()?;
+    filter.project_id = who.confine("project_id", filter.project_id)?;
     let (out, rx) = mpsc::channel(2);
     tokio::spawn(
         async move {

@@ -158,12 +158,14 @@ pub async fn list_execution_audit_records(
     state: &State,
     req: Request<pb::ListExecutionAuditRecordsRequest>,
 ) -> Result<Response<pb::ListExecutionAuditRecordsResponse>, Status> {
-    let org_id = caller(&req)?.org_id()?;
+    let who = caller(&req)?;
+    let org_id = who.org_id()?;
     let req = req.into_inner();
     let mut v = Violations::new();
     let program_id = v.opt_id("program_id", &req.program_id);
     let task_id = v.opt_id("task_id", &req.task_id);
     v.finish()?;
+    let program_id = who.confine("program_id", program_id)?;
     let filters = serde_json::json!([req.program_id, req.task_id]).to_string();
     let page = state
         .pages

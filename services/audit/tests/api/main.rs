@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod activity;
+mod binding;
 mod chain;
 mod checkpoints;
 mod events;

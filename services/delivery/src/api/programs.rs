@@ -138,7 +138,9 @@ pub(crate) fn service(state: &Arc<State>) -> Served<svc::ProgramService> {
         .call(get::<Program, _, pb::GetProgramRequest>)
         .call(update::<Program, _, pb::UpdateProgramRequest>)
         .call(delete::<Program, _, pb::DeleteProgramRequest>)
-        .call(create_program)
+        // Refused to a credential bound to one program by the tenancy
+        // layer: its proto declares it organization-wide.
+        .call(create::<Program, pb::CreateProgramRequest>)
         .call(list_programs)
         .call(advance_program_phase)
         .call(archive_program)
@@ -146,28 +148,12 @@ pub(crate) fn service(state: &Arc<State>) -> Served<svc::ProgramService> {
         .complete()
 }
 
-/// Refused to a credential bound to one program (after the request's
-/// violations, as for any caller).
-async fn create_program(c: In<pb::CreateProgramRequest>) -> Reply<pb::Program> {
-    if c.call.caller.claims.project_id.is_some() {
-        let (q, empty) = (&c.req, pb::Program::default());
-        let mut v = Violations::new();
-        Program::parse(&mut v, q.program.as_ref().unwrap_or(&empty));
-        v.maybe_request_id(&q.request_id);
-        v.finish()?;
-        return Err(Error::permission_denied(
-            "PROJECT_BOUND_CREDENTIAL",
-            "a credential bound to one program cannot create programs",
-        ));
-    }
-    create::<Program, _>(c).await
-}
-
 async fn list_programs(c: In<pb::ListProgramsRequest>) -> Reply<pb::ListProgramsResponse> {
     let req = &c.req;
     let mut v = Violations::new();
     let phase: Option<Phase> = v.opt_enum_value("phase", req.phase);
     v.finish()?;
+    let only = c.call.caller.confine("program_id", None)?;
     let paging = Paging {
         size: req.page_size,
         token: &req.page_token,
@@ -176,7 +162,7 @@ async fn list_programs(c: In<pb::ListProgramsRequest>) -> Reply<pb::ListPrograms
     let filter = ProgramFilter {
         phase,
         archived: req.archived,
-        only: c.call.caller.claims.project_id,
+        only,
     };
     let (programs, next_page_token) = list_page(&c, paging, Order::newest(), |tx, call, page| {
         Box::pin(store::list_programs(

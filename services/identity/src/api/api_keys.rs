@@ -10,7 +10,7 @@ use foundry_platform::convert::{from_timestamp, opt_timestamp};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{self as pb, api_key_service_server::ApiKeyService};
 use foundry_resource::{self as resource, Creation, Resource, WireStamp};
-use foundry_tenancy::access::granted;
+use foundry_tenancy::LimitFields;
 use tonic::{Request, Response, Status};
 
 use crate::State;
@@ -42,6 +42,11 @@ fn key_to_proto(k: &ApiKey) -> pb::ApiKey {
             .fields
             .project_id
             .map(|p| p.to_string())
+            .unwrap_or_default(),
+        resource_id: k
+            .fields
+            .resource_id
+            .map(|r| r.to_string())
             .unwrap_or_default(),
         expire_time: opt_timestamp(k.fields.expires_at),
         state: pb::ApiKeyState::from(k.state(Utc::now())) as i32,
@@ -82,7 +87,7 @@ fn expiry(
 }
 
 /// A key's scopes (`*.*.read` when none are given), each well formed
-/// (whether the creator holds them is [`within_standing`]'s to decide).
+/// (whether the creator holds them is [`within_limits`]'s to decide).
 fn scopes(v: &mut Violations, given: &[String]) -> Option<Vec<String>> {
     let scopes = if given.is_empty() {
         vec!["*.*.read".to_owned()]
@@ -106,21 +111,23 @@ fn scopes(v: &mut Violations, given: &[String]) -> Option<Vec<String>> {
     ok.then_some(scopes)
 }
 
-/// A key grants nothing its creator does not hold now: each scope within
-/// the creator's [`Standing`] (its role as it is, not as its token says).
-fn within_standing(new: &NewApiKey, standing: &Standing) -> Result<(), Error> {
-    let held = &standing.perms;
-    let mut v = Violations::new();
-    for (i, s) in new.scopes.iter().enumerate() {
-        if !held.iter().any(|p| p == "*") && !covers(held, s) {
-            v.add(
-                format!("api_key.scopes[{i}]"),
-                "grants more than the caller holds",
-            );
-        }
-    }
-    v.finish()
+/// A key gets at most what its creator may hand on now
+/// ([`foundry_tenancy::Limits::narrow`]):
+/// scopes within the creator's [`Standing`] (its role as it is, not as its
+/// token says), and, from a bound or expiring key, its binding and expiry
+/// (unset: the creator's).
+fn within_limits(new: NewApiKey, standing: &Standing) -> Result<NewApiKey, Error> {
+    let limits = standing.limits.narrow(new.limits(), LIMIT_FIELDS)?;
+    Ok(new.with_limits(limits))
 }
+
+/// The fields of a `CreateApiKeyRequest` that ask for a key's limits.
+const LIMIT_FIELDS: LimitFields<'static> = LimitFields {
+    project: "api_key.project_id",
+    resource: "api_key.resource_id",
+    scopes: "api_key.scopes",
+    expiry: "api_key.expire_time",
+};
 
 /// A `CreateApiKeyRequest` as the create of a [`NewApiKey`].
 fn parse_create<'r>(
@@ -132,6 +139,10 @@ fn parse_create<'r>(
     let kind: Option<ApiKeyKind> = v.enum_value("api_key.kind", k.kind);
     let display_name = v.text("api_key.display_name", &k.display_name, 1, 200);
     let project_id = v.maybe_id::<()>("api_key.project_id", &k.project_id);
+    let resource_id = v.maybe_id::<()>("api_key.resource_id", &k.resource_id);
+    if !k.resource_id.is_empty() && k.project_id.is_empty() {
+        v.add("api_key.resource_id", "requires project_id");
+    }
     let expires_at = expiry(&mut v, k.expire_time.as_ref());
     let scopes = scopes(&mut v, &k.scopes);
     let request_id = v.maybe_request_id(&req.request_id);
@@ -145,6 +156,7 @@ fn parse_create<'r>(
                 display_name: display_name?,
                 scopes: scopes?,
                 project_id: project_id?.map(Id::uuid),
+                resource_id: resource_id?.map(Id::uuid),
                 expires_at: expires_at?,
             },
         })
@@ -160,10 +172,9 @@ impl ApiKeyService for ApiKeys {
     ) -> Result<Response<pb::ApiKey>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let c = parse_create(req.get_ref())?;
-        let project = c.new.project_id;
         let reveal = |k, secret| pb::ApiKey { secret, ..k };
-        let c = (c, within_standing as Check<NewApiKey>);
-        let key = create_with_secret(&self.0, &call, c, project, key_to_proto, reveal).await?;
+        let c = (c, within_limits as Check<NewApiKey>);
+        let key = create_with_secret(&self.0, &call, c, key_to_proto, reveal).await?;
         Ok(Response::new(key))
     }
 
@@ -203,26 +214,16 @@ impl ApiKeyService for ApiKeys {
         &self,
         req: Request<pb::ListApiKeysRequest>,
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
-        let org_id = Call::of(SERVICE, &req)?.org_id;
+        let call = Call::of(SERVICE, &req)?;
+        let (org_id, project) = (call.org_id, call.caller.confine("project_id", None)?);
         let req = req.into_inner();
         let (kind, page): (Option<ApiKeyKind>, _) =
             filtered_page(&self.0, "kind", req.kind, (req.page_size, &req.page_token))?;
         let mut out = pb::ListApiKeysResponse::default();
         let mut tx = self.0.db.tenant(org_id).await?;
-        let rows = store::list_api_keys(&mut tx, org_id, kind, page).await?;
+        let rows = store::list_api_keys(&mut tx, org_id, (kind, project), page).await?;
         (out.api_keys, out.next_page_token) =
             page_of(&self.0, (tx, page), rows, |k| k.id.uuid(), key_to_proto).await?;
         Ok(Response::new(out))
     }
-}
-
-/// Whether the caller's patterns cover a requested scope pattern: every
-/// permission the scope could match is granted. Checked segment-wise: a
-/// granted `*` covers anything; otherwise the segments must be equal.
-fn covers(held: &[String], scope: &str) -> bool {
-    held.iter().any(|h| {
-        let hs: Vec<&str> = h.split('.').collect();
-        let ss: Vec<&str> = scope.split('.').collect();
-        hs.len() == ss.len() && hs.iter().zip(&ss).all(|(h, s)| *h == "*" || h == s)
-    }) || granted(held, scope) && !scope.contains('*')
 }

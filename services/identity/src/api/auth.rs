@@ -306,6 +306,8 @@ impl Auth {
             org_id: Some(key.org_id),
             perms: key.fields.scopes,
             project_id: key.fields.project_id,
+            resource_id: key.fields.resource_id,
+            expires_at: key.fields.expires_at,
             ..Grant::of(key.id.uuid(), ptype)
         })
     }

@@ -67,12 +67,9 @@ fn pending(i: &Invitation) -> Result<(), Error> {
 
 /// Inviting to a role is granting it: only an owner, as the caller's
 /// [`Standing`] is now, invites an owner.
-fn may_grant(new: &NewInvitation, standing: &Standing) -> Result<(), Error> {
-    Ok(domain::may_change_role(
-        standing.role,
-        Role::Viewer,
-        new.role,
-    )?)
+fn may_grant(new: NewInvitation, standing: &Standing) -> Result<NewInvitation, Error> {
+    domain::may_change_role(standing.role, Role::Viewer, new.role)?;
+    Ok(new)
 }
 
 /// A `CreateInvitationRequest` as the create of a [`NewInvitation`].
@@ -111,7 +108,7 @@ impl InvitationService for Invitations {
             may_grant as Check<NewInvitation>,
         );
         let reveal = |i, token| pb::Invitation { token, ..i };
-        let inv = create_with_secret(&self.0, &call, c, None, invitation_to_proto, reveal).await?;
+        let inv = create_with_secret(&self.0, &call, c, invitation_to_proto, reveal).await?;
         Ok(Response::new(inv))
     }
 
@@ -154,7 +151,7 @@ impl InvitationService for Invitations {
         let before = resource::fetch::<Invitation>(&mut tx, &call, id, Lock::Update).await?;
         // A new token for a role is granting it again: the same rule as
         // inviting (an admin cannot hand out an owner invitation).
-        may_grant(&before.fields, &standing)?;
+        may_grant(before.fields.clone(), &standing)?;
         pending(&before)?;
         let token = domain::mint_secret(SecretKind::Invitation);
         let inv = store::reissue_invitation(&mut tx, call.org_id, id, &token.hash).await?;

@@ -27,7 +27,7 @@ use foundry_platform::page::Page;
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::identity::v1 as pb;
 use foundry_resource::{self as resource, Creation, Resource};
-use foundry_tenancy::PrincipalType;
+use foundry_tenancy::{Limits, PrincipalType};
 use tonic::Response;
 use uuid::Uuid;
 
@@ -62,6 +62,9 @@ pub struct Standing {
     pub role: Option<Role>,
     /// The permission patterns held now: the role's, or the key's scopes.
     pub perms: Vec<String>,
+    /// What a credential the caller mints may have at most: its binding,
+    /// `perms`, and its credential's expiry ([`foundry_tenancy::Limits`]).
+    pub limits: Limits,
 }
 
 /// The caller's [`Standing`] in `tx`, and the call decided again on it
@@ -83,15 +86,14 @@ pub async fn standing(tx: &mut Tx, call: &Call) -> Result<Standing, Error> {
                 "the caller is no longer a member of the organization",
             )
         })?;
-        Standing {
-            role: Some(role),
-            perms: role.permissions(),
-        }
+        (Some(role), role.permissions())
     } else {
-        Standing {
-            role: None,
-            perms: call.caller.permissions().to_vec(),
-        }
+        (None, call.caller.permissions().to_vec())
+    };
+    let standing = Standing {
+        role: standing.0,
+        limits: call.caller.limits(standing.1.clone()),
+        perms: standing.1,
     };
     call.recheck(&standing.perms)?;
     Ok(standing)
@@ -180,12 +182,12 @@ pub async fn recorded<T, P>(
 /// with its hash ([`InsertWithSecret`]), a `<KIND>.create` event with every
 /// audited field (in `project`), the answer `to_proto` makes stored for a
 /// repeat, in one transaction. Only this answer carries the secret
-/// (`reveal` adds it): a repeat is answered without it.
+/// (`reveal` adds it): a repeat is answered without it. The event is in
+/// the project of the resource made, if any.
 pub async fn create_with_secret<R, Q, P>(
     state: &State,
     call: &Call,
     (c, check): (Creation<'_, Q, R::New>, Check<R::New>),
-    project: Option<Uuid>,
     to_proto: fn(&R) -> P,
     reveal: fn(P, String) -> P,
 ) -> Result<P, Error>
@@ -195,19 +197,19 @@ where
     P: prost::Message + Default,
 {
     let (tx, standing) = acting(&state.db, call).await?;
-    check(&c.new, &standing)?;
+    let new = check(c.new, &standing)?;
     let key = idempotency::Key::of(call.org_id, c.method, c.request_id, c.request);
     let mut tx = match idempotency::begin(tx, key).await? {
         Begun::Replay(previous) => return Ok(previous),
         Begun::New(tx) => tx,
     };
-    let secret = domain::mint_secret(R::secret_kind(&c.new));
+    let secret = domain::mint_secret(R::secret_kind(&new));
     let r =
-        <R as InsertWithSecret>::insert(&c.new, &secret, &mut tx, call.org_id, call.principal_id())
+        <R as InsertWithSecret>::insert(&new, &secret, &mut tx, call.org_id, call.principal_id())
             .await?;
     (call.actor)
         .event(&format!("{}.create", R::KIND), R::KIND, r.key())
-        .project(project)
+        .project(r.project())
         .created(&r)
         .record(&mut tx)
         .await?;
@@ -217,9 +219,9 @@ where
 }
 
 /// A rule on a new value that depends on what its creator may do now (an
-/// API key's scopes within the creator's, the owner role granted only by
-/// an owner).
-pub type Check<N> = fn(&N, &Standing) -> Result<(), Error>;
+/// API key within the creator's limits, the owner role granted only by an
+/// owner): the value to create, or why not.
+pub type Check<N> = fn(N, &Standing) -> Result<N, Error>;
 
 /// The end of a list: `rows` (one page, as `page` asked, read in `tx`,
 /// which is committed here) as `to_proto` makes them, and the next page's

@@ -40,6 +40,7 @@ pub type ApiKeyId = Id<ApiKey>;
 
 /// An API key (its secret is stored as a hash only, never read).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, foundry_domain::Record)]
+#[record(project_opt = fields.project_id)]
 pub struct ApiKey {
     pub id: ApiKeyId,
     pub org_id: Uuid,
@@ -70,8 +71,35 @@ pub struct NewApiKey {
     pub kind: ApiKeyKind,
     pub display_name: String,
     pub scopes: Vec<String>,
+    /// The project it is bound to, if any.
     pub project_id: Option<Uuid>,
+    /// The resource inside the project it is bound to, if any.
+    pub resource_id: Option<Uuid>,
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl NewApiKey {
+    /// Its limits ([`foundry_tenancy::Limits`]): what it is bound to,
+    /// grants and expires at.
+    pub fn limits(&self) -> foundry_tenancy::Limits {
+        foundry_tenancy::Limits {
+            binding: foundry_tenancy::Binding::of(self.project_id, self.resource_id),
+            scopes: self.scopes.clone(),
+            expires_at: self.expires_at,
+        }
+    }
+
+    /// The key with `limits` (as [`foundry_tenancy::Limits::narrow`] made
+    /// them) in place of its own.
+    pub fn with_limits(self, limits: foundry_tenancy::Limits) -> NewApiKey {
+        NewApiKey {
+            project_id: limits.binding.map(|b| b.project),
+            resource_id: limits.binding.and_then(|b| b.resource),
+            scopes: limits.scopes,
+            expires_at: limits.expires_at,
+            ..self
+        }
+    }
 }
 
 impl Audited for ApiKey {
@@ -87,6 +115,7 @@ impl Audited for ApiKey {
                     display_name,
                     scopes,
                     project_id: _,
+                    resource_id,
                     expires_at,
                 },
             prefix,
@@ -98,6 +127,7 @@ impl Audited for ApiKey {
             .field("display_name", display_name)
             .field("kind", kind)
             .field("scopes", scopes)
+            .field("resource_id", resource_id)
             .field("prefix", prefix)
             .field("expire_time", expires_at)
             .field("revoke_time", revoked_at)

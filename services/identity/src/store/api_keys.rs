@@ -21,7 +21,7 @@ impl Resource for ApiKey {
 }
 
 /// Every column but the secret's hash, which is never read.
-const KEY_COLS: &str = "org_id, id, kind, display_name, scopes, project_id, prefix, expires_at, \
+const KEY_COLS: &str = "org_id, id, kind, display_name, scopes, project_id, resource_id, prefix, expires_at, \
      last_used_at, revoked_at, created_by, version, created_at, updated_at";
 
 #[async_trait]
@@ -38,8 +38,8 @@ impl InsertWithSecret for ApiKey {
         created_by: Uuid,
     ) -> Result<ApiKey> {
         let sql = format!(
-            "INSERT INTO api_keys (org_id, id, kind, display_name, scopes, project_id, prefix, secret_hash, created_by, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {KEY_COLS}"
+            "INSERT INTO api_keys (org_id, id, kind, display_name, scopes, project_id, resource_id, prefix, secret_hash, created_by, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {KEY_COLS}"
         );
         let q = sqlx::query(&sql)
             .bind(org_id)
@@ -48,6 +48,7 @@ impl InsertWithSecret for ApiKey {
             .bind(&k.display_name)
             .bind(&k.scopes)
             .bind(k.project_id)
+            .bind(k.resource_id)
             .bind(&secret.prefix)
             .bind(&secret.hash)
             .bind(created_by)
@@ -56,17 +57,22 @@ impl InsertWithSecret for ApiKey {
     }
 }
 
+/// A page of the organization's keys, of `kind` if given, bound to
+/// `project` if given (a bound caller's list).
 pub async fn list_api_keys(
     tx: &mut Tx,
     org_id: Uuid,
-    kind: Option<ApiKeyKind>,
+    (kind, project): (Option<ApiKeyKind>, Option<Uuid>),
     page: Page,
 ) -> Result<Vec<ApiKey>> {
-    let q = of_org(
+    let mut q = of_org(
         &select::<ApiKey>(),
         ("org_id", org_id),
         ("kind", kind.map(ApiKeyKind::as_str)),
     );
+    if let Some(project) = project {
+        q.push(" AND project_id = ").push_bind(project);
+    }
     page_of(tx, q, ("id", Walk::Newest), page).await
 }
 

@@ -6,6 +6,7 @@
 
 mod api_keys;
 mod auth;
+mod binding;
 mod conformance;
 mod invitations;
 mod memberships;

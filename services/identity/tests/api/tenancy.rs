@@ -29,6 +29,8 @@ fn claims(app: &TestApp) -> Claims {
         org_role: Some("owner".into()),
         perms: vec!["*".into()],
         project_id: None,
+        resource_id: None,
+        cexp: None,
         sid: None,
         svc: None,
         obo: None,
