@@ -35,6 +35,9 @@ pub struct Params {
     pub backlog: usize,
     /// The small organization's jobs in the fairness run.
     pub few: usize,
+    /// How many times it enqueues them (one transaction each, after the
+    /// last ran).
+    pub rounds: usize,
 }
 
 /// One cluster's figures.
@@ -290,12 +293,8 @@ async fn latency(db: &Db, p: &Params) -> anyhow::Result<(f64, f64)> {
     Ok((pct(&w, 0.5), pct(&w, 0.99)))
 }
 
-/// Rounds of the fairness run: the small organization enqueues its `few`
-/// jobs (one transaction) this many times, each after the last ran.
-const ROUNDS: usize = 20;
-
 /// The small organization's waits: its `few` jobs enqueued in one
-/// transaction, [`ROUNDS`] times, while a big one's `backlog` is being
+/// transaction, `rounds` times, while a big one's `backlog` is being
 /// worked (0 backlog: on an idle queue). The rounds start once the worker
 /// has run a tenth of the backlog (claims in their steady state, not the
 /// first claim on a freshly loaded table), and the run fails if the
@@ -311,11 +310,11 @@ async fn fairness(db: &Db, p: &Params, backlog: usize) -> anyhow::Result<(f64, f
     // apart (no query polls the table while it is measured).
     let few = Arc::new(AtomicU64::new(0));
     let q = queue(db, p, &clock, &ran).register("few", Noop(few.clone()));
-    let mut commits = Vec::with_capacity(ROUNDS);
+    let mut commits = Vec::with_capacity(p.rounds);
     with_worker(q, async {
         wait_for(&ran, (backlog / 10) as u64, Duration::from_secs(120)).await?;
         let clock = clock::SystemClock;
-        for round in 1..=ROUNDS {
+        for round in 1..=p.rounds {
             let mut tx = db.tenant(small).await?;
             let jobs = (0..p.few)
                 .map(|_| NewJob::new("few", small, serde_json::json!({})))

@@ -156,8 +156,9 @@ impl Cli {
                 concurrency: 16,
                 rate: 100.0,
                 duration: Duration::from_millis(500),
-                backlog: 2_000,
+                backlog: 5_000,
                 few: 20,
+                rounds: 2,
             }
         } else {
             jobs::Params {
@@ -168,6 +169,7 @@ impl Cli {
                 duration: Duration::from_secs(self.seconds),
                 backlog: j.backlog,
                 few: 100,
+                rounds: 20,
             }
         }
     }

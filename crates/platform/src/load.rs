@@ -314,7 +314,10 @@ mod tests {
         load.enter().expect("a place freed");
 
         let c1 = load.enter_as(a, p).expect("admitted");
-        assert_eq!(load.enter_as(a, p).expect_err("refused").reason(), "PRINCIPAL_BUSY");
+        assert_eq!(
+            load.enter_as(a, p).expect_err("refused").reason(),
+            "PRINCIPAL_BUSY"
+        );
         let c2 = load.enter_as(a, q).expect("admitted");
         assert_eq!(
             load.enter_as(a, r).expect_err("refused").reason(),
