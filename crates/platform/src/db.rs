@@ -25,7 +25,7 @@ pub type Tx = sqlx::Transaction<'static, Postgres>;
 /// A service's database: its pool (connected as its role, on its schema).
 #[derive(Clone, Debug)]
 pub struct Db {
-    pool: PgPool,
+    pool: std::sync::Arc<PgPool>,
     schema: &'static str,
 }
 
@@ -81,7 +81,10 @@ impl Db {
             .connect_with(options)
             .await
             .with_context(|| format!("connecting to PostgreSQL for schema {schema}"))?;
-        let db = Db { pool, schema };
+        let db = Db {
+            pool: std::sync::Arc::new(pool),
+            schema,
+        };
         db.check_role().await?;
         observe_pool(&db.pool, schema, max_connections);
         Ok(db)
@@ -103,7 +106,7 @@ impl Db {
              WHERE r.rolname = current_user GROUP BY r.rolsuper, r.rolbypassrls",
         )
         .bind(schema)
-        .fetch_one(&self.pool)
+        .fetch_one(&*self.pool)
         .await
         .with_context(|| format!("checking the database role of schema {schema}"))?;
         let refuse = |why: String| {
@@ -172,41 +175,72 @@ impl Db {
     }
 }
 
+/// The pools the usage gauges read: weak, so that a gauge never keeps a
+/// pool (and its connections) open after its last [`Db`] is dropped.
+type Observed = Vec<(&'static str, u32, std::sync::Weak<PgPool>)>;
+
+static OBSERVED: std::sync::Mutex<Observed> = std::sync::Mutex::new(Vec::new());
+
 /// The pool's usage as gauges, read at each collection (no cost between):
 /// `db.client.connection.count` by `pool.name` (the schema) and `state`
-/// (`idle`, `used`), and `db.client.connection.max` by `pool.name`.
-fn observe_pool(pool: &PgPool, schema: &'static str, max_connections: u32) {
-    let meter = opentelemetry::global::meter("foundry-db");
-    let counted = pool.clone();
-    meter
-        .u64_observable_gauge("db.client.connection.count")
-        .with_description("Connections of a service's pool, by state")
-        .with_callback(move |o| {
-            if counted.is_closed() {
-                return;
-            }
-            let (size, idle) = (u64::from(counted.size()), counted.num_idle() as u64);
-            for (state, n) in [("idle", idle), ("used", size.saturating_sub(idle))] {
-                o.observe(
-                    n,
-                    &[
-                        opentelemetry::KeyValue::new("pool.name", schema),
-                        opentelemetry::KeyValue::new("state", state),
-                    ],
-                );
-            }
-        })
-        .build();
-    meter
-        .u64_observable_gauge("db.client.connection.max")
-        .with_description("The most connections a service's pool opens")
-        .with_callback(move |o| {
-            o.observe(
-                u64::from(max_connections),
-                &[opentelemetry::KeyValue::new("pool.name", schema)],
-            )
-        })
-        .build();
+/// (`idle`, `used`), and `db.client.connection.max` by `pool.name`; pools
+/// of one schema in one process (tests) are summed. The gauges are
+/// registered once per process and read the pools alive at the time.
+fn observe_pool(pool: &std::sync::Arc<PgPool>, schema: &'static str, max_connections: u32) {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    OBSERVED.lock().unwrap_or_else(|e| e.into_inner()).push((
+        schema,
+        max_connections,
+        std::sync::Arc::downgrade(pool),
+    ));
+    REGISTERED.call_once(|| {
+        let meter = opentelemetry::global::meter("foundry-db");
+        meter
+            .u64_observable_gauge("db.client.connection.count")
+            .with_description("Connections of a service's pool, by state")
+            .with_callback(|o| {
+                for (schema, (_, size, idle)) in pool_usage() {
+                    for (state, n) in [("idle", idle), ("used", size.saturating_sub(idle))] {
+                        o.observe(
+                            n,
+                            &[
+                                opentelemetry::KeyValue::new("pool.name", schema),
+                                opentelemetry::KeyValue::new("state", state),
+                            ],
+                        );
+                    }
+                }
+            })
+            .build();
+        meter
+            .u64_observable_gauge("db.client.connection.max")
+            .with_description("The most connections a service's pool opens")
+            .with_callback(|o| {
+                for (schema, (max, _, _)) in pool_usage() {
+                    o.observe(max, &[opentelemetry::KeyValue::new("pool.name", schema)]);
+                }
+            })
+            .build();
+    });
+}
+
+/// Per schema: the most connections, the open ones and the idle ones, of
+/// the pools still open (the dropped ones leave the list).
+fn pool_usage() -> std::collections::BTreeMap<&'static str, (u64, u64, u64)> {
+    let mut observed = OBSERVED.lock().unwrap_or_else(|e| e.into_inner());
+    observed.retain(|(_, _, p)| p.strong_count() > 0);
+    let mut usage = std::collections::BTreeMap::new();
+    for (schema, max, pool) in observed.iter() {
+        let Some(pool) = pool.upgrade() else { continue };
+        if pool.is_closed() {
+            continue;
+        }
+        let e: &mut (u64, u64, u64) = usage.entry(*schema).or_default();
+        e.0 += u64::from(*max);
+        e.1 += u64::from(pool.size());
+        e.2 += pool.num_idle() as u64;
+    }
+    usage
 }
 
 /// A listener on the notification `channel` of `db` (the outbox's and the
