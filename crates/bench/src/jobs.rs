@@ -27,6 +27,9 @@ pub struct Params {
     pub batch: usize,
     /// Jobs a worker runs at once.
     pub concurrency: usize,
+    /// Of those, the workers held back for organizations with nothing
+    /// running.
+    pub reserved: usize,
     /// Offered jobs per second in the latency run.
     pub rate: f64,
     /// Length of the latency run.
@@ -52,6 +55,8 @@ pub struct Run {
     pub jobs: usize,
     /// The batch size (enqueue and claim).
     pub batch: usize,
+    /// The worker's held-back workers (beside the claim loop's).
+    pub reserved: usize,
     /// Offered rate in the latency run.
     pub rate: f64,
     /// Pickup latency (enqueue commit → start), p50, milliseconds.
@@ -63,7 +68,8 @@ pub struct Run {
     pub fair_p95_ms: f64,
     /// Its p95 wait on an idle queue, ms.
     pub idle_p95_ms: f64,
-    /// Its p95 wait from its transaction's commit beside the backlog, ms.
+    /// Its p95 wait from its transaction's commit (the database's commit
+    /// timestamp) beside the backlog, ms.
     pub fair_commit_p95_ms: f64,
     /// The same on an idle queue, ms.
     pub idle_commit_p95_ms: f64,
@@ -101,11 +107,14 @@ pub async fn run(p: &Params) -> anyhow::Result<Report> {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
         }
-        let opts = if ephemeral {
+        let mut opts = if ephemeral {
             PgOptions::ephemeral(dir.path().join("pg"))
         } else {
             PgOptions::persistent(dir.path().join("pg"))
         };
+        // The fairness run reads when the small organization's jobs
+        // committed from the database itself.
+        opts.settings.push("track_commit_timestamp=on".into());
         let pg = EmbeddedPg::start(opts).await?;
         foundry::ensure_database(&pg.url("postgres"), "bench").await?;
         let url = pg.url("bench");
@@ -123,6 +132,7 @@ pub async fn run(p: &Params) -> anyhow::Result<Report> {
             jobs_per_second,
             jobs: p.jobs,
             batch: p.batch,
+            reserved: p.reserved,
             rate: p.rate,
             pickup_p50_ms,
             pickup_p99_ms,
@@ -143,6 +153,7 @@ fn queue(db: &Db, p: &Params, clock: &SharedClock, ran: &Arc<AtomicU64>) -> Queu
         clock.clone(),
         QueueConfig {
             concurrency: p.concurrency,
+            reserved: p.reserved,
             batch: p.batch,
             poll: Duration::from_millis(200),
             ..QueueConfig::default()
@@ -237,6 +248,26 @@ async fn waits(db: &Db, org: Uuid) -> anyhow::Result<Vec<f64>> {
     Ok(ms)
 }
 
+/// When each of `xids` committed, by the database's clock
+/// (`track_commit_timestamp`).
+async fn commit_times(db: &Db, xids: Vec<String>) -> anyhow::Result<Vec<DateTime<Utc>>> {
+    let mut tx = db.system().await?;
+    let times: Vec<Option<DateTime<Utc>>> = sqlx::query_scalar(
+        "SELECT pg_xact_commit_timestamp(x::xid) FROM unnest($1::text[]) WITH ORDINALITY AS t(x, n) \
+         ORDER BY n",
+    )
+    .bind(&xids)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    times
+        .into_iter()
+        .map(|t| {
+            t.ok_or_else(|| anyhow::anyhow!("no commit timestamp: is track_commit_timestamp on?"))
+        })
+        .collect()
+}
+
 /// `created_at` and `attempted_at` of the completed jobs of `org`, by id.
 async fn starts(
     db: &Db,
@@ -299,7 +330,8 @@ async fn latency(db: &Db, p: &Params) -> anyhow::Result<(f64, f64)> {
 /// has run a tenth of the backlog (claims in their steady state, not the
 /// first claim on a freshly loaded table), and the run fails if the
 /// backlog ran out before the last round ended. p95 of the waits from the
-/// enqueue call (`created_at`) and from its commit, to the start.
+/// enqueue call (`created_at`) and from its commit (the database's commit
+/// timestamp), to the start.
 async fn fairness(db: &Db, p: &Params, backlog: usize) -> anyhow::Result<(f64, f64)> {
     clear(db).await?;
     let (big, small) = (Uuid::now_v7(), Uuid::now_v7());
@@ -316,12 +348,15 @@ async fn fairness(db: &Db, p: &Params, backlog: usize) -> anyhow::Result<(f64, f
         let clock = clock::SystemClock;
         for round in 1..=p.rounds {
             let mut tx = db.tenant(small).await?;
+            let xid: String = sqlx::query_scalar("SELECT pg_current_xact_id()::xid::text")
+                .fetch_one(&mut *tx)
+                .await?;
             let jobs = (0..p.few)
                 .map(|_| NewJob::new("few", small, serde_json::json!({})))
                 .collect();
             let ids = enqueue_many(&mut tx, &clock, jobs).await?;
             tx.commit().await?;
-            commits.push((ids, Utc::now()));
+            commits.push((ids, xid));
             wait_for(&few, (p.few * round) as u64, Duration::from_secs(120)).await?;
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -335,9 +370,10 @@ async fn fairness(db: &Db, p: &Params, backlog: usize) -> anyhow::Result<(f64, f
     })
     .await?;
     let started = starts(db, small).await?;
+    let committed = commit_times(db, commits.iter().map(|(_, xid)| xid.clone()).collect()).await?;
     let mut from_call = Vec::new();
     let mut from_commit = Vec::new();
-    for (ids, committed) in &commits {
+    for ((ids, _), committed) in commits.iter().zip(&committed) {
         for job in ids {
             let id = job.id;
             let (created, attempted) = started

@@ -88,6 +88,10 @@ struct JobsArgs {
     /// The big organization's backlog in the fairness run.
     #[arg(long, default_value_t = 100_000)]
     backlog: usize,
+    /// Workers held back for organizations with nothing running, beside
+    /// the claim loop's `--batch` (the worker runs both at once).
+    #[arg(long, default_value_t = 128)]
+    reserved: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -153,7 +157,8 @@ impl Cli {
             jobs::Params {
                 jobs: 2_000,
                 batch: j.batch,
-                concurrency: 16,
+                concurrency: 16 + 24,
+                reserved: 24,
                 rate: 100.0,
                 duration: Duration::from_millis(500),
                 backlog: 5_000,
@@ -164,7 +169,8 @@ impl Cli {
             jobs::Params {
                 jobs: j.jobs,
                 batch: j.batch,
-                concurrency: j.batch,
+                concurrency: j.batch + j.reserved,
+                reserved: j.reserved,
                 rate: j.job_rate,
                 duration: Duration::from_secs(self.seconds),
                 backlog: j.backlog,

@@ -245,16 +245,17 @@ pub fn outbox(r: &outbox::Report, concurrency: usize) -> String {
 pub fn jobs(r: &crate::jobs::Report) -> String {
     let mut out = String::from(
         "## Job queue\n\n\
-         | cluster | no-op jobs/s (batch) | pickup p50 / p99 at rate | small org p95 beside backlog / idle (from enqueue call) | same, from commit |\n\
+         | cluster | no-op jobs/s (batch, held-back workers) | pickup p50 / p99 at rate | small org p95 beside backlog / idle (from enqueue call) | same, from commit |\n\
          | --- | ---: | ---: | ---: | ---: |\n",
     );
     for run in &r.runs {
         out.push_str(&format!(
-            "| {} | {:.0} ({} of {}) | {:.1} / {:.1} ms at {:.0}/s | {:.1} / {:.1} ms | {:.1} / {:.1} ms |\n",
+            "| {} | {:.0} ({} of {}, {} held back) | {:.1} / {:.1} ms at {:.0}/s | {:.1} / {:.1} ms | {:.1} / {:.1} ms |\n",
             run.cluster,
             run.jobs_per_second,
             run.batch,
             run.jobs,
+            run.reserved,
             run.pickup_p50_ms,
             run.pickup_p99_ms,
             run.rate,

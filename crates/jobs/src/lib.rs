@@ -15,7 +15,11 @@
 //!   ready jobs round-robin from where the last claim stopped and takes an
 //!   equal share from each, and an organization already running its limit
 //!   ([`QueueConfig::max_running_per_org`]) is passed over; one tenant's
-//!   backlog of 100,000 jobs does not delay another's 100.
+//!   backlog of 100,000 jobs does not delay another's 100. Workers held
+//!   back ([`QueueConfig::reserved`]) start an organization's jobs the
+//!   moment they are committed when nothing of it runs here, beside the
+//!   claim loop, so its first jobs do not wait for the loop's next round
+//!   behind a busy tenant.
 //! - **Concurrency keys** ([`NewJob::concurrency`]): at most N jobs of an
 //!   organization with a key run at once, across every worker.
 //! - **Retries** with exponential backoff and jitter up to the job's
@@ -27,7 +31,8 @@
 //! - **One clock** (`foundry_platform::clock`): every time the queue
 //!   writes or compares comes from it, so tests drive leases, backoffs and
 //!   schedules by hand.
-//! - Wake-ups by `LISTEN jobs_<schema>` (an insert trigger notifies), with
+//! - Wake-ups by `LISTEN jobs_<schema>` (an insert trigger notifies, naming
+//!   the organizations of the statement's available jobs), with
 //!   polling as the fallback; a graceful stop lets running jobs finish for
 //!   a grace period, then releases the rest for another worker.
 

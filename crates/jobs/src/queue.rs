@@ -22,6 +22,13 @@ pub struct QueueConfig {
     pub worker: String,
     /// Jobs run at once by this worker.
     pub concurrency: usize,
+    /// Of [`QueueConfig::concurrency`], the workers held back for
+    /// organizations with nothing running here: when such an organization
+    /// enqueues, its notification claims its jobs at once on these, beside
+    /// the claim loop, instead of waiting for the loop's next round behind
+    /// another organization's backlog (at least one worker is left to the
+    /// loop).
+    pub reserved: usize,
     /// Jobs claimed at most per round trip.
     pub batch: usize,
     /// How long a claim lasts without a heartbeat; heartbeats come every
@@ -50,6 +57,7 @@ impl Default for QueueConfig {
         QueueConfig {
             worker: format!("worker-{}", Uuid::now_v7().simple()),
             concurrency: 16,
+            reserved: 4,
             batch: 64,
             lease: Duration::from_secs(30),
             poll: Duration::from_secs(1),
@@ -197,10 +205,11 @@ impl std::fmt::Debug for Queue {
     }
 }
 
-/// The claim ([`Queue::claim`]): `$1` the cursor (the organization the
-/// last claim ended with), `$2` the jobs wanted, `$3` the running limit
-/// per organization, `$4` the lease's end, `$5` now, `$6` the worker, `$7`
-/// no limit (no advisory locks, no counts).
+/// The claim's choice of organizations ([`Queue::claim`], then [`TAKE`]):
+/// `$1` the cursor (the organization the last claim ended with), `$2` the
+/// jobs wanted, `$3` the running limit per organization, `$4` the lease's
+/// end, `$5` now, `$6` the worker, `$7` no limit (no advisory locks, no
+/// counts).
 ///
 /// `walk` is a loose index scan of `jobs_available`: each step finds the
 /// next organization's oldest available job (one probe, whatever its
@@ -210,7 +219,10 @@ impl std::fmt::Debug for Queue {
 /// over a job whose concurrency key runs its limit or is being claimed by
 /// another worker at this moment (an advisory lock per key, held to
 /// commit); [`TRIM`] then sees to jobs of one key claimed together.
-const CLAIM: &str = "\
+///
+/// `o` holds each organization's claim lock (a worker claiming it now
+/// passes it over), `shares` says how many each may take.
+const WALK: &str = "\
 WITH RECURSIVE walk(org_id, run_at, id, wrapped, k) AS ( \
   (SELECT * FROM ( \
      (SELECT org_id, run_at, id, false, 1 FROM jobs \
@@ -237,6 +249,25 @@ o AS ( \
 shares AS ( \
   SELECT o.*, ceil($2::numeric / count(*) OVER ())::int8 AS per, \
     max(k) OVER () = k AS last FROM o), \
+";
+
+/// The express claim's one organization ([`Queue::claim_org`], then
+/// [`TAKE`]): `$1` the organization, its share all `$2` jobs wanted, from
+/// its oldest; the other parameters as in [`WALK`].
+const ONE_ORG: &str = "\
+WITH o AS ( \
+  SELECT $1::uuid AS org_id, '-infinity'::timestamptz AS run_at, \
+    '00000000-0000-0000-0000-000000000000'::uuid AS id, 1 AS k \
+  WHERE $7::bool OR pg_try_advisory_xact_lock( \
+    hashtextextended('foundry_jobs_{schema}_' || $1::text, 0))), \
+shares AS (SELECT o.*, $2::int8 AS per, true AS last FROM o), \
+";
+
+/// What either claim takes of the organizations in `shares` ([`WALK`],
+/// [`ONE_ORG`]): each one's share, oldest first, read from its first job
+/// on, passing over jobs whose concurrency key runs its limit and, with a
+/// running limit per organization (`$3`), what is over it; then leases them.
+const TAKE: &str = "\
 picked AS ( \
   SELECT j.id FROM shares s CROSS JOIN LATERAL ( \
     SELECT id FROM jobs a \
@@ -383,18 +414,42 @@ impl Queue {
     /// `n` of them, oldest first, and passes over an organization running
     /// its limit or being claimed by another worker at this moment.
     ///
-    /// One statement (see [`CLAIM`]): the walk finds each organization's
+    /// One statement (see [`WALK`]): the walk finds each organization's
     /// oldest available job, and its share is read from there on, so the
     /// index entries of the jobs claimed before (dead until a vacuum) are
     /// stepped over once per organization and claim, not three times.
     pub async fn claim(&self, n: usize) -> anyhow::Result<Vec<Claimed>> {
-        if n == 0 {
-            return Ok(vec![]);
-        }
         let cursor = *self.inner.cursor.lock().unwrap_or_else(|e| e.into_inner());
+        let (jobs, last) = self.take(WALK, cursor, n).await?;
+        if let Some(last) = last {
+            *self.inner.cursor.lock().unwrap_or_else(|e| e.into_inner()) = last;
+        }
+        Ok(jobs)
+    }
+
+    /// Claims up to `n` available jobs of `org` alone, oldest first, within
+    /// its running limit and its jobs' concurrency keys: the express claim
+    /// of an organization with nothing running ([`QueueConfig::reserved`]).
+    /// The round robin's cursor does not move.
+    pub async fn claim_org(&self, org: Uuid, n: usize) -> anyhow::Result<Vec<Claimed>> {
+        Ok(self.take(ONE_ORG, org, n).await?.0)
+    }
+
+    /// Runs `choice` ([`WALK`] or [`ONE_ORG`], given `from`) then [`TAKE`]
+    /// and, for jobs with concurrency keys, [`TRIM`], in one transaction:
+    /// the jobs claimed, by id, and the last organization served.
+    async fn take(
+        &self,
+        choice: &str,
+        from: Uuid,
+        n: usize,
+    ) -> anyhow::Result<(Vec<Claimed>, Option<Uuid>)> {
+        if n == 0 {
+            return Ok((vec![], None));
+        }
         let cfg = &self.inner.cfg;
         let now = self.inner.clock.now();
-        let sql = CLAIM.replace("{schema}", self.inner.db.schema());
+        let sql = format!("{choice}{TAKE}").replace("{schema}", self.inner.db.schema());
         // No plan with a sort: the walk's probes and the shares must read
         // `jobs_available` in its order. Statistics taken on a queue that
         // was nearly empty (or before a burst) make a bitmap scan of every
@@ -412,7 +467,7 @@ impl Queue {
             )
             .await?;
         let rows = sqlx::query(&sql)
-            .bind(cursor)
+            .bind(from)
             .bind(i64::try_from(n).unwrap_or(i64::MAX))
             .bind(cfg.max_running_per_org.unwrap_or(i64::MAX))
             .bind(now + delta(cfg.lease))
@@ -423,10 +478,11 @@ impl Queue {
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         let mut keyed = Vec::new();
+        let mut last = None;
         for row in &rows {
             use sqlx::Row;
-            if let Some(last) = row.try_get::<Option<Uuid>, _>("last_org")? {
-                *self.inner.cursor.lock().unwrap_or_else(|e| e.into_inner()) = last;
+            if let Some(org) = row.try_get::<Option<Uuid>, _>("last_org")? {
+                last = Some(org);
             }
             let job = claimed(row)?;
             if row
@@ -446,7 +502,7 @@ impl Queue {
         }
         tx.commit().await?;
         out.sort_by_key(|c| c.id);
-        Ok(out)
+        Ok((out, last))
     }
 
     /// Extends the lease of `job`: `Some(cancel asked)` while it holds it,
@@ -647,35 +703,56 @@ impl Queue {
 
     /// Claims and runs jobs until `stop` resolves; then lets running jobs
     /// finish for the grace period and releases the rest. Promotes due
-    /// jobs, takes back expired leases and fires due schedules as it goes.
+    /// jobs, takes back expired leases and fires due schedules as it goes,
+    /// and claims at once for an organization with nothing running here
+    /// when its jobs' notification comes ([`QueueConfig::reserved`]).
     pub async fn run(self, stop: StopSignal) {
         let cfg = self.inner.cfg.clone();
         let schema = self.inner.db.schema();
-        let channel = format!("jobs_{schema}");
-        let mut listener = foundry_platform::db::listen(&self.inner.db, &channel, "jobs").await;
-        let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
-        let mut running: JoinSet<()> = JoinSet::new();
-        let held: Arc<Mutex<HashMap<Uuid, Claimed>>> = Arc::default();
+        let reserved = cfg.reserved.min(cfg.concurrency.saturating_sub(1));
+        let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1) - reserved));
+        let express = Arc::new(Semaphore::new(reserved));
         // Completions go out in batches: one statement for what finished
         // together, instead of a transaction per job. A job's worker is
         // free once its ending is written (the permit travels with it), so
         // claims never run ahead of the completer: a lagging completer
         // would let leases run out on jobs that are done.
         let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
-        let completer = tokio::spawn(self.clone().complete_batches(done_rx, held.clone()));
-        // The queue's numbers are read beside the loop: counting a big
-        // backlog takes a while, and no claim waits for it.
-        let stats = tokio::spawn(self.clone().record_stats_every(STATS_EVERY));
-        tokio::pin!(stop);
-        // Housekeeping beside the loop, so that no claim waits for it; it
-        // wakes the loop when it made jobs available.
+        let runner = Arc::new(Runner {
+            queue: self.clone(),
+            held: Arc::default(),
+            running: Mutex::default(),
+            done: done_tx,
+        });
+        let completer = tokio::spawn(self.clone().complete_batches(done_rx, runner.held.clone()));
+        // Beside the loop, so that no claim waits for them: the queue's
+        // numbers (counting a big backlog takes a while), housekeeping
+        // (which wakes the loop when it made jobs available), and the
+        // notifications of new jobs (which wake it too, and claim at once
+        // for an organization with nothing running here).
+        let (halt, halted) = watch::channel(false);
         let woken = Arc::new(tokio::sync::Notify::new());
-        let housekeeper = tokio::spawn(self.clone().maintain_every(cfg.poll, woken.clone()));
+        let mut beside = JoinSet::new();
+        beside.spawn(self.clone().record_stats_every(stopped(&halted)));
+        beside.spawn(self.clone().maintain_every(stopped(&halted), woken.clone()));
+        // Without a listener the loop polls, and nothing claims beside it.
+        let channel = format!("jobs_{schema}");
+        if let Some(listener) = foundry_platform::db::listen(&self.inner.db, &channel, "jobs").await
+        {
+            let lane = Express {
+                runner: runner.clone(),
+                permits: express,
+                woken: woken.clone(),
+            };
+            beside.spawn(self.clone().listen(listener, lane, stopped(&halted)));
+        }
+        tokio::pin!(stop);
         // Claim when at least this many workers are free: a busy queue
         // claims in batches, not a job at a time as each one ends.
-        let low_water = (cfg.concurrency / 2).clamp(1, cfg.batch.max(1));
+        let main = permits.available_permits();
+        let low_water = (main / 2).clamp(1, cfg.batch.max(1));
         loop {
-            while running.try_join_next().is_some() {}
+            runner.reap();
             if permits.available_permits() < low_water {
                 let want = u32::try_from(low_water).unwrap_or(u32::MAX);
                 let freed = async {
@@ -701,36 +778,33 @@ impl Queue {
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     break;
                 };
-                held.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(job.id, job.clone());
-                let (queue, done_tx) = (self.clone(), done_tx.clone());
-                running.spawn(async move {
-                    if let Some(how) = queue.attempt(&job).await {
-                        let _ = done_tx.send((job, how, permit));
-                    }
-                });
+                runner.start(job, permit);
             }
             if more {
                 continue;
             }
             tokio::select! {
                 () = &mut stop => break,
-                () = foundry_platform::db::notified_or(listener.as_mut(), cfg.poll) => {}
-                () = woken.notified() => {}
+                _ = tokio::time::timeout(cfg.poll, woken.notified()) => {}
             }
         }
-        stats.abort();
-        housekeeper.abort();
-        // Stop: no more claims; let running jobs finish for the grace
-        // period, write what finished, then release what is left.
+        // Stop: no more claims, by the loop or beside it; let running jobs
+        // finish for the grace period, write what finished, then release
+        // what is left.
+        let _ = halt.send(true);
+        while beside.join_next().await.is_some() {}
+        let mut running =
+            std::mem::take(&mut *runner.running.lock().unwrap_or_else(|e| e.into_inner()));
+        let held = runner.held.clone();
+        // The last sender of endings goes with the runner (the jobs' own
+        // go as they end or are aborted), so the completer ends.
+        drop(runner);
         let _ = tokio::time::timeout(cfg.shutdown_grace, async {
             while running.join_next().await.is_some() {}
         })
         .await;
         running.abort_all();
         while running.join_next().await.is_some() {}
-        drop(done_tx);
         if let Err(e) = completer.await {
             tracing::warn!(error = %e, schema, "jobs: the completer failed");
         }
@@ -747,19 +821,58 @@ impl Queue {
         }
     }
 
-    /// Records the queue's numbers ([`record_stats`]) every `every`, until
-    /// aborted.
-    async fn record_stats_every(self, every: Duration) {
+    /// Takes each notification of new jobs until `stop`: wakes the claim
+    /// loop, and claims at once (on the reserved workers) for the
+    /// organization it names when nothing of that organization runs here.
+    /// A notification names the organizations of a statement's available
+    /// jobs, or none when they were many (the loop's round robin serves
+    /// them).
+    async fn listen(
+        self,
+        mut listener: sqlx::postgres::PgListener,
+        lane: Express,
+        stop: impl std::future::Future<Output = ()> + Send,
+    ) {
         let schema = self.inner.db.schema();
+        tokio::pin!(stop);
         loop {
-            match crate::admin::stats(&self.inner.db, &*self.inner.clock).await {
-                Ok(stats) => record_stats(schema, &stats),
+            let got = tokio::select! {
+                () = &mut stop => break,
+                got = listener.recv() => got,
+            };
+            let org = match got {
+                Ok(n) => n.payload().parse::<Uuid>().ok(),
                 Err(e) => {
-                    tracing::warn!(error = %e, schema, "jobs: reading the queue's numbers failed")
+                    // sqlx reconnects on the next receive; meanwhile the
+                    // loop polls.
+                    tracing::warn!(error = %e, schema, "jobs: listening failed");
+                    tokio::select! {
+                        () = &mut stop => break,
+                        () = tokio::time::sleep(self.inner.cfg.poll) => {}
+                    }
+                    None
                 }
+            };
+            lane.woken.notify_one();
+            if let Some(org) = org {
+                lane.claim_for(org).await;
             }
-            tokio::time::sleep(every).await;
         }
+    }
+
+    /// Records the queue's numbers ([`record_stats`]) now and every
+    /// [`STATS_EVERY`] until `stop`.
+    async fn record_stats_every(self, stop: impl std::future::Future<Output = ()> + Send) {
+        let schema = self.inner.db.schema();
+        let tick = || async {
+            let stats = crate::admin::stats(&self.inner.db, &*self.inner.clock).await?;
+            record_stats(schema, &stats);
+            Ok(())
+        };
+        if let Err(e) = tick().await {
+            tracing::warn!(error = %format!("{e:#}"), schema, "jobs: reading the queue's numbers failed");
+        }
+        foundry_platform::server::every("jobs stats", STATS_EVERY, stop, tick).await;
     }
 
     /// Writes attempts' endings as they come: completions together (up to
@@ -816,18 +929,111 @@ impl Queue {
         self.promote().await
     }
 
-    /// Runs [`Queue::maintain`] every `every` until aborted, waking the
-    /// claim loop through `woken` when jobs became available (an insert
-    /// notifies by itself; a promotion does not).
-    async fn maintain_every(self, every: Duration, woken: Arc<tokio::sync::Notify>) {
-        let schema = self.inner.db.schema();
-        loop {
-            match self.maintain().await {
-                Ok(0) => {}
-                Ok(_) => woken.notify_one(),
-                Err(e) => tracing::warn!(error = %e, schema, "jobs: maintenance failed"),
+    /// Runs [`Queue::maintain`] now and every [`QueueConfig::poll`] until
+    /// `stop`, waking the claim loop through `woken` when jobs became
+    /// available (an insert notifies by itself; a promotion does not).
+    async fn maintain_every(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send,
+        woken: Arc<tokio::sync::Notify>,
+    ) {
+        let tick = || async {
+            if self.maintain().await? > 0 {
+                woken.notify_one();
             }
-            tokio::time::sleep(every).await;
+            Ok(())
+        };
+        if let Err(e) = tick().await {
+            tracing::warn!(error = %format!("{e:#}"), schema = self.inner.db.schema(), "jobs: maintenance failed");
+        }
+        foundry_platform::server::every("jobs maintenance", self.inner.cfg.poll, stop, tick).await;
+    }
+}
+
+/// Resolves once `halted` says so (or its sender is gone).
+fn stopped(halted: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + use<> {
+    let mut halted = halted.clone();
+    async move {
+        let _ = halted.wait_for(|h| *h).await;
+    }
+}
+
+/// Where claimed jobs start, for the claim loop and the express claims
+/// beside it alike.
+struct Runner {
+    queue: Queue,
+    /// The jobs claimed here and not yet ended (released on stop).
+    held: Arc<Mutex<HashMap<Uuid, Claimed>>>,
+    running: Mutex<JoinSet<()>>,
+    done: tokio::sync::mpsc::UnboundedSender<(Claimed, Finish, tokio::sync::OwnedSemaphorePermit)>,
+}
+
+impl Runner {
+    /// Runs `job` on the worker `permit` holds; its ending goes to the
+    /// completer with the permit.
+    fn start(&self, job: Claimed, permit: tokio::sync::OwnedSemaphorePermit) {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(job.id, job.clone());
+        let (queue, done) = (self.queue.clone(), self.done.clone());
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spawn(async move {
+                if let Some(how) = queue.attempt(&job).await {
+                    let _ = done.send((job, how, permit));
+                }
+            });
+    }
+
+    /// Forgets the tasks that ended.
+    fn reap(&self) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        while running.try_join_next().is_some() {}
+    }
+
+    /// Whether a job of `org` is held here.
+    fn holds(&self, org: Uuid) -> bool {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .any(|c| c.org_id == org)
+    }
+}
+
+/// The express claims: workers held back ([`QueueConfig::reserved`]) for
+/// organizations with nothing running here.
+struct Express {
+    runner: Arc<Runner>,
+    permits: Arc<Semaphore>,
+    woken: Arc<tokio::sync::Notify>,
+}
+
+impl Express {
+    /// Claims `org`'s jobs on the free reserved workers (at most a batch),
+    /// unless a job of `org` is held here already.
+    async fn claim_for(&self, org: Uuid) {
+        let queue = &self.runner.queue;
+        let free = self.permits.available_permits().min(queue.inner.cfg.batch);
+        if free == 0 || self.runner.holds(org) {
+            return;
+        }
+        let claimed = match queue.claim_org(org, free).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, schema = queue.inner.db.schema(), "jobs: express claim failed");
+                return;
+            }
+        };
+        for job in claimed {
+            // Only this lane takes these permits, so the free ones counted
+            // above are still free.
+            let Ok(permit) = self.permits.clone().acquire_owned().await else {
+                break;
+            };
+            self.runner.start(job, permit);
         }
     }
 }

@@ -29,11 +29,21 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_at(start()).await
+}
+
+/// For a running worker: its clock starts at the wall clock's time, so
+/// that what it enqueues is due now.
+async fn env_now() -> Env {
+    env_at(Utc::now()).await
+}
+
+async fn env_at(at: DateTime<Utc>) -> Env {
     let url = foundry_testkit::fresh_database().await;
     let db = Db::connect(&url, "delivery", 8).await.expect("pool");
     Env {
         db,
-        clock: ManualClock::at(start()),
+        clock: ManualClock::at(at),
     }
 }
 
@@ -605,12 +615,7 @@ async fn states(e: &Env) -> Vec<(String, i64)> {
 
 #[tokio::test]
 async fn the_worker_runs_what_is_enqueued_and_a_stop_releases_what_it_could_not_finish() {
-    let url = foundry_testkit::fresh_database().await;
-    let db = Db::connect(&url, "delivery", 8).await.expect("pool");
-    let e = Env {
-        db,
-        clock: ManualClock::at(Utc::now()),
-    };
+    let e = env_now().await;
     let runs = Arc::new(AtomicUsize::new(0));
     let q = e
         .queue(QueueConfig {
@@ -721,4 +726,100 @@ async fn jobs_sharing_a_concurrency_key_run_at_most_its_limit_at_once() {
         .expect("finish");
     let next = w1.claim(50).await.expect("claim");
     assert_eq!(next.iter().map(|c| c.id).collect::<Vec<_>>(), vec![ids[8]]);
+}
+
+/// Holds its worker until the gate lets it through.
+struct Gated(Arc<tokio::sync::Semaphore>, Arc<AtomicUsize>);
+
+#[async_trait]
+impl Handler for Gated {
+    async fn run(&self, _: &JobContext) -> Result<Option<serde_json::Value>, JobError> {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        let pass = self
+            .0
+            .acquire()
+            .await
+            .map_err(|e| JobError::Fail(e.to_string()))?;
+        pass.forget();
+        Ok(None)
+    }
+}
+
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what} within 10 s"));
+}
+
+#[tokio::test]
+async fn an_organization_with_nothing_running_starts_at_once_while_another_holds_every_worker() {
+    let e = env_now().await;
+    let big = Uuid::now_v7();
+    e.enqueue_for(
+        big,
+        (0..10)
+            .map(|_| NewJob::new("gated", big, serde_json::json!({})))
+            .collect(),
+    )
+    .await;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (entered, ran) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    // Three workers for the claim loop, one held back; no poll within the
+    // test's time, so only notifications start anything.
+    let q = e
+        .queue(QueueConfig {
+            concurrency: 4,
+            reserved: 1,
+            batch: 4,
+            poll: Duration::from_secs(60),
+            shutdown_grace: Duration::from_millis(100),
+            ..QueueConfig::default()
+        })
+        .register("gated", Gated(gate.clone(), entered.clone()))
+        .register("count", Counting(ran.clone()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(q.run(Box::pin(async {
+        let _ = stopped.await;
+    })));
+    until(
+        "the big organization's jobs take the loop's three workers",
+        || entered.load(Ordering::SeqCst) == 3,
+    )
+    .await;
+
+    // Another organization's job starts on the held-back worker while the
+    // loop's are all taken; then a third's, once that worker is back.
+    for (n, org) in [(1, Uuid::now_v7()), (2, Uuid::now_v7())] {
+        let id = e
+            .enqueue_for(org, vec![NewJob::new("count", org, serde_json::json!({}))])
+            .await[0]
+            .id;
+        until("the small organization's job ran", || {
+            ran.load(Ordering::SeqCst) == n
+        })
+        .await;
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while e.job(id).await.state != "completed" {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("its completion was written, and its worker given back");
+    }
+    assert_eq!(
+        entered.load(Ordering::SeqCst),
+        3,
+        "the big organization did not take the held-back worker"
+    );
+    gate.add_permits(10);
+    until("the backlog ran", || entered.load(Ordering::SeqCst) == 10).await;
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .expect("stopped")
+        .expect("join");
 }

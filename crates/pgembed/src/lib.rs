@@ -175,6 +175,8 @@ pub struct PgOptions {
     pub ephemeral: bool,
     /// max_connections (default 200).
     pub max_connections: u32,
+    /// More server settings (`name=value`), after the ones above.
+    pub settings: Vec<String>,
 }
 
 impl PgOptions {
@@ -185,6 +187,7 @@ impl PgOptions {
             port: 0,
             ephemeral: false,
             max_connections: 200,
+            settings: Vec::new(),
         }
     }
 
@@ -455,6 +458,7 @@ fn server_settings(opts: &PgOptions, port: u16) -> Vec<String> {
             .map(str::to_owned),
         );
     }
+    settings.extend(opts.settings.iter().cloned());
     // Settings for a diagnosis, e.g. `FOUNDRY_PG_SETTINGS=shared_preload_libraries=pg_stat_statements`
     // to see which statements a benchmark's cluster spends its time on.
     if let Ok(extra) = std::env::var(EXTRA_SETTINGS) {

@@ -559,13 +559,26 @@ CREATE POLICY reader ON jobs FOR SELECT USING (
     org_id = NULLIF(current_setting('app.org_id', true), '')::uuid
     OR coalesce(current_setting('app.system', true), '') = 'on');
 CREATE POLICY worker ON jobs USING (coalesce(current_setting('app.system', true), '') = 'on');
+-- A statement's new jobs notify the workers once per organization with
+-- jobs available now (a worker claims at once for an organization with
+-- nothing running), or once without a payload when they are many or none
+-- is available yet (the claim loop's round robin and promotions see to
+-- them).
 CREATE OR REPLACE FUNCTION jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    orgs uuid[];
 BEGIN
-    PERFORM pg_notify('jobs_' || TG_TABLE_SCHEMA, '');
+    SELECT array_agg(org_id) INTO orgs FROM (
+        SELECT DISTINCT org_id FROM inserted WHERE state = 'available' LIMIT 9) o;
+    IF orgs IS NULL OR cardinality(orgs) > 8 THEN
+        PERFORM pg_notify('jobs_' || TG_TABLE_SCHEMA, '');
+    ELSE
+        PERFORM pg_notify('jobs_' || TG_TABLE_SCHEMA, org::text) FROM unnest(orgs) org;
+    END IF;
     RETURN NULL;
 END $$;
 DROP TRIGGER IF EXISTS jobs_notify ON jobs;
-CREATE TRIGGER jobs_notify AFTER INSERT ON jobs
+CREATE TRIGGER jobs_notify AFTER INSERT ON jobs REFERENCING NEW TABLE AS inserted
     FOR EACH STATEMENT EXECUTE FUNCTION jobs_notify();
 -- Cron schedules: each enqueues a job of its kind at its times.
 CREATE TABLE IF NOT EXISTS job_schedules (
