@@ -27,6 +27,8 @@ pub type Tx = sqlx::Transaction<'static, Postgres>;
 pub struct Db {
     pool: std::sync::Arc<PgPool>,
     schema: &'static str,
+    /// The connections of tenant reads ([`Db::read`]).
+    reads: std::sync::Arc<crate::reads::Reads>,
 }
 
 /// The database role a service's pool acts as.
@@ -60,6 +62,7 @@ impl Db {
             "SET search_path TO {schema}; SET ROLE {role}",
             role = app_role(schema)
         );
+        let reads = crate::reads::Reads::new(options.clone(), setup.clone(), max_connections);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .min_connections(0)
@@ -84,6 +87,7 @@ impl Db {
         let db = Db {
             pool: std::sync::Arc::new(pool),
             schema,
+            reads: std::sync::Arc::new(reads),
         };
         db.check_role().await?;
         observe_pool(&db.pool, schema, max_connections);
@@ -151,6 +155,16 @@ impl Db {
         Ok(self.pool.begin_with(begin).await?)
     }
 
+    /// A connection for one organization's reads, each a single statement
+    /// outside any transaction: row-level security admits only that
+    /// organization's rows, and a read costs one round trip when a
+    /// connection set to the organization is idle (`crate::reads`). For a
+    /// call that reads several statements that must agree, or locks, use
+    /// [`Db::tenant`].
+    pub async fn read(&self, org_id: Uuid) -> Result<crate::reads::Read, Error> {
+        self.reads.checkout(org_id).await
+    }
+
     /// A transaction acting for one user across organizations (their
     /// memberships, sessions): row-level security admits rows of that user.
     pub async fn user(&self, user_id: Uuid) -> Result<Tx, Error> {
@@ -171,6 +185,7 @@ impl Db {
 
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
+        self.reads.close();
         self.pool.close().await;
     }
 }

@@ -9,6 +9,7 @@ pub mod idempotency;
 pub mod load;
 pub mod metrics;
 pub mod page;
+pub mod reads;
 pub mod rpc;
 pub mod rpc_metrics;
 pub mod server;

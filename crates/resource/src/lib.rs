@@ -250,7 +250,7 @@ pub fn visible<R: Resource>(caller: &Caller, r: &R) -> bool {
 
 /// Reads `key` in `org_id` with `lock`, without checking visibility.
 pub async fn read<R: Resource>(
-    tx: &mut Tx,
+    conn: &mut sqlx::PgConnection,
     org_id: Uuid,
     key: R::Key,
     lock: Lock,
@@ -263,15 +263,27 @@ pub async fn read<R: Resource>(
     ))
     .bind(org_id)
     .bind(key.into())
-    .fetch_optional(&mut **tx)
+    .fetch_optional(conn)
     .await?;
     row.as_ref().map(R::decode).transpose()
 }
 
-/// Reads `key` for the call with `lock`: `NOT_FOUND` when it is missing,
-/// another organization's, or outside the caller's project (never which).
-pub async fn fetch<R: Resource>(tx: &mut Tx, call: &Call, key: R::Key, lock: Lock) -> Result<R> {
-    match read::<R>(tx, call.org_id, key, lock).await? {
+/// Reads `key` for the call with `lock` (in a transaction, or none on a
+/// [`Db::read`] connection): `NOT_FOUND` when it is missing, another
+/// organization's, or outside the caller's project (never which).
+pub async fn fetch<R: Resource>(
+    conn: &mut sqlx::PgConnection,
+    call: &Call,
+    key: R::Key,
+    lock: Lock,
+) -> Result<R> {
+    seen(call, read::<R>(conn, call.org_id, key, lock).await?)
+}
+
+/// What `found` is to the call: `NOT_FOUND` when missing or outside the
+/// caller's project.
+fn seen<R: Resource>(call: &Call, found: Option<R>) -> Result<R> {
+    match found {
         Some(r) if visible(&call.caller, &r) => Ok(r),
         _ => Err(R::not_found()),
     }
@@ -292,10 +304,11 @@ pub async fn remove_row<R: Resource>(tx: &mut Tx, org_id: Uuid, key: R::Key) -> 
 
 /// AIP-131 Get.
 pub async fn get<R: Resource>(db: &Db, call: &Call, key: R::Key) -> Result<R> {
-    let mut tx = db.tenant(call.org_id).await?;
-    let r = fetch::<R>(&mut tx, call, key, Lock::None).await?;
-    tx.commit().await?;
-    Ok(r)
+    let mut conn = db.read(call.org_id).await?;
+    seen(
+        call,
+        read::<R>(&mut conn, call.org_id, key, Lock::None).await?,
+    )
 }
 
 /// A create request as [`create`] takes it: its method (the idempotency

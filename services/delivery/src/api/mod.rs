@@ -539,13 +539,14 @@ pub(crate) type Rows<'t, T> =
 
 /// One page of a list (AIP-132), the one way every List reads: the page
 /// parsed (its token is good only for the same filters), the rows `read`
-/// returns in one tenant transaction (checks of the parent included), the
-/// page trimmed and the next page token (empty on the last page).
+/// returns on a tenant read connection (`Db::read`: each statement, the
+/// parent's check included, one round trip, no transaction), the page
+/// trimmed and the next page token (empty on the last page).
 pub(crate) async fn list_page<T, Q>(
     c: &In<Q>,
     paging: Paging<'_>,
     order: Order<T>,
-    read: impl for<'t> FnOnce(&'t mut Tx, &'t Call, &'t Page) -> Rows<'t, T>,
+    read: impl for<'t> FnOnce(&'t mut sqlx::PgConnection, &'t Call, &'t Page) -> Rows<'t, T>,
 ) -> Result<(Vec<T>, String), Error> {
     let Paging {
         size,
@@ -557,9 +558,9 @@ pub(crate) async fn list_page<T, Q>(
         Order::NewestFirst(_) => state.pages.parse(size, token, &filters),
         Order::ByKey(_) => state.pages.parse_keyed(size, token, &filters),
     }?;
-    let mut tx = state.db.tenant(call.org_id).await?;
-    let mut rows = read(&mut tx, call, &page).await?;
-    tx.commit().await?;
+    let mut conn = state.db.read(call.org_id).await?;
+    let mut rows = read(&mut conn, call, &page).await?;
+    drop(conn);
     let next = match order {
         Order::NewestFirst(id) => state.pages.finish(&page, &mut rows, id),
         Order::ByKey(key) => state.pages.finish_keyed(&page, &mut rows, key),

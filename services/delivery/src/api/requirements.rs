@@ -121,7 +121,7 @@ fn batch(v: &mut Violations, value: &str) -> Option<String> {
 /// A workstream the caller may see, held (`lock`) until commit: its
 /// program.
 async fn workstream_program(
-    tx: &mut Tx,
+    tx: &mut sqlx::PgConnection,
     call: &Call,
     id: WorkstreamId,
     lock: Lock,

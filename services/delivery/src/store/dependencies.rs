@@ -162,7 +162,7 @@ pub enum Direction {
 /// The requirements one step (or, `transitive`, any number of steps) away
 /// from `requirement_id`, newest first after `before`: [`dependencies_sql`].
 pub async fn list_dependencies(
-    tx: &mut Tx,
+    tx: &mut sqlx::PgConnection,
     org_id: Uuid,
     requirement_id: RequirementId,
     direction: Direction,
@@ -175,7 +175,7 @@ pub async fn list_dependencies(
         .bind(requirement_id.uuid())
         .bind(before)
         .bind(limit)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?;
     rows.iter().map(Requirement::decode).collect()
 }

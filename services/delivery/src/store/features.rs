@@ -69,7 +69,7 @@ pub async fn feature_has_children(
 /// Newest first: children of a parent walk `features_parent_idx`, all
 /// `features_program_id_key`.
 pub async fn list_features(
-    tx: &mut Tx,
+    tx: &mut sqlx::PgConnection,
     org_id: Uuid,
     program_id: Uuid,
     parent_feature_id: Option<Uuid>,

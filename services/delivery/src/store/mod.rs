@@ -90,9 +90,9 @@ pub(crate) fn in_position_order(
 /// Runs a `SELECT` of `R`'s columns: its rows, decoded.
 pub(crate) async fn fetch_rows<R: Resource>(
     mut q: QueryBuilder<'_, Postgres>,
-    tx: &mut foundry_platform::db::Tx,
+    conn: &mut sqlx::PgConnection,
 ) -> foundry_platform::Result<Vec<R>> {
-    let rows = q.build().fetch_all(&mut **tx).await?;
+    let rows = q.build().fetch_all(conn).await?;
     rows.iter().map(R::decode).collect()
 }
 
@@ -115,7 +115,7 @@ pub enum Cursor {
 /// statement is fixed per filter combination, so each plans on its own
 /// index.
 pub async fn list_children<R: Resource>(
-    tx: &mut foundry_platform::db::Tx,
+    tx: &mut sqlx::PgConnection,
     org_id: uuid::Uuid,
     (column, parent): (&'static str, uuid::Uuid),
     filters: &[Filter],
@@ -245,7 +245,7 @@ pub struct AssignedFilter {
 /// none `<table>_program_id_key`. The other filters are checked on the rows
 /// found.
 pub async fn list_assigned<R: Assigned>(
-    tx: &mut foundry_platform::db::Tx,
+    tx: &mut sqlx::PgConnection,
     org_id: uuid::Uuid,
     f: AssignedFilter,
     before: Option<uuid::Uuid>,

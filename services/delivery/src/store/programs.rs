@@ -32,7 +32,7 @@ pub struct ProgramFilter {
 /// Newest first: on the primary key, or `programs_phase_idx` /
 /// `programs_archived_idx` when filtered.
 pub async fn list_programs(
-    tx: &mut Tx,
+    tx: &mut sqlx::PgConnection,
     org_id: Uuid,
     f: ProgramFilter,
     before: Option<Uuid>,

@@ -35,7 +35,7 @@ pub struct RequirementFilter {
 /// workstream is named, else `requirements_program_id_key` /
 /// `requirements_program_status_idx`.
 pub async fn list_requirements(
-    tx: &mut Tx,
+    tx: &mut sqlx::PgConnection,
     org_id: Uuid,
     f: RequirementFilter,
     before: Option<Uuid>,
