@@ -7,12 +7,14 @@
 //! ([`subscriptions`]) has its own [`Relay`] and cursor and receives its
 //! events at least once, in each organization's commit order; the audit
 //! service keeps each event once, other receivers use [`inbox`].
+//! Identity's membership events are [`membership`].
 
 pub mod bound;
 pub mod call;
 pub mod envelope;
 pub mod event;
 pub mod inbox;
+pub mod membership;
 pub mod relay;
 pub mod subscriptions;
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use foundry_domain::Patch;
+use foundry_outbox::membership::Change;
 use foundry_outbox::{Actor, Call, EventBuilder};
 use foundry_platform::Error;
 use foundry_platform::db::{Lock, Tx, check_etag};
@@ -52,10 +53,25 @@ fn not_found() -> Error {
     Error::not_found("MEMBERSHIP_NOT_FOUND", "membership")
 }
 
+/// Records the domain event of `change` to `m` in `tx`, the change's
+/// transaction (`foundry_outbox::membership`): what delivery's membership
+/// replica takes in. Every membership change records one.
+pub(crate) async fn announce(tx: &mut Tx, change: Change, m: &Membership) -> Result<(), Error> {
+    foundry_outbox::membership::Membership::event(
+        m.org_id,
+        change,
+        (m.id.uuid(), m.user_id.uuid()),
+        m.role.as_str(),
+    )
+    .record(tx)
+    .await?;
+    Ok(())
+}
+
 /// Makes `user_id` a member of `org_id` in `role` and records it
-/// (`identity.membership.create`, by `actor`): the owner of a new
-/// organization, the invitee of an accepted `invitation` (its inviter and
-/// id recorded), a member a bootstrap adds.
+/// (`identity.membership.create`, by `actor`, and its domain event): the
+/// owner of a new organization, the invitee of an accepted `invitation`
+/// (its inviter and id recorded), a member a bootstrap adds.
 pub async fn add_member(
     tx: &mut Tx,
     actor: &Actor,
@@ -71,6 +87,7 @@ pub async fn add_member(
         .set("invitation_id", invitation.map(|i| i.id))
         .record(tx)
         .await?;
+    announce(tx, Change::Created, &m).await?;
     Ok(m)
 }
 
@@ -122,7 +139,7 @@ async fn answer(
 }
 
 /// Removes a membership (never the last owner's, of `owners`), records
-/// `event` with what was removed, and commits.
+/// `event` with what was removed and its domain event, and commits.
 async fn remove(
     mut tx: Tx,
     event: EventBuilder,
@@ -132,6 +149,7 @@ async fn remove(
     domain::keep_an_owner(owners, m.role == Role::Owner, false)?;
     store::delete_membership(&mut tx, m.org_id, m.id).await?;
     event.removed(m).record(&mut tx).await?;
+    announce(&mut tx, Change::Removed, m).await?;
     tx.commit().await?;
     Ok(Response::new(()))
 }
@@ -176,6 +194,7 @@ impl MembershipService for Memberships {
                 .diff(&before, &m)
                 .record(&mut tx)
                 .await?;
+            announce(&mut tx, Change::Updated, &m).await?;
         }
         Ok(answer(tx, call.org_id, id).await?)
     }
