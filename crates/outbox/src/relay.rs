@@ -430,14 +430,15 @@ struct Outcome {
 }
 
 impl Relay {
-    /// The audit service's relay over `db`'s outbox, its only subscriber.
+    /// The audit service's relay over `db`'s outbox, beside the schema's
+    /// other subscribers (`crate::subscriptions`): an event leaves once
+    /// every one of them is past it.
     pub fn new(db: Db, sink: Arc<dyn Sink>, cfg: RelayConfig) -> Relay {
-        Relay::subscriber(
-            db,
-            Arc::new(AuditSubscriber::new(sink)),
-            vec![AUDIT.to_string()],
-            cfg,
-        )
+        let mut all = crate::subscriptions::subscribers_of(db.schema());
+        if !all.iter().any(|s| s == AUDIT) {
+            all.push(AUDIT.to_string());
+        }
+        Relay::subscriber(db, Arc::new(AuditSubscriber::new(sink)), all, cfg)
     }
 
     /// `subscriber`'s relay over `db`'s outbox, whose subscribers are
