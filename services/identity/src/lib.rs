@@ -30,6 +30,11 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/identity");
 /// The Postgres schema of this service.
 pub const SCHEMA: &str = "identity";
 
+/// The job that announces every membership once, for delivery's replica
+/// (enqueued by the migration that started membership events, when there
+/// were memberships: `migrations/identity/0010_membership_events.sql`).
+pub const ANNOUNCE_MEMBERSHIPS_JOB: &str = "identity.memberships.snapshot";
+
 /// How often [`Identity::sweep`] runs.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -376,6 +381,12 @@ impl Identity {
                 ))
             }
         })
+    }
+
+    /// Announces every membership as it stands
+    /// ([`api::memberships::announce_all`]); how many.
+    pub async fn announce_memberships(&self) -> anyhow::Result<u64> {
+        Ok(api::memberships::announce_all(&self.state.db).await?)
     }
 
     /// Deletes what guards only credentials that are over: the spent

@@ -432,6 +432,96 @@ async fn user_references_must_be_members_of_the_callers_org() {
     assert!(assignable(&app, t, &p, &carol_id).await);
 }
 
+#[tokio::test]
+async fn user_references_must_be_members_of_the_callers_org_including_those_from_before_the_replica()
+ {
+    let app = TestApp::start().await;
+    let t = &app.alice.token;
+    let p = program(&app, t, "backfill").await.id;
+
+    // As an earlier version left them: a user and a membership that no
+    // membership event ever announced.
+    let erin = uuid::Uuid::now_v7();
+    let mut db = app.admin_db().await;
+    sqlx::query("INSERT INTO identity.users (id, email, display_name) VALUES ($1, $2, 'Erin')")
+        .bind(erin)
+        .bind(format!("erin-{erin}@example.com"))
+        .execute(&mut db)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO identity.memberships (org_id, id, user_id, role) VALUES ($1, $2, $3, 'editor')",
+    )
+    .bind(app.alice.org_id)
+    .bind(uuid::Uuid::now_v7())
+    .bind(erin)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let erin = erin.to_string();
+    // (Alice's own membership, announced when it was made, is assignable.)
+    let alice = app.alice.user_id.to_string();
+    eventually("alice assignable", || assignable(&app, t, &p, &alice)).await;
+    assert!(
+        !assignable(&app, t, &p, &erin).await,
+        "erin is in no replica yet"
+    );
+
+    // The upgrade's migration asks identity to announce every membership
+    // once; identity's queue does, and the replica has her.
+    let migration = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../migrations/identity/0010_membership_events.sql"
+    ))
+    .expect("identity's migration that starts the membership events");
+    let mut tx = sqlx::Connection::begin(&mut db).await.unwrap();
+    sqlx::query("SET LOCAL search_path TO identity")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::raw_sql(&migration).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    eventually("erin assignable", || assignable(&app, t, &p, &erin)).await;
+    for r in Reference::ALL {
+        let (_, got) = r
+            .create(&app, t, &p, std::slice::from_ref(&erin))
+            .await
+            .unwrap();
+        assert_eq!(got, [erin.as_str()], "{r:?}");
+    }
+    // Each existing membership was announced once.
+    let announced: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT payload->'data'->>'user_id', count(*) FROM identity.outbox \
+         WHERE type = 'identity.membership.snapshot' AND org_id = $1 GROUP BY 1 ORDER BY 1",
+    )
+    .bind(app.alice.org_id)
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    let mut expected = vec![(alice.clone(), 1), (erin.clone(), 1)];
+    expected.sort();
+    assert_eq!(announced, expected);
+    // By a job the migration enqueued with a time-ordered id, as the
+    // queue's own are, which ran to its end.
+    let job = "SELECT id, state FROM identity.jobs WHERE kind = 'identity.memberships.snapshot'";
+    eventually("the job completed", || async {
+        let (_, state): (uuid::Uuid, String) = sqlx::query_as(job)
+            .fetch_one(&mut app.admin_db().await)
+            .await
+            .unwrap();
+        state == "completed"
+    })
+    .await;
+    let (id, _): (uuid::Uuid, String) = sqlx::query_as(job).fetch_one(&mut db).await.unwrap();
+    assert_eq!(id.get_version_num(), 7, "{id}");
+    let (secs, _) = id.get_timestamp().expect("a v7 id has a time").to_unix();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(now.abs_diff(secs) < 120, "{id}: minted {secs}, now {now}");
+}
+
 /// Identity's membership event `change` for `user` in `org`, as its relay
 /// sends it, at `sequence`.
 fn membership_event(

@@ -6,7 +6,7 @@ use foundry_domain::Patch;
 use foundry_outbox::membership::Change;
 use foundry_outbox::{Actor, Call, EventBuilder};
 use foundry_platform::Error;
-use foundry_platform::db::{Lock, Tx, check_etag};
+use foundry_platform::db::{Db, Lock, Tx, check_etag};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{
     self as pb, membership_service_server::MembershipService,
@@ -66,6 +66,47 @@ pub(crate) async fn announce(tx: &mut Tx, change: Change, m: &Membership) -> Res
     .record(tx)
     .await?;
     Ok(())
+}
+
+/// Memberships announced per transaction by [`announce_all`].
+const ANNOUNCED_PER_TRANSACTION: i64 = 500;
+
+/// Announces every membership as it stands now (`identity.membership.
+/// snapshot`): the backfill of delivery's replica for the memberships made
+/// before identity recorded membership events. Each organization's, in
+/// transactions of that organization holding the rows they announce
+/// (`FOR SHARE`), so each event takes its place in the organization's
+/// commit order after every change to its membership that committed
+/// before it read, and before every change that waited for it: the
+/// replica, keeping the newest event, ends as identity is. Running it
+/// again announces again, which changes nothing. Returns how many.
+pub async fn announce_all(db: &Db) -> Result<u64, Error> {
+    let (mut org, mut total) = (Uuid::nil(), 0);
+    loop {
+        let mut tx = db.system().await?;
+        let next = store::next_org_with_members(&mut tx, org).await?;
+        tx.commit().await?;
+        let Some(next) = next else {
+            return Ok(total);
+        };
+        org = next;
+        let mut after = Uuid::nil();
+        loop {
+            let mut tx = db.tenant(org).await?;
+            let held =
+                store::share_memberships_after(&mut tx, org, after, ANNOUNCED_PER_TRANSACTION)
+                    .await?;
+            for m in &held {
+                announce(&mut tx, Change::Snapshot, m).await?;
+            }
+            tx.commit().await?;
+            total += held.len() as u64;
+            match held.last() {
+                Some(m) if held.len() as i64 == ANNOUNCED_PER_TRANSACTION => after = m.id.uuid(),
+                _ => break,
+            }
+        }
+    }
 }
 
 /// Makes `user_id` a member of `org_id` in `role` and records it
