@@ -111,9 +111,10 @@ pub(crate) async fn create(
     Ok((sa, key.value))
 }
 
-/// Grants `sa` those of `capabilities` it lacks (a relay account made by
-/// an earlier version, before its service had a subscriber that needs
-/// one), recording `identity.service_account.update`; its id.
+/// Grants the service account `before` those of `capabilities` it lacks
+/// (a relay account made by an earlier version, before its service had a
+/// subscriber that needs one), recording `identity.service_account.update`;
+/// its id.
 pub(crate) async fn grant_missing(
     tx: &mut Tx,
     actor: &Actor,
