@@ -74,9 +74,26 @@ impl ServiceJobs {
         self
     }
 
-    /// Identity's: request ids, and spent refresh and ID tokens.
+    /// Identity's: request ids, spent refresh and ID tokens, and the
+    /// announcement of every membership (enqueued once, by the migration
+    /// that started membership events, for delivery's replica).
     pub fn identity(identity: &Identity, clock: &SharedClock, retention: Duration) -> ServiceJobs {
         let mut jobs = Self::new(identity.db(), clock).with_request_id_sweep(retention);
+        let announcing = identity.clone();
+        jobs.queue = jobs.queue.register(
+            foundry_identity::ANNOUNCE_MEMBERSHIPS_JOB,
+            task(move || {
+                let identity = announcing.clone();
+                async move {
+                    let announced = identity.announce_memberships().await?;
+                    tracing::info!(
+                        announced,
+                        "every membership announced to delivery's replica"
+                    );
+                    Ok(serde_json::json!({ "announced": announced }))
+                }
+            }),
+        );
         let swept = identity.clone();
         jobs.queue = jobs.queue.register(
             "identity.credentials.sweep",

@@ -15,7 +15,7 @@ use foundry_delivery::Delivery;
 use foundry_identity::{Identity, OidcProvider, RingSource, TokenConfig};
 use foundry_keyring::Keyring;
 use foundry_outbox::subscriptions::subscribers_of;
-use foundry_outbox::{AuditSubscriber, GrpcSink, Relay, RelayConfig};
+use foundry_outbox::{Relay, RelayConfig};
 use foundry_platform::db::{self, Db};
 use foundry_platform::page::PageTokens;
 use foundry_platform::server::Background;
@@ -42,7 +42,9 @@ pub struct SuiteConfig {
     pub max_connections: u32,
     /// Trusted external OIDC issuers for sign-in.
     pub oidc: Vec<OidcProvider>,
-    /// Where the outbox relays deliver audit events.
+    /// Where the outbox relays deliver audit events (the relays to the
+    /// suite's other subscribers, delivery's inbox of identity's
+    /// membership events, always run).
     pub audit_delivery: AuditDelivery,
     /// How often the audit checkpointer signs a checkpoint of every chain
     /// that grew (and applies retention); `None` runs no checkpointer.
@@ -87,10 +89,11 @@ impl RetentionArgs {
     }
 }
 
-/// Where the services' outbox relays deliver.
+/// Where the services' outbox relays deliver audit events.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuditDelivery {
-    /// No relay runs: events stay in the outboxes (tests that inspect them).
+    /// No relay to audit runs: audit events stay in the outboxes (tests
+    /// that inspect them).
     Off,
     /// The suite's own audit service, over gRPC on its own listener: the
     /// same path, token and ingest checks as a split deployment.
@@ -318,37 +321,119 @@ impl Suite {
             .await
     }
 
-    /// Starts each service's outbox relay.
+    /// Starts each service's outbox relays: one per subscriber of its
+    /// events. Audit's is where [`AuditDelivery`] says; every other
+    /// subscriber is a service of this suite, reached on the suite's own
+    /// listener (the same path, token and checks as a split deployment).
     async fn start_relays(
         &self,
         addr: std::net::SocketAddr,
         background: &mut Background,
     ) -> anyhow::Result<()> {
-        let endpoint = match &self.audit_delivery {
-            AuditDelivery::Off => return Ok(()),
-            AuditDelivery::Local => format!("http://{addr}"),
-            AuditDelivery::Endpoint(e) => e.clone(),
+        let local = format!("http://{addr}");
+        let audit = match &self.audit_delivery {
+            AuditDelivery::Off => None,
+            AuditDelivery::Local => Some(local.clone()),
+            AuditDelivery::Endpoint(e) => Some(e.clone()),
         };
-        let channel = tonic::transport::Channel::from_shared(endpoint)?.connect_lazy();
-        // Each service's relay as its own service account: audit takes from
-        // it only that service's events.
+        let endpoint_of = |subscriber: &str| match subscriber {
+            foundry_outbox::AUDIT => audit.clone(),
+            _ => Some(local.clone()),
+        };
+        // Every relay is made (its service account ensured) before any
+        // runs: a running relay's round holds a connection of its pool
+        // while it waits for the server, which starts after this.
+        let mut relays = vec![];
         for (service, db) in [
             (foundry_identity::api::SERVICE, self.identity.db().clone()),
             (foundry_delivery::api::SERVICE, self.delivery.db().clone()),
         ] {
-            let sa = self.identity.ensure_relay_account(service).await?;
-            let sink = Arc::new(GrpcSink::new(
-                channel.clone(),
-                self.identity.service_tokens(sa),
-            ));
-            let relay = Arc::new(Relay::subscriber(
-                db,
-                Arc::new(AuditSubscriber::new(sink)),
-                subscribers_of(service),
-                RelayConfig::default(),
-            ));
-            background.spawn(|stop| relay.run(stop));
+            let identity = self.identity.clone();
+            // Each service's relays as its own service account: audit takes
+            // from it only that service's events, a subscriber's inbox only
+            // what it subscribes to of that service.
+            let tokens = || async move {
+                let sa = identity.ensure_relay_account(service).await?;
+                Ok(identity.service_tokens(sa))
+            };
+            relays.push(Relays::of((service, db), endpoint_of, tokens).await?);
+        }
+        for r in relays {
+            r.spawn(background);
         }
         Ok(())
+    }
+}
+
+/// A producer's outbox relays: one for each subscriber of its events
+/// (`foundry_outbox::subscriptions`) that has an endpoint, and the
+/// subscribers that have none.
+pub struct Relays {
+    running: Vec<Arc<Relay>>,
+    /// The subscribers left without an endpoint: their events wait in the
+    /// outbox (and hold it, since an event leaves once every subscriber
+    /// has it).
+    pub waiting: Vec<String>,
+}
+
+impl Relays {
+    /// `producer`'s relays over its `db`, to each subscriber whose
+    /// endpoint `endpoint_of` knows, authenticated with `tokens` (the
+    /// producer's relay service account, asked for only if a relay runs).
+    pub async fn of<F, Fut>(
+        (producer, db): (&'static str, Db),
+        endpoint_of: impl Fn(&str) -> Option<String>,
+        tokens: F,
+    ) -> anyhow::Result<Relays>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = anyhow::Result<Arc<dyn foundry_outbox::TokenSource>>>,
+    {
+        let all = subscribers_of(producer);
+        let (mut reached, mut waiting) = (vec![], vec![]);
+        for s in &all {
+            match endpoint_of(s) {
+                Some(endpoint) => reached.push((s.clone(), endpoint)),
+                None => waiting.push(s.clone()),
+            }
+        }
+        let mut running = vec![];
+        if !reached.is_empty() {
+            let tokens = tokens().await?;
+            for (subscriber, endpoint) in reached {
+                let channel = tonic::transport::Channel::from_shared(endpoint)?.connect_lazy();
+                let to = foundry_outbox::inboxes::over_grpc(
+                    producer,
+                    &subscriber,
+                    channel,
+                    tokens.clone(),
+                )?;
+                running.push(Arc::new(Relay::subscriber(
+                    db.clone(),
+                    to,
+                    all.clone(),
+                    RelayConfig::default(),
+                )));
+            }
+        }
+        Ok(Relays { running, waiting })
+    }
+
+    /// Runs them beside the server (stopped, and flushed, before it).
+    pub fn spawn(self, background: &mut Background) {
+        for relay in self.running {
+            background.spawn(|stop| relay.run(stop));
+        }
+    }
+
+    /// Logs, for a per-service binary, each subscriber left without an
+    /// endpoint (its `FOUNDRY_<SUBSCRIBER>_ENDPOINT` unset).
+    pub fn warn_waiting(&self) {
+        for subscriber in &self.waiting {
+            tracing::warn!(
+                "FOUNDRY_{}_ENDPOINT unset: the events {subscriber} takes wait in the outbox",
+                subscriber.to_uppercase()
+            );
+        }
     }
 }

@@ -218,6 +218,119 @@ async fn delivery_as_its_own_process_relays_its_events_with_an_exchanged_token()
     split.stop().await;
 }
 
+/// Issue 15, finding 2a, split: identity's relay carries membership events
+/// to delivery's inbox in another process, and delivery checks user
+/// references against its replica of them.
+#[tokio::test]
+async fn membership_changes_in_identity_reach_delivery_as_separate_processes() {
+    use foundry_proto::foundry::delivery::v1 as delivery;
+    let url = foundry_testkit::empty_database().await;
+    let mut split = Split::start(&url, &[], &[]).await;
+    let (delivery_channel, dev, owner) = split.delivery_owner("split-members").await;
+    let identity_channel = split
+        .identity
+        .ready("foundry.identity.v1.MembershipService")
+        .await;
+    let program =
+        delivery::program_service_client::ProgramServiceClient::new(delivery_channel.clone())
+            .create_program(authed(
+                &owner,
+                delivery::CreateProgramRequest {
+                    program: Some(delivery::Program {
+                        name: "Members".into(),
+                        slug: "members".into(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+    let assign = |user: uuid::Uuid| {
+        let (channel, owner, program) =
+            (delivery_channel.clone(), owner.clone(), program.id.clone());
+        async move {
+            delivery::task_service_client::TaskServiceClient::new(channel)
+                .create_task(authed(
+                    &owner,
+                    delivery::CreateTaskRequest {
+                        task: Some(delivery::Task {
+                            program_id: program,
+                            title: "assigned".into(),
+                            assignee_ids: vec![user.to_string()],
+                            ..Default::default()
+                        }),
+                        request_id: String::new(),
+                    },
+                ))
+                .await
+        }
+    };
+    let until = |what: &'static str, user: uuid::Uuid, member: bool| {
+        let assign = &assign;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                match assign(user).await {
+                    Ok(_) if member => return,
+                    Err(s) if !member && s.code() == tonic::Code::InvalidArgument => return,
+                    _ => {}
+                }
+                assert!(Instant::now() < deadline, "{what}: not within 30 s");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+
+    // The owner, and a member added later, once their events reached
+    // delivery; a stranger never.
+    until("the owner assignable", dev.user_id, true).await;
+    let carol = split
+        .seed
+        .create_user("carol@split.example.com", "Carol")
+        .await
+        .unwrap();
+    split
+        .seed
+        .add_member(dev.org_id, carol, foundry_identity::domain::Role::Editor)
+        .await
+        .unwrap();
+    until("carol assignable", carol, true).await;
+    let stranger = assign(uuid::Uuid::now_v7()).await.unwrap_err();
+    assert_eq!(
+        stranger.code(),
+        tonic::Code::InvalidArgument,
+        "{stranger:?}"
+    );
+
+    // Removed through identity's API: refused once the removal arrives.
+    let mut members = pb::membership_service_client::MembershipServiceClient::new(identity_channel);
+    let listed = members
+        .list_memberships(authed(&owner, pb::ListMembershipsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .memberships;
+    let m = listed
+        .iter()
+        .find(|m| m.user_id == carol.to_string())
+        .expect("carol is listed");
+    members
+        .delete_membership(authed(
+            &owner,
+            pb::DeleteMembershipRequest {
+                id: m.id.clone(),
+                etag: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    until("carol refused", carol, false).await;
+
+    split.stop().await;
+}
+
 /// The split deployment's gateway config (`deploy/compose/envoy.yaml`) with
 /// each service's host at its local port, the descriptor set at
 /// `descriptor` and HTTP (and gRPC) on `port`.

@@ -95,6 +95,7 @@ fn binary_env(binary: &str) -> BTreeSet<&'static str> {
         "foundry-identity" => &[
             "FOUNDRY_OIDC_PROVIDERS",
             "FOUNDRY_AUDIT_ENDPOINT",
+            "FOUNDRY_DELIVERY_ENDPOINT",
             "FOUNDRY_KEY_ENCRYPTION_KEY",
             "FOUNDRY_KEY_ENCRYPTION_KEY_FILE",
         ],
@@ -320,7 +321,11 @@ fn kubernetes_manifests() {
                 );
             }
             // Endpoints name a Service of this namespace on its port.
-            for var in ["FOUNDRY_IDENTITY_ENDPOINT", "FOUNDRY_AUDIT_ENDPOINT"] {
+            for var in [
+                "FOUNDRY_IDENTITY_ENDPOINT",
+                "FOUNDRY_AUDIT_ENDPOINT",
+                "FOUNDRY_DELIVERY_ENDPOINT",
+            ] {
                 if let Some(url) = value(var) {
                     let host = url.trim_start_matches("http://");
                     let (host, port) = host.split_once(':').unwrap();
@@ -556,7 +561,11 @@ fn compose_topology() {
                 .is_some_and(|p| p.ends_with(&format!(":{metrics}")))),
             "{name}: the metrics port {metrics} is published"
         );
-        for var in ["FOUNDRY_IDENTITY_ENDPOINT", "FOUNDRY_AUDIT_ENDPOINT"] {
+        for var in [
+            "FOUNDRY_IDENTITY_ENDPOINT",
+            "FOUNDRY_AUDIT_ENDPOINT",
+            "FOUNDRY_DELIVERY_ENDPOINT",
+        ] {
             if let Some(url) = s(svc, &["environment", var]) {
                 let host = url.trim_start_matches("http://").split(':').next().unwrap();
                 assert!(names.contains(host), "{name}: {var}={url}");

@@ -6,13 +6,17 @@
 //! go the same way ([`envelope`]). Each subscriber of a service's outbox
 //! ([`subscriptions`]) has its own [`Relay`] and cursor and receives its
 //! events at least once, in each organization's commit order; the audit
-//! service keeps each event once, other receivers use [`inbox`].
+//! service keeps each event once, other receivers use [`inbox`]. A
+//! subscribing service's relay subscriber and inbox client are in
+//! [`inboxes`]; identity's membership events are [`membership`].
 
 pub mod bound;
 pub mod call;
 pub mod envelope;
 pub mod event;
 pub mod inbox;
+pub mod inboxes;
+pub mod membership;
 pub mod relay;
 pub mod subscriptions;
 
@@ -29,14 +33,12 @@ use tonic::transport::Channel;
 pub use call::{Call, In, Serves};
 pub use envelope::{DomainEvent, UsageRecord};
 pub use event::{Actor, ActorType, AuditEvent, EventBuilder, OnBehalfOf, PLATFORM_ORG, record};
+pub use inboxes::{DomainSubscriber, Inbox};
 pub use relay::{
     AUDIT, AuditSubscriber, DeliveryError, Envelope, GrpcSink, Relay, RelayConfig, Sink,
     Subscriber, TokenSource,
 };
-
-/// What a relay's service account holds: appending its own service's
-/// events to the audit log, nothing else.
-pub const RELAY_CAPABILITIES: &[&str] = &["audit.events.append"];
+pub use subscriptions::relay_capabilities;
 
 /// The name of the service account `service`'s relay authenticates as.
 pub fn relay_service_account(service: &str) -> String {
@@ -47,7 +49,8 @@ pub fn relay_service_account(service: &str) -> String {
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct RelayArgs {
     /// The audit service the outbox relay delivers to (`http://host:port`).
-    /// Unset: no relay runs here and events wait in the outbox.
+    /// Unset: no relay to audit runs here and audit events wait in the
+    /// outbox.
     #[arg(long, env = "FOUNDRY_AUDIT_ENDPOINT")]
     pub audit_endpoint: Option<String>,
     /// The relay's service-account key, exchanged for access tokens at the

@@ -75,6 +75,8 @@ pub enum DeliveryError {
 pub trait Sink: Send + Sync + 'static {
     /// Delivers a batch; `Ok` means every event is durably in the log.
     async fn deliver(&self, events: Vec<pb::AuditEvent>) -> Result<(), DeliveryError>;
+    /// See [`Subscriber::prepare`].
+    async fn prepare(&self) {}
 }
 
 /// An event as the outbox holds it: a typed envelope.
@@ -121,6 +123,14 @@ pub trait Subscriber: Send + Sync + 'static {
         let _ = (e, why);
         None
     }
+    /// Takes, before a round's transaction, what delivering needs and may
+    /// itself take a connection of the outbox's pool: the relay's token,
+    /// which identity mints in process from its database. A round holds a
+    /// connection while it delivers; taking the token inside it could wait
+    /// for a second one of a small pool, which the relay's own listener
+    /// and the others' rounds may hold. A failure here is the delivery's
+    /// to report.
+    async fn prepare(&self) {}
 }
 
 /// The audit service as a subscriber: it takes the audit events, over a
@@ -166,6 +176,10 @@ impl Subscriber for AuditSubscriber {
         self.sink.deliver(wire).await
     }
 
+    async fn prepare(&self) {
+        self.sink.prepare().await;
+    }
+
     fn stand_in(&self, e: &Envelope, why: &str) -> Option<Envelope> {
         let mut event = Self::event(e).ok()?;
         event.changes = crate::bound::withheld(&event.changes, why);
@@ -203,34 +217,55 @@ impl GrpcSink {
 #[async_trait]
 impl Sink for GrpcSink {
     async fn deliver(&self, events: Vec<pb::AuditEvent>) -> Result<(), DeliveryError> {
-        let token = self
-            .tokens
-            .token()
-            .await
-            .map_err(DeliveryError::Unavailable)?;
-        let mut req = tonic::Request::new(pb::AppendAuditEventsRequest {
+        let message = pb::AppendAuditEventsRequest {
             audit_events: events,
-        });
-        let bearer = format!("Bearer {token}")
-            .parse()
-            .map_err(|e| DeliveryError::Retry(anyhow::anyhow!("token header: {e}")))?;
-        req.metadata_mut().insert("authorization", bearer);
-        // The delivery span's trace continues in the audit service.
-        foundry_platform::telemetry::inject_current_metadata(req.metadata_mut());
-        req.set_timeout(Duration::from_secs(10));
-        match self.client.clone().append_audit_events(req).await {
-            Ok(_) => Ok(()),
-            Err(s) => Err(match s.code() {
-                tonic::Code::InvalidArgument => DeliveryError::Refused(s.message().to_owned()),
-                // What tonic answers a message over its decoding limit.
-                tonic::Code::OutOfRange => DeliveryError::TooLarge(s.message().to_owned()),
-                tonic::Code::Unavailable
-                | tonic::Code::Unauthenticated
-                | tonic::Code::DeadlineExceeded
-                | tonic::Code::Cancelled => DeliveryError::Unavailable(s.into()),
-                _ => DeliveryError::Retry(s.into()),
-            }),
-        }
+        };
+        let mut client = self.client.clone();
+        send(&*self.tokens, message, |req| async move {
+            client.append_audit_events(req).await
+        })
+        .await
+    }
+
+    async fn prepare(&self) {
+        // Cached; a failure comes again, and is reported, on delivery.
+        let _ = self.tokens.token().await;
+    }
+}
+
+/// Delivers `message` with `call`: a request with the relay's current
+/// token from `tokens`, the delivery span's trace (continued by the
+/// receiver) and a 10 s timeout; a refusal as what it means to the relay.
+pub(crate) async fn send<M, R, F, Fut>(
+    tokens: &dyn TokenSource,
+    message: M,
+    call: F,
+) -> Result<(), DeliveryError>
+where
+    F: FnOnce(tonic::Request<M>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+{
+    let token = tokens.token().await.map_err(DeliveryError::Unavailable)?;
+    let mut req = tonic::Request::new(message);
+    let bearer = format!("Bearer {token}")
+        .parse()
+        .map_err(|e| DeliveryError::Retry(anyhow::anyhow!("token header: {e}")))?;
+    req.metadata_mut().insert("authorization", bearer);
+    // The delivery span's trace continues in the receiving service.
+    foundry_platform::telemetry::inject_current_metadata(req.metadata_mut());
+    req.set_timeout(Duration::from_secs(10));
+    match call(req).await {
+        Ok(_) => Ok(()),
+        Err(s) => Err(match s.code() {
+            tonic::Code::InvalidArgument => DeliveryError::Refused(s.message().to_owned()),
+            // What tonic answers a message over its decoding limit.
+            tonic::Code::OutOfRange => DeliveryError::TooLarge(s.message().to_owned()),
+            tonic::Code::Unavailable
+            | tonic::Code::Unauthenticated
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Cancelled => DeliveryError::Unavailable(s.into()),
+            _ => DeliveryError::Retry(s.into()),
+        }),
     }
 }
 
@@ -395,14 +430,15 @@ struct Outcome {
 }
 
 impl Relay {
-    /// The audit service's relay over `db`'s outbox, its only subscriber.
+    /// The audit service's relay over `db`'s outbox, beside the schema's
+    /// other subscribers (`crate::subscriptions`): an event leaves once
+    /// every one of them is past it.
     pub fn new(db: Db, sink: Arc<dyn Sink>, cfg: RelayConfig) -> Relay {
-        Relay::subscriber(
-            db,
-            Arc::new(AuditSubscriber::new(sink)),
-            vec![AUDIT.to_string()],
-            cfg,
-        )
+        let mut all = crate::subscriptions::subscribers_of(db.schema());
+        if !all.iter().any(|s| s == AUDIT) {
+            all.push(AUDIT.to_string());
+        }
+        Relay::subscriber(db, Arc::new(AuditSubscriber::new(sink)), all, cfg)
     }
 
     /// `subscriber`'s relay over `db`'s outbox, whose subscribers are
@@ -531,6 +567,7 @@ impl Relay {
     /// fails).
     async fn round(&self, failed: &mut Vec<Uuid>) -> anyhow::Result<Round> {
         let _one = self.running.lock().await;
+        self.subscriber.prepare().await;
         let mut tx = self.db.system().await?;
         let batch = self.claim(&mut tx, failed).await?;
         if batch.is_empty() {

@@ -7,8 +7,14 @@
 //! lines here: knowledge takes `delivery.requirement.deleted`, billing
 //! takes `identity.organization.created` and every producer's usage
 //! records, integrations takes what its customers' webhooks ask for.
+//!
+//! A subscriber other than audit receives its domain events in its inbox
+//! method, called by the producer's relay with the producer's relay
+//! service account, which holds `<subscriber>.events.receive` for each
+//! such subscriber ([`relay_capabilities`]); the inbox takes from a
+//! producer only what its line here says ([`subscription`]).
 
-use crate::envelope::AUDIT;
+use crate::envelope::{AUDIT, DOMAIN};
 use crate::relay::Envelope;
 
 /// What a subscriber takes of a producer's events.
@@ -47,7 +53,39 @@ pub const SUBSCRIPTIONS: &[Subscription] = &[
         kind: AUDIT,
         types: &[],
     },
+    // Delivery's membership replica (user references name members).
+    Subscription {
+        producer: "identity",
+        subscriber: "delivery",
+        kind: DOMAIN,
+        types: crate::membership::TYPES,
+    },
 ];
+
+/// What `subscriber` takes of `producer`'s events, if anything.
+pub fn subscription(producer: &str, subscriber: &str) -> Option<&'static Subscription> {
+    SUBSCRIPTIONS
+        .iter()
+        .find(|s| s.producer == producer && s.subscriber == subscriber)
+}
+
+/// The capabilities of `producer`'s relay service account: appending its
+/// events to the audit log, and delivering to the inbox of each other
+/// subscriber of its events.
+pub fn relay_capabilities(producer: &str) -> Vec<String> {
+    let mut caps = vec!["audit.events.append".to_owned()];
+    for s in subscribers_of(producer) {
+        if s != crate::relay::AUDIT {
+            caps.push(inbox_capability(&s));
+        }
+    }
+    caps
+}
+
+/// The capability `subscriber`'s inbox method asks of a relay.
+pub fn inbox_capability(subscriber: &str) -> String {
+    format!("{subscriber}.events.receive")
+}
 
 /// The subscribers of `producer`'s events.
 pub fn subscribers_of(producer: &str) -> Vec<String> {

@@ -68,7 +68,24 @@ impl Error {
         field: impl Into<String>,
         description: impl Into<String>,
     ) -> Self {
-        let mut e = Self::invalid_field(field, description);
+        Self::invalid_because(reason, [(field.into(), description.into())])
+    }
+
+    /// `INVALID_ARGUMENT` for well-formed values of `fields` (each `(field,
+    /// description)`) refused for one `reason`, which the error and each
+    /// field violation carry.
+    pub fn invalid_because(
+        reason: &'static str,
+        fields: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
+        let violations = fields
+            .into_iter()
+            .map(|(field, description)| FieldViolation {
+                reason: reason.to_owned(),
+                ..FieldViolation::new(field, description)
+            })
+            .collect();
+        let mut e = Self::invalid(violations);
         e.0.reason = reason;
         e
     }

@@ -184,7 +184,38 @@ impl TestApp {
         };
         app.alice = app.new_org("alice").await;
         app.bob = app.new_org("bob").await;
+        for owner in [&app.alice, &app.bob] {
+            app.in_replica(owner, true).await;
+        }
         app
+    }
+
+    /// Waits (at most 20 s) until delivery's membership replica has
+    /// `member` as a member (`active`) or not: identity's event has come
+    /// through the relay, and the member can be referenced (assigned a
+    /// task, own a goal) in delivery.
+    pub async fn in_replica(&self, member: &Member, active: bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut db = self.admin_db().await;
+        loop {
+            let now: bool = sqlx::query_scalar(
+                "SELECT coalesce((SELECT active FROM delivery.members \
+                                  WHERE org_id = $1 AND user_id = $2), false)",
+            )
+            .bind(member.org_id)
+            .bind(member.user_id)
+            .fetch_one(&mut db)
+            .await
+            .expect("read delivery's replica");
+            if now == active {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{member:?} did not reach delivery's membership replica (active: {active}) within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// A new user owning a new organization (slug from `name`).
@@ -203,7 +234,9 @@ impl TestApp {
         }
     }
 
-    /// A new user who is a member of `org` with `role`; returns a token.
+    /// A new user who is a member of `org` with `role`, once delivery's
+    /// membership replica has it (so delivery takes it as an assignee or
+    /// owner); returns a token.
     pub async fn new_member(&self, org: &Member, role: Role) -> Member {
         let email = format!("m-{}@example.com", Uuid::now_v7().simple());
         let user_id = self
@@ -217,11 +250,13 @@ impl TestApp {
             .add_member(org.org_id, user_id, role)
             .await
             .expect("member");
-        Member {
+        let member = Member {
             user_id,
             org_id: org.org_id,
             token: self.token(user_id, Some(org.org_id), Some(role)),
-        }
+        };
+        self.in_replica(&member, true).await;
+        member
     }
 
     /// Mints an access token.

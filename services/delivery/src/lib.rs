@@ -1,7 +1,9 @@
 //! The delivery service: programs and their delivery phases, workstreams,
 //! requirements and the dependency graph between them, tasks and subtasks,
 //! risks, sprints and sprint gates with their evaluations, goals, work
-//! orders, planner phases and the feature tree.
+//! orders, planner phases and the feature tree; and, from identity's
+//! membership events, a replica of memberships that user references are
+//! checked against.
 //! Every call acts in one organization (row-level security binds its
 //! transaction), and every mutation records its audit event in the same
 //! transaction (the program is the event's project).
@@ -37,6 +39,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     "foundry.delivery.v1.WorkOrderService",
     "foundry.delivery.v1.PlannerPhaseService",
     "foundry.delivery.v1.FeatureService",
+    "foundry.delivery.v1.InboxService",
 ];
 
 /// What the handlers share.
@@ -86,6 +89,7 @@ impl Delivery {
             .add_service(api::goals::service(s))
             .add_service(api::work_orders::service(s))
             .add_service(api::planner_phases::service(s))
-            .add_service(api::features::service(s));
+            .add_service(api::features::service(s))
+            .add_service(api::inbox::service(s));
     }
 }

@@ -30,6 +30,11 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/identity");
 /// The Postgres schema of this service.
 pub const SCHEMA: &str = "identity";
 
+/// The job that announces every membership once, for delivery's replica
+/// (enqueued by the migration that started membership events, when there
+/// were memberships: `migrations/identity/0010_membership_events.sql`).
+pub const ANNOUNCE_MEMBERSHIPS_JOB: &str = "identity.memberships.snapshot";
+
 /// How often [`Identity::sweep`] runs.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -313,29 +318,28 @@ impl Identity {
     }
 
     /// The id of the service account `name`, created (with a key nobody
-    /// holds) if missing. For the suite's own background work.
+    /// holds) if missing, and granted those of `capabilities` it lacks (an
+    /// account made by an earlier version, before a capability its work
+    /// needs now). For the suite's own background work.
     pub async fn ensure_service_account(
         &self,
         name: &str,
         description: &str,
         service: &str,
-        capabilities: &[&str],
+        capabilities: &[String],
     ) -> anyhow::Result<Uuid> {
         let mut tx = self.state.db.system().await?;
-        let found: Option<Uuid> =
-            sqlx::query_scalar("SELECT id FROM service_accounts WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let id = match found {
-            Some(id) => id,
+        let actor = foundry_outbox::Actor::system(api::SERVICE);
+        let id = match store::find_service_account_named(&mut tx, name, true).await? {
+            Some(sa) => api::service_accounts::grant_missing(&mut tx, &actor, sa, capabilities)
+                .await?
+                .uuid(),
             None => {
-                let actor = foundry_outbox::Actor::system(api::SERVICE);
                 let new = domain::NewServiceAccount {
                     name: name.to_owned(),
                     description: description.to_owned(),
                     service: service.to_owned(),
-                    capabilities: capabilities.iter().map(|c| (*c).to_owned()).collect(),
+                    capabilities: capabilities.to_vec(),
                 };
                 api::service_accounts::create(&mut tx, &actor, &new)
                     .await?
@@ -350,13 +354,15 @@ impl Identity {
 
     /// The service account `service`'s outbox relay authenticates as,
     /// created if missing: running as `service`, holding only
-    /// [`foundry_outbox::RELAY_CAPABILITIES`].
+    /// [`foundry_outbox::relay_capabilities`] (appending to the audit log,
+    /// and delivering to the inboxes of the services that subscribe to
+    /// `service`'s events).
     pub async fn ensure_relay_account(&self, service: &str) -> anyhow::Result<Uuid> {
         self.ensure_service_account(
             &foundry_outbox::relay_service_account(service),
-            &format!("ships {service}'s outbox to the audit service"),
+            &format!("ships {service}'s outbox to its subscribers"),
             service,
-            foundry_outbox::RELAY_CAPABILITIES,
+            &foundry_outbox::relay_capabilities(service),
         )
         .await
     }
@@ -375,6 +381,12 @@ impl Identity {
                 ))
             }
         })
+    }
+
+    /// Announces every membership as it stands
+    /// ([`api::memberships::announce_all`]); how many.
+    pub async fn announce_memberships(&self) -> anyhow::Result<u64> {
+        Ok(api::memberships::announce_all(&self.state.db).await?)
     }
 
     /// Deletes what guards only credentials that are over: the spent

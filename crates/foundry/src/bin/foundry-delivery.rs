@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use foundry_delivery::Delivery;
-use foundry_outbox::{GrpcSink, Relay, RelayArgs, RelayConfig};
+use foundry_outbox::RelayArgs;
 use foundry_platform::config::{MigrateArgs, ServerArgs, service_db};
 use foundry_platform::server::Background;
 use foundry_tenancy::{IdentityArgs, Tenancy};
@@ -59,28 +59,24 @@ async fn main() -> anyhow::Result<()> {
     foundry::jobs::ServiceJobs::delivery(&delivery, &clock, retention)
         .start(&mut background)
         .await?;
-    if let Some(endpoint) = &cli.relay.audit_endpoint {
-        // The relay's token: its service-account key exchanged at identity.
+    // The relay's token: its service-account key exchanged at identity.
+    let endpoint_of = |subscriber: &str| match subscriber {
+        foundry_outbox::AUDIT => cli.relay.audit_endpoint.clone(),
+        _ => None,
+    };
+    let tokens = || async {
         let key = cli.relay.service_account_key.clone().context(
             "FOUNDRY_AUDIT_ENDPOINT needs FOUNDRY_SERVICE_ACCOUNT_KEY (the relay's service-account key)",
         )?;
         let identity =
             tonic::transport::Channel::from_shared(cli.identity.identity_endpoint.clone())?
                 .connect_lazy();
-        let channel = tonic::transport::Channel::from_shared(endpoint.clone())?.connect_lazy();
-        let sink = Arc::new(GrpcSink::new(
-            channel,
-            foundry_outbox::exchanged_token(identity, key),
-        ));
-        let relay = Arc::new(Relay::new(
-            delivery.db().clone(),
-            sink,
-            RelayConfig::default(),
-        ));
-        background.spawn(|stop| relay.run(stop));
-    } else {
-        tracing::warn!("FOUNDRY_AUDIT_ENDPOINT unset: audit events stay in the outbox");
-    }
+        Ok(foundry_outbox::exchanged_token(identity, key))
+    };
+    let db = (foundry_delivery::SCHEMA, delivery.db().clone());
+    let relays = foundry::Relays::of(db, endpoint_of, tokens).await?;
+    relays.warn_waiting();
+    relays.spawn(&mut background);
     foundry_platform::metrics::serve(cli.server.metrics_addr, &mut background).await?;
     foundry::serve_service(
         ("delivery", delivery.db().clone()),

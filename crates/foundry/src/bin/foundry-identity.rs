@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use foundry_identity::{Identity, OidcArgs, RingSource, TokenConfig};
 use foundry_keyring::KekArgs;
-use foundry_outbox::{GrpcSink, Relay, RelayArgs, RelayConfig};
+use foundry_outbox::RelayArgs;
 use foundry_platform::config::{MigrateArgs, ServerArgs, service_db};
 use foundry_platform::server::Background;
 use foundry_tenancy::{Tenancy, Verifier};
@@ -24,12 +24,19 @@ struct Cli {
     oidc: OidcArgs,
     #[command(flatten)]
     relay: RelayArgs,
+    /// The delivery service the outbox relay delivers membership events to
+    /// (`http://host:port`), for delivery's membership replica. Unset: they
+    /// wait in the outbox, and delivery does not see membership changes.
+    #[arg(long, env = "FOUNDRY_DELIVERY_ENDPOINT")]
+    delivery_endpoint: Option<String>,
     #[command(flatten)]
     kek: KekArgs,
     /// Creates the service account `<SERVICE>-relay` (running as SERVICE,
-    /// holding only `audit.events.append`: what that service's outbox relay
-    /// needs), prints its key once and exits. The key goes in that
-    /// service's FOUNDRY_SERVICE_ACCOUNT_KEY.
+    /// holding only what that service's outbox relay needs:
+    /// `audit.events.append`, and `<subscriber>.events.receive` for each
+    /// other service that subscribes to its events), prints its key once
+    /// and exits. The key goes in that service's
+    /// FOUNDRY_SERVICE_ACCOUNT_KEY.
     #[arg(long, value_name = "SERVICE")]
     create_relay_account: Option<String>,
 }
@@ -62,9 +69,12 @@ async fn main() -> anyhow::Result<()> {
         let (_, key) = identity
             .create_service_account(
                 &foundry_outbox::relay_service_account(service),
-                &format!("ships {service}'s outbox to the audit service"),
+                &format!("ships {service}'s outbox to its subscribers"),
                 service,
-                foundry_outbox::RELAY_CAPABILITIES,
+                &foundry_outbox::relay_capabilities(service)
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>(),
             )
             .await?;
         println!("{key}");
@@ -88,22 +98,23 @@ async fn main() -> anyhow::Result<()> {
     foundry::jobs::ServiceJobs::identity(&identity, &clock, retention)
         .start(&mut background)
         .await?;
-    if let Some(endpoint) = &cli.relay.audit_endpoint {
-        // Identity mints its own relay tokens: no key to configure.
-        let sa = identity
+    // Identity mints its own relay tokens: no key to configure.
+    let endpoint_of = |subscriber: &str| match subscriber {
+        foundry_outbox::AUDIT => cli.relay.audit_endpoint.clone(),
+        "delivery" => cli.delivery_endpoint.clone(),
+        _ => None,
+    };
+    let relay_identity = identity.clone();
+    let tokens = || async move {
+        let sa = relay_identity
             .ensure_relay_account(foundry_identity::api::SERVICE)
             .await?;
-        let channel = tonic::transport::Channel::from_shared(endpoint.clone())?.connect_lazy();
-        let sink = Arc::new(GrpcSink::new(channel, identity.service_tokens(sa)));
-        let relay = Arc::new(Relay::new(
-            identity.db().clone(),
-            sink,
-            RelayConfig::default(),
-        ));
-        background.spawn(|stop| relay.run(stop));
-    } else {
-        tracing::warn!("FOUNDRY_AUDIT_ENDPOINT unset: audit events stay in the outbox");
-    }
+        Ok(relay_identity.service_tokens(sa))
+    };
+    let db = (foundry_identity::SCHEMA, identity.db().clone());
+    let relays = foundry::Relays::of(db, endpoint_of, tokens).await?;
+    relays.warn_waiting();
+    relays.spawn(&mut background);
     foundry_platform::metrics::serve(cli.server.metrics_addr, &mut background).await?;
     foundry::serve_service(
         ("identity", identity.db().clone()),

@@ -170,8 +170,9 @@ impl Proc {
 }
 
 /// Identity, audit and delivery as separate processes, delivery's relay
-/// delivering to audit with the key of `--create-relay-account delivery`;
-/// `env` for each, and `delivery_env` for delivery too.
+/// delivering to audit with the key of `--create-relay-account delivery`,
+/// identity's to audit and to delivery (its membership events); `env` for
+/// each, and `delivery_env` for delivery too.
 pub struct Split {
     pub identity: Proc,
     pub audit: Proc,
@@ -186,8 +187,10 @@ impl Split {
         env: &[(&str, String)],
         delivery_env: &[(&str, String)],
     ) -> Split {
-        let audit_port = free_port();
-        let (identity, audit) = identity_and_audit(url, audit_port, env).await;
+        let (audit_port, delivery_port) = (free_port(), free_port());
+        let delivery_endpoint = format!("http://127.0.0.1:{delivery_port}");
+        let identity_env = [env, &[("FOUNDRY_DELIVERY_ENDPOINT", delivery_endpoint)]].concat();
+        let (identity, audit) = identity_and_audit(url, audit_port, &identity_env).await;
         let seed = seed(url).await;
         // The operator's command for the relay's account, as the README says.
         let made = Command::new(env!("CARGO_BIN_EXE_foundry-identity"))
@@ -202,7 +205,7 @@ impl Split {
         let delivery = spawn(
             env!("CARGO_BIN_EXE_foundry-delivery"),
             "foundry-delivery",
-            free_port(),
+            delivery_port,
             &[
                 env,
                 delivery_env,

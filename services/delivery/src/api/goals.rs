@@ -14,10 +14,10 @@ use foundry_proto::service::delivery_v1 as svc;
 use foundry_resource::{Create, Delete, Update, stamped};
 
 use crate::State;
-use crate::api::standard;
 use crate::api::{
     In, PathOf, Reply, Wire, enum_filter, hold, list_in_program, long_description, long_text, title,
 };
+use crate::api::{members, standard};
 use crate::domain::Program;
 use crate::domain::{Goal, GoalChange, GoalPath, GoalStatus, NewGoal};
 
@@ -55,7 +55,7 @@ impl Wire for Goal {
                 None => None,
             },
         };
-        let owner_user_id = v.maybe_id("goal.owner_user_id", &g.owner_user_id);
+        let owner_user_id = v.maybe_id(OWNER, &g.owner_user_id);
         Some(NewGoal {
             program_id: program_id?,
             title: title?,
@@ -85,7 +85,7 @@ impl Wire for Goal {
                 .map(GoalChange::Status),
             // Empty leaves the goal unowned.
             GoalPath::OwnerUserId => v
-                .maybe_id("goal.owner_user_id", &g.owner_user_id)
+                .maybe_id(OWNER, &g.owner_user_id)
                 .map(GoalChange::OwnerUserId),
         }
     }
@@ -100,13 +100,25 @@ fn target_metric(v: &mut Violations, value: &str) -> Option<String> {
 
 #[async_trait]
 impl Create for Goal {
-    /// The program is visible and held (`FOR KEY SHARE`) until commit.
+    /// The program is visible and held (`FOR KEY SHARE`) until commit; the
+    /// owner is a member.
     async fn check_new(new: &NewGoal, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        hold::<Program>(tx, call, new.program_id).await
+        hold::<Program>(tx, call, new.program_id).await?;
+        members::members_only(tx, call, members::owned(OWNER, new.owner_user_id, None)).await
     }
 }
 
-impl Update for Goal {}
+#[async_trait]
+impl Update for Goal {
+    /// A new owner must be a member.
+    async fn check(&self, before: &Goal, tx: &mut Tx, call: &Call) -> Result<(), Error> {
+        let (owner, held) = (self.fields.owner_user_id, before.fields.owner_user_id);
+        members::members_only(tx, call, members::owned(OWNER, owner, held)).await
+    }
+}
+
+/// The owner's field.
+const OWNER: &str = "goal.owner_user_id";
 
 impl Delete for Goal {}
 

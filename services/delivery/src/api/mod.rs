@@ -5,6 +5,8 @@ pub mod dependencies;
 pub mod features;
 pub mod gates;
 pub mod goals;
+pub mod inbox;
+pub(crate) mod members;
 pub mod planner_phases;
 pub mod programs;
 pub mod requirements;

@@ -13,10 +13,10 @@ use foundry_proto::service::delivery_v1 as svc;
 use foundry_resource::{Create, Delete, Update, stamped};
 
 use crate::State;
-use crate::api::standard;
 use crate::api::{
     In, PathOf, Reply, Wire, enum_filter, hold, list_in_program, long_description, title,
 };
+use crate::api::{members, standard};
 use crate::domain::Program;
 use crate::domain::{NewRisk, Risk, RiskChange, RiskLevel, RiskPath, RiskSeverity, RiskStatus};
 
@@ -46,7 +46,7 @@ impl Wire for Risk {
         let likelihood: Option<RiskLevel> = v.enum_value("risk.likelihood", r.likelihood);
         let impact: Option<RiskLevel> = v.enum_value("risk.impact", r.impact);
         let mitigation = long_description(v, "risk.mitigation", &r.mitigation);
-        let owner_user_id = v.maybe_id("risk.owner_user_id", &r.owner_user_id);
+        let owner_user_id = v.maybe_id(OWNER, &r.owner_user_id);
         let status = match r.status {
             0 => Some(RiskStatus::Open),
             s => v.enum_value::<RiskStatus>("risk.status", s),
@@ -80,7 +80,7 @@ impl Wire for Risk {
             }
             // Empty leaves the risk unowned.
             RiskPath::OwnerUserId => v
-                .maybe_id("risk.owner_user_id", &r.owner_user_id)
+                .maybe_id(OWNER, &r.owner_user_id)
                 .map(RiskChange::OwnerUserId),
             RiskPath::Status => v
                 .enum_value::<RiskStatus>("risk.status", r.status)
@@ -91,13 +91,25 @@ impl Wire for Risk {
 
 #[async_trait]
 impl Create for Risk {
-    /// The program is visible and held (`FOR KEY SHARE`) until commit.
+    /// The program is visible and held (`FOR KEY SHARE`) until commit; the
+    /// owner is a member.
     async fn check_new(new: &NewRisk, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        hold::<Program>(tx, call, new.program_id).await
+        hold::<Program>(tx, call, new.program_id).await?;
+        members::members_only(tx, call, members::owned(OWNER, new.owner_user_id, None)).await
     }
 }
 
-impl Update for Risk {}
+#[async_trait]
+impl Update for Risk {
+    /// A new owner must be a member.
+    async fn check(&self, before: &Risk, tx: &mut Tx, call: &Call) -> Result<(), Error> {
+        let (owner, held) = (self.fields.owner_user_id, before.fields.owner_user_id);
+        members::members_only(tx, call, members::owned(OWNER, owner, held)).await
+    }
+}
+
+/// The owner's field.
+const OWNER: &str = "risk.owner_user_id";
 
 impl Delete for Risk {}
 

@@ -17,11 +17,11 @@ use foundry_resource::{self as resource, Create, Delete, Resource, Update, stamp
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::standard;
 use crate::api::{
     In, Order, Paging, PathOf, Reply, Wire, each, hold, in_program, list_page, long_description,
     once_each, page, title, user_ids,
 };
+use crate::api::{members, standard};
 use crate::domain::{
     self, NewTask, ProgramId, Sprint, Task, TaskChange, TaskMove, TaskPath, TaskStatus,
 };
@@ -129,8 +129,11 @@ pub(crate) fn initial_status<S: TryFrom<i32> + Copy>(
     }
 }
 
+/// The assignees' field.
+const ASSIGNEES: &str = "task.assignee_ids";
+
 fn assignees(v: &mut Violations, ids: &[String]) -> Option<Vec<domain::UserId>> {
-    user_ids(v, "task.assignee_ids", ids, MAX_ASSIGNEES)
+    user_ids(v, ASSIGNEES, ids, MAX_ASSIGNEES)
         .map(|ids| ids.into_iter().map(Id::from_uuid).collect())
 }
 
@@ -163,7 +166,8 @@ fn estimate(v: &mut Violations, hours: Option<f64>) -> Option<Option<f64>> {
 #[async_trait]
 impl Create for Task {
     /// The program, and the requirement and sprint if any, are visible, in
-    /// that program, and held (`FOR KEY SHARE`) until commit.
+    /// that program, and held (`FOR KEY SHARE`) until commit; the assignees
+    /// are members.
     async fn check_new(new: &NewTask, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         hold::<Program>(tx, call, new.program_id).await?;
         if let Some(r) = new.requirement_id {
@@ -172,14 +176,15 @@ impl Create for Task {
         if let Some(s) = new.sprint_id {
             in_program::<Sprint>(tx, call, new.program_id, s, "sprint").await?;
         }
-        Ok(())
+        let assignees = members::listed(ASSIGNEES, &new.assignee_ids, &[]);
+        members::members_only(tx, call, assignees).await
     }
 }
 
 #[async_trait]
 impl Update for Task {
     /// A new requirement or sprint must be visible and in the task's
-    /// program.
+    /// program; a new assignee must be a member.
     async fn check(&self, before: &Task, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         if let Some(r) = self.fields.requirement_id
             && self.fields.requirement_id != before.fields.requirement_id
@@ -191,7 +196,9 @@ impl Update for Task {
         {
             in_program::<Sprint>(tx, call, self.fields.program_id, s, "sprint").await?;
         }
-        Ok(())
+        let held = &before.fields.assignee_ids;
+        let added = members::listed(ASSIGNEES, &self.fields.assignee_ids, held);
+        members::members_only(tx, call, added).await
     }
 }
 

@@ -15,10 +15,10 @@ use foundry_resource::{Create, Delete, Update, stamped};
 use uuid::Uuid;
 
 use crate::State;
-use crate::api::standard;
 use crate::api::tasks::{initial_status, list_assigned, lock_at, moved, parse_move};
 use crate::api::{
-    In, PathOf, Reply, Wire, criteria, hold, in_program, long_description, title, user_ids,
+    In, PathOf, Reply, Wire, criteria, hold, in_program, long_description, members, standard,
+    title, user_ids,
 };
 use crate::domain::{
     self, NewWorkOrder, UserId, WorkOrder, WorkOrderChange, WorkOrderPath, WorkOrderStatus,
@@ -117,15 +117,19 @@ fn acceptance_criteria(v: &mut Violations, items: &[String]) -> Option<Vec<Strin
     )
 }
 
+/// The assignees' field.
+const ASSIGNEES: &str = "work_order.assignee_ids";
+
 fn assignees(v: &mut Violations, ids: &[String]) -> Option<Vec<UserId>> {
-    user_ids(v, "work_order.assignee_ids", ids, MAX_ASSIGNEES)
+    user_ids(v, ASSIGNEES, ids, MAX_ASSIGNEES)
         .map(|ids| ids.into_iter().map(Id::from_uuid).collect())
 }
 
 #[async_trait]
 impl Create for WorkOrder {
     /// The program, and the phase and feature if any, are visible, in that
-    /// program, and held (`FOR KEY SHARE`) until commit.
+    /// program, and held (`FOR KEY SHARE`) until commit; the assignees are
+    /// members.
     async fn check_new(new: &NewWorkOrder, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         let program_id = new.program_id;
         hold::<Program>(tx, call, program_id).await?;
@@ -135,14 +139,15 @@ impl Create for WorkOrder {
         if let Some(f) = new.feature_id {
             in_program::<Feature>(tx, call, program_id, f, "feature").await?;
         }
-        Ok(())
+        let assignees = members::listed(ASSIGNEES, &new.assignee_ids, &[]);
+        members::members_only(tx, call, assignees).await
     }
 }
 
 #[async_trait]
 impl Update for WorkOrder {
     /// A new phase or feature must be visible and in the work order's
-    /// program.
+    /// program; a new assignee must be a member.
     async fn check(&self, before: &WorkOrder, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         if let Some(p) = self.fields.phase_id
             && self.fields.phase_id != before.fields.phase_id
@@ -155,7 +160,9 @@ impl Update for WorkOrder {
         {
             in_program::<Feature>(tx, call, self.fields.program_id, f, "feature").await?;
         }
-        Ok(())
+        let held = &before.fields.assignee_ids;
+        let added = members::listed(ASSIGNEES, &self.fields.assignee_ids, held);
+        members::members_only(tx, call, added).await
     }
 }
 

@@ -12,6 +12,8 @@ pub use features::*;
 mod gates;
 pub use gates::*;
 mod goals;
+mod members;
+pub use members::*;
 mod planner_phases;
 mod programs;
 pub use programs::*;

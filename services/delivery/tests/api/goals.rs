@@ -1,7 +1,7 @@
 use foundry_testkit::delivery::*;
 use foundry_testkit::{Code, TestApp, assert_status, authed, violated_fields};
 
-use crate::{actions, count, day, goal, mask, new_goal, outbox, program};
+use crate::{actions, count, day, goal, mask, member, new_goal, outbox, program};
 
 async fn list_titles(app: &TestApp, token: &str, req: ListGoalsRequest) -> (Vec<String>, usize) {
     let (mut out, mut req, mut pages) = (Vec::new(), req, 0);
@@ -38,7 +38,7 @@ async fn a_goal_is_created_with_every_field() {
     let app = TestApp::start().await;
     let t = &app.alice.token;
     let p = program(&app, t, "goals").await;
-    let owner = uuid::Uuid::now_v7().to_string();
+    let owner = member(&app).await;
     let created = app
         .goals()
         .create_goal(authed(

@@ -11,6 +11,7 @@ mod gates;
 mod goals;
 mod indexes;
 mod load;
+mod members;
 mod outbox;
 mod planner_phases;
 mod programs;
@@ -32,6 +33,16 @@ pub fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
     Some(prost_types::FieldMask {
         paths: paths.iter().map(|p| (*p).to_owned()).collect(),
     })
+}
+
+/// A new member of alice's organization, once delivery's membership
+/// replica has it: a user her tasks can be assigned to and her goals owned
+/// by.
+pub async fn member(app: &TestApp) -> String {
+    let m = app
+        .new_member(&app.alice, foundry_identity::domain::Role::Editor)
+        .await;
+    m.user_id.to_string()
 }
 
 /// A fresh request id.

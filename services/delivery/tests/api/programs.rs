@@ -3,7 +3,7 @@ use foundry_testkit::delivery::*;
 use foundry_testkit::{Code, TestApp, assert_status, authed, violated_fields};
 
 use crate::{
-    actions, count, depend, evaluate, feature, gate, goal, mask, new_program, outbox,
+    actions, count, depend, evaluate, feature, gate, goal, mask, member, new_program, outbox,
     planner_phase, program, requirement, risk, sprint, subtask, task, work_order, workstream,
 };
 
@@ -549,7 +549,7 @@ async fn deleting_a_program_removes_everything_in_it_with_one_event() {
             UpdateWorkOrderRequest {
                 work_order: Some(WorkOrder {
                     id: wo.id,
-                    assignee_ids: vec![uuid::Uuid::now_v7().to_string()],
+                    assignee_ids: vec![member(&app).await],
                     phase_id: ph.id,
                     feature_id: leaf.id,
                     ..Default::default()

@@ -1,7 +1,7 @@
 use foundry_testkit::delivery::*;
 use foundry_testkit::{Code, TestApp, assert_status, authed, violated_fields};
 
-use crate::{actions, count, mask, new_risk, outbox, program, risk};
+use crate::{actions, count, mask, member, new_risk, outbox, program, risk};
 
 const VERY_LOW: i32 = RiskLevel::VeryLow as i32;
 const LOW: i32 = RiskLevel::Low as i32;
@@ -32,7 +32,7 @@ async fn a_risk_is_created_with_every_field_and_its_severity_derived() {
     let app = TestApp::start().await;
     let t = &app.alice.token;
     let p = program(&app, t, "risks").await;
-    let owner = uuid::Uuid::now_v7().to_string();
+    let owner = member(&app).await;
     let created = app
         .risks()
         .create_risk(authed(

@@ -2,8 +2,8 @@ use foundry_testkit::delivery::*;
 use foundry_testkit::{Code, TestApp, assert_status, authed, violated_fields};
 
 use crate::{
-    actions, count, error_metadata, mask, new_task, outbox, program, requirement, subtask, task,
-    workstream,
+    actions, count, error_metadata, mask, member, new_task, outbox, program, requirement, subtask,
+    task, workstream,
 };
 
 fn status(id: &str, to: TaskStatus, force: bool) -> ChangeTaskStatusRequest {
@@ -26,7 +26,7 @@ async fn a_task_is_created_with_every_field_and_reads_back() {
     let p = program(&app, t, "tasks").await;
     let w = workstream(&app, t, &p.id, "w").await;
     let r = requirement(&app, t, &w.id, "r").await;
-    let (u1, u2) = (user(), user());
+    let (u1, u2) = (member(&app).await, member(&app).await);
     let sprint = crate::sprint(&app, t, &p.id, "Sprint 1").await.id;
     let due = prost_types::Timestamp {
         seconds: 1_900_000_000,
@@ -202,7 +202,7 @@ async fn tasks_list_newest_first_by_status_assignee_requirement_and_sprint() {
     let p = program(&app, t, "task-list").await;
     let w = workstream(&app, t, &p.id, "w").await;
     let r = requirement(&app, t, &w.id, "r").await;
-    let (ann, ben) = (user(), user());
+    let (ann, ben) = (member(&app).await, member(&app).await);
     let sprint = crate::sprint(&app, t, &p.id, "Sprint 1").await.id;
     let mut made = Vec::new();
     for i in 0..9 {
@@ -341,7 +341,7 @@ async fn update_changes_masked_fields_and_refuses_status() {
     let p = program(&app, t, "task-upd").await;
     let w = workstream(&app, t, &p.id, "w").await;
     let r = requirement(&app, t, &w.id, "r").await;
-    let (ann, ben) = (user(), user());
+    let (ann, ben) = (member(&app).await, member(&app).await);
     let mut req = new_task(&p.id, "t");
     let x = req.task.as_mut().unwrap();
     x.assignee_ids = vec![ann.clone()];
@@ -594,7 +594,7 @@ async fn deleting_a_task_removes_its_subtasks_with_one_event() {
     let t = &app.alice.token;
     let p = program(&app, t, "task-del").await;
     let mut req = new_task(&p.id, "doomed");
-    req.task.as_mut().unwrap().assignee_ids = vec![user()];
+    req.task.as_mut().unwrap().assignee_ids = vec![member(&app).await];
     let x = app
         .tasks()
         .create_task(authed(t, req))

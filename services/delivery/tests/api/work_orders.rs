@@ -2,7 +2,8 @@ use foundry_testkit::delivery::*;
 use foundry_testkit::{Code, TestApp, assert_status, authed, violated_fields};
 
 use crate::{
-    actions, count, feature, mask, new_work_order, outbox, planner_phase, program, rid, work_order,
+    actions, count, feature, mask, member, new_work_order, outbox, planner_phase, program, rid,
+    work_order,
 };
 
 async fn list_titles(
@@ -51,10 +52,7 @@ async fn a_work_order_is_created_with_every_field_and_reads_back() {
     let app = TestApp::start().await;
     let t = &app.alice.token;
     let p = program(&app, t, "work-orders").await;
-    let (u1, u2) = (
-        uuid::Uuid::now_v7().to_string(),
-        uuid::Uuid::now_v7().to_string(),
-    );
+    let (u1, u2) = (member(&app).await, member(&app).await);
     let created = app
         .work_orders()
         .create_work_order(authed(
@@ -183,8 +181,7 @@ async fn work_orders_list_newest_first_by_status_and_assignee_across_pages() {
     let t = &app.alice.token;
     let p = program(&app, t, "wo-list").await;
     let other = program(&app, t, "wo-other").await;
-    let ann = uuid::Uuid::now_v7().to_string();
-    let ben = uuid::Uuid::now_v7().to_string();
+    let (ann, ben) = (member(&app).await, member(&app).await);
     let elsewhere = work_order(&app, t, &other.id, "elsewhere").await;
     app.work_orders()
         .update_work_order(authed(t, assign(&elsewhere.id, &[&ann])))
@@ -441,7 +438,7 @@ async fn every_work_order_mutation_writes_its_event() {
     let p = program(&app, t, "wo-events").await;
     let before = outbox(&app).await.len();
     let w = work_order(&app, t, &p.id, "Cut over").await;
-    let user = uuid::Uuid::now_v7().to_string();
+    let user = member(&app).await;
     app.work_orders()
         .update_work_order(authed(t, assign(&w.id, &[&user])))
         .await

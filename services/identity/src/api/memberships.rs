@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use foundry_domain::Patch;
+use foundry_outbox::membership::Change;
 use foundry_outbox::{Actor, Call, EventBuilder};
 use foundry_platform::Error;
-use foundry_platform::db::{Lock, Tx, check_etag};
+use foundry_platform::db::{Db, Lock, Tx, check_etag};
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::identity::v1::{
     self as pb, membership_service_server::MembershipService,
@@ -52,10 +53,66 @@ fn not_found() -> Error {
     Error::not_found("MEMBERSHIP_NOT_FOUND", "membership")
 }
 
+/// Records the domain event of `change` to `m` in `tx`, the change's
+/// transaction (`foundry_outbox::membership`): what delivery's membership
+/// replica takes in. Every membership change records one.
+pub(crate) async fn announce(tx: &mut Tx, change: Change, m: &Membership) -> Result<(), Error> {
+    foundry_outbox::membership::Membership::event(
+        m.org_id,
+        change,
+        (m.id.uuid(), m.user_id.uuid()),
+        m.role.as_str(),
+    )
+    .record(tx)
+    .await?;
+    Ok(())
+}
+
+/// Memberships announced per transaction by [`announce_all`].
+const ANNOUNCED_PER_TRANSACTION: i64 = 500;
+
+/// Announces every membership as it stands now (`identity.membership.
+/// snapshot`): the backfill of delivery's replica for the memberships made
+/// before identity recorded membership events. Each organization's, in
+/// transactions of that organization holding the rows they announce
+/// (`FOR SHARE`), so each event takes its place in the organization's
+/// commit order after every change to its membership that committed
+/// before it read, and before every change that waited for it: the
+/// replica, keeping the newest event, ends as identity is. Running it
+/// again announces again, which changes nothing. Returns how many.
+pub async fn announce_all(db: &Db) -> Result<u64, Error> {
+    let (mut org, mut total) = (Uuid::nil(), 0);
+    loop {
+        let mut tx = db.system().await?;
+        let next = store::next_org_with_members(&mut tx, org).await?;
+        tx.commit().await?;
+        let Some(next) = next else {
+            return Ok(total);
+        };
+        org = next;
+        let mut after = Uuid::nil();
+        loop {
+            let mut tx = db.tenant(org).await?;
+            let held =
+                store::share_memberships_after(&mut tx, org, after, ANNOUNCED_PER_TRANSACTION)
+                    .await?;
+            for m in &held {
+                announce(&mut tx, Change::Snapshot, m).await?;
+            }
+            tx.commit().await?;
+            total += held.len() as u64;
+            match held.last() {
+                Some(m) if held.len() as i64 == ANNOUNCED_PER_TRANSACTION => after = m.id.uuid(),
+                _ => break,
+            }
+        }
+    }
+}
+
 /// Makes `user_id` a member of `org_id` in `role` and records it
-/// (`identity.membership.create`, by `actor`): the owner of a new
-/// organization, the invitee of an accepted `invitation` (its inviter and
-/// id recorded), a member a bootstrap adds.
+/// (`identity.membership.create`, by `actor`, and its domain event): the
+/// owner of a new organization, the invitee of an accepted `invitation`
+/// (its inviter and id recorded), a member a bootstrap adds.
 pub async fn add_member(
     tx: &mut Tx,
     actor: &Actor,
@@ -71,6 +128,7 @@ pub async fn add_member(
         .set("invitation_id", invitation.map(|i| i.id))
         .record(tx)
         .await?;
+    announce(tx, Change::Created, &m).await?;
     Ok(m)
 }
 
@@ -122,7 +180,7 @@ async fn answer(
 }
 
 /// Removes a membership (never the last owner's, of `owners`), records
-/// `event` with what was removed, and commits.
+/// `event` with what was removed and its domain event, and commits.
 async fn remove(
     mut tx: Tx,
     event: EventBuilder,
@@ -132,6 +190,7 @@ async fn remove(
     domain::keep_an_owner(owners, m.role == Role::Owner, false)?;
     store::delete_membership(&mut tx, m.org_id, m.id).await?;
     event.removed(m).record(&mut tx).await?;
+    announce(&mut tx, Change::Removed, m).await?;
     tx.commit().await?;
     Ok(Response::new(()))
 }
@@ -176,6 +235,7 @@ impl MembershipService for Memberships {
                 .diff(&before, &m)
                 .record(&mut tx)
                 .await?;
+            announce(&mut tx, Change::Updated, &m).await?;
         }
         Ok(answer(tx, call.org_id, id).await?)
     }

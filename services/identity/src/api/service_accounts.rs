@@ -111,6 +111,38 @@ pub(crate) async fn create(
     Ok((sa, key.value))
 }
 
+/// Grants the service account `before` those of `capabilities` it lacks
+/// (a relay account made by an earlier version, before its service had a
+/// subscriber that needs one), recording `identity.service_account.update`;
+/// its id.
+pub(crate) async fn grant_missing(
+    tx: &mut Tx,
+    actor: &Actor,
+    before: ServiceAccount,
+    capabilities: &[String],
+) -> Result<domain::ServiceAccountId, Error> {
+    let missing: Vec<&String> = capabilities
+        .iter()
+        .filter(|c| !before.fields.capabilities.contains(c))
+        .collect();
+    if missing.is_empty() {
+        return Ok(before.id);
+    }
+    let mut after = before.clone();
+    after
+        .fields
+        .capabilities
+        .extend(missing.into_iter().cloned());
+    store::set_service_account_capabilities(tx, after.id, &after.fields.capabilities).await?;
+    actor
+        .event("identity.service_account.update", RESOURCE, after.id)
+        .org(PLATFORM_ORG)
+        .diff(&before, &after)
+        .record(tx)
+        .await?;
+    Ok(after.id)
+}
+
 #[tonic::async_trait]
 impl ServiceAccountService for ServiceAccounts {
     #[tracing::instrument(skip_all)]

@@ -38,6 +38,7 @@ pub const CAPABILITIES: &[&str] = &[
     "audit.events.append",
     "audit.records.write",
     "audit.retention.apply",
+    "delivery.events.receive",
     "identity.service_accounts.admin",
     "identity.signing_keys.admin",
 ];

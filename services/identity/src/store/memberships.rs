@@ -122,3 +122,36 @@ pub async fn delete_membership(tx: &mut Tx, org_id: Uuid, id: MembershipId) -> R
         .await?;
     Ok(())
 }
+
+/// The first organization after `after` (by id) that has members, under
+/// system scope.
+pub async fn next_org_with_members(tx: &mut Tx, after: Uuid) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT org_id FROM memberships WHERE org_id > $1 ORDER BY org_id LIMIT 1",
+    )
+    .bind(after)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// Up to `limit` memberships of `org_id` after `after` (by id), their
+/// rows (not their users') held `FOR SHARE` until the transaction ends: a
+/// change to one of them waits for it, or was committed before it read.
+pub async fn share_memberships_after(
+    tx: &mut Tx,
+    org_id: Uuid,
+    after: Uuid,
+    limit: i64,
+) -> Result<Vec<Membership>> {
+    let sql = format!(
+        "{MEMBER_SELECT} WHERE m.org_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3{} OF m",
+        Lock::Share.sql()
+    );
+    let rows = sqlx::query(&sql)
+        .bind(org_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter().map(Membership::read).collect()
+}

@@ -43,6 +43,29 @@ pub async fn find_service_account(tx: &mut Tx, key_hash: &[u8]) -> Result<Option
     find_by(tx, ("key_hash", key_hash), false).await
 }
 
+/// The service account `name`, its row locked `FOR UPDATE` when `lock`.
+pub async fn find_service_account_named(
+    tx: &mut Tx,
+    name: &str,
+    lock: bool,
+) -> Result<Option<ServiceAccount>> {
+    find_by(tx, ("name", name), lock).await
+}
+
+/// Sets a service account's capabilities.
+pub async fn set_service_account_capabilities(
+    tx: &mut Tx,
+    id: ServiceAccountId,
+    capabilities: &[String],
+) -> Result<()> {
+    sqlx::query("UPDATE service_accounts SET capabilities = $2 WHERE id = $1")
+        .bind(id.uuid())
+        .bind(capabilities)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 pub async fn get_service_account(
     tx: &mut Tx,
     id: ServiceAccountId,

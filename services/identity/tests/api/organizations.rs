@@ -106,14 +106,19 @@ async fn a_user_creates_an_organization_and_becomes_its_owner() {
     // The domain event billing reacts to, in the new organization's order.
     let mut db = app.admin_db().await;
     let facts: Vec<(String, serde_json::Value)> = sqlx::query_as(
-        "SELECT type, payload FROM identity.outbox WHERE kind = 'domain' AND org_id = $1",
+        "SELECT type, payload FROM identity.outbox WHERE kind = 'domain' AND org_id = $1 \
+         ORDER BY seq",
     )
     .bind(org_id)
     .fetch_all(&mut db)
     .await
     .expect("outbox");
-    assert_eq!(facts.len(), 1, "{facts:?}");
+    assert_eq!(facts.len(), 2, "{facts:?}");
     assert_eq!(facts[0].0, "identity.organization.created");
+    // And its owner's membership, for delivery's replica.
+    assert_eq!(facts[1].0, "identity.membership.created");
+    assert_eq!(facts[1].1["data"]["user_id"], app.alice.user_id.to_string());
+    assert_eq!(facts[1].1["data"]["role"], "owner");
     assert_eq!(facts[0].1["subject_id"], org.id.as_str());
     assert_eq!(facts[0].1["data"]["slug"], "acme");
     assert_eq!(

@@ -494,9 +494,20 @@ async fn one_organization_whose_events_fail_blocks_every_other() {
         others.iter().all(|id| got.get(*id) == Some(&1)),
         "every other organization's event went, once"
     );
+    // Alice's envelopes wait from her first (failing) audit event on: her
+    // audit events and the domain events behind them (her membership's).
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM identity.outbox WHERE org_id = $1 AND seq >= \
+           (SELECT min(seq) FROM identity.outbox WHERE org_id = $1 AND kind = 'audit')",
+    )
+    .bind(app.alice.org_id)
+    .fetch_one(&mut app.admin_db().await)
+    .await
+    .unwrap();
+    assert!(waiting > rows.len() as i64 - others.len() as i64);
     assert_eq!(
         relay.pending().await.unwrap(),
-        rows.len() as i64 - others.len() as i64,
+        waiting,
         "Alice's events wait"
     );
     // Alice's failing events never delay Bob's next ones.
