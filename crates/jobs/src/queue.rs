@@ -194,6 +194,10 @@ struct Inner {
     handlers: HashMap<String, Arc<dyn Handler>>,
     /// Where the next claim's walk of organizations starts.
     cursor: Mutex<Uuid>,
+    /// The claims' statements for this schema: [`WALK`] then [`TAKE`], and
+    /// [`ONE_ORG`] then [`TAKE`].
+    claim_sql: String,
+    claim_org_sql: String,
 }
 
 impl std::fmt::Debug for Queue {
@@ -324,6 +328,7 @@ fn claimed(row: &sqlx::postgres::PgRow) -> Result<Claimed, sqlx::Error> {
 impl Queue {
     /// A queue over `db`'s schema with no handlers yet.
     pub fn new(db: Db, clock: SharedClock, cfg: QueueConfig) -> Queue {
+        let schema = db.schema();
         Queue {
             inner: Arc::new(Inner {
                 db,
@@ -331,6 +336,8 @@ impl Queue {
                 cfg,
                 handlers: HashMap::new(),
                 cursor: Mutex::new(Uuid::nil()),
+                claim_sql: format!("{WALK}{TAKE}").replace("{schema}", schema),
+                claim_org_sql: format!("{ONE_ORG}{TAKE}").replace("{schema}", schema),
             }),
         }
     }
@@ -420,7 +427,7 @@ impl Queue {
     /// stepped over once per organization and claim, not three times.
     pub async fn claim(&self, n: usize) -> anyhow::Result<Vec<Claimed>> {
         let cursor = *self.inner.cursor.lock().unwrap_or_else(|e| e.into_inner());
-        let (jobs, last) = self.take(WALK, cursor, n).await?;
+        let (jobs, last) = self.take(&self.inner.claim_sql, cursor, n).await?;
         if let Some(last) = last {
             *self.inner.cursor.lock().unwrap_or_else(|e| e.into_inner()) = last;
         }
@@ -432,15 +439,15 @@ impl Queue {
     /// of an organization with nothing running ([`QueueConfig::reserved`]).
     /// The round robin's cursor does not move.
     pub async fn claim_org(&self, org: Uuid, n: usize) -> anyhow::Result<Vec<Claimed>> {
-        Ok(self.take(ONE_ORG, org, n).await?.0)
+        Ok(self.take(&self.inner.claim_org_sql, org, n).await?.0)
     }
 
-    /// Runs `choice` ([`WALK`] or [`ONE_ORG`], given `from`) then [`TAKE`]
-    /// and, for jobs with concurrency keys, [`TRIM`], in one transaction:
-    /// the jobs claimed, by id, and the last organization served.
+    /// Runs `sql` (a claim's statement, given `from`) and, for jobs with
+    /// concurrency keys, [`TRIM`], in one transaction: the jobs claimed, by
+    /// id, and the last organization served.
     async fn take(
         &self,
-        choice: &str,
+        sql: &str,
         from: Uuid,
         n: usize,
     ) -> anyhow::Result<(Vec<Claimed>, Option<Uuid>)> {
@@ -449,7 +456,6 @@ impl Queue {
         }
         let cfg = &self.inner.cfg;
         let now = self.inner.clock.now();
-        let sql = format!("{choice}{TAKE}").replace("{schema}", self.inner.db.schema());
         // No plan with a sort: the walk's probes and the shares must read
         // `jobs_available` in its order. Statistics taken on a queue that
         // was nearly empty (or before a burst) make a bitmap scan of every
@@ -466,7 +472,7 @@ impl Queue {
                  SET LOCAL jit = off",
             )
             .await?;
-        let rows = sqlx::query(&sql)
+        let rows = sqlx::query(sql)
             .bind(from)
             .bind(i64::try_from(n).unwrap_or(i64::MAX))
             .bind(cfg.max_running_per_org.unwrap_or(i64::MAX))
