@@ -53,6 +53,7 @@ impl Env {
             keyring: foundry_keyring::Keyring::generate(),
             jwks_refresh: foundry_tenancy::verifier::DEFAULT_REFRESH,
             max_connections: 16,
+            read_path: foundry_platform::db::ReadPath::Session,
             oidc: vec![],
             audit_delivery: delivery,
             audit_checkpoint_interval: None,

@@ -40,6 +40,8 @@ pub struct SuiteConfig {
     pub jwks_refresh: Duration,
     /// Connections per service pool.
     pub max_connections: u32,
+    /// How tenant reads reach PostgreSQL ([`foundry_platform::db::ReadPath`]).
+    pub read_path: foundry_platform::db::ReadPath,
     /// Trusted external OIDC issuers for sign-in.
     pub oidc: Vec<OidcProvider>,
     /// Where the outbox relays deliver audit events (the relays to the
@@ -251,7 +253,7 @@ impl Suite {
         )
         .await?;
         let delivery = Delivery::new(delivery_db, cfg.page_tokens.clone());
-        Ok(Suite {
+        let suite = Suite {
             audit_delivery: cfg.audit_delivery.clone(),
             audit_checkpoint_interval: cfg.audit_checkpoint_interval,
             request_id_retention: cfg.request_id_retention,
@@ -259,7 +261,18 @@ impl Suite {
             audit,
             delivery,
             tenancy,
-        })
+        };
+        suite.set_read_path(cfg.read_path);
+        Ok(suite)
+    }
+
+    /// How every service's tenant reads reach PostgreSQL from now on
+    /// ([`foundry_platform::db::ReadPath`]; `foundry-bench` switches it to
+    /// measure the transaction path as a baseline).
+    pub fn set_read_path(&self, path: foundry_platform::db::ReadPath) {
+        for db in [self.identity.db(), self.audit.db(), self.delivery.db()] {
+            db.set_read_path(path);
+        }
     }
 
     /// Serves every service on `listener` until `shutdown` resolves. The

@@ -121,6 +121,7 @@ fn config(cli: &Cli, database_url: String) -> anyhow::Result<SuiteConfig> {
         keyring,
         jwks_refresh: args.jwks_refresh(),
         max_connections: args.db_max_connections,
+        read_path: args.db_read_path,
         oidc: cli.oidc.providers.clone(),
         audit_delivery: foundry::AuditDelivery::Local,
         audit_checkpoint_interval: Some(AUDIT_CHECKPOINT_INTERVAL),

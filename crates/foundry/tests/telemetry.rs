@@ -348,6 +348,15 @@ async fn a_service_binary_serves_red_pool_and_outbox_metrics_without_ids() {
             &[("pool_name", "delivery"), ("state", "idle")],
         ),
         ("db_client_connection_max", &[("pool_name", "delivery")]),
+        // GetProgram read on a tenant read connection, idle since.
+        (
+            "db_client_connection_count",
+            &[("pool_name", "delivery.reads"), ("state", "idle")],
+        ),
+        (
+            "db_client_connection_max",
+            &[("pool_name", "delivery.reads")],
+        ),
         (
             "foundry_outbox_depth",
             &[("schema", "delivery"), ("subscriber", "audit")],

@@ -9,8 +9,9 @@
 
 use std::time::Duration;
 
-use foundry_platform::db::Db;
+use foundry_platform::db::{Db, ReadPath};
 use rand::Rng;
+use sqlx::Connection;
 use uuid::Uuid;
 
 /// `n` jobs of `org` in delivery's `jobs` table (any tenant table would
@@ -120,4 +121,28 @@ async fn a_read_of_an_organization_with_no_rows_sees_nothing_of_the_last_one_rea
     assert_eq!(counts(&db, b).await, vec![], "b has no rows");
     // And a again, on the connection b set last.
     assert_eq!(counts(&db, a).await, vec![(a, 3)]);
+}
+
+#[tokio::test]
+async fn reads_in_transactions_see_their_own_organization_and_leave_nothing_open() {
+    let url = foundry_testkit::fresh_database().await;
+    let db = Db::connect(&url, "delivery", 1).await.expect("pool");
+    db.set_read_path(ReadPath::Transaction);
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    seed(&db, a, 2).await;
+    seed(&db, b, 1).await;
+    for _ in 0..5 {
+        assert_eq!(counts(&db, a).await, vec![(a, 2)]);
+        assert_eq!(counts(&db, b).await, vec![(b, 1)]);
+    }
+    // A read is then a transaction of the pool, committed when dropped:
+    // the pool has one connection, so each read above (and the one below)
+    // got it only because the one before had given it back.
+    let read = db.read(a).await.expect("read");
+    assert!(read.is_in_transaction(), "the read runs in a transaction");
+    drop(read);
+    // And back on the session path, the same answers.
+    db.set_read_path(ReadPath::Session);
+    assert_eq!(counts(&db, a).await, vec![(a, 2)]);
+    assert_eq!(counts(&db, b).await, vec![(b, 1)]);
 }

@@ -55,6 +55,21 @@ pub struct ServerArgs {
     )]
     pub db_max_connections: u32,
 
+    /// How tenant reads reach PostgreSQL: `session`, on connections of
+    /// their own that keep the organization as a session setting (one round
+    /// trip per read), or `transaction`, a tenant transaction per read.
+    /// Choose `transaction` when a pooler in transaction or statement mode
+    /// (PgBouncer) sits between the service and PostgreSQL: it would not
+    /// keep a session setting with the connection it was set on.
+    #[arg(
+        long,
+        global = true,
+        env = "FOUNDRY_DB_READ_PATH",
+        value_enum,
+        default_value_t = crate::reads::ReadPath::Session
+    )]
+    pub db_read_path: crate::reads::ReadPath,
+
     /// How long an idempotent create's request id is remembered (AIP-155):
     /// a repeat within it is answered with the first response, after it the
     /// request runs anew. Older ids are swept.
@@ -224,7 +239,7 @@ pub async fn service_db(
             return Ok(None);
         }
     }
-    Ok(Some(
-        crate::db::Db::connect(url, schema, server.db_max_connections).await?,
-    ))
+    let db = crate::db::Db::connect(url, schema, server.db_max_connections).await?;
+    db.set_read_path(server.db_read_path);
+    Ok(Some(db))
 }

@@ -18,6 +18,7 @@ use sqlx::{Connection, Executor, PgConnection, PgPool, Postgres};
 use uuid::Uuid;
 
 use crate::error::Error;
+pub use crate::reads::ReadPath;
 
 /// A transaction on a service's pool.
 pub type Tx = sqlx::Transaction<'static, Postgres>;
@@ -90,7 +91,7 @@ impl Db {
             reads: std::sync::Arc::new(reads),
         };
         db.check_role().await?;
-        observe_pool(&db.pool, schema, max_connections);
+        observe_pool(&db, max_connections);
         Ok(db)
     }
 
@@ -162,7 +163,19 @@ impl Db {
     /// call that reads several statements that must agree, or locks, use
     /// [`Db::tenant`].
     pub async fn read(&self, org_id: Uuid) -> Result<crate::reads::Read, Error> {
-        self.reads.checkout(org_id).await
+        match self.reads.path() {
+            ReadPath::Session => self.reads.checkout(org_id).await,
+            ReadPath::Transaction => Ok(crate::reads::Read::in_transaction(
+                self.tenant(org_id).await?,
+                org_id,
+            )),
+        }
+    }
+
+    /// How [`Db::read`] reaches the database from now on, for every clone
+    /// of this `Db` ([`ReadPath`]; reads under way finish on their path).
+    pub fn set_read_path(&self, path: ReadPath) {
+        self.reads.set_path(path);
     }
 
     /// A transaction acting for one user across organizations (their
@@ -190,36 +203,57 @@ impl Db {
     }
 }
 
-/// The pools the usage gauges read: weak, so that a gauge never keeps a
-/// pool (and its connections) open after its last [`Db`] is dropped.
-type Observed = Vec<(&'static str, u32, std::sync::Weak<PgPool>)>;
+/// What a usage gauge reads of one set of connections: the most, the
+/// open ones and the idle ones; `None` once they are gone or closed.
+type Usage = Box<dyn Fn() -> Option<(u64, u64, u64)> + Send>;
+
+/// The connection sets the usage gauges read, by name: each reads through
+/// a weak reference, so that a gauge never keeps a pool (and its
+/// connections) open after its last [`Db`] is dropped.
+type Observed = Vec<(String, Usage)>;
 
 static OBSERVED: std::sync::Mutex<Observed> = std::sync::Mutex::new(Vec::new());
 
-/// The pool's usage as gauges, read at each collection (no cost between):
-/// `db.client.connection.count` by `pool.name` (the schema) and `state`
-/// (`idle`, `used`), and `db.client.connection.max` by `pool.name`; pools
-/// of one schema in one process (tests) are summed. The gauges are
-/// registered once per process and read the pools alive at the time.
-fn observe_pool(pool: &std::sync::Arc<PgPool>, schema: &'static str, max_connections: u32) {
+/// The pools' usage as gauges, read at each collection (no cost between):
+/// `db.client.connection.count` by `pool.name` and `state` (`idle`,
+/// `used`), and `db.client.connection.max` by `pool.name`. A service has
+/// two: its transaction pool, named by its schema (`delivery`), and its
+/// tenant read connections (`delivery.reads`, [`Db::read`]). Pools of one
+/// name in one process (tests) are summed. The gauges are registered once
+/// per process and read the pools alive at the time.
+fn observe_pool(db: &Db, max_connections: u32) {
     static REGISTERED: std::sync::Once = std::sync::Once::new();
-    OBSERVED.lock().unwrap_or_else(|e| e.into_inner()).push((
-        schema,
-        max_connections,
-        std::sync::Arc::downgrade(pool),
+    let pool = std::sync::Arc::downgrade(&db.pool);
+    let reads = std::sync::Arc::downgrade(&db.reads);
+    let max = u64::from(max_connections);
+    let mut observed = OBSERVED.lock().unwrap_or_else(|e| e.into_inner());
+    observed.push((
+        db.schema.to_owned(),
+        Box::new(move || {
+            let pool = pool.upgrade().filter(|p| !p.is_closed())?;
+            Some((max, u64::from(pool.size()), pool.num_idle() as u64))
+        }),
     ));
+    observed.push((
+        format!("{}.reads", db.schema),
+        Box::new(move || {
+            let reads = reads.upgrade().filter(|r| !r.is_closed())?;
+            Some(reads.usage())
+        }),
+    ));
+    drop(observed);
     REGISTERED.call_once(|| {
         let meter = opentelemetry::global::meter("foundry-db");
         meter
             .u64_observable_gauge("db.client.connection.count")
             .with_description("Connections of a service's pool, by state")
             .with_callback(|o| {
-                for (schema, (_, size, idle)) in pool_usage() {
+                for (name, (_, size, idle)) in pool_usage() {
                     for (state, n) in [("idle", idle), ("used", size.saturating_sub(idle))] {
                         o.observe(
                             n,
                             &[
-                                opentelemetry::KeyValue::new("pool.name", schema),
+                                opentelemetry::KeyValue::new("pool.name", name.clone()),
                                 opentelemetry::KeyValue::new("state", state),
                             ],
                         );
@@ -231,30 +265,29 @@ fn observe_pool(pool: &std::sync::Arc<PgPool>, schema: &'static str, max_connect
             .u64_observable_gauge("db.client.connection.max")
             .with_description("The most connections a service's pool opens")
             .with_callback(|o| {
-                for (schema, (max, _, _)) in pool_usage() {
-                    o.observe(max, &[opentelemetry::KeyValue::new("pool.name", schema)]);
+                for (name, (max, _, _)) in pool_usage() {
+                    o.observe(max, &[opentelemetry::KeyValue::new("pool.name", name)]);
                 }
             })
             .build();
     });
 }
 
-/// Per schema: the most connections, the open ones and the idle ones, of
-/// the pools still open (the dropped ones leave the list).
-fn pool_usage() -> std::collections::BTreeMap<&'static str, (u64, u64, u64)> {
+/// Per pool name: the most connections, the open ones and the idle ones,
+/// of the pools still open (the dropped ones leave the list).
+fn pool_usage() -> std::collections::BTreeMap<String, (u64, u64, u64)> {
     let mut observed = OBSERVED.lock().unwrap_or_else(|e| e.into_inner());
-    observed.retain(|(_, _, p)| p.strong_count() > 0);
     let mut usage = std::collections::BTreeMap::new();
-    for (schema, max, pool) in observed.iter() {
-        let Some(pool) = pool.upgrade() else { continue };
-        if pool.is_closed() {
-            continue;
-        }
-        let e: &mut (u64, u64, u64) = usage.entry(*schema).or_default();
-        e.0 += u64::from(*max);
-        e.1 += u64::from(pool.size());
-        e.2 += pool.num_idle() as u64;
-    }
+    observed.retain(|(name, read)| {
+        let Some((max, open, idle)) = read() else {
+            return false;
+        };
+        let e: &mut (u64, u64, u64) = usage.entry(name.clone()).or_default();
+        e.0 += max;
+        e.1 += open;
+        e.2 += idle;
+        true
+    });
     usage
 }
 

@@ -32,7 +32,16 @@
 //! serves (one round trip, as the transaction pool does every time), so a
 //! restarted database costs no failed read; [`IDLE_TIMEOUT`] closes
 //! connections idle longer.
+//!
+//! [`ReadPath::Transaction`] turns all of this off: each read is then a
+//! tenant transaction of the service's pool (`BEGIN; SET LOCAL`, the
+//! statements, `COMMIT`), as every read was before. It is for a database
+//! reached through a pooler that hands a client's statements to whichever
+//! server connection is free (PgBouncer's transaction or statement mode),
+//! where a session setting would not stay with the connection it was set on,
+//! and it is the baseline `foundry-bench` measures the session path against.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnectOptions;
@@ -40,7 +49,20 @@ use sqlx::{Connection, Executor, PgConnection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
+use crate::db::Tx;
 use crate::error::Error;
+
+/// How tenant reads reach the database.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadPath {
+    /// Connections of their own whose session carries the organization: a
+    /// read of one statement is one round trip.
+    #[default]
+    Session,
+    /// A tenant transaction of the pool per read: three round trips more,
+    /// but safe behind a transaction-mode pooler.
+    Transaction,
+}
 
 /// How long an idle connection may go before it is pinged before use.
 pub const CHECK_AFTER: Duration = Duration::from_secs(1);
@@ -59,6 +81,9 @@ pub(crate) struct Reads {
     setup: String,
     idle: std::sync::Mutex<Vec<Idle>>,
     slots: std::sync::Arc<Semaphore>,
+    max: u32,
+    /// [`ReadPath::Transaction`] is on.
+    in_transactions: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -76,7 +101,34 @@ impl Reads {
             setup,
             idle: std::sync::Mutex::default(),
             slots: std::sync::Arc::new(Semaphore::new(max.max(1) as usize)),
+            max: max.max(1),
+            in_transactions: AtomicBool::new(false),
         }
+    }
+
+    /// The path reads take from now on (reads under way finish on theirs).
+    pub(crate) fn set_path(&self, path: ReadPath) {
+        self.in_transactions
+            .store(path == ReadPath::Transaction, Ordering::Relaxed);
+        if path == ReadPath::Transaction {
+            self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
+
+    /// The path reads take.
+    pub(crate) fn path(&self) -> ReadPath {
+        if self.in_transactions.load(Ordering::Relaxed) {
+            ReadPath::Transaction
+        } else {
+            ReadPath::Session
+        }
+    }
+
+    /// The most connections, those open (in use or idle) and the idle ones.
+    pub(crate) fn usage(&self) -> (u64, u64, u64) {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
+        let used = u64::from(self.max).saturating_sub(self.slots.available_permits() as u64);
+        (u64::from(self.max), used + idle, idle)
     }
 
     /// A connection whose `app.org_id` is `org`.
@@ -102,10 +154,12 @@ impl Reads {
                 .await?;
         }
         Ok(Read {
-            conn: Some(conn),
+            conn: Some(Conn::Session {
+                conn,
+                reads: self.clone(),
+                _slot: slot,
+            }),
             org,
-            reads: self.clone(),
-            _slot: slot,
         })
     }
 
@@ -127,6 +181,11 @@ impl Reads {
         Ok(conn)
     }
 
+    /// Whether [`Reads::close`] was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.slots.is_closed()
+    }
+
     /// Closes the idle connections (those in use close as they come back).
     pub(crate) fn close(&self) {
         self.slots.close();
@@ -139,13 +198,32 @@ impl Reads {
 /// executor), outside any transaction; it goes back when dropped.
 #[derive(Debug)]
 pub struct Read {
-    conn: Option<PgConnection>,
+    conn: Option<Conn>,
     org: Uuid,
-    reads: std::sync::Arc<Reads>,
-    _slot: OwnedSemaphorePermit,
+}
+
+#[derive(Debug)]
+enum Conn {
+    /// A read connection whose session is set to the organization.
+    Session {
+        conn: PgConnection,
+        reads: std::sync::Arc<Reads>,
+        _slot: OwnedSemaphorePermit,
+    },
+    /// A tenant transaction ([`ReadPath::Transaction`]), committed when the
+    /// read is dropped.
+    Transaction(Tx),
 }
 
 impl Read {
+    /// A read in `tx`, a tenant transaction for `org`.
+    pub(crate) fn in_transaction(tx: Tx, org: Uuid) -> Read {
+        Read {
+            conn: Some(Conn::Transaction(tx)),
+            org,
+        }
+    }
+
     /// The organization it reads for.
     pub fn org(&self) -> Uuid {
         self.org
@@ -156,34 +234,51 @@ impl std::ops::Deref for Read {
     type Target = PgConnection;
 
     fn deref(&self) -> &PgConnection {
-        self.conn
-            .as_ref()
-            .expect("a read holds its connection until dropped")
+        match self.conn.as_ref() {
+            Some(Conn::Session { conn, .. }) => conn,
+            Some(Conn::Transaction(tx)) => tx,
+            None => unreachable!("a read holds its connection until dropped"),
+        }
     }
 }
 
 impl std::ops::DerefMut for Read {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        self.conn
-            .as_mut()
-            .expect("a read holds its connection until dropped")
+        match self.conn.as_mut() {
+            Some(Conn::Session { conn, .. }) => conn,
+            Some(Conn::Transaction(tx)) => tx,
+            None => unreachable!("a read holds its connection until dropped"),
+        }
     }
 }
 
 impl Drop for Read {
     fn drop(&mut self) {
-        let Some(conn) = self.conn.take() else { return };
-        if conn.is_in_transaction() || self.reads.slots.is_closed() {
-            return;
+        match self.conn.take() {
+            Some(Conn::Session { conn, reads, _slot }) => {
+                if conn.is_in_transaction() || reads.is_closed() {
+                    return;
+                }
+                reads
+                    .idle
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(Idle {
+                        conn,
+                        org: self.org,
+                        since: Instant::now(),
+                    });
+            }
+            // Committed off the caller's path, as a dropped transaction's
+            // rollback is; without a runtime, the drop rolls it back.
+            Some(Conn::Transaction(tx)) => {
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn(async move {
+                        let _ = tx.commit().await;
+                    });
+                }
+            }
+            None => {}
         }
-        self.reads
-            .idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Idle {
-                conn,
-                org: self.org,
-                since: Instant::now(),
-            });
     }
 }

@@ -93,6 +93,7 @@ pub fn suite_config(database_url: String) -> SuiteConfig {
         keyring: foundry_keyring::Keyring::generate(),
         jwks_refresh: foundry_tenancy::verifier::DEFAULT_REFRESH,
         max_connections: 4,
+        read_path: foundry_platform::db::ReadPath::Session,
         oidc: vec![],
         audit_delivery: foundry::AuditDelivery::Off,
         audit_checkpoint_interval: None,
