@@ -6,7 +6,12 @@
 //!   (tenancy off), and the layer's own `admit` timed in process;
 //! - the framework ceiling ([`crate::ceiling`]): bare tonic, same messages;
 //! - the database ceiling ([`crate::pgbench`]): the handler's statements,
-//!   prepared, as the service's role;
+//!   taken from the server as one call ran ([`crate::capture`]), prepared,
+//!   as the service's role;
+//! - for the reads, the same handler on a full tenant transaction per read
+//!   (`--db-read-path transaction`, the read path before one round trip);
+//! - for the Gets, a second load generator in its own process
+//!   ([`crate::h2load`]);
 //!
 //! then the same Get/List/Create at a small and a large table (seeded with
 //! COPY), a token exchange, a 90/10 read/write mix over many organizations,
@@ -16,21 +21,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use foundry::AuditDelivery;
-// The columns the handlers read: the stores' own lists, so pgbench runs
-// the very statements.
-use foundry_delivery::domain::{Program, Task};
-use foundry_resource::Resource;
-
-const TASK_COLUMNS: &str = <Task as Resource>::COLUMNS;
-const PROGRAM_COLUMNS: &str = <Program as Resource>::COLUMNS;
-// Organizations are read whole (foundry_identity::store reads every column).
-const ORG_COLUMNS: &str = "*";
+use foundry_platform::db::ReadPath;
 use foundry_proto::foundry::delivery::v1 as dpb;
 use foundry_proto::foundry::identity::v1 as ipb;
 use serde::Serialize;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+use crate::capture::{self, Shape};
 use crate::ceiling::{self, Replies};
 use crate::env::{Env, Tenant, authed, channel, serve_without_tenancy};
 use crate::load::{self, Mode, Summary};
@@ -49,6 +47,9 @@ pub enum Scenario {
     ListTasks,
     /// Delivery `CreateTask` (with its outbox write) beside its baselines.
     CreateTask,
+    /// Delivery `UpdateTask` (a title, with its outbox write) beside its
+    /// baselines.
+    UpdateTask,
     /// `ExchangeToken` with an API key.
     ExchangeToken,
     /// 90/10 reads/writes over many organizations.
@@ -84,6 +85,8 @@ pub struct Params {
     pub admit_calls: u32,
     /// Envoy, for the gateway comparison (skipped when `None`).
     pub envoy: Option<std::path::PathBuf>,
+    /// h2load, the second load generator (skipped when `None`).
+    pub h2load: Option<std::path::PathBuf>,
 }
 
 impl Params {
@@ -97,12 +100,44 @@ impl Params {
 pub struct SideBySide {
     /// The suite as deployed.
     pub suite: Summary,
+    /// The same handler with each read a full tenant transaction (reads).
+    pub full_transaction: Option<Summary>,
     /// Tenancy layer off.
     pub no_tenancy: Option<Summary>,
     /// Bare tonic, same message.
     pub framework: Option<Summary>,
     /// pgbench, the handler's SQL.
     pub database: Option<Summary>,
+    /// The suite under h2load, from a process of its own (Gets).
+    pub h2load: Option<Summary>,
+    /// The statements one call sends, as the server logged them (a
+    /// pipeline of a simple query's statements counts once).
+    pub statements: Option<usize>,
+}
+
+impl SideBySide {
+    /// The serial ceiling: the framework's cost plus the database's, one
+    /// after the other (1 / (1 / bare tonic + 1 / pgbench) calls/s).
+    pub fn ceiling(&self) -> Option<f64> {
+        let (f, d) = (self.framework.as_ref()?, self.database.as_ref()?);
+        (f.throughput > 0.0 && d.throughput > 0.0)
+            .then(|| 1.0 / (1.0 / f.throughput + 1.0 / d.throughput))
+    }
+
+    /// Every row, the suite's first.
+    pub fn rows(&self) -> impl Iterator<Item = &Summary> {
+        std::iter::once(&self.suite).chain(
+            [
+                &self.full_transaction,
+                &self.no_tenancy,
+                &self.framework,
+                &self.database,
+                &self.h2load,
+            ]
+            .into_iter()
+            .flatten(),
+        )
+    }
 }
 
 /// A scenario at both scales.
@@ -165,6 +200,8 @@ pub struct Report {
     pub list_tasks: Option<SideBySide>,
     /// CreateTask with its outbox write.
     pub create_task: Option<SideBySide>,
+    /// UpdateTask with its outbox write.
+    pub update_task: Option<SideBySide>,
     /// API key → access token.
     pub exchange_token: Option<Summary>,
     /// 90/10 over many organizations.
@@ -188,6 +225,7 @@ enum Call {
     GetTask,
     ListTasks,
     CreateTask,
+    UpdateTask,
 }
 
 /// What callers need to know.
@@ -291,8 +329,28 @@ async fn call(mut c: Clients, ctx: Arc<Ctx>, kind: Call, i: u64) -> anyhow::Resu
                 .create_task(authed(token, new_task(ctx.program, i))?)
                 .await?;
         }
+        Call::UpdateTask => {
+            let n = ctx.task_base + mix(i) % ctx.tasks.max(1);
+            c.tasks
+                .update_task(authed(token, retitle(seed::id(TASK, n), i))?)
+                .await?;
+        }
     }
     Ok(())
+}
+
+/// UpdateTask of one field, the title (no etag: last writer wins).
+fn retitle(id: Uuid, i: u64) -> dpb::UpdateTaskRequest {
+    dpb::UpdateTaskRequest {
+        task: Some(dpb::Task {
+            id: id.to_string(),
+            title: format!("Benchmark task {i}"),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["title".into()],
+        }),
+    }
 }
 
 struct Run<'a> {
@@ -316,13 +374,11 @@ impl Run<'_> {
         &self,
         t: &Target,
         name: &str,
-        schema: &str,
-        script: &str,
+        script: &pgbench::Script,
     ) -> anyhow::Result<Summary> {
         pgbench::run(
             t,
             name,
-            schema,
             script,
             self.p.concurrency,
             self.p.warmup,
@@ -332,84 +388,50 @@ impl Run<'_> {
     }
 }
 
-fn tx(org: Uuid, body: &str) -> String {
-    format!("BEGIN;\nSET LOCAL app.org_id = '{org}';\n{body}\nCOMMIT;\n")
-}
-
-fn script_get_organization(org: Uuid) -> String {
-    tx(
-        org,
-        &format!("SELECT {ORG_COLUMNS} FROM organizations WHERE id = '{org}';"),
-    )
-}
-
-fn script_get_task(org: Uuid, tasks: u64) -> String {
-    format!(
-        "\\set i random(0, {})\n{}",
-        tasks.max(1) - 1,
-        tx(
-            org,
-            &format!(
-                "SELECT {TASK_COLUMNS} FROM tasks WHERE org_id = '{org}' AND id = {};",
-                seed::id_sql(TASK, ":i")
-            )
+/// A Get under h2load: one request body (h2load sends the same one each
+/// time), first sent once through tonic, where it must succeed.
+async fn h2load_get(
+    bin: &std::path::Path,
+    env: &Env,
+    ctx: &Arc<Ctx>,
+    kind: Call,
+    p: &Params,
+) -> anyhow::Result<Summary> {
+    let base = format!("http://{}", env.addr);
+    let token = ctx.tenant.token.as_str();
+    let mut c = Clients::new(&env.channel);
+    let run = |name: &'static str, path: &'static str, body: Vec<u8>| async move {
+        let call = crate::h2load::Call {
+            base,
+            path,
+            token,
+            body,
+        };
+        crate::h2load::run(bin, name, &call, p.concurrency, p.warmup, p.duration).await
+    };
+    if kind == Call::GetTask {
+        let req = dpb::GetTaskRequest {
+            id: seed::id(TASK, ctx.task_base).to_string(),
+        };
+        c.tasks.get_task(authed(token, req.clone())?).await?;
+        run(
+            "GetTask, h2load",
+            "/foundry.delivery.v1.TaskService/GetTask",
+            prost::Message::encode_to_vec(&req),
         )
-    )
-}
-
-fn script_list_tasks(org: Uuid, program: Uuid) -> String {
-    let cols = TASK_COLUMNS
-        .split(", ")
-        .map(|c| format!("t.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    tx(
-        org,
-        &format!(
-            "SELECT {cols} FROM tasks t WHERE t.org_id = '{org}' AND t.program_id = '{program}' \
-             ORDER BY t.id DESC LIMIT 51;"
-        ),
-    )
-}
-
-fn script_create_task(org: Uuid, program: Uuid, user: Uuid) -> String {
-    let mut payload = crate::outbox::payload(org);
-    payload["action"] = "delivery.task.create".into();
-    payload["service"] = "delivery".into();
-    // pgbench reads `:name` as a variable, even inside a literal: a space
-    // after every colon keeps the JSON (and its size) and the text inert.
-    let payload = payload.to_string().replace(':', ": ");
-    // The insert foundry_resource::row makes of a new task's fields.
-    let fields = serde_json::json!({
-        "assignee_ids": [], "description": "Created by the benchmark.", "due_time": null,
-        "estimate_hours": null, "labels": [], "program_id": program, "requirement_id": null,
-        "sprint_id": null, "status": "backlog", "title": "Benchmark task",
-    });
-    let names: Vec<&str> = fields
-        .as_object()
-        .map(|o| o.keys().map(String::as_str).collect())
-        .unwrap_or_default();
-    let cols = names.join(", ");
-    let values = names
-        .iter()
-        .map(|n| format!("r.{n}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let fields = fields.to_string().replace(':', ": ");
-    tx(
-        org,
-        &format!(
-            "SELECT {PROGRAM_COLUMNS} FROM programs WHERE org_id = '{org}' AND id = '{program}' FOR KEY SHARE;\n\
-             INSERT INTO tasks (org_id, id, created_by, {cols}) SELECT '{org}', gen_random_uuid(), \
-             '{user}', {values} FROM jsonb_populate_record(NULL::tasks, '{fields}') r \
-             RETURNING {TASK_COLUMNS}\n\\gset\n\
-             DELETE FROM task_assignees WHERE org_id = '{org}' AND task_id = :id::uuid \
-             AND NOT (user_id = ANY('{{}}'::uuid[]));\n\
-             INSERT INTO task_assignees (org_id, task_id, user_id, program_id) SELECT '{org}', :id::uuid, u, \
-             '{program}' FROM unnest('{{}}'::uuid[]) AS u ON CONFLICT DO NOTHING;\n\
-             INSERT INTO outbox (id, org_id, payload) VALUES (gen_random_uuid(), '{org}', '{payload}');"
-        ),
-    )
+        .await
+    } else {
+        let req = ipb::GetOrganizationRequest {
+            id: ctx.tenant.org.to_string(),
+        };
+        c.orgs.get_organization(authed(token, req.clone())?).await?;
+        run(
+            "GetOrganization, h2load",
+            "/foundry.identity.v1.OrganizationService/GetOrganization",
+            prost::Message::encode_to_vec(&req),
+        )
+        .await
+    }
 }
 
 /// Creates a program through the API.
@@ -519,42 +541,132 @@ pub async fn run(p: &Params) -> anyhow::Result<Report> {
     let bare = channel(bare_addr).await?;
     let suite = &env.channel;
 
-    let scripts = [
+    let (org, user, program) = (
+        tenant.org.to_string(),
+        tenant.user.to_string(),
+        program_id.to_string(),
+    );
+    // The task the call of index 0 names (see `call`).
+    let task0 = seed::id(TASK, mix(0) % p.small.max(1)).to_string();
+    let random_task = || Shape {
+        vary: [(task0.clone(), seed::id_sql(TASK, ":i"))].into(),
+        prelude: format!("\\set i random(0, {})\n", p.small.max(1) - 1),
+        ..Shape::default()
+    };
+    let sides = [
         (
             Scenario::GetOrganization,
             "GetOrganization",
             Call::GetOwnOrganization,
-            "identity",
-            script_get_organization(tenant.org),
+            Shape {
+                needle: org.clone(),
+                ..Shape::default()
+            },
         ),
         (
             Scenario::GetTask,
             "GetTask",
             Call::GetTask,
-            "delivery",
-            script_get_task(tenant.org, p.small),
+            Shape {
+                needle: task0.clone(),
+                ..random_task()
+            },
         ),
         (
             Scenario::ListTasks,
             "ListTasks",
             Call::ListTasks,
-            "delivery",
-            script_list_tasks(tenant.org, program_id),
+            Shape {
+                needle: program.clone(),
+                ..Shape::default()
+            },
         ),
         (
             Scenario::CreateTask,
             "CreateTask",
             Call::CreateTask,
-            "delivery",
-            script_create_task(tenant.org, program_id, tenant.user),
+            Shape {
+                needle: program.clone(),
+                ..Shape::default()
+            },
+        ),
+        (
+            Scenario::UpdateTask,
+            "UpdateTask",
+            Call::UpdateTask,
+            Shape {
+                needle: task0.clone(),
+                ..random_task()
+            },
         ),
     ];
-    for (scenario, name, kind, schema, script) in scripts {
+    for (scenario, name, kind, mut shape) in sides {
         if !p.wants(scenario) {
             continue;
         }
+        let (schema, service) = match kind {
+            Call::GetOwnOrganization => ("identity", "foundry-identity"),
+            _ => ("delivery", "foundry-delivery"),
+        };
+        shape.application = service.into();
+        shape.keep = vec![org.clone(), user.clone(), program.clone()];
+        let reads = matches!(
+            kind,
+            Call::GetOwnOrganization | Call::GetTask | Call::ListTasks
+        );
+        // The statements of one call (index 0), after one call that sets a
+        // read connection to the organization.
+        let first = || call(Clients::new(suite), ctx.clone(), kind, 0);
+        first().await?;
+        let captured = match &env.capture {
+            Some(c) => Some(c.around(&shape, first()).await?.1),
+            None => {
+                tracing::warn!("DATABASE_URL set: no statement log, so no pgbench run");
+                None
+            }
+        };
+        let database = match &captured {
+            Some(statements) => {
+                let (text, vars) = capture::script(statements, &shape);
+                tracing::info!(scenario = name, script = %text, "pgbench script");
+                let script = pgbench::Script {
+                    schema,
+                    org: tenant.org,
+                    text,
+                    vars,
+                };
+                Some(
+                    run.pgbench(&target, &format!("{name}, pgbench"), &script)
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        let suite_row = run.closed(name, suite, &ctx, kind).await;
+        let full_transaction = if reads {
+            env.suite.set_read_path(ReadPath::Transaction);
+            let s = run
+                .closed(
+                    &format!("{name}, full tenant transaction"),
+                    suite,
+                    &ctx,
+                    kind,
+                )
+                .await;
+            env.suite.set_read_path(ReadPath::Session);
+            Some(s)
+        } else {
+            None
+        };
+        let h2load = match (&p.h2load, kind) {
+            (Some(bin), Call::GetOwnOrganization | Call::GetTask) => {
+                Some(h2load_get(bin, &env, &ctx, kind, p).await?)
+            }
+            _ => None,
+        };
         let side = SideBySide {
-            suite: run.closed(name, suite, &ctx, kind).await,
+            suite: suite_row,
+            full_transaction,
             no_tenancy: Some(
                 run.closed(&format!("{name}, tenancy off"), &bare, &ctx, kind)
                     .await,
@@ -563,15 +675,15 @@ pub async fn run(p: &Params) -> anyhow::Result<Report> {
                 run.closed(&format!("{name}, bare tonic"), &framework, &ctx, kind)
                     .await,
             ),
-            database: Some(
-                run.pgbench(&target, &format!("{name}, pgbench"), schema, &script)
-                    .await?,
-            ),
+            database,
+            h2load,
+            statements: captured.map(|c| c.len()),
         };
         let slot = match scenario {
             Scenario::GetOrganization => &mut report.get_organization,
             Scenario::GetTask => &mut report.get_task,
             Scenario::ListTasks => &mut report.list_tasks,
+            Scenario::UpdateTask => &mut report.update_task,
             _ => &mut report.create_task,
         };
         *slot = Some(side);
@@ -806,40 +918,5 @@ mod tests {
             buckets.iter().all(|&n| (800..1200).contains(&n)),
             "{buckets:?}"
         );
-    }
-
-    #[test]
-    fn scripts_name_the_rows_the_callers_ask_for() {
-        let org = Uuid::nil();
-        let s = script_get_task(org, 10);
-        assert!(
-            s.starts_with("\\set i random(0, 9)\nBEGIN;\nSET LOCAL app.org_id"),
-            "{s}"
-        );
-        assert!(s.contains(&seed::id_sql(TASK, ":i")), "{s}");
-        let c = script_create_task(org, org, org);
-        assert!(
-            c.contains("\\gset") && c.contains("INSERT INTO outbox"),
-            "{c}"
-        );
-        // The only pgbench variable in it (`:name`, not a `::` cast) is
-        // the id `\\gset` took.
-        let b = c.as_bytes();
-        let vars: Vec<&str> = (1..b.len().saturating_sub(1))
-            .filter(|&i| {
-                b[i] == b':'
-                    && b[i - 1] != b':'
-                    && b[i + 1] != b':'
-                    && b[i + 1].is_ascii_alphabetic()
-            })
-            .map(|i| {
-                let rest = &c[i + 1..];
-                let end = rest
-                    .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
-                    .unwrap_or(rest.len());
-                &rest[..end]
-            })
-            .collect();
-        assert_eq!(vars, ["id", "id"], "{c}");
     }
 }

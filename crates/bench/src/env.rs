@@ -21,6 +21,8 @@ pub struct Env {
     pub addr: std::net::SocketAddr,
     /// The database URL (superuser).
     pub database_url: String,
+    /// The embedded cluster's statement log (none with `DATABASE_URL`).
+    pub capture: Option<crate::capture::Capture>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     serving: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     pg: Option<EmbeddedPg>,
@@ -31,8 +33,8 @@ impl Env {
     /// Starts PostgreSQL (embedded unless `DATABASE_URL` is set) and the
     /// suite with `delivery` for the outbox relays.
     pub async fn start(delivery: AuditDelivery) -> anyhow::Result<Env> {
-        let (database_url, pg, dir) = match std::env::var("DATABASE_URL") {
-            Ok(url) => (url, None, None),
+        let (database_url, pg, dir, capture) = match std::env::var("DATABASE_URL") {
+            Ok(url) => (url, None, None, None),
             Err(_) => {
                 let dir = tempfile::Builder::new().prefix("foundry-bench").tempdir()?;
                 #[cfg(unix)]
@@ -40,10 +42,14 @@ impl Env {
                     use std::os::unix::fs::PermissionsExt;
                     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
                 }
-                let pg = EmbeddedPg::start(PgOptions::ephemeral(dir.path().join("pg"))).await?;
+                let mut options = PgOptions::ephemeral(dir.path().join("pg"));
+                options.settings = crate::capture::server_settings();
+                let pg = EmbeddedPg::start(options).await?;
                 let name = format!("bench_{}", Uuid::now_v7().simple());
                 foundry::ensure_database(&pg.url("postgres"), &name).await?;
-                (pg.url(&name), Some(pg), Some(dir))
+                let url = pg.url(&name);
+                let capture = crate::capture::Capture::new(&url, pg.data_dir());
+                (url, Some(pg), Some(dir), Some(capture))
             }
         };
         let suite = Suite::start(SuiteConfig {
@@ -85,6 +91,7 @@ impl Env {
             channel,
             addr,
             database_url,
+            capture,
             stop: Some(stop),
             serving: Some(serving),
             pg,

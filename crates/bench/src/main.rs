@@ -14,9 +14,11 @@
 //! suite uses it to prove they work; its figures mean nothing).
 
 mod api;
+mod capture;
 mod ceiling;
 mod env;
 mod gateway;
+mod h2load;
 mod jobs;
 mod load;
 mod outbox;
@@ -135,6 +137,7 @@ impl Cli {
                 mixed_tasks: 100,
                 admit_calls: 100,
                 envoy,
+                h2load: h2load::find(),
             }
         } else {
             api::Params {
@@ -148,6 +151,7 @@ impl Cli {
                 mixed_tasks: 1_000,
                 admit_calls: 100_000,
                 envoy,
+                h2load: h2load::find(),
             }
         }
     }

@@ -34,13 +34,26 @@ impl Target {
     }
 }
 
-/// Runs `script` as service `schema`'s role with `clients` connections for
+/// A script and what it runs as.
+#[derive(Clone, Debug)]
+pub struct Script {
+    /// The service's schema: its role and `search_path`.
+    pub schema: &'static str,
+    /// The organization each connection's session is set to (`app.org_id`,
+    /// as the service's read connections are).
+    pub org: uuid::Uuid,
+    /// pgbench's script.
+    pub text: String,
+    /// Its variables (`-D name=value`).
+    pub vars: Vec<(String, String)>,
+}
+
+/// Runs `script` as its service's role with `clients` connections for
 /// `warmup + duration`.
 pub async fn run(
     t: &Target,
     name: &str,
-    schema: &str,
-    script: &str,
+    script: &Script,
     clients: usize,
     warmup: Duration,
     duration: Duration,
@@ -49,21 +62,30 @@ pub async fn run(
         .prefix("foundry-pgbench")
         .tempdir()?;
     let file = dir.path().join("script.sql");
-    std::fs::write(&file, script)?;
+    std::fs::write(&file, &script.text)?;
     let seconds = (warmup + duration).as_secs_f64().ceil().max(1.0) as u64;
     let out = tokio::process::Command::new(&t.bin)
         .args(["-n", "-M", "prepared", "-l"])
         .arg(format!("--log-prefix={}", dir.path().join("log").display()))
         .args(["-c", &clients.to_string()])
         .args(["-j", &clients.clamp(1, 2).to_string()])
-        .args(["-T", &seconds.to_string(), "-f"])
+        .args(["-T", &seconds.to_string()])
+        .args(
+            script
+                .vars
+                .iter()
+                .flat_map(|(k, v)| ["-D".to_owned(), format!("{k}={v}")]),
+        )
+        .arg("-f")
         .arg(&file)
         .arg(&t.url)
         .env(
             "PGOPTIONS",
             format!(
-                "-c search_path={schema} -c role={}",
-                foundry_platform::db::app_role(schema)
+                "-c search_path={schema} -c role={role} -c app.org_id={org}",
+                schema = script.schema,
+                role = foundry_platform::db::app_role(script.schema),
+                org = script.org,
             ),
         )
         .kill_on_drop(true)

@@ -35,12 +35,36 @@ fn every_benchmark_scenario_runs_and_reports() {
     );
     let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
 
-    // The API scenarios, each beside its three baselines.
+    // The API scenarios, each beside its baselines: the reads also on the
+    // full tenant transaction, the Gets also under h2load (`scripts/test`
+    // installs it), and the database's side from the statements one call
+    // sent (the reads: one).
     let api = &report["api"];
-    for scenario in ["get_organization", "get_task", "list_tasks", "create_task"] {
+    for scenario in [
+        "get_organization",
+        "get_task",
+        "list_tasks",
+        "create_task",
+        "update_task",
+    ] {
         for side in ["suite", "no_tenancy", "framework", "database"] {
             completed(&api[scenario][side], &format!("{scenario}/{side}"));
         }
+        assert!(
+            api[scenario]["statements"].as_u64().unwrap() >= 1,
+            "{scenario}: {}",
+            api[scenario]
+        );
+    }
+    for scenario in ["get_organization", "get_task", "list_tasks"] {
+        completed(
+            &api[scenario]["full_transaction"],
+            &format!("{scenario}/full_transaction"),
+        );
+    }
+    for scenario in ["get_organization", "get_task"] {
+        assert_eq!(api[scenario]["statements"], 1, "{}", api[scenario]);
+        completed(&api[scenario]["h2load"], &format!("{scenario}/h2load"));
     }
     completed(&api["exchange_token"], "exchange_token");
     completed(&api["mixed"], "mixed");
@@ -86,6 +110,9 @@ fn every_benchmark_scenario_runs_and_reports() {
         "# Foundry benchmark report",
         "## Side by side",
         "÷ pgbench",
+        "serial ceiling",
+        "GetTask at least 70% of its serial ceiling",
+        "p99 within 3× p50",
         "## Growth",
         "## Targets",
         "Tenancy layer under 20 µs",
