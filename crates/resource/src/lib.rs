@@ -75,6 +75,14 @@ pub trait Resource:
         row::decode(row, Self::TABLE)
     }
 
+    /// The domain value in the columns `columns` of a row that holds
+    /// other columns too (a parent's beside its children's: a child list
+    /// read with its parent in one statement). A resource that overrides
+    /// [`Resource::decode`] overrides this as well.
+    fn decode_columns(row: &PgRow, columns: std::ops::Range<usize>) -> Result<Self> {
+        row::decode_columns(row, Self::TABLE, columns)
+    }
+
     /// A failed insert or write as the error a client sees: by default a
     /// violated [`Resource::UNIQUE`] constraint is its `ALREADY_EXISTS`,
     /// every other database error its own.
@@ -280,9 +288,10 @@ pub async fn fetch<R: Resource>(
     seen(call, read::<R>(conn, call.org_id, key, lock).await?)
 }
 
-/// What `found` is to the call: `NOT_FOUND` when missing or outside the
-/// caller's project.
-fn seen<R: Resource>(call: &Call, found: Option<R>) -> Result<R> {
+/// What `found` (the `R` of a key, read for the call's organization) is
+/// to the call: `NOT_FOUND` when missing or outside the caller's project
+/// (never which).
+pub fn seen<R: Resource>(call: &Call, found: Option<R>) -> Result<R> {
     match found {
         Some(r) if visible(&call.caller, &r) => Ok(r),
         _ => Err(R::not_found()),

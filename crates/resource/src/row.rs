@@ -15,6 +15,7 @@
 //! column list taken from the object's keys.
 
 use std::fmt;
+use std::ops::Range;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use foundry_platform::Error;
@@ -55,9 +56,30 @@ impl RowError {
 /// The row as a `T`; an error names the table and column (logged, the
 /// caller sees `INTERNAL`).
 pub fn decode<T: DeserializeOwned>(row: &PgRow, table: &'static str) -> Result<T> {
+    decode_in(row, table, None)
+}
+
+/// The columns `columns` of the row as a `T`, each field read from the
+/// column of its name among them only: for a statement that returns two
+/// tables' rows side by side (a parent's and its children's, whose column
+/// names repeat). An error is as [`decode`]'s.
+pub fn decode_columns<T: DeserializeOwned>(
+    row: &PgRow,
+    table: &'static str,
+    columns: Range<usize>,
+) -> Result<T> {
+    decode_in(row, table, Some((columns.start, columns.end)))
+}
+
+fn decode_in<T: DeserializeOwned>(
+    row: &PgRow,
+    table: &'static str,
+    columns: Option<(usize, usize)>,
+) -> Result<T> {
     T::deserialize(RowDe {
         row,
         table,
+        columns,
         field: None,
     })
     .map_err(|e| {
@@ -72,7 +94,22 @@ pub fn decode<T: DeserializeOwned>(row: &PgRow, table: &'static str) -> Result<T
 struct RowDe<'r> {
     row: &'r PgRow,
     table: &'static str,
+    /// The columns read, `start..end` (`None`: every column).
+    columns: Option<(usize, usize)>,
     field: Option<&'static str>,
+}
+
+impl RowDe<'_> {
+    /// The index of the column `name` among those read.
+    fn column(&self, name: &str) -> Option<usize> {
+        match self.columns {
+            None => self.row.try_column(name).ok().map(Column::ordinal),
+            Some((start, end)) => self.row.columns()[start..end]
+                .iter()
+                .position(|c| c.name() == name)
+                .map(|i| start + i),
+        }
+    }
 }
 
 impl<'de> de::Deserializer<'de> for RowDe<'_> {
@@ -85,8 +122,7 @@ impl<'de> de::Deserializer<'de> for RowDe<'_> {
         visitor: V,
     ) -> Result<V::Value, RowError> {
         visitor.visit_map(Fields {
-            row: self.row,
-            table: self.table,
+            from: self,
             fields,
             next: 0,
         })
@@ -112,8 +148,7 @@ impl<'de> de::Deserializer<'de> for RowDe<'_> {
 
 /// A struct's fields, each from its column or (naming none) from the row.
 struct Fields<'r> {
-    row: &'r PgRow,
-    table: &'static str,
+    from: RowDe<'r>,
     fields: &'static [&'static str],
     next: usize,
 }
@@ -134,17 +169,16 @@ impl<'de> MapAccess<'de> for Fields<'_> {
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, RowError> {
         let name = self.fields[self.next];
         self.next += 1;
-        match self.row.try_column(name) {
-            Ok(column) => seed
+        match self.from.column(name) {
+            Some(index) => seed
                 .deserialize(ColumnDe {
-                    row: self.row,
-                    index: column.ordinal(),
+                    row: self.from.row,
+                    index,
                 })
-                .map_err(|e| e.at(self.table, name)),
-            Err(_) => seed.deserialize(RowDe {
-                row: self.row,
-                table: self.table,
+                .map_err(|e| e.at(self.from.table, name)),
+            None => seed.deserialize(RowDe {
                 field: Some(name),
+                ..self.from
             }),
         }
     }

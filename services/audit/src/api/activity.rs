@@ -64,10 +64,10 @@ pub async fn list_activity(
         project_id: Some(project_id),
         ..ListFilter::default()
     };
-    let mut tx = state.db.tenant(org_id).await?;
+    let mut conn = state.db.read(org_id).await?;
     let keyset = Keyset::NewestFirst { before: page.after };
-    let mut rows = store::list_events(&mut tx, org_id, &filter, keyset, page.limit()).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let mut rows = store::list_events(&mut conn, org_id, &filter, keyset, page.limit()).await?;
+    drop(conn);
     let next_page_token = state.pages.finish(&page, &mut rows, |r| r.event.id);
     Ok(Response::new(pb::ListActivityResponse {
         activities: rows

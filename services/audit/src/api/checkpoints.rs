@@ -39,11 +39,11 @@ pub async fn get_audit_checkpoint(
 ) -> Result<Response<pb::AuditCheckpoint>, Status> {
     let org_id = caller(&req)?.org_id()?;
     let id = Violations::require_id("id", &req.get_ref().id)?;
-    let mut tx = state.db.tenant(org_id).await?;
-    let row = store::get_checkpoint(&mut tx, org_id, id)
+    let mut conn = state.db.read(org_id).await?;
+    let row = store::get_checkpoint(&mut conn, org_id, id)
         .await?
         .ok_or_else(not_found)?;
-    tx.commit().await.map_err(Error::from)?;
+    drop(conn);
     Ok(Response::new(checkpoint_to_proto(&row)))
 }
 
@@ -55,9 +55,9 @@ pub async fn list_audit_checkpoints(
     let org_id = caller(&req)?.org_id()?;
     let req = req.into_inner();
     let page = state.pages.parse(req.page_size, &req.page_token, "")?;
-    let mut tx = state.db.tenant(org_id).await?;
-    let mut rows = store::list_checkpoints(&mut tx, org_id, page.after, page.limit()).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let mut conn = state.db.read(org_id).await?;
+    let mut rows = store::list_checkpoints(&mut conn, org_id, page.after, page.limit()).await?;
+    drop(conn);
     let next_page_token = state.pages.finish(&page, &mut rows, |r| r.checkpoint.id);
     Ok(Response::new(pb::ListAuditCheckpointsResponse {
         audit_checkpoints: rows.iter().map(checkpoint_to_proto).collect(),

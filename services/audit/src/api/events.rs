@@ -161,10 +161,10 @@ impl AuditService for Events {
             .0
             .pages
             .parse(req.page_size, &req.page_token, &fields.render())?;
-        let mut tx = self.0.db.tenant(org_id).await?;
+        let mut conn = self.0.db.read(org_id).await?;
         let keyset = Keyset::NewestFirst { before: page.after };
-        let mut rows = store::list_events(&mut tx, org_id, &filter, keyset, page.limit()).await?;
-        tx.commit().await.map_err(Error::from)?;
+        let mut rows = store::list_events(&mut conn, org_id, &filter, keyset, page.limit()).await?;
+        drop(conn);
         let next_page_token = self.0.pages.finish(&page, &mut rows, |r| r.event.id);
         Ok(Response::new(pb::ListAuditEventsResponse {
             audit_events: rows
@@ -183,13 +183,13 @@ impl AuditService for Events {
         let who = caller(&req)?;
         let org_id = who.org_id()?;
         let id = Violations::require_id("id", &req.get_ref().id)?;
-        let mut tx = self.0.db.tenant(org_id).await?;
+        let mut conn = self.0.db.read(org_id).await?;
         // Outside a bound caller's project: not found, as if it were not.
-        let row = store::get_event(&mut tx, org_id, id)
+        let row = store::get_event(&mut conn, org_id, id)
             .await?
             .filter(|r| who.sees(r.event.project_id, r.event.id))
             .ok_or_else(not_found)?;
-        tx.commit().await.map_err(Error::from)?;
+        drop(conn);
         Ok(Response::new(event_to_proto(row)?))
     }
 

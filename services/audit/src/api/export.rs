@@ -87,10 +87,11 @@ async fn pump(
     let mut buf = Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
     let mut sent = false;
     loop {
-        let mut tx = state.db.tenant(org_id).await?;
-        let rows = store::list_events(&mut tx, org_id, filter, Keyset::OldestFirst { after }, PAGE)
-            .await?;
-        tx.commit().await?;
+        // A page is one statement on a read of its own, the connection
+        // given back before the page is sent.
+        let (mut conn, keyset) = (state.db.read(org_id).await?, Keyset::OldestFirst { after });
+        let rows = store::list_events(&mut conn, org_id, filter, keyset, PAGE).await?;
+        drop(conn);
         for r in &rows {
             serde_json::to_writer(&mut buf, &event_json(r)?).map_err(Error::internal)?;
             buf.push(b'\n');

@@ -170,9 +170,9 @@ pub async fn list_execution_audit_records(
     let page = state
         .pages
         .parse(req.page_size, &req.page_token, &filters)?;
-    let mut tx = state.db.tenant(org_id).await?;
+    let mut conn = state.db.read(org_id).await?;
     let mut rows = store::list_records(
-        &mut tx,
+        &mut conn,
         org_id,
         program_id,
         task_id,
@@ -180,7 +180,7 @@ pub async fn list_execution_audit_records(
         page.limit(),
     )
     .await?;
-    tx.commit().await.map_err(Error::from)?;
+    drop(conn);
     let next_page_token = state.pages.finish(&page, &mut rows, |r| r.record.id);
     Ok(Response::new(pb::ListExecutionAuditRecordsResponse {
         execution_audit_records: rows.into_iter().map(record_to_proto).collect(),

@@ -9,6 +9,7 @@ use foundry_platform::db::{Tx, check_etag, etag};
 use foundry_platform::validate::{Violations, mask};
 use foundry_proto::foundry::audit::v1 as pb;
 use foundry_tenancy::caller;
+use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -19,11 +20,11 @@ use crate::domain::{ActorType, Event};
 use crate::store::settings as store;
 
 async fn settings_to_proto(
-    tx: &mut Tx,
+    conn: &mut PgConnection,
     org_id: Uuid,
     row: Option<Settings>,
 ) -> Result<pb::AuditSettings, Error> {
-    let mark = store::get_watermark(tx, org_id).await?;
+    let mark = store::get_watermark(conn, org_id).await?;
     let version = row.as_ref().map_or(0, |r| r.version);
     let pending = row.as_ref().and_then(|r| r.pending_retention_days);
     let pending_at = row.as_ref().and_then(|r| r.pending_effective_at);
@@ -77,10 +78,11 @@ pub async fn get_audit_settings(
     req: Request<pb::GetAuditSettingsRequest>,
 ) -> Result<Response<pb::AuditSettings>, Status> {
     let org_id = caller(&req)?.org_id()?;
-    let mut tx = state.db.tenant(org_id).await?;
-    let row = store::get_settings(&mut tx, org_id, false).await?;
-    let out = settings_to_proto(&mut tx, org_id, row).await?;
-    tx.commit().await.map_err(Error::from)?;
+    // The settings and the watermark need not agree (in a transaction they
+    // did not either: read committed takes a snapshot per statement).
+    let mut conn = state.db.read(org_id).await?;
+    let row = store::get_settings(&mut conn, org_id, false).await?;
+    let out = settings_to_proto(&mut conn, org_id, row).await?;
     Ok(Response::new(out))
 }
 

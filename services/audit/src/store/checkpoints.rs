@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
+use sqlx::PgConnection;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
@@ -148,7 +149,7 @@ pub async fn insert_checkpoint(tx: &mut Tx, c: &Checkpoint, signature: &[u8]) ->
 
 /// One checkpoint of an organization.
 pub async fn get_checkpoint(
-    tx: &mut Tx,
+    conn: &mut PgConnection,
     org_id: Uuid,
     id: Uuid,
 ) -> Result<Option<SignedCheckpoint>> {
@@ -158,7 +159,7 @@ pub async fn get_checkpoint(
     ))
     .bind(org_id)
     .bind(id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(conn)
     .await?;
     row.map(SignedCheckpoint::try_from).transpose()
 }
@@ -166,7 +167,7 @@ pub async fn get_checkpoint(
 /// A page of an organization's checkpoints, newest first: ids below
 /// `before` (on the primary key).
 pub async fn list_checkpoints(
-    tx: &mut Tx,
+    conn: &mut PgConnection,
     org_id: Uuid,
     before: Option<Uuid>,
     limit: i64,
@@ -179,7 +180,7 @@ pub async fn list_checkpoints(
     .bind(org_id)
     .bind(before)
     .bind(limit)
-    .fetch_all(&mut **tx)
+    .fetch_all(conn)
     .await?;
     rows.into_iter().map(SignedCheckpoint::try_from).collect()
 }

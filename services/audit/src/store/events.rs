@@ -8,6 +8,7 @@ use foundry_platform::db::Tx;
 use foundry_platform::error::is_unique_violation;
 use foundry_platform::page::{Walk, push_keyset};
 use foundry_platform::{Error, Result};
+use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
@@ -223,13 +224,17 @@ pub async fn update_heads(tx: &mut Tx, heads: &[(Uuid, Head)]) -> Result<()> {
 }
 
 /// One event of an organization.
-pub async fn get_event(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Option<EventRow>> {
+pub async fn get_event(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    id: Uuid,
+) -> Result<Option<EventRow>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {EVENT_COLS} FROM events WHERE org_id = $1 AND id = $2"
     ))
     .bind(org_id)
     .bind(id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(conn)
     .await?)
 }
 
@@ -275,7 +280,7 @@ pub enum Keyset {
 /// only the filters given, so the planner picks the index of each
 /// combination rather than a generic plan over `$n IS NULL OR …`.
 pub async fn list_events(
-    tx: &mut Tx,
+    conn: &mut PgConnection,
     org_id: Uuid,
     f: &ListFilter,
     keyset: Keyset,
@@ -316,7 +321,7 @@ pub async fn list_events(
         Keyset::OldestFirst { after } => (Walk::Oldest, after),
     };
     push_keyset(&mut q, "id", walk, cursor, limit);
-    Ok(q.build_query_as().fetch_all(&mut **tx).await?)
+    Ok(q.build_query_as().fetch_all(conn).await?)
 }
 
 /// An organization's head, if it has one.

@@ -4,6 +4,7 @@
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
 use foundry_resource::row;
+use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -66,7 +67,7 @@ pub async fn get_record(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Option<St
 /// A page of an organization's records, newest first (ids below
 /// `before`), of a program and/or a task: each filter leads its index.
 pub async fn list_records(
-    tx: &mut Tx,
+    conn: &mut PgConnection,
     org_id: Uuid,
     program_id: Option<Uuid>,
     task_id: Option<Uuid>,
@@ -87,6 +88,6 @@ pub async fn list_records(
         q.push(" AND id < ").push_bind(b);
     }
     q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
-    let rows = q.build().fetch_all(&mut **tx).await?;
+    let rows = q.build().fetch_all(conn).await?;
     rows.iter().map(read).collect()
 }

@@ -5,6 +5,7 @@
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
 use foundry_resource::row;
+use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
@@ -16,14 +17,18 @@ fn read(row: &PgRow) -> Result<Settings> {
 }
 
 /// An organization's settings, locked for update if `for_update`.
-pub async fn get_settings(tx: &mut Tx, org_id: Uuid, for_update: bool) -> Result<Option<Settings>> {
+pub async fn get_settings(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    for_update: bool,
+) -> Result<Option<Settings>> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
     let row = sqlx::query(&format!(
         "SELECT retention_days, pending_retention_days, pending_effective_at, version, updated_at \
          FROM settings WHERE org_id = $1{lock}"
     ))
     .bind(org_id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(conn)
     .await?;
     row.as_ref().map(read).transpose()
 }
@@ -91,11 +96,11 @@ pub struct Watermark {
 }
 
 /// An organization's watermark, if retention ever removed events.
-pub async fn get_watermark(tx: &mut Tx, org_id: Uuid) -> Result<Option<Watermark>> {
+pub async fn get_watermark(conn: &mut PgConnection, org_id: Uuid) -> Result<Option<Watermark>> {
     Ok(
         sqlx::query_as("SELECT sequence, hash FROM retention_watermarks WHERE org_id = $1")
             .bind(org_id)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(conn)
             .await?,
     )
 }

@@ -10,7 +10,7 @@ use foundry_proto::foundry::delivery::v1 as pb;
 use foundry_resource::{self as resource, Resource};
 use uuid::Uuid;
 
-use crate::api::{In, Order, Paging, Reply, list_page, other_program, page};
+use crate::api::{In, Order, Paging, Reply, list_page, other_program, page, visible_parent};
 use crate::domain::graph;
 use crate::domain::{Dependency, PlanItem, Program, ProgramId, Requirement, RequirementId};
 use crate::store::{self, Direction, Lock};
@@ -157,12 +157,12 @@ pub async fn list(
     };
     let transitive = req.transitive;
     let (requirements, next_page_token) =
-        list_page(&c, paging, Order::newest(), |tx, call, page| {
+        list_page(&c, paging, Order::newest(), |conn, call, page| {
             Box::pin(async move {
-                resource::fetch::<Requirement>(tx, call, id, Lock::None).await?;
-                let (after, limit) = (page.after, page.limit());
-                store::list_dependencies(tx, call.org_id, id, direction, transitive, after, limit)
-                    .await
+                let (walk, after, limit) = ((direction, transitive), page.after, page.limit());
+                let found =
+                    store::list_dependencies(conn, call.org_id, id, walk, after, limit).await?;
+                visible_parent::<Requirement, _>(call, found)
             })
         })
         .await?;

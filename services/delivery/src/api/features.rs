@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::{
     In, Order, Paging, PathOf, Reply, Wire, create, delete, get, hold, in_program, list_page, page,
-    parse_update, short_description,
+    parse_update, short_description, visible_parent,
 };
 use crate::domain::Program;
 use crate::domain::{self, Feature, FeatureChange, FeaturePath, NewFeature, ProgramId};
@@ -133,11 +133,12 @@ async fn list_features(c: In<pb::ListFeaturesRequest>) -> Reply<pb::ListFeatures
             "parent={}",
             parent.map(|p| p.to_string()).unwrap_or_default()
         ));
-    let (features, next_page_token) = list_page(&c, paging, Order::newest(), |tx, call, page| {
+    let (features, next_page_token) = list_page(&c, paging, Order::newest(), |conn, call, page| {
         Box::pin(async move {
-            resource::fetch::<Program>(tx, call, program_id, Lock::None).await?;
             let (after, limit) = (page.after, page.limit());
-            store::list_features(tx, call.org_id, program_id.uuid(), parent, after, limit).await
+            let found =
+                store::list_features(conn, call.org_id, program_id, parent, after, limit).await?;
+            visible_parent::<Program, _>(call, found)
         })
     })
     .await?;

@@ -541,9 +541,10 @@ pub(crate) type Rows<'t, T> =
 
 /// One page of a list (AIP-132), the one way every List reads: the page
 /// parsed (its token is good only for the same filters), the rows `read`
-/// returns on a tenant read connection (`Db::read`: each statement, the
-/// parent's check included, one round trip, no transaction), the page
-/// trimmed and the next page token (empty on the last page).
+/// returns on a tenant read connection (`Db::read`: each statement one
+/// round trip, no transaction; a list of a parent's children reads them
+/// with the parent in one, [`visible_parent`]), the page trimmed and the
+/// next page token (empty on the last page).
 pub(crate) async fn list_page<T, Q>(
     c: &In<Q>,
     paging: Paging<'_>,
@@ -571,9 +572,10 @@ pub(crate) async fn list_page<T, Q>(
 }
 
 /// A [`list_page`] of the `R` under a parent `P` (its key, and `R`'s
-/// column naming it): the parent visible to the caller, then its children
-/// matching every set filter, in `order`. The page token is also bound to
-/// the filters, `;<column>=<number>` each.
+/// column naming it): its children matching every set filter, in `order`,
+/// read with the parent in one statement (`store::under`), answered only
+/// when the parent is visible to the caller ([`visible_parent`]). The page
+/// token is also bound to the filters, `;<column>=<number>` each.
 pub(crate) async fn list_children<R: Resource, P: Resource, Q>(
     c: &In<Q>,
     mut paging: Paging<'_>,
@@ -585,22 +587,28 @@ pub(crate) async fn list_children<R: Resource, P: Resource, Q>(
         paging = paging.and(&format!("{}={}", f.column, f.number));
     }
     let values: Vec<store::Filter> = filters.iter().map(|f| (f.column, f.value)).collect();
-    list_page(c, paging, order, move |tx, call, page| {
+    list_page(c, paging, order, move |conn, call, page| {
         Box::pin(async move {
-            resource::fetch::<P>(tx, call, parent, Lock::None).await?;
-            let at = (column, parent.into());
-            store::list_children(
-                tx,
-                call.org_id,
-                at,
-                &values,
-                order.cursor(page),
-                page.limit(),
-            )
-            .await
+            let (cursor, limit) = (order.cursor(page), page.limit());
+            let at = (column, parent);
+            let found = store::list_children(conn, call.org_id, at, &values, cursor, limit).await?;
+            visible_parent::<P, R>(call, found)
         })
     })
     .await
+}
+
+/// The children a list read with their parent `P` (`store::under`), when
+/// the parent is there and visible to the caller: else `P`'s `NOT_FOUND`
+/// ([`resource::seen`]), exactly as a check of the parent before the list
+/// would answer. Every list of a parent's children reads this way, in one
+/// statement.
+pub(crate) fn visible_parent<P: Resource, R>(
+    call: &Call,
+    (parent, rows): (Option<P>, Vec<R>),
+) -> Result<Vec<R>, Error> {
+    resource::seen(call, parent)?;
+    Ok(rows)
 }
 
 /// A List of the `R` under the parent `P` a request names in `field`

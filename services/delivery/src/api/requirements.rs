@@ -18,7 +18,7 @@ use crate::State;
 use crate::api::standard;
 use crate::api::{
     In, Order, Paging, PathOf, Reply, Wire, criteria, dependencies, list_page, long_description,
-    other_program, page, title,
+    other_program, page, title, visible_parent,
 };
 use crate::domain::{
     NewRequirement, Priority, Program, ProgramId, Requirement, RequirementChange, RequirementPath,
@@ -221,18 +221,31 @@ async fn list_requirements(
         ),
     };
     let (requirements, next_page_token) =
-        list_page(&c, paging, Order::newest(), |tx, call, page| {
+        list_page(&c, paging, Order::newest(), |conn, call, page| {
             Box::pin(async move {
-                // The parents named must exist and be visible; both
-                // named but unrelated simply match nothing.
-                if let Some(w) = filter.workstream_id {
-                    workstream_program(tx, call, w, Lock::None).await?;
+                // The parents named must exist and be visible, the
+                // workstream first; both named but unrelated simply match
+                // nothing. The list is read with its workstream, else its
+                // program; a program named beside a workstream is checked
+                // on its own.
+                let (org, after, limit) = (call.org_id, page.after, page.limit());
+                match (filter.workstream_id, filter.program_id) {
+                    (Some(w), program) => {
+                        let found = store::list_requirements(conn, org, (w, filter), after, limit);
+                        let rows = visible_parent::<Workstream, _>(call, found.await?)?;
+                        if let Some(p) = program {
+                            resource::fetch::<Program>(conn, call, p, Lock::None).await?;
+                        }
+                        Ok(rows)
+                    }
+                    (None, Some(p)) => {
+                        let found = store::list_requirements(conn, org, (p, filter), after, limit);
+                        visible_parent::<Program, _>(call, found.await?)
+                    }
+                    (None, None) => Err(Error::internal(anyhow::anyhow!(
+                        "ListRequirements parsed with neither a program nor a workstream"
+                    ))),
                 }
-                if let Some(p) = filter.program_id {
-                    resource::fetch::<Program>(tx, call, p, Lock::None).await?;
-                }
-                let (after, limit) = (page.after, page.limit());
-                store::list_requirements(tx, call.org_id, filter, after, limit).await
             })
         })
         .await?;

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::{
     In, Order, Paging, PathOf, Reply, Wire, each, hold, in_program, list_page, long_description,
-    once_each, page, title, user_ids,
+    once_each, page, title, user_ids, visible_parent,
 };
 use crate::api::{members, standard};
 use crate::domain::{
@@ -248,10 +248,11 @@ where
         let name = field.strip_suffix("_id").unwrap_or(field);
         paging = paging.and(&format!("{name}={value}"));
     }
-    let (rows, next_page_token) = list_page(c, paging, Order::<R>::newest(), |tx, call, page| {
+    let (rows, next_page_token) = list_page(c, paging, Order::<R>::newest(), |conn, call, page| {
         Box::pin(async move {
-            resource::fetch::<Program>(tx, call, program_id, Lock::None).await?;
-            store::list_assigned(tx, call.org_id, filter, page.after, page.limit()).await
+            let found =
+                store::list_assigned(conn, call.org_id, filter, page.after, page.limit()).await?;
+            visible_parent::<Program, R>(call, found)
         })
     })
     .await?;

@@ -4,9 +4,10 @@ use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, row};
 use sqlx::postgres::PgRow;
+use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{qualified, unique_or};
+use super::{Cursor, newest_first, qualified, under, under_query, unique_or};
 use crate::domain::{Dependency, ProgramId, Requirement, RequirementId};
 
 /// The columns of an edge, as [`Dependency`] reads them.
@@ -160,32 +161,44 @@ pub enum Direction {
 }
 
 /// The requirements one step (or, `transitive`, any number of steps) away
-/// from `requirement_id`, newest first after `before`: [`dependencies_sql`].
+/// from `requirement_id`, newest first after `before`, with the
+/// requirement itself ([`under`]): [`dependencies_sql`].
 pub async fn list_dependencies(
-    tx: &mut sqlx::PgConnection,
+    conn: &mut sqlx::PgConnection,
     org_id: Uuid,
     requirement_id: RequirementId,
-    direction: Direction,
-    transitive: bool,
+    (direction, transitive): (Direction, bool),
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<Requirement>> {
-    let rows = sqlx::query(&dependencies_sql(direction, transitive))
-        .bind(org_id)
-        .bind(requirement_id.uuid())
-        .bind(before)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-    rows.iter().map(Requirement::decode).collect()
+) -> Result<(Option<Requirement>, Vec<Requirement>)> {
+    under(conn, org_id, requirement_id, Cursor::Before(before), |q| {
+        push_dependencies(q, (direction, transitive), before, limit);
+    })
+    .await
 }
 
-/// The statement of [`list_dependencies`] (public for the tests that
-/// `EXPLAIN` it), binding `$1` org, `$2` requirement, `$3` cursor (or
-/// NULL), `$4` limit. The walk is a recursive CTE whose every step is an
-/// index look-up; `UNION` keeps each requirement once (and would stop on a
-/// cycle, which is never stored).
-pub fn dependencies_sql(direction: Direction, transitive: bool) -> String {
+/// The statement of [`list_dependencies`] (for the tests that `EXPLAIN`
+/// it), binding `$1` org, `$2` requirement, then the cursor if
+/// `after_cursor`, then the limit.
+pub fn dependencies_sql(direction: Direction, transitive: bool, after_cursor: bool) -> String {
+    let before = after_cursor.then(Uuid::nil);
+    under_query::<Requirement>(Uuid::nil(), Uuid::nil(), Cursor::Before(before), |q| {
+        push_dependencies(q, (direction, transitive), before, 0);
+    })
+    .sql()
+    .to_owned()
+}
+
+/// The children of [`list_dependencies`], whose `$1` is the organization
+/// and `$2` the requirement. The walk is a recursive CTE whose every step
+/// is an index look-up; `UNION` keeps each requirement once (and would
+/// stop on a cycle, which is never stored).
+fn push_dependencies(
+    q: &mut QueryBuilder<'static, Postgres>,
+    (direction, transitive): (Direction, bool),
+    before: Option<Uuid>,
+    limit: i64,
+) {
     let (from, to) = match direction {
         Direction::Upstream => ("requirement_id", "depends_on_id"),
         Direction::Downstream => ("depends_on_id", "requirement_id"),
@@ -199,10 +212,10 @@ pub fn dependencies_sql(direction: Direction, transitive: bool) -> String {
         String::new()
     };
     let cols = qualified(Requirement::COLUMNS, "r");
-    format!(
+    q.push(format!(
         "WITH RECURSIVE walk(id) AS (\
            SELECT {to} FROM requirement_dependencies WHERE org_id = $1 AND {from} = $2{step}) \
-         SELECT {cols} FROM requirements r JOIN walk w ON r.org_id = $1 AND r.id = w.id \
-         WHERE ($3::uuid IS NULL OR r.id < $3) ORDER BY r.id DESC LIMIT $4"
-    )
+         SELECT {cols} FROM requirements r JOIN walk w ON r.id = w.id WHERE r.org_id = $1"
+    ));
+    newest_first(q, "r.id", before, limit);
 }

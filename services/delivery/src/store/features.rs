@@ -6,8 +6,8 @@ use foundry_platform::db::Tx;
 use foundry_resource::{Resource, Unique};
 use uuid::Uuid;
 
-use super::{fetch_rows, newest_first, select};
-use crate::domain::{Feature, FeatureId, NewFeature, ProgramId};
+use super::{Cursor, newest_first, push_select, under};
+use crate::domain::{Feature, FeatureId, NewFeature, Program, ProgramId};
 
 impl Resource for Feature {
     type New = NewFeature;
@@ -66,21 +66,24 @@ pub async fn feature_has_children(
     .await?)
 }
 
-/// Newest first: children of a parent walk `features_parent_idx`, all
+/// A program's features with the program ([`under`]), newest first:
+/// children of a parent walk `features_parent_idx`, all
 /// `features_program_id_key`.
 pub async fn list_features(
-    tx: &mut sqlx::PgConnection,
+    conn: &mut sqlx::PgConnection,
     org_id: Uuid,
-    program_id: Uuid,
+    program_id: ProgramId,
     parent_feature_id: Option<Uuid>,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<Feature>> {
-    let mut q = select::<Feature>(org_id);
-    q.push(" AND program_id = ").push_bind(program_id);
-    if let Some(p) = parent_feature_id {
-        q.push(" AND parent_feature_id = ").push_bind(p);
-    }
-    newest_first(&mut q, "id", before, limit);
-    fetch_rows(q, tx).await
+) -> Result<(Option<Program>, Vec<Feature>)> {
+    under(conn, org_id, program_id, Cursor::Before(before), |q| {
+        push_select::<Feature>(q, org_id);
+        q.push(" AND program_id = ").push_bind(program_id.uuid());
+        if let Some(p) = parent_feature_id {
+            q.push(" AND parent_feature_id = ").push_bind(p);
+        }
+        newest_first(q, "id", before, limit);
+    })
+    .await
 }

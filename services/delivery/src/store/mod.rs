@@ -32,7 +32,7 @@ pub use workstreams::*;
 
 use foundry_platform::page::Walk;
 use foundry_resource::Resource;
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{Column, Postgres, QueryBuilder, Row};
 
 /// Row locks: see [`Lock`]'s documentation for the order that keeps the
 /// delivery rules race free.
@@ -63,12 +63,84 @@ pub(crate) fn newest_first(
 /// Continue it with filters (` AND …`) and an order ([`newest_first`],
 /// [`in_position_order`]), then [`fetch_rows`].
 pub(crate) fn select<R: Resource>(org_id: uuid::Uuid) -> QueryBuilder<'static, Postgres> {
-    let mut q = QueryBuilder::new(format!(
+    let mut q = QueryBuilder::new("");
+    push_select::<R>(&mut q, org_id);
+    q
+}
+
+/// Pushes the start of [`select`] onto `q`.
+pub(crate) fn push_select<R: Resource>(q: &mut QueryBuilder<'_, Postgres>, org_id: uuid::Uuid) {
+    q.push(format!(
         "SELECT {} FROM {} WHERE org_id = ",
         R::COLUMNS,
         R::TABLE
+    ))
+    .push_bind(org_id);
+}
+
+/// The result column of an [`under`] statement between the parent's
+/// columns and the children's: true on the parent's row.
+const PARENT_ROW: &str = "parent row";
+
+/// A list of children read with their parent in one statement, so one
+/// round trip: the row of `P` keyed `parent` in `org_id` (`None` when the
+/// organization has none; whether the caller sees it is the caller's to
+/// check, `foundry_resource::seen`), and the rows of `R` that `children`
+/// selects. `children` pushes one `SELECT` of `R`'s columns, in the order
+/// of `order` and limited, with binds of its own; in it `$1` is `org_id`
+/// and `$2` the parent's id.
+///
+/// The statement: `WITH parent AS (SELECT <P's columns> FROM <P's table>
+/// WHERE org_id = $1 AND id = $2) SELECT p.*, <PARENT_ROW>, c.* FROM parent
+/// p FULL JOIN (<children>) c ON false ORDER BY <order>`: one row for the
+/// parent, beside none of a child, and one for each child, beside none of
+/// the parent; each is decoded from its own columns
+/// ([`Resource::decode_columns`]), the parent's row not repeated.
+pub async fn under<P: Resource, R: Resource>(
+    conn: &mut sqlx::PgConnection,
+    org_id: uuid::Uuid,
+    parent: P::Key,
+    order: Cursor,
+    children: impl FnOnce(&mut QueryBuilder<'static, Postgres>),
+) -> foundry_platform::Result<(Option<P>, Vec<R>)> {
+    let mut q = under_query::<P>(org_id, parent.into(), order, children);
+    let rows = q.build().fetch_all(conn).await?;
+    let (mut found, mut listed) = (None, Vec::with_capacity(rows.len()));
+    let Some(first) = rows.first() else {
+        return Ok((found, listed));
+    };
+    let at = first.try_column(PARENT_ROW)?.ordinal();
+    for row in &rows {
+        if row.try_get::<bool, _>(at)? {
+            found = Some(P::decode_columns(row, 0..at)?);
+        } else {
+            listed.push(R::decode_columns(row, at + 1..row.len())?);
+        }
+    }
+    Ok((found, listed))
+}
+
+/// The statement of [`under`] (public for the tests that `EXPLAIN` it).
+pub fn under_query<P: Resource>(
+    org_id: uuid::Uuid,
+    parent: uuid::Uuid,
+    order: Cursor,
+    children: impl FnOnce(&mut QueryBuilder<'static, Postgres>),
+) -> QueryBuilder<'static, Postgres> {
+    let mut q = QueryBuilder::new(format!(
+        "WITH parent AS (SELECT {} FROM {} WHERE org_id = ",
+        P::COLUMNS,
+        P::TABLE
     ));
-    q.push_bind(org_id);
+    q.push_bind(org_id)
+        .push(" AND id = ")
+        .push_bind(parent)
+        .push(format!(
+            ") SELECT p.*, p.id IS NOT NULL AS \"{PARENT_ROW}\", c.* \
+             FROM parent p FULL JOIN ("
+        ));
+    children(&mut q);
+    q.push(format!(") c ON false ORDER BY {}", order.outer()));
     q
 }
 
@@ -112,30 +184,42 @@ pub enum Cursor {
     After(Option<(i64, uuid::Uuid)>),
 }
 
-/// One page of `R` under a parent: the rows whose `column` is `parent`,
-/// matching every set filter, from `cursor` on, at most `limit`. The
-/// statement is fixed per filter combination, so each plans on its own
-/// index.
-pub async fn list_children<R: Resource>(
-    tx: &mut sqlx::PgConnection,
+impl Cursor {
+    /// Its order of the rows of an [`under`] statement's children (`c`).
+    fn outer(self) -> &'static str {
+        match self {
+            Cursor::Before(_) => "c.id DESC",
+            Cursor::After(_) => "c.position, c.id",
+        }
+    }
+}
+
+/// One page of `R` under its parent `P`, with the parent ([`under`]):
+/// the rows whose `column` is `parent`, matching every set filter, from
+/// `cursor` on, at most `limit`. The statement is fixed per filter
+/// combination, so each plans on its own index.
+pub async fn list_children<P: Resource, R: Resource>(
+    conn: &mut sqlx::PgConnection,
     org_id: uuid::Uuid,
-    (column, parent): (&'static str, uuid::Uuid),
+    (column, parent): (&'static str, P::Key),
     filters: &[Filter],
     cursor: Cursor,
     limit: i64,
-) -> foundry_platform::Result<Vec<R>> {
-    let mut q = select::<R>(org_id);
-    q.push(format!(" AND {column} = ")).push_bind(parent);
-    for (column, value) in filters {
-        if let Some(value) = value {
-            q.push(format!(" AND {column} = ")).push_bind(*value);
+) -> foundry_platform::Result<(Option<P>, Vec<R>)> {
+    under(conn, org_id, parent, cursor, |q| {
+        push_select::<R>(q, org_id);
+        q.push(format!(" AND {column} = ")).push_bind(parent.into());
+        for (column, value) in filters {
+            if let Some(value) = value {
+                q.push(format!(" AND {column} = ")).push_bind(*value);
+            }
         }
-    }
-    match cursor {
-        Cursor::Before(before) => newest_first(&mut q, "id", before, limit),
-        Cursor::After(after) => in_position_order(&mut q, after, limit),
-    }
-    fetch_rows(q, tx).await
+        match cursor {
+            Cursor::Before(before) => newest_first(q, "id", before, limit),
+            Cursor::After(after) => in_position_order(q, after, limit),
+        }
+    })
+    .await
 }
 
 /// Sets one column of the row of `key` (`assignment` binds `value` as
@@ -240,33 +324,36 @@ pub struct AssignedFilter {
     pub links: [(&'static str, Option<uuid::Uuid>); 2],
 }
 
-/// The `R` of a program that `f` selects, newest first. The leading index
-/// follows the most selective filter: an assignee walks the assignee
-/// index's `<table>_user_idx` and joins each row by key; a link its
-/// `<table>_<link>_idx` (`tasks_sprint_idx`); a status `<table>_status_idx`;
-/// none `<table>_program_id_key`. The other filters are checked on the rows
-/// found.
+/// The `R` of a program that `f` selects, newest first, with the program
+/// ([`under`]). The leading index follows the most selective filter: an
+/// assignee walks the assignee index's `<table>_user_idx` and joins each
+/// row by key; a link its `<table>_<link>_idx` (`tasks_sprint_idx`); a
+/// status `<table>_status_idx`; none `<table>_program_id_key`. The other
+/// filters are checked on the rows found.
 pub async fn list_assigned<R: Assigned>(
-    tx: &mut sqlx::PgConnection,
+    conn: &mut sqlx::PgConnection,
     org_id: uuid::Uuid,
     f: AssignedFilter,
     before: Option<uuid::Uuid>,
     limit: i64,
-) -> foundry_platform::Result<Vec<R>> {
-    let cols = qualified(R::COLUMNS, "r");
-    let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {cols} FROM "));
-    // The keyset column of the walked index.
-    let key = R::ASSIGNEES.scan_children(&mut q, R::TABLE, org_id, f.program_id, f.assignee_id);
-    for (column, id) in f.links {
-        if let Some(id) = id {
-            q.push(format!(" AND r.{column} = ")).push_bind(id);
+) -> foundry_platform::Result<(Option<crate::domain::Program>, Vec<R>)> {
+    let program = crate::domain::ProgramId::from_uuid(f.program_id);
+    under(conn, org_id, program, Cursor::Before(before), |q| {
+        let cols = qualified(R::COLUMNS, "r");
+        q.push(format!("SELECT {cols} FROM "));
+        // The keyset column of the walked index.
+        let key = R::ASSIGNEES.scan_children(q, R::TABLE, org_id, f.program_id, f.assignee_id);
+        for (column, id) in f.links {
+            if let Some(id) = id {
+                q.push(format!(" AND r.{column} = ")).push_bind(id);
+            }
         }
-    }
-    if let Some(s) = f.status {
-        q.push(" AND r.status = ").push_bind(s);
-    }
-    newest_first(&mut q, &key, before, limit);
-    fetch_rows(q, tx).await
+        if let Some(s) = f.status {
+            q.push(" AND r.status = ").push_bind(s);
+        }
+        newest_first(q, &key, before, limit);
+    })
+    .await
 }
 
 /// Moves the `R` of `key` to `status` (its `status` column), bumping its

@@ -6,8 +6,7 @@ use foundry_platform::{Error, Result};
 use foundry_resource::{Computed, Resource};
 use uuid::Uuid;
 
-use super::{Removed, newest_first};
-use super::{fetch_rows, select};
+use super::{Cursor, Removed, newest_first, push_select, under};
 use crate::domain::{
     NewRequirement, PlanItem, Priority, ProgramId, Requirement, RequirementStatus, WorkstreamId,
 };
@@ -33,26 +32,29 @@ pub struct RequirementFilter {
 
 /// Newest first, on `requirements_workstream[_status]_idx` when a
 /// workstream is named, else `requirements_program_id_key` /
-/// `requirements_program_status_idx`.
-pub async fn list_requirements(
-    tx: &mut sqlx::PgConnection,
+/// `requirements_program_status_idx`; with the parent `P` of key `parent`
+/// ([`under`]: the workstream when one is named, else the program).
+pub async fn list_requirements<P: Resource>(
+    conn: &mut sqlx::PgConnection,
     org_id: Uuid,
-    f: RequirementFilter,
+    (parent, f): (P::Key, RequirementFilter),
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<Requirement>> {
-    let mut q = select::<Requirement>(org_id);
-    if let Some(w) = f.workstream_id {
-        q.push(" AND workstream_id = ").push_bind(w.uuid());
-    }
-    if let Some(p) = f.program_id {
-        q.push(" AND program_id = ").push_bind(p.uuid());
-    }
-    if let Some(s) = f.status {
-        q.push(" AND status = ").push_bind(s.as_str());
-    }
-    newest_first(&mut q, "id", before, limit);
-    fetch_rows(q, tx).await
+) -> Result<(Option<P>, Vec<Requirement>)> {
+    under(conn, org_id, parent, Cursor::Before(before), |q| {
+        push_select::<Requirement>(q, org_id);
+        if let Some(w) = f.workstream_id {
+            q.push(" AND workstream_id = ").push_bind(w.uuid());
+        }
+        if let Some(p) = f.program_id {
+            q.push(" AND program_id = ").push_bind(p.uuid());
+        }
+        if let Some(s) = f.status {
+            q.push(" AND status = ").push_bind(s.as_str());
+        }
+        newest_first(q, "id", before, limit);
+    })
+    .await
 }
 
 /// Deletes requirements (the caller holds their row locks) with every edge

@@ -19,7 +19,7 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use foundry_delivery::domain;
-use foundry_delivery::store::{Direction, dependencies_sql};
+use foundry_delivery::store::{self, Cursor, Direction, dependencies_sql};
 use foundry_testkit::delivery::*;
 use foundry_testkit::{Code, TestApp, assert_status, authed};
 use serde_json::Value;
@@ -503,38 +503,74 @@ fn store_query_shapes(big: &Big) -> Vec<(String, Vec<String>)> {
     // first page and after a cursor.
     for direction in [Direction::Upstream, Direction::Downstream] {
         for transitive in [false, true] {
-            let sql = dependencies_sql(direction, transitive);
-            for cursor in ["NULL", earlier.as_str()] {
-                let args = [org, requirement.as_str(), cursor, "1001"];
-                shapes.push((sql.clone(), args.map(str::to_owned).to_vec()));
-            }
+            let first = dependencies_sql(direction, transitive, false);
+            let args = [org, requirement.as_str(), "1001"];
+            shapes.push((first, args.map(str::to_owned).to_vec()));
+            let after = dependencies_sql(direction, transitive, true);
+            let args = [org, requirement.as_str(), earlier.as_str(), "1001"];
+            shapes.push((after, args.map(str::to_owned).to_vec()));
         }
     }
     // store::list_subtasks, first page and after a cursor;
     // store::count_open_subtasks.
-    shapes.push(
-        Shape::new(
-            "SELECT * FROM subtasks WHERE org_id = $1 AND task_id = $2",
-            &[org, &task],
-        )
-        .end(" ORDER BY position, id LIMIT $?", &["51"]),
+    let by_position = Cursor::After(None);
+    let children = Shape::new(
+        "SELECT * FROM subtasks WHERE org_id = $1 AND task_id = $2",
+        &[org, &task],
+    )
+    .end(" ORDER BY position, id LIMIT $?", &["51"]);
+    shapes.push(under::<domain::Task>((org, &task), by_position, children));
+    let children = Shape::new(
+        "SELECT * FROM subtasks WHERE org_id = $1 AND task_id = $2",
+        &[org, &task],
+    )
+    .end(
+        " AND (position, id) > ($?::integer, $?) ORDER BY position, id LIMIT $?",
+        &["1", &lit(seed_uuid(SUBTASK, 3)), "51"],
     );
-    shapes.push(
-        Shape::new(
-            "SELECT * FROM subtasks WHERE org_id = $1 AND task_id = $2",
-            &[org, &task],
-        )
-        .end(
-            " AND (position, id) > ($?::integer, $?) ORDER BY position, id LIMIT $?",
-            &["1", &lit(seed_uuid(SUBTASK, 3)), "51"],
-        ),
-    );
+    shapes.push(under::<domain::Task>((org, &task), by_position, children));
     shapes.push((
         "SELECT count(*) FROM subtasks WHERE org_id = $1 AND task_id = $2 AND status <> 'done'"
             .to_owned(),
         vec![org.to_owned(), task],
     ));
     shapes
+}
+
+/// `children` (a list's statement and its arguments) read with their
+/// parent `P` of `parent` in one statement, as `store::under` reads every
+/// list of a parent's children: the parent's binds (`org`, `parent`) come
+/// first, `children`'s follow. (The lists under a program or a workstream
+/// are checked as their children's statements alone: the parent is read by
+/// its primary key, and this fixture's few programs and workstreams fit in
+/// a page PostgreSQL rightly reads whole.)
+fn under<P: foundry_resource::Resource>(
+    (org, parent): (&str, &str),
+    order: Cursor,
+    (sql, args): (String, Vec<String>),
+) -> (String, Vec<String>) {
+    let mut shifted = String::with_capacity(sql.len());
+    let mut rest = sql.as_str();
+    while let Some(at) = rest.find('$') {
+        shifted.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let n: usize = rest[..digits].parse().expect("a placeholder's number");
+        shifted.push_str(&(n + 2).to_string());
+        rest = &rest[digits..];
+    }
+    shifted.push_str(rest);
+    let nil = uuid::Uuid::nil();
+    let q = store::under_query::<P>(nil, nil, order, |q| {
+        q.push(shifted);
+    });
+    let parent_args = [org.to_owned(), parent.to_owned()];
+    (
+        q.sql().to_owned(),
+        parent_args.into_iter().chain(args).collect(),
+    )
 }
 
 /// Points `db` at the service's view: its role (no BYPASSRLS, so the

@@ -641,3 +641,131 @@ async fn deleting_a_task_removes_its_subtasks_with_one_event() {
         .await;
     assert_status(r, Code::NotFound, "TASK_NOT_FOUND");
 }
+
+/// A list of a parent's children reads the parent with them, in one
+/// statement (`store::under`), and still refuses, as the parent's
+/// `NOT_FOUND`, a parent missing, of another organization or outside a
+/// bound caller's project, whatever the filters (each set its own
+/// statement); a visible parent without children is an empty last page.
+/// Each list read that way is asked once under a bound key.
+#[tokio::test]
+async fn child_lists_refuse_a_parent_not_seen_and_answer_an_empty_one() {
+    use foundry_testkit::identity as id;
+    let app = TestApp::start().await;
+    let t = &app.alice.token;
+    let mine = program(&app, t, "seen").await;
+    let other = program(&app, t, "unseen").await;
+    let empty = program(&app, t, "empty").await;
+    let mine_task = task(&app, t, &mine.id, "mine").await;
+    let hidden = task(&app, t, &other.id, "hidden").await;
+    subtask(&app, t, &hidden.id, "hidden step").await;
+    let hw = workstream(&app, t, &other.id, "hidden").await;
+    let (hr, hr2) = (
+        requirement(&app, t, &hw.id, "hidden").await,
+        requirement(&app, t, &hw.id, "hidden too").await,
+    );
+    crate::depend(&app, t, &hr.id, &hr2.id).await;
+    crate::feature(&app, t, &other.id, "hidden", "").await;
+    let bp = program(&app, &app.bob.token, "bobs").await;
+    task(&app, &app.bob.token, &bp.id, "bob's").await;
+    let key = id::ApiKey {
+        kind: id::ApiKeyKind::Agent as i32,
+        display_name: "agent".into(),
+        scopes: vec!["delivery.*.*".into()],
+        project_id: mine.id.clone(),
+        ..Default::default()
+    };
+    let (_, bound) = app.key_and_token(t, key).await;
+    let missing = uuid::Uuid::now_v7().to_string();
+    let someone = user();
+
+    let tasks = |token: &str, program_id: &str, assignee_id: &str| {
+        let req = ListTasksRequest {
+            program_id: program_id.into(),
+            assignee_id: assignee_id.into(),
+            ..Default::default()
+        };
+        let mut client = app.tasks();
+        let req = authed(token, req);
+        async move { client.list_tasks(req).await }
+    };
+    for (token, program_id) in [(t, &bp.id), (t, &missing), (&bound, &other.id)] {
+        for assignee in ["", &someone] {
+            let r = tasks(token, program_id, assignee).await;
+            assert_status(r, Code::NotFound, "PROGRAM_NOT_FOUND");
+        }
+    }
+    let seen = tasks(&bound, &mine.id, "").await.unwrap().into_inner();
+    let ids: Vec<_> = seen.tasks.iter().map(|x| &x.id).collect();
+    assert_eq!(ids, [&mine_task.id]);
+    for assignee in ["", &someone] {
+        let page = tasks(t, &empty.id, assignee).await.unwrap().into_inner();
+        assert!(page.tasks.is_empty(), "{page:?}");
+        assert!(page.next_page_token.is_empty(), "{page:?}");
+    }
+
+    // The other lists read with their parent.
+    let (mut ws, mut st, mut rq) = (app.workstreams(), app.subtasks(), app.requirements());
+    let of_program = |program_id: &str| ListWorkstreamsRequest {
+        program_id: program_id.into(),
+        ..Default::default()
+    };
+    let of_task = |task_id: &str| ListSubtasksRequest {
+        task_id: task_id.into(),
+        ..Default::default()
+    };
+    let r = ws
+        .list_workstreams(authed(&bound, of_program(&other.id)))
+        .await;
+    assert_status(r, Code::NotFound, "PROGRAM_NOT_FOUND");
+    let r = st.list_subtasks(authed(&bound, of_task(&hidden.id))).await;
+    assert_status(r, Code::NotFound, "TASK_NOT_FOUND");
+    let features = ListFeaturesRequest {
+        program_id: other.id.clone(),
+        ..Default::default()
+    };
+    let r = app.features().list_features(authed(&bound, features)).await;
+    assert_status(r, Code::NotFound, "PROGRAM_NOT_FOUND");
+    let deps = ListRequirementDependenciesRequest {
+        requirement_id: hr.id.clone(),
+        ..Default::default()
+    };
+    let r = rq.list_requirement_dependencies(authed(&bound, deps)).await;
+    assert_status(r, Code::NotFound, "REQUIREMENT_NOT_FOUND");
+    for (program_id, workstream_id, reason) in [
+        (&other.id[..], "", "PROGRAM_NOT_FOUND"),
+        ("", &hw.id, "WORKSTREAM_NOT_FOUND"),
+        (&mine.id, &hw.id, "WORKSTREAM_NOT_FOUND"),
+    ] {
+        let req = ListRequirementsRequest {
+            program_id: program_id.into(),
+            workstream_id: workstream_id.into(),
+            ..Default::default()
+        };
+        let r = rq.list_requirements(authed(&bound, req)).await;
+        assert_status(r, Code::NotFound, reason);
+    }
+
+    // A visible parent without children: an empty last page, in position
+    // order too.
+    let page = ws.list_workstreams(authed(t, of_program(&empty.id))).await;
+    let page = page.unwrap().into_inner();
+    assert!(page.workstreams.is_empty() && page.next_page_token.is_empty());
+    let page = st
+        .list_subtasks(authed(&bound, of_task(&mine_task.id)))
+        .await;
+    let page = page.unwrap().into_inner();
+    assert!(page.subtasks.is_empty() && page.next_page_token.is_empty());
+    // A workstream named with a program not its own: the program is
+    // checked too (missing: not found), and then nothing matches.
+    let unrelated = |program_id: &str| ListRequirementsRequest {
+        program_id: program_id.into(),
+        workstream_id: hw.id.clone(),
+        ..Default::default()
+    };
+    let r = rq.list_requirements(authed(t, unrelated(&missing))).await;
+    assert_status(r, Code::NotFound, "PROGRAM_NOT_FOUND");
+    let page = rq.list_requirements(authed(t, unrelated(&empty.id))).await;
+    let page = page.unwrap().into_inner();
+    assert!(page.requirements.is_empty() && page.next_page_token.is_empty());
+}

@@ -220,10 +220,10 @@ impl ApiKeyService for ApiKeys {
         let (kind, page): (Option<ApiKeyKind>, _) =
             filtered_page(&self.0, "kind", req.kind, (req.page_size, &req.page_token))?;
         let mut out = pb::ListApiKeysResponse::default();
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let rows = store::list_api_keys(&mut tx, org_id, (kind, project), page).await?;
+        let mut conn = self.0.db.read(org_id).await?;
+        let rows = store::list_api_keys(&mut conn, org_id, (kind, project), page).await?;
         (out.api_keys, out.next_page_token) =
-            page_of(&self.0, (tx, page), rows, |k| k.id.uuid(), key_to_proto).await?;
+            page_of(&self.0, &page, rows, |k| k.id.uuid(), key_to_proto);
         Ok(Response::new(out))
     }
 }

@@ -498,8 +498,9 @@ impl AuthService for Auth {
         let mut out = pb::ListSessionsResponse::default();
         let mut tx = self.0.db.user(user_id).await?;
         let rows = store::list_sessions(&mut tx, user_id, page).await?;
+        tx.commit().await.map_err(Error::from)?;
         (out.sessions, out.next_page_token) =
-            page_of(&self.0, (tx, page), rows, |s| s.id, session_to_proto).await?;
+            page_of(&self.0, &page, rows, |s| s.id, session_to_proto);
         Ok(Response::new(out))
     }
 }

@@ -241,16 +241,10 @@ impl InvitationService for Invitations {
             InvitationStatus::Expired => InvitationFilter::Expired,
         });
         let mut out = pb::ListInvitationsResponse::default();
-        let mut tx = self.0.db.tenant(org_id).await?;
-        let rows = store::list_invitations(&mut tx, org_id, filter, page).await?;
-        (out.invitations, out.next_page_token) = page_of(
-            &self.0,
-            (tx, page),
-            rows,
-            |i| i.id.uuid(),
-            invitation_to_proto,
-        )
-        .await?;
+        let mut conn = self.0.db.read(org_id).await?;
+        let rows = store::list_invitations(&mut conn, org_id, filter, page).await?;
+        (out.invitations, out.next_page_token) =
+            page_of(&self.0, &page, rows, |i| i.id.uuid(), invitation_to_proto);
         Ok(Response::new(out))
     }
 }

@@ -204,8 +204,11 @@ impl MembershipService for Memberships {
     ) -> Result<Response<pb::Membership>, Status> {
         let call = Call::of(SERVICE, &req)?;
         let id = Violations::require_id_of("id", &req.get_ref().id)?;
-        let tx = self.0.db.tenant(call.org_id).await?;
-        Ok(answer(tx, call.org_id, id).await?)
+        let mut conn = self.0.db.read(call.org_id).await?;
+        let m = store::get_membership(&mut conn, call.org_id, id, false)
+            .await?
+            .ok_or_else(not_found)?;
+        Ok(Response::new(member_to_proto(&m)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -288,10 +291,10 @@ impl MembershipService for Memberships {
         let (role, page): (Option<Role>, _) =
             filtered_page(&self.0, "role", req.role, (req.page_size, &req.page_token))?;
         let mut out = pb::ListMembershipsResponse::default();
-        let mut tx = self.0.db.tenant(call.org_id).await?;
-        let rows = store::list_memberships(&mut tx, call.org_id, role, page).await?;
+        let mut conn = self.0.db.read(call.org_id).await?;
+        let rows = store::list_memberships(&mut conn, call.org_id, role, page).await?;
         (out.memberships, out.next_page_token) =
-            page_of(&self.0, (tx, page), rows, |m| m.id.uuid(), member_to_proto).await?;
+            page_of(&self.0, &page, rows, |m| m.id.uuid(), member_to_proto);
         Ok(Response::new(out))
     }
 }

@@ -223,19 +223,19 @@ where
 /// owner): the value to create, or why not.
 pub type Check<N> = fn(N, &Standing) -> Result<N, Error>;
 
-/// The end of a list: `rows` (one page, as `page` asked, read in `tx`,
-/// which is committed here) as `to_proto` makes them, and the next page's
-/// token (the rows are ordered by the id `id_of` gives).
-pub async fn page_of<T, P>(
+/// The end of a list: `rows` (one page, as `page` asked, read on a
+/// `Db::read` connection or in a transaction already ended) as `to_proto`
+/// makes them, and the next page's token (the rows are ordered by the id
+/// `id_of` gives).
+pub fn page_of<T, P>(
     state: &State,
-    (tx, page): (Tx, Page),
+    page: &Page,
     mut rows: Vec<T>,
     id_of: fn(&T) -> Uuid,
     to_proto: fn(&T) -> P,
-) -> Result<(Vec<P>, String), Error> {
-    tx.commit().await?;
-    let next_page_token = state.pages.finish(&page, &mut rows, id_of);
-    Ok((rows.iter().map(to_proto).collect(), next_page_token))
+) -> (Vec<P>, String) {
+    let next_page_token = state.pages.finish(page, &mut rows, id_of);
+    (rows.iter().map(to_proto).collect(), next_page_token)
 }
 
 use foundry_platform::proto_enum;

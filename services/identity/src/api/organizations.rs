@@ -289,8 +289,9 @@ impl OrganizationService for Organizations {
         let mut out = pb::ListOrganizationsResponse::default();
         let mut tx = self.0.db.user(user_id).await?;
         let rows = store::list_user_orgs(&mut tx, user_id, page).await?;
+        tx.commit().await.map_err(Error::from)?;
         (out.organizations, out.next_page_token) =
-            page_of(&self.0, (tx, page), rows, |o| o.id, org_to_proto).await?;
+            page_of(&self.0, &page, rows, |o| o.id, org_to_proto);
         Ok(Response::new(out))
     }
 }

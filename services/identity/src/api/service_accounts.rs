@@ -198,8 +198,9 @@ impl ServiceAccountService for ServiceAccounts {
         let mut out = pb::ListServiceAccountsResponse::default();
         let mut tx = self.0.db.system().await?;
         let rows = store::list_service_accounts(&mut tx, page).await?;
+        tx.commit().await.map_err(Error::from)?;
         (out.service_accounts, out.next_page_token) =
-            page_of(&self.0, (tx, page), rows, |s| s.id.uuid(), sa_to_proto).await?;
+            page_of(&self.0, &page, rows, |s| s.id.uuid(), sa_to_proto);
         Ok(Response::new(out))
     }
 }

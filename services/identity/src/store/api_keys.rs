@@ -5,6 +5,7 @@ use foundry_platform::Result;
 use foundry_platform::db::Tx;
 use foundry_platform::page::Page;
 use foundry_resource::Resource;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{InsertWithSecret, Walk, find_by, of_org, one, page_of, select};
@@ -60,7 +61,7 @@ impl InsertWithSecret for ApiKey {
 /// A page of the organization's keys, of `kind` if given, bound to
 /// `project` if given (a bound caller's list).
 pub async fn list_api_keys(
-    tx: &mut Tx,
+    conn: &mut PgConnection,
     org_id: Uuid,
     (kind, project): (Option<ApiKeyKind>, Option<Uuid>),
     page: Page,
@@ -73,7 +74,7 @@ pub async fn list_api_keys(
     if let Some(project) = project {
         q.push(" AND project_id = ").push_bind(project);
     }
-    page_of(tx, q, ("id", Walk::Newest), page).await
+    page_of(conn, q, ("id", Walk::Newest), page).await
 }
 
 pub async fn revoke_api_key(tx: &mut Tx, org_id: Uuid, id: ApiKeyId) -> Result<ApiKey> {

@@ -6,7 +6,7 @@ use foundry_platform::Result;
 use foundry_platform::db::Tx;
 use foundry_platform::page::Page;
 use foundry_resource::Resource;
-use sqlx::QueryBuilder;
+use sqlx::{PgConnection, QueryBuilder};
 use uuid::Uuid;
 
 use super::{InsertWithSecret, Walk, find_by, one, page_of, select};
@@ -62,7 +62,7 @@ impl InsertWithSecret for Invitation {
 }
 
 pub async fn list_invitations(
-    tx: &mut Tx,
+    conn: &mut PgConnection,
     org_id: Uuid,
     filter: Option<InvitationFilter>,
     page: Page,
@@ -79,7 +79,7 @@ pub async fn list_invitations(
         select::<Invitation>()
     ));
     q.push_bind(org_id);
-    page_of(tx, q, ("id", Walk::Newest), page).await
+    page_of(conn, q, ("id", Walk::Newest), page).await
 }
 
 pub async fn revoke_invitation(tx: &mut Tx, org_id: Uuid, id: InvitationId) -> Result<Invitation> {

@@ -4,6 +4,7 @@ use foundry_domain::Id;
 use foundry_platform::db::{Lock, Tx};
 use foundry_platform::page::Page;
 use foundry_platform::{Error, Result};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{Stored, Walk, maybe, of_org, page_of, refused};
@@ -42,13 +43,13 @@ pub async fn insert_membership(
 }
 
 pub async fn get_membership(
-    tx: &mut Tx,
+    conn: &mut PgConnection,
     org_id: Uuid,
     id: MembershipId,
     lock: bool,
 ) -> Result<Option<Membership>> {
     let lock = if lock { Lock::Update } else { Lock::None };
-    member_where(tx, org_id, ("m.id", id.uuid()), lock).await
+    member_where(conn, org_id, ("m.id", id.uuid()), lock).await
 }
 
 /// The membership of `user_id` in `org_id`, its row read with `lock`.
@@ -64,7 +65,7 @@ pub async fn get_membership_of(
 /// The membership of `org_id` whose `column` is `value`, its row (not its
 /// user's) read with `lock`.
 async fn member_where(
-    tx: &mut Tx,
+    conn: &mut PgConnection,
     org_id: Uuid,
     (column, value): (&str, Uuid),
     lock: Lock,
@@ -74,11 +75,11 @@ async fn member_where(
         "{MEMBER_SELECT} WHERE m.org_id = $1 AND {column} = $2{}{of}",
         lock.sql()
     );
-    maybe(tx, sqlx::query(&sql).bind(org_id).bind(value)).await
+    maybe(conn, sqlx::query(&sql).bind(org_id).bind(value)).await
 }
 
 pub async fn list_memberships(
-    tx: &mut Tx,
+    conn: &mut PgConnection,
     org_id: Uuid,
     role: Option<Role>,
     page: Page,
@@ -88,7 +89,7 @@ pub async fn list_memberships(
         ("m.org_id", org_id),
         ("m.role", role.map(Role::as_str)),
     );
-    page_of(tx, q, ("m.id", Walk::Oldest), page).await
+    page_of(conn, q, ("m.id", Walk::Oldest), page).await
 }
 
 /// Counts owners, locking their rows so two concurrent demotions cannot both

@@ -30,7 +30,7 @@ use foundry_platform::{Error, Result};
 use foundry_resource::{Resource, row};
 use serde::de::DeserializeOwned;
 use sqlx::postgres::{PgArguments, PgRow};
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::domain::{Secret, SecretKind};
@@ -131,9 +131,10 @@ pub(crate) async fn one<T: Stored>(tx: &mut Tx, q: Query<'_>) -> Result<T> {
     T::read(&row)
 }
 
-/// The row `q` returns if any, read as a `T`.
-pub(crate) async fn maybe<T: Stored>(tx: &mut Tx, q: Query<'_>) -> Result<Option<T>> {
-    let row = q.fetch_optional(&mut **tx).await.map_err(refused)?;
+/// The row `q` returns if any, read as a `T` (in a transaction, or on a
+/// `Db::read` connection).
+pub(crate) async fn maybe<T: Stored>(conn: &mut PgConnection, q: Query<'_>) -> Result<Option<T>> {
+    let row = q.fetch_optional(conn).await.map_err(refused)?;
     row.as_ref().map(T::read).transpose()
 }
 
@@ -176,14 +177,15 @@ pub(crate) fn of_org<'a>(
 
 /// One page of a list: `q` is the query up to its own conditions (a
 /// `WHERE` clause to be continued with `AND`); the page's condition on
-/// `id`, the order and the limit are added here.
+/// `id`, the order and the limit are added here. One statement: in a
+/// transaction, or on a `Db::read` connection.
 pub(crate) async fn page_of<T: Stored>(
-    tx: &mut Tx,
+    conn: &mut PgConnection,
     mut q: QueryBuilder<'_, Postgres>,
     (id, order): (&str, Walk),
     page: Page,
 ) -> Result<Vec<T>> {
     push_keyset(&mut q, id, order, page.after, page.limit());
-    let rows = q.build().fetch_all(&mut **tx).await?;
+    let rows = q.build().fetch_all(conn).await?;
     rows.iter().map(T::read).collect()
 }
