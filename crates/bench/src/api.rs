@@ -110,6 +110,10 @@ pub struct SideBySide {
     pub database: Option<Summary>,
     /// The suite under h2load, from a process of its own (Gets).
     pub h2load: Option<Summary>,
+    /// The handler's read alone, in process, no gRPC: `Db::read` and the
+    /// store's statement through sqlx (Gets), the driver's side of the
+    /// database ceiling.
+    pub store: Option<Summary>,
     /// The statements one call sends, as the server logged them (a
     /// pipeline of a simple query's statements counts once).
     pub statements: Option<usize>,
@@ -133,6 +137,7 @@ impl SideBySide {
                 &self.framework,
                 &self.database,
                 &self.h2load,
+                &self.store,
             ]
             .into_iter()
             .flatten(),
@@ -386,6 +391,51 @@ impl Run<'_> {
         )
         .await
     }
+}
+
+/// A Get's read alone: the handler's `Db::read` and the store's
+/// statement, through sqlx, from as many tasks as callers, in process.
+async fn store_read(env: &Env, ctx: &Arc<Ctx>, kind: Call, run: &Run<'_>, name: &str) -> Summary {
+    use foundry_domain::Id;
+    use foundry_platform::db::Lock;
+    use foundry_resource::read;
+    let (identity, delivery) = (
+        env.suite.identity.db().clone(),
+        env.suite.delivery.db().clone(),
+    );
+    let ctx = ctx.clone();
+    load::run(
+        &format!("{name}, store alone"),
+        Mode::Closed(run.p.concurrency),
+        run.p.warmup,
+        run.p.duration,
+        move |i| {
+            let (identity, delivery, ctx) = (identity.clone(), delivery.clone(), ctx.clone());
+            async move {
+                let org = ctx.tenant.org;
+                let found = if kind == Call::GetTask {
+                    let id = seed::id(TASK, ctx.task_base + mix(i) % ctx.tasks.max(1));
+                    let mut conn = delivery.read(org).await?;
+                    read::<foundry_delivery::domain::Task>(
+                        &mut conn,
+                        org,
+                        Id::from_uuid(id),
+                        Lock::None,
+                    )
+                    .await?
+                    .is_some()
+                } else {
+                    let mut conn = identity.read(org).await?;
+                    read::<foundry_identity::domain::Organization>(&mut conn, org, org, Lock::None)
+                        .await?
+                        .is_some()
+                };
+                anyhow::ensure!(found, "not found");
+                Ok(())
+            }
+        },
+    )
+    .await
 }
 
 /// A Get under h2load: one request body (h2load sends the same one each
@@ -664,7 +714,14 @@ pub async fn run(p: &Params) -> anyhow::Result<Report> {
             }
             _ => None,
         };
+        let store = match kind {
+            Call::GetOwnOrganization | Call::GetTask => {
+                Some(store_read(&env, &ctx, kind, &run, name).await)
+            }
+            _ => None,
+        };
         let side = SideBySide {
+            store,
             suite: suite_row,
             full_transaction,
             no_tenancy: Some(
