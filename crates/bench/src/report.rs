@@ -96,7 +96,8 @@ pub fn api(r: &api::Report) -> String {
              one call sent, as the server logged it (pgbench runs exactly those). \"full tenant transaction\" \
              is the same handler with each read in `BEGIN; SET LOCAL …; …; COMMIT` (`--db-read-path \
              transaction`), the read path before; \"h2load\" is the same suite driven by h2load from a \
-             process of its own.\n\n\
+             process of its own; \"store alone\" is the Get's read without gRPC (`Db::read` and the store's \
+             statement through sqlx, in process), the driver's side of pgbench's figure.\n\n\
              | scenario | statements | calls/s | serial ceiling | ÷ ceiling | × full tenant transaction | ÷ bare tonic | ÷ pgbench | tenancy on ÷ off | h2load ÷ in-process | p99 ÷ p50 |\n\
              |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
