@@ -18,6 +18,7 @@ mod programs;
 mod request_ids;
 mod requirements;
 mod risks;
+mod round_trips;
 mod scale;
 mod sprints;
 mod subtasks;
