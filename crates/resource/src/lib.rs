@@ -102,24 +102,25 @@ pub trait Resource:
     async fn insert(new: &Self::New, tx: &mut Tx, org_id: Uuid, created_by: Uuid) -> Result<Self> {
         row::insert::<Self>(tx, org_id, created_by, new)
             .await?
-            .written(tx, org_id)
+            .written(None, tx, org_id)
             .await
     }
 
-    /// Writes its own fields; returns the stored value (new version): by
-    /// default every member of `fields` to the column of its name
-    /// ([`row::write`]), then [`Resource::written`].
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Self> {
+    /// Writes its own fields (`before`: the value as read); returns the
+    /// stored value (new version): by default every member of `fields` to
+    /// the column of its name ([`row::write`]), then [`Resource::written`].
+    async fn write(&self, before: &Self, tx: &mut Tx, org_id: Uuid) -> Result<Self> {
         row::write(tx, org_id, self)
             .await?
-            .written(tx, org_id)
+            .written(Some(before), tx, org_id)
             .await
     }
 
-    /// What follows every insert and write of its row, in the same
-    /// transaction (an index table made to match); returns it as it is then.
-    async fn written(self, tx: &mut Tx, org_id: Uuid) -> Result<Self> {
-        let _ = (tx, org_id);
+    /// What follows every insert (`before` none) and write of its row, in
+    /// the same transaction (an index table made to match, by what changed
+    /// since `before`); returns it as it is then.
+    async fn written(self, before: Option<&Self>, tx: &mut Tx, org_id: Uuid) -> Result<Self> {
+        let _ = (before, tx, org_id);
         Ok(self)
     }
 
@@ -397,7 +398,7 @@ pub async fn update_locked<R: Update>(
     let mut after = before.clone();
     after.apply(changes).map_err(Error::from)?;
     after.check(&before, &mut tx, call).await?;
-    let after = after.write(&mut tx, call.org_id).await?;
+    let after = after.write(&before, &mut tx, call.org_id).await?;
     call.actor
         .event(&format!("{}.update", R::KIND), R::KIND, after.key())
         .project(after.project())

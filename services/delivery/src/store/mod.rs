@@ -379,26 +379,35 @@ pub struct Assignees {
 }
 
 impl Assignees {
-    /// Makes the index hold exactly `users` for child `id` of `program_id`.
+    /// Makes the index hold exactly `users` for child `id` of `program_id`,
+    /// whose users were `held` (none: it is new, so the index holds nothing
+    /// of it). No statement when that is so already (a new child with no
+    /// users, an update that keeps them), else one.
     pub(crate) async fn set<K: ?Sized, P: ?Sized, U: ?Sized>(
         self,
         tx: &mut foundry_platform::db::Tx,
         org_id: uuid::Uuid,
         (id, program_id): (foundry_domain::Id<K>, foundry_domain::Id<P>),
+        held: Option<&[foundry_domain::Id<U>]>,
         users: &[foundry_domain::Id<U>],
     ) -> foundry_platform::Result<()> {
         let Assignees { table, key } = self;
+        let same = |held: &[foundry_domain::Id<U>]| {
+            held.len() == users.len() && users.iter().all(|u| held.contains(u))
+        };
+        // Those no longer listed leave (an update's); the listed are added.
+        let gone = match held {
+            None if users.is_empty() => return Ok(()),
+            Some(held) if same(held) => return Ok(()),
+            None => "",
+            Some(_) => &format!(
+                "WITH gone AS (DELETE FROM {table} \
+                 WHERE org_id = $1 AND {key} = $2 AND NOT (user_id = ANY($3))) "
+            ),
+        };
         let (id, program_id, users) = (id.uuid(), program_id.uuid(), uuids(users));
         sqlx::query(&format!(
-            "DELETE FROM {table} WHERE org_id = $1 AND {key} = $2 AND NOT (user_id = ANY($3))"
-        ))
-        .bind(org_id)
-        .bind(id)
-        .bind(&users)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query(&format!(
-            "INSERT INTO {table} (org_id, {key}, user_id, program_id) \
+            "{gone}INSERT INTO {table} (org_id, {key}, user_id, program_id) \
              SELECT $1, $2, u, $4 FROM unnest($3::uuid[]) AS u ON CONFLICT DO NOTHING"
         ))
         .bind(org_id)

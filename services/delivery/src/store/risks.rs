@@ -19,7 +19,7 @@ impl Resource for Risk {
         row::insert_row(tx, org_id, created_by, &fields, &[]).await
     }
 
-    async fn write(&self, tx: &mut Tx, org_id: Uuid) -> Result<Risk> {
+    async fn write(&self, _: &Risk, tx: &mut Tx, org_id: Uuid) -> Result<Risk> {
         let mut fields = row::fields_of(self)?;
         fields["severity"] = self.severity.as_str().into();
         row::write_row(tx, org_id, self.id, &fields).await

@@ -15,9 +15,12 @@ impl Resource for Task {
     foundry_resource::names!("delivery", "task", "tasks");
 
     /// Its assignee index is made to match.
-    async fn written(self, tx: &mut Tx, org_id: Uuid) -> Result<Task> {
-        let (f, at) = (&self.fields, (self.id, self.fields.program_id));
-        Self::ASSIGNEES.set(tx, org_id, at, &f.assignee_ids).await?;
+    async fn written(self, before: Option<&Task>, tx: &mut Tx, org_id: Uuid) -> Result<Task> {
+        let at = (self.id, self.fields.program_id);
+        let held = before.map(|b| &b.fields.assignee_ids[..]);
+        Self::ASSIGNEES
+            .set(tx, org_id, at, held, &self.fields.assignee_ids)
+            .await?;
         Ok(self)
     }
 }

@@ -15,9 +15,17 @@ impl Resource for WorkOrder {
     foundry_resource::names!("delivery", "work_order", "work_orders");
 
     /// Its assignee index is made to match.
-    async fn written(self, tx: &mut Tx, org_id: Uuid) -> Result<WorkOrder> {
-        let (f, at) = (&self.fields, (self.id, self.fields.program_id));
-        Self::ASSIGNEES.set(tx, org_id, at, &f.assignee_ids).await?;
+    async fn written(
+        self,
+        before: Option<&WorkOrder>,
+        tx: &mut Tx,
+        org_id: Uuid,
+    ) -> Result<WorkOrder> {
+        let at = (self.id, self.fields.program_id);
+        let held = before.map(|b| &b.fields.assignee_ids[..]);
+        Self::ASSIGNEES
+            .set(tx, org_id, at, held, &self.fields.assignee_ids)
+            .await?;
         Ok(self)
     }
 }

@@ -578,5 +578,5 @@ async fn task_mutations_take_the_round_trips_they_need() {
     .collect();
     // The round trips on each call's path (its pool's ping on checkout
     // included, the one on release not).
-    assert_eq!(counts, [8, 10, 9, 8, 9, 6]);
+    assert_eq!(counts, [6, 8, 8, 6, 8, 6]);
 }

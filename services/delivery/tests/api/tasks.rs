@@ -769,3 +769,105 @@ async fn child_lists_refuse_a_parent_not_seen_and_answer_an_empty_one() {
     let page = page.unwrap().into_inner();
     assert!(page.requirements.is_empty() && page.next_page_token.is_empty());
 }
+
+/// The assignee index (`task_assignees`) of `task`, sorted.
+async fn indexed(app: &TestApp, task: &str) -> Vec<String> {
+    let mut db = app.admin_db().await;
+    sqlx::query_scalar(
+        "SELECT user_id::text FROM delivery.task_assignees WHERE task_id = $1::uuid ORDER BY 1",
+    )
+    .bind(task)
+    .fetch_all(&mut db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_assignee_index_follows_creates_and_every_change_of_assignees() {
+    let app = TestApp::start().await;
+    let t = &app.alice.token;
+    let p = program(&app, t, "task-index").await;
+    let (ann, ben, cat) = (member(&app).await, member(&app).await, member(&app).await);
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let create = |users: Vec<String>| {
+        let mut req = new_task(&p.id, "t");
+        req.task.as_mut().unwrap().assignee_ids = users;
+        req
+    };
+    let none = app.tasks().create_task(authed(t, create(vec![]))).await;
+    let none = none.unwrap().into_inner();
+    assert_eq!(indexed(&app, &none.id).await, Vec::<String>::new());
+    let two = app
+        .tasks()
+        .create_task(authed(t, create(vec![ann.clone(), ben.clone()])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        indexed(&app, &two.id).await,
+        sorted(vec![ann.clone(), ben.clone()])
+    );
+
+    let update = |id: &str, users: &[&String], paths: &[&str]| UpdateTaskRequest {
+        task: Some(Task {
+            id: id.into(),
+            title: "Renamed".into(),
+            assignee_ids: users.iter().map(|u| (*u).clone()).collect(),
+            ..Default::default()
+        }),
+        update_mask: mask(paths),
+    };
+    // Each step: the update and the index after it.
+    let steps: [(&[&String], &[&str], Vec<String>); 6] = [
+        // A title alone leaves the index.
+        (&[], &["title"], sorted(vec![ann.clone(), ben.clone()])),
+        // The same users in another order: the same index.
+        (
+            &[&ben, &ann],
+            &["assignee_ids"],
+            sorted(vec![ann.clone(), ben.clone()]),
+        ),
+        // One leaves, one comes.
+        (
+            &[&ben, &cat],
+            &["assignee_ids"],
+            sorted(vec![ben.clone(), cat.clone()]),
+        ),
+        // One more.
+        (
+            &[&ben, &cat, &ann],
+            &["assignee_ids", "title"],
+            sorted(vec![ann.clone(), ben.clone(), cat.clone()]),
+        ),
+        // All leave.
+        (&[], &["assignee_ids"], vec![]),
+        // Back again.
+        (&[&cat], &["assignee_ids"], vec![cat.clone()]),
+    ];
+    for (i, (users, paths, index)) in steps.into_iter().enumerate() {
+        let out = app
+            .tasks()
+            .update_task(authed(t, update(&two.id, users, paths)))
+            .await
+            .unwrap()
+            .into_inner();
+        if paths.contains(&"assignee_ids") {
+            let listed: Vec<&String> = out.assignee_ids.iter().collect();
+            assert_eq!(
+                listed, users,
+                "step {i}: the task lists its assignees as given"
+            );
+        }
+        assert_eq!(indexed(&app, &two.id).await, index, "step {i}");
+    }
+    // The unassigned task was never in the index; assigned, it is.
+    app.tasks()
+        .update_task(authed(t, update(&none.id, &[&ann], &["assignee_ids"])))
+        .await
+        .unwrap();
+    assert_eq!(indexed(&app, &none.id).await, vec![ann.clone()]);
+    assert_eq!(count(&app, "task_assignees").await, 2);
+}

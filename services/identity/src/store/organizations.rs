@@ -19,7 +19,7 @@ impl Resource for Organization {
     foundry_resource::names!("identity", "organization", "organizations");
 
     /// Its own fields (a taken slug: see [`super::refused`]).
-    async fn write(&self, tx: &mut Tx, _: Uuid) -> Result<Organization> {
+    async fn write(&self, _: &Organization, tx: &mut Tx, _: Uuid) -> Result<Organization> {
         let sql = "UPDATE organizations SET name = $2, slug = $3, settings = $4, \
                    version = version + 1, updated_at = now() WHERE id = $1 RETURNING *";
         write_org(tx, sql, self.id, &self.fields).await
