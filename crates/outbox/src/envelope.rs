@@ -15,6 +15,7 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use foundry_platform::Error;
+use foundry_platform::commit::Statement;
 use foundry_platform::db::Tx;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -120,26 +121,43 @@ impl UsageRecord {
     }
 }
 
-/// Inserts one envelope (its `seq` is set as it is inserted), with the
-/// current call's trace context.
+/// The insert of one envelope (its `seq` is set as it is inserted).
+const INSERT: &str = "INSERT INTO outbox (id, org_id, payload, kind, type, version, traceparent) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Inserts one envelope, with the current call's trace context.
 pub(crate) async fn insert(
     tx: &mut Tx,
     (id, org_id): (Uuid, Uuid),
     (kind, r#type, version): (&str, &str, i32),
     payload: serde_json::Value,
 ) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO outbox (id, org_id, payload, kind, type, version, traceparent) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(id)
-    .bind(org_id)
-    .bind(payload)
-    .bind(kind)
-    .bind(r#type)
-    .bind(version)
-    .bind(foundry_platform::telemetry::current_traceparent())
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(INSERT)
+        .bind(id)
+        .bind(org_id)
+        .bind(payload)
+        .bind(kind)
+        .bind(r#type)
+        .bind(version)
+        .bind(foundry_platform::telemetry::current_traceparent())
+        .execute(&mut **tx)
+        .await?;
     Ok(())
+}
+
+/// [`insert`] as a statement sent with the transaction's `COMMIT`
+/// ([`foundry_platform::commit`]).
+pub(crate) fn insert_last(
+    (id, org_id): (Uuid, Uuid),
+    (kind, r#type, version): (&'static str, &str, i32),
+    payload: &serde_json::Value,
+) -> Statement {
+    Statement::new(INSERT)
+        .bind(id)
+        .bind(org_id)
+        .bind(payload.clone())
+        .bind(kind)
+        .bind(r#type.to_owned())
+        .bind(version)
+        .bind(foundry_platform::telemetry::current_traceparent())
 }

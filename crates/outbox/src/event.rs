@@ -4,6 +4,7 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use foundry_domain::Audited;
 use foundry_platform::Error;
+use foundry_platform::commit::Statement;
 use foundry_platform::convert::{json_to_struct, timestamp};
 use foundry_platform::db::Tx;
 use foundry_platform::trace::RequestId;
@@ -365,6 +366,25 @@ impl EventBuilder {
         let event = self.build();
         record(tx, &event).await?;
         Ok(event)
+    }
+
+    /// Writes the event and commits `tx`, in one round trip (the event's
+    /// insert travels with the `COMMIT`: [`foundry_platform::commit`]).
+    pub async fn commit(self, tx: Tx) -> Result<AuditEvent, Error> {
+        let (event, insert) = self.last()?;
+        foundry_platform::commit::with(tx, vec![insert]).await?;
+        Ok(event)
+    }
+
+    /// The event, and the statement that writes it, for a commit that sends
+    /// more with it ([`foundry_platform::commit::with`]; an idempotent
+    /// create's, which stores its response).
+    pub fn last(self) -> Result<(AuditEvent, Statement), Error> {
+        let event = self.build();
+        let payload = serde_json::to_value(&event).map_err(Error::internal)?;
+        let kind = (crate::envelope::AUDIT, event.action.as_str(), 1);
+        let insert = crate::envelope::insert_last((event.id, event.org_id), kind, &payload);
+        Ok((event, insert))
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! A mutation records its audit event with [`Actor::event`] … `.record(&mut
 //! tx)` inside the transaction that makes the change, so the two commit or
-//! roll back together; domain events and usage records for other services
-//! go the same way ([`envelope`]). Each subscriber of a service's outbox
+//! roll back together (or `.commit(tx)`: the event's insert travels with the
+//! `COMMIT`, one round trip for both); domain events and usage records for
+//! other services go the same way ([`envelope`]). Each subscriber of a service's outbox
 //! ([`subscriptions`]) has its own [`Relay`] and cursor and receives its
 //! events at least once, in each organization's commit order; the audit
 //! service keeps each event once, other receivers use [`inbox`]. A

@@ -1,8 +1,9 @@
 //! Idempotent creates (AIP-155), as one wrapper around the create's
 //! transaction: [`begin`] claims the request id (or answers a repeat), the
 //! handler does the work in the [`Creating`] transaction it gets, and
-//! [`Creating::finish`] stores the response and commits. The claim, the
-//! work and the stored response commit together or not at all.
+//! [`Creating::finish`] stores the response and commits (with the create's
+//! event, in one round trip). The claim, the work and the stored response
+//! commit together or not at all.
 //!
 //! The first request with a `request_id` inserts the claim; a concurrent
 //! repeat waits on that row's unique index until the first commits (then
@@ -19,6 +20,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::commit::Statement;
 use crate::db::{Db, Tx};
 use crate::error::Error;
 
@@ -89,19 +91,27 @@ where
 }
 
 impl Creating {
-    /// Stores `response` for repeats and commits.
-    pub async fn finish<M: prost::Message>(self, response: &M) -> Result<(), Error> {
-        self.finish_redacted(response).await
+    /// Runs `last` (the create's event), stores `response` for repeats and
+    /// commits, in one round trip ([`crate::commit::with`]).
+    pub async fn finish<M: prost::Message>(
+        self,
+        response: &M,
+        last: Vec<Statement>,
+    ) -> Result<(), Error> {
+        self.finish_redacted(response, last).await
     }
 
-    /// Stores `stored` (the response less a secret shown once) for repeats
-    /// and commits.
-    pub async fn finish_redacted<M: prost::Message>(mut self, stored: &M) -> Result<(), Error> {
+    /// [`Creating::finish`], storing `stored` (the response less a secret
+    /// shown once) for repeats.
+    pub async fn finish_redacted<M: prost::Message>(
+        self,
+        stored: &M,
+        mut last: Vec<Statement>,
+    ) -> Result<(), Error> {
         if let Some(key) = &self.key {
-            store_response(&mut self.tx, key, stored).await?;
+            last.push(response_stored(key, stored));
         }
-        self.tx.commit().await?;
-        Ok(())
+        crate::commit::with(self.tx, last).await
     }
 }
 
@@ -169,21 +179,15 @@ async fn claim_key<M: prost::Message + Default>(
     }
 }
 
-async fn store_response<M: prost::Message>(
-    tx: &mut Tx,
-    key: &Key,
-    response: &M,
-) -> Result<(), Error> {
-    sqlx::query(
+/// The statement that stores `response` with its claim.
+fn response_stored<M: prost::Message>(key: &Key, response: &M) -> Statement {
+    Statement::new(
         "UPDATE request_ids SET response = $4 WHERE scope_id = $1 AND method = $2 AND request_id = $3",
     )
     .bind(key.scope)
     .bind(key.method)
     .bind(key.request_id)
     .bind(response.encode_to_vec())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// How often [`sweep`] runs for a retention window: a twelfth of it

@@ -1,6 +1,7 @@
 //! The platform kit: what every Foundry service stands on.
 
 pub mod clock;
+pub mod commit;
 pub mod config;
 pub mod convert;
 pub mod db;

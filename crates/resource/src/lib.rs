@@ -6,7 +6,8 @@
 //! [`Resource::write`]). Rows are
 //! read and written by the names of the domain struct's fields ([`row`]),
 //! so a plain resource's store is its declaration alone. The functions here
-//! then do the whole method in one tenant transaction with its audit event:
+//! then do the whole method in one tenant transaction with its audit event
+//! (sent with the `COMMIT`: `foundry_platform::commit`):
 //!
 //! - [`get`]: read, hidden unless visible to the caller (`NOT_FOUND`).
 //! - [`create`]: idempotent by request id (replay, `REQUEST_ID_REUSED`),
@@ -358,14 +359,14 @@ where
     };
     R::check_new(&c.new, &mut tx, call).await?;
     let r = R::insert(&c.new, &mut tx, call.org_id, call.principal_id()).await?;
-    call.actor
+    let (_, event) = call
+        .actor
         .event(&format!("{}.create", R::KIND), R::KIND, r.key())
         .project(r.project())
         .created(&r)
-        .record(&mut tx)
-        .await?;
+        .last()?;
     let out = to_proto(&r);
-    tx.finish(&out).await?;
+    tx.finish(&out, vec![event]).await?;
     Ok(out)
 }
 
@@ -403,9 +404,8 @@ pub async fn update_locked<R: Update>(
         .event(&format!("{}.update", R::KIND), R::KIND, after.key())
         .project(after.project())
         .diff(&before, &after)
-        .record(&mut tx)
+        .commit(tx)
         .await?;
-    tx.commit().await?;
     Ok(after)
 }
 
@@ -425,8 +425,7 @@ pub async fn delete<R: Delete>(db: &Db, call: &Call, key: R::Key, etag: &str) ->
     if let Some(also) = also {
         event = event.set("removed", also);
     }
-    event.record(&mut tx).await?;
-    tx.commit().await?;
+    event.commit(tx).await?;
     Ok(r)
 }
 

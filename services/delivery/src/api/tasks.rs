@@ -288,7 +288,7 @@ where
 /// adds) and committed, or if there is no `after` (it was there already)
 /// `before`, with no event. Its message.
 pub(crate) async fn moved<R: Wire>(
-    mut tx: Tx,
+    tx: Tx,
     call: &Call,
     verb: &str,
     (before, after): (R, Option<R>),
@@ -303,8 +303,7 @@ pub(crate) async fn moved<R: Wire>(
         .event(&format!("{}.{verb}", R::KIND), R::KIND, after.key())
         .project(after.project())
         .diff(&before, &after);
-    event(diff).record(&mut tx).await?;
-    tx.commit().await.map_err(Error::from)?;
+    event(diff).commit(tx).await?;
     Ok(after.to_proto())
 }
 

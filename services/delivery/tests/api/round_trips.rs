@@ -24,6 +24,9 @@ use crate::{mask, member, new_task, program, rid};
 struct Trip {
     /// The connection (numbered as the proxy accepted them).
     conn: usize,
+    /// The frontend's write it came in (messages written together are
+    /// one round trip: sqlx sends a queued `ROLLBACK` with a ping).
+    write: u64,
     /// The statements executed, in order; none for a ping.
     statements: Vec<String>,
     /// Statements prepared (`Parse`) in this trip.
@@ -35,9 +38,22 @@ struct Trip {
 }
 
 impl Trip {
+    /// The pool's ping, alone.
+    fn is_ping(&self) -> bool {
+        self.statements.is_empty() && self.prepared == 0
+    }
+
+    /// The pool's ping as it takes the connection back, with a `ROLLBACK`
+    /// queued before it if any: after the call's response.
+    fn is_release(&self) -> bool {
+        self.prepared == 0 && self.statements.iter().all(|s| s == "ROLLBACK")
+    }
+
     fn label(&self) -> String {
-        let s = if self.statements.is_empty() && self.prepared == 0 {
+        let s = if self.is_ping() {
             "(ping: Sync alone)".to_owned()
+        } else if self.is_release() {
+            "ROLLBACK (queued) and the pool's ping, one write".to_owned()
         } else if self.statements.is_empty() {
             "(prepare)".to_owned()
         } else {
@@ -54,13 +70,19 @@ impl Trip {
     }
 }
 
-/// A statement as one line, at most 110 characters.
+/// A statement as one line, each of its parts (a simple query's
+/// statements) at most 100 characters.
 fn shorten(sql: &str) -> String {
-    let one: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    match one.char_indices().nth(110) {
-        Some((i, _)) => format!("{}…", &one[..i]),
-        None => one,
-    }
+    sql.split(";\n")
+        .map(|part| {
+            let one: String = part.split_whitespace().collect::<Vec<_>>().join(" ");
+            match one.char_indices().nth(100) {
+                Some((i, _)) => format!("{}…", &one[..i]),
+                None => one,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Per connection: what the frontend has sent and the server not yet
@@ -71,7 +93,8 @@ struct Conn {
     bound: String,
     batch: Vec<String>,
     parsed: usize,
-    pending: VecDeque<(Instant, Vec<String>, usize)>,
+    pending: VecDeque<(Instant, u64, Vec<String>, usize)>,
+    writes: u64,
     error: Option<String>,
 }
 
@@ -184,14 +207,27 @@ impl Tracer {
                     }
                 }
                 b'Z' => {
-                    if let Some((sent, statements, prepared)) = c.pending.pop_front() {
-                        self.trips.lock().unwrap().push(Trip {
-                            conn: id,
-                            statements,
-                            prepared,
-                            error: c.error.take(),
-                            micros: sent.elapsed().as_micros() as u64,
-                        });
+                    if let Some((sent, write, statements, prepared)) = c.pending.pop_front() {
+                        let error = c.error.take();
+                        let micros = sent.elapsed().as_micros() as u64;
+                        let mut trips = self.trips.lock().unwrap();
+                        match trips.iter_mut().rev().find(|t| t.conn == id) {
+                            // The same round trip as the last answered.
+                            Some(t) if t.write == write => {
+                                t.statements.extend(statements);
+                                t.prepared += prepared;
+                                t.error = t.error.take().or(error);
+                                t.micros = micros;
+                            }
+                            _ => trips.push(Trip {
+                                conn: id,
+                                write,
+                                statements,
+                                prepared,
+                                error,
+                                micros,
+                            }),
+                        }
                     }
                 }
                 _ => {}
@@ -212,11 +248,10 @@ impl Tracer {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let trips = self.trips.lock().unwrap()[from..].to_vec();
         let begin = format!("app.org_id = '{org}'");
-        let ping = |t: &Trip| t.statements.is_empty() && t.prepared == 0;
         let ends = |t: &Trip| {
             t.statements
                 .iter()
-                .any(|s| s == "COMMIT" || s == "ROLLBACK")
+                .any(|s| s == "COMMIT" || s == "ROLLBACK" || s.ends_with("COMMIT; BEGIN"))
         };
         let mut out = Vec::new();
         for (i, t) in trips.iter().enumerate() {
@@ -229,12 +264,12 @@ impl Tracer {
             while end + 1 < on.len() && !ends(on[end]) {
                 end += 1;
             }
-            let start = if at > 0 && ping(on[at - 1]) {
+            let start = if at > 0 && on[at - 1].is_ping() {
                 at - 1
             } else {
                 at
             };
-            let end = if end + 1 < on.len() && ping(on[end + 1]) {
+            let end = if end + 1 < on.len() && on[end + 1].is_release() {
                 end + 1
             } else {
                 end
@@ -249,6 +284,8 @@ impl Tracer {
 fn frontend(conn: &Mutex<Conn>, buf: &mut Vec<u8>, started: &mut bool) {
     let mut at = 0;
     let mut c = conn.lock().unwrap();
+    c.writes += 1;
+    let write = c.writes;
     loop {
         if !*started {
             // The startup message: no tag.
@@ -261,7 +298,7 @@ fn frontend(conn: &Mutex<Conn>, buf: &mut Vec<u8>, started: &mut bool) {
             }
             *started = true;
             c.pending
-                .push_back((Instant::now(), vec!["(startup)".into()], 0));
+                .push_back((Instant::now(), write, vec!["(startup)".into()], 0));
             at += len;
             continue;
         }
@@ -276,7 +313,7 @@ fn frontend(conn: &Mutex<Conn>, buf: &mut Vec<u8>, started: &mut bool) {
         match tag {
             b'Q' => {
                 let (sql, _) = cstr(body);
-                c.pending.push_back((Instant::now(), vec![sql], 0));
+                c.pending.push_back((Instant::now(), write, vec![sql], 0));
             }
             b'P' => {
                 let (name, rest) = cstr(body);
@@ -295,7 +332,7 @@ fn frontend(conn: &Mutex<Conn>, buf: &mut Vec<u8>, started: &mut bool) {
             }
             b'S' => {
                 let (batch, parsed) = (std::mem::take(&mut c.batch), std::mem::take(&mut c.parsed));
-                c.pending.push_back((Instant::now(), batch, parsed));
+                c.pending.push_back((Instant::now(), write, batch, parsed));
             }
             _ => {}
         }
@@ -412,10 +449,11 @@ fn print(what: &str, trips: &[Trip]) {
 }
 
 /// Of a call's trips, those on its critical path: all but the pool's ping
-/// on release (after the response is on its way).
+/// on release (after the response is on its way), and what sqlx queued
+/// before it.
 fn in_call(trips: &[Trip]) -> usize {
     match trips.last() {
-        Some(t) if t.statements.is_empty() && t.prepared == 0 => trips.len() - 1,
+        Some(t) if t.is_release() => trips.len() - 1,
         _ => trips.len(),
     }
 }
@@ -578,5 +616,5 @@ async fn task_mutations_take_the_round_trips_they_need() {
     .collect();
     // The round trips on each call's path (its pool's ping on checkout
     // included, the one on release not).
-    assert_eq!(counts, [6, 8, 8, 6, 8, 6]);
+    assert_eq!(counts, [5, 6, 7, 5, 7, 5]);
 }

@@ -166,13 +166,13 @@ pub async fn committed<T, P>(
 /// The end of a write: records `event` in `tx`, commits and answers
 /// `value` as `to_proto` makes it.
 pub async fn recorded<T, P>(
-    mut tx: Tx,
+    tx: Tx,
     event: EventBuilder,
     value: &T,
     to_proto: fn(&T) -> P,
 ) -> Result<Response<P>, Error> {
-    event.record(&mut tx).await?;
-    committed(tx, value, to_proto).await
+    event.commit(tx).await?;
+    Ok(Response::new(to_proto(value)))
 }
 
 /// AIP-133 Create of a resource made with a secret shown once (an API
@@ -207,14 +207,13 @@ where
     let r =
         <R as InsertWithSecret>::insert(&new, &secret, &mut tx, call.org_id, call.principal_id())
             .await?;
-    (call.actor)
+    let (_, event) = (call.actor)
         .event(&format!("{}.create", R::KIND), R::KIND, r.key())
         .project(r.project())
         .created(&r)
-        .record(&mut tx)
-        .await?;
+        .last()?;
     let stored = to_proto(&r);
-    tx.finish_redacted(&stored).await?;
+    tx.finish_redacted(&stored, vec![event]).await?;
     Ok(reveal(stored, secret.value))
 }
 

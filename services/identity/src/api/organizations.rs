@@ -191,7 +191,7 @@ impl OrganizationService for Organizations {
         let owner = (id, UserId::from_uuid(user_id), Role::Owner);
         add_member(&mut tx, &actor, owner, None).await?;
         let out = org_to_proto(&org);
-        tx.finish(&out).await?;
+        tx.finish(&out, vec![]).await?;
         Ok(Response::new(out))
     }
 
