@@ -69,6 +69,10 @@ pub trait Resource:
     /// Its table's unique constraints that a client can violate (a slug),
     /// each the `ALREADY_EXISTS` it is.
     const UNIQUE: &'static [Unique] = &[];
+    /// The project a new one is made in, when it must exist (a delivery
+    /// program's children): its insert finds it ([`Within`]). None by
+    /// default.
+    const WITHIN: Option<Within<Self::New>> = None;
 
     /// The domain value of a row: by default each field from the column of
     /// its name ([`row::decode`]; stored enums decode loudly).
@@ -145,11 +149,86 @@ pub trait Update: Resource + Patch {
 /// A resource [`create`] can make (its SQL is [`Resource::insert`]).
 #[async_trait]
 pub trait Create: Resource {
+    /// Whether [`Create::check_new`] needs the database for `new` (by
+    /// default it may). When it does not, a resource [`Resource::WITHIN`] a
+    /// project is made in one statement, its insert finding the project;
+    /// when it does, the project is held first, by a statement of its own,
+    /// so that a missing project is what the create is refused for and is
+    /// locked before anything `check_new` locks.
+    fn checks(new: &Self::New) -> bool {
+        let _ = new;
+        true
+    }
+
     /// Rules that need the database (the parent exists, is visible, and
-    /// does not vanish before commit).
+    /// does not vanish before commit), run once the project
+    /// ([`Resource::WITHIN`]) is held.
     async fn check_new(new: &Self::New, tx: &mut Tx, call: &Call) -> Result<()> {
         let _ = (new, tx, call);
         Ok(())
+    }
+}
+
+/// The project a new resource is made in (a delivery program): a resource
+/// that is its own project, so a caller sees it exactly when [`Caller::sees`]
+/// its id as one. A create within one is refused with its `NOT_FOUND` when
+/// the caller does not see it, or it is missing (another organization's),
+/// and holds it (`FOR KEY SHARE`) until commit, so it does not vanish
+/// before: the insert does it ([`row::insert_row`] inserts nothing then),
+/// or, when [`Create::checks`], a statement before the checks.
+#[derive(Debug)]
+pub struct Within<N> {
+    /// The project's table (`programs`).
+    pub table: &'static str,
+    /// The member of the new record, and column, that holds its id
+    /// (`program_id`).
+    pub key: &'static str,
+    /// Its id in a new record.
+    pub id: fn(&N) -> Uuid,
+    /// The refusal (`PROGRAM_NOT_FOUND`).
+    pub not_found: fn() -> Error,
+}
+
+impl<N> Clone for Within<N> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<N> Copy for Within<N> {}
+
+impl<N> Within<N> {
+    /// Within `P`, its id in the member `key` of a new record (`id` reads
+    /// it).
+    pub const fn project<P: Resource>(key: &'static str, id: fn(&N) -> Uuid) -> Within<N> {
+        Within {
+            table: P::TABLE,
+            key,
+            id,
+            not_found: P::not_found,
+        }
+    }
+
+    /// The project of `new`, if the caller sees it.
+    fn seen(&self, new: &N, call: &Call) -> Result<Uuid> {
+        let id = (self.id)(new);
+        match call.caller.sees(Some(id), id) {
+            true => Ok(id),
+            false => Err((self.not_found)()),
+        }
+    }
+
+    /// Holds the project `id` (`FOR KEY SHARE`) until commit.
+    async fn hold(&self, tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<()> {
+        let found = sqlx::query(&format!(
+            "SELECT FROM {} WHERE org_id = $1 AND id = $2 FOR KEY SHARE",
+            self.table
+        ))
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        found.map(drop).ok_or_else(self.not_found)
     }
 }
 
@@ -357,6 +436,12 @@ where
         Begun::Replay(previous) => return Ok(previous),
         Begun::New(tx) => tx,
     };
+    if let Some(within) = R::WITHIN {
+        let project = within.seen(&c.new, call)?;
+        if R::checks(&c.new) {
+            within.hold(&mut tx, call.org_id, project).await?;
+        }
+    }
     R::check_new(&c.new, &mut tx, call).await?;
     let r = R::insert(&c.new, &mut tx, call.org_id, call.principal_id()).await?;
     let (_, event) = call

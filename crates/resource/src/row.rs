@@ -369,6 +369,9 @@ fn members(fields: &Value) -> Result<Vec<&str>> {
 /// Inserts a row of `R` with a new id, made by `created_by`, from `fields`
 /// (a JSON object whose members name their columns) and `computed`
 /// (columns the database computes from that record); returns it as read.
+/// Within a project ([`Resource::WITHIN`]), it holds the project (`FOR KEY
+/// SHARE`) and inserts nothing when it is missing: the project's
+/// `NOT_FOUND`.
 pub async fn insert_row<R: Resource>(
     tx: &mut Tx,
     org_id: Uuid,
@@ -389,9 +392,15 @@ pub async fn insert_row<R: Resource>(
         cols.push(c);
         values.push(expr);
     }
+    let within = R::WITHIN.map_or(String::new(), |w| {
+        format!(
+            " WHERE EXISTS (SELECT FROM {} p WHERE p.org_id = $1 AND p.id = r.{} FOR KEY SHARE)",
+            w.table, w.key
+        )
+    });
     let row = sqlx::query(&format!(
         "INSERT INTO {t} (org_id, id, created_by, {cols}) \
-         SELECT $1, $2, $3, {values} FROM jsonb_populate_record(NULL::{t}, $4) r \
+         SELECT $1, $2, $3, {values} FROM jsonb_populate_record(NULL::{t}, $4) r{within} \
          RETURNING {c}",
         t = R::TABLE,
         cols = cols.join(", "),
@@ -402,10 +411,17 @@ pub async fn insert_row<R: Resource>(
     .bind(Uuid::now_v7())
     .bind(created_by)
     .bind(fields)
-    .fetch_one(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await
     .map_err(R::write_error)?;
-    R::decode(&row)
+    match (row, R::WITHIN) {
+        (Some(row), _) => R::decode(&row),
+        (None, Some(w)) => Err((w.not_found)()),
+        (None, None) => Err(Error::internal(RowError(format!(
+            "{}: an insert returned no row",
+            R::TABLE
+        )))),
+    }
 }
 
 /// Writes `fields` (a JSON object whose members name their columns) to the

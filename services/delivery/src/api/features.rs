@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    In, Order, Paging, PathOf, Reply, Wire, create, delete, get, hold, in_program, list_page, page,
+    In, Order, Paging, PathOf, Reply, Wire, create, delete, get, in_program, list_page, page,
     parse_update, short_description, visible_parent,
 };
 use crate::domain::Program;
@@ -78,13 +78,15 @@ fn name(v: &mut Violations, name: &str) -> Option<String> {
 
 #[async_trait]
 impl Create for Feature {
-    /// The program, and the parent if any, are visible, in that program,
-    /// and held (`FOR KEY SHARE`) until commit.
+    fn checks(new: &NewFeature) -> bool {
+        new.parent_feature_id.is_some()
+    }
+
+    /// The parent if any is visible, in the program (held:
+    /// `Resource::WITHIN`), and held (`FOR KEY SHARE`) until commit.
     async fn check_new(new: &NewFeature, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        let program_id = new.program_id;
-        hold::<domain::Program>(tx, call, program_id).await?;
         if let Some(p) = new.parent_feature_id {
-            in_program::<Feature>(tx, call, program_id, p, "parent feature").await?;
+            in_program::<Feature>(tx, call, new.program_id, p, "parent feature").await?;
         }
         Ok(())
     }

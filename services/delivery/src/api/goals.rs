@@ -15,10 +15,9 @@ use foundry_resource::{Create, Delete, Update, stamped};
 
 use crate::State;
 use crate::api::{
-    In, PathOf, Reply, Wire, enum_filter, hold, list_in_program, long_description, long_text, title,
+    In, PathOf, Reply, Wire, enum_filter, list_in_program, long_description, long_text, title,
 };
 use crate::api::{members, standard};
-use crate::domain::Program;
 use crate::domain::{Goal, GoalChange, GoalPath, GoalStatus, NewGoal};
 
 impl Wire for Goal {
@@ -100,10 +99,12 @@ fn target_metric(v: &mut Violations, value: &str) -> Option<String> {
 
 #[async_trait]
 impl Create for Goal {
-    /// The program is visible and held (`FOR KEY SHARE`) until commit; the
-    /// owner is a member.
+    fn checks(new: &NewGoal) -> bool {
+        new.owner_user_id.is_some()
+    }
+
+    /// The owner is a member (the program is held: `Resource::WITHIN`).
     async fn check_new(new: &NewGoal, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        hold::<Program>(tx, call, new.program_id).await?;
         members::members_only(tx, call, members::owned(OWNER, new.owner_user_id, None)).await
     }
 }

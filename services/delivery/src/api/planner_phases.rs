@@ -2,11 +2,7 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use foundry_outbox::Call;
-use foundry_platform::Error;
 use foundry_platform::convert::opt_timestamp;
-use foundry_platform::db::Tx;
 use foundry_platform::rpc::Served;
 use foundry_platform::validate::Violations;
 use foundry_proto::foundry::delivery::v1 as pb;
@@ -15,7 +11,7 @@ use foundry_resource::{Create, Delete, Update, stamped};
 
 use crate::State;
 use crate::api::{Listed, list, standard};
-use crate::api::{Order, PathOf, Wire, hold, position, short_description};
+use crate::api::{Order, PathOf, Wire, position, short_description};
 use crate::domain::Program;
 use crate::domain::{
     NewPlannerPhase, PlannerPhase, PlannerPhaseChange, PlannerPhasePath, check_phase_dates,
@@ -85,11 +81,11 @@ fn name(v: &mut Violations, name: &str) -> Option<String> {
     v.text("planner_phase.name", name, 1, 200)
 }
 
-#[async_trait]
+/// Its program is all there is to check (`Resource::WITHIN`): its insert
+/// does.
 impl Create for PlannerPhase {
-    /// The program is visible and held (`FOR KEY SHARE`) until commit.
-    async fn check_new(new: &NewPlannerPhase, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        hold::<Program>(tx, call, new.program_id).await
+    fn checks(_: &NewPlannerPhase) -> bool {
+        false
     }
 }
 

@@ -13,11 +13,8 @@ use foundry_proto::service::delivery_v1 as svc;
 use foundry_resource::{Create, Delete, Update, stamped};
 
 use crate::State;
-use crate::api::{
-    In, PathOf, Reply, Wire, enum_filter, hold, list_in_program, long_description, title,
-};
+use crate::api::{In, PathOf, Reply, Wire, enum_filter, list_in_program, long_description, title};
 use crate::api::{members, standard};
-use crate::domain::Program;
 use crate::domain::{NewRisk, Risk, RiskChange, RiskLevel, RiskPath, RiskSeverity, RiskStatus};
 
 impl Wire for Risk {
@@ -91,10 +88,12 @@ impl Wire for Risk {
 
 #[async_trait]
 impl Create for Risk {
-    /// The program is visible and held (`FOR KEY SHARE`) until commit; the
-    /// owner is a member.
+    fn checks(new: &NewRisk) -> bool {
+        new.owner_user_id.is_some()
+    }
+
+    /// The owner is a member (the program is held: `Resource::WITHIN`).
     async fn check_new(new: &NewRisk, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        hold::<Program>(tx, call, new.program_id).await?;
         members::members_only(tx, call, members::owned(OWNER, new.owner_user_id, None)).await
     }
 }

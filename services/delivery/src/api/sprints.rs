@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::convert::{from_timestamp, timestamp};
 use foundry_platform::db::Tx;
@@ -18,10 +17,9 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::standard;
 use crate::api::tasks::{lock_at, moved};
-use crate::api::{In, PathOf, Reply, Wire, enum_filter, hold, list_in_program, short_description};
+use crate::api::{In, PathOf, Reply, Wire, enum_filter, list_in_program, short_description};
 use crate::domain::{
-    self, CapacityUnit, NewSprint, Program, Sprint, SprintChange, SprintId, SprintPath,
-    SprintStatus,
+    self, CapacityUnit, NewSprint, Sprint, SprintChange, SprintId, SprintPath, SprintStatus,
 };
 use crate::store;
 
@@ -125,11 +123,11 @@ fn name(v: &mut Violations, value: &str) -> Option<String> {
     v.text("sprint.name", value, 1, 200)
 }
 
-#[async_trait]
+/// Its program is all there is to check (`Resource::WITHIN`): its insert
+/// does.
 impl Create for Sprint {
-    /// The program is visible and held (`FOR KEY SHARE`) until commit.
-    async fn check_new(new: &NewSprint, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        hold::<Program>(tx, call, new.program_id).await
+    fn checks(_: &NewSprint) -> bool {
+        false
     }
 }
 

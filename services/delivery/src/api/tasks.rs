@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{
-    In, Order, Paging, PathOf, Reply, Wire, each, hold, in_program, list_page, long_description,
+    In, Order, Paging, PathOf, Reply, Wire, each, in_program, list_page, long_description,
     once_each, page, title, user_ids, visible_parent,
 };
 use crate::api::{members, standard};
@@ -165,11 +165,14 @@ fn estimate(v: &mut Violations, hours: Option<f64>) -> Option<Option<f64>> {
 
 #[async_trait]
 impl Create for Task {
-    /// The program, and the requirement and sprint if any, are visible, in
-    /// that program, and held (`FOR KEY SHARE`) until commit; the assignees
-    /// are members.
+    fn checks(new: &NewTask) -> bool {
+        new.requirement_id.is_some() || new.sprint_id.is_some() || !new.assignee_ids.is_empty()
+    }
+
+    /// The requirement and sprint if any are visible, in the program (held:
+    /// `Resource::WITHIN`), and held (`FOR KEY SHARE`) until commit; the
+    /// assignees are members.
     async fn check_new(new: &NewTask, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        hold::<Program>(tx, call, new.program_id).await?;
         if let Some(r) = new.requirement_id {
             in_program::<Requirement>(tx, call, new.program_id, r, "requirement").await?;
         }

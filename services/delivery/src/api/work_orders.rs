@@ -17,13 +17,13 @@ use uuid::Uuid;
 use crate::State;
 use crate::api::tasks::{initial_status, list_assigned, lock_at, moved, parse_move};
 use crate::api::{
-    In, PathOf, Reply, Wire, criteria, hold, in_program, long_description, members, standard,
-    title, user_ids,
+    In, PathOf, Reply, Wire, criteria, in_program, long_description, members, standard, title,
+    user_ids,
 };
 use crate::domain::{
     self, NewWorkOrder, UserId, WorkOrder, WorkOrderChange, WorkOrderPath, WorkOrderStatus,
 };
-use crate::domain::{Feature, PlannerPhase, Program};
+use crate::domain::{Feature, PlannerPhase};
 use crate::store;
 
 impl Wire for WorkOrder {
@@ -127,12 +127,15 @@ fn assignees(v: &mut Violations, ids: &[String]) -> Option<Vec<UserId>> {
 
 #[async_trait]
 impl Create for WorkOrder {
-    /// The program, and the phase and feature if any, are visible, in that
-    /// program, and held (`FOR KEY SHARE`) until commit; the assignees are
-    /// members.
+    fn checks(new: &NewWorkOrder) -> bool {
+        new.phase_id.is_some() || new.feature_id.is_some() || !new.assignee_ids.is_empty()
+    }
+
+    /// The phase and feature if any are visible, in the program (held:
+    /// `Resource::WITHIN`), and held (`FOR KEY SHARE`) until commit; the
+    /// assignees are members.
     async fn check_new(new: &NewWorkOrder, tx: &mut Tx, call: &Call) -> Result<(), Error> {
         let program_id = new.program_id;
-        hold::<Program>(tx, call, program_id).await?;
         if let Some(p) = new.phase_id {
             in_program::<PlannerPhase>(tx, call, program_id, p, "planner phase").await?;
         }

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use foundry_outbox::Call;
 use foundry_platform::Error;
 use foundry_platform::db::Tx;
 use foundry_platform::rpc::Served;
@@ -15,7 +14,7 @@ use uuid::Uuid;
 
 use crate::State;
 use crate::api::{Listed, list, standard};
-use crate::api::{Order, PathOf, Wire, hold, position, short_description};
+use crate::api::{Order, PathOf, Wire, position, short_description};
 use crate::domain::{NewWorkstream, Program, Workstream, WorkstreamChange, WorkstreamPath};
 use crate::store;
 
@@ -65,11 +64,11 @@ fn name(v: &mut Violations, value: &str) -> Option<String> {
     v.text("workstream.name", value, 1, 200)
 }
 
-#[async_trait]
+/// Its program is all there is to check (`Resource::WITHIN`): its insert
+/// does.
 impl Create for Workstream {
-    /// The program is visible and held (`FOR KEY SHARE`) until commit.
-    async fn check_new(new: &NewWorkstream, tx: &mut Tx, call: &Call) -> Result<(), Error> {
-        hold::<Program>(tx, call, new.program_id).await
+    fn checks(_: &NewWorkstream) -> bool {
+        false
     }
 }
 

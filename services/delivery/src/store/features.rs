@@ -3,7 +3,7 @@
 use foundry_domain::Id;
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_resource::{Resource, Unique};
+use foundry_resource::{Resource, Unique, Within};
 use uuid::Uuid;
 
 use super::{Cursor, newest_first, push_select, under};
@@ -12,6 +12,7 @@ use crate::domain::{Feature, FeatureId, NewFeature, Program, ProgramId};
 impl Resource for Feature {
     type New = NewFeature;
     foundry_resource::names!("delivery", "feature", "features");
+    const WITHIN: Option<Within<NewFeature>> = Some(super::program_child(|n| n.program_id.uuid()));
 
     const UNIQUE: &'static [Unique] = &[Unique {
         constraint: "features_slug_key",

@@ -299,6 +299,12 @@ pub(crate) fn unique_or(
     }
 }
 
+/// What a program's child is made within: its program (`program_id`), held
+/// by its insert ([`foundry_resource::Within`]).
+pub(crate) const fn program_child<N>(id: fn(&N) -> uuid::Uuid) -> foundry_resource::Within<N> {
+    foundry_resource::Within::project::<crate::domain::Program>("program_id", id)
+}
+
 /// The UUIDs of typed ids, to bind as a `uuid[]`.
 pub(crate) fn uuids<K: ?Sized>(ids: &[foundry_domain::Id<K>]) -> Vec<uuid::Uuid> {
     ids.iter().map(|i| i.uuid()).collect()

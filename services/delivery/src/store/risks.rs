@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
-use foundry_resource::{Resource, row};
+use foundry_resource::{Resource, Within, row};
 use uuid::Uuid;
 
 use crate::domain::{NewRisk, Risk};
@@ -12,6 +12,7 @@ use crate::domain::{NewRisk, Risk};
 impl Resource for Risk {
     type New = NewRisk;
     foundry_resource::names!("delivery", "risk", "risks");
+    const WITHIN: Option<Within<NewRisk>> = Some(super::program_child(|n| n.program_id.uuid()));
 
     async fn insert(new: &NewRisk, tx: &mut Tx, org_id: Uuid, created_by: Uuid) -> Result<Risk> {
         let mut fields = serde_json::to_value(new).map_err(Error::internal)?;

@@ -3,7 +3,7 @@
 use foundry_domain::Id;
 use foundry_platform::db::Tx;
 use foundry_platform::{Error, Result};
-use foundry_resource::Resource;
+use foundry_resource::{Resource, Within};
 use uuid::Uuid;
 
 use super::{count, delete_where, unique_or};
@@ -12,6 +12,7 @@ use crate::domain::{NewSprint, ProgramId, Sprint, SprintId};
 impl Resource for Sprint {
     type New = NewSprint;
     foundry_resource::names!("delivery", "sprint", "sprints");
+    const WITHIN: Option<Within<NewSprint>> = Some(super::program_child(|n| n.program_id.uuid()));
 
     /// A second ACTIVE sprint of a program (a race past the service's
     /// check) is `FAILED_PRECONDITION`.

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_resource::Resource;
+use foundry_resource::{Resource, Within};
 use uuid::Uuid;
 
 use super::{Assigned, Assignees, Lock, delete_where};
@@ -13,6 +13,7 @@ use crate::domain::{NewTask, Task, TaskId};
 impl Resource for Task {
     type New = NewTask;
     foundry_resource::names!("delivery", "task", "tasks");
+    const WITHIN: Option<Within<NewTask>> = Some(super::program_child(|n| n.program_id.uuid()));
 
     /// Its assignee index is made to match.
     async fn written(self, before: Option<&Task>, tx: &mut Tx, org_id: Uuid) -> Result<Task> {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_resource::{Resource, remove_row};
+use foundry_resource::{Resource, Within, remove_row};
 use uuid::Uuid;
 
 use super::{Assigned, Assignees};
@@ -13,6 +13,8 @@ use crate::domain::{NewWorkOrder, WorkOrder, WorkOrderId};
 impl Resource for WorkOrder {
     type New = NewWorkOrder;
     foundry_resource::names!("delivery", "work_order", "work_orders");
+    const WITHIN: Option<Within<NewWorkOrder>> =
+        Some(super::program_child(|n| n.program_id.uuid()));
 
     /// Its assignee index is made to match.
     async fn written(

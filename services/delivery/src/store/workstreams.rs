@@ -2,7 +2,7 @@
 
 use foundry_platform::Result;
 use foundry_platform::db::Tx;
-use foundry_resource::{Computed, Resource};
+use foundry_resource::{Computed, Resource, Within};
 use uuid::Uuid;
 
 use super::{Removed, delete_where};
@@ -11,6 +11,8 @@ use crate::domain::{NewWorkstream, Workstream, WorkstreamId};
 impl Resource for Workstream {
     type New = NewWorkstream;
     foundry_resource::names!("delivery", "workstream", "workstreams");
+    const WITHIN: Option<Within<NewWorkstream>> =
+        Some(super::program_child(|n| n.program_id.uuid()));
 
     const COMPUTED: &'static [Computed] = &[Computed::Appended {
         scope: "program_id",

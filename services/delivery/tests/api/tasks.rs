@@ -871,3 +871,104 @@ async fn the_assignee_index_follows_creates_and_every_change_of_assignees() {
     assert_eq!(indexed(&app, &none.id).await, vec![ann.clone()]);
     assert_eq!(count(&app, "task_assignees").await, 2);
 }
+
+/// A task's program is checked before anything else of it, and by the
+/// insert itself when nothing else is: a missing program, another
+/// organization's or one a bound credential does not see is what the
+/// create is refused for, and nothing is written.
+#[tokio::test]
+async fn a_create_is_refused_for_its_program_first() {
+    use foundry_testkit::identity::{ApiKey, ApiKeyKind};
+    let app = TestApp::start().await;
+    let t = &app.alice.token;
+    let p = program(&app, t, "first").await;
+    let q = program(&app, t, "second").await;
+    let qw = workstream(&app, t, &q.id, "w").await;
+    let qr = requirement(&app, t, &qw.id, "r").await;
+    let bp = program(&app, &app.bob.token, "bobs").await;
+    let written = || async { (count(&app, "tasks").await, outbox(&app).await.len()) };
+    let before = written().await;
+    let missing = user();
+    for program_id in [&missing, &bp.id] {
+        // Nothing else to check: the insert finds no program.
+        let r = app
+            .tasks()
+            .create_task(authed(t, new_task(program_id, "x")))
+            .await;
+        assert_status(r, Code::NotFound, "PROGRAM_NOT_FOUND");
+        // A requirement of another program, a user who is no member: the
+        // program still comes first.
+        let mut req = new_task(program_id, "x");
+        req.task.as_mut().unwrap().requirement_id = qr.id.clone();
+        let r = app.tasks().create_task(authed(t, req)).await;
+        assert_status(r, Code::NotFound, "PROGRAM_NOT_FOUND");
+        let mut req = new_task(program_id, "x");
+        req.task.as_mut().unwrap().assignee_ids = vec![user()];
+        let r = app.tasks().create_task(authed(t, req)).await;
+        assert_status(r, Code::NotFound, "PROGRAM_NOT_FOUND");
+    }
+    // Refused with a request id, the id stays free.
+    let key = crate::rid();
+    let mut req = new_task(&missing, "x");
+    req.request_id = key.clone();
+    let r = app.tasks().create_task(authed(t, req)).await;
+    assert_status(r, Code::NotFound, "PROGRAM_NOT_FOUND");
+    assert_eq!(written().await, before, "nothing written");
+    let mut req = new_task(&p.id, "x");
+    req.request_id = key;
+    app.tasks()
+        .create_task(authed(t, req))
+        .await
+        .expect("the id is free");
+
+    // A credential bound to p sees q no more than bob's program.
+    let bound = ApiKey {
+        kind: ApiKeyKind::ApiKey as i32,
+        display_name: "bound".into(),
+        scopes: vec!["delivery.tasks.read".into(), "delivery.tasks.write".into()],
+        project_id: p.id.clone(),
+        ..Default::default()
+    };
+    let (_, bound) = app.key_and_token(t, bound).await;
+    let r = app
+        .tasks()
+        .create_task(authed(&bound, new_task(&q.id, "x")))
+        .await;
+    assert_status(r, Code::NotFound, "PROGRAM_NOT_FOUND");
+    let made = app
+        .tasks()
+        .create_task(authed(&bound, new_task(&p.id, "x")))
+        .await;
+    assert_eq!(made.expect("its own program").into_inner().program_id, p.id);
+}
+
+/// The insert that finds a task's program holds it (`FOR KEY SHARE`), as
+/// the statement of its own did: a create waits for a delete of the
+/// program that holds it, and is then refused.
+#[tokio::test]
+async fn a_create_waits_for_its_programs_delete_and_is_refused_after() {
+    use sqlx::Connection;
+    let app = TestApp::start().await;
+    let t = app.alice.token.clone();
+    let p = program(&app, &t, "going").await;
+    let mut db = app.admin_db().await;
+    let mut deleting = db.begin().await.unwrap();
+    sqlx::query("SELECT FROM delivery.programs WHERE id = $1::uuid FOR UPDATE")
+        .bind(&p.id)
+        .execute(&mut *deleting)
+        .await
+        .unwrap();
+    let mut tasks = app.tasks();
+    let req = new_task(&p.id, "x");
+    let create = tokio::spawn(async move { tasks.create_task(authed(&t, req)).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!create.is_finished(), "the create waits for the program");
+    sqlx::query("DELETE FROM delivery.programs WHERE id = $1::uuid")
+        .bind(&p.id)
+        .execute(&mut *deleting)
+        .await
+        .unwrap();
+    deleting.commit().await.unwrap();
+    assert_status(create.await.unwrap(), Code::NotFound, "PROGRAM_NOT_FOUND");
+    assert_eq!(count(&app, "tasks").await, 0);
+}
