@@ -32,6 +32,10 @@ pub struct Db {
     reads: std::sync::Arc<crate::reads::Reads>,
 }
 
+/// How long a connection must have been idle to be pinged before a
+/// transaction takes it.
+const PING_IDLE: Duration = Duration::from_secs(1);
+
 /// The database role a service's pool acts as.
 pub fn app_role(schema: &str) -> String {
     format!("foundry_{schema}")
@@ -69,12 +73,21 @@ impl Db {
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(10))
             .idle_timeout(Duration::from_secs(300))
-            // The pool pings a connection before each checkout (sqlx's
-            // default), so one that died while idle (a PostgreSQL restart)
-            // is replaced instead of failing a call. Dropping the ping saves
-            // a round trip per transaction, but foundry-bench measured no
-            // throughput difference beyond its noise (GetTask and
-            // GetOrganization, three alternating runs each), so it stays.
+            // The pool pings a connection idle for a while before handing it
+            // out, so one that died while idle (a PostgreSQL restart, which
+            // takes longer than that) is replaced instead of failing a call.
+            // A connection in use a moment ago is handed out as it is: its
+            // ping was a round trip of every transaction (a fifth of
+            // CreateTask's), now that reads have connections of their own.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IDLE {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _| {
                 let setup = setup.clone();
                 Box::pin(async move {
