@@ -307,9 +307,8 @@ impl KeyRing {
             .set("activate_time", activates)
             .set("retiring", &retired)
             .set("retire_time", retire)
-            .record(&mut tx)
+            .commit(tx)
             .await?;
-        tx.commit().await?;
         self.reload().await.map_err(Error::internal)
     }
 
@@ -354,9 +353,8 @@ impl KeyRing {
             .org(foundry_outbox::PLATFORM_ORG)
             .set("retire_time", revoked)
             .set("replaced_by", &replacement)
-            .record(&mut tx)
+            .commit(tx)
             .await?;
-        tx.commit().await?;
         self.reload().await.map_err(Error::internal)
     }
 

@@ -103,9 +103,8 @@ pub async fn add(c: In<pb::AddRequirementDependencyRequest>) -> Reply<pb::Requir
         )
         .project(Some(program_id.uuid()))
         .set("depends_on_id", depends_on_id)
-        .record(&mut tx)
+        .commit(tx)
         .await?;
-    tx.commit().await.map_err(Error::from)?;
     Ok(dependency_to_proto(&dependency))
 }
 
@@ -128,9 +127,8 @@ pub async fn remove(c: In<pb::RemoveRequirementDependencyRequest>) -> Reply<()> 
         )
         .project(Some(requirement.program_id.uuid()))
         .change("depends_on_id", depends_on_id, None::<()>)
-        .record(&mut tx)
+        .commit(tx)
         .await?;
-    tx.commit().await.map_err(Error::from)?;
     Ok(())
 }
 

@@ -296,9 +296,8 @@ async fn evaluate_sprint_gate(
         )
         .project(evaluation.project())
         .created(&evaluation)
-        .record(&mut tx)
+        .commit(tx)
         .await?;
-    tx.commit().await.map_err(Error::from)?;
     Ok(evaluation_to_proto(&evaluation))
 }
 

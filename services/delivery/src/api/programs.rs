@@ -207,8 +207,7 @@ async fn advance_program_phase(c: In<pb::AdvanceProgramPhaseRequest>) -> Reply<p
     if !reason.is_empty() {
         event = event.set("reason", &reason);
     }
-    event.record(&mut tx).await?;
-    tx.commit().await.map_err(Error::from)?;
+    event.commit(tx).await?;
     Ok(p.to_proto())
 }
 
@@ -241,8 +240,7 @@ async fn set_archived<Q>(c: &In<Q>, (id, etag): (&str, &str), archive: bool) -> 
         .event(action, Program::KIND, id)
         .project(Some(id.uuid()))
         .diff(&before, &p)
-        .record(&mut tx)
+        .commit(tx)
         .await?;
-    tx.commit().await.map_err(Error::from)?;
     Ok(p.to_proto())
 }

@@ -62,9 +62,8 @@ impl Auth {
             event
         };
         let result = async {
-            let mut tx = self.0.db.system().await?;
-            event.record(&mut tx).await?;
-            tx.commit().await?;
+            let tx = self.0.db.system().await?;
+            event.commit(tx).await?;
             Ok::<_, Error>(())
         }
         .await;
@@ -200,9 +199,8 @@ impl Auth {
             refusal(actor, who, what, before.id, "refresh_token_reused")
                 .org(foundry_outbox::PLATFORM_ORG)
                 .change("revoke_time", before.revoked_at, after.revoked_at)
-                .record(&mut tx)
+                .commit(tx)
                 .await?;
-            tx.commit().await?;
             return Err(Error::unauthenticated(
                 "REFRESH_TOKEN_REUSED",
                 "the refresh token was already used; its session is revoked, sign in again",
@@ -222,9 +220,8 @@ impl Auth {
                     .event("identity.session.refresh", "identity.session", session.id)
                     .org(foundry_outbox::PLATFORM_ORG)
                     .change("last_use_time", session.last_used_at, after.last_used_at)
-                    .record(&mut tx)
+                    .commit(tx)
                     .await?;
-                tx.commit().await?;
                 Ok((grant, role, next.value))
             }
             Err(e) => {

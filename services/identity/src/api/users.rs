@@ -228,9 +228,8 @@ impl UserService for Users {
             .org(foundry_outbox::PLATFORM_ORG)
             .change("provider", &account.provider, None::<()>)
             .change("subject", &account.subject, None::<()>)
-            .record(&mut tx)
+            .commit(tx)
             .await?;
-        tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(()))
     }
 }
