@@ -24,6 +24,18 @@ fn job(org: Uuid, kind: &str) -> (Uuid, Statement) {
     (id, s)
 }
 
+/// Inserts a job of `kind` in `tx` (a statement of its own, values bound).
+async fn insert(tx: &mut foundry_platform::db::Tx, org: Uuid, kind: &str) {
+    sqlx::query(INSERT)
+        .bind(Uuid::now_v7())
+        .bind(org)
+        .bind(kind)
+        .bind(serde_json::json!({}))
+        .execute(&mut **tx)
+        .await
+        .expect("insert");
+}
+
 /// The kind and args of `org`'s jobs, oldest first (read as the
 /// organization).
 async fn jobs(db: &Db, org: Uuid) -> Vec<(String, serde_json::Value)> {
@@ -44,14 +56,7 @@ async fn last_writes_commit_with_the_transaction_or_not_at_all() {
     // A write before, two with the commit; values quoted as SQL stay text.
     let tricky = "x'); DELETE FROM jobs; --\\'";
     let mut tx = db.tenant(org).await.expect("tx");
-    sqlx::query(INSERT)
-        .bind(Uuid::now_v7())
-        .bind(org)
-        .bind("before")
-        .bind(serde_json::json!({}))
-        .execute(&mut *tx)
-        .await
-        .expect("insert");
+    insert(&mut tx, org, "before").await;
     commit::with(tx, vec![job(org, tricky).1, job(org, "é ☃").1])
         .await
         .expect("commit");
@@ -89,14 +94,7 @@ async fn last_writes_commit_with_the_transaction_or_not_at_all() {
 
     // A last write that fails takes the whole transaction with it.
     let mut tx = db.tenant(org).await.expect("tx");
-    sqlx::query(INSERT)
-        .bind(Uuid::now_v7())
-        .bind(org)
-        .bind("lost")
-        .bind(serde_json::json!({}))
-        .execute(&mut *tx)
-        .await
-        .expect("insert");
+    insert(&mut tx, org, "lost").await;
     let (id, first) = job(org, "first");
     let again = Statement::new(INSERT)
         .bind(id)

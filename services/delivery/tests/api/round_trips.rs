@@ -137,47 +137,12 @@ impl Tracer {
     async fn relay(self, id: usize, client: TcpStream, server: TcpStream) {
         let _ = client.set_nodelay(true);
         let _ = server.set_nodelay(true);
-        let conn = Arc::new(Mutex::new(Conn::default()));
-        let (mut cr, mut cw) = client.into_split();
-        let (mut sr, mut sw) = server.into_split();
-        let up = {
-            let conn = conn.clone();
-            async move {
-                let (mut buf, mut started) = (Vec::new(), false);
-                let mut chunk = vec![0u8; 64 * 1024];
-                loop {
-                    let n = match cr.read(&mut chunk).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    buf.extend_from_slice(&chunk[..n]);
-                    frontend(&conn, &mut buf, &mut started);
-                    if sw.write_all(&chunk[..n]).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = sw.shutdown().await;
-            }
-        };
-        let down = {
-            let tracer = self.clone();
-            async move {
-                let mut buf = Vec::new();
-                let mut chunk = vec![0u8; 64 * 1024];
-                loop {
-                    let n = match sr.read(&mut chunk).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    buf.extend_from_slice(&chunk[..n]);
-                    tracer.backend(id, &conn, &mut buf);
-                    if cw.write_all(&chunk[..n]).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = cw.shutdown().await;
-            }
-        };
+        let conn = Mutex::new(Conn::default());
+        let (cr, cw) = client.into_split();
+        let (sr, sw) = server.into_split();
+        let mut started = false;
+        let up = pump(cr, sw, |buf| frontend(&conn, buf, &mut started));
+        let down = pump(sr, cw, |buf| self.backend(id, &conn, buf));
         tokio::join!(up, down);
     }
 
@@ -278,6 +243,28 @@ impl Tracer {
         }
         out
     }
+}
+
+/// Copies `from` to `to`, showing what came to `parse` first (its
+/// complete messages it takes off the buffer).
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut parse: impl FnMut(&mut Vec<u8>),
+) {
+    let (mut buf, mut chunk) = (Vec::new(), vec![0u8; 64 * 1024]);
+    loop {
+        let n = match from.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        parse(&mut buf);
+        if to.write_all(&chunk[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
 }
 
 /// Takes the frontend's complete messages off `buf`.
@@ -458,164 +445,108 @@ fn in_call(trips: &[Trip]) -> usize {
     }
 }
 
+/// The task mutations measured.
+#[derive(Clone, Copy, Debug)]
+enum Mutation {
+    Create,
+    CreateWithRequestId,
+    CreateAssigned,
+    UpdateTitle,
+    UpdateAssignees,
+    ChangeStatus,
+}
+
+/// What the mutations act on: a program, a task in it, a member to assign.
+struct Subjects {
+    program: String,
+    task: String,
+    member: String,
+}
+
+/// The `i`th call of mutation `m`, as alice.
+async fn mutate(app: &TestApp, s: &Subjects, m: Mutation, i: usize) {
+    use Mutation::*;
+    let (token, mut tasks) = (&app.alice.token, app.tasks());
+    let assignees = || match i % 2 {
+        0 => vec![s.member.clone()],
+        _ => vec![],
+    };
+    match m {
+        Create | CreateWithRequestId | CreateAssigned => {
+            let mut r = new_task(&s.program, &format!("Task {i}"));
+            match m {
+                CreateWithRequestId => r.request_id = rid(),
+                CreateAssigned => r.task.as_mut().unwrap().assignee_ids = vec![s.member.clone()],
+                _ => {}
+            }
+            tasks.create_task(authed(token, r)).await.expect("create");
+        }
+        UpdateTitle | UpdateAssignees => {
+            let (title, assignee_ids, path) = match m {
+                UpdateTitle => (format!("Title {i}"), vec![], "title"),
+                _ => (String::new(), assignees(), "assignee_ids"),
+            };
+            let task = Task {
+                id: s.task.clone(),
+                title,
+                assignee_ids,
+                ..Default::default()
+            };
+            let r = UpdateTaskRequest {
+                task: Some(task),
+                update_mask: mask(&[path]),
+            };
+            tasks.update_task(authed(token, r)).await.expect("update");
+        }
+        ChangeStatus => {
+            let to = [TaskStatus::Todo, TaskStatus::Backlog][i % 2];
+            let r = ChangeTaskStatusRequest {
+                id: s.task.clone(),
+                status: to as i32,
+                ..Default::default()
+            };
+            tasks
+                .change_task_status(authed(token, r))
+                .await
+                .expect("status");
+        }
+    }
+}
+
 #[tokio::test]
 async fn task_mutations_take_the_round_trips_they_need() {
     let (app, tracer) = traced().await;
     let token = &app.alice.token;
-    let org = app.alice.org_id;
     let p = program(&app, token, "trips").await;
-    let someone = member(&app).await;
-    let runs = 15;
+    let subjects = Subjects {
+        task: crate::task(&app, token, &p.id, "Updated").await.id,
+        member: member(&app).await,
+        program: p.id,
+    };
     let mut stats = Stats::open(&app).await;
-
-    let create = measure("CreateTask", (&tracer, &mut stats), org, runs, |i| {
-        let (app, p) = (&app, &p);
-        async move {
-            app.tasks()
-                .create_task(authed(token, new_task(&p.id, &format!("Task {i}"))))
-                .await
-                .expect("create");
-        }
-    })
-    .await;
-
-    let create_rid = measure(
-        "CreateTask with a request_id",
-        (&tracer, &mut stats),
-        org,
-        runs,
-        |i| {
-            let (app, p) = (&app, &p);
-            async move {
-                let r = CreateTaskRequest {
-                    request_id: rid(),
-                    ..new_task(&p.id, &format!("Task {i}"))
-                };
-                app.tasks()
-                    .create_task(authed(token, r))
-                    .await
-                    .expect("create");
-            }
-        },
-    )
-    .await;
-
-    let create_assigned = measure(
-        "CreateTask with an assignee",
-        (&tracer, &mut stats),
-        org,
-        runs,
-        |i| {
-            let (app, p, someone) = (&app, &p, &someone);
-            async move {
-                let mut r = new_task(&p.id, &format!("Task {i}"));
-                r.task.as_mut().unwrap().assignee_ids = vec![someone.clone()];
-                app.tasks()
-                    .create_task(authed(token, r))
-                    .await
-                    .expect("create");
-            }
-        },
-    )
-    .await;
-
-    let t = crate::task(&app, token, &p.id, "Updated").await;
-    let update = measure(
-        "UpdateTask (title)",
-        (&tracer, &mut stats),
-        org,
-        runs,
-        |i| {
-            let (app, t) = (&app, &t);
-            async move {
-                let task = Task {
-                    id: t.id.clone(),
-                    title: format!("Title {i}"),
-                    ..Default::default()
-                };
-                app.tasks()
-                    .update_task(authed(
-                        token,
-                        UpdateTaskRequest {
-                            task: Some(task),
-                            update_mask: mask(&["title"]),
-                        },
-                    ))
-                    .await
-                    .expect("update");
-            }
-        },
-    )
-    .await;
-
-    let update_assignees = measure(
-        "UpdateTask (assignee_ids)",
-        (&tracer, &mut stats),
-        org,
-        runs,
-        |i| {
-            let (app, t, someone) = (&app, &t, &someone);
-            async move {
-                let task = Task {
-                    id: t.id.clone(),
-                    assignee_ids: if i % 2 == 0 {
-                        vec![someone.clone()]
-                    } else {
-                        vec![]
-                    },
-                    ..Default::default()
-                };
-                app.tasks()
-                    .update_task(authed(
-                        token,
-                        UpdateTaskRequest {
-                            task: Some(task),
-                            update_mask: mask(&["assignee_ids"]),
-                        },
-                    ))
-                    .await
-                    .expect("update");
-            }
-        },
-    )
-    .await;
-
-    let status = measure("ChangeTaskStatus", (&tracer, &mut stats), org, runs, |i| {
-        let (app, t) = (&app, &t);
-        async move {
-            let to = if i % 2 == 0 {
-                TaskStatus::Todo
-            } else {
-                TaskStatus::Backlog
-            };
-            app.tasks()
-                .change_task_status(authed(
-                    token,
-                    ChangeTaskStatusRequest {
-                        id: t.id.clone(),
-                        status: to as i32,
-                        ..Default::default()
-                    },
-                ))
-                .await
-                .expect("change status");
-        }
-    })
-    .await;
-
-    let counts: Vec<usize> = [
-        &create,
-        &create_rid,
-        &create_assigned,
-        &update,
-        &update_assignees,
-        &status,
-    ]
-    .iter()
-    .map(|t| in_call(t))
-    .collect();
-    // The round trips on each call's path: its pool's ping on release (and
-    // the ROLLBACK queued before it) come after the response, and a
-    // connection in use a moment ago is not pinged before.
-    assert_eq!(counts, [3, 4, 6, 4, 6, 4]);
+    // Each mutation and the round trips on its call's path: the pool's ping
+    // on release (and the ROLLBACK queued before it) come after the
+    // response, and a connection in use a moment ago is not pinged before.
+    let expected = [
+        ("CreateTask", Mutation::Create, 3),
+        (
+            "CreateTask with a request_id",
+            Mutation::CreateWithRequestId,
+            4,
+        ),
+        ("CreateTask with an assignee", Mutation::CreateAssigned, 6),
+        ("UpdateTask (title)", Mutation::UpdateTitle, 4),
+        ("UpdateTask (assignee_ids)", Mutation::UpdateAssignees, 6),
+        ("ChangeTaskStatus", Mutation::ChangeStatus, 4),
+    ];
+    let mut counts = Vec::new();
+    for (what, m, _) in expected {
+        let (app, subjects) = (&app, &subjects);
+        let trips = measure(what, (&tracer, &mut stats), app.alice.org_id, 15, |i| {
+            mutate(app, subjects, m, i)
+        })
+        .await;
+        counts.push((what, in_call(&trips)));
+    }
+    assert_eq!(counts, expected.map(|(what, _, n)| (what, n)));
 }
