@@ -365,11 +365,12 @@ impl Stats {
     }
 
     /// Statements run `runs` times or more (the measured call's), with
-    /// their mean execution and planning time in µs.
+    /// their mean execution time, how many times they were planned and
+    /// the mean planning time, in µs.
     async fn print(&mut self, runs: usize) {
         let Some(db) = &mut self.0 else { return };
-        let rows: Vec<(String, i64, f64, f64)> = sqlx::query_as(
-            "SELECT query, calls, mean_exec_time * 1000, mean_plan_time * 1000 \
+        let rows: Vec<(String, i64, f64, i64, f64)> = sqlx::query_as(
+            "SELECT query, calls, mean_exec_time * 1000, plans, mean_plan_time * 1000 \
              FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid \
              WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
                AND r.rolname = 'foundry_delivery' AND calls >= $1 ORDER BY calls DESC, query",
@@ -378,10 +379,13 @@ impl Stats {
         .fetch_all(db)
         .await
         .expect("pg_stat_statements");
-        println!("| statement (server) | calls | exec µs | plan µs |");
-        println!("| --- | --- | --- | --- |");
-        for (q, calls, exec, plan) in rows {
-            println!("| {} | {calls} | {exec:.0} | {plan:.0} |", shorten(&q));
+        println!("| statement (server) | calls | exec µs | plans | plan µs |");
+        println!("| --- | --- | --- | --- | --- |");
+        for (q, calls, exec, plans, plan) in rows {
+            println!(
+                "| {} | {calls} | {exec:.0} | {plans} | {plan:.0} |",
+                shorten(&q)
+            );
         }
     }
 }
@@ -406,11 +410,15 @@ where
     tokio::time::sleep(Duration::from_millis(50)).await;
     stats.reset().await;
     let mut all: Vec<Vec<Trip>> = Vec::new();
+    let mut calls = Vec::new();
     for i in 0..runs {
         let from = tracer.mark();
+        let t = Instant::now();
         call(2 + i).await;
+        calls.push(t.elapsed());
         all.push(tracer.since(from, org).await);
     }
+    calls.sort_unstable();
     let mut last = all.last().cloned().unwrap_or_default();
     for (n, trip) in last.iter_mut().enumerate() {
         let mut times: Vec<u64> = all
@@ -422,6 +430,10 @@ where
         trip.micros = times[times.len() / 2];
     }
     print(what, &last);
+    println!(
+        "the call, as its client saw it: {:?} (median)",
+        calls[runs / 2]
+    );
     stats.print(runs).await;
     last
 }
@@ -539,10 +551,15 @@ async fn task_mutations_take_the_round_trips_they_need() {
         ("UpdateTask (assignee_ids)", Mutation::UpdateAssignees, 6),
         ("ChangeTaskStatus", Mutation::ChangeStatus, 4),
     ];
+    // More runs for steadier times: ROUND_TRIP_RUNS=101.
+    let runs = std::env::var("ROUND_TRIP_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(15);
     let mut counts = Vec::new();
     for (what, m, _) in expected {
         let (app, subjects) = (&app, &subjects);
-        let trips = measure(what, (&tracer, &mut stats), app.alice.org_id, 15, |i| {
+        let trips = measure(what, (&tracer, &mut stats), app.alice.org_id, runs, |i| {
             mutate(app, subjects, m, i)
         })
         .await;
