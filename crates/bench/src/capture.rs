@@ -251,9 +251,20 @@ fn statements(records: &[Record], shape: &Shape) -> anyhow::Result<Vec<Statement
     };
     let chosen: Vec<&Record> = match begin {
         Some(b) => {
-            let end = session[b..]
+            // The end: a statement that commits or rolls back, alone or
+            // as a part of a simple query (writes sent with their COMMIT).
+            let ends = |r: &&Record| {
+                split(sql_of(&r.message).unwrap_or_default())
+                    .iter()
+                    .any(|p| {
+                        let p = p.to_ascii_uppercase();
+                        p.starts_with("COMMIT") || p.starts_with("ROLLBACK")
+                    })
+            };
+            let end = session[b + 1..]
                 .iter()
-                .position(|r| word(r, "COMMIT") || word(r, "ROLLBACK"))
+                .position(ends)
+                .map(|e| e + 1)
                 .map_or(session.len(), |e| b + e + 1);
             session[b..end].to_vec()
         }
@@ -292,6 +303,53 @@ fn split(sql: &str) -> Vec<String> {
         .collect()
 }
 
+/// A statement of literals made fit for pgbench: each id the call made
+/// (`'<uuid>'::uuid` not kept) fresh, and each `:` inside an `E'…'`
+/// string written `\x3a` (the same string; pgbench would read `:name` as
+/// a variable).
+fn literal(sql: &str, shape: &Shape) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find('\'') {
+        let (before, from) = rest.split_at(at);
+        out.push_str(before);
+        // The literal's end: the next quote not doubled.
+        let body = &from[1..];
+        let mut end = body.len();
+        let mut chars = body.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if c == '\'' {
+                if chars.peek().map(|p| p.1) == Some('\'') {
+                    chars.next();
+                    continue;
+                }
+                end = i;
+                break;
+            }
+        }
+        let (value, after) = (&body[..end], body.get(end + 1..).unwrap_or_default());
+        let escaped = out.ends_with('E');
+        if let Some(tail) = after.strip_prefix("::uuid")
+            && uuid::Uuid::try_parse(value).is_ok()
+            && !shape.keep.iter().any(|k| k == value)
+        {
+            out.push_str("public.foundry_bench_v7()");
+            rest = tail;
+            continue;
+        }
+        out.push('\'');
+        if escaped {
+            out.push_str(&value.replace(':', "\\x3a"));
+        } else {
+            out.push_str(value);
+        }
+        out.push('\'');
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A pgbench script of `statements` and the variables it takes (`-D`).
 pub fn script(statements: &[Statement], shape: &Shape) -> (String, Vec<(String, String)>) {
     let mut out = shape.prelude.clone();
@@ -301,7 +359,13 @@ pub fn script(statements: &[Statement], shape: &Shape) -> (String, Vec<(String, 
         if s.params.is_empty() && parts.len() > 1 {
             out.push_str("\\startpipeline\n");
             for p in parts {
-                out.push_str(&format!("{p};\n"));
+                out.push_str(&format!("{};\n", literal(&p, shape)));
+                // What follows a COMMIT in the same query (the `BEGIN` of
+                // `foundry_platform::commit`, rolled back after the call
+                // answered) is not the call's.
+                if p.to_ascii_uppercase().starts_with("COMMIT") {
+                    break;
+                }
             }
             out.push_str("\\endpipeline\n");
             continue;
@@ -369,5 +433,32 @@ mod tests {
         );
         assert!(vars.contains(&("s1p1".into(), org.into())));
         assert!(vars.contains(&("s1p10".into(), "ten".into())));
+    }
+
+    #[test]
+    fn writes_sent_with_their_commit_get_fresh_ids_and_no_pgbench_variables() {
+        let org = "0195f000-0000-7000-8000-000000000001";
+        let fresh = "0195f000-0000-7000-8000-0000000000ff";
+        let shape = Shape {
+            keep: vec![org.into()],
+            ..Shape::default()
+        };
+        let got = script(
+            &[Statement {
+                sql: format!(
+                    "INSERT INTO outbox VALUES ('{fresh}'::uuid, '{org}'::uuid, E'{{\"at\":\"18:06\",\"q\":\"it''s\"}}'); COMMIT; BEGIN"
+                ),
+                params: vec![],
+            }],
+            &shape,
+        )
+        .0;
+        assert_eq!(
+            got,
+            format!(
+                "\\startpipeline\nINSERT INTO outbox VALUES (public.foundry_bench_v7(), '{org}'::uuid, \
+                 E'{{\"at\"\\x3a\"18\\x3a06\",\"q\"\\x3a\"it''s\"}}');\nCOMMIT;\n\\endpipeline\n"
+            )
+        );
     }
 }
