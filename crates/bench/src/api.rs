@@ -244,6 +244,13 @@ struct Ctx {
     seeded_orgs: Vec<(u64, String)>,
 }
 
+impl Ctx {
+    /// The seeded task the call of index `i` reads or updates.
+    fn task(&self, i: u64) -> Uuid {
+        seed::id(TASK, self.task_base + mix(i) % self.tasks.max(1))
+    }
+}
+
 /// A cheap deterministic scramble of the call index (splitmix64).
 fn mix(i: u64) -> u64 {
     let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -304,12 +311,11 @@ async fn call(mut c: Clients, ctx: Arc<Ctx>, kind: Call, i: u64) -> anyhow::Resu
                 .await?;
         }
         Call::GetTask => {
-            let n = ctx.task_base + mix(i) % ctx.tasks.max(1);
             c.tasks
                 .get_task(authed(
                     token,
                     dpb::GetTaskRequest {
-                        id: seed::id(TASK, n).to_string(),
+                        id: ctx.task(i).to_string(),
                     },
                 )?)
                 .await?;
@@ -335,9 +341,8 @@ async fn call(mut c: Clients, ctx: Arc<Ctx>, kind: Call, i: u64) -> anyhow::Resu
                 .await?;
         }
         Call::UpdateTask => {
-            let n = ctx.task_base + mix(i) % ctx.tasks.max(1);
             c.tasks
-                .update_task(authed(token, retitle(seed::id(TASK, n), i))?)
+                .update_task(authed(token, retitle(ctx.task(i), i))?)
                 .await?;
         }
     }
@@ -414,7 +419,7 @@ async fn store_read(env: &Env, ctx: &Arc<Ctx>, kind: Call, run: &Run<'_>, name: 
             async move {
                 let org = ctx.tenant.org;
                 let found = if kind == Call::GetTask {
-                    let id = seed::id(TASK, ctx.task_base + mix(i) % ctx.tasks.max(1));
+                    let id = ctx.task(i);
                     let mut conn = delivery.read(org).await?;
                     read::<foundry_delivery::domain::Task>(
                         &mut conn,
@@ -596,8 +601,8 @@ pub async fn run(p: &Params) -> anyhow::Result<Report> {
         tenant.user.to_string(),
         program_id.to_string(),
     );
-    // The task the call of index 0 names (see `call`).
-    let task0 = seed::id(TASK, mix(0) % p.small.max(1)).to_string();
+    // The task the call of index 0 names.
+    let task0 = ctx.task(0).to_string();
     let random_task = || Shape {
         vary: [(task0.clone(), seed::id_sql(TASK, ":i"))].into(),
         prelude: format!("\\set i random(0, {})\n", p.small.max(1) - 1),

@@ -184,29 +184,32 @@ fn params(detail: &str) -> Vec<Option<String>> {
             out.push(None);
             rest = after;
         } else if let Some(body) = after.strip_prefix('\'') {
-            let mut value = String::new();
-            let mut chars = body.char_indices().peekable();
-            let mut end = body.len();
-            while let Some((i, c)) = chars.next() {
-                if c == '\'' {
-                    if chars.peek().map(|p| p.1) == Some('\'') {
-                        chars.next();
-                        value.push('\'');
-                        continue;
-                    }
-                    end = i + 1;
-                    break;
-                }
-                value.push(c);
-            }
-            out.push(Some(value));
-            rest = &body[end..];
+            let (value, after) = quoted(body);
+            out.push(Some(value.replace("''", "'")));
+            rest = after;
         } else {
             break;
         }
         rest = rest.strip_prefix(", ").unwrap_or(rest);
     }
     out
+}
+
+/// A quoted SQL string's body, from just after its opening quote: the
+/// text up to its closing quote (doubled quotes as they are) and what
+/// follows that quote.
+fn quoted(body: &str) -> (&str, &str) {
+    let mut chars = body.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '\'' {
+            if chars.peek().map(|p| p.1) == Some('\'') {
+                chars.next();
+                continue;
+            }
+            return (&body[..i], &body[i + 1..]);
+        }
+    }
+    (body, "")
 }
 
 fn names(r: &Record, needle: &str) -> bool {
@@ -313,21 +316,7 @@ fn literal(sql: &str, shape: &Shape) -> String {
     while let Some(at) = rest.find('\'') {
         let (before, from) = rest.split_at(at);
         out.push_str(before);
-        // The literal's end: the next quote not doubled.
-        let body = &from[1..];
-        let mut end = body.len();
-        let mut chars = body.char_indices().peekable();
-        while let Some((i, c)) = chars.next() {
-            if c == '\'' {
-                if chars.peek().map(|p| p.1) == Some('\'') {
-                    chars.next();
-                    continue;
-                }
-                end = i;
-                break;
-            }
-        }
-        let (value, after) = (&body[..end], body.get(end + 1..).unwrap_or_default());
+        let (value, after) = quoted(&from[1..]);
         let escaped = out.ends_with('E');
         if let Some(tail) = after.strip_prefix("::uuid")
             && uuid::Uuid::try_parse(value).is_ok()
